@@ -1,0 +1,127 @@
+# clickstage — the workflow is the targets:
+#   make            release build of the library and every binary (build/)
+#   make test       unit + model tests (installs missing Debian packages first)
+#   make asan-test  the same under ASan+UBSan (build-asan/)
+#   make tsan-test  the multi-thread stress tests under ThreadSanitizer (build-tsan/)
+#   make fuzz       build libFuzzer targets (build-fuzz/) and run each for FUZZ_SECONDS
+#   make bench      in-process core benchmark (bench/bench_core), last line JSON
+#   make deps       install what is missing from Debian (no-op when all is there)
+#   make ci         what .ci/run runs
+# Every build flavour has its own directory so they never mix objects.
+
+CC ?= cc
+BUILD ?= build
+WERROR ?=
+OPT ?= -O2
+SAN ?=
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(WERROR) \
+              -g $(OPT) -pthread -Iinclude -Ipipeline -Itests/lib $(SAN)
+LDLIBS_CORE = -lxxhash -lyaml -lcrypto -lm -pthread
+LDLIBS_KAFKA = -lrdkafka
+LDLIBS_REDIS = -lhiredis
+LDLIBS_HTTP = -lmicrohttpd
+LDLIBS_TEST = -lcmocka
+
+PIPELINE_SRC = $(sort $(wildcard pipeline/*.c))
+CORE_SRC = $(filter-out pipeline/source.c pipeline/sink.c,$(PIPELINE_SRC))
+CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
+IO_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(filter pipeline/source.c pipeline/sink.c,$(PIPELINE_SRC)))
+LIB = $(BUILD)/libclickstage.a
+UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TESTLIB_SRC = $(sort $(wildcard tests/lib/*.c))
+TESTLIB_OBJ = $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+
+BINS = $(BUILD)/clickstage-rules
+ifneq ($(wildcard cmd/clickstage/main.c),)
+BINS += $(BUILD)/clickstage
+endif
+ifneq ($(wildcard cmd/clickstage-loadgen/main.c),)
+BINS += $(BUILD)/clickstage-loadgen
+endif
+ifneq ($(wildcard cmd/clickstage-top/main.c),)
+BINS += $(BUILD)/clickstage-top
+endif
+
+.PHONY: all test unit asan-test tsan-test fuzz fuzz-build bench deps ci clean
+all: $(LIB) $(BINS)
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h pipeline/*.h tests/lib/*.h) | deps-check
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -c $< -o $@
+
+$(LIB): $(CORE_OBJ) $(IO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/clickstage-rules: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-rules/*.c)) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE)
+$(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c)) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_HTTP) $(LDLIBS_CORE)
+$(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE)
+$(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_REDIS) -lncursesw $(LDLIBS_CORE)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+
+# Runs every unit test binary; each prints cmocka's summary. The last line is the total.
+unit: $(UNIT_BIN)
+	@pass=0; fail=0; for t in $(UNIT_BIN); do \
+	  echo "== $$t"; if (cd tests && ../$$t); then pass=$$((pass+1)); else fail=$$((fail+1)); fi; \
+	done; echo "test binaries: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+test: deps
+	$(MAKE) unit
+
+asan-test: deps
+	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" unit
+
+# TSan: only the tests whose name says they exercise threads (test_*mt*).
+tsan-test: deps
+	$(MAKE) BUILD=build-tsan CC=clang OPT=-O1 SAN="-fsanitize=thread" \
+	  UNIT_SRC="$(wildcard tests/unit/test_*mt*.c)" unit
+
+FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_SECONDS ?= 30
+build-fuzz/%: tests/fuzz/%.c $(PIPELINE_SRC) $(wildcard pipeline/*.h include/*.h)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ipipeline -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(CORE_SRC) $(LDLIBS_CORE) -lcjson
+fuzz-build: deps $(FUZZ_BIN)
+fuzz: fuzz-build
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
+	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=70000 build-fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} >build-fuzz/$$n.log 2>&1 \
+	    || { tail -40 build-fuzz/$$n.log; exit 1; }; tail -1 build-fuzz/$$n.log; done
+
+bench: deps
+	$(MAKE) $(BUILD)/bench_core
+	./$(BUILD)/bench_core $(BENCH_ARGS)
+$(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(TESTLIB_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
+
+# Debian packages the build, tests and local stack need. Installs only what is missing.
+DEB_PKGS = build-essential clang libclang-rt-14-dev pkg-config librdkafka-dev libhiredis-dev \
+  libxxhash-dev libyaml-dev libssl-dev libmicrohttpd-dev libncurses-dev libcmocka-dev libcjson-dev \
+  redis-server kcat tmux valgrind gnuplot-nox
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing: $$missing"; \
+	  SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+deps-check: ;
+
+ci: deps
+	$(MAKE) WERROR=-Werror all
+	$(MAKE) WERROR=-Werror unit
+	$(MAKE) WERROR=-Werror asan-test
+	$(MAKE) WERROR=-Werror tsan-test
+	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-20}
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

@@ -1,0 +1,92 @@
+/* classify.h — stage 4 of the pipeline: a rule file (SPEC §2) compiled into an immutable table
+ * that gives every decoded event a stage.
+ *
+ * Contract
+ *  - cs_rules_load_*() parse YAML with libyaml, validate everything, and either return a complete
+ *    table or NULL with errstr = "FILE:LINE:COLUMN: message" (1-based line and column of the
+ *    offending YAML node). Nothing half-built escapes.
+ *  - The table is immutable after load and may be read by any number of threads at once. Swapping
+ *    tables on reload is the caller's business (an atomic pointer + a grace period).
+ *  - cs_rules_classify() costs about the same for 10 or 1,000 rules: every exact-match key is one
+ *    hash look-up that yields the bitset of rules accepting that value; the candidate set is the
+ *    AND of those bitsets; globs and prefixes run only on surviving candidates, in rule order.
+ *    It allocates nothing.
+ *  - The table also owns the decode plan (SPEC §1 standard fields + dimension and property paths
+ *    the rules mention), because what must be decoded depends on the rules.
+ */
+#ifndef CS_CLASSIFY_H
+#define CS_CLASSIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode.h"
+
+#define CS_MAX_STAGES 32
+#define CS_MAX_DIMS 4
+#define CS_MAX_RULES 4096
+#define CS_MAX_DIM_VALUES 4096
+
+typedef struct cs_ruleset cs_ruleset;
+
+typedef struct cs_session_conf {
+    int64_t gap_ms;          /* default 30m */
+    int64_t max_duration_ms; /* default 24h; 0 = unlimited */
+    int64_t lateness_ms;     /* default 30s */
+    int64_t idle_close_ms;   /* default 1m */
+    int64_t customer_ttl_ms; /* default 90d */
+} cs_session_conf;
+
+typedef struct cs_dim_conf {
+    const char *name;  /* the dimension name as written in the rule file */
+    int field;         /* decoder field id holding its value */
+    uint32_t max_values; /* distinct values before "_other"; default 64, 1..CS_MAX_DIM_VALUES */
+} cs_dim_conf;
+
+/* Load from a file / from memory (`name` is what errors call the file). */
+cs_ruleset *cs_rules_load_file(const char *path, char *errstr, size_t errlen);
+cs_ruleset *cs_rules_load_string(const char *yaml, size_t len, const char *name, char *errstr,
+                                 size_t errlen);
+void cs_rules_destroy(cs_ruleset *rs);
+
+const char *cs_rules_journey(const cs_ruleset *rs);
+int cs_rules_nstages(const cs_ruleset *rs);
+const char *cs_rules_stage_name(const cs_ruleset *rs, int stage); /* 0-based */
+int cs_rules_stage_index(const cs_ruleset *rs, const char *name); /* -1 if unknown */
+const cs_session_conf *cs_rules_session(const cs_ruleset *rs);
+int cs_rules_ndims(const cs_ruleset *rs);
+const cs_dim_conf *cs_rules_dim(const cs_ruleset *rs, int i);
+int cs_rules_nrules(const cs_ruleset *rs);
+const char *cs_rules_rule_name(const cs_ruleset *rs, int rule);
+int cs_rules_rule_stage(const cs_ruleset *rs, int rule);
+const cs_decode_plan *cs_rules_plan(const cs_ruleset *rs);
+/* Lower-case hex SHA-256 of the file's bytes (64 chars + NUL). */
+const char *cs_rules_sha256(const cs_ruleset *rs);
+
+/* Index of the first rule that matches, or -1. Use cs_rules_rule_stage() for its stage. */
+int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev);
+/* Stage (0-based) of the first matching rule, or -1 (unclassified). */
+static inline int cs_rules_classify(const cs_ruleset *rs, const cs_decoded *ev)
+{
+    int r = cs_rules_match(rs, ev);
+    return r < 0 ? -1 : cs_rules_rule_stage(rs, r);
+}
+
+/* Additions (clickstage-rules explain, tests, fuzzing). */
+/* The distinct fields the rules' `property.<name>` keys read, in order of first use: the name
+ * as written after "property." and the decoder field id (path "properties.<name>"). */
+int cs_rules_nprops(const cs_ruleset *rs);
+const char *cs_rules_prop_name(const cs_ruleset *rs, int i);
+int cs_rules_prop_field(const cs_ruleset *rs, int i);
+/* Reference matcher: a plain scan of the rules in order, testing every predicate directly
+ * (no hash tables, no bitsets). Same answer as cs_rules_match(); for tests and fuzzing. */
+int cs_rules_match_scan(const cs_ruleset *rs, const cs_decoded *ev);
+/* Does rule `rule` accept `ev`? 1/0. When it does not and `why` is non-NULL, `why` gets the
+ * first failing match key and the event's value ("event: 'x' not accepted"). */
+int cs_rules_rule_test(const cs_ruleset *rs, int rule, const cs_decoded *ev, char *why,
+                       size_t wlen);
+
+/* `*` glob over the whole subject (SPEC §2). Exposed for tests. */
+int cs_glob_match(const char *pat, size_t plen, const char *s, size_t slen);
+
+#endif

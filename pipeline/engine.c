@@ -1,0 +1,390 @@
+/* engine.c — worker threads' shared state and the per-batch driver (see include/clickstage.h).
+ *
+ * Concurrency contract
+ *  - Everything reached from a cs_worker is touched by that worker's thread only, so the
+ *    per-event path (decode -> sessionize -> classify -> aggregate) has no lock and no atomic.
+ *  - Shared, per batch (not per event): each partition's watermark (`wm`, written by its owner,
+ *    read by every worker computing the minimum), its state, the overall watermark `W` and the
+ *    rule-table pointer. All are _Atomic; the orderings are commented where they are used.
+ */
+#include "clickstage.h"
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregate.h"
+#include "classify.h"
+#include "decode.h"
+#include "engine.h"
+#include "sessionize.h"
+
+#define CS_MAX_PARTS 4096
+#define MAX_RETIRED 64
+
+typedef struct cs_part {
+    cs_pstate *st;
+    int owner;
+    _Atomic int state;
+    _Atomic int64_t wm; /* partition watermark: max event time - lateness; INT64_MIN if none */
+    int64_t next_offset;
+} cs_part;
+
+struct cs_worker {
+    cs_engine *e;
+    int id;
+    const cs_ruleset *rs; /* the table this worker runs; refreshed between batches */
+    cs_decoder *dec;
+    cs_agg *agg, *spare;
+    cs_sessctx ctx;
+    uint64_t messages, events, invalid, late;
+};
+
+struct cs_engine {
+    _Atomic(cs_ruleset *) rs;
+    cs_ruleset *retired[MAX_RETIRED];
+    int nretired;
+    cs_dimdict_mpmc dicts[CS_MAX_DIMS];
+    int ndims;
+    int nworkers;
+    cs_worker *workers;
+    cs_part *parts[CS_MAX_PARTS];
+    _Atomic int nparts;
+    _Atomic int64_t W;
+};
+
+static cs_agg *agg_new(const cs_ruleset *rs)
+{
+    cs_agg *a = malloc(sizeof *a);
+    if (a && cs_agg_init(a, rs) != 0) {
+        cs_agg_free(a);
+        free(a);
+        a = NULL;
+    }
+    return a;
+}
+
+static void agg_destroy(cs_agg *a)
+{
+    if (a) {
+        cs_agg_free(a);
+        free(a);
+    }
+}
+
+cs_engine *cs_engine_new(cs_ruleset *rs, int nworkers, char *errstr, size_t errlen)
+{
+    if (nworkers < 1 || nworkers > 256) {
+        snprintf(errstr, errlen, "threads must be 1..256 (got %d)", nworkers);
+        return NULL;
+    }
+    cs_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        goto oom;
+    atomic_init(&e->rs, rs);
+    atomic_init(&e->W, INT64_MIN);
+    atomic_init(&e->nparts, 0);
+    e->ndims = cs_rules_ndims(rs);
+    for (int d = 0; d < e->ndims; d++)
+        if (cs_dimdict_init(&e->dicts[d], cs_rules_dim(rs, d)->max_values) != 0)
+            goto oom;
+    e->nworkers = nworkers;
+    e->workers = calloc((size_t)nworkers, sizeof *e->workers);
+    if (!e->workers)
+        goto oom;
+    for (int i = 0; i < nworkers; i++) {
+        cs_worker *w = &e->workers[i];
+        w->e = e;
+        w->id = i;
+        w->rs = rs;
+        w->dec = cs_decoder_new(cs_rules_plan(rs));
+        w->agg = agg_new(rs);
+        w->spare = agg_new(rs);
+        if (!w->dec || !w->agg || !w->spare)
+            goto oom;
+        w->ctx.rs = rs;
+        w->ctx.agg = w->agg;
+        w->ctx.dicts = e->dicts;
+        w->ctx.W = INT64_MIN;
+    }
+    return e;
+oom:
+    snprintf(errstr, errlen, "out of memory creating the engine");
+    if (e) {
+        atomic_store(&e->rs, NULL);
+        cs_engine_destroy(e);
+    }
+    return NULL;
+}
+
+void cs_engine_destroy(cs_engine *e)
+{
+    if (!e)
+        return;
+    for (int i = 0; e->workers && i < e->nworkers; i++) {
+        cs_worker *w = &e->workers[i];
+        cs_decoder_destroy(w->dec);
+        agg_destroy(w->agg);
+        agg_destroy(w->spare);
+    }
+    free(e->workers);
+    int np = atomic_load(&e->nparts);
+    for (int p = 0; p < np; p++) {
+        cs_pstate_destroy(e->parts[p]->st);
+        free(e->parts[p]);
+    }
+    for (int d = 0; d < e->ndims; d++)
+        cs_dimdict_free(&e->dicts[d]);
+    for (int i = 0; i < e->nretired; i++)
+        cs_rules_destroy(e->retired[i]);
+    cs_rules_destroy(atomic_load(&e->rs));
+    free(e);
+}
+
+int cs_engine_nworkers(const cs_engine *e) { return e->nworkers; }
+cs_worker *cs_engine_worker(cs_engine *e, int i) { return &e->workers[i]; }
+
+const cs_ruleset *cs_engine_rules(const cs_engine *e)
+{
+    /* acquire: pairs with the release in cs_engine_swap_rules (the table is fully built). */
+    return atomic_load_explicit(&((cs_engine *)e)->rs, memory_order_acquire);
+}
+
+int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errlen)
+{
+    const cs_ruleset *cur = cs_engine_rules(e);
+    int same = strcmp(cs_rules_journey(cur), cs_rules_journey(rs)) == 0 &&
+               cs_rules_nstages(cur) == cs_rules_nstages(rs) &&
+               cs_rules_ndims(cur) == cs_rules_ndims(rs);
+    for (int s = 0; same && s < cs_rules_nstages(cur); s++)
+        same = strcmp(cs_rules_stage_name(cur, s), cs_rules_stage_name(rs, s)) == 0;
+    for (int d = 0; same && d < cs_rules_ndims(cur); d++)
+        same = strcmp(cs_rules_dim(cur, d)->name, cs_rules_dim(rs, d)->name) == 0 &&
+               cs_rules_dim(cur, d)->max_values == cs_rules_dim(rs, d)->max_values;
+    if (!same) {
+        snprintf(errstr, errlen,
+                 "journey, stages and dimensions cannot change on reload (restart instead)");
+        return -1;
+    }
+    if (e->nretired == MAX_RETIRED) {
+        snprintf(errstr, errlen, "too many reloads (%d) in one process; restart", MAX_RETIRED);
+        return -1;
+    }
+    e->retired[e->nretired++] = (cs_ruleset *)cur;
+    /* release: workers that load the new pointer see the table fully built. */
+    atomic_store_explicit(&e->rs, rs, memory_order_release);
+    return 0;
+}
+
+int cs_engine_add_partition(cs_engine *e, int w)
+{
+    int id = atomic_load_explicit(&e->nparts, memory_order_relaxed);
+    if (id >= CS_MAX_PARTS || w < 0 || w >= e->nworkers)
+        return -1;
+    cs_part *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    const cs_ruleset *rs = cs_engine_rules(e);
+    p->st = cs_pstate_new(cs_rules_session(rs), cs_rules_ndims(rs));
+    if (!p->st) {
+        free(p);
+        return -1;
+    }
+    p->owner = w;
+    p->next_offset = -1;
+    atomic_init(&p->state, CS_PART_ACTIVE);
+    atomic_init(&p->wm, INT64_MIN);
+    e->parts[id] = p;
+    /* release: a worker that sees nparts > id sees parts[id] fully initialised. */
+    atomic_store_explicit(&e->nparts, id + 1, memory_order_release);
+    return id;
+}
+
+void cs_engine_set_part_state(cs_engine *e, int part, int state)
+{
+    /* relaxed: the state only feeds the watermark minimum, which tolerates a stale read. */
+    atomic_store_explicit(&e->parts[part]->state, state, memory_order_relaxed);
+}
+
+int64_t cs_engine_part_watermark(const cs_engine *e, int part)
+{
+    return atomic_load_explicit(&e->parts[part]->wm, memory_order_relaxed);
+}
+
+int64_t cs_engine_watermark(const cs_engine *e)
+{
+    return atomic_load_explicit(&((cs_engine *)e)->W, memory_order_relaxed);
+}
+
+static int64_t compute_min(const cs_engine *e, int final)
+{
+    /* acquire: pairs with the release in cs_engine_add_partition. */
+    int np = atomic_load_explicit(&((cs_engine *)e)->nparts, memory_order_acquire);
+    int64_t m = INT64_MAX;
+    int any = 0;
+    for (int i = 0; i < np; i++) {
+        const cs_part *p = e->parts[i];
+        /* relaxed: watermarks are monotone per partition and the minimum is recomputed every
+         * batch; a stale value only delays expiry, it never makes it wrong. */
+        int st = atomic_load_explicit(&((cs_part *)p)->state, memory_order_relaxed);
+        int64_t wm = atomic_load_explicit(&((cs_part *)p)->wm, memory_order_relaxed);
+        if (st == CS_PART_UNASSIGNED || st == CS_PART_IDLE)
+            continue;
+        if (wm == INT64_MIN) {
+            if (st == CS_PART_ACTIVE && !final)
+                return INT64_MIN; /* an active partition without events holds everything back */
+            continue;
+        }
+        any = 1;
+        if (wm < m)
+            m = wm;
+    }
+    return any ? m : INT64_MIN;
+}
+
+int64_t cs_engine_final_watermark(const cs_engine *e)
+{
+    return compute_min(e, 1);
+}
+
+void cs_engine_set_watermark(cs_engine *e, int64_t W)
+{
+    int64_t cur = atomic_load_explicit(&e->W, memory_order_relaxed);
+    /* relaxed CAS-max: W is a hint shared between workers; no other data hangs off it. */
+    while (W > cur &&
+           !atomic_compare_exchange_weak_explicit(&e->W, &cur, W, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+int64_t cs_engine_refresh_watermark(cs_engine *e)
+{
+    int64_t m = compute_min(e, 0);
+    if (m != INT64_MIN)
+        cs_engine_set_watermark(e, m);
+    return cs_engine_watermark(e);
+}
+
+/* ---- worker ------------------------------------------------------------------------------ */
+
+static void worker_pick_rules(cs_worker *w)
+{
+    const cs_ruleset *rs = cs_engine_rules(w->e);
+    if (rs != w->rs) {
+        w->rs = rs;
+        w->ctx.rs = rs;
+        cs_decoder_set_plan(w->dec, cs_rules_plan(rs));
+        int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
+        for (int i = 0; i < np; i++)
+            if (w->e->parts[i]->owner == w->id)
+                cs_pstate_set_conf(w->e->parts[i]->st, cs_rules_session(rs));
+    }
+}
+
+void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
+{
+    worker_pick_rules(w);
+    cs_part *p = w->e->parts[part];
+    cs_agg *a = w->agg;
+    cs_decoded ev;
+    uint64_t inv = 0, late = 0;
+    for (size_t i = 0; i < n; i++) {
+        cs_invalid r = cs_decode(w->dec, msgs[i].payload, msgs[i].len, msgs[i].ts_ms, &ev);
+        if (r != CS_DECODE_OK) {
+            a->invalid[r]++;
+            a->changes++;
+            inv++;
+            continue;
+        }
+        late += (uint64_t)cs_sessionize(p->st, &w->ctx, &ev);
+    }
+    if (n)
+        p->next_offset = msgs[n - 1].offset + 1;
+    w->messages += n;
+    w->invalid += inv;
+    w->late += late;
+    w->events += n - inv;
+    int64_t mt = cs_pstate_max_time(p->st);
+    if (mt != INT64_MIN) {
+        int64_t wm = mt - cs_rules_session(w->rs)->lateness_ms;
+        /* relaxed: see compute_min. */
+        if (wm > atomic_load_explicit(&p->wm, memory_order_relaxed))
+            atomic_store_explicit(&p->wm, wm, memory_order_relaxed);
+    }
+}
+
+void cs_worker_tick(cs_worker *w)
+{
+    worker_pick_rules(w);
+    w->ctx.W = cs_engine_refresh_watermark(w->e);
+    int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
+    for (int i = 0; i < np; i++)
+        if (w->e->parts[i]->owner == w->id)
+            cs_pstate_advance(w->e->parts[i]->st, &w->ctx);
+}
+
+void cs_worker_end_all(cs_worker *w, int reason)
+{
+    w->ctx.W = cs_engine_watermark(w->e);
+    int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
+    for (int i = 0; i < np; i++) {
+        if (w->e->parts[i]->owner != w->id)
+            continue;
+        cs_pstate_advance(w->e->parts[i]->st, &w->ctx);
+        cs_pstate_end_all(w->e->parts[i]->st, &w->ctx, reason);
+        cs_pstate_advance(w->e->parts[i]->st, &w->ctx);
+    }
+}
+
+cs_agg *cs_worker_take_agg(cs_worker *w)
+{
+    cs_agg *full = w->agg;
+    cs_agg *next = w->spare ? w->spare : agg_new(w->rs);
+    if (!next)
+        return NULL; /* keep counting into the current buffer; the caller retries */
+    w->spare = NULL;
+    w->agg = next;
+    w->ctx.agg = next;
+    return full;
+}
+
+void cs_worker_give_agg(cs_worker *w, cs_agg *a)
+{
+    cs_agg_reset(a);
+    if (!w->spare)
+        w->spare = a;
+    else
+        agg_destroy(a);
+}
+
+int64_t cs_worker_next_offset(const cs_worker *w, int part)
+{
+    return w->e->parts[part]->next_offset;
+}
+
+void cs_worker_stats_get(cs_worker *w, cs_worker_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->messages = w->messages;
+    st->events = w->events;
+    st->invalid = w->invalid;
+    st->late = w->late;
+    int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
+    for (int i = 0; i < np; i++) {
+        if (w->e->parts[i]->owner != w->id)
+            continue;
+        cs_pstate_stats ps;
+        cs_pstate_stats_get(w->e->parts[i]->st, &ps);
+        st->sessions_open += ps.sessions;
+        st->customers += ps.customers;
+        st->session_bytes += ps.session_bytes;
+        st->customer_bytes += ps.customer_bytes;
+    }
+}
+
+cs_dimdict_mpmc *cs_engine_dicts(cs_engine *e)
+{
+    return e->dicts;
+}

@@ -1,0 +1,596 @@
+/* sessionize.c — see sessionize.h for the contract and the layout. */
+#include "sessionize.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define CHUNK_BITS 12
+#define CHUNK (1u << CHUNK_BITS)
+#define NIL 0u /* indexes are 1-based; 0 is "none" */
+
+enum { F_LIVE = 1, F_DEAD = 2 }; /* DEAD: ended, still linked in the wheel until its bucket fires */
+
+typedef struct cs_sess {
+    int64_t last;     /* latest event time in the session */
+    uint32_t span;    /* last - start in ms, saturating (only reachable with max_duration 0) */
+    uint32_t wnext;   /* wheel link, or free-list link */
+    uint32_t cust;    /* owning customer */
+    uint16_t dim[CS_MAX_DIMS];
+    uint8_t stage;    /* 0 = none yet, s + 1 = stage s */
+    uint8_t flags;
+    uint16_t pad;
+} cs_sess;
+
+typedef struct cs_cust {
+    uint64_t h;       /* XXH3-128 low half: the index key */
+    int64_t last;     /* latest event time of the customer */
+    uint32_t sess;    /* open session, NIL if none */
+    uint32_t wnext;   /* wheel link, or free-list link */
+    uint32_t h2;      /* 32 more bits of the hash, compared on look-up */
+    uint8_t stage;    /* journey stage: 0 = none, s + 1 */
+    uint8_t flags;
+    uint16_t pad;
+} cs_cust;
+
+_Static_assert(sizeof(cs_sess) == 32, "session entry must stay 32 bytes");
+_Static_assert(sizeof(cs_cust) == 32, "customer entry must stay 32 bytes");
+
+typedef struct pool {
+    char **chunks;
+    uint32_t nchunks, cap_chunks;
+    uint32_t hw;        /* entries ever handed out (high-water mark) */
+    uint32_t free_head; /* 1-based */
+    uint32_t live;
+    uint32_t esz;
+} pool;
+
+typedef struct wheel {
+    uint32_t *head;
+    uint32_t mask;
+    int64_t tick_ms;
+    int64_t cursor; /* lowest tick not fully processed; INT64_MIN until the first link */
+} wheel;
+
+struct cs_pstate {
+    cs_session_conf conf;
+    int ndims;
+    int64_t max_t;
+    pool sp, cp;
+    wheel sw, cw;
+    uint32_t *idx; /* customer index: 1-based cust ids, 0 empty */
+    uint32_t idx_mask;
+    uint32_t idx_n;
+    uint64_t nopen; /* open sessions (pool entries may also be DEAD, awaiting their bucket) */
+};
+
+/* ---- pools ------------------------------------------------------------------------------- */
+
+static inline void *pool_at(const pool *p, uint32_t i)
+{
+    i--;
+    return p->chunks[i >> CHUNK_BITS] + (size_t)(i & (CHUNK - 1)) * p->esz;
+}
+#define SESS(p, i) ((cs_sess *)pool_at(&(p)->sp, (i)))
+#define CUST(p, i) ((cs_cust *)pool_at(&(p)->cp, (i)))
+
+/* Returns a zeroed entry index, or NIL when out of memory. The wnext field of a free entry is
+ * the free-list link, so both entry types keep it at the same offset. */
+static uint32_t pool_alloc(pool *p, size_t link_off)
+{
+    uint32_t i;
+    if (p->free_head) {
+        i = p->free_head;
+        memcpy(&p->free_head, (char *)pool_at(p, i) + link_off, sizeof(uint32_t));
+    } else {
+        if (p->hw == UINT32_MAX - 1)
+            return NIL;
+        if ((p->hw >> CHUNK_BITS) == p->nchunks) {
+            if (p->nchunks == p->cap_chunks) {
+                uint32_t nc = p->cap_chunks ? p->cap_chunks * 2 : 16;
+                char **n = realloc(p->chunks, nc * sizeof *n);
+                if (!n)
+                    return NIL;
+                p->chunks = n;
+                p->cap_chunks = nc;
+            }
+            p->chunks[p->nchunks] = malloc((size_t)CHUNK * p->esz);
+            if (!p->chunks[p->nchunks])
+                return NIL;
+            p->nchunks++;
+        }
+        i = ++p->hw;
+    }
+    memset(pool_at(p, i), 0, p->esz);
+    p->live++;
+    return i;
+}
+
+static void pool_free(pool *p, uint32_t i, size_t link_off)
+{
+    char *e = pool_at(p, i);
+    memset(e, 0, p->esz);
+    memcpy(e + link_off, &p->free_head, sizeof(uint32_t));
+    p->free_head = i;
+    p->live--;
+}
+
+static void pool_destroy(pool *p)
+{
+    for (uint32_t c = 0; c < p->nchunks; c++)
+        free(p->chunks[c]);
+    free(p->chunks);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- wheels ------------------------------------------------------------------------------ */
+
+static inline int64_t floordiv(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+static int wheel_init(wheel *w, int64_t horizon_ms, uint32_t nb)
+{
+    w->head = calloc(nb, sizeof *w->head);
+    w->mask = nb - 1;
+    w->tick_ms = horizon_ms / (nb / 4);
+    if (w->tick_ms < 1)
+        w->tick_ms = 1;
+    w->cursor = INT64_MIN;
+    return w->head ? 0 : -1;
+}
+
+static inline void wheel_link(wheel *w, uint32_t *wnext, uint32_t id, int64_t deadline)
+{
+    int64_t tick = floordiv(deadline, w->tick_ms);
+    if (w->cursor == INT64_MIN)
+        w->cursor = tick;
+    else if (tick < w->cursor)
+        tick = w->cursor;
+    uint32_t b = (uint32_t)tick & w->mask;
+    *wnext = w->head[b];
+    w->head[b] = id;
+}
+
+/* ---- hashing and the customer index ------------------------------------------------------ */
+
+void cs_customer_hash(const char *s, size_t len, uint64_t *h, uint32_t *h2)
+{
+    XXH128_hash_t x = XXH3_128bits(s, len);
+    *h = x.low64;
+    *h2 = (uint32_t)x.high64;
+}
+
+static inline uint32_t idx_home(const cs_pstate *p, uint64_t h)
+{
+    return (uint32_t)(h >> 32) & p->idx_mask;
+}
+
+static uint32_t idx_find(const cs_pstate *p, uint64_t h, uint32_t h2, uint32_t *slot)
+{
+    for (uint32_t i = idx_home(p, h);; i = (i + 1) & p->idx_mask) {
+        uint32_t c = p->idx[i];
+        if (c == NIL) {
+            *slot = i;
+            return NIL;
+        }
+        const cs_cust *cu = CUST(p, c);
+        if (cu->h == h && cu->h2 == h2) {
+            *slot = i;
+            return c;
+        }
+    }
+}
+
+static int idx_grow(cs_pstate *p)
+{
+    uint32_t ncap = (p->idx_mask + 1) * 2;
+    uint32_t *n = calloc(ncap, sizeof *n);
+    if (!n)
+        return -1;
+    uint32_t *old = p->idx, ocap = p->idx_mask + 1;
+    p->idx = n;
+    p->idx_mask = ncap - 1;
+    for (uint32_t i = 0; i < ocap; i++) {
+        if (old[i] == NIL)
+            continue;
+        uint32_t j = idx_home(p, CUST(p, old[i])->h);
+        while (n[j] != NIL)
+            j = (j + 1) & p->idx_mask;
+        n[j] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+/* Backward-shift deletion: no tombstones, so probe lengths never degrade. */
+static void idx_delete(cs_pstate *p, uint32_t slot)
+{
+    uint32_t i = slot;
+    for (;;) {
+        p->idx[i] = NIL;
+        uint32_t j = i;
+        for (;;) {
+            j = (j + 1) & p->idx_mask;
+            if (p->idx[j] == NIL) {
+                p->idx_n--;
+                return;
+            }
+            uint32_t home = idx_home(p, CUST(p, p->idx[j])->h);
+            /* j's entry may move to i if its home is not cyclically in (i, j]. */
+            if (((j - home) & p->idx_mask) >= ((j - i) & p->idx_mask))
+                break;
+        }
+        p->idx[i] = p->idx[j];
+        i = j;
+    }
+}
+
+/* ---- life cycle -------------------------------------------------------------------------- */
+
+cs_pstate *cs_pstate_new(const cs_session_conf *conf, int ndims)
+{
+    cs_pstate *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->conf = *conf;
+    p->ndims = ndims;
+    p->max_t = INT64_MIN;
+    p->sp.esz = sizeof(cs_sess);
+    p->cp.esz = sizeof(cs_cust);
+    p->idx_mask = 1024 - 1;
+    p->idx = calloc(1024, sizeof *p->idx);
+    /* Session deadlines lie within gap of the newest event, customer ones within ttl. */
+    if (!p->idx || wheel_init(&p->sw, conf->gap_ms, 1024) ||
+        wheel_init(&p->cw, conf->customer_ttl_ms, 512)) {
+        cs_pstate_destroy(p);
+        return NULL;
+    }
+    return p;
+}
+
+void cs_pstate_destroy(cs_pstate *p)
+{
+    if (!p)
+        return;
+    pool_destroy(&p->sp);
+    pool_destroy(&p->cp);
+    free(p->sw.head);
+    free(p->cw.head);
+    free(p->idx);
+    free(p);
+}
+
+void cs_pstate_set_conf(cs_pstate *p, const cs_session_conf *conf)
+{
+    p->conf = *conf;
+}
+
+int64_t cs_pstate_max_time(const cs_pstate *p)
+{
+    return p->max_t;
+}
+
+/* ---- session semantics (SPEC §3) --------------------------------------------------------- */
+
+static inline int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
+}
+
+static inline int64_t sess_start(const cs_sess *s)
+{
+    return s->last - (int64_t)s->span;
+}
+
+/* deadline = min(last + gap, start + max_duration); reason max_duration only if strictly less. */
+static inline int64_t sess_deadline(const cs_pstate *p, const cs_sess *s, int *reason)
+{
+    int64_t by_gap = sat_add(s->last, p->conf.gap_ms);
+    if (p->conf.max_duration_ms > 0) {
+        int64_t by_max = sat_add(sess_start(s), p->conf.max_duration_ms);
+        if (by_max < by_gap) {
+            *reason = CS_END_MAX_DURATION;
+            return by_max;
+        }
+    }
+    *reason = CS_END_GAP;
+    return by_gap;
+}
+
+static void count_end(cs_pstate *p, cs_sessctx *c, cs_sess *s, int reason)
+{
+    cs_agg *a = c->agg;
+    p->nopen--;
+    a->ended[s->stage]++;
+    a->ended_by[reason]++;
+    a->ended_n++;
+    a->active[s->stage]--;
+    for (int d = 0; d < p->ndims; d++) {
+        (*cs_agg_by(a, d, CS_BY_ACTIVE, s->dim[d], s->stage))--;
+        (*cs_agg_by(a, d, CS_BY_ENDED, s->dim[d], s->stage))++;
+    }
+    a->changes++;
+}
+
+/* Ends an open session that is still linked in the wheel: it becomes DEAD and is freed when its
+ * bucket fires (a singly linked wheel cannot unlink from the middle). */
+static void end_in_place(cs_pstate *p, cs_sessctx *c, cs_cust *cu, cs_sess *s, int reason)
+{
+    count_end(p, c, s, reason);
+    s->flags = F_DEAD;
+    cu->sess = NIL;
+}
+
+static void count_start(cs_pstate *p, cs_sessctx *c, cs_sess *s)
+{
+    cs_agg *a = c->agg;
+    p->nopen++;
+    a->started++;
+    a->active[0]++;
+    for (int d = 0; d < p->ndims; d++)
+        (*cs_agg_by(a, d, CS_BY_ACTIVE, CS_DIM_UNKNOWN, 0))++;
+}
+
+int cs_sessionize(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev)
+{
+    const int64_t t = ev->ts_ms;
+    const int64_t gap = p->conf.gap_ms;
+    cs_agg *a = c->agg;
+    if (t > p->max_t)
+        p->max_t = t;
+    a->changes++;
+
+    uint64_t h;
+    uint32_t h2, slot;
+    cs_customer_hash(ev->f[CS_F_CUSTOMER].p, ev->f[CS_F_CUSTOMER].len, &h, &h2);
+    uint32_t ci = idx_find(p, h, h2, &slot);
+    cs_cust *cu = ci ? CUST(p, ci) : NULL;
+    cs_sess *s = NULL;
+    uint32_t si = NIL;
+
+    int fresh = 0; /* s was started (or restarted in place) by this event */
+    if (cu && cu->sess) {
+        si = cu->sess;
+        s = SESS(p, si);
+        int reason;
+        int64_t dl = sess_deadline(p, s, &reason);
+        if (t > dl) {
+            /* ends S and starts a new one. The entry is reused in place: it stays linked in its
+             * wheel bucket, whose firing re-checks the (later) new deadline. */
+            count_end(p, c, s, reason);
+            uint32_t keep_link = s->wnext, keep_cust = s->cust;
+            memset(s, 0, sizeof *s);
+            s->wnext = keep_link;
+            s->cust = keep_cust;
+            s->last = t;
+            s->flags = F_LIVE;
+            count_start(p, c, s);
+            fresh = 1;
+        } else if (t < sess_start(s) - gap) {
+            a->late++;
+            return CS_EV_LATE;
+        } else if (dl < c->W) {
+            /* the watermark has passed it: it ended, whatever the wheel has got round to */
+            end_in_place(p, c, cu, s, reason);
+            s = NULL;
+            si = NIL;
+        }
+    }
+    if (!s && c->W != INT64_MIN && sat_add(t, gap) < c->W) {
+        a->late++;
+        return CS_EV_LATE;
+    }
+
+    if (!cu) {
+        if (p->idx_n + 1 > (p->idx_mask + 1) / 4 * 3) {
+            if (idx_grow(p) == 0)
+                idx_find(p, h, h2, &slot);
+        }
+        ci = pool_alloc(&p->cp, offsetof(cs_cust, wnext));
+        if (ci == NIL) {
+            a->late++; /* out of memory: cannot track the customer; counted, never a crash */
+            return CS_EV_LATE;
+        }
+        cu = CUST(p, ci);
+        cu->h = h;
+        cu->h2 = h2;
+        cu->last = t;
+        cu->flags = F_LIVE;
+        p->idx[slot] = ci;
+        p->idx_n++;
+        a->customers[0]++;
+        wheel_link(&p->cw, &cu->wnext, ci, sat_add(t, p->conf.customer_ttl_ms));
+    } else {
+        int64_t forget_at = sat_add(cu->last, p->conf.customer_ttl_ms);
+        if (t > forget_at || forget_at < c->W) {
+            /* the customer's earlier sessions are beyond customer_ttl: the journey starts over */
+            a->customers[cu->stage]--;
+            a->customers[0]++;
+            cu->stage = 0;
+        }
+        if (t > cu->last)
+            cu->last = t; /* the wheel re-links it lazily when its old bucket fires */
+    }
+
+    if (!s) {
+        si = pool_alloc(&p->sp, offsetof(cs_sess, wnext));
+        if (si == NIL) {
+            a->late++;
+            return CS_EV_LATE;
+        }
+        s = SESS(p, si);
+        s->last = t;
+        s->cust = ci;
+        s->flags = F_LIVE;
+        cu->sess = si;
+        count_start(p, c, s);
+        int r;
+        wheel_link(&p->sw, &s->wnext, si, sess_deadline(p, s, &r));
+    } else if (!fresh) {
+        /* joins S; an out-of-order t may move its start back */
+        int64_t start = sess_start(s);
+        if (t < start)
+            start = t;
+        if (t > s->last)
+            s->last = t;
+        uint64_t span = (uint64_t)(s->last - start);
+        s->span = span > UINT32_MAX ? UINT32_MAX : (uint32_t)span;
+    }
+
+    /* dimensions: first non-empty value seen in the session so far */
+    for (int d = 0; d < p->ndims; d++) {
+        if (s->dim[d] != CS_DIM_UNKNOWN)
+            continue;
+        const cs_sv *v = &ev->f[cs_rules_dim(c->rs, d)->field];
+        if (!v->len)
+            continue;
+        uint16_t id = cs_dimdict_id(&c->dicts[d], v->p, v->len);
+        (*cs_agg_by(a, d, CS_BY_ACTIVE, CS_DIM_UNKNOWN, s->stage))--;
+        (*cs_agg_by(a, d, CS_BY_ACTIVE, id, s->stage))++;
+        s->dim[d] = id;
+    }
+
+    int stage = cs_rules_classify(c->rs, ev);
+    if (stage < 0) {
+        a->unclassified++;
+        return CS_EV_COUNTED;
+    }
+    a->events[stage]++;
+    int to = stage + 1, from = s->stage;
+    if (to > from) {
+        a->transitions[from][to]++;
+        a->reached[to]++;
+        a->active[from]--;
+        a->active[to]++;
+        cs_agg_minute_add(a, t, stage, 1);
+        for (int d = 0; d < p->ndims; d++) {
+            (*cs_agg_by(a, d, CS_BY_ACTIVE, s->dim[d], from))--;
+            (*cs_agg_by(a, d, CS_BY_ACTIVE, s->dim[d], to))++;
+            (*cs_agg_by(a, d, CS_BY_REACHED, s->dim[d], to))++;
+        }
+        s->stage = (uint8_t)to;
+        if (to > cu->stage) {
+            a->customers[cu->stage]--;
+            a->customers[to]++;
+            cu->stage = (uint8_t)to;
+        }
+    }
+    return CS_EV_COUNTED;
+}
+
+/* ---- expiry ------------------------------------------------------------------------------ */
+
+/* One session entry popped from a firing bucket: free it, end it, or re-link it. */
+static void sess_fire(cs_pstate *p, cs_sessctx *c, uint32_t si)
+{
+    cs_sess *s = SESS(p, si);
+    if (s->flags == F_DEAD) {
+        pool_free(&p->sp, si, offsetof(cs_sess, wnext));
+        return;
+    }
+    int reason;
+    int64_t dl = sess_deadline(p, s, &reason);
+    if (dl < c->W) {
+        count_end(p, c, s, reason);
+        CUST(p, s->cust)->sess = NIL;
+        pool_free(&p->sp, si, offsetof(cs_sess, wnext));
+    } else {
+        wheel_link(&p->sw, &s->wnext, si, dl);
+    }
+}
+
+static void cust_fire(cs_pstate *p, cs_sessctx *c, uint32_t ci)
+{
+    cs_cust *cu = CUST(p, ci);
+    int64_t forget_at = sat_add(cu->last, p->conf.customer_ttl_ms);
+    if (forget_at < c->W && cu->sess == NIL) {
+        c->agg->customers[cu->stage]--;
+        c->agg->changes++;
+        uint32_t slot;
+        idx_find(p, cu->h, cu->h2, &slot);
+        idx_delete(p, slot);
+        pool_free(&p->cp, ci, offsetof(cs_cust, wnext));
+    } else {
+        /* not due yet, or it still has an open session (customer_ttl shorter than a session):
+         * look again when the session can have ended */
+        if (cu->sess != NIL) {
+            int r;
+            int64_t dl = sess_deadline(p, SESS(p, cu->sess), &r);
+            if (dl > forget_at)
+                forget_at = dl;
+        }
+        wheel_link(&p->cw, &cu->wnext, ci, forget_at);
+    }
+}
+
+typedef void (*fire_fn)(cs_pstate *, cs_sessctx *, uint32_t);
+
+static void wheel_advance(cs_pstate *p, cs_sessctx *c, wheel *w, size_t link_off, pool *pl,
+                          fire_fn fire)
+{
+    if (w->cursor == INT64_MIN || c->W == INT64_MIN)
+        return;
+    int64_t target = floordiv(c->W, w->tick_ms);
+    if (target < w->cursor)
+        return;
+    int64_t from = w->cursor;
+    uint64_t nticks = (uint64_t)(target - from) + 1;
+    if (nticks > (uint64_t)w->mask + 1) {
+        nticks = (uint64_t)w->mask + 1; /* every bucket once: each entry is checked exactly */
+        from = target - (int64_t)w->mask;
+    }
+    w->cursor = target; /* re-links land at >= target, so they are not popped again here */
+    for (uint64_t k = 0; k < nticks; k++) {
+        uint32_t b = (uint32_t)(from + (int64_t)k) & w->mask;
+        uint32_t i = w->head[b];
+        w->head[b] = NIL; /* detach: entries re-linked into this bucket wait for the next round */
+        while (i != NIL) {
+            uint32_t next;
+            memcpy(&next, (char *)pool_at(pl, i) + link_off, sizeof next);
+            fire(p, c, i);
+            i = next;
+        }
+    }
+}
+
+void cs_pstate_advance(cs_pstate *p, cs_sessctx *c)
+{
+    wheel_advance(p, c, &p->sw, offsetof(cs_sess, wnext), &p->sp, sess_fire);
+    wheel_advance(p, c, &p->cw, offsetof(cs_cust, wnext), &p->cp, cust_fire);
+}
+
+void cs_pstate_end_all(cs_pstate *p, cs_sessctx *c, int reason)
+{
+    for (uint32_t b = 0; b <= p->sw.mask; b++) {
+        uint32_t i = p->sw.head[b];
+        p->sw.head[b] = NIL;
+        while (i != NIL) {
+            cs_sess *s = SESS(p, i);
+            uint32_t next = s->wnext;
+            if (s->flags == F_LIVE) {
+                int r;
+                int64_t dl = sess_deadline(p, s, &r);
+                count_end(p, c, s, dl < c->W ? r : reason);
+                CUST(p, s->cust)->sess = NIL;
+            }
+            pool_free(&p->sp, i, offsetof(cs_sess, wnext));
+            i = next;
+        }
+    }
+}
+
+void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st)
+{
+    st->sessions = p->nopen;
+    st->customers = p->cp.live;
+    st->session_bytes = (size_t)p->sp.nchunks * CHUNK * sizeof(cs_sess) +
+                        p->sp.cap_chunks * sizeof(char *) + (p->sw.mask + 1) * sizeof(uint32_t);
+    st->customer_bytes = (size_t)p->cp.nchunks * CHUNK * sizeof(cs_cust) +
+                         p->cp.cap_chunks * sizeof(char *) + (p->cw.mask + 1) * sizeof(uint32_t) +
+                         (size_t)(p->idx_mask + 1) * sizeof(uint32_t) + sizeof *p;
+}

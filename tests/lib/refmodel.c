@@ -1,0 +1,494 @@
+#include "refmodel.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aggregate.h"
+
+typedef struct rcust {
+    char *id;
+    int64_t last;
+    int stage;     /* journey: 0 none, s+1 */
+    int has_sess;
+    int64_t s_start, s_last;
+    int s_stage;
+    char *dimv[CS_MAX_DIMS]; /* NULL = _unknown */
+    struct rcust *next;
+} rcust;
+
+struct ref_model {
+    const cs_ruleset *rs;
+    cs_session_conf k;
+    const char *dim_paths[CS_MAX_DIMS];
+    int ndims, nstages, nparts;
+    rcust **buckets;
+    size_t nbuckets;
+    int64_t *part_max;
+    cs_counts *c;
+    char *dimseen[CS_MAX_DIMS][CS_MAX_DIM_VALUES];
+    int ndimseen[CS_MAX_DIMS];
+};
+
+static const char *const std_paths[CS_F_NSTD][5] = {
+    {"userId", "user_id", "customer_id", "anonymousId", "anonymous_id"},
+    {"event", "type"},
+    {"timestamp", "ts", "originalTimestamp"},
+    {"url", "context.page.url", "properties.url"},
+    {"channel", "context.campaign.medium", "properties.channel"},
+};
+
+ref_model *ref_new(const cs_ruleset *rs, const char *const *dim_paths, int nparts)
+{
+    ref_model *m = calloc(1, sizeof *m);
+    m->rs = rs;
+    m->k = *cs_rules_session(rs);
+    m->ndims = cs_rules_ndims(rs);
+    m->nstages = cs_rules_nstages(rs);
+    for (int d = 0; d < m->ndims; d++)
+        m->dim_paths[d] = dim_paths ? dim_paths[d] : NULL;
+    m->nbuckets = 1 << 16;
+    m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
+    m->nparts = nparts;
+    m->part_max = malloc((size_t)nparts * sizeof *m->part_max);
+    for (int p = 0; p < nparts; p++)
+        m->part_max[p] = INT64_MIN;
+    m->c = cs_counts_new();
+    return m;
+}
+
+void ref_free(ref_model *m)
+{
+    for (size_t b = 0; b < m->nbuckets; b++)
+        for (rcust *c = m->buckets[b], *n; c; c = n) {
+            n = c->next;
+            free(c->id);
+            for (int d = 0; d < CS_MAX_DIMS; d++)
+                free(c->dimv[d]);
+            free(c);
+        }
+    for (int d = 0; d < CS_MAX_DIMS; d++)
+        for (int i = 0; i < m->ndimseen[d]; i++)
+            free(m->dimseen[d][i]);
+    free(m->buckets);
+    free(m->part_max);
+    cs_counts_free(m->c);
+    free(m);
+}
+
+/* ---- decoding with cJSON ----------------------------------------------------------------- */
+
+static const cJSON *get_path(const cJSON *root, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    const cJSON *cur = root;
+    for (char *save, *seg = strtok_r(buf, ".", &save); seg; seg = strtok_r(NULL, ".", &save)) {
+        if (!cJSON_IsObject(cur))
+            return NULL;
+        const cJSON *nx = NULL;
+        for (const cJSON *ch = cur->child; ch; ch = ch->next) /* first duplicate wins */
+            if (ch->string && strcmp(ch->string, seg) == 0) {
+                nx = ch;
+                break;
+            }
+        cur = nx;
+        if (!cur)
+            return NULL;
+    }
+    return cur;
+}
+
+/* Textual value of a scalar ("" when absent/null/empty/object/array). */
+static const char *scalar(const cJSON *v, char *buf, size_t cap, int *is_num)
+{
+    *is_num = 0;
+    if (!v)
+        return "";
+    if (cJSON_IsString(v))
+        return v->valuestring;
+    if (cJSON_IsBool(v))
+        return cJSON_IsTrue(v) ? "true" : "false";
+    if (cJSON_IsNumber(v)) {
+        *is_num = 1;
+        snprintf(buf, cap, "%.17g", v->valuedouble);
+        return buf;
+    }
+    return "";
+}
+
+static int depth_of(const cJSON *v)
+{
+    int d = 0;
+    for (const cJSON *c = v->child; c; c = c->next) {
+        int cd = depth_of(c);
+        if (cd > d)
+            d = cd;
+    }
+    return (cJSON_IsObject(v) || cJSON_IsArray(v)) ? d + 1 : 0;
+}
+
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* An independent, sscanf-based RFC 3339 reader (the decoder has its own). */
+static int ref_rfc3339(const char *s, int64_t *out)
+{
+    int Y, M, D, h, mi, sec, n = 0;
+    char sep;
+    if (sscanf(s, "%4d-%2d-%2d%c%2d:%2d:%2d%n", &Y, &M, &D, &sep, &h, &mi, &sec, &n) != 7 ||
+        n != 19)
+        return -1;
+    if (sep != 'T' && sep != 't' && sep != ' ')
+        return -1;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] + (M == 2 && leap) || h > 23 || mi > 59 ||
+        sec > 60)
+        return -1;
+    const char *p = s + 19;
+    int64_t ms = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+            digits++;
+            p++;
+        }
+        if (!digits)
+            return -1;
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    int64_t off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || strlen(p) != 6 || oh > 23 || om > 59)
+            return -1;
+        off = (oh * 60 + om) * 60000LL * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p)
+        return -1;
+    if (sec == 60)
+        sec = 59; /* documented: a leap second reads as :59 */
+    *out = ((days_from_civil(Y, M, D) * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL + ms - off;
+    return 0;
+}
+
+typedef struct rev {
+    char customer[512];
+    int64_t t;
+    cs_decoded d;
+    char bufs[CS_MAX_FIELDS][256];
+} rev;
+
+static int first_of(const cJSON *root, const char *const *paths, int n, char *buf, size_t cap,
+                    int *is_num, const cJSON **node)
+{
+    for (int i = 0; i < n && paths[i]; i++) {
+        const cJSON *v = get_path(root, paths[i]);
+        char tmp[64];
+        const char *s = scalar(v, tmp, sizeof tmp, is_num);
+        if (*s) {
+            snprintf(buf, cap, "%s", s);
+            if (node)
+                *node = v;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static cs_invalid ref_decode(ref_model *m, const char *payload, size_t len, int64_t kts, rev *e)
+{
+    if (len > CS_DEFAULT_MAX_BYTES)
+        return CS_INV_TOO_LARGE;
+    char *nt = malloc(len + 1);
+    memcpy(nt, payload, len);
+    nt[len] = 0;
+    if (strlen(nt) != len) { /* NUL inside: cJSON would stop there */
+        free(nt);
+        return CS_INV_NOT_JSON;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(nt, &end, 1);
+    free(nt);
+    if (!root)
+        return CS_INV_NOT_JSON;
+    cs_invalid r = CS_DECODE_OK;
+    memset(&e->d, 0, sizeof e->d);
+    for (int f = 0; f < CS_MAX_FIELDS; f++)
+        e->bufs[f][0] = 0;
+    int isnum;
+    const cJSON *node = NULL;
+    if (depth_of(root) > CS_DEFAULT_MAX_DEPTH) {
+        r = CS_INV_TOO_DEEP;
+    } else if (!cJSON_IsObject(root)) {
+        r = CS_INV_NOT_OBJECT;
+    } else if (!first_of(root, std_paths[CS_F_CUSTOMER], 5, e->customer, sizeof e->customer,
+                         &isnum, &node) ||
+               (isnum && node->valuedouble != (double)(long long)node->valuedouble)) {
+        r = CS_INV_NO_CUSTOMER;
+    } else {
+        if (isnum)
+            snprintf(e->customer, sizeof e->customer, "%lld", (long long)node->valuedouble);
+        const cJSON *ev = NULL;
+        for (int i = 0; i < 2 && !ev; i++) {
+            const cJSON *v = get_path(root, std_paths[CS_F_EVENT][i]);
+            char tmp[64];
+            if (v && *scalar(v, tmp, sizeof tmp, &isnum))
+                ev = v;
+        }
+        if (!ev || !cJSON_IsString(ev)) {
+            r = CS_INV_NO_EVENT;
+        } else {
+            snprintf(e->bufs[CS_F_EVENT], 256, "%s", ev->valuestring);
+            char tb[256];
+            if (first_of(root, std_paths[CS_F_TIME], 3, tb, sizeof tb, &isnum, &node)) {
+                if (isnum) {
+                    if (node->valuedouble != (double)(long long)node->valuedouble)
+                        r = CS_INV_BAD_TIME;
+                    else
+                        e->t = (long long)node->valuedouble;
+                } else if (cJSON_IsString(node) && tb[strspn(tb, "0123456789")] == 0) {
+                    e->t = strtoll(tb, NULL, 10);
+                } else if (!cJSON_IsString(node) || ref_rfc3339(tb, &e->t) != 0) {
+                    r = CS_INV_BAD_TIME;
+                }
+            } else {
+                e->t = kts;
+            }
+        }
+    }
+    if (r == CS_DECODE_OK) {
+        first_of(root, std_paths[CS_F_URL], 3, e->bufs[CS_F_URL], 256, &isnum, NULL);
+        first_of(root, std_paths[CS_F_CHANNEL], 3, e->bufs[CS_F_CHANNEL], 256, &isnum, NULL);
+        for (int d = 0; d < m->ndims; d++) {
+            int f = cs_rules_dim(m->rs, d)->field;
+            if (f >= CS_F_NSTD && m->dim_paths[d])
+                first_of(root, &m->dim_paths[d], 1, e->bufs[f], 256, &isnum, NULL);
+        }
+        for (int f = 0; f < CS_MAX_FIELDS; f++) {
+            e->d.f[f].p = e->bufs[f];
+            e->d.f[f].len = (uint32_t)strlen(e->bufs[f]);
+        }
+        e->d.ts_ms = e->t;
+    }
+    cJSON_Delete(root);
+    return r;
+}
+
+/* ---- sessions ---------------------------------------------------------------------------- */
+
+static rcust *lookup(ref_model *m, const char *id, int create)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    rcust **b = &m->buckets[h & (m->nbuckets - 1)];
+    for (rcust *c = *b; c; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return c;
+    if (!create)
+        return NULL;
+    rcust *c = calloc(1, sizeof *c);
+    c->id = strdup(id);
+    c->next = *b;
+    *b = c;
+    return c;
+}
+
+static const char *stage_slot(const ref_model *m, int slot, const char *zero)
+{
+    return slot == 0 ? zero : cs_rules_stage_name(m->rs, slot - 1);
+}
+
+static const char *dimname(const rcust *c, int d) { return c->dimv[d] ? c->dimv[d] : "_unknown"; }
+
+static void by(ref_model *m, int d, const char *metric, const char *value, int slot, int64_t n)
+{
+    char hash[128], field[512];
+    snprintf(hash, sizeof hash, "by:%s:%s", cs_rules_dim(m->rs, d)->name, metric);
+    snprintf(field, sizeof field, "%s/%s", value, stage_slot(m, slot, "_none"));
+    cs_counts_add(m->c, hash, field, n);
+}
+
+static int64_t deadline(const ref_model *m, const rcust *c, int *reason)
+{
+    int64_t g = c->s_last + m->k.gap_ms;
+    if (m->k.max_duration_ms > 0 && c->s_start + m->k.max_duration_ms < g) {
+        *reason = CS_END_MAX_DURATION;
+        return c->s_start + m->k.max_duration_ms;
+    }
+    *reason = CS_END_GAP;
+    return g;
+}
+
+static void end_session(ref_model *m, rcust *c, int reason)
+{
+    cs_counts_add(m->c, "ended", stage_slot(m, c->s_stage, "_none"), 1);
+    cs_counts_add(m->c, "ended_by", cs_end_reason_name(reason), 1);
+    cs_counts_add(m->c, "sessions", "ended", 1);
+    cs_counts_add(m->c, "sessions", "active", -1);
+    cs_counts_add(m->c, "active", stage_slot(m, c->s_stage, "_none"), -1);
+    for (int d = 0; d < m->ndims; d++) {
+        by(m, d, "active", dimname(c, d), c->s_stage, -1);
+        by(m, d, "ended", dimname(c, d), c->s_stage, 1);
+        free(c->dimv[d]);
+        c->dimv[d] = NULL;
+    }
+    c->has_sess = 0;
+}
+
+static const char *dim_value(ref_model *m, int d, const char *v)
+{
+    for (int i = 0; i < m->ndimseen[d]; i++)
+        if (strcmp(m->dimseen[d][i], v) == 0)
+            return v;
+    if ((uint32_t)m->ndimseen[d] >= cs_rules_dim(m->rs, d)->max_values)
+        return "_other";
+    m->dimseen[d][m->ndimseen[d]++] = strdup(v);
+    return v;
+}
+
+void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t kafka_ts)
+{
+    static rev e;
+    cs_invalid r = ref_decode(m, payload, len, kafka_ts, &e);
+    if (r != CS_DECODE_OK) {
+        cs_counts_add(m->c, "invalid", cs_invalid_name(r), 1);
+        return;
+    }
+    int64_t t = e.t;
+    if (t > m->part_max[part])
+        m->part_max[part] = t;
+    rcust *c = lookup(m, e.customer, 0);
+    if (c && c->has_sess) {
+        int reason;
+        int64_t dl = deadline(m, c, &reason);
+        if (t > dl) {
+            end_session(m, c, reason);
+        } else if (t < c->s_start - m->k.gap_ms) {
+            cs_counts_add(m->c, "events", "_late", 1);
+            return;
+        }
+    }
+    if (!c) {
+        c = lookup(m, e.customer, 1);
+        c->last = t;
+        cs_counts_add(m->c, "customers", "_none", 1);
+    } else {
+        if (t > c->last + m->k.customer_ttl_ms) {
+            cs_counts_add(m->c, "customers", stage_slot(m, c->stage, "_none"), -1);
+            cs_counts_add(m->c, "customers", "_none", 1);
+            c->stage = 0;
+        }
+        if (t > c->last)
+            c->last = t;
+    }
+    if (!c->has_sess) {
+        c->has_sess = 1;
+        c->s_start = c->s_last = t;
+        c->s_stage = 0;
+        cs_counts_add(m->c, "sessions", "started", 1);
+        cs_counts_add(m->c, "sessions", "active", 1);
+        cs_counts_add(m->c, "active", "_none", 1);
+        for (int d = 0; d < m->ndims; d++)
+            by(m, d, "active", "_unknown", 0, 1);
+    } else {
+        if (t < c->s_start)
+            c->s_start = t;
+        if (t > c->s_last)
+            c->s_last = t;
+    }
+    for (int d = 0; d < m->ndims; d++) {
+        const cs_sv *v = &e.d.f[cs_rules_dim(m->rs, d)->field];
+        if (c->dimv[d] || !v->len)
+            continue;
+        c->dimv[d] = strdup(dim_value(m, d, v->p));
+        by(m, d, "active", "_unknown", c->s_stage, -1);
+        by(m, d, "active", c->dimv[d], c->s_stage, 1);
+    }
+    int stage = cs_rules_classify(m->rs, &e.d);
+    if (stage < 0) {
+        cs_counts_add(m->c, "events", "_unclassified", 1);
+        return;
+    }
+    cs_counts_add(m->c, "events", cs_rules_stage_name(m->rs, stage), 1);
+    int to = stage + 1;
+    if (to > c->s_stage) {
+        char f[256];
+        snprintf(f, sizeof f, "%s>%s", stage_slot(m, c->s_stage, "_entry"),
+                 cs_rules_stage_name(m->rs, stage));
+        cs_counts_add(m->c, "transitions", f, 1);
+        cs_counts_add(m->c, "reached", cs_rules_stage_name(m->rs, stage), 1);
+        cs_counts_add(m->c, "active", stage_slot(m, c->s_stage, "_none"), -1);
+        cs_counts_add(m->c, "active", cs_rules_stage_name(m->rs, stage), 1);
+        time_t secs = (time_t)((t >= 0 ? t : t - 59999) / 60000 * 60);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char hash[64];
+        snprintf(hash, sizeof hash, "minute:%04d%02d%02d%02d%02d:reached", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
+        cs_counts_add(m->c, hash, cs_rules_stage_name(m->rs, stage), 1);
+        for (int d = 0; d < m->ndims; d++) {
+            by(m, d, "active", dimname(c, d), c->s_stage, -1);
+            by(m, d, "active", dimname(c, d), to, 1);
+            by(m, d, "reached", dimname(c, d), to, 1);
+        }
+        c->s_stage = to;
+        if (to > c->stage) {
+            cs_counts_add(m->c, "customers", stage_slot(m, c->stage, "_none"), -1);
+            cs_counts_add(m->c, "customers", cs_rules_stage_name(m->rs, stage), 1);
+            c->stage = to;
+        }
+    }
+}
+
+void ref_finish(ref_model *m, int reason)
+{
+    int64_t W = INT64_MAX;
+    int any = 0;
+    for (int p = 0; p < m->nparts; p++)
+        if (m->part_max[p] != INT64_MIN) {
+            any = 1;
+            if (m->part_max[p] - m->k.lateness_ms < W)
+                W = m->part_max[p] - m->k.lateness_ms;
+        }
+    if (!any)
+        W = INT64_MIN;
+    for (size_t b = 0; b < m->nbuckets; b++)
+        for (rcust *c = m->buckets[b]; c; c = c->next) {
+            if (c->has_sess) {
+                int r;
+                int64_t dl = deadline(m, c, &r);
+                end_session(m, c, dl < W ? r : reason);
+            }
+            if (c->last + m->k.customer_ttl_ms < W && c->stage >= 0) {
+                cs_counts_add(m->c, "customers", stage_slot(m, c->stage, "_none"), -1);
+                c->stage = -1; /* forgotten */
+            }
+        }
+}
+
+void ref_counts(const ref_model *m, cs_counts *out)
+{
+    cs_counts_merge(out, m->c);
+}
