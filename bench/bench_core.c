@@ -1,0 +1,277 @@
+/* bench_core — the in-process core benchmark (issue: core pipeline).
+ *
+ * Generates N events (default 5M) for C customers (default 1M, every one visited) within less
+ * than one session gap of event time, so that ~C sessions are open at the end, then measures:
+ *   - decode only (the hand-written scanner) vs cJSON parse + the five field look-ups;
+ *   - the whole core (decode + hash + sessionize + classify + aggregate, with a simulated flush
+ *     hand-off every 250k events per worker) on 1 thread and on T threads (default 2).
+ * Each figure is the median of R runs (default 3). The last stdout line is one JSON object.
+ *
+ *   build/bench_core [--events N] [--customers C] [--threads T] [--runs R] [--rules FILE]
+ */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "aggregate.h"
+#include "classify.h"
+#include "clickstage.h"
+#include "decode.h"
+#include "engine.h"
+#include "gen.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+typedef struct warg {
+    cs_engine *e;
+    int w, nw;
+    const cs_gen_out *g;
+    size_t batch;
+    uint64_t fields_flushed;
+} warg;
+
+static void count_field(void *op, const char *h, const char *f, int64_t d)
+{
+    (*(uint64_t *)op)++;
+}
+
+static void *worker(void *p)
+{
+    warg *a = p;
+    cs_worker *w = cs_engine_worker(a->e, a->w);
+    size_t *pos = calloc((size_t)a->g->nparts, sizeof *pos);
+    int left = 0;
+    for (int q = a->w; q < a->g->nparts; q += a->nw)
+        left++;
+    uint64_t since_flush = 0;
+    while (left > 0) {
+        for (int q = a->w; q < a->g->nparts; q += a->nw) {
+            const cs_gen_part *gp = &a->g->parts[q];
+            if (pos[q] >= gp->n)
+                continue;
+            size_t n = gp->n - pos[q] < a->batch ? gp->n - pos[q] : a->batch;
+            cs_worker_process(w, q, gp->msgs + pos[q], n);
+            pos[q] += n;
+            since_flush += n;
+            if (pos[q] == gp->n) {
+                cs_engine_set_part_state(a->e, q, CS_PART_DONE);
+                left--;
+            }
+            cs_worker_tick(w);
+            if (since_flush >= 250000) { /* what the sink does once per flush interval */
+                cs_agg *ag = cs_worker_take_agg(w);
+                cs_agg_foreach(ag, cs_engine_rules(a->e), cs_engine_dicts(a->e), count_field,
+                               &a->fields_flushed);
+                cs_worker_give_agg(w, ag);
+                since_flush = 0;
+            }
+        }
+    }
+    free(pos);
+    return NULL;
+}
+
+typedef struct core_result {
+    double secs;
+    uint64_t sessions, customers;
+    size_t sess_bytes, cust_bytes;
+    uint64_t fields_flushed;
+} core_result;
+
+static core_result run_core(const cs_gen_out *g, const char *rules, int threads)
+{
+    char err[512];
+    cs_ruleset *rs = cs_rules_load_file(rules, err, sizeof err);
+    if (!rs) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    cs_engine *e = cs_engine_new(rs, threads, err, sizeof err);
+    for (int q = 0; q < g->nparts; q++)
+        cs_engine_add_partition(e, q % threads);
+    pthread_t th[64];
+    warg a[64];
+    double t0 = now_s();
+    for (int i = 0; i < threads; i++) {
+        a[i] = (warg){e, i, threads, g, 1024, 0};
+        pthread_create(&th[i], NULL, worker, &a[i]);
+    }
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    core_result r = {now_s() - t0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < threads; i++) {
+        cs_worker_stats st;
+        cs_worker_stats_get(cs_engine_worker(e, i), &st);
+        r.sessions += st.sessions_open;
+        r.customers += st.customers;
+        r.sess_bytes += st.session_bytes;
+        r.cust_bytes += st.customer_bytes;
+        r.fields_flushed += a[i].fields_flushed;
+    }
+    cs_engine_destroy(e);
+    return r;
+}
+
+/* The SPEC §1 default paths, pre-split into segments so the look-ups cost cJSON's own work only. */
+static const char *const cj_paths[5][5][3] = {
+    {{"userId"}, {"user_id"}, {"customer_id"}, {"anonymousId"}, {"anonymous_id"}},
+    {{"event"}, {"type"}},
+    {{"timestamp"}, {"ts"}, {"originalTimestamp"}},
+    {{"url"}, {"context", "page", "url"}, {"properties", "url"}},
+    {{"channel"}, {"context", "campaign", "medium"}, {"properties", "channel"}},
+};
+
+/* What a DOM-based decoder must do at least: parse, then look the five fields up. */
+static int cjson_decode(const char *buf, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    if (!root)
+        return 0;
+    int found = 0;
+    for (int f = 0; f < 5; f++)
+        for (int i = 0; i < 5 && cj_paths[f][i][0]; i++) {
+            const cJSON *cur = root;
+            for (int k = 0; k < 3 && cj_paths[f][i][k] && cur; k++)
+                cur = cJSON_GetObjectItemCaseSensitive(cur, cj_paths[f][i][k]);
+            if (cur && !cJSON_IsNull(cur)) {
+                found++;
+                break;
+            }
+        }
+    cJSON_Delete(root);
+    return found;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t nevents = 5000000;
+    uint32_t ncust = 1000000;
+    int threads = 2, runs = 3;
+    const char *rules = "deploy/rules/retail.yaml";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--events") && i + 1 < argc)
+            nevents = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--customers") && i + 1 < argc)
+            ncust = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rules") && i + 1 < argc)
+            rules = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--events N] [--customers C] [--threads T] [--runs R] "
+                            "[--rules FILE]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (runs < 1 || runs > 15 || threads < 1 || threads > 64)
+        return 2;
+
+    cs_gen_conf gc;
+    cs_gen_defaults(&gc);
+    gc.nevents = nevents;
+    gc.ncustomers = ncust;
+    gc.first_pass = 1;
+    gc.nparts = 16;
+    gc.span_ms = 20 * 60000; /* < gap: every session is still open at the end */
+    gc.invalid_frac = 0.001;
+    gc.too_large_frac = 0;
+    gc.late_frac = 0.001;
+    gc.long_frac = 0;
+    gc.mean_events = (double)nevents / ncust;
+    if (gc.mean_events < 1.5)
+        gc.mean_events = 1.5;
+    double t0 = now_s();
+    cs_gen_out *g = cs_gen_run(&gc);
+    size_t bytes = 0;
+    for (int q = 0; q < g->nparts; q++)
+        for (size_t i = 0; i < g->parts[q].n; i++)
+            bytes += g->parts[q].msgs[i].len;
+    printf("generated %llu messages (%.0f bytes avg) for %u customers in %.1fs\n",
+           (unsigned long long)g->nmsgs, (double)bytes / (double)g->nmsgs, ncust, now_s() - t0);
+
+    char err[512];
+    cs_ruleset *rs = cs_rules_load_file(rules, err, sizeof err);
+    if (!rs) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    double dec[15], cj[15], one[15], many[15];
+    core_result r1 = {0}, rn = {0};
+    /* cJSON over a 1M-message sample (it is slow); the scanner over the same sample */
+    size_t sample = g->parts[0].n;
+    for (int rr = 0; rr < runs; rr++) {
+        cs_decoder *d = cs_decoder_new(cs_rules_plan(rs));
+        cs_decoded ev;
+        uint64_t ok = 0, n = 0;
+        double s = now_s();
+        for (int q = 0; q < g->nparts; q++)
+            for (size_t i = 0; i < g->parts[q].n; i++, n++)
+                ok += cs_decode(d, g->parts[q].msgs[i].payload, g->parts[q].msgs[i].len, 0,
+                                &ev) == CS_DECODE_OK;
+        dec[rr] = (now_s() - s) * 1e9 / (double)n;
+        cs_decoder_destroy(d);
+        n = 0;
+        uint64_t found = 0;
+        s = now_s();
+        for (int q = 0; q < g->nparts && n < 1000000; q++)
+            for (size_t i = 0; i < g->parts[q].n && n < 1000000; i++, n++)
+                found += (uint64_t)cjson_decode(g->parts[q].msgs[i].payload,
+                                                g->parts[q].msgs[i].len);
+        cj[rr] = (now_s() - s) * 1e9 / (double)n;
+        sample = n;
+        r1 = run_core(g, rules, 1);
+        one[rr] = (double)g->nmsgs / r1.secs;
+        rn = run_core(g, rules, threads);
+        many[rr] = (double)g->nmsgs / rn.secs;
+        printf("run %d: decode %.1f ns, cJSON %.1f ns (ok %llu, found %llu), core 1 thread "
+               "%.2f M events/s, %d threads %.2f M events/s\n",
+               rr + 1, dec[rr], cj[rr], (unsigned long long)ok, (unsigned long long)found,
+               one[rr] / 1e6, threads, many[rr] / 1e6);
+        fflush(stdout);
+    }
+    double eps1 = median(one, runs), epsn = median(many, runs);
+    double decode_ns = median(dec, runs), cjson_ns = median(cj, runs);
+    double bps = r1.sessions ? (double)r1.sess_bytes / (double)r1.sessions : 0;
+    double bpc = r1.customers ? (double)r1.cust_bytes / (double)r1.customers : 0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("open sessions at end: %llu, customers: %llu; session state %.1f B/session, customer "
+           "state %.1f B/customer; flushed fields per 250k events: %.0f\n",
+           (unsigned long long)r1.sessions, (unsigned long long)r1.customers, bps, bpc,
+           (double)r1.fields_flushed / ((double)g->nmsgs / 250000.0));
+    printf("{\"bench\":\"core\",\"events\":%llu,\"customers\":%u,\"threads\":%d,"
+           "\"events_per_sec\":%.0f,\"ns_per_event\":%.1f,\"events_per_sec_1t\":%.0f,"
+           "\"ns_per_event_1t\":%.1f,\"scaling\":%.2f,\"bytes_per_session\":%.1f,"
+           "\"bytes_per_customer\":%.1f,\"open_sessions\":%llu,\"decode_ns\":%.1f,"
+           "\"cjson_decode_ns\":%.1f,\"cjson_sample\":%zu,\"decode_speedup\":%.1f,"
+           "\"avg_event_bytes\":%.0f,\"runs\":%d,\"max_rss_kb\":%ld}\n",
+           (unsigned long long)g->nmsgs, ncust, threads, epsn, 1e9 / epsn, eps1, 1e9 / eps1,
+           epsn / eps1, bps, bpc, (unsigned long long)r1.sessions, decode_ns, cjson_ns, sample,
+           cjson_ns / decode_ns, (double)bytes / (double)g->nmsgs, runs, ru.ru_maxrss);
+    cs_rules_destroy(rs);
+    cs_gen_free(g);
+    return 0;
+}

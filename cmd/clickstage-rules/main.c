@@ -1,0 +1,295 @@
+/* clickstage-rules — validate a rule file and explain how an event is classified (SPEC §2, §5).
+ *
+ *   clickstage-rules check FILE
+ *   clickstage-rules explain [-v] FILE EVENT_JSON|@PATH|-
+ *
+ * Exit status: 0 ok; 1 the rule file is invalid (FILE:LINE:COL: message on stderr); 2 the event
+ * is invalid (explain); 64 usage error.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "classify.h"
+#include "decode.h"
+
+#define EXIT_RULES 1
+#define EXIT_EVENT 2
+#define EXIT_USAGE 64
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: clickstage-rules check FILE\n"
+            "       clickstage-rules explain [-v] FILE EVENT\n"
+            "       clickstage-rules --help\n"
+            "\n"
+            "Commands:\n"
+            "  check FILE           validate the rule file FILE (SPEC §2) and print a one-line\n"
+            "                       summary: journey, stages, rules, dimensions, sha256.\n"
+            "  explain FILE EVENT   decode EVENT with FILE's decode plan and print the decoded\n"
+            "                       fields (customer, event, time, url, channel, each dimension,\n"
+            "                       each property the rules use), then the first matching rule\n"
+            "                       and its stage, or \"unclassified\".\n"
+            "                       EVENT is a JSON object as one argument, @PATH to read it from\n"
+            "                       a file, or - to read it from standard input.\n"
+            "\n"
+            "Options:\n"
+            "  -v, --verbose        explain: also print, for every rule before the match, the\n"
+            "                       first match key that rejected the event.\n"
+            "  -h, --help           print this help and exit.\n"
+            "\n"
+            "An event without a time field is given the current time (the daemon uses the\n"
+            "Kafka message timestamp).\n"
+            "\n"
+            "Exit status: 0 ok; 1 invalid rule file (FILE:LINE:COL: message on stderr);\n"
+            "2 invalid event (explain; the reason is printed); 64 usage error.\n"
+            "Reference: docs/rules.md\n");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "clickstage-rules: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\ntry 'clickstage-rules --help'\n");
+    return EXIT_USAGE;
+}
+
+static char *read_all(FILE *f, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            char *nb = cap > (64u << 20) ? NULL : realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                return NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Prints bytes as a JSON-ish quoted string, escaping quotes, backslashes and control bytes. */
+static void print_value(const cs_sv *v)
+{
+    if (v->len == 0) {
+        fputs("(absent)", stdout);
+        return;
+    }
+    putchar('"');
+    for (uint32_t i = 0; i < v->len; i++) {
+        unsigned char ch = (unsigned char)v->p[i];
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+    if (v->kind == CS_SV_NUM)
+        fputs(" (number)", stdout);
+    else if (v->kind == CS_SV_BOOL)
+        fputs(" (boolean)", stdout);
+}
+
+static void format_rfc3339(int64_t ms, char *out, size_t len)
+{
+    int64_t sec = ms / 1000, frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        sec -= 1;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(out, len, "(out of range)");
+        return;
+    }
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+}
+
+static cs_ruleset *load(const char *path)
+{
+    char err[1024];
+    cs_ruleset *rs = cs_rules_load_file(path, err, sizeof err);
+    if (!rs)
+        fprintf(stderr, "%s\n", err);
+    return rs;
+}
+
+static int cmd_check(const char *path)
+{
+    cs_ruleset *rs = load(path);
+    if (!rs)
+        return EXIT_RULES;
+    printf("%s: ok: journey %s, %d stages (", path, cs_rules_journey(rs), cs_rules_nstages(rs));
+    for (int i = 0; i < cs_rules_nstages(rs); i++)
+        printf("%s%s", i ? " > " : "", cs_rules_stage_name(rs, i));
+    printf("), %d rules, %d dims", cs_rules_nrules(rs), cs_rules_ndims(rs));
+    for (int i = 0; i < cs_rules_ndims(rs); i++)
+        printf("%s%s", i ? "," : " (", cs_rules_dim(rs, i)->name);
+    printf("%s, sha256 %s\n", cs_rules_ndims(rs) ? ")" : "", cs_rules_sha256(rs));
+    cs_rules_destroy(rs);
+    return 0;
+}
+
+static int cmd_explain(const char *path, const char *event, int verbose)
+{
+    size_t len = 0;
+    char *buf = NULL;
+    if (!strcmp(event, "-") || event[0] == '@') {
+        FILE *f = !strcmp(event, "-") ? stdin : fopen(event + 1, "rb");
+        if (!f) {
+            fprintf(stderr, "clickstage-rules: %s: %s\n", event + 1, strerror(errno));
+            return EXIT_USAGE;
+        }
+        buf = read_all(f, &len);
+        if (f != stdin)
+            fclose(f);
+        if (!buf) {
+            fprintf(stderr, "clickstage-rules: cannot read the event\n");
+            return EXIT_USAGE;
+        }
+    } else {
+        len = strlen(event);
+        buf = malloc(len + 1);
+        if (!buf)
+            return EXIT_USAGE;
+        memcpy(buf, event, len + 1);
+    }
+    /* a trailing newline from a file or a pipe is not part of the message */
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+
+    cs_ruleset *rs = load(path);
+    if (!rs) {
+        free(buf);
+        return EXIT_RULES;
+    }
+    int rc = 0;
+    cs_decoder *d = cs_decoder_new(cs_rules_plan(rs));
+    if (!d) {
+        fprintf(stderr, "clickstage-rules: out of memory\n");
+        cs_rules_destroy(rs);
+        free(buf);
+        return EXIT_RULES;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    static cs_decoded ev; /* large: keep it off the stack */
+    cs_invalid inv = cs_decode(d, buf, len, now_ms, &ev);
+    printf("rules:    %s (journey %s, sha256 %s)\n", path, cs_rules_journey(rs),
+           cs_rules_sha256(rs));
+    if (inv != CS_DECODE_OK) {
+        printf("invalid:  %s\n", cs_invalid_name(inv));
+        rc = EXIT_EVENT;
+        goto out;
+    }
+    char ts[64];
+    format_rfc3339(ev.ts_ms, ts, sizeof ts);
+    printf("customer: ");
+    print_value(&ev.f[CS_F_CUSTOMER]);
+    printf("\nevent:    ");
+    print_value(&ev.f[CS_F_EVENT]);
+    printf("\ntime:     %lld ms = %s%s\n", (long long)ev.ts_ms, ts,
+           ev.ts_from_msg ? "" : " (no time field: current time used)");
+    printf("url:      ");
+    print_value(&ev.f[CS_F_URL]);
+    printf("\nchannel:  ");
+    print_value(&ev.f[CS_F_CHANNEL]);
+    putchar('\n');
+    for (int i = 0; i < cs_rules_ndims(rs); i++) {
+        const cs_dim_conf *dc = cs_rules_dim(rs, i);
+        printf("dimension %s: ", dc->name);
+        print_value(&ev.f[dc->field]);
+        if (ev.f[dc->field].len == 0)
+            fputs(" -> _unknown", stdout);
+        putchar('\n');
+    }
+    for (int i = 0; i < cs_rules_nprops(rs); i++) {
+        printf("property.%s: ", cs_rules_prop_name(rs, i));
+        print_value(&ev.f[cs_rules_prop_field(rs, i)]);
+        putchar('\n');
+    }
+    int r = cs_rules_match(rs, &ev);
+    if (verbose) {
+        int upto = r < 0 ? cs_rules_nrules(rs) : r;
+        for (int i = 0; i < upto; i++) {
+            char why[256];
+            cs_rules_rule_test(rs, i, &ev, why, sizeof why);
+            printf("  rule %d %s: no (%s)\n", i + 1, cs_rules_rule_name(rs, i), why);
+        }
+    }
+    if (r < 0) {
+        printf("rule:     none\nstage:    unclassified\n");
+    } else {
+        int st = cs_rules_rule_stage(rs, r);
+        printf("rule:     %s (#%d of %d)\nstage:    %s (%d of %d)\n", cs_rules_rule_name(rs, r),
+               r + 1, cs_rules_nrules(rs), cs_rules_stage_name(rs, st), st + 1,
+               cs_rules_nstages(rs));
+    }
+out:
+    cs_decoder_destroy(d);
+    cs_rules_destroy(rs);
+    free(buf);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int verbose = 0;
+    const char *pos[3];
+    int npos = 0;
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_pos && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+            usage(stdout);
+            return 0;
+        } else if (!only_pos && (!strcmp(a, "-v") || !strcmp(a, "--verbose"))) {
+            verbose = 1;
+        } else if (!only_pos && !strcmp(a, "--")) {
+            only_pos = 1;
+        } else if (!only_pos && a[0] == '-' && a[1] != '\0') {
+            return usage_error("unknown option '%s'", a);
+        } else {
+            if (npos == 3)
+                return usage_error("unexpected argument '%s'", a);
+            pos[npos++] = a;
+        }
+    }
+    if (npos == 0)
+        return usage_error("%s", "missing command (check or explain)");
+    if (!strcmp(pos[0], "check")) {
+        if (npos != 2)
+            return usage_error("%s", "usage: clickstage-rules check FILE");
+        if (verbose)
+            return usage_error("%s", "-v applies to explain only");
+        return cmd_check(pos[1]);
+    }
+    if (!strcmp(pos[0], "explain")) {
+        if (npos != 3)
+            return usage_error("%s", "usage: clickstage-rules explain [-v] FILE EVENT");
+        return cmd_explain(pos[1], pos[2], verbose);
+    }
+    return usage_error("unknown command '%s' (expected check or explain)", pos[0]);
+}

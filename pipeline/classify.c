@@ -1,0 +1,1406 @@
+/* classify.c — the rule file (SPEC §2): YAML -> validated -> compiled match table.
+ *
+ * Loading is three steps:
+ *  1. libyaml's document API builds a node tree; every node keeps its start mark, so every
+ *     error can name FILE:LINE:COL of the node at fault (libyaml marks are 0-based; we print
+ *     1-based). YAML syntax errors use libyaml's problem_mark (reader errors: its byte offset).
+ *  2. A schema-driven walk validates the tree into a cs_ruleset: journey, stages, session,
+ *     customer_ttl, fields, limits, dimensions, rules. The walk only descends into keys the
+ *     schema knows, so its depth is fixed whatever the input (aliases that form cycles are
+ *     harmless: they can only ever show up where a scalar or a fixed shape is expected).
+ *  3. Compile: rules are numbered 0..N-1 in file order; a candidate bitset has W = ceil(N/64)
+ *     words. Every field that some rule tests for equality ("exact" keys: event, channel,
+ *     dimensions, property.<name>) gets an open-addressing hash table (XXH3 of the value) from
+ *     value -> bitset of the rules accepting it, plus the bitset of rules that do not test that
+ *     field at all ("unconstrained"). Matching ANDs, per exact field, (lookup | unconstrained)
+ *     into an all-ones candidate set, then walks the surviving bits in ascending order and
+ *     returns the first rule whose url glob / url_prefix predicates (if any) also hold. Cost:
+ *     one hash look-up per exact field + W-word ANDs, independent of how many rules share a
+ *     field; globs/prefixes run only on candidates.
+ *
+ * A rule testing the same field twice (e.g. a dimension and property.<name> that resolve to
+ * the same path) accepts the intersection of the two value lists.
+ */
+#include "classify.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <xxhash.h>
+#include <yaml.h>
+
+#define MAX_FILE_BYTES (4u << 20)         /* a rule file larger than this is refused */
+#define MAX_NAME_LEN 64                   /* journey, stage and dimension names */
+#define MAX_RULE_NAME_LEN 128
+#define MAX_GLOB_STARS 16
+#define MAX_VALUES_PER_FIELD 65536        /* distinct exact values per field, over all rules */
+#define MAX_DURATION_MS (3650LL * 86400000LL)
+#define MIN_MAX_BYTES 64
+#define MAX_MAX_BYTES (64u << 20)
+#define MAX_MAX_DEPTH 255
+#define BITWORDS (CS_MAX_RULES / 64)
+
+enum { P_EXACT = 0, P_GLOB = 1, P_PREFIX = 2 };
+
+typedef struct val {
+    char *p;
+    uint32_t len;
+} val;
+
+typedef struct pred {
+    uint8_t kind;  /* P_EXACT / P_GLOB / P_PREFIX */
+    int field;     /* decoder field id */
+    char *key;     /* the match key as written (for explain) */
+    uint32_t nv;
+    val *v;
+} pred;
+
+typedef struct rule {
+    char *name;
+    int stage;
+    int line;        /* 1-based, of the name node (duplicate-name errors cite it) */
+    uint32_t p0, np; /* all predicates: preds[p0 .. p0+np), exact ones first */
+    uint32_t g0, ng; /* glob/prefix predicates: preds[g0 .. g0+ng) */
+} rule;
+
+typedef struct xslot {
+    uint64_t h;
+    const char *p; /* borrowed from a pred's value */
+    uint32_t len;  /* 0 = empty slot (values are never empty) */
+    uint32_t set;  /* index of this value's bitset in xfield.sets */
+} xslot;
+
+typedef struct xfield {
+    int field;
+    uint32_t mask;   /* slots - 1 */
+    uint32_t nsets;
+    xslot *slots;
+    uint64_t *sets;  /* nsets * W words */
+    uint64_t *uncon; /* W words */
+} xfield;
+
+struct cs_ruleset {
+    char *journey;
+    int nstages;
+    char *stages[CS_MAX_STAGES];
+    cs_session_conf sess;
+    int ndims;
+    cs_dim_conf dims[CS_MAX_DIMS];
+    int nprops;
+    char *prop_name[CS_MAX_FIELDS];
+    int prop_field[CS_MAX_FIELDS];
+    int nrules;
+    rule *rules;
+    uint32_t npreds, cappreds;
+    pred *preds;
+    uint32_t W;
+    uint64_t *all; /* W words: bits 0..N-1 */
+    int nx;
+    xfield x[CS_MAX_FIELDS];
+    cs_decode_plan *plan;
+    char sha256[65];
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* errors */
+
+typedef struct ctx {
+    const char *name;
+    char *err;
+    size_t errlen;
+    yaml_document_t *doc;
+    cs_ruleset *rs;
+} ctx;
+
+static int verr_at(ctx *c, size_t line0, size_t col0, const char *fmt, va_list ap)
+{
+    if (!c->err || !c->errlen)
+        return -1;
+    int n = snprintf(c->err, c->errlen, "%s:%zu:%zu: ", c->name, line0 + 1, col0 + 1);
+    if (n >= 0 && (size_t)n < c->errlen)
+        vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+    return -1;
+}
+
+__attribute__((format(printf, 3, 4))) static int err_mark(ctx *c, yaml_mark_t m, const char *fmt,
+                                                          ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verr_at(c, m.line, m.column, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+__attribute__((format(printf, 3, 4))) static int err_node(ctx *c, const yaml_node_t *n,
+                                                          const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verr_at(c, n ? n->start_mark.line : 0, n ? n->start_mark.column : 0, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A short, printable rendering of a value for messages: control bytes become '?', long values
+ * are cut with "...". */
+typedef struct qbuf {
+    char s[80];
+} qbuf;
+
+static const char *q(qbuf *b, const char *p, size_t len)
+{
+    size_t o = 0, max = sizeof b->s - 4;
+    for (size_t i = 0; i < len && o < max; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        b->s[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    if (len > max) {
+        memcpy(b->s + max, "...", 3);
+        o = max + 3;
+    }
+    b->s[o] = '\0';
+    return b->s;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* YAML node helpers */
+
+static yaml_node_t *node(ctx *c, int idx) { return yaml_document_get_node(c->doc, idx); }
+
+static const char *type_name(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_SCALAR_NODE: return "a scalar";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "nothing";
+    }
+}
+
+static int is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *s = (const char *)n->data.scalar.value;
+    size_t l = n->data.scalar.length;
+    return l == 0 || (l == 1 && s[0] == '~') ||
+           (l == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
+}
+
+static const char *sval(const yaml_node_t *n, size_t *len)
+{
+    *len = n->data.scalar.length;
+    return (const char *)n->data.scalar.value;
+}
+
+static int seq_len(const yaml_node_t *n)
+{
+    return (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+static int map_len(const yaml_node_t *n)
+{
+    return (int)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+}
+
+static int key_is(const yaml_node_t *k, const char *name)
+{
+    size_t l = strlen(name);
+    return k->type == YAML_SCALAR_NODE && k->data.scalar.length == l &&
+           memcmp(k->data.scalar.value, name, l) == 0;
+}
+
+/* `what` must be a mapping; then: every key is a scalar, no key repeats, and (when `allowed`
+ * is non-NULL) every key is one of `allowed`. */
+static int check_map(ctx *c, yaml_node_t *n, const char *what, const char *const *allowed,
+                     const char *expected)
+{
+    qbuf b;
+    if (n->type != YAML_MAPPING_NODE)
+        return err_node(c, n, "%s must be a mapping, not %s", what, type_name(n));
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key);
+        if (k->type != YAML_SCALAR_NODE)
+            return err_node(c, k, "keys in %s must be strings, not %s", what, type_name(k));
+        size_t kl;
+        const char *ks = sval(k, &kl);
+        if (allowed) {
+            int ok = 0;
+            for (const char *const *a = allowed; *a; a++)
+                if (strlen(*a) == kl && memcmp(*a, ks, kl) == 0)
+                    ok = 1;
+            if (!ok)
+                return err_node(c, k, "unknown key '%s' in %s (expected %s)", q(&b, ks, kl), what,
+                                expected);
+        }
+        for (yaml_node_pair_t *o = n->data.mapping.pairs.start; o < p; o++) {
+            yaml_node_t *ok = node(c, o->key);
+            if (ok->data.scalar.length == kl && memcmp(ok->data.scalar.value, ks, kl) == 0)
+                return err_node(c, k, "duplicate key '%s' in %s (first at line %zu)",
+                                q(&b, ks, kl), what, ok->start_mark.line + 1);
+        }
+    }
+    return 0;
+}
+
+static yaml_node_t *map_get(ctx *c, yaml_node_t *n, const char *key)
+{
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++)
+        if (key_is(node(c, p->key), key))
+            return node(c, p->value);
+    return NULL;
+}
+
+static yaml_node_t *map_key_node(ctx *c, yaml_node_t *n, const char *key)
+{
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++)
+        if (key_is(node(c, p->key), key))
+            return node(c, p->key);
+    return NULL;
+}
+
+/* A non-null scalar. */
+static int want_string(ctx *c, yaml_node_t *n, const char *what, const char **s, size_t *len)
+{
+    if (n->type != YAML_SCALAR_NODE)
+        return err_node(c, n, "%s must be a string, not %s", what, type_name(n));
+    if (is_null(n) || n->data.scalar.length == 0)
+        return err_node(c, n, "%s must not be empty", what);
+    *s = sval(n, len);
+    return 0;
+}
+
+static char *dupmem(const char *p, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (s) {
+        memcpy(s, p, len);
+        s[len] = '\0';
+    }
+    return s;
+}
+
+static int oom(ctx *c, yaml_node_t *n) { return err_node(c, n, "out of memory"); }
+
+/* [a-z0-9_-]+ (journey and stages); dimension names also allow '.' and upper case. */
+static int good_name(const char *s, size_t len, int dim)
+{
+    if (len == 0 || len > MAX_NAME_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-')
+            continue;
+        if (dim && ((ch >= 'A' && ch <= 'Z') || ch == '.'))
+            continue;
+        return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* scalars: durations and integers */
+
+static int parse_duration(ctx *c, yaml_node_t *n, const char *what, int64_t *out)
+{
+    qbuf b;
+    const char *s;
+    size_t len;
+    if (n->type != YAML_SCALAR_NODE)
+        return err_node(c, n, "%s must be a duration like 30m, not %s", what, type_name(n));
+    s = sval(n, &len);
+    size_t i = 0;
+    int64_t v = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        if (v > MAX_DURATION_MS) /* keeps v small; the real bound is checked below */
+            return err_node(c, n, "%s '%s' is too long (at most 3650d)", what, q(&b, s, len));
+        v = v * 10 + (s[i] - '0');
+        i++;
+    }
+    if (i == 0)
+        goto bad;
+    const char *u = s + i;
+    size_t ul = len - i;
+    int64_t mult;
+    if (ul == 0) {
+        if (v != 0)
+            return err_node(c, n,
+                            "bad duration '%s' for %s: missing unit (ms, s, m, h or d), e.g. 30m",
+                            q(&b, s, len), what);
+        mult = 1;
+    } else if (ul == 2 && u[0] == 'm' && u[1] == 's') {
+        mult = 1;
+    } else if (ul == 1 && u[0] == 's') {
+        mult = 1000;
+    } else if (ul == 1 && u[0] == 'm') {
+        mult = 60000;
+    } else if (ul == 1 && u[0] == 'h') {
+        mult = 3600000;
+    } else if (ul == 1 && u[0] == 'd') {
+        mult = 86400000;
+    } else {
+        goto bad;
+    }
+    if (v > MAX_DURATION_MS / mult)
+        return err_node(c, n, "%s '%s' is too long (at most 3650d)", what, q(&b, s, len));
+    *out = v * mult;
+    return 0;
+bad:
+    return err_node(c, n,
+                    "bad duration '%s' for %s: expected an integer and a unit (ms, s, m, h or d), "
+                    "e.g. 30m",
+                    q(&b, s, len), what);
+}
+
+static int parse_uint(ctx *c, yaml_node_t *n, const char *what, uint64_t lo, uint64_t hi,
+                      uint64_t *out)
+{
+    qbuf b;
+    if (n->type != YAML_SCALAR_NODE)
+        return err_node(c, n, "%s must be an integer, not %s", what, type_name(n));
+    size_t len;
+    const char *s = sval(n, &len);
+    uint64_t v = 0;
+    size_t i;
+    for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        v = v * 10 + (uint64_t)(s[i] - '0');
+        if (v > hi)
+            break;
+    }
+    if (len == 0 || i != len || v < lo || v > hi)
+        return err_node(c, n, "%s must be an integer in %llu..%llu, not '%s'", what,
+                        (unsigned long long)lo, (unsigned long long)hi, q(&b, s, len));
+    *out = v;
+    return 0;
+}
+
+/* A string, or a list of 1..CS_MAX_PATHS strings, as NUL-terminated dotted paths. */
+static int parse_paths(ctx *c, yaml_node_t *n, const char *what, char **paths, int *np)
+{
+    qbuf b;
+    yaml_node_t *items[CS_MAX_PATHS];
+    int k = 0;
+    if (n->type == YAML_SEQUENCE_NODE) {
+        if (seq_len(n) == 0)
+            return err_node(c, n, "%s must list at least one path", what);
+        if (seq_len(n) > CS_MAX_PATHS)
+            return err_node(c, n, "%s lists more than %d paths", what, CS_MAX_PATHS);
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+             it++)
+            items[k++] = node(c, *it);
+    } else {
+        items[k++] = n;
+    }
+    *np = 0;
+    for (int i = 0; i < k; i++) {
+        const char *s;
+        size_t len;
+        if (want_string(c, items[i], what, &s, &len) < 0)
+            return -1;
+        if (memchr(s, '\0', len) || len >= CS_MAX_PATH_LEN)
+            return err_node(c, items[i], "bad path '%s' in %s", q(&b, s, len), what);
+        paths[i] = dupmem(s, len);
+        if (!paths[i])
+            return oom(c, items[i]);
+        *np = i + 1;
+    }
+    return 0;
+}
+
+static void free_paths(char **paths, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(paths[i]);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* sections */
+
+static int do_journey(ctx *c, yaml_node_t *n)
+{
+    qbuf b;
+    const char *s;
+    size_t len;
+    if (want_string(c, n, "journey", &s, &len) < 0)
+        return -1;
+    if (!good_name(s, len, 0))
+        return err_node(c, n, "bad journey name '%s': use 1..%d characters of [a-z0-9_-]",
+                        q(&b, s, len), MAX_NAME_LEN);
+    if (!(c->rs->journey = dupmem(s, len)))
+        return oom(c, n);
+    return 0;
+}
+
+static int do_stages(ctx *c, yaml_node_t *n)
+{
+    qbuf b;
+    cs_ruleset *rs = c->rs;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return err_node(c, n, "stages must be a list of stage names, not %s", type_name(n));
+    if (seq_len(n) == 0)
+        return err_node(c, n, "stages must not be empty (list 1..%d stage names)", CS_MAX_STAGES);
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        yaml_node_t *e = node(c, *it);
+        const char *s;
+        size_t len;
+        if (want_string(c, e, "a stage name", &s, &len) < 0)
+            return -1;
+        if (!good_name(s, len, 0) || s[0] == '_')
+            return err_node(c, e,
+                            "bad stage name '%s': use 1..%d characters of [a-z0-9_-], not "
+                            "starting with '_'",
+                            q(&b, s, len), MAX_NAME_LEN);
+        for (int i = 0; i < rs->nstages; i++)
+            if (strlen(rs->stages[i]) == len && !memcmp(rs->stages[i], s, len))
+                return err_node(c, e, "duplicate stage '%s'", q(&b, s, len));
+        if (rs->nstages == CS_MAX_STAGES)
+            return err_node(c, e, "too many stages (at most %d)", CS_MAX_STAGES);
+        if (!(rs->stages[rs->nstages] = dupmem(s, len)))
+            return oom(c, e);
+        rs->nstages++;
+    }
+    return 0;
+}
+
+static int do_session(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"gap", "max_duration", "lateness", "idle_close", NULL};
+    cs_session_conf *sc = &c->rs->sess;
+    if (check_map(c, n, "session", keys, "gap, max_duration, lateness or idle_close") < 0)
+        return -1;
+    yaml_node_t *v;
+    if ((v = map_get(c, n, "gap"))) {
+        if (parse_duration(c, v, "gap", &sc->gap_ms) < 0)
+            return -1;
+        if (sc->gap_ms <= 0)
+            return err_node(c, v, "gap must be greater than 0");
+    }
+    if ((v = map_get(c, n, "max_duration")) &&
+        parse_duration(c, v, "max_duration", &sc->max_duration_ms) < 0)
+        return -1;
+    if ((v = map_get(c, n, "lateness")) && parse_duration(c, v, "lateness", &sc->lateness_ms) < 0)
+        return -1;
+    if ((v = map_get(c, n, "idle_close"))) {
+        if (parse_duration(c, v, "idle_close", &sc->idle_close_ms) < 0)
+            return -1;
+        if (sc->idle_close_ms <= 0)
+            return err_node(c, v, "idle_close must be greater than 0");
+    }
+    return 0;
+}
+
+static const char *const std_names[CS_F_NSTD] = {"customer", "event", "time", "url", "channel"};
+
+static int std_field(const char *s, size_t len)
+{
+    for (int i = 0; i < CS_F_NSTD; i++)
+        if (strlen(std_names[i]) == len && !memcmp(std_names[i], s, len))
+            return i;
+    return -1;
+}
+
+static int do_fields(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"customer", "event", "time", "url", "channel", NULL};
+    if (check_map(c, n, "fields", keys,
+                  "customer, event, time, url or channel") < 0)
+        return -1;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        size_t kl;
+        const char *ks = sval(k, &kl);
+        int f = std_field(ks, kl);
+        char what[64], *paths[CS_MAX_PATHS], msg[256];
+        int np = 0;
+        snprintf(what, sizeof what, "fields.%s", std_names[f]);
+        if (parse_paths(c, v, what, paths, &np) < 0) {
+            free_paths(paths, np);
+            return -1;
+        }
+        msg[0] = '\0';
+        int r = cs_decode_plan_set_paths(c->rs->plan, f, (const char *const *)paths, np, msg,
+                                         sizeof msg);
+        free_paths(paths, np);
+        if (r < 0)
+            return err_node(c, v, "%s: %s", what, msg[0] ? msg : "bad path");
+    }
+    return 0;
+}
+
+static int do_limits(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"max_bytes", "max_depth", NULL};
+    if (check_map(c, n, "limits", keys, "max_bytes or max_depth") < 0)
+        return -1;
+    uint64_t mb = CS_DEFAULT_MAX_BYTES, md = CS_DEFAULT_MAX_DEPTH;
+    yaml_node_t *v;
+    if ((v = map_get(c, n, "max_bytes")) &&
+        parse_uint(c, v, "limits.max_bytes", MIN_MAX_BYTES, MAX_MAX_BYTES, &mb) < 0)
+        return -1;
+    if ((v = map_get(c, n, "max_depth")) &&
+        parse_uint(c, v, "limits.max_depth", 1, MAX_MAX_DEPTH, &md) < 0)
+        return -1;
+    cs_decode_plan_set_limits(c->rs->plan, (size_t)mb, (int)md);
+    return 0;
+}
+
+static int do_dimensions(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"path", "max_values", NULL};
+    qbuf b;
+    cs_ruleset *rs = c->rs;
+    if (check_map(c, n, "dimensions", NULL, NULL) < 0)
+        return -1;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        size_t kl;
+        const char *ks = sval(k, &kl);
+        if (rs->ndims == CS_MAX_DIMS)
+            return err_node(c, k, "too many dimensions (at most %d)", CS_MAX_DIMS);
+        if (!good_name(ks, kl, 1) || ks[0] == '_')
+            return err_node(c, k,
+                            "bad dimension name '%s': use 1..%d characters of [A-Za-z0-9_.-], not "
+                            "starting with '_'",
+                            q(&b, ks, kl), MAX_NAME_LEN);
+        if ((kl == 10 && !memcmp(ks, "url_prefix", 10)) || (kl > 9 && !memcmp(ks, "property.", 9)))
+            return err_node(c, k, "dimension name '%s' is reserved for a match key",
+                            q(&b, ks, kl));
+        yaml_node_t *pathn = NULL, *maxn = NULL;
+        if (!is_null(v)) {
+            if (check_map(c, v, "a dimension", keys, "path or max_values") < 0)
+                return -1;
+            pathn = map_get(c, v, "path");
+            maxn = map_get(c, v, "max_values");
+        }
+        cs_dim_conf *d = &rs->dims[rs->ndims];
+        uint64_t mv = 64;
+        if (maxn && parse_uint(c, maxn, "max_values", 1, CS_MAX_DIM_VALUES, &mv) < 0)
+            return -1;
+        int sf = std_field(ks, kl);
+        char *paths[CS_MAX_PATHS];
+        int np = 0;
+        if (sf >= 0 && pathn)
+            return err_node(c, map_key_node(c, v, "path"),
+                            "dimension '%s' is the standard %s field and takes no path (change "
+                            "its paths under fields: instead)",
+                            std_names[sf], std_names[sf]);
+        if (sf == CS_F_TIME)
+            return err_node(c, k,
+                            "'time' cannot be a dimension (to break down by a JSON key named "
+                            "time, give the dimension another name and path: time)");
+        if (sf >= 0) {
+            d->field = sf;
+        } else {
+            char what[96], msg[256];
+            snprintf(what, sizeof what, "dimension %s", q(&b, ks, kl));
+            if (pathn) {
+                if (parse_paths(c, pathn, "path", paths, &np) < 0) {
+                    free_paths(paths, np);
+                    return -1;
+                }
+            } else {
+                if (!(paths[0] = dupmem(ks, kl)))
+                    return oom(c, k);
+                np = 1;
+            }
+            msg[0] = '\0';
+            int f = cs_decode_plan_add_field(rs->plan, (const char *const *)paths, np, msg,
+                                             sizeof msg);
+            free_paths(paths, np);
+            if (f < 0 || f >= CS_MAX_FIELDS)
+                return err_node(c, pathn ? pathn : k, "%s: %s", what,
+                                msg[0] ? msg : "bad path");
+            d->field = f;
+        }
+        if (!(d->name = dupmem(ks, kl)))
+            return oom(c, k);
+        d->max_values = (uint32_t)mv;
+        rs->ndims++;
+    }
+    return 0;
+}
+
+static pred *new_pred(ctx *c, yaml_node_t *at)
+{
+    cs_ruleset *rs = c->rs;
+    if (rs->npreds == rs->cappreds) {
+        uint32_t nc = rs->cappreds ? rs->cappreds * 2 : 16;
+        pred *np = realloc(rs->preds, nc * sizeof *np);
+        if (!np) {
+            oom(c, at);
+            return NULL;
+        }
+        rs->preds = np;
+        rs->cappreds = nc;
+    }
+    pred *p = &rs->preds[rs->npreds++];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+static int check_glob(ctx *c, yaml_node_t *n, const char *s, size_t len)
+{
+    qbuf b;
+    int stars = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '*')
+            stars++;
+        else if (ch == '?' || ch == '[' || ch == ']' || ch == '{' || ch == '}')
+            return err_node(c, n,
+                            "bad glob '%s': '%c' is not supported (only '*' is special in url "
+                            "globs)",
+                            q(&b, s, len), ch);
+    }
+    if (stars > MAX_GLOB_STARS)
+        return err_node(c, n, "bad glob '%s': more than %d '*'", q(&b, s, len), MAX_GLOB_STARS);
+    return 0;
+}
+
+/* A match value: a string or a non-empty list of strings. */
+static int parse_values(ctx *c, yaml_node_t *n, pred *p, const char *key)
+{
+    int count = 1;
+    if (n->type == YAML_MAPPING_NODE)
+        return err_node(c, n, "match.%s must be a string or a list of strings, not a mapping",
+                        key);
+    if (n->type == YAML_SEQUENCE_NODE) {
+        count = seq_len(n);
+        if (count == 0)
+            return err_node(c, n, "match.%s must not be an empty list", key);
+    }
+    if (!(p->v = calloc((size_t)count, sizeof *p->v)))
+        return oom(c, n);
+    for (int i = 0; i < count; i++) {
+        yaml_node_t *e = n->type == YAML_SEQUENCE_NODE
+                             ? node(c, n->data.sequence.items.start[i])
+                             : n;
+        if (e->type != YAML_SCALAR_NODE)
+            return err_node(c, e, "match.%s values must be strings, not %s", key, type_name(e));
+        size_t len;
+        const char *s = sval(e, &len);
+        if (p->kind == P_GLOB && len == 0)
+            return err_node(c, e, "bad glob '': an empty pattern never matches");
+        if (is_null(e) || len == 0)
+            return err_node(c, e, "match.%s: an empty value never matches", key);
+        if (len > UINT32_MAX / 2)
+            return err_node(c, e, "match.%s: value too long", key);
+        if (p->kind == P_GLOB) {
+            if (check_glob(c, e, s, len) < 0)
+                return -1;
+        }
+        if (!(p->v[i].p = dupmem(s, len)))
+            return oom(c, e);
+        p->v[i].len = (uint32_t)len;
+        p->nv = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+static int add_prop(ctx *c, yaml_node_t *k, const char *name, size_t nl, int *field)
+{
+    qbuf b;
+    cs_ruleset *rs = c->rs;
+    char path[CS_MAX_PATH_LEN + 16], msg[256];
+    if (nl == 0 || memchr(name, '\0', nl) || nl + 11 >= CS_MAX_PATH_LEN)
+        return err_node(c, k, "bad match key 'property.%s'", q(&b, name, nl));
+    memcpy(path, "properties.", 11);
+    memcpy(path + 11, name, nl);
+    path[11 + nl] = '\0';
+    const char *pp = path;
+    msg[0] = '\0';
+    int f = cs_decode_plan_add_field(rs->plan, &pp, 1, msg, sizeof msg);
+    if (f < 0 || f >= CS_MAX_FIELDS)
+        return err_node(c, k, "match key 'property.%s': %s", q(&b, name, nl),
+                        msg[0] ? msg : "bad path");
+    *field = f;
+    for (int i = 0; i < rs->nprops; i++)
+        if (rs->prop_field[i] == f)
+            return 0;
+    if (!(rs->prop_name[rs->nprops] = dupmem(name, nl)))
+        return oom(c, k);
+    rs->prop_field[rs->nprops++] = f;
+    return 0;
+}
+
+static int do_match(ctx *c, yaml_node_t *n, rule *r)
+{
+    qbuf b;
+    cs_ruleset *rs = c->rs;
+    if (check_map(c, n, "match", NULL, NULL) < 0)
+        return -1;
+    if (map_len(n) == 0)
+        return err_node(c, n, "match needs at least one key");
+    r->p0 = rs->npreds;
+    for (yaml_node_pair_t *pp = n->data.mapping.pairs.start; pp < n->data.mapping.pairs.top;
+         pp++) {
+        yaml_node_t *k = node(c, pp->key), *v = node(c, pp->value);
+        size_t kl;
+        const char *ks = sval(k, &kl);
+        int kind, field = -1;
+        if (kl == 5 && !memcmp(ks, "event", 5)) {
+            kind = P_EXACT;
+            field = CS_F_EVENT;
+        } else if (kl == 7 && !memcmp(ks, "channel", 7)) {
+            kind = P_EXACT;
+            field = CS_F_CHANNEL;
+        } else if (kl == 3 && !memcmp(ks, "url", 3)) {
+            kind = P_GLOB;
+            field = CS_F_URL;
+        } else if (kl == 10 && !memcmp(ks, "url_prefix", 10)) {
+            kind = P_PREFIX;
+            field = CS_F_URL;
+        } else if (kl >= 9 && !memcmp(ks, "property.", 9)) {
+            kind = P_EXACT;
+            if (add_prop(c, k, ks + 9, kl - 9, &field) < 0)
+                return -1;
+        } else {
+            kind = P_EXACT;
+            for (int i = 0; i < rs->ndims; i++)
+                if (strlen(rs->dims[i].name) == kl && !memcmp(rs->dims[i].name, ks, kl))
+                    field = rs->dims[i].field;
+            if (field < 0) {
+                char dl[CS_MAX_DIMS * (MAX_NAME_LEN + 2) + 1] = "";
+                for (int i = 0; i < rs->ndims; i++) {
+                    strcat(dl, i ? ", " : ": ");
+                    strcat(dl, rs->dims[i].name);
+                }
+                return err_node(c, k,
+                                "unknown match key '%s' (expected event, channel, url, "
+                                "url_prefix, property.<name>%s%s)",
+                                q(&b, ks, kl), rs->ndims ? " or a dimension" : "", dl);
+            }
+        }
+        pred *p = new_pred(c, k);
+        if (!p)
+            return -1;
+        p->kind = (uint8_t)kind;
+        p->field = field;
+        if (!(p->key = dupmem(ks, kl)))
+            return oom(c, k);
+        r->np = rs->npreds - r->p0;
+        if (parse_values(c, v, p, p->key) < 0)
+            return -1;
+    }
+    /* exact predicates first (stable), then glob/prefix ones */
+    pred *seg = rs->preds + r->p0;
+    uint32_t ne = 0;
+    for (uint32_t i = 0; i < r->np; i++)
+        if (seg[i].kind == P_EXACT) {
+            pred t = seg[i];
+            memmove(seg + ne + 1, seg + ne, (i - ne) * sizeof *seg);
+            seg[ne++] = t;
+        }
+    r->g0 = r->p0 + ne;
+    r->ng = r->np - ne;
+    return 0;
+}
+
+static int do_rules(ctx *c, yaml_node_t *n)
+{
+    static const char *const keys[] = {"name", "stage", "match", NULL};
+    qbuf b;
+    cs_ruleset *rs = c->rs;
+    if (n->type != YAML_SEQUENCE_NODE)
+        return err_node(c, n, "rules must be a list, not %s", type_name(n));
+    int count = seq_len(n);
+    if (count > CS_MAX_RULES)
+        return err_node(c, node(c, n->data.sequence.items.start[CS_MAX_RULES]),
+                        "too many rules (at most %d)", CS_MAX_RULES);
+    if (count && !(rs->rules = calloc((size_t)count, sizeof *rs->rules)))
+        return oom(c, n);
+    for (int i = 0; i < count; i++) {
+        yaml_node_t *e = node(c, n->data.sequence.items.start[i]);
+        if (check_map(c, e, "a rule", keys, "name, stage or match") < 0)
+            return -1;
+        yaml_node_t *nn = map_get(c, e, "name"), *sn = map_get(c, e, "stage"),
+                    *mn = map_get(c, e, "match");
+        if (!nn)
+            return err_node(c, e, "rule has no name");
+        const char *s;
+        size_t len;
+        if (want_string(c, nn, "rule name", &s, &len) < 0)
+            return -1;
+        if (len > MAX_RULE_NAME_LEN)
+            return err_node(c, nn, "rule name longer than %d bytes", MAX_RULE_NAME_LEN);
+        for (size_t j = 0; j < len; j++)
+            if ((unsigned char)s[j] < 0x20 || s[j] == 0x7f)
+                return err_node(c, nn, "rule name contains a control character");
+        for (int j = 0; j < rs->nrules; j++)
+            if (strlen(rs->rules[j].name) == len && !memcmp(rs->rules[j].name, s, len))
+                return err_node(c, nn, "duplicate rule name '%s' (first at line %d)",
+                                q(&b, s, len), rs->rules[j].line);
+        rule *r = &rs->rules[rs->nrules];
+        if (!(r->name = dupmem(s, len)))
+            return oom(c, nn);
+        r->line = (int)nn->start_mark.line + 1;
+        r->p0 = rs->npreds;
+        rs->nrules++; /* owns r->name from here on */
+        if (!sn)
+            return err_node(c, e, "rule '%s' has no stage", r->name);
+        if (want_string(c, sn, "stage", &s, &len) < 0)
+            return -1;
+        r->stage = -1;
+        for (int j = 0; j < rs->nstages; j++)
+            if (strlen(rs->stages[j]) == len && !memcmp(rs->stages[j], s, len))
+                r->stage = j;
+        if (r->stage < 0) {
+            char sl[CS_MAX_STAGES * (MAX_NAME_LEN + 2) + 1] = "";
+            for (int j = 0; j < rs->nstages; j++) {
+                if (j)
+                    strcat(sl, ", ");
+                strcat(sl, rs->stages[j]);
+            }
+            return err_node(c, sn, "unknown stage '%s' (stages: %s)", q(&b, s, len), sl);
+        }
+        if (!mn)
+            return err_node(c, e, "rule '%s' has no match", r->name);
+        if (do_match(c, mn, r) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* compile */
+
+static uint64_t *bits_new(uint32_t W) { return calloc(W ? W : 1, sizeof(uint64_t)); }
+
+static int val_in(const pred *p, const char *s, uint32_t len)
+{
+    for (uint32_t i = 0; i < p->nv; i++)
+        if (p->v[i].len == len && !memcmp(p->v[i].p, s, len))
+            return 1;
+    return 0;
+}
+
+static xslot *xfind(xfield *x, const char *p, uint32_t len, uint64_t h)
+{
+    uint32_t i = (uint32_t)h & x->mask;
+    for (;;) {
+        xslot *s = &x->slots[i];
+        if (s->len == 0 || (s->h == h && s->len == len && !memcmp(s->p, p, len)))
+            return s;
+        i = (i + 1) & x->mask;
+    }
+}
+
+static int compile(ctx *c, yaml_node_t *root)
+{
+    cs_ruleset *rs = c->rs;
+    uint32_t N = (uint32_t)rs->nrules, W = (N + 63) / 64;
+    rs->W = W;
+    if (!(rs->all = bits_new(W)))
+        return oom(c, root);
+    for (uint32_t r = 0; r < N; r++)
+        rs->all[r / 64] |= 1ull << (r % 64);
+
+    /* the distinct fields tested by exact predicates, in order of first use */
+    for (uint32_t i = 0; i < rs->npreds; i++) {
+        const pred *p = &rs->preds[i];
+        if (p->kind != P_EXACT)
+            continue;
+        int seen = 0;
+        for (int j = 0; j < rs->nx; j++)
+            seen |= rs->x[j].field == p->field;
+        if (!seen)
+            rs->x[rs->nx++].field = p->field;
+    }
+    for (int xi = 0; xi < rs->nx; xi++) {
+        xfield *x = &rs->x[xi];
+        uint64_t total = 0;
+        for (uint32_t i = 0; i < rs->npreds; i++)
+            if (rs->preds[i].kind == P_EXACT && rs->preds[i].field == x->field)
+                total += rs->preds[i].nv;
+        uint32_t cap = 8;
+        while (cap < 2 * total)
+            cap *= 2;
+        x->mask = cap - 1;
+        if (!(x->slots = calloc(cap, sizeof *x->slots)) ||
+            !(x->sets = calloc((size_t)(total ? total : 1) * (W ? W : 1), sizeof(uint64_t))) ||
+            !(x->uncon = bits_new(W)))
+            return oom(c, root);
+        for (uint32_t r = 0; r < N; r++) {
+            const rule *ru = &rs->rules[r];
+            const pred *first = NULL;
+            for (uint32_t k = ru->p0; k < ru->g0; k++)
+                if (rs->preds[k].field == x->field) {
+                    first = &rs->preds[k];
+                    break;
+                }
+            if (!first) {
+                x->uncon[r / 64] |= 1ull << (r % 64);
+                continue;
+            }
+            for (uint32_t vi = 0; vi < first->nv; vi++) {
+                const val *v = &first->v[vi];
+                int ok = 1;
+                for (uint32_t k = (uint32_t)(first - rs->preds) + 1; ok && k < ru->g0; k++)
+                    if (rs->preds[k].field == x->field && !val_in(&rs->preds[k], v->p, v->len))
+                        ok = 0;
+                if (!ok)
+                    continue;
+                uint64_t h = XXH3_64bits(v->p, v->len);
+                xslot *s = xfind(x, v->p, v->len, h);
+                if (s->len == 0) {
+                    if (x->nsets == MAX_VALUES_PER_FIELD)
+                        return err_node(c, root,
+                                        "too many distinct values for one field (at most %d)",
+                                        MAX_VALUES_PER_FIELD);
+                    s->h = h;
+                    s->p = v->p;
+                    s->len = v->len;
+                    s->set = x->nsets++;
+                }
+                x->sets[(size_t)s->set * W + r / 64] |= 1ull << (r % 64);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* load */
+
+static void sha256_hex(const void *p, size_t len, char out[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    static const char hex[] = "0123456789abcdef";
+    if (!EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+        out[0] = '\0';
+        return;
+    }
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static int yaml_error(ctx *c, yaml_parser_t *ps, const char *src, size_t len)
+{
+    const char *problem = ps->problem ? ps->problem : "unknown error";
+    switch (ps->error) {
+    case YAML_MEMORY_ERROR: {
+        yaml_mark_t m = {0, 0, 0};
+        return err_mark(c, m, "out of memory while parsing YAML");
+    }
+    case YAML_READER_ERROR: {
+        size_t off = ps->problem_offset < len ? ps->problem_offset : len;
+        size_t line = 0, col = 0;
+        for (size_t i = 0; i < off; i++) {
+            if (src[i] == '\n') {
+                line++;
+                col = 0;
+            } else {
+                col++;
+            }
+        }
+        yaml_mark_t m = {off, line, col};
+        if (ps->problem_value != -1)
+            return err_mark(c, m, "YAML syntax error: %s (byte 0x%02x)", problem,
+                            (unsigned)ps->problem_value & 0xffu);
+        return err_mark(c, m, "YAML syntax error: %s", problem);
+    }
+    default:
+        if (ps->context)
+            return err_mark(c, ps->problem_mark,
+                            "YAML syntax error: %s (%s started at line %zu, column %zu)", problem,
+                            ps->context, ps->context_mark.line + 1, ps->context_mark.column + 1);
+        return err_mark(c, ps->problem_mark, "YAML syntax error: %s", problem);
+    }
+}
+
+static const char *const top_keys[] = {"journey", "stages",  "session", "customer_ttl",
+                                       "fields",  "limits",  "dimensions", "rules", NULL};
+
+static int load_doc(ctx *c, yaml_node_t *root)
+{
+    cs_ruleset *rs = c->rs;
+    if (check_map(c, root, "the rule file", top_keys,
+                  "journey, stages, session, customer_ttl, dimensions, rules, fields or limits") < 0)
+        return -1;
+    yaml_node_t *v;
+    if (!(v = map_get(c, root, "journey")))
+        return err_node(c, root, "missing required key 'journey'");
+    if (do_journey(c, v) < 0)
+        return -1;
+    if (!(v = map_get(c, root, "stages")))
+        return err_node(c, root, "missing required key 'stages'");
+    if (do_stages(c, v) < 0)
+        return -1;
+    if ((v = map_get(c, root, "session")) && !is_null(v) && do_session(c, v) < 0)
+        return -1;
+    if ((v = map_get(c, root, "customer_ttl"))) {
+        if (parse_duration(c, v, "customer_ttl", &rs->sess.customer_ttl_ms) < 0)
+            return -1;
+        if (rs->sess.customer_ttl_ms <= 0)
+            return err_node(c, v, "customer_ttl must be greater than 0");
+    }
+    if ((v = map_get(c, root, "fields")) && !is_null(v) && do_fields(c, v) < 0)
+        return -1;
+    if ((v = map_get(c, root, "limits")) && !is_null(v) && do_limits(c, v) < 0)
+        return -1;
+    if ((v = map_get(c, root, "dimensions")) && !is_null(v) && do_dimensions(c, v) < 0)
+        return -1;
+    if ((v = map_get(c, root, "rules")) && !is_null(v) && do_rules(c, v) < 0)
+        return -1;
+    return compile(c, root);
+}
+
+cs_ruleset *cs_rules_load_string(const char *yaml, size_t len, const char *name, char *errstr,
+                                 size_t errlen)
+{
+    ctx c = {.name = name ? name : "<string>", .err = errstr, .errlen = errlen};
+    yaml_mark_t m0 = {0, 0, 0};
+    if (errstr && errlen)
+        errstr[0] = '\0';
+    if (!yaml && len)
+        return err_mark(&c, m0, "no input"), NULL;
+    if (len > MAX_FILE_BYTES) {
+        err_mark(&c, m0, "rule file larger than %u bytes", MAX_FILE_BYTES);
+        return NULL;
+    }
+    cs_ruleset *rs = calloc(1, sizeof *rs);
+    if (!rs) {
+        err_mark(&c, m0, "out of memory");
+        return NULL;
+    }
+    c.rs = rs;
+    rs->sess.gap_ms = 30LL * 60000;
+    rs->sess.max_duration_ms = 24LL * 3600000;
+    rs->sess.lateness_ms = 30LL * 1000;
+    rs->sess.idle_close_ms = 60LL * 1000;
+    rs->sess.customer_ttl_ms = 90LL * 86400000;
+    sha256_hex(yaml ? yaml : "", len, rs->sha256);
+    if (!rs->sha256[0] || !(rs->plan = cs_decode_plan_new())) {
+        err_mark(&c, m0, "out of memory");
+        cs_rules_destroy(rs);
+        return NULL;
+    }
+
+    yaml_parser_t ps;
+    yaml_document_t doc, doc2;
+    int ok = -1, have_doc = 0;
+    if (!yaml_parser_initialize(&ps)) {
+        err_mark(&c, m0, "out of memory");
+        cs_rules_destroy(rs);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&ps, (const unsigned char *)(yaml ? yaml : ""), len);
+    if (!yaml_parser_load(&ps, &doc)) {
+        yaml_error(&c, &ps, yaml ? yaml : "", len);
+        goto out;
+    }
+    have_doc = 1;
+    c.doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        err_mark(&c, m0, "empty rule file (expected a mapping with journey, stages and rules)");
+        goto out;
+    }
+    /* exactly one document: a second one is an error, and so is a syntax error after the first */
+    if (!yaml_parser_load(&ps, &doc2)) {
+        yaml_error(&c, &ps, yaml, len);
+        goto out;
+    }
+    yaml_node_t *root2 = yaml_document_get_root_node(&doc2);
+    if (root2) {
+        err_mark(&c, doc2.start_mark, "a rule file holds one YAML document; found a second one");
+        yaml_document_delete(&doc2);
+        goto out;
+    }
+    yaml_document_delete(&doc2);
+    ok = load_doc(&c, root);
+out:
+    if (have_doc)
+        yaml_document_delete(&doc);
+    yaml_parser_delete(&ps);
+    if (ok < 0) {
+        if (errstr && errlen && !errstr[0])
+            snprintf(errstr, errlen, "%s:1:1: invalid rule file", c.name);
+        cs_rules_destroy(rs);
+        return NULL;
+    }
+    return rs;
+}
+
+cs_ruleset *cs_rules_load_file(const char *path, char *errstr, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errstr && errlen)
+            snprintf(errstr, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (len == cap) {
+            if (cap > MAX_FILE_BYTES) {
+                fclose(f);
+                free(buf);
+                if (errstr && errlen)
+                    snprintf(errstr, errlen, "%s: rule file larger than %u bytes", path,
+                             MAX_FILE_BYTES);
+                return NULL;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (!buf || rerr) {
+        if (errstr && errlen)
+            snprintf(errstr, errlen, "%s: %s", path, buf ? "read error" : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    cs_ruleset *rs = cs_rules_load_string(buf, len, path, errstr, errlen);
+    free(buf);
+    return rs;
+}
+
+void cs_rules_destroy(cs_ruleset *rs)
+{
+    if (!rs)
+        return;
+    free(rs->journey);
+    for (int i = 0; i < rs->nstages; i++)
+        free(rs->stages[i]);
+    for (int i = 0; i < CS_MAX_DIMS; i++)
+        free((char *)rs->dims[i].name);
+    for (int i = 0; i < rs->nprops; i++)
+        free(rs->prop_name[i]);
+    for (int i = 0; i < rs->nrules; i++)
+        free(rs->rules[i].name);
+    free(rs->rules);
+    for (uint32_t i = 0; i < rs->npreds; i++) {
+        pred *p = &rs->preds[i];
+        if (p->v)
+            for (uint32_t j = 0; j < p->nv; j++)
+                free(p->v[j].p);
+        free(p->v);
+        free(p->key);
+    }
+    free(rs->preds);
+    for (int i = 0; i < rs->nx; i++) {
+        free(rs->x[i].slots);
+        free(rs->x[i].sets);
+        free(rs->x[i].uncon);
+    }
+    free(rs->all);
+    if (rs->plan)
+        cs_decode_plan_destroy(rs->plan);
+    free(rs);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* accessors */
+
+const char *cs_rules_journey(const cs_ruleset *rs) { return rs->journey; }
+int cs_rules_nstages(const cs_ruleset *rs) { return rs->nstages; }
+const char *cs_rules_stage_name(const cs_ruleset *rs, int stage)
+{
+    return stage >= 0 && stage < rs->nstages ? rs->stages[stage] : NULL;
+}
+int cs_rules_stage_index(const cs_ruleset *rs, const char *name)
+{
+    for (int i = 0; name && i < rs->nstages; i++)
+        if (!strcmp(rs->stages[i], name))
+            return i;
+    return -1;
+}
+const cs_session_conf *cs_rules_session(const cs_ruleset *rs) { return &rs->sess; }
+int cs_rules_ndims(const cs_ruleset *rs) { return rs->ndims; }
+const cs_dim_conf *cs_rules_dim(const cs_ruleset *rs, int i)
+{
+    return i >= 0 && i < rs->ndims ? &rs->dims[i] : NULL;
+}
+int cs_rules_nrules(const cs_ruleset *rs) { return rs->nrules; }
+const char *cs_rules_rule_name(const cs_ruleset *rs, int r)
+{
+    return r >= 0 && r < rs->nrules ? rs->rules[r].name : NULL;
+}
+int cs_rules_rule_stage(const cs_ruleset *rs, int r)
+{
+    return r >= 0 && r < rs->nrules ? rs->rules[r].stage : -1;
+}
+const cs_decode_plan *cs_rules_plan(const cs_ruleset *rs) { return rs->plan; }
+const char *cs_rules_sha256(const cs_ruleset *rs) { return rs->sha256; }
+int cs_rules_nprops(const cs_ruleset *rs) { return rs->nprops; }
+const char *cs_rules_prop_name(const cs_ruleset *rs, int i)
+{
+    return i >= 0 && i < rs->nprops ? rs->prop_name[i] : NULL;
+}
+int cs_rules_prop_field(const cs_ruleset *rs, int i)
+{
+    return i >= 0 && i < rs->nprops ? rs->prop_field[i] : -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* matching */
+
+int cs_glob_match(const char *pat, size_t plen, const char *s, size_t slen)
+{
+    const char *star = memchr(pat, '*', plen);
+    if (!star)
+        return plen == slen && memcmp(pat, s, plen) == 0;
+    /* head: the literal before the first '*' must be a prefix */
+    size_t n = (size_t)(star - pat);
+    if (slen < n || memcmp(pat, s, n) != 0)
+        return 0;
+    s += n;
+    slen -= n;
+    pat = star + 1;
+    plen -= n + 1;
+    /* tail: the literal after the last '*' must be a suffix of what is left */
+    const char *last = plen ? memrchr(pat, '*', plen) : NULL;
+    size_t tn = last ? plen - (size_t)(last - pat) - 1 : plen;
+    if (slen < tn || memcmp(pat + plen - tn, s + slen - tn, tn) != 0)
+        return 0;
+    slen -= tn;
+    plen -= tn;
+    /* middle: "m1*m2*...*mk*" — each literal leftmost, in order (greedy is exact for '*') */
+    while (plen) {
+        const char *e = memchr(pat, '*', plen);
+        size_t ml = (size_t)(e - pat);
+        if (ml) {
+            const char *hit = memmem(s, slen, pat, ml);
+            if (!hit)
+                return 0;
+            size_t adv = (size_t)(hit - s) + ml;
+            s += adv;
+            slen -= adv;
+        }
+        pat = e + 1;
+        plen -= ml + 1;
+    }
+    return 1;
+}
+
+static int pred_holds(const pred *p, const cs_sv *v)
+{
+    if (v->len == 0)
+        return 0;
+    for (uint32_t i = 0; i < p->nv; i++) {
+        const val *x = &p->v[i];
+        switch (p->kind) {
+        case P_EXACT:
+            if (x->len == v->len && !memcmp(x->p, v->p, v->len))
+                return 1;
+            break;
+        case P_GLOB:
+            if (cs_glob_match(x->p, x->len, v->p, v->len))
+                return 1;
+            break;
+        default:
+            if (x->len <= v->len && !memcmp(x->p, v->p, x->len))
+                return 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+static const uint64_t *xlookup(const xfield *x, const cs_sv *v, uint32_t W)
+{
+    if (v->len == 0)
+        return NULL;
+    uint64_t h = XXH3_64bits(v->p, v->len);
+    uint32_t i = (uint32_t)h & x->mask;
+    for (;;) {
+        const xslot *s = &x->slots[i];
+        if (s->len == 0)
+            return NULL;
+        if (s->h == h && s->len == v->len && !memcmp(s->p, v->p, v->len))
+            return x->sets + (size_t)s->set * W;
+        i = (i + 1) & x->mask;
+    }
+}
+
+int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
+{
+    uint64_t cand[BITWORDS];
+    const uint32_t W = rs->W;
+    if (W == 0)
+        return -1;
+    memcpy(cand, rs->all, W * sizeof *cand);
+    for (int xi = 0; xi < rs->nx; xi++) {
+        const xfield *x = &rs->x[xi];
+        const uint64_t *hit = xlookup(x, &ev->f[x->field], W);
+        uint64_t any = 0;
+        if (hit)
+            for (uint32_t w = 0; w < W; w++)
+                any |= cand[w] &= hit[w] | x->uncon[w];
+        else
+            for (uint32_t w = 0; w < W; w++)
+                any |= cand[w] &= x->uncon[w];
+        if (!any)
+            return -1;
+    }
+    for (uint32_t w = 0; w < W; w++) {
+        uint64_t m = cand[w];
+        while (m) {
+            int r = (int)(w * 64 + (uint32_t)__builtin_ctzll(m));
+            const rule *ru = &rs->rules[r];
+            uint32_t k = 0;
+            while (k < ru->ng && pred_holds(&rs->preds[ru->g0 + k], &ev->f[rs->preds[ru->g0 + k].field]))
+                k++;
+            if (k == ru->ng)
+                return r;
+            m &= m - 1;
+        }
+    }
+    return -1;
+}
+
+int cs_rules_match_scan(const cs_ruleset *rs, const cs_decoded *ev)
+{
+    for (int r = 0; r < rs->nrules; r++)
+        if (cs_rules_rule_test(rs, r, ev, NULL, 0))
+            return r;
+    return -1;
+}
+
+int cs_rules_rule_test(const cs_ruleset *rs, int r, const cs_decoded *ev, char *why, size_t wlen)
+{
+    if (why && wlen)
+        why[0] = '\0';
+    if (r < 0 || r >= rs->nrules)
+        return 0;
+    const rule *ru = &rs->rules[r];
+    for (uint32_t k = ru->p0; k < ru->p0 + ru->np; k++) {
+        const pred *p = &rs->preds[k];
+        const cs_sv *v = &ev->f[p->field];
+        if (!pred_holds(p, v)) {
+            if (why && wlen) {
+                qbuf b;
+                if (v->len == 0)
+                    snprintf(why, wlen, "%s: field absent", p->key);
+                else
+                    snprintf(why, wlen, "%s: '%s' not accepted", p->key, q(&b, v->p, v->len));
+            }
+            return 0;
+        }
+    }
+    return 1;
+}

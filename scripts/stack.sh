@@ -1,0 +1,628 @@
+#!/usr/bin/env bash
+# scripts/stack.sh — a local, throw-away Kafka broker + Redis for clickstage's integration tests.
+#
+#   scripts/stack.sh up            [DIR]   start Kafka (KRaft, broker+controller) and redis-server
+#   scripts/stack.sh down          [DIR]   stop both (SIGTERM, up to 20 s, then SIGKILL)
+#   scripts/stack.sh status        [DIR]   tell what runs (exit 0 all up, 1 partly, 3 nothing)
+#   scripts/stack.sh env           [DIR]   print the env file (KAFKA_BROKERS=..., REDIS_URL=...)
+#   scripts/stack.sh redis-restart [DIR]   stop + start redis, same port/dir (AOF data kept if on)
+#   scripts/stack.sh kafka-restart [DIR]   stop + start the broker, same ports and data
+#   scripts/stack.sh topic NAME PARTITIONS [DIR] [key=value ...]   create a topic (RF 1)
+#   scripts/stack.sh tool MAINCLASS [ARGS...]   run a Kafka CLI class on the stack's classpath
+#   scripts/stack.sh purge         [DIR]   down, then delete DIR
+#   scripts/stack.sh fetch                 only fetch the Kafka jars into the cache
+#
+# DIR (the state directory) is the argument, else $STACK_DIR, else $PWD/.stack.
+# Everything of one stack lives there: stack.conf (ports, version), env, kafka/ (server.properties,
+# data), kafka.log, redis/ (data), redis.log, redis.sock, *.pid. Several stacks (different DIRs)
+# can run at once: every port is picked free at `up`, on 127.0.0.1 only.
+#
+# Environment knobs (all optional):
+#   KAFKA_VERSION        org.apache.kafka:kafka_2.13 version from Maven Central (default below)
+#   KAFKA_LIBS_DIR       jar folder (default ~/.cache/clickstage/kafka-$KAFKA_VERSION/libs)
+#   KAFKA_HEAP_OPTS      default "-Xmx512m -Xms512m"
+#   KAFKA_JVM_OPTS       extra JVM flags for the broker
+#   KAFKA_EXTRA_PROPS    extra server.properties lines (newline separated), appended at `up`
+#   KAFKA_AUTO_CREATE    auto.create.topics.enable (default false: create topics with `topic`)
+#   KAFKA_START_TIMEOUT  seconds to wait for the broker to answer metadata (default 120)
+#   REDIS_AOF=1          redis with appendonly yes + appendfsync always (else no persistence)
+#   STOP_TIMEOUT         seconds between SIGTERM and SIGKILL (default 20)
+set -euo pipefail
+
+DEFAULT_KAFKA_VERSION=4.3.1
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KAFKA_CFG_DIR="$SCRIPT_DIR/kafka"
+STOP_TIMEOUT=${STOP_TIMEOUT:-20}
+KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-120}
+REDIS_START_TIMEOUT=${REDIS_START_TIMEOUT:-20}
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# ---------------------------------------------------------------------------------------------
+# state directory and its files
+
+resolve_dir() {
+  local d=${1:-${STACK_DIR:-$PWD/.stack}}
+  STACK_DIR=$(realpath -m -- "$d")
+  CONF="$STACK_DIR/stack.conf"
+  ENV_FILE="$STACK_DIR/env"
+  KAFKA_PIDFILE="$STACK_DIR/kafka.pid"
+  REDIS_PIDFILE="$STACK_DIR/redis.pid"
+  KAFKA_LOG="$STACK_DIR/kafka.log"
+  REDIS_LOG="$STACK_DIR/redis.log"
+  SERVER_PROPS="$STACK_DIR/kafka/server.properties"
+}
+
+# One operation at a time per state dir. fd 9 is closed for every daemon we start (9>&-),
+# otherwise the broker would hold the lock forever.
+lock_dir() {
+  mkdir -p "$STACK_DIR"
+  exec 9>"$STACK_DIR/.lock"
+  flock -w 600 9 || die "another stack.sh holds $STACK_DIR/.lock"
+}
+
+load_conf() {
+  [ -f "$CONF" ] || return 1
+  # shellcheck disable=SC1090
+  . "$CONF"
+}
+
+# Writes KEY=VALUE, quoting only when needed, so the file is both sourceable by sh and
+# include-able by make when values are plain (they are, unless DIR has odd characters).
+kv() {
+  local v=$2
+  if [[ $v =~ ^[A-Za-z0-9_./:@%+,=-]*$ ]]; then printf '%s=%s\n' "$1" "$v"
+  else printf '%s=%q\n' "$1" "$v"; fi
+}
+
+write_conf() {
+  {
+    echo "# written by scripts/stack.sh up; read by its other subcommands"
+    kv KAFKA_VERSION "$KAFKA_VERSION"
+    kv KAFKA_LIBS_DIR "$KAFKA_LIBS_DIR"
+    kv KAFKA_PORT "$KAFKA_PORT"
+    kv CONTROLLER_PORT "$CONTROLLER_PORT"
+    kv CLUSTER_ID "$CLUSTER_ID"
+    kv REDIS_PORT "$REDIS_PORT"
+    kv REDIS_SOCK "$REDIS_SOCK"
+    kv REDIS_AOF "$REDIS_AOF"
+  } >"$CONF.tmp"
+  mv -f "$CONF.tmp" "$CONF"
+}
+
+write_env() {
+  {
+    kv KAFKA_BROKERS "127.0.0.1:$KAFKA_PORT"
+    kv REDIS_URL "redis://127.0.0.1:$REDIS_PORT/0"
+    kv REDIS_HOST 127.0.0.1
+    kv REDIS_PORT "$REDIS_PORT"
+    kv REDIS_SOCK "$REDIS_SOCK"
+    kv KAFKA_PID "$(cat "$KAFKA_PIDFILE" 2>/dev/null || echo 0)"
+    kv REDIS_PID "$(cat "$REDIS_PIDFILE" 2>/dev/null || echo 0)"
+    kv KAFKA_VERSION "$KAFKA_VERSION"
+    kv STACK_DIR "$STACK_DIR"
+  } >"$ENV_FILE.tmp"
+  mv -f "$ENV_FILE.tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# processes
+
+# Alive = exists and is not a zombie (a container's PID 1 may not reap our orphans).
+pid_alive() {
+  local pid=$1 st
+  [[ $pid =~ ^[0-9]+$ ]] && [ "$pid" -gt 1 ] || return 1
+  st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+pid_cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
+
+# The pid in a pid file, if that process is alive and is really ours (guards against pid reuse):
+# the broker's command line names this stack's server.properties; redis-server's title names
+# its port.
+kafka_pid() {
+  local pid
+  pid=$(cat "$KAFKA_PIDFILE" 2>/dev/null) || return 1
+  pid_alive "$pid" && [[ $(pid_cmdline "$pid") == *"$SERVER_PROPS"* ]] && echo "$pid"
+}
+redis_pid() {
+  local pid
+  pid=$(cat "$REDIS_PIDFILE" 2>/dev/null) || return 1
+  pid_alive "$pid" && [[ $(pid_cmdline "$pid") == *redis-server*":${REDIS_PORT:-x}"* ]] && echo "$pid"
+}
+
+# Processes whose command line names this state dir (lost pid file, crashed `up`): ours only.
+stray_pids() {
+  local p c
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [ "$p" = $$ ] && continue
+    c=$(pid_cmdline "$p")
+    case $c in
+      *"$SERVER_PROPS"*) pid_alive "$p" && echo "$p" ;;
+      *redis-server*) [ -n "${REDIS_PORT:-}" ] && [[ $c == *":$REDIS_PORT"* ]] \
+                      && [[ $(readlink "/proc/$p/cwd" 2>/dev/null) == "$STACK_DIR/redis" ]] \
+                      && pid_alive "$p" && echo "$p" ;;
+    esac
+  done
+  return 0
+}
+
+stop_pid() { # NAME PID
+  local name=$1 pid=$2 i
+  pid_alive "$pid" || return 0
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+    pid_alive "$pid" || return 0
+    sleep 0.1
+  done
+  log "$name (pid $pid) still alive after ${STOP_TIMEOUT}s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    pid_alive "$pid" || return 0
+    sleep 0.1
+  done
+  die "$name (pid $pid) survived SIGKILL"
+}
+
+stop_kafka() {
+  local pid
+  if pid=$(kafka_pid); then stop_pid kafka "$pid"; fi
+  rm -f "$KAFKA_PIDFILE"
+}
+stop_redis() {
+  local pid
+  if pid=$(redis_pid); then stop_pid redis "$pid"; fi
+  rm -f "$REDIS_PIDFILE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# prerequisites
+
+java_bin() {
+  if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then echo "$JAVA_HOME/bin/java"; else echo java; fi
+}
+
+apt_install() {
+  [ "$(id -u)" -eq 0 ] || die "missing: $* (install them: sudo apt-get install -y $*)"
+  log "installing from Debian: $*"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null; } ||
+    die "apt-get install $* failed"
+}
+
+ensure_prereqs() {
+  local missing=()
+  command -v kcat >/dev/null || missing+=(kcat)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v flock >/dev/null || missing+=(util-linux)
+  command -v ss >/dev/null || missing+=(iproute2)
+  JAVA=$(java_bin)
+  command -v "$JAVA" >/dev/null || missing+=(openjdk-17-jre-headless)
+  [ -d "$KAFKA_LIBS_DIR" ] && [ -f "$KAFKA_LIBS_DIR/.complete" ] || command -v mvn >/dev/null || missing+=(maven)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+  local jv
+  jv=$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+  [ -n "$jv" ] && [ "$jv" -ge 17 ] || die "Kafka $KAFKA_VERSION needs Java 17+ (found: $("$JAVA" -version 2>&1 | head -1))"
+}
+
+# Jars: mvn copy-dependencies of scripts/kafka/pom.xml into the cache, once per version.
+# A ".complete" marker is written last; concurrent `up`s serialize on a lock in the cache.
+fetch_jars() {
+  [ -f "$KAFKA_LIBS_DIR/.complete" ] && return 0
+  command -v mvn >/dev/null || apt_install maven
+  local parent tmp out rc
+  parent=$(dirname "$KAFKA_LIBS_DIR")
+  mkdir -p "$parent"
+  exec 8>"$parent/.fetch.lock"
+  flock -w 900 8 || die "timed out waiting for $parent/.fetch.lock"
+  if [ -f "$KAFKA_LIBS_DIR/.complete" ]; then exec 8>&-; return 0; fi
+  log "fetching Kafka $KAFKA_VERSION jars with mvn into $KAFKA_LIBS_DIR (first run only)"
+  tmp="$parent/.libs.tmp.$$"
+  out="$parent/.mvn.$$.log"
+  rm -rf "$tmp"
+  rc=0
+  mvn -q -B -f "$KAFKA_CFG_DIR/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DoutputDirectory="$tmp" >"$out" 2>&1 || rc=$?
+  if [ $rc -ne 0 ]; then
+    # Some releases publish kafka_2.13 but not (yet) kafka-tools: take the broker alone, and
+    # `topic` falls back to scripts/kafka/CreateTopic.java (Admin API).
+    if grep -q 'kafka-tools' "$out"; then
+      log "kafka-tools $KAFKA_VERSION is not available; fetching the broker without it"
+      rm -rf "$tmp"
+      rc=0
+      mvn -q -B -f "$KAFKA_CFG_DIR/pom.xml" -Dkafka.version="$KAFKA_VERSION" -Dno-tools \
+        dependency:copy-dependencies -DoutputDirectory="$tmp" >>"$out" 2>&1 || rc=$?
+    fi
+  fi
+  if [ $rc -ne 0 ]; then
+    grep -E 'ERROR|error:' "$out" | head -30 >&2 || tail -30 "$out" >&2
+    rm -rf "$tmp"
+    die "mvn could not fetch org.apache.kafka:kafka_2.13:$KAFKA_VERSION (full output: $out)"
+  fi
+  ls "$tmp"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1 || die "mvn ran but $tmp has no kafka_2.13-$KAFKA_VERSION.jar"
+  touch "$tmp/.complete"
+  rm -rf "$KAFKA_LIBS_DIR"
+  mv "$tmp" "$KAFKA_LIBS_DIR"
+  rm -f "$out"
+  exec 8>&-
+  log "cached $(ls "$KAFKA_LIBS_DIR" | wc -l) jars ($(du -sh "$KAFKA_LIBS_DIR" | cut -f1))"
+}
+
+# ---------------------------------------------------------------------------------------------
+# ports
+
+# A port no TCP socket on this machine uses, outside the kernel's ephemeral range (so an
+# outgoing connection cannot take it between the pick and the bind), not in "$@".
+pick_port() {
+  local lo hi from=20000 to=32000 p i x taken
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || { lo=32768; hi=60999; }
+  if [ "$lo" -le "$from" ]; then from=$((hi + 1)); to=$((hi + 4000)); [ $to -le 65535 ] || to=65535; fi
+  [ "$to" -lt "$lo" ] || [ "$from" -gt "$hi" ] || to=$((lo - 1))
+  for ((i = 0; i < 500; i++)); do
+    p=$(shuf -i "$from-$to" -n 1)
+    taken=0
+    for x in "$@"; do [ "$x" = "$p" ] && taken=1; done
+    [ $taken -eq 0 ] || continue
+    if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then echo "$p"; return 0; fi
+  done
+  die "found no free TCP port in $from-$to"
+}
+
+port_free() { [ -z "$(ss -Htln "( sport = :$1 )" 2>/dev/null)" ]; }
+
+# ---------------------------------------------------------------------------------------------
+# kafka
+
+new_cluster_id() {
+  # Same as `kafka.tools.StorageTool random-uuid` (Uuid.randomUuid: 16 random bytes, URL-safe
+  # base64 without padding, never starting with '-'), without paying for a JVM start.
+  local id
+  while :; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    [ "${id:0:1}" != - ] && [ ${#id} -eq 22 ] && { echo "$id"; return; }
+  done
+}
+
+write_server_props() {
+  mkdir -p "$STACK_DIR/kafka/data"
+  cat >"$SERVER_PROPS" <<EOF
+# written by scripts/stack.sh up (Kafka $KAFKA_VERSION, single combined broker+controller, KRaft)
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$STACK_DIR/kafka/data
+num.partitions=4
+default.replication.factor=1
+auto.create.topics.enable=${KAFKA_AUTO_CREATE:-false}
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# 2-core machines: fewer threads than the defaults (3 network, 8 io), smaller cleaner buffer.
+num.network.threads=2
+num.io.threads=4
+log.cleaner.dedupe.buffer.size=33554432
+EOF
+  if [ -n "${KAFKA_EXTRA_PROPS:-}" ]; then
+    printf '# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS" >>"$SERVER_PROPS"
+  fi
+}
+
+kafka_java() { # runs a Kafka CLI class with the tools' quiet logging
+  "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$KAFKA_CFG_DIR/log4j2-tools.properties" \
+    -cp "$KAFKA_LIBS_DIR/*" "$@" 9>&- 8>&-
+}
+
+format_storage() {
+  local out
+  out=$(kafka_java kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$SERVER_PROPS" 2>&1) ||
+    { printf '%s\n' "$out" >&2; die "StorageTool format failed"; }
+}
+
+start_kafka_proc() {
+  local heap=${KAFKA_HEAP_OPTS:--Xmx512m -Xms512m}
+  printf '==== stack.sh: starting Kafka %s at %s\n' "$KAFKA_VERSION" "$(date '+%F %T')" >>"$KAFKA_LOG"
+  # shellcheck disable=SC2086
+  setsid "$JAVA" $heap -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true ${KAFKA_JVM_OPTS:-} \
+    -Dlog4j2.configurationFile="$KAFKA_CFG_DIR/log4j2.properties" \
+    -cp "$KAFKA_LIBS_DIR/*" kafka.Kafka "$SERVER_PROPS" \
+    </dev/null >>"$KAFKA_LOG" 2>&1 9>&- 8>&- &
+  echo $! >"$KAFKA_PIDFILE"
+}
+
+kafka_answers() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null || return 1
+  timeout 10 kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 2>/dev/null | grep -q ' 1 brokers:'
+}
+
+wait_kafka() {
+  local deadline=$((SECONDS + KAFKA_START_TIMEOUT)) pid
+  pid=$(cat "$KAFKA_PIDFILE")
+  while :; do
+    if ! pid_alive "$pid"; then
+      tail -n 40 "$KAFKA_LOG" >&2
+      die "Kafka broker (pid $pid) exited during startup; log: $KAFKA_LOG"
+    fi
+    kafka_answers && return 0
+    if [ $SECONDS -ge $deadline ]; then
+      tail -n 40 "$KAFKA_LOG" >&2
+      die "Kafka broker did not answer metadata on 127.0.0.1:$KAFKA_PORT within ${KAFKA_START_TIMEOUT}s; log: $KAFKA_LOG"
+    fi
+    sleep 0.25
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# redis
+
+redis_sock_path() {
+  local s="$STACK_DIR/redis.sock"
+  # sun_path holds 107 bytes; a deep state dir gets a socket under /tmp instead.
+  if [ ${#s} -gt 100 ]; then
+    s="${TMPDIR:-/tmp}/clickstage-redis-$(printf '%s' "$STACK_DIR" | md5sum | cut -c1-12).sock"
+  fi
+  echo "$s"
+}
+
+start_redis_proc() {
+  local persist
+  mkdir -p "$STACK_DIR/redis"
+  if [ "${REDIS_AOF:-0}" = 1 ]; then
+    persist=(--save "" --appendonly yes --appendfsync always)
+  else
+    persist=(--save "" --appendonly no)
+  fi
+  printf '==== stack.sh: starting redis at %s\n' "$(date '+%F %T')" >>"$REDIS_LOG"
+  # cwd = data dir too, which lets `down` recognise a stray redis of this stack.
+  (cd "$STACK_DIR/redis" && exec setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
+    --unixsocket "$REDIS_SOCK" --unixsocketperm 700 --dir "$STACK_DIR/redis" \
+    --daemonize no --logfile "" "${persist[@]}" \
+    </dev/null >>"$REDIS_LOG" 2>&1 9>&- 8>&-) &
+  echo $! >"$REDIS_PIDFILE"
+}
+
+wait_redis() {
+  local deadline=$((SECONDS + REDIS_START_TIMEOUT)) pid
+  pid=$(cat "$REDIS_PIDFILE")
+  while :; do
+    if ! pid_alive "$pid"; then
+      tail -n 20 "$REDIS_LOG" >&2
+      die "redis-server (pid $pid) exited during startup; log: $REDIS_LOG"
+    fi
+    if [ "$(timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] &&
+       [ "$(timeout 5 redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" = PONG ]; then
+      return 0
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      tail -n 20 "$REDIS_LOG" >&2
+      die "redis-server did not answer PING on 127.0.0.1:$REDIS_PORT within ${REDIS_START_TIMEOUT}s"
+    fi
+    sleep 0.1
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# subcommands
+
+UP_STARTED=0
+up_cleanup() {
+  # `up` failed: leave no process behind (logs stay for inspection).
+  if [ "$UP_STARTED" = 1 ]; then
+    log "up failed: stopping what it started"
+    STOP_TIMEOUT=5 stop_kafka || true
+    STOP_TIMEOUT=5 stop_redis || true
+  fi
+}
+
+cmd_up() {
+  local t0=$SECONDS t0ns kp rp
+  t0ns=$(date +%s%N)
+  lock_dir
+  if load_conf; then
+    kp=$(kafka_pid || true); rp=$(redis_pid || true)
+    if [ -n "$kp" ] && [ -n "$rp" ] && kafka_answers; then
+      log "already up in $STACK_DIR (kafka pid $kp, redis pid $rp)"
+      write_env; cat "$ENV_FILE"; return 0
+    fi
+    if [ -n "$kp" ] || [ -n "$rp" ]; then
+      log "partly up in $STACK_DIR: stopping the rest, starting afresh"
+      stop_kafka; stop_redis
+    fi
+    for p in $(stray_pids); do stop_pid "stray process" "$p"; done
+  fi
+  # A fresh stack: new ports, empty data. Logs of earlier runs are kept (appended).
+  KAFKA_VERSION=${KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION}
+  KAFKA_LIBS_DIR=${KAFKA_LIBS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clickstage/kafka-$KAFKA_VERSION/libs}
+  REDIS_AOF=${REDIS_AOF:-0}
+  ensure_prereqs
+  fetch_jars
+  rm -rf "$STACK_DIR/kafka" "$STACK_DIR/redis" "$ENV_FILE" "$KAFKA_PIDFILE" "$REDIS_PIDFILE"
+  KAFKA_PORT=$(pick_port)
+  CONTROLLER_PORT=$(pick_port "$KAFKA_PORT")
+  REDIS_PORT=$(pick_port "$KAFKA_PORT" "$CONTROLLER_PORT")
+  REDIS_SOCK=$(redis_sock_path)
+  rm -f "$REDIS_SOCK"
+  CLUSTER_ID=$(new_cluster_id)
+  write_conf
+  write_server_props
+  UP_STARTED=1
+  trap up_cleanup EXIT
+  format_storage
+  start_kafka_proc
+  start_redis_proc   # boots while the JVM does
+  wait_redis
+  wait_kafka
+  trap - EXIT
+  write_env
+  log "up in $(( ($(date +%s%N) - t0ns) / 1000000 )) ms: Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_PIDFILE")), redis on 127.0.0.1:$REDIS_PORT (pid $(cat "$REDIS_PIDFILE")); env: $ENV_FILE"
+  : "$t0"
+  cat "$ENV_FILE"
+}
+
+cmd_down() {
+  [ -d "$STACK_DIR" ] || { log "no stack in $STACK_DIR"; return 0; }
+  lock_dir
+  load_conf || true
+  stop_kafka
+  stop_redis
+  local p
+  for p in $(stray_pids); do stop_pid "stray process" "$p"; done
+  [ -n "${REDIS_SOCK:-}" ] && rm -f "$REDIS_SOCK"
+  rm -f "$ENV_FILE"
+  log "down ($STACK_DIR)"
+}
+
+cmd_status() {
+  if ! load_conf; then echo "no stack in $STACK_DIR"; return 3; fi
+  local kp rp up=0 k r
+  if kp=$(kafka_pid); then
+    if kafka_answers; then k="running (pid $kp), answers on 127.0.0.1:$KAFKA_PORT"; up=$((up + 1))
+    else k="process $kp alive but NOT answering on 127.0.0.1:$KAFKA_PORT"; fi
+  else k="stopped (port $KAFKA_PORT)"; fi
+  if rp=$(redis_pid); then
+    if [ "$(timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
+      r="running (pid $rp), PONG on 127.0.0.1:$REDIS_PORT and $REDIS_SOCK"; up=$((up + 1))
+    else r="process $rp alive but NOT answering PING on 127.0.0.1:$REDIS_PORT"; fi
+  else r="stopped (port $REDIS_PORT)"; fi
+  echo "stack $STACK_DIR"
+  echo "kafka $KAFKA_VERSION: $k"
+  echo "redis (aof=${REDIS_AOF:-0}): $r"
+  case $up in 2) return 0 ;; 0) return 3 ;; *) return 1 ;; esac
+}
+
+cmd_env() {
+  [ -f "$ENV_FILE" ] || die "stack in $STACK_DIR is not up (no $ENV_FILE); run: $0 up"
+  cat "$ENV_FILE"
+}
+
+need_conf() { load_conf || die "no stack in $STACK_DIR; run: $0 up"; JAVA=$(java_bin); }
+
+cmd_redis_restart() {
+  lock_dir
+  need_conf
+  stop_redis
+  port_free "$REDIS_PORT" || die "redis port $REDIS_PORT was taken while redis was down"
+  rm -f "$REDIS_SOCK"
+  start_redis_proc
+  wait_redis
+  write_env
+  log "redis restarted (pid $(cat "$REDIS_PIDFILE"), aof=${REDIS_AOF:-0})"
+}
+
+cmd_kafka_restart() {
+  lock_dir
+  need_conf
+  stop_kafka
+  port_free "$KAFKA_PORT" && port_free "$CONTROLLER_PORT" ||
+    die "Kafka port $KAFKA_PORT or $CONTROLLER_PORT was taken while the broker was down"
+  start_kafka_proc
+  wait_kafka
+  write_env
+  log "kafka restarted (pid $(cat "$KAFKA_PIDFILE"))"
+}
+
+# Partition count of TOPIC as the broker's metadata shows it ("" if unknown).
+topic_partitions() {
+  timeout 15 kcat -L -b "127.0.0.1:$KAFKA_PORT" -t "$1" -m 5 2>/dev/null |
+    sed -n 's/.*topic "\(.*\)" with \([0-9]*\) partitions:.*/\1 \2/p' |
+    awk -v t="$1" '$1 == t {print $2}'
+}
+
+cmd_topic() { # NAME PARTITIONS [key=value ...]
+  local name=$1 parts=$2 n i
+  shift 2
+  [[ $parts =~ ^[1-9][0-9]*$ ]] || die "PARTITIONS must be a positive number, got '$parts'"
+  need_conf
+  kafka_pid >/dev/null || die "Kafka of $STACK_DIR is not running"
+  if ls "$KAFKA_LIBS_DIR"/kafka-tools-*.jar >/dev/null 2>&1; then
+    local cfg=() kv_
+    for kv_ in "$@"; do cfg+=(--config "$kv_"); done
+    kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+      --create --if-not-exists --topic "$name" --partitions "$parts" --replication-factor 1 \
+      ${cfg[@]+"${cfg[@]}"} >&2 || die "TopicCommand --create $name failed"
+  else
+    kafka_java "$KAFKA_CFG_DIR/CreateTopic.java" "127.0.0.1:$KAFKA_PORT" "$name" "$parts" "$@" >&2 ||
+      die "creating topic $name failed"
+  fi
+  for ((i = 0; i < 60; i++)); do
+    n=$(topic_partitions "$name")
+    [ -n "$n" ] && break
+    sleep 0.25
+  done
+  [ "$n" = "$parts" ] || die "topic $name has ${n:-no} partitions, wanted $parts (it existed before?)"
+  log "topic $name: $parts partitions"
+}
+
+cmd_tool() {
+  [ $# -ge 1 ] || die "usage: $0 tool MAINCLASS [ARGS...]   (e.g. org.apache.kafka.tools.consumer.group.ConsumerGroupCommand)"
+  load_conf || true
+  KAFKA_VERSION=${KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION}
+  KAFKA_LIBS_DIR=${KAFKA_LIBS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clickstage/kafka-$KAFKA_VERSION/libs}
+  JAVA=$(java_bin)
+  [ -f "$KAFKA_LIBS_DIR/.complete" ] || die "no jars in $KAFKA_LIBS_DIR; run: $0 fetch"
+  kafka_java "$@"
+}
+
+cmd_fetch() {
+  KAFKA_VERSION=${KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION}
+  KAFKA_LIBS_DIR=${KAFKA_LIBS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clickstage/kafka-$KAFKA_VERSION/libs}
+  ensure_prereqs
+  fetch_jars
+  echo "$KAFKA_LIBS_DIR"
+}
+
+main() {
+  local cmd=${1:-}
+  [ $# -gt 0 ] && shift
+  case $cmd in
+    up|down|status|env|redis-restart|kafka-restart|purge)
+      [ $# -le 1 ] || usage
+      resolve_dir "${1:-}"
+      case $cmd in
+        up) cmd_up ;;
+        down) cmd_down ;;
+        status) cmd_status ;;
+        env) cmd_env ;;
+        redis-restart) cmd_redis_restart ;;
+        kafka-restart) cmd_kafka_restart ;;
+        purge) cmd_down; rm -rf "$STACK_DIR"; log "removed $STACK_DIR" ;;
+      esac ;;
+    topic)
+      [ $# -ge 2 ] || usage
+      local name=$1 parts=$2
+      shift 2
+      if [ $# -gt 0 ] && [[ $1 != *=* ]]; then resolve_dir "$1"; shift; else resolve_dir ""; fi
+      cmd_topic "$name" "$parts" "$@" ;;
+    tool)
+      resolve_dir ""
+      cmd_tool "$@" ;;
+    fetch) cmd_fetch ;;
+    -h|--help|help|"") usage ;;
+    *) log "unknown subcommand: $cmd"; usage ;;
+  esac
+}
+
+main "$@"

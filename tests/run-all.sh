@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` and CI run it. Phases:
+#   1. release build with -Werror, unit + model tests
+#   2. the same tests under ASan+UBSan
+#   3. the multi-thread tests under ThreadSanitizer
+#   4. every libFuzzer target for FUZZ_SECONDS (default 20) each
+#   5. integration tests against a real Kafka broker and redis-server (tests/integration/*.sh)
+# Each phase prints "LABEL: N passed, N failed"; the last line sums them all.
+# SKIP="tsan fuzz integration" skips phases (for quick local runs; CI skips none).
+set -u
+cd "$(dirname "$0")/.."
+skip=" ${SKIP:-} "
+total_p=0; total_f=0
+phase() { # label, command...
+  local label=$1; shift
+  if [[ "$skip" == *" $label "* ]]; then echo "== skipping $label"; return; fi
+  echo "== phase $label: $*"
+  local log; log=$(mktemp)
+  "$@" 2>&1 | tee "$log"; local rc=${PIPESTATUS[0]}
+  local line; line=$(grep -E '^[A-Za-z0-9_./-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+  local p f
+  p=$(sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' <<<"$line")
+  f=$(sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' <<<"$line")
+  p=${p:-0}; f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "!! phase $label failed (exit $rc)"; fi
+  total_p=$((total_p + p)); total_f=$((total_f + f))
+  rm -f "$log"
+}
+phase release make WERROR=-Werror unit
+phase asan make WERROR=-Werror asan-test
+phase tsan make WERROR=-Werror tsan-test
+phase fuzz make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+if ls tests/integration/*.sh >/dev/null 2>&1; then
+  phase integration tests/integration/run.sh
+fi
+echo "all phases: $total_p passed, $total_f failed"
+[ "$total_f" -eq 0 ]

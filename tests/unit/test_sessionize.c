@@ -1,0 +1,311 @@
+/* test_sessionize.c — SPEC §3 session and stage semantics, case by case, through the engine with
+ * one worker and one partition. Each test feeds hand-written events and checks the §4 deltas. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "aggregate.h"
+#include "classify.h"
+#include "clickstage.h"
+#include "counts.h"
+#include "engine.h"
+
+static const char *rules_yaml =
+    "journey: t\n"
+    "stages: [awareness, consideration, purchase]\n"
+    "session: { gap: 30m, max_duration: 2h, lateness: 30s }\n"
+    "customer_ttl: 1d\n"
+    "dimensions:\n"
+    "  channel: { max_values: 2 }\n"
+    "rules:\n"
+    "  - { name: a, stage: awareness, match: { event: [view] } }\n"
+    "  - { name: c, stage: consideration, match: { event: [product] } }\n"
+    "  - { name: p, stage: purchase, match: { event: [buy] } }\n";
+
+typedef struct fx {
+    cs_engine *e;
+    cs_worker *w;
+    int part;
+    cs_counts *c;
+    int64_t off;
+} fx;
+
+static int setup(void **st)
+{
+    char err[256];
+    fx *f = calloc(1, sizeof *f);
+    cs_ruleset *rs = cs_rules_load_string(rules_yaml, strlen(rules_yaml), "t.yaml", err,
+                                          sizeof err);
+    if (!rs) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    f->e = cs_engine_new(rs, 1, err, sizeof err);
+    f->w = cs_engine_worker(f->e, 0);
+    f->part = cs_engine_add_partition(f->e, 0);
+    f->c = cs_counts_new();
+    *st = f;
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    fx *f = *st;
+    cs_engine_destroy(f->e);
+    cs_counts_free(f->c);
+    free(f);
+    return 0;
+}
+
+#define T0 1793520000000LL /* 2026-11-01T08:00:00Z */
+#define MIN 60000LL
+
+/* One event: customer, event name, minutes after T0, optional channel. */
+static void ev(fx *f, const char *cust, const char *name, double minutes, const char *channel)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "{\"userId\":\"%s\",\"event\":\"%s\",\"ts\":%lld%s%s%s}",
+                     cust, name, (long long)(T0 + (int64_t)(minutes * MIN)),
+                     channel ? ",\"channel\":\"" : "", channel ? channel : "",
+                     channel ? "\"" : "");
+    cs_msg m = {buf, (size_t)n, 0, f->off++};
+    cs_worker_process(f->w, f->part, &m, 1);
+    cs_worker_tick(f->w);
+}
+
+/* Moves the counts of the worker into f->c (as a flush would). */
+static cs_counts *counts(fx *f)
+{
+    cs_agg *a = cs_worker_take_agg(f->w);
+    cs_agg_foreach(a, cs_engine_rules(f->e), cs_engine_dicts(f->e), cs_counts_agg_cb, f->c);
+    cs_worker_give_agg(f->w, a);
+    return f->c;
+}
+
+static void drain(fx *f)
+{
+    cs_engine_set_part_state(f->e, f->part, CS_PART_DONE);
+    cs_engine_set_watermark(f->e, cs_engine_final_watermark(f->e));
+    cs_worker_end_all(f->w, CS_END_DRAIN);
+}
+
+#define GET(h, k) cs_counts_get(counts(f), h, k)
+
+static void gap_splits_sessions(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "view", 0, NULL);
+    ev(f, "u1", "product", 10, NULL);
+    ev(f, "u1", "view", 10 + 30.5, NULL); /* 30.5 min after the last: a new session */
+    assert_int_equal(GET("sessions", "started"), 2);
+    assert_int_equal(GET("ended_by", "gap"), 1);
+    assert_int_equal(GET("ended", "consideration"), 1);
+    assert_int_equal(GET("active", "awareness"), 1);
+    assert_int_equal(GET("transitions", "_entry>awareness"), 2);
+    assert_int_equal(GET("transitions", "awareness>consideration"), 1);
+    assert_int_equal(GET("customers", "consideration"), 1); /* the furthest over sessions */
+    assert_int_equal(GET("customers", "awareness"), 0);
+}
+
+static void exactly_gap_joins(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "view", 0, NULL);
+    ev(f, "u1", "view", 30, NULL); /* t == last + gap == deadline: joins */
+    assert_int_equal(GET("sessions", "started"), 1);
+    assert_int_equal(GET("sessions", "ended"), 0);
+}
+
+static void max_duration_ends_session(void **st)
+{
+    fx *f = *st;
+    for (int m = 0; m <= 120; m += 20)
+        ev(f, "u1", "view", m, NULL);       /* 0..120: start + 2h = 120 is the deadline */
+    ev(f, "u1", "view", 121, NULL);         /* past start + max_duration */
+    assert_int_equal(GET("sessions", "started"), 2);
+    assert_int_equal(GET("ended_by", "max_duration"), 1);
+    assert_int_equal(GET("ended_by", "gap"), 0);
+}
+
+static void out_of_order_moves_start_back_and_late(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "view", 60, NULL);
+    ev(f, "u1", "product", 31, NULL); /* >= start - gap (30): joins, start moves to 31 */
+    ev(f, "u1", "buy", 0.9, NULL);    /* >= 31 - 30 = 1? no: 0.9 < 1 -> late */
+    assert_int_equal(GET("sessions", "started"), 1);
+    assert_int_equal(GET("events", "_late"), 1);
+    assert_int_equal(GET("events", "purchase"), 0);
+    assert_int_equal(GET("reached", "consideration"), 1);
+}
+
+static void late_by_watermark_for_new_customer(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "view", 300, NULL);  /* watermark = 300 min - 30 s */
+    ev(f, "u2", "view", 200, NULL);  /* 200 + 30 < 299.5: late */
+    ev(f, "u3", "view", 270, NULL);  /* 270 + 30 = 300 >= 299.5: a new session */
+    assert_int_equal(GET("events", "_late"), 1);
+    assert_int_equal(GET("sessions", "started"), 2);
+    assert_int_equal(GET("customers", "_none"), 0);
+    assert_int_equal(GET("customers", "awareness"), 2);
+}
+
+static void watermark_expires_sessions(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "product", 0, NULL);
+    ev(f, "u2", "view", 10, NULL);
+    ev(f, "u3", "view", 31, NULL); /* W = 30.5 min: u1's deadline (30) has passed */
+    assert_int_equal(GET("sessions", "ended"), 1);
+    assert_int_equal(GET("ended", "consideration"), 1);
+    ev(f, "u3", "view", 41, NULL); /* W = 40.5: u2's deadline (40) has passed */
+    assert_int_equal(GET("sessions", "ended"), 2);
+    assert_int_equal(GET("active", "awareness"), 1);
+    assert_int_equal(GET("active", "consideration"), 0);
+    assert_int_equal(GET("sessions", "active"), 1);
+}
+
+static void furthest_stage_never_goes_back(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "buy", 0, NULL);
+    ev(f, "u1", "view", 1, NULL);
+    ev(f, "u1", "product", 2, NULL);
+    ev(f, "u1", "other", 3, NULL);
+    assert_int_equal(GET("reached", "purchase"), 1);
+    assert_int_equal(GET("reached", "awareness"), 0);
+    assert_int_equal(GET("transitions", "_entry>purchase"), 1);
+    assert_int_equal(GET("events", "awareness"), 1);
+    assert_int_equal(GET("events", "consideration"), 1);
+    assert_int_equal(GET("events", "_unclassified"), 1);
+    assert_int_equal(GET("active", "purchase"), 1);
+}
+
+static void unclassified_session_is_none(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "other", 0, NULL);
+    assert_int_equal(GET("active", "_none"), 1);
+    drain(f);
+    assert_int_equal(GET("ended", "_none"), 1);
+    assert_int_equal(GET("ended_by", "drain"), 1);
+    assert_int_equal(GET("customers", "_none"), 1);
+}
+
+static void drain_ends_by_final_watermark(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "view", 0, NULL);
+    ev(f, "u2", "view", 31, NULL);  /* W = 30.5 min: u1 (deadline 30) ends by gap now */
+    ev(f, "u3", "view", 40, NULL);  /* final W = 39.5; u2's deadline 61, u3's 70: drain */
+    drain(f);
+    assert_int_equal(GET("ended_by", "gap"), 1);
+    assert_int_equal(GET("ended_by", "drain"), 2);
+    assert_int_equal(GET("sessions", "active"), 0);
+    assert_int_equal(GET("customers", "awareness"), 3); /* journeys are kept */
+}
+
+static void customer_ttl_resets_journey(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "buy", 0, NULL);
+    ev(f, "u1", "view", 1 + 24 * 60 + 1, NULL); /* more than 1 day after its last event */
+    assert_int_equal(GET("customers", "purchase"), 0);
+    assert_int_equal(GET("customers", "awareness"), 1);
+}
+
+static void customer_ttl_expires_by_watermark(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "buy", 0, NULL);
+    ev(f, "u2", "view", 24 * 60 + 2, NULL); /* W passes u1's last + 1 day */
+    assert_int_equal(GET("customers", "purchase"), 0);
+    assert_int_equal(GET("customers", "awareness"), 1);
+}
+
+static void dimensions_first_touch_and_other(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "view", 0, NULL);       /* _unknown so far */
+    ev(f, "u1", "view", 1, "social");   /* first non-empty: social */
+    ev(f, "u1", "buy", 2, "email");     /* stays social */
+    ev(f, "u2", "view", 3, "email");
+    ev(f, "u3", "view", 4, "print");    /* max_values 2: print is _other */
+    cs_counts *c = counts(f);
+    assert_int_equal(cs_counts_get(c, "by:channel:reached", "_unknown/awareness"), 1);
+    assert_int_equal(cs_counts_get(c, "by:channel:reached", "social/purchase"), 1);
+    assert_int_equal(cs_counts_get(c, "by:channel:active", "social/purchase"), 1);
+    assert_int_equal(cs_counts_get(c, "by:channel:active", "_unknown/awareness"), 0);
+    assert_int_equal(cs_counts_get(c, "by:channel:active", "email/awareness"), 1);
+    assert_int_equal(cs_counts_get(c, "by:channel:active", "_other/awareness"), 1);
+}
+
+static void minute_buckets_by_event_time(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "view", 0, NULL);
+    ev(f, "u1", "buy", 1.5, NULL);
+    cs_counts *c = counts(f);
+    assert_int_equal(cs_counts_get(c, "minute:202611010800:reached", "awareness"), 1);
+    assert_int_equal(cs_counts_get(c, "minute:202611010801:reached", "purchase"), 1);
+}
+
+static void invalid_counted_by_reason(void **st)
+{
+    fx *f = *st;
+    const char *bad[] = {"{", "[1]", "{\"event\":\"view\"}", "{\"userId\":\"u\"}",
+                         "{\"userId\":\"u\",\"event\":\"view\",\"ts\":\"soon\"}"};
+    for (int i = 0; i < 5; i++) {
+        cs_msg m = {bad[i], strlen(bad[i]), T0, f->off++};
+        cs_worker_process(f->w, f->part, &m, 1);
+    }
+    cs_counts *c = counts(f);
+    assert_int_equal(cs_counts_get(c, "invalid", "not_json"), 1);
+    assert_int_equal(cs_counts_get(c, "invalid", "not_object"), 1);
+    assert_int_equal(cs_counts_get(c, "invalid", "no_customer"), 1);
+    assert_int_equal(cs_counts_get(c, "invalid", "no_event"), 1);
+    assert_int_equal(cs_counts_get(c, "invalid", "bad_time"), 1);
+    assert_int_equal(cs_worker_next_offset(f->w, f->part), 5);
+}
+
+/* Regression (found in review of the first draft): a session restarted in place (t > deadline)
+ * had its whole entry zeroed, wheel link included, so the wheel lost every session linked behind
+ * it in the same bucket. */
+static void restart_in_place_keeps_wheel_links(void **st)
+{
+    fx *f = *st;
+    ev(f, "a", "view", 0, NULL);
+    ev(f, "b", "view", 0.1, NULL); /* same wheel bucket as a */
+    ev(f, "a", "view", 31, NULL);  /* restarts a's entry in place */
+    ev(f, "c", "view", 100, NULL); /* W passes every deadline above */
+    assert_int_equal(GET("sessions", "ended"), 3);
+    assert_int_equal(GET("sessions", "active"), 1);
+}
+
+int main(void)
+{
+#define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(gap_splits_sessions),
+        T(exactly_gap_joins),
+        T(max_duration_ends_session),
+        T(out_of_order_moves_start_back_and_late),
+        T(late_by_watermark_for_new_customer),
+        T(watermark_expires_sessions),
+        T(furthest_stage_never_goes_back),
+        T(unclassified_session_is_none),
+        T(drain_ends_by_final_watermark),
+        T(customer_ttl_resets_journey),
+        T(customer_ttl_expires_by_watermark),
+        T(dimensions_first_touch_and_other),
+        T(minute_buckets_by_event_time),
+        T(invalid_counted_by_reason),
+        T(restart_in_place_keeps_wheel_links),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
