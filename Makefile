@@ -44,7 +44,7 @@ BINS += $(BUILD)/clickstage-top
 endif
 
 .SECONDARY:
-.PHONY: all test unit asan-test tsan-test fuzz fuzz-build bench deps ci clean
+.PHONY: tools all test unit asan-test tsan-test fuzz fuzz-build bench deps ci clean
 all: $(LIB) $(BINS)
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h pipeline/*.h tests/lib/*.h) | deps-check
@@ -67,6 +67,12 @@ $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-t
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+
+# Test tools for the integration tests (producer with expected counts, Redis checker).
+TOOLS = $(BUILD)/cs_testgen $(BUILD)/cs_checkredis
+$(BUILD)/cs_%: $(BUILD)/tests/tools/cs_%.o $(TESTLIB_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+tools: $(TOOLS)
 
 # Runs every unit test binary; the last line is "N passed, N failed" over all tests.
 unit: $(UNIT_BIN)
@@ -120,3 +126,19 @@ ci: test
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
+
+# Local stack (real Kafka broker from Maven Central jars + redis-server), no Docker.
+STACK_DIR ?= $(CURDIR)/.stack
+export STACK_DIR
+.PHONY: stack-up stack-down stack-status stack-selftest integration
+stack-up: deps
+	scripts/stack.sh up $(STACK_DIR)
+stack-down:
+	scripts/stack.sh down $(STACK_DIR)
+stack-status:
+	scripts/stack.sh status $(STACK_DIR)
+stack-selftest: deps
+	scripts/stack-selftest.sh
+# Integration tests: their own stack in a temp dir, stopped at the end.
+integration: deps
+	tests/integration/run.sh

@@ -52,9 +52,19 @@ const cs_ruleset *cs_engine_rules(const cs_engine *e);
  * cs_engine_destroy (a reload is rare; this avoids a grace-period protocol). */
 int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errlen);
 
+/* Called by workers for every invalid message (rare path: dead-letter copies). The hook runs on
+ * the worker's thread and must be thread-safe. */
+typedef void (*cs_invalid_hook)(void *opaque, const cs_msg *m, const char *reason);
+void cs_engine_set_invalid_hook(cs_engine *e, cs_invalid_hook hook, void *opaque);
+
 /* Registers a partition (state created empty) owned by worker `w`; returns its id (>= 0) or -1. */
 int cs_engine_add_partition(cs_engine *e, int w);
 void cs_engine_set_part_state(cs_engine *e, int part, int state);
+int cs_engine_part_state(const cs_engine *e, int part);
+int cs_engine_part_owner(const cs_engine *e, int part);
+/* Frees a partition's state. Only once its owner no longer touches it (after the partition was
+ * ended with cs_worker_end_part and the owner passed a batch boundary). */
+void cs_engine_remove_partition(cs_engine *e, int part);
 int64_t cs_engine_part_watermark(const cs_engine *e, int part);
 /* The overall watermark: monotone; INT64_MIN before there is one. Recomputed by workers. */
 int64_t cs_engine_watermark(const cs_engine *e);
@@ -73,6 +83,8 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n);
 void cs_worker_tick(cs_worker *w);
 /* Ends every open session of the worker's partitions (drain or shutdown). */
 void cs_worker_end_all(cs_worker *w, int reason);
+/* Ends the open sessions of one partition it owns (revoke). */
+void cs_worker_end_part(cs_worker *w, int part, int reason);
 /* The deltas counted since the last call; the worker continues into a fresh buffer. The
  * returned buffer belongs to the caller until cs_worker_give_agg(). */
 cs_agg *cs_worker_take_agg(cs_worker *w);

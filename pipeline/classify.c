@@ -8,15 +8,18 @@
  *     customer_ttl, fields, limits, dimensions, rules. The walk only descends into keys the
  *     schema knows, so its depth is fixed whatever the input (aliases that form cycles are
  *     harmless: they can only ever show up where a scalar or a fixed shape is expected).
- *  3. Compile: rules are numbered 0..N-1 in file order; a candidate bitset has W = ceil(N/64)
- *     words. Every field that some rule tests for equality ("exact" keys: event, channel,
- *     dimensions, property.<name>) gets an open-addressing hash table (XXH3 of the value) from
- *     value -> bitset of the rules accepting it, plus the bitset of rules that do not test that
- *     field at all ("unconstrained"). Matching ANDs, per exact field, (lookup | unconstrained)
- *     into an all-ones candidate set, then walks the surviving bits in ascending order and
- *     returns the first rule whose url glob / url_prefix predicates (if any) also hold. Cost:
- *     one hash look-up per exact field + W-word ANDs, independent of how many rules share a
- *     field; globs/prefixes run only on candidates.
+ *  3. Compile: rules are numbered 0..N-1 in file order; a rule bitset has W = ceil(N/64) words.
+ *     Every field that some rule tests for equality ("exact" keys: event, channel, dimensions,
+ *     property.<name>) gets an open-addressing hash table (XXH3 of the value, linear probing,
+ *     load <= 1/2) from value -> bitset of the rules accepting it, plus the bitset of rules that
+ *     do not test that field at all ("unconstrained"). A value's bitset is kept sparse: only
+ *     the words between its lowest and highest accepting rule are stored.
+ *     Matching = cand := all rules; for each exact field f: cand &= bits(f, value) |
+ *     unconstrained[f] (an absent value or one no rule names contributes no bits); then the
+ *     lowest candidate whose url glob / url_prefix predicates (if any) also hold wins. The AND
+ *     runs word by word over the intersection of the fields' spans only, stopping at the first
+ *     word that yields a rule, so its cost is one hash look-up per exact field plus a few word
+ *     operations, whatever the number of rules; globs and prefixes run only on candidates.
  *
  * A rule testing the same field twice (e.g. a dimension and property.<name> that resolve to
  * the same path) accepts the intersection of the two value lists.
@@ -37,12 +40,14 @@
 #define MAX_NAME_LEN 64                   /* journey, stage and dimension names */
 #define MAX_RULE_NAME_LEN 128
 #define MAX_GLOB_STARS 16
-#define MAX_VALUES_PER_FIELD 65536        /* distinct exact values per field, over all rules */
+#define MAX_TOTAL_VALUES 262144           /* match values over all rules (aliases count each use) */
+#define MAX_TOTAL_VALUE_BYTES (64u << 20) /* their bytes, likewise */
+#define MAX_VALUES_PER_FIELD MAX_TOTAL_VALUES /* defensive: can't be reached */
+#define MAX_MATCH_KEYS 32                 /* keys in one match */
 #define MAX_DURATION_MS (3650LL * 86400000LL)
 #define MIN_MAX_BYTES 64
 #define MAX_MAX_BYTES (64u << 20)
 #define MAX_MAX_DEPTH 255
-#define BITWORDS (CS_MAX_RULES / 64)
 
 enum { P_EXACT = 0, P_GLOB = 1, P_PREFIX = 2 };
 
@@ -67,20 +72,28 @@ typedef struct rule {
     uint32_t g0, ng; /* glob/prefix predicates: preds[g0 .. g0+ng) */
 } rule;
 
+/* One distinct value of an exact-match field. Its rule bitset is stored sparsely: only the
+ * words lo .. lo+n-1 (the span between its lowest and highest accepting rule) are kept, in
+ * xfield.words from woff; every other word is zero. With rules like `event: e<i>` each value
+ * holds one word, whatever the number of rules. */
 typedef struct xslot {
-    uint64_t h;
-    const char *p; /* borrowed from a pred's value */
-    uint32_t len;  /* 0 = empty slot (values are never empty) */
-    uint32_t set;  /* index of this value's bitset in xfield.sets */
+    uint64_t h;    /* XXH3_64bits of the value */
+    uint32_t koff; /* value bytes: xfield.keys + koff */
+    uint32_t klen; /* 0 = empty slot (values are never empty) */
+    uint32_t woff;
+    uint16_t lo, n;
 } xslot;
 
 typedef struct xfield {
     int field;
-    uint32_t mask;   /* slots - 1 */
-    uint32_t nsets;
+    uint32_t mask;   /* slots - 1 (a power of two, at least twice the distinct values) */
+    uint32_t nvals;
+    uint32_t kused;
     xslot *slots;
-    uint64_t *sets;  /* nsets * W words */
-    uint64_t *uncon; /* W words */
+    char *keys;      /* the distinct values, back to back */
+    uint64_t *words; /* the sparse bitsets */
+    uint64_t *uncon; /* W words: rules with no exact predicate on this field */
+    uint16_t ulo, uhi; /* words of uncon that may be non-zero: [ulo, uhi) */
 } xfield;
 
 struct cs_ruleset {
@@ -114,6 +127,8 @@ typedef struct ctx {
     size_t errlen;
     yaml_document_t *doc;
     cs_ruleset *rs;
+    size_t nvalues; /* match values so far (MAX_TOTAL_VALUES) */
+    size_t nbytes;  /* and their bytes (MAX_TOTAL_VALUE_BYTES) */
 } ctx;
 
 static int verr_at(ctx *c, size_t line0, size_t col0, const char *fmt, va_list ap)
@@ -223,8 +238,13 @@ static int check_map(ctx *c, yaml_node_t *n, const char *what, const char *const
     qbuf b;
     if (n->type != YAML_MAPPING_NODE)
         return err_node(c, n, "%s must be a mapping, not %s", what, type_name(n));
+    /* open maps (allowed == NULL) are bounded so that the duplicate check stays cheap */
+    int maxkeys = !allowed ? (!strcmp(what, "dimensions") ? CS_MAX_DIMS : MAX_MATCH_KEYS) : 1 << 30;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(c, p->key);
+        if (p - n->data.mapping.pairs.start == maxkeys)
+            return err_node(c, k, "too many %s (at most %d)",
+                            maxkeys == CS_MAX_DIMS ? "dimensions" : "keys in match", maxkeys);
         if (k->type != YAML_SCALAR_NODE)
             return err_node(c, k, "keys in %s must be strings, not %s", what, type_name(k));
         size_t kl;
@@ -561,8 +581,6 @@ static int do_dimensions(ctx *c, yaml_node_t *n)
         yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
         size_t kl;
         const char *ks = sval(k, &kl);
-        if (rs->ndims == CS_MAX_DIMS)
-            return err_node(c, k, "too many dimensions (at most %d)", CS_MAX_DIMS);
         if (!good_name(ks, kl, 1) || ks[0] == '_')
             return err_node(c, k,
                             "bad dimension name '%s': use 1..%d characters of [A-Za-z0-9_.-], not "
@@ -664,7 +682,7 @@ static int check_glob(ctx *c, yaml_node_t *n, const char *s, size_t len)
 }
 
 /* A match value: a string or a non-empty list of strings. */
-static int parse_values(ctx *c, yaml_node_t *n, pred *p, const char *key)
+static int parse_values(ctx *c, yaml_node_t *kn, yaml_node_t *n, pred *p, const char *key)
 {
     int count = 1;
     if (n->type == YAML_MAPPING_NODE)
@@ -675,6 +693,9 @@ static int parse_values(ctx *c, yaml_node_t *n, pred *p, const char *key)
         if (count == 0)
             return err_node(c, n, "match.%s must not be an empty list", key);
     }
+    if ((c->nvalues += (size_t)count) > MAX_TOTAL_VALUES)
+        return err_node(c, kn, "too many match values in the file (at most %d)",
+                        MAX_TOTAL_VALUES);
     if (!(p->v = calloc((size_t)count, sizeof *p->v)))
         return oom(c, n);
     for (int i = 0; i < count; i++) {
@@ -695,11 +716,56 @@ static int parse_values(ctx *c, yaml_node_t *n, pred *p, const char *key)
             if (check_glob(c, e, s, len) < 0)
                 return -1;
         }
+        if ((c->nbytes += len) > MAX_TOTAL_VALUE_BYTES)
+            return err_node(c, kn, "match values too large in total (at most %u bytes)",
+                            MAX_TOTAL_VALUE_BYTES);
         if (!(p->v[i].p = dupmem(s, len)))
             return oom(c, e);
         p->v[i].len = (uint32_t)len;
         p->nv = (uint32_t)(i + 1);
     }
+    return 0;
+}
+
+/* p->v := p->v ∩ q->v (O(|p| + |q|) with a temporary hash set of q's values). */
+static int intersect(ctx *c, yaml_node_t *at, pred *p, const pred *q, const char *rname)
+{
+    uint32_t cap = 8;
+    while (cap < 2 * q->nv)
+        cap *= 2;
+    uint32_t *set = calloc(cap, sizeof *set); /* index + 1 into q->v; 0 = empty */
+    if (!set)
+        return oom(c, at);
+    for (uint32_t i = 0; i < q->nv; i++) {
+        uint32_t h = (uint32_t)XXH3_64bits(q->v[i].p, q->v[i].len) & (cap - 1);
+        while (set[h])
+            h = (h + 1) & (cap - 1);
+        set[h] = i + 1;
+    }
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < p->nv; i++) {
+        val x = p->v[i];
+        uint32_t h = (uint32_t)XXH3_64bits(x.p, x.len) & (cap - 1);
+        int found = 0;
+        for (; set[h]; h = (h + 1) & (cap - 1)) {
+            const val *y = &q->v[set[h] - 1];
+            if (y->len == x.len && !memcmp(y->p, x.p, x.len)) {
+                found = 1;
+                break;
+            }
+        }
+        if (found)
+            p->v[kept++] = x;
+        else
+            free(x.p);
+    }
+    p->nv = kept;
+    free(set);
+    if (kept == 0)
+        return err_node(c, at,
+                        "rule '%s' can never match: no value of '%s' is accepted by its '%s' "
+                        "too (both test the same field)",
+                        rname, p->key, q->key);
     return 0;
 }
 
@@ -785,8 +851,18 @@ static int do_match(ctx *c, yaml_node_t *n, rule *r)
         if (!(p->key = dupmem(ks, kl)))
             return oom(c, k);
         r->np = rs->npreds - r->p0;
-        if (parse_values(c, v, p, p->key) < 0)
+        if (parse_values(c, k, v, p, p->key) < 0)
             return -1;
+        if (kind == P_EXACT) {
+            /* an earlier exact key of this rule on the same field: keep only the values both
+             * accept here, so the last exact predicate on a field holds what the rule accepts */
+            for (uint32_t j = rs->npreds - 1; j-- > r->p0;)
+                if (rs->preds[j].kind == P_EXACT && rs->preds[j].field == field) {
+                    if (intersect(c, k, p, &rs->preds[j], r->name) < 0)
+                        return -1;
+                    break;
+                }
+        }
     }
     /* exact predicates first (stable), then glob/prefix ones */
     pred *seg = rs->preds + r->p0;
@@ -872,23 +948,62 @@ static int do_rules(ctx *c, yaml_node_t *n)
 
 static uint64_t *bits_new(uint32_t W) { return calloc(W ? W : 1, sizeof(uint64_t)); }
 
-static int val_in(const pred *p, const char *s, uint32_t len)
-{
-    for (uint32_t i = 0; i < p->nv; i++)
-        if (p->v[i].len == len && !memcmp(p->v[i].p, s, len))
-            return 1;
-    return 0;
-}
-
 static xslot *xfind(xfield *x, const char *p, uint32_t len, uint64_t h)
 {
     uint32_t i = (uint32_t)h & x->mask;
     for (;;) {
         xslot *s = &x->slots[i];
-        if (s->len == 0 || (s->h == h && s->len == len && !memcmp(s->p, p, len)))
+        if (s->klen == 0 || (s->h == h && s->klen == len && !memcmp(x->keys + s->koff, p, len)))
             return s;
         i = (i + 1) & x->mask;
     }
+}
+
+/* Walks every (rule, value) pair where rule `r` accepts value `v` on field x->field, i.e. v is
+ * in all of r's exact predicates on that field, in ascending rule order. pass 0: insert the
+ * distinct values and find each one's word span (lo, n as max word); pass 1: set the bits. */
+static int xfill(ctx *c, yaml_node_t *root, xfield *x, int pass)
+{
+    cs_ruleset *rs = c->rs;
+    for (uint32_t r = 0; r < (uint32_t)rs->nrules; r++) {
+        const rule *ru = &rs->rules[r];
+        const pred *last = NULL; /* holds the intersection of the rule's keys on this field */
+        for (uint32_t k = ru->p0; k < ru->g0; k++)
+            if (rs->preds[k].field == x->field)
+                last = &rs->preds[k];
+        if (!last) {
+            if (pass == 0) {
+                x->uncon[r / 64] |= 1ull << (r % 64);
+                if (x->uhi == 0)
+                    x->ulo = (uint16_t)(r / 64);
+                x->uhi = (uint16_t)(r / 64 + 1);
+            }
+            continue;
+        }
+        for (uint32_t vi = 0; vi < last->nv; vi++) {
+            const val *v = &last->v[vi];
+            uint64_t h = XXH3_64bits(v->p, v->len);
+            xslot *s = xfind(x, v->p, v->len, h);
+            if (pass == 1) {
+                x->words[s->woff + r / 64 - s->lo] |= 1ull << (r % 64);
+                continue;
+            }
+            if (s->klen == 0) {
+                if (x->nvals == MAX_VALUES_PER_FIELD)
+                    return err_node(c, root, "too many distinct values for one field (at most %d)",
+                                    MAX_VALUES_PER_FIELD);
+                x->nvals++;
+                s->h = h;
+                s->koff = x->kused;
+                s->klen = v->len;
+                memcpy(x->keys + x->kused, v->p, v->len);
+                x->kused += v->len;
+                s->lo = (uint16_t)(r / 64);
+            }
+            s->n = (uint16_t)(r / 64); /* highest word so far; turned into a count below */
+        }
+    }
+    return 0;
 }
 
 static int compile(ctx *c, yaml_node_t *root)
@@ -922,45 +1037,30 @@ static int compile(ctx *c, yaml_node_t *root)
         while (cap < 2 * total)
             cap *= 2;
         x->mask = cap - 1;
-        if (!(x->slots = calloc(cap, sizeof *x->slots)) ||
-            !(x->sets = calloc((size_t)(total ? total : 1) * (W ? W : 1), sizeof(uint64_t))) ||
-            !(x->uncon = bits_new(W)))
+        if (!(x->slots = calloc(cap, sizeof *x->slots)) || !(x->uncon = bits_new(W)))
             return oom(c, root);
-        for (uint32_t r = 0; r < N; r++) {
-            const rule *ru = &rs->rules[r];
-            const pred *first = NULL;
-            for (uint32_t k = ru->p0; k < ru->g0; k++)
-                if (rs->preds[k].field == x->field) {
-                    first = &rs->preds[k];
-                    break;
-                }
-            if (!first) {
-                x->uncon[r / 64] |= 1ull << (r % 64);
-                continue;
-            }
-            for (uint32_t vi = 0; vi < first->nv; vi++) {
-                const val *v = &first->v[vi];
-                int ok = 1;
-                for (uint32_t k = (uint32_t)(first - rs->preds) + 1; ok && k < ru->g0; k++)
-                    if (rs->preds[k].field == x->field && !val_in(&rs->preds[k], v->p, v->len))
-                        ok = 0;
-                if (!ok)
-                    continue;
-                uint64_t h = XXH3_64bits(v->p, v->len);
-                xslot *s = xfind(x, v->p, v->len, h);
-                if (s->len == 0) {
-                    if (x->nsets == MAX_VALUES_PER_FIELD)
-                        return err_node(c, root,
-                                        "too many distinct values for one field (at most %d)",
-                                        MAX_VALUES_PER_FIELD);
-                    s->h = h;
-                    s->p = v->p;
-                    s->len = v->len;
-                    s->set = x->nsets++;
-                }
-                x->sets[(size_t)s->set * W + r / 64] |= 1ull << (r % 64);
+        size_t kcap = 0;
+        for (uint32_t i = 0; i < rs->npreds; i++)
+            if (rs->preds[i].kind == P_EXACT && rs->preds[i].field == x->field)
+                for (uint32_t j = 0; j < rs->preds[i].nv; j++)
+                    kcap += rs->preds[i].v[j].len;
+        if (kcap > UINT32_MAX || !(x->keys = malloc(kcap ? kcap : 1)))
+            return oom(c, root);
+        if (xfill(c, root, x, 0) < 0)
+            return -1;
+        uint64_t nwords = 0;
+        for (uint32_t i = 0; i <= x->mask; i++) {
+            xslot *s = &x->slots[i];
+            if (s->klen) {
+                s->woff = (uint32_t)nwords;
+                s->n = (uint16_t)(s->n - s->lo + 1);
+                nwords += s->n;
             }
         }
+        if (!(x->words = calloc(nwords ? nwords : 1, sizeof(uint64_t))))
+            return oom(c, root);
+        if (xfill(c, root, x, 1) < 0)
+            return -1;
     }
     return 0;
 }
@@ -1204,7 +1304,8 @@ void cs_rules_destroy(cs_ruleset *rs)
     free(rs->preds);
     for (int i = 0; i < rs->nx; i++) {
         free(rs->x[i].slots);
-        free(rs->x[i].sets);
+        free(rs->x[i].keys);
+        free(rs->x[i].words);
         free(rs->x[i].uncon);
     }
     free(rs->all);
@@ -1321,7 +1422,7 @@ static int pred_holds(const pred *p, const cs_sv *v)
     return 0;
 }
 
-static const uint64_t *xlookup(const xfield *x, const cs_sv *v, uint32_t W)
+static const xslot *xlookup(const xfield *x, const cs_sv *v)
 {
     if (v->len == 0)
         return NULL;
@@ -1329,41 +1430,61 @@ static const uint64_t *xlookup(const xfield *x, const cs_sv *v, uint32_t W)
     uint32_t i = (uint32_t)h & x->mask;
     for (;;) {
         const xslot *s = &x->slots[i];
-        if (s->len == 0)
+        if (s->klen == 0)
             return NULL;
-        if (s->h == h && s->len == v->len && !memcmp(s->p, v->p, v->len))
-            return x->sets + (size_t)s->set * W;
+        if (s->h == h && s->klen == v->len && !memcmp(x->keys + s->koff, v->p, v->len))
+            return s;
         i = (i + 1) & x->mask;
     }
 }
 
+/* cand = all & AND over exact fields f of (bits(f, value) | unconstrained[f]), then the first
+ * candidate (lowest bit) whose glob/prefix predicates hold. The AND is done one 64-bit word at
+ * a time, only over the words where every field can have a bit (the intersection of the
+ * fields' spans), and stops at the first word that yields a rule: so its cost follows the
+ * spans of the values looked up, not the number of rules. */
 int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
 {
-    uint64_t cand[BITWORDS];
-    const uint32_t W = rs->W;
-    if (W == 0)
-        return -1;
-    memcpy(cand, rs->all, W * sizeof *cand);
+    const xslot *hit[CS_MAX_FIELDS];
+    uint32_t lo = 0, hi = rs->W;
     for (int xi = 0; xi < rs->nx; xi++) {
         const xfield *x = &rs->x[xi];
-        const uint64_t *hit = xlookup(x, &ev->f[x->field], W);
-        uint64_t any = 0;
-        if (hit)
-            for (uint32_t w = 0; w < W; w++)
-                any |= cand[w] &= hit[w] | x->uncon[w];
-        else
-            for (uint32_t w = 0; w < W; w++)
-                any |= cand[w] &= x->uncon[w];
-        if (!any)
+        const xslot *s = xlookup(x, &ev->f[x->field]);
+        uint32_t flo, fhi;
+        hit[xi] = s;
+        if (s && x->uhi) {
+            flo = s->lo < x->ulo ? s->lo : x->ulo;
+            fhi = (uint32_t)s->lo + s->n > x->uhi ? (uint32_t)s->lo + s->n : x->uhi;
+        } else if (s) {
+            flo = s->lo;
+            fhi = (uint32_t)s->lo + s->n;
+        } else {
+            flo = x->ulo;
+            fhi = x->uhi;
+        }
+        if (flo > lo)
+            lo = flo;
+        if (fhi < hi)
+            hi = fhi;
+        if (lo >= hi)
             return -1;
     }
-    for (uint32_t w = 0; w < W; w++) {
-        uint64_t m = cand[w];
+    for (uint32_t w = lo; w < hi; w++) {
+        uint64_t m = rs->all[w];
+        for (int xi = 0; xi < rs->nx && m; xi++) {
+            const xfield *x = &rs->x[xi];
+            const xslot *s = hit[xi];
+            uint64_t b = x->uncon[w];
+            if (s && w - s->lo < s->n)
+                b |= x->words[s->woff + (w - s->lo)];
+            m &= b;
+        }
         while (m) {
             int r = (int)(w * 64 + (uint32_t)__builtin_ctzll(m));
             const rule *ru = &rs->rules[r];
             uint32_t k = 0;
-            while (k < ru->ng && pred_holds(&rs->preds[ru->g0 + k], &ev->f[rs->preds[ru->g0 + k].field]))
+            while (k < ru->ng &&
+                   pred_holds(&rs->preds[ru->g0 + k], &ev->f[rs->preds[ru->g0 + k].field]))
                 k++;
             if (k == ru->ng)
                 return r;

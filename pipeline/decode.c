@@ -4,16 +4,24 @@
  *  - A plan's dotted paths are compiled into a trie of path segments. Each trie node is one
  *    path prefix ("context", "context.page", "context.page.url"); a node that ends one or more
  *    paths carries "targets" (field id, priority = index of the path in that field's list).
- *  - Child look-up is one open-addressing hash table for the whole trie, keyed by
- *    (parent node, segment bytes): one hash + one memcmp per key of a tracked object.
+ *  - Child look-up is one open-addressing hash table for the whole trie, keyed by (parent node,
+ *    segment): for keys of up to 16 bytes, a multiplicative hash of the key's bytes as already
+ *    loaded in an SSE register, and one 16-byte compare.
+ *  - The message is first copied into the decoder's buffer followed by NUL padding. A NUL byte
+ *    is invalid everywhere in JSON (not whitespace, not a token, a control character inside a
+ *    string), so the scanner needs no end-of-buffer checks: every path stops at the sentinel
+ *    and fails, and 16-byte loads never leave the buffer. Copying ~330 bytes costs a few ns.
  *  - The scanner is an explicit state machine (no recursion) with a stack of containers. Each
- *    open object remembers the trie node it corresponds to, or NONE when nothing below it is
- *    wanted; keys of NONE objects are never looked up, their values are only validated.
+ *    open object remembers the trie node it corresponds to, or none when nothing below it is
+ *    wanted; keys of such objects are never looked up, their values are only validated.
  *  - String bodies are scanned 16 bytes at a time (SSE2) for '"', '\\' and control bytes; the
- *    rare escapes are validated (and, for extracted values only, undone) on a slow path.
+ *    rare escapes are validated on a slow path. Values at trie nodes that end a path are noted
+ *    as "hits" (pointer, length, kind); only after the whole message has been validated are the
+ *    hits resolved into fields by path priority, and escapes undone for the winners only.
  *  - Duplicate keys: the first occurrence of a tracked key wins. Every trie node is reachable at
  *    most once per message (its parent object is itself a first occurrence), so a per-decoder
- *    generation stamp per node is enough to recognise a second occurrence.
+ *    generation stamp per node recognises a second occurrence, and a message has at most one
+ *    hit per path.
  */
 #include "decode.h"
 
@@ -25,15 +33,26 @@
 #include <emmintrin.h>
 #endif
 
+#if defined(__GNUC__)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define NOINLINE __attribute__((noinline))
+#else
+#define LIKELY(x) (x)
+#define UNLIKELY(x) (x)
+#define NOINLINE
+#endif
+
 #define NONE 0xFFFFFFFFu
 #define ROOT 0u
 /* Internal limits (documented in docs/decoder.md). */
-#define MAX_NODES 4096      /* trie nodes (distinct path prefixes) in one plan */
-#define MAX_DEPTH_CAP 1024  /* max_depth is clamped to 1..MAX_DEPTH_CAP */
+#define MAX_NODES 4096     /* trie nodes (distinct path prefixes) in one plan */
+#define MAX_DEPTH_CAP 1024 /* max_depth is clamped to 1..MAX_DEPTH_CAP */
+#define PAD 64             /* NUL bytes after the copied message (>= 16 + 12) */
+#define MAX_HITS (CS_MAX_FIELDS * CS_MAX_PATHS) /* one hit per path at most */
 
 #define STK_ARR 0x80000000u /* stack entry flag: container is an array */
-#define STK_NODE 0x7FFFFFFFu
-#define STK_NONE STK_NODE /* "no trie node" inside a stack entry */
+#define STK_NONE 0x7FFFFFFFu /* stack entry: object with no trie node */
 
 typedef struct tnode {
     const char *seg; /* segment bytes (points into a path string owned by the plan) */
@@ -50,11 +69,11 @@ typedef struct ttarget {
 } ttarget;
 
 typedef struct hslot {
-    _Alignas(16) uint8_t key[16]; /* first 16 bytes of the segment, zero padded */
-    const char *seg;              /* the whole segment (for segments of 16 bytes or more) */
-    uint32_t parent;
-    uint32_t child; /* NONE = empty slot */
+    _Alignas(16) uint8_t key[16]; /* first 16 bytes of the segment, zero padded; zero = empty */
+    uint64_t salt;                /* psalt(parent node) */
+    uint32_t child;               /* NONE = empty slot */
     uint32_t len;
+    const char *seg; /* the whole segment (compared when longer than 16 bytes) */
 } hslot;
 
 typedef struct pfield {
@@ -77,20 +96,22 @@ struct cs_decode_plan {
     uint32_t hshift; /* 64 - log2(table size) */
 };
 
+/* value kinds seen by the scanner */
+enum { VK_STR, VK_INT, VK_FLOAT, VK_BOOL };
+
 /* A present value met at a trie node that ends some path; resolved into fields after the scan. */
 typedef struct hit {
-    const uint8_t *s;
+    const uint8_t *s; /* in the decoder's copy of the message */
     uint32_t len;
     uint32_t node;
     uint8_t vk;  /* VK_* */
     uint8_t esc; /* string with escapes still to undo */
 } hit;
 
-#define MAX_HITS (CS_MAX_FIELDS * CS_MAX_PATHS) /* every trie node is hit at most once */
-
 struct cs_decoder {
     const cs_decode_plan *plan;
-    char *scratch;
+    uint8_t *copy;  /* cap + PAD bytes: the message, then NULs */
+    char *scratch;  /* cap bytes: unescaped strings */
     size_t cap;
     uint32_t gen;
     uint8_t best[CS_MAX_FIELDS];
@@ -101,13 +122,15 @@ struct cs_decoder {
 };
 
 /* ------------------------------------------------------------------------------------------ */
-/* character classes                                                                            */
+/* character level                                                                              */
 
+#ifndef __SSE2__
 /* 1 for bytes that end the fast scan of a string body: '"', '\\', and controls < 0x20. */
 static const uint8_t str_stop[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     ['"'] = 1, ['\\'] = 1,
 };
+#endif
 
 static const uint8_t is_ws[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
 
@@ -129,23 +152,20 @@ static inline long hex4(const uint8_t *p)
     return (long)((a << 12) | (b << 8) | (c << 4) | d);
 }
 
-/* p points at a backslash inside a string. Returns the byte after the escape sequence (a
- * surrogate pair counts as one), or NULL if the escape is invalid. */
-static const uint8_t *scan_escape(const uint8_t *p, const uint8_t *e)
+/* p points at a backslash inside a string of a NUL-padded buffer. Returns the byte after the
+ * escape sequence (a surrogate pair counts as one), or NULL if the escape is invalid. Reads at
+ * most p[11], and stops at the first NUL, which no valid escape contains. */
+static const uint8_t *scan_escape(const uint8_t *p)
 {
-    if (e - p < 2)
-        return NULL;
     switch (p[1]) {
     case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
         return p + 2;
     case 'u': {
-        if (e - p < 6)
-            return NULL;
         long cp = hex4(p + 2);
         if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
             return NULL; /* bad hex or lone low surrogate */
         if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (e - p < 12 || p[6] != '\\' || p[7] != 'u')
+            if (p[6] != '\\' || p[7] != 'u')
                 return NULL; /* lone high surrogate */
             long lo = hex4(p + 8);
             if (lo < 0xDC00 || lo > 0xDFFF)
@@ -159,45 +179,49 @@ static const uint8_t *scan_escape(const uint8_t *p, const uint8_t *e)
     }
 }
 
-/* p points just after an opening quote. Returns the closing quote, or NULL if the string is
- * invalid or unterminated. *esc is set to 1 if the string contains escapes. */
-#if defined(__GNUC__)
-__attribute__((noinline))
+#ifdef __SSE2__
+/* bit i set when byte i of x is '"', '\\' or a control character */
+static inline unsigned stopmask(__m128i x)
+{
+    const __m128i vq = _mm_set1_epi8('"');
+    const __m128i vb = _mm_set1_epi8('\\');
+    const __m128i vc = _mm_set1_epi8(0x1F);
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, vq), _mm_cmpeq_epi8(x, vb)),
+                             _mm_cmpeq_epi8(_mm_min_epu8(x, vc), x));
+    return (unsigned)_mm_movemask_epi8(m);
+}
+
+static inline __m128i load16(const uint8_t *p)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
+}
+
+/* 16 x 0xFF then 16 x 0: loading at (16 - n) gives a mask of the first n bytes */
+static const uint8_t ones_zeros[32] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                       0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
 #endif
-static const uint8_t *scan_string(const uint8_t *p, const uint8_t *e, int *esc)
+
+/* p points inside a string body of a NUL-padded buffer. Returns its closing quote, or NULL if
+ * the string is invalid or unterminated (the NUL padding stops the scan). *esc is set to 1 if
+ * an escape was met. */
+static NOINLINE const uint8_t *scan_string(const uint8_t *p, int *esc)
 {
     for (;;) {
 #ifdef __SSE2__
-        {
-            const __m128i vq = _mm_set1_epi8('"');
-            const __m128i vb = _mm_set1_epi8('\\');
-            const __m128i vc = _mm_set1_epi8(0x1F);
-            while (e - p >= 16) {
-                __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-                __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, vq), _mm_cmpeq_epi8(x, vb)),
-                                         _mm_cmpeq_epi8(_mm_min_epu8(x, vc), x));
-                unsigned mask = (unsigned)_mm_movemask_epi8(m);
-                if (mask) {
-                    p += __builtin_ctz(mask);
-                    goto stop;
-                }
-                p += 16;
-            }
-        }
-#endif
-        while (p < e && !str_stop[*p])
+        unsigned m;
+        while (!(m = stopmask(load16(p))))
+            p += 16;
+        p += __builtin_ctz(m);
+#else
+        while (!str_stop[*p])
             p++;
-        if (p == e)
-            return NULL;
-#ifdef __SSE2__
-    stop:
 #endif
         if (*p == '"')
             return p;
         if (*p != '\\')
-            return NULL; /* raw control character */
+            return NULL; /* control character, or the end of the message */
         *esc = 1;
-        p = scan_escape(p, e);
+        p = scan_escape(p);
         if (!p)
             return NULL;
     }
@@ -224,9 +248,8 @@ static inline void put_utf8(uint8_t **o, uint32_t cp)
     *o = d;
 }
 
-/* Undo the escapes of an already validated string body [s, s+n). Writes at most n bytes to
- * out (every escape is at least as long as its UTF-8 result) unless `cap` is smaller, in which
- * case it returns -1 when the result would not fit. Returns the output length. */
+/* Undo the escapes of an already validated string body [s, s+n) into out. Returns the output
+ * length, or -1 if it would not fit in `cap` bytes. The output is never longer than n. */
 static long unescape(const uint8_t *s, size_t n, uint8_t *out, size_t cap)
 {
     const uint8_t *e = s + n;
@@ -282,14 +305,20 @@ static inline uint64_t rd64(const uint8_t *k)
     return v;
 }
 
-/* Hash of (parent node, first 16 bytes of the key zero padded past its end, key length). The
- * decoder computes it straight from an SSE register for keys shorter than 16 bytes. */
-static inline uint64_t khash(uint32_t parent, uint64_t lo, uint64_t hi, uint32_t len)
+/* A parent node's salt: a bijection of the node id (odd multiplier), so slots store it instead
+ * of the id and the look-up needs one multiply for it. */
+static inline uint64_t psalt(uint32_t parent)
 {
-    uint64_t h = lo ^ ((hi << 31) | (hi >> 33)) ^ ((uint64_t)(parent + 1) * 0x9E3779B97F4A7C15u) ^
-                 ((uint64_t)len << 56);
-    h *= 0xD6E8FEB86659FD93u;
-    return h ^ (h >> 32);
+    return ((uint64_t)parent + 1) * 0x9E3779B97F4A7C15u;
+}
+
+/* Hash of (parent, key). lo/hi: the key's first 16 bytes, zero padded past its end (which
+ * identifies keys of up to 16 bytes, as keys looked up this way never contain a NUL); longer
+ * keys add their length. The table index is the top bits of the product. */
+static inline uint64_t khash(uint64_t salt, uint64_t lo, uint64_t hi, size_t len)
+{
+    uint64_t lterm = len > 16 ? (uint64_t)len : 0;
+    return ((lo ^ ((hi << 29) | (hi >> 35)) ^ lterm) + salt) * 0xD6E8FEB86659FD93u;
 }
 
 static inline void key16(const uint8_t *k, size_t len, uint8_t out[16])
@@ -298,24 +327,20 @@ static inline void key16(const uint8_t *k, size_t len, uint8_t out[16])
     memcpy(out, k, len < 16 ? len : 16);
 }
 
-static inline uint32_t hidx(const cs_decode_plan *pl, uint64_t h)
-{
-    return (uint32_t)(h >> pl->hshift) & pl->hmask;
-}
-
-/* Portable look-up of key [k, k+len) under `parent`. */
+/* Portable look-up of key [k, k+len) (any bytes) under `parent`. */
 static uint32_t trie_lookup(const cs_decode_plan *pl, uint32_t parent, const uint8_t *k, size_t len)
 {
     if (len == 0 || len >= CS_MAX_PATH_LEN)
         return NONE;
     uint8_t kb[16];
     key16(k, len, kb);
-    uint32_t i = hidx(pl, khash(parent, rd64(kb), rd64(kb + 8), (uint32_t)len));
+    const uint64_t salt = psalt(parent);
+    uint32_t i = (uint32_t)(khash(salt, rd64(kb), rd64(kb + 8), len) >> pl->hshift);
     for (;;) {
         const hslot *s = &pl->hash[i];
         if (s->child == NONE)
             return NONE;
-        if (s->parent == parent && s->len == len && memcmp(s->key, kb, 16) == 0 &&
+        if (s->salt == salt && s->len == len && memcmp(s->key, kb, 16) == 0 &&
             (len <= 16 || memcmp(s->seg, k, len) == 0))
             return s->child;
         i = (i + 1) & pl->hmask;
@@ -323,22 +348,24 @@ static uint32_t trie_lookup(const cs_decode_plan *pl, uint32_t parent, const uin
 }
 
 #ifdef __SSE2__
-/* Look-up of a key shorter than 16 bytes whose bytes, zero padded, are in `xk`. */
-static inline uint32_t trie_lookup_short(const cs_decode_plan *pl, uint32_t parent, __m128i xk,
-                                         uint32_t len)
+/* Look-up of a raw key of 1..16 bytes whose bytes, zero padded, are in `xk`. An empty slot's
+ * key is all zero, which never equals a non-empty key, so a hit needs no emptiness test. */
+static inline uint32_t trie_lookup_short(const hslot *tab, uint32_t hmask, uint32_t hshift,
+                                         uint32_t parent, __m128i xk, uint32_t len)
 {
-    uint64_t lo = (uint64_t)_mm_cvtsi128_si64(xk);
-    uint64_t hi = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(xk, xk));
-    uint32_t i = hidx(pl, khash(parent, lo, hi, len));
+    const uint64_t lo = (uint64_t)_mm_cvtsi128_si64(xk);
+    const uint64_t hi = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(xk, xk));
+    const uint64_t salt = psalt(parent);
+    uint32_t i = (uint32_t)(khash(salt, lo, hi, 0) >> hshift);
     for (;;) {
-        const hslot *s = &pl->hash[i];
+        const hslot *s = &tab[i];
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_load_si128((const __m128i *)(const void *)s->key),
+                                             xk)) == 0xFFFF &&
+            s->salt == salt && s->len == len)
+            return s->child;
         if (s->child == NONE)
             return NONE;
-        if (s->parent == parent && s->len == len &&
-            _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_load_si128((const __m128i *)(const void *)s->key),
-                                             xk)) == 0xFFFF)
-            return s->child;
-        i = (i + 1) & pl->hmask;
+        i = (i + 1) & hmask;
     }
 }
 #endif
@@ -352,7 +379,6 @@ static void set_err(char *errstr, size_t errlen, const char *msg, const char *pa
     else
         snprintf(errstr, errlen, "%s", msg);
 }
-
 static int check_path(const char *path, char *errstr, size_t errlen)
 {
     if (!path) {
@@ -374,7 +400,6 @@ static int check_path(const char *path, char *errstr, size_t errlen)
     }
     return 0;
 }
-
 typedef struct tbuild {
     uint32_t node, field, prio;
 } tbuild;
@@ -467,14 +492,14 @@ static int trie_build(cs_decode_plan *p, char *errstr, size_t errlen)
         const tnode *n = &nodes[c];
         uint8_t kb[16];
         key16((const uint8_t *)n->seg, n->seg_len, kb);
-        uint64_t h = khash(n->parent, rd64(kb), rd64(kb + 8), n->seg_len);
+        uint64_t h = khash(psalt(n->parent), rd64(kb), rd64(kb + 8), n->seg_len);
         uint32_t i = (uint32_t)(h >> (64 - hbits)) & (hsize - 1);
         while (hash[i].child != NONE)
             i = (i + 1) & (hsize - 1);
         memcpy(hash[i].key, kb, 16);
         hash[i].seg = n->seg;
         hash[i].len = n->seg_len;
-        hash[i].parent = n->parent;
+        hash[i].salt = psalt(n->parent);
         hash[i].child = c;
     }
     free(tb);
@@ -663,11 +688,16 @@ cs_decoder *cs_decoder_new(const cs_decode_plan *p)
 {
     if (!p)
         return NULL;
+    if (p->max_bytes > (SIZE_MAX - PAD) / 2 || p->max_bytes > UINT32_MAX)
+        return NULL;
     cs_decoder *d = malloc(sizeof *d);
     if (!d)
         return NULL;
+    d->copy = malloc(p->max_bytes + PAD);
     d->scratch = malloc(p->max_bytes ? p->max_bytes : 1);
-    if (!d->scratch) {
+    if (!d->copy || !d->scratch) {
+        free(d->copy);
+        free(d->scratch);
         free(d);
         return NULL;
     }
@@ -682,6 +712,7 @@ void cs_decoder_destroy(cs_decoder *d)
 {
     if (!d)
         return;
+    free(d->copy);
     free(d->scratch);
     free(d);
 }
@@ -709,24 +740,23 @@ const char *cs_invalid_name(cs_invalid r)
     return names[r];
 }
 
-/* value kinds seen by the scanner */
-enum { VK_STR, VK_INT, VK_FLOAT, VK_BOOL };
-
-/* Does field f take a present value of kind vk? */
-static inline int field_accepts(int f, int vk)
+/* Does field f take a present value of kind vk? A value it does not take is "not present" for
+ * that field, so a lower-priority path can still win. */
+static inline int field_accepts(unsigned f, unsigned vk)
 {
     switch (f) {
-    case CS_F_CUSTOMER: return vk == VK_STR || vk == VK_INT;
+    case CS_F_CUSTOMER: return vk == VK_STR || vk == VK_INT; /* no floats, no booleans */
     case CS_F_EVENT: return vk == VK_STR;
-    default: return 1;
+    default: return 1; /* time: anything present is taken, and must then parse */
     }
 }
 
-/* Turn the hits of a successful scan into fields: per field, the hit of its best (lowest)
- * path priority whose kind the field accepts. Escaped strings are undone into the scratch
- * buffer, once per hit: the unescaped text is never longer than its source and sources do not
- * overlap, so the scratch buffer (max_bytes >= message length) always has room. */
-static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out, unsigned nh)
+/* Turn the hits of a successful scan into fields: per field, the hit of its best (lowest) path
+ * priority whose kind the field accepts. Escaped strings are undone into the scratch buffer,
+ * once per hit: unescaped text is never longer than its source and sources do not overlap, so
+ * the scratch buffer (cap >= message length) always has room. */
+static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out, unsigned nh,
+                    const char *buf)
 {
     uint16_t win[CS_MAX_FIELDS];
     uint8_t *best = d->best;
@@ -738,7 +768,7 @@ static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out, un
         const ttarget *tg = pl->targets + t->tgt_off;
         for (unsigned i = 0; i < t->ntargets; i++) {
             unsigned f = tg[i].field;
-            if (tg[i].prio < best[f] && field_accepts((int)f, x->vk)) {
+            if (tg[i].prio < best[f] && field_accepts(f, x->vk)) {
                 best[f] = tg[i].prio;
                 win[f] = (uint16_t)h;
             }
@@ -749,7 +779,7 @@ static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out, un
         if (best[f] == 0xFF)
             continue;
         hit *x = &d->hits[win[f]];
-        if (x->esc) {
+        if (x->esc == 1) { /* 2: already undone for another field */
             char *o = d->scratch + used;
             long m = unescape(x->s, x->len, (uint8_t *)o, d->cap - used);
             if (m < 0)
@@ -757,9 +787,9 @@ static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out, un
             used += (size_t)m;
             x->s = (const uint8_t *)o;
             x->len = (uint32_t)m;
-            x->esc = 0;
+            x->esc = 2; /* now points into scratch */
         }
-        out->f[f].p = (const char *)x->s;
+        out->f[f].p = x->esc == 2 ? (const char *)x->s : buf + (x->s - d->copy);
         out->f[f].len = x->len;
         out->f[f].kind = x->vk == VK_STR ? CS_SV_STR : x->vk == VK_BOOL ? CS_SV_BOOL : CS_SV_NUM;
     }
@@ -774,32 +804,43 @@ static int parse_epoch(const char *s, size_t n, int allow_sign, int64_t *ms)
         neg = 1;
         i = 1;
     }
-    if (i == n)
+    while (i + 1 < n && s[i] == '0') /* leading zeros do not count against the 19 digits */
+        i++;
+    if (i == n || n - i > 19)
         return -1;
-    uint64_t v = 0;
+    uint64_t v = 0; /* 19 digits always fit in uint64 */
     for (; i < n; i++) {
-        unsigned c = (unsigned char)s[i] - '0';
+        unsigned c = (unsigned)((unsigned char)s[i] - '0');
         if (c > 9)
-            return -1;
-        if (v > (UINT64_C(9223372036854775807) - c) / 10)
             return -1;
         v = v * 10 + c;
     }
+    if (v > (uint64_t)INT64_MAX)
+        return -1;
     *ms = neg ? -(int64_t)v : (int64_t)v;
     return 0;
 }
 
-static void clear_fields(cs_decoded *out, int nf)
+/* Slow path of a key: escapes, 16 bytes or more, or a control character. */
+static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl, uint32_t parent,
+                                         const uint8_t *s, size_t n, int esc)
 {
-    for (int i = 0; i < nf; i++) {
-        out->f[i].p = NULL;
-        out->f[i].len = 0;
-        out->f[i].kind = CS_SV_STR;
-    }
+    if (!esc)
+        return trie_lookup(pl, parent, s, n);
+    long m = unescape(s, n, (uint8_t *)d->keybuf, sizeof d->keybuf);
+    return m < 0 ? NONE : trie_lookup(pl, parent, (const uint8_t *)d->keybuf, (size_t)m);
 }
+
+#define SKIP_WS()                                                                                  \
+    do {                                                                                           \
+        while (is_ws[*p])                                                                          \
+            p++;                                                                                   \
+    } while (0)
 
 #define HIT(S, N, VK, ESC)                                                                         \
     do {                                                                                           \
+        if (!nodes[vnode].ntargets)                                                                \
+            break;                                                                                 \
         hit *h_ = &hits[nh++];                                                                     \
         h_->s = (S);                                                                               \
         h_->len = (uint32_t)(N);                                                                   \
@@ -808,58 +849,26 @@ static void clear_fields(cs_decoded *out, int nf)
         h_->esc = (uint8_t)(ESC);                                                                  \
     } while (0)
 
-#define SKIP_WS()                                                                                  \
-    do {                                                                                           \
-        while (p < e && is_ws[*p])                                                                 \
-            p++;                                                                                   \
-    } while (0)
-
-#if defined(__GNUC__)
-#define LIKELY(x) __builtin_expect(!!(x), 1)
-#define UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define LIKELY(x) (x)
-#define UNLIKELY(x) (x)
-#endif
-
-#ifdef __SSE2__
-/* bit i set when byte i of x is '"', '\\' or a control character */
-static inline unsigned stopmask(__m128i x)
-{
-    const __m128i vq = _mm_set1_epi8('"');
-    const __m128i vb = _mm_set1_epi8('\\');
-    const __m128i vc = _mm_set1_epi8(0x1F);
-    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, vq), _mm_cmpeq_epi8(x, vb)),
-                             _mm_cmpeq_epi8(_mm_min_epu8(x, vc), x));
-    return (unsigned)_mm_movemask_epi8(m);
-}
-/* 16 x 0xFF then 16 x 0: loading at (16 - n) gives a mask of the first n bytes */
-static const uint8_t ones_zeros[32] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-                                       0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
-#endif
-
-/* Slow path of a key: escapes and/or 16 bytes or more. */
-static uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl, uint32_t parent,
-                                const uint8_t *s, size_t n, int esc)
-{
-    if (!esc)
-        return trie_lookup(pl, parent, s, n);
-    long m = unescape(s, n, (uint8_t *)d->keybuf, sizeof d->keybuf);
-    return m < 0 ? NONE : trie_lookup(pl, parent, (const uint8_t *)d->keybuf, (size_t)m);
-}
-
 cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
                      cs_decoded *out)
 {
     const cs_decode_plan *pl = d->plan;
-    const int nf = pl->nfields;
-    clear_fields(out, nf);
+    for (int i = 0; i < pl->nfields; i++) {
+        out->f[i].p = NULL;
+        out->f[i].len = 0;
+        out->f[i].kind = CS_SV_STR;
+    }
     out->ts_ms = fallback_ts_ms;
     out->ts_from_msg = 0;
 
-    size_t maxb = pl->max_bytes < d->cap ? pl->max_bytes : d->cap;
-    if (len > maxb)
+    if (len > (pl->max_bytes < d->cap ? pl->max_bytes : d->cap))
         return CS_INV_TOO_LARGE;
+
+    /* the message, then NUL sentinels */
+    uint8_t *const copy = d->copy;
+    if (len)
+        memcpy(copy, buf, len);
+    memset(copy + len, 0, PAD);
 
     if (UNLIKELY(++d->gen == 0)) {
         memset(d->seen, 0, sizeof d->seen);
@@ -870,138 +879,137 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
     uint32_t *const stk = d->stack;
     const int maxdepth = pl->max_depth;
     const tnode *const nodes = pl->nodes;
+#ifdef __SSE2__
+    const hslot *const htab = pl->hash;
+    const uint32_t hmask = pl->hmask, hshift = pl->hshift;
+#endif
     hit *const hits = d->hits;
     unsigned nh = 0;
-    cs_invalid err = CS_INV_NOT_JSON;
-
-    const uint8_t *p = (const uint8_t *)buf;
-    const uint8_t *const e = p + len;
-    int depth = 0;
-    uint32_t vnode; /* trie node of the value about to be scanned, or NONE */
+    int depth = 0;        /* containers open, including cur */
+    uint32_t cur = 0;     /* the innermost open container: trie node or STK_NONE, | STK_ARR */
+    uint32_t vnode;       /* trie node of the value about to be scanned, or NONE */
     unsigned c;
 
+    const uint8_t *p = copy;
     /* a UTF-8 byte order mark is ignored (RFC 8259 §8.1 allows it; cJSON does the same) */
     if (len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
         p += 3;
     SKIP_WS();
-    if (p == e)
-        goto bad;
     const int top_object = *p == '{';
-    vnode = top_object ? ROOT : NONE;
+    if (!top_object) {
+        /* a top-level scalar or array: validate it all the same (not_json / too_deep first) */
+        vnode = NONE;
+        goto value;
+    }
+    vnode = ROOT;
 
-value: /* p < e, *p is the first byte of a value */
+value: /* *p is the first byte of a value (or garbage) */
     c = *p;
     if (c == '"') {
         const uint8_t *s = p + 1, *q;
         int esc = 0;
 #ifdef __SSE2__
-        if (LIKELY(e - s >= 16)) {
-            unsigned m = stopmask(_mm_loadu_si128((const __m128i *)(const void *)s));
-            if (LIKELY(m)) {
-                q = s + __builtin_ctz(m);
-                if (UNLIKELY(*q != '"'))
-                    q = scan_string(q, e, &esc);
-            } else {
-                q = scan_string(s + 16, e, &esc);
-            }
-        } else
+        unsigned m = stopmask(load16(s));
+        if (LIKELY(m)) {
+            q = s + __builtin_ctz(m);
+            if (UNLIKELY(*q != '"'))
+                q = scan_string(q, &esc);
+        } else {
+            q = scan_string(s + 16, &esc);
+        }
+#else
+        q = scan_string(s, &esc);
 #endif
-            q = scan_string(s, e, &esc);
         if (UNLIKELY(!q))
             goto bad;
-        if (vnode != NONE && q != s && nodes[vnode].ntargets)
+        if (UNLIKELY(vnode != NONE) && q != s)
             HIT(s, q - s, VK_STR, esc);
         p = q + 1;
         goto after;
     }
     if (c == '{') {
-        if (UNLIKELY(depth >= maxdepth)) {
-            err = CS_INV_TOO_DEEP;
-            goto bad;
-        }
-        stk[depth++] = (vnode != NONE && nodes[vnode].nchildren) ? vnode : STK_NONE;
+        if (UNLIKELY(depth >= maxdepth))
+            return CS_INV_TOO_DEEP;
+        stk[depth++] = cur;
+        cur = (vnode != NONE && nodes[vnode].nchildren) ? vnode : STK_NONE;
         p++;
+        if (LIKELY(*p == '"'))
+            goto key;
         SKIP_WS();
-        if (p == e)
-            goto bad;
         if (*p == '}') {
             p++;
-            depth--;
-            goto after;
+            goto pop;
         }
         goto key;
     }
     switch (c) {
     case '[':
-        if (UNLIKELY(depth >= maxdepth)) {
-            err = CS_INV_TOO_DEEP;
-            goto bad;
-        }
-        stk[depth++] = STK_ARR | STK_NONE;
+        if (UNLIKELY(depth >= maxdepth))
+            return CS_INV_TOO_DEEP;
+        stk[depth++] = cur;
+        cur = STK_ARR | STK_NONE;
         p++;
         SKIP_WS();
-        if (p == e)
-            goto bad;
         if (*p == ']') {
             p++;
-            depth--;
-            goto after;
+            goto pop;
         }
         vnode = NONE;
         goto value;
     case 't':
-        if (e - p < 4 || memcmp(p, "true", 4) != 0)
+        if (memcmp(p, "true", 4) != 0)
             goto bad;
-        if (vnode != NONE && nodes[vnode].ntargets)
+        if (vnode != NONE)
             HIT(p, 4, VK_BOOL, 0);
         p += 4;
         goto after;
     case 'f':
-        if (e - p < 5 || memcmp(p, "false", 5) != 0)
+        if (memcmp(p, "false", 5) != 0)
             goto bad;
-        if (vnode != NONE && nodes[vnode].ntargets)
+        if (vnode != NONE)
             HIT(p, 5, VK_BOOL, 0);
         p += 5;
         goto after;
     case 'n':
-        if (e - p < 4 || memcmp(p, "null", 4) != 0)
+        if (memcmp(p, "null", 4) != 0)
             goto bad;
         p += 4;
         goto after;
     case '-': case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7':
     case '8': case '9': {
+        /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? ; the NUL sentinel ends every loop */
         const uint8_t *q = p;
-        int vk = VK_INT;
-        if (*q == '-' && ++q == e)
-            goto bad;
+        unsigned vk = VK_INT;
+        if (*q == '-')
+            q++;
         if (*q == '0') {
             q++;
         } else if ((unsigned)(*q - '1') <= 8) {
             q++;
-            while (q < e && (unsigned)(*q - '0') <= 9)
+            while ((unsigned)(*q - '0') <= 9)
                 q++;
         } else {
             goto bad;
         }
-        if (q < e && *q == '.') {
+        if (*q == '.') {
             vk = VK_FLOAT;
             q++;
-            if (q == e || (unsigned)(*q - '0') > 9)
+            if ((unsigned)(*q - '0') > 9)
                 goto bad;
-            while (q < e && (unsigned)(*q - '0') <= 9)
+            while ((unsigned)(*q - '0') <= 9)
                 q++;
         }
-        if (q < e && (*q | 0x20) == 'e') {
+        if ((*q | 0x20) == 'e') {
             vk = VK_FLOAT;
             q++;
-            if (q < e && (*q == '+' || *q == '-'))
+            if (*q == '+' || *q == '-')
                 q++;
-            if (q == e || (unsigned)(*q - '0') > 9)
+            if ((unsigned)(*q - '0') > 9)
                 goto bad;
-            while (q < e && (unsigned)(*q - '0') <= 9)
+            while ((unsigned)(*q - '0') <= 9)
                 q++;
         }
-        if (vnode != NONE && nodes[vnode].ntargets)
+        if (vnode != NONE)
             HIT(p, q - p, vk, 0);
         p = q;
         goto after;
@@ -1010,103 +1018,88 @@ value: /* p < e, *p is the first byte of a value */
         goto bad;
     }
 
-after: /* a value ended at p */
+pop: /* the container cur was just closed; p is after its closing bracket */
+    if (UNLIKELY(--depth == 0))
+        goto done;
+    cur = stk[depth];
+    /* fall through */
+after: /* a value ended at p, inside container cur (depth >= 1), or at the top level */
     if (UNLIKELY(depth == 0))
         goto done;
-    if (UNLIKELY(p == e))
-        goto bad;
     c = *p;
-    if (UNLIKELY(is_ws[c])) {
+    if (UNLIKELY(c <= ' ')) {
         SKIP_WS();
-        if (p == e)
-            goto bad;
         c = *p;
     }
-    if (c == ',') {
+    if (LIKELY(c == ',')) {
         p++;
-        if (UNLIKELY(p == e))
-            goto bad;
-        if (UNLIKELY(is_ws[*p])) {
+        if (!(cur & STK_ARR)) {
+            if (LIKELY(*p == '"'))
+                goto key;
             SKIP_WS();
-            if (p == e)
-                goto bad;
+            goto key;
         }
-        if (stk[depth - 1] & STK_ARR) {
-            vnode = NONE;
-            goto value;
-        }
-        goto key;
+        if (UNLIKELY(*p <= ' '))
+            SKIP_WS();
+        vnode = NONE;
+        goto value;
     }
-    if (c == ((stk[depth - 1] & STK_ARR) ? ']' : '}')) {
+    if (c == ((cur & STK_ARR) ? ']' : '}')) {
         p++;
-        depth--;
-        goto after;
+        goto pop;
     }
     goto bad;
 
-key: { /* p < e, at the opening quote of a key (or garbage) */
+key: { /* at the opening quote of a key in object cur (or garbage) */
     if (UNLIKELY(*p != '"'))
         goto bad;
-    const uint8_t *s = p + 1, *q = NULL;
-    const uint32_t node = stk[depth - 1];
+    const uint8_t *s = p + 1, *q;
     uint32_t child = NONE;
 #ifdef __SSE2__
-    if (LIKELY(e - s >= 16)) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
-        unsigned m = stopmask(x);
-        if (LIKELY(m)) {
-            unsigned n = (unsigned)__builtin_ctz(m);
-            if (LIKELY(s[n] == '"')) {
-                q = s + n;
-                if (node != STK_NONE && n) {
-                    __m128i xk = _mm_and_si128(
-                        x, _mm_loadu_si128((const __m128i *)(const void *)(ones_zeros + 16 - n)));
-                    child = trie_lookup_short(pl, node, xk, n);
-                }
-            }
-        }
-    }
-    if (!q)
+    const __m128i x = load16(s);
+    const unsigned m = stopmask(x);
+    const unsigned n = m ? (unsigned)__builtin_ctz(m) : 16;
+    /* n == 16 (no stop byte in the first 16) and s[16] == '"': a key of exactly 16 bytes,
+     * which the full-width mask handles too */
+    if (LIKELY(s[n] == '"')) {
+        q = s + n;
+        if (cur != STK_NONE && n)
+            child = trie_lookup_short(htab, hmask, hshift, cur,
+                                      _mm_and_si128(x, load16(ones_zeros + 16 - n)), n);
+    } else
 #endif
     {
         int esc = 0;
-        q = scan_string(s, e, &esc);
+        q = scan_string(s, &esc);
         if (UNLIKELY(!q))
             goto bad;
-        if (node != STK_NONE)
-            child = key_lookup_slow(d, pl, node, s, (size_t)(q - s), esc);
+        if (cur != STK_NONE)
+            child = key_lookup_slow(d, pl, cur, s, (size_t)(q - s), esc);
     }
     vnode = NONE;
-    if (child != NONE && seen[child] != gen) {
+    if (child != NONE && seen[child] != gen) { /* a second occurrence is skipped */
         seen[child] = gen;
         vnode = child;
     }
     p = q + 1;
-    if (LIKELY(p < e && *p == ':')) {
-        p++;
-    } else {
+    if (UNLIKELY(*p != ':')) {
         SKIP_WS();
-        if (p == e || *p != ':')
-            goto bad;
-        p++;
-    }
-    if (UNLIKELY(p == e))
-        goto bad;
-    if (UNLIKELY(is_ws[*p])) {
-        SKIP_WS();
-        if (p == e)
+        if (*p != ':')
             goto bad;
     }
+    p++;
+    if (UNLIKELY(*p <= ' '))
+        SKIP_WS();
     goto value;
 }
 
 done:
     SKIP_WS();
-    if (p != e)
+    if (p != copy + len)
         goto bad;
     if (!top_object)
         return CS_INV_NOT_OBJECT;
-    resolve(d, pl, out, nh);
+    resolve(d, pl, out, nh, buf);
     if (out->f[CS_F_CUSTOMER].len == 0)
         return CS_INV_NO_CUSTOMER;
     if (out->f[CS_F_EVENT].len == 0)
@@ -1120,11 +1113,10 @@ done:
                 rc = parse_epoch(t->p, t->len, 1, &ms);
             else if (t->kind == CS_SV_BOOL)
                 rc = -1;
-            else if ((unsigned)((unsigned char)t->p[t->len - 1] - '0') <= 9 &&
-                     parse_epoch(t->p, t->len, 0, &ms) == 0)
-                rc = 0;
-            else
+            else if (t->len >= 20 && t->p[4] == '-') /* only RFC 3339 can look like this */
                 rc = cs_parse_rfc3339(t->p, t->len, &ms);
+            else
+                rc = parse_epoch(t->p, t->len, 0, &ms);
             if (rc != 0)
                 return CS_INV_BAD_TIME;
             out->ts_ms = ms;
@@ -1134,7 +1126,7 @@ done:
     return CS_DECODE_OK;
 
 bad:
-    return err;
+    return CS_INV_NOT_JSON;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1151,69 +1143,94 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static inline int dig2(const char *s, unsigned *v)
-{
-    unsigned a = (unsigned char)s[0] - '0', b = (unsigned char)s[1] - '0';
-    if (a > 9 || b > 9)
-        return -1;
-    *v = a * 10 + b;
-    return 0;
-}
-
-int cs_parse_rfc3339(const char *s, size_t len, int64_t *ms)
+int cs_parse_rfc3339(const char *str, size_t len, int64_t *ms)
 {
     static const unsigned char mdays[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    unsigned yh, yl, mo, da, hh, mi, ss, oh = 0, om = 0;
+    const unsigned char *s = (const unsigned char *)str;
     if (!s || len < 20) /* YYYY-MM-DDTHH:MM:SSZ */
         return -1;
-    if (dig2(s, &yh) || dig2(s + 2, &yl) || s[4] != '-' || dig2(s + 5, &mo) || s[7] != '-' ||
-        dig2(s + 8, &da) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || dig2(s + 11, &hh) ||
-        s[13] != ':' || dig2(s + 14, &mi) || s[16] != ':' || dig2(s + 17, &ss))
+    /* "YYYY-MM-" "DDTHH:MM" ":SS": check the fixed separators, then all 14 digits at once
+     * (SWAR: separators replaced by '0', a byte b is a digit iff b - '0' and b + 0x46 both
+     * keep the top bit clear; a borrow or carry between bytes implies some byte failed). */
+    uint64_t a, b;
+    uint32_t c;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + 8, 8);
+    memcpy(&c, s + 16, 4);
+    c &= 0x00FFFFFFu;
+    const uint64_t asep = 0xFF0000FF00000000u, bsep = 0x0000FF0000FF0000u; /* bytes 4,7 / 2,5 */
+    if ((a & asep) != 0x2D00002D00000000u || (b & 0x0000FF0000000000u) != 0x00003A0000000000u ||
+        (c & 0xFFu) != ':')
         return -1;
-    unsigned year = yh * 100 + yl;
+    const unsigned sep = s[10];
+    if (sep != 'T' && sep != 't' && sep != ' ')
+        return -1;
+    const uint64_t zeros = 0x3030303030303030u;
+    const uint64_t da = (a & ~asep) | (zeros & asep), db = (b & ~bsep) | (zeros & bsep);
+    const uint32_t dc = (c & 0xFFFFFF00u) | 0x30u;
+    const uint64_t hi8 = 0x8080808080808080u;
+    if ((((da - zeros) | (da + 0x4646464646464646u) | da) & hi8) ||
+        (((db - zeros) | (db + 0x4646464646464646u) | db) & hi8) ||
+        (((dc - 0x30303030u) | (dc + 0x46464646u) | dc) & 0x00808080u))
+        return -1;
+    const uint64_t va = da - zeros, vb = db - zeros;
+    const uint32_t vc = dc - 0x30303030u;
+#define BY(v, i) ((unsigned)((v) >> (8 * (i))) & 0xFFu)
+    const unsigned year = BY(va, 0) * 1000 + BY(va, 1) * 100 + BY(va, 2) * 10 + BY(va, 3);
+    const unsigned mo = BY(va, 5) * 10 + BY(va, 6), da_ = BY(vb, 0) * 10 + BY(vb, 1);
+    const unsigned hh = BY(vb, 3) * 10 + BY(vb, 4), mi = BY(vb, 6) * 10 + BY(vb, 7);
+    unsigned ss = BY(vc, 1) * 10 + BY(vc, 2);
+#undef BY
+#define D(i) ((unsigned)(s[i] - '0'))
     size_t i = 19;
     unsigned frac = 0;
     if (s[i] == '.') {
-        i++;
-        size_t nd = 0;
-        while (i < len && (unsigned)((unsigned char)s[i] - '0') <= 9) {
-            if (nd < 3)
-                frac = frac * 10 + (unsigned)(s[i] - '0');
-            nd++;
+        /* any number of digits (at least one); truncated to milliseconds */
+        size_t f0 = ++i;
+        while (i < len && D(i) <= 9)
             i++;
-        }
+        size_t nd = i - f0;
         if (nd == 0)
             return -1;
-        for (; nd < 3; nd++)
-            frac *= 10;
+        frac = D(f0) * 100;
+        if (nd > 1)
+            frac += D(f0 + 1) * 10;
+        if (nd > 2)
+            frac += D(f0 + 2);
     }
+    int64_t off = 0;
     if (i >= len)
         return -1;
-    int sign = 0;
-    if (s[i] == 'Z' || s[i] == 'z') {
+    if ((s[i] | 0x20) == 'z') {
         i++;
     } else if (s[i] == '+' || s[i] == '-') {
-        sign = s[i] == '+' ? 1 : -1;
-        if (len - i < 6 || dig2(s + i + 1, &oh) || s[i + 3] != ':' || dig2(s + i + 4, &om))
+        if (len - i != 6 || D(i + 1) > 9 || D(i + 2) > 9 || s[i + 3] != ':' || D(i + 4) > 9 ||
+            D(i + 5) > 9)
             return -1;
+        unsigned oh = D(i + 1) * 10 + D(i + 2), om = D(i + 4) * 10 + D(i + 5);
+        if (oh > 23 || om > 59)
+            return -1;
+        off = (int64_t)(oh * 3600 + om * 60);
+        if (s[i] == '-')
+            off = -off;
         i += 6;
     } else {
         return -1;
     }
+#undef D
     if (i != len)
         return -1;
-    if (mo < 1 || mo > 12 || da < 1 || hh > 23 || mi > 59 || ss > 60 || oh > 23 || om > 59)
+    if (mo - 1 > 11 || da_ == 0 || hh > 23 || mi > 59 || ss > 60)
         return -1;
-    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    unsigned dim = mdays[mo] + (mo == 2 && leap);
-    if (da > dim)
+    if (da_ > mdays[mo] &&
+        !(mo == 2 && da_ == 29 && (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))))
         return -1;
     if (ss == 60) { /* leap second: the last millisecond of second 59 (no leap-second table) */
         ss = 59;
         frac = 999;
     }
-    int64_t secs = days_from_civil(year, mo, da) * 86400 + (int64_t)hh * 3600 + (int64_t)mi * 60 +
-                   (int64_t)ss - (int64_t)sign * ((int64_t)oh * 3600 + (int64_t)om * 60);
+    const int64_t secs =
+        days_from_civil(year, mo, da_) * 86400 + (int64_t)(hh * 3600 + mi * 60 + ss) - off;
     *ms = secs * 1000 + (int64_t)frac;
     return 0;
 }

@@ -21,12 +21,13 @@
 #include "engine.h"
 #include "sessionize.h"
 
-#define CS_MAX_PARTS 4096
+#define CS_MAX_PARTS 65536
 #define MAX_RETIRED 64
 
 typedef struct cs_part {
     cs_pstate *st;
-    int owner;
+    _Atomic int owner; /* worker id; -1 once removed. relaxed: ownership changes only across a
+                          worker barrier, which orders everything else */
     _Atomic int state;
     _Atomic int64_t wm; /* partition watermark: max event time - lateness; INT64_MIN if none */
     int64_t next_offset;
@@ -53,7 +54,14 @@ struct cs_engine {
     cs_part *parts[CS_MAX_PARTS];
     _Atomic int nparts;
     _Atomic int64_t W;
+    cs_invalid_hook invalid_hook;
+    void *invalid_opaque;
 };
+
+static inline int owner_of(const cs_part *p)
+{
+    return atomic_load_explicit(&((cs_part *)p)->owner, memory_order_relaxed);
+}
 
 static cs_agg *agg_new(const cs_ruleset *rs)
 {
@@ -132,7 +140,7 @@ void cs_engine_destroy(cs_engine *e)
     free(e->workers);
     int np = atomic_load(&e->nparts);
     for (int p = 0; p < np; p++) {
-        cs_pstate_destroy(e->parts[p]->st);
+        cs_pstate_destroy(e->parts[p]->st); /* NULL after cs_engine_remove_partition */
         free(e->parts[p]);
     }
     for (int d = 0; d < e->ndims; d++)
@@ -192,7 +200,7 @@ int cs_engine_add_partition(cs_engine *e, int w)
         free(p);
         return -1;
     }
-    p->owner = w;
+    atomic_init(&p->owner, w);
     p->next_offset = -1;
     atomic_init(&p->state, CS_PART_ACTIVE);
     atomic_init(&p->wm, INT64_MIN);
@@ -206,6 +214,31 @@ void cs_engine_set_part_state(cs_engine *e, int part, int state)
 {
     /* relaxed: the state only feeds the watermark minimum, which tolerates a stale read. */
     atomic_store_explicit(&e->parts[part]->state, state, memory_order_relaxed);
+}
+
+int cs_engine_part_state(const cs_engine *e, int part)
+{
+    return atomic_load_explicit(&((cs_engine *)e)->parts[part]->state, memory_order_relaxed);
+}
+
+int cs_engine_part_owner(const cs_engine *e, int part)
+{
+    return owner_of(e->parts[part]);
+}
+
+void cs_engine_remove_partition(cs_engine *e, int part)
+{
+    cs_part *p = e->parts[part];
+    atomic_store_explicit(&p->state, CS_PART_UNASSIGNED, memory_order_relaxed);
+    cs_pstate_destroy(p->st);
+    p->st = NULL;
+    atomic_store_explicit(&p->owner, -1, memory_order_relaxed); /* no worker visits it now */
+}
+
+void cs_engine_set_invalid_hook(cs_engine *e, cs_invalid_hook hook, void *opaque)
+{
+    e->invalid_hook = hook;
+    e->invalid_opaque = opaque;
 }
 
 int64_t cs_engine_part_watermark(const cs_engine *e, int part)
@@ -278,7 +311,7 @@ static void worker_pick_rules(cs_worker *w)
         cs_decoder_set_plan(w->dec, cs_rules_plan(rs));
         int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
         for (int i = 0; i < np; i++)
-            if (w->e->parts[i]->owner == w->id)
+            if (owner_of(w->e->parts[i]) == w->id)
                 cs_pstate_set_conf(w->e->parts[i]->st, cs_rules_session(rs));
     }
 }
@@ -293,6 +326,8 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
     for (size_t i = 0; i < n; i++) {
         cs_invalid r = cs_decode(w->dec, msgs[i].payload, msgs[i].len, msgs[i].ts_ms, &ev);
         if (r != CS_DECODE_OK) {
+            if (w->e->invalid_hook)
+                w->e->invalid_hook(w->e->invalid_opaque, &msgs[i], cs_invalid_name(r));
             a->invalid[r]++;
             a->changes++;
             inv++;
@@ -321,7 +356,7 @@ void cs_worker_tick(cs_worker *w)
     w->ctx.W = cs_engine_refresh_watermark(w->e);
     int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
     for (int i = 0; i < np; i++)
-        if (w->e->parts[i]->owner == w->id)
+        if (owner_of(w->e->parts[i]) == w->id)
             cs_pstate_advance(w->e->parts[i]->st, &w->ctx);
 }
 
@@ -330,12 +365,22 @@ void cs_worker_end_all(cs_worker *w, int reason)
     w->ctx.W = cs_engine_watermark(w->e);
     int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
     for (int i = 0; i < np; i++) {
-        if (w->e->parts[i]->owner != w->id)
+        if (owner_of(w->e->parts[i]) != w->id)
             continue;
         cs_pstate_advance(w->e->parts[i]->st, &w->ctx);
         cs_pstate_end_all(w->e->parts[i]->st, &w->ctx, reason);
         cs_pstate_advance(w->e->parts[i]->st, &w->ctx);
     }
+}
+
+void cs_worker_end_part(cs_worker *w, int part, int reason)
+{
+    cs_part *p = w->e->parts[part];
+    if (owner_of(p) != w->id || !p->st)
+        return;
+    w->ctx.W = cs_engine_watermark(w->e);
+    cs_pstate_advance(p->st, &w->ctx);
+    cs_pstate_end_all(p->st, &w->ctx, reason);
 }
 
 cs_agg *cs_worker_take_agg(cs_worker *w)
@@ -373,7 +418,7 @@ void cs_worker_stats_get(cs_worker *w, cs_worker_stats *st)
     st->late = w->late;
     int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
     for (int i = 0; i < np; i++) {
-        if (w->e->parts[i]->owner != w->id)
+        if (owner_of(w->e->parts[i]) != w->id)
             continue;
         cs_pstate_stats ps;
         cs_pstate_stats_get(w->e->parts[i]->st, &ps);

@@ -614,6 +614,47 @@ static void test_err_limits(void **state)
     free(y);
 }
 
+static void test_err_never_matches_and_bounds(void **state)
+{
+    /* two keys on the same field with no common value */
+    expect_err("journey: j\nstages: [a]\ndimensions: {persona: {path: properties.persona}}\n"
+               "rules:\n  - name: r\n    stage: a\n    match:\n      persona: [young]\n"
+               "      property.persona: [old, teen]\n",
+               "t.yaml:9:7: ",
+               "rule 'r' can never match: no value of 'property.persona' is accepted by its "
+               "'persona' too");
+    /* too many keys in one match */
+    char y[4096];
+    size_t n = (size_t)snprintf(y, sizeof y, "journey: j\nstages: [a]\nrules:\n  - name: r\n"
+                                             "    stage: a\n    match:\n");
+    for (int i = 0; i < 33; i++)
+        n += (size_t)snprintf(y + n, sizeof y - n, "      property.p%d: x\n", i);
+    expect_err(y, "t.yaml:39:7: ", "too many keys in match (at most 32)");
+    /* aliases can't multiply match values without bound */
+    size_t cap = 1 << 20;
+    char *big = malloc(cap);
+    n = (size_t)snprintf(big, cap, "journey: j\nstages: [a]\nrules:\n"
+                                   "- {name: r0, stage: a, match: {event: &L [");
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(big + n, cap - n, "%se%d", i ? ", " : "", i);
+    n += (size_t)snprintf(big + n, cap - n, "]}}\n");
+    for (int r = 1; r < 300; r++)
+        n += (size_t)snprintf(big + n, cap - n, "- {name: r%d, stage: a, match: {event: *L}}\n", r);
+    /* the 263rd use (rule r262, line 266) crosses 262144 values: the error names that key */
+    expect_err(big, "t.yaml:266:34: ", "too many match values in the file (at most 262144)");
+    /* nor their bytes: a 100 KB value used 700 times */
+    n = (size_t)snprintf(big, cap, "journey: j\nstages: [a]\nrules:\n"
+                                   "- {name: r0, stage: a, match: {event: &V x");
+    memset(big + n, 'x', 100000);
+    n += 100000;
+    n += (size_t)snprintf(big + n, cap - n, "}}\n");
+    for (int r = 1; r < 700; r++)
+        n += (size_t)snprintf(big + n, cap - n, "- {name: r%d, stage: a, match: {event: *V}}\n", r);
+    /* 64 MiB / 100001 bytes: use 672 (rule r671, line 675) crosses the limit */
+    expect_err(big, "t.yaml:675:34: ", "match values too large in total (at most 67108864 bytes)");
+    free(big);
+}
+
 static void test_load_file_errors(void **state)
 {
     char err[512];
@@ -918,6 +959,8 @@ static void test_random_vs_model(void **state)
                 n += (size_t)snprintf(y + n, cap - n, "    %s: [", kname[k]);
                 for (int i = 0; i < m->nv[k]; i++) {
                     m->v[k][i] = (int)rnd(4);
+                    if (k == K_PPERSONA && m->has[K_PERSONA] && i == 0)
+                        m->v[k][0] = m->v[K_PERSONA][0]; /* keep the intersection non-empty */
                     n += (size_t)snprintf(y + n, cap - n, "%s\"%s\"", i ? ", " : "",
                                           alpha[k][m->v[k][i]]);
                 }
@@ -1090,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_err_yaml_syntax),
         cmocka_unit_test(test_err_dimensions),
         cmocka_unit_test(test_err_limits),
+        cmocka_unit_test(test_err_never_matches_and_bounds),
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_fixture_all_keys),
         cmocka_unit_test(test_glob),

@@ -1,0 +1,1919 @@
+/* config.c — the clickstage daemon's configuration (see config.h).
+ *
+ * The table `opts[]` below is the only place an option is described. Everything else walks it:
+ *   - defaults are applied by parsing each option's default text through opt_set(), the same
+ *     path a flag, an environment variable or a config-file value takes, so a default that the
+ *     parser would reject fails every test at once, and the doc cannot promise what the code
+ *     does not do;
+ *   - flags (--name VALUE, --name=VALUE), CLICKSTAGE_NAME environment variables and the YAML
+ *     config file (a flat mapping) are looked up by the table's names;
+ *   - --help, --help-markdown (docs/configuration.md) and cs_config_dump print the table.
+ * Modelled on redis's standardConfig table (typed entries with bounds, src/config.c) and
+ * librdkafka's property table (which generates its CONFIGURATION.md).
+ *
+ * Errors name the option as the user wrote it: "--flush-interval: ...",
+ * "CLICKSTAGE_THREADS: ...", "FILE:LINE:COL: flush_interval: ..." (1-based positions).
+ * Every string value is checked for control characters, so values are safe to log.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+#include "clickstage.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* the option table */
+
+enum opt_type {
+    T_STR,  /* char *: checked by opt->check (whole value) */
+    T_LIST, /* char *: comma-separated items, each checked by opt->check; a YAML sequence too */
+    T_KV,   /* char *: comma-separated key=value items, keys checked by opt->check; a YAML map */
+    T_INT,  /* int, min..max */
+    T_DUR,  /* int64_t milliseconds, min..max */
+    T_ENUM, /* int, one of opt->enums */
+    T_BOOL, /* int 0/1 */
+};
+
+typedef struct {
+    const char *name;
+    int value;
+} cs_enum_val;
+
+/* Returns 0 if v is acceptable, else -1 with why set (no option name: the caller adds it). */
+typedef int (*cs_check_fn)(const char *v, char *why, size_t n);
+
+#define F_NOFILE 1u /* cannot be set in the config file (the file's own path) */
+
+typedef struct cs_opt {
+    const char *name;         /* snake_case; the flag and env names are derived from it */
+    enum opt_type type;
+    size_t off;               /* offsetof(cs_config, field) */
+    const char *def;          /* the default, as text, parsed by opt_set() */
+    int64_t min, max;         /* T_INT/T_DUR: value bounds; T_LIST/T_KV: item count bounds */
+    const cs_enum_val *enums; /* T_ENUM: {NULL, 0}-terminated */
+    cs_check_fn check;        /* T_STR/T_LIST/T_KV (see enum opt_type); NULL = any text */
+    const char *metavar;      /* the flag's argument in --help */
+    const char *values;       /* T_STR/T_LIST/T_KV: what is accepted, for --help and the doc */
+    unsigned flags;
+    const char *desc;         /* Markdown-lite: `code` (backquotes are dropped in --help) */
+} cs_opt;
+
+#define MAX_VALUE_LEN 8192
+#define MAX_FILE_SIZE (1024 * 1024)
+
+static int check_path(const char *v, char *why, size_t n);
+static int check_broker(const char *v, char *why, size_t n);
+static int check_topic(const char *v, char *why, size_t n);
+static int check_topic_or_empty(const char *v, char *why, size_t n);
+static int check_group(const char *v, char *why, size_t n);
+static int check_redis(const char *v, char *why, size_t n);
+static int check_prefix(const char *v, char *why, size_t n);
+static int check_listen(const char *v, char *why, size_t n);
+static int check_instance(const char *v, char *why, size_t n);
+static int check_kafka_key(const char *v, char *why, size_t n);
+
+static const cs_enum_val log_levels[] = {
+    {"error", CS_LOG_ERROR}, {"warn", CS_LOG_WARN}, {"info", CS_LOG_INFO}, {"debug", CS_LOG_DEBUG},
+    {NULL, 0}};
+static const cs_enum_val log_formats[] = {
+    {"json", CS_LOG_FORMAT_JSON}, {"text", CS_LOG_FORMAT_TEXT}, {NULL, 0}};
+static const cs_enum_val offset_resets[] = {{"earliest", 1}, {"latest", 0}, {NULL, 0}};
+
+#define OFF(f) offsetof(cs_config, f)
+#define SEC 1000LL
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+
+static const cs_opt opts[] = {
+    {.name = "config", .type = T_STR, .off = OFF(config_file), .def = "",
+     .check = NULL, .metavar = "PATH", .values = "path; empty = none",
+     .flags = F_NOFILE,
+     .desc = "YAML config file: a flat mapping of option names (`flush_interval` or "
+             "`flush-interval`) to values. The environment and flags override it. Cannot be "
+             "set inside the file itself."},
+    {.name = "brokers", .type = T_LIST, .off = OFF(brokers), .def = "127.0.0.1:9092",
+     .min = 1, .max = 1000, .check = check_broker, .metavar = "HOST:PORT,...",
+     .values = "comma-separated `host[:port]` (`[v6]:port`, optional `proto://`)",
+     .desc = "Kafka bootstrap servers (librdkafka `bootstrap.servers`)."},
+    {.name = "topics", .type = T_LIST, .off = OFF(topics), .def = "clickstream",
+     .min = 1, .max = 1000, .check = check_topic, .metavar = "TOPIC,...",
+     .values = "comma-separated topic names (`[A-Za-z0-9._-]`, at most 249 bytes) or `^regex`",
+     .desc = "Input topics. In the config file a YAML list is accepted too. A name starting "
+             "with `^` subscribes to every topic matching that regular expression."},
+    {.name = "group", .type = T_STR, .off = OFF(group), .def = "clickstage",
+     .check = check_group, .metavar = "ID", .values = "1..255 bytes",
+     .desc = "Kafka consumer group. Instances in one group share the partitions of the topics."},
+    {.name = "threads", .type = T_INT, .off = OFF(threads), .def = "0", .min = 0, .max = 256,
+     .metavar = "N", .desc = "Worker threads; 0 = one per online CPU core."},
+    {.name = "rules", .type = T_STR, .off = OFF(rules), .def = "deploy/rules/retail.yaml",
+     .check = check_path, .metavar = "PATH", .values = "path",
+     .desc = "Rule file (journey, stages, sessions, rules; SPEC §2). Reloaded on SIGHUP."},
+    {.name = "redis", .type = T_STR, .off = OFF(redis), .def = "redis://127.0.0.1:6379/0",
+     .check = check_redis, .metavar = "URL",
+     .values = "`redis://[[user]:password@]host[:port][/db]`, "
+               "`unix:///path.sock[?db=N&password=P]` or `/path.sock`",
+     .desc = "Redis server the counts and offsets are written to. Port 6379 and db 0 unless "
+             "given; `redis://secret@host` is a password, as in redis-cli; percent-encode "
+             "`@`, `:`, `/`, `?` and `&` in a password."},
+    {.name = "prefix", .type = T_STR, .off = OFF(prefix), .def = "clickstage",
+     .check = check_prefix, .metavar = "PREFIX", .values = "`[A-Za-z0-9_.-]`, 1..128 bytes",
+     .desc = "First part of every Redis key and of the update channel, as in "
+             "`<prefix>:{<journey>}:active`."},
+    {.name = "flush_interval", .type = T_DUR, .off = OFF(flush_interval_ms), .def = "250ms",
+     .min = 10, .max = 60 * SEC, .metavar = "DURATION",
+     .desc = "How often the counted deltas, together with the offsets that produced them, are "
+             "written to Redis in one atomic step."},
+    {.name = "dead_letter_topic", .type = T_STR, .off = OFF(dead_letter_topic), .def = "",
+     .check = check_topic_or_empty, .metavar = "TOPIC", .values = "topic name; empty = none",
+     .desc = "Kafka topic that invalid messages are copied to, unchanged, with the reason in "
+             "a header. Empty = invalid messages are only counted. Must not be an input topic."},
+    {.name = "http_listen", .type = T_STR, .off = OFF(http_listen), .def = "0.0.0.0:9464",
+     .check = check_listen, .metavar = "HOST:PORT",
+     .values = "`host:port` or `[v6]:port`, port 0..65535; empty = off",
+     .desc = "Address of the HTTP server for `/metrics` (Prometheus), `/healthz` and "
+             "`/readyz`. Port 0 takes any free port. Empty disables the server."},
+    {.name = "log_level", .type = T_ENUM, .off = OFF(log_level), .def = "info",
+     .enums = log_levels, .desc = "Least severe message that is logged (to stderr)."},
+    {.name = "log_format", .type = T_ENUM, .off = OFF(log_format), .def = "json",
+     .enums = log_formats,
+     .desc = "Log lines as one JSON object each, or as plain text for people."},
+    {.name = "drain", .type = T_BOOL, .off = OFF(drain), .def = "false",
+     .desc = "Batch/backfill mode: read every partition up to the end offset it had at start, "
+             "end the open sessions (`drain`), flush, commit and exit 0. As a flag, `--drain` "
+             "alone means true."},
+    {.name = "instance_id", .type = T_STR, .off = OFF(instance_id), .def = "",
+     .check = check_instance, .metavar = "ID",
+     .values = "`[A-Za-z0-9_.:-]`, 0..255 bytes",
+     .desc = "Name of this process in logs and metrics. Empty = `<hostname>-<pid>`."},
+    {.name = "auto_offset_reset", .type = T_ENUM, .off = OFF(auto_offset_reset_earliest),
+     .def = "earliest", .enums = offset_resets,
+     .desc = "Where to start reading a partition that has no offset in Redis yet: the oldest "
+             "message Kafka still has, or only messages produced from now on."},
+    {.name = "minute_ttl", .type = T_DUR, .off = OFF(minute_ttl_ms), .def = "48h",
+     .min = 1 * MIN, .max = 365 * DAY, .metavar = "DURATION",
+     .desc = "Expiry of the per-minute `minute:<YYYYMMDDHHMM>:reached` hashes."},
+    {.name = "batch_size", .type = T_INT, .off = OFF(batch_size), .def = "2048", .min = 1,
+     .max = 100000, .metavar = "N",
+     .desc = "Most messages a worker takes from Kafka in one consume call."},
+    {.name = "redis_outage_pause", .type = T_DUR, .off = OFF(redis_outage_pause_ms),
+     .def = "30s", .min = 0, .max = DAY, .metavar = "DURATION",
+     .desc = "Pause consuming when counts could not be flushed to Redis for this long, so the "
+             "backlog waits in Kafka rather than in memory; consuming resumes after the next "
+             "successful flush. Set to 0 to never pause."},
+    {.name = "shutdown_timeout", .type = T_DUR, .off = OFF(shutdown_timeout_ms), .def = "10s",
+     .min = 1 * SEC, .max = 10 * MIN, .metavar = "DURATION",
+     .desc = "Longest time a graceful stop (SIGTERM/SIGINT, or the end of `--drain`) may spend "
+             "finishing in-flight events, flushing and committing."},
+    {.name = "kafka_props", .type = T_KV, .off = OFF(kafka_props), .def = "", .min = 0,
+     .max = 1000, .check = check_kafka_key, .metavar = "K=V,...",
+     .values = "comma-separated `key=value`; a YAML mapping in the config file",
+     .desc = "Extra librdkafka properties, e.g. `security.protocol=ssl,fetch.max.bytes=10485760`."
+             " Values cannot contain commas. `bootstrap.servers`, `metadata.broker.list`, "
+             "`group.id` and `auto.offset.reset` are rejected: use their own options."},
+};
+#define NOPTS ((int)(sizeof opts / sizeof opts[0]))
+
+/* ------------------------------------------------------------------------------------------ */
+/* small helpers */
+
+static void set_why(char *why, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_why(char *why, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (why && n)
+        vsnprintf(why, n, fmt, ap);
+    va_end(ap);
+}
+
+/* A value quoted for an error message: at most ~60 bytes, control bytes as \xNN. */
+typedef struct {
+    char s[320];
+} qbuf;
+static const char *qv(qbuf *b, const char *s)
+{
+    size_t o = 0, i;
+    for (i = 0; s[i] && i < 60; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            o += (size_t)snprintf(b->s + o, sizeof b->s - o, "\\x%02x", ch);
+        } else {
+            b->s[o++] = (char)ch;
+        }
+    }
+    if (s[i])
+        o += (size_t)snprintf(b->s + o, sizeof b->s - o, "...");
+    b->s[o] = '\0';
+    return b->s;
+}
+
+static char **str_field(const cs_config *c, const cs_opt *o)
+{
+    return (char **)((char *)c + o->off);
+}
+static int *int_field(const cs_config *c, const cs_opt *o)
+{
+    return (int *)((char *)c + o->off);
+}
+static int64_t *i64_field(const cs_config *c, const cs_opt *o)
+{
+    return (int64_t *)((char *)c + o->off);
+}
+
+static int is_str_type(enum opt_type t) { return t == T_STR || t == T_LIST || t == T_KV; }
+
+static void flag_name(const cs_opt *o, char *buf, size_t n)
+{
+    size_t i = 0;
+    if (n < 3)
+        return;
+    buf[i++] = '-';
+    buf[i++] = '-';
+    for (const char *p = o->name; *p && i + 1 < n; p++)
+        buf[i++] = *p == '_' ? '-' : *p;
+    buf[i] = '\0';
+}
+
+#define ENV_PREFIX "CLICKSTAGE_"
+static void env_name(const cs_opt *o, char *buf, size_t n)
+{
+    size_t i = strlen(ENV_PREFIX);
+    if (n <= i)
+        return;
+    memcpy(buf, ENV_PREFIX, i);
+    for (const char *p = o->name; *p && i + 1 < n; p++)
+        buf[i++] = (char)toupper((unsigned char)*p);
+    buf[i] = '\0';
+}
+
+/* Case-sensitive name comparison where '-' and '_' are the same character. */
+static int name_eq(const char *a, size_t alen, const char *name)
+{
+    size_t i;
+    for (i = 0; i < alen && name[i]; i++) {
+        char x = a[i] == '-' ? '_' : a[i];
+        if (x != name[i])
+            return 0;
+    }
+    return i == alen && name[i] == '\0';
+}
+
+static int find_opt(const char *s, size_t len)
+{
+    for (int i = 0; i < NOPTS; i++)
+        if (name_eq(s, len, opts[i].name))
+            return i;
+    return -1;
+}
+
+/* Levenshtein distance, '-' == '_' and case-insensitive; large for long inputs. */
+static int edit_distance(const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b);
+    if (alen > 48 || blen > 48)
+        return 1000;
+    int prev[49], cur[49];
+    for (size_t j = 0; j <= blen; j++)
+        prev[j] = (int)j;
+    for (size_t i = 1; i <= alen; i++) {
+        cur[0] = (int)i;
+        int ca = tolower((unsigned char)(a[i - 1] == '-' ? '_' : a[i - 1]));
+        for (size_t j = 1; j <= blen; j++) {
+            int cb = tolower((unsigned char)(b[j - 1] == '-' ? '_' : b[j - 1]));
+            int d = prev[j - 1] + (ca != cb);
+            if (prev[j] + 1 < d)
+                d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            cur[j] = d;
+        }
+        memcpy(prev, cur, sizeof prev);
+    }
+    return prev[blen];
+}
+
+/* The option whose name is closest to s (for "did you mean"), or -1. */
+static int suggest(const char *s, size_t len)
+{
+    int best = -1, bestd = 1000;
+    for (int i = 0; i < NOPTS; i++) {
+        int d = edit_distance(s, len, opts[i].name);
+        if (d < bestd) {
+            bestd = d;
+            best = i;
+        }
+    }
+    int limit = len <= 3 ? 1 : len < 12 ? 2 : 3;
+    return bestd <= limit ? best : -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* scalar parsers */
+
+#define MAX_DURATION_MS (3650LL * DAY)
+
+int cs_parse_duration_ms(const char *s, int64_t *ms)
+{
+    if (!s || !ms)
+        return -1;
+    size_t i = 0;
+    int64_t v = 0;
+    while (s[i] >= '0' && s[i] <= '9') {
+        if (v > MAX_DURATION_MS)
+            return -1;
+        v = v * 10 + (s[i] - '0');
+        i++;
+    }
+    if (i == 0)
+        return -1;
+    const char *u = s + i;
+    int64_t mult;
+    if (*u == '\0') {
+        if (v != 0) /* a bare number other than 0 has no unit: ambiguous, so an error */
+            return -1;
+        mult = 1;
+    } else if (strcmp(u, "ms") == 0) {
+        mult = 1;
+    } else if (strcmp(u, "s") == 0) {
+        mult = SEC;
+    } else if (strcmp(u, "m") == 0) {
+        mult = MIN;
+    } else if (strcmp(u, "h") == 0) {
+        mult = HOUR;
+    } else if (strcmp(u, "d") == 0) {
+        mult = DAY;
+    } else {
+        return -1;
+    }
+    if (v > MAX_DURATION_MS / mult)
+        return -1;
+    *ms = v * mult;
+    return 0;
+}
+
+/* The canonical text of a duration: the largest unit that divides it exactly. */
+static void fmt_duration(int64_t ms, char *buf, size_t n)
+{
+    static const struct {
+        int64_t mult;
+        const char *unit;
+    } units[] = {{DAY, "d"}, {HOUR, "h"}, {MIN, "m"}, {SEC, "s"}, {1, "ms"}};
+    if (ms == 0) {
+        snprintf(buf, n, "0");
+        return;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms % units[i].mult == 0) {
+            snprintf(buf, n, "%" PRId64 "%s", ms / units[i].mult, units[i].unit);
+            return;
+        }
+}
+
+/* Strict decimal integer: optional sign, digits, nothing else. */
+static int parse_int64(const char *s, int64_t *out)
+{
+    const char *p = s;
+    int neg = 0;
+    if (*p == '+' || *p == '-')
+        neg = *p++ == '-';
+    if (!(*p >= '0' && *p <= '9'))
+        return -1;
+    int64_t v = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (*p)
+        return -1;
+    *out = neg ? -v : v;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const t[] = {"true", "1", "yes", "on"};
+    static const char *const f[] = {"false", "0", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, t[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(s, f[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void enum_list(const cs_enum_val *e, const char *sep, char *buf, size_t n)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (; e->name && o < n; e++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%s", o ? sep : "", e->name);
+}
+
+static void fmt_bounds(const cs_opt *o, char *buf, size_t n)
+{
+    char a[32], b[32];
+    switch (o->type) {
+    case T_INT:
+        snprintf(buf, n, "%" PRId64 "..%" PRId64, o->min, o->max);
+        break;
+    case T_DUR:
+        fmt_duration(o->min, a, sizeof a);
+        fmt_duration(o->max, b, sizeof b);
+        snprintf(buf, n, "%s..%s", a, b);
+        break;
+    case T_ENUM:
+        enum_list(o->enums, " | ", buf, n);
+        break;
+    case T_BOOL:
+        snprintf(buf, n, "true | false (also 1/0, yes/no, on/off)");
+        break;
+    default:
+        snprintf(buf, n, "%s", o->values ? o->values : "text");
+        break;
+    }
+}
+
+static const char *type_name(enum opt_type t)
+{
+    switch (t) {
+    case T_STR: return "string";
+    case T_LIST: return "list";
+    case T_KV: return "key=value list";
+    case T_INT: return "integer";
+    case T_DUR: return "duration";
+    case T_ENUM: return "enum";
+    case T_BOOL: return "bool";
+    }
+    return "?";
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* string validators (each gets a value without control characters) */
+
+static int check_path(const char *v, char *why, size_t n)
+{
+    if (!*v) {
+        set_why(why, n, "empty path");
+        return -1;
+    }
+    return 0;
+}
+
+static int is_host_char(int ch) { return isalnum(ch) || ch == '.' || ch == '-' || ch == '_'; }
+
+/* host:port, host or [v6][:port]; port_req: 1 required, 0 optional; port_min 0 or 1. */
+static int check_hostport(const char *v, int port_req, int port_min, char *why, size_t n)
+{
+    qbuf b;
+    const char *p = v, *host_end;
+    if (*p == '[') {
+        const char *e = strchr(p, ']');
+        if (!e || e == p + 1) {
+            set_why(why, n, "'%s' has a bad [IPv6] address", qv(&b, v));
+            return -1;
+        }
+        for (const char *q = p + 1; q < e; q++)
+            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.' && *q != '%') {
+                set_why(why, n, "'%s' has a bad [IPv6] address", qv(&b, v));
+                return -1;
+            }
+        host_end = e + 1;
+    } else {
+        host_end = p;
+        while (is_host_char((unsigned char)*host_end))
+            host_end++;
+        if (host_end == p) {
+            set_why(why, n, "'%s' has no host (expected host:port)", qv(&b, v));
+            return -1;
+        }
+    }
+    if (*host_end == '\0') {
+        if (port_req) {
+            set_why(why, n, "'%s' has no port (expected host:port)", qv(&b, v));
+            return -1;
+        }
+        return 0;
+    }
+    if (*host_end != ':') {
+        set_why(why, n, "'%s' is not host:port", qv(&b, v));
+        return -1;
+    }
+    int64_t port;
+    if (!isdigit((unsigned char)host_end[1]) || parse_int64(host_end + 1, &port) < 0 ||
+        port < port_min || port > 65535) {
+        set_why(why, n, "'%s' has a bad port (%d..65535)", qv(&b, v), port_min);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_broker(const char *v, char *why, size_t n)
+{
+    const char *p = strstr(v, "://");
+    if (p) {
+        for (const char *q = v; q < p; q++)
+            if (!isalpha((unsigned char)*q) && *q != '_') {
+                qbuf b;
+                set_why(why, n, "'%s' has a bad protocol prefix", qv(&b, v));
+                return -1;
+            }
+        v = p + 3;
+    }
+    return check_hostport(v, 0, 1, why, n);
+}
+
+static int check_topic(const char *v, char *why, size_t n)
+{
+    qbuf b;
+    size_t len = strlen(v);
+    if (v[0] == '^') {
+        if (len < 2) {
+            set_why(why, n, "'^' is an empty regular expression");
+            return -1;
+        }
+        return 0;
+    }
+    if (len == 0 || len > 249 || strcmp(v, ".") == 0 || strcmp(v, "..") == 0) {
+        set_why(why, n, "'%s' is not a topic name (1..249 of [A-Za-z0-9._-])", qv(&b, v));
+        return -1;
+    }
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-') {
+            set_why(why, n, "'%s' is not a topic name (1..249 of [A-Za-z0-9._-])", qv(&b, v));
+            return -1;
+        }
+    return 0;
+}
+
+static int check_topic_or_empty(const char *v, char *why, size_t n)
+{
+    if (!*v)
+        return 0;
+    if (v[0] == '^') {
+        set_why(why, n, "a dead-letter topic cannot be a regular expression");
+        return -1;
+    }
+    return check_topic(v, why, n);
+}
+
+static int check_group(const char *v, char *why, size_t n)
+{
+    size_t len = strlen(v);
+    if (len == 0 || len > 255) {
+        set_why(why, n, "a consumer group must be 1..255 bytes");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_redis(const char *v, char *why, size_t n)
+{
+    cs_redis_target t;
+    return cs_config_parse_redis_url(v, &t, why, n);
+}
+
+static int check_prefix(const char *v, char *why, size_t n)
+{
+    qbuf b;
+    size_t len = strlen(v);
+    int ok = len >= 1 && len <= 128;
+    for (const char *p = v; ok && *p; p++)
+        ok = isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-';
+    if (!ok) {
+        set_why(why, n, "'%s' is not 1..128 of [A-Za-z0-9_.-]", qv(&b, v));
+        return -1;
+    }
+    return 0;
+}
+
+static int check_listen(const char *v, char *why, size_t n)
+{
+    if (!*v)
+        return 0;
+    return check_hostport(v, 1, 0, why, n);
+}
+
+static int check_instance(const char *v, char *why, size_t n)
+{
+    qbuf b;
+    int ok = strlen(v) <= 255;
+    for (const char *p = v; ok && *p; p++)
+        ok = isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == ':' || *p == '-';
+    if (!ok) {
+        set_why(why, n, "'%s' is not 0..255 of [A-Za-z0-9_.:-]", qv(&b, v));
+        return -1;
+    }
+    return 0;
+}
+
+static int check_kafka_key(const char *v, char *why, size_t n)
+{
+    static const char *const own[][2] = {{"bootstrap.servers", "--brokers"},
+                                          {"metadata.broker.list", "--brokers"},
+                                          {"group.id", "--group"},
+                                          {"auto.offset.reset", "--auto-offset-reset"}};
+    qbuf b;
+    int ok = *v != '\0';
+    for (const char *p = v; ok && *p; p++)
+        ok = isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-';
+    if (!ok) {
+        set_why(why, n, "'%s' is not a librdkafka property name", qv(&b, v));
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (strcmp(v, own[i][0]) == 0) {
+            set_why(why, n, "'%s' has its own option: use %s", v, own[i][1]);
+            return -1;
+        }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Redis URL */
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes [s, e) into out[cap]; -1 on a bad escape, a NUL byte or overflow. */
+static int pct_decode(const char *s, const char *e, char *out, size_t cap)
+{
+    size_t o = 0;
+    while (s < e) {
+        int ch = (unsigned char)*s++;
+        if (ch == '%') {
+            int h, l;
+            if (e - s < 2 || (h = hexval(s[0])) < 0 || (l = hexval(s[1])) < 0)
+                return -1;
+            ch = h * 16 + l;
+            s += 2;
+            if (ch == 0)
+                return -1;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int parse_db(const char *s, size_t len, int *db)
+{
+    int64_t v = 0;
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+        if (v > INT_MAX)
+            return -1;
+    }
+    *db = (int)v;
+    return 0;
+}
+
+/* "db=N" and (unix sockets only) "password=P", '&'-separated. */
+static int parse_redis_query(const char *url, const char *q, int allow_password,
+                             cs_redis_target *t, char *why, size_t n)
+{
+    qbuf b;
+    while (*q) {
+        size_t len = strcspn(q, "&");
+        const char *eq = memchr(q, '=', len);
+        size_t kl = eq ? (size_t)(eq - q) : len;
+        const char *v = eq ? eq + 1 : q + len;
+        size_t vl = eq ? len - kl - 1 : 0;
+        if (kl == 2 && memcmp(q, "db", 2) == 0) {
+            if (parse_db(v, vl, &t->db) < 0) {
+                set_why(why, n, "'%s' has a bad database number (0..2147483647)", qv(&b, url));
+                return -1;
+            }
+        } else if (allow_password && kl == 8 && memcmp(q, "password", 8) == 0) {
+            if (pct_decode(v, v + vl, t->password, sizeof t->password) < 0) {
+                set_why(why, n, "'%s' has a bad password (percent-encode special characters)",
+                        qv(&b, url));
+                return -1;
+            }
+        } else {
+            set_why(why, n, "'%s': unknown query parameter '%.*s' (%s)", qv(&b, url),
+                    (int)(kl < 40 ? kl : 40), q,
+                    allow_password ? "db or password" : "db; a password goes before the host");
+            return -1;
+        }
+        q += len + (q[len] == '&');
+    }
+    return 0;
+}
+
+/* The grammar of pipeline/sink.c, which is what connects (keep the two in step). */
+int cs_config_parse_redis_url(const char *url, cs_redis_target *t, char *why, size_t n)
+{
+    qbuf b;
+    const char *usage = "expected redis://[[user]:password@]host[:port][/db], "
+                        "unix:///path.sock[?db=N&password=P] or /path.sock";
+    memset(t, 0, sizeof *t);
+    t->port = 6379;
+    if (url[0] == '/' || strncmp(url, "unix://", 7) == 0) {
+        t->is_unix = 1;
+        const char *p = url[0] == '/' ? url : url + 7;
+        const char *q = url[0] == '/' ? NULL : strchr(p, '?');
+        size_t plen = q ? (size_t)(q - p) : strlen(p);
+        if (p[0] != '/') {
+            set_why(why, n, "'%s' needs an absolute socket path: unix:///path.sock", qv(&b, url));
+            return -1;
+        }
+        if (plen < 2 || plen >= sizeof t->path) {
+            set_why(why, n, "'%s': the socket path must be 2..%zu bytes", qv(&b, url),
+                    sizeof t->path - 1);
+            return -1;
+        }
+        memcpy(t->path, p, plen);
+        t->path[plen] = '\0';
+        return q ? parse_redis_query(url, q + 1, 1, t, why, n) : 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0) {
+        set_why(why, n, "'%s' is not a Redis URL (%s)", qv(&b, url), usage);
+        return -1;
+    }
+    const char *a = url + 8;
+    const char *auth_end = a + strcspn(a, "/?");
+    const char *at = NULL;
+    for (const char *p = a; p < auth_end; p++)
+        if (*p == '@')
+            at = p; /* the last '@': a host never has one */
+    if (at) {
+        /* "user:password@" or ":password@"; "secret@" alone is a password, as in redis-cli */
+        const char *colon = memchr(a, ':', (size_t)(at - a));
+        if ((colon && pct_decode(a, colon, t->user, sizeof t->user) < 0) ||
+            pct_decode(colon ? colon + 1 : a, at, t->password, sizeof t->password) < 0) {
+            set_why(why, n, "'%s' has a bad user or password (percent-encode special characters)",
+                    qv(&b, url));
+            return -1;
+        }
+        a = at + 1;
+    }
+    /* host[:port] */
+    size_t hlen = (size_t)(auth_end - a);
+    char hp[sizeof t->host + 8];
+    if (hlen == 0 || hlen >= sizeof hp) {
+        set_why(why, n, "'%s' has no host or too long a one (%s)", qv(&b, url), usage);
+        return -1;
+    }
+    memcpy(hp, a, hlen);
+    hp[hlen] = '\0';
+    char hwhy[16];
+    if (check_hostport(hp, 0, 1, hwhy, sizeof hwhy) < 0) {
+        set_why(why, n, "'%s' has a bad host or port (%s)", qv(&b, url), usage);
+        return -1;
+    }
+    const char *portp = NULL, *host = hp;
+    if (hp[0] == '[') {
+        char *e = strchr(hp, ']');
+        *e = '\0';
+        if (e[1] == ':')
+            portp = e + 2;
+        host = hp + 1;
+    } else {
+        char *c = strchr(hp, ':');
+        if (c) {
+            *c = '\0';
+            portp = c + 1;
+        }
+    }
+    size_t hl = strlen(host);
+    if (hl >= sizeof t->host) {
+        set_why(why, n, "'%s': the host name is too long", qv(&b, url));
+        return -1;
+    }
+    memcpy(t->host, host, hl + 1);
+    if (portp)
+        t->port = atoi(portp); /* validated by check_hostport */
+    const char *rest = auth_end;
+    if (*rest == '/') {
+        size_t dbl = strcspn(rest + 1, "?");
+        if (dbl && parse_db(rest + 1, dbl, &t->db) < 0) {
+            set_why(why, n, "'%s' has a bad database number (/0../2147483647)", qv(&b, url));
+            return -1;
+        }
+        rest += 1 + dbl;
+    }
+    if (*rest == '?')
+        return parse_redis_query(url, rest + 1, 0, t, why, n);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* setting a value: the one path for defaults, file, environment and flags */
+
+/* Splits a T_LIST/T_KV value on commas, trims spaces around items (and around '=' for T_KV),
+ * checks each item, and returns the normalised text (malloc'd) or NULL with why. */
+static char *normalise_list(const cs_opt *o, const char *v, char *why, size_t n)
+{
+    qbuf b;
+    size_t len = strlen(v);
+    char *out = malloc(len + 1);
+    if (!out) {
+        set_why(why, n, "out of memory");
+        return NULL;
+    }
+    size_t olen = 0;
+    int64_t count = 0;
+    const char *p = v;
+    while (*v) { /* "" is the empty list */
+        const char *e = strchr(p, ',');
+        if (!e)
+            e = p + strlen(p);
+        const char *s = p, *t = e;
+        while (s < t && *s == ' ')
+            s++;
+        while (t > s && t[-1] == ' ')
+            t--;
+        if (s == t) {
+            set_why(why, n, "'%s' has an empty item", qv(&b, v));
+            goto bad;
+        }
+        char item[MAX_VALUE_LEN + 1];
+        size_t ilen = (size_t)(t - s);
+        memcpy(item, s, ilen);
+        item[ilen] = '\0';
+        if (o->type == T_KV) {
+            char *eq = strchr(item, '=');
+            if (!eq) {
+                set_why(why, n, "'%s' is not key=value", qv(&b, item));
+                goto bad;
+            }
+            char *ke = eq, *vs = eq + 1;
+            while (ke > item && ke[-1] == ' ')
+                ke--;
+            *ke = '\0';
+            while (*vs == ' ')
+                vs++;
+            if (o->check && o->check(item, why, n) < 0)
+                goto bad;
+            olen += (size_t)sprintf(out + olen, "%s%s=%s", count ? "," : "", item, vs);
+        } else {
+            if (o->check && o->check(item, why, n) < 0)
+                goto bad;
+            olen += (size_t)sprintf(out + olen, "%s%s", count ? "," : "", item);
+        }
+        count++;
+        if (!*e)
+            break;
+        p = e + 1;
+    }
+    if (count < o->min || count > o->max) {
+        if (count == 0)
+            set_why(why, n, "needs at least %" PRId64 " item%s", o->min, o->min == 1 ? "" : "s");
+        else
+            set_why(why, n, "has %" PRId64 " items; at most %" PRId64, count, o->max);
+        goto bad;
+    }
+    out[olen] = '\0';
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
+/* Parses v for option o and stores it in c (replacing and freeing a previous string).
+ * Returns 0, or -1 with why (the problem, without the option's name). */
+static int opt_set(const cs_opt *o, cs_config *c, const char *v, char *why, size_t n)
+{
+    qbuf b;
+    char bounds[256];
+    if (strlen(v) > MAX_VALUE_LEN) {
+        set_why(why, n, "value is longer than %d bytes", MAX_VALUE_LEN);
+        return -1;
+    }
+    switch (o->type) {
+    case T_STR:
+    case T_LIST:
+    case T_KV: {
+        for (const char *p = v; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                set_why(why, n, "'%s' contains a control character", qv(&b, v));
+                return -1;
+            }
+        char *s;
+        if (o->type == T_STR) {
+            if (o->check && o->check(v, why, n) < 0)
+                return -1;
+            s = strdup(v);
+            if (!s) {
+                set_why(why, n, "out of memory");
+                return -1;
+            }
+        } else if (!(s = normalise_list(o, v, why, n))) {
+            return -1;
+        }
+        char **f = str_field(c, o);
+        free(*f);
+        *f = s;
+        return 0;
+    }
+    case T_INT: {
+        int64_t x;
+        if (parse_int64(v, &x) < 0) {
+            set_why(why, n, "'%s' is not an integer", qv(&b, v));
+            return -1;
+        }
+        if (x < o->min || x > o->max) {
+            fmt_bounds(o, bounds, sizeof bounds);
+            set_why(why, n, "%s is out of range %s", qv(&b, v), bounds);
+            return -1;
+        }
+        *int_field(c, o) = (int)x;
+        return 0;
+    }
+    case T_DUR: {
+        int64_t x;
+        if (cs_parse_duration_ms(v, &x) < 0) {
+            set_why(why, n, "'%s' is not a duration (use ms, s, m, h, d)", qv(&b, v));
+            return -1;
+        }
+        if (x < o->min || x > o->max) {
+            fmt_bounds(o, bounds, sizeof bounds);
+            set_why(why, n, "%s is out of range %s", qv(&b, v), bounds);
+            return -1;
+        }
+        *i64_field(c, o) = x;
+        return 0;
+    }
+    case T_ENUM:
+        for (const cs_enum_val *e = o->enums; e->name; e++)
+            if (strcasecmp(v, e->name) == 0) {
+                *int_field(c, o) = e->value;
+                return 0;
+            }
+        enum_list(o->enums, ", ", bounds, sizeof bounds);
+        set_why(why, n, "'%s' is not one of %s", qv(&b, v), bounds);
+        return -1;
+    case T_BOOL: {
+        int x;
+        if (parse_bool(v, &x) < 0) {
+            set_why(why, n, "'%s' is not a bool (true, false, 1, 0, yes, no, on, off)",
+                    qv(&b, v));
+            return -1;
+        }
+        *int_field(c, o) = x;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* The canonical text of o's value in c ("***" for secrets when mask). */
+static void opt_format(const cs_opt *o, const cs_config *c, int mask, char *buf, size_t n);
+
+static void mask_userinfo(const char *url, char *buf, size_t n)
+{
+    const char *s = strstr(url, "://");
+    if (!s) {
+        snprintf(buf, n, "%s", url);
+        return;
+    }
+    s += 3;
+    const char *end = s + strcspn(s, "/?");
+    const char *at = NULL;
+    for (const char *p = s; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (!at) {
+        snprintf(buf, n, "%s", url);
+        return;
+    }
+    const char *colon = memchr(s, ':', (size_t)(at - s));
+    if (colon) /* keep the user name, hide the password */
+        snprintf(buf, n, "%.*s***%s", (int)(colon + 1 - url), url, at);
+    else /* "secret@host" is a password */
+        snprintf(buf, n, "%.*s***%s", (int)(s - url), url, at);
+}
+
+/* The URL with its password (userinfo or ?password=) replaced by "***". */
+static void mask_redis(const char *url, char *buf, size_t n)
+{
+    char tmp[MAX_VALUE_LEN + 64];
+    mask_userinfo(url, tmp, sizeof tmp);
+    const char *q = strchr(tmp, '?');
+    size_t o = 0;
+    if (!q) {
+        snprintf(buf, n, "%s", tmp);
+        return;
+    }
+    o = (size_t)snprintf(buf, n, "%.*s", (int)(q - tmp), tmp);
+    while (*q && o + 1 < n) {
+        size_t len = 1 + strcspn(q + 1, "&"); /* the separator and one key=value */
+        if (strncmp(q + 1, "password=", 9) == 0)
+            o += (size_t)snprintf(buf + o, n - o, "%c%s", *q, "password=***");
+        else
+            o += (size_t)snprintf(buf + o, n - o, "%.*s", (int)len, q);
+        q += len;
+    }
+}
+
+static int secret_key(const char *k, size_t len)
+{
+    static const char *const words[] = {"password", "secret", "key.pem", "oauthbearer.config",
+                                        "jaas", "token"};
+    char tmp[256];
+    if (len >= sizeof tmp)
+        return 1;
+    for (size_t i = 0; i < len; i++)
+        tmp[i] = (char)tolower((unsigned char)k[i]);
+    tmp[len] = '\0';
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strstr(tmp, words[i]))
+            return 1;
+    return 0;
+}
+
+static void mask_kv(const char *v, char *buf, size_t n)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    while (*v && o + 1 < n) {
+        const char *e = strchr(v, ',');
+        if (!e)
+            e = v + strlen(v);
+        const char *eq = memchr(v, '=', (size_t)(e - v));
+        if (eq && secret_key(v, (size_t)(eq - v)))
+            o += (size_t)snprintf(buf + o, n - o, "%.*s***", (int)(eq + 1 - v), v);
+        else
+            o += (size_t)snprintf(buf + o, n - o, "%.*s", (int)(e - v), v);
+        if (!*e || o + 1 >= n)
+            break;
+        buf[o++] = ',';
+        buf[o] = '\0';
+        v = e + 1;
+    }
+}
+
+static void opt_format(const cs_opt *o, const cs_config *c, int mask, char *buf, size_t n)
+{
+    switch (o->type) {
+    case T_STR:
+    case T_LIST:
+    case T_KV: {
+        const char *s = *str_field(c, o);
+        if (!s)
+            s = "";
+        if (mask && o->check == check_redis)
+            mask_redis(s, buf, n);
+        else if (mask && o->type == T_KV)
+            mask_kv(s, buf, n);
+        else
+            snprintf(buf, n, "%s", s);
+        return;
+    }
+    case T_INT:
+        snprintf(buf, n, "%d", *int_field(c, o));
+        return;
+    case T_DUR:
+        fmt_duration(*i64_field(c, o), buf, n);
+        return;
+    case T_ENUM:
+        for (const cs_enum_val *e = o->enums; e->name; e++)
+            if (e->value == *int_field(c, o)) {
+                snprintf(buf, n, "%s", e->name);
+                return;
+            }
+        snprintf(buf, n, "%d", *int_field(c, o));
+        return;
+    case T_BOOL:
+        snprintf(buf, n, "%s", *int_field(c, o) ? "true" : "false");
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* loading */
+
+enum { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_ARGV };
+
+typedef struct {
+    int src;
+    size_t line, col; /* SRC_FILE, 1-based */
+} origin;
+
+typedef struct {
+    cs_config *c;
+    char *err;
+    size_t errlen;
+    const char *file; /* the config file's path as given */
+    origin org[NOPTS];
+} ctx;
+
+static int set_err(ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int set_err(ctx *x, const char *fmt, ...)
+{
+    if (!x->err[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(x->err, x->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* How the user named option i where it was last set: "--topics", "CLICKSTAGE_TOPICS", ... */
+static void origin_label(const ctx *x, int i, char *buf, size_t n)
+{
+    char name[64];
+    switch (x->org[i].src) {
+    case SRC_FILE:
+        snprintf(buf, n, "%s:%zu:%zu: %s", x->file, x->org[i].line, x->org[i].col,
+                 opts[i].name);
+        break;
+    case SRC_ENV:
+        env_name(&opts[i], name, sizeof name);
+        snprintf(buf, n, "%s", name);
+        break;
+    case SRC_ARGV:
+        flag_name(&opts[i], name, sizeof name);
+        snprintf(buf, n, "%s", name);
+        break;
+    default:
+        snprintf(buf, n, "%s (default)", opts[i].name);
+        break;
+    }
+}
+
+/* --- YAML config file ---------------------------------------------------------------------- */
+
+static int err_at(ctx *x, yaml_mark_t m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int err_at(ctx *x, yaml_mark_t m, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return set_err(x, "%s:%zu:%zu: %s", x->file, m.line + 1, m.column + 1, msg);
+}
+
+static int yaml_error(ctx *x, yaml_parser_t *ps, const char *src, size_t len)
+{
+    const char *problem = ps->problem ? ps->problem : "unknown error";
+    if (ps->error == YAML_MEMORY_ERROR) {
+        yaml_mark_t m = {0, 0, 0};
+        return err_at(x, m, "out of memory while parsing YAML");
+    }
+    if (ps->error == YAML_READER_ERROR) {
+        size_t off = ps->problem_offset < len ? ps->problem_offset : len;
+        yaml_mark_t m = {off, 0, 0};
+        for (size_t i = 0; i < off; i++) {
+            if (src[i] == '\n') {
+                m.line++;
+                m.column = 0;
+            } else {
+                m.column++;
+            }
+        }
+        if (ps->problem_value != -1)
+            return err_at(x, m, "YAML syntax error: %s (byte 0x%02x)", problem,
+                          (unsigned)ps->problem_value & 0xffu);
+        return err_at(x, m, "YAML syntax error: %s", problem);
+    }
+    if (ps->context)
+        return err_at(x, ps->problem_mark, "YAML syntax error: %s (%s started at line %zu, "
+                      "column %zu)", problem, ps->context, ps->context_mark.line + 1,
+                      ps->context_mark.column + 1);
+    return err_at(x, ps->problem_mark, "YAML syntax error: %s", problem);
+}
+
+static const char *node_kind(const yaml_node_t *nd)
+{
+    switch (nd->type) {
+    case YAML_SCALAR_NODE: return "a scalar";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "nothing";
+    }
+}
+
+/* A scalar's text; a plain null (empty, ~, null) is "". Scalars with NUL bytes are rejected. */
+static int scalar_text(ctx *x, const cs_opt *o, yaml_node_t *nd, const char **out)
+{
+    const char *s = (const char *)nd->data.scalar.value;
+    size_t len = nd->data.scalar.length;
+    if (memchr(s, '\0', len))
+        return err_at(x, nd->start_mark, "%s: value contains a NUL byte", o->name);
+    if (nd->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        (strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+         strcmp(s, "NULL") == 0))
+        s = "";
+    *out = s;
+    return 0;
+}
+
+/* Joins a YAML list (T_LIST) or mapping (T_KV) into the flag syntax "a,b" / "k=v,k=v". */
+static char *join_node(ctx *x, const cs_opt *o, yaml_document_t *doc, yaml_node_t *nd)
+{
+    size_t cap = 256, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        set_err(x, "out of memory");
+        return NULL;
+    }
+    buf[0] = '\0';
+    int nitems = nd->type == YAML_SEQUENCE_NODE
+                     ? (int)(nd->data.sequence.items.top - nd->data.sequence.items.start)
+                     : (int)(nd->data.mapping.pairs.top - nd->data.mapping.pairs.start);
+    for (int i = 0; i < nitems; i++) {
+        yaml_node_t *parts[2] = {NULL, NULL};
+        int np;
+        if (nd->type == YAML_SEQUENCE_NODE) {
+            parts[0] = yaml_document_get_node(doc, nd->data.sequence.items.start[i]);
+            np = 1;
+        } else {
+            parts[0] = yaml_document_get_node(doc, nd->data.mapping.pairs.start[i].key);
+            parts[1] = yaml_document_get_node(doc, nd->data.mapping.pairs.start[i].value);
+            np = 2;
+        }
+        for (int k = 0; k < np; k++) {
+            const char *s;
+            yaml_node_t *p = parts[k];
+            if (!p || p->type != YAML_SCALAR_NODE) {
+                err_at(x, p ? p->start_mark : nd->start_mark, "%s: items must be scalars, not %s",
+                       o->name, p ? node_kind(p) : "nothing");
+                goto bad;
+            }
+            if (scalar_text(x, o, p, &s) < 0)
+                goto bad;
+            qbuf b;
+            if (strchr(s, ',') || (k == 0 && np == 2 && strchr(s, '='))) {
+                err_at(x, p->start_mark, "%s: '%s' cannot contain '%s'", o->name, qv(&b, s),
+                       strchr(s, ',') ? "," : "=");
+                goto bad;
+            }
+            size_t sl = strlen(s);
+            if (len + sl + 2 > MAX_VALUE_LEN + 2) {
+                err_at(x, nd->start_mark, "%s: value is longer than %d bytes", o->name,
+                       MAX_VALUE_LEN);
+                goto bad;
+            }
+            if (len + sl + 2 >= cap) {
+                while (len + sl + 2 >= cap)
+                    cap *= 2;
+                char *nb = realloc(buf, cap);
+                if (!nb) {
+                    set_err(x, "out of memory");
+                    goto bad;
+                }
+                buf = nb;
+            }
+            if (len && k == 0)
+                buf[len++] = ',';
+            if (k == 1)
+                buf[len++] = '=';
+            memcpy(buf + len, s, sl);
+            len += sl;
+            buf[len] = '\0';
+        }
+    }
+    return buf;
+bad:
+    free(buf);
+    return NULL;
+}
+
+static int apply_doc(ctx *x, yaml_document_t *doc, yaml_node_t *root)
+{
+    if (root->type != YAML_MAPPING_NODE)
+        return err_at(x, root->start_mark,
+                      "a config file is a mapping of option: value, not %s", node_kind(root));
+    size_t seen_line[NOPTS];
+    memset(seen_line, 0, sizeof seen_line);
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *k = yaml_document_get_node(doc, pr->key);
+        yaml_node_t *v = yaml_document_get_node(doc, pr->value);
+        qbuf b;
+        if (!k || !v)
+            return err_at(x, root->start_mark, "malformed mapping");
+        if (k->type != YAML_SCALAR_NODE)
+            return err_at(x, k->start_mark, "keys must be option names, not %s", node_kind(k));
+        const char *ks = (const char *)k->data.scalar.value;
+        size_t klen = k->data.scalar.length;
+        int i = memchr(ks, '\0', klen) ? -1 : find_opt(ks, klen);
+        if (i < 0) {
+            int s = suggest(ks, klen);
+            if (s >= 0)
+                return err_at(x, k->start_mark, "unknown key '%s' (did you mean '%s'?)",
+                              qv(&b, ks), opts[s].name);
+            return err_at(x, k->start_mark, "unknown key '%s'", qv(&b, ks));
+        }
+        const cs_opt *o = &opts[i];
+        if (o->flags & F_NOFILE)
+            return err_at(x, k->start_mark, "%s cannot be set in a config file (use --%s or "
+                          "CLICKSTAGE_CONFIG)", o->name, o->name);
+        if (seen_line[i])
+            return err_at(x, k->start_mark, "duplicate key '%s' (first set at line %zu)",
+                          qv(&b, ks), seen_line[i]);
+        seen_line[i] = k->start_mark.line + 1;
+
+        char why[512];
+        int rc;
+        if (v->type == YAML_SCALAR_NODE) {
+            const char *s;
+            if (scalar_text(x, o, v, &s) < 0)
+                return -1;
+            rc = opt_set(o, x->c, s, why, sizeof why);
+        } else if ((v->type == YAML_SEQUENCE_NODE && o->type == T_LIST) ||
+                   (v->type == YAML_MAPPING_NODE && o->type == T_KV)) {
+            char *joined = join_node(x, o, doc, v);
+            if (!joined)
+                return -1;
+            rc = opt_set(o, x->c, joined, why, sizeof why);
+            free(joined);
+        } else {
+            return err_at(x, v->start_mark, "%s: expected %s, not %s", o->name,
+                          o->type == T_LIST   ? "a scalar or a list"
+                          : o->type == T_KV ? "a scalar or a mapping"
+                                            : "a scalar",
+                          node_kind(v));
+        }
+        if (rc < 0)
+            return err_at(x, v->start_mark, "%s: %s", o->name, why);
+        x->org[i].src = SRC_FILE;
+        x->org[i].line = v->start_mark.line + 1;
+        x->org[i].col = v->start_mark.column + 1;
+    }
+    return 0;
+}
+
+static int apply_yaml(ctx *x, const char *src, size_t len)
+{
+    yaml_parser_t ps;
+    yaml_document_t doc, doc2;
+    int rc = -1, have_doc = 0;
+    yaml_mark_t m0 = {0, 0, 0};
+    if (!yaml_parser_initialize(&ps))
+        return err_at(x, m0, "out of memory");
+    yaml_parser_set_input_string(&ps, (const unsigned char *)src, len);
+    if (!yaml_parser_load(&ps, &doc)) {
+        yaml_error(x, &ps, src, len);
+        goto out;
+    }
+    have_doc = 1;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root || (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0 &&
+                  root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)) {
+        /* empty file, only comments, or an empty document ("---"): nothing set */
+        rc = 0;
+        goto out;
+    }
+    if (!yaml_parser_load(&ps, &doc2)) {
+        yaml_error(x, &ps, src, len);
+        goto out;
+    }
+    if (yaml_document_get_root_node(&doc2)) {
+        err_at(x, doc2.start_mark, "a config file holds one YAML document; found a second one");
+        yaml_document_delete(&doc2);
+        goto out;
+    }
+    yaml_document_delete(&doc2);
+    rc = apply_doc(x, &doc, root);
+out:
+    if (have_doc)
+        yaml_document_delete(&doc);
+    yaml_parser_delete(&ps);
+    return rc;
+}
+
+/* label: how the path was given ("--config" or "CLICKSTAGE_CONFIG"), for open errors. */
+static int apply_file(ctx *x, const char *path, const char *label)
+{
+    qbuf b;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return set_err(x, "%s: cannot open '%s': %s", label, qv(&b, path), strerror(errno));
+    char *buf = malloc(MAX_FILE_SIZE + 1);
+    if (!buf) {
+        fclose(f);
+        return set_err(x, "out of memory");
+    }
+    size_t len = fread(buf, 1, MAX_FILE_SIZE + 1, f);
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    int rc;
+    if (rerr)
+        rc = set_err(x, "%s: cannot read '%s': %s", label, qv(&b, path), strerror(rerr));
+    else if (len > MAX_FILE_SIZE)
+        rc = set_err(x, "%s: '%s' is larger than %d bytes", label, qv(&b, path), MAX_FILE_SIZE);
+    else {
+        x->file = path;
+        rc = apply_yaml(x, buf, len);
+    }
+    free(buf);
+    return rc;
+}
+
+/* --- argv ---------------------------------------------------------------------------------- */
+
+enum { SPECIAL_NONE, SPECIAL_HELP, SPECIAL_MARKDOWN, SPECIAL_VERSION };
+
+typedef struct {
+    int opt;
+    const char *val;
+} argv_item;
+
+/* Parses argv into items (not applied yet). Returns the count, or -1 (error in x) — but a
+ * --help/--help-markdown/--version anywhere wins over errors: *special is set either way. */
+static int scan_argv(ctx *x, int argc, char **argv, argv_item *items, int *special)
+{
+    int n = 0, rc = 0;
+    qbuf b;
+    *special = SPECIAL_NONE;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!a)
+            break;
+        int sp = SPECIAL_NONE;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            sp = SPECIAL_HELP;
+        else if (strcmp(a, "--help-markdown") == 0)
+            sp = SPECIAL_MARKDOWN;
+        else if (strcmp(a, "--version") == 0)
+            sp = SPECIAL_VERSION;
+        if (sp != SPECIAL_NONE) {
+            if (*special == SPECIAL_NONE)
+                *special = sp;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (a[0] == '-' && a[1] != '\0' && a[1] != '-')
+                rc = set_err(x, "unknown option %s (options are --name VALUE or --name=VALUE)",
+                          qv(&b, a));
+            else
+                rc = set_err(x, "unexpected argument '%s' (clickstage takes only options; see "
+                          "--help)", qv(&b, a));
+            continue;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        int o = find_opt(name, nlen);
+        if (o < 0) {
+            if (nlen == 4 && strncmp(name, "help", 4) == 0) {
+                rc = set_err(x, "--help takes no value");
+                continue;
+            }
+            if (x->err[0]) { /* only the first error is reported: skip the suggestion */
+                rc = -1;
+                continue;
+            }
+            int s = suggest(name, nlen);
+            char fl[64], nm[64];
+            snprintf(nm, sizeof nm, "%.*s", (int)(nlen < 63 ? nlen : 63), name);
+            if (s >= 0) {
+                flag_name(&opts[s], fl, sizeof fl);
+                rc = set_err(x, "unknown option --%s (did you mean %s?)", qv(&b, nm), fl);
+            } else {
+                rc = set_err(x, "unknown option --%s (see --help)", qv(&b, nm));
+            }
+            continue;
+        }
+        char fl[64];
+        flag_name(&opts[o], fl, sizeof fl);
+        const char *val;
+        if (eq) {
+            val = eq + 1;
+        } else if (opts[o].type == T_BOOL) {
+            val = "true";
+        } else if (i + 1 >= argc || !argv[i + 1]) {
+            rc = set_err(x, "%s: missing value", fl);
+            continue;
+        } else if (strncmp(argv[i + 1], "--", 2) == 0 && argv[i + 1][2] != '\0') {
+            rc = set_err(x, "%s: missing value before %s (write %s=VALUE for a value that "
+                      "starts with --)", fl, qv(&b, argv[i + 1]), fl);
+            continue;
+        } else {
+            val = argv[++i];
+        }
+        items[n].opt = o;
+        items[n].val = val;
+        n++;
+    }
+    return rc < 0 ? -1 : n;
+}
+
+/* --- the whole load ------------------------------------------------------------------------ */
+
+static int fill_instance_id(ctx *x)
+{
+    cs_config *c = x->c;
+    if (c->instance_id && c->instance_id[0])
+        return 0;
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) < 0 || !host[0])
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    /* keep it within the instance_id alphabet */
+    for (char *p = host; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != ':' && *p != '-')
+            *p = '_';
+    char buf[300];
+    snprintf(buf, sizeof buf, "%.200s-%ld", host, (long)getpid());
+    char *s = strdup(buf);
+    if (!s)
+        return set_err(x, "out of memory");
+    free(c->instance_id);
+    c->instance_id = s;
+    return 0;
+}
+
+static int cross_checks(ctx *x)
+{
+    const cs_config *c = x->c;
+    if (c->dead_letter_topic[0]) {
+        size_t dl = strlen(c->dead_letter_topic);
+        for (const char *p = c->topics; *p;) {
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            if (len == dl && memcmp(p, c->dead_letter_topic, dl) == 0) {
+                char lab[600];
+                int i;
+                for (i = 0; i < NOPTS; i++)
+                    if (opts[i].off == offsetof(cs_config, dead_letter_topic))
+                        break;
+                origin_label(x, i, lab, sizeof lab);
+                return set_err(x, "%s: '%s' is also an input topic (see topics)", lab,
+                            c->dead_letter_topic);
+            }
+            if (!e)
+                break;
+            p = e + 1;
+        }
+    }
+    return 0;
+}
+
+int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, char *errstr,
+                   size_t errlen)
+{
+    char dummy[1024];
+    if (!errstr || !errlen) {
+        errstr = dummy;
+        errlen = sizeof dummy;
+    }
+    errstr[0] = '\0';
+    memset(c, 0, sizeof *c);
+    if (!out)
+        out = stdout;
+    ctx x;
+    memset(&x, 0, sizeof x);
+    x.c = c;
+    x.err = errstr;
+    x.errlen = errlen;
+    x.file = "";
+    argv_item *items = NULL;
+    int special = SPECIAL_NONE, nitems = 0;
+
+    /* 1. defaults, through the same parser as everything else */
+    for (int i = 0; i < NOPTS; i++) {
+        char why[512];
+        if (opt_set(&opts[i], c, opts[i].def, why, sizeof why) < 0) {
+            set_err(&x, "internal error: the default of %s: %s", opts[i].name, why);
+            goto bad;
+        }
+    }
+
+    /* 2. argv, parsed but not applied: --help wins over any error, --config picks the file */
+    if (argc > 1 && argv) {
+        items = calloc((size_t)argc, sizeof *items);
+        if (!items) {
+            set_err(&x, "out of memory");
+            goto bad;
+        }
+        nitems = scan_argv(&x, argc, argv, items, &special);
+    }
+    if (special != SPECIAL_NONE) {
+        errstr[0] = '\0';
+        if (special == SPECIAL_HELP)
+            cs_config_print_help(out);
+        else if (special == SPECIAL_MARKDOWN)
+            cs_config_print_markdown(out);
+        else
+            fprintf(out, "clickstage %s\n", CLICKSTAGE_VERSION);
+        free(items);
+        cs_config_free(c);
+        return 1;
+    }
+    if (nitems < 0)
+        goto bad;
+
+    /* 3. the config file: --config, else CLICKSTAGE_CONFIG */
+    {
+        const char *path = NULL, *label = "--config";
+        for (int k = 0; k < nitems; k++)
+            if (opts[items[k].opt].off == offsetof(cs_config, config_file)) {
+                path = items[k].val;
+                label = "--config";
+            }
+        if (!path && envp)
+            for (char **e = envp; *e; e++)
+                if (strncmp(*e, "CLICKSTAGE_CONFIG=", 18) == 0) {
+                    path = *e + 18;
+                    label = "CLICKSTAGE_CONFIG";
+                }
+        if (path && *path && apply_file(&x, path, label) < 0)
+            goto bad;
+    }
+
+    /* 4. the environment */
+    if (envp) {
+        for (char **e = envp; *e; e++) {
+            size_t pl = strlen(ENV_PREFIX);
+            if (strncmp(*e, ENV_PREFIX, pl) != 0)
+                continue;
+            const char *name = *e + pl;
+            const char *eq = strchr(name, '=');
+            size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+            const char *val = eq ? eq + 1 : "";
+            int i = -1;
+            for (int k = 0; k < NOPTS && i < 0; k++) {
+                char en[64];
+                env_name(&opts[k], en, sizeof en);
+                if (strlen(en + pl) == nlen && memcmp(en + pl, name, nlen) == 0)
+                    i = k;
+            }
+            qbuf b;
+            if (i < 0) {
+                int s = suggest(name, nlen);
+                char en[64], nm[64];
+                snprintf(nm, sizeof nm, "%.*s", (int)(nlen < 63 ? nlen : 63), name);
+                if (s >= 0) {
+                    env_name(&opts[s], en, sizeof en);
+                    set_err(&x, "unknown environment variable " ENV_PREFIX "%s (did you mean %s?)",
+                         qv(&b, nm), en);
+                } else {
+                    set_err(&x, "unknown environment variable " ENV_PREFIX "%s (clickstage "
+                         "reads only its own options from CLICKSTAGE_*; see --help)",
+                         qv(&b, nm));
+                }
+                goto bad;
+            }
+            char why[512], en[64];
+            env_name(&opts[i], en, sizeof en);
+            if (opt_set(&opts[i], c, val, why, sizeof why) < 0) {
+                set_err(&x, "%s: %s", en, why);
+                goto bad;
+            }
+            x.org[i].src = SRC_ENV;
+        }
+    }
+
+    /* 5. flags, in order (the last of a repeated flag wins) */
+    for (int k = 0; k < nitems; k++) {
+        const cs_opt *o = &opts[items[k].opt];
+        char why[512], fl[64];
+        flag_name(o, fl, sizeof fl);
+        if (opt_set(o, c, items[k].val, why, sizeof why) < 0) {
+            set_err(&x, "%s: %s", fl, why);
+            goto bad;
+        }
+        x.org[items[k].opt].src = SRC_ARGV;
+    }
+
+    /* 6. derived values and checks across options */
+    if (fill_instance_id(&x) < 0 || cross_checks(&x) < 0)
+        goto bad;
+    free(items);
+    return 0;
+bad:
+    if (!errstr[0])
+        snprintf(errstr, errlen, "invalid configuration");
+    free(items);
+    cs_config_free(c);
+    return -1;
+}
+
+void cs_config_free(cs_config *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < NOPTS; i++)
+        if (is_str_type(opts[i].type)) {
+            char **f = str_field(c, &opts[i]);
+            free(*f);
+            *f = NULL;
+        }
+    memset(c, 0, sizeof *c);
+}
+
+void cs_config_dump(const cs_config *c, FILE *out)
+{
+    char buf[MAX_VALUE_LEN + 64];
+    for (int i = 0; i < NOPTS; i++) {
+        opt_format(&opts[i], c, 1, buf, sizeof buf);
+        fprintf(out, "%s=%s\n", opts[i].name, buf);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* --help and --help-markdown */
+
+#define NBSP '\x01' /* a space print_wrapped() does not break at */
+
+/* Prints s without backquotes, wrapped at `width`, each line indented by `indent`. */
+static void print_wrapped(FILE *out, const char *s, int indent, int width)
+{
+    int col = 0;
+    while (*s) {
+        while (*s == ' ')
+            s++;
+        if (!*s)
+            break;
+        const char *e = s;
+        int wl = 0;
+        while (*e && *e != ' ') {
+            if (*e != '`')
+                wl++;
+            e++;
+        }
+        if (col > 0 && col + 1 + wl > width) {
+            fputc('\n', out);
+            col = 0;
+        }
+        if (col == 0) {
+            fprintf(out, "%*s", indent, "");
+            col = indent;
+        } else {
+            fputc(' ', out);
+            col++;
+        }
+        for (const char *p = s; p < e; p++)
+            if (*p != '`')
+                fputc(*p == NBSP ? ' ' : *p, out);
+        col += wl;
+        s = e;
+    }
+    if (col > 0)
+        fputc('\n', out);
+}
+
+static const char *intro =
+    "Every option can be given as a flag (`--name VALUE` or `--name=VALUE`), an environment "
+    "variable (`CLICKSTAGE_NAME`) or a key of the YAML config file (`name: value`, a flat "
+    "mapping; `name` may be spelled with `_` or `-`). Flags override the environment, which "
+    "overrides the config file, which overrides the defaults. Unknown flags, unknown "
+    "`CLICKSTAGE_*` variables, unknown keys and bad values are errors that name the option. "
+    "Durations are an integer and a unit: `ms`, `s`, `m`, `h` or `d` (`250ms`, `30s`, `48h`); "
+    "`0` needs no unit. Bools are `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`.";
+
+void cs_config_print_help(FILE *out)
+{
+    char buf[512], fl[64], en[64];
+    fprintf(out, "clickstage %s: Kafka clickstream in, journey-stage counts in Redis out.\n\n",
+            CLICKSTAGE_VERSION);
+    fprintf(out, "Usage: clickstage [OPTIONS]\n\n");
+    print_wrapped(out, intro, 0, 96);
+    fprintf(out, "\nOptions:\n");
+    for (int i = 0; i < NOPTS; i++) {
+        const cs_opt *o = &opts[i];
+        flag_name(o, fl, sizeof fl);
+        env_name(o, en, sizeof en);
+        char arg[128];
+        if (o->type == T_BOOL)
+            snprintf(arg, sizeof arg, "%s[=BOOL]", fl);
+        else if (o->type == T_ENUM) {
+            enum_list(o->enums, "|", buf, sizeof buf);
+            snprintf(arg, sizeof arg, "%s %s", fl, buf);
+        } else
+            snprintf(arg, sizeof arg, "%s %s", fl, o->metavar ? o->metavar : "VALUE");
+        fprintf(out, "  %-44s env %s\n", arg, en);
+        print_wrapped(out, o->desc, 6, 96);
+        fmt_bounds(o, buf, sizeof buf);
+        char line[1024];
+        snprintf(line, sizeof line, "%s: %s; default:%c%s", type_name(o->type), buf, NBSP,
+                 o->def[0] ? o->def : "(empty)");
+        print_wrapped(out, line, 6, 96);
+    }
+    fprintf(out, "\n  %-44s print this help and exit\n", "--help, -h");
+    fprintf(out, "  %-44s print this reference as Markdown and exit\n", "--help-markdown");
+    fprintf(out, "  %-44s print \"clickstage %s\" and exit\n", "--version", CLICKSTAGE_VERSION);
+}
+
+/* Markdown table cell text: '|' escaped, so a cell never splits. */
+static void md_cell(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
+/* A YAML double-quoted scalar (values never hold control characters). */
+static void yaml_quoted(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+/* A config file that sets every option (but `config`) to its default. */
+static void print_example_yaml(FILE *out)
+{
+    for (int i = 0; i < NOPTS; i++) {
+        const cs_opt *o = &opts[i];
+        if (o->flags & F_NOFILE)
+            continue;
+        fprintf(out, "%s: ", o->name);
+        if (is_str_type(o->type))
+            yaml_quoted(out, o->def);
+        else
+            fputs(o->def, out);
+        fputc('\n', out);
+    }
+}
+
+void cs_config_print_markdown(FILE *out)
+{
+    char buf[512], fl[64], en[64];
+    fprintf(out, "<!-- generated by `build/clickstage --help-markdown`; do not edit "
+                 "(tests/unit/test_config.c fails when this file is stale) -->\n");
+    fprintf(out, "# clickstage configuration\n\n");
+    fprintf(out, "The options of the `clickstage` daemon. %s\n\n", intro);
+    fprintf(out, "| option | flag | environment | type | default | values | description |\n");
+    fprintf(out, "|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < NOPTS; i++) {
+        const cs_opt *o = &opts[i];
+        flag_name(o, fl, sizeof fl);
+        env_name(o, en, sizeof en);
+        fprintf(out, "| `%s` | `%s` | `%s` | %s | ", o->name, fl, en, type_name(o->type));
+        if (o->def[0]) {
+            fputc('`', out);
+            md_cell(out, o->def);
+            fputc('`', out);
+        } else {
+            fputs("(empty)", out);
+        }
+        fputs(" | ", out);
+        fmt_bounds(o, buf, sizeof buf);
+        if (o->type == T_STR || o->type == T_LIST || o->type == T_KV || o->type == T_BOOL) {
+            md_cell(out, buf);
+        } else {
+            fputc('`', out);
+            md_cell(out, buf);
+            fputc('`', out);
+        }
+        fputs(" | ", out);
+        md_cell(out, o->desc);
+        fputs(" |\n", out);
+    }
+    fprintf(out, "\nOther flags: `--help` (`-h`) prints this reference as text, "
+                 "`--help-markdown` prints this page, `--version` prints "
+                 "`clickstage VERSION`; each exits 0.\n\n");
+    fprintf(out, "## Config file\n\n");
+    fprintf(out, "`--config FILE` (or `CLICKSTAGE_CONFIG=FILE`) reads a YAML file holding one "
+                 "flat mapping. Errors name `FILE:LINE:COLUMN`. This file sets every option to "
+                 "its default:\n\n");
+    fprintf(out, "```yaml\n");
+    print_example_yaml(out);
+    fprintf(out, "```\n\n");
+    fprintf(out, "Lists and properties can also be written as YAML:\n\n");
+    fprintf(out, "```yaml\ntopics: [clicks-web, clicks-app]\nkafka_props:\n"
+                 "  security.protocol: ssl\n  fetch.max.bytes: 10485760\n```\n\n");
+    fprintf(out, "## Examples\n\n");
+    fprintf(out, "```sh\n"
+                 "clickstage --brokers kafka1:9092,kafka2:9092 --topics clicks --threads 8\n"
+                 "CLICKSTAGE_REDIS=unix:///run/redis/redis.sock clickstage --flush-interval=1s\n"
+                 "clickstage --config /etc/clickstage.yaml --drain --log-format text\n"
+                 "```\n\n");
+    fprintf(out, "At startup the daemon logs every effective value (`name=value`), with the "
+                 "Redis password and secret-looking `kafka_props` values shown as `***`.\n");
+}

@@ -1,0 +1,551 @@
+/* clickstage — the daemon: Kafka in, exactly-counted stage deltas out to Redis (SPEC §3-§5).
+ *
+ * Threads
+ *  - N workers: each owns some partitions; loop = fetch a batch from its librdkafka queue,
+ *    decode/sessionize/classify/count it (no locks, no atomics per event), tick the watermark,
+ *    and answer the control thread's barrier if one is pending.
+ *  - The control thread (main): serves librdkafka rebalance callbacks, signals, and every flush:
+ *    a barrier collects each worker's deltas together with the next offsets that produced them,
+ *    merges them, and writes them to Redis in one transaction; only then are offsets committed
+ *    to Kafka. A failed flush is retried unchanged (later deltas wait in a second buffer), so
+ *    nothing is lost or doubled across a Redis outage.
+ *
+ * Exit codes: 0 clean stop or drain done; 1 bad configuration or usage; 2 could not start (rule
+ * file, Kafka, Redis URL); 3 the final flush could not be written before shutdown_timeout (the
+ * counts since the last flush are not in Redis and their offsets are not committed, so a restart
+ * reads them again).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aggregate.h"
+#include "classify.h"
+#include "clickstage.h"
+#include "config.h"
+#include "engine.h"
+#include "sink.h"
+#include "source.h"
+
+#define MAX_ASSIGNED 4096
+#define MAX_END 1024
+
+typedef struct wslot {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t req, ack;
+    int end_parts[MAX_END]; /* partitions to end (reason end_reason) and remove first */
+    int n_end;
+    int end_reason;
+    cs_agg *out;            /* deltas handed over at ack */
+    cs_agg *ret;            /* an emptied buffer going back to the worker */
+    int64_t *next_off;      /* [engine part id]: next offset of its partitions at ack */
+} wslot;
+
+static struct {
+    cs_config cfg;
+    cs_engine *e;
+    cs_source *src;
+    cs_sink *sink;       /* the flusher's connection */
+    cs_sink *sink_meta;  /* offsets look-ups on assignment (own connection) */
+    int nw;
+    pthread_t *threads;
+    wslot *slots;
+    _Atomic int stop_reading;
+    cs_agg *next;         /* deltas collected, not yet in a flush */
+    cs_agg *inflight;     /* the flush being written (retried unchanged until it lands) */
+    int has_inflight;
+    uint64_t seq;
+    cs_source_tp tps[MAX_ASSIGNED];
+    int64_t offs[MAX_ASSIGNED];
+    size_t ntps;          /* offsets of the flush in flight */
+    cs_flush_offset fo[MAX_ASSIGNED];
+    int64_t last_ok_ms;
+    int paused;
+    uint64_t reloads_ok, reloads_failed;
+} D;
+
+static volatile sig_atomic_t g_term, g_hup;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- logging: one JSON object per line (or text), never per event -------------------------- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void logv(int level, const char *fmt, va_list ap)
+{
+    if (level > D.cfg.log_level)
+        return;
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    static const char *names[8] = {"fatal", "fatal", "fatal", "error", "warn", "info", "info",
+                                   "debug"};
+    const char *lv = names[level < 0 ? 0 : level > 7 ? 7 : level];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[64];
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    pthread_mutex_lock(&log_mu);
+    if (D.cfg.log_format == 1) {
+        fprintf(stderr, "%s %-5s %s\n", when, lv, msg);
+    } else {
+        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", when, lv);
+        for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                fprintf(stderr, "\\%c", *p);
+            else if (*p < 0x20)
+                fprintf(stderr, "\\u%04x", *p);
+            else
+                fputc(*p, stderr);
+        }
+        fprintf(stderr, "\"}\n");
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
+static void logf_(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    logv(level, fmt, ap);
+    va_end(ap);
+}
+
+static void log_cb(void *opaque, int level, const char *msg)
+{
+    logf_(level, "%s", msg);
+}
+
+/* ---- workers --------------------------------------------------------------------------------- */
+
+/* next_off of every partition a worker owns, copied at the barrier (so they match `out`) */
+static void record_offsets(int w)
+{
+    cs_worker *wk = cs_engine_worker(D.e, w);
+    cs_source_tp tps[MAX_ASSIGNED];
+    size_t n = cs_source_assigned(D.src, tps, MAX_ASSIGNED);
+    for (size_t i = 0; i < n; i++)
+        if (cs_engine_part_owner(D.e, tps[i].part) == w)
+            D.slots[w].next_off[tps[i].part] = cs_worker_next_offset(wk, tps[i].part);
+}
+
+static void service_slot(int w)
+{
+    wslot *s = &D.slots[w];
+    cs_worker *wk = cs_engine_worker(D.e, w);
+    pthread_mutex_lock(&s->mu);
+    if (s->ret) {
+        cs_worker_give_agg(wk, s->ret);
+        s->ret = NULL;
+    }
+    if (s->req != s->ack) {
+        for (int i = 0; i < s->n_end; i++) {
+            int part = s->end_parts[i];
+            if (cs_engine_part_owner(D.e, part) != w)
+                continue;
+            cs_worker_end_part(wk, part, s->end_reason);
+            s->next_off[part] = cs_worker_next_offset(wk, part);
+            cs_engine_remove_partition(D.e, part); /* by its owner: nobody else touches it */
+        }
+        s->n_end = 0;
+        record_offsets(w);
+        s->out = cs_worker_take_agg(wk);
+        s->ack = s->req;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    int w = (int)(intptr_t)arg;
+    cs_worker *wk = cs_engine_worker(D.e, w);
+    while (!atomic_load_explicit(&D.stop_reading, memory_order_relaxed)) {
+        cs_source_fetch_process(D.src, w, 100);
+        cs_worker_tick(wk);
+        service_slot(w);
+    }
+    return NULL;
+}
+
+/* ---- flushes --------------------------------------------------------------------------------- */
+
+/* Barrier: every worker hands over its deltas (after ending `ends`), merged into D.next. */
+static void collect(const int *ends, size_t nend, int reason)
+{
+    for (int w = 0; w < D.nw; w++) {
+        wslot *s = &D.slots[w];
+        pthread_mutex_lock(&s->mu);
+        s->n_end = 0;
+        for (size_t i = 0; i < nend && i < MAX_END; i++)
+            s->end_parts[s->n_end++] = ends[i];
+        s->end_reason = reason;
+        s->req++;
+        pthread_mutex_unlock(&s->mu);
+        cs_source_wake(D.src, w);
+    }
+    for (int w = 0; w < D.nw; w++) {
+        wslot *s = &D.slots[w];
+        pthread_mutex_lock(&s->mu);
+        while (s->ack != s->req)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->out) {
+            cs_agg_merge(D.next, s->out);
+            s->ret = s->out;
+            s->out = NULL;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* The same without threads (they are joined): the control thread owns every worker now. */
+static void collect_joined(int end_reason)
+{
+    for (int w = 0; w < D.nw; w++) {
+        cs_worker *wk = cs_engine_worker(D.e, w);
+        if (end_reason >= 0)
+            cs_worker_end_all(wk, end_reason);
+        cs_agg *a = cs_worker_take_agg(wk);
+        if (a) {
+            cs_agg_merge(D.next, a);
+            cs_worker_give_agg(wk, a);
+        }
+        record_offsets(w);
+    }
+}
+
+static size_t snapshot_offsets(void)
+{
+    cs_source_tp tps[MAX_ASSIGNED];
+    size_t n = cs_source_assigned(D.src, tps, MAX_ASSIGNED), k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int owner = -1;
+        for (int w = 0; w < D.nw && owner < 0; w++)
+            if (D.slots[w].next_off[tps[i].part] >= 0)
+                owner = w;
+        int64_t off = owner >= 0 ? D.slots[owner].next_off[tps[i].part] : -1;
+        if (off < 0)
+            continue;
+        D.tps[k] = tps[i];
+        D.offs[k] = off;
+        D.fo[k] = (cs_flush_offset){tps[i].topic, tps[i].partition, off};
+        k++;
+    }
+    return k;
+}
+
+/* Tries to write the flush in flight, starting a new one from D.next if none is. With nothing
+ * new (no delta, same offsets) it writes nothing, except a heartbeat flush every 5 s so that
+ * meta.updated_ms and the updates channel show the pipeline is alive. */
+static int try_flush(int force)
+{
+    if (!D.has_inflight && !force && D.next->changes == 0 &&
+        now_ms() - D.last_ok_ms < 5000)
+        return 0;
+    if (!D.has_inflight) {
+        cs_agg *t = D.inflight;
+        D.inflight = D.next;
+        D.next = t;
+        D.ntps = snapshot_offsets();
+        D.seq++;
+        D.has_inflight = 1;
+    }
+    int64_t now = now_ms();
+    if (!cs_sink_ready(D.sink, now))
+        return -1;
+    cs_flush f = {D.seq, D.inflight, cs_engine_rules(D.e), cs_engine_dicts(D.e), D.fo, D.ntps, now};
+    char err[512];
+    if (cs_sink_flush(D.sink, &f, err, sizeof err) != 0)
+        return -1;
+    cs_source_commit(D.src, D.tps, D.offs, D.ntps, 0);
+    cs_agg_reset(D.inflight);
+    D.has_inflight = 0;
+    D.last_ok_ms = now;
+    if (D.paused) {
+        cs_source_pause(D.src, 0);
+        D.paused = 0;
+    }
+    return 0;
+}
+
+/* Flushes until everything collected so far is written, or gives up at the deadline. */
+static int flush_until(int64_t deadline_ms)
+{
+    for (;;) {
+        if (try_flush(1) == 0 && D.next->changes == 0)
+            return 0;
+        if (now_ms() > deadline_ms)
+            return -1;
+        usleep(20000);
+    }
+}
+
+/* ---- source callbacks ------------------------------------------------------------------------ */
+
+static int on_assign(void *opaque, const char *topic, int32_t partition, int worker,
+                     int64_t *start)
+{
+    char err[512];
+    const char *journey = cs_rules_journey(cs_engine_rules(D.e));
+    int64_t delay = 100;
+    for (;;) {
+        int r = cs_sink_load_offset(D.sink_meta, journey, topic, partition, start, err,
+                                    sizeof err);
+        if (r == 1)
+            break;
+        if (r == 0) {
+            *start = -1;
+            break;
+        }
+        if (atomic_load(&D.stop_reading) || g_term)
+            return -1;
+        logf_(4, "%s[%d]: cannot read its offset from Redis (%s); retrying", topic, partition,
+              err);
+        usleep((useconds_t)delay * 1000);
+        delay = delay * 2 > 5000 ? 5000 : delay * 2;
+    }
+    int part = cs_engine_add_partition(D.e, worker);
+    if (part < 0)
+        return -1;
+    for (int w = 0; w < D.nw; w++)
+        D.slots[w].next_off[part] = -1;
+    logf_(6, "assigned %s[%d] to worker %d, starting at %s%lld", topic, partition, worker,
+          *start >= 0 ? "offset " : "", *start >= 0 ? (long long)*start : -1LL);
+    return part;
+}
+
+static void on_revoke(void *opaque, const int *parts, size_t n)
+{
+    /* During the final close the workers are gone and every session was already ended and
+     * flushed: there is nothing left to hand over. */
+    if (!n || atomic_load(&D.stop_reading))
+        return;
+    /* end the revoked partitions' sessions, hand their final counts over, and write them */
+    collect(parts, n, CS_END_SHUTDOWN);
+    if (flush_until(now_ms() + D.cfg.shutdown_timeout_ms) != 0)
+        logf_(3, "revoke: could not write the final counts of %zu partition(s) to Redis; they "
+                 "will be read again by the next owner", n);
+}
+
+static void dead_letter(void *opaque, const cs_msg *m, const char *reason)
+{
+    cs_source_dead_letter(D.src, m, reason);
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        g_hup = 1;
+    else
+        g_term = 1;
+}
+
+static void reload_rules(void)
+{
+    char err[1024];
+    cs_ruleset *rs = cs_rules_load_file(D.cfg.rules, err, sizeof err);
+    if (!rs || cs_engine_swap_rules(D.e, rs, err, sizeof err) != 0) {
+        if (rs)
+            cs_rules_destroy(rs);
+        D.reloads_failed++;
+        logf_(3, "rule reload rejected, the running table stays: %s", err);
+        return;
+    }
+    D.reloads_ok++;
+    logf_(6, "rules reloaded from %s (sha256 %s)", D.cfg.rules, cs_rules_sha256(rs));
+}
+
+int main(int argc, char **argv)
+{
+    extern char **environ;
+    char err[1024];
+    int rc = cs_config_load(&D.cfg, argc, argv, environ, stdout, err, sizeof err);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "clickstage: %s\n", err);
+        return 1;
+    }
+    {
+        char *dump = NULL;
+        size_t dlen = 0;
+        FILE *df = open_memstream(&dump, &dlen);
+        cs_config_dump(&D.cfg, df);
+        fclose(df);
+        for (char *line = strtok(dump, "\n"); line; line = strtok(NULL, "\n"))
+            logf_(7, "config %s", line);
+        free(dump);
+    }
+    cs_ruleset *rs = cs_rules_load_file(D.cfg.rules, err, sizeof err);
+    if (!rs) {
+        logf_(3, "rules: %s", err);
+        return 2;
+    }
+    D.nw = D.cfg.threads > 0 ? D.cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (D.nw < 1)
+        D.nw = 1;
+    logf_(6, "clickstage %s starting: journey %s, %d stage(s), %d rule(s), %d worker(s), %s",
+          CLICKSTAGE_VERSION, cs_rules_journey(rs), cs_rules_nstages(rs), cs_rules_nrules(rs),
+          D.nw, D.cfg.drain ? "drain mode" : "live");
+    D.e = cs_engine_new(rs, D.nw, err, sizeof err);
+    if (!D.e) {
+        logf_(3, "engine: %s", err);
+        return 2;
+    }
+    cs_sink_conf sc = {D.cfg.redis, D.cfg.prefix, D.cfg.instance_id, 2000, 5000, 100, 5000,
+                       D.cfg.minute_ttl_ms / 1000, log_cb, NULL};
+    D.sink = cs_sink_new(&sc, err, sizeof err);
+    cs_sink_conf sc2 = sc;
+    sc2.log = NULL;
+    D.sink_meta = D.sink ? cs_sink_new(&sc2, err, sizeof err) : NULL;
+    if (!D.sink || !D.sink_meta) {
+        logf_(3, "redis: %s", err);
+        return 2;
+    }
+    D.slots = calloc((size_t)D.nw, sizeof *D.slots);
+    for (int w = 0; w < D.nw; w++) {
+        pthread_mutex_init(&D.slots[w].mu, NULL);
+        pthread_cond_init(&D.slots[w].cv, NULL);
+        D.slots[w].next_off = malloc(65536 * sizeof(int64_t));
+        for (int i = 0; i < 65536; i++)
+            D.slots[w].next_off[i] = -1;
+    }
+    D.next = calloc(1, sizeof *D.next);
+    D.inflight = calloc(1, sizeof *D.inflight);
+    cs_agg_init(D.next, rs);
+    cs_agg_init(D.inflight, rs);
+    /* sequence numbers unique across restarts of the same instance id (see sink.h) */
+    D.seq = (uint64_t)now_ms() * 1000;
+    D.last_ok_ms = now_ms();
+
+    char client_id[300];
+    snprintf(client_id, sizeof client_id, "clickstage-%s", D.cfg.instance_id);
+    cs_source_conf srcc = {
+        .brokers = D.cfg.brokers, .group = D.cfg.group, .topics = D.cfg.topics,
+        .client_id = client_id, .extra_props = D.cfg.kafka_props,
+        .dead_letter_topic = D.cfg.dead_letter_topic, .earliest = D.cfg.auto_offset_reset_earliest,
+        .drain = D.cfg.drain, .batch_size = D.cfg.batch_size, .on_assign = on_assign,
+        .on_revoke = on_revoke, .log = log_cb, .opaque = NULL};
+    D.src = cs_source_new(D.e, &srcc, err, sizeof err);
+    if (!D.src) {
+        logf_(3, "kafka: %s", err);
+        return 2;
+    }
+    if (D.cfg.dead_letter_topic && *D.cfg.dead_letter_topic)
+        cs_engine_set_invalid_hook(D.e, dead_letter, NULL);
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cs_source_start(D.src, err, sizeof err) != 0) {
+        logf_(3, "kafka: %s", err);
+        return 2;
+    }
+    D.threads = calloc((size_t)D.nw, sizeof *D.threads);
+    for (int w = 0; w < D.nw; w++)
+        pthread_create(&D.threads[w], NULL, worker_main, (void *)(intptr_t)w);
+
+    int64_t next_flush = now_ms() + D.cfg.flush_interval_ms;
+    int64_t idle_ms = cs_rules_session(rs)->idle_close_ms;
+    while (!g_term && !(D.cfg.drain && cs_source_drained(D.src))) {
+        int64_t now = now_ms();
+        int wait = (int)(next_flush > now ? next_flush - now : 0);
+        cs_source_poll(D.src, wait < 100 ? wait : 100);
+        if (g_hup) {
+            g_hup = 0;
+            reload_rules();
+        }
+        now = now_ms();
+        if (now >= next_flush) {
+            if (!D.cfg.drain)
+                cs_source_update_idle(D.src, now, idle_ms);
+            collect(NULL, 0, 0);
+            if (try_flush(0) != 0 && D.cfg.redis_outage_pause_ms > 0 && !D.paused &&
+                now - D.last_ok_ms > D.cfg.redis_outage_pause_ms) {
+                logf_(4, "counts not written for %lld ms: pausing consumption until Redis is "
+                         "back", (long long)(now - D.last_ok_ms));
+                cs_source_pause(D.src, 1);
+                D.paused = 1;
+            }
+            next_flush = now + D.cfg.flush_interval_ms;
+        }
+    }
+
+    /* stop reading, finish what is in flight, end sessions, flush, commit, leave */
+    int draining = D.cfg.drain && !g_term;
+    logf_(6, "%s: stopping the workers", draining ? "drain complete" : "signal received");
+    atomic_store(&D.stop_reading, 1);
+    for (int w = 0; w < D.nw; w++)
+        cs_source_wake(D.src, w);
+    for (int w = 0; w < D.nw; w++)
+        pthread_join(D.threads[w], NULL);
+    for (int w = 0; w < D.nw; w++) { /* buffers handed back but not yet taken */
+        if (D.slots[w].ret) {
+            cs_worker_give_agg(cs_engine_worker(D.e, w), D.slots[w].ret);
+            D.slots[w].ret = NULL;
+        }
+    }
+    if (draining)
+        cs_engine_set_watermark(D.e, cs_engine_final_watermark(D.e));
+    collect_joined(draining ? CS_END_DRAIN : CS_END_SHUTDOWN);
+    int64_t deadline = now_ms() + D.cfg.shutdown_timeout_ms;
+    int ok = flush_until(deadline) == 0;
+    if (ok) {
+        cs_source_tp tps[MAX_ASSIGNED];
+        int64_t offs[MAX_ASSIGNED];
+        size_t n = 0;
+        for (size_t i = 0; i < D.ntps; i++, n++) {
+            tps[n] = D.tps[i];
+            offs[n] = D.offs[i];
+        }
+        cs_source_commit(D.src, tps, offs, n, 1);
+    }
+    cs_sink_stats sst;
+    cs_sink_stats_get(D.sink, &sst);
+    cs_source_stats srs;
+    cs_source_stats_get(D.src, &srs);
+    logf_(ok ? 6 : 3,
+          "%s: %llu flushes, %llu redis commands, %llu redelivered skipped, %llu stray",
+          ok ? "stopped cleanly" : "final flush failed; counts since the last flush will be "
+                                   "read again on restart",
+          (unsigned long long)sst.flushes_ok, (unsigned long long)sst.commands,
+          (unsigned long long)srs.redelivered_skipped, (unsigned long long)srs.stray);
+    cs_source_close(D.src);
+    cs_source_destroy(D.src);
+    cs_sink_destroy(D.sink);
+    cs_sink_destroy(D.sink_meta);
+    cs_agg_free(D.next);
+    cs_agg_free(D.inflight);
+    free(D.next);
+    free(D.inflight);
+    for (int w = 0; w < D.nw; w++)
+        free(D.slots[w].next_off);
+    free(D.slots);
+    free(D.threads);
+    cs_engine_destroy(D.e);
+    cs_config_free(&D.cfg);
+    return ok ? 0 : 3;
+}

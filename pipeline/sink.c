@@ -1,0 +1,1346 @@
+/* sink.c — see sink.h for the contract and docs/redis.md for the layout and failure behaviour.
+ *
+ * Shape of one flush (every command is RESP-encoded by this file into one reusable buffer and
+ * handed to hiredis in one redisAppendFormattedCommand call, so encoding allocates nothing per
+ * counter and every argument carries an explicit length — fields may hold any bytes):
+ *
+ *   MULTI
+ *   HINCRBY <p>:{J}:<suffix> <field> <delta>        one per non-zero counter
+ *   HSET    <p>:{J}:offsets  <topic>/<part> <next> ...   if the flush has offsets
+ *   HSET    <p>:{J}:meta     stages .. rules_sha256 .. updated_ms .. version .. seq:<id> <seq>
+ *   EXPIRE  <p>:{J}:minute:<YYYYMMDDHHMM>:reached <ttl>   one per minute key touched
+ *   EXEC
+ *   -- one round trip; then, only when EXEC returned an array:
+ *   PUBLISH <p>:{J}:updates {"updated_ms":..,"seq":..,"instance":"..","commands":..}
+ *
+ * Outcome bookkeeping (the only subtle part):
+ *  - From the moment the first byte of a transaction may have left this process until EXEC's
+ *    reply is read, the outcome of that seq is "unknown" (s->unknown_seq). A write error, a
+ *    timeout, or EOF in that window leaves it unknown. Known outcomes clear it: EXEC returned an
+ *    array (applied) or an error/nil with MULTI acknowledged (not applied: Redis executes
+ *    nothing of an aborted transaction).
+ *  - The next cs_sink_flush of the same seq first fences the connection that carried the lost
+ *    transaction (CLIENT KILL ID, if the server is still the same run — INFO run_id), because
+ *    a stalled server may still hold the transaction in that socket's buffer and execute it
+ *    later; then reads meta seq:<id>. Equal to seq: applied, done. Otherwise: write it.
+ *    (On a direct connection the server mostly fences it by itself: its first reply to the
+ *    closed socket draws a reset, and a stale transaction small enough to be read at once is
+ *    executed before a new connection's commands. The explicit kill covers the rest, e.g. a
+ *    1:1 TCP proxy in between, and costs one command, only when resolving.)
+ *  - EXEC can return an array in which some commands failed (e.g. WRONGTYPE: someone else
+ *    wrote that key). Redis has no rollback: the other commands, the meta seq among them, were
+ *    applied. That flush returns -1 with the error and stays "unknown", so its retry resolves
+ *    through the seq check instead of applying the rest a second time.
+ */
+#include "sink.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "clickstage.h"
+
+/* ---- growable byte buffer ---------------------------------------------------------------- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom; /* sticky: a reservation failed; the content is incomplete */
+} sbuf;
+
+static int sb_reserve(sbuf *b, size_t extra)
+{
+    if (b->oom)
+        return -1;
+    if (b->len + extra <= b->cap)
+        return 0;
+    size_t ncap = b->cap ? b->cap : 4096;
+    while (ncap < b->len + extra)
+        ncap *= 2;
+    char *np = realloc(b->p, ncap);
+    if (!np) {
+        b->oom = 1;
+        return -1;
+    }
+    b->p = np;
+    b->cap = ncap;
+    return 0;
+}
+
+static void sb_put(sbuf *b, const void *p, size_t n)
+{
+    if (n == 0 || sb_reserve(b, n) < 0)
+        return;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void sb_reset(sbuf *b)
+{
+    b->len = 0;
+    b->oom = 0;
+}
+
+static void sb_free(sbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* Decimal text of v into d (at least 21 bytes); returns the length. */
+static size_t fmt_u64(char *d, uint64_t v)
+{
+    char t[20];
+    size_t n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        d[i] = t[n - 1 - i];
+    return n;
+}
+
+static size_t fmt_i64(char *d, int64_t v)
+{
+    if (v < 0) {
+        d[0] = '-';
+        return 1 + fmt_u64(d + 1, (uint64_t)0 - (uint64_t)v);
+    }
+    return fmt_u64(d, (uint64_t)v);
+}
+
+/* ---- RESP encoding ----------------------------------------------------------------------- */
+
+static void resp_head(sbuf *b, char type, size_t n)
+{
+    char t[24];
+    t[0] = type;
+    size_t l = 1 + fmt_u64(t + 1, n);
+    t[l++] = '\r';
+    t[l++] = '\n';
+    sb_put(b, t, l);
+}
+
+/* One bulk string made of up to three pieces (NULL pieces are skipped). */
+static void resp_bulk3(sbuf *b, const char *a, size_t al, const char *c, size_t cl, const char *d,
+                       size_t dl)
+{
+    resp_head(b, '$', al + cl + dl);
+    if (sb_reserve(b, al + cl + dl + 2) < 0)
+        return;
+    if (al)
+        memcpy(b->p + b->len, a, al), b->len += al;
+    if (cl)
+        memcpy(b->p + b->len, c, cl), b->len += cl;
+    if (dl)
+        memcpy(b->p + b->len, d, dl), b->len += dl;
+    b->p[b->len++] = '\r';
+    b->p[b->len++] = '\n';
+}
+
+static void resp_bulk(sbuf *b, const char *s, size_t n)
+{
+    resp_bulk3(b, s, n, NULL, 0, NULL, 0);
+}
+
+static void resp_str(sbuf *b, const char *s)
+{
+    resp_bulk(b, s, strlen(s));
+}
+
+static void resp_i64(sbuf *b, int64_t v)
+{
+    char t[24];
+    resp_bulk(b, t, fmt_i64(t, v));
+}
+
+static void resp_u64(sbuf *b, uint64_t v)
+{
+    char t[24];
+    resp_bulk(b, t, fmt_u64(t, v));
+}
+
+/* ---- the sink ---------------------------------------------------------------------------- */
+
+enum { LINK_UNKNOWN = 0, LINK_UP, LINK_DOWN };
+
+#define RUN_ID_MAX 64
+
+struct cs_sink {
+    /* configuration (owned copies) */
+    char *prefix, *instance_id;
+    int connect_timeout_ms, command_timeout_ms, backoff_min_ms, backoff_max_ms;
+    int64_t minute_ttl_s;
+    cs_log_fn log;
+    void *log_opaque;
+
+    /* parsed URL */
+    int is_unix;
+    char *host;     /* TCP */
+    int port;
+    char *path;     /* unix socket */
+    char *user, *password; /* NULL when absent */
+    long db;
+    char where[320]; /* "host:port" or "unix:/path", for messages (never the password) */
+
+    /* connection: NULL when closed */
+    redisContext *c;
+    long long client_id;     /* CLIENT ID of c; 0 unknown */
+    char run_id[RUN_ID_MAX]; /* INFO run_id of the server c talks to; "" unknown */
+    int ever_connected;
+
+    /* link state, for logging once per change */
+    int link;
+    int64_t down_since_mono;
+
+    /* backoff: delay of the current failure streak, anchored at the next cs_sink_ready() */
+    unsigned fails;
+    int64_t backoff_delay_ms;
+    int anchor_pending;
+    int64_t backoff_until;
+
+    /* a transaction whose outcome is unknown: its seq (0 none), and the connection that
+     * carried it (client id + server run id), to fence before checking */
+    uint64_t unknown_seq;
+    long long unknown_client;
+    char unknown_run[RUN_ID_MAX];
+
+    int fault; /* CS_SINK_FAULT_*, one shot */
+
+    /* reusable buffers */
+    sbuf out;   /* RESP of the commands being built */
+    sbuf kp;    /* "<prefix>:{<journey>}:" of the current flush */
+    sbuf last;  /* hash suffix of the previous counter (to reuse its encoded key) */
+    sbuf mins;  /* minute suffixes touched in this flush, NUL-separated */
+    sbuf tmp;   /* scratch: JSON of the publish */
+    size_t last_key_off, last_key_len; /* encoded key bulk of `last` inside out */
+    size_t nmins;
+    size_t ncmds; /* commands encoded in out */
+
+    cs_sink_stats st;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void logf_(cs_sink *s, int level, const char *fmt, ...)
+{
+    if (!s->log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->log(s->log_opaque, level, msg);
+}
+
+/* ---- SIGPIPE guard: hiredis 0.14 writes with write(2), which raises SIGPIPE on a socket the
+ * peer closed. Around each public call the signal is blocked in this thread; one that became
+ * pending meanwhile (thread-directed, from our write) is consumed before unblocking. */
+typedef struct pipe_guard {
+    sigset_t old;
+    int was_pending;
+} pipe_guard;
+
+static void guard_on(pipe_guard *g)
+{
+    sigset_t set, pend;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigemptyset(&pend);
+    sigpending(&pend);
+    g->was_pending = sigismember(&pend, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void guard_off(pipe_guard *g)
+{
+    int saved = errno;
+    if (!g->was_pending) {
+        sigset_t set, pend;
+        sigemptyset(&pend);
+        sigpending(&pend);
+        if (sigismember(&pend, SIGPIPE) == 1) {
+            sigemptyset(&set);
+            sigaddset(&set, SIGPIPE);
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR) {
+            }
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+    errno = saved;
+}
+
+/* ---- URL parsing ------------------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into a new string; NULL on a bad escape or out of memory. */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *d = malloc(n + 1), *o = d;
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            if (i + 2 >= n) {
+                free(d);
+                return NULL;
+            }
+            int a = hexval((unsigned char)s[i + 1]), b = hexval((unsigned char)s[i + 2]);
+            if (a < 0 || b < 0) {
+                free(d);
+                return NULL;
+            }
+            *o++ = (char)(a * 16 + b);
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = 0;
+    return d;
+}
+
+/* Parses a non-negative decimal in s[0..n) no larger than max. */
+static int parse_uint(const char *s, size_t n, long max, long *out)
+{
+    if (n == 0 || n > 10)
+        return -1;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Query string "k=v&k=v" of a URL: db, and (unix only) password. */
+static int parse_query(cs_sink *s, const char *q, int allow_password, char *err, size_t errlen)
+{
+    while (*q) {
+        const char *amp = strchr(q, '&');
+        size_t n = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', n);
+        size_t kl = eq ? (size_t)(eq - q) : n;
+        const char *v = eq ? eq + 1 : q + n;
+        size_t vl = eq ? n - kl - 1 : 0;
+        if (kl == 2 && memcmp(q, "db", 2) == 0) {
+            if (parse_uint(v, vl, INT_MAX, &s->db) < 0) {
+                seterr(err, errlen, "bad Redis URL: db must be a non-negative integer, got '%.*s'",
+                       (int)vl, v);
+                return -1;
+            }
+        } else if (allow_password && kl == 8 && memcmp(q, "password", 8) == 0) {
+            free(s->password);
+            s->password = pct_decode(v, vl);
+            if (!s->password) {
+                seterr(err, errlen, "bad Redis URL: bad %%-escape in password");
+                return -1;
+            }
+        } else {
+            seterr(err, errlen, "bad Redis URL: unknown query parameter '%.*s'", (int)kl, q);
+            return -1;
+        }
+        q += n + (amp ? 1 : 0);
+    }
+    return 0;
+}
+
+static int parse_url(cs_sink *s, const char *url, char *err, size_t errlen)
+{
+    s->db = 0;
+    s->port = 6379;
+    if (!url || !*url)
+        url = "redis://127.0.0.1:6379";
+    if (url[0] == '/') {
+        s->is_unix = 1;
+        s->path = strdup(url);
+        if (!s->path)
+            goto oom;
+        snprintf(s->where, sizeof s->where, "unix:%s", s->path);
+        return 0;
+    }
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *p = url + 7;
+        if (p[0] != '/') {
+            seterr(err, errlen, "bad Redis URL: unix:// needs an absolute path (unix:///path/to.sock)");
+            return -1;
+        }
+        const char *q = strchr(p, '?');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (n < 2) {
+            seterr(err, errlen, "bad Redis URL: empty unix socket path");
+            return -1;
+        }
+        s->is_unix = 1;
+        s->path = strndup(p, n);
+        if (!s->path)
+            goto oom;
+        snprintf(s->where, sizeof s->where, "unix:%s", s->path);
+        return q ? parse_query(s, q + 1, 1, err, errlen) : 0;
+    }
+    if (strncmp(url, "rediss://", 9) == 0) {
+        seterr(err, errlen, "bad Redis URL: TLS (rediss://) is not supported");
+        return -1;
+    }
+    if (strncmp(url, "redis://", 8) != 0) {
+        const char *colon = strstr(url, "://");
+        if (colon)
+            seterr(err, errlen, "bad Redis URL: unsupported scheme '%.*s' (redis://, unix://, or "
+                   "an absolute socket path)", (int)(colon - url), url);
+        else
+            seterr(err, errlen, "bad Redis URL: expected redis://host[:port][/db], "
+                   "unix:///path.sock or /path.sock");
+        return -1;
+    }
+    const char *a = url + 8;
+    size_t alen = strcspn(a, "/?");   /* authority */
+    const char *rest = a + alen;
+    const char *at = NULL;
+    for (size_t i = 0; i < alen; i++)
+        if (a[i] == '@')
+            at = a + i;               /* the last '@': the host part never has one */
+    const char *h = a;
+    size_t hl = alen;
+    if (at) {
+        const char *ui = a;
+        size_t ul = (size_t)(at - a);
+        const char *colon = memchr(ui, ':', ul);
+        if (colon) {
+            if (colon > ui) {
+                s->user = pct_decode(ui, (size_t)(colon - ui));
+                if (!s->user)
+                    goto badesc;
+            }
+            s->password = pct_decode(colon + 1, ul - (size_t)(colon - ui) - 1);
+        } else {
+            s->password = pct_decode(ui, ul); /* "redis://secret@host": like redis-cli */
+        }
+        if (!s->password)
+            goto badesc;
+        if (!*s->password) {
+            free(s->password);
+            s->password = NULL;
+        }
+        h = at + 1;
+        hl = alen - (size_t)(h - a);
+    }
+    const char *portp = NULL;
+    size_t portl = 0;
+    if (hl && h[0] == '[') {
+        const char *rb = memchr(h, ']', hl);
+        if (!rb) {
+            seterr(err, errlen, "bad Redis URL: unterminated '[' in host");
+            return -1;
+        }
+        s->host = strndup(h + 1, (size_t)(rb - h - 1));
+        if (rb + 1 < h + hl) {
+            if (rb[1] != ':') {
+                seterr(err, errlen, "bad Redis URL: junk after ']' in host");
+                return -1;
+            }
+            portp = rb + 2;
+            portl = hl - (size_t)(portp - h);
+        }
+    } else {
+        const char *colon = memchr(h, ':', hl);
+        if (colon && memchr(colon + 1, ':', hl - (size_t)(colon + 1 - h))) {
+            seterr(err, errlen, "bad Redis URL: an IPv6 host must be in brackets ([::1]:6379)");
+            return -1;
+        }
+        size_t n = colon ? (size_t)(colon - h) : hl;
+        s->host = strndup(h, n);
+        if (colon) {
+            portp = colon + 1;
+            portl = hl - n - 1;
+        }
+    }
+    if (!s->host)
+        goto oom;
+    if (!*s->host) {
+        seterr(err, errlen, "bad Redis URL: missing host");
+        return -1;
+    }
+    if (portp) {
+        long port;
+        if (parse_uint(portp, portl, 65535, &port) < 0 || port == 0) {
+            seterr(err, errlen, "bad Redis URL: bad port '%.*s'", (int)portl, portp);
+            return -1;
+        }
+        s->port = (int)port;
+    }
+    if (*rest == '/') {
+        const char *dbp = rest + 1;
+        size_t dbl = strcspn(dbp, "?");
+        if (dbl && parse_uint(dbp, dbl, INT_MAX, &s->db) < 0) {
+            seterr(err, errlen, "bad Redis URL: db must be a non-negative integer, got '%.*s'",
+                   (int)dbl, dbp);
+            return -1;
+        }
+        rest = dbp + dbl;
+    }
+    if (*rest == '?' && parse_query(s, rest + 1, 0, err, errlen) < 0)
+        return -1;
+    snprintf(s->where, sizeof s->where, strchr(s->host, ':') ? "[%s]:%d" : "%s:%d", s->host,
+             s->port);
+    return 0;
+badesc:
+    seterr(err, errlen, "bad Redis URL: bad %%-escape in user or password");
+    return -1;
+oom:
+    seterr(err, errlen, "out of memory");
+    return -1;
+}
+
+/* ---- construction ------------------------------------------------------------------------ */
+
+static int defint(int v, int d)
+{
+    return v > 0 ? v : d;
+}
+
+cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen)
+{
+    cs_sink_conf zero;
+    if (!conf) {
+        memset(&zero, 0, sizeof zero);
+        conf = &zero;
+    }
+    cs_sink *s = calloc(1, sizeof *s);
+    if (!s) {
+        seterr(errstr, errlen, "out of memory");
+        return NULL;
+    }
+    if (parse_url(s, conf->url, errstr, errlen) < 0) {
+        cs_sink_destroy(s);
+        return NULL;
+    }
+    char host[256];
+    const char *inst = conf->instance_id;
+    if (!inst || !*inst) {
+        if (gethostname(host, sizeof host) != 0 || !host[0])
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = 0;
+        inst = host;
+    }
+    s->prefix = strdup(conf->prefix && *conf->prefix ? conf->prefix : "clickstage");
+    s->instance_id = strdup(inst);
+    if (!s->prefix || !s->instance_id) {
+        seterr(errstr, errlen, "out of memory");
+        cs_sink_destroy(s);
+        return NULL;
+    }
+    s->connect_timeout_ms = defint(conf->connect_timeout_ms, 2000);
+    s->command_timeout_ms = defint(conf->command_timeout_ms, 5000);
+    s->backoff_min_ms = defint(conf->backoff_min_ms, 100);
+    s->backoff_max_ms = defint(conf->backoff_max_ms, 5000);
+    if (s->backoff_max_ms < s->backoff_min_ms)
+        s->backoff_max_ms = s->backoff_min_ms;
+    s->minute_ttl_s = conf->minute_ttl_s > 0 ? conf->minute_ttl_s : 172800;
+    s->log = conf->log;
+    s->log_opaque = conf->log_opaque;
+    return s;
+}
+
+static void close_ctx(cs_sink *s)
+{
+    if (s->c) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+    s->client_id = 0;
+    s->run_id[0] = 0;
+}
+
+void cs_sink_destroy(cs_sink *s)
+{
+    if (!s)
+        return;
+    close_ctx(s);
+    free(s->prefix);
+    free(s->instance_id);
+    free(s->host);
+    free(s->path);
+    free(s->user);
+    free(s->password);
+    sb_free(&s->out);
+    sb_free(&s->kp);
+    sb_free(&s->last);
+    sb_free(&s->mins);
+    sb_free(&s->tmp);
+    free(s);
+}
+
+void cs_sink_test_fault(cs_sink *s, int fault)
+{
+    s->fault = fault;
+}
+
+/* ---- failure handling -------------------------------------------------------------------- */
+
+static void backoff_step(cs_sink *s)
+{
+    s->fails++;
+    int64_t d = s->backoff_min_ms;
+    for (unsigned i = 1; i < s->fails && d < s->backoff_max_ms; i++)
+        d *= 2;
+    if (d > s->backoff_max_ms)
+        d = s->backoff_max_ms;
+    s->backoff_delay_ms = d;
+    s->anchor_pending = 1;
+}
+
+static void success(cs_sink *s)
+{
+    s->fails = 0;
+    s->anchor_pending = 0;
+}
+
+/* The connection failed (connect, handshake, I/O, timeout, EOF): close it, back off, log the
+ * transition to "down" once. errstr gets the message. Returns -1. */
+static int fail_link(cs_sink *s, char *err, size_t errlen, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    close_ctx(s);
+    backoff_step(s);
+    if (s->link != LINK_DOWN) {
+        s->link = LINK_DOWN;
+        s->down_since_mono = mono_ms();
+        logf_(s, 4, "redis unreachable: %s", msg);
+    }
+    seterr(err, errlen, "%s", msg);
+    return -1;
+}
+
+/* Redis answered, but with an error (WRONGTYPE, NOPERM, ...): the link is fine but the
+ * operation failed. Close (resets any transaction state), back off. Returns -1. */
+static int fail_reply(cs_sink *s, char *err, size_t errlen, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    close_ctx(s);
+    backoff_step(s);
+    seterr(err, errlen, "%s", msg);
+    return -1;
+}
+
+/* hiredis' message for an I/O error, with a timeout called a timeout. */
+static const char *io_err(cs_sink *s, char *buf, size_t n)
+{
+    if (!s->c)
+        return "connection closed";
+    if (s->c->err == REDIS_ERR_IO && strstr(s->c->errstr, "temporarily unavailable"))
+        snprintf(buf, n, "timed out after %d ms", s->command_timeout_ms);
+    else
+        snprintf(buf, n, "%s", s->c->errstr[0] ? s->c->errstr : "I/O error");
+    return buf;
+}
+
+int cs_sink_ready(cs_sink *s, int64_t now_ms)
+{
+    if (s->fails == 0)
+        return 1;
+    if (s->anchor_pending) {
+        s->backoff_until = now_ms + s->backoff_delay_ms;
+        s->anchor_pending = 0;
+    }
+    return now_ms >= s->backoff_until;
+}
+
+void cs_sink_stats_get(const cs_sink *s, cs_sink_stats *st)
+{
+    *st = s->st;
+    st->connected = s->c != NULL;
+}
+
+/* ---- connection -------------------------------------------------------------------------- */
+
+/* Hands out[] to hiredis and counts its commands. -1 on out of memory. */
+static int send_out(cs_sink *s, size_t len, size_t ncmds)
+{
+    if (s->out.oom || redisAppendFormattedCommand(s->c, s->out.p, len) != REDIS_OK)
+        return -1;
+    s->st.commands += ncmds;
+    return 0;
+}
+
+static void parse_run_id(cs_sink *s, const redisReply *r)
+{
+    s->run_id[0] = 0;
+    if (r->type != REDIS_REPLY_STRING || !r->str)
+        return;
+    const char *p = strstr(r->str, "run_id:");
+    if (!p)
+        return;
+    p += 7;
+    size_t n = strcspn(p, "\r\n");
+    if (n >= sizeof s->run_id)
+        n = sizeof s->run_id - 1;
+    memcpy(s->run_id, p, n);
+    s->run_id[n] = 0;
+}
+
+/* Connects if not connected: connect, timeouts, then one pipelined round trip of
+ * [AUTH] [SELECT] CLIENT ID, INFO server. 0 ok; -1 (link failure, errstr set). */
+static int ensure_connected(cs_sink *s, char *err, size_t errlen)
+{
+    if (s->c)
+        return 0;
+    struct timeval ctv = {s->connect_timeout_ms / 1000, (s->connect_timeout_ms % 1000) * 1000};
+    struct timeval ttv = {s->command_timeout_ms / 1000, (s->command_timeout_ms % 1000) * 1000};
+    s->c = s->is_unix ? redisConnectUnixWithTimeout(s->path, ctv)
+                      : redisConnectWithTimeout(s->host, s->port, ctv);
+    if (!s->c)
+        return fail_link(s, err, errlen, "connect %s: out of memory", s->where);
+    if (s->c->err)
+        return fail_link(s, err, errlen, "connect %s: %s", s->where, s->c->errstr);
+    if (redisSetTimeout(s->c, ttv) != REDIS_OK)
+        return fail_link(s, err, errlen, "connect %s: setting timeout: %s", s->where,
+                         s->c->errstr);
+    if (!s->is_unix)
+        redisEnableKeepAlive(s->c);
+
+    sb_reset(&s->out);
+    size_t n = 0;
+    int i_auth = -1, i_select = -1;
+    if (s->password) {
+        resp_head(&s->out, '*', s->user ? 3 : 2);
+        resp_str(&s->out, "AUTH");
+        if (s->user)
+            resp_str(&s->out, s->user);
+        resp_str(&s->out, s->password);
+        i_auth = (int)n++;
+    }
+    if (s->db) {
+        resp_head(&s->out, '*', 2);
+        resp_str(&s->out, "SELECT");
+        resp_i64(&s->out, s->db);
+        i_select = (int)n++;
+    }
+    resp_head(&s->out, '*', 2);
+    resp_str(&s->out, "CLIENT");
+    resp_str(&s->out, "ID");
+    int i_id = (int)n++;
+    resp_head(&s->out, '*', 2);
+    resp_str(&s->out, "INFO");
+    resp_str(&s->out, "server");
+    int i_info = (int)n++;
+    if (send_out(s, s->out.len, n) < 0)
+        return fail_link(s, err, errlen, "connect %s: out of memory", s->where);
+
+    char ebuf[256] = "";
+    int bad = 0; /* 1 AUTH failed, 2 SELECT failed, 3 NOAUTH */
+    for (int i = 0; i < (int)n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
+            char b[160];
+            return fail_link(s, err, errlen, "%s: %s", s->where, io_err(s, b, sizeof b));
+        }
+        if (i == i_auth && r->type == REDIS_REPLY_ERROR && !bad) {
+            snprintf(ebuf, sizeof ebuf, "%s", r->str);
+            bad = 1;
+        } else if (i == i_select && r->type == REDIS_REPLY_ERROR && !bad) {
+            snprintf(ebuf, sizeof ebuf, "%s", r->str);
+            bad = 2;
+        } else if (i == i_id) {
+            s->client_id = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+            if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0 && !bad) {
+                snprintf(ebuf, sizeof ebuf, "%s", r->str);
+                bad = 3; /* a password is needed and the URL has none */
+            }
+        } else if (i == i_info) {
+            parse_run_id(s, r);
+        }
+        freeReplyObject(r);
+    }
+    if (bad == 1)
+        return fail_link(s, err, errlen, "%s: AUTH failed: %s", s->where, ebuf);
+    if (bad == 3)
+        return fail_link(s, err, errlen, "%s: %s", s->where, ebuf);
+    if (bad == 2)
+        return fail_link(s, err, errlen, "%s: SELECT %ld failed: %s", s->where, s->db, ebuf);
+
+    if (s->link == LINK_DOWN)
+        logf_(s, 6, "redis reachable again after %" PRId64 " ms",
+              mono_ms() - s->down_since_mono);
+    s->link = LINK_UP;
+    if (s->ever_connected)
+        s->st.reconnects++;
+    s->ever_connected = 1;
+    return 0;
+}
+
+/* Reads one reply; on I/O failure handles it as a link failure (-1). */
+static int get_reply(cs_sink *s, redisReply **r, char *err, size_t errlen, const char *what)
+{
+    *r = NULL;
+    if (redisGetReply(s->c, (void **)r) != REDIS_OK || !*r) {
+        char b[160];
+        return fail_link(s, err, errlen, "%s %s: %s", s->where, what, io_err(s, b, sizeof b));
+    }
+    return 0;
+}
+
+/* "<prefix>:{<journey>}:" into s->kp. */
+static void build_kp(cs_sink *s, const char *journey)
+{
+    sb_reset(&s->kp);
+    sb_put(&s->kp, s->prefix, strlen(s->prefix));
+    sb_put(&s->kp, ":{", 2);
+    sb_put(&s->kp, journey, strlen(journey));
+    sb_put(&s->kp, "}:", 2);
+}
+
+static void resp_key(cs_sink *s, const char *suffix)
+{
+    resp_bulk3(&s->out, s->kp.p, s->kp.len, suffix, strlen(suffix), NULL, 0);
+}
+
+/* One HGET round trip of <prefix>:{journey}:<hash> field: 1 string (copied to val), 0 nil,
+ * -1 failure. */
+static int hget(cs_sink *s, const char *journey, const char *hash, const char *field,
+                size_t fieldlen, char *val, size_t vallen, char *err, size_t errlen)
+{
+    if (ensure_connected(s, err, errlen) < 0)
+        return -1;
+    build_kp(s, journey);
+    sb_reset(&s->out);
+    resp_head(&s->out, '*', 3);
+    resp_str(&s->out, "HGET");
+    resp_key(s, hash);
+    resp_bulk(&s->out, field, fieldlen);
+    if (send_out(s, s->out.len, 1) < 0)
+        return fail_reply(s, err, errlen, "out of memory");
+    redisReply *r;
+    if (get_reply(s, &r, err, errlen, "HGET") < 0)
+        return -1;
+    int rc;
+    if (r->type == REDIS_REPLY_NIL) {
+        rc = 0;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        snprintf(val, vallen, "%.*s", (int)r->len, r->str);
+        rc = 1;
+    } else {
+        rc = fail_reply(s, err, errlen, "HGET %.*s%s: %s", (int)s->kp.len, s->kp.p, hash,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type");
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int parse_i64(const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+int cs_sink_load_offset(cs_sink *s, const char *journey, const char *topic, int32_t partition,
+                        int64_t *off, char *errstr, size_t errlen)
+{
+    pipe_guard g;
+    guard_on(&g);
+    char field[512], val[64];
+    int fl = snprintf(field, sizeof field, "%s/%" PRId32, topic, partition);
+    int rc;
+    if (fl < 0 || (size_t)fl >= sizeof field) {
+        seterr(errstr, errlen, "topic name too long");
+        rc = -1;
+    } else {
+        rc = hget(s, journey, "offsets", field, (size_t)fl, val, sizeof val, errstr, errlen);
+        if (rc == 1 && parse_i64(val, off) < 0) {
+            seterr(errstr, errlen, "offsets %s: not an integer: '%s'", field, val);
+            rc = -1;
+        } else if (rc >= 0) {
+            success(s);
+        }
+    }
+    guard_off(&g);
+    return rc;
+}
+
+int cs_sink_load_seq(cs_sink *s, const char *journey, uint64_t *seq, char *errstr, size_t errlen)
+{
+    pipe_guard g;
+    guard_on(&g);
+    char field[512], val[64];
+    int fl = snprintf(field, sizeof field, "seq:%s", s->instance_id);
+    int rc;
+    int64_t v;
+    if (fl < 0 || (size_t)fl >= sizeof field) {
+        seterr(errstr, errlen, "instance id too long");
+        rc = -1;
+    } else {
+        rc = hget(s, journey, "meta", field, (size_t)fl, val, sizeof val, errstr, errlen);
+        if (rc == 1 && (parse_i64(val, &v) < 0 || v < 0)) {
+            seterr(errstr, errlen, "meta %s: not a sequence number: '%s'", field, val);
+            rc = -1;
+        } else if (rc >= 0) {
+            if (rc == 1)
+                *seq = (uint64_t)v;
+            success(s);
+        }
+    }
+    guard_off(&g);
+    return rc;
+}
+
+int cs_sink_ping(cs_sink *s)
+{
+    pipe_guard g;
+    guard_on(&g);
+    int rc = -1;
+    redisReply *r;
+    if (ensure_connected(s, NULL, 0) == 0) {
+        sb_reset(&s->out);
+        resp_head(&s->out, '*', 1);
+        resp_str(&s->out, "PING");
+        if (send_out(s, s->out.len, 1) < 0) {
+            fail_reply(s, NULL, 0, "out of memory");
+        } else if (get_reply(s, &r, NULL, 0, "PING") == 0) {
+            if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) {
+                rc = 0;
+                success(s);
+            } else {
+                fail_reply(s, NULL, 0, "PING: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+            }
+            freeReplyObject(r);
+        }
+    }
+    guard_off(&g);
+    return rc;
+}
+
+/* ---- flush ------------------------------------------------------------------------------- */
+
+/* cs_agg_foreach callback: one HINCRBY. The encoded key of consecutive counters of one hash is
+ * copied from the previous command instead of re-encoded; each minute key is remembered for
+ * its EXPIRE when it starts a run of counters. cs_agg_foreach emits the counters of one hash
+ * contiguously, so that is once per key (were it not, a key would get a second EXPIRE: one
+ * command more, same effect). */
+static void on_counter(void *op, const char *hash, const char *field, int64_t delta)
+{
+    cs_sink *s = op;
+    sbuf *o = &s->out;
+    static const char head[] = "*4\r\n$7\r\nHINCRBY\r\n";
+    sb_put(o, head, sizeof head - 1);
+    size_t hl = strlen(hash);
+    if (s->last_key_len && hl == s->last.len && memcmp(hash, s->last.p, hl) == 0) {
+        if (sb_reserve(o, s->last_key_len) == 0) {
+            memcpy(o->p + o->len, o->p + s->last_key_off, s->last_key_len);
+            o->len += s->last_key_len;
+        }
+    } else {
+        size_t at = o->len;
+        resp_bulk3(o, s->kp.p, s->kp.len, hash, hl, NULL, 0);
+        s->last_key_off = at;
+        s->last_key_len = o->len - at;
+        sb_reset(&s->last);
+        sb_put(&s->last, hash, hl);
+        if (s->last.oom)
+            s->out.oom = 1, s->last_key_len = 0;
+        if (strncmp(hash, "minute:", 7) == 0) {
+            sb_put(&s->mins, hash, hl + 1);
+            if (s->mins.oom)
+                s->out.oom = 1;
+            s->nmins++;
+        }
+    }
+    resp_bulk(o, field, strlen(field));
+    resp_i64(o, delta);
+    s->ncmds++;
+}
+
+/* Encodes MULTI .. EXEC of f into s->out, s->ncmds. -1 on out of memory or bad input. */
+static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
+{
+    sbuf *o = &s->out;
+    sb_reset(o);
+    sb_reset(&s->last);
+    sb_reset(&s->mins);
+    s->last_key_len = 0;
+    s->nmins = 0;
+    s->ncmds = 0;
+    build_kp(s, cs_rules_journey(f->rs));
+
+    resp_head(o, '*', 1);
+    resp_str(o, "MULTI");
+    s->ncmds++;
+
+    if (f->agg)
+        cs_agg_foreach(f->agg, f->rs, f->dicts, on_counter, s);
+
+    if (f->noffsets) {
+        resp_head(o, '*', 2 + 2 * f->noffsets);
+        resp_str(o, "HSET");
+        resp_key(s, "offsets");
+        for (size_t i = 0; i < f->noffsets; i++) {
+            char part[16];
+            part[0] = '/';
+            size_t pl = 1 + fmt_i64(part + 1, f->offsets[i].partition);
+            const char *t = f->offsets[i].topic ? f->offsets[i].topic : "";
+            resp_bulk3(o, t, strlen(t), part, pl, NULL, 0);
+            resp_i64(o, f->offsets[i].next_offset);
+        }
+        s->ncmds++;
+    }
+
+    /* meta: stages (comma list), rules_sha256, updated_ms, version, seq:<id> */
+    resp_head(o, '*', 12);
+    resp_str(o, "HSET");
+    resp_key(s, "meta");
+    resp_str(o, "stages");
+    int ns = cs_rules_nstages(f->rs);
+    size_t sl = 0;
+    for (int i = 0; i < ns; i++)
+        sl += strlen(cs_rules_stage_name(f->rs, i)) + (i ? 1 : 0);
+    resp_head(o, '$', sl);
+    for (int i = 0; i < ns; i++) {
+        if (i)
+            sb_put(o, ",", 1);
+        const char *nm = cs_rules_stage_name(f->rs, i);
+        sb_put(o, nm, strlen(nm));
+    }
+    sb_put(o, "\r\n", 2);
+    resp_str(o, "rules_sha256");
+    resp_str(o, cs_rules_sha256(f->rs));
+    resp_str(o, "updated_ms");
+    resp_i64(o, f->now_ms);
+    resp_str(o, "version");
+    resp_str(o, CLICKSTAGE_VERSION);
+    resp_bulk3(o, "seq:", 4, s->instance_id, strlen(s->instance_id), NULL, 0);
+    resp_u64(o, f->seq);
+    s->ncmds++;
+
+    for (size_t i = 0, k = 0; k < s->nmins; k++) {
+        const char *m = s->mins.p + i;
+        resp_head(o, '*', 3);
+        resp_str(o, "EXPIRE");
+        resp_key(s, m);
+        resp_i64(o, s->minute_ttl_s);
+        s->ncmds++;
+        i += strlen(m) + 1;
+    }
+
+    resp_head(o, '*', 1);
+    resp_str(o, "EXEC");
+    s->ncmds++;
+    if (o->oom) {
+        seterr(err, errlen, "out of memory building the flush");
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the whole output buffer of hiredis to the socket. -1 on error. */
+static int write_all(cs_sink *s)
+{
+    int done = 0;
+    do {
+        if (redisBufferWrite(s->c, &done) != REDIS_OK)
+            return -1;
+    } while (!done);
+    return 0;
+}
+
+/* Test fault: the transaction (with or without EXEC) is on the wire, the reply is never read. */
+static int inject_fault(cs_sink *s, int fault, char *err, size_t errlen)
+{
+    if (write_all(s) == 0 && fault == CS_SINK_FAULT_AFTER_EXEC) {
+        /* Half-close and wait for the server to close its side: by then it has read, and
+         * executed, everything we sent (closing earlier could reset the connection under data
+         * it has not read yet, which would make the test's outcome a race). */
+        shutdown(s->c->fd, SHUT_WR);
+        char junk[4096];
+        struct pollfd p = {s->c->fd, POLLIN, 0};
+        while (poll(&p, 1, s->command_timeout_ms) > 0 && read(s->c->fd, junk, sizeof junk) > 0) {
+        }
+    }
+    return fail_link(s, err, errlen, "%s: test fault: connection dropped %s EXEC", s->where,
+                     fault == CS_SINK_FAULT_AFTER_EXEC ? "after" : "before");
+}
+
+static void remember_unknown(cs_sink *s, uint64_t seq)
+{
+    s->unknown_seq = seq;
+    s->unknown_client = s->client_id;
+    snprintf(s->unknown_run, sizeof s->unknown_run, "%s", s->run_id);
+}
+
+/* Resolves the unknown outcome of f->seq: fence the old connection, read meta seq:<id>.
+ * 1 applied, 0 not applied, -1 failure (still unknown). */
+static int resolve(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
+{
+    if (ensure_connected(s, err, errlen) < 0)
+        return -1;
+    /* Fence only the same server run: after a restart the old connection died with the
+     * server, and client ids start over (the id could now name somebody else). */
+    int fence = s->unknown_client > 0 && strcmp(s->unknown_run, s->run_id) == 0;
+    build_kp(s, cs_rules_journey(f->rs));
+    sb_reset(&s->out);
+    size_t n = 0;
+    if (fence) {
+        resp_head(&s->out, '*', 4);
+        resp_str(&s->out, "CLIENT");
+        resp_str(&s->out, "KILL");
+        resp_str(&s->out, "ID");
+        resp_i64(&s->out, s->unknown_client);
+        n++;
+    }
+    resp_head(&s->out, '*', 3);
+    resp_str(&s->out, "HGET");
+    resp_key(s, "meta");
+    resp_bulk3(&s->out, "seq:", 4, s->instance_id, strlen(s->instance_id), NULL, 0);
+    n++;
+    if (send_out(s, s->out.len, n) < 0)
+        return fail_reply(s, err, errlen, "out of memory");
+    s->st.last_flush_commands += n;
+    redisReply *r;
+    if (fence) {
+        /* CLIENT KILL ID replies with the number killed (0: already gone). An error (e.g.
+         * NOPERM) leaves no fence; the check below is then best effort. */
+        if (get_reply(s, &r, err, errlen, "CLIENT KILL") < 0)
+            return -1;
+        freeReplyObject(r);
+    }
+    if (get_reply(s, &r, err, errlen, "HGET meta") < 0)
+        return -1;
+    int rc;
+    if (r->type == REDIS_REPLY_NIL) {
+        rc = 0;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        char want[24];
+        size_t wl = fmt_u64(want, f->seq);
+        rc = r->len == wl && memcmp(r->str, want, wl) == 0;
+    } else {
+        rc = fail_reply(s, err, errlen, "HGET %.*smeta seq:%s: %s", (int)s->kp.len, s->kp.p,
+                        s->instance_id,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type");
+    }
+    freeReplyObject(r);
+    if (rc >= 0)
+        s->unknown_client = 0; /* fenced (or gone): no old connection can apply it any more */
+    return rc;
+}
+
+/* JSON string body of s (quotes and control characters escaped) into b. */
+static void json_str(sbuf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            char e[2] = {'\\', (char)ch};
+            sb_put(b, e, 2);
+        } else if (ch < 0x20) {
+            char e[8];
+            snprintf(e, sizeof e, "\\u%04x", ch);
+            sb_put(b, e, 6);
+        } else {
+            sb_put(b, s, 1);
+        }
+    }
+}
+
+/* PUBLISH after an applied flush. A failure here loses no count: a broken connection is
+ * handled as such (closed, logged), a Redis error is ignored. */
+static void publish(cs_sink *s, const cs_flush *f, size_t commands)
+{
+    char num[24];
+    sbuf *j = &s->tmp;
+    sb_reset(j);
+    sb_put(j, "{\"updated_ms\":", 14);
+    sb_put(j, num, fmt_i64(num, f->now_ms));
+    sb_put(j, ",\"seq\":", 7);
+    sb_put(j, num, fmt_u64(num, f->seq));
+    sb_put(j, ",\"instance\":\"", 13);
+    json_str(j, s->instance_id);
+    sb_put(j, "\",\"commands\":", 13);
+    sb_put(j, num, fmt_u64(num, commands));
+    sb_put(j, "}", 1);
+    if (j->oom)
+        return;
+    sb_reset(&s->out);
+    resp_head(&s->out, '*', 3);
+    resp_str(&s->out, "PUBLISH");
+    resp_key(s, "updates");
+    resp_bulk(&s->out, j->p, j->len);
+    if (send_out(s, s->out.len, 1) < 0)
+        return;
+    s->st.last_flush_commands += 1;
+    redisReply *r;
+    if (get_reply(s, &r, NULL, 0, "PUBLISH") == 0)
+        freeReplyObject(r);
+    else
+        s->fails = 0, s->anchor_pending = 0; /* the flush itself succeeded: no backoff */
+}
+
+/* Reads the replies of the transaction in s->out (ncmds of them). 0 applied; -1 failed (the
+ * caller's unknown state is set accordingly). */
+static int read_tx(cs_sink *s, const cs_flush *f, size_t ncmds, char *err, size_t errlen)
+{
+    char first_err[256] = "";
+    int multi_ok = 0;
+    for (size_t i = 0; i + 1 < ncmds; i++) {
+        redisReply *r;
+        if (get_reply(s, &r, err, errlen, i == 0 ? "MULTI" : "transaction") < 0)
+            return -1; /* unknown */
+        if (i == 0)
+            multi_ok = r->type == REDIS_REPLY_STATUS;
+        if (r->type == REDIS_REPLY_ERROR && !first_err[0])
+            snprintf(first_err, sizeof first_err, "%s", r->str);
+        freeReplyObject(r);
+    }
+    redisReply *r;
+    if (get_reply(s, &r, err, errlen, "EXEC") < 0)
+        return -1; /* unknown */
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        if (r->elements != ncmds - 2) {
+            rc = fail_reply(s, err, errlen, "EXEC returned %zu replies for %zu commands",
+                            r->elements, ncmds - 2);
+        } else {
+            for (size_t i = 0; i < r->elements; i++)
+                if (r->element[i]->type == REDIS_REPLY_ERROR) {
+                    /* Applied except this command (no rollback): stays unknown, so the
+                     * retry resolves it through the seq check instead of re-applying. */
+                    rc = fail_reply(s, err, errlen, "flush %" PRIu64 " partly applied: command "
+                                    "%zu of the transaction failed: %s", f->seq, i + 1,
+                                    r->element[i]->str);
+                    break;
+                }
+        }
+        if (rc == 0)
+            s->unknown_seq = 0;
+    } else if (multi_ok && (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_NIL)) {
+        /* Aborted: nothing was executed. */
+        s->unknown_seq = 0;
+        rc = fail_reply(s, err, errlen, "transaction aborted: %s%s%s",
+                        r->type == REDIS_REPLY_ERROR ? r->str : "EXEC returned nil",
+                        first_err[0] ? "; first error: " : "", first_err);
+    } else {
+        /* MULTI was refused: the commands may have run one by one. Unknown. */
+        rc = fail_reply(s, err, errlen, "MULTI failed: %s",
+                        first_err[0] ? first_err : "unexpected reply");
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
+{
+    if (!f || !f->rs || f->seq == 0 || (f->noffsets && !f->offsets)) {
+        seterr(errstr, errlen, "bad flush (needs rs, seq >= 1, offsets)");
+        return -1;
+    }
+    pipe_guard g;
+    guard_on(&g);
+    int rc = -1;
+    s->st.last_flush_commands = 0;
+
+    if (s->unknown_seq && s->unknown_seq != f->seq)
+        s->unknown_seq = 0; /* the caller moved on; nothing of that seq is ours to check now */
+
+    if (ensure_connected(s, errstr, errlen) < 0)
+        goto out;
+    if (s->unknown_seq) {
+        int applied = resolve(s, f, errstr, errlen);
+        if (applied < 0)
+            goto out;
+        s->unknown_seq = 0;
+        if (applied) {
+            s->st.resolved_ambiguous++;
+            s->st.flushes_ok++;
+            success(s);
+            build_kp(s, cs_rules_journey(f->rs));
+            publish(s, f, s->st.last_flush_commands + 1);
+            rc = 0;
+            goto out;
+        }
+    }
+    if (build_tx(s, f, errstr, errlen) < 0) {
+        backoff_step(s);
+        goto out;
+    }
+    size_t ncmds = s->ncmds;
+    size_t len = s->out.len;
+    int fault = s->fault;
+    s->fault = CS_SINK_FAULT_NONE;
+    if (fault == CS_SINK_FAULT_BEFORE_EXEC)
+        len -= sizeof "*1\r\n$4\r\nEXEC\r\n" - 1;
+    if (send_out(s, len, ncmds) < 0) {
+        fail_reply(s, errstr, errlen, "out of memory");
+        goto out;
+    }
+    /* From here on some bytes of the transaction may reach the server. */
+    remember_unknown(s, f->seq);
+    s->st.last_flush_commands = ncmds;
+    if (fault) {
+        inject_fault(s, fault, errstr, errlen);
+        goto out;
+    }
+    if (read_tx(s, f, ncmds, errstr, errlen) < 0)
+        goto out;
+    s->st.flushes_ok++;
+    success(s);
+    publish(s, f, ncmds + 1);
+    rc = 0;
+out:
+    if (rc < 0)
+        s->st.flushes_failed++;
+    guard_off(&g);
+    return rc;
+}

@@ -1,0 +1,118 @@
+/* sink.h — stage 6 of the pipeline: one flush of merged count deltas, and the Kafka offsets that
+ * produced them, written to Redis in one atomic step (SPEC §4).
+ *
+ * Contract
+ *  - A flush is all-or-nothing: MULTI, every HINCRBY of the deltas, HSET of the offsets hash, the
+ *    meta hash (stages, rules_sha256, updated_ms, version, and this instance's flush sequence
+ *    number), EXPIRE of the minute keys it touched, EXEC — pipelined, one round trip. After EXEC
+ *    succeeds, PUBLISH on `<prefix>:{J}:updates` (outside the transaction: a lost publish costs
+ *    a watcher one refresh, never a count).
+ *  - When the connection breaks after EXEC was sent but before its reply, the outcome is unknown.
+ *    cs_sink_flush resolves it on the next attempt by reading this instance's sequence field in
+ *    the meta hash: equal to the flush's sequence -> already applied, report success without
+ *    writing again. So a retried flush is never applied twice.
+ *  - Errors never lose data: on failure the caller keeps the flush exactly as it was (same seq,
+ *    same deltas, same offsets; later deltas wait in a separate buffer) and calls cs_sink_flush
+ *    again until it succeeds; the sink reconnects with capped exponential backoff
+ *    (cs_sink_ready() says whether an attempt is due) and logs once per state change via the
+ *    log callback, not per attempt.
+ *  - Single-threaded: one thread owns a cs_sink (the flusher). A second cs_sink (its own
+ *    connection) may be used by another thread, e.g. to read offsets on partition assignment.
+ *  - Before the sequence check after a lost reply, the sink fences the connection that carried
+ *    the lost transaction (CLIENT KILL ID on the same server run), so a transaction still queued
+ *    in the server's socket buffer cannot be executed after the check said "not applied".
+ *  - I/O never raises SIGPIPE in the calling thread (blocked and consumed around each call).
+ *  - Clocks: cs_sink_ready() anchors a backoff at its first call after the failure, so any
+ *    monotone millisecond clock works for its now_ms, as long as the caller always uses the same.
+ *  - Layout, transaction and failure behaviour as implemented: docs/redis.md.
+ */
+#ifndef CS_SINK_H
+#define CS_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregate.h"
+#include "classify.h"
+
+typedef struct cs_sink cs_sink;
+
+typedef void (*cs_log_fn)(void *opaque, int level, const char *msg); /* level: 3 err .. 7 debug */
+
+typedef struct cs_sink_conf {
+    const char *url;            /* redis://[[user]:password@]host[:port][/db] (port 6379, db 0),
+                                   unix:///path/to.sock[?db=N][&password=P], or /path/to.sock;
+                                   %XX escapes in user/password; NULL = redis://127.0.0.1:6379 */
+    const char *prefix;         /* key prefix, default "clickstage" */
+    const char *instance_id;    /* names this instance's sequence field in meta: "seq:<id>";
+                                   must differ between instances writing one journey; NULL = the
+                                   host name */
+    int connect_timeout_ms;     /* default 2000 */
+    int command_timeout_ms;     /* default 5000 */
+    int backoff_min_ms;         /* default 100 */
+    int backoff_max_ms;         /* default 5000 */
+    int64_t minute_ttl_s;       /* EXPIRE of minute keys, default 172800 (48 h) */
+    cs_log_fn log;              /* may be NULL */
+    void *log_opaque;
+} cs_sink_conf;
+
+typedef struct cs_flush_offset {
+    const char *topic;
+    int32_t partition;
+    int64_t next_offset;        /* next offset to read (what the offsets hash stores) */
+} cs_flush_offset;
+
+typedef struct cs_flush {
+    uint64_t seq;               /* strictly increasing per instance, starting at 1 */
+    const cs_agg *agg;          /* merged deltas; may be all zero (then only offsets/meta) */
+    const cs_ruleset *rs;       /* names stages and dimensions; journey name = {J} */
+    cs_dimdict_mpmc *dicts;     /* names dimension value ids */
+    const cs_flush_offset *offsets;
+    size_t noffsets;
+    int64_t now_ms;             /* wall clock: updated_ms */
+} cs_flush;
+
+typedef struct cs_sink_stats {
+    uint64_t flushes_ok, flushes_failed, commands, reconnects, resolved_ambiguous;
+    uint64_t last_flush_commands;
+    int connected;
+} cs_sink_stats;
+
+cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen); /* bad URL -> NULL */
+void cs_sink_destroy(cs_sink *s);
+
+/* 0: applied (now, or by an earlier attempt of the same seq whose reply was lost); -1: not
+ * applied, errstr says why; retry later with the identical flush. */
+int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen);
+
+/* 1 when a (re)connection attempt or a flush is due under the backoff, 0 while backing off. */
+int cs_sink_ready(cs_sink *s, int64_t now_ms);
+
+/* Next offset stored for topic/partition in <prefix>:{J}:offsets: 1 found (*off set), 0 none,
+ * -1 Redis error. */
+int cs_sink_load_offset(cs_sink *s, const char *journey, const char *topic, int32_t partition,
+                        int64_t *off, char *errstr, size_t errlen);
+
+/* PING round trip: 0 reachable, -1 not. */
+int cs_sink_ping(cs_sink *s);
+
+void cs_sink_stats_get(const cs_sink *s, cs_sink_stats *st);
+
+/* ---- additions ---- */
+
+/* The sequence number this instance last applied to journey J (meta field seq:<instance_id>):
+ * 1 found (*seq set), 0 none, -1 Redis error. A restarted instance should continue at *seq + 1
+ * rather than at 1: then a lost reply of its first flush can never be mistaken for success
+ * because the previous run happened to stop at the same number. */
+int cs_sink_load_seq(cs_sink *s, const char *journey, uint64_t *seq, char *errstr, size_t errlen);
+
+/* Test-only fault injection, one shot, applies to the next cs_sink_flush that writes:
+ *  CS_SINK_FAULT_AFTER_EXEC   the whole transaction incl. EXEC is sent and executed, then the
+ *                             connection is closed without reading a reply (lost reply);
+ *  CS_SINK_FAULT_BEFORE_EXEC  everything but EXEC is sent, then the connection is closed (the
+ *                             server discards the transaction; the sink cannot tell).
+ * Both make that flush return -1 with its outcome "unknown", as a real broken connection does. */
+enum { CS_SINK_FAULT_NONE = 0, CS_SINK_FAULT_AFTER_EXEC = 1, CS_SINK_FAULT_BEFORE_EXEC = 2 };
+void cs_sink_test_fault(cs_sink *s, int fault);
+
+#endif

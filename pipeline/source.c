@@ -1,0 +1,700 @@
+/* source.c — librdkafka consumer, partition queues per worker, assignment and offsets.
+ * See source.h for the contract. */
+#include "source.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_TOPICS 16
+#define MAX_PARTITIONS_PER_TOPIC 4096
+
+typedef struct tp {
+    int topic;            /* index into s->topics */
+    int32_t partition;
+    int part;             /* engine partition id, -1 when not assigned */
+    int worker;
+    int64_t end;          /* drain: the high watermark at start */
+    rd_kafka_queue_t *pq; /* forwarded to the worker's queue while assigned */
+    _Atomic int64_t last_msg_ms;
+} tp;
+
+struct cs_source {
+    cs_engine *e;
+    cs_source_conf c;
+    char *topics[MAX_TOPICS];
+    int ntopics;
+    rd_kafka_t *rk;
+    rd_kafka_t *dlq;
+    rd_kafka_queue_t **wq;
+    int nworkers;
+    /* Which engine partition a (topic, partition) is, for workers: written by the control
+     * thread (release) on assign/revoke, read by workers (acquire) per message run. */
+    _Atomic int *part_of[MAX_TOPICS];
+    tp *tps;              /* control thread only */
+    size_t ntps, cap;
+    tp **by_part;         /* engine part id -> tp; see remember_part */
+    _Atomic int ndone;    /* drain: partitions that reached their end */
+    int ndrain;
+    int cooperative;
+    int *assign_count;    /* per worker, for balancing */
+    _Atomic uint64_t redelivered, past_end, stray, consume_errors, dead_lettered;
+    uint64_t rebalances, assigned, revoked;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void slog(cs_source *s, int level, const char *fmt, ...)
+{
+    if (!s->c.log)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    s->c.log(s->c.opaque, level, buf);
+}
+
+static int topic_index(cs_source *s, const char *name)
+{
+    for (int i = 0; i < s->ntopics; i++)
+        if (strcmp(s->topics[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static tp *tp_get(cs_source *s, int t, int32_t partition, int create)
+{
+    for (size_t i = 0; i < s->ntps; i++)
+        if (s->tps[i].topic == t && s->tps[i].partition == partition)
+            return &s->tps[i];
+    if (!create)
+        return NULL;
+    if (s->ntps == s->cap) {
+        /* tps never moves while workers may read it: it is sized once, generously */
+        return NULL;
+    }
+    tp *x = &s->tps[s->ntps++];
+    memset(x, 0, sizeof *x);
+    x->topic = t;
+    x->partition = partition;
+    x->part = -1;
+    x->end = -1;
+    atomic_init(&x->last_msg_ms, now_ms());
+    return x;
+}
+
+static void set_part_of(cs_source *s, int t, int32_t partition, int part)
+{
+    if (partition >= 0 && partition < MAX_PARTITIONS_PER_TOPIC)
+        /* release: pairs with the acquire in the worker's look-up; the engine partition
+         * (created before) is fully initialised for a worker that sees its id. */
+        atomic_store_explicit(&s->part_of[t][partition], part, memory_order_release);
+}
+
+/* by_part is sized once (engine ids are below 65536) so workers can read it while the control
+ * thread adds entries; an entry is written before the release in set_part_of publishes it. */
+#define MAX_ENGINE_PARTS 65536
+static void remember_part(cs_source *s, int part, tp *x)
+{
+    if (part >= 0 && part < MAX_ENGINE_PARTS)
+        s->by_part[part] = x;
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errlen)
+{
+    if (rd_kafka_conf_set(conf, k, v, errstr, errlen) != RD_KAFKA_CONF_OK)
+        return -1;
+    return 0;
+}
+
+static int apply_extra(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t errlen)
+{
+    if (!props || !*props)
+        return 0;
+    char *dup = strdup(props), *save = NULL;
+    int rc = 0;
+    for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            snprintf(errstr, errlen, "kafka property '%s' is not k=v", kv);
+            rc = -1;
+            break;
+        }
+        *eq = 0;
+        char e2[256];
+        if (set(conf, kv, eq + 1, e2, sizeof e2) != 0) {
+            snprintf(errstr, errlen, "kafka property %s: %s", kv, e2);
+            rc = -1;
+            break;
+        }
+    }
+    free(dup);
+    return rc;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    cs_source *s = rd_kafka_opaque(rk);
+    if (s)
+        slog(s, level <= 3 ? 3 : level <= 4 ? 4 : level <= 6 ? 6 : 7, "kafka %s: %s", fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    cs_source *s = opaque;
+    slog(s, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? 3 : 4, "kafka error %s: %s",
+         rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr, size_t errlen)
+{
+    cs_source *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->e = e;
+    s->c = *conf;
+    s->nworkers = cs_engine_nworkers(e);
+    char *dup = strdup(conf->topics), *save = NULL;
+    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        if (!*t)
+            continue;
+        if (s->ntopics == MAX_TOPICS) {
+            snprintf(errstr, errlen, "at most %d topics", MAX_TOPICS);
+            free(dup);
+            cs_source_destroy(s);
+            return NULL;
+        }
+        s->topics[s->ntopics] = strdup(t);
+        s->part_of[s->ntopics] = malloc(MAX_PARTITIONS_PER_TOPIC * sizeof(_Atomic int));
+        for (int i = 0; i < MAX_PARTITIONS_PER_TOPIC; i++)
+            atomic_init(&s->part_of[s->ntopics][i], -1);
+        s->ntopics++;
+    }
+    free(dup);
+    if (!s->ntopics) {
+        snprintf(errstr, errlen, "no topic given");
+        cs_source_destroy(s);
+        return NULL;
+    }
+    s->cap = (size_t)s->ntopics * MAX_PARTITIONS_PER_TOPIC;
+    s->tps = calloc(s->cap, sizeof *s->tps);
+    s->assign_count = calloc((size_t)s->nworkers, sizeof *s->assign_count);
+    s->by_part = calloc(MAX_ENGINE_PARTS, sizeof *s->by_part);
+
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    /* The settings that matter, deliberately (docs/kafka.md explains each): */
+    if (set(kc, "bootstrap.servers", conf->brokers, errstr, errlen) ||
+        set(kc, "group.id", conf->group, errstr, errlen) ||
+        set(kc, "client.id", conf->client_id ? conf->client_id : "clickstage", errstr, errlen) ||
+        /* offsets move only after Redis acknowledged the counts they produced */
+        set(kc, "enable.auto.commit", "false", errstr, errlen) ||
+        set(kc, "enable.auto.offset.store", "false", errstr, errlen) ||
+        set(kc, "auto.offset.reset", conf->earliest ? "earliest" : "latest", errstr, errlen) ||
+        /* state moves with partitions: move as few as possible on a rebalance */
+        set(kc, "partition.assignment.strategy", "cooperative-sticky", errstr, errlen) ||
+        /* throughput: big fetches, a deep prefetch queue per partition */
+        set(kc, "fetch.max.bytes", "104857600", errstr, errlen) ||
+        set(kc, "max.partition.fetch.bytes", "8388608", errstr, errlen) ||
+        set(kc, "queued.min.messages", "200000", errstr, errlen) ||
+        set(kc, "queued.max.messages.kbytes", "131072", errstr, errlen) ||
+        /* latency: the broker answers a fetch after at most 50 ms even when little is there */
+        set(kc, "fetch.wait.max.ms", "50", errstr, errlen) ||
+        set(kc, "enable.partition.eof", "false", errstr, errlen) ||
+        /* payloads are checked by our decoder; CRC checks cost CPU for nothing on loopback */
+        set(kc, "check.crcs", "false", errstr, errlen)) {
+        rd_kafka_conf_destroy(kc);
+        cs_source_destroy(s);
+        return NULL;
+    }
+    char ignore[256];
+    /* Not in every librdkafka version (2.0.2 lacks it); where it exists its 1000 ms default
+     * stalls a catching-up consumer whenever the prefetch queue was full once. */
+    if (set(kc, "fetch.queue.backoff.ms", "5", ignore, sizeof ignore) != 0)
+        slog(s, 7, "librdkafka has no fetch.queue.backoff.ms (%s)", ignore);
+    if (conf->group_instance_id && *conf->group_instance_id &&
+        set(kc, "group.instance.id", conf->group_instance_id, errstr, errlen)) {
+        rd_kafka_conf_destroy(kc);
+        cs_source_destroy(s);
+        return NULL;
+    }
+    if (apply_extra(kc, conf->extra_props, errstr, errlen) != 0) {
+        rd_kafka_conf_destroy(kc);
+        cs_source_destroy(s);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(kc, s);
+    rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(kc, error_cb);
+    if (!conf->drain)
+        rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errlen);
+    if (!s->rk) {
+        cs_source_destroy(s);
+        return NULL;
+    }
+    /* rebalance events and errors come through the consumer queue that cs_source_poll serves */
+    rd_kafka_poll_set_consumer(s->rk);
+    s->wq = calloc((size_t)s->nworkers, sizeof *s->wq);
+    for (int i = 0; i < s->nworkers; i++)
+        s->wq[i] = rd_kafka_queue_new(s->rk);
+
+    if (conf->dead_letter_topic && *conf->dead_letter_topic) {
+        rd_kafka_conf_t *pc = rd_kafka_conf_new();
+        if (set(pc, "bootstrap.servers", conf->brokers, errstr, errlen) ||
+            set(pc, "linger.ms", "20", errstr, errlen) ||
+            apply_extra(pc, NULL, errstr, errlen)) {
+            rd_kafka_conf_destroy(pc);
+            cs_source_destroy(s);
+            return NULL;
+        }
+        s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, errlen);
+        if (!s->dlq) {
+            cs_source_destroy(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void cs_source_destroy(cs_source *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->ntps; i++)
+        if (s->tps[i].pq) {
+            rd_kafka_queue_forward(s->tps[i].pq, NULL);
+            rd_kafka_queue_destroy(s->tps[i].pq);
+        }
+    for (int i = 0; s->wq && i < s->nworkers; i++)
+        rd_kafka_queue_destroy(s->wq[i]);
+    free(s->wq);
+    if (s->rk)
+        rd_kafka_destroy(s->rk);
+    if (s->dlq) {
+        rd_kafka_flush(s->dlq, 5000);
+        rd_kafka_destroy(s->dlq);
+    }
+    for (int i = 0; i < s->ntopics; i++) {
+        free(s->topics[i]);
+        free((void *)s->part_of[i]);
+    }
+    free(s->tps);
+    free(s->by_part);
+    free(s->assign_count);
+    free(s);
+}
+
+/* ---- assignment --------------------------------------------------------------------------- */
+
+static int pick_worker(cs_source *s)
+{
+    int best = 0;
+    for (int i = 1; i < s->nworkers; i++)
+        if (s->assign_count[i] < s->assign_count[best])
+            best = i;
+    return best;
+}
+
+/* Creates state, resolves the start offset (Redis > committed > auto.offset.reset, which
+ * librdkafka applies for RD_KAFKA_OFFSET_INVALID) and forwards the partition's queue. */
+static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p)
+{
+    int t = topic_index(s, p->topic);
+    if (t < 0 || p->partition < 0 || p->partition >= MAX_PARTITIONS_PER_TOPIC) {
+        slog(s, 3, "assigned %s[%d] which is not ours or out of range", p->topic, p->partition);
+        return -1;
+    }
+    tp *x = tp_get(s, t, p->partition, 1);
+    if (!x)
+        return -1;
+    int w = pick_worker(s);
+    int64_t start = -1;
+    int part = s->c.on_assign(s->c.opaque, p->topic, p->partition, w, &start);
+    if (part < 0)
+        return -1;
+    x->part = part;
+    x->worker = w;
+    s->assign_count[w]++;
+    remember_part(s, part, x);
+    p->offset = start >= 0 ? start : RD_KAFKA_OFFSET_INVALID;
+    atomic_store_explicit(&x->last_msg_ms, now_ms(), memory_order_relaxed);
+    /* forward before assigning: messages must never reach the consumer's own queue */
+    x->pq = rd_kafka_queue_get_partition(s->rk, p->topic, p->partition);
+    rd_kafka_queue_forward(x->pq, s->wq[w]);
+    set_part_of(s, t, p->partition, part);
+    return 0;
+}
+
+static void release_one(cs_source *s, tp *x)
+{
+    set_part_of(s, x->topic, x->partition, -1);
+    if (x->pq) {
+        rd_kafka_queue_forward(x->pq, NULL);
+        rd_kafka_queue_destroy(x->pq);
+        x->pq = NULL;
+    }
+    s->assign_count[x->worker]--;
+    x->part = -1;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    cs_source *s = opaque;
+    s->rebalances++;
+    s->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_topic_partition_list_t *ok = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *p =
+                rd_kafka_topic_partition_list_add(ok, parts->elems[i].topic,
+                                                  parts->elems[i].partition);
+            if (prepare_one(s, p) != 0)
+                ok->cnt--; /* drop it: not consumed until the next rebalance */
+            else
+                s->assigned++;
+        }
+        slog(s, 6, "rebalance (%s): assigned %d partition(s)",
+             s->cooperative ? "cooperative" : "eager", ok->cnt);
+        rd_kafka_error_t *e = NULL;
+        rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (s->cooperative)
+            e = rd_kafka_incremental_assign(rk, ok);
+        else
+            r = rd_kafka_assign(rk, ok);
+        if (e) {
+            slog(s, 3, "incremental_assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        } else if (r) {
+            slog(s, 3, "assign: %s", rd_kafka_err2str(r));
+        }
+        rd_kafka_topic_partition_list_destroy(ok);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        int *ids = calloc((size_t)parts->cnt + 1, sizeof *ids);
+        size_t n = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+            int t = topic_index(s, parts->elems[i].topic);
+            tp *x = t >= 0 ? tp_get(s, t, parts->elems[i].partition, 0) : NULL;
+            if (x && x->part >= 0) {
+                ids[n++] = x->part;
+                set_part_of(s, x->topic, x->partition, -1); /* workers skip it from now on */
+            }
+        }
+        /* counts of the revoked partitions become durable before anyone else reads them */
+        s->c.on_revoke(s->c.opaque, ids, n);
+        for (int i = 0; i < parts->cnt; i++) {
+            int t = topic_index(s, parts->elems[i].topic);
+            tp *x = t >= 0 ? tp_get(s, t, parts->elems[i].partition, 0) : NULL;
+            if (x && x->part >= 0) {
+                release_one(s, x);
+                s->revoked++;
+            }
+        }
+        free(ids);
+        slog(s, 6, "rebalance (%s): revoked %d partition(s)",
+             s->cooperative ? "cooperative" : "eager", parts->cnt);
+        if (s->cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            if (e)
+                rd_kafka_error_destroy(e);
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+    } else {
+        slog(s, 3, "rebalance error: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static int drain_start(cs_source *s, char *errstr, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(64);
+    for (int t = 0; t < s->ntopics; t++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(s->rk, s->topics[t], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(s->rk, 0, rkt, &md, 10000);
+        rd_kafka_topic_destroy(rkt);
+        if (err || md->topic_cnt != 1 || md->topics[0].err) {
+            snprintf(errstr, errlen, "topic %s: %s", s->topics[t],
+                     rd_kafka_err2str(err ? err : md->topic_cnt ? md->topics[0].err
+                                                                : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+            if (md)
+                rd_kafka_metadata_destroy(md);
+            rd_kafka_topic_partition_list_destroy(list);
+            return -1;
+        }
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+            rd_kafka_topic_partition_list_add(list, s->topics[t], md->topics[0].partitions[i].id);
+        rd_kafka_metadata_destroy(md);
+    }
+    /* committed offsets for the ones Redis does not know */
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(list);
+    if (rd_kafka_committed(s->rk, committed, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        for (int i = 0; i < committed->cnt; i++)
+            committed->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &list->elems[i];
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(s->rk, p->topic, p->partition, &lo, &hi, 10000);
+        if (err) {
+            snprintf(errstr, errlen, "%s[%d] watermarks: %s", p->topic, p->partition,
+                     rd_kafka_err2str(err));
+            rd_kafka_topic_partition_list_destroy(committed);
+            rd_kafka_topic_partition_list_destroy(list);
+            return -1;
+        }
+        if (prepare_one(s, p) != 0) {
+            snprintf(errstr, errlen, "%s[%d]: could not resolve its start offset", p->topic,
+                     p->partition);
+            rd_kafka_topic_partition_list_destroy(committed);
+            rd_kafka_topic_partition_list_destroy(list);
+            return -1;
+        }
+        int64_t start = p->offset;
+        if (start < 0)
+            start = committed->elems[i].offset >= 0 ? committed->elems[i].offset
+                    : s->c.earliest                  ? lo
+                                                     : hi;
+        if (start < lo)
+            start = lo; /* retention removed what the offsets point at */
+        p->offset = start;
+        tp *y = tp_get(s, topic_index(s, p->topic), p->partition, 0);
+        y->end = hi;
+        s->ndrain++;
+        if (start >= hi) {
+            cs_engine_set_part_state(s->e, y->part, CS_PART_DONE);
+            atomic_fetch_add_explicit(&s->ndone, 1, memory_order_relaxed);
+        }
+        slog(s, 6, "drain %s[%d]: from offset %lld to %lld", p->topic, p->partition,
+             (long long)start, (long long)hi);
+    }
+    rd_kafka_topic_partition_list_destroy(committed);
+    rd_kafka_resp_err_t err = rd_kafka_assign(s->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err) {
+        snprintf(errstr, errlen, "assign: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+int cs_source_start(cs_source *s, char *errstr, size_t errlen)
+{
+    if (s->c.drain)
+        return drain_start(s, errstr, errlen);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(s->ntopics);
+    for (int t = 0; t < s->ntopics; t++)
+        rd_kafka_topic_partition_list_add(sub, s->topics[t], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(s->rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (err) {
+        snprintf(errstr, errlen, "subscribe: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+void cs_source_poll(cs_source *s, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, timeout_ms);
+    if (m) {
+        if (m->err)
+            slog(s, m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? 7 : 4, "consumer: %s",
+                 rd_kafka_message_errstr(m));
+        else /* should not happen: partition queues are forwarded before assignment */
+            atomic_fetch_add_explicit(&s->stray, 1, memory_order_relaxed);
+        rd_kafka_message_destroy(m);
+    }
+    if (s->dlq)
+        rd_kafka_poll(s->dlq, 0);
+}
+
+/* ---- the worker's side --------------------------------------------------------------------- */
+
+int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
+{
+    enum { MAXB = 8192 };
+    rd_kafka_message_t *msgs[MAXB];
+    cs_msg run[MAXB];
+    int want = s->c.batch_size < MAXB ? s->c.batch_size : MAXB;
+    ssize_t n = rd_kafka_consume_batch_queue(s->wq[w], timeout_ms, msgs, (size_t)want);
+    if (n <= 0)
+        return 0;
+    cs_worker *wk = cs_engine_worker(s->e, w);
+    int processed = 0;
+    int64_t now = now_ms();
+    const rd_kafka_topic_t *cur_rkt = NULL;
+    int cur_t = -1;
+    for (ssize_t i = 0; i < n;) {
+        rd_kafka_message_t *m = msgs[i];
+        if (m->err) {
+            atomic_fetch_add_explicit(&s->consume_errors, 1, memory_order_relaxed);
+            i++;
+            continue;
+        }
+        if (m->rkt != cur_rkt) {
+            cur_rkt = m->rkt;
+            cur_t = topic_index(s, rd_kafka_topic_name(m->rkt));
+        }
+        int part = -1;
+        if (cur_t >= 0 && m->partition >= 0 && m->partition < MAX_PARTITIONS_PER_TOPIC)
+            /* acquire: pairs with the release in set_part_of */
+            part = atomic_load_explicit(&s->part_of[cur_t][m->partition], memory_order_acquire);
+        /* the run of consecutive messages of the same partition */
+        ssize_t j = i;
+        while (j < n && !msgs[j]->err && msgs[j]->rkt == m->rkt &&
+               msgs[j]->partition == m->partition)
+            j++;
+        if (part >= 0 && cs_engine_part_owner(s->e, part) == w) {
+            int64_t next = cs_worker_next_offset(wk, part);
+            int64_t end = s->c.drain ? s->by_part[part]->end : INT64_MAX;
+            size_t k = 0;
+            for (ssize_t q = i; q < j; q++) {
+                rd_kafka_message_t *x = msgs[q];
+                if (next >= 0 && x->offset < next) {
+                    atomic_fetch_add_explicit(&s->redelivered, 1, memory_order_relaxed);
+                    continue;
+                }
+                if (x->offset >= end) {
+                    atomic_fetch_add_explicit(&s->past_end, 1, memory_order_relaxed);
+                    continue;
+                }
+                rd_kafka_timestamp_type_t tt;
+                int64_t ts = rd_kafka_message_timestamp(x, &tt);
+                run[k++] = (cs_msg){x->payload, x->len, ts >= 0 ? ts : now, x->offset};
+            }
+            if (k) {
+                cs_worker_process(wk, part, run, k);
+                processed += (int)k;
+                tp *x = s->by_part[part];
+                atomic_store_explicit(&x->last_msg_ms, now, memory_order_relaxed);
+                if (!s->c.drain && cs_engine_part_state(s->e, part) == CS_PART_IDLE)
+                    cs_engine_set_part_state(s->e, part, CS_PART_ACTIVE);
+                if (s->c.drain && cs_worker_next_offset(wk, part) >= end &&
+                    cs_engine_part_state(s->e, part) != CS_PART_DONE) {
+                    cs_engine_set_part_state(s->e, part, CS_PART_DONE);
+                    atomic_fetch_add_explicit(&s->ndone, 1, memory_order_relaxed);
+                }
+            }
+        }
+        i = j;
+    }
+    for (ssize_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(msgs[i]);
+    return processed;
+}
+
+void cs_source_wake(cs_source *s, int w)
+{
+    rd_kafka_queue_yield(s->wq[w]);
+}
+
+int cs_source_drained(cs_source *s)
+{
+    return s->c.drain && atomic_load_explicit(&s->ndone, memory_order_relaxed) >= s->ndrain;
+}
+
+void cs_source_update_idle(cs_source *s, int64_t now, int64_t idle_ms)
+{
+    for (size_t i = 0; i < s->ntps; i++) {
+        tp *x = &s->tps[i];
+        if (x->part < 0)
+            continue;
+        int64_t last = atomic_load_explicit(&x->last_msg_ms, memory_order_relaxed);
+        if (now - last > idle_ms && cs_engine_part_state(s->e, x->part) == CS_PART_ACTIVE)
+            cs_engine_set_part_state(s->e, x->part, CS_PART_IDLE);
+    }
+}
+
+size_t cs_source_assigned(cs_source *s, cs_source_tp *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->ntps && n < max; i++)
+        if (s->tps[i].part >= 0)
+            out[n++] = (cs_source_tp){s->topics[s->tps[i].topic], s->tps[i].partition,
+                                      s->tps[i].part};
+    return n;
+}
+
+void cs_source_commit(cs_source *s, const cs_source_tp *tps, const int64_t *next, size_t n,
+                      int sync)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        if (next[i] >= 0)
+            rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition)->offset =
+                next[i];
+    if (l->cnt) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(s->rk, l, !sync);
+        if (err)
+            slog(s, 4, "commit: %s", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void cs_source_pause(cs_source *s, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(s->rk, &l);
+    if (err || !l)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(s->rk, l);
+    else
+        rd_kafka_resume_partitions(s->rk, l);
+    slog(s, 4, "%s %d partition(s)", pause ? "paused" : "resumed", l->cnt);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+void cs_source_dead_letter(cs_source *s, const cs_msg *m, const char *reason)
+{
+    if (!s->dlq)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        s->dlq, RD_KAFKA_V_TOPIC(s->c.dead_letter_topic),
+        RD_KAFKA_V_VALUE((void *)m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADER("clickstage-invalid-reason", reason, -1), RD_KAFKA_V_END);
+    if (!err)
+        atomic_fetch_add_explicit(&s->dead_lettered, 1, memory_order_relaxed);
+}
+
+void cs_source_stats_get(cs_source *s, cs_source_stats *st)
+{
+    st->rebalances = s->rebalances;
+    st->assigned = s->assigned;
+    st->revoked = s->revoked;
+    st->redelivered_skipped = atomic_load(&s->redelivered);
+    st->past_end_skipped = atomic_load(&s->past_end);
+    st->stray = atomic_load(&s->stray);
+    st->consume_errors = atomic_load(&s->consume_errors);
+    st->dead_lettered = atomic_load(&s->dead_lettered);
+    int n = 0;
+    for (size_t i = 0; i < s->ntps; i++)
+        n += s->tps[i].part >= 0;
+    st->npartitions = n;
+}
+
+void cs_source_close(cs_source *s)
+{
+    rd_kafka_consumer_close(s->rk);
+}

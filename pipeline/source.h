@@ -1,0 +1,105 @@
+/* source.h — stage 1 of the pipeline: Kafka partitions in, per-worker batches out (librdkafka).
+ *
+ * Contract
+ *  - One high-level consumer (consumer group, cooperative-sticky assignment when the broker
+ *    agrees) or, in drain mode, a plain assign() of every partition of the topics. Each assigned
+ *    partition's queue is forwarded, BEFORE the partition is assigned, to the queue of the worker
+ *    that owns it, so a worker gets its partitions' messages in partition order straight from
+ *    librdkafka with no hand-off of ours per event (rd_kafka_consume_batch_queue).
+ *  - Offsets: enable.auto.offset.store=false and enable.auto.commit=false. Where to start is
+ *    asked of the caller on assignment (the offsets stored in Redis are authoritative), then the
+ *    group's committed offset, then auto.offset.reset. Commits happen only through
+ *    cs_source_commit(), which the caller calls after Redis acknowledged a flush.
+ *  - Threads: cs_source_poll() (rebalances, errors, stray messages) and every function not
+ *    marked otherwise run on the control thread; cs_source_fetch() runs on worker `w`'s thread.
+ */
+#ifndef CS_SOURCE_H
+#define CS_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clickstage.h"
+
+typedef struct cs_source cs_source;
+
+typedef struct cs_source_conf {
+    const char *brokers;
+    const char *group;
+    const char *topics;        /* comma list */
+    const char *client_id;
+    const char *group_instance_id; /* static membership; NULL or "" = dynamic */
+    const char *extra_props;   /* "k=v,k=v" passed to librdkafka last (overrides ours) */
+    const char *dead_letter_topic; /* NULL or "" = none */
+    int earliest;              /* auto.offset.reset */
+    int drain;
+    int batch_size;
+    /* Called on the control thread when partitions are assigned: returns the engine partition
+     * id for the new state (the callee creates it) and sets *start to the next offset stored in
+     * Redis, or -1 when Redis has none. Returning < 0 fails the assignment of that partition
+     * (e.g. Redis unreachable: it is retried on the next poll). */
+    int (*on_assign)(void *opaque, const char *topic, int32_t partition, int worker,
+                     int64_t *start);
+    /* Called on the control thread when partitions are revoked, before they are released: the
+     * callee must make their counts durable (flush) and drop their state. */
+    void (*on_revoke)(void *opaque, const int *parts, size_t n);
+    void (*log)(void *opaque, int level, const char *msg);
+    void *opaque;
+} cs_source_conf;
+
+cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr, size_t errlen);
+void cs_source_destroy(cs_source *s);
+
+/* Starts consuming: subscribe (live) or look up partitions and end offsets and assign (drain). */
+int cs_source_start(cs_source *s, char *errstr, size_t errlen);
+
+/* Control thread: serves rebalance callbacks and errors for up to timeout_ms. */
+void cs_source_poll(cs_source *s, int timeout_ms);
+
+/* Worker thread `w`: fetches up to batch_size messages (waiting at most timeout_ms), decodes,
+ * sessionizes and counts them through cs_worker_process, in partition order, and returns how
+ * many were processed. Skips messages of partitions no longer assigned, messages below the next
+ * expected offset (re-delivery) and, in drain mode, at or past the end offset. */
+int cs_source_fetch_process(cs_source *s, int w, int timeout_ms);
+
+/* Wakes worker w if it is blocked waiting for messages (any thread). */
+void cs_source_wake(cs_source *s, int w);
+
+/* Drain mode: 1 when every partition has reached its end offset. */
+int cs_source_drained(cs_source *s);
+
+/* Marks partitions silent for longer than idle_ms as idle (they stop holding the watermark back)
+ * and active again when messages arrive. Any thread. */
+void cs_source_update_idle(cs_source *s, int64_t now_ms, int64_t idle_ms);
+
+/* Next offset per assigned partition counted so far, for a flush: fills up to max entries of
+ * (topic, partition, engine part id). Control thread. */
+typedef struct cs_source_tp {
+    const char *topic;
+    int32_t partition;
+    int part;
+} cs_source_tp;
+size_t cs_source_assigned(cs_source *s, cs_source_tp *out, size_t max);
+
+/* Commits next offsets to the group after a flush was acknowledged (async unless sync). */
+void cs_source_commit(cs_source *s, const cs_source_tp *tps, const int64_t *next, size_t n,
+                      int sync);
+
+/* Back-pressure: stop / restart fetching every assigned partition. */
+void cs_source_pause(cs_source *s, int pause);
+
+/* Copies an invalid message to the dead-letter topic (if configured) with the reason in the
+ * header "clickstage-invalid-reason". Any thread. */
+void cs_source_dead_letter(cs_source *s, const cs_msg *m, const char *reason);
+
+typedef struct cs_source_stats {
+    uint64_t rebalances, assigned, revoked, redelivered_skipped, past_end_skipped, stray,
+        consume_errors, dead_lettered;
+    int npartitions;
+} cs_source_stats;
+void cs_source_stats_get(cs_source *s, cs_source_stats *st);
+
+/* Closes the consumer (leaves the group) after a final commit. */
+void cs_source_close(cs_source *s);
+
+#endif

@@ -1,0 +1,967 @@
+/* test_decode.c — unit tests of the event decoder (pipeline/decode.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "decode.h"
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+typedef struct fx {
+    cs_decode_plan *plan;
+    cs_decoder *dec;
+    cs_decoded out;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->plan = cs_decode_plan_new();
+    assert_non_null(f->plan);
+    f->dec = cs_decoder_new(f->plan);
+    assert_non_null(f->dec);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    cs_decoder_destroy(f->dec);
+    cs_decode_plan_destroy(f->plan);
+    free(f);
+    return 0;
+}
+
+/* Rebuild the decoder after the plan changed limits. */
+static void renew_decoder(fx *f)
+{
+    cs_decoder_destroy(f->dec);
+    f->dec = cs_decoder_new(f->plan);
+    assert_non_null(f->dec);
+}
+
+static const char *rname(cs_invalid r)
+{
+    return cs_invalid_name(r);
+}
+
+static cs_invalid dec(fx *f, const char *json)
+{
+    return cs_decode(f->dec, json, strlen(json), 4242, &f->out);
+}
+
+static cs_invalid decn(fx *f, const char *json, size_t n)
+{
+    return cs_decode(f->dec, json, n, 4242, &f->out);
+}
+
+/* The field's value as a NUL-terminated string (static buffer; "" when absent). */
+static const char *fv(fx *f, int field)
+{
+    static char buf[8][1024];
+    static int k;
+    char *b = buf[k++ & 7];
+    const cs_sv *v = &f->out.f[field];
+    size_t n = v->len < 1023 ? v->len : 1023;
+    if (n)
+        memcpy(b, v->p, n);
+    b[n] = 0;
+    return b;
+}
+
+#define EXPECT(f, json, reason) assert_string_equal(rname(dec((f), (json))), rname(reason))
+
+/* A complete valid event with the given extra members spliced in front. */
+#define EV(extra) "{" extra "\"userId\":\"u1\",\"event\":\"e1\"}"
+
+/* ---- names ---------------------------------------------------------------------------------- */
+
+static void test_invalid_names(void **state)
+{
+    (void)state;
+    assert_string_equal(cs_invalid_name(CS_DECODE_OK), "ok");
+    assert_string_equal(cs_invalid_name(CS_INV_NOT_JSON), "not_json");
+    assert_string_equal(cs_invalid_name(CS_INV_NOT_OBJECT), "not_object");
+    assert_string_equal(cs_invalid_name(CS_INV_TOO_LARGE), "too_large");
+    assert_string_equal(cs_invalid_name(CS_INV_TOO_DEEP), "too_deep");
+    assert_string_equal(cs_invalid_name(CS_INV_NO_CUSTOMER), "no_customer");
+    assert_string_equal(cs_invalid_name(CS_INV_NO_EVENT), "no_event");
+    assert_string_equal(cs_invalid_name(CS_INV_BAD_TIME), "bad_time");
+    assert_string_equal(cs_invalid_name(CS_INV__COUNT), "unknown");
+}
+
+/* ---- the happy path ------------------------------------------------------------------------- */
+
+static const char SEGMENT_TRACK[] =
+    "{\"anonymousId\":\"5f1c9a2e-77d1-4b9e-a1c3-0d8e2f6b9a41\",\"context\":{\"ip\":\"203.0.113.7\","
+    "\"library\":{\"name\":\"analytics.js\",\"version\":\"4.1.0\"},\"page\":{\"path\":\"/p/42\","
+    "\"url\":\"https://shop.example.com/p/42\"},\"campaign\":{\"medium\":\"social\"}},"
+    "\"event\":\"product_viewed\",\"messageId\":\"ajs-9f8e\",\"properties\":{\"product_id\":\"42\","
+    "\"price\":19.99,\"tags\":[\"a\",{\"userId\":\"nested\"}]},\"timestamp\":\"2024-03-01T12:34:56.789Z\","
+    "\"type\":\"track\",\"userId\":\"u-48213\"}";
+
+static void test_segment_track(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, SEGMENT_TRACK, CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "u-48213");
+    assert_int_equal(f->out.f[CS_F_CUSTOMER].kind, CS_SV_STR);
+    assert_string_equal(fv(f, CS_F_EVENT), "product_viewed");
+    assert_string_equal(fv(f, CS_F_TIME), "2024-03-01T12:34:56.789Z");
+    assert_string_equal(fv(f, CS_F_URL), "https://shop.example.com/p/42");
+    assert_string_equal(fv(f, CS_F_CHANNEL), "social");
+    assert_int_equal(f->out.ts_ms, 1709296496789LL);
+    assert_int_equal(f->out.ts_from_msg, 1);
+    /* unescaped values are slices of the input */
+    const char *p = f->out.f[CS_F_EVENT].p;
+    assert_true(p >= SEGMENT_TRACK && p < SEGMENT_TRACK + sizeof SEGMENT_TRACK);
+}
+
+static void test_segment_page_and_identify(void **state)
+{
+    fx *f = *state;
+    EXPECT(f,
+           "{\"type\":\"page\",\"name\":\"Home\",\"anonymousId\":\"anon-1\",\"properties\":"
+           "{\"url\":\"https://x.example/\",\"channel\":\"print\"},\"originalTimestamp\":"
+           "\"2024-01-01T00:00:00Z\"}",
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "anon-1");
+    assert_string_equal(fv(f, CS_F_EVENT), "page");
+    assert_string_equal(fv(f, CS_F_URL), "https://x.example/");
+    assert_string_equal(fv(f, CS_F_CHANNEL), "print");
+    assert_string_equal(fv(f, CS_F_TIME), "2024-01-01T00:00:00Z");
+    assert_int_equal(f->out.ts_ms, 1704067200000LL);
+
+    EXPECT(f, "{\"type\":\"identify\",\"userId\":\"97980cfea0067\",\"traits\":{\"name\":\"Peter\"}}",
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_EVENT), "identify");
+    assert_int_equal(f->out.ts_ms, 4242);
+    assert_int_equal(f->out.ts_from_msg, 0);
+    assert_int_equal(f->out.f[CS_F_URL].len, 0);
+    assert_null(f->out.f[CS_F_URL].p);
+}
+
+/* ---- invalid reasons and their precedence ------------------------------------------------- */
+
+static void test_not_json(void **state)
+{
+    fx *f = *state;
+    static const char *const bad[] = {
+        "", " ", "\n\t ", "{", "}", "{\"userId\":\"a\"", "{\"userId\":\"a\",}", "{,}",
+        "{\"userId\" \"a\"}", "{\"userId\":}", "{userId:\"a\"}", "{'userId':'a'}",
+        "{\"userId\":\"a\" \"event\":\"e\"}", "{\"a\":[1,]}", "{\"a\":[,1]}", "{\"a\":[1 2]}",
+        "{\"a\":01}", "{\"a\":1.}", "{\"a\":.5}", "{\"a\":-}", "{\"a\":+1}", "{\"a\":1e}",
+        "{\"a\":1e+}", "{\"a\":--1}", "{\"a\":0x10}", "{\"a\":1.5e+-3}", "{\"a\":Infinity}",
+        "{\"a\":NaN}", "{\"a\":tru}", "{\"a\":nul}", "{\"a\":fals}", "{\"a\":TRUE}", "{\"a\":nulll}",
+        "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}", "{\"a\":\"\\u00G0\"}", "{\"a\":\"\\\"}",
+        "{\"a\":\"unterminated}", "{\"a\":\"tab\there\"}", "{\"a\":\"nl\nhere\"}",
+        "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}", "{\"a\":\"\\ud800\\u0041\"}",
+        "{\"a\":\"\\ud800\\ud800\"}", "{\"a\":\"\\ud800x\"}", "{\"a\":\"\\uDBFF\\uE000\"}",
+        "{\"a\\x\":1}", "{\"a\":1}x", "{\"a\":1}}", "{\"a\":1} {}", "{\"a\":1},", "\x7f{}",
+        "[", "[1", "\"abc", "nul", "1 2", "{\"a\":{\"b\":1}", "{\"a\":[}", "{\"a\":]}",
+        "\xEF\xBB{}", "{\"a\" : 1 ,}", "{\"\\u00\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cs_invalid r = dec(f, bad[i]);
+        if (r != CS_INV_NOT_JSON)
+            fail_msg("input #%zu <%s>: got %s, want not_json", i, bad[i], rname(r));
+    }
+    /* control characters and NUL bytes */
+    static const char nul_inside[] = "{\"userId\":\"a\0b\",\"event\":\"e\"}";
+    assert_string_equal(rname(decn(f, nul_inside, sizeof nul_inside - 1)), "not_json");
+    static const char nul_after[] = "{\"userId\":\"a\",\"event\":\"e\"}\0";
+    assert_string_equal(rname(decn(f, nul_after, sizeof nul_after - 1)), "not_json");
+    static const char nul_ws[] = "{\"userId\":\"a\",\0\"event\":\"e\"}";
+    assert_string_equal(rname(decn(f, nul_ws, sizeof nul_ws - 1)), "not_json");
+    EXPECT(f, "{\"userId\":\"a\",\x01\"event\":\"e\"}", CS_INV_NOT_JSON);
+    EXPECT(f, "{\"userId\":\"a\x1f\",\"event\":\"e\"}", CS_INV_NOT_JSON);
+    EXPECT(f, "{\"userId\":\"a\",\"event\":\"e\"}\f", CS_INV_NOT_JSON);
+    /* fields are not reported for invalid JSON */
+    EXPECT(f, "{\"userId\":\"a\",\"event\":\"e\",", CS_INV_NOT_JSON);
+    assert_int_equal(f->out.f[CS_F_CUSTOMER].len, 0);
+}
+
+static void test_not_object(void **state)
+{
+    fx *f = *state;
+    static const char *const tops[] = {"[]", "[{\"userId\":\"a\",\"event\":\"e\"}]", "\"str\"", "123",
+                                       "-1.5e3", "null", "true", "false", " [1,2,3] \n", "{}x"};
+    for (size_t i = 0; i < sizeof tops / sizeof *tops - 1; i++) {
+        cs_invalid r = dec(f, tops[i]);
+        if (r != CS_INV_NOT_OBJECT)
+            fail_msg("input <%s>: got %s, want not_object", tops[i], rname(r));
+    }
+    EXPECT(f, "{}x", CS_INV_NOT_JSON);
+    EXPECT(f, "[1,", CS_INV_NOT_JSON);   /* grammar before not_object */
+    EXPECT(f, "\"abc", CS_INV_NOT_JSON);
+}
+
+static void test_precedence(void **state)
+{
+    fx *f = *state;
+    cs_decode_plan_set_limits(f->plan, 40, 4);
+    renew_decoder(f);
+    /* too_large before everything, even garbage */
+    EXPECT(f, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", CS_INV_TOO_LARGE);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\",\"pad\":\"xxxxxx\"}", CS_INV_TOO_LARGE);
+    /* not_json vs too_deep: whichever the scan meets first */
+    EXPECT(f, "{\"a\":{\"b\":{\"c\":{\"d\":{}}}}}", CS_INV_TOO_DEEP);
+    EXPECT(f, "{\"a\":{\"b\":{\"c\":{\"d\":{", CS_INV_TOO_DEEP);
+    EXPECT(f, "{\"a\":x,\"b\":{\"c\":{\"d\":{}}}}", CS_INV_NOT_JSON);
+    EXPECT(f, "[[[[[1]]]]]", CS_INV_TOO_DEEP); /* depth before not_object */
+    EXPECT(f, "[[[[1]]]]", CS_INV_NOT_OBJECT);
+    /* not_object > no_customer > no_event > bad_time */
+    EXPECT(f, "{\"event\":\"e\",\"ts\":\"x\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":\"u\",\"ts\":\"x\"}", CS_INV_NO_EVENT);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\",\"ts\":\"x\"}", CS_INV_BAD_TIME);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\",\"ts\":1}", CS_DECODE_OK);
+}
+
+static void test_no_customer(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":null,\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":\"\",\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":1.5,\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":1e3,\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":-0.0,\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":true,\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":{\"id\":\"x\"},\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":[\"x\"],\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"UserId\":\"x\",\"event\":\"e\"}", CS_INV_NO_CUSTOMER); /* case-sensitive */
+    EXPECT(f, "{\"list\":[{\"userId\":\"x\"}],\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"x\":{\"userId\":\"x\"},\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+}
+
+static void test_customer_integer(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"userId\":12345,\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "12345");
+    assert_int_equal(f->out.f[CS_F_CUSTOMER].kind, CS_SV_NUM);
+    EXPECT(f, "{\"userId\":-7,\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "-7");
+    EXPECT(f, "{\"userId\":0,\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "0");
+    EXPECT(f, "{\"userId\":123456789012345678901234567890,\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "123456789012345678901234567890");
+    /* a float is "not present" for customer: the next path wins */
+    EXPECT(f, "{\"userId\":1.5,\"anonymousId\":\"anon\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "anon");
+    EXPECT(f, "{\"anonymousId\":77,\"userId\":2E2,\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "77");
+    /* string "1" and integer 1 are the same customer text */
+    EXPECT(f, "{\"userId\":\"1\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "1");
+}
+
+static void test_no_event(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"userId\":\"u\"}", CS_INV_NO_EVENT);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"\"}", CS_INV_NO_EVENT);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":null}", CS_INV_NO_EVENT);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":5}", CS_INV_NO_EVENT);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":true}", CS_INV_NO_EVENT);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":{\"name\":\"x\"}}", CS_INV_NO_EVENT);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":[\"x\"]}", CS_INV_NO_EVENT);
+    /* a non-string event is not present: type wins */
+    EXPECT(f, "{\"userId\":\"u\",\"event\":5,\"type\":\"track\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_EVENT), "track");
+}
+
+/* ---- path priority -------------------------------------------------------------------------- */
+
+static void test_priority_customer(void **state)
+{
+    fx *f = *state;
+    /* userId beats anonymousId whatever the order of keys */
+    EXPECT(f, "{\"anonymousId\":\"anon\",\"userId\":\"user\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "user");
+    EXPECT(f, "{\"userId\":\"user\",\"anonymousId\":\"anon\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "user");
+    /* every pair of the five default paths, both orders */
+    static const char *const keys[] = {"userId", "user_id", "customer_id", "anonymousId",
+                                       "anonymous_id"};
+    char buf[256];
+    for (int i = 0; i < 5; i++) {
+        for (int j = 0; j < 5; j++) {
+            if (i == j)
+                continue;
+            snprintf(buf, sizeof buf, "{\"%s\":\"v%d\",\"event\":\"e\",\"%s\":\"v%d\"}", keys[i], i,
+                     keys[j], j);
+            assert_string_equal(rname(dec(f, buf)), "ok");
+            char want[8];
+            snprintf(want, sizeof want, "v%d", i < j ? i : j);
+            assert_string_equal(fv(f, CS_F_CUSTOMER), want);
+        }
+    }
+    /* empty / null / object higher-priority values do not count */
+    EXPECT(f, "{\"userId\":\"\",\"anonymousId\":\"anon\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "anon");
+    EXPECT(f, "{\"anonymous_id\":\"z\",\"userId\":null,\"user_id\":{},\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "z");
+    /* a later-found higher-priority path replaces an earlier one */
+    EXPECT(f, "{\"anonymous_id\":\"z\",\"anonymousId\":\"y\",\"customer_id\":\"x\",\"event\":\"e\"}",
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "x");
+}
+
+static void test_priority_event_url_channel(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"type\":\"track\",\"event\":\"clicked\",\"userId\":\"u\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_EVENT), "clicked");
+    EXPECT(f, "{\"event\":\"\",\"type\":\"page\",\"userId\":\"u\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_EVENT), "page");
+
+    /* url: url > context.page.url > properties.url */
+    EXPECT(f,
+           EV("\"properties\":{\"url\":\"P\"},\"context\":{\"page\":{\"url\":\"C\"}},\"url\":\"U\","),
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "U");
+    EXPECT(f, EV("\"properties\":{\"url\":\"P\"},\"context\":{\"page\":{\"url\":\"C\"}},"),
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "C");
+    EXPECT(f, EV("\"context\":{\"page\":{\"url\":\"C\"}},\"properties\":{\"url\":\"P\"},"),
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "C");
+    EXPECT(f, EV("\"context\":{\"page\":{\"url\":\"\"}},\"properties\":{\"url\":\"P\"},"),
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "P");
+    EXPECT(f, EV("\"context\":{\"page\":{\"path\":\"/x\"}},"), CS_DECODE_OK);
+    assert_int_equal(f->out.f[CS_F_URL].len, 0);
+
+    /* channel: channel > context.campaign.medium > properties.channel */
+    EXPECT(f, EV("\"properties\":{\"channel\":\"P\"},\"context\":{\"campaign\":{\"medium\":\"M\"}},"),
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CHANNEL), "M");
+    EXPECT(f, EV("\"context\":{\"campaign\":{\"medium\":\"M\"}},\"channel\":\"C\","), CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CHANNEL), "C");
+    /* numbers and booleans are present values for the other fields, with their kind */
+    EXPECT(f, EV("\"channel\":42,\"url\":true,"), CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CHANNEL), "42");
+    assert_int_equal(f->out.f[CS_F_CHANNEL].kind, CS_SV_NUM);
+    assert_string_equal(fv(f, CS_F_URL), "true");
+    assert_int_equal(f->out.f[CS_F_URL].kind, CS_SV_BOOL);
+}
+
+static void test_duplicate_keys(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"userId\":\"first\",\"userId\":\"second\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "first");
+    /* the first occurrence is used even when it is empty: the next path decides */
+    EXPECT(f, "{\"userId\":\"\",\"userId\":\"second\",\"anonymousId\":\"a\",\"event\":\"e\"}",
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "a");
+    /* duplicate objects: only the first is searched */
+    EXPECT(f, EV("\"context\":{\"ip\":\"1\"},\"context\":{\"page\":{\"url\":\"C\"}},"), CS_DECODE_OK);
+    assert_int_equal(f->out.f[CS_F_URL].len, 0);
+    EXPECT(f, EV("\"context\":{\"page\":{\"url\":\"A\",\"url\":\"B\"},\"page\":{\"url\":\"C\"}},"),
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "A");
+    /* a first occurrence of another type hides a later object */
+    EXPECT(f, EV("\"context\":\"x\",\"context\":{\"page\":{\"url\":\"C\"}},"), CS_DECODE_OK);
+    assert_int_equal(f->out.f[CS_F_URL].len, 0);
+    /* the same key in different objects is not a duplicate */
+    EXPECT(f, EV("\"properties\":{\"url\":\"P\"},\"context\":{\"url\":\"x\",\"page\":{\"url\":\"C\"}},"),
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "C");
+}
+
+/* ---- strings -------------------------------------------------------------------------------- */
+
+static void test_escapes(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"userId\":\"a\\\"b\\\\c\\/d\\be\\ff\\ng\\rh\\ti\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "a\"b\\c/d\be\ff\ng\rh\ti");
+    /* unescaped values live in the decoder's scratch buffer, not the input */
+    static const char msg[] = "{\"userId\":\"x\\n\",\"event\":\"plain\"}";
+    assert_string_equal(rname(decn(f, msg, sizeof msg - 1)), "ok");
+    assert_true(f->out.f[CS_F_CUSTOMER].p < msg || f->out.f[CS_F_CUSTOMER].p >= msg + sizeof msg);
+    assert_true(f->out.f[CS_F_EVENT].p >= msg && f->out.f[CS_F_EVENT].p < msg + sizeof msg);
+    /* escapes at every position relative to the 16-byte blocks */
+    for (int pos = 0; pos < 40; pos++) {
+        char in[128], want[64], json[256];
+        memset(in, 'a', (size_t)pos);
+        memcpy(in + pos, "\\n", 3);
+        memset(want, 'a', (size_t)pos);
+        memcpy(want + pos, "\n", 2);
+        snprintf(json, sizeof json, "{\"event\":\"%szz\",\"userId\":\"u\"}", in);
+        assert_string_equal(rname(dec(f, json)), "ok");
+        strcat(want, "zz");
+        assert_string_equal(fv(f, CS_F_EVENT), want);
+    }
+}
+
+static void test_unicode(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"userId\":\"caf\\u00e9\",\"event\":\"\\u20AC\\u0041\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "caf\xc3\xa9");
+    assert_string_equal(fv(f, CS_F_EVENT), "\xe2\x82\xac" "A");
+    /* surrogate pairs -> 4-byte UTF-8 */
+    EXPECT(f, "{\"userId\":\"\\uD83D\\uDE00\",\"event\":\"\\ud834\\udd1e!\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "\xf0\x9f\x98\x80");
+    assert_string_equal(fv(f, CS_F_EVENT), "\xf0\x9d\x84\x9e!");
+    EXPECT(f, "{\"userId\":\"\\uDBFF\\uDFFF\",\"event\":\"\\u07FF\\u0800\\uFFFF\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "\xf4\x8f\xbf\xbf");
+    assert_string_equal(fv(f, CS_F_EVENT), "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf");
+    /* raw UTF-8 (and even invalid UTF-8) passes through unchanged */
+    EXPECT(f, "{\"userId\":\"\xe6\x97\xa5\xe6\x9c\xac\",\"event\":\"\xff\xfe\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "\xe6\x97\xa5\xe6\x9c\xac");
+    assert_string_equal(fv(f, CS_F_EVENT), "\xff\xfe");
+    /* \u0000 is a real NUL byte in the value */
+    EXPECT(f, "{\"userId\":\"a\\u0000b\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_int_equal(f->out.f[CS_F_CUSTOMER].len, 3);
+    assert_memory_equal(f->out.f[CS_F_CUSTOMER].p, "a\0b", 3);
+    /* lone or broken surrogates are not JSON we accept, even in skipped values and keys */
+    EXPECT(f, EV("\"x\":\"\\ud800\","), CS_INV_NOT_JSON);
+    EXPECT(f, EV("\"x\":\"\\udfff\","), CS_INV_NOT_JSON);
+    EXPECT(f, EV("\"\\ud800\":1,"), CS_INV_NOT_JSON);
+    EXPECT(f, EV("\"x\":\"\\ud800\\n\","), CS_INV_NOT_JSON);
+}
+
+static void test_escaped_keys(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"user\\u0049d\":\"u\",\"\\u0065vent\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "u");
+    assert_string_equal(fv(f, CS_F_EVENT), "e");
+    EXPECT(f, EV("\"con\\u0074ext\":{\"pa\\u0067e\":{\"\\u0075rl\":\"U\"}},"), CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "U");
+    /* an escaped key is a duplicate of the plain one */
+    EXPECT(f, "{\"userId\":\"a\",\"user\\u0049d\":\"b\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "a");
+    /* a key with a NUL does not match */
+    EXPECT(f, "{\"userId\\u0000\":\"a\",\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    /* long keys (16 bytes and more), with and without escapes */
+    EXPECT(f, EV("\"originalTimestamp\":\"2024-01-01T00:00:00Z\","), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 1704067200000LL);
+    EXPECT(f, EV("\"originalTimestam\\u0070\":\"2024-01-01T00:00:00Z\","), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 1704067200000LL);
+    EXPECT(f, EV("\"originalTimestampX\":\"2024-01-01T00:00:00Z\",\"originalTimestam\":1,"),
+           CS_DECODE_OK);
+    assert_int_equal(f->out.ts_from_msg, 0);
+}
+
+/* ---- time ----------------------------------------------------------------------------------- */
+
+static int64_t rfc(const char *s)
+{
+    int64_t ms = INT64_MIN;
+    if (cs_parse_rfc3339(s, strlen(s), &ms) != 0)
+        return INT64_MIN;
+    return ms;
+}
+
+static void test_rfc3339_values(void **state)
+{
+    (void)state;
+    assert_int_equal(rfc("1970-01-01T00:00:00Z"), 0);
+    assert_int_equal(rfc("1970-01-01T00:00:00.001Z"), 1);
+    assert_int_equal(rfc("1969-12-31T23:59:59.999Z"), -1);
+    assert_int_equal(rfc("2024-03-01T12:34:56.789Z"), 1709296496789LL);
+    assert_int_equal(rfc("2024-03-01t12:34:56.789z"), 1709296496789LL);
+    assert_int_equal(rfc("2024-03-01 12:34:56.789Z"), 1709296496789LL);
+    assert_int_equal(rfc("2024-03-01T18:04:56.789+05:30"), 1709296496789LL);
+    assert_int_equal(rfc("2024-03-01T04:34:56.789-08:00"), 1709296496789LL);
+    assert_int_equal(rfc("2024-03-01T12:34:56.789-00:00"), 1709296496789LL);
+    assert_int_equal(rfc("2024-03-02T12:33:56.789+23:59"), 1709296496789LL);
+    assert_int_equal(rfc("0000-01-01T00:00:00Z"), -62167219200000LL);
+    assert_int_equal(rfc("9999-12-31T23:59:59.999Z"), 253402300799999LL);
+    assert_int_equal(rfc("2000-02-29T00:00:00Z"), 951782400000LL);
+    assert_int_equal(rfc("2024-02-29T00:00:00Z"), 1709164800000LL);
+    /* fractions of 1..9 digits (and more) are truncated to ms */
+    static const char *const fr[] = {"2024-01-01T00:00:00.7Z",         "2024-01-01T00:00:00.78Z",
+                                     "2024-01-01T00:00:00.789Z",       "2024-01-01T00:00:00.7891Z",
+                                     "2024-01-01T00:00:00.78912Z",     "2024-01-01T00:00:00.789123Z",
+                                     "2024-01-01T00:00:00.7891234Z",   "2024-01-01T00:00:00.78912345Z",
+                                     "2024-01-01T00:00:00.789123456Z", "2024-01-01T00:00:00.789123456789Z"};
+    static const int64_t frw[] = {700, 780, 789, 789, 789, 789, 789, 789, 789, 789};
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(rfc(fr[i]), 1704067200000LL + frw[i]);
+    /* leap second: the last millisecond of second 59 */
+    assert_int_equal(rfc("2016-12-31T23:59:60Z"), 1483228799999LL);
+    assert_int_equal(rfc("2016-12-31T23:59:60.5Z"), 1483228799999LL);
+}
+
+static void test_rfc3339_invalid(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "", "2024-01-01", "2024-01-01T00:00:00", "2024-01-01T00:00Z", "2024-01-01T00:00:00.Z",
+        "2024-01-01T00:00:00+0530", "2024-01-01T00:00:00+05", "2024-01-01T00:00:00 Z",
+        "2024-01-01X00:00:00Z", "2024-1-01T00:00:00Z", "24-01-01T00:00:00Z", "+2024-01-01T00:00:00Z",
+        "2024-13-01T00:00:00Z", "2024-00-01T00:00:00Z", "2024-01-00T00:00:00Z", "2024-01-32T00:00:00Z",
+        "2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2024-04-31T00:00:00Z", "2024-06-31T00:00:00Z",
+        "2024-09-31T00:00:00Z", "2024-11-31T00:00:00Z", "2024-01-01T24:00:00Z", "2024-01-01T00:60:00Z",
+        "2024-01-01T00:00:61Z", "2024-01-01T00:00:00+24:00", "2024-01-01T00:00:00+05:60",
+        "2024-01-01T00:00:00Zjunk", "2024-01-01T00:00:00+05:30 ", "2024-01-01T00:00:00.123",
+        "2024-01-01T00:00:00,123Z", "2024/01/01T00:00:00Z", "2024-01-01T00:00:00GMT", "now",
+        "2024-01-01T00:00:00.1.2Z", "2024-01-01T0a:00:00Z",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int64_t ms = 0;
+        if (cs_parse_rfc3339(bad[i], strlen(bad[i]), &ms) == 0)
+            fail_msg("accepted <%s> as %lld", bad[i], (long long)ms);
+    }
+}
+
+/* Compare days-from-civil arithmetic with timegm() over many dates. */
+static void test_rfc3339_vs_timegm(void **state)
+{
+    (void)state;
+    unsigned seed = 12345;
+    for (int i = 0; i < 20000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int y = 1900 + (int)(seed >> 8) % 400;
+        seed = seed * 1103515245u + 12345u;
+        int mo = 1 + (int)(seed >> 8) % 12;
+        static const int md[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        int dmax = md[mo - 1] + (mo == 2 && leap);
+        seed = seed * 1103515245u + 12345u;
+        int da = 1 + (int)(seed >> 8) % dmax;
+        seed = seed * 1103515245u + 12345u;
+        int hh = (int)(seed >> 8) % 24, mi = (int)(seed >> 12) % 60, ss = (int)(seed >> 16) % 60;
+        seed = seed * 1103515245u + 12345u;
+        int oh = (int)(seed >> 8) % 24, om = (int)(seed >> 13) % 60, sign = (seed >> 20) & 1;
+        char s[64];
+        snprintf(s, sizeof s, "%04d-%02d-%02dT%02d:%02d:%02d.123%c%02d:%02d", y, mo, da, hh, mi, ss,
+                 sign ? '-' : '+', oh, om);
+        struct tm tm = {0};
+        tm.tm_year = y - 1900;
+        tm.tm_mon = mo - 1;
+        tm.tm_mday = da;
+        tm.tm_hour = hh;
+        tm.tm_min = mi;
+        tm.tm_sec = ss;
+        int64_t want = (int64_t)timegm(&tm) * 1000 + 123 - (sign ? -1 : 1) * ((int64_t)oh * 3600 + om * 60) * 1000;
+        assert_int_equal(rfc(s), want);
+    }
+}
+
+static void test_time_field(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, EV("\"timestamp\":1709296496789,"), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 1709296496789LL);
+    assert_int_equal(f->out.ts_from_msg, 1);
+    assert_int_equal(f->out.f[CS_F_TIME].kind, CS_SV_NUM);
+    EXPECT(f, EV("\"ts\":\"1709296496789\","), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 1709296496789LL);
+    EXPECT(f, EV("\"ts\":-1000,"), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, -1000);
+    EXPECT(f, EV("\"ts\":0,"), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 0);
+    assert_int_equal(f->out.ts_from_msg, 1);
+    EXPECT(f, EV("\"ts\":9223372036854775807,"), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, INT64_MAX);
+    EXPECT(f, EV("\"ts\":\"2024-03-01T18:04:56.789+05:30\","), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 1709296496789LL);
+    /* bad_time: present but not a time */
+    EXPECT(f, EV("\"ts\":9223372036854775808,"), CS_INV_BAD_TIME);
+    EXPECT(f, EV("\"ts\":\"99999999999999999999\","), CS_INV_BAD_TIME);
+    EXPECT(f, EV("\"ts\":1.7e12,"), CS_INV_BAD_TIME);
+    EXPECT(f, EV("\"ts\":1709296496789.0,"), CS_INV_BAD_TIME);
+    EXPECT(f, EV("\"ts\":true,"), CS_INV_BAD_TIME);
+    EXPECT(f, EV("\"ts\":\"-1000\","), CS_INV_BAD_TIME);
+    EXPECT(f, EV("\"ts\":\"yesterday\","), CS_INV_BAD_TIME);
+    EXPECT(f, EV("\"ts\":\"2023-02-29T00:00:00Z\","), CS_INV_BAD_TIME);
+    EXPECT(f, EV("\"ts\":\" 1000\","), CS_INV_BAD_TIME);
+    /* a bad higher-priority time is still the time (present wins), even if a lower one is good */
+    EXPECT(f, EV("\"ts\":\"2024-01-01T00:00:00Z\",\"timestamp\":\"junk\","), CS_INV_BAD_TIME);
+    /* absent: null, "", object, array -> the fallback, and lower-priority paths are used */
+    EXPECT(f, EV("\"timestamp\":null,\"ts\":\"\",\"originalTimestamp\":{},"), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 4242);
+    assert_int_equal(f->out.ts_from_msg, 0);
+    EXPECT(f, EV("\"timestamp\":[],\"originalTimestamp\":5,"), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 5);
+    assert_int_equal(f->out.ts_from_msg, 1);
+    /* escapes in a time string are undone before parsing */
+    EXPECT(f, EV("\"ts\":\"2024\\u002d03-01T12:34:56.789Z\","), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 1709296496789LL);
+}
+
+/* ---- structure ------------------------------------------------------------------------------ */
+
+static char *nest(int depth, int arrays)
+{
+    /* {"userId":"u","event":"e","n": X } where X nests so the total depth is `depth` */
+    size_t cap = (size_t)depth * 8 + 64;
+    char *s = malloc(cap);
+    strcpy(s, "{\"userId\":\"u\",\"event\":\"e\",\"n\":");
+    for (int i = 1; i < depth; i++)
+        strcat(s, arrays ? "[" : "{\"k\":");
+    strcat(s, "1");
+    for (int i = 1; i < depth; i++)
+        strcat(s, arrays ? "]" : "}");
+    strcat(s, "}");
+    return s;
+}
+
+static void test_depth(void **state)
+{
+    fx *f = *state;
+    for (int arrays = 0; arrays < 2; arrays++) {
+        char *ok = nest(CS_DEFAULT_MAX_DEPTH, arrays);
+        char *deep = nest(CS_DEFAULT_MAX_DEPTH + 1, arrays);
+        EXPECT(f, ok, CS_DECODE_OK);
+        EXPECT(f, deep, CS_INV_TOO_DEEP);
+        free(ok);
+        free(deep);
+    }
+    cs_decode_plan_set_limits(f->plan, CS_DEFAULT_MAX_BYTES, 3);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\",\"a\":{\"b\":[]}}", CS_DECODE_OK);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\",\"a\":{\"b\":[{}]}}", CS_INV_TOO_DEEP);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\",\"a\":{\"b\":[[]]}}", CS_INV_TOO_DEEP);
+    cs_decode_plan_set_limits(f->plan, CS_DEFAULT_MAX_BYTES, 1);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\",\"a\":[]}", CS_INV_TOO_DEEP);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\"}", CS_DECODE_OK);
+    /* a long, flat message is not deep */
+    cs_decode_plan_set_limits(f->plan, CS_DEFAULT_MAX_BYTES, 2);
+    char *flat = malloc(60000), *w = flat;
+    w += sprintf(w, "{\"userId\":\"u\",\"event\":\"e\",\"a\":[");
+    for (int i = 0; i < 5000; i++)
+        w += sprintf(w, i ? ",[]" : "[]");
+    strcpy(w, "]}");
+    EXPECT(f, flat, CS_INV_TOO_DEEP);
+    cs_decode_plan_set_limits(f->plan, CS_DEFAULT_MAX_BYTES, 3);
+    EXPECT(f, flat, CS_DECODE_OK);
+    free(flat);
+}
+
+static void test_max_bytes_boundary(void **state)
+{
+    fx *f = *state;
+    const char *m = "{\"userId\":\"u\\n\",\"event\":\"\\u00e9\\u00e9\"}";
+    size_t n = strlen(m);
+    cs_decode_plan_set_limits(f->plan, n, CS_DEFAULT_MAX_DEPTH);
+    renew_decoder(f);
+    assert_string_equal(rname(decn(f, m, n)), "ok");
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "u\n");
+    assert_string_equal(fv(f, CS_F_EVENT), "\xc3\xa9\xc3\xa9");
+    cs_decode_plan_set_limits(f->plan, n - 1, CS_DEFAULT_MAX_DEPTH);
+    renew_decoder(f);
+    assert_string_equal(rname(decn(f, m, n)), "too_large");
+    assert_string_equal(rname(decn(f, m, n - 1)), "not_json");
+
+    /* the default limit: 64 KiB exactly is fine, one more byte is not */
+    cs_decode_plan_set_limits(f->plan, CS_DEFAULT_MAX_BYTES, CS_DEFAULT_MAX_DEPTH);
+    renew_decoder(f);
+    char *big = malloc(CS_DEFAULT_MAX_BYTES + 2);
+    const char *head = "{\"userId\":\"u\",\"event\":\"e\",\"pad\":\"";
+    size_t hl = strlen(head);
+    memcpy(big, head, hl);
+    memset(big + hl, 'x', CS_DEFAULT_MAX_BYTES - hl - 2);
+    memcpy(big + CS_DEFAULT_MAX_BYTES - 2, "\"}", 2);
+    assert_string_equal(rname(decn(f, big, CS_DEFAULT_MAX_BYTES)), "ok");
+    big[CS_DEFAULT_MAX_BYTES] = ' ';
+    assert_string_equal(rname(decn(f, big, CS_DEFAULT_MAX_BYTES + 1)), "too_large");
+    free(big);
+
+    /* a decoder whose plan grew past its scratch size keeps to its own size */
+    cs_decode_plan *p2 = cs_decode_plan_new();
+    cs_decode_plan_set_limits(p2, 10, CS_DEFAULT_MAX_DEPTH);
+    cs_decoder *small = cs_decoder_new(p2);
+    cs_decoder_set_plan(small, f->plan);
+    assert_int_equal(cs_decode(small, m, n, 0, &f->out), CS_INV_TOO_LARGE);
+    cs_decoder_destroy(small);
+    cs_decode_plan_destroy(p2);
+}
+
+/* Escapes everywhere in a message exactly max_bytes long: the scratch buffer suffices. */
+static void test_scratch_full(void **state)
+{
+    fx *f = *state;
+    char m[512];
+    strcpy(m, "{\"userId\":\"");
+    for (int i = 0; i < 30; i++)
+        strcat(m, "\\u00e9");
+    strcat(m, "\",\"event\":\"");
+    for (int i = 0; i < 30; i++)
+        strcat(m, "\\n\\t");
+    strcat(m, "\",\"url\":\"\\ud83d\\ude00\"}");
+    size_t n = strlen(m);
+    cs_decode_plan_set_limits(f->plan, n, CS_DEFAULT_MAX_DEPTH);
+    renew_decoder(f);
+    assert_string_equal(rname(decn(f, m, n)), "ok");
+    assert_int_equal(f->out.f[CS_F_CUSTOMER].len, 60);
+    assert_int_equal(f->out.f[CS_F_EVENT].len, 60);
+    assert_string_equal(fv(f, CS_F_URL), "\xf0\x9f\x98\x80");
+}
+
+static void test_arrays_skipped(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"userId\":[\"a\"],\"anonymousId\":\"b\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "b");
+    EXPECT(f,
+           EV("\"a\":[1,-2.5e3,true,false,null,\"s\",[],{},[[{\"url\":\"x\"}]],{\"k\":[1,{\"z\":2}]}],"),
+           CS_DECODE_OK);
+    assert_int_equal(f->out.f[CS_F_URL].len, 0);
+    EXPECT(f, EV("\"context\":[{\"page\":{\"url\":\"x\"}}],"), CS_DECODE_OK);
+    assert_int_equal(f->out.f[CS_F_URL].len, 0);
+}
+
+static void test_whitespace(void **state)
+{
+    fx *f = *state;
+    EXPECT(f,
+           " \n\t\r{ \"userId\" :\t\"u\" ,\n\"event\"\r\n:\r\n\"e\" , \"context\" : { \"page\" : { "
+           "\"url\" : \"U\" } } , \"a\" : [ 1 , { } , [ ] ] , \"ts\" : 5 } \n\t\r ",
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "u");
+    assert_string_equal(fv(f, CS_F_EVENT), "e");
+    assert_string_equal(fv(f, CS_F_URL), "U");
+    assert_int_equal(f->out.ts_ms, 5);
+    EXPECT(f, "{ }", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "[ ]", CS_INV_NOT_OBJECT);
+    /* a UTF-8 byte order mark is ignored at the start only */
+    EXPECT(f, "\xEF\xBB\xBF{\"userId\":\"u\",\"event\":\"e\"}", CS_DECODE_OK);
+    EXPECT(f, " \xEF\xBB\xBF{\"userId\":\"u\",\"event\":\"e\"}", CS_INV_NOT_JSON);
+}
+
+static void test_trailing_garbage(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\"} ", CS_DECODE_OK);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\"}x", CS_INV_NOT_JSON);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\"} }", CS_INV_NOT_JSON);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\"}{}", CS_INV_NOT_JSON);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\"}\n1", CS_INV_NOT_JSON);
+    /* only len bytes are read: what follows in memory does not matter */
+    const char *m = "{\"userId\":\"u\",\"event\":\"e\"}garbage";
+    assert_string_equal(rname(decn(f, m, 26)), "ok");
+    assert_string_equal(rname(decn(f, m, 25)), "not_json");
+    assert_string_equal(rname(decn(f, m, 27)), "not_json");
+}
+
+/* ---- plans ---------------------------------------------------------------------------------- */
+
+static void test_custom_paths(void **state)
+{
+    fx *f = *state;
+    char err[256] = "";
+    assert_int_equal(cs_decode_plan_nfields(f->plan), CS_F_NSTD);
+    const char *persona[] = {"properties.persona"};
+    int id = cs_decode_plan_add_field(f->plan, persona, 1, err, sizeof err);
+    assert_int_equal(id, CS_F_NSTD);
+    assert_int_equal(cs_decode_plan_add_field(f->plan, persona, 1, err, sizeof err), id);
+    const char *price[] = {"properties.price"};
+    int pid = cs_decode_plan_add_field(f->plan, price, 1, err, sizeof err);
+    assert_int_equal(pid, CS_F_NSTD + 1);
+    const char *multi[] = {"traits.plan", "context.traits.plan", "plan"};
+    int mid = cs_decode_plan_add_field(f->plan, multi, 3, err, sizeof err);
+    assert_int_equal(mid, CS_F_NSTD + 2);
+    assert_int_equal(cs_decode_plan_nfields(f->plan), CS_F_NSTD + 3);
+
+    EXPECT(f,
+           EV("\"properties\":{\"price\":19.99,\"persona\":\"young\\u00e9\"},\"plan\":\"free\","
+              "\"context\":{\"traits\":{\"plan\":\"pro\"}},"),
+           CS_DECODE_OK);
+    assert_string_equal(fv(f, id), "young\xc3\xa9");
+    assert_string_equal(fv(f, pid), "19.99");
+    assert_int_equal(f->out.f[pid].kind, CS_SV_NUM);
+    assert_string_equal(fv(f, mid), "pro");
+    /* a decoder made before the fields were added sees them too (same plan object) */
+    EXPECT(f, EV(""), CS_DECODE_OK);
+    assert_int_equal(f->out.f[id].len, 0);
+    assert_int_equal(f->out.f[pid].len, 0);
+}
+
+static void test_plan_errors(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    char longp[CS_MAX_PATH_LEN + 8];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = 0;
+    const char *const bad[] = {"", ".a", "a.", "a..b", longp, "."};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = 0;
+        const char *one[] = {bad[i]};
+        assert_int_equal(cs_decode_plan_add_field(f->plan, one, 1, err, sizeof err), -1);
+        assert_true(strlen(err) > 0);
+        err[0] = 0;
+        assert_int_equal(cs_decode_plan_set_paths(f->plan, CS_F_URL, one, 1, err, sizeof err), -1);
+        assert_true(strlen(err) > 0);
+    }
+    const char *nine[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i"};
+    assert_int_equal(cs_decode_plan_add_field(f->plan, nine, 9, err, sizeof err), -1);
+    assert_int_equal(cs_decode_plan_add_field(f->plan, nine, 8, err, sizeof err), CS_F_NSTD);
+    assert_int_equal(cs_decode_plan_add_field(f->plan, nine, 0, err, sizeof err), -1);
+    assert_int_equal(cs_decode_plan_set_paths(f->plan, 99, nine, 1, err, sizeof err), -1);
+    assert_int_equal(cs_decode_plan_set_paths(f->plan, -1, nine, 1, err, sizeof err), -1);
+    /* a path of exactly CS_MAX_PATH_LEN - 1 bytes is fine */
+    longp[CS_MAX_PATH_LEN - 1] = 0;
+    const char *lp[] = {longp};
+    assert_true(cs_decode_plan_add_field(f->plan, lp, 1, err, sizeof err) > 0);
+    /* up to CS_MAX_FIELDS fields */
+    int n = cs_decode_plan_nfields(f->plan);
+    for (int i = n; i < CS_MAX_FIELDS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "properties.p%d", i);
+        const char *one[] = {name};
+        assert_int_equal(cs_decode_plan_add_field(f->plan, one, 1, err, sizeof err), i);
+    }
+    const char *extra[] = {"properties.extra"};
+    assert_int_equal(cs_decode_plan_add_field(f->plan, extra, 1, err, sizeof err), -1);
+    /* a failed change leaves the plan working as before */
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\",\"properties\":{\"p63\":\"x\"}}", CS_DECODE_OK);
+    assert_string_equal(fv(f, 63), "x");
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "u");
+}
+
+static void test_set_paths_customer(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    const char *cust[] = {"account.id", "email"};
+    assert_int_equal(cs_decode_plan_set_paths(f->plan, CS_F_CUSTOMER, cust, 2, err, sizeof err), 0);
+    EXPECT(f, "{\"userId\":\"u\",\"event\":\"e\"}", CS_INV_NO_CUSTOMER);
+    EXPECT(f, "{\"userId\":\"u\",\"email\":\"m@x\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "m@x");
+    EXPECT(f, "{\"email\":\"m@x\",\"account\":{\"id\":991},\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "991");
+    /* the other standard fields keep their defaults */
+    EXPECT(f, "{\"email\":\"m\",\"type\":\"page\",\"context\":{\"page\":{\"url\":\"U\"}}}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_EVENT), "page");
+    assert_string_equal(fv(f, CS_F_URL), "U");
+    /* a plan swapped into an existing decoder */
+    cs_decode_plan *p2 = cs_decode_plan_new();
+    const char *ev[] = {"name"};
+    assert_int_equal(cs_decode_plan_set_paths(p2, CS_F_EVENT, ev, 1, err, sizeof err), 0);
+    cs_decoder_set_plan(f->dec, p2);
+    EXPECT(f, "{\"userId\":\"u\",\"name\":\"n\",\"event\":\"e\"}", CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_EVENT), "n");
+    cs_decoder_set_plan(f->dec, f->plan);
+    cs_decode_plan_destroy(p2);
+}
+
+static void test_prefix_and_leaf(void **state)
+{
+    fx *f = *state;
+    char err[256];
+    const char *ctx[] = {"context"};
+    int cid = cs_decode_plan_add_field(f->plan, ctx, 1, err, sizeof err);
+    const char *pg[] = {"context.page"};
+    int pgid = cs_decode_plan_add_field(f->plan, pg, 1, err, sizeof err);
+    assert_true(cid >= CS_F_NSTD && pgid > cid);
+    /* an object is not a value of "context", but its members are searched */
+    EXPECT(f, EV("\"context\":{\"page\":{\"url\":\"U\"}},"), CS_DECODE_OK);
+    assert_int_equal(f->out.f[cid].len, 0);
+    assert_int_equal(f->out.f[pgid].len, 0);
+    assert_string_equal(fv(f, CS_F_URL), "U");
+    /* a string at the prefix is the value of the short path */
+    EXPECT(f, EV("\"context\":\"flat\","), CS_DECODE_OK);
+    assert_string_equal(fv(f, cid), "flat");
+    assert_int_equal(f->out.f[CS_F_URL].len, 0);
+    EXPECT(f, EV("\"context\":{\"page\":\"home\"},"), CS_DECODE_OK);
+    assert_string_equal(fv(f, pgid), "home");
+    /* the same path in two fields */
+    const char *u[] = {"properties.url"};
+    int uid = cs_decode_plan_add_field(f->plan, u, 1, err, sizeof err);
+    EXPECT(f, EV("\"url\":\"top\",\"properties\":{\"url\":\"P\"},"), CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "top");
+    assert_string_equal(fv(f, uid), "P");
+    /* ... with escapes: undone once, both fields see the same text */
+    EXPECT(f, EV("\"properties\":{\"url\":\"a\\\\\\bb\\u00e9\"},"), CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "a\\\bb\xc3\xa9");
+    assert_string_equal(fv(f, uid), "a\\\bb\xc3\xa9");
+    assert_ptr_equal(f->out.f[CS_F_URL].p, f->out.f[uid].p);
+    /* one path used twice within a field, and a 16-byte segment */
+    const char *twice[] = {"abcdefghijklmnop", "x", "abcdefghijklmnop"};
+    int tid = cs_decode_plan_add_field(f->plan, twice, 3, err, sizeof err);
+    EXPECT(f, EV("\"x\":\"X\",\"abcdefghijklmnop\":\"sixteen\","), CS_DECODE_OK);
+    assert_string_equal(fv(f, tid), "sixteen");
+    EXPECT(f, EV("\"x\":\"X\",\"abcdefghijklmno\":\"15\",\"abcdefghijklmnopq\":\"17\","), CS_DECODE_OK);
+    assert_string_equal(fv(f, tid), "X");
+}
+
+static void test_reuse_no_leak(void **state)
+{
+    fx *f = *state;
+    EXPECT(f, EV("\"url\":\"U\\n\",\"channel\":\"C\","), CS_DECODE_OK);
+    assert_string_equal(fv(f, CS_F_URL), "U\n");
+    EXPECT(f, EV(""), CS_DECODE_OK);
+    assert_int_equal(f->out.f[CS_F_URL].len, 0);
+    assert_int_equal(f->out.f[CS_F_CHANNEL].len, 0);
+    /* many decodes (generation counter) keep duplicate detection right */
+    for (int i = 0; i < 100000; i++) {
+        cs_invalid r = dec(f, "{\"userId\":\"a\",\"userId\":\"b\",\"event\":\"e\"}");
+        if (r != CS_DECODE_OK || f->out.f[CS_F_CUSTOMER].p[0] != 'a')
+            fail_msg("iteration %d", i);
+    }
+}
+
+/* Short messages end near the 16-byte loads: every prefix of a valid message must be handled
+ * (and rejected) without reading past len, which ASan checks in the asan build. */
+static void test_all_prefixes(void **state)
+{
+    fx *f = *state;
+    size_t n = strlen(SEGMENT_TRACK);
+    for (size_t i = 0; i < n; i++) {
+        char *copy = malloc(i ? i : 1);
+        memcpy(copy, SEGMENT_TRACK, i);
+        cs_invalid r = decn(f, copy, i);
+        free(copy);
+        if (r != CS_INV_NOT_JSON)
+            fail_msg("prefix of %zu bytes: %s", i, rname(r));
+    }
+    char *copy = malloc(n);
+    memcpy(copy, SEGMENT_TRACK, n);
+    assert_string_equal(rname(decn(f, copy, n)), "ok");
+    free(copy);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_invalid_names),
+        cmocka_unit_test_setup_teardown(test_segment_track, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_page_and_identify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_customer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_integer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_priority_customer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_priority_event_url_channel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unicode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escaped_keys, setup, teardown),
+        cmocka_unit_test(test_rfc3339_values),
+        cmocka_unit_test(test_rfc3339_invalid),
+        cmocka_unit_test(test_rfc3339_vs_timegm),
+        cmocka_unit_test_setup_teardown(test_time_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_bytes_boundary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scratch_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arrays_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_whitespace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trailing_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_custom_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plan_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_paths_customer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_and_leaf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reuse_no_leak, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_prefixes, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
