@@ -47,9 +47,11 @@ endif
 .PHONY: tools all test unit asan-test tsan-test fuzz fuzz-build bench deps ci clean
 all: $(LIB) $(BINS)
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h pipeline/*.h tests/lib/*.h) | deps-check
+# -MMD: every object also depends on what it #includes (test_config.c includes config.c).
+$(BUILD)/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -c $< -o $@
+	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 $(LIB): $(CORE_OBJ) $(IO_OBJ)
 	@mkdir -p $(dir $@)
@@ -92,7 +94,7 @@ tsan-test: deps
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 30
-build-fuzz/%: tests/fuzz/%.c $(PIPELINE_SRC) $(wildcard pipeline/*.h include/*.h)
+build-fuzz/%: tests/fuzz/%.c $(PIPELINE_SRC) $(wildcard pipeline/*.h include/*.h cmd/clickstage/*.c cmd/clickstage/*.h)
 	@mkdir -p build-fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ipipeline -fsanitize=fuzzer,address,undefined \
 	  -o $@ $< $(CORE_SRC) $(LDLIBS_CORE) -lcjson

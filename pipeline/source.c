@@ -472,7 +472,8 @@ static int drain_start(cs_source *s, char *errstr, size_t errlen)
         }
         int64_t start = p->offset;
         if (start < 0)
-            start = committed->elems[i].offset >= 0 ? committed->elems[i].offset
+            start = committed->elems[i].offset >= 0 && !committed->elems[i].err
+                        ? committed->elems[i].offset
                     : s->c.earliest                  ? lo
                                                      : hi;
         if (start < lo)
