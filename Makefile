@@ -141,6 +141,10 @@ stack-status:
 	scripts/stack.sh status $(STACK_DIR)
 stack-selftest: deps
 	scripts/stack-selftest.sh
+# The daemon against the local stack (started if needed), in the foreground.
+run: all
+	scripts/run-local.sh $(ARGS)
+.PHONY: run
 # Integration tests: their own stack in a temp dir, stopped at the end.
 integration: deps
 	tests/integration/run.sh

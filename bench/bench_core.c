@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 {
     uint64_t nevents = 5000000;
     uint32_t ncust = 1000000;
-    int threads = 2, runs = 3;
+    int threads = 2, runs = 3, core_only = 0;
     const char *rules = "deploy/rules/retail.yaml";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events") && i + 1 < argc)
@@ -178,6 +178,8 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--core-only")) /* for profiling: no decode/cJSON loops */
+            core_only = 1;
         else if (!strcmp(argv[i], "--rules") && i + 1 < argc)
             rules = argv[++i];
         else {
@@ -223,6 +225,13 @@ int main(int argc, char **argv)
     /* cJSON over a 1M-message sample (it is slow); the scanner over the same sample */
     size_t sample = g->parts[0].n;
     for (int rr = 0; rr < runs; rr++) {
+        if (core_only) {
+            r1 = run_core(g, rules, 1);
+            one[rr] = many[rr] = (double)g->nmsgs / r1.secs;
+            dec[rr] = cj[rr] = 0;
+            printf("run %d: core 1 thread %.2f M events/s\n", rr + 1, one[rr] / 1e6);
+            continue;
+        }
         cs_decoder *d = cs_decoder_new(cs_rules_plan(rs));
         cs_decoded ev;
         uint64_t ok = 0, n = 0;

@@ -372,9 +372,21 @@ cs_gen_out *cs_gen_run(const cs_gen_conf *c)
             hpush(&h, s);
         }
     }
+    /* Lay each partition's messages out contiguously, as a Kafka fetch response holds them
+     * (the generation order interleaves partitions, which would make every message a cache
+     * miss that the real consumer does not pay). */
+    char *arena = malloc(o->arena_len ? o->arena_len : 1);
+    size_t at = 0;
     for (int p = 0; p < c->nparts; p++)
-        for (size_t i = 0; i < o->parts[p].n; i++)
-            o->parts[p].msgs[i].payload = o->arena + (uintptr_t)o->parts[p].msgs[i].payload;
+        for (size_t i = 0; i < o->parts[p].n; i++) {
+            cs_msg *m = &o->parts[p].msgs[i];
+            memcpy(arena + at, o->arena + (uintptr_t)m->payload, m->len);
+            m->payload = arena + at;
+            at += m->len;
+        }
+    free(o->arena);
+    o->arena = arena;
+    o->arena_cap = o->arena_len;
     free(h.v);
     free(first_seen);
     free(cpart);
