@@ -16,6 +16,9 @@ OPT ?= -O2
 SAN ?=
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(WERROR) \
               -g $(OPT) -pthread -Iinclude -Ipipeline -Itests/lib $(SAN)
+ifneq ($(wildcard cmd/clickstage/http.c),)
+CFLAGS_BASE += -DCS_HAVE_HTTP
+endif
 LDLIBS_CORE = -lxxhash -lyaml -lcrypto -lm -pthread
 LDLIBS_KAFKA = -lrdkafka
 LDLIBS_REDIS = -lhiredis

@@ -33,11 +33,25 @@ typedef struct cs_part {
     int64_t next_offset;
 } cs_part;
 
+/* Events in flight per worker: event i is decoded, event i-1's customer entry and event i-2's
+ * session are prefetched, and event i-3 is sessionized, so the three dependent cache misses of
+ * a look-up in a table far bigger than the caches overlap with other events' work. Each event
+ * in flight needs its own decoder (decoded fields point into the decoder's buffer). */
+#define PIPE 4
+
+typedef struct inflight {
+    cs_decoded ev;
+    uint64_t h;
+    uint32_t h2;
+    int ok;
+} inflight;
+
 struct cs_worker {
     cs_engine *e;
     int id;
     const cs_ruleset *rs; /* the table this worker runs; refreshed between batches */
-    cs_decoder *dec;
+    cs_decoder *dec[PIPE];
+    inflight fl[PIPE];
     cs_agg *agg, *spare;
     cs_sessctx ctx;
     uint64_t messages, events, invalid, late;
@@ -107,10 +121,12 @@ cs_engine *cs_engine_new(cs_ruleset *rs, int nworkers, char *errstr, size_t errl
         w->e = e;
         w->id = i;
         w->rs = rs;
-        w->dec = cs_decoder_new(cs_rules_plan(rs));
+        for (int k = 0; k < PIPE; k++)
+            if (!(w->dec[k] = cs_decoder_new(cs_rules_plan(rs))))
+                goto oom;
         w->agg = agg_new(rs);
         w->spare = agg_new(rs);
-        if (!w->dec || !w->agg || !w->spare)
+        if (!w->agg || !w->spare)
             goto oom;
         w->ctx.rs = rs;
         w->ctx.agg = w->agg;
@@ -133,7 +149,8 @@ void cs_engine_destroy(cs_engine *e)
         return;
     for (int i = 0; e->workers && i < e->nworkers; i++) {
         cs_worker *w = &e->workers[i];
-        cs_decoder_destroy(w->dec);
+        for (int k = 0; k < PIPE; k++)
+            cs_decoder_destroy(w->dec[k]);
         agg_destroy(w->agg);
         agg_destroy(w->spare);
     }
@@ -308,7 +325,8 @@ static void worker_pick_rules(cs_worker *w)
     if (rs != w->rs) {
         w->rs = rs;
         w->ctx.rs = rs;
-        cs_decoder_set_plan(w->dec, cs_rules_plan(rs));
+        for (int k = 0; k < PIPE; k++)
+            cs_decoder_set_plan(w->dec[k], cs_rules_plan(rs));
         int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
         for (int i = 0; i < np; i++)
             if (owner_of(w->e->parts[i]) == w->id)
@@ -320,20 +338,37 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
 {
     worker_pick_rules(w);
     cs_part *p = w->e->parts[part];
+    cs_pstate *st = p->st;
     cs_agg *a = w->agg;
-    cs_decoded ev;
     uint64_t inv = 0, late = 0;
-    for (size_t i = 0; i < n; i++) {
-        cs_invalid r = cs_decode(w->dec, msgs[i].payload, msgs[i].len, msgs[i].ts_ms, &ev);
-        if (r != CS_DECODE_OK) {
-            if (w->e->invalid_hook)
-                w->e->invalid_hook(w->e->invalid_opaque, &msgs[i], cs_invalid_name(r));
-            a->invalid[r]++;
-            a->changes++;
-            inv++;
-            continue;
+    /* software pipeline over the batch, see PIPE */
+    for (size_t i = 0; i < n + PIPE - 1; i++) {
+        if (i < n) {
+            inflight *f = &w->fl[i % PIPE];
+            cs_invalid r = cs_decode(w->dec[i % PIPE], msgs[i].payload, msgs[i].len,
+                                     msgs[i].ts_ms, &f->ev);
+            f->ok = r == CS_DECODE_OK;
+            if (!f->ok) {
+                if (w->e->invalid_hook)
+                    w->e->invalid_hook(w->e->invalid_opaque, &msgs[i], cs_invalid_name(r));
+                a->invalid[r]++;
+                a->changes++;
+                inv++;
+            } else {
+                cs_customer_hash(f->ev.f[CS_F_CUSTOMER].p, f->ev.f[CS_F_CUSTOMER].len, &f->h,
+                                 &f->h2);
+                cs_pstate_prefetch_index(st, f->h);
+            }
         }
-        late += (uint64_t)cs_sessionize(p->st, &w->ctx, &ev);
+        if (i >= 1 && i - 1 < n && w->fl[(i - 1) % PIPE].ok)
+            cs_pstate_prefetch_customer(st, w->fl[(i - 1) % PIPE].h);
+        if (i >= 2 && i - 2 < n && w->fl[(i - 2) % PIPE].ok)
+            cs_pstate_prefetch_session(st, w->fl[(i - 2) % PIPE].h, w->fl[(i - 2) % PIPE].h2);
+        if (i >= PIPE - 1) {
+            inflight *f = &w->fl[(i - (PIPE - 1)) % PIPE];
+            if (f->ok)
+                late += (uint64_t)cs_sessionize_hashed(st, &w->ctx, &f->ev, f->h, f->h2);
+        }
     }
     if (n)
         p->next_offset = msgs[n - 1].offset + 1;
@@ -341,7 +376,7 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
     w->invalid += inv;
     w->late += late;
     w->events += n - inv;
-    int64_t mt = cs_pstate_max_time(p->st);
+    int64_t mt = cs_pstate_max_time(st);
     if (mt != INT64_MIN) {
         int64_t wm = mt - cs_rules_session(w->rs)->lateness_ms;
         /* relaxed: see compute_min. */

@@ -338,6 +338,37 @@ static void count_start(cs_pstate *p, cs_sessctx *c, cs_sess *s)
 
 int cs_sessionize(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev)
 {
+    uint64_t h;
+    uint32_t h2;
+    cs_customer_hash(ev->f[CS_F_CUSTOMER].p, ev->f[CS_F_CUSTOMER].len, &h, &h2);
+    return cs_sessionize_hashed(p, c, ev, h, h2);
+}
+
+void cs_pstate_prefetch_index(const cs_pstate *p, uint64_t h)
+{
+    __builtin_prefetch(&p->idx[idx_home(p, h)]);
+}
+
+void cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h)
+{
+    uint32_t c = p->idx[idx_home(p, h)];
+    if (c != NIL)
+        __builtin_prefetch(pool_at(&p->cp, c));
+}
+
+void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2)
+{
+    uint32_t c = p->idx[idx_home(p, h)];
+    if (c == NIL)
+        return;
+    const cs_cust *cu = CUST(p, c);
+    if (cu->h == h && cu->sess != NIL)
+        __builtin_prefetch(pool_at(&p->sp, cu->sess));
+}
+
+int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint64_t h,
+                         uint32_t h2)
+{
     const int64_t t = ev->ts_ms;
     const int64_t gap = p->conf.gap_ms;
     cs_agg *a = c->agg;
@@ -345,9 +376,7 @@ int cs_sessionize(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev)
         p->max_t = t;
     a->changes++;
 
-    uint64_t h;
-    uint32_t h2, slot;
-    cs_customer_hash(ev->f[CS_F_CUSTOMER].p, ev->f[CS_F_CUSTOMER].len, &h, &h2);
+    uint32_t slot;
     uint32_t ci = idx_find(p, h, h2, &slot);
     cs_cust *cu = ci ? CUST(p, ci) : NULL;
     cs_sess *s = NULL;

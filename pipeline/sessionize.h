@@ -53,6 +53,18 @@ enum cs_ev_result { CS_EV_COUNTED = 0, CS_EV_LATE = 1 };
  * Returns CS_EV_LATE if the event was late (counted as _late, nothing else changed). */
 int cs_sessionize(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev);
 
+/* The same with the customer hash already computed (cs_customer_hash). */
+int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint64_t h,
+                         uint32_t h2);
+
+/* Software prefetch, for a worker that looks a few events ahead: the index slot of a hash, then
+ * (once that is in cache) the customer entry it points to, then that customer's open session.
+ * Hints only: they read current table memory and never change anything, so a stale guess costs
+ * a wasted prefetch, never a wrong result. */
+void cs_pstate_prefetch_index(const cs_pstate *p, uint64_t h);
+void cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h);
+void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2);
+
 /* Highest event time seen on this partition (INT64_MIN if none): the caller derives the
  * partition watermark (max - lateness) from it. */
 int64_t cs_pstate_max_time(const cs_pstate *p);

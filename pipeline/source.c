@@ -653,6 +653,14 @@ void cs_source_commit(cs_source *s, const cs_source_tp *tps, const int64_t *next
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+int64_t cs_source_high_watermark(cs_source *s, const char *topic, int32_t partition)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(s->rk, topic, partition, &lo, &hi) != 0)
+        return -1;
+    return hi;
+}
+
 void cs_source_pause(cs_source *s, int pause)
 {
     rd_kafka_topic_partition_list_t *l = NULL;

@@ -85,6 +85,9 @@ size_t cs_source_assigned(cs_source *s, cs_source_tp *out, size_t max);
 void cs_source_commit(cs_source *s, const cs_source_tp *tps, const int64_t *next, size_t n,
                       int sync);
 
+/* High watermark (librdkafka's cached value, no request) of a partition, -1 if unknown. */
+int64_t cs_source_high_watermark(cs_source *s, const char *topic, int32_t partition);
+
 /* Back-pressure: stop / restart fetching every assigned partition. */
 void cs_source_pause(cs_source *s, int pause);
 

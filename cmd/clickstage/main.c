@@ -31,8 +31,12 @@
 #include "clickstage.h"
 #include "config.h"
 #include "engine.h"
+#include "metrics.h"
 #include "sink.h"
 #include "source.h"
+#ifdef CS_HAVE_HTTP
+#include "http.h"
+#endif
 
 #define MAX_ASSIGNED 4096
 #define MAX_END 1024
@@ -45,6 +49,7 @@ typedef struct wslot {
     int n_end;
     int end_reason;
     cs_agg *out;            /* deltas handed over at ack */
+    cs_worker_stats stats;  /* the worker's counters at ack */
     cs_agg *ret;            /* an emptied buffer going back to the worker */
     int64_t *next_off;      /* [engine part id]: next offset of its partitions at ack */
 } wslot;
@@ -70,6 +75,11 @@ static struct {
     int64_t last_ok_ms;
     int paused;
     uint64_t reloads_ok, reloads_failed;
+    cs_agg *totals;       /* every delta since start: the metrics' counters */
+    cs_metrics m;         /* filled by the control thread, published to D.box */
+    cs_metrics_box box;
+    _Atomic uint64_t *loops;      /* per worker: loops completed (liveness) */
+    _Atomic int64_t *last_loop_ms;
 } D;
 
 static volatile sig_atomic_t g_term, g_hup;
@@ -166,6 +176,7 @@ static void service_slot(int w)
         }
         s->n_end = 0;
         record_offsets(w);
+        cs_worker_stats_get(wk, &s->stats);
         s->out = cs_worker_take_agg(wk);
         s->ack = s->req;
         pthread_cond_broadcast(&s->cv);
@@ -181,6 +192,9 @@ static void *worker_main(void *arg)
         cs_source_fetch_process(D.src, w, 100);
         cs_worker_tick(wk);
         service_slot(w);
+        /* relaxed: liveness only; read by the control thread for /healthz */
+        atomic_fetch_add_explicit(&D.loops[w], 1, memory_order_relaxed);
+        atomic_store_explicit(&D.last_loop_ms[w], now_ms(), memory_order_relaxed);
     }
     return NULL;
 }
@@ -208,6 +222,7 @@ static void collect(const int *ends, size_t nend, int reason)
             pthread_cond_wait(&s->cv, &s->mu);
         if (s->out) {
             cs_agg_merge(D.next, s->out);
+            cs_agg_merge(D.totals, s->out);
             s->ret = s->out;
             s->out = NULL;
         }
@@ -223,8 +238,10 @@ static void collect_joined(int end_reason)
         if (end_reason >= 0)
             cs_worker_end_all(wk, end_reason);
         cs_agg *a = cs_worker_take_agg(wk);
+        cs_worker_stats_get(wk, &D.slots[w].stats);
         if (a) {
             cs_agg_merge(D.next, a);
+            cs_agg_merge(D.totals, a);
             cs_worker_give_agg(wk, a);
         }
         record_offsets(w);
@@ -272,8 +289,22 @@ static int try_flush(int force)
         return -1;
     cs_flush f = {D.seq, D.inflight, cs_engine_rules(D.e), cs_engine_dicts(D.e), D.fo, D.ntps, now};
     char err[512];
-    if (cs_sink_flush(D.sink, &f, err, sizeof err) != 0)
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = cs_sink_flush(D.sink, &f, err, sizeof err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    D.m.flush_count++;
+    D.m.flush_seconds_sum += secs;
+    for (int b = 0; b < CS_METRICS_FLUSH_BUCKETS; b++)
+        if (secs <= cs_metrics_flush_le[b])
+            D.m.flush_bucket[b]++;
+    if (rc != 0) {
+        D.m.flushes_failed++;
         return -1;
+    }
+    D.m.flushes_ok++;
+    D.m.flush_seq = D.seq;
     cs_source_commit(D.src, D.tps, D.offs, D.ntps, 0);
     cs_agg_reset(D.inflight);
     D.has_inflight = 0;
@@ -295,6 +326,91 @@ static int flush_until(int64_t deadline_ms)
             return -1;
         usleep(20000);
     }
+}
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+static void fill_metrics(void)
+{
+    cs_metrics *m = &D.m;
+    const cs_ruleset *rs = cs_engine_rules(D.e);
+    int64_t now = now_ms();
+    m->now_ms = now;
+    snprintf(m->journey, sizeof m->journey, "%s", cs_rules_journey(rs));
+    m->nstages = cs_rules_nstages(rs);
+    for (int i = 0; i < m->nstages; i++)
+        snprintf(m->stages[i], sizeof m->stages[i], "%s", cs_rules_stage_name(rs, i));
+    snprintf(m->rules_sha256, sizeof m->rules_sha256, "%s", cs_rules_sha256(rs));
+    m->drain = D.cfg.drain;
+    const cs_agg *t = D.totals;
+    for (int i = 0; i < m->nstages; i++)
+        m->events_by_stage[i] = (uint64_t)t->events[i];
+    m->events_unclassified = (uint64_t)t->unclassified;
+    m->events_late = (uint64_t)t->late;
+    uint64_t inv = 0;
+    for (int r = 0; r < CS_INV__COUNT; r++) {
+        m->invalid[r] = (uint64_t)t->invalid[r];
+        inv += m->invalid[r];
+    }
+    m->sessions_started = (uint64_t)t->started;
+    m->sessions_ended = (uint64_t)t->ended_n;
+    m->sessions_open = t->started - t->ended_n;
+    uint64_t msgs = 0, cust = 0, sb = 0, cb = 0;
+    for (int w = 0; w < D.nw; w++) {
+        msgs += D.slots[w].stats.messages;
+        cust += D.slots[w].stats.customers;
+        sb += D.slots[w].stats.session_bytes;
+        cb += D.slots[w].stats.customer_bytes;
+    }
+    (void)inv;
+    m->messages_total = msgs;
+    m->customers_tracked = cust;
+    m->session_bytes = sb;
+    m->customer_bytes = cb;
+    m->watermark_ms = cs_engine_watermark(D.e);
+    cs_sink_stats ss;
+    cs_sink_stats_get(D.sink, &ss);
+    m->redis_commands = ss.commands;
+    m->redis_reconnects = ss.reconnects;
+    m->redis_up = ss.connected;
+    m->last_flush_ok_ms = D.last_ok_ms;
+    cs_source_stats st;
+    cs_source_stats_get(D.src, &st);
+    m->rebalances = st.rebalances;
+    m->redelivered_skipped = st.redelivered_skipped;
+    m->dead_lettered = st.dead_lettered;
+    m->consume_errors = st.consume_errors;
+    cs_source_tp tps[MAX_ASSIGNED];
+    size_t n = cs_source_assigned(D.src, tps, MAX_ASSIGNED);
+    m->npartitions = 0;
+    for (size_t i = 0; i < n && i < CS_METRICS_MAX_PARTS; i++) {
+        cs_metrics_part *p = &m->parts[m->npartitions++];
+        snprintf(p->topic, sizeof p->topic, "%s", tps[i].topic);
+        p->partition = tps[i].partition;
+        p->next_offset = -1;
+        for (int w = 0; w < D.nw; w++)
+            if (D.slots[w].next_off[tps[i].part] >= 0)
+                p->next_offset = D.slots[w].next_off[tps[i].part];
+        p->high_watermark = cs_source_high_watermark(D.src, tps[i].topic, tps[i].partition);
+        p->lag = p->high_watermark >= 0 && p->next_offset >= 0 ? p->high_watermark - p->next_offset
+                                                               : -1;
+        p->watermark_ms = cs_engine_part_watermark(D.e, tps[i].part);
+        p->state = cs_engine_part_state(D.e, tps[i].part);
+    }
+    m->paused = D.paused;
+    m->reloads_ok = D.reloads_ok;
+    m->reloads_failed = D.reloads_failed;
+    m->nworkers = D.nw < CS_METRICS_MAX_WORKERS ? D.nw : CS_METRICS_MAX_WORKERS;
+    int healthy = 1;
+    for (int w = 0; w < m->nworkers; w++) {
+        m->worker_loops[w] = atomic_load_explicit(&D.loops[w], memory_order_relaxed);
+        m->worker_last_loop_ms[w] = atomic_load_explicit(&D.last_loop_ms[w], memory_order_relaxed);
+        if (!atomic_load(&D.stop_reading) && now - m->worker_last_loop_ms[w] > 10000)
+            healthy = 0;
+    }
+    m->healthy = healthy;
+    m->ready = (D.cfg.drain || m->npartitions > 0) && now - D.last_ok_ms < 10000;
+    cs_metrics_publish(&D.box, m);
 }
 
 /* ---- source callbacks ------------------------------------------------------------------------ */
@@ -431,8 +547,16 @@ int main(int argc, char **argv)
     }
     D.next = calloc(1, sizeof *D.next);
     D.inflight = calloc(1, sizeof *D.inflight);
+    D.totals = calloc(1, sizeof *D.totals);
     cs_agg_init(D.next, rs);
     cs_agg_init(D.inflight, rs);
+    cs_agg_init(D.totals, rs);
+    pthread_mutex_init(&D.box.mu, NULL);
+    D.m.started_ms = now_ms();
+    D.loops = calloc((size_t)D.nw, sizeof *D.loops);
+    D.last_loop_ms = calloc((size_t)D.nw, sizeof *D.last_loop_ms);
+    for (int w = 0; w < D.nw; w++)
+        atomic_store(&D.last_loop_ms[w], now_ms());
     /* sequence numbers unique across restarts of the same instance id (see sink.h) */
     D.seq = (uint64_t)now_ms() * 1000;
     D.last_ok_ms = now_ms();
@@ -464,6 +588,21 @@ int main(int argc, char **argv)
         logf_(3, "kafka: %s", err);
         return 2;
     }
+    fill_metrics();
+#ifdef CS_HAVE_HTTP
+    cs_http *http = NULL;
+    if (D.cfg.http_listen && *D.cfg.http_listen) {
+        cs_http_conf hc = {D.cfg.http_listen, D.cfg.redis, D.cfg.prefix, cs_rules_journey(rs),
+                           &D.box};
+        http = cs_http_start(&hc, err, sizeof err);
+        if (!http) {
+            logf_(3, "http %s: %s", D.cfg.http_listen, err);
+            return 2;
+        }
+        logf_(6, "serving /metrics, /healthz, /readyz, /api/journey and the web view on port %d",
+              cs_http_port(http));
+    }
+#endif
     D.threads = calloc((size_t)D.nw, sizeof *D.threads);
     for (int w = 0; w < D.nw; w++)
         pthread_create(&D.threads[w], NULL, worker_main, (void *)(intptr_t)w);
@@ -491,6 +630,7 @@ int main(int argc, char **argv)
                 D.paused = 1;
             }
             next_flush = now + D.cfg.flush_interval_ms;
+            fill_metrics();
         }
     }
 
@@ -533,14 +673,22 @@ int main(int argc, char **argv)
                                    "read again on restart",
           (unsigned long long)sst.flushes_ok, (unsigned long long)sst.commands,
           (unsigned long long)srs.redelivered_skipped, (unsigned long long)srs.stray);
+#ifdef CS_HAVE_HTTP
+    if (http)
+        cs_http_stop(http);
+#endif
     cs_source_close(D.src);
     cs_source_destroy(D.src);
     cs_sink_destroy(D.sink);
     cs_sink_destroy(D.sink_meta);
     cs_agg_free(D.next);
     cs_agg_free(D.inflight);
+    cs_agg_free(D.totals);
     free(D.next);
     free(D.inflight);
+    free(D.totals);
+    free((void *)D.loops);
+    free((void *)D.last_loop_ms);
     for (int w = 0; w < D.nw; w++)
         free(D.slots[w].next_off);
     free(D.slots);

@@ -1,0 +1,660 @@
+/* model.c — see model.h. Pure functions only: no I/O, no clock. */
+#include "model.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const top_hash_suffix[TOP_NHASH] = {
+    [TOP_ACTIVE] = "active",   [TOP_REACHED] = "reached",   [TOP_TRANSITIONS] = "transitions",
+    [TOP_ENDED] = "ended",     [TOP_ENDED_BY] = "ended_by", [TOP_SESSIONS] = "sessions",
+    [TOP_EVENTS] = "events",   [TOP_INVALID] = "invalid",   [TOP_CUSTOMERS] = "customers",
+    [TOP_BY_REACHED] = NULL,   [TOP_BY_ACTIVE] = NULL,
+};
+
+/* ---- hash ---------------------------------------------------------------------------------- */
+
+void top_hash_clear(top_hash *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free(h->kv[i].key);
+    h->n = 0;
+    h->bad = 0;
+}
+
+void top_hash_free(top_hash *h)
+{
+    top_hash_clear(h);
+    free(h->kv);
+    h->kv = NULL;
+    h->cap = 0;
+}
+
+/* Strict decimal int64: optional '-', digits only, no overflow. */
+static int parse_i64(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (n && s[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    if (i == n || n - i > 19)
+        return -1;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return -1;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX)
+            return -1;
+        *out = (int64_t)v;
+    }
+    return 0;
+}
+
+const top_kv *top_hash_find(const top_hash *h, const char *key)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (strcmp(h->kv[i].key, key) == 0)
+            return &h->kv[i];
+    return NULL;
+}
+
+int64_t top_hash_get(const top_hash *h, const char *key)
+{
+    const top_kv *kv = top_hash_find(h, key);
+    return kv ? kv->val : 0;
+}
+
+int64_t top_hash_sum(const top_hash *h)
+{
+    int64_t s = 0;
+    for (size_t i = 0; i < h->n; i++)
+        s += h->kv[i].val;
+    return s;
+}
+
+int top_hash_add(top_hash *h, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    int64_t v;
+    if (parse_i64(val, vlen, &v) < 0) {
+        h->bad++;
+        return 0;
+    }
+    for (size_t i = 0; i < h->n; i++) {
+        if (strlen(h->kv[i].key) == klen && memcmp(h->kv[i].key, key, klen) == 0) {
+            h->kv[i].val = v;
+            return 0;
+        }
+    }
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 16;
+        top_kv *nk = realloc(h->kv, nc * sizeof *nk);
+        if (!nk)
+            return -1;
+        h->kv = nk;
+        h->cap = nc;
+    }
+    char *k = malloc(klen + 1);
+    if (!k)
+        return -1;
+    memcpy(k, key, klen);
+    k[klen] = 0;
+    h->kv[h->n].key = k;
+    h->kv[h->n].val = v;
+    h->n++;
+    return 0;
+}
+
+/* ---- model --------------------------------------------------------------------------------- */
+
+void top_model_init(top_model *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+static void free_stages(top_model *m)
+{
+    for (size_t i = 0; i < m->nstages; i++)
+        free(m->stages[i]);
+    free(m->stages);
+    m->stages = NULL;
+    m->nstages = m->nmeta_stages = 0;
+}
+
+void top_model_reset(top_model *m)
+{
+    for (int i = 0; i < TOP_NHASH; i++)
+        top_hash_clear(&m->h[i]);
+    free_stages(m);
+    free(m->seq_instance);
+    free(m->version);
+    m->seq_instance = m->version = NULL;
+    m->has_meta = 0;
+    m->updated_ms = 0;
+    m->seq = 0;
+}
+
+void top_model_free(top_model *m)
+{
+    top_model_reset(m);
+    for (int i = 0; i < TOP_NHASH; i++)
+        top_hash_free(&m->h[i]);
+}
+
+static int push_stage(top_model *m, const char *s, size_t n)
+{
+    char **ns = realloc(m->stages, (m->nstages + 1) * sizeof *ns);
+    if (!ns)
+        return -1;
+    m->stages = ns;
+    char *c = strndup(s, n);
+    if (!c)
+        return -1;
+    m->stages[m->nstages++] = c;
+    return 0;
+}
+
+static int has_stage(const top_model *m, const char *s, size_t n)
+{
+    for (size_t i = 0; i < m->nstages; i++)
+        if (strlen(m->stages[i]) == n && memcmp(m->stages[i], s, n) == 0)
+            return 1;
+    return 0;
+}
+
+int top_model_set_meta(top_model *m, const char *f, size_t fl, const char *v, size_t vl)
+{
+    m->has_meta = 1;
+    if (fl == 6 && memcmp(f, "stages", 6) == 0) {
+        free_stages(m);
+        size_t i = 0;
+        while (i < vl) {
+            size_t j = i;
+            while (j < vl && v[j] != ',')
+                j++;
+            size_t a = i, b = j;   /* trim blanks around a name */
+            while (a < b && (v[a] == ' ' || v[a] == '\t'))
+                a++;
+            while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+                b--;
+            if (b > a && !has_stage(m, v + a, b - a) && push_stage(m, v + a, b - a) < 0)
+                return -1;
+            i = j + 1;
+        }
+        m->nmeta_stages = m->nstages;
+    } else if (fl == 10 && memcmp(f, "updated_ms", 10) == 0) {
+        int64_t x;
+        if (parse_i64(v, vl, &x) == 0 && x > 0)
+            m->updated_ms = x;
+    } else if (fl == 7 && memcmp(f, "version", 7) == 0) {
+        free(m->version);
+        m->version = strndup(v, vl);
+        if (!m->version)
+            return -1;
+    } else if (fl > 4 && memcmp(f, "seq:", 4) == 0) {
+        int64_t x;
+        if (parse_i64(v, vl, &x) == 0 && x > 0 && (uint64_t)x >= m->seq) {
+            char *inst = strndup(f + 4, fl - 4);
+            if (!inst)
+                return -1;
+            free(m->seq_instance);
+            m->seq_instance = inst;
+            m->seq = (uint64_t)x;
+        }
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t top_strv_sort_uniq(char **v, size_t n)
+{
+    if (n < 2)
+        return n;
+    qsort(v, n, sizeof *v, cmp_str);
+    size_t o = 1;
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(v[i], v[o - 1]) == 0)
+            free(v[i]);
+        else
+            v[o++] = v[i];
+    }
+    return o;
+}
+
+int top_model_finish(top_model *m)
+{
+    /* Drop extras of an earlier finish (idempotent). */
+    while (m->nstages > m->nmeta_stages)
+        free(m->stages[--m->nstages]);
+    char **extra = NULL;
+    size_t nextra = 0;
+    static const int from[] = {TOP_ACTIVE, TOP_REACHED, TOP_ENDED, TOP_CUSTOMERS, TOP_EVENTS};
+    for (size_t k = 0; k < sizeof from / sizeof from[0]; k++) {
+        const top_hash *h = &m->h[from[k]];
+        for (size_t i = 0; i < h->n; i++) {
+            const char *s = h->kv[i].key;
+            if (s[0] == '_' || has_stage(m, s, strlen(s)))
+                continue;
+            char **ne = realloc(extra, (nextra + 1) * sizeof *ne);
+            if (!ne)
+                goto oom;
+            extra = ne;
+            if (!(extra[nextra] = strdup(s)))
+                goto oom;
+            nextra++;
+        }
+    }
+    const top_hash *t = &m->h[TOP_TRANSITIONS];
+    for (size_t i = 0; i < t->n; i++) {
+        const char *s = t->kv[i].key, *gt = strchr(s, '>');
+        const char *parts[2][2] = {{s, gt ? gt : s + strlen(s)}, {gt ? gt + 1 : "", NULL}};
+        parts[1][1] = parts[1][0] + strlen(parts[1][0]);
+        for (int p = 0; p < 2; p++) {
+            size_t n = (size_t)(parts[p][1] - parts[p][0]);
+            if (!n || parts[p][0][0] == '_' || has_stage(m, parts[p][0], n))
+                continue;
+            char **ne = realloc(extra, (nextra + 1) * sizeof *ne);
+            if (!ne)
+                goto oom;
+            extra = ne;
+            if (!(extra[nextra] = strndup(parts[p][0], n)))
+                goto oom;
+            nextra++;
+        }
+    }
+    nextra = top_strv_sort_uniq(extra, nextra);
+    for (size_t i = 0; i < nextra; i++) {
+        if (push_stage(m, extra[i], strlen(extra[i])) < 0)
+            goto oom;
+        free(extra[i]);
+        extra[i] = NULL;
+    }
+    free(extra);
+    return 0;
+oom:
+    for (size_t i = 0; i < nextra; i++)
+        free(extra[i]);
+    free(extra);
+    return -1;
+}
+
+/* ---- derived views ------------------------------------------------------------------------- */
+
+static int cmp_item(const void *a, const void *b)
+{
+    const top_item *x = a, *y = b;
+    if (x->val != y->val)
+        return x->val > y->val ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+size_t top_sorted(const top_hash *h, top_item *out, size_t max)
+{
+    if (!max)
+        return 0;
+    top_item *all = malloc((h->n ? h->n : 1) * sizeof *all);
+    if (!all)
+        return 0;
+    for (size_t i = 0; i < h->n; i++) {
+        all[i].key = h->kv[i].key;
+        all[i].val = h->kv[i].val;
+    }
+    qsort(all, h->n, sizeof *all, cmp_item);
+    size_t n = h->n < max ? h->n : max;
+    memcpy(out, all, n * sizeof *out);
+    free(all);
+    return n;
+}
+
+int top_conversion(const top_model *m, size_t i, double *pct)
+{
+    if (i == 0 || i >= m->nstages)
+        return -1;
+    int64_t prev = top_hash_get(&m->h[TOP_REACHED], m->stages[i - 1]);
+    int64_t cur = top_hash_get(&m->h[TOP_REACHED], m->stages[i]);
+    if (prev <= 0)
+        return -1;
+    *pct = 100.0 * (double)cur / (double)prev;
+    return 0;
+}
+
+void top_breakdown_free(top_breakdown *bd)
+{
+    for (size_t i = 0; i < bd->nvalues; i++) {
+        free(bd->rows[i].value);
+        free(bd->rows[i].reached);
+        free(bd->rows[i].active);
+    }
+    free(bd->rows);
+    memset(bd, 0, sizeof *bd);
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+    const top_bd_row *x = a, *y = b;
+    if (x->total_reached != y->total_reached)
+        return x->total_reached > y->total_reached ? -1 : 1;
+    if (x->total_active != y->total_active)
+        return x->total_active > y->total_active ? -1 : 1;
+    return strcmp(x->value, y->value);
+}
+
+static top_bd_row *bd_row(top_breakdown *bd, size_t *cap, const char *v, size_t vl)
+{
+    for (size_t i = 0; i < bd->nvalues; i++)
+        if (strlen(bd->rows[i].value) == vl && memcmp(bd->rows[i].value, v, vl) == 0)
+            return &bd->rows[i];
+    if (bd->nvalues == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        top_bd_row *nr = realloc(bd->rows, nc * sizeof *nr);
+        if (!nr)
+            return NULL;
+        bd->rows = nr;
+        *cap = nc;
+    }
+    top_bd_row *r = &bd->rows[bd->nvalues];
+    memset(r, 0, sizeof *r);
+    r->value = strndup(v, vl);
+    size_t ns = bd->nstages ? bd->nstages : 1;
+    r->reached = calloc(ns, sizeof *r->reached);
+    r->active = calloc(ns, sizeof *r->active);
+    bd->nvalues++; /* counted even when incomplete, so free releases it */
+    if (!r->value || !r->reached || !r->active)
+        return NULL;
+    return r;
+}
+
+int top_breakdown_build(const top_model *m, size_t max_rows, top_breakdown *bd)
+{
+    memset(bd, 0, sizeof *bd);
+    bd->nstages = m->nstages;
+    size_t cap = 0;
+    for (int w = 0; w < 2; w++) {
+        const top_hash *h = &m->h[w == 0 ? TOP_BY_REACHED : TOP_BY_ACTIVE];
+        for (size_t i = 0; i < h->n; i++) {
+            const char *f = h->kv[i].key, *sl = strrchr(f, '/');
+            if (!sl)
+                continue;
+            top_bd_row *r = bd_row(bd, &cap, f, (size_t)(sl - f));
+            if (!r) {
+                top_breakdown_free(bd);
+                return -1;
+            }
+            const char *st = sl + 1;
+            int64_t v = h->kv[i].val;
+            if (w == 0)
+                r->total_reached += v;
+            else
+                r->total_active += v;
+            for (size_t s = 0; s < m->nstages; s++) {
+                if (strcmp(m->stages[s], st) == 0) {
+                    if (w == 0)
+                        r->reached[s] += v;
+                    else
+                        r->active[s] += v;
+                    break;
+                }
+            }
+        }
+    }
+    if (bd->nvalues)
+        qsort(bd->rows, bd->nvalues, sizeof *bd->rows, cmp_row);
+    bd->nrows = bd->nvalues < max_rows ? bd->nvalues : max_rows;
+    return 0;
+}
+
+/* ---- update message ------------------------------------------------------------------------ */
+
+typedef struct jcur {
+    const char *p, *end;
+} jcur;
+
+static void jws(jcur *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+/* A JSON string at c->p; copies at most outn-1 bytes (escapes \uXXXX kept as '?'). */
+static int jstring(jcur *c, char *out, size_t outn)
+{
+    if (c->p >= c->end || *c->p != '"')
+        return -1;
+    c->p++;
+    size_t o = 0;
+    while (c->p < c->end && *c->p != '"') {
+        char ch = *c->p++;
+        if (ch == '\\') {
+            if (c->p >= c->end)
+                return -1;
+            char e = *c->p++;
+            switch (e) {
+            case 'n': ch = '\n'; break;
+            case 't': ch = '\t'; break;
+            case 'r': ch = '\r'; break;
+            case 'b': ch = '\b'; break;
+            case 'f': ch = '\f'; break;
+            case 'u':
+                if (c->end - c->p < 4)
+                    return -1;
+                c->p += 4;
+                ch = '?';
+                break;
+            default: ch = e; break;
+            }
+        }
+        if (out && o + 1 < outn)
+            out[o++] = ch;
+    }
+    if (c->p >= c->end)
+        return -1;
+    c->p++;
+    if (out && outn)
+        out[o] = 0;
+    return 0;
+}
+
+/* Skips any JSON value (nested objects/arrays by bracket depth, strings respected). */
+static int jskip(jcur *c)
+{
+    jws(c);
+    if (c->p >= c->end)
+        return -1;
+    if (*c->p == '"')
+        return jstring(c, NULL, 0);
+    if (*c->p == '{' || *c->p == '[') {
+        int depth = 0;
+        while (c->p < c->end) {
+            if (*c->p == '"') {
+                if (jstring(c, NULL, 0) < 0)
+                    return -1;
+                continue;
+            }
+            if (*c->p == '{' || *c->p == '[')
+                depth++;
+            else if (*c->p == '}' || *c->p == ']')
+                depth--;
+            c->p++;
+            if (depth == 0)
+                return 0;
+        }
+        return -1;
+    }
+    while (c->p < c->end && *c->p != ',' && *c->p != '}' && *c->p != ']' && *c->p != ' ')
+        c->p++;
+    return 0;
+}
+
+static int jnumber(jcur *c, int64_t *out)
+{
+    const char *s = c->p;
+    while (c->p < c->end && ((*c->p >= '0' && *c->p <= '9') || *c->p == '-'))
+        c->p++;
+    if (parse_i64(s, (size_t)(c->p - s), out) < 0)
+        return -1;
+    /* a fraction or exponent: ignore the rest of the number */
+    while (c->p < c->end && (*c->p == '.' || *c->p == 'e' || *c->p == 'E' || *c->p == '+' ||
+                             (*c->p >= '0' && *c->p <= '9')))
+        c->p++;
+    return 0;
+}
+
+int top_parse_update(const char *json, size_t len, top_update *u)
+{
+    memset(u, 0, sizeof *u);
+    jcur c = {json, json + len};
+    jws(&c);
+    if (c.p >= c.end || *c.p != '{')
+        return -1;
+    c.p++;
+    jws(&c);
+    if (c.p < c.end && *c.p == '}')
+        return 0;
+    while (c.p < c.end) {
+        char key[32];
+        jws(&c);
+        if (jstring(&c, key, sizeof key) < 0)
+            return -1;
+        jws(&c);
+        if (c.p >= c.end || *c.p != ':')
+            return -1;
+        c.p++;
+        jws(&c);
+        int64_t n;
+        if (strcmp(key, "instance") == 0 && c.p < c.end && *c.p == '"') {
+            if (jstring(&c, u->instance, sizeof u->instance) < 0)
+                return -1;
+        } else if ((strcmp(key, "updated_ms") == 0 || strcmp(key, "seq") == 0 ||
+                    strcmp(key, "commands") == 0) && c.p < c.end &&
+                   ((*c.p >= '0' && *c.p <= '9') || *c.p == '-')) {
+            if (jnumber(&c, &n) < 0)
+                return -1;
+            if (key[0] == 'u')
+                u->updated_ms = n;
+            else if (key[0] == 's')
+                u->seq = n > 0 ? (uint64_t)n : 0;
+            else
+                u->commands = n;
+        } else if (jskip(&c) < 0) {
+            return -1;
+        }
+        jws(&c);
+        if (c.p < c.end && *c.p == ',') {
+            c.p++;
+            continue;
+        }
+        if (c.p < c.end && *c.p == '}')
+            return 0;
+        return -1;
+    }
+    return -1;
+}
+
+/* ---- rates --------------------------------------------------------------------------------- */
+
+void top_totals_of(const top_model *m, top_totals *t)
+{
+    t->events = top_hash_sum(&m->h[TOP_EVENTS]);
+    t->invalid = top_hash_sum(&m->h[TOP_INVALID]);
+    t->late = top_hash_get(&m->h[TOP_EVENTS], "_late");
+}
+
+void top_rates_reset(top_rate_hist *h)
+{
+    h->n = 0;
+    h->head = 0;
+}
+
+void top_rates_push(top_rate_hist *h, int64_t now_ms, const top_totals *t, top_rates *out)
+{
+    memset(out, 0, sizeof *out);
+    if (h->n) {
+        const top_totals *last = &h->v[h->head];
+        if (t->events < last->events || t->invalid < last->invalid || t->late < last->late ||
+            now_ms < h->t_ms[h->head])
+            top_rates_reset(h);
+    }
+    /* Rate against the newest sample at least the window old, else the oldest kept. */
+    if (h->n) {
+        size_t pick = h->head;
+        for (size_t k = 0; k < h->n; k++) {
+            size_t idx = (h->head + TOP_RATE_SAMPLES - k) % TOP_RATE_SAMPLES;
+            pick = idx;
+            if (now_ms - h->t_ms[idx] >= TOP_RATE_WINDOW_MS)
+                break;
+        }
+        int64_t dt = now_ms - h->t_ms[pick];
+        if (dt > 0) {
+            double s = (double)dt / 1000.0;
+            out->valid = 1;
+            out->window_s = s;
+            out->events_s = (double)(t->events - h->v[pick].events) / s;
+            out->invalid_s = (double)(t->invalid - h->v[pick].invalid) / s;
+            out->late_s = (double)(t->late - h->v[pick].late) / s;
+        }
+    }
+    /* Keep the sample; a sample in the same millisecond as the newest replaces it. */
+    if (h->n && h->t_ms[h->head] == now_ms) {
+        h->v[h->head] = *t;
+        return;
+    }
+    h->head = h->n ? (h->head + 1) % TOP_RATE_SAMPLES : 0;
+    h->t_ms[h->head] = now_ms;
+    h->v[h->head] = *t;
+    if (h->n < TOP_RATE_SAMPLES)
+        h->n++;
+}
+
+/* ---- keys ---------------------------------------------------------------------------------- */
+
+char *top_glob_escape(const char *s)
+{
+    size_t n = strlen(s);
+    char *o = malloc(2 * n + 1), *p = o;
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strchr("*?[]\\", s[i]))
+            *p++ = '\\';
+        *p++ = s[i];
+    }
+    *p = 0;
+    return o;
+}
+
+char *top_journey_from_key(const char *prefix, const char *key, size_t klen)
+{
+    size_t pl = strlen(prefix);
+    static const char tail[] = "}:meta";
+    size_t tl = sizeof tail - 1;
+    if (klen < pl + 2 + tl + 1 || memcmp(key, prefix, pl) != 0 || key[pl] != ':' ||
+        key[pl + 1] != '{' || memcmp(key + klen - tl, tail, tl) != 0)
+        return NULL;
+    return strndup(key + pl + 2, klen - pl - 2 - tl);
+}
+
+char *top_dim_from_key(const char *prefix, const char *journey, const char *key, size_t klen)
+{
+    size_t pl = strlen(prefix), jl = strlen(journey);
+    static const char tail[] = ":reached";
+    size_t tl = sizeof tail - 1;
+    size_t head = pl + 2 + jl + 5; /* "<p>:{" J "}:by:" */
+    if (klen < head + tl + 1 || memcmp(key, prefix, pl) != 0 || memcmp(key + pl, ":{", 2) != 0 ||
+        memcmp(key + pl + 2, journey, jl) != 0 || memcmp(key + pl + 2 + jl, "}:by:", 5) != 0 ||
+        memcmp(key + klen - tl, tail, tl) != 0)
+        return NULL;
+    return strndup(key + head, klen - head - tl);
+}

@@ -1,0 +1,157 @@
+/* model.h — clickstage-top's pure data layer: the Redis hashes of one journey (SPEC §4) parsed
+ * into a struct, plus the derived views the screen shows (stage order, sorted transitions,
+ * dimension breakdown, event rates). No I/O, no clock, no terminal: the Redis layer (redis.c)
+ * fills a top_model from HGETALL replies, render.c turns it into lines, and the unit test
+ * (tests/top/test_model.c) feeds it literal field/value pairs.
+ */
+#ifndef TOP_MODEL_H
+#define TOP_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One hash: field -> integer, in insertion order (HGETALL order). */
+typedef struct top_kv {
+    char *key;
+    int64_t val;
+} top_kv;
+
+typedef struct top_hash {
+    top_kv *kv;
+    size_t n, cap;
+    size_t bad;                 /* fields whose value was not an integer (skipped) */
+} top_hash;
+
+void top_hash_clear(top_hash *h);
+void top_hash_free(top_hash *h);
+/* Adds field=value; a value that is not a decimal int64 is skipped and counted in h->bad.
+ * A repeated field replaces the earlier value. 0 ok, -1 out of memory. */
+int top_hash_add(top_hash *h, const char *key, size_t klen, const char *val, size_t vlen);
+const top_kv *top_hash_find(const top_hash *h, const char *key);
+int64_t top_hash_get(const top_hash *h, const char *key); /* 0 when absent */
+int64_t top_hash_sum(const top_hash *h);
+
+/* The hashes of one journey, by key suffix (<prefix>:{J}:<suffix>). */
+enum top_hid {
+    TOP_ACTIVE,
+    TOP_REACHED,
+    TOP_TRANSITIONS,
+    TOP_ENDED,
+    TOP_ENDED_BY,
+    TOP_SESSIONS,
+    TOP_EVENTS,
+    TOP_INVALID,
+    TOP_CUSTOMERS,
+    TOP_BY_REACHED,             /* by:<dim>:reached of the selected dimension */
+    TOP_BY_ACTIVE,              /* by:<dim>:active of the selected dimension */
+    TOP_NHASH
+};
+/* Key suffix of each hash; the by:* ones are NULL (they depend on the dimension). */
+extern const char *const top_hash_suffix[TOP_NHASH];
+
+typedef struct top_model {
+    top_hash h[TOP_NHASH];
+    char **stages;              /* meta.stages in order, then stages seen only in the counts */
+    size_t nstages;
+    size_t nmeta_stages;        /* how many of stages[] came from meta.stages */
+    int has_meta;               /* the meta hash existed */
+    int64_t updated_ms;         /* meta.updated_ms, 0 unknown */
+    uint64_t seq;               /* highest meta.seq:<instance> */
+    char *seq_instance;         /* its instance */
+    char *version;              /* meta.version */
+} top_model;
+
+void top_model_init(top_model *m);
+void top_model_free(top_model *m);
+/* Empties every hash and the meta fields (keeps allocations). */
+void top_model_reset(top_model *m);
+/* One field of the meta hash. 0 ok, -1 out of memory. */
+int top_model_set_meta(top_model *m, const char *field, size_t flen, const char *val, size_t vlen);
+/* After all hashes are loaded: builds stages[] (meta order, then any other stage name found in
+ * active/reached/ended/customers/events/transitions, sorted; names starting with '_' are
+ * markers, never stages). 0 ok, -1 out of memory. */
+int top_model_finish(top_model *m);
+
+/* A hash's fields sorted by value descending, then by name. out must hold max entries; returns
+ * how many were written (min(n, max)). Entries point into h (valid until it changes). */
+typedef struct top_item {
+    const char *key;
+    int64_t val;
+} top_item;
+size_t top_sorted(const top_hash *h, top_item *out, size_t max);
+
+/* Conversion from the previous stage: reached[i] / reached[i-1] in percent. Returns 0 and sets
+ * *pct, or -1 when there is no previous stage or its reached is 0. */
+int top_conversion(const top_model *m, size_t i, double *pct);
+
+/* Breakdown by the selected dimension: one row per value (field "<value>/<stage>", split at the
+ * last '/', so a value may contain '/'), a column per stage of m->stages. Rows sorted by reached
+ * summed over the stages descending, then open sessions, then value; at most max_rows kept,
+ * nvalues says how many there were. */
+typedef struct top_bd_row {
+    char *value;
+    int64_t *reached;           /* [nstages] */
+    int64_t *active;            /* [nstages] */
+    int64_t total_reached;
+    int64_t total_active;       /* including sessions with no stage yet (_none) */
+} top_bd_row;
+
+typedef struct top_breakdown {
+    top_bd_row *rows;
+    size_t nrows;               /* kept (<= max_rows) */
+    size_t nvalues;             /* distinct values found */
+    size_t nstages;
+} top_breakdown;
+
+int top_breakdown_build(const top_model *m, size_t max_rows, top_breakdown *bd);
+void top_breakdown_free(top_breakdown *bd);
+
+/* A message on <prefix>:{J}:updates: {"updated_ms":…,"seq":…,"instance":"…","commands":…}.
+ * Unknown members are ignored; missing ones stay 0/"". 0 ok, -1 not a JSON object. */
+typedef struct top_update {
+    int64_t updated_ms;
+    uint64_t seq;
+    int64_t commands;
+    char instance[128];
+} top_update;
+int top_parse_update(const char *json, size_t len, top_update *u);
+
+/* Totals the rates are computed from. events = every valid event (all fields of the events
+ * hash: stages, _unclassified and _late); invalid = sum of the invalid hash; late = events._late. */
+typedef struct top_totals {
+    int64_t events, invalid, late;
+} top_totals;
+void top_totals_of(const top_model *m, top_totals *t);
+
+/* Rates from deltas between refreshes over wall time. Each refresh pushes its totals; the rate
+ * is taken against the newest earlier sample at least TOP_RATE_WINDOW_MS old (or the oldest
+ * one kept), so refreshes 100 ms apart do not make the numbers jump. A counter going down
+ * (keys deleted, Redis restarted empty) discards the history. */
+#define TOP_RATE_SAMPLES 64
+#define TOP_RATE_WINDOW_MS 1000
+typedef struct top_rate_hist {
+    int64_t t_ms[TOP_RATE_SAMPLES];
+    top_totals v[TOP_RATE_SAMPLES];
+    size_t n, head;             /* head: index of the newest sample */
+} top_rate_hist;
+
+typedef struct top_rates {
+    int valid;                  /* 0 until two samples exist */
+    double events_s, invalid_s, late_s;
+    double window_s;            /* the time the rates were measured over */
+} top_rates;
+
+void top_rates_reset(top_rate_hist *h);
+void top_rates_push(top_rate_hist *h, int64_t now_ms, const top_totals *t, top_rates *out);
+
+/* Key helpers. Redis glob characters (* ? [ ] \) in s are escaped with '\'. Returns a malloc'd
+ * string or NULL. */
+char *top_glob_escape(const char *s);
+/* "<prefix>:{J}:meta" -> J (malloc'd), NULL if key does not have that shape. */
+char *top_journey_from_key(const char *prefix, const char *key, size_t klen);
+/* "<prefix>:{J}:by:<dim>:reached" -> dim (malloc'd), NULL if key does not have that shape. */
+char *top_dim_from_key(const char *prefix, const char *journey, const char *key, size_t klen);
+/* Sorts and de-duplicates a list of malloc'd strings in place; returns the new count. */
+size_t top_strv_sort_uniq(char **v, size_t n);
+
+#endif
