@@ -64,8 +64,10 @@ $(BUILD)/clickstage-rules: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE)
 $(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_HTTP) $(LDLIBS_CORE)
-$(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(LIB)
-	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE)
+# The load generator's ground truth comes from the reference model in tests/lib (cJSON-based,
+# shares no code path with the daemon's pipeline beyond the rule table).
+$(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(TESTLIB_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE) -lcjson
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_REDIS) -lncursesw $(LDLIBS_CORE)
 

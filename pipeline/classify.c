@@ -630,11 +630,15 @@ static int do_dimensions(ctx *c, yaml_node_t *n)
             msg[0] = '\0';
             int f = cs_decode_plan_add_field(rs->plan, (const char *const *)paths, np, msg,
                                              sizeof msg);
-            free_paths(paths, np);
-            if (f < 0 || f >= CS_MAX_FIELDS)
+            if (f < 0 || f >= CS_MAX_FIELDS) {
+                free_paths(paths, np);
                 return err_node(c, pathn ? pathn : k, "%s: %s", what,
                                 msg[0] ? msg : "bad path");
+            }
             d->field = f;
+            for (int i = 0; i < np; i++)
+                d->paths[i] = paths[i]; /* kept for tools (the reference model); freed below */
+            d->npaths = np;
         }
         if (!(d->name = dupmem(ks, kl)))
             return oom(c, k);
@@ -1286,8 +1290,11 @@ void cs_rules_destroy(cs_ruleset *rs)
     free(rs->journey);
     for (int i = 0; i < rs->nstages; i++)
         free(rs->stages[i]);
-    for (int i = 0; i < CS_MAX_DIMS; i++)
+    for (int i = 0; i < CS_MAX_DIMS; i++) {
         free((char *)rs->dims[i].name);
+        for (int j = 0; j < rs->dims[i].npaths; j++)
+            free((char *)rs->dims[i].paths[j]);
+    }
     for (int i = 0; i < rs->nprops; i++)
         free(rs->prop_name[i]);
     for (int i = 0; i < rs->nrules; i++)

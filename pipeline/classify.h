@@ -41,6 +41,8 @@ typedef struct cs_dim_conf {
     const char *name;  /* the dimension name as written in the rule file */
     int field;         /* decoder field id holding its value */
     uint32_t max_values; /* distinct values before "_other"; default 64, 1..CS_MAX_DIM_VALUES */
+    const char *paths[CS_MAX_PATHS]; /* its dotted paths when not a standard field, in order */
+    int npaths;                      /* 0 for a standard field */
 } cs_dim_conf;
 
 /* Load from a file / from memory (`name` is what errors call the file). */

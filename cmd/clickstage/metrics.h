@@ -80,6 +80,10 @@ typedef struct cs_metrics {
 
     int healthy; /* every worker looped within the last 10 s, control thread alive */
     int ready;   /* partitions assigned (or drain started) and Redis reachable */
+
+    /* how often the snapshot is published (the flush interval); /healthz and /readyz report a
+     * snapshot older than max(10 s, 3 × this) as a stalled control thread. 0 = unknown (60 s) */
+    int64_t flush_interval_ms;
 } cs_metrics;
 
 typedef struct cs_metrics_box {

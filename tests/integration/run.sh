@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 B=${BUILD:-build}
-make -s "$B/clickstage" "$B/cs_testgen" "$B/cs_checkredis" >/dev/null || { echo "integration: 0 passed, 1 failed"; exit 1; }
+make -s "$B/clickstage" "$B/clickstage-loadgen" "$B/cs_testgen" "$B/cs_checkredis" >/dev/null || { echo "integration: 0 passed, 1 failed"; exit 1; }
 WORK=$(mktemp -d /tmp/cs-it.XXXXXX)
 STACK=$WORK/stack
 cleanup() {
@@ -145,6 +145,19 @@ if want reload; then
   if [ $rc -eq 0 ] && grep -q "rule reload rejected" "$WORK/t5.log" && grep -q "rules reloaded" "$WORK/t5.log" \
      && check reload "$WORK/t5.json" --events-only; then ok rule_reload_under_load
   else tail -20 "$WORK/t5.log"; bad rule_reload_under_load "rc=$rc or log/counts"; fi
+fi
+
+# 6. end to end with the load generator: 1M events (invalid, out-of-order and late ones among
+#    them) -> Kafka -> clickstage --drain with 2 threads -> Redis equals the ground truth exactly
+if want e2e_loadgen; then
+  PREFIX=it6; topic t6 8
+  "$B/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --topic t6 --events "${E2E_EVENTS:-1000000}" \
+    --customers 100000 --seed 16 --rules "$RULES" --expect "$WORK/t6.json" --progress 0 >"$WORK/t6.gen" 2>&1
+  lg=$?
+  daemon --drain --threads 2 --topics t6 --group g6 --prefix it6 >"$WORK/t6.log" 2>&1; rc=$?
+  if [ $lg -eq 0 ] && [ $rc -eq 0 ] && check e2e "$WORK/t6.json"; then
+    ok "e2e_loadgen_drain ($(tail -1 "$WORK/t6.gen"))"
+  else tail -5 "$WORK/t6.gen"; tail -20 "$WORK/t6.log"; bad e2e_loadgen_drain "loadgen rc=$lg daemon rc=$rc or counts differ"; fi
 fi
 
 echo "integration: $pass passed, $fail failed"

@@ -23,7 +23,8 @@ typedef struct rcust {
 struct ref_model {
     const cs_ruleset *rs;
     cs_session_conf k;
-    const char *dim_paths[CS_MAX_DIMS];
+    const char *dim_paths[CS_MAX_DIMS][CS_MAX_PATHS];
+    int dim_npaths[CS_MAX_DIMS];
     int ndims, nstages, nparts;
     rcust **buckets;
     size_t nbuckets;
@@ -48,8 +49,17 @@ ref_model *ref_new(const cs_ruleset *rs, const char *const *dim_paths, int npart
     m->k = *cs_rules_session(rs);
     m->ndims = cs_rules_ndims(rs);
     m->nstages = cs_rules_nstages(rs);
-    for (int d = 0; d < m->ndims; d++)
-        m->dim_paths[d] = dim_paths ? dim_paths[d] : NULL;
+    for (int d = 0; d < m->ndims; d++) {
+        const cs_dim_conf *dc = cs_rules_dim(rs, d);
+        if (dim_paths && dim_paths[d]) {
+            m->dim_paths[d][0] = dim_paths[d];
+            m->dim_npaths[d] = 1;
+        } else {
+            for (int i = 0; i < dc->npaths; i++)
+                m->dim_paths[d][i] = dc->paths[i];
+            m->dim_npaths[d] = dc->npaths;
+        }
+    }
     m->nbuckets = 1 << 16;
     m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
     m->nparts = nparts;
@@ -282,8 +292,8 @@ static cs_invalid ref_decode(ref_model *m, const char *payload, size_t len, int6
         first_of(root, std_paths[CS_F_CHANNEL], 3, e->bufs[CS_F_CHANNEL], 256, &isnum, NULL);
         for (int d = 0; d < m->ndims; d++) {
             int f = cs_rules_dim(m->rs, d)->field;
-            if (f >= CS_F_NSTD && m->dim_paths[d])
-                first_of(root, &m->dim_paths[d], 1, e->bufs[f], 256, &isnum, NULL);
+            if (f >= CS_F_NSTD && m->dim_npaths[d])
+                first_of(root, m->dim_paths[d], m->dim_npaths[d], e->bufs[f], 256, &isnum, NULL);
         }
         for (int f = 0; f < CS_MAX_FIELDS; f++) {
             e->d.f[f].p = e->bufs[f];

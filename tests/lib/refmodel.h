@@ -12,7 +12,8 @@
 
 typedef struct ref_model ref_model;
 
-/* dim_paths[d]: the dotted path of dimension d when it is not a standard field (else NULL). */
+/* dim_paths: NULL to take every dimension's paths from the rule file, or per dimension one
+ * dotted path overriding it (NULL entries: from the rule file). */
 ref_model *ref_new(const cs_ruleset *rs, const char *const *dim_paths, int nparts);
 void ref_free(ref_model *m);
 void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t kafka_ts);

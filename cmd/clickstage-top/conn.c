@@ -1,0 +1,339 @@
+/* conn.c — see conn.h. */
+#include "conn.h"
+
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+__attribute__((format(printf, 2, 3))) static int seterr(top_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static struct timeval tv_ms(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+/* "<where> <what>: <hiredis error>" */
+static int ctx_err(top_conn *c, redisContext *ctx, const char *what)
+{
+    const char *e = ctx && ctx->err ? ctx->errstr : "connection lost";
+    if (ctx && ctx->err == REDIS_ERR_EOF)
+        e = "server closed the connection";
+    return seterr(c, "%s %s: %s", c->url->where, what, e);
+}
+
+static redisContext *connect_one(top_conn *c)
+{
+    const top_url *u = c->url;
+    int cto = c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 1000;
+    int rto = c->command_timeout_ms > 0 ? c->command_timeout_ms : 2000;
+    redisContext *ctx = u->is_unix ? redisConnectUnixWithTimeout(u->path, tv_ms(cto))
+                                   : redisConnectWithTimeout(u->host, u->port, tv_ms(cto));
+    if (!ctx) {
+        seterr(c, "%s connect: out of memory", u->where);
+        return NULL;
+    }
+    if (ctx->err) {
+        ctx_err(c, ctx, "connect");
+        redisFree(ctx);
+        return NULL;
+    }
+    if (redisSetTimeout(ctx, tv_ms(rto)) != REDIS_OK) {
+        ctx_err(c, ctx, "set timeout");
+        redisFree(ctx);
+        return NULL;
+    }
+    redisReply *r = NULL;
+    if (u->password) {
+        r = u->user ? redisCommand(ctx, "AUTH %s %s", u->user, u->password)
+                    : redisCommand(ctx, "AUTH %s", u->password);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            if (r)
+                seterr(c, "%s AUTH: %s", u->where, r->str);
+            else
+                ctx_err(c, ctx, "AUTH");
+            freeReplyObject(r);
+            redisFree(ctx);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    if (u->db) {
+        r = redisCommand(ctx, "SELECT %ld", u->db);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            if (r)
+                seterr(c, "%s SELECT %ld: %s", u->where, u->db, r->str);
+            else
+                ctx_err(c, ctx, "SELECT");
+            freeReplyObject(r);
+            redisFree(ctx);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    return ctx;
+}
+
+int top_conn_open(top_conn *c)
+{
+    top_conn_close(c);
+    c->err[0] = 0;
+    c->cmd = connect_one(c);
+    return c->cmd ? 0 : -1;
+}
+
+void top_conn_close(top_conn *c)
+{
+    if (c->cmd)
+        redisFree(c->cmd);
+    if (c->sub)
+        redisFree(c->sub);
+    c->cmd = c->sub = NULL;
+}
+
+int top_conn_sub_fd(const top_conn *c)
+{
+    return c->sub ? c->sub->fd : -1;
+}
+
+/* Handles every reply already in the reader's buffer. */
+static int sub_drain(top_conn *c, top_update *u, int *got)
+{
+    for (;;) {
+        void *rv = NULL;
+        if (redisGetReplyFromReader(c->sub, &rv) != REDIS_OK)
+            return ctx_err(c, c->sub, "subscriber");
+        redisReply *r = rv;
+        if (!r)
+            return 0;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "message") == 0 &&
+            r->element[2]->type == REDIS_REPLY_STRING) {
+            top_update x;
+            (*got)++;
+            if (top_parse_update(r->element[2]->str, r->element[2]->len, &x) == 0)
+                *u = x;
+        }
+        freeReplyObject(r);
+    }
+}
+
+int top_conn_subscribe(top_conn *c, const char *channel)
+{
+    if (c->sub) {
+        redisFree(c->sub);
+        c->sub = NULL;
+    }
+    c->sub = connect_one(c);
+    if (!c->sub)
+        return -1;
+    redisReply *r = redisCommand(c->sub, "SUBSCRIBE %b", channel, strlen(channel));
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            seterr(c, "%s SUBSCRIBE: %s", c->url->where, r->str);
+        else
+            ctx_err(c, c->sub, "SUBSCRIBE");
+        freeReplyObject(r);
+        redisFree(c->sub);
+        c->sub = NULL;
+        return -1;
+    }
+    freeReplyObject(r);
+    top_update u;
+    int got = 0;
+    return sub_drain(c, &u, &got); /* a message that came with the confirmation */
+}
+
+int top_conn_sub_read(top_conn *c, top_update *u, int *got)
+{
+    if (!c->sub)
+        return seterr(c, "not subscribed");
+    if (redisBufferRead(c->sub) != REDIS_OK)
+        return ctx_err(c, c->sub, "subscriber");
+    return sub_drain(c, u, got);
+}
+
+int top_conn_scan(top_conn *c, const char *pattern, char ***keys, size_t *nkeys)
+{
+    *keys = NULL;
+    *nkeys = 0;
+    if (!c->cmd)
+        return seterr(c, "not connected");
+    char cursor[32] = "0";
+    size_t cap = 0;
+    do {
+        redisReply *r = redisCommand(c->cmd, "SCAN %s MATCH %b COUNT 1000", cursor, pattern,
+                                     strlen(pattern));
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            if (r && r->type == REDIS_REPLY_ERROR)
+                seterr(c, "%s SCAN: %s", c->url->where, r->str);
+            else if (r)
+                seterr(c, "%s SCAN: unexpected reply", c->url->where);
+            else
+                ctx_err(c, c->cmd, "SCAN");
+            freeReplyObject(r);
+            goto fail;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        redisReply *a = r->element[1];
+        for (size_t i = 0; i < a->elements; i++) {
+            if (a->element[i]->type != REDIS_REPLY_STRING)
+                continue;
+            if (*nkeys == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                char **nk = realloc(*keys, nc * sizeof *nk);
+                if (!nk) {
+                    freeReplyObject(r);
+                    seterr(c, "out of memory");
+                    goto fail;
+                }
+                *keys = nk;
+                cap = nc;
+            }
+            (*keys)[*nkeys] = malloc(a->element[i]->len + 1);
+            if (!(*keys)[*nkeys]) {
+                freeReplyObject(r);
+                seterr(c, "out of memory");
+                goto fail;
+            }
+            memcpy((*keys)[*nkeys], a->element[i]->str, a->element[i]->len);
+            (*keys)[*nkeys][a->element[i]->len] = 0;
+            (*nkeys)++;
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+fail:
+    for (size_t i = 0; i < *nkeys; i++)
+        free((*keys)[i]);
+    free(*keys);
+    *keys = NULL;
+    *nkeys = 0;
+    return -1;
+}
+
+static void addwarn(top_conn *c, const char *key, const char *what)
+{
+    if (!c->warn[0])
+        snprintf(c->warn, sizeof c->warn, "%s: %s", key, what);
+}
+
+int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const char *dim,
+                   top_model *m)
+{
+    if (!c->cmd)
+        return seterr(c, "not connected");
+    c->warn[0] = 0;
+    top_model_reset(m);
+    enum { NK = TOP_NHASH + 1 };  /* the hashes, then meta */
+    char *keys[NK] = {0};
+    int which[NK];
+    size_t nk = 0;
+    int rc = -1;
+    for (int h = 0; h < TOP_NHASH; h++) {
+        const char *suffix = top_hash_suffix[h];
+        if (!suffix && !dim)
+            continue;
+        char *k;
+        int n = suffix ? asprintf(&k, "%s:{%s}:%s", prefix, journey, suffix)
+                       : asprintf(&k, "%s:{%s}:by:%s:%s", prefix, journey, dim,
+                                  h == TOP_BY_REACHED ? "reached" : "active");
+        if (n < 0) {
+            seterr(c, "out of memory");
+            goto out;
+        }
+        keys[nk] = k;
+        which[nk++] = h;
+    }
+    if (asprintf(&keys[nk], "%s:{%s}:meta", prefix, journey) < 0) {
+        keys[nk] = NULL;
+        seterr(c, "out of memory");
+        goto out;
+    }
+    which[nk++] = -1;
+
+    /* MULTI, HGETALL × nk, EXEC: one write, one round trip, one consistent snapshot (the daemon
+     * writes each flush in one transaction too). */
+    redisAppendCommand(c->cmd, "MULTI");
+    for (size_t i = 0; i < nk; i++)
+        redisAppendCommand(c->cmd, "HGETALL %b", keys[i], strlen(keys[i]));
+    redisAppendCommand(c->cmd, "EXEC");
+    redisReply *exec = NULL;
+    int proto = 0;
+    for (size_t i = 0; i < nk + 2; i++) {
+        void *rv = NULL;
+        if (redisGetReply(c->cmd, &rv) != REDIS_OK) {
+            ctx_err(c, c->cmd, "HGETALL");
+            freeReplyObject(exec);
+            goto out; /* the context is unusable now; the caller reconnects */
+        }
+        redisReply *r = rv;
+        if (i == nk + 1) {
+            exec = r;
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR && !proto) {
+            seterr(c, "%s %s: %s", c->url->where, i ? "HGETALL" : "MULTI", r->str);
+            proto = 1;
+        }
+        freeReplyObject(r);
+    }
+    if (proto) {
+        freeReplyObject(exec);
+        goto out;
+    }
+    if (!exec || exec->type != REDIS_REPLY_ARRAY || exec->elements != nk) {
+        if (exec && exec->type == REDIS_REPLY_ERROR)
+            seterr(c, "%s EXEC: %s", c->url->where, exec->str);
+        else
+            seterr(c, "%s EXEC: unexpected reply", c->url->where);
+        freeReplyObject(exec);
+        goto out;
+    }
+    for (size_t i = 0; i < nk; i++) {
+        redisReply *a = exec->element[i];
+        if (a->type == REDIS_REPLY_ERROR) {
+            addwarn(c, keys[i], a->str);
+            continue;
+        }
+        if (a->type != REDIS_REPLY_ARRAY || a->elements % 2) {
+            addwarn(c, keys[i], "unexpected reply");
+            continue;
+        }
+        for (size_t j = 0; j + 1 < a->elements; j += 2) {
+            redisReply *f = a->element[j], *v = a->element[j + 1];
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            int e = which[i] < 0 ? top_model_set_meta(m, f->str, f->len, v->str, v->len)
+                                 : top_hash_add(&m->h[which[i]], f->str, f->len, v->str, v->len);
+            if (e < 0) {
+                freeReplyObject(exec);
+                seterr(c, "out of memory");
+                goto out;
+            }
+        }
+        if (which[i] >= 0 && m->h[which[i]].bad)
+            addwarn(c, keys[i], "non-integer values ignored");
+    }
+    freeReplyObject(exec);
+    if (top_model_finish(m) < 0) {
+        seterr(c, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < nk; i++)
+        free(keys[i]);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/* conn.h — clickstage-top's two Redis connections (hiredis, blocking with timeouts): one for
+ * reads (SCAN, one MULTI/EXEC of HGETALLs per refresh) and one subscribed to the journey's
+ * updates channel, read only when poll() says its socket is readable. Any error closes both;
+ * the caller reconnects.
+ */
+#ifndef TOP_CONN_H
+#define TOP_CONN_H
+
+#include <stddef.h>
+
+#include "model.h"
+#include "url.h"
+
+typedef struct redisContext redisContext;
+
+typedef struct top_conn {
+    const top_url *url;
+    int connect_timeout_ms;     /* default 1000 */
+    int command_timeout_ms;     /* default 2000 */
+    redisContext *cmd, *sub;
+    char err[256];              /* why the last call failed */
+    char warn[256];             /* non-fatal: a key of the wrong type, bad values */
+} top_conn;
+
+/* Opens the command connection (AUTH, SELECT). 0 ok, -1 c->err. */
+int top_conn_open(top_conn *c);
+/* Opens the subscriber connection and subscribes to channel. 0 ok, -1 c->err. */
+int top_conn_subscribe(top_conn *c, const char *channel);
+void top_conn_close(top_conn *c);
+/* fd to poll for update messages, -1 when not subscribed. */
+int top_conn_sub_fd(const top_conn *c);
+/* Reads what the subscriber socket has: *got counts messages, *u is the newest parsable one
+ * (left alone if none). 0 ok, -1 connection error (c->err). */
+int top_conn_sub_read(top_conn *c, top_update *u, int *got);
+
+/* Every key matching pattern (SCAN … MATCH … COUNT 1000), malloc'd. 0 ok, -1 c->err. */
+int top_conn_scan(top_conn *c, const char *pattern, char ***keys, size_t *nkeys);
+
+/* One consistent snapshot (MULTI … EXEC) of the journey's hashes into m (reset first, finished
+ * after): meta, active, reached, transitions, ended, ended_by, sessions, events, invalid,
+ * customers, and by:<dim>:reached / by:<dim>:active when dim is not NULL. 0 ok, -1 c->err
+ * (connection or protocol error). A key holding another type leaves that hash empty and is
+ * named in c->warn. */
+int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const char *dim,
+                   top_model *m);
+
+#endif
