@@ -76,7 +76,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 
 # Test tools for the integration tests (producer with expected counts, Redis checker).
-TOOLS = $(BUILD)/cs_testgen $(BUILD)/cs_checkredis
+TOOLS = $(BUILD)/cs_testgen $(BUILD)/cs_checkredis $(BUILD)/cs_mockbroker
 $(BUILD)/cs_%: $(BUILD)/tests/tools/cs_%.o $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 tools: $(TOOLS)
@@ -146,6 +146,10 @@ stack-status:
 	scripts/stack.sh status $(STACK_DIR)
 stack-selftest: deps
 	scripts/stack-selftest.sh
+# The README's first command: the whole pipeline on this machine (scripts/demo.sh).
+demo: deps
+	scripts/demo.sh
+.PHONY: demo
 # The daemon against the local stack (started if needed), in the foreground.
 run: all
 	scripts/run-local.sh $(ARGS)

@@ -152,8 +152,8 @@ struct cs_gen {
     uint64_t emitted;
     char *buf;     /* the current message */
     char key[32];
-    int64_t day_cache_min; /* minute of the cached "YYYY-MM-DDTHH:MM:" */
-    char day_cache[40];
+    int64_t day_cache_min[3]; /* per time style: minute of the cached "YYYY-MM-DDTHH:MM:" */
+    char day_cache[3][40];
 };
 
 /* ---- writing ---------------------------------------------------------------------------- */
@@ -206,16 +206,16 @@ static void put_time(cs_gen *g, wb *w, int64_t t, int style)
     int64_t lt = t + shift[style];
     int64_t min = lt >= 0 ? lt / 60000 : (lt - 59999) / 60000;
     int64_t ms = lt - min * 60000;
-    if (min != g->day_cache_min) {
+    if (min != g->day_cache_min[style]) {
         int64_t days = min >= 0 ? min / 1440 : (min - 1439) / 1440;
         int mod = (int)(min - days * 1440);
         int y, mo, d;
         civil(days, &y, &mo, &d);
-        snprintf(g->day_cache, sizeof g->day_cache, "%04d-%02d-%02dT%02d:%02d:", y, mo, d,
-                 mod / 60, mod % 60);
-        g->day_cache_min = min;
+        snprintf(g->day_cache[style], sizeof g->day_cache[style], "%04d-%02d-%02dT%02d:%02d:", y,
+                 mo, d, mod / 60, mod % 60);
+        g->day_cache_min[style] = min;
     }
-    memcpy(w->p, g->day_cache, 17);
+    memcpy(w->p, g->day_cache[style], 17);
     w->p += 17;
     put2(w, (int)(ms / 1000));
     *w->p++ = '.';
@@ -417,7 +417,8 @@ cs_gen *cs_gen_new(const cs_gen_conf *c)
     g->inter = (double)c->span_ms / (sessions > 1 ? sessions : 1);
     g->next_arrival = (double)c->start_ms;
     g->buf = malloc(70000);
-    g->day_cache_min = INT64_MIN;
+    for (int i = 0; i < 3; i++)
+        g->day_cache_min[i] = INT64_MIN;
     return g;
 }
 
