@@ -54,7 +54,7 @@ all: $(LIB) $(BINS)
 $(BUILD)/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
 
 $(LIB): $(CORE_OBJ) $(IO_OBJ)
 	@mkdir -p $(dir $@)
@@ -154,6 +154,14 @@ demo: deps
 run: all
 	scripts/run-local.sh $(ARGS)
 .PHONY: run
+top-test: deps
+	tests/top/run.sh
+.PHONY: top-test
+# Load generator -> real Kafka -> clickstage --drain -> Redis checked against the generator's
+# ground truth (E2E_EVENTS, default 1M).
+e2e: all tools
+	CASES=e2e_loadgen tests/integration/run.sh
+.PHONY: e2e
 # Integration tests: their own stack in a temp dir, stopped at the end.
 integration: deps
 	tests/integration/run.sh

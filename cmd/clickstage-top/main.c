@@ -555,7 +555,13 @@ static int run_once(app *a)
     for (size_t i = 0; i < f.n; i++)
         printf("%s\n", f.lines[i].text);
     top_frame_free(&f);
-    return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+    if (fflush(stdout) != 0)
+        return EXIT_RUNTIME;
+    if (!a->model.has_meta) { /* nothing has written this journey: say so in the exit status */
+        fprintf(stderr, "clickstage-top: no %s:{%s}:meta\n", a->o.prefix, a->journey);
+        return EXIT_RUNTIME;
+    }
+    return 0;
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -573,8 +579,14 @@ static int run_live(app *a)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
-    if (!initscr()) {
-        fprintf(stderr, "clickstage-top: cannot initialise the terminal\n");
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "clickstage-top: not a terminal (use --once for a plain-text frame)\n");
+        return EXIT_RUNTIME;
+    }
+    const char *term = getenv("TERM");
+    if (!term || !*term || !newterm(NULL, stdout, stdin)) { /* initscr would exit() instead */
+        fprintf(stderr, "clickstage-top: cannot use terminal type '%s' (use --once for a "
+                "plain-text frame)\n", term ? term : "");
         return EXIT_RUNTIME;
     }
     cbreak();

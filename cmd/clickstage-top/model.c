@@ -89,12 +89,6 @@ int top_hash_add(top_hash *h, const char *key, size_t klen, const char *val, siz
         h->bad++;
         return 0;
     }
-    for (size_t i = 0; i < h->n; i++) {
-        if (strlen(h->kv[i].key) == klen && memcmp(h->kv[i].key, key, klen) == 0) {
-            h->kv[i].val = v;
-            return 0;
-        }
-    }
     if (h->n == h->cap) {
         size_t nc = h->cap ? h->cap * 2 : 16;
         top_kv *nk = realloc(h->kv, nc * sizeof *nk);
@@ -352,64 +346,88 @@ static int cmp_row(const void *a, const void *b)
     return strcmp(x->value, y->value);
 }
 
-static top_bd_row *bd_row(top_breakdown *bd, size_t *cap, const char *v, size_t vl)
+/* One "<value>/<stage>" field of a by: hash, for grouping by value. */
+typedef struct bd_ent {
+    const char *value;
+    size_t vlen;
+    long stage;                 /* index in m->stages, -1 when not a stage (e.g. _none) */
+    int active;                 /* from by:<dim>:active */
+    int64_t val;
+} bd_ent;
+
+static int cmp_ent(const void *a, const void *b)
 {
-    for (size_t i = 0; i < bd->nvalues; i++)
-        if (strlen(bd->rows[i].value) == vl && memcmp(bd->rows[i].value, v, vl) == 0)
-            return &bd->rows[i];
-    if (bd->nvalues == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        top_bd_row *nr = realloc(bd->rows, nc * sizeof *nr);
-        if (!nr)
-            return NULL;
-        bd->rows = nr;
-        *cap = nc;
-    }
-    top_bd_row *r = &bd->rows[bd->nvalues];
-    memset(r, 0, sizeof *r);
-    r->value = strndup(v, vl);
-    size_t ns = bd->nstages ? bd->nstages : 1;
-    r->reached = calloc(ns, sizeof *r->reached);
-    r->active = calloc(ns, sizeof *r->active);
-    bd->nvalues++; /* counted even when incomplete, so free releases it */
-    if (!r->value || !r->reached || !r->active)
-        return NULL;
-    return r;
+    const bd_ent *x = a, *y = b;
+    size_t n = x->vlen < y->vlen ? x->vlen : y->vlen;
+    int c = memcmp(x->value, y->value, n);
+    if (c)
+        return c;
+    return x->vlen < y->vlen ? -1 : x->vlen > y->vlen;
 }
 
+/* O(F log F) in the number of fields: a dimension may have thousands of values. */
 int top_breakdown_build(const top_model *m, size_t max_rows, top_breakdown *bd)
 {
     memset(bd, 0, sizeof *bd);
     bd->nstages = m->nstages;
-    size_t cap = 0;
+    const top_hash *hr = &m->h[TOP_BY_REACHED], *ha = &m->h[TOP_BY_ACTIVE];
+    size_t nf = hr->n + ha->n, ne = 0;
+    bd_ent *e = malloc((nf ? nf : 1) * sizeof *e);
+    if (!e)
+        return -1;
     for (int w = 0; w < 2; w++) {
-        const top_hash *h = &m->h[w == 0 ? TOP_BY_REACHED : TOP_BY_ACTIVE];
+        const top_hash *h = w ? ha : hr;
         for (size_t i = 0; i < h->n; i++) {
             const char *f = h->kv[i].key, *sl = strrchr(f, '/');
             if (!sl)
                 continue;
-            top_bd_row *r = bd_row(bd, &cap, f, (size_t)(sl - f));
-            if (!r) {
+            bd_ent *x = &e[ne++];
+            x->value = f;
+            x->vlen = (size_t)(sl - f);
+            x->stage = -1;
+            for (size_t s = 0; s < m->nstages; s++)
+                if (strcmp(m->stages[s], sl + 1) == 0) {
+                    x->stage = (long)s;
+                    break;
+                }
+            x->active = w;
+            x->val = h->kv[i].val;
+        }
+    }
+    qsort(e, ne, sizeof *e, cmp_ent);
+    size_t nvalues = 0;
+    for (size_t i = 0; i < ne; i++)
+        nvalues += i == 0 || cmp_ent(&e[i - 1], &e[i]) != 0;
+    bd->rows = calloc(nvalues ? nvalues : 1, sizeof *bd->rows);
+    if (!bd->rows) {
+        free(e);
+        return -1;
+    }
+    size_t ns = m->nstages ? m->nstages : 1;
+    for (size_t i = 0; i < ne; i++) {
+        if (i == 0 || cmp_ent(&e[i - 1], &e[i]) != 0) {
+            top_bd_row *r = &bd->rows[bd->nvalues++];
+            r->value = strndup(e[i].value, e[i].vlen);
+            r->reached = calloc(ns, sizeof *r->reached);
+            r->active = calloc(ns, sizeof *r->active);
+            if (!r->value || !r->reached || !r->active) {
+                free(e);
                 top_breakdown_free(bd);
                 return -1;
             }
-            const char *st = sl + 1;
-            int64_t v = h->kv[i].val;
-            if (w == 0)
-                r->total_reached += v;
-            else
-                r->total_active += v;
-            for (size_t s = 0; s < m->nstages; s++) {
-                if (strcmp(m->stages[s], st) == 0) {
-                    if (w == 0)
-                        r->reached[s] += v;
-                    else
-                        r->active[s] += v;
-                    break;
-                }
-            }
+        }
+        top_bd_row *r = &bd->rows[bd->nvalues - 1];
+        if (e[i].active) {
+            r->total_active += e[i].val;
+            if (e[i].stage >= 0)
+                r->active[e[i].stage] += e[i].val;
+        } else {
+            r->total_reached += e[i].val;
+            if (e[i].stage >= 0)
+                r->reached[e[i].stage] += e[i].val;
         }
     }
+    free(e);
     if (bd->nvalues)
         qsort(bd->rows, bd->nvalues, sizeof *bd->rows, cmp_row);
     bd->nrows = bd->nvalues < max_rows ? bd->nvalues : max_rows;

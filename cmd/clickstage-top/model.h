@@ -25,7 +25,8 @@ typedef struct top_hash {
 void top_hash_clear(top_hash *h);
 void top_hash_free(top_hash *h);
 /* Adds field=value; a value that is not a decimal int64 is skipped and counted in h->bad.
- * A repeated field replaces the earlier value. 0 ok, -1 out of memory. */
+ * Fields are not checked for repeats (an HGETALL reply has none; find returns the first).
+ * 0 ok, -1 out of memory. */
 int top_hash_add(top_hash *h, const char *key, size_t klen, const char *val, size_t vlen);
 const top_kv *top_hash_find(const top_hash *h, const char *key);
 int64_t top_hash_get(const top_hash *h, const char *key); /* 0 when absent */

@@ -111,7 +111,11 @@ static int emit(top_frame *f, lb *b)
         f->lines = nl;
         f->cap = nc;
     }
-    while (b->len && b->buf[b->len - 1] == ' ')
+    size_t keep = 0; /* trailing blanks inside a span (reverse video) stay */
+    for (int i = 0; i < b->nspans; i++)
+        if ((size_t)(b->spans[i].off + b->spans[i].len) > keep)
+            keep = (size_t)(b->spans[i].off + b->spans[i].len);
+    while (b->len > keep && b->buf[b->len - 1] == ' ')
         b->len--;
     char *t = malloc(b->len + 1);
     if (!t)
@@ -286,29 +290,31 @@ static size_t imax(size_t a, size_t b)
 static int render_header(const top_model *m, const top_view *v, top_frame *f, lb *b)
 {
     lb_printf(b, TOP_A_TITLE, "clickstage-top");
-    lb_printf(b, TOP_A_NORMAL, "  journey %s  redis %s", v->journey ? v->journey : "?",
-              v->where ? v->where : "?");
-    char age[32];
+    lb_printf(b, TOP_A_NORMAL, "  journey %s", v->journey ? v->journey : "?");
+    char age[32] = "";
     int stale = 0;
     if (v->last_update_ms > 0) {
         int64_t a = v->now_ms - v->last_update_ms;
         top_fmt_age(a, age, sizeof age);
-        lb_printf(b, TOP_A_NORMAL, "  updated %s ago", age);
         stale = (double)a > v->stale_s * 1000.0;
     } else {
-        lb_printf(b, TOP_A_NORMAL, "  updated never");
         stale = v->have_data;
     }
-    if (v->seq)
-        lb_printf(b, TOP_A_NORMAL, "  seq %llu%s%s", (unsigned long long)v->seq,
-                  v->seq_instance && *v->seq_instance ? " @" : "",
-                  v->seq_instance ? v->seq_instance : "");
-    if (m->version && *m->version)
-        lb_printf(b, TOP_A_DIM, "  v%s", m->version);
     if (stale && !v->down) {
         lb_printf(b, TOP_A_NORMAL, "  ");
         lb_printf(b, TOP_A_ALERT, " STALE ");
     }
+    if (age[0])
+        lb_printf(b, TOP_A_NORMAL, "  updated %s ago", age);
+    else
+        lb_printf(b, TOP_A_NORMAL, "  updated never");
+    if (v->seq)
+        lb_printf(b, TOP_A_NORMAL, "  seq %llu%s%s", (unsigned long long)v->seq,
+                  v->seq_instance && *v->seq_instance ? " @" : "",
+                  v->seq_instance ? v->seq_instance : "");
+    lb_printf(b, TOP_A_NORMAL, "  redis %s", v->where ? v->where : "?");
+    if (m->version && *m->version)
+        lb_printf(b, TOP_A_DIM, "  v%s", m->version);
     if (emit(f, b) < 0)
         return -1;
     if (v->down) {
@@ -321,36 +327,51 @@ static int render_header(const top_model *m, const top_view *v, top_frame *f, lb
     return emit(f, b);
 }
 
+static int ndigits(int64_t v)
+{
+    char t[32];
+    return snprintf(t, sizeof t, "%lld", (long long)v);
+}
+
 static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb *b)
 {
-    const top_hash *act = &m->h[TOP_ACTIVE], *rch = &m->h[TOP_REACHED], *end = &m->h[TOP_ENDED],
-                   *cus = &m->h[TOP_CUSTOMERS];
+    const top_hash *hs[4] = {&m->h[TOP_ACTIVE], &m->h[TOP_REACHED], &m->h[TOP_ENDED],
+                             &m->h[TOP_CUSTOMERS]};
+    static const char *const head[4] = {"open", "reached", "ended here", "customers"};
     size_t sw = 5;
     for (size_t i = 0; i < m->nstages; i++)
         sw = imax(sw, top_u8_width(m->stages[i]) + (i >= m->nmeta_stages ? 1 : 0));
     if (sw > 24)
         sw = 24;
+    int cw[4];
     int64_t maxr = 0;
-    for (size_t i = 0; i < m->nstages; i++) {
-        int64_t r = top_hash_get(rch, m->stages[i]);
-        if (r > maxr)
-            maxr = r;
+    for (int c = 0; c < 4; c++) {
+        cw[c] = (int)strlen(head[c]);
+        for (size_t i = 0; i < m->nstages; i++) {
+            int64_t x = top_hash_get(hs[c], m->stages[i]);
+            cw[c] = cw[c] > ndigits(x) ? cw[c] : ndigits(x);
+            if (c == 1 && x > maxr)
+                maxr = x;
+        }
+        int64_t none = top_hash_get(hs[c], "_none");
+        cw[c] = cw[c] > ndigits(none) ? cw[c] : ndigits(none);
     }
-    int fixed = (int)sw + 4 * 11 + 2 + 8;
-    int bw = v->width - fixed - 2;
+    int fixed = (int)sw + 2 + cw[0] + 2 + cw[1] + 2 + cw[2] + 2 + cw[3] + 2 + 1 + 7;
+    int bw = v->width - fixed - 1;
     if (bw > 40)
         bw = 40;
     if (bw < 10)
         bw = 10;
 
     lb_printf(b, TOP_A_TITLE, "Stages");
-    lb_printf(b, TOP_A_DIM, "  (open = active sessions now, reached = cumulative, ended here = "
-                            "drop-off, conv = reached / previous stage's reached)");
+    lb_printf(b, TOP_A_DIM, "  (open = active sessions, ended here = drop-off, "
+                            "conv = reached / previous stage's reached)");
     if (emit(f, b) < 0)
         return -1;
     size_t base = b->len;
-    lb_printf(b, TOP_A_NORMAL, "%-*s %10s %10s %10s %10s  %-*s %7s", (int)sw, "stage", "open",
-              "reached", "ended here", "customers", bw, "funnel (reached)", "conv");
+    lb_printf(b, TOP_A_NORMAL, "%-*s  %*s  %*s  %*s  %*s  %-*s %7s", (int)sw, "stage", cw[0],
+              head[0], cw[1], head[1], cw[2], head[2], cw[3], head[3], bw,
+              bw >= 16 ? "funnel (reached)" : "funnel", "conv");
     lb_span(b, base, b->len - base, TOP_A_HEAD);
     if (emit(f, b) < 0)
         return -1;
@@ -360,7 +381,7 @@ static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb
         snprintf(nm, sizeof nm, "%s%s", m->stages[i], i >= m->nmeta_stages ? "*" : "");
         extras |= i >= m->nmeta_stages;
         cut(nm, sw, v->utf8, name, sizeof name);
-        int64_t r = top_hash_get(rch, m->stages[i]);
+        int64_t r = top_hash_get(hs[1], m->stages[i]);
         top_fmt_bar(r, maxr, bw, v->utf8, bar, sizeof bar);
         double pct;
         if (top_conversion(m, i, &pct) == 0)
@@ -369,10 +390,10 @@ static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb
             snprintf(conv, sizeof conv, "-");
         lb_printf(b, TOP_A_NORMAL, "%s", name);
         lb_pad(b, sw);
-        lb_printf(b, TOP_A_NORMAL, " %10lld %10lld %10lld %10lld  ",
-                  (long long)top_hash_get(act, m->stages[i]), (long long)r,
-                  (long long)top_hash_get(end, m->stages[i]),
-                  (long long)top_hash_get(cus, m->stages[i]));
+        for (int c = 0; c < 4; c++)
+            lb_printf(b, TOP_A_NORMAL, "  %*lld", cw[c],
+                      (long long)top_hash_get(hs[c], m->stages[i]));
+        lb_printf(b, TOP_A_NORMAL, "  ");
         size_t col = lb_width(b);
         lb_printf(b, TOP_A_BAR, "%s", bar);
         lb_pad(b, col + (size_t)bw);
@@ -380,9 +401,10 @@ static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb
         if (emit(f, b) < 0)
             return -1;
     }
-    lb_printf(b, TOP_A_DIM, "%-*s %10lld %10s %10lld %10lld", (int)sw, "_none",
-              (long long)top_hash_get(act, "_none"), "", (long long)top_hash_get(end, "_none"),
-              (long long)top_hash_get(cus, "_none"));
+    lb_printf(b, TOP_A_DIM, "%-*s  %*lld  %*s  %*lld  %*lld", (int)sw, "_none", cw[0],
+              (long long)top_hash_get(hs[0], "_none"), cw[1], "", cw[2],
+              (long long)top_hash_get(hs[2], "_none"), cw[3],
+              (long long)top_hash_get(hs[3], "_none"));
     if (emit(f, b) < 0)
         return -1;
     if (extras && emit_text(f, b, TOP_A_DIM, "* counted but not in meta.stages") < 0)

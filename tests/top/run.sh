@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# clickstage-top end to end: its own redis-server (Debian /usr/bin/redis-server) on a free
+# loopback port in a temp dir, the known counts of tests/top/fixture.redis, then
+#   0. the unit tests of the pure layers (tests/top/test_model.c, cmocka);
+#   1. --once: the exact numbers and conversion percentages (expected strings computed here from
+#      what redis-cli reads back), journey discovery, --dimension, STALE, unix socket, errors;
+#   2. the live view in tmux (140x45): numbers on screen; HINCRBY + PUBLISH shows within 2 s
+#      (with --poll 30, so only the update message can have caused it); 'r' refreshes; 'd'
+#      switches the breakdown dimension; Redis stopped -> "REDIS DOWN" banner; Redis restarted on
+#      the same port -> resubscribed and recovered; 'q' exits 0.
+# Never touches a Redis it did not start. Leaves nothing running. Screen captures go to
+# tests/top/out/ (screen.txt: the live view after start-up).
+# Each check prints "PASS name" or "FAIL name: why"; the last line is "top: N passed, N failed".
+#   TOP_BIN=/path/to/clickstage-top tests/top/run.sh   test another build (e.g. ASan)
+#   KEEP=1                                             keep the temp dir
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+B=${BUILD:-build}
+OUT=tests/top/out
+FIX=tests/top/fixture.redis
+mkdir -p "$OUT"
+pass=0; fail=0
+ok() { echo "PASS $1"; pass=$((pass+1)); }
+bad() { echo "FAIL $1: $2"; fail=$((fail+1)); }
+check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1" "got '$2', want '$3'"; fi; }
+finish() { echo "top: $pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
+
+for t in redis-server redis-cli tmux; do
+  command -v $t >/dev/null || { bad deps "$t not installed (make deps)"; finish; }
+done
+
+WORK=$(mktemp -d /tmp/cs-top.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT   # replaced by the full cleanup below
+CFLAGS="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Werror -g -O1"
+BIN=${TOP_BIN:-$B/clickstage-top}
+if [ -z "${TOP_BIN:-}" ]; then
+  if ! make -s BUILD="$B" WERROR=-Werror "$B/clickstage-top" >"$WORK/make.log" 2>&1; then
+    # clickstage-top needs nothing from the library: when the tree's make is broken for some
+    # other reason, still test these sources (the release build phase reports make itself).
+    echo "NOTE: make $B/clickstage-top failed, building directly:"; sed 's/^/    /' "$WORK/make.log" | tail -5
+    BIN=$WORK/clickstage-top
+    cc $CFLAGS -o "$BIN" cmd/clickstage-top/*.c -lhiredis -lncursesw 2>"$WORK/cc-top.log" ||
+      { sed 's/^/    /' "$WORK/cc-top.log" | head -20; bad build "clickstage-top does not compile"; finish; }
+  fi
+fi
+[ -x "$BIN" ] || { bad build "$BIN missing"; finish; }
+TSOCK=$WORK/tmux.sock
+RPID=
+tm() { tmux -S "$TSOCK" "$@"; }
+stop_redis() {
+  if [ -n "$RPID" ] && kill -0 "$RPID" 2>/dev/null; then
+    kill "$RPID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$RPID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$RPID" 2>/dev/null
+  fi
+  wait "$RPID" 2>/dev/null
+  RPID=
+}
+cleanup() {
+  tm kill-server >/dev/null 2>&1
+  stop_redis
+  [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---- 0. unit tests of model/render/url -------------------------------------------------------
+if cc $CFLAGS -Icmd/clickstage-top -o "$WORK/test_model" tests/top/test_model.c \
+     cmd/clickstage-top/model.c cmd/clickstage-top/render.c cmd/clickstage-top/url.c -lcmocka \
+     2>"$WORK/cc.log"; then
+  uout=$("$WORK/test_model" 2>&1); urc=$?
+  up=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$uout" | tail -1)
+  uf=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' <<<"$uout" | tail -1)
+  pass=$((pass + ${up:-0})); fail=$((fail + ${uf:-0}))
+  echo "unit (tests/top/test_model.c): ${up:-0} passed, ${uf:-0} failed"
+  if [ "$urc" -ne 0 ]; then grep -E 'FAILED|ERROR|LINE' <<<"$uout" | sed 's/^/    /'
+    [ "${uf:-0}" = 0 ] && bad unit "test_model exited $urc"; fi
+else
+  sed 's/^/    /' "$WORK/cc.log" | head -20; bad unit "test_model did not compile"
+fi
+
+# ---- Redis: our own, on a free loopback port ---------------------------------------------------
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# start_redis [PORT]: starts redis-server (on PORT, or a free random one) and sets PORT and RPID.
+start_redis() {
+  local want=${1:-} p i
+  for i in $(seq 30); do
+    p=${want:-$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))}
+    if port_busy "$p"; then [ -n "$want" ] && { sleep 0.2; continue; }; continue; fi
+    redis-server --port "$p" --bind 127.0.0.1 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 \
+      --save "" --appendonly no --dir "$WORK" --logfile "$WORK/redis.log" --daemonize no &
+    RPID=$!
+    for _ in $(seq 50); do
+      kill -0 "$RPID" 2>/dev/null || break
+      # ours, not some other server on that port: the pid must match
+      if [ "$(redis-cli -p "$p" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')" = "$RPID" ]; then
+        PORT=$p; return 0
+      fi
+      sleep 0.1
+    done
+    stop_redis
+  done
+  return 1
+}
+rcli() { redis-cli -p "$PORT" "$@"; }
+now_ms() { date +%s%3N; }
+load_fixture() {
+  grep -v '^#' "$FIX" | rcli >"$WORK/load.log" 2>&1 || return 1
+  grep -q ERR "$WORK/load.log" && return 1
+  rcli HSET 'clickstage:{demo}:meta' updated_ms "$(now_ms)" >/dev/null
+}
+if ! start_redis; then bad redis "could not start redis-server"; finish; fi
+echo "redis-server pid $RPID on 127.0.0.1:$PORT ($WORK)"
+URL=redis://127.0.0.1:$PORT/0
+if load_fixture; then ok fixture_loaded; else bad fixture_loaded "$(head -5 "$WORK/load.log")"; finish; fi
+
+# ---- expected values, from what Redis holds -----------------------------------------------------
+K='clickstage:{demo}'
+IFS=, read -r -a STAGES <<<"$(rcli HGET "$K:meta" stages)"
+declare -A EXP   # stage -> "open reached ended customers conv"
+prev=
+for s in "${STAGES[@]}"; do
+  a=$(rcli HGET "$K:active" "$s"); r=$(rcli HGET "$K:reached" "$s")
+  e=$(rcli HGET "$K:ended" "$s"); c=$(rcli HGET "$K:customers" "$s")
+  if [ -z "$prev" ]; then conv=-; else conv=$(awk -v a="$r" -v b="$prev" 'BEGIN{printf "%.1f%%", 100*a/b}'); fi
+  EXP[$s]="${a:-0} ${r:-0} ${e:-0} ${c:-0} $conv"
+  prev=$r
+done
+sum_hash() { rcli HVALS "$1" | awk '{s+=$1} END {print s+0}'; }
+EV_TOTAL=$(sum_hash "$K:events"); INV_TOTAL=$(sum_hash "$K:invalid")
+# the stage table row of stage $2 in the screen text $1, as "open reached ended customers conv"
+row_of() { awk -v s="$2" '$1==s && NF>=6 {print $2, $3, $4, $5, $NF; exit}' <<<"$1"; }
+check_rows() { # label text
+  local s
+  for s in "${STAGES[@]}"; do check "$1_row_$s" "$(row_of "$2" "$s")" "${EXP[$s]}"; done
+  check "$1_row__none" "$(awk '$1=="_none" {print $2, $3, $4; exit}' <<<"$2")" \
+    "$(rcli HGET "$K:active" _none) $(rcli HGET "$K:ended" _none) $(rcli HGET "$K:customers" _none)"
+}
+has() { grep -qF -- "$2" <<<"$1"; }
+expect_has() { if has "$2" "$3"; then ok "$1"; else bad "$1" "'$3' not in output"; fi; }
+expect_not() { if has "$2" "$3"; then bad "$1" "'$3' should not be shown"; else ok "$1"; fi; }
+
+# ---- 1. --once ----------------------------------------------------------------------------------
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+once=$("$BIN" --redis "$URL" --once 2>"$WORK/once.err"); rc=$?
+printf '%s\n' "$once" >"$OUT/once.txt"
+check once_exit "$rc" 0
+expect_has once_journey_discovered "$once" "journey demo"
+expect_has once_redis_address "$once" "redis 127.0.0.1:$PORT/0"
+check_rows once "$once"
+expect_has once_seq "$once" "seq $(rcli HGET "$K:meta" seq:host-a) @host-a"
+expect_not once_not_stale "$once" "STALE"
+# top 8 transitions by count; the two smallest of the ten are left out
+mapfile -t TR < <(rcli HGETALL "$K:transitions" | paste - - | sort -t$'\t' -k2,2nr -k1,1)
+for i in "${!TR[@]}"; do
+  f=${TR[$i]%%$'\t'*}; n=${TR[$i]#*$'\t'}; label="${f%%>*} > ${f#*>}"
+  line=$(grep -F -- "$label " <<<"$once" | head -1)
+  if [ "$i" -lt 8 ]; then
+    if [[ "$line" =~ $'\x20'"$n"($|$'\x20') ]]; then ok "once_transition_$i"; else bad "once_transition_$i" "'$label $n' not shown"; fi
+  else
+    if [ -z "$line" ]; then ok "once_transition_${i}_hidden"; else bad "once_transition_${i}_hidden" "'$label' shown: $line"; fi
+  fi
+done
+# "<label>  <rate>  <total>" in the events panel (it shares lines with the other panels)
+ev_row() { grep -oE "(^| )$2 +[-0-9.]+ +[0-9]+" <<<"$1" | head -1 | awk '{print $2, $3}'; }
+check once_events_total "$(ev_row "$once" events)" "- $EV_TOTAL"
+check once_invalid_total "$(ev_row "$once" invalid)" "- $INV_TOTAL"
+check once_late_total "$(ev_row "$once" late)" "- $(rcli HGET "$K:events" _late)"
+check once_invalid_not_json "$(grep -oE ' not_json +[0-9]+' <<<"$once" | awk '{print $2}')" "$(rcli HGET "$K:invalid" not_json)"
+check once_sessions_started "$(grep -o 'started *[0-9]*' <<<"$once" | awk '{print $2}')" "$(rcli HGET "$K:sessions" started)"
+check once_ended_by_gap "$(grep -o ' gap *[0-9]*' <<<"$once" | awk '{print $2}')" "$(rcli HGET "$K:ended_by" gap)"
+expect_has once_breakdown_title "$once" "By channel"
+# breakdown cell: reached/active of value "paid social" (a value with a space) at the first stage
+cell="$(rcli HGET "$K:by:channel:reached" "paid social/${STAGES[0]}")/$(rcli HGET "$K:by:channel:active" "paid social/${STAGES[0]}")"
+check once_breakdown_cell "$(awk '/^paid social / {print $3; exit}' <<<"$once")" "$cell"
+expect_not once_minute_keys_not_a_dimension "$once" "minute"
+
+once=$("$BIN" --redis "$URL" --once --dimension device 2>&1)
+expect_has once_dimension_flag "$once" "By device"
+once=$(CLICKSTAGE_REDIS="unix://$WORK/redis.sock" "$BIN" --once 2>&1)
+expect_has once_unix_socket_env "$once" "redis unix:$WORK/redis.sock"
+rcli HSET "$K:meta" updated_ms $(( $(now_ms) - 10000 )) >/dev/null
+once=$("$BIN" --redis "$URL" --once --stale 5 2>&1)
+expect_has once_stale "$once" "STALE"
+rcli HSET "$K:meta" updated_ms "$(now_ms)" >/dev/null
+once=$("$BIN" --redis "$URL" --once --prefix other 2>&1)
+expect_has once_other_prefix "$once" "journey elsewhere"
+rcli HSET 'clickstage:{demo2}:meta' stages a >/dev/null
+err=$("$BIN" --redis "$URL" --once 2>&1); rc=$?
+if [ $rc -eq 1 ] && has "$err" "several journeys" && has "$err" "demo2"; then ok once_several_journeys_error
+else bad once_several_journeys_error "rc=$rc: $err"; fi
+once=$("$BIN" --redis "$URL" --once --journey demo 2>&1)
+expect_has once_journey_flag "$once" "journey demo"
+rcli DEL 'clickstage:{demo2}:meta' >/dev/null
+"$BIN" --redis "redis://127.0.0.1:1/0" --once >/dev/null 2>&1; check once_redis_down_exit "$?" 1
+"$BIN" --nope >/dev/null 2>&1; check usage_error_exit "$?" 64
+"$BIN" --help >/dev/null 2>&1; check help_exit "$?" 0
+
+# ---- 2. live, in tmux --------------------------------------------------------------------------
+screen() { tm capture-pane -p -t top 2>/dev/null; }
+# wait_for SECONDS CMD...: until CMD (run on the screen text in $S) succeeds
+wait_for() {
+  local limit=$1; shift
+  local end=$(( $(date +%s%3N) + limit * 1000 ))
+  while :; do
+    S=$(screen)
+    if "$@"; then return 0; fi
+    [ "$(date +%s%3N)" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+}
+on_screen() { grep -qF -- "$1" <<<"$S"; }
+not_on_screen() { ! grep -qF -- "$1" <<<"$S"; }
+row_is() { [ "$(row_of "$S" "$1")" = "$2" ]; }
+rows_ok() { local s; for s in "${STAGES[@]}"; do row_is "$s" "${EXP[$s]}" || return 1; done; }
+cat >"$WORK/tmux.conf" <<'EOF'
+set -g default-terminal screen
+set -g status off
+EOF
+cat >"$WORK/live.sh" <<EOF
+#!/bin/sh
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+"$BIN" --redis "$URL" --poll 30 --stale 60 2>"$WORK/top.err"
+echo \$? >"$WORK/top.rc"
+EOF
+chmod +x "$WORK/live.sh"
+tm -f "$WORK/tmux.conf" new-session -d -s top -x 140 -y 45 "$WORK/live.sh"
+if wait_for 5 on_screen "journey demo" && wait_for 3 rows_ok; then ok live_numbers_on_screen
+else bad live_numbers_on_screen "$(screen | head -12)"; fi
+screen >"$OUT/screen.txt"
+expect_has live_breakdown "$S" "By channel"
+expect_has live_conversion "$S" "$(awk '{print $5}' <<<"${EXP[${STAGES[1]}]}")"
+
+# an update message makes it refresh within 2 s (--poll 30: no fallback poll in that time)
+s3=${STAGES[3]}
+newr=$(rcli HINCRBY "$K:reached" "$s3" 6)
+conv=$(awk -v a="$newr" -v b="$(rcli HGET "$K:reached" "${STAGES[2]}")" 'BEGIN{printf "%.1f%%", 100*a/b}')
+rcli PUBLISH "$K:updates" "{\"updated_ms\":$(now_ms),\"seq\":4712,\"instance\":\"host-a\",\"commands\":12}" >/dev/null
+t0=$(now_ms)
+if wait_for 2 row_is "$s3" "$(awk -v r="$newr" -v c="$conv" '{print $1, r, $3, $4, c}' <<<"${EXP[$s3]}")"; then
+  ok "live_update_message_refresh ($(( $(now_ms) - t0 )) ms)"
+else bad live_update_message_refresh "$(row_of "$S" "$s3")"; fi
+expect_has live_seq_from_message "$S" "seq 4712 @host-a"
+
+# without a message nothing changes before the poll; 'r' refreshes at once
+newr=$(rcli HINCRBY "$K:reached" "$s3" 1)
+sleep 1
+S=$(screen)
+if [ "$(row_of "$S" "$s3" | awk '{print $2}')" = "$((newr - 1))" ]; then ok live_no_refresh_without_message
+else bad live_no_refresh_without_message "$(row_of "$S" "$s3")"; fi
+tm send-keys -t top r
+if wait_for 2 eval '[ "$(row_of "$S" "$s3" | awk "{print \$2}")" = "$newr" ]'; then ok live_key_r_refresh
+else bad live_key_r_refresh "$(row_of "$S" "$s3")"; fi
+
+# events/s, invalid/s, late/s: deltas between refreshes over wall time (window >= 1 s)
+rcli HINCRBY "$K:events" "${STAGES[0]}" 1000 >/dev/null
+rcli HINCRBY "$K:events" _late 5 >/dev/null
+rcli HINCRBY "$K:invalid" not_json 10 >/dev/null
+rcli PUBLISH "$K:updates" "{\"updated_ms\":$(now_ms),\"seq\":4713,\"instance\":\"host-a\",\"commands\":9}" >/dev/null
+rate_ok() { # label max: the rate is a number in (0, max]
+  local r; r=$(ev_row "$S" "$1" | awk '{print $1}')
+  awk -v r="$r" -v m="$2" 'BEGIN{exit !(r ~ /^[0-9.]+$/ && r > 0 && r <= m)}'
+}
+if wait_for 2 eval 'rate_ok events 1005 && rate_ok invalid 10 && rate_ok late 5'; then
+  ok "live_rates ($(ev_row "$S" events | awk '{print $1}') events/s)"
+else bad live_rates "$(grep -oE '(events|invalid|late) +[-0-9.]+ +[0-9]+' <<<"$S" | tr '\n' ' ')"; fi
+expect_has live_events_total "$S" "$(sum_hash "$K:events")"
+printf '%s\n' "$S" >"$OUT/screen-rates.txt"
+
+# 'd': the breakdown switches to the other dimension
+tm send-keys -t top d
+if wait_for 2 on_screen "By device" && not_on_screen "By channel"; then ok live_key_d_dimension
+else bad live_key_d_dimension "$(grep -E '^By ' <<<"$S")"; fi
+expect_has live_dimension_rows "$S" "desktop"
+
+# a smaller terminal: redrawn to fit (SIGWINCH), key help kept on the last row
+tm resize-window -t top -x 80 -y 24
+if wait_for 2 eval '[ "$(printf "%s\n" "$S" | wc -l)" -le 24 ] && on_screen "journey demo" && [ "$(printf "%s\n" "$S" | sed -n 24p | cut -c1-6)" = "q quit" ]'; then ok live_resize
+else bad live_resize "$(printf '%s\n' "$S" | tail -3)"; fi
+tm resize-window -t top -x 140 -y 45
+wait_for 2 on_screen "By device" >/dev/null
+
+# Redis goes away: banner, no crash
+stop_redis
+if wait_for 4 on_screen "REDIS DOWN"; then ok live_redis_down_banner
+else bad live_redis_down_banner "$(screen | head -3)"; fi
+screen >"$OUT/screen-down.txt"
+sleep 1.5 # a few reconnect attempts
+if tm has-session -t top 2>/dev/null && [ ! -e "$WORK/top.rc" ]; then ok live_survives_outage
+else bad live_survives_outage "exited: $(cat "$WORK/top.rc" 2>/dev/null) $(cat "$WORK/top.err")"; fi
+
+# Redis back on the same port with the fixture: resubscribed, banner gone, numbers back
+if start_redis "$PORT" && load_fixture; then
+  if wait_for 5 eval '[ "$(rcli PUBSUB NUMSUB "$K:updates" | tail -1)" = 1 ]'; then ok live_resubscribed
+  else bad live_resubscribed "no subscriber on $K:updates"; fi
+  rcli PUBLISH "$K:updates" "{\"updated_ms\":$(now_ms),\"seq\":1,\"instance\":\"host-b\",\"commands\":3}" >/dev/null
+  if wait_for 2 eval 'not_on_screen "REDIS DOWN" && rows_ok'; then ok live_recovered
+  else bad live_recovered "$(screen | head -12)"; fi
+  expect_has live_dimension_kept "$S" "By device"
+else
+  bad live_redis_restart "could not restart redis on port $PORT"
+fi
+screen >"$OUT/screen-recovered.txt"
+
+# 'q' exits 0
+tm send-keys -t top q
+for _ in $(seq 30); do [ -s "$WORK/top.rc" ] && break; sleep 0.1; done
+check live_key_q_exit "$(cat "$WORK/top.rc" 2>/dev/null)" 0
+if [ -s "$WORK/top.err" ]; then bad live_stderr_clean "$(head -5 "$WORK/top.err")"; else ok live_stderr_clean; fi
+for _ in $(seq 20); do tm has-session -t top 2>/dev/null || break; sleep 0.1; done
+if tm has-session -t top 2>/dev/null; then bad live_session_gone "tmux session still there"; else ok live_session_gone; fi
+
+tm kill-server >/dev/null 2>&1
+stop_redis
+finish
