@@ -62,7 +62,14 @@ $(LIB): $(CORE_OBJ) $(IO_OBJ)
 
 $(BUILD)/clickstage-rules: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-rules/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE)
-$(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c)) $(LIB)
+# The web view (cmd/clickstage/web/*) compiled into the daemon: scripts/embed-assets.sh (sh + od + sed)
+WEB_ASSETS = $(sort $(wildcard cmd/clickstage/web/*))
+$(BUILD)/gen/web_assets.c: scripts/embed-assets.sh $(WEB_ASSETS)
+	@mkdir -p $(dir $@)
+	sh scripts/embed-assets.sh $@ $(WEB_ASSETS)
+$(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
+	$(CC) $(CFLAGS_BASE) -c $< -o $@
+$(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c)) $(BUILD)/gen/web_assets.o $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_HTTP) $(LDLIBS_CORE)
 # The load generator's ground truth comes from the reference model in tests/lib (cJSON-based,
 # shares no code path with the daemon's pipeline beyond the rule table).
@@ -76,7 +83,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 
 # Test tools for the integration tests (producer with expected counts, Redis checker).
-TOOLS = $(BUILD)/cs_testgen $(BUILD)/cs_checkredis $(BUILD)/cs_mockbroker
+TOOLS = $(BUILD)/cs_checkredis $(BUILD)/cs_mockbroker
 $(BUILD)/cs_%: $(BUILD)/tests/tools/cs_%.o $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 tools: $(TOOLS)
@@ -154,6 +161,9 @@ demo: deps
 run: all
 	scripts/run-local.sh $(ARGS)
 .PHONY: run
+test-http: deps
+	tests/http/run.sh
+.PHONY: test-http
 top-test: deps
 	tests/top/run.sh
 .PHONY: top-test

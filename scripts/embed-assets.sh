@@ -39,7 +39,7 @@ type_of() {
   i=0
   for f in "$@"; do
     echo "/* $f */"
-    echo "static const unsigned char cs_asset_$i[] = {"
+    echo "static const unsigned char cs_asset_${i}[] = {"
     # od prints the bytes as hex, 16 a line; sed turns " 3c" into "0x3c,"
     od -An -v -tx1 "$f" | sed -e 's/[[:space:]]*$//' -e '/^$/d' \
       -e 's/[[:space:]]*\([0-9a-f][0-9a-f]\)/0x\1,/g' -e 's/^/    /'

@@ -4,7 +4,8 @@
 #   2. the same tests under ASan+UBSan
 #   3. the multi-thread tests under ThreadSanitizer
 #   4. every libFuzzer target for FUZZ_SECONDS (default 20) each
-#   5. clickstage-top driven in tmux against its own redis-server (tests/top/run.sh)
+#   5. clickstage-top driven in tmux against its own redis-server (tests/top/run.sh); the HTTP
+#      endpoints and the web view in headless Chromium (tests/http/run.sh)
 #   6. integration tests against a real Kafka broker and redis-server (tests/integration/*.sh)
 # Each phase prints "LABEL: N passed, N failed"; the last line sums them all.
 # SKIP="tsan fuzz integration" skips phases (for quick local runs; CI skips none).
@@ -32,6 +33,7 @@ phase asan make WERROR=-Werror asan-test
 phase tsan make WERROR=-Werror tsan-test
 phase fuzz make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 phase top tests/top/run.sh
+phase http tests/http/run.sh
 if ls tests/integration/*.sh >/dev/null 2>&1; then
   phase integration tests/integration/run.sh
 fi

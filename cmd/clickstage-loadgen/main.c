@@ -71,6 +71,9 @@ static void usage(FILE *f)
         "Ground truth\n"
         "  --expect FILE         write the §4 counts `clickstage --drain` must produce (JSON)\n"
         "  --expect-only         only write --expect, produce nothing\n"
+        "  --skip N              generate but do not send the first N messages, and\n"
+        "  --count N             send at most N messages after those: a stream sent in parts\n"
+        "                        (same seed and options each time) adds up to the whole one\n"
         "Producer\n"
         "  --compression C       none|gzip|snappy|lz4|zstd (default lz4)\n"
         "  --linger-ms N         (default 5)\n"
@@ -146,6 +149,7 @@ int main(int argc, char **argv)
     gc.nevents = 1000000;
     gc.ncustomers = 100000;
     int events_set = 0;
+    uint64_t skip = 0, count = UINT64_MAX;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -184,6 +188,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--linger-ms")) { NUM(d); linger = (int64_t)d; }
         else if (!strcmp(a, "--batch")) { NUM(d); batch = (int64_t)d; }
         else if (!strcmp(a, "--kafka")) extra = v;
+        else if (!strcmp(a, "--skip")) { NUM(d); skip = (uint64_t)d; }
+        else if (!strcmp(a, "--count")) { NUM(d); count = (uint64_t)d; }
         else if (!strcmp(a, "--progress")) { int64_t p = parse_dur(v); if (p < 0) { fprintf(stderr, "clickstage-loadgen: --progress: bad duration\n"); return 2; } progress_s = (double)p / 1000; }
         else {
             fprintf(stderr, "clickstage-loadgen: unknown option %s (see --help)\n", a);
@@ -316,8 +322,10 @@ int main(int argc, char **argv)
     cs_gen *g = cs_gen_new(&gc);
     cs_gen_msg m;
     uint64_t sent = 0, bytes = 0, ninv = 0, nlate = 0, last_sent = 0;
+    for (uint64_t i = 0; i < skip && cs_gen_next(g, &m); i++)
+        ;
     double t0 = now_s(), last = t0, deadline = duration_ms ? t0 + (double)duration_ms / 1000 : 0;
-    while (!g_stop && cs_gen_next(g, &m)) {
+    while (!g_stop && sent < count && cs_gen_next(g, &m)) {
         if (rate > 0 && (sent & 255) == 0) {
             double due = t0 + (double)sent / rate;
             double now = now_s();

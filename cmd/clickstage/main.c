@@ -342,6 +342,7 @@ static void fill_metrics(void)
         snprintf(m->stages[i], sizeof m->stages[i], "%s", cs_rules_stage_name(rs, i));
     snprintf(m->rules_sha256, sizeof m->rules_sha256, "%s", cs_rules_sha256(rs));
     m->drain = D.cfg.drain;
+    m->flush_interval_ms = D.cfg.flush_interval_ms;
     const cs_agg *t = D.totals;
     for (int i = 0; i < m->nstages; i++)
         m->events_by_stage[i] = (uint64_t)t->events[i];

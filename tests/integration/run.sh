@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 B=${BUILD:-build}
-make -s "$B/clickstage" "$B/clickstage-loadgen" "$B/cs_testgen" "$B/cs_checkredis" >/dev/null || { echo "integration: 0 passed, 1 failed"; exit 1; }
+make -s "$B/clickstage" "$B/clickstage-loadgen" "$B/cs_checkredis" >/dev/null || { echo "integration: 0 passed, 1 failed"; exit 1; }
 WORK=$(mktemp -d /tmp/cs-it.XXXXXX)
 STACK=$WORK/stack
 cleanup() {
@@ -43,14 +43,14 @@ sum_hash() { rcli HVALS "$1" | awk '{s+=$1} END {print s+0}'; }
 sum_json() { python3 -c "import json,sys;d=json.load(open(sys.argv[1]));print(sum(d.get(sys.argv[2],{}).values()))" "$@"; }
 counted() { echo $(( $(sum_hash "$PREFIX:{model}:events") + $(sum_hash "$PREFIX:{model}:invalid") )); }
 expected_total() { echo $(( $(sum_json "$1" events) + $(sum_json "$1" invalid) )); }
+lg() { "$B/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --rules "$RULES" --progress 0 "$@"; }
 want() { [[ " ${CASES:-all} " == *" all "* || " ${CASES:-} " == *" $1 "* ]]; }
 
 # 1. known events -> clickstage --drain with 2 threads over 4 partitions -> every §4 hash exact;
 #    invalid messages (every reason, oversized too) counted and copied to the dead-letter topic
 if want drain_exact; then
   PREFIX=it1; topic t1 4; topic t1-dlq 1
-  "$B/cs_testgen" --brokers "$KAFKA_BROKERS" --topic t1 --partitions 4 --events 200000 \
-    --customers 8000 --seed 11 --rules "$RULES" --expect "$WORK/t1.json" >"$WORK/t1.gen" 2>&1
+  lg --topic t1 --events 200000 --customers 8000 --seed 11 --expect "$WORK/t1.json" >"$WORK/t1.gen" 2>&1
   if daemon --drain --threads 2 --topics t1 --group g1 --prefix it1 --dead-letter-topic t1-dlq \
        >"$WORK/t1.log" 2>&1; then
     if check drain_exact "$WORK/t1.json"; then
@@ -68,11 +68,11 @@ fi
 # 2. Redis unreachable in the middle of a drain (SIGSTOP), then back: counts exact
 if want redis_outage; then
   PREFIX=it2; topic t2 4
-  "$B/cs_testgen" --brokers "$KAFKA_BROKERS" --topic t2 --partitions 4 --events 300000 \
-    --customers 10000 --seed 12 --rules "$RULES" --expect "$WORK/t2.json" >/dev/null 2>&1
+  lg --topic t2 --events 300000 --customers 10000 --seed 12 --expect "$WORK/t2.json" >/dev/null 2>&1
   RPID=$(cat "$STACK/redis.pid")
   daemon_bg "$WORK/t2.log" --drain --threads 2 --topics t2 --group g2 --prefix it2
-  sleep 0.3; kill -STOP "$RPID"; sleep 3; kill -CONT "$RPID"
+  # 7 s: longer than the sink's 5 s command timeout, so a flush really fails mid-transaction
+  sleep 0.3; kill -STOP "$RPID"; sleep 7; kill -CONT "$RPID"
   wait "$DPID"; rc=$?
   if [ $rc -eq 0 ] && check redis_outage "$WORK/t2.json"; then
     if grep -q "redis unreachable" "$WORK/t2.log"; then ok redis_outage_sigstop
@@ -83,8 +83,7 @@ fi
 # 3. Redis stopped and restarted (AOF, fsync always) in the middle of a drain: counts exact
 if want redis_restart; then
   PREFIX=it3; topic t3 4
-  "$B/cs_testgen" --brokers "$KAFKA_BROKERS" --topic t3 --partitions 4 --events 300000 \
-    --customers 10000 --seed 13 --rules "$RULES" --expect "$WORK/t3.json" >/dev/null 2>&1
+  lg --topic t3 --events 300000 --customers 10000 --seed 13 --expect "$WORK/t3.json" >/dev/null 2>&1
   daemon_bg "$WORK/t3.log" --drain --threads 2 --topics t3 --group g3 --prefix it3
   sleep 0.3; scripts/stack.sh redis-restart "$STACK" >/dev/null 2>&1
   wait "$DPID"; rc=$?
@@ -95,19 +94,16 @@ fi
 # 4. SIGTERM in the middle of a live stream, restart, finish: no event lost or counted twice
 if want sigterm_restart; then
   PREFIX=it4; topic t4 4
-  "$B/cs_testgen" --brokers "$KAFKA_BROKERS" --topic t4 --partitions 4 --events 200000 \
-    --customers 8000 --seed 14 --rules "$RULES" --expect "$WORK/t4.json" --count 25000 >/dev/null 2>&1
+  lg --topic t4 --events 200000 --customers 8000 --seed 14 --expect "$WORK/t4.json" --count 100000 >/dev/null 2>&1
   daemon_bg "$WORK/t4.log" --threads 2 --topics t4 --group g4 --prefix it4
   for _ in $(seq 1 100); do   # wait until the first part is being counted
     n=$(rcli HGET "it4:{model}:sessions" started 2>/dev/null); [ "${n:-0}" -gt 0 ] && break; sleep 0.2
   done
-  "$B/cs_testgen" --brokers "$KAFKA_BROKERS" --topic t4 --partitions 4 --events 200000 \
-    --customers 8000 --seed 14 --rules "$RULES" --skip 25000 --count 10000 >/dev/null 2>&1
+  lg --topic t4 --events 200000 --customers 8000 --seed 14 --skip 100000 --count 40000 >/dev/null 2>&1
   kill -TERM "$DPID"; t0=$(date +%s%N)
   wait "$DPID"; rc=$?; t1=$(date +%s%N)
   stop_ms=$(( (t1 - t0) / 1000000 ))
-  "$B/cs_testgen" --brokers "$KAFKA_BROKERS" --topic t4 --partitions 4 --events 200000 \
-    --customers 8000 --seed 14 --rules "$RULES" --skip 35000 >/dev/null 2>&1
+  lg --topic t4 --events 200000 --customers 8000 --seed 14 --skip 140000 >/dev/null 2>&1
   daemon --drain --threads 2 --topics t4 --group g4 --prefix it4 >"$WORK/t4b.log" 2>&1; rc2=$?
   ended_shutdown=$(rcli HGET "it4:{model}:ended_by" shutdown)
   # every message counted exactly once: the totals of `events` and every `invalid` reason match.
@@ -129,8 +125,7 @@ fi
 if want reload; then
   PREFIX=it5; topic t5 2
   cp "$RULES" "$WORK/r5.yaml"
-  "$B/cs_testgen" --brokers "$KAFKA_BROKERS" --topic t5 --partitions 2 --events 100000 \
-    --customers 5000 --seed 15 --rules "$RULES" --expect "$WORK/t5.json" >/dev/null 2>&1
+  lg --topic t5 --events 100000 --customers 5000 --seed 15 --expect "$WORK/t5.json" >/dev/null 2>&1
   RULES_SAVE=$RULES; RULES=$WORK/r5.yaml
   daemon_bg "$WORK/t5.log" --threads 2 --topics t5 --group g5 --prefix it5
   sleep 1
@@ -151,8 +146,7 @@ fi
 #    them) -> Kafka -> clickstage --drain with 2 threads -> Redis equals the ground truth exactly
 if want e2e_loadgen; then
   PREFIX=it6; topic t6 8
-  "$B/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --topic t6 --events "${E2E_EVENTS:-1000000}" \
-    --customers 100000 --seed 16 --rules "$RULES" --expect "$WORK/t6.json" --progress 0 >"$WORK/t6.gen" 2>&1
+  lg --topic t6 --events "${E2E_EVENTS:-1000000}" --customers 100000 --seed 16 --expect "$WORK/t6.json" >"$WORK/t6.gen" 2>&1
   lg=$?
   daemon --drain --threads 2 --topics t6 --group g6 --prefix it6 >"$WORK/t6.log" 2>&1; rc=$?
   if [ $lg -eq 0 ] && [ $rc -eq 0 ] && check e2e "$WORK/t6.json"; then

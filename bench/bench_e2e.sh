@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# bench/bench_e2e.sh — end-to-end benchmark of clickstage on a real local stack (make bench-e2e).
+#
+# Starts its own Kafka broker + redis-server (scripts/stack.sh up in a temp dir; stopped at the
+# end, nothing left running) and measures on this machine:
+#  (a) drain: E2E_EVENTS generated events (lz4) in an 8-partition topic, read from the earliest
+#      offset by `clickstage --drain --threads 2`, E2E_RUNS times (median): events/s, CPU ns per
+#      event, peak RSS, Redis commands; every run checked against the generator's --expect;
+#      bytes per open session from a second pair of drains (1M customers, 20m span: sessions
+#      are still open at the end) against a baseline with 1,000 customers;
+#  (b) the naive reference (bench/naive_hincrby.c: one HINCRBY per event) on the same topic;
+#  (c) live: clickstage (--flush-interval 250ms, 2 threads) while the generator produces at
+#      LIVE_RATE for LIVE_SECONDS; produce-to-visible latency (bench/latency_probe.c), lag,
+#      Redis commands/s, and the same at LIVE_RATE_LOW;
+#  (d) bench/out/live.png (throughput and lag over time), copied to bench/live.png.
+# Progress goes to stdout; the LAST stdout line is one JSON object with the figures.
+# Logs, CSVs and JSON of the run are kept in bench/out/.
+#
+# Knobs (environment):
+#   E2E_EVENTS=10000000      drain events              E2E_RUNS=3          drain runs (median)
+#   E2E_NAIVE_EVENTS=min(E2E_EVENTS,2000000)  events for the unpipelined naive reference
+#   E2E_NAIVE_PIPELINE=64    depth of the second, pipelined naive run (0 = skip it)
+#   E2E_SESS_EVENTS=E2E_EVENTS  E2E_SESS_CUSTOMERS=1000000   bytes-per-session variant (0 = skip)
+#   LIVE_RATE=200000  LIVE_RATE_LOW=50000 (0 = skip)  LIVE_SECONDS=60  PROBE_RATE=50
+#   E2E_PERF=1               also a system-wide `perf record` of one more drain (bench/out/perf-*)
+#   E2E_NO_BUILD=1           use the binaries in $BUILD (default build/) as they are
+#   KEEP=1                   keep the temp dir (stack data, logs)
+# Quick run (< 3 min): E2E_EVENTS=1000000 LIVE_SECONDS=15 E2E_RUNS=1 bench/bench_e2e.sh
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
+B=${BUILD:-build}
+E2E_EVENTS=${E2E_EVENTS:-10000000}
+E2E_RUNS=${E2E_RUNS:-3}
+E2E_NAIVE_EVENTS=${E2E_NAIVE_EVENTS:-$((E2E_EVENTS < 2000000 ? E2E_EVENTS : 2000000))}
+E2E_NAIVE_PIPELINE=${E2E_NAIVE_PIPELINE:-64}
+E2E_SESS_EVENTS=${E2E_SESS_EVENTS:-$E2E_EVENTS}
+E2E_SESS_CUSTOMERS=${E2E_SESS_CUSTOMERS:-1000000}
+LIVE_RATE=${LIVE_RATE:-200000}
+LIVE_RATE_LOW=${LIVE_RATE_LOW:-50000}
+LIVE_SECONDS=${LIVE_SECONDS:-60}
+PROBE_RATE=${PROBE_RATE:-50}
+FLUSH=250ms
+OUT=$ROOT/bench/out
+RULES=$ROOT/deploy/rules/retail.yaml
+J=retail
+# Prefetch for the bytes-per-session pair only: librdkafka's fetch buffers (8 MB per partition
+# by default, decompressed) would otherwise swing peak RSS by more than the state being measured.
+SESS_PROPS=fetch.max.bytes=8388608,max.partition.fetch.bytes=1048576,queued.min.messages=20000,queued.max.messages.kbytes=16384
+
+say() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+die() { say "FAILED: $*"; exit 1; }
+mkdir -p "$OUT"
+
+if [ -z "${E2E_NO_BUILD:-}" ]; then
+  make -s "$B/clickstage" "$B/clickstage-loadgen" "$B/cs_checkredis" >/dev/null || die "make"
+fi
+mkdir -p "$B/bench"
+cc -O2 -g -Wall -Wextra -o "$B/bench/naive_hincrby" bench/naive_hincrby.c -lrdkafka -lhiredis || die "cc naive_hincrby"
+cc -O2 -g -Wall -Wextra -pthread -o "$B/bench/latency_probe" bench/latency_probe.c -lrdkafka -lhiredis || die "cc latency_probe"
+if ! command -v gnuplot >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 || true; fi
+  command -v gnuplot >/dev/null || say "warning: no gnuplot (apt-get install gnuplot-nox): no plot"
+fi
+
+WORK=$(mktemp -d /tmp/cs-e2e.XXXXXX)
+STACK=$WORK/stack
+BG=()   # pids of background processes this script started
+cleanup() {
+  local p
+  for p in "${BG[@]+"${BG[@]}"}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  scripts/stack.sh down "$STACK" >/dev/null 2>&1
+  if [ -n "${KEEP:-}" ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
+say "stack up in $STACK"
+scripts/stack.sh up "$STACK" >"$WORK/stack-up.log" 2>&1 || { tail -30 "$WORK/stack-up.log"; die "stack up"; }
+# shellcheck disable=SC1091
+. "$STACK/env"
+KAFKA_PID=$(cat "$STACK/kafka.pid"); REDIS_PID=$(cat "$STACK/redis.pid")
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+# The generator's event times start 2026-11-01 and producers stamp messages with them: with the
+# default 7-day time retention the broker would delete segments under the consumer once the
+# clock is a week past that. Every topic here keeps everything.
+topic() { scripts/stack.sh topic "$1" 8 "$STACK" retention.ms=-1 >/dev/null 2>&1 || die "topic $1"; }
+redis_cmds() { rcli INFO stats | tr -d '\r' | sed -n 's/^total_commands_processed://p'; }
+# utime+stime of a process in clock ticks (0 if gone)
+cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+now_ms() { date +%s%3N; }
+py() { python3 - "$@"; }
+
+loadgen() { # OUTFILE ARGS...: runs the generator, its last stdout line goes to OUTFILE
+  local out=$1; shift
+  "$B/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --rules "$RULES" --partitions 8 \
+    --compression lz4 --progress 0 "$@" >"$out.log" 2>&1 || { tail -5 "$out.log"; die "loadgen $*"; }
+  tail -1 "$out.log" >"$out"
+}
+
+# ---- (a) drain -------------------------------------------------------------------------------
+say "(a) preloading $E2E_EVENTS events into topic drain (8 partitions, lz4), expected counts alongside"
+topic drain
+"$B/clickstage-loadgen" --rules "$RULES" --partitions 8 --events "$E2E_EVENTS" --expect-only \
+  --expect "$WORK/drain.expect.json" --progress 0 >"$WORK/expect.log" 2>&1 & EXP_PID=$!; BG+=("$EXP_PID")
+loadgen "$WORK/preload.json" --topic drain --events "$E2E_EVENTS"
+say "    produced: $(cat "$WORK/preload.json")"
+wait "$EXP_PID" || { tail -5 "$WORK/expect.log"; die "loadgen --expect-only"; }
+say "    expected counts: $(tail -1 "$WORK/expect.log")"
+
+# run_drain NAME TOPIC PREFIX [extra clickstage args]: one drain, figures to $WORK/NAME.json
+run_drain() {
+  local name=$1 tp=$2 prefix=$3; shift 3
+  local c0 c1 k0 k1 r0 r1 m0 m1 t0 t1 rc
+  c0=$(redis_cmds); k0=$(cpu_ticks "$KAFKA_PID"); r0=$(cpu_ticks "$REDIS_PID"); m0=$(busy_ticks)
+  t0=$(date +%s%N)
+  /usr/bin/time -v -o "$WORK/$name.time" "$B/clickstage" --drain --threads 2 --http-listen "" \
+    --brokers "$KAFKA_BROKERS" --redis "$REDIS_URL" --rules "$RULES" --topics "$tp" \
+    --group "g-$name" --prefix "$prefix" --log-format json "$@" >"$WORK/$name.log" 2>&1
+  rc=$?
+  t1=$(date +%s%N)
+  c1=$(redis_cmds); k1=$(cpu_ticks "$KAFKA_PID"); r1=$(cpu_ticks "$REDIS_PID"); m1=$(busy_ticks)
+  [ $rc -eq 0 ] || { tail -20 "$WORK/$name.log"; die "clickstage --drain ($name) exited $rc"; }
+  py "$WORK/$name" "$t0" "$t1" "$((c1 - c0 - 1))" "$((k1 - k0))" "$((r1 - r0))" "$((m1 - m0))" "$HZ" <<'EOF'
+import json, re, sys, datetime
+base, t0, t1, cmds, kt, rt, mt, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+tv = {}
+for line in open(base + '.time'):
+    if ':' in line:
+        k, v = line.rsplit(':', 1) if 'Elapsed' not in line else (line.split(': ', 1)[0], line.split(': ', 1)[1])
+        tv[k.strip()] = v.strip()
+user, sys_ = float(tv['User time (seconds)']), float(tv['System time (seconds)'])
+rss = int(tv['Maximum resident set size (kbytes)']) * 1024
+events, first, last, dcmds = 0, None, None, None
+def ts(s): return datetime.datetime.strptime(s, '%Y-%m-%dT%H:%M:%S.%fZ').timestamp()
+for line in open(base + '.log'):
+    try: o = json.loads(line)
+    except Exception: continue
+    m = re.match(r'drain \S+: from offset (-?\d+) to (\d+)', o['msg'])
+    if m:
+        events += int(m.group(2)) - max(0, int(m.group(1)))
+        first = first or ts(o['ts'])
+    if o['msg'].startswith('drain complete'): last = ts(o['ts'])
+    m = re.search(r'(\d+) redis commands', o['msg'])
+    if m: dcmds = int(m.group(1))
+wall = (t1 - t0) / 1e9
+steady = (last - first) if first and last and last > first else wall
+d = dict(events=events, wall_s=round(wall, 3), steady_s=round(steady, 3),
+         events_per_sec=round(events / wall), events_per_sec_steady=round(events / steady),
+         cpu_s=round(user + sys_, 2), user_s=user, sys_s=sys_,
+         cpu_ns_per_event=round((user + sys_) * 1e9 / max(events, 1), 1), rss_bytes=rss,
+         redis_cmds=cmds, daemon_redis_cmds=dcmds, redis_cmds_per_sec=round(cmds / wall, 1),
+         broker_cpu_s=round(kt / hz, 2), redis_cpu_s=round(rt / hz, 2),
+         machine_busy_cpu_s=round(mt / hz, 2),
+         other_cpu_s=round(mt / hz - (user + sys_) - kt / hz - rt / hz, 2))
+json.dump(d, open(base + '.json', 'w'))
+print('    ' + json.dumps(d))
+EOF
+}
+
+check_exact() { # PREFIX EXPECT -> prints the differences count
+  "$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$1" --journey "$J" --expect "$2" \
+    >"$WORK/check-$1.txt" 2>&1
+  py "$WORK/check-$1.txt" <<'EOF'
+import json, sys
+last = [l for l in open(sys.argv[1]) if l.strip()][-1]
+try: print(json.loads(last)['differences'])
+except Exception: print(-1)
+EOF
+}
+
+exact=true
+for i in $(seq 1 "$E2E_RUNS"); do
+  say "(a) drain run $i/$E2E_RUNS: clickstage --drain --threads 2 --http-listen \"\" (from earliest)"
+  run_drain "drain$i" drain "d$i"
+  diffs=$(check_exact "d$i" "$WORK/drain.expect.json")
+  say "    cs_checkredis against --expect: $diffs differences"
+  [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-d$i.txt"; }
+done
+
+if [ -n "${E2E_PERF:-}" ]; then
+  say "(a) one more drain under a system-wide perf record (E2E_PERF)"
+  perf record -a -F 499 -o "$WORK/perf.data" >/dev/null 2>&1 & PERF_PID=$!; BG+=("$PERF_PID")
+  sleep 1
+  run_drain drainperf drain dperf
+  kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null
+  perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30 >"$OUT/perf-drain-comm.txt"
+  perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 >"$OUT/perf-drain-sym.txt"
+  say "    system-wide profile: bench/out/perf-drain-comm.txt, bench/out/perf-drain-sym.txt"
+fi
+
+# ---- bytes per open session --------------------------------------------------------------------
+bps=null
+if [ "$E2E_SESS_EVENTS" -gt 0 ] && [ "$E2E_SESS_CUSTOMERS" -gt 0 ]; then
+  say "(a) bytes/session: $E2E_SESS_EVENTS events, 20m of event time (< the 30m gap), $E2E_SESS_CUSTOMERS vs 1000 customers"
+  topic sess; topic sessbase
+  loadgen "$WORK/sess.gen.json" --topic sess --events "$E2E_SESS_EVENTS" --customers "$E2E_SESS_CUSTOMERS" --span 20m --seed 7
+  loadgen "$WORK/sessbase.gen.json" --topic sessbase --events "$E2E_SESS_EVENTS" --customers 1000 --span 20m --seed 7
+  run_drain sess sess s1 --kafka-props "$SESS_PROPS"
+  run_drain sessbase sessbase s0 --kafka-props "$SESS_PROPS"
+  open1=$(rcli HGET "s1:{$J}:ended_by" drain); open0=$(rcli HGET "s0:{$J}:ended_by" drain)
+  cust1=$(rcli HVALS "s1:{$J}:customers" | awk '{s+=$1} END {print s+0}')
+  py "$WORK" "${open1:-0}" "${open0:-0}" "$cust1" <<'EOF' >"$WORK/sess.result.json"
+import json, sys
+w, o1, o0, c1 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+a, b = json.load(open(w + '/sess.json')), json.load(open(w + '/sessbase.json'))
+bps = (a['rss_bytes'] - b['rss_bytes']) / max(o1 - o0, 1)
+print(json.dumps(dict(open_sessions=o1, open_sessions_base=o0, customers=c1,
+      rss=a['rss_bytes'], rss_base=b['rss_bytes'], bytes_per_session=round(bps, 1))))
+EOF
+  say "    $(cat "$WORK/sess.result.json")"
+  bps=$(py "$WORK/sess.result.json" <<'EOF'
+import json, sys; print(json.load(open(sys.argv[1]))['bytes_per_session'])
+EOF
+)
+fi
+
+# ---- (b) naive reference ----------------------------------------------------------------------
+say "(b) naive reference: one HINCRBY per event, not pipelined, first $E2E_NAIVE_EVENTS events of topic drain"
+c0=$(redis_cmds)
+"$B/bench/naive_hincrby" --brokers "$KAFKA_BROKERS" --topic drain --redis-port "$REDIS_PORT" \
+  --prefix naive1 --journey "$J" --pipeline 1 --max-events "$E2E_NAIVE_EVENTS" >"$WORK/naive1.json" 2>"$WORK/naive1.err" ||
+  { cat "$WORK/naive1.err"; die "naive_hincrby"; }
+c1=$(redis_cmds)
+say "    $(tail -1 "$WORK/naive1.json") (redis saw $((c1 - c0 - 1)) commands)"
+if [ "$E2E_NAIVE_PIPELINE" -gt 0 ]; then
+  say "(b) naive reference, pipelined $E2E_NAIVE_PIPELINE deep, all $E2E_EVENTS events"
+  "$B/bench/naive_hincrby" --brokers "$KAFKA_BROKERS" --topic drain --redis-port "$REDIS_PORT" \
+    --prefix naive2 --journey "$J" --pipeline "$E2E_NAIVE_PIPELINE" >"$WORK/naive2.json" 2>"$WORK/naive2.err" ||
+    { cat "$WORK/naive2.err"; die "naive_hincrby --pipeline"; }
+  say "    $(tail -1 "$WORK/naive2.json")"
+else
+  echo '{"events_per_sec":null}' >"$WORK/naive2.json"
+fi
+
+# ---- (c) live ----------------------------------------------------------------------------------
+# live_run NAME RATE: daemon + probe + generator at RATE for LIVE_SECONDS; figures to $WORK/NAME.json
+live_run() {
+  local name=$1 rate=$2 dpid ppid d0 d1 k0 k1 r0 r1 l0 l1 i
+  topic "$name"
+  "$B/clickstage" --threads 2 --http-listen "" --flush-interval "$FLUSH" --brokers "$KAFKA_BROKERS" \
+    --redis "$REDIS_URL" --rules "$RULES" --topics "$name" --group "g-$name" --prefix "$name" \
+    --log-format json >"$WORK/$name.daemon.log" 2>&1 & dpid=$!; BG+=("$dpid")
+  for i in $(seq 1 150); do   # until all 8 partitions are assigned and a first flush landed
+    [ "$(grep -c '"msg":"assigned ' "$WORK/$name.daemon.log")" -ge 8 ] && break; sleep 0.2
+  done
+  sleep 1
+  "$B/bench/latency_probe" --brokers "$KAFKA_BROKERS" --topic "$name" --redis-port "$REDIS_PORT" \
+    --prefix "$name" --journey "$J" --rate "$PROBE_RATE" --samples-csv "$OUT/$name.samples.csv" \
+    --lag-csv "$OUT/$name.lag.csv" >"$WORK/$name.probe.json" 2>"$WORK/$name.probe.err" & ppid=$!; BG+=("$ppid")
+  sleep 2
+  d0=$(cpu_ticks "$dpid"); k0=$(cpu_ticks "$KAFKA_PID"); r0=$(cpu_ticks "$REDIS_PID")
+  l0=$(now_ms)
+  loadgen "$WORK/$name.gen.json" --topic "$name" --rate "$rate" --duration "${LIVE_SECONDS}s"
+  l1=$(now_ms)
+  d1=$(cpu_ticks "$dpid"); k1=$(cpu_ticks "$KAFKA_PID"); r1=$(cpu_ticks "$REDIS_PID")
+  sleep 1
+  kill -INT "$ppid"; wait "$ppid" || { cat "$WORK/$name.probe.err"; die "latency_probe"; }
+  kill -TERM "$dpid"; wait "$dpid" || { tail -20 "$WORK/$name.daemon.log"; die "clickstage (live) exit"; }
+  cp "$WORK/$name.daemon.log" "$OUT/"
+  py "$WORK" "$name" "$l0" "$l1" "$rate" "$((d1 - d0))" "$((k1 - k0))" "$((r1 - r0))" "$HZ" "$OUT" <<'EOF'
+import csv, json, sys
+w, name, l0, l1, rate, dt, kt, rt, hz, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9]), sys.argv[10]
+lat = sorted(float(r['latency_ms']) for r in csv.DictReader(open(f'{out}/{name}.samples.csv'))
+             if r['latency_ms'] and l0 <= int(r['wall_ms']) <= l1)
+unres = sum(1 for r in csv.DictReader(open(f'{out}/{name}.samples.csv')) if not r['latency_ms'])
+def pct(q): return round(lat[min(len(lat) - 1, int(q * (len(lat) - 1) + 0.5))], 1) if lat else None
+rows = [r for r in csv.DictReader(open(f'{out}/{name}.lag.csv')) if l0 + 1000 <= int(r['wall_ms']) <= l1]
+cmds = [float(r['redis_cmds_per_s']) for r in rows]
+lags = [int(r['lag']) for r in rows]
+gen = json.loads(open(f'{w}/{name}.gen.json').read())
+secs = (l1 - l0) / 1000
+d = dict(rate=rate, achieved_rate=gen.get('events_per_sec'), events=gen.get('events'),
+         samples=len(lat), unresolved=unres, p50_ms=pct(0.5), p90_ms=pct(0.9), p99_ms=pct(0.99),
+         max_ms=lat[-1] if lat else None, mean_ms=round(sum(lat) / len(lat), 1) if lat else None,
+         redis_cmds_per_sec=round(sum(cmds) / len(cmds), 1) if cmds else None,
+         lag_max=max(lags) if lags else None, lag_mean=round(sum(lags) / len(lags)) if lags else None,
+         daemon_cpu_share=round(dt / hz / secs, 3), broker_cpu_share=round(kt / hz / secs, 3),
+         redis_cpu_share=round(rt / hz / secs, 3), t0_ms=l0, t1_ms=l1)
+json.dump(d, open(f'{w}/{name}.json', 'w'))
+print('    ' + json.dumps(d))
+EOF
+}
+
+say "(c) live at $LIVE_RATE events/s for ${LIVE_SECONDS}s (flush $FLUSH, 2 threads, probe $PROBE_RATE markers/s)"
+live_run live "$LIVE_RATE"
+if [ "$LIVE_RATE_LOW" -gt 0 ]; then
+  say "(c) live at $LIVE_RATE_LOW events/s for ${LIVE_SECONDS}s"
+  live_run livelow "$LIVE_RATE_LOW"
+else
+  echo '{"redis_cmds_per_sec":null}' >"$WORK/livelow.json"
+fi
+
+# ---- (d) plot ----------------------------------------------------------------------------------
+if command -v gnuplot >/dev/null; then
+  T0=$(py "$WORK/live.json" <<'EOF'
+import json, sys; print(json.load(open(sys.argv[1]))['t0_ms'])
+EOF
+)
+  gnuplot <<EOF 2>"$WORK/gnuplot.err" || say "warning: gnuplot failed: $(head -3 "$WORK/gnuplot.err")"
+set terminal pngcairo size 1100,800 font "sans,10" noenhanced
+set output "$OUT/live.png"
+set datafile separator ","
+set multiplot layout 2,1 title "clickstage live: $LIVE_RATE events/s offered for ${LIVE_SECONDS} s, flush $FLUSH, 2 threads, 8 partitions ($(nproc) cores, broker + redis on the same machine)"
+set grid
+set key top left
+set xlabel "seconds since the generator started"
+set ylabel "events/s"
+set yrange [0:*]
+plot "$OUT/live.lag.csv" every ::1 using ((\$1-$T0)/1000.0):6 with lines lw 2 title "produced (high watermark sum, per s)", \
+     "" every ::1 using ((\$1-$T0)/1000.0):7 with lines lw 2 title "counted in Redis (offsets sum, per s)"
+set ylabel "lag (messages)"
+set y2label "produce -> visible latency (ms)"
+set y2tics
+set ytics nomirror
+set y2range [0:*]
+plot "$OUT/live.lag.csv" every ::1 using ((\$1-$T0)/1000.0):5 with lines lw 2 title "lag: high watermark sum - offsets in Redis", \
+     "$OUT/live.samples.csv" every ::1 using ((\$1-$T0)/1000.0):4 axes x1y2 with points pt 7 ps 0.3 title "latency of each marker (right axis)"
+unset multiplot
+EOF
+  [ -s "$OUT/live.png" ] && cp "$OUT/live.png" "$ROOT/bench/live.png" && say "(d) plot: bench/out/live.png (copied to bench/live.png)"
+fi
+
+# ---- summary -----------------------------------------------------------------------------------
+cp "$WORK"/*.json "$OUT/" 2>/dev/null
+cp "$WORK"/drain*.log "$WORK"/sess*.log "$OUT/" 2>/dev/null
+say "done; load average $(cut -d' ' -f1-3 /proc/loadavg); details in bench/out/"
+py "$WORK" "$E2E_RUNS" "$exact" "$bps" <<'EOF' | tee "$OUT/summary.json"
+import json, statistics, sys
+w, runs, exact, bps = sys.argv[1], int(sys.argv[2]), sys.argv[3] == 'true', sys.argv[4]
+d = [json.load(open(f'{w}/drain{i}.json')) for i in range(1, runs + 1)]
+med = lambda k: statistics.median(x[k] for x in d)
+n1 = json.loads(open(f'{w}/naive1.json').read().strip().splitlines()[-1])
+n2 = json.loads(open(f'{w}/naive2.json').read().strip().splitlines()[-1])
+lv, lo = json.load(open(f'{w}/live.json')), json.load(open(f'{w}/livelow.json'))
+eps = med('events_per_sec')
+r = {"drain_events": d[0]['events'], "drain_events_per_sec": round(eps),
+     "cpu_ns_per_event": med('cpu_ns_per_event'), "rss_bytes": int(med('rss_bytes')),
+     "bytes_per_session": None if bps == 'null' else float(bps),
+     "redis_cmds": int(med('redis_cmds')), "redis_cmds_per_sec": med('redis_cmds_per_sec'),
+     "naive_events_per_sec": n1['events_per_sec'],
+     "gain_vs_naive": round(eps / n1['events_per_sec'], 1) if n1['events_per_sec'] else None,
+     "live_rate": lv['rate'], "p50_ms": lv['p50_ms'], "p99_ms": lv['p99_ms'], "max_ms": lv['max_ms'],
+     "redis_cmds_per_sec_live": lv['redis_cmds_per_sec'],
+     "redis_cmds_per_sec_live_low": lo['redis_cmds_per_sec'], "drain_exact": exact,
+     # extras
+     "drain_runs": runs, "drain_events_per_sec_steady": round(med('events_per_sec_steady')),
+     "naive_pipelined_events_per_sec": n2.get('events_per_sec'),
+     "gain_vs_naive_pipelined": round(eps / n2['events_per_sec'], 1) if n2.get('events_per_sec') else None,
+     "live_achieved_rate": lv['achieved_rate'], "live_lag_max": lv['lag_max'],
+     "live_low_rate": lo.get('rate'), "live_low_p99_ms": lo.get('p99_ms')}
+print(json.dumps(r))
+EOF
