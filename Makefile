@@ -127,7 +127,7 @@ $(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(TESTLIB_OBJ) $(LIB)
 # Debian packages the build, tests and local stack need. Installs only what is missing.
 DEB_PKGS = build-essential clang libclang-rt-14-dev pkg-config librdkafka-dev libhiredis-dev \
   libxxhash-dev libyaml-dev libssl-dev libmicrohttpd-dev libncurses-dev libcmocka-dev libcjson-dev \
-  redis-server kcat tmux valgrind gnuplot-nox
+  redis-server kcat tmux valgrind gnuplot-nox python3-venv shellcheck
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "installing: $$missing"; \
@@ -164,6 +164,11 @@ run: all
 test-http: deps
 	tests/http/run.sh
 .PHONY: test-http
+# Deployment files: lint/validate without Docker, then the release build on the local stack
+# with environment-only configuration (docs/deploy.md). DEPLOY_CHECK_ARGS=--static: no build/stack.
+deploy-check: deps
+	scripts/deploy-check.sh $(DEPLOY_CHECK_ARGS)
+.PHONY: deploy-check
 top-test: deps
 	tests/top/run.sh
 .PHONY: top-test

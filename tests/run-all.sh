@@ -5,7 +5,8 @@
 #   3. the multi-thread tests under ThreadSanitizer
 #   4. every libFuzzer target for FUZZ_SECONDS (default 20) each
 #   5. clickstage-top driven in tmux against its own redis-server (tests/top/run.sh); the HTTP
-#      endpoints and the web view in headless Chromium (tests/http/run.sh)
+#      endpoints and the web view in headless Chromium (tests/http/run.sh); the deploy files
+#      (scripts/deploy-check.sh: lint, validate, release build run with env-only configuration)
 #   6. integration tests against a real Kafka broker and redis-server (tests/integration/*.sh)
 # Each phase prints "LABEL: N passed, N failed"; the last line sums them all.
 # SKIP="tsan fuzz integration" skips phases (for quick local runs; CI skips none).
@@ -34,6 +35,7 @@ phase tsan make WERROR=-Werror tsan-test
 phase fuzz make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 phase top tests/top/run.sh
 phase http tests/http/run.sh
+phase deploy scripts/deploy-check.sh
 if ls tests/integration/*.sh >/dev/null 2>&1; then
   phase integration tests/integration/run.sh
 fi
