@@ -67,7 +67,7 @@ static void usage(FILE *f)
         "  --out-of-order F      share of events out of order, by up to lateness/2 (default 0.2)\n"
         "  --long F              share of sessions outliving max_duration (default 0.02)\n"
         "  --rules FILE          session parameters and, for --expect, the rules (default\n"
-        "                        deploy/rules/retail.yaml)\n"
+        "                        $CLICKSTAGE_RULES, else deploy/rules/retail.yaml)\n"
         "Ground truth\n"
         "  --expect FILE         write the §4 counts `clickstage --drain` must produce (JSON)\n"
         "  --expect-only         only write --expect, produce nothing\n"
@@ -139,7 +139,11 @@ static int write_expect(const cs_gen_conf *gc, const char *rules, const char *pa
 
 int main(int argc, char **argv)
 {
-    const char *brokers = "127.0.0.1:9092", *topic = "clickstream", *rules = "deploy/rules/retail.yaml";
+    const char *brokers = "127.0.0.1:9092", *topic = "clickstream";
+    /* the same rule file as the daemon's when run beside it (e.g. in the container image) */
+    const char *rules = getenv("CLICKSTAGE_RULES") && *getenv("CLICKSTAGE_RULES")
+                            ? getenv("CLICKSTAGE_RULES")
+                            : "deploy/rules/retail.yaml";
     const char *expect = NULL, *compression = "lz4", *extra = NULL;
     int partitions = 0, create = 0, expect_only = 0;
     double rate = 0, progress_s = 1;
