@@ -36,7 +36,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -51,6 +50,7 @@
 #include <hiredis/hiredis.h>
 
 #include "clickstage.h"
+#include "redisurl.h"
 
 /* ---- growable byte buffer ---------------------------------------------------------------- */
 
@@ -187,13 +187,7 @@ struct cs_sink {
     cs_log_fn log;
     void *log_opaque;
 
-    /* parsed URL */
-    int is_unix;
-    char *host;     /* TCP */
-    int port;
-    char *path;     /* unix socket */
-    char *user, *password; /* NULL when absent */
-    long db;
+    cs_redis_target url;
     char where[320]; /* "host:port" or "unix:/path", for messages (never the password) */
 
     /* connection: NULL when closed */
@@ -302,237 +296,21 @@ static void guard_off(pipe_guard *g)
 
 /* ---- URL parsing ------------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into a new string; NULL on a bad escape or out of memory. */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *d = malloc(n + 1), *o = d;
-    if (!d)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            if (i + 2 >= n) {
-                free(d);
-                return NULL;
-            }
-            int a = hexval((unsigned char)s[i + 1]), b = hexval((unsigned char)s[i + 2]);
-            if (a < 0 || b < 0) {
-                free(d);
-                return NULL;
-            }
-            *o++ = (char)(a * 16 + b);
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = 0;
-    return d;
-}
-
-/* Parses a non-negative decimal in s[0..n) no larger than max. */
-static int parse_uint(const char *s, size_t n, long max, long *out)
-{
-    if (n == 0 || n > 10)
-        return -1;
-    long v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Query string "k=v&k=v" of a URL: db, and (unix only) password. */
-static int parse_query(cs_sink *s, const char *q, int allow_password, char *err, size_t errlen)
-{
-    while (*q) {
-        const char *amp = strchr(q, '&');
-        size_t n = amp ? (size_t)(amp - q) : strlen(q);
-        const char *eq = memchr(q, '=', n);
-        size_t kl = eq ? (size_t)(eq - q) : n;
-        const char *v = eq ? eq + 1 : q + n;
-        size_t vl = eq ? n - kl - 1 : 0;
-        if (kl == 2 && memcmp(q, "db", 2) == 0) {
-            if (parse_uint(v, vl, INT_MAX, &s->db) < 0) {
-                seterr(err, errlen, "bad Redis URL: db must be a non-negative integer, got '%.*s'",
-                       (int)vl, v);
-                return -1;
-            }
-        } else if (allow_password && kl == 8 && memcmp(q, "password", 8) == 0) {
-            free(s->password);
-            s->password = pct_decode(v, vl);
-            if (!s->password) {
-                seterr(err, errlen, "bad Redis URL: bad %%-escape in password");
-                return -1;
-            }
-        } else {
-            seterr(err, errlen, "bad Redis URL: unknown query parameter '%.*s'", (int)kl, q);
-            return -1;
-        }
-        q += n + (amp ? 1 : 0);
-    }
-    return 0;
-}
-
+/* The grammar is pipeline/redisurl.c's; NULL or "" is the local default. */
 static int parse_url(cs_sink *s, const char *url, char *err, size_t errlen)
 {
-    s->db = 0;
-    s->port = 6379;
-    if (!url || !*url)
-        url = "redis://127.0.0.1:6379";
-    if (url[0] == '/') {
-        s->is_unix = 1;
-        s->path = strdup(url);
-        if (!s->path)
-            goto oom;
-        snprintf(s->where, sizeof s->where, "unix:%s", s->path);
-        return 0;
-    }
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *p = url + 7;
-        if (p[0] != '/') {
-            seterr(err, errlen, "bad Redis URL: unix:// needs an absolute path (unix:///path/to.sock)");
-            return -1;
-        }
-        const char *q = strchr(p, '?');
-        size_t n = q ? (size_t)(q - p) : strlen(p);
-        if (n < 2) {
-            seterr(err, errlen, "bad Redis URL: empty unix socket path");
-            return -1;
-        }
-        s->is_unix = 1;
-        s->path = strndup(p, n);
-        if (!s->path)
-            goto oom;
-        snprintf(s->where, sizeof s->where, "unix:%s", s->path);
-        return q ? parse_query(s, q + 1, 1, err, errlen) : 0;
-    }
-    if (strncmp(url, "rediss://", 9) == 0) {
-        seterr(err, errlen, "bad Redis URL: TLS (rediss://) is not supported");
+    char why[512];
+    if (cs_redis_url_parse(url && *url ? url : "redis://127.0.0.1:6379", &s->url, why,
+                           sizeof why) < 0) {
+        seterr(err, errlen, "bad Redis URL: %s", why);
         return -1;
     }
-    if (strncmp(url, "redis://", 8) != 0) {
-        const char *colon = strstr(url, "://");
-        if (colon)
-            seterr(err, errlen, "bad Redis URL: unsupported scheme '%.*s' (redis://, unix://, or "
-                   "an absolute socket path)", (int)(colon - url), url);
-        else
-            seterr(err, errlen, "bad Redis URL: expected redis://host[:port][/db], "
-                   "unix:///path.sock or /path.sock");
-        return -1;
-    }
-    const char *a = url + 8;
-    size_t alen = strcspn(a, "/?");   /* authority */
-    const char *rest = a + alen;
-    const char *at = NULL;
-    for (size_t i = 0; i < alen; i++)
-        if (a[i] == '@')
-            at = a + i;               /* the last '@': the host part never has one */
-    const char *h = a;
-    size_t hl = alen;
-    if (at) {
-        const char *ui = a;
-        size_t ul = (size_t)(at - a);
-        const char *colon = memchr(ui, ':', ul);
-        if (colon) {
-            if (colon > ui) {
-                s->user = pct_decode(ui, (size_t)(colon - ui));
-                if (!s->user)
-                    goto badesc;
-            }
-            s->password = pct_decode(colon + 1, ul - (size_t)(colon - ui) - 1);
-        } else {
-            s->password = pct_decode(ui, ul); /* "redis://secret@host": like redis-cli */
-        }
-        if (!s->password)
-            goto badesc;
-        if (!*s->password) {
-            free(s->password);
-            s->password = NULL;
-        }
-        h = at + 1;
-        hl = alen - (size_t)(h - a);
-    }
-    const char *portp = NULL;
-    size_t portl = 0;
-    if (hl && h[0] == '[') {
-        const char *rb = memchr(h, ']', hl);
-        if (!rb) {
-            seterr(err, errlen, "bad Redis URL: unterminated '[' in host");
-            return -1;
-        }
-        s->host = strndup(h + 1, (size_t)(rb - h - 1));
-        if (rb + 1 < h + hl) {
-            if (rb[1] != ':') {
-                seterr(err, errlen, "bad Redis URL: junk after ']' in host");
-                return -1;
-            }
-            portp = rb + 2;
-            portl = hl - (size_t)(portp - h);
-        }
-    } else {
-        const char *colon = memchr(h, ':', hl);
-        if (colon && memchr(colon + 1, ':', hl - (size_t)(colon + 1 - h))) {
-            seterr(err, errlen, "bad Redis URL: an IPv6 host must be in brackets ([::1]:6379)");
-            return -1;
-        }
-        size_t n = colon ? (size_t)(colon - h) : hl;
-        s->host = strndup(h, n);
-        if (colon) {
-            portp = colon + 1;
-            portl = hl - n - 1;
-        }
-    }
-    if (!s->host)
-        goto oom;
-    if (!*s->host) {
-        seterr(err, errlen, "bad Redis URL: missing host");
-        return -1;
-    }
-    if (portp) {
-        long port;
-        if (parse_uint(portp, portl, 65535, &port) < 0 || port == 0) {
-            seterr(err, errlen, "bad Redis URL: bad port '%.*s'", (int)portl, portp);
-            return -1;
-        }
-        s->port = (int)port;
-    }
-    if (*rest == '/') {
-        const char *dbp = rest + 1;
-        size_t dbl = strcspn(dbp, "?");
-        if (dbl && parse_uint(dbp, dbl, INT_MAX, &s->db) < 0) {
-            seterr(err, errlen, "bad Redis URL: db must be a non-negative integer, got '%.*s'",
-                   (int)dbl, dbp);
-            return -1;
-        }
-        rest = dbp + dbl;
-    }
-    if (*rest == '?' && parse_query(s, rest + 1, 0, err, errlen) < 0)
-        return -1;
-    snprintf(s->where, sizeof s->where, strchr(s->host, ':') ? "[%s]:%d" : "%s:%d", s->host,
-             s->port);
+    if (s->url.is_unix)
+        snprintf(s->where, sizeof s->where, "unix:%s", s->url.path);
+    else
+        snprintf(s->where, sizeof s->where, strchr(s->url.host, ':') ? "[%s]:%d" : "%s:%d",
+                 s->url.host, s->url.port);
     return 0;
-badesc:
-    seterr(err, errlen, "bad Redis URL: bad %%-escape in user or password");
-    return -1;
-oom:
-    seterr(err, errlen, "out of memory");
-    return -1;
 }
 
 /* ---- construction ------------------------------------------------------------------------ */
@@ -602,10 +380,6 @@ void cs_sink_destroy(cs_sink *s)
     close_ctx(s);
     free(s->prefix);
     free(s->instance_id);
-    free(s->host);
-    free(s->path);
-    free(s->user);
-    free(s->password);
     sb_free(&s->out);
     sb_free(&s->kp);
     sb_free(&s->last);
@@ -738,8 +512,8 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
         return 0;
     struct timeval ctv = {s->connect_timeout_ms / 1000, (s->connect_timeout_ms % 1000) * 1000};
     struct timeval ttv = {s->command_timeout_ms / 1000, (s->command_timeout_ms % 1000) * 1000};
-    s->c = s->is_unix ? redisConnectUnixWithTimeout(s->path, ctv)
-                      : redisConnectWithTimeout(s->host, s->port, ctv);
+    s->c = s->url.is_unix ? redisConnectUnixWithTimeout(s->url.path, ctv)
+                          : redisConnectWithTimeout(s->url.host, s->url.port, ctv);
     if (!s->c)
         return fail_link(s, err, errlen, "connect %s: out of memory", s->where);
     if (s->c->err)
@@ -747,24 +521,24 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
     if (redisSetTimeout(s->c, ttv) != REDIS_OK)
         return fail_link(s, err, errlen, "connect %s: setting timeout: %s", s->where,
                          s->c->errstr);
-    if (!s->is_unix)
+    if (!s->url.is_unix)
         redisEnableKeepAlive(s->c);
 
     sb_reset(&s->out);
     size_t n = 0;
     int i_auth = -1, i_select = -1;
-    if (s->password) {
-        resp_head(&s->out, '*', s->user ? 3 : 2);
+    if (s->url.password[0]) {
+        resp_head(&s->out, '*', s->url.user[0] ? 3 : 2);
         resp_str(&s->out, "AUTH");
-        if (s->user)
-            resp_str(&s->out, s->user);
-        resp_str(&s->out, s->password);
+        if (s->url.user[0])
+            resp_str(&s->out, s->url.user);
+        resp_str(&s->out, s->url.password);
         i_auth = (int)n++;
     }
-    if (s->db) {
+    if (s->url.db) {
         resp_head(&s->out, '*', 2);
         resp_str(&s->out, "SELECT");
-        resp_i64(&s->out, s->db);
+        resp_i64(&s->out, s->url.db);
         i_select = (int)n++;
     }
     resp_head(&s->out, '*', 2);
@@ -808,7 +582,7 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
     if (bad == 3)
         return fail_link(s, err, errlen, "%s: %s", s->where, ebuf);
     if (bad == 2)
-        return fail_link(s, err, errlen, "%s: SELECT %ld failed: %s", s->where, s->db, ebuf);
+        return fail_link(s, err, errlen, "%s: SELECT %d failed: %s", s->where, s->url.db, ebuf);
 
     if (s->link == LINK_DOWN)
         logf_(s, 6, "redis reachable again after %" PRId64 " ms",

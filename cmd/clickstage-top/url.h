@@ -1,5 +1,5 @@
-/* url.h — the Redis URL forms the daemon accepts (docs/redis.md "Connecting"), parsed the same
- * way for clickstage-top:
+/* url.h — the Redis URL forms the daemon accepts (docs/redis.md "Connecting"), parsed by the
+ * daemon's own parser (pipeline/redisurl.h, cs_redis_url_parse) for clickstage-top:
  *   redis://[[user]:password@]host[:port][/db][?db=N]   (port 6379, db 0; [::1] for IPv6)
  *   unix:///path/to.sock[?db=N][&password=P]
  *   /path/to.sock

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "redisurl.h"
+
 /* log_level values (syslog severities) and log_format values */
 #define CS_LOG_ERROR 3
 #define CS_LOG_WARN 4
@@ -78,21 +80,9 @@ void cs_config_dump(const cs_config *c, FILE *out);
  * 3650d); returns 0, or -1 on error. */
 int cs_parse_duration_ms(const char *s, int64_t *ms);
 
-/* The Redis URL forms the `redis` option accepts (the grammar pipeline/sink.c connects with):
- *   redis://[[user]:password@]host[:port][/db][?db=N]  host: name, IPv4 or [IPv6]; port 6379
- *   unix:///abs/path.sock[?db=N&password=P]
- *   /abs/path.sock
- * db defaults to 0. "secret@host" (no ':') is a password, as in redis-cli. user and password are
- * percent-decoded (%40 = '@'). Returns 0, or -1 with `why` saying what is wrong. */
-typedef struct cs_redis_target {
-    int is_unix;          /* 1: connect to `path`; 0: to host:port */
-    char host[256];
-    int port;
-    char path[108];       /* sizeof(sun_path) */
-    int db;               /* 0..INT_MAX */
-    char user[128];       /* "" = no user (AUTH password / the default user) */
-    char password[256];   /* "" = no AUTH */
-} cs_redis_target;
+/* The Redis URL forms the `redis` option accepts: cs_redis_url_parse's (pipeline/redisurl.h,
+ * the grammar the sink connects with), into a cs_redis_target. Returns 0, or -1 with `why`
+ * saying what is wrong. */
 int cs_config_parse_redis_url(const char *url, cs_redis_target *t, char *why, size_t whylen);
 
 #endif
