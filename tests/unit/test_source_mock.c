@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +34,7 @@ typedef struct fx {
     cs_engine *e;
     cs_source *src;
     volatile int stop;
+    _Atomic uint64_t processed; /* messages the workers have processed so far */
 } fx;
 
 static int on_assign(void *opaque, const char *topic, int32_t partition, int worker,
@@ -60,7 +62,8 @@ static void *worker(void *p)
     fx *f = a[0];
     int w = (int)(intptr_t)a[1];
     while (!f->stop) {
-        cs_source_fetch_process(f->src, w, 50);
+        int n = cs_source_fetch_process(f->src, w, 50);
+        atomic_fetch_add(&f->processed, (uint64_t)n);
         cs_worker_tick(cs_engine_worker(f->e, w));
     }
     return NULL;
@@ -111,6 +114,7 @@ static void run(int fault)
     assert_non_null(rs);
     fx f = {0};
     f.e = cs_engine_new(rs, 2, err, sizeof err);
+    atomic_init(&f.processed, 0);
     cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g",
                          .topics = "clicks", .earliest = 1, .drain = 1, .batch_size = 500,
                          .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &f, .log = log_cb,
@@ -127,9 +131,12 @@ static void run(int fault)
         pthread_create(&th[i], NULL, worker, args[i]);
 
     int16_t fetch_errs = 0;
+    int injected_at = -1;
     for (int tick = 0; !cs_source_drained(f.src) && tick < 6000; tick++) {
         cs_source_poll(f.src, 5);
-        if (tick == 20) {
+        /* the fault hits mid-stream: once a tenth of the messages were processed */
+        if (injected_at < 0 && atomic_load(&f.processed) >= g->nmsgs / 10) {
+            injected_at = tick;
             if (fault)
                 assert_false(cs_source_drained(f.src)); /* the fault hits mid-stream */
             if (fault == 1) { /* a partition leader goes away and comes back */
@@ -147,11 +154,13 @@ static void run(int fault)
                 rd_kafka_mock_coordinator_set(mc, "group", "g", 3);
             }
         }
-        if (tick == 220 && fault == 1)
+        if (injected_at >= 0 && tick == injected_at + 200 && fault == 1)
             rd_kafka_mock_broker_set_up(mc, 1);
     }
     (void)fetch_errs;
     assert_true(cs_source_drained(f.src));
+    if (fault)
+        assert_true(injected_at >= 0);
     f.stop = 1;
     for (int i = 0; i < 2; i++) {
         cs_source_wake(f.src, i);
