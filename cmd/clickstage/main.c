@@ -654,16 +654,8 @@ int main(int argc, char **argv)
     collect_joined(draining ? CS_END_DRAIN : CS_END_SHUTDOWN);
     int64_t deadline = now_ms() + D.cfg.shutdown_timeout_ms;
     int ok = flush_until(deadline) == 0;
-    if (ok) {
-        cs_source_tp tps[MAX_ASSIGNED];
-        int64_t offs[MAX_ASSIGNED];
-        size_t n = 0;
-        for (size_t i = 0; i < D.ntps; i++, n++) {
-            tps[n] = D.tps[i];
-            offs[n] = D.offs[i];
-        }
-        cs_source_commit(D.src, tps, offs, n, 1);
-    }
+    if (ok) /* the offsets of the last flush, now all written: commit them synchronously */
+        cs_source_commit(D.src, D.tps, D.offs, D.ntps, 1);
     cs_sink_stats sst;
     cs_sink_stats_get(D.sink, &sst);
     cs_source_stats srs;
