@@ -6,8 +6,9 @@
 #  (a) drain: E2E_EVENTS generated events (lz4) in an 8-partition topic, read from the earliest
 #      offset by `clickstage --drain --threads 2`, E2E_RUNS times (median): events/s, CPU ns per
 #      event, peak RSS, Redis commands; every run checked against the generator's --expect;
-#      bytes per open session from a second pair of drains (1M customers, 20m span: sessions
-#      are still open at the end) against a baseline with 1,000 customers;
+#      bytes per open session from pairs of drains (1M customers, 20m span: sessions are still
+#      open at the end) against a baseline with 1,000 customers, and from RSS sampled against
+#      the open-session count during the big drains;
 #  (b) the naive reference (bench/naive_hincrby.c: one HINCRBY per event) on the same topic;
 #  (c) live: clickstage (--flush-interval 250ms, 2 threads) while the generator produces at
 #      LIVE_RATE for LIVE_SECONDS; produce-to-visible latency (bench/latency_probe.c), lag,
@@ -21,9 +22,14 @@
 #   E2E_NAIVE_EVENTS=min(E2E_EVENTS,2000000)  events for the unpipelined naive reference
 #   E2E_NAIVE_PIPELINE=64    depth of the second, pipelined naive run (0 = skip it)
 #   E2E_SESS_EVENTS=E2E_EVENTS  E2E_SESS_CUSTOMERS=1000000   bytes-per-session variant (0 = skip)
+#   E2E_SESS_RUNS=3          bytes-per-session pairs of drains (median)
 #   LIVE_RATE=200000  LIVE_RATE_LOW=50000 (0 = skip)  LIVE_SECONDS=60  PROBE_RATE=50
+#   LIVE_SPAN=6d             event time the live stream covers (the generator's default: 6 days
+#                            in LIVE_SECONDS, so sessions start and end at a high rate)
 #   E2E_PERF=1               also a system-wide `perf record` of one more drain (bench/out/perf-*)
 #   E2E_NO_BUILD=1           use the binaries in $BUILD (default build/) as they are
+#   E2E_PARTS="drain sess naive live"   run only some parts (the JSON has null for the others)
+#   E2E_NO_COPY=1            do not copy the plot to bench/live.png (never copied if LIVE_SECONDS < 60)
 #   KEEP=1                   keep the temp dir (stack data, logs)
 # Quick run (< 3 min): E2E_EVENTS=1000000 LIVE_SECONDS=15 E2E_RUNS=1 bench/bench_e2e.sh
 set -uo pipefail
@@ -36,10 +42,14 @@ E2E_NAIVE_EVENTS=${E2E_NAIVE_EVENTS:-$((E2E_EVENTS < 2000000 ? E2E_EVENTS : 2000
 E2E_NAIVE_PIPELINE=${E2E_NAIVE_PIPELINE:-64}
 E2E_SESS_EVENTS=${E2E_SESS_EVENTS:-$E2E_EVENTS}
 E2E_SESS_CUSTOMERS=${E2E_SESS_CUSTOMERS:-1000000}
+E2E_SESS_RUNS=${E2E_SESS_RUNS:-3}
 LIVE_RATE=${LIVE_RATE:-200000}
 LIVE_RATE_LOW=${LIVE_RATE_LOW:-50000}
 LIVE_SECONDS=${LIVE_SECONDS:-60}
 PROBE_RATE=${PROBE_RATE:-50}
+LIVE_SPAN=${LIVE_SPAN:-6d}
+E2E_PARTS=${E2E_PARTS:-drain sess naive live}
+part() { [[ " $E2E_PARTS " == *" $1 "* ]]; }
 FLUSH=250ms
 OUT=$ROOT/bench/out
 RULES=$ROOT/deploy/rules/retail.yaml
@@ -55,16 +65,20 @@ mkdir -p "$OUT"
 if [ -z "${E2E_NO_BUILD:-}" ]; then
   make -s "$B/clickstage" "$B/clickstage-loadgen" "$B/cs_checkredis" >/dev/null || die "make"
 fi
-mkdir -p "$B/bench"
-cc -O2 -g -Wall -Wextra -o "$B/bench/naive_hincrby" bench/naive_hincrby.c -lrdkafka -lhiredis || die "cc naive_hincrby"
-cc -O2 -g -Wall -Wextra -pthread -o "$B/bench/latency_probe" bench/latency_probe.c -lrdkafka -lhiredis || die "cc latency_probe"
+WORK=$(mktemp -d /tmp/cs-e2e.XXXXXX)
+STACK=$WORK/stack
+# A private copy of the binaries: others may rebuild $B while this runs.
+BIN=$WORK/bin
+mkdir -p "$BIN"
+cp "$B/clickstage" "$B/clickstage-loadgen" "$B/cs_checkredis" "$BIN/" || die "no binaries in $B (make all tools)"
+cc -O2 -g -Wall -Wextra -o "$BIN/naive_hincrby" bench/naive_hincrby.c -lrdkafka -lhiredis || die "cc naive_hincrby"
+cc -O2 -g -Wall -Wextra -pthread -o "$BIN/latency_probe" bench/latency_probe.c -lrdkafka -lhiredis || die "cc latency_probe"
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- cmd pipeline include 2>/dev/null || echo +dirty)"
 if ! command -v gnuplot >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 || true; fi
   command -v gnuplot >/dev/null || say "warning: no gnuplot (apt-get install gnuplot-nox): no plot"
 fi
 
-WORK=$(mktemp -d /tmp/cs-e2e.XXXXXX)
-STACK=$WORK/stack
 BG=()   # pids of background processes this script started
 cleanup() {
   local p
@@ -75,7 +89,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+say "clickstage $COMMIT; machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
 say "stack up in $STACK"
 scripts/stack.sh up "$STACK" >"$WORK/stack-up.log" 2>&1 || { tail -30 "$WORK/stack-up.log"; die "stack up"; }
 # shellcheck disable=SC1091
@@ -96,20 +111,22 @@ py() { python3 - "$@"; }
 
 loadgen() { # OUTFILE ARGS...: runs the generator, its last stdout line goes to OUTFILE
   local out=$1; shift
-  "$B/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --rules "$RULES" --partitions 8 \
+  "$BIN/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --rules "$RULES" --partitions 8 \
     --compression lz4 --progress 0 "$@" >"$out.log" 2>&1 || { tail -5 "$out.log"; die "loadgen $*"; }
   tail -1 "$out.log" >"$out"
 }
 
 # ---- (a) drain -------------------------------------------------------------------------------
+if part drain || part naive; then
 say "(a) preloading $E2E_EVENTS events into topic drain (8 partitions, lz4), expected counts alongside"
 topic drain
-"$B/clickstage-loadgen" --rules "$RULES" --partitions 8 --events "$E2E_EVENTS" --expect-only \
+"$BIN/clickstage-loadgen" --rules "$RULES" --partitions 8 --events "$E2E_EVENTS" --expect-only \
   --expect "$WORK/drain.expect.json" --progress 0 >"$WORK/expect.log" 2>&1 & EXP_PID=$!; BG+=("$EXP_PID")
 loadgen "$WORK/preload.json" --topic drain --events "$E2E_EVENTS"
 say "    produced: $(cat "$WORK/preload.json")"
 wait "$EXP_PID" || { tail -5 "$WORK/expect.log"; die "loadgen --expect-only"; }
 say "    expected counts: $(tail -1 "$WORK/expect.log")"
+fi
 
 # run_drain NAME TOPIC PREFIX [extra clickstage args]: one drain, figures to $WORK/NAME.json
 run_drain() {
@@ -117,10 +134,33 @@ run_drain() {
   local c0 c1 k0 k1 r0 r1 m0 m1 t0 t1 rc
   c0=$(redis_cmds); k0=$(cpu_ticks "$KAFKA_PID"); r0=$(cpu_ticks "$REDIS_PID"); m0=$(busy_ticks)
   t0=$(date +%s%N)
-  /usr/bin/time -v -o "$WORK/$name.time" "$B/clickstage" --drain --threads 2 --http-listen "" \
+  /usr/bin/time -v -o "$WORK/$name.time" "$BIN/clickstage" --drain --threads 2 --http-listen "${DRAIN_HTTP:-}" \
     --brokers "$KAFKA_BROKERS" --redis "$REDIS_URL" --rules "$RULES" --topics "$tp" \
-    --group "g-$name" --prefix "$prefix" --log-format json "$@" >"$WORK/$name.log" 2>&1
-  rc=$?
+    --group "g-$name" --prefix "$prefix" --log-format json "$@" >"$WORK/$name.log" 2>&1 &
+  local tpid=$! dpid="" i
+  BG+=("$tpid")
+  for i in $(seq 1 100); do dpid=$(pgrep -P "$tpid" | head -1); [ -n "$dpid" ] && break; sleep 0.01; done
+  # CPU per thread of the daemon: every 0.2 s a copy of /proc/PID/task/*/stat (threads that end,
+  # like the workers before the final flush, keep their last sample)
+  # and its RSS (with SAMPLE_PREFIX: next to the open sessions Redis shows for that prefix)
+  : >"$WORK/$name.threads"; : >"$WORK/$name.rss"
+  if [ -n "$dpid" ]; then
+    ( while [ -d "/proc/$dpid/task" ]; do
+        cat /proc/"$dpid"/task/*/stat 2>/dev/null
+        { printf '%s ' "$(awk '/^VmRSS:/{print $2}' "/proc/$dpid/status" 2>/dev/null)"
+          if [ -n "${SAMPLE_PREFIX:-}" ]; then
+            rcli HMGET "$SAMPLE_PREFIX:{$J}:sessions" started ended | awk '{printf "%s ", ($0 == "" ? 0 : $0)}'
+          fi
+          port=$(sed -n 's/.*web view on port \([0-9]*\).*/\1/p' "$WORK/$name.log" | head -1)
+          if [ -n "$port" ]; then   # the daemon's own state accounting (/metrics)
+            curl -s -m 1 "http://127.0.0.1:$port/metrics" | awk '
+              /^clickstage_state_bytes\{kind="sessions"\}/ {s=$2} /^clickstage_state_bytes\{kind="customers"\}/ {c=$2}
+              /^clickstage_sessions_open / {o=$2} END {if (o != "") printf "%s %s %s", s, c, o}'
+          fi; echo; } >>"$WORK/$name.rss"
+        sleep 0.2
+      done ) >>"$WORK/$name.threads" & BG+=("$!")
+  fi
+  wait "$tpid"; rc=$?
   t1=$(date +%s%N)
   c1=$(redis_cmds); k1=$(cpu_ticks "$KAFKA_PID"); r1=$(cpu_ticks "$REDIS_PID"); m1=$(busy_ticks)
   [ $rc -eq 0 ] || { tail -20 "$WORK/$name.log"; die "clickstage --drain ($name) exited $rc"; }
@@ -156,13 +196,23 @@ d = dict(events=events, wall_s=round(wall, 3), steady_s=round(steady, 3),
          broker_cpu_s=round(kt / hz, 2), redis_cpu_s=round(rt / hz, 2),
          machine_busy_cpu_s=round(mt / hz, 2),
          other_cpu_s=round(mt / hz - (user + sys_) - kt / hz - rt / hz, 2))
+thr = {}
+for line in open(base + '.threads'):
+    try:
+        tid, rest = line.split(' (', 1)
+        comm, rest = rest.rsplit(') ', 1)
+        f = rest.split()
+        thr[tid] = (comm, max(thr.get(tid, ('', 0))[1], (int(f[11]) + int(f[12])) / hz))
+    except Exception: pass
+d['threads_cpu_s'] = [[c, round(v, 2)] for c, v in sorted(thr.values(), key=lambda x: -x[1])[:6]]
+d['threads_max_busy'] = round(max((c for _, c in thr.values()), default=0) / wall, 2)
 json.dump(d, open(base + '.json', 'w'))
 print('    ' + json.dumps(d))
 EOF
 }
 
 check_exact() { # PREFIX EXPECT -> prints the differences count
-  "$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$1" --journey "$J" --expect "$2" \
+  "$BIN/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$1" --journey "$J" --expect "$2" \
     >"$WORK/check-$1.txt" 2>&1
   py "$WORK/check-$1.txt" <<'EOF'
 import json, sys
@@ -172,7 +222,9 @@ except Exception: print(-1)
 EOF
 }
 
-exact=true
+exact=null
+part drain || E2E_RUNS=0
+[ "$E2E_RUNS" -gt 0 ] && exact=true
 for i in $(seq 1 "$E2E_RUNS"); do
   say "(a) drain run $i/$E2E_RUNS: clickstage --drain --threads 2 --http-listen \"\" (from earliest)"
   run_drain "drain$i" drain "d$i"
@@ -181,7 +233,7 @@ for i in $(seq 1 "$E2E_RUNS"); do
   [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-d$i.txt"; }
 done
 
-if [ -n "${E2E_PERF:-}" ]; then
+if [ -n "${E2E_PERF:-}" ] && part drain; then
   say "(a) one more drain under a system-wide perf record (E2E_PERF)"
   perf record -a -F 499 -o "$WORK/perf.data" >/dev/null 2>&1 & PERF_PID=$!; BG+=("$PERF_PID")
   sleep 1
@@ -193,75 +245,109 @@ if [ -n "${E2E_PERF:-}" ]; then
 fi
 
 # ---- bytes per open session --------------------------------------------------------------------
-bps=null
-if [ "$E2E_SESS_EVENTS" -gt 0 ] && [ "$E2E_SESS_CUSTOMERS" -gt 0 ]; then
-  say "(a) bytes/session: $E2E_SESS_EVENTS events, 20m of event time (< the 30m gap), $E2E_SESS_CUSTOMERS vs 1000 customers"
+# Two topics with the same number of events, both covering 20m of event time (less than the 30m
+# gap, so no session ends before the drain does): SESS_CUSTOMERS customers (about as many open
+# sessions at the end) and 1,000 (1,000 sessions). Both drained with the same, smaller prefetch
+# (SESS_PROPS). Open sessions at the end = ended_by.drain in Redis.
+#  pair:  (peak RSS of the big run - peak RSS of the baseline) / (open sessions difference),
+#         median over E2E_SESS_RUNS pairs;
+#  slope: within each big run, RSS sampled every 0.2 s against the open sessions Redis shows
+#         (started - ended), least-squares slope between 10 % and 95 % of the final count.
+bps=null; bps_slope=null
+if part sess && [ "$E2E_SESS_EVENTS" -gt 0 ] && [ "$E2E_SESS_CUSTOMERS" -gt 0 ]; then
+  say "(a) bytes/session: $E2E_SESS_EVENTS events, 20m of event time (< the 30m gap), $E2E_SESS_CUSTOMERS vs 1000 customers, $E2E_SESS_RUNS pair(s)"
   topic sess; topic sessbase
   loadgen "$WORK/sess.gen.json" --topic sess --events "$E2E_SESS_EVENTS" --customers "$E2E_SESS_CUSTOMERS" --span 20m --seed 7
   loadgen "$WORK/sessbase.gen.json" --topic sessbase --events "$E2E_SESS_EVENTS" --customers 1000 --span 20m --seed 7
-  run_drain sess sess s1 --kafka-props "$SESS_PROPS"
-  run_drain sessbase sessbase s0 --kafka-props "$SESS_PROPS"
-  open1=$(rcli HGET "s1:{$J}:ended_by" drain); open0=$(rcli HGET "s0:{$J}:ended_by" drain)
-  cust1=$(rcli HVALS "s1:{$J}:customers" | awk '{s+=$1} END {print s+0}')
-  py "$WORK" "${open1:-0}" "${open0:-0}" "$cust1" <<'EOF' >"$WORK/sess.result.json"
-import json, sys
-w, o1, o0, c1 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-a, b = json.load(open(w + '/sess.json')), json.load(open(w + '/sessbase.json'))
-bps = (a['rss_bytes'] - b['rss_bytes']) / max(o1 - o0, 1)
-print(json.dumps(dict(open_sessions=o1, open_sessions_base=o0, customers=c1,
-      rss=a['rss_bytes'], rss_base=b['rss_bytes'], bytes_per_session=round(bps, 1))))
+  for i in $(seq 1 "$E2E_SESS_RUNS"); do
+    DRAIN_HTTP=127.0.0.1:0 SAMPLE_PREFIX=s1x$i run_drain "sess$i" sess "s1x$i" --kafka-props "$SESS_PROPS"
+    DRAIN_HTTP=127.0.0.1:0 run_drain "sessbase$i" sessbase "s0x$i" --kafka-props "$SESS_PROPS"
+    for pfx in "s1x$i" "s0x$i"; do
+      echo "$pfx $(rcli HGET "$pfx:{$J}:ended_by" drain) $(rcli HVALS "$pfx:{$J}:customers" | awk '{s+=$1} END {print s+0}')"
+    done >"$WORK/sess$i.open"
+  done
+  py "$WORK" "$E2E_SESS_RUNS" <<'EOF' >"$WORK/sess.result.json"
+import json, statistics, sys
+w, n = sys.argv[1], int(sys.argv[2])
+pairs, slopes, opens, custs, acct = [], [], [], [], []
+for i in range(1, n + 1):
+    o = {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in open(f'{w}/sess{i}.open')}
+    (o1, c1), (o0, _) = o[f's1x{i}'], o[f's0x{i}']
+    a, b = json.load(open(f'{w}/sess{i}.json')), json.load(open(f'{w}/sessbase{i}.json'))
+    pairs.append((a['rss_bytes'] - b['rss_bytes']) / max(o1 - o0, 1))
+    opens.append(o1); custs.append(c1)
+    st = []  # (session_bytes, customer_bytes, sessions_open) from /metrics
+    pts = []
+    for line in open(f'{w}/sess{i}.rss'):
+        f = line.split()
+        if len(f) >= 3: pts.append((int(f[1]) - int(f[2]), int(f[0]) * 1024))
+        if len(f) == 6 and int(f[5]) > 0 and (not st or int(f[5]) >= st[-1][2]):
+            st.append((int(f[3]), int(f[4]), int(f[5])))
+    pts = [p for p in pts if 0.10 * o1 <= p[0] <= 0.95 * o1]
+    if len(pts) >= 5:
+        mx, my = sum(p[0] for p in pts) / len(pts), sum(p[1] for p in pts) / len(pts)
+        sxx = sum((p[0] - mx) ** 2 for p in pts)
+        if sxx > 0: slopes.append(sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx)
+    if st: acct.append(st[-1])
+print(json.dumps(dict(open_sessions=opens[0], customers=custs[0],
+      pairs=[round(x, 1) for x in pairs], slopes=[round(x, 1) for x in slopes],
+      bytes_per_session=round(statistics.median(pairs), 1),
+      bytes_per_session_slope=round(statistics.median(slopes), 1) if slopes else None,
+      daemon_state=dict(session_bytes=acct[0][0], customer_bytes=acct[0][1], sessions_open=acct[0][2],
+                        bytes_per_session=round((acct[0][0] + acct[0][1]) / acct[0][2], 1))
+                   if acct else None)))
 EOF
   say "    $(cat "$WORK/sess.result.json")"
-  bps=$(py "$WORK/sess.result.json" <<'EOF'
-import json, sys; print(json.load(open(sys.argv[1]))['bytes_per_session'])
+  read -r bps bps_slope < <(py "$WORK/sess.result.json" <<'EOF'
+import json, sys; d = json.load(open(sys.argv[1])); print(d['bytes_per_session'], d['bytes_per_session_slope'] or 'null')
 EOF
 )
 fi
 
 # ---- (b) naive reference ----------------------------------------------------------------------
+if part naive; then
 say "(b) naive reference: one HINCRBY per event, not pipelined, first $E2E_NAIVE_EVENTS events of topic drain"
 c0=$(redis_cmds)
-"$B/bench/naive_hincrby" --brokers "$KAFKA_BROKERS" --topic drain --redis-port "$REDIS_PORT" \
+"$BIN/naive_hincrby" --brokers "$KAFKA_BROKERS" --topic drain --redis-port "$REDIS_PORT" \
   --prefix naive1 --journey "$J" --pipeline 1 --max-events "$E2E_NAIVE_EVENTS" >"$WORK/naive1.json" 2>"$WORK/naive1.err" ||
   { cat "$WORK/naive1.err"; die "naive_hincrby"; }
 c1=$(redis_cmds)
 say "    $(tail -1 "$WORK/naive1.json") (redis saw $((c1 - c0 - 1)) commands)"
 if [ "$E2E_NAIVE_PIPELINE" -gt 0 ]; then
   say "(b) naive reference, pipelined $E2E_NAIVE_PIPELINE deep, all $E2E_EVENTS events"
-  "$B/bench/naive_hincrby" --brokers "$KAFKA_BROKERS" --topic drain --redis-port "$REDIS_PORT" \
+  "$BIN/naive_hincrby" --brokers "$KAFKA_BROKERS" --topic drain --redis-port "$REDIS_PORT" \
     --prefix naive2 --journey "$J" --pipeline "$E2E_NAIVE_PIPELINE" >"$WORK/naive2.json" 2>"$WORK/naive2.err" ||
     { cat "$WORK/naive2.err"; die "naive_hincrby --pipeline"; }
   say "    $(tail -1 "$WORK/naive2.json")"
-else
-  echo '{"events_per_sec":null}' >"$WORK/naive2.json"
+fi
 fi
 
 # ---- (c) live ----------------------------------------------------------------------------------
 # live_run NAME RATE: daemon + probe + generator at RATE for LIVE_SECONDS; figures to $WORK/NAME.json
 live_run() {
-  local name=$1 rate=$2 dpid ppid d0 d1 k0 k1 r0 r1 l0 l1 i
+  local name=$1 rate=$2 dpid ppid d0 d1 k0 k1 r0 r1 m0 m1 l0 l1 i
   topic "$name"
-  "$B/clickstage" --threads 2 --http-listen "" --flush-interval "$FLUSH" --brokers "$KAFKA_BROKERS" \
+  "$BIN/clickstage" --threads 2 --http-listen "" --flush-interval "$FLUSH" --brokers "$KAFKA_BROKERS" \
     --redis "$REDIS_URL" --rules "$RULES" --topics "$name" --group "g-$name" --prefix "$name" \
     --log-format json >"$WORK/$name.daemon.log" 2>&1 & dpid=$!; BG+=("$dpid")
   for i in $(seq 1 150); do   # until all 8 partitions are assigned and a first flush landed
     [ "$(grep -c '"msg":"assigned ' "$WORK/$name.daemon.log")" -ge 8 ] && break; sleep 0.2
   done
   sleep 1
-  "$B/bench/latency_probe" --brokers "$KAFKA_BROKERS" --topic "$name" --redis-port "$REDIS_PORT" \
+  "$BIN/latency_probe" --brokers "$KAFKA_BROKERS" --topic "$name" --redis-port "$REDIS_PORT" \
     --prefix "$name" --journey "$J" --rate "$PROBE_RATE" --samples-csv "$OUT/$name.samples.csv" \
     --lag-csv "$OUT/$name.lag.csv" >"$WORK/$name.probe.json" 2>"$WORK/$name.probe.err" & ppid=$!; BG+=("$ppid")
   sleep 2
-  d0=$(cpu_ticks "$dpid"); k0=$(cpu_ticks "$KAFKA_PID"); r0=$(cpu_ticks "$REDIS_PID")
+  d0=$(cpu_ticks "$dpid"); k0=$(cpu_ticks "$KAFKA_PID"); r0=$(cpu_ticks "$REDIS_PID"); m0=$(busy_ticks)
   l0=$(now_ms)
-  loadgen "$WORK/$name.gen.json" --topic "$name" --rate "$rate" --duration "${LIVE_SECONDS}s"
+  loadgen "$WORK/$name.gen.json" --topic "$name" --rate "$rate" --duration "${LIVE_SECONDS}s" --span "$LIVE_SPAN"
   l1=$(now_ms)
-  d1=$(cpu_ticks "$dpid"); k1=$(cpu_ticks "$KAFKA_PID"); r1=$(cpu_ticks "$REDIS_PID")
+  d1=$(cpu_ticks "$dpid"); k1=$(cpu_ticks "$KAFKA_PID"); r1=$(cpu_ticks "$REDIS_PID"); m1=$(busy_ticks)
   sleep 1
   kill -INT "$ppid"; wait "$ppid" || { cat "$WORK/$name.probe.err"; die "latency_probe"; }
   kill -TERM "$dpid"; wait "$dpid" || { tail -20 "$WORK/$name.daemon.log"; die "clickstage (live) exit"; }
   cp "$WORK/$name.daemon.log" "$OUT/"
-  py "$WORK" "$name" "$l0" "$l1" "$rate" "$((d1 - d0))" "$((k1 - k0))" "$((r1 - r0))" "$HZ" "$OUT" <<'EOF'
+  py "$WORK" "$name" "$l0" "$l1" "$rate" "$((d1 - d0))" "$((k1 - k0))" "$((r1 - r0))" "$HZ" "$OUT" "$((m1 - m0))" <<'EOF'
 import csv, json, sys
 w, name, l0, l1, rate, dt, kt, rt, hz, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9]), sys.argv[10]
 lat = sorted(float(r['latency_ms']) for r in csv.DictReader(open(f'{out}/{name}.samples.csv'))
@@ -272,6 +358,7 @@ rows = [r for r in csv.DictReader(open(f'{out}/{name}.lag.csv')) if l0 + 1000 <=
 cmds = [float(r['redis_cmds_per_s']) for r in rows]
 lags = [int(r['lag']) for r in rows]
 gen = json.loads(open(f'{w}/{name}.gen.json').read())
+probe = json.loads(open(f'{w}/{name}.probe.json').read().strip().splitlines()[-1])
 secs = (l1 - l0) / 1000
 d = dict(rate=rate, achieved_rate=gen.get('events_per_sec'), events=gen.get('events'),
          samples=len(lat), unresolved=unres, p50_ms=pct(0.5), p90_ms=pct(0.9), p99_ms=pct(0.99),
@@ -279,23 +366,30 @@ d = dict(rate=rate, achieved_rate=gen.get('events_per_sec'), events=gen.get('eve
          redis_cmds_per_sec=round(sum(cmds) / len(cmds), 1) if cmds else None,
          lag_max=max(lags) if lags else None, lag_mean=round(sum(lags) / len(lags)) if lags else None,
          daemon_cpu_share=round(dt / hz / secs, 3), broker_cpu_share=round(kt / hz / secs, 3),
-         redis_cpu_share=round(rt / hz / secs, 3), t0_ms=l0, t1_ms=l1)
+         redis_cpu_share=round(rt / hz / secs, 3),
+         machine_busy_share=round(int(sys.argv[11]) / hz / secs, 3),  # of 1 core; nproc cores in all
+         t0_ms=l0, t1_ms=l1,
+         ack_p50_ms=probe['ack_p50_ms'], ack_p99_ms=probe['ack_p99_ms'],
+         flush_gap_p50_ms=probe['flush_gap_p50_ms'], flush_gap_p99_ms=probe['flush_gap_p99_ms'],
+         flush_gap_max_ms=probe['flush_gap_max_ms'],
+         flush_to_seen_p50_ms=probe['flush_to_seen_p50_ms'],
+         flush_to_seen_p99_ms=probe['flush_to_seen_p99_ms'])
 json.dump(d, open(f'{w}/{name}.json', 'w'))
 print('    ' + json.dumps(d))
 EOF
 }
 
-say "(c) live at $LIVE_RATE events/s for ${LIVE_SECONDS}s (flush $FLUSH, 2 threads, probe $PROBE_RATE markers/s)"
-live_run live "$LIVE_RATE"
-if [ "$LIVE_RATE_LOW" -gt 0 ]; then
-  say "(c) live at $LIVE_RATE_LOW events/s for ${LIVE_SECONDS}s"
-  live_run livelow "$LIVE_RATE_LOW"
-else
-  echo '{"redis_cmds_per_sec":null}' >"$WORK/livelow.json"
+if part live; then
+  say "(c) live at $LIVE_RATE events/s for ${LIVE_SECONDS}s (flush $FLUSH, 2 threads, probe $PROBE_RATE markers/s)"
+  live_run live "$LIVE_RATE"
+  if [ "$LIVE_RATE_LOW" -gt 0 ]; then
+    say "(c) live at $LIVE_RATE_LOW events/s for ${LIVE_SECONDS}s"
+    live_run livelow "$LIVE_RATE_LOW"
+  fi
 fi
 
 # ---- (d) plot ----------------------------------------------------------------------------------
-if command -v gnuplot >/dev/null; then
+if part live && command -v gnuplot >/dev/null; then
   T0=$(py "$WORK/live.json" <<'EOF'
 import json, sys; print(json.load(open(sys.argv[1]))['t0_ms'])
 EOF
@@ -307,50 +401,63 @@ set datafile separator ","
 set multiplot layout 2,1 title "clickstage live: $LIVE_RATE events/s offered for ${LIVE_SECONDS} s, flush $FLUSH, 2 threads, 8 partitions ($(nproc) cores, broker + redis on the same machine)"
 set grid
 set key top left
+set xrange [-3:$((LIVE_SECONDS + 4))]
 set xlabel "seconds since the generator started"
 set ylabel "events/s"
 set yrange [0:*]
 plot "$OUT/live.lag.csv" every ::1 using ((\$1-$T0)/1000.0):6 with lines lw 2 title "produced (high watermark sum, per s)", \
-     "" every ::1 using ((\$1-$T0)/1000.0):7 with lines lw 2 title "counted in Redis (offsets sum, per s)"
+     "" every ::1 using ((\$1-$T0)/1000.0):7 with lines lw 2 title "counted in Redis (offsets sum, per s)", \
+     $LIVE_RATE with lines dt 2 lc rgb "gray" title "offered rate"
 set ylabel "lag (messages)"
 set y2label "produce -> visible latency (ms)"
 set y2tics
 set ytics nomirror
 set y2range [0:*]
 plot "$OUT/live.lag.csv" every ::1 using ((\$1-$T0)/1000.0):5 with lines lw 2 title "lag: high watermark sum - offsets in Redis", \
-     "$OUT/live.samples.csv" every ::1 using ((\$1-$T0)/1000.0):4 axes x1y2 with points pt 7 ps 0.3 title "latency of each marker (right axis)"
+     "$OUT/live.samples.csv" every ::1 using ((\$1-$T0)/1000.0):4 axes x1y2 with points pt 7 ps 0.4 lc rgb "#d95f02" title "latency of each marker (right axis)"
 unset multiplot
 EOF
-  [ -s "$OUT/live.png" ] && cp "$OUT/live.png" "$ROOT/bench/live.png" && say "(d) plot: bench/out/live.png (copied to bench/live.png)"
+  # bench/live.png (committed) only from a run of at least 60 s, not from quick runs
+  if [ -s "$OUT/live.png" ] && [ "$LIVE_SECONDS" -ge 60 ] && [ -z "${E2E_NO_COPY:-}" ]; then
+    cp "$OUT/live.png" "$ROOT/bench/live.png" && say "(d) plot: bench/out/live.png (copied to bench/live.png)"
+  else
+    say "(d) plot: bench/out/live.png (bench/live.png left alone: LIVE_SECONDS < 60 or E2E_NO_COPY)"
+  fi
 fi
 
 # ---- summary -----------------------------------------------------------------------------------
 cp "$WORK"/*.json "$OUT/" 2>/dev/null
-cp "$WORK"/drain*.log "$WORK"/sess*.log "$OUT/" 2>/dev/null
+cp "$WORK"/drain*.log "$WORK"/sess*.log "$WORK"/*.rss "$WORK"/sess*.open "$OUT/" 2>/dev/null
 say "done; load average $(cut -d' ' -f1-3 /proc/loadavg); details in bench/out/"
-py "$WORK" "$E2E_RUNS" "$exact" "$bps" <<'EOF' | tee "$OUT/summary.json"
-import json, statistics, sys
-w, runs, exact, bps = sys.argv[1], int(sys.argv[2]), sys.argv[3] == 'true', sys.argv[4]
-d = [json.load(open(f'{w}/drain{i}.json')) for i in range(1, runs + 1)]
-med = lambda k: statistics.median(x[k] for x in d)
-n1 = json.loads(open(f'{w}/naive1.json').read().strip().splitlines()[-1])
-n2 = json.loads(open(f'{w}/naive2.json').read().strip().splitlines()[-1])
-lv, lo = json.load(open(f'{w}/live.json')), json.load(open(f'{w}/livelow.json'))
+py "$WORK" "$E2E_RUNS" "$exact" "$bps" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$bps_slope" "$COMMIT" <<'EOF' | tee "$OUT/summary.json"
+import json, os, statistics, sys
+w, runs, exact, bps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def load(name):
+    try: return json.loads(open(f'{w}/{name}.json').read().strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError): return {}
+d = [load(f'drain{i}') for i in range(1, runs + 1)]
+med = lambda k: statistics.median(x[k] for x in d) if d else None
+n1, n2, lv, lo = load('naive1'), load('naive2'), load('live'), load('livelow')
 eps = med('events_per_sec')
-r = {"drain_events": d[0]['events'], "drain_events_per_sec": round(eps),
-     "cpu_ns_per_event": med('cpu_ns_per_event'), "rss_bytes": int(med('rss_bytes')),
+ratio = lambda a, b: round(a / b, 1) if a and b else None
+r = {"drain_events": d[0]['events'] if d else None, "drain_events_per_sec": round(eps) if eps else None,
+     "cpu_ns_per_event": med('cpu_ns_per_event'), "rss_bytes": int(med('rss_bytes')) if d else None,
      "bytes_per_session": None if bps == 'null' else float(bps),
-     "redis_cmds": int(med('redis_cmds')), "redis_cmds_per_sec": med('redis_cmds_per_sec'),
-     "naive_events_per_sec": n1['events_per_sec'],
-     "gain_vs_naive": round(eps / n1['events_per_sec'], 1) if n1['events_per_sec'] else None,
-     "live_rate": lv['rate'], "p50_ms": lv['p50_ms'], "p99_ms": lv['p99_ms'], "max_ms": lv['max_ms'],
-     "redis_cmds_per_sec_live": lv['redis_cmds_per_sec'],
-     "redis_cmds_per_sec_live_low": lo['redis_cmds_per_sec'], "drain_exact": exact,
+     "redis_cmds": int(med('redis_cmds')) if d else None, "redis_cmds_per_sec": med('redis_cmds_per_sec'),
+     "naive_events_per_sec": n1.get('events_per_sec'),
+     "gain_vs_naive": ratio(eps, n1.get('events_per_sec')),
+     "live_rate": lv.get('rate'), "p50_ms": lv.get('p50_ms'), "p99_ms": lv.get('p99_ms'),
+     "max_ms": lv.get('max_ms'), "redis_cmds_per_sec_live": lv.get('redis_cmds_per_sec'),
+     "redis_cmds_per_sec_live_low": lo.get('redis_cmds_per_sec'),
+     "drain_exact": None if exact == 'null' else exact == 'true',
      # extras
-     "drain_runs": runs, "drain_events_per_sec_steady": round(med('events_per_sec_steady')),
+     "bytes_per_session_slope": None if sys.argv[7] == 'null' else float(sys.argv[7]),
+     "drain_runs": runs, "drain_events_per_sec_steady": round(med('events_per_sec_steady')) if d else None,
+     "drain_others_cpu_cores": round(statistics.median(x['other_cpu_s'] / x['wall_s'] for x in d), 2) if d else None,
      "naive_pipelined_events_per_sec": n2.get('events_per_sec'),
-     "gain_vs_naive_pipelined": round(eps / n2['events_per_sec'], 1) if n2.get('events_per_sec') else None,
-     "live_achieved_rate": lv['achieved_rate'], "live_lag_max": lv['lag_max'],
-     "live_low_rate": lo.get('rate'), "live_low_p99_ms": lo.get('p99_ms')}
+     "gain_vs_naive_pipelined": ratio(eps, n2.get('events_per_sec')),
+     "live_achieved_rate": lv.get('achieved_rate'), "live_lag_max": lv.get('lag_max'),
+     "live_low_rate": lo.get('rate'), "live_low_p99_ms": lo.get('p99_ms'),
+     "load_avg_start": sys.argv[5], "load_avg_end": sys.argv[6], "commit": sys.argv[8]}
 print(json.dumps(r))
 EOF

@@ -22,7 +22,8 @@
  *  total_commands_processed (minus this program's own commands) as commands/s.
  *
  * Output
- *   --samples-csv F  wall_ms,partition,offset,latency_ms   (latency empty if never seen)
+ *   --samples-csv F  wall_ms,partition,offset,latency_ms,ack_ms  (latency empty if never seen;
+ *                    ack_ms = produce -> delivery report)
  *   --lag-csv F      wall_ms,t_s,high_sum,redis_sum,lag,produced_per_s,consumed_per_s,
  *                    redis_cmds_per_s,daemon_cmds_per_s,flushes
  *   stdout, last line: {"samples":..,"resolved":..,"p50_ms":..,"p99_ms":..,"max_ms":..,...}
@@ -69,7 +70,8 @@ static char g_offkey[512], g_chan[512], g_field_prefix[300];
 /* ---- observations (observer thread writes, main reads under the mutex) ---- */
 typedef struct obs {
     int64_t t_us;
-    int64_t *off; /* [g_np] */
+    int64_t updated_ms; /* the flush's updated_ms (daemon clock, taken just before the flush) */
+    int64_t *off;       /* [g_np] */
 } obs;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static obs *g_obs;
@@ -80,6 +82,7 @@ static uint64_t g_updates, g_update_cmds, g_own_cmds_observer;
 /* ---- samples (main thread only) ---- */
 typedef struct sample {
     int64_t t_us;
+    int64_t t_dr_us; /* delivery report (acks=all: appended on the broker) */
     int32_t partition;
     int64_t offset; /* -1 until delivered */
     int failed;
@@ -138,6 +141,7 @@ static void *observer(void *arg)
             break;
         }
         long long cmds = json_num(r->element[2]->str, "commands");
+        long long upd_ms = json_num(r->element[2]->str, "updated_ms");
         freeReplyObject(r);
         redisReply *h = redisCommand(rd, "HGETALL %s", g_offkey);
         if (!h)
@@ -151,7 +155,7 @@ static void *observer(void *arg)
             g_capobs = g_capobs ? 2 * g_capobs : 1024;
             g_obs = realloc(g_obs, g_capobs * sizeof *g_obs);
         }
-        g_obs[g_nobs++] = (obs){t, off};
+        g_obs[g_nobs++] = (obs){t, upd_ms, off};
         for (int p = 0; p < g_np; p++)
             if (off[p] > g_latest[p])
                 g_latest[p] = off[p];
@@ -176,6 +180,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         g_s[i].failed = 1;
         return;
     }
+    g_s[i].t_dr_us = wall_us();
     g_s[i].partition = m->partition;
     g_s[i].offset = m->offset;
 }
@@ -286,7 +291,7 @@ int main(int argc, char **argv)
             char payload[64];
             int len = snprintf(payload, sizeof payload, "{\"latency_probe\":%zu}", i);
             int32_t part = (int32_t)(i % (size_t)g_np);
-            g_s[i] = (sample){0, part, -1, 0};
+            g_s[i] = (sample){0, 0, part, -1, 0};
             g_ns++;
             g_s[i].t_us = wall_us(); /* just before producev */
             e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(g_topic), RD_KAFKA_V_PARTITION(part),
@@ -398,7 +403,7 @@ int main(int argc, char **argv)
     double sum = 0;
     FILE *sf = samples_csv ? fopen(samples_csv, "w") : NULL;
     if (sf)
-        fprintf(sf, "wall_ms,partition,offset,latency_ms\n");
+        fprintf(sf, "wall_ms,partition,offset,latency_ms,ack_ms\n");
     for (size_t i = 0; i < g_ns; i++) {
         sample *s = &g_s[i];
         if (s->failed || s->offset < 0) {
@@ -418,11 +423,12 @@ int main(int argc, char **argv)
             lat[nl++] = l;
             sum += l;
             if (sf)
-                fprintf(sf, "%lld,%d,%lld,%.3f\n", (long long)(s->t_us / 1000), s->partition,
-                        (long long)s->offset, l);
+                fprintf(sf, "%lld,%d,%lld,%.3f,%.3f\n", (long long)(s->t_us / 1000),
+                        s->partition, (long long)s->offset, l,
+                        (double)(s->t_dr_us - s->t_us) / 1000.0);
         } else if (sf) {
-            fprintf(sf, "%lld,%d,%lld,\n", (long long)(s->t_us / 1000), s->partition,
-                    (long long)s->offset);
+            fprintf(sf, "%lld,%d,%lld,,%.3f\n", (long long)(s->t_us / 1000), s->partition,
+                    (long long)s->offset, (double)(s->t_dr_us - s->t_us) / 1000.0);
         }
     }
     if (sf)
@@ -430,10 +436,35 @@ int main(int argc, char **argv)
     if (lag)
         fclose(lag);
     qsort(lat, nl, sizeof *lat, cmp_d);
+    /* parts of the latency: produce -> delivery report (appended), flush cadence (gaps between
+     * consecutive updated_ms), flush start -> observed (write, EXEC, PUBLISH, HGETALL) */
+    double *ack = malloc((g_ns + 1) * sizeof *ack), *gap = malloc((g_nobs + 1) * sizeof *gap),
+           *pub = malloc((g_nobs + 1) * sizeof *pub);
+    size_t na = 0, ng = 0, npub = 0;
+    for (size_t i = 0; i < g_ns; i++)
+        if (!g_s[i].failed && g_s[i].offset >= 0 && g_s[i].t_dr_us)
+            ack[na++] = (double)(g_s[i].t_dr_us - g_s[i].t_us) / 1000.0;
+    for (size_t i = 0; i < g_nobs; i++) {
+        if (g_obs[i].updated_ms > 0)
+            pub[npub++] = (double)g_obs[i].t_us / 1000.0 - (double)g_obs[i].updated_ms;
+        if (i && g_obs[i].updated_ms > 0 && g_obs[i - 1].updated_ms > 0)
+            gap[ng++] = (double)(g_obs[i].updated_ms - g_obs[i - 1].updated_ms);
+    }
+    qsort(ack, na, sizeof *ack, cmp_d);
+    qsort(gap, ng, sizeof *gap, cmp_d);
+    qsort(pub, npub, sizeof *pub, cmp_d);
     printf("{\"samples\":%zu,\"resolved\":%zu,\"failed\":%zu,\"updates\":%zu,\"p50_ms\":%.1f,"
-           "\"p90_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f,\"mean_ms\":%.1f}\n",
+           "\"p90_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f,\"mean_ms\":%.1f,"
+           "\"ack_p50_ms\":%.1f,\"ack_p99_ms\":%.1f,\"flush_gap_p50_ms\":%.0f,"
+           "\"flush_gap_p99_ms\":%.0f,\"flush_gap_max_ms\":%.0f,\"flush_to_seen_p50_ms\":%.1f,"
+           "\"flush_to_seen_p99_ms\":%.1f}\n",
            g_ns, nl, failed, g_nobs, pct(lat, nl, 0.5), pct(lat, nl, 0.9), pct(lat, nl, 0.99),
-           nl ? lat[nl - 1] : 0.0, nl ? sum / (double)nl : 0.0);
+           nl ? lat[nl - 1] : 0.0, nl ? sum / (double)nl : 0.0, pct(ack, na, 0.5),
+           pct(ack, na, 0.99), pct(gap, ng, 0.5), pct(gap, ng, 0.99), ng ? gap[ng - 1] : 0.0,
+           pct(pub, npub, 0.5), pct(pub, npub, 0.99));
+    free(ack);
+    free(gap);
+    free(pub);
     for (size_t i = 0; i < g_nobs; i++)
         free(g_obs[i].off);
     free(g_obs);
