@@ -33,6 +33,7 @@
  *    through the seq check instead of applying the rest a second time.
  */
 #include "sink.h"
+#include "util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -227,23 +228,6 @@ struct cs_sink {
     cs_sink_stats st;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void logf_(cs_sink *s, int level, const char *fmt, ...)
 {
     if (!s->log)
@@ -302,7 +286,7 @@ static int parse_url(cs_sink *s, const char *url, char *err, size_t errlen)
     char why[512];
     if (cs_redis_url_parse(url && *url ? url : "redis://127.0.0.1:6379", &s->url, why,
                            sizeof why) < 0) {
-        seterr(err, errlen, "bad Redis URL: %s", why);
+        cs_seterr(err, errlen, "bad Redis URL: %s", why);
         return -1;
     }
     if (s->url.is_unix)
@@ -329,7 +313,7 @@ cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen)
     }
     cs_sink *s = calloc(1, sizeof *s);
     if (!s) {
-        seterr(errstr, errlen, "out of memory");
+        cs_seterr(errstr, errlen, "out of memory");
         return NULL;
     }
     if (parse_url(s, conf->url, errstr, errlen) < 0) {
@@ -347,7 +331,7 @@ cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen)
     s->prefix = strdup(conf->prefix && *conf->prefix ? conf->prefix : "clickstage");
     s->instance_id = strdup(inst);
     if (!s->prefix || !s->instance_id) {
-        seterr(errstr, errlen, "out of memory");
+        cs_seterr(errstr, errlen, "out of memory");
         cs_sink_destroy(s);
         return NULL;
     }
@@ -426,10 +410,10 @@ static int fail_link(cs_sink *s, char *err, size_t errlen, const char *fmt, ...)
     backoff_step(s);
     if (s->link != LINK_DOWN) {
         s->link = LINK_DOWN;
-        s->down_since_mono = mono_ms();
+        s->down_since_mono = cs_mono_ms();
         logf_(s, 4, "redis unreachable: %s", msg);
     }
-    seterr(err, errlen, "%s", msg);
+    cs_seterr(err, errlen, "%s", msg);
     return -1;
 }
 
@@ -444,7 +428,7 @@ static int fail_reply(cs_sink *s, char *err, size_t errlen, const char *fmt, ...
     va_end(ap);
     close_ctx(s);
     backoff_step(s);
-    seterr(err, errlen, "%s", msg);
+    cs_seterr(err, errlen, "%s", msg);
     return -1;
 }
 
@@ -586,7 +570,7 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
 
     if (s->link == LINK_DOWN)
         logf_(s, 6, "redis reachable again after %" PRId64 " ms",
-              mono_ms() - s->down_since_mono);
+              cs_mono_ms() - s->down_since_mono);
     s->link = LINK_UP;
     if (s->ever_connected)
         s->st.reconnects++;
@@ -672,12 +656,12 @@ int cs_sink_load_offset(cs_sink *s, const char *journey, const char *topic, int3
     int fl = snprintf(field, sizeof field, "%s/%" PRId32, topic, partition);
     int rc;
     if (fl < 0 || (size_t)fl >= sizeof field) {
-        seterr(errstr, errlen, "topic name too long");
+        cs_seterr(errstr, errlen, "topic name too long");
         rc = -1;
     } else {
         rc = hget(s, journey, "offsets", field, (size_t)fl, val, sizeof val, errstr, errlen);
         if (rc == 1 && parse_i64(val, off) < 0) {
-            seterr(errstr, errlen, "offsets %s: not an integer: '%s'", field, val);
+            cs_seterr(errstr, errlen, "offsets %s: not an integer: '%s'", field, val);
             rc = -1;
         } else if (rc >= 0) {
             success(s);
@@ -696,12 +680,12 @@ int cs_sink_load_seq(cs_sink *s, const char *journey, uint64_t *seq, char *errst
     int rc;
     int64_t v;
     if (fl < 0 || (size_t)fl >= sizeof field) {
-        seterr(errstr, errlen, "instance id too long");
+        cs_seterr(errstr, errlen, "instance id too long");
         rc = -1;
     } else {
         rc = hget(s, journey, "meta", field, (size_t)fl, val, sizeof val, errstr, errlen);
         if (rc == 1 && (parse_i64(val, &v) < 0 || v < 0)) {
-            seterr(errstr, errlen, "meta %s: not a sequence number: '%s'", field, val);
+            cs_seterr(errstr, errlen, "meta %s: not a sequence number: '%s'", field, val);
             rc = -1;
         } else if (rc >= 0) {
             if (rc == 1)
@@ -854,7 +838,7 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     resp_str(o, "EXEC");
     s->ncmds++;
     if (o->oom) {
-        seterr(err, errlen, "out of memory building the flush");
+        cs_seterr(err, errlen, "out of memory building the flush");
         return -1;
     }
     return 0;
@@ -1057,7 +1041,7 @@ static int read_tx(cs_sink *s, const cs_flush *f, size_t ncmds, char *err, size_
 int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
 {
     if (!f || !f->rs || f->seq == 0 || (f->noffsets && !f->offsets)) {
-        seterr(errstr, errlen, "bad flush (needs rs, seq >= 1, offsets)");
+        cs_seterr(errstr, errlen, "bad flush (needs rs, seq >= 1, offsets)");
         return -1;
     }
     pipe_guard g;

@@ -1,6 +1,7 @@
 /* source.c — librdkafka consumer, partition queues per worker, assignment and offsets.
  * See source.h for the contract. */
 #include "source.h"
+#include "util.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -47,13 +48,6 @@ struct cs_source {
     uint64_t rebalances, assigned, revoked;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void slog(cs_source *s, int level, const char *fmt, ...)
 {
     if (!s->c.log)
@@ -91,7 +85,7 @@ static tp *tp_get(cs_source *s, int t, int32_t partition, int create)
     x->partition = partition;
     x->part = -1;
     x->end = -1;
-    atomic_init(&x->last_msg_ms, now_ms());
+    atomic_init(&x->last_msg_ms, cs_wall_ms());
     return x;
 }
 
@@ -336,7 +330,7 @@ static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p)
     s->assign_count[w]++;
     remember_part(s, part, x);
     p->offset = start >= 0 ? start : RD_KAFKA_OFFSET_INVALID;
-    atomic_store_explicit(&x->last_msg_ms, now_ms(), memory_order_relaxed);
+    atomic_store_explicit(&x->last_msg_ms, cs_wall_ms(), memory_order_relaxed);
     /* forward before assigning: messages must never reach the consumer's own queue */
     x->pq = rd_kafka_queue_get_partition(s->rk, p->topic, p->partition);
     rd_kafka_queue_forward(x->pq, s->wq[w]);
@@ -543,7 +537,7 @@ int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
         return 0;
     cs_worker *wk = cs_engine_worker(s->e, w);
     int processed = 0;
-    int64_t now = now_ms();
+    int64_t now = cs_wall_ms();
     const rd_kafka_topic_t *cur_rkt = NULL;
     int cur_t = -1;
     for (ssize_t i = 0; i < n;) {

@@ -12,6 +12,7 @@
  * the files in cmd/clickstage/web/ (cs_web_assets[], cs_web_assets_count).
  */
 #include "http.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -70,23 +71,6 @@ struct cs_http {
     int nminutes;
     int64_t minutes_scanned_ms;
 };
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void set_err(char *errstr, size_t errlen, const char *fmt, ...)
-{
-    if (!errstr || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- output helpers ----------------------------------------------------------------------- */
 
@@ -360,7 +344,7 @@ static void write_prometheus(FILE *f, const cs_metrics *m)
     }
 
     char why[256];
-    int current = !snapshot_problem(m, wall_ms(), why, sizeof why);
+    int current = !snapshot_problem(m, cs_wall_ms(), why, sizeof why);
     i64_metric(f, "clickstage_healthy", "gauge", "1 if /healthz answers 200, else 0.",
                current && m->healthy ? 1 : 0);
     i64_metric(f, "clickstage_ready", "gauge", "1 if /readyz answers 200, else 0.",
@@ -405,7 +389,7 @@ static void append(char *buf, size_t n, const char *fmt, ...)
 static enum MHD_Result serve_health(struct MHD_Connection *conn, const cs_metrics *m, int ready)
 {
     char why[1024] = "";
-    int64_t now = wall_ms();
+    int64_t now = cs_wall_ms();
     if (snapshot_problem(m, now, why, sizeof why))
         return respond_text(conn, 503, "%s\n", why);
     if (!ready) {
@@ -444,7 +428,7 @@ static void write_metrics_json(FILE *f, const cs_metrics *m)
 {
     int ns = m->nstages < 0 ? 0 : m->nstages > CS_MAX_STAGES ? CS_MAX_STAGES : m->nstages;
     fprintf(f, "{\"server_ms\":%" PRId64 ",\"now_ms\":%" PRId64 ",\"started_ms\":%" PRId64,
-            wall_ms(), m->now_ms, m->started_ms);
+            cs_wall_ms(), m->now_ms, m->started_ms);
     fputs(",\"version\":", f);
     put_json(f, CLICKSTAGE_VERSION);
     fputs(",\"journey\":", f);
@@ -584,7 +568,7 @@ static int redis_fail(cs_http *h, const char *fmt, ...)
     vsnprintf(h->last_err, sizeof h->last_err, fmt, ap);
     va_end(ap);
     redis_drop(h);
-    h->retry_after_ms = wall_ms() + REDIS_RETRY_MS;
+    h->retry_after_ms = cs_wall_ms() + REDIS_RETRY_MS;
     return -1;
 }
 
@@ -601,7 +585,7 @@ static int redis_connect(cs_http *h)
 {
     if (h->rc)
         return 0;
-    if (wall_ms() < h->retry_after_ms)
+    if (cs_wall_ms() < h->retry_after_ms)
         return -1;
     struct timeval ctv = {REDIS_CONNECT_TIMEOUT_MS / 1000, (REDIS_CONNECT_TIMEOUT_MS % 1000) * 1000};
     struct timeval ttv = {REDIS_COMMAND_TIMEOUT_MS / 1000, (REDIS_COMMAND_TIMEOUT_MS % 1000) * 1000};
@@ -858,7 +842,7 @@ static int journey_json(cs_http *h, const cs_metrics *m, FILE *f)
     const char *journey = h->journey[0] ? h->journey : m->journey;
     char base[300];
     snprintf(base, sizeof base, "%s:{%s}", h->prefix, journey);
-    int64_t now = wall_ms();
+    int64_t now = cs_wall_ms();
     if (redis_connect(h) < 0)
         return -1;
 
@@ -1060,7 +1044,7 @@ static enum MHD_Result serve_journey(cs_http *h, struct MHD_Connection *conn)
         return MHD_NO;
     fputs("{\"error\":", f);
     put_json(f, err);
-    fprintf(f, ",\"server_ms\":%" PRId64 "}\n", wall_ms());
+    fprintf(f, ",\"server_ms\":%" PRId64 "}\n", cs_wall_ms());
     return respond_stream(conn, 503, "application/json", f, &buf, &len);
 }
 
@@ -1154,7 +1138,7 @@ static int listen_on(const char *listen_addr, int *is_v6, char *errstr, size_t e
     if (listen_addr[0] == '[') {
         const char *rb = strchr(listen_addr, ']');
         if (!rb || rb[1] != ':' || (size_t)(rb - listen_addr - 1) >= sizeof host) {
-            set_err(errstr, errlen, "'%s' is not host:port or [v6]:port", listen_addr);
+            cs_seterr(errstr, errlen, "'%s' is not host:port or [v6]:port", listen_addr);
             return -1;
         }
         memcpy(host, listen_addr + 1, (size_t)(rb - listen_addr - 1));
@@ -1164,7 +1148,7 @@ static int listen_on(const char *listen_addr, int *is_v6, char *errstr, size_t e
         const char *colon = strrchr(listen_addr, ':');
         if (!colon || memchr(listen_addr, ':', (size_t)(colon - listen_addr)) ||
             (size_t)(colon - listen_addr) >= sizeof host) {
-            set_err(errstr, errlen, "'%s' is not host:port or [v6]:port", listen_addr);
+            cs_seterr(errstr, errlen, "'%s' is not host:port or [v6]:port", listen_addr);
             return -1;
         }
         memcpy(host, listen_addr, (size_t)(colon - listen_addr));
@@ -1174,7 +1158,7 @@ static int listen_on(const char *listen_addr, int *is_v6, char *errstr, size_t e
     char *end;
     long pn = strtol(port, &end, 10);
     if (!*port || *end || pn < 0 || pn > 65535) {
-        set_err(errstr, errlen, "'%s': bad port '%s' (0..65535)", listen_addr, port);
+        cs_seterr(errstr, errlen, "'%s': bad port '%s' (0..65535)", listen_addr, port);
         return -1;
     }
     struct addrinfo hints = {0}, *ai = NULL;
@@ -1183,7 +1167,7 @@ static int listen_on(const char *listen_addr, int *is_v6, char *errstr, size_t e
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
     if (gai != 0) {
-        set_err(errstr, errlen, "'%s': %s", listen_addr, gai_strerror(gai));
+        cs_seterr(errstr, errlen, "'%s': %s", listen_addr, gai_strerror(gai));
         return -1;
     }
     int fd = -1, err = 0;
@@ -1207,19 +1191,19 @@ static int listen_on(const char *listen_addr, int *is_v6, char *errstr, size_t e
     }
     freeaddrinfo(ai);
     if (fd < 0)
-        set_err(errstr, errlen, "listen on %s: %s", listen_addr, strerror(err ? err : EINVAL));
+        cs_seterr(errstr, errlen, "listen on %s: %s", listen_addr, strerror(err ? err : EINVAL));
     return fd;
 }
 
 cs_http *cs_http_start(const cs_http_conf *c, char *errstr, size_t errlen)
 {
     if (!c || !c->box) {
-        set_err(errstr, errlen, "no metrics box");
+        cs_seterr(errstr, errlen, "no metrics box");
         return NULL;
     }
     cs_http *h = calloc(1, sizeof *h);
     if (!h) {
-        set_err(errstr, errlen, "out of memory");
+        cs_seterr(errstr, errlen, "out of memory");
         return NULL;
     }
     h->box = c->box;
@@ -1228,7 +1212,7 @@ cs_http *cs_http_start(const cs_http_conf *c, char *errstr, size_t errlen)
     const char *url = c->redis && *c->redis ? c->redis : "redis://127.0.0.1:6379/0";
     char why[512];
     if (cs_config_parse_redis_url(url, &h->rt, why, sizeof why) < 0) {
-        set_err(errstr, errlen, "bad Redis URL: %s", why);
+        cs_seterr(errstr, errlen, "bad Redis URL: %s", why);
         free(h);
         return NULL;
     }
@@ -1266,7 +1250,7 @@ cs_http *cs_http_start(const cs_http_conf *c, char *errstr, size_t errlen)
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!h->d) {
-        set_err(errstr, errlen, "cannot start the HTTP server on %s", c->listen);
+        cs_seterr(errstr, errlen, "cannot start the HTTP server on %s", c->listen);
         close(fd);
         pthread_mutex_destroy(&h->rmu);
         free(h);

@@ -32,6 +32,7 @@
 #include "config.h"
 #include "engine.h"
 #include "metrics.h"
+#include "util.h"
 #include "sink.h"
 #include "source.h"
 #ifdef CS_HAVE_HTTP
@@ -83,13 +84,6 @@ static struct {
 } D;
 
 static volatile sig_atomic_t g_term, g_hup;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- logging: one JSON object per line (or text), never per event -------------------------- */
 
@@ -194,7 +188,7 @@ static void *worker_main(void *arg)
         service_slot(w);
         /* relaxed: liveness only; read by the control thread for /healthz */
         atomic_fetch_add_explicit(&D.loops[w], 1, memory_order_relaxed);
-        atomic_store_explicit(&D.last_loop_ms[w], now_ms(), memory_order_relaxed);
+        atomic_store_explicit(&D.last_loop_ms[w], cs_wall_ms(), memory_order_relaxed);
     }
     return NULL;
 }
@@ -274,7 +268,7 @@ static size_t snapshot_offsets(void)
 static int try_flush(int force)
 {
     if (!D.has_inflight && !force && D.next->changes == 0 &&
-        now_ms() - D.last_ok_ms < 5000)
+        cs_wall_ms() - D.last_ok_ms < 5000)
         return 0;
     if (!D.has_inflight) {
         cs_agg *t = D.inflight;
@@ -284,7 +278,7 @@ static int try_flush(int force)
         D.seq++;
         D.has_inflight = 1;
     }
-    int64_t now = now_ms();
+    int64_t now = cs_wall_ms();
     if (!cs_sink_ready(D.sink, now))
         return -1;
     cs_flush f = {D.seq, D.inflight, cs_engine_rules(D.e), cs_engine_dicts(D.e), D.fo, D.ntps, now};
@@ -322,7 +316,7 @@ static int flush_until(int64_t deadline_ms)
     for (;;) {
         if (try_flush(1) == 0 && D.next->changes == 0)
             return 0;
-        if (now_ms() > deadline_ms)
+        if (cs_wall_ms() > deadline_ms)
             return -1;
         usleep(20000);
     }
@@ -334,7 +328,7 @@ static void fill_metrics(void)
 {
     cs_metrics *m = &D.m;
     const cs_ruleset *rs = cs_engine_rules(D.e);
-    int64_t now = now_ms();
+    int64_t now = cs_wall_ms();
     m->now_ms = now;
     snprintf(m->journey, sizeof m->journey, "%s", cs_rules_journey(rs));
     m->nstages = cs_rules_nstages(rs);
@@ -456,7 +450,7 @@ static void on_revoke(void *opaque, const int *parts, size_t n)
         return;
     /* end the revoked partitions' sessions, hand their final counts over, and write them */
     collect(parts, n, CS_END_SHUTDOWN);
-    if (flush_until(now_ms() + D.cfg.shutdown_timeout_ms) != 0)
+    if (flush_until(cs_wall_ms() + D.cfg.shutdown_timeout_ms) != 0)
         logf_(3, "revoke: could not write the final counts of %zu partition(s) to Redis; they "
                  "will be read again by the next owner", n);
 }
@@ -553,14 +547,14 @@ int main(int argc, char **argv)
     cs_agg_init(D.inflight, rs);
     cs_agg_init(D.totals, rs);
     pthread_mutex_init(&D.box.mu, NULL);
-    D.m.started_ms = now_ms();
+    D.m.started_ms = cs_wall_ms();
     D.loops = calloc((size_t)D.nw, sizeof *D.loops);
     D.last_loop_ms = calloc((size_t)D.nw, sizeof *D.last_loop_ms);
     for (int w = 0; w < D.nw; w++)
-        atomic_store(&D.last_loop_ms[w], now_ms());
+        atomic_store(&D.last_loop_ms[w], cs_wall_ms());
     /* sequence numbers unique across restarts of the same instance id (see sink.h) */
-    D.seq = (uint64_t)now_ms() * 1000;
-    D.last_ok_ms = now_ms();
+    D.seq = (uint64_t)cs_wall_ms() * 1000;
+    D.last_ok_ms = cs_wall_ms();
 
     char client_id[300];
     snprintf(client_id, sizeof client_id, "clickstage-%s", D.cfg.instance_id);
@@ -608,17 +602,17 @@ int main(int argc, char **argv)
     for (int w = 0; w < D.nw; w++)
         pthread_create(&D.threads[w], NULL, worker_main, (void *)(intptr_t)w);
 
-    int64_t next_flush = now_ms() + D.cfg.flush_interval_ms;
+    int64_t next_flush = cs_wall_ms() + D.cfg.flush_interval_ms;
     int64_t idle_ms = cs_rules_session(rs)->idle_close_ms;
     while (!g_term && !(D.cfg.drain && cs_source_drained(D.src))) {
-        int64_t now = now_ms();
+        int64_t now = cs_wall_ms();
         int wait = (int)(next_flush > now ? next_flush - now : 0);
         cs_source_poll(D.src, wait < 100 ? wait : 100);
         if (g_hup) {
             g_hup = 0;
             reload_rules();
         }
-        now = now_ms();
+        now = cs_wall_ms();
         if (now >= next_flush) {
             if (!D.cfg.drain)
                 cs_source_update_idle(D.src, now, idle_ms);
@@ -652,7 +646,7 @@ int main(int argc, char **argv)
     if (draining)
         cs_engine_set_watermark(D.e, cs_engine_final_watermark(D.e));
     collect_joined(draining ? CS_END_DRAIN : CS_END_SHUTDOWN);
-    int64_t deadline = now_ms() + D.cfg.shutdown_timeout_ms;
+    int64_t deadline = cs_wall_ms() + D.cfg.shutdown_timeout_ms;
     int ok = flush_until(deadline) == 0;
     if (ok) /* the offsets of the last flush, now all written: commit them synchronously */
         cs_source_commit(D.src, D.tps, D.offs, D.ntps, 1);

@@ -1,0 +1,40 @@
+/* util.h — small helpers every part of clickstage needs the same way (internal). */
+#ifndef CS_UTIL_H
+#define CS_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+/* Wall-clock milliseconds since the epoch (timestamps people and Redis see). */
+static inline int64_t cs_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Monotonic milliseconds (intervals, timeouts, backoff). */
+static inline int64_t cs_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fills an errstr buffer (librdkafka style); a NULL or empty buffer is ignored. */
+static inline void cs_seterr(char *errstr, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline void cs_seterr(char *errstr, size_t errlen, const char *fmt, ...)
+{
+    if (!errstr || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errlen, fmt, ap);
+    va_end(ap);
+}
+
+#endif
