@@ -341,6 +341,10 @@ transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Keep every message: generated clickstreams carry event-time timestamps weeks in the past, which
+# the default 7-day time retention would delete at the next retention check (every 5 min) —
+# taking the start of a test topic away in the middle of a test.
+log.retention.ms=-1
 # 2-core machines: fewer threads than the defaults (3 network, 8 io), smaller cleaner buffer.
 num.network.threads=2
 num.io.threads=4
