@@ -15,7 +15,7 @@
 #      Redis commands/s, and the same at LIVE_RATE_LOW;
 #  (d) bench/out/live.png (throughput and lag over time), copied to bench/live.png.
 # Progress goes to stdout; the LAST stdout line is one JSON object with the figures.
-# Logs, CSVs and JSON of the run are kept in bench/out/.
+# Logs, CSVs and JSON of the run are kept in bench/out/ (emptied at the start of each run).
 #
 # Knobs (environment):
 #   E2E_EVENTS=10000000      drain events              E2E_RUNS=3          drain runs (median)
@@ -31,7 +31,7 @@
 #   E2E_PARTS="drain sess naive live"   run only some parts (the JSON has null for the others)
 #   E2E_NO_COPY=1            do not copy the plot to bench/live.png (never copied if LIVE_SECONDS < 60)
 #   KEEP=1                   keep the temp dir (stack data, logs)
-# Quick run (< 3 min): E2E_EVENTS=1000000 LIVE_SECONDS=15 E2E_RUNS=1 bench/bench_e2e.sh
+# Quick run (< 3 min): E2E_EVENTS=1000000 LIVE_SECONDS=15 E2E_RUNS=1 E2E_SESS_RUNS=1 bench/bench_e2e.sh
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
@@ -60,13 +60,22 @@ SESS_PROPS=fetch.max.bytes=8388608,max.partition.fetch.bytes=1048576,queued.min.
 
 say() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 die() { say "FAILED: $*"; exit 1; }
-mkdir -p "$OUT"
+rm -rf "$OUT"; mkdir -p "$OUT"   # bench/out holds the last run only
 
 if [ -z "${E2E_NO_BUILD:-}" ]; then
   make -s "$B/clickstage" "$B/clickstage-loadgen" "$B/cs_checkredis" >/dev/null || die "make"
 fi
+BG=()   # pids of background processes this script started
+cleanup() {
+  local p
+  for p in "${BG[@]+"${BG[@]}"}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  [ -d "$STACK" ] && scripts/stack.sh down "$STACK" >/dev/null 2>&1
+  if [ -n "${KEEP:-}" ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
 WORK=$(mktemp -d /tmp/cs-e2e.XXXXXX)
 STACK=$WORK/stack
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 # A private copy of the binaries: others may rebuild $B while this runs.
 BIN=$WORK/bin
 mkdir -p "$BIN"
@@ -78,16 +87,6 @@ if ! command -v gnuplot >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 || true; fi
   command -v gnuplot >/dev/null || say "warning: no gnuplot (apt-get install gnuplot-nox): no plot"
 fi
-
-BG=()   # pids of background processes this script started
-cleanup() {
-  local p
-  for p in "${BG[@]+"${BG[@]}"}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  scripts/stack.sh down "$STACK" >/dev/null 2>&1
-  if [ -n "${KEEP:-}" ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 say "clickstage $COMMIT; machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
