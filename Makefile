@@ -175,7 +175,7 @@ top-test: deps
 # End-to-end benchmark on its own local stack: drain, naive one-HINCRBY-per-event reference,
 # live latency and lag (bench/bench_e2e.sh; knobs E2E_EVENTS, LIVE_RATE, LIVE_SECONDS, ...).
 bench-e2e: deps all tools
-	bench/bench_e2e.sh
+	BUILD=$(BUILD) bench/bench_e2e.sh
 .PHONY: bench-e2e
 # Load generator -> real Kafka -> clickstage --drain -> Redis checked against the generator's
 # ground truth (E2E_EVENTS, default 1M).
