@@ -1050,6 +1050,26 @@ static enum MHD_Result serve_journey(cs_http *h, struct MHD_Connection *conn)
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
+/* A copy of the metrics snapshot written by `write` (/metrics, /api/metrics). */
+static enum MHD_Result serve_snapshot(struct MHD_Connection *conn, cs_http *h,
+                                      void (*write)(FILE *, const cs_metrics *), const char *type)
+{
+    cs_metrics *m = malloc(sizeof *m);
+    if (!m)
+        return MHD_NO;
+    cs_metrics_read(h->box, m);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        free(m);
+        return MHD_NO;
+    }
+    write(f, m);
+    free(m);
+    return respond_stream(conn, 200, type, f, &buf, &len);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -1070,23 +1090,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
-    if (strcmp(url, "/metrics") == 0) {
-        cs_metrics *m = malloc(sizeof *m);
-        if (!m)
-            return MHD_NO;
-        cs_metrics_read(h->box, m);
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        if (!f) {
-            free(m);
-            return MHD_NO;
-        }
-        write_prometheus(f, m);
-        free(m);
-        return respond_stream(conn, 200, "text/plain; version=0.0.4; charset=utf-8", f, &buf,
-                              &len);
-    }
+    if (strcmp(url, "/metrics") == 0)
+        return serve_snapshot(conn, h, write_prometheus,
+                              "text/plain; version=0.0.4; charset=utf-8");
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0) {
         cs_metrics *m = malloc(sizeof *m);
         if (!m)
@@ -1096,22 +1102,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         free(m);
         return r;
     }
-    if (strcmp(url, "/api/metrics") == 0) {
-        cs_metrics *m = malloc(sizeof *m);
-        if (!m)
-            return MHD_NO;
-        cs_metrics_read(h->box, m);
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        if (!f) {
-            free(m);
-            return MHD_NO;
-        }
-        write_metrics_json(f, m);
-        free(m);
-        return respond_stream(conn, 200, "application/json", f, &buf, &len);
-    }
+    if (strcmp(url, "/api/metrics") == 0)
+        return serve_snapshot(conn, h, write_metrics_json, "application/json");
     if (strcmp(url, "/api/journey") == 0)
         return serve_journey(h, conn);
 
