@@ -86,6 +86,10 @@ try {
   });
 
   await check('minute_chart', async () => {
+    // the server refreshes its list of minute keys (a SCAN) at most every 5 s, so a list taken
+    // while the fixture was still loading can be one poll behind (regression: seen as 59 of 60)
+    await page.waitForFunction((want) => document.querySelector('#chart svg')?.dataset.minutes === want,
+      String(expect.minutes.length), { timeout: 8000 }).catch(() => {});
     const n = await page.$eval('#chart svg', (s) => s.dataset.minutes);
     if (n !== String(expect.minutes.length)) throw new Error(`chart has ${n} minutes, want ${expect.minutes.length}`);
     const lines = await page.$$eval('#chart polyline', (ps) => ps.map((p) => [p.dataset.stage, p.dataset.last, p.getAttribute('points').split(' ').length]));
