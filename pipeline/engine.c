@@ -366,8 +366,10 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
             cs_pstate_prefetch_session(st, w->fl[(i - 2) % PIPE].h, w->fl[(i - 2) % PIPE].h2);
         if (i >= PIPE - 1) {
             inflight *f = &w->fl[(i - (PIPE - 1)) % PIPE];
-            if (f->ok)
-                late += (uint64_t)cs_sessionize_hashed(st, &w->ctx, &f->ev, f->h, f->h2);
+            if (f->ok) {
+                int r = cs_sessionize_hashed(st, &w->ctx, &f->ev, f->h, f->h2);
+                late += r == CS_EV_LATE;
+            }
         }
     }
     if (n)

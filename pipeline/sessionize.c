@@ -383,6 +383,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
     uint32_t si = NIL;
 
     int fresh = 0; /* s was started (or restarted in place) by this event */
+    int created = CS_EV_COUNTED;
     if (cu && cu->sess) {
         si = cu->sess;
         s = SESS(p, si);
@@ -434,6 +435,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         p->idx_n++;
         a->customers[0]++;
         wheel_link(&p->cw, &cu->wnext, ci, sat_add(t, p->conf.customer_ttl_ms));
+        created = CS_EV_NEW_CUSTOMER;
     } else {
         int64_t forget_at = sat_add(cu->last, p->conf.customer_ttl_ms);
         if (t > forget_at || forget_at < c->W) {
@@ -450,7 +452,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         si = pool_alloc(&p->sp, offsetof(cs_sess, wnext));
         if (si == NIL) {
             a->late++;
-            return CS_EV_LATE;
+            return CS_EV_LATE; /* (a customer created just now stays, with no session) */
         }
         s = SESS(p, si);
         s->last = t;
@@ -487,7 +489,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
     int stage = cs_rules_classify(c->rs, ev);
     if (stage < 0) {
         a->unclassified++;
-        return CS_EV_COUNTED;
+        return created;
     }
     a->events[stage]++;
     int to = stage + 1, from = s->stage;
@@ -509,7 +511,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
             cu->stage = (uint8_t)to;
         }
     }
-    return CS_EV_COUNTED;
+    return created;
 }
 
 /* ---- expiry ------------------------------------------------------------------------------ */

@@ -47,10 +47,12 @@ void cs_pstate_destroy(cs_pstate *p);
  * next event; the wheels keep their geometry. */
 void cs_pstate_set_conf(cs_pstate *p, const cs_session_conf *conf);
 
-enum cs_ev_result { CS_EV_COUNTED = 0, CS_EV_LATE = 1 };
+enum cs_ev_result { CS_EV_COUNTED = 0, CS_EV_LATE = 1, CS_EV_NEW_CUSTOMER = 2 };
 
 /* One valid decoded event: session join/start/end, classification, every §4 delta.
- * Returns CS_EV_LATE if the event was late (counted as _late, nothing else changed). */
+ * Returns CS_EV_LATE if the event was late (counted as _late, nothing else changed),
+ * CS_EV_NEW_CUSTOMER if it was counted and this partition had no entry for its customer (the
+ * engine's unkeyed-producer detector looks at those), else CS_EV_COUNTED. */
 int cs_sessionize(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev);
 
 /* The same with the customer hash already computed (cs_customer_hash). */
