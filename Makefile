@@ -45,6 +45,9 @@ endif
 ifneq ($(wildcard cmd/clickstage-top/main.c),)
 BINS += $(BUILD)/clickstage-top
 endif
+ifneq ($(wildcard cmd/clickstage-repartition/main.c),)
+BINS += $(BUILD)/clickstage-repartition
+endif
 
 .SECONDARY:
 .PHONY: tools all test unit asan-test tsan-test fuzz fuzz-build bench deps ci clean
@@ -75,6 +78,8 @@ $(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c))
 # shares no code path with the daemon's pipeline beyond the rule table).
 $(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE) -lcjson
+$(BUILD)/clickstage-repartition: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-repartition/*.c)) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE)
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_REDIS) -lncursesw $(LDLIBS_CORE)
 
@@ -123,6 +128,13 @@ bench: deps
 	./$(BUILD)/bench_core $(BENCH_ARGS)
 $(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
+# Snapshot size and restore time per million sessions (bench/bench_restore.c), last line JSON.
+bench-restore: deps
+	$(MAKE) $(BUILD)/bench_restore
+	./$(BUILD)/bench_restore $(BENCH_ARGS)
+$(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(TESTLIB_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
+.PHONY: bench-restore
 
 # Debian packages the build, tests and local stack need. Installs only what is missing.
 DEB_PKGS = build-essential clang libclang-rt-14-dev pkg-config librdkafka-dev libhiredis-dev \
@@ -182,6 +194,12 @@ bench-e2e: deps all tools
 e2e: all tools
 	CASES=e2e_loadgen tests/integration/run.sh
 .PHONY: e2e
+# Fault suite (tests/faults/run.sh): kill -9, members joining and leaving, Redis and broker
+# restarts, Redis coming back empty, a SIGSTOPped zombie; every §4 hash checked against the
+# generator's ground truth. FAULTS_PROFILE=ci is the bounded subset .ci/run runs.
+test-faults: deps all tools
+	BUILD=$(BUILD) tests/faults/run.sh
+.PHONY: test-faults
 # Integration tests: their own stack in a temp dir, stopped at the end.
 integration: deps
 	tests/integration/run.sh

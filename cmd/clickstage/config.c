@@ -88,6 +88,8 @@ static const cs_enum_val log_levels[] = {
 static const cs_enum_val log_formats[] = {
     {"json", CS_LOG_FORMAT_JSON}, {"text", CS_LOG_FORMAT_TEXT}, {NULL, 0}};
 static const cs_enum_val offset_resets[] = {{"earliest", 1}, {"latest", 0}, {NULL, 0}};
+static const cs_enum_val state_lost_modes[] = {
+    {"rebuild", CS_STATE_LOST_REBUILD}, {"fail", CS_STATE_LOST_FAIL}, {NULL, 0}};
 
 #define OFF(f) offsetof(cs_config, f)
 #define SEC 1000LL
@@ -175,6 +177,26 @@ static const cs_opt opts[] = {
      .min = 1 * SEC, .max = 10 * MIN, .metavar = "DURATION",
      .desc = "Longest time a graceful stop (SIGTERM/SIGINT, or the end of `--drain`) may spend "
              "finishing in-flight events, flushing and committing."},
+    {.name = "group_instance_id", .type = T_STR, .off = OFF(group_instance_id), .def = "",
+     .check = check_instance, .metavar = "ID", .values = "`[A-Za-z0-9_.:-]`, 0..255 bytes; "
+     "empty = dynamic membership",
+     .desc = "Kafka static membership (`group.instance.id`): a restarted instance that comes "
+             "back within `session.timeout.ms` gets its partitions back without a rebalance. "
+             "Must be unique per instance (e.g. the pod name of a StatefulSet)."},
+    {.name = "snapshot_interval", .type = T_DUR, .off = OFF(snapshot_interval_ms),
+     .def = "30s", .min = 0, .max = DAY, .metavar = "DURATION",
+     .desc = "How often each partition's open sessions and customer journeys are written to "
+             "Redis (in the same atomic step as its offsets), besides on revoke and on a "
+             "graceful stop. After a crash the new owner loads the snapshot and re-reads at "
+             "most this much of the partition without counting it again. 0 = only on revoke "
+             "and stop."},
+    {.name = "redis_state_lost", .type = T_ENUM, .off = OFF(redis_state_lost),
+     .def = "rebuild", .enums = state_lost_modes,
+     .desc = "What to do when Redis has lost the counts (a partition has no offset in Redis "
+             "but the consumer group has committed one, or Redis no longer holds the offsets "
+             "a flush expects): `rebuild` counts every partition again from the oldest "
+             "message Kafka still has (exact if retention kept the whole history), `fail` "
+             "stops with exit code 5 and an error naming the partitions."},
     {.name = "kafka_props", .type = T_KV, .off = OFF(kafka_props), .def = "", .min = 0,
      .max = 1000, .check = check_kafka_key, .metavar = "K=V,...",
      .values = "comma-separated `key=value`; a YAML mapping in the config file",
@@ -629,7 +651,8 @@ static int check_kafka_key(const char *v, char *why, size_t n)
     static const char *const own[][2] = {{"bootstrap.servers", "--brokers"},
                                           {"metadata.broker.list", "--brokers"},
                                           {"group.id", "--group"},
-                                          {"auto.offset.reset", "--auto-offset-reset"}};
+                                          {"auto.offset.reset", "--auto-offset-reset"},
+                                          {"group.instance.id", "--group-instance-id"}};
     qbuf b;
     int ok = *v != '\0';
     for (const char *p = v; ok && *p; p++)

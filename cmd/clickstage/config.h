@@ -27,6 +27,9 @@
 #define CS_LOG_DEBUG 7
 #define CS_LOG_FORMAT_JSON 0
 #define CS_LOG_FORMAT_TEXT 1
+/* redis_state_lost values */
+#define CS_STATE_LOST_REBUILD 0
+#define CS_STATE_LOST_FAIL 1
 
 typedef struct cs_config {
     char *config_file;      /* --config, CLICKSTAGE_CONFIG; "" = none */
@@ -52,6 +55,9 @@ typedef struct cs_config {
     int64_t redis_outage_pause_ms; /* duration, default 30s, 0 = never pause; pause consuming
                                       when counts could not be flushed for this long */
     int64_t shutdown_timeout_ms;   /* duration, default 10s, 1s..10m */
+    char *group_instance_id; /* Kafka static membership; default "" = dynamic */
+    int64_t snapshot_interval_ms; /* duration, default 30s, 0 = only on revoke/stop, ..1d */
+    int redis_state_lost;   /* enum rebuild|fail -> CS_STATE_LOST_*; default rebuild */
     char *kafka_props;      /* extra librdkafka properties "k=v,k=v", default ""; normalised
                                (no spaces around items); keys with their own option rejected */
 } cs_config;
