@@ -95,6 +95,8 @@ int64_t cs_worker_next_offset(const cs_worker *w, int part);
 /* Per-worker counters for metrics. */
 typedef struct cs_worker_stats {
     uint64_t messages, events, invalid, late;
+    uint64_t replayed;        /* messages re-read after a restore, not counted again */
+    uint64_t multi_partition; /* new customer entries already seen on another partition */
     uint64_t sessions_open, customers;
     size_t session_bytes, customer_bytes;
 } cs_worker_stats;

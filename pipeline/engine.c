@@ -20,6 +20,7 @@
 #include "decode.h"
 #include "engine.h"
 #include "sessionize.h"
+#include "snapshot.h"
 
 #define CS_MAX_PARTS 65536
 #define MAX_RETIRED 64
@@ -31,6 +32,16 @@ typedef struct cs_part {
     _Atomic int state;
     _Atomic int64_t wm; /* partition watermark: max event time - lateness; INT64_MIN if none */
     int64_t next_offset;
+    /* Replay (restore after a crash or a move): messages below replay_end were counted by an
+     * earlier owner. They rebuild the state without counting (into the worker's discard
+     * buffer), judged against min(own watermark, replay_wm); at replay_end the state is
+     * advanced to replay_wm, the watermark the earlier owner had applied when it wrote
+     * replay_end. -1 = not replaying. Owner thread only (set before the partition is
+     * published to it). */
+    int64_t replay_end;
+    int64_t replay_wm;
+    int64_t applied_wm; /* the watermark the state was last advanced to (INT64_MIN none) */
+    uint16_t label;     /* the unkeyed-producer detector's name for the Kafka partition */
 } cs_part;
 
 /* Events in flight per worker: event i is decoded, event i-1's customer entry and event i-2's
@@ -53,8 +64,9 @@ struct cs_worker {
     cs_decoder *dec[PIPE];
     inflight fl[PIPE];
     cs_agg *agg, *spare;
+    cs_agg *discard; /* replayed messages count here; reset after every replayed run */
     cs_sessctx ctx;
-    uint64_t messages, events, invalid, late;
+    uint64_t messages, events, invalid, late, replayed, multi_part;
 };
 
 struct cs_engine {
@@ -70,7 +82,17 @@ struct cs_engine {
     _Atomic int64_t W;
     cs_invalid_hook invalid_hook;
     void *invalid_opaque;
+    /* Unkeyed-producer detector: a lossy table of recently created customer entries, each
+     * (customer hash with its low 16 bits replaced by the partition label). A new customer
+     * entry whose hash is found under another label means one customer on two partitions.
+     * Looked at only when a partition creates a customer entry (not per event). Lossy by
+     * design (slots are overwritten): it detects, it does not count exactly. Relaxed atomics:
+     * a torn race between two workers costs one detection, nothing else hangs off it. */
+    _Atomic uint64_t *seen;
+    uint32_t seen_mask;
 };
+
+#define SEEN_SLOTS (1u << 18)
 
 static inline int owner_of(const cs_part *p)
 {
@@ -112,6 +134,10 @@ cs_engine *cs_engine_new(cs_ruleset *rs, int nworkers, char *errstr, size_t errl
     for (int d = 0; d < e->ndims; d++)
         if (cs_dimdict_init(&e->dicts[d], cs_rules_dim(rs, d)->max_values) != 0)
             goto oom;
+    e->seen = calloc(SEEN_SLOTS, sizeof *e->seen);
+    if (!e->seen)
+        goto oom;
+    e->seen_mask = SEEN_SLOTS - 1;
     e->nworkers = nworkers;
     e->workers = calloc((size_t)nworkers, sizeof *e->workers);
     if (!e->workers)
@@ -126,7 +152,8 @@ cs_engine *cs_engine_new(cs_ruleset *rs, int nworkers, char *errstr, size_t errl
                 goto oom;
         w->agg = agg_new(rs);
         w->spare = agg_new(rs);
-        if (!w->agg || !w->spare)
+        w->discard = agg_new(rs);
+        if (!w->agg || !w->spare || !w->discard)
             goto oom;
         w->ctx.rs = rs;
         w->ctx.agg = w->agg;
@@ -153,8 +180,10 @@ void cs_engine_destroy(cs_engine *e)
             cs_decoder_destroy(w->dec[k]);
         agg_destroy(w->agg);
         agg_destroy(w->spare);
+        agg_destroy(w->discard);
     }
     free(e->workers);
+    free((void *)e->seen);
     int np = atomic_load(&e->nparts);
     for (int p = 0; p < np; p++) {
         cs_pstate_destroy(e->parts[p]->st); /* NULL after cs_engine_remove_partition */
@@ -205,6 +234,26 @@ int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errl
 
 int cs_engine_add_partition(cs_engine *e, int w)
 {
+    return cs_engine_add_partition_state(e, w, NULL, -1, -1, INT64_MIN);
+}
+
+/* The end of a replay: advance to the watermark the earlier owner had applied, counting into a
+ * buffer that is thrown away (those ends were counted by the earlier owner). */
+static void finish_replay(cs_engine *e, cs_part *p, cs_agg *discard, const cs_ruleset *rs)
+{
+    if (p->replay_wm != INT64_MIN) {
+        cs_sessctx c = {rs, discard, e->dicts, p->replay_wm};
+        cs_pstate_advance(p->st, &c);
+        cs_agg_reset(discard);
+        if (p->replay_wm > p->applied_wm)
+            p->applied_wm = p->replay_wm;
+    }
+    p->replay_end = -1;
+}
+
+int cs_engine_add_partition_state(cs_engine *e, int w, cs_pstate *st, int64_t next_offset,
+                                  int64_t replay_end, int64_t replay_wm)
+{
     int id = atomic_load_explicit(&e->nparts, memory_order_relaxed);
     if (id >= CS_MAX_PARTS || w < 0 || w >= e->nworkers)
         return -1;
@@ -212,19 +261,46 @@ int cs_engine_add_partition(cs_engine *e, int w)
     if (!p)
         return -1;
     const cs_ruleset *rs = cs_engine_rules(e);
-    p->st = cs_pstate_new(cs_rules_session(rs), cs_rules_ndims(rs));
+    p->st = st ? st : cs_pstate_new(cs_rules_session(rs), cs_rules_ndims(rs));
     if (!p->st) {
         free(p);
         return -1;
     }
     atomic_init(&p->owner, w);
-    p->next_offset = -1;
+    p->next_offset = next_offset;
+    p->replay_end = replay_end;
+    p->replay_wm = replay_wm;
+    p->applied_wm = INT64_MIN;
+    p->label = (uint16_t)id;
     atomic_init(&p->state, CS_PART_ACTIVE);
-    atomic_init(&p->wm, INT64_MIN);
+    int64_t mt = cs_pstate_max_time(p->st);
+    atomic_init(&p->wm, mt == INT64_MIN ? INT64_MIN : mt - cs_rules_session(rs)->lateness_ms);
+    if (replay_end >= 0 && next_offset >= replay_end) {
+        /* nothing to re-read: only the earlier owner's last expiry is missing. Nobody else
+         * sees this partition yet, so a scratch buffer on this thread is fine. */
+        cs_agg *scratch = agg_new(rs);
+        if (!scratch) {
+            cs_pstate_destroy(p->st);
+            free(p);
+            return -1;
+        }
+        finish_replay(e, p, scratch, rs);
+        agg_destroy(scratch);
+    }
     e->parts[id] = p;
     /* release: a worker that sees nparts > id sees parts[id] fully initialised. */
     atomic_store_explicit(&e->nparts, id + 1, memory_order_release);
     return id;
+}
+
+void cs_engine_set_part_label(cs_engine *e, int part, uint16_t label)
+{
+    e->parts[part]->label = label; /* before the partition is published to its worker */
+}
+
+int cs_engine_part_replaying(const cs_engine *e, int part)
+{
+    return e->parts[part]->replay_end >= 0;
 }
 
 void cs_engine_set_part_state(cs_engine *e, int part, int state)
@@ -334,14 +410,27 @@ static void worker_pick_rules(cs_worker *w)
     }
 }
 
-void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
+/* The unkeyed-producer detector (see cs_engine.seen), for a customer entry just created. */
+static void note_new_customer(cs_worker *w, const cs_part *p, uint64_t h)
 {
-    worker_pick_rules(w);
-    cs_part *p = w->e->parts[part];
+    cs_engine *e = w->e;
+    uint64_t tag = (h & ~(uint64_t)0xFFFF) | p->label;
+    _Atomic uint64_t *slot = &e->seen[(uint32_t)(h >> 16) & e->seen_mask];
+    uint64_t old = atomic_load_explicit(slot, memory_order_relaxed);
+    if (old != 0 && old != tag && ((old ^ tag) >> 16) == 0)
+        w->multi_part++; /* the same customer, created on another partition */
+    if (old != tag)
+        atomic_store_explicit(slot, tag, memory_order_relaxed);
+}
+
+/* Decode -> sessionize -> classify -> count, in partition order, through the software pipeline
+ * (see PIPE). `replay`: counts go to the discard buffer and invalid messages are not
+ * dead-lettered again (the earlier owner did both). */
+static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, int replay)
+{
     cs_pstate *st = p->st;
-    cs_agg *a = w->agg;
+    cs_agg *a = w->ctx.agg;
     uint64_t inv = 0, late = 0;
-    /* software pipeline over the batch, see PIPE */
     for (size_t i = 0; i < n + PIPE - 1; i++) {
         if (i < n) {
             inflight *f = &w->fl[i % PIPE];
@@ -349,7 +438,7 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
                                      msgs[i].ts_ms, &f->ev);
             f->ok = r == CS_DECODE_OK;
             if (!f->ok) {
-                if (w->e->invalid_hook)
+                if (w->e->invalid_hook && !replay)
                     w->e->invalid_hook(w->e->invalid_opaque, &msgs[i], cs_invalid_name(r));
                 a->invalid[r]++;
                 a->changes++;
@@ -369,15 +458,21 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
             if (f->ok) {
                 int r = cs_sessionize_hashed(st, &w->ctx, &f->ev, f->h, f->h2);
                 late += r == CS_EV_LATE;
+                if (r == CS_EV_NEW_CUSTOMER && !replay)
+                    note_new_customer(w, p, f->h);
             }
         }
     }
     if (n)
         p->next_offset = msgs[n - 1].offset + 1;
-    w->messages += n;
-    w->invalid += inv;
-    w->late += late;
-    w->events += n - inv;
+    if (replay) {
+        w->replayed += n;
+    } else {
+        w->messages += n;
+        w->invalid += inv;
+        w->late += late;
+        w->events += n - inv;
+    }
     int64_t mt = cs_pstate_max_time(st);
     if (mt != INT64_MIN) {
         int64_t wm = mt - cs_rules_session(w->rs)->lateness_ms;
@@ -387,27 +482,80 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
     }
 }
 
+void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
+{
+    worker_pick_rules(w);
+    cs_part *p = w->e->parts[part];
+    if (p->replay_end >= 0) {
+        size_t k = 0;
+        while (k < n && msgs[k].offset < p->replay_end)
+            k++;
+        if (k) {
+            /* judged against the partition's own watermark, capped at what the earlier
+             * owner had applied: the outcome of every event is then the one it had */
+            int64_t W = w->ctx.W;
+            int64_t own = atomic_load_explicit(&p->wm, memory_order_relaxed);
+            w->ctx.W = own < p->replay_wm ? own : p->replay_wm;
+            w->ctx.agg = w->discard;
+            process_run(w, p, msgs, k, 1);
+            cs_agg_reset(w->discard);
+            w->ctx.agg = w->agg;
+            w->ctx.W = W;
+        }
+        if (k < n || p->next_offset >= p->replay_end)
+            finish_replay(w->e, p, w->discard, w->rs);
+        msgs += k;
+        n -= k;
+    }
+    if (n) {
+        /* A partition's events are never judged against a watermark below the one its state was
+         * advanced to (by this worker, or by an earlier owner before a restore): right after a
+         * restart this worker's own watermark is still "none" until its first tick. */
+        int64_t W = w->ctx.W;
+        if (W < p->applied_wm)
+            w->ctx.W = p->applied_wm;
+        process_run(w, p, msgs, n, 0);
+        w->ctx.W = W;
+    }
+}
+
 void cs_worker_tick(cs_worker *w)
 {
     worker_pick_rules(w);
     w->ctx.W = cs_engine_refresh_watermark(w->e);
     int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
-    for (int i = 0; i < np; i++)
-        if (owner_of(w->e->parts[i]) == w->id)
-            cs_pstate_advance(w->e->parts[i]->st, &w->ctx);
+    for (int i = 0; i < np; i++) {
+        cs_part *p = w->e->parts[i];
+        /* a replaying partition's expiry was counted by its earlier owner up to replay_wm */
+        if (owner_of(p) == w->id && p->replay_end < 0) {
+            cs_pstate_advance(p->st, &w->ctx);
+            if (w->ctx.W > p->applied_wm)
+                p->applied_wm = w->ctx.W;
+        }
+    }
+}
+
+/* Ends the open sessions of one partition: a replay still open is finished first (the
+ * caller knows nothing more of it is coming: drain end or revoke), so nothing counted by an
+ * earlier owner is counted again. */
+static void end_part(cs_worker *w, cs_part *p, int reason)
+{
+    if (p->replay_end >= 0)
+        finish_replay(w->e, p, w->discard, w->rs);
+    cs_pstate_advance(p->st, &w->ctx);
+    cs_pstate_end_all(p->st, &w->ctx, reason);
+    cs_pstate_advance(p->st, &w->ctx);
+    if (w->ctx.W > p->applied_wm)
+        p->applied_wm = w->ctx.W;
 }
 
 void cs_worker_end_all(cs_worker *w, int reason)
 {
     w->ctx.W = cs_engine_watermark(w->e);
     int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
-    for (int i = 0; i < np; i++) {
-        if (owner_of(w->e->parts[i]) != w->id)
-            continue;
-        cs_pstate_advance(w->e->parts[i]->st, &w->ctx);
-        cs_pstate_end_all(w->e->parts[i]->st, &w->ctx, reason);
-        cs_pstate_advance(w->e->parts[i]->st, &w->ctx);
-    }
+    for (int i = 0; i < np; i++)
+        if (owner_of(w->e->parts[i]) == w->id)
+            end_part(w, w->e->parts[i], reason);
 }
 
 void cs_worker_end_part(cs_worker *w, int part, int reason)
@@ -416,8 +564,43 @@ void cs_worker_end_part(cs_worker *w, int part, int reason)
     if (owner_of(p) != w->id || !p->st)
         return;
     w->ctx.W = cs_engine_watermark(w->e);
-    cs_pstate_advance(p->st, &w->ctx);
-    cs_pstate_end_all(p->st, &w->ctx, reason);
+    end_part(w, p, reason);
+}
+
+void cs_worker_finish_replays(cs_worker *w)
+{
+    int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
+    for (int i = 0; i < np; i++) {
+        cs_part *p = w->e->parts[i];
+        if (owner_of(p) == w->id && p->replay_end >= 0)
+            finish_replay(w->e, p, w->discard, w->rs);
+    }
+}
+
+int cs_worker_snapshot_part(cs_worker *w, int part, char **out, size_t *outlen,
+                            cs_snap_info *info)
+{
+    cs_part *p = w->e->parts[part];
+    if (owner_of(p) != w->id || !p->st || p->replay_end >= 0 || p->next_offset < 0)
+        return 1; /* nothing consistent to write: the one in Redis stays */
+    memset(info, 0, sizeof *info);
+    info->next_offset = p->next_offset;
+    info->applied_wm = p->applied_wm;
+    info->max_t = cs_pstate_max_time(p->st);
+    return cs_snapshot_write(p->st, w->rs, w->e->dicts, info, out, outlen) == 0 ? 0 : -1;
+}
+
+void cs_worker_part_progress(const cs_worker *w, int part, int64_t *next_offset,
+                             int64_t *applied_wm)
+{
+    const cs_part *p = w->e->parts[part];
+    if (p->replay_end >= 0) {
+        *next_offset = p->replay_end;
+        *applied_wm = p->replay_wm;
+    } else {
+        *next_offset = p->next_offset;
+        *applied_wm = p->applied_wm;
+    }
 }
 
 cs_agg *cs_worker_take_agg(cs_worker *w)
@@ -453,6 +636,8 @@ void cs_worker_stats_get(cs_worker *w, cs_worker_stats *st)
     st->events = w->events;
     st->invalid = w->invalid;
     st->late = w->late;
+    st->replayed = w->replayed;
+    st->multi_partition = w->multi_part;
     int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
     for (int i = 0; i < np; i++) {
         if (owner_of(w->e->parts[i]) != w->id)

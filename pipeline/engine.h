@@ -9,4 +9,35 @@
 /* The dimension dictionaries ([ndims]) that name the value ids in the workers' aggregates. */
 cs_dimdict_mpmc *cs_engine_dicts(cs_engine *e);
 
+/* ---- state that moves: restore, replay, snapshots (see docs/state.md) ----------------------
+ *
+ * A restored partition starts from a state `st` (from a snapshot; NULL = empty) that has
+ * consumed the messages below `next_offset` (-1 = unknown: a fresh partition). Messages below
+ * `replay_end` (-1 = none) were counted by an earlier owner, which had advanced the state's
+ * expiry to `replay_wm` when it wrote replay_end: they rebuild the state without being counted
+ * again, and at replay_end the state is advanced to replay_wm without counting. If
+ * next_offset >= replay_end that last step happens here, on the calling thread, before any
+ * worker sees the partition. Takes ownership of st. Returns the partition id, or -1. */
+int cs_engine_add_partition_state(cs_engine *e, int w, cs_pstate *st, int64_t next_offset,
+                                  int64_t replay_end, int64_t replay_wm);
+/* The unkeyed-producer detector's name for the Kafka partition (before workers see it). */
+void cs_engine_set_part_label(cs_engine *e, int part, uint16_t label);
+/* 1 while the partition is still re-reading what an earlier owner counted. Owner thread, or
+ * any thread across a worker barrier. */
+int cs_engine_part_replaying(const cs_engine *e, int part);
+
+/* Worker thread only (or the control thread once workers are joined). */
+struct cs_snap_info;
+/* Serialises a partition it owns (pipeline/snapshot.h). 0 ok (*out malloc'd, the caller
+ * frees), 1 nothing to write now (still replaying, or nothing consumed yet), -1 out of memory. */
+int cs_worker_snapshot_part(cs_worker *w, int part, char **out, size_t *outlen,
+                            struct cs_snap_info *info);
+/* What a flush may record for a partition: the next offset whose counts are in the handed-over
+ * deltas and the watermark the state's expiry has been applied to (the replay target while
+ * replaying: nothing new was counted). */
+void cs_worker_part_progress(const cs_worker *w, int part, int64_t *next_offset,
+                             int64_t *applied_wm);
+/* Ends any replay still open (nothing below its end is coming: drain end). */
+void cs_worker_finish_replays(cs_worker *w);
+
 #endif

@@ -625,3 +625,156 @@ void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st)
                          p->cp.cap_chunks * sizeof(char *) + (p->cw.mask + 1) * sizeof(uint32_t) +
                          (size_t)(p->idx_mask + 1) * sizeof(uint32_t) + sizeof *p;
 }
+
+/* ---- snapshot support (see sessionize.h; used by pipeline/snapshot.c) -------------------- */
+
+static void entry_fill_customer(const cs_cust *cu, cs_pstate_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    e->h = cu->h;
+    e->h2 = cu->h2;
+    e->stage = cu->stage;
+    e->last = cu->last;
+    e->has_session = cu->sess != NIL;
+}
+
+uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e)
+{
+    for (uint32_t i = it + 1; i != 0 && i <= p->cp.hw; i++) {
+        const cs_cust *cu = CUST(p, i);
+        if (cu->flags != F_LIVE) /* a free entry is zeroed: flags 0 */
+            continue;
+        if (e)
+            entry_fill_customer(cu, e); /* has_session: cs_pstate_entry_get has the last word */
+        return i;
+    }
+    return 0;
+}
+
+void cs_pstate_entry_get(const cs_pstate *p, uint32_t handle, cs_pstate_entry *e)
+{
+    const cs_cust *cu = CUST(p, handle);
+    entry_fill_customer(cu, e);
+    if (cu->sess == NIL)
+        return;
+    const cs_sess *s = SESS(p, cu->sess);
+    if (s->flags != F_LIVE) {
+        e->has_session = 0;
+        return;
+    }
+    e->s_last = s->last;
+    e->s_span = s->span;
+    e->s_stage = s->stage;
+    memcpy(e->s_dim, s->dim, sizeof e->s_dim);
+}
+
+static int pool_reserve(pool *p, uint64_t n)
+{
+    uint64_t need = (n + CHUNK - 1) / CHUNK;
+    if (need <= p->cap_chunks)
+        return 0;
+    if (need > UINT32_MAX / 2)
+        return -1;
+    char **c = realloc(p->chunks, (size_t)need * sizeof *c);
+    if (!c)
+        return -1;
+    p->chunks = c;
+    p->cap_chunks = (uint32_t)need;
+    return 0;
+}
+
+int cs_pstate_reserve(cs_pstate *p, uint64_t customers, uint64_t sessions)
+{
+    if (customers > UINT32_MAX - 2 || sessions > UINT32_MAX - 2)
+        return -1;
+    if (pool_reserve(&p->cp, (uint64_t)p->cp.hw + customers) ||
+        pool_reserve(&p->sp, (uint64_t)p->sp.hw + sessions))
+        return -1;
+    uint64_t want = (uint64_t)p->idx_n + customers;
+    uint64_t cap = (uint64_t)p->idx_mask + 1;
+    while (want > cap / 4 * 3) {
+        if (cap >= ((uint64_t)1 << 32))
+            return -1;
+        cap *= 2;
+    }
+    if (cap == (uint64_t)p->idx_mask + 1)
+        return 0;
+    if (p->idx_n == 0) { /* nothing to rehash */
+        uint32_t *n = calloc((size_t)cap, sizeof *n);
+        if (!n)
+            return -1;
+        free(p->idx);
+        p->idx = n;
+        p->idx_mask = (uint32_t)(cap - 1);
+        return 0;
+    }
+    while ((uint64_t)p->idx_mask + 1 < cap)
+        if (idx_grow(p))
+            return -1;
+    return 0;
+}
+
+/* wheel_link for a wheel nobody has advanced yet: the entry goes to the bucket of its own tick
+ * and the cursor follows the earliest tick linked, so nothing is clamped later than it is due. */
+static void wheel_link_restore(wheel *w, uint32_t *wnext, uint32_t id, int64_t deadline)
+{
+    int64_t tick = floordiv(deadline, w->tick_ms);
+    if (w->cursor == INT64_MIN || tick < w->cursor)
+        w->cursor = tick;
+    uint32_t b = (uint32_t)tick & w->mask;
+    *wnext = w->head[b];
+    w->head[b] = id;
+}
+
+int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
+{
+    uint32_t slot;
+    if (idx_find(p, e->h, e->h2, &slot) != NIL)
+        return -2;
+    if (p->idx_n + 1 > (p->idx_mask + 1) / 4 * 3) {
+        if (idx_grow(p))
+            return -1;
+        idx_find(p, e->h, e->h2, &slot);
+    }
+    uint32_t ci = pool_alloc(&p->cp, offsetof(cs_cust, wnext));
+    if (ci == NIL)
+        return -1;
+    uint32_t si = NIL;
+    if (e->has_session) {
+        si = pool_alloc(&p->sp, offsetof(cs_sess, wnext));
+        if (si == NIL) {
+            pool_free(&p->cp, ci, offsetof(cs_cust, wnext));
+            return -1;
+        }
+    }
+    cs_cust *cu = CUST(p, ci);
+    cu->h = e->h;
+    cu->h2 = e->h2;
+    cu->last = e->last;
+    cu->stage = e->stage;
+    cu->flags = F_LIVE;
+    cu->sess = si;
+    p->idx[slot] = ci;
+    p->idx_n++;
+    wheel_link_restore(&p->cw, &cu->wnext, ci, sat_add(e->last, p->conf.customer_ttl_ms));
+    if (si != NIL) {
+        cs_sess *s = SESS(p, si);
+        s->last = e->s_last;
+        s->span = e->s_span;
+        s->cust = ci;
+        s->stage = e->s_stage;
+        s->flags = F_LIVE;
+        for (int d = 0; d < p->ndims && d < CS_MAX_DIMS; d++)
+            s->dim[d] = e->s_dim[d];
+        p->nopen++;
+        int r;
+        wheel_link_restore(&p->sw, &s->wnext, si, sess_deadline(p, s, &r));
+    }
+    return 0;
+}
+
+void cs_pstate_set_max_time(cs_pstate *p, int64_t max_t)
+{
+    if (max_t > p->max_t)
+        p->max_t = max_t;
+}

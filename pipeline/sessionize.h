@@ -87,4 +87,43 @@ void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st);
 /* XXH3-128 of a customer id, as the tables use it. */
 void cs_customer_hash(const char *s, size_t len, uint64_t *h, uint32_t *h2);
 
+/* ---- snapshot support (pipeline/snapshot.c) -----------------------------------------------
+ * What a snapshot codec needs to read a partition's state out and to rebuild it elsewhere. Not
+ * for the per-event path: these never run while a worker counts into the same pstate.
+ *  - One cs_pstate_entry is one live customer with its open session, if it has one. Sessions
+ *    that already ended (DEAD entries still linked in the wheel) are not state: never returned.
+ *  - cs_pstate_iter walks the customer pool in storage order (sequential memory): pass 0 to
+ *    start, then the handle it returned; 0 means the end. It fills only the customer half of
+ *    the entry (one read of the customer entry). cs_pstate_entry_get fills all of it for a
+ *    handle, reading the session too. Handles stay valid while the pstate is not changed.
+ *  - cs_pstate_restore_add inserts one entry into a pstate that has seen no events and no
+ *    cs_pstate_advance: pools, index and BOTH wheels (session at its deadline under the pstate's
+ *    conf, customer at last + customer_ttl) exactly as if events had created it, so expiry,
+ *    joins and gauges behave as in the pstate it came from. While restoring, a wheel's cursor
+ *    follows the earliest entry linked (no entry is clamped to a later tick). It counts nothing
+ *    into any cs_agg: the counts of restored state were made by whoever wrote the snapshot.
+ *    0 ok, -1 out of memory (nothing inserted), -2 the customer hash is already present.
+ *    Stages are not checked against a ruleset here (the caller validates them).
+ *  - cs_pstate_reserve pre-sizes the index (no growth while n customers are inserted) and the
+ *    pools' chunk tables, so a restore of n entries never rehashes. 0 ok, -1 out of memory.
+ *  - cs_pstate_set_max_time raises the partition's highest event time (never lowers it: it is a
+ *    maximum, and every customer's last must stay <= it). */
+typedef struct cs_pstate_entry {
+    uint64_t h;           /* customer hash, as cs_customer_hash gives it */
+    uint32_t h2;
+    uint8_t stage;        /* customer journey stage: 0 = none, s + 1 = stage s */
+    uint8_t has_session;  /* 1 if the customer has an open session (the s_* fields) */
+    int64_t last;         /* customer's latest event time */
+    int64_t s_last;       /* open session: latest event time (<= last) */
+    uint32_t s_span;      /* open session: last - start in ms */
+    uint8_t s_stage;      /* open session: stage, 0 = none yet, s + 1 */
+    uint16_t s_dim[CS_MAX_DIMS]; /* open session: dimension value ids (0 _unknown, 1 _other) */
+} cs_pstate_entry;
+
+uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e);
+void cs_pstate_entry_get(const cs_pstate *p, uint32_t handle, cs_pstate_entry *e);
+int cs_pstate_reserve(cs_pstate *p, uint64_t customers, uint64_t sessions);
+int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e);
+void cs_pstate_set_max_time(cs_pstate *p, int64_t max_t);
+
 #endif

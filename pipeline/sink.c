@@ -1,36 +1,42 @@
 /* sink.c — see sink.h for the contract and docs/redis.md for the layout and failure behaviour.
  *
- * Shape of one flush (every command is RESP-encoded by this file into one reusable buffer and
- * handed to hiredis in one redisAppendFormattedCommand call, so encoding allocates nothing per
- * counter and every argument carries an explicit length — fields may hold any bytes):
+ * Shape of one flush: one EVALSHA of the flush script (FLUSH_LUA below, loaded with SCRIPT
+ * LOAD on every new connection), RESP-encoded by this file into reusable buffers and handed to
+ * hiredis in one redisAppendFormattedCommand call, so encoding allocates nothing per counter
+ * and every argument carries an explicit length — fields may hold any bytes:
  *
- *   MULTI
- *   HINCRBY <p>:{J}:<suffix> <field> <delta>        one per non-zero counter
- *   HSET    <p>:{J}:offsets  <topic>/<part> <next> ...   if the flush has offsets
- *   HSET    <p>:{J}:meta     stages .. rules_sha256 .. updated_ms .. version .. seq:<id> <seq>
- *   EXPIRE  <p>:{J}:minute:<YYYYMMDDHHMM>:reached <ttl>   one per minute key touched
- *   EXEC
- *   -- one round trip; then, only when EXEC returned an array:
+ *   EVALSHA <sha> <nkeys> <offsets> <wm> <meta> <counter and snapshot keys...>
+ *           <np> np x (<topic>/<part> <expected> <next> <wm>)
+ *           seq:<id> <seq> <stages> <rules_sha256> <updated_ms> <version>
+ *           <nc> nc x (<key index> <field> <delta>)   one per non-zero counter
+ *           <ne> <ttl> ne x <key index>              minute keys to EXPIRE
+ *           <ns> ns x (<key index> <snapshot bytes>)  partition snapshots
+ *   -- one round trip; then, only when the script returned a number:
  *   PUBLISH <p>:{J}:updates {"updated_ms":..,"seq":..,"instance":"..","commands":..}
  *
+ * The script is the fence: before writing anything it compares, for every partition of the
+ * flush that asks for it, the offset Redis holds with the one the writer expects (the one its
+ * previous flush wrote, or none). One mismatch and nothing is written: it returns the error
+ * "FENCED <topic>/<part>=<offset in Redis> ...". A writer that lost a partition (a zombie
+ * after a rebalance or a long pause), or a Redis that lost acknowledged writes (AOF everysec,
+ * a restart without persistence), is detected on its next flush, and that flush applies
+ * nothing. Rejected: MULTI/EXEC with WATCH on the offsets hash (a round trip more per flush,
+ * and WATCH aborts on any write to the hash, including other instances' partitions).
+ *
  * Outcome bookkeeping (the only subtle part):
- *  - From the moment the first byte of a transaction may have left this process until EXEC's
+ *  - From the moment the first byte of a flush may have left this process until the script's
  *    reply is read, the outcome of that seq is "unknown" (s->unknown_seq). A write error, a
- *    timeout, or EOF in that window leaves it unknown. Known outcomes clear it: EXEC returned an
- *    array (applied) or an error/nil with MULTI acknowledged (not applied: Redis executes
- *    nothing of an aborted transaction).
+ *    timeout, or EOF in that window leaves it unknown. Known outcomes clear it: a number
+ *    (applied), FENCED or NOSCRIPT (nothing executed).
  *  - The next cs_sink_flush of the same seq first fences the connection that carried the lost
- *    transaction (CLIENT KILL ID, if the server is still the same run — INFO run_id), because
- *    a stalled server may still hold the transaction in that socket's buffer and execute it
+ *    flush (CLIENT KILL ID, if the server is still the same run — INFO run_id), because
+ *    a stalled server may still hold the command in that socket's buffer and execute it
  *    later; then reads meta seq:<id>. Equal to seq: applied, done. Otherwise: write it.
- *    (On a direct connection the server mostly fences it by itself: its first reply to the
- *    closed socket draws a reset, and a stale transaction small enough to be read at once is
- *    executed before a new connection's commands. The explicit kill covers the rest, e.g. a
- *    1:1 TCP proxy in between, and costs one command, only when resolving.)
- *  - EXEC can return an array in which some commands failed (e.g. WRONGTYPE: someone else
- *    wrote that key). Redis has no rollback: the other commands, the meta seq among them, were
- *    applied. That flush returns -1 with the error and stays "unknown", so its retry resolves
- *    through the seq check instead of applying the rest a second time.
+ *  - A counter command can fail inside the script (e.g. WRONGTYPE: someone else wrote that
+ *    key). Redis has no rollback, so the script runs every other command (redis.pcall) and
+ *    returns the first error; like a partly applied MULTI/EXEC, that flush returns -1 and
+ *    stays "unknown", so its retry resolves through the seq check instead of applying the rest
+ *    a second time.
  */
 #include "sink.h"
 #include "util.h"
@@ -174,6 +180,57 @@ static void resp_u64(sbuf *b, uint64_t v)
     resp_bulk(b, t, fmt_u64(t, v));
 }
 
+/* ---- the flush script -------------------------------------------------------------------- */
+
+/* KEYS[1] offsets, KEYS[2] wm, KEYS[3] meta, KEYS[4..] counter, minute and snapshot keys
+ * (passed as KEYS so Redis Cluster routes the script: every key carries the {J} hash tag).
+ * ARGV as in the comment at the top of this file. Returns the number of partitions written,
+ * or the error "FENCED <field>=<offset in Redis, empty if none> ..." having written nothing. */
+#define FLUSH_LUA                                                                              \
+    "local np = tonumber(ARGV[1])\n"                                                           \
+    "local a = 2\n"                                                                            \
+    "local chk, want = {}, {}\n"                                                               \
+    "for i = 0, np - 1 do\n"                                                                   \
+    "  local e = ARGV[a + i * 4 + 1]\n"                                                        \
+    "  if e ~= '*' then chk[#chk + 1] = ARGV[a + i * 4]; want[#want + 1] = e end\n"            \
+    "end\n"                                                                                    \
+    "if #chk > 0 then\n"                                                                       \
+    "  local cur = redis.call('HMGET', KEYS[1], unpack(chk))\n"                                \
+    "  local bad = {}\n"                                                                       \
+    "  for i = 1, #chk do\n"                                                                   \
+    "    local h = cur[i] or ''\n"                                                             \
+    "    if h ~= want[i] then bad[#bad + 1] = chk[i] .. '=' .. h end\n"                        \
+    "  end\n"                                                                                  \
+    "  if #bad > 0 then return redis.error_reply('FENCED ' .. table.concat(bad, ' ')) end\n"   \
+    "end\n"                                                                                    \
+    "if np > 0 then\n"                                                                         \
+    "  local off, wm = {}, {}\n"                                                               \
+    "  for i = 0, np - 1 do\n"                                                                 \
+    "    local b = a + i * 4\n"                                                                \
+    "    off[#off + 1] = ARGV[b]; off[#off + 1] = ARGV[b + 2]\n"                               \
+    "    wm[#wm + 1] = ARGV[b]; wm[#wm + 1] = ARGV[b + 3]\n"                                   \
+    "  end\n"                                                                                  \
+    "  redis.call('HSET', KEYS[1], unpack(off))\n"                                             \
+    "  redis.call('HSET', KEYS[2], unpack(wm))\n"                                              \
+    "end\n"                                                                                    \
+    "a = a + np * 4\n"                                                                         \
+    "redis.call('HSET', KEYS[3], ARGV[a], ARGV[a + 1], 'stages', ARGV[a + 2],"                 \
+    " 'rules_sha256', ARGV[a + 3], 'updated_ms', ARGV[a + 4], 'version', ARGV[a + 5])\n"       \
+    "a = a + 6\n"                                                                              \
+    "local first\n"                                                                            \
+    "local nc = tonumber(ARGV[a]); a = a + 1\n"                                                \
+    "for i = 1, nc do\n"                                                                       \
+    "  local r = redis.pcall('HINCRBY', KEYS[tonumber(ARGV[a])], ARGV[a + 1], ARGV[a + 2])\n"  \
+    "  if type(r) == 'table' and r.err and not first then first = r.err end\n"                \
+    "  a = a + 3\n"                                                                            \
+    "end\n"                                                                                    \
+    "local ne = tonumber(ARGV[a]); local ttl = ARGV[a + 1]; a = a + 2\n"                       \
+    "for i = 1, ne do redis.pcall('EXPIRE', KEYS[tonumber(ARGV[a])], ttl); a = a + 1 end\n"    \
+    "local ns = tonumber(ARGV[a]); a = a + 1\n"                                                \
+    "for i = 1, ns do redis.call('SET', KEYS[tonumber(ARGV[a])], ARGV[a + 1]); a = a + 2 end\n"\
+    "if first then return redis.error_reply('PARTIAL ' .. first) end\n"                       \
+    "return np\n"
+
 /* ---- the sink ---------------------------------------------------------------------------- */
 
 enum { LINK_UNKNOWN = 0, LINK_UP, LINK_DOWN };
@@ -214,6 +271,7 @@ struct cs_sink {
     char unknown_run[RUN_ID_MAX];
 
     int fault; /* CS_SINK_FAULT_*, one shot */
+    char sha[41]; /* SHA1 of FLUSH_LUA as loaded on this connection; "" = not loaded */
 
     /* reusable buffers */
     sbuf out;   /* RESP of the commands being built */
@@ -221,6 +279,11 @@ struct cs_sink {
     sbuf last;  /* hash suffix of the previous counter (to reuse its encoded key) */
     sbuf mins;  /* minute suffixes touched in this flush, NUL-separated */
     sbuf tmp;   /* scratch: JSON of the publish */
+    sbuf keys;  /* RESP bulks of the script's KEYS[4..] */
+    sbuf cargs; /* RESP bulks of the counter triples */
+    sbuf eargs; /* RESP bulks of the minute keys' indexes to EXPIRE */
+    sbuf fence; /* the FENCED detail of the last flush ("" none) */
+    size_t nkeys, ncounters, nexpire;
     size_t last_key_off, last_key_len; /* encoded key bulk of `last` inside out */
     size_t nmins;
     size_t ncmds; /* commands encoded in out */
@@ -355,6 +418,7 @@ static void close_ctx(cs_sink *s)
     }
     s->client_id = 0;
     s->run_id[0] = 0;
+    s->sha[0] = 0;
 }
 
 void cs_sink_destroy(cs_sink *s)
@@ -369,6 +433,10 @@ void cs_sink_destroy(cs_sink *s)
     sb_free(&s->last);
     sb_free(&s->mins);
     sb_free(&s->tmp);
+    sb_free(&s->keys);
+    sb_free(&s->cargs);
+    sb_free(&s->eargs);
+    sb_free(&s->fence);
     free(s);
 }
 
@@ -533,6 +601,11 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
     resp_str(&s->out, "INFO");
     resp_str(&s->out, "server");
     int i_info = (int)n++;
+    resp_head(&s->out, '*', 3);
+    resp_str(&s->out, "SCRIPT");
+    resp_str(&s->out, "LOAD");
+    resp_str(&s->out, FLUSH_LUA);
+    int i_script = (int)n++;
     if (send_out(s, s->out.len, n) < 0)
         return fail_link(s, err, errlen, "connect %s: out of memory", s->where);
 
@@ -558,6 +631,12 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
             }
         } else if (i == i_info) {
             parse_run_id(s, r);
+        } else if (i == i_script) {
+            if (r->type == REDIS_REPLY_STRING && r->len == 40)
+                memcpy(s->sha, r->str, 41);
+            else if (!bad)
+                snprintf(ebuf, sizeof ebuf, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "?"),
+                    bad = 4;
         }
         freeReplyObject(r);
     }
@@ -567,6 +646,9 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
         return fail_link(s, err, errlen, "%s: %s", s->where, ebuf);
     if (bad == 2)
         return fail_link(s, err, errlen, "%s: SELECT %d failed: %s", s->where, s->url.db, ebuf);
+    if (bad == 4)
+        return fail_link(s, err, errlen, "%s: SCRIPT LOAD of the flush script failed: %s",
+                         s->where, ebuf);
 
     if (s->link == LINK_DOWN)
         logf_(s, 6, "redis reachable again after %" PRId64 " ms",
@@ -636,6 +718,13 @@ static int hget(cs_sink *s, const char *journey, const char *hash, const char *f
     return rc;
 }
 
+/* "<topic>/<partition>" */
+static size_t tp_field(char *d, size_t n, const char *topic, int32_t partition)
+{
+    int l = snprintf(d, n, "%s/%" PRId32, topic ? topic : "", partition);
+    return l < 0 ? 0 : (size_t)l >= n ? n - 1 : (size_t)l;
+}
+
 static int parse_i64(const char *v, int64_t *out)
 {
     char *end;
@@ -667,6 +756,80 @@ int cs_sink_load_offset(cs_sink *s, const char *journey, const char *topic, int3
             success(s);
         }
     }
+    guard_off(&g);
+    return rc;
+}
+
+int cs_sink_load_part(cs_sink *s, const char *journey, const char *topic, int32_t partition,
+                      cs_part_saved *out, char *errstr, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    pipe_guard g;
+    guard_on(&g);
+    int rc = -1;
+    char field[600];
+    size_t fl = tp_field(field, sizeof field, topic, partition);
+    redisReply *r[3] = {NULL, NULL, NULL};
+    if (ensure_connected(s, errstr, errlen) < 0)
+        goto out;
+    build_kp(s, journey);
+    sb_reset(&s->out);
+    resp_head(&s->out, '*', 3);
+    resp_str(&s->out, "HGET");
+    resp_key(s, "offsets");
+    resp_bulk(&s->out, field, fl);
+    resp_head(&s->out, '*', 3);
+    resp_str(&s->out, "HGET");
+    resp_key(s, "wm");
+    resp_bulk(&s->out, field, fl);
+    resp_head(&s->out, '*', 2);
+    resp_str(&s->out, "GET");
+    resp_bulk3(&s->out, s->kp.p, s->kp.len, "snap:", 5, field, fl);
+    if (send_out(s, s->out.len, 3) < 0) {
+        fail_reply(s, errstr, errlen, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < 3; i++)
+        if (get_reply(s, &r[i], errstr, errlen, "loading partition state") < 0)
+            goto out;
+    for (int i = 0; i < 3; i++) {
+        if (r[i]->type == REDIS_REPLY_NIL)
+            continue;
+        if (r[i]->type != REDIS_REPLY_STRING) {
+            fail_reply(s, errstr, errlen, "loading %s: %s", field,
+                       r[i]->type == REDIS_REPLY_ERROR ? r[i]->str : "unexpected reply type");
+            goto out;
+        }
+    }
+    if (r[0]->type == REDIS_REPLY_STRING) {
+        if (parse_i64(r[0]->str, &out->offset) < 0 || out->offset < 0) {
+            cs_seterr(errstr, errlen, "offsets %s: not an offset: '%.40s'", field, r[0]->str);
+            goto out;
+        }
+        out->has_offset = 1;
+    }
+    if (r[1]->type == REDIS_REPLY_STRING) {
+        if (parse_i64(r[1]->str, &out->wm) < 0) {
+            cs_seterr(errstr, errlen, "wm %s: not a watermark: '%.40s'", field, r[1]->str);
+            goto out;
+        }
+        out->has_wm = 1;
+    }
+    if (r[2]->type == REDIS_REPLY_STRING && r[2]->len > 0) {
+        out->snap = malloc(r[2]->len);
+        if (!out->snap) {
+            cs_seterr(errstr, errlen, "out of memory loading the snapshot of %s", field);
+            goto out;
+        }
+        memcpy(out->snap, r[2]->str, r[2]->len);
+        out->snap_len = r[2]->len;
+    }
+    success(s);
+    rc = 0;
+out:
+    for (int i = 0; i < 3; i++)
+        if (r[i])
+            freeReplyObject(r[i]);
     guard_off(&g);
     return rc;
 }
@@ -725,83 +888,85 @@ int cs_sink_ping(cs_sink *s)
 
 /* ---- flush ------------------------------------------------------------------------------- */
 
-/* cs_agg_foreach callback: one HINCRBY. The encoded key of consecutive counters of one hash is
- * copied from the previous command instead of re-encoded; each minute key is remembered for
- * its EXPIRE when it starts a run of counters. cs_agg_foreach emits the counters of one hash
- * contiguously, so that is once per key (were it not, a key would get a second EXPIRE: one
- * command more, same effect). */
+/* cs_agg_foreach callback: one counter triple (key index, field, delta). cs_agg_foreach emits
+ * the counters of one hash contiguously, so a key is added to KEYS once per run of counters;
+ * each minute key is remembered for its EXPIRE when it starts a run (were a hash not
+ * contiguous, it would get a second KEYS entry and EXPIRE: more arguments, same effect). */
 static void on_counter(void *op, const char *hash, const char *field, int64_t delta)
 {
     cs_sink *s = op;
-    sbuf *o = &s->out;
-    static const char head[] = "*4\r\n$7\r\nHINCRBY\r\n";
-    sb_put(o, head, sizeof head - 1);
     size_t hl = strlen(hash);
-    if (s->last_key_len && hl == s->last.len && memcmp(hash, s->last.p, hl) == 0) {
-        if (sb_reserve(o, s->last_key_len) == 0) {
-            memcpy(o->p + o->len, o->p + s->last_key_off, s->last_key_len);
-            o->len += s->last_key_len;
-        }
-    } else {
-        size_t at = o->len;
-        resp_bulk3(o, s->kp.p, s->kp.len, hash, hl, NULL, 0);
-        s->last_key_off = at;
-        s->last_key_len = o->len - at;
+    if (!(s->last_key_len && hl == s->last.len && memcmp(hash, s->last.p, hl) == 0)) {
+        resp_bulk3(&s->keys, s->kp.p, s->kp.len, hash, hl, NULL, 0);
+        s->nkeys++;
+        s->last_key_len = 1;
         sb_reset(&s->last);
         sb_put(&s->last, hash, hl);
         if (s->last.oom)
-            s->out.oom = 1, s->last_key_len = 0;
+            s->keys.oom = 1;
         if (strncmp(hash, "minute:", 7) == 0) {
-            sb_put(&s->mins, hash, hl + 1);
-            if (s->mins.oom)
-                s->out.oom = 1;
-            s->nmins++;
+            resp_u64(&s->eargs, 3 + s->nkeys);
+            s->nexpire++;
         }
     }
-    resp_bulk(o, field, strlen(field));
-    resp_i64(o, delta);
-    s->ncmds++;
+    resp_u64(&s->cargs, 3 + s->nkeys);
+    resp_bulk(&s->cargs, field, strlen(field));
+    resp_i64(&s->cargs, delta);
+    s->ncounters++;
 }
 
-/* Encodes MULTI .. EXEC of f into s->out, s->ncmds. -1 on out of memory or bad input. */
+/* Encodes the EVALSHA of f into s->out; s->ncmds = the Redis commands it runs (for stats).
+ * -1 on out of memory or bad input. */
 static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
 {
-    sbuf *o = &s->out;
-    sb_reset(o);
+    sb_reset(&s->out);
+    sb_reset(&s->keys);
+    sb_reset(&s->cargs);
+    sb_reset(&s->eargs);
     sb_reset(&s->last);
-    sb_reset(&s->mins);
     s->last_key_len = 0;
-    s->nmins = 0;
-    s->ncmds = 0;
+    s->nkeys = s->ncounters = s->nexpire = 0;
     build_kp(s, cs_rules_journey(f->rs));
-
-    resp_head(o, '*', 1);
-    resp_str(o, "MULTI");
-    s->ncmds++;
 
     if (f->agg)
         cs_agg_foreach(f->agg, f->rs, f->dicts, on_counter, s);
+    size_t snap_key0 = 3 + s->nkeys + 1;
+    char field[600];
+    for (size_t i = 0; i < f->nsnaps; i++) {
+        size_t fl = tp_field(field, sizeof field, f->snaps[i].topic, f->snaps[i].partition);
+        resp_bulk3(&s->keys, s->kp.p, s->kp.len, "snap:", 5, field, fl);
+        s->nkeys++;
+    }
+    size_t np = f->noffsets;
+    size_t nargs = 1 + 4 * np + 6 + 1 + 3 * s->ncounters + 2 + s->nexpire + 1 + 2 * f->nsnaps;
+    sbuf *o = &s->out;
+    resp_head(o, '*', 3 + 3 + s->nkeys + nargs);
+    resp_str(o, "EVALSHA");
+    resp_str(o, s->sha);
+    resp_u64(o, 3 + s->nkeys);
+    resp_key(s, "offsets");
+    resp_key(s, "wm");
+    resp_key(s, "meta");
+    sb_put(o, s->keys.p, s->keys.len);
 
-    if (f->noffsets) {
-        resp_head(o, '*', 2 + 2 * f->noffsets);
-        resp_str(o, "HSET");
-        resp_key(s, "offsets");
-        for (size_t i = 0; i < f->noffsets; i++) {
-            char part[16];
-            part[0] = '/';
-            size_t pl = 1 + fmt_i64(part + 1, f->offsets[i].partition);
-            const char *t = f->offsets[i].topic ? f->offsets[i].topic : "";
-            resp_bulk3(o, t, strlen(t), part, pl, NULL, 0);
-            resp_i64(o, f->offsets[i].next_offset);
-        }
-        s->ncmds++;
+    resp_u64(o, np);
+    for (size_t i = 0; i < np; i++) {
+        const cs_flush_offset *x = &f->offsets[i];
+        size_t fl = tp_field(field, sizeof field, x->topic, x->partition);
+        resp_bulk(o, field, fl);
+        if (!x->check)
+            resp_str(o, "*");
+        else if (x->expected < 0)
+            resp_str(o, "");
+        else
+            resp_i64(o, x->expected);
+        resp_i64(o, x->next_offset);
+        resp_i64(o, x->applied_wm);
     }
 
-    /* meta: stages (comma list), rules_sha256, updated_ms, version, seq:<id> */
-    resp_head(o, '*', 12);
-    resp_str(o, "HSET");
-    resp_key(s, "meta");
-    resp_str(o, "stages");
+    /* meta: seq:<id>, stages (comma list), rules_sha256, updated_ms, version */
+    resp_bulk3(o, "seq:", 4, s->instance_id, strlen(s->instance_id), NULL, 0);
+    resp_u64(o, f->seq);
     int ns = cs_rules_nstages(f->rs);
     size_t sl = 0;
     for (int i = 0; i < ns; i++)
@@ -814,30 +979,24 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         sb_put(o, nm, strlen(nm));
     }
     sb_put(o, "\r\n", 2);
-    resp_str(o, "rules_sha256");
     resp_str(o, cs_rules_sha256(f->rs));
-    resp_str(o, "updated_ms");
     resp_i64(o, f->now_ms);
-    resp_str(o, "version");
     resp_str(o, CLICKSTAGE_VERSION);
-    resp_bulk3(o, "seq:", 4, s->instance_id, strlen(s->instance_id), NULL, 0);
-    resp_u64(o, f->seq);
-    s->ncmds++;
 
-    for (size_t i = 0, k = 0; k < s->nmins; k++) {
-        const char *m = s->mins.p + i;
-        resp_head(o, '*', 3);
-        resp_str(o, "EXPIRE");
-        resp_key(s, m);
-        resp_i64(o, s->minute_ttl_s);
-        s->ncmds++;
-        i += strlen(m) + 1;
+    resp_u64(o, s->ncounters);
+    sb_put(o, s->cargs.p, s->cargs.len);
+    resp_u64(o, s->nexpire);
+    resp_i64(o, s->minute_ttl_s);
+    sb_put(o, s->eargs.p, s->eargs.len);
+    resp_u64(o, f->nsnaps);
+    for (size_t i = 0; i < f->nsnaps; i++) {
+        resp_u64(o, snap_key0 + i);
+        resp_bulk(o, f->snaps[i].data, f->snaps[i].len);
     }
-
-    resp_head(o, '*', 1);
-    resp_str(o, "EXEC");
-    s->ncmds++;
-    if (o->oom) {
+    /* the EVALSHA and what the script runs (the fence's HMGET aside): HSET offsets and wm,
+     * HSET meta, the counters, EXPIREs and SETs */
+    s->ncmds = 2 + (np ? 2 : 0) + s->ncounters + s->nexpire + f->nsnaps;
+    if (o->oom || s->keys.oom || s->cargs.oom || s->eargs.oom) {
         cs_seterr(err, errlen, "out of memory building the flush");
         return -1;
     }
@@ -986,61 +1145,52 @@ static void publish(cs_sink *s, const cs_flush *f, size_t commands)
         s->fails = 0, s->anchor_pending = 0; /* the flush itself succeeded: no backoff */
 }
 
-/* Reads the replies of the transaction in s->out (ncmds of them). 0 applied; -1 failed (the
- * caller's unknown state is set accordingly). */
-static int read_tx(cs_sink *s, const cs_flush *f, size_t ncmds, char *err, size_t errlen)
+/* Reads the script's reply. 0 applied; CS_SINK_FENCED nothing applied, s->fence has why;
+ * -1 failed (the caller's unknown state is set accordingly). */
+static int read_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
 {
-    char first_err[256] = "";
-    int multi_ok = 0;
-    for (size_t i = 0; i + 1 < ncmds; i++) {
-        redisReply *r;
-        if (get_reply(s, &r, err, errlen, i == 0 ? "MULTI" : "transaction") < 0)
-            return -1; /* unknown */
-        if (i == 0)
-            multi_ok = r->type == REDIS_REPLY_STATUS;
-        if (r->type == REDIS_REPLY_ERROR && !first_err[0])
-            snprintf(first_err, sizeof first_err, "%s", r->str);
-        freeReplyObject(r);
-    }
     redisReply *r;
-    if (get_reply(s, &r, err, errlen, "EXEC") < 0)
+    if (get_reply(s, &r, err, errlen, "flush script") < 0)
         return -1; /* unknown */
     int rc = 0;
-    if (r->type == REDIS_REPLY_ARRAY) {
-        if (r->elements != ncmds - 2) {
-            rc = fail_reply(s, err, errlen, "EXEC returned %zu replies for %zu commands",
-                            r->elements, ncmds - 2);
-        } else {
-            for (size_t i = 0; i < r->elements; i++)
-                if (r->element[i]->type == REDIS_REPLY_ERROR) {
-                    /* Applied except this command (no rollback): stays unknown, so the
-                     * retry resolves it through the seq check instead of re-applying. */
-                    rc = fail_reply(s, err, errlen, "flush %" PRIu64 " partly applied: command "
-                                    "%zu of the transaction failed: %s", f->seq, i + 1,
-                                    r->element[i]->str);
-                    break;
-                }
-        }
-        if (rc == 0)
-            s->unknown_seq = 0;
-    } else if (multi_ok && (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_NIL)) {
-        /* Aborted: nothing was executed. */
+    if (r->type == REDIS_REPLY_INTEGER) {
         s->unknown_seq = 0;
-        rc = fail_reply(s, err, errlen, "transaction aborted: %s%s%s",
-                        r->type == REDIS_REPLY_ERROR ? r->str : "EXEC returned nil",
-                        first_err[0] ? "; first error: " : "", first_err);
+    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "FENCED ", 7) == 0) {
+        s->unknown_seq = 0; /* the script wrote nothing */
+        sb_reset(&s->fence);
+        sb_put(&s->fence, r->str + 7, strlen(r->str + 7) + 1);
+        cs_seterr(err, errlen, "flush %" PRIu64 " fenced: Redis holds other offsets than "
+                  "expected: %s", f->seq, r->str + 7);
+        success(s); /* Redis is fine; what to do is the caller's decision */
+        rc = CS_SINK_FENCED;
+    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* the server lost the script (SCRIPT FLUSH, failover): nothing ran; reconnecting
+         * loads it again */
+        s->unknown_seq = 0;
+        rc = fail_reply(s, err, errlen, "flush %" PRIu64 ": %s", f->seq, r->str);
+    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "PARTIAL ", 8) == 0) {
+        /* Applied except the failed command (no rollback): stays unknown, so the retry
+         * resolves it through the seq check instead of re-applying. */
+        rc = fail_reply(s, err, errlen, "flush %" PRIu64 " partly applied: a command of the "
+                        "flush failed: %s", f->seq, r->str + 8);
     } else {
-        /* MULTI was refused: the commands may have run one by one. Unknown. */
-        rc = fail_reply(s, err, errlen, "MULTI failed: %s",
-                        first_err[0] ? first_err : "unexpected reply");
+        /* e.g. BUSY, LOADING, OOM, or a script error: whether anything ran is unknown */
+        rc = fail_reply(s, err, errlen, "flush %" PRIu64 " failed: %s", f->seq,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type");
     }
     freeReplyObject(r);
     return rc;
 }
 
+const char *cs_sink_fence_detail(const cs_sink *s)
+{
+    return s->fence.len ? s->fence.p : "";
+}
+
 int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
 {
-    if (!f || !f->rs || f->seq == 0 || (f->noffsets && !f->offsets)) {
+    if (!f || !f->rs || f->seq == 0 || (f->noffsets && !f->offsets) ||
+        (f->nsnaps && !f->snaps)) {
         cs_seterr(errstr, errlen, "bad flush (needs rs, seq >= 1, offsets)");
         return -1;
     }
@@ -1048,6 +1198,7 @@ int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
     guard_on(&g);
     int rc = -1;
     s->st.last_flush_commands = 0;
+    sb_reset(&s->fence);
 
     if (s->unknown_seq && s->unknown_seq != f->seq)
         s->unknown_seq = 0; /* the caller moved on; nothing of that seq is ours to check now */
@@ -1078,7 +1229,7 @@ int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
     int fault = s->fault;
     s->fault = CS_SINK_FAULT_NONE;
     if (fault == CS_SINK_FAULT_BEFORE_EXEC)
-        len -= sizeof "*1\r\n$4\r\nEXEC\r\n" - 1;
+        len -= 2; /* an incomplete command: the server waits for the rest, never runs it */
     if (send_out(s, len, ncmds) < 0) {
         fail_reply(s, errstr, errlen, "out of memory");
         goto out;
@@ -1090,14 +1241,17 @@ int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
         inject_fault(s, fault, errstr, errlen);
         goto out;
     }
-    if (read_tx(s, f, ncmds, errstr, errlen) < 0)
+    rc = read_tx(s, f, errstr, errlen);
+    if (rc != 0)
         goto out;
     s->st.flushes_ok++;
     success(s);
     publish(s, f, ncmds + 1);
     rc = 0;
 out:
-    if (rc < 0)
+    if (rc == CS_SINK_FENCED)
+        s->st.fenced++;
+    else if (rc < 0)
         s->st.flushes_failed++;
     guard_off(&g);
     return rc;

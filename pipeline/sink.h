@@ -2,11 +2,16 @@
  * produced them, written to Redis in one atomic step (SPEC §4).
  *
  * Contract
- *  - A flush is all-or-nothing: MULTI, every HINCRBY of the deltas, HSET of the offsets hash, the
- *    meta hash (stages, rules_sha256, updated_ms, version, and this instance's flush sequence
- *    number), EXPIRE of the minute keys it touched, EXEC — pipelined, one round trip. After EXEC
- *    succeeds, PUBLISH on `<prefix>:{J}:updates` (outside the transaction: a lost publish costs
- *    a watcher one refresh, never a count).
+ *  - A flush is all-or-nothing: one Lua script (one round trip) checks that Redis holds, for every
+ *    partition of the flush, the offset this writer expects (fencing), then applies every
+ *    HINCRBY of the deltas, the offsets and applied watermarks, the meta hash (stages,
+ *    rules_sha256, updated_ms, version, and this instance's flush sequence number), EXPIRE of
+ *    the minute keys it touched and the partition snapshots it carries. After it succeeds,
+ *    PUBLISH on `<prefix>:{J}:updates` (outside the script: a lost publish costs a watcher one
+ *    refresh, never a count).
+ *  - Fenced (CS_SINK_FENCED): some partition's offset in Redis is not the expected one — another
+ *    instance owns it now, or Redis lost acknowledged writes. Nothing was written; the caller
+ *    must not retry this flush (cs_sink_fence_detail says which partitions).
  *  - When the connection breaks after EXEC was sent but before its reply, the outcome is unknown.
  *    cs_sink_flush resolves it on the next attempt by reading this instance's sequence field in
  *    the meta hash: equal to the flush's sequence -> already applied, report success without
@@ -60,7 +65,17 @@ typedef struct cs_flush_offset {
     const char *topic;
     int32_t partition;
     int64_t next_offset;        /* next offset to read (what the offsets hash stores) */
+    int check;                  /* 1: apply only if Redis holds `expected` (fencing) */
+    int64_t expected;           /* the offset Redis must hold; -1 = Redis must have none */
+    int64_t applied_wm;         /* watermark the partition's expiry was applied to (wm hash) */
 } cs_flush_offset;
+
+typedef struct cs_flush_snap {  /* <prefix>:{J}:snap:<topic>/<partition> := data */
+    const char *topic;
+    int32_t partition;
+    const char *data;
+    size_t len;
+} cs_flush_snap;
 
 typedef struct cs_flush {
     uint64_t seq;               /* strictly increasing per instance, starting at 1 */
@@ -69,11 +84,13 @@ typedef struct cs_flush {
     cs_dimdict_mpmc *dicts;     /* names dimension value ids */
     const cs_flush_offset *offsets;
     size_t noffsets;
+    const cs_flush_snap *snaps; /* written in the same atomic step */
+    size_t nsnaps;
     int64_t now_ms;             /* wall clock: updated_ms */
 } cs_flush;
 
 typedef struct cs_sink_stats {
-    uint64_t flushes_ok, flushes_failed, commands, reconnects, resolved_ambiguous;
+    uint64_t flushes_ok, flushes_failed, commands, reconnects, resolved_ambiguous, fenced;
     uint64_t last_flush_commands;
     int connected;
 } cs_sink_stats;
@@ -82,8 +99,27 @@ cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen); /* 
 void cs_sink_destroy(cs_sink *s);
 
 /* 0: applied (now, or by an earlier attempt of the same seq whose reply was lost); -1: not
- * applied, errstr says why; retry later with the identical flush. */
+ * applied, errstr says why; retry later with the identical flush. CS_SINK_FENCED: not applied
+ * and never will be (see the contract). */
+#define CS_SINK_FENCED (-2)
 int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen);
+/* After CS_SINK_FENCED: "<topic>/<partition>=<offset in Redis> ..." for every partition whose
+ * offset was not the expected one (empty after "=" when Redis has none). */
+const char *cs_sink_fence_detail(const cs_sink *s);
+
+/* What Redis holds for a partition, for its new owner. */
+typedef struct cs_part_saved {
+    int has_offset;
+    int64_t offset;     /* next offset counted (offsets hash) */
+    int has_wm;
+    int64_t wm;         /* watermark the counted expiry was applied to (wm hash) */
+    char *snap;         /* snapshot bytes (malloc'd, the caller frees), NULL if none */
+    size_t snap_len;
+} cs_part_saved;
+/* One round trip (HGET offsets, HGET wm, GET snap:<topic>/<partition>). 0 ok (fields set),
+ * -1 Redis error or malformed values (errstr). */
+int cs_sink_load_part(cs_sink *s, const char *journey, const char *topic, int32_t partition,
+                      cs_part_saved *out, char *errstr, size_t errlen);
 
 /* 1 when a (re)connection attempt or a flush is due under the backoff, 0 while backing off. */
 int cs_sink_ready(cs_sink *s, int64_t now_ms);
@@ -107,10 +143,11 @@ void cs_sink_stats_get(const cs_sink *s, cs_sink_stats *st);
 int cs_sink_load_seq(cs_sink *s, const char *journey, uint64_t *seq, char *errstr, size_t errlen);
 
 /* Test-only fault injection, one shot, applies to the next cs_sink_flush that writes:
- *  CS_SINK_FAULT_AFTER_EXEC   the whole transaction incl. EXEC is sent and executed, then the
+ *  CS_SINK_FAULT_AFTER_EXEC   the whole flush command is sent and executed, then the
  *                             connection is closed without reading a reply (lost reply);
- *  CS_SINK_FAULT_BEFORE_EXEC  everything but EXEC is sent, then the connection is closed (the
- *                             server discards the transaction; the sink cannot tell).
+ *  CS_SINK_FAULT_BEFORE_EXEC  all but its last bytes are sent, then the connection is closed
+ *                             (the server discards the incomplete command; the sink cannot tell).
+ * (The names are from the MULTI/EXEC transaction the flush script replaced.)
  * Both make that flush return -1 with its outcome "unknown", as a real broken connection does. */
 enum { CS_SINK_FAULT_NONE = 0, CS_SINK_FAULT_AFTER_EXEC = 1, CS_SINK_FAULT_BEFORE_EXEC = 2 };
 void cs_sink_test_fault(cs_sink *s, int fault);

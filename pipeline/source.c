@@ -308,9 +308,10 @@ static int pick_worker(cs_source *s)
     return best;
 }
 
-/* Creates state, resolves the start offset (Redis > committed > auto.offset.reset, which
- * librdkafka applies for RD_KAFKA_OFFSET_INVALID) and forwards the partition's queue. */
-static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p)
+/* Creates state and resolves the start offset through on_assign (Redis is authoritative;
+ * CS_START_RESET becomes RD_KAFKA_OFFSET_INVALID, for which librdkafka applies
+ * auto.offset.reset), then forwards the partition's queue. */
+static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t committed)
 {
     int t = topic_index(s, p->topic);
     if (t < 0 || p->partition < 0 || p->partition >= MAX_PARTITIONS_PER_TOPIC) {
@@ -322,14 +323,16 @@ static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p)
         return -1;
     int w = pick_worker(s);
     int64_t start = -1;
-    int part = s->c.on_assign(s->c.opaque, p->topic, p->partition, w, &start);
+    int part = s->c.on_assign(s->c.opaque, p->topic, p->partition, w, committed, &start);
     if (part < 0)
         return -1;
     x->part = part;
     x->worker = w;
     s->assign_count[w]++;
     remember_part(s, part, x);
-    p->offset = start >= 0 ? start : RD_KAFKA_OFFSET_INVALID;
+    p->offset = start >= 0                      ? start
+                : start == CS_START_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
+                                              : RD_KAFKA_OFFSET_INVALID;
     atomic_store_explicit(&x->last_msg_ms, cs_wall_ms(), memory_order_relaxed);
     /* forward before assigning: messages must never reach the consumer's own queue */
     x->pq = rd_kafka_queue_get_partition(s->rk, p->topic, p->partition);
@@ -350,6 +353,14 @@ static void release_one(cs_source *s, tp *x)
     x->part = -1;
 }
 
+static size_t count_assigned(const cs_source *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->ntps; i++)
+        n += s->tps[i].part >= 0;
+    return n;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -357,18 +368,30 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     s->rebalances++;
     s->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /* the group's committed offsets: a partition that has one but no offset in Redis means
+         * Redis lost its counts (the caller decides what to do about it) */
+        rd_kafka_topic_partition_list_t *com = rd_kafka_topic_partition_list_copy(parts);
+        if (rd_kafka_committed(rk, com, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            slog(s, 4, "rebalance: could not read the group's committed offsets");
+            for (int i = 0; i < com->cnt; i++)
+                com->elems[i].offset = -1;
+        }
         rd_kafka_topic_partition_list_t *ok = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *p =
                 rd_kafka_topic_partition_list_add(ok, parts->elems[i].topic,
                                                   parts->elems[i].partition);
-            if (prepare_one(s, p) != 0)
+            int64_t c = !com->elems[i].err && com->elems[i].offset >= 0 ? com->elems[i].offset
+                                                                        : -1;
+            if (prepare_one(s, p, c) != 0)
                 ok->cnt--; /* drop it: not consumed until the next rebalance */
             else
                 s->assigned++;
         }
-        slog(s, 6, "rebalance (%s): assigned %d partition(s)",
-             s->cooperative ? "cooperative" : "eager", ok->cnt);
+        rd_kafka_topic_partition_list_destroy(com);
+        slog(s, 6, "rebalance (%s): assigned %d partition(s), %d failed, now %zu",
+             s->cooperative ? "cooperative" : "eager", ok->cnt, parts->cnt - ok->cnt,
+             count_assigned(s) );
         rd_kafka_error_t *e = NULL;
         rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
         if (s->cooperative)
@@ -404,8 +427,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
         }
         free(ids);
-        slog(s, 6, "rebalance (%s): revoked %d partition(s)",
-             s->cooperative ? "cooperative" : "eager", parts->cnt);
+        slog(s, 6, "rebalance (%s): revoked %d partition(s)%s, now %zu",
+             s->cooperative ? "cooperative" : "eager", parts->cnt,
+             rd_kafka_assignment_lost(rk) ? " (lost: the group moved on without us)" : "",
+             count_assigned(s));
         if (s->cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
             if (e)
@@ -440,7 +465,7 @@ static int drain_start(cs_source *s, char *errstr, size_t errlen)
             rd_kafka_topic_partition_list_add(list, s->topics[t], md->topics[0].partitions[i].id);
         rd_kafka_metadata_destroy(md);
     }
-    /* committed offsets for the ones Redis does not know */
+    /* committed offsets: on_assign tells a fresh start from a Redis that lost its counts */
     rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(list);
     if (rd_kafka_committed(s->rk, committed, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         for (int i = 0; i < committed->cnt; i++)
@@ -457,7 +482,10 @@ static int drain_start(cs_source *s, char *errstr, size_t errlen)
             rd_kafka_topic_partition_list_destroy(list);
             return -1;
         }
-        if (prepare_one(s, p) != 0) {
+        int64_t com = committed->elems[i].offset >= 0 && !committed->elems[i].err
+                          ? committed->elems[i].offset
+                          : -1;
+        if (prepare_one(s, p, com) != 0) {
             snprintf(errstr, errlen, "%s[%d]: could not resolve its start offset", p->topic,
                      p->partition);
             rd_kafka_topic_partition_list_destroy(committed);
@@ -465,11 +493,10 @@ static int drain_start(cs_source *s, char *errstr, size_t errlen)
             return -1;
         }
         int64_t start = p->offset;
-        if (start < 0)
-            start = committed->elems[i].offset >= 0 && !committed->elems[i].err
-                        ? committed->elems[i].offset
-                    : s->c.earliest                  ? lo
-                                                     : hi;
+        if (start == RD_KAFKA_OFFSET_BEGINNING)
+            start = lo;
+        else if (start < 0)
+            start = s->c.earliest ? lo : hi;
         if (start < lo)
             start = lo; /* retention removed what the offsets point at */
         p->offset = start;

@@ -23,6 +23,9 @@
 
 typedef struct cs_source cs_source;
 
+#define CS_START_RESET (-1)
+#define CS_START_BEGINNING (-2)
+
 typedef struct cs_source_conf {
     const char *brokers;
     const char *group;
@@ -35,11 +38,13 @@ typedef struct cs_source_conf {
     int drain;
     int batch_size;
     /* Called on the control thread when partitions are assigned: returns the engine partition
-     * id for the new state (the callee creates it) and sets *start to the next offset stored in
-     * Redis, or -1 when Redis has none. Returning < 0 fails the assignment of that partition
-     * (e.g. Redis unreachable: it is retried on the next poll). */
+     * id for the new state (the callee creates it, restored or empty) and sets *start to the
+     * offset to read from: >= 0 that offset, CS_START_RESET where auto.offset.reset says,
+     * CS_START_BEGINNING the oldest retained message. `committed` is the group's committed
+     * offset of the partition (-1 none or unknown). Returning < 0 fails the assignment of that
+     * partition (e.g. Redis unreachable: it is retried on the next rebalance). */
     int (*on_assign)(void *opaque, const char *topic, int32_t partition, int worker,
-                     int64_t *start);
+                     int64_t committed, int64_t *start);
     /* Called on the control thread when partitions are revoked, before they are released: the
      * callee must make their counts durable (flush) and drop their state. */
     void (*on_revoke)(void *opaque, const int *parts, size_t n);

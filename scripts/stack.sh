@@ -7,6 +7,14 @@
 #   scripts/stack.sh env           [DIR]   print the env file (KAFKA_BROKERS=..., REDIS_URL=...)
 #   scripts/stack.sh redis-restart [DIR]   stop + start redis, same port/dir (AOF data kept if on)
 #   scripts/stack.sh kafka-restart [DIR]   stop + start the broker, same ports and data
+#   scripts/stack.sh redis-stop    [DIR]   stop redis only (SIGTERM: a clean SHUTDOWN, AOF synced)
+#   scripts/stack.sh redis-kill    [DIR]   SIGKILL redis only (no shutdown, no final AOF fsync)
+#   scripts/stack.sh redis-start   [DIR]   start a stopped redis, same port/dir; REDIS_AOF and
+#                                          REDIS_FSYNC given here replace the stack's settings,
+#                                          REDIS_EMPTY=1 deletes its data dir first
+#   scripts/stack.sh kafka-stop    [DIR]   stop the broker only (SIGTERM, controlled shutdown)
+#   scripts/stack.sh kafka-kill    [DIR]   SIGKILL the broker (unclean: log recovery at start)
+#   scripts/stack.sh kafka-start   [DIR]   start a stopped broker, same ports and data
 #   scripts/stack.sh topic NAME PARTITIONS [DIR] [key=value ...]   create a topic (RF 1)
 #   scripts/stack.sh tool MAINCLASS [ARGS...]   run a Kafka CLI class on the stack's classpath
 #   scripts/stack.sh purge         [DIR]   down, then delete DIR
@@ -30,6 +38,7 @@
 #   KAFKA_START_TIMEOUT  seconds to wait for the broker to answer metadata (default 120)
 #   KAFKA_CDS=0          no class-data-sharing archive for the broker JVM (default: on)
 #   REDIS_AOF=1          redis with appendonly yes + appendfsync always (else no persistence)
+#   REDIS_FSYNC          appendfsync policy with REDIS_AOF=1: always (default), everysec or no
 #   STOP_TIMEOUT         seconds between SIGTERM and SIGKILL (default 20)
 set -euo pipefail
 
@@ -101,6 +110,7 @@ write_conf() {
     kv REDIS_PORT "$REDIS_PORT"
     kv REDIS_SOCK "$REDIS_SOCK"
     kv REDIS_AOF "$REDIS_AOF"
+    kv REDIS_FSYNC "${REDIS_FSYNC:-always}"
   } >"$CONF.tmp"
   mv -f "$CONF.tmp" "$CONF"
 }
@@ -445,7 +455,7 @@ start_redis_proc() {
   local persist
   mkdir -p "$STACK_DIR/redis"
   if [ "${REDIS_AOF:-0}" = 1 ]; then
-    persist=(--save "" --appendonly yes --appendfsync always)
+    persist=(--save "" --appendonly yes --appendfsync "${REDIS_FSYNC:-always}")
   else
     persist=(--save "" --appendonly no)
   fi
@@ -494,7 +504,7 @@ up_cleanup() {
 cmd_up() {
   # What the caller asks for; stack.conf of an earlier run (loaded below) must not override it.
   local want_version=${KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION} want_libs=${KAFKA_LIBS_DIR:-}
-  local want_aof=${REDIS_AOF:-0} t0ns kp rp p
+  local want_aof=${REDIS_AOF:-0} want_fsync=${REDIS_FSYNC:-always} t0ns kp rp p
   t0ns=$(date +%s%N)
   lock_dir
   if load_conf; then
@@ -513,6 +523,8 @@ cmd_up() {
   KAFKA_VERSION=$want_version
   KAFKA_LIBS_DIR=${want_libs:-${XDG_CACHE_HOME:-$HOME/.cache}/clickstage/kafka-$KAFKA_VERSION/libs}
   REDIS_AOF=$want_aof
+  REDIS_FSYNC=$want_fsync
+  check_fsync
   check_version
   ensure_prereqs
   fetch_jars
@@ -601,6 +613,93 @@ cmd_kafka_restart() {
   log "kafka restarted (pid $(cat "$KAFKA_PIDFILE"))"
 }
 
+# Single-service faults for the fault suite (tests/faults/run.sh): stop or kill one service and
+# start it again later with the same ports and data, each step on its own.
+check_fsync() {
+  case ${REDIS_FSYNC:-always} in always|everysec|no) ;;
+    *) die "REDIS_FSYNC must be always, everysec or no, got '$REDIS_FSYNC'" ;; esac
+  case ${REDIS_AOF:-0} in 0|1) ;; *) die "REDIS_AOF must be 0 or 1, got '$REDIS_AOF'" ;; esac
+}
+
+kill_pid() { # NAME PID: SIGKILL and wait until it is gone
+  local i
+  pid_alive "$2" || return 0
+  log "killing $1 (pid $2) with SIGKILL"
+  kill -KILL "$2" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    pid_alive "$2" || return 0
+    sleep 0.05
+  done
+  die "$1 (pid $2) survived SIGKILL"
+}
+
+cmd_redis_stop() {
+  lock_dir
+  need_conf
+  redis_pid >/dev/null || { log "redis is not running"; return 0; }
+  stop_redis
+  log "redis stopped"
+}
+
+cmd_redis_kill() {
+  local pid
+  lock_dir
+  need_conf
+  if pid=$(redis_pid); then kill_pid redis "$pid"; else log "redis is not running"; fi
+  rm -f "$REDIS_PIDFILE"
+}
+
+cmd_redis_start() {
+  # Settings given now win over stack.conf's (and are saved there for later restarts).
+  local want_aof=${REDIS_AOF:-} want_fsync=${REDIS_FSYNC:-} empty=${REDIS_EMPTY:-0}
+  lock_dir
+  need_conf
+  [ -z "$want_aof" ] || REDIS_AOF=$want_aof
+  [ -z "$want_fsync" ] || REDIS_FSYNC=$want_fsync
+  check_fsync
+  if redis_pid >/dev/null; then die "redis of $STACK_DIR is running; stop it first"; fi
+  port_free "$REDIS_PORT" || die "redis port $REDIS_PORT is taken"
+  rm -f "$REDIS_SOCK"
+  if [ "$empty" = 1 ]; then
+    rm -rf "$STACK_DIR/redis"
+    log "redis data dir deleted"
+  fi
+  write_conf
+  start_redis_proc
+  wait_redis
+  write_env
+  log "redis started (pid $(cat "$REDIS_PIDFILE"), aof=${REDIS_AOF:-0}, fsync=${REDIS_FSYNC:-always})"
+}
+
+cmd_kafka_stop() {
+  lock_dir
+  need_conf
+  kafka_pid >/dev/null || { log "Kafka is not running"; return 0; }
+  stop_kafka
+  log "kafka stopped"
+}
+
+cmd_kafka_kill() {
+  local pid
+  lock_dir
+  need_conf
+  if pid=$(kafka_pid); then kill_pid kafka "$pid"; else log "Kafka is not running"; fi
+  rm -f "$KAFKA_PIDFILE" "$STACK_DIR/kafka.jsa.tmp"
+}
+
+cmd_kafka_start() {
+  lock_dir
+  need_conf
+  if kafka_pid >/dev/null; then die "Kafka of $STACK_DIR is running; stop it first"; fi
+  if ! port_free "$KAFKA_PORT" || ! port_free "$CONTROLLER_PORT"; then
+    die "Kafka port $KAFKA_PORT or $CONTROLLER_PORT is taken"
+  fi
+  start_kafka_proc
+  wait_kafka
+  write_env
+  log "kafka started (pid $(cat "$KAFKA_PIDFILE"))"
+}
+
 # Partition count of TOPIC as the broker's metadata shows it ("" if unknown).
 topic_partitions() {
   timeout 15 kcat -L -b "127.0.0.1:$KAFKA_PORT" -t "$1" -m 5 2>/dev/null |
@@ -656,7 +755,7 @@ main() {
   local cmd=${1:-}
   [ $# -gt 0 ] && shift
   case $cmd in
-    up|down|status|env|redis-restart|kafka-restart|purge)
+    up|down|status|env|redis-restart|kafka-restart|redis-stop|redis-kill|redis-start|kafka-stop|kafka-kill|kafka-start|purge)
       [ $# -le 1 ] || usage
       resolve_dir "${1:-}"
       case $cmd in
@@ -666,6 +765,12 @@ main() {
         env) cmd_env ;;
         redis-restart) cmd_redis_restart ;;
         kafka-restart) cmd_kafka_restart ;;
+        redis-stop) cmd_redis_stop ;;
+        redis-kill) cmd_redis_kill ;;
+        redis-start) cmd_redis_start ;;
+        kafka-stop) cmd_kafka_stop ;;
+        kafka-kill) cmd_kafka_kill ;;
+        kafka-start) cmd_kafka_start ;;
         purge) cmd_down; rm -rf "$STACK_DIR"; log "removed $STACK_DIR" ;;
       esac ;;
     topic)

@@ -2,8 +2,9 @@
  *
  * Produces the synthetic clickstream of tests/lib/gen.c (personas, channels, funnel, sessions
  * over days, out-of-order/late/invalid shares; deterministic for a seed) to a Kafka topic, keyed
- * by customer, at a target rate or flat out, with a progress line. --expect FILE writes the
- * exact SPEC §4 counts `clickstage --drain` must produce for that stream, computed by the
+ * by customer (--unkeyed: no key, any partition, like a producer that does not key), at a target
+ * rate or flat out, with a progress line. --expect FILE writes the exact SPEC §4 counts
+ * `clickstage --drain` must produce for that stream (--unkeyed: once re-keyed), computed by the
  * reference model (tests/lib/refmodel.c: cJSON decoding, a plain map per customer, none of the
  * daemon's code paths), so any run can be checked against ground truth (bench/checkredis).
  *
@@ -32,6 +33,16 @@ static char g_first_error[512];
 
 static void on_sig(int s) { g_stop = 1; }
 
+/* splitmix64's finaliser: --unkeyed's partition for a message number */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -50,6 +61,10 @@ static void usage(FILE *f)
         "  --partitions N        partitions to spread customers over; must match the topic\n"
         "                        (default: the topic's partition count)\n"
         "  --create              create the topic with --partitions (default 8) if missing\n"
+        "  --unkeyed             no message key, each message to a pseudo-random partition\n"
+        "                        (deterministic for the seed): a producer that does not key by\n"
+        "                        customer (docs/repartition.md); --expect stays the counts of\n"
+        "                        the customer-keyed stream (default: keyed)\n"
         "Volume and pace\n"
         "  --events N            messages to produce (default 1000000)\n"
         "  --duration D          stop after D (e.g. 60s); with --rate, events = rate x D\n"
@@ -145,7 +160,7 @@ int main(int argc, char **argv)
                             ? getenv("CLICKSTAGE_RULES")
                             : "deploy/rules/retail.yaml";
     const char *expect = NULL, *compression = "lz4", *extra = NULL;
-    int partitions = 0, create = 0, expect_only = 0;
+    int partitions = 0, create = 0, expect_only = 0, unkeyed = 0;
     double rate = 0, progress_s = 1;
     int64_t duration_ms = 0, linger = 5, batch = 10000;
     cs_gen_conf gc;
@@ -162,6 +177,7 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--create")) { create = 1; continue; }
         if (!strcmp(a, "--expect-only")) { expect_only = 1; continue; }
+        if (!strcmp(a, "--unkeyed")) { unkeyed = 1; continue; }
         if (i + 1 >= argc) {
             fprintf(stderr, "clickstage-loadgen: unknown option or missing value: %s (see --help)\n", a);
             return 2;
@@ -336,10 +352,15 @@ int main(int argc, char **argv)
             if (due > now)
                 usleep((useconds_t)((due - now) * 1e6));
         }
+        int part = m.part;
+        if (unkeyed) /* by position in the stream: a stream sent in parts lands the same way */
+            part = (int)(mix64(gc.seed ^ (skip + sent) * 0x9e3779b97f4a7c15ULL) %
+                         (uint64_t)gc.nparts);
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(m.part),
-                RD_KAFKA_V_KEY(m.key, m.keylen), RD_KAFKA_V_VALUE((void *)m.payload, m.len),
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
+                RD_KAFKA_V_KEY(unkeyed ? NULL : m.key, unkeyed ? 0 : m.keylen),
+                RD_KAFKA_V_VALUE((void *)m.payload, m.len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(m.ts_ms),
                 RD_KAFKA_V_END);
             if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -383,11 +404,11 @@ int main(int argc, char **argv)
                 (unsigned long long)failed, g_first_error);
     printf("{\"events\":%llu,\"delivered\":%llu,\"failed\":%llu,\"invalid\":%llu,\"late\":%llu,"
            "\"bytes\":%llu,\"partitions\":%d,\"seed\":%llu,\"seconds\":%.3f,"
-           "\"events_per_sec\":%.0f,\"send_events_per_sec\":%.0f,\"rate\":%.0f}\n",
+           "\"events_per_sec\":%.0f,\"send_events_per_sec\":%.0f,\"rate\":%.0f,\"keyed\":%s}\n",
            (unsigned long long)sent, (unsigned long long)delivered, (unsigned long long)failed,
            (unsigned long long)ninv, (unsigned long long)nlate, (unsigned long long)bytes,
            gc.nparts, (unsigned long long)gc.seed, t_done - t0, (double)sent / (t_done - t0),
-           (double)sent / (t_sent - t0), rate);
+           (double)sent / (t_sent - t0), rate, unkeyed ? "false" : "true");
     cs_gen_destroy(g);
     rd_kafka_destroy(rk);
     return failed || delivered != sent ? 1 : 0;

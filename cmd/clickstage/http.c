@@ -310,6 +310,46 @@ static void write_prometheus(FILE *f, const cs_metrics *m)
                "Kafka partitions assigned to this process.", np);
     u64_metric(f, "clickstage_rebalances_total", "counter", "Consumer group rebalances seen.",
                m->rebalances);
+    u64_metric(f, "clickstage_partitions_assigned_total", "counter",
+               "Partitions assigned to this instance (each restored from Redis).",
+               m->partitions_assigned);
+    u64_metric(f, "clickstage_partitions_revoked_total", "counter",
+               "Partitions revoked from this instance (each snapshotted to Redis first).",
+               m->partitions_revoked);
+    u64_metric(f, "clickstage_snapshots_written_total", "counter",
+               "Partition state snapshots written to Redis with their offsets.",
+               m->snapshots_written);
+    u64_metric(f, "clickstage_snapshot_bytes_written_total", "counter",
+               "Bytes of partition state snapshots written to Redis.", m->snapshot_bytes_written);
+    u64_metric(f, "clickstage_snapshots_rejected_total", "counter",
+               "Snapshots found corrupt or made for other rules; those partitions were rebuilt "
+               "from Kafka.", m->snapshots_rejected);
+    u64_metric(f, "clickstage_restores_total", "counter",
+               "Partitions whose state was restored from a snapshot.", m->restores);
+    u64_metric(f, "clickstage_restored_sessions_total", "counter",
+               "Open sessions restored from snapshots.", m->restored_sessions);
+    u64_metric(f, "clickstage_replayed_messages_total", "counter",
+               "Messages re-read after a restore to rebuild state, not counted again.",
+               m->replayed_messages);
+    u64_metric(f, "clickstage_replaying_partitions", "gauge",
+               "Partitions still re-reading what an earlier owner counted.",
+               (uint64_t)m->replaying_partitions);
+    fprintf(f, "# HELP clickstage_last_restore_seconds Time to load and decode the last "
+               "snapshot.\n# TYPE clickstage_last_restore_seconds gauge\n"
+               "clickstage_last_restore_seconds %.6f\n", m->last_restore_seconds);
+    fprintf(f, "# HELP clickstage_last_replay_seconds Time from the last assignment to the end "
+               "of its replay.\n# TYPE clickstage_last_replay_seconds gauge\n"
+               "clickstage_last_replay_seconds %.6f\n", m->last_replay_seconds);
+    u64_metric(f, "clickstage_fenced_total", "counter",
+               "Flushes rejected because Redis held other offsets than expected (another "
+               "instance owns the partition now, or Redis lost writes).", m->fenced);
+    u64_metric(f, "clickstage_redis_state_lost_total", "counter",
+               "Partitions found with committed Kafka offsets but no offsets in Redis.",
+               m->state_lost);
+    u64_metric(f, "clickstage_customers_multi_partition_total", "counter",
+               "New customer entries whose customer was recently seen on another partition: "
+               "producers not keying by customer (docs/repartition.md).",
+               m->multi_partition_customers);
     u64_metric(f, "clickstage_redelivered_skipped_total", "counter",
                "Messages skipped because their offset was already counted (redelivery after a "
                "rebalance or restart).",

@@ -5,15 +5,22 @@
  *    decode/sessionize/classify/count it (no locks, no atomics per event), tick the watermark,
  *    and answer the control thread's barrier if one is pending.
  *  - The control thread (main): serves librdkafka rebalance callbacks, signals, and every flush:
- *    a barrier collects each worker's deltas together with the next offsets that produced them,
- *    merges them, and writes them to Redis in one transaction; only then are offsets committed
- *    to Kafka. A failed flush is retried unchanged (later deltas wait in a second buffer), so
- *    nothing is lost or doubled across a Redis outage.
+ *    a barrier collects each worker's deltas together with the next offsets that produced them
+ *    (and, when due, snapshots of partitions' state), merges them, and writes them to Redis in
+ *    one fenced atomic step; only then are offsets committed to Kafka. A failed flush is
+ *    retried unchanged (later deltas wait in a second buffer), so nothing is lost or doubled
+ *    across a Redis outage.
+ *  - State moves with partitions (docs/state.md): on assignment a partition is restored from
+ *    its snapshot in Redis and re-reads, without counting, what an earlier owner counted after
+ *    that snapshot; on revoke and on a graceful stop it is snapshotted. A flush that Redis
+ *    fences (another instance owns a partition now, or Redis lost acknowledged writes) makes
+ *    this process drop all its state, leave the group and re-execute itself, so everything it
+ *    owns afterwards is restored from what Redis holds.
  *
  * Exit codes: 0 clean stop or drain done; 1 bad configuration or usage; 2 could not start (rule
  * file, Kafka, Redis URL); 3 the final flush could not be written before shutdown_timeout (the
  * counts since the last flush are not in Redis and their offsets are not committed, so a restart
- * reads them again).
+ * reads them again); 5 Redis lost the counts and redis_state_lost=fail.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,7 +40,9 @@
 #include "engine.h"
 #include "metrics.h"
 #include "util.h"
+#include <xxhash.h>
 #include "sink.h"
+#include "snapshot.h"
 #include "source.h"
 #ifdef CS_HAVE_HTTP
 #include "http.h"
@@ -41,22 +50,53 @@
 
 #define MAX_ASSIGNED 4096
 #define MAX_END 1024
+#define MAX_PARTS 65536 /* engine partition ids */
+
+/* What a barrier asks of a worker for the partitions listed in a request */
+enum { REQ_NONE = 0, REQ_SNAPSHOT, REQ_RELEASE };
+
+typedef struct snapout {
+    int part;
+    char *data;
+    size_t len;
+    cs_snap_info info;
+} snapout;
 
 typedef struct wslot {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     uint64_t req, ack;
-    int end_parts[MAX_END]; /* partitions to end (reason end_reason) and remove first */
-    int n_end;
-    int end_reason;
+    int req_parts[MAX_END]; /* partitions to snapshot (and, REQ_RELEASE, remove) */
+    int n_req;
+    int req_mode;
+    snapout snaps[MAX_END]; /* snapshots handed over at ack */
+    int n_snaps;
     cs_agg *out;            /* deltas handed over at ack */
     cs_worker_stats stats;  /* the worker's counters at ack */
     cs_agg *ret;            /* an emptied buffer going back to the worker */
-    int64_t *next_off;      /* [engine part id]: next offset of its partitions at ack */
 } wslot;
+
+/* Per engine partition, control thread (workers write poff/pwm of their own partitions only
+ * while the control thread waits at the barrier; the slot mutex orders both). */
+typedef struct pinfo {
+    int64_t poff;        /* next offset whose counts were handed over (-1 none yet) */
+    int64_t pwm;         /* watermark its expiry was applied to */
+    int64_t redis_off;   /* what Redis holds for it after our last applied flush (-1 none) */
+    int64_t last_snap_ms;
+    int64_t assigned_ms;
+    int replaying;
+    char *snap;          /* latest snapshot not yet in a flush (owned) */
+    size_t snap_len;
+} pinfo;
+
+typedef struct flsnap { /* a snapshot riding in the flush in flight */
+    cs_flush_snap s;
+    char *owned;
+} flsnap;
 
 static struct {
     cs_config cfg;
+    char **argv;          /* for the re-exec after being fenced */
     cs_engine *e;
     cs_source *src;
     cs_sink *sink;       /* the flusher's connection */
@@ -64,6 +104,7 @@ static struct {
     int nw;
     pthread_t *threads;
     wslot *slots;
+    pinfo *pi;            /* [MAX_PARTS] */
     _Atomic int stop_reading;
     cs_agg *next;         /* deltas collected, not yet in a flush */
     cs_agg *inflight;     /* the flush being written (retried unchanged until it lands) */
@@ -73,8 +114,12 @@ static struct {
     int64_t offs[MAX_ASSIGNED];
     size_t ntps;          /* offsets of the flush in flight */
     cs_flush_offset fo[MAX_ASSIGNED];
+    flsnap fsnaps[MAX_ASSIGNED];
+    size_t nfsnaps;       /* snapshots of the flush in flight */
     int64_t last_ok_ms;
     int paused;
+    int fenced;           /* a flush was fenced: drop everything, rejoin (re-exec) */
+    int fatal;            /* exit code to stop with, without writing anything (5) */
     uint64_t reloads_ok, reloads_failed;
     cs_agg *totals;       /* every delta since start: the metrics' counters */
     cs_metrics m;         /* filled by the control thread, published to D.box */
@@ -139,15 +184,54 @@ static void log_cb(void *opaque, int level, const char *msg)
 
 /* ---- workers --------------------------------------------------------------------------------- */
 
-/* next_off of every partition a worker owns, copied at the barrier (so they match `out`) */
-static void record_offsets(int w)
+/* Progress (next offset, applied watermark) of every partition a worker owns, copied at the
+ * barrier, so they match the deltas handed over with them. */
+static void record_progress(int w)
 {
     cs_worker *wk = cs_engine_worker(D.e, w);
     cs_source_tp tps[MAX_ASSIGNED];
     size_t n = cs_source_assigned(D.src, tps, MAX_ASSIGNED);
-    for (size_t i = 0; i < n; i++)
-        if (cs_engine_part_owner(D.e, tps[i].part) == w)
-            D.slots[w].next_off[tps[i].part] = cs_worker_next_offset(wk, tps[i].part);
+    for (size_t i = 0; i < n; i++) {
+        int part = tps[i].part;
+        if (cs_engine_part_owner(D.e, part) != w)
+            continue;
+        cs_worker_part_progress(wk, part, &D.pi[part].poff, &D.pi[part].pwm);
+        int r = cs_engine_part_replaying(D.e, part);
+        if (D.pi[part].replaying && !r) {
+            double secs = (double)(cs_mono_ms() - D.pi[part].assigned_ms) / 1000.0;
+            D.m.last_replay_seconds = secs;
+            logf_(6, "%s[%d]: caught up with the counted offset %lld %.3f s after its "
+                     "assignment; counting again", tps[i].topic, tps[i].partition,
+                  (long long)D.pi[part].poff, secs);
+        }
+        D.pi[part].replaying = r;
+    }
+}
+
+/* The barrier's work on worker w's thread (or the control thread once workers are joined):
+ * snapshots (and releases) what was asked, then hands over deltas and progress. */
+static void serve_request(int w, wslot *s)
+{
+    cs_worker *wk = cs_engine_worker(D.e, w);
+    s->n_snaps = 0;
+    for (int i = 0; i < s->n_req; i++) {
+        int part = s->req_parts[i];
+        if (cs_engine_part_owner(D.e, part) != w)
+            continue;
+        snapout *o = &s->snaps[s->n_snaps];
+        if (cs_worker_snapshot_part(wk, part, &o->data, &o->len, &o->info) == 0) {
+            o->part = part;
+            s->n_snaps++;
+        }
+        if (s->req_mode == REQ_RELEASE) {
+            cs_worker_part_progress(wk, part, &D.pi[part].poff, &D.pi[part].pwm);
+            cs_engine_remove_partition(D.e, part); /* by its owner: nobody else touches it */
+        }
+    }
+    s->n_req = 0;
+    record_progress(w);
+    cs_worker_stats_get(wk, &s->stats);
+    s->out = cs_worker_take_agg(wk);
 }
 
 static void service_slot(int w)
@@ -160,18 +244,7 @@ static void service_slot(int w)
         s->ret = NULL;
     }
     if (s->req != s->ack) {
-        for (int i = 0; i < s->n_end; i++) {
-            int part = s->end_parts[i];
-            if (cs_engine_part_owner(D.e, part) != w)
-                continue;
-            cs_worker_end_part(wk, part, s->end_reason);
-            s->next_off[part] = cs_worker_next_offset(wk, part);
-            cs_engine_remove_partition(D.e, part); /* by its owner: nobody else touches it */
-        }
-        s->n_end = 0;
-        record_offsets(w);
-        cs_worker_stats_get(wk, &s->stats);
-        s->out = cs_worker_take_agg(wk);
+        serve_request(w, s);
         s->ack = s->req;
         pthread_cond_broadcast(&s->cv);
     }
@@ -195,16 +268,34 @@ static void *worker_main(void *arg)
 
 /* ---- flushes --------------------------------------------------------------------------------- */
 
-/* Barrier: every worker hands over its deltas (after ending `ends`), merged into D.next. */
-static void collect(const int *ends, size_t nend, int reason)
+/* A snapshot handed over at a barrier waits for the next flush; a newer one of the same
+ * partition replaces it. */
+static void take_snaps(wslot *s)
+{
+    for (int i = 0; i < s->n_snaps; i++) {
+        snapout *o = &s->snaps[i];
+        pinfo *p = &D.pi[o->part];
+        free(p->snap);
+        p->snap = o->data;
+        p->snap_len = o->len;
+        D.m.snapshots_written++;
+        D.m.snapshot_bytes_written += o->len;
+    }
+    s->n_snaps = 0;
+}
+
+/* Barrier: every worker hands over its deltas (after snapshotting, and for REQ_RELEASE
+ * removing, the partitions in `parts`), merged into D.next. */
+static void collect(const int *parts, size_t nparts, int mode)
 {
     for (int w = 0; w < D.nw; w++) {
         wslot *s = &D.slots[w];
         pthread_mutex_lock(&s->mu);
-        s->n_end = 0;
-        for (size_t i = 0; i < nend && i < MAX_END; i++)
-            s->end_parts[s->n_end++] = ends[i];
-        s->end_reason = reason;
+        s->n_req = 0;
+        for (size_t i = 0; i < nparts && i < MAX_END; i++)
+            if (cs_engine_part_owner(D.e, parts[i]) == w)
+                s->req_parts[s->n_req++] = parts[i];
+        s->req_mode = mode;
         s->req++;
         pthread_mutex_unlock(&s->mu);
         cs_source_wake(D.src, w);
@@ -220,46 +311,109 @@ static void collect(const int *ends, size_t nend, int reason)
             s->ret = s->out;
             s->out = NULL;
         }
+        take_snaps(s);
         pthread_mutex_unlock(&s->mu);
     }
 }
 
-/* The same without threads (they are joined): the control thread owns every worker now. */
-static void collect_joined(int end_reason)
+/* The same without threads (they are joined): the control thread owns every worker now.
+ * end_reason >= 0 ends every open session first (drain); snapshot: every partition. */
+static void collect_joined(int end_reason, int snapshot)
 {
+    cs_source_tp tps[MAX_ASSIGNED];
+    size_t n = cs_source_assigned(D.src, tps, MAX_ASSIGNED);
     for (int w = 0; w < D.nw; w++) {
         cs_worker *wk = cs_engine_worker(D.e, w);
         if (end_reason >= 0)
             cs_worker_end_all(wk, end_reason);
-        cs_agg *a = cs_worker_take_agg(wk);
-        cs_worker_stats_get(wk, &D.slots[w].stats);
-        if (a) {
-            cs_agg_merge(D.next, a);
-            cs_agg_merge(D.totals, a);
-            cs_worker_give_agg(wk, a);
+        wslot *s = &D.slots[w];
+        s->n_req = 0;
+        s->req_mode = REQ_SNAPSHOT;
+        for (size_t i = 0; snapshot && i < n && s->n_req < MAX_END; i++)
+            if (cs_engine_part_owner(D.e, tps[i].part) == w)
+                s->req_parts[s->n_req++] = tps[i].part;
+        serve_request(w, s);
+        if (s->out) {
+            cs_agg_merge(D.next, s->out);
+            cs_agg_merge(D.totals, s->out);
+            cs_worker_give_agg(wk, s->out);
+            s->out = NULL;
         }
-        record_offsets(w);
+        take_snaps(s);
     }
+}
+
+/* Partitions whose periodic snapshot is due (or that have none in Redis yet). */
+static size_t due_snapshots(int *out, size_t max, int64_t now)
+{
+    if (D.cfg.snapshot_interval_ms <= 0)
+        return 0;
+    cs_source_tp tps[MAX_ASSIGNED];
+    size_t n = cs_source_assigned(D.src, tps, MAX_ASSIGNED), k = 0;
+    for (size_t i = 0; i < n && k < max; i++) {
+        pinfo *p = &D.pi[tps[i].part];
+        if (!p->replaying && now - p->last_snap_ms >= D.cfg.snapshot_interval_ms) {
+            out[k++] = tps[i].part;
+            p->last_snap_ms = now;
+        }
+    }
+    return k;
+}
+
+static void free_flush_snaps(void)
+{
+    for (size_t i = 0; i < D.nfsnaps; i++)
+        free(D.fsnaps[i].owned);
+    D.nfsnaps = 0;
 }
 
 static size_t snapshot_offsets(void)
 {
     cs_source_tp tps[MAX_ASSIGNED];
     size_t n = cs_source_assigned(D.src, tps, MAX_ASSIGNED), k = 0;
+    free_flush_snaps();
     for (size_t i = 0; i < n; i++) {
-        int owner = -1;
-        for (int w = 0; w < D.nw && owner < 0; w++)
-            if (D.slots[w].next_off[tps[i].part] >= 0)
-                owner = w;
-        int64_t off = owner >= 0 ? D.slots[owner].next_off[tps[i].part] : -1;
-        if (off < 0)
+        pinfo *p = &D.pi[tps[i].part];
+        if (p->snap && D.nfsnaps < MAX_ASSIGNED) {
+            flsnap *x = &D.fsnaps[D.nfsnaps++];
+            x->s = (cs_flush_snap){tps[i].topic, tps[i].partition, p->snap, p->snap_len};
+            x->owned = p->snap;
+            p->snap = NULL;
+        }
+        if (p->poff < 0)
             continue;
         D.tps[k] = tps[i];
-        D.offs[k] = off;
-        D.fo[k] = (cs_flush_offset){tps[i].topic, tps[i].partition, off};
+        D.offs[k] = p->poff;
+        D.fo[k] = (cs_flush_offset){tps[i].topic, tps[i].partition, p->poff, 1, p->redis_off,
+                                    p->pwm};
         k++;
     }
     return k;
+}
+
+/* The flush was fenced: decide between "Redis lost the counts" and "another writer". */
+static void on_fenced(const char *detail)
+{
+    D.m.fenced++;
+    int lost = strstr(detail, "= ") != NULL || (strlen(detail) > 0 && detail[strlen(detail) - 1] == '=');
+    if (lost) {
+        D.m.state_lost++;
+        if (D.cfg.redis_state_lost == CS_STATE_LOST_FAIL) {
+            logf_(3, "Redis lost the counts of partitions it had acknowledged (now holds: %s); "
+                     "stopping without writing (redis_state_lost=fail)", detail);
+            D.fatal = 5;
+            return;
+        }
+        logf_(3, "Redis lost the counts of partitions it had acknowledged (now holds: %s); "
+                 "fenced: dropping all state and rejoining, partitions without offsets in "
+                 "Redis are counted again from the oldest retained message "
+                 "(redis_state_lost=rebuild)", detail);
+    } else {
+        logf_(3, "fenced: Redis holds offsets this instance did not write (%s): another "
+                 "instance owns those partitions now, or Redis lost writes; dropping all state "
+                 "and rejoining the group", detail);
+    }
+    D.fenced = 1;
 }
 
 /* Tries to write the flush in flight, starting a new one from D.next if none is. With nothing
@@ -281,7 +435,11 @@ static int try_flush(int force)
     int64_t now = cs_wall_ms();
     if (!cs_sink_ready(D.sink, now))
         return -1;
-    cs_flush f = {D.seq, D.inflight, cs_engine_rules(D.e), cs_engine_dicts(D.e), D.fo, D.ntps, now};
+    cs_flush_snap snaps[MAX_ASSIGNED];
+    for (size_t i = 0; i < D.nfsnaps; i++)
+        snaps[i] = D.fsnaps[i].s;
+    cs_flush f = {D.seq, D.inflight, cs_engine_rules(D.e), cs_engine_dicts(D.e), D.fo, D.ntps,
+                  snaps, D.nfsnaps, now};
     char err[512];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -293,12 +451,19 @@ static int try_flush(int force)
     for (int b = 0; b < CS_METRICS_FLUSH_BUCKETS; b++)
         if (secs <= cs_metrics_flush_le[b])
             D.m.flush_bucket[b]++;
+    if (rc == CS_SINK_FENCED) {
+        on_fenced(cs_sink_fence_detail(D.sink));
+        return -1;
+    }
     if (rc != 0) {
         D.m.flushes_failed++;
         return -1;
     }
     D.m.flushes_ok++;
     D.m.flush_seq = D.seq;
+    for (size_t i = 0; i < D.ntps; i++)
+        D.pi[D.tps[i].part].redis_off = D.offs[i];
+    free_flush_snaps();
     cs_source_commit(D.src, D.tps, D.offs, D.ntps, 0);
     cs_agg_reset(D.inflight);
     D.has_inflight = 0;
@@ -314,6 +479,8 @@ static int try_flush(int force)
 static int flush_until(int64_t deadline_ms)
 {
     for (;;) {
+        if (D.fenced || D.fatal)
+            return -1;
         if (try_flush(1) == 0 && D.next->changes == 0)
             return 0;
         if (cs_wall_ms() > deadline_ms)
@@ -350,14 +517,18 @@ static void fill_metrics(void)
     m->sessions_started = (uint64_t)t->started;
     m->sessions_ended = (uint64_t)t->ended_n;
     m->sessions_open = t->started - t->ended_n;
-    uint64_t msgs = 0, cust = 0, sb = 0, cb = 0;
+    uint64_t msgs = 0, cust = 0, sb = 0, cb = 0, replayed = 0, multi = 0;
     for (int w = 0; w < D.nw; w++) {
+        replayed += D.slots[w].stats.replayed;
+        multi += D.slots[w].stats.multi_partition;
         msgs += D.slots[w].stats.messages;
         cust += D.slots[w].stats.customers;
         sb += D.slots[w].stats.session_bytes;
         cb += D.slots[w].stats.customer_bytes;
     }
     (void)inv;
+    m->replayed_messages = replayed;
+    m->multi_partition_customers = multi;
     m->messages_total = msgs;
     m->customers_tracked = cust;
     m->session_bytes = sb;
@@ -372,20 +543,22 @@ static void fill_metrics(void)
     cs_source_stats st;
     cs_source_stats_get(D.src, &st);
     m->rebalances = st.rebalances;
+    m->partitions_assigned = st.assigned;
+    m->partitions_revoked = st.revoked;
     m->redelivered_skipped = st.redelivered_skipped;
     m->dead_lettered = st.dead_lettered;
     m->consume_errors = st.consume_errors;
     cs_source_tp tps[MAX_ASSIGNED];
     size_t n = cs_source_assigned(D.src, tps, MAX_ASSIGNED);
     m->npartitions = 0;
+    m->replaying_partitions = 0;
+    for (size_t i = 0; i < n; i++)
+        m->replaying_partitions += D.pi[tps[i].part].replaying;
     for (size_t i = 0; i < n && i < CS_METRICS_MAX_PARTS; i++) {
         cs_metrics_part *p = &m->parts[m->npartitions++];
         snprintf(p->topic, sizeof p->topic, "%s", tps[i].topic);
         p->partition = tps[i].partition;
-        p->next_offset = -1;
-        for (int w = 0; w < D.nw; w++)
-            if (D.slots[w].next_off[tps[i].part] >= 0)
-                p->next_offset = D.slots[w].next_off[tps[i].part];
+        p->next_offset = D.pi[tps[i].part].poff;
         p->high_watermark = cs_source_high_watermark(D.src, tps[i].topic, tps[i].partition);
         p->lag = p->high_watermark >= 0 && p->next_offset >= 0 ? p->high_watermark - p->next_offset
                                                                : -1;
@@ -410,49 +583,132 @@ static void fill_metrics(void)
 
 /* ---- source callbacks ------------------------------------------------------------------------ */
 
+/* A partition arrives: restore it from what Redis holds (docs/state.md).
+ *  - offsets + a valid snapshot at S <= C: load it, read from S, re-read S..C without counting;
+ *  - offsets, no usable snapshot: rebuild from the oldest retained message up to C, uncounted;
+ *  - no offsets, but the group committed one: Redis lost the counts (redis_state_lost);
+ *  - neither: a fresh partition, auto.offset.reset. */
 static int on_assign(void *opaque, const char *topic, int32_t partition, int worker,
-                     int64_t *start)
+                     int64_t committed, int64_t *start)
 {
     char err[512];
-    const char *journey = cs_rules_journey(cs_engine_rules(D.e));
+    const cs_ruleset *rs = cs_engine_rules(D.e);
+    const char *journey = cs_rules_journey(rs);
     int64_t delay = 100;
-    for (;;) {
-        int r = cs_sink_load_offset(D.sink_meta, journey, topic, partition, start, err,
-                                    sizeof err);
-        if (r == 1)
-            break;
-        if (r == 0) {
-            *start = -1;
-            break;
-        }
-        if (atomic_load(&D.stop_reading) || g_term)
+    cs_part_saved sv;
+    int64_t t0 = cs_mono_ms();
+    while (cs_sink_load_part(D.sink_meta, journey, topic, partition, &sv, err, sizeof err) != 0) {
+        if (atomic_load(&D.stop_reading) || g_term || D.fatal)
             return -1;
-        logf_(4, "%s[%d]: cannot read its offset from Redis (%s); retrying", topic, partition,
+        logf_(4, "%s[%d]: cannot read its state from Redis (%s); retrying", topic, partition,
               err);
         usleep((useconds_t)delay * 1000);
         delay = delay * 2 > 5000 ? 5000 : delay * 2;
     }
-    int part = cs_engine_add_partition(D.e, worker);
+    int part;
+    int64_t redis_off = -1, snap_off = -1;
+    int replaying = 0;
+    if (!sv.has_offset && committed >= 0) {
+        D.m.state_lost++;
+        if (D.cfg.redis_state_lost == CS_STATE_LOST_FAIL) {
+            logf_(3, "%s[%d]: Redis has no offset for it but the group committed offset %lld: "
+                     "Redis lost the counts; stopping (redis_state_lost=fail)", topic,
+                  partition, (long long)committed);
+            free(sv.snap);
+            D.fatal = 5;
+            return -1;
+        }
+        logf_(3, "%s[%d]: Redis has no offset for it but the group committed offset %lld: "
+                 "Redis lost the counts; counting the partition again from its oldest "
+                 "retained message (redis_state_lost=rebuild)", topic, partition,
+              (long long)committed);
+        free(sv.snap);
+        part = cs_engine_add_partition(D.e, worker);
+        *start = CS_START_BEGINNING;
+    } else if (!sv.has_offset) {
+        free(sv.snap);
+        part = cs_engine_add_partition(D.e, worker);
+        *start = CS_START_RESET;
+    } else {
+        redis_off = sv.offset;
+        int64_t wm = sv.has_wm ? sv.wm : INT64_MIN;
+        cs_pstate *st = NULL;
+        cs_snap_info info = {0};
+        if (sv.snap) {
+            st = cs_snapshot_read(sv.snap, sv.snap_len, rs, cs_engine_dicts(D.e), &info, err,
+                                  sizeof err);
+            if (st && info.next_offset > sv.offset) {
+                snprintf(err, sizeof err, "it is at offset %lld, beyond the counted offset %lld",
+                         (long long)info.next_offset, (long long)sv.offset);
+                cs_pstate_destroy(st);
+                st = NULL;
+            }
+            if (!st) {
+                D.m.snapshots_rejected++;
+                logf_(4, "%s[%d]: snapshot rejected (%s); rebuilding its state from Kafka", topic,
+                      partition, err);
+            }
+        }
+        if (st) {
+            snap_off = info.next_offset;
+            part = cs_engine_add_partition_state(D.e, worker, st, snap_off, sv.offset, wm);
+            *start = snap_off;
+            D.m.restores++;
+            D.m.restored_sessions += info.sessions;
+            D.m.last_restore_seconds = (double)(cs_mono_ms() - t0) / 1000.0;
+            logf_(6, "%s[%d]: restored %llu sessions and %llu customers from a %zu-byte snapshot "
+                     "at offset %lld in %lld ms; re-reading %lld message(s) up to offset %lld "
+                     "without counting", topic, partition, (unsigned long long)info.sessions,
+                  (unsigned long long)info.customers, sv.snap_len, (long long)snap_off,
+                  (long long)(cs_mono_ms() - t0), (long long)(sv.offset - snap_off),
+                  (long long)sv.offset);
+        } else {
+            if (!sv.snap)
+                logf_(4, "%s[%d]: offsets in Redis but no snapshot; rebuilding its state from "
+                         "the oldest retained message up to offset %lld without counting", topic,
+                      partition, (long long)sv.offset);
+            part = cs_engine_add_partition_state(D.e, worker, NULL, -1, sv.offset, wm);
+            *start = CS_START_BEGINNING;
+        }
+        replaying = part >= 0 && cs_engine_part_replaying(D.e, part);
+        free(sv.snap);
+    }
     if (part < 0)
         return -1;
-    for (int w = 0; w < D.nw; w++)
-        D.slots[w].next_off[part] = -1;
-    logf_(6, "assigned %s[%d] to worker %d, starting at %s%lld", topic, partition, worker,
-          *start >= 0 ? "offset " : "", *start >= 0 ? (long long)*start : -1LL);
+    char label[600];
+    snprintf(label, sizeof label, "%s/%d", topic, partition);
+    cs_engine_set_part_label(D.e, part, (uint16_t)XXH3_64bits(label, strlen(label)));
+    pinfo *p = &D.pi[part];
+    free(p->snap);
+    memset(p, 0, sizeof *p);
+    p->poff = -1;
+    p->pwm = INT64_MIN;
+    p->redis_off = redis_off;
+    p->replaying = replaying;
+    p->assigned_ms = cs_mono_ms();
+    /* a partition without a snapshot in Redis gets one at its next flush; the others are
+     * spread over the interval so that their snapshots do not all land in one flush */
+    int64_t iv = D.cfg.snapshot_interval_ms > 0 ? D.cfg.snapshot_interval_ms : 1;
+    p->last_snap_ms = snap_off >= 0 ? cs_wall_ms() - (int64_t)(XXH3_64bits(label, strlen(label)) % (uint64_t)iv)
+                                    : 0;
+    logf_(6, "assigned %s[%d] to worker %d, reading from %s%lld", topic, partition, worker,
+          *start >= 0 ? "offset " : *start == CS_START_BEGINNING ? "the oldest message, " : "",
+          *start >= 0 ? (long long)*start : -1LL);
     return part;
 }
 
 static void on_revoke(void *opaque, const int *parts, size_t n)
 {
-    /* During the final close the workers are gone and every session was already ended and
-     * flushed: there is nothing left to hand over. */
-    if (!n || atomic_load(&D.stop_reading))
+    /* During the final close the workers are gone and every partition was already snapshotted
+     * and flushed; after a fence or a fatal error nothing may be written. */
+    if (!n || atomic_load(&D.stop_reading) || D.fenced || D.fatal)
         return;
-    /* end the revoked partitions' sessions, hand their final counts over, and write them */
-    collect(parts, n, CS_END_SHUTDOWN);
-    if (flush_until(cs_wall_ms() + D.cfg.shutdown_timeout_ms) != 0)
-        logf_(3, "revoke: could not write the final counts of %zu partition(s) to Redis; they "
-                 "will be read again by the next owner", n);
+    /* snapshot the revoked partitions, hand their final counts over, write them with their
+     * offsets, then let them go: the next owner restores exactly this */
+    collect(parts, n, REQ_RELEASE);
+    if (flush_until(cs_wall_ms() + D.cfg.shutdown_timeout_ms) != 0 && !D.fenced && !D.fatal)
+        logf_(3, "revoke: could not write the final counts of %zu partition(s) to Redis; the "
+                 "next owner will re-read them from the last counted offsets", n);
 }
 
 static void dead_letter(void *opaque, const cs_msg *m, const char *reason)
@@ -533,12 +789,10 @@ int main(int argc, char **argv)
         return 2;
     }
     D.slots = calloc((size_t)D.nw, sizeof *D.slots);
+    D.pi = calloc(MAX_PARTS, sizeof *D.pi);
     for (int w = 0; w < D.nw; w++) {
         pthread_mutex_init(&D.slots[w].mu, NULL);
         pthread_cond_init(&D.slots[w].cv, NULL);
-        D.slots[w].next_off = malloc(65536 * sizeof(int64_t));
-        for (int i = 0; i < 65536; i++)
-            D.slots[w].next_off[i] = -1;
     }
     D.next = calloc(1, sizeof *D.next);
     D.inflight = calloc(1, sizeof *D.inflight);
@@ -556,11 +810,13 @@ int main(int argc, char **argv)
     D.seq = (uint64_t)cs_wall_ms() * 1000;
     D.last_ok_ms = cs_wall_ms();
 
+    D.argv = argv;
     char client_id[300];
     snprintf(client_id, sizeof client_id, "clickstage-%s", D.cfg.instance_id);
     cs_source_conf srcc = {
         .brokers = D.cfg.brokers, .group = D.cfg.group, .topics = D.cfg.topics,
         .client_id = client_id, .extra_props = D.cfg.kafka_props,
+        .group_instance_id = D.cfg.group_instance_id,
         .dead_letter_topic = D.cfg.dead_letter_topic, .earliest = D.cfg.auto_offset_reset_earliest,
         .drain = D.cfg.drain, .batch_size = D.cfg.batch_size, .on_assign = on_assign,
         .on_revoke = on_revoke, .log = log_cb, .opaque = NULL};
@@ -580,6 +836,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     if (cs_source_start(D.src, err, sizeof err) != 0) {
+        if (D.fatal)
+            return D.fatal;
         logf_(3, "kafka: %s", err);
         return 2;
     }
@@ -604,7 +862,7 @@ int main(int argc, char **argv)
 
     int64_t next_flush = cs_wall_ms() + D.cfg.flush_interval_ms;
     int64_t idle_ms = cs_rules_session(rs)->idle_close_ms;
-    while (!g_term && !(D.cfg.drain && cs_source_drained(D.src))) {
+    while (!g_term && !D.fenced && !D.fatal && !(D.cfg.drain && cs_source_drained(D.src))) {
         int64_t now = cs_wall_ms();
         int wait = (int)(next_flush > now ? next_flush - now : 0);
         cs_source_poll(D.src, wait < 100 ? wait : 100);
@@ -616,7 +874,9 @@ int main(int argc, char **argv)
         if (now >= next_flush) {
             if (!D.cfg.drain)
                 cs_source_update_idle(D.src, now, idle_ms);
-            collect(NULL, 0, 0);
+            int due[MAX_END];
+            size_t ndue = due_snapshots(due, MAX_END, now);
+            collect(due, ndue, ndue ? REQ_SNAPSHOT : REQ_NONE);
             if (try_flush(0) != 0 && D.cfg.redis_outage_pause_ms > 0 && !D.paused &&
                 now - D.last_ok_ms > D.cfg.redis_outage_pause_ms) {
                 logf_(4, "counts not written for %lld ms: pausing consumption until Redis is "
@@ -629,9 +889,14 @@ int main(int argc, char **argv)
         }
     }
 
-    /* stop reading, finish what is in flight, end sessions, flush, commit, leave */
-    int draining = D.cfg.drain && !g_term;
-    logf_(6, "%s: stopping the workers", draining ? "drain complete" : "signal received");
+    /* stop reading, finish what is in flight, snapshot (drain: end sessions), flush, commit,
+     * leave. Fenced or fatal: write nothing more. */
+    int draining = D.cfg.drain && !g_term && !D.fenced && !D.fatal;
+    logf_(6, "%s: stopping the workers",
+          D.fatal    ? "fatal error"
+          : D.fenced ? "fenced"
+          : draining ? "drain complete"
+                     : "signal received");
     atomic_store(&D.stop_reading, 1);
     for (int w = 0; w < D.nw; w++)
         cs_source_wake(D.src, w);
@@ -643,18 +908,26 @@ int main(int argc, char **argv)
             D.slots[w].ret = NULL;
         }
     }
-    if (draining)
-        cs_engine_set_watermark(D.e, cs_engine_final_watermark(D.e));
-    collect_joined(draining ? CS_END_DRAIN : CS_END_SHUTDOWN);
-    int64_t deadline = cs_wall_ms() + D.cfg.shutdown_timeout_ms;
-    int ok = flush_until(deadline) == 0;
-    if (ok) /* the offsets of the last flush, now all written: commit them synchronously */
-        cs_source_commit(D.src, D.tps, D.offs, D.ntps, 1);
+    int ok = 0;
+    if (!D.fenced && !D.fatal) {
+        if (draining)
+            cs_engine_set_watermark(D.e, cs_engine_final_watermark(D.e));
+        /* a graceful stop keeps sessions open: their state goes to Redis as snapshots and the
+         * next owner continues them */
+        collect_joined(draining ? CS_END_DRAIN : -1, 1);
+        int64_t deadline = cs_wall_ms() + D.cfg.shutdown_timeout_ms;
+        ok = flush_until(deadline) == 0;
+        if (ok) /* the offsets of the last flush, now all written: commit them synchronously */
+            cs_source_commit(D.src, D.tps, D.offs, D.ntps, 1);
+    }
     cs_sink_stats sst;
     cs_sink_stats_get(D.sink, &sst);
     cs_source_stats srs;
     cs_source_stats_get(D.src, &srs);
-    logf_(ok ? 6 : 3,
+    if (D.fenced)
+        logf_(4, "fenced: re-executing to rejoin the group with fresh state");
+    else if (!D.fatal)
+        logf_(ok ? 6 : 3,
           "%s: %llu flushes, %llu redis commands, %llu redelivered skipped, %llu stray",
           ok ? "stopped cleanly" : "final flush failed; counts since the last flush will be "
                                    "read again on restart",
@@ -676,11 +949,24 @@ int main(int argc, char **argv)
     free(D.totals);
     free((void *)D.loops);
     free((void *)D.last_loop_ms);
-    for (int w = 0; w < D.nw; w++)
-        free(D.slots[w].next_off);
+    for (int p = 0; p < MAX_PARTS; p++)
+        free(D.pi[p].snap);
+    free_flush_snaps();
+    free(D.pi);
     free(D.slots);
     free(D.threads);
     cs_engine_destroy(D.e);
     cs_config_free(&D.cfg);
+    if (D.fatal)
+        return D.fatal;
+    if (D.fenced) {
+        /* a clean slate: the same program, arguments and environment, rejoining the group;
+         * every partition it gets is restored from what Redis holds */
+        fflush(NULL);
+        execv("/proc/self/exe", D.argv);
+        fprintf(stderr, "clickstage: fenced: re-executing failed (%s); exiting\n",
+                strerror(errno));
+        return 4;
+    }
     return ok ? 0 : 3;
 }

@@ -65,6 +65,16 @@ typedef struct cs_metrics {
 
     /* Kafka */
     uint64_t rebalances, redelivered_skipped, dead_lettered, consume_errors;
+    uint64_t partitions_assigned, partitions_revoked;
+
+    /* state that moves with partitions (docs/state.md) */
+    uint64_t snapshots_written, snapshot_bytes_written, snapshots_rejected;
+    uint64_t restores, restored_sessions, replayed_messages;
+    int replaying_partitions;
+    double last_restore_seconds;       /* loading + decoding the last snapshot */
+    double last_replay_seconds;        /* assignment to the end of its replay */
+    uint64_t fenced, state_lost;
+    uint64_t multi_partition_customers; /* unkeyed-producer detector */
     int npartitions;
     cs_metrics_part parts[CS_METRICS_MAX_PARTS];
     int paused;

@@ -1,10 +1,18 @@
 /* cs_checkredis — compares the clickstage hashes of one journey in Redis with an expected JSON
  * file ({"hash": {"field": n}}; hash names without the "<prefix>:{J}:" part) and prints every
  * difference. Missing fields count as 0. Keys `offsets` and `meta` are not compared. Exit 0 when
- * equal, 1 when not, 2 on error. Last stdout line: {"differences": N, "compared": M}.
+ * equal, 1 when not, 2 on error. Last stdout line:
+ *   {"differences": N, "compared": M, "lost": L, "double_counted": D}
+ * where, over the message-level hashes `events` (stages, _unclassified, _late) and `invalid`,
+ * lost = sum of max(0, expected - redis) and double_counted = sum of max(0, redis - expected);
+ * N counts every differing field of every compared hash.
  *
  *   cs_checkredis --redis HOST:PORT --prefix clickstage --journey J --expect FILE
  *                 [--events-only]   (compare only the `events` and `invalid` hashes)
+ *                 [--json FILE]     (also write the summary with every differing field:
+ *                   {"differences":N,"compared":M,"lost":L,"double_counted":D,
+ *                    "by_hash":{"<hash>":n,...},
+ *                    "fields":[{"hash":h,"field":f,"expected":e,"got":g},...]})
  */
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
@@ -14,9 +22,49 @@
 
 #include "counts.h"
 
+/* every (hash, field) seen on either side, once, in first-seen order */
+typedef struct {
+    char **hash, **field;
+    size_t n, cap;
+    cs_counts *seen;
+} keylist;
+
+static void keys_add(keylist *k, const char *hash, const char *field)
+{
+    if (cs_counts_get(k->seen, hash, field))
+        return;
+    cs_counts_add(k->seen, hash, field, 1);
+    if (k->n == k->cap) {
+        k->cap = k->cap ? k->cap * 2 : 1024;
+        k->hash = realloc(k->hash, k->cap * sizeof *k->hash);
+        k->field = realloc(k->field, k->cap * sizeof *k->field);
+        if (!k->hash || !k->field) abort();
+    }
+    k->hash[k->n] = strdup(hash);
+    k->field[k->n] = strdup(field);
+    k->n++;
+}
+
+static void json_str(FILE *o, const char *s)
+{
+    fputc('"', o);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(o, "\\%c", *p);
+        else if (*p < 0x20) fprintf(o, "\\u%04x", *p);
+        else fputc(*p, o);
+    }
+    fputc('"', o);
+}
+
+static int message_level(const char *hash)
+{
+    return !strcmp(hash, "events") || !strcmp(hash, "invalid");
+}
+
 int main(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:6379", *prefix = "clickstage", *journey = NULL, *expect = NULL;
+    const char *json_out = NULL;
     int events_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events-only")) { events_only = 1; continue; }
@@ -25,6 +73,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--prefix")) prefix = argv[++i];
         else if (!strcmp(argv[i], "--journey")) journey = argv[++i];
         else if (!strcmp(argv[i], "--expect")) expect = argv[++i];
+        else if (!strcmp(argv[i], "--json")) json_out = argv[++i];
     }
     if (!journey || !expect) {
         fprintf(stderr, "usage: cs_checkredis --redis HOST:PORT --journey J --expect FILE\n");
@@ -42,10 +91,14 @@ int main(int argc, char **argv)
     cJSON *root = cJSON_Parse(buf);
     if (!root) { fprintf(stderr, "%s: not JSON\n", expect); return 2; }
     cs_counts *want = cs_counts_new(), *got = cs_counts_new();
+    keylist keys = {0};
+    keys.seen = cs_counts_new();
     for (cJSON *h = root->child; h; h = h->next)
         for (cJSON *fl = h->child; fl; fl = fl->next)
-            if (!events_only || !strcmp(h->string, "events") || !strcmp(h->string, "invalid"))
+            if (!events_only || !strcmp(h->string, "events") || !strcmp(h->string, "invalid")) {
                 cs_counts_add(want, h->string, fl->string, (int64_t)fl->valuedouble);
+                keys_add(&keys, h->string, fl->string);
+            }
 
     char host[256];
     int port = 6379;
@@ -71,13 +124,66 @@ int main(int argc, char **argv)
                 continue;
             redisReply *hr = redisCommand(c, "HGETALL %s", key);
             if (!hr || hr->type != REDIS_REPLY_ARRAY) continue;
-            for (size_t j = 0; j + 1 < hr->elements; j += 2)
+            for (size_t j = 0; j + 1 < hr->elements; j += 2) {
                 cs_counts_add(got, hash, hr->element[j]->str, atoll(hr->element[j + 1]->str));
+                keys_add(&keys, hash, hr->element[j]->str);
+            }
             freeReplyObject(hr);
         }
         freeReplyObject(r);
     } while (cursor != 0);
     long d = cs_counts_diff(want, "expected", got, "redis", stdout, 200);
-    printf("{\"differences\": %ld, \"compared\": %ld}\n", d, cs_counts_size(want));
+    long long lost = 0, dbl = 0;
+    long nd = 0;
+    for (size_t i = 0; i < keys.n; i++) {
+        int64_t e = cs_counts_get(want, keys.hash[i], keys.field[i]);
+        int64_t g = cs_counts_get(got, keys.hash[i], keys.field[i]);
+        if (e == g) continue;
+        nd++;
+        if (message_level(keys.hash[i])) {
+            if (e > g) lost += e - g;
+            else dbl += g - e;
+        }
+    }
+    if (nd != d) fprintf(stderr, "cs_checkredis: internal: %ld vs %ld differences\n", nd, d);
+    if (json_out) {
+        FILE *o = fopen(json_out, "w");
+        if (!o) { perror(json_out); return 2; }
+        fprintf(o, "{\"differences\":%ld,\"compared\":%ld,\"lost\":%lld,\"double_counted\":%lld,"
+                   "\"by_hash\":{", nd, cs_counts_size(want), lost, dbl);
+        /* per hash: how many fields differ (hash names in first-seen order) */
+        cs_counts *per = cs_counts_new();
+        keylist hk = {0};
+        hk.seen = cs_counts_new();
+        for (size_t i = 0; i < keys.n; i++) {
+            int64_t e = cs_counts_get(want, keys.hash[i], keys.field[i]);
+            int64_t g = cs_counts_get(got, keys.hash[i], keys.field[i]);
+            if (e == g) continue;
+            cs_counts_add(per, keys.hash[i], "", 1);
+            keys_add(&hk, keys.hash[i], "");
+        }
+        for (size_t i = 0; i < hk.n; i++) {
+            if (i) fputc(',', o);
+            json_str(o, hk.hash[i]);
+            fprintf(o, ":%lld", (long long)cs_counts_get(per, hk.hash[i], ""));
+        }
+        fprintf(o, "},\"fields\":[");
+        int first = 1;
+        for (size_t i = 0; i < keys.n; i++) {
+            int64_t e = cs_counts_get(want, keys.hash[i], keys.field[i]);
+            int64_t g = cs_counts_get(got, keys.hash[i], keys.field[i]);
+            if (e == g) continue;
+            fprintf(o, "%s\n{\"hash\":", first ? "" : ",");
+            first = 0;
+            json_str(o, keys.hash[i]);
+            fprintf(o, ",\"field\":");
+            json_str(o, keys.field[i]);
+            fprintf(o, ",\"expected\":%lld,\"got\":%lld}", (long long)e, (long long)g);
+        }
+        fprintf(o, "]}\n");
+        if (fclose(o) != 0) { perror(json_out); return 2; }
+    }
+    printf("{\"differences\": %ld, \"compared\": %ld, \"lost\": %lld, \"double_counted\": %lld}\n",
+           d, cs_counts_size(want), lost, dbl);
     return d ? 1 : 0;
 }

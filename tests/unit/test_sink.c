@@ -418,7 +418,8 @@ static char *hget(redisContext *c, const char *key, const char *field, char *buf
     return buf;
 }
 
-static const cs_flush_offset test_offsets[] = {{"clicks", 0, 100}, {"clicks", 3, 42}};
+/* check = 0: no fencing (the fence has its own tests below) */
+static const cs_flush_offset test_offsets[] = {{"clicks", 0, 100, 0, 0, 0}, {"clicks", 3, 42, 0, 0, 0}};
 
 static cs_flush mkflush(fx *f, uint64_t seq)
 {
@@ -907,6 +908,141 @@ static void test_load_offset_and_seq(void **st)
     cs_sink_destroy(s);
 }
 
+/* Fencing: a flush that expects other offsets than Redis holds writes nothing, says which
+ * partitions, and the sink stays usable; the right expectations apply. */
+static void test_fenced_flush_writes_nothing(void **st)
+{
+    fx *f = *st;
+    fill_agg(f);
+    cs_sink *s = new_sink(f, NULL, 2000);
+    char err[512] = "";
+    /* first writer: Redis must have nothing for these partitions */
+    cs_flush_offset o1[] = {{"clicks", 0, 100, 1, -1, 5000}, {"clicks", 3, 42, 1, -1, 5000}};
+    cs_flush fl = mkflush(f, 1);
+    fl.offsets = o1;
+    flush_ok(s, &fl);
+    expect_counts(f->ctl, 1);
+    char v[64];
+    assert_string_equal(hget(f->ctl, K("wm"), "clicks/0", v, sizeof v), "5000");
+
+    /* a zombie still expecting "nothing" for clicks/3: fenced, nothing written */
+    cs_flush_offset o2[] = {{"clicks", 0, 150, 1, 100, 6000}, {"clicks", 3, 60, 1, -1, 6000}};
+    fl = mkflush(f, 2);
+    fl.offsets = o2;
+    assert_int_equal(cs_sink_flush(s, &fl, err, sizeof err), CS_SINK_FENCED);
+    assert_string_equal(cs_sink_fence_detail(s), "clicks/3=42");
+    assert_non_null(strstr(err, "fenced"));
+    expect_counts(f->ctl, 1); /* not one counter moved */
+    assert_string_equal(hget(f->ctl, K("offsets"), "clicks/0", v, sizeof v), "100");
+    assert_string_equal(hget(f->ctl, K("meta"), "seq:t1", v, sizeof v), "1");
+
+    /* Redis lost the field (as after a restart without persistence): "=" with nothing */
+    redisReply *r = redisCommand(f->ctl, "HDEL %s clicks/0", K("offsets"));
+    freeReplyObject(r);
+    cs_flush_offset o3[] = {{"clicks", 0, 150, 1, 100, 6000}, {"clicks", 3, 60, 1, 42, 6000}};
+    fl = mkflush(f, 3);
+    fl.offsets = o3;
+    assert_int_equal(cs_sink_flush(s, &fl, err, sizeof err), CS_SINK_FENCED);
+    assert_string_equal(cs_sink_fence_detail(s), "clicks/0=");
+    expect_counts(f->ctl, 1);
+
+    /* matching expectations apply, on the same connection */
+    r = redisCommand(f->ctl, "HSET %s clicks/0 100", K("offsets"));
+    freeReplyObject(r);
+    fl = mkflush(f, 4);
+    fl.offsets = o3;
+    flush_ok(s, &fl);
+    expect_counts(f->ctl, 2);
+    assert_string_equal(hget(f->ctl, K("offsets"), "clicks/3", v, sizeof v), "60");
+    assert_string_equal(cs_sink_fence_detail(s), "");
+    cs_sink_stats stt;
+    cs_sink_stats_get(s, &stt);
+    assert_int_equal(stt.fenced, 2);
+    assert_int_equal(stt.flushes_ok, 2);
+    cs_sink_destroy(s);
+}
+
+/* Snapshots ride in the flush (same atomic step as the offsets), binary-safe, and come back
+ * with the offsets and watermark through cs_sink_load_part. */
+static void test_snapshot_and_load_part(void **st)
+{
+    fx *f = *st;
+    fill_agg(f);
+    cs_sink *s = new_sink(f, NULL, 2000);
+    char err[512] = "";
+    cs_part_saved sv;
+    assert_int_equal(cs_sink_load_part(s, J, "clicks", 0, &sv, err, sizeof err), 0);
+    assert_int_equal(sv.has_offset, 0);
+    assert_int_equal(sv.has_wm, 0);
+    assert_null(sv.snap);
+
+    static const char blob[] = "CSSN\0\1\r\n$3\r\n\xff binary \0 bytes";
+    cs_flush_snap sn[] = {{"clicks", 0, blob, sizeof blob}};
+    cs_flush_offset o1[] = {{"clicks", 0, 100, 1, -1, -42}};
+    cs_flush fl = mkflush(f, 1);
+    fl.offsets = o1;
+    fl.noffsets = 1;
+    fl.snaps = sn;
+    fl.nsnaps = 1;
+    flush_ok(s, &fl);
+    expect_counts(f->ctl, 1);
+    assert_int_equal(cs_sink_load_part(s, J, "clicks", 0, &sv, err, sizeof err), 0);
+    assert_int_equal(sv.has_offset, 1);
+    assert_int_equal(sv.offset, 100);
+    assert_int_equal(sv.has_wm, 1);
+    assert_int_equal(sv.wm, -42);
+    assert_non_null(sv.snap);
+    assert_int_equal(sv.snap_len, sizeof blob);
+    assert_memory_equal(sv.snap, blob, sizeof blob);
+    free(sv.snap);
+
+    /* a fenced flush does not replace the snapshot either */
+    static const char blob2[] = "other";
+    cs_flush_snap sn2[] = {{"clicks", 0, blob2, sizeof blob2}};
+    cs_flush_offset o2[] = {{"clicks", 0, 200, 1, 99, 0}};
+    fl = mkflush(f, 2);
+    fl.offsets = o2;
+    fl.noffsets = 1;
+    fl.snaps = sn2;
+    assert_int_equal(cs_sink_flush(s, &fl, err, sizeof err), CS_SINK_FENCED);
+    assert_int_equal(cs_sink_load_part(s, J, "clicks", 0, &sv, err, sizeof err), 0);
+    assert_int_equal(sv.snap_len, sizeof blob);
+    free(sv.snap);
+
+    redisReply *r = redisCommand(f->ctl, "HSET %s clicks/0 pear", K("wm"));
+    freeReplyObject(r);
+    assert_int_equal(cs_sink_load_part(s, J, "clicks", 0, &sv, err, sizeof err), -1);
+    assert_non_null(strstr(err, "pear"));
+    cs_sink_destroy(s);
+}
+
+/* The server forgot the script (SCRIPT FLUSH): that flush is not applied, the next connection
+ * loads the script again and the retry applies it exactly once. */
+static void test_noscript_reloads(void **st)
+{
+    fx *f = *st;
+    fill_agg(f);
+    cs_sink *s = new_sink(f, NULL, 2000);
+    cs_flush fl = mkflush(f, 1);
+    flush_ok(s, &fl);
+    redisReply *r = redisCommand(f->ctl, "SCRIPT FLUSH");
+    freeReplyObject(r);
+    fl = mkflush(f, 2);
+    char err[512] = "";
+    assert_int_equal(cs_sink_flush(s, &fl, err, sizeof err), -1);
+    assert_non_null(strstr(err, "NOSCRIPT"));
+    expect_counts(f->ctl, 1);
+    int ok = -1;
+    for (int i = 0; i < 50 && ok != 0; i++) {
+        ok = cs_sink_ready(s, now_ms()) ? cs_sink_flush(s, &fl, err, sizeof err) : -1;
+        if (ok)
+            sleep_ms(20);
+    }
+    assert_int_equal(ok, 0);
+    expect_counts(f->ctl, 2);
+    cs_sink_destroy(s);
+}
+
 /* ~300 counters: time a flush against the local Redis (TCP loopback), print the figure. */
 static void test_flush_timing(void **st)
 {
@@ -1029,6 +1165,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_urls_unix_and_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_offset_and_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fenced_flush_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_and_load_part, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_noscript_reloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flush_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_transaction_frozen, setup, teardown),

@@ -38,7 +38,7 @@ typedef struct fx {
 } fx;
 
 static int on_assign(void *opaque, const char *topic, int32_t partition, int worker,
-                     int64_t *start)
+                     int64_t committed, int64_t *start)
 {
     fx *f = opaque;
     /* as if Redis held offset 0 for every partition: the 2.0.2 mock answers OffsetFetch for a
