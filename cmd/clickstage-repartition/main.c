@@ -206,7 +206,8 @@ typedef struct part {
     int64_t next;             /* offset after the last emitted message, -1 unknown */
     int64_t base;             /* first offset not yet committed (rewind target), -1 unknown */
     int64_t end;              /* --drain: the end offset at start */
-    int64_t empty_since_ms;   /* when the buffer ran empty without eof; 0 = not waiting */
+    int64_t empty_since_ms;   /* since when it holds the merge back (empty, not at its end,
+                               * while others have data); 0: it does not */
 } part;
 
 static struct {
@@ -800,7 +801,7 @@ static void check_done(part *x)
 }
 
 /* Take what the partition's queue holds (without waiting) into its empty buffer. */
-static void refill(part *x, int64_t now)
+static void refill(part *x)
 {
     if (x->n || !x->assigned || x->done)
         return;
@@ -839,8 +840,6 @@ static void refill(part *x, int64_t now)
         x->head_ts = msg_ts(x->buf[0]);
         x->empty_since_ms = 0;
     } else {
-        if (!x->eof && !x->empty_since_ms)
-            x->empty_since_ms = now;
         check_done(x);
     }
 }
@@ -909,20 +908,15 @@ static int emit(int budget, int64_t now, int *blocked)
     *blocked = 0;
     for (int i = 0; i < R.nparts; i++)
         if (R.parts[i].assigned && !R.parts[i].done && !R.parts[i].n)
-            refill(&R.parts[i], now);
+            refill(&R.parts[i]);
     while (done < budget) {
         part *best = NULL;
         int hold = 0;
         int64_t bound = INT64_MAX; /* the smallest head timestamp of the other partitions */
         for (int i = 0; i < R.nparts; i++) {
             part *x = &R.parts[i];
-            if (!x->assigned || x->done)
+            if (!x->assigned || x->done || !x->n)
                 continue;
-            if (!x->n) {
-                if (R.order_ts && !x->eof && now - x->empty_since_ms < R.max_idle_ms)
-                    hold = 1;
-                continue;
-            }
             if (!R.order_ts) {
                 best = x;
                 break;
@@ -935,8 +929,23 @@ static int emit(int budget, int64_t now, int *blocked)
                 bound = x->head_ts;
             }
         }
-        if (!best)
+        if (!best) {
+            /* nothing anywhere: nobody waits for anybody */
+            for (int i = 0; i < R.nparts; i++)
+                R.parts[i].empty_since_ms = 0;
             break;
+        }
+        /* Others have data: an empty partition that is not at its end holds them back, for
+         * --max-idle from the moment it started to (its next message may be older). */
+        for (int i = 0; R.order_ts && i < R.nparts; i++) {
+            part *x = &R.parts[i];
+            if (!x->assigned || x->done || x->n || x->eof)
+                continue;
+            if (!x->empty_since_ms)
+                x->empty_since_ms = now;
+            if (now - x->empty_since_ms < R.max_idle_ms)
+                hold = 1;
+        }
         if (hold) {
             *blocked = 1;
             break;
@@ -955,7 +964,7 @@ static int emit(int budget, int64_t now, int *blocked)
             done++;
             if (!best->n) {
                 check_done(best);
-                refill(best, now);
+                refill(best);
                 break;
             }
             best->head_ts = msg_ts(best->buf[best->head]);
@@ -1279,6 +1288,7 @@ int main(int argc, char **argv)
             if (!budget && wait > 2)
                 wait = 2;
             int64_t tw=now_ms(); DBG_waits++;
+            if (getenv("RPDBG2")) { fprintf(stderr, "wait at %lld ms: wait %lld blocked %d budget %d consumed %llu:", (long long)(tw-R.t_start_ms), (long long)wait, blocked, budget, (unsigned long long)R.consumed); for (int i=0;i<R.nparts;i++) fprintf(stderr, " [%d n%d eof%d done%d es%lld next%lld]", R.parts[i].partition, R.parts[i].n, R.parts[i].eof, R.parts[i].done, (long long)(R.parts[i].empty_since_ms? tw-R.parts[i].empty_since_ms:-1), (long long)R.parts[i].next); fprintf(stderr,"\n"); }
             wait_for_data((int)(wait < 0 ? 0 : wait)); DBG_wait_ms+=now_ms()-tw;
         }
     }

@@ -691,9 +691,13 @@ static int on_assign(void *opaque, const char *topic, int32_t partition, int wor
     int64_t iv = D.cfg.snapshot_interval_ms > 0 ? D.cfg.snapshot_interval_ms : 1;
     p->last_snap_ms = snap_off >= 0 ? cs_wall_ms() - (int64_t)(XXH3_64bits(label, strlen(label)) % (uint64_t)iv)
                                     : 0;
-    logf_(6, "assigned %s[%d] to worker %d, reading from %s%lld", topic, partition, worker,
-          *start >= 0 ? "offset " : *start == CS_START_BEGINNING ? "the oldest message, " : "",
-          *start >= 0 ? (long long)*start : -1LL);
+    if (*start >= 0)
+        logf_(6, "assigned %s[%d] to worker %d, reading from offset %lld", topic, partition,
+              worker, (long long)*start);
+    else
+        logf_(6, "assigned %s[%d] to worker %d, reading from %s", topic, partition, worker,
+              *start == CS_START_BEGINNING ? "its oldest retained message"
+                                           : "where auto_offset_reset says");
     return part;
 }
 

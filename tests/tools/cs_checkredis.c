@@ -11,6 +11,7 @@
  *                 [--events-only]   (compare only the `events` and `invalid` hashes)
  *                 [--json FILE]     (also write the summary with every differing field:
  *                   {"differences":N,"compared":M,"lost":L,"double_counted":D,
+ *                    "messages_expected":E,"messages_counted":C,   (sums of events + invalid)
  *                    "by_hash":{"<hash>":n,...},
  *                    "fields":[{"hash":h,"field":f,"expected":e,"got":g},...]})
  */
@@ -118,7 +119,9 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < r->element[1]->elements; i++) {
             const char *key = r->element[1]->element[i]->str;
             const char *hash = key + plen;
-            if (!strcmp(hash, "offsets") || !strcmp(hash, "meta"))
+            /* bookkeeping, not counts: offsets, applied watermarks, meta, snapshots */
+            if (!strcmp(hash, "offsets") || !strcmp(hash, "meta") || !strcmp(hash, "wm") ||
+                !strncmp(hash, "snap:", 5))
                 continue;
             if (events_only && strcmp(hash, "events") && strcmp(hash, "invalid"))
                 continue;
@@ -133,11 +136,15 @@ int main(int argc, char **argv)
         freeReplyObject(r);
     } while (cursor != 0);
     long d = cs_counts_diff(want, "expected", got, "redis", stdout, 200);
-    long long lost = 0, dbl = 0;
+    long long lost = 0, dbl = 0, msgs_want = 0, msgs_got = 0;
     long nd = 0;
     for (size_t i = 0; i < keys.n; i++) {
         int64_t e = cs_counts_get(want, keys.hash[i], keys.field[i]);
         int64_t g = cs_counts_get(got, keys.hash[i], keys.field[i]);
+        if (message_level(keys.hash[i])) {
+            msgs_want += e;
+            msgs_got += g;
+        }
         if (e == g) continue;
         nd++;
         if (message_level(keys.hash[i])) {
@@ -150,7 +157,8 @@ int main(int argc, char **argv)
         FILE *o = fopen(json_out, "w");
         if (!o) { perror(json_out); return 2; }
         fprintf(o, "{\"differences\":%ld,\"compared\":%ld,\"lost\":%lld,\"double_counted\":%lld,"
-                   "\"by_hash\":{", nd, cs_counts_size(want), lost, dbl);
+                   "\"messages_expected\":%lld,\"messages_counted\":%lld,\"by_hash\":{",
+                nd, cs_counts_size(want), lost, dbl, msgs_want, msgs_got);
         /* per hash: how many fields differ (hash names in first-seen order) */
         cs_counts *per = cs_counts_new();
         keylist hk = {0};
