@@ -7,7 +7,12 @@
  *     hand-off every 250k events per worker) on 1 thread and on T threads (default 2).
  * Each figure is the median of R runs (default 3). The last stdout line is one JSON object.
  *
+ * With --snapshot-every N, each run also measures the 1-thread core with a snapshot of every
+ * partition of the worker (cs_worker_snapshot_part, as the daemon takes them at a flush
+ * barrier) after every N events, runs alternating with and without, and reports the ratio.
+ *
  *   build/bench_core [--events N] [--customers C] [--threads T] [--runs R] [--rules FILE]
+ *                    [--core-only] [--snapshot-every N]
  */
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -23,6 +28,7 @@
 #include "decode.h"
 #include "engine.h"
 #include "gen.h"
+#include "snapshot.h"
 
 static double now_s(void)
 {
@@ -49,6 +55,9 @@ typedef struct warg {
     const cs_gen_out *g;
     size_t batch;
     uint64_t fields_flushed;
+    uint64_t snap_every; /* 0: no snapshots */
+    uint64_t snaps, snap_bytes;
+    double snap_secs;
 } warg;
 
 static void count_field(void *op, const char *h, const char *f, int64_t d)
@@ -64,7 +73,7 @@ static void *worker(void *p)
     int left = 0;
     for (int q = a->w; q < a->g->nparts; q += a->nw)
         left++;
-    uint64_t since_flush = 0;
+    uint64_t since_flush = 0, since_snap = 0;
     while (left > 0) {
         for (int q = a->w; q < a->g->nparts; q += a->nw) {
             const cs_gen_part *gp = &a->g->parts[q];
@@ -74,6 +83,7 @@ static void *worker(void *p)
             cs_worker_process(w, q, gp->msgs + pos[q], n);
             pos[q] += n;
             since_flush += n;
+            since_snap += n;
             if (pos[q] == gp->n) {
                 cs_engine_set_part_state(a->e, q, CS_PART_DONE);
                 left--;
@@ -86,6 +96,21 @@ static void *worker(void *p)
                 cs_worker_give_agg(w, ag);
                 since_flush = 0;
             }
+            if (a->snap_every && since_snap >= a->snap_every) {
+                double t = now_s();
+                for (int p2 = a->w; p2 < a->g->nparts; p2 += a->nw) {
+                    char *buf;
+                    size_t len;
+                    cs_snap_info info;
+                    if (cs_worker_snapshot_part(w, p2, &buf, &len, &info) == 0) {
+                        a->snaps++;
+                        a->snap_bytes += len;
+                        free(buf);
+                    }
+                }
+                a->snap_secs += now_s() - t;
+                since_snap = 0;
+            }
         }
     }
     free(pos);
@@ -94,12 +119,15 @@ static void *worker(void *p)
 
 typedef struct core_result {
     double secs;
+    uint64_t snaps, snap_bytes;
+    double snap_secs;
     uint64_t sessions, customers;
     size_t sess_bytes, cust_bytes;
     uint64_t fields_flushed;
 } core_result;
 
-static core_result run_core(const cs_gen_out *g, const char *rules, int threads)
+static core_result run_core(const cs_gen_out *g, const char *rules, int threads,
+                            uint64_t snap_every)
 {
     char err[512];
     cs_ruleset *rs = cs_rules_load_file(rules, err, sizeof err);
@@ -114,12 +142,17 @@ static core_result run_core(const cs_gen_out *g, const char *rules, int threads)
     warg a[64];
     double t0 = now_s();
     for (int i = 0; i < threads; i++) {
-        a[i] = (warg){e, i, threads, g, 1024, 0};
+        a[i] = (warg){e, i, threads, g, 1024, 0, snap_every, 0, 0, 0};
         pthread_create(&th[i], NULL, worker, &a[i]);
     }
     for (int i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
-    core_result r = {now_s() - t0, 0, 0, 0, 0, 0};
+    core_result r = {now_s() - t0, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < threads; i++) {
+        r.snaps += a[i].snaps;
+        r.snap_bytes += a[i].snap_bytes;
+        r.snap_secs += a[i].snap_secs;
+    }
     for (int i = 0; i < threads; i++) {
         cs_worker_stats st;
         cs_worker_stats_get(cs_engine_worker(e, i), &st);
@@ -168,6 +201,7 @@ int main(int argc, char **argv)
     uint64_t nevents = 5000000;
     uint32_t ncust = 1000000;
     int threads = 2, runs = 3, core_only = 0;
+    uint64_t snap_every = 0;
     const char *rules = "deploy/rules/retail.yaml";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events") && i + 1 < argc)
@@ -182,6 +216,8 @@ int main(int argc, char **argv)
             core_only = 1;
         else if (!strcmp(argv[i], "--rules") && i + 1 < argc)
             rules = argv[++i];
+        else if (!strcmp(argv[i], "--snapshot-every") && i + 1 < argc)
+            snap_every = strtoull(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: %s [--events N] [--customers C] [--threads T] [--runs R] "
                             "[--rules FILE]\n", argv[0]);
@@ -220,13 +256,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    double dec[15], cj[15], one[15], many[15];
-    core_result r1 = {0}, rn = {0};
+    double dec[15], cj[15], one[15], many[15], snapr[15], ratio[15];
+    core_result r1 = {0}, rn = {0}, rs1 = {0};
     /* cJSON over a 1M-message sample (it is slow); the scanner over the same sample */
     size_t sample = g->parts[0].n;
     for (int rr = 0; rr < runs; rr++) {
+        if (snap_every) { /* alternate the order: neither variant always runs on a warm heap */
+            if (rr % 2) {
+                rs1 = run_core(g, rules, 1, snap_every);
+                r1 = run_core(g, rules, 1, 0);
+            } else {
+                r1 = run_core(g, rules, 1, 0);
+                rs1 = run_core(g, rules, 1, snap_every);
+            }
+            snapr[rr] = (double)g->nmsgs / rs1.secs;
+            ratio[rr] = rs1.secs / r1.secs;
+            printf("run %d: core 1 thread %.3f M events/s without snapshots, %.3f M events/s "
+                   "with a snapshot of every partition every %llu events (%llu snapshots, "
+                   "%.1f MB, %.0f ms writing them): %.1f %% slower\n",
+                   rr + 1, (double)g->nmsgs / r1.secs / 1e6, snapr[rr] / 1e6,
+                   (unsigned long long)snap_every, (unsigned long long)rs1.snaps,
+                   (double)rs1.snap_bytes / 1e6, rs1.snap_secs * 1e3, (ratio[rr] - 1) * 100);
+            fflush(stdout);
+        }
         if (core_only) {
-            r1 = run_core(g, rules, 1);
+            if (!snap_every)
+                r1 = run_core(g, rules, 1, 0);
             one[rr] = many[rr] = (double)g->nmsgs / r1.secs;
             dec[rr] = cj[rr] = 0;
             printf("run %d: core 1 thread %.2f M events/s\n", rr + 1, one[rr] / 1e6);
@@ -251,9 +306,10 @@ int main(int argc, char **argv)
                                                 g->parts[q].msgs[i].len);
         cj[rr] = (now_s() - s) * 1e9 / (double)n;
         sample = n;
-        r1 = run_core(g, rules, 1);
+        if (!snap_every)
+            r1 = run_core(g, rules, 1, 0);
         one[rr] = (double)g->nmsgs / r1.secs;
-        rn = run_core(g, rules, threads);
+        rn = run_core(g, rules, threads, 0);
         many[rr] = (double)g->nmsgs / rn.secs;
         printf("run %d: decode %.1f ns, cJSON %.1f ns (ok %llu, found %llu), core 1 thread "
                "%.2f M events/s, %d threads %.2f M events/s\n",
@@ -271,6 +327,19 @@ int main(int argc, char **argv)
            "state %.1f B/customer; flushed fields per 250k events: %.0f\n",
            (unsigned long long)r1.sessions, (unsigned long long)r1.customers, bps, bpc,
            (double)r1.fields_flushed / ((double)g->nmsgs / 250000.0));
+    if (snap_every) {
+        double mr = median(ratio, runs);
+        printf("{\"bench\":\"core_snapshots\",\"events\":%llu,\"customers\":%u,"
+               "\"snapshot_every\":%llu,\"events_per_sec_1t\":%.0f,"
+               "\"events_per_sec_1t_snapshots\":%.0f,\"slowdown_pct\":%.1f,"
+               "\"snapshots_per_run\":%llu,\"snapshot_mb_per_run\":%.1f,\"runs\":%d}\n",
+               (unsigned long long)g->nmsgs, ncust, (unsigned long long)snap_every, eps1,
+               median(snapr, runs), (mr - 1) * 100, (unsigned long long)rs1.snaps,
+               (double)rs1.snap_bytes / 1e6, runs);
+        cs_rules_destroy(rs);
+        cs_gen_free(g);
+        return 0;
+    }
     printf("{\"bench\":\"core\",\"events\":%llu,\"customers\":%u,\"threads\":%d,"
            "\"events_per_sec\":%.0f,\"ns_per_event\":%.1f,\"events_per_sec_1t\":%.0f,"
            "\"ns_per_event_1t\":%.1f,\"scaling\":%.2f,\"bytes_per_session\":%.1f,"
