@@ -274,6 +274,46 @@ static void crash_after_expiry_only_flushes(void **st)
     cs_gen_free(g);
 }
 
+/* The unkeyed-producer detector: a keyed stream (every customer on one partition) counts
+ * nothing; the same messages dealt round-robin over the partitions (an unkeyed producer) count
+ * customers seen on more than one partition. */
+static uint64_t multi_partition_count(const cs_gen_out *g, int unkeyed)
+{
+    char err[512];
+    cs_engine *e = cs_engine_new(load_rules(), 1, err, sizeof err);
+    assert_non_null(e);
+    int ids[NP_MAX];
+    for (int q = 0; q < g->nparts; q++) {
+        ids[q] = cs_engine_add_partition(e, 0);
+        cs_engine_set_part_label(e, ids[q], (uint16_t)(100 + q));
+    }
+    cs_worker *w = cs_engine_worker(e, 0);
+    for (int q = 0; q < g->nparts; q++) {
+        const cs_gen_part *gp = &g->parts[q];
+        for (size_t i = 0; i < gp->n; i++) {
+            int to = unkeyed ? (int)((i + (size_t)q) % (size_t)g->nparts) : q;
+            cs_msg m = gp->msgs[i];
+            m.offset = (int64_t)i; /* offsets only need to grow per partition here */
+            cs_worker_process(w, ids[to], &m, 1);
+        }
+    }
+    cs_worker_stats st;
+    cs_worker_stats_get(w, &st);
+    cs_engine_destroy(e);
+    return st.multi_partition;
+}
+
+static void unkeyed_customers_detected(void **st)
+{
+    cs_gen_out *g = gen(35, 40000);
+    uint64_t keyed = multi_partition_count(g, 0), unkeyed = multi_partition_count(g, 1);
+    fprintf(stderr, "   customers seen on another partition: keyed %llu, unkeyed %llu\n",
+            (unsigned long long)keyed, (unsigned long long)unkeyed);
+    assert_int_equal(keyed, 0);
+    assert_true(unkeyed > 1000);
+    cs_gen_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +321,7 @@ int main(void)
         cmocka_unit_test(crash_snapshot_every_flush),
         cmocka_unit_test(crash_without_snapshots_rebuilds),
         cmocka_unit_test(crash_after_expiry_only_flushes),
+        cmocka_unit_test(unkeyed_customers_detected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
