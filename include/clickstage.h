@@ -66,13 +66,15 @@ int cs_engine_part_owner(const cs_engine *e, int part);
  * ended with cs_worker_end_part and the owner passed a batch boundary). */
 void cs_engine_remove_partition(cs_engine *e, int part);
 int64_t cs_engine_part_watermark(const cs_engine *e, int part);
-/* The overall watermark: monotone; INT64_MIN before there is one. Recomputed by workers. */
+/* The overall watermark: the minimum over the assigned, non-idle partitions (it moves backwards
+ * when a partition that is behind is assigned or comes back from idle); INT64_MIN before there
+ * is one. Recomputed by workers. */
 int64_t cs_engine_watermark(const cs_engine *e);
 /* Recomputes the overall watermark from the partitions now (any thread). */
 int64_t cs_engine_refresh_watermark(cs_engine *e);
 /* Min over partitions that had events (for the end of a drain); INT64_MIN if none. */
 int64_t cs_engine_final_watermark(const cs_engine *e);
-/* Forces the watermark (drain end). Must not go backwards. */
+/* Raises the watermark to at least W (drain end). */
 void cs_engine_set_watermark(cs_engine *e, int64_t W);
 
 /* ---- worker (its own thread only) ---- */

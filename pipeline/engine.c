@@ -94,6 +94,13 @@ struct cs_engine {
 
 #define SEEN_SLOTS (1u << 18)
 
+/* max event time - lateness, saturating (event times may be anywhere in int64) */
+static inline int64_t wm_of(int64_t max_t, int64_t lateness)
+{
+    int64_t r;
+    return __builtin_sub_overflow(max_t, lateness, &r) ? INT64_MIN + 1 : r;
+}
+
 static inline int owner_of(const cs_part *p)
 {
     return atomic_load_explicit(&((cs_part *)p)->owner, memory_order_relaxed);
@@ -274,7 +281,7 @@ int cs_engine_add_partition_state(cs_engine *e, int w, cs_pstate *st, int64_t ne
     p->label = (uint16_t)id;
     atomic_init(&p->state, CS_PART_ACTIVE);
     int64_t mt = cs_pstate_max_time(p->st);
-    atomic_init(&p->wm, mt == INT64_MIN ? INT64_MIN : mt - cs_rules_session(rs)->lateness_ms);
+    atomic_init(&p->wm, mt == INT64_MIN ? INT64_MIN : wm_of(mt, cs_rules_session(rs)->lateness_ms));
     if (replay_end >= 0 && next_offset >= replay_end) {
         /* nothing to re-read: only the earlier owner's last expiry is missing. Nobody else
          * sees this partition yet, so a scratch buffer on this thread is fine. */
@@ -344,12 +351,15 @@ int64_t cs_engine_watermark(const cs_engine *e)
     return atomic_load_explicit(&((cs_engine *)e)->W, memory_order_relaxed);
 }
 
-static int64_t compute_min(const cs_engine *e, int final)
+/* The minimum over the partitions that count (see enum cs_part_state). *held: an active
+ * partition without events holds it back (result INT64_MIN); *none: no partition counts. */
+static int64_t compute_min(const cs_engine *e, int final, int *none)
 {
     /* acquire: pairs with the release in cs_engine_add_partition. */
     int np = atomic_load_explicit(&((cs_engine *)e)->nparts, memory_order_acquire);
     int64_t m = INT64_MAX;
     int any = 0;
+    *none = 0;
     for (int i = 0; i < np; i++) {
         const cs_part *p = e->parts[i];
         /* relaxed: watermarks are monotone per partition and the minimum is recomputed every
@@ -367,12 +377,14 @@ static int64_t compute_min(const cs_engine *e, int final)
         if (wm < m)
             m = wm;
     }
+    *none = !any;
     return any ? m : INT64_MIN;
 }
 
 int64_t cs_engine_final_watermark(const cs_engine *e)
 {
-    return compute_min(e, 1);
+    int none;
+    return compute_min(e, 1, &none);
 }
 
 void cs_engine_set_watermark(cs_engine *e, int64_t W)
@@ -385,11 +397,21 @@ void cs_engine_set_watermark(cs_engine *e, int64_t W)
         ;
 }
 
+/* The overall watermark is the minimum over the partitions assigned (and not idle) NOW, so it
+ * moves backwards when a partition that is behind joins: one restored after a crash or moved
+ * here by a rebalance, or one back from idle. Keeping it monotone instead would judge that
+ * partition's events against partitions it never shared a process with (after a kill -9 the
+ * group hands a restarted instance its partitions in waves; the first wave can be hours of
+ * event time ahead of the second) and count them late. What has ended stays ended; each
+ * partition is never judged below the watermark its own state was advanced to
+ * (cs_worker_process). With no partition counting at all, the last value stays. */
 int64_t cs_engine_refresh_watermark(cs_engine *e)
 {
-    int64_t m = compute_min(e, 0);
-    if (m != INT64_MIN)
-        cs_engine_set_watermark(e, m);
+    int none;
+    int64_t m = compute_min(e, 0, &none);
+    if (!none)
+        /* relaxed: W is a hint shared between workers; no other data hangs off it. */
+        atomic_store_explicit(&e->W, m, memory_order_relaxed);
     return cs_engine_watermark(e);
 }
 
@@ -475,7 +497,7 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
     }
     int64_t mt = cs_pstate_max_time(st);
     if (mt != INT64_MIN) {
-        int64_t wm = mt - cs_rules_session(w->rs)->lateness_ms;
+        int64_t wm = wm_of(mt, cs_rules_session(w->rs)->lateness_ms);
         /* relaxed: see compute_min. */
         if (wm > atomic_load_explicit(&p->wm, memory_order_relaxed))
             atomic_store_explicit(&p->wm, wm, memory_order_relaxed);

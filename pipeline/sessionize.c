@@ -401,7 +401,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
             s->flags = F_LIVE;
             count_start(p, c, s);
             fresh = 1;
-        } else if (t < sess_start(s) - gap) {
+        } else if (t < sat_add(sess_start(s), -gap)) {
             a->late++;
             return CS_EV_LATE;
         } else if (dl < c->W) {
@@ -666,6 +666,15 @@ void cs_pstate_entry_get(const cs_pstate *p, uint32_t handle, cs_pstate_entry *e
     e->s_span = s->span;
     e->s_stage = s->stage;
     memcpy(e->s_dim, s->dim, sizeof e->s_dim);
+}
+
+void cs_pstate_prefetch_entry(const cs_pstate *p, uint32_t handle, int session)
+{
+    const cs_cust *cu = CUST(p, handle);
+    if (!session)
+        __builtin_prefetch(cu);
+    else if (cu->sess != NIL)
+        __builtin_prefetch(pool_at(&p->sp, cu->sess));
 }
 
 static int pool_reserve(pool *p, uint64_t n)

@@ -94,8 +94,9 @@ void cs_customer_hash(const char *s, size_t len, uint64_t *h, uint32_t *h2);
  *    that already ended (DEAD entries still linked in the wheel) are not state: never returned.
  *  - cs_pstate_iter walks the customer pool in storage order (sequential memory): pass 0 to
  *    start, then the handle it returned; 0 means the end. It fills only the customer half of
- *    the entry (one read of the customer entry). cs_pstate_entry_get fills all of it for a
- *    handle, reading the session too. Handles stay valid while the pstate is not changed.
+ *    the entry, if e is not NULL (one read of the customer entry). cs_pstate_entry_get fills
+ *    all of it for a handle, reading the session too. Handles stay valid while the pstate is
+ *    not changed.
  *  - cs_pstate_restore_add inserts one entry into a pstate that has seen no events and no
  *    cs_pstate_advance: pools, index and BOTH wheels (session at its deadline under the pstate's
  *    conf, customer at last + customer_ttl) exactly as if events had created it, so expiry,
@@ -106,6 +107,9 @@ void cs_customer_hash(const char *s, size_t len, uint64_t *h, uint32_t *h2);
  *    Stages are not checked against a ruleset here (the caller validates them).
  *  - cs_pstate_reserve pre-sizes the index (no growth while n customers are inserted) and the
  *    pools' chunk tables, so a restore of n entries never rehashes. 0 ok, -1 out of memory.
+ *  - cs_pstate_prefetch_entry: a hint for a walk in other than storage order (the snapshot
+ *    writer's hash order): the customer entry of a handle, or (once that is in cache) its
+ *    session. Changes nothing.
  *  - cs_pstate_set_max_time raises the partition's highest event time (never lowers it: it is a
  *    maximum, and every customer's last must stay <= it). */
 typedef struct cs_pstate_entry {
@@ -122,6 +126,7 @@ typedef struct cs_pstate_entry {
 
 uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e);
 void cs_pstate_entry_get(const cs_pstate *p, uint32_t handle, cs_pstate_entry *e);
+void cs_pstate_prefetch_entry(const cs_pstate *p, uint32_t handle, int session);
 int cs_pstate_reserve(cs_pstate *p, uint64_t customers, uint64_t sessions);
 int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e);
 void cs_pstate_set_max_time(cs_pstate *p, int64_t max_t);

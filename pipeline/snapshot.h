@@ -45,7 +45,8 @@
  *  - Cost: write O(n): one pass over the customer pool, a bucket sort on the hash's top bits
  *    (expected O(1) per bucket), one pass emitting. Read O(n): a validating pass without
  *    allocation, then a building pass into an index and pools pre-sized from the header counts.
- *    Measured (bench/bench_restore.c, 1M open sessions): see docs/snapshot-format.md.
+ *    Measured (make bench-restore, 1M open sessions, 2 vCPUs): 21.4 bytes per session, write
+ *    155-185 ms, restore 215-260 ms (details in docs/snapshot-format.md).
  *  - Format byte by byte, what is rejected and why: docs/snapshot-format.md.
  *
  * Rejected alternatives
@@ -97,7 +98,8 @@ int cs_snapshot_write(const cs_pstate *p, const cs_ruleset *rs, cs_dimdict_mpmc 
  * session with span/last inconsistent... Never crashes, never allocates more than O(len).
  * info (may be NULL) is filled only on success. */
 cs_pstate *cs_snapshot_read(const char *buf, size_t len, const cs_ruleset *rs,
-                            cs_dimdict_mpmc *dicts, cs_snap_info *info, char *errstr, size_t errlen);
+                            cs_dimdict_mpmc *dicts, cs_snap_info *info, char *errstr,
+                            size_t errlen);
 
 /* Recomputes the checksum trailer (the last 8 bytes) over everything before it. For tests and
  * fuzzing, which edit snapshots and want the parser behind the checksum to see the edit.

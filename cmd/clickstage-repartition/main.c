@@ -57,16 +57,19 @@ enum {
 };
 
 typedef struct opt {
-    const char *name;  /* flag without "--" */
-    const char *arg;   /* value placeholder; NULL: a switch */
-    const char *def;   /* default as text ("" = none / computed, see help) */
+    const char *name; /* flag without "--" */
+    const char *arg;  /* value placeholder; NULL: a switch */
+    const char *def;  /* default as text ("" = none, or computed: see help) */
     const char *help;
-    const char *val;   /* current value */
-    const char *from;  /* where val came from, for error messages */
-    char env[64];      /* CLICKSTAGE_REPARTITION_<NAME> */
 } opt;
 
-static opt O[O__COUNT] = {
+static struct {
+    const char *val;  /* current value */
+    const char *from; /* where it came from when not a flag, for error messages */
+    char env[64];     /* CLICKSTAGE_REPARTITION_<NAME> */
+} V[O__COUNT];
+
+static const opt O[O__COUNT] = {
     [O_BROKERS] = {"brokers", "LIST", "127.0.0.1:9092", "bootstrap servers"},
     [O_INPUT] = {"input", "TOPICS", "clickstream", "input topic(s), comma separated"},
     [O_OUTPUT] = {"output", "TOPIC", "clickstream-by-customer",
@@ -78,9 +81,9 @@ static opt O[O__COUNT] = {
     [O_TXID] = {"transactional-id", "ID", "",
                 "transactional.id (default: GROUP.INSTANCE); unique per live instance, the same "
                 "after a restart so the new one aborts what the old one left open"},
-    [O_RULES] = {"rules", "FILE", "deploy/rules/retail.yaml",
+    [O_RULES] = {"rules", "FILE", "$CLICKSTAGE_RULES, else deploy/rules/retail.yaml",
                  "clickstage rule file: where the customer id is (SPEC §1 paths, size and depth "
-                 "limits); use the daemon's (default: $CLICKSTAGE_RULES if set)"},
+                 "limits); use the daemon's"},
     [O_COMMIT_INTERVAL] = {"commit-interval", "D", "100ms",
                            "commit the open transaction at least this often (ms, s, m)"},
     [O_COMMIT_MESSAGES] = {"commit-messages", "N", "100000",
@@ -117,13 +120,24 @@ static void usage(FILE *f)
                "Every option can also be set as CLICKSTAGE_REPARTITION_<NAME> (upper case, '-' "
                "as '_';\nswitches take 1/0); flags win over the environment.\n\n");
     for (int i = 0; i < O__COUNT; i++) {
-        char left[64];
+        char left[64], text[512];
         snprintf(left, sizeof left, "--%s%s%s", O[i].name, O[i].arg ? " " : "",
                  O[i].arg ? O[i].arg : "");
-        fprintf(f, "  %-28s %s", left, O[i].help);
-        if (O[i].def[0])
-            fprintf(f, " (default %s)", O[i].def);
-        fprintf(f, "\n");
+        snprintf(text, sizeof text, "%s%s%s%s", O[i].help, O[i].def[0] ? " (default " : "",
+                 O[i].def, O[i].def[0] ? ")" : "");
+        /* wrapped at 100 columns, continuation lines under the text */
+        const char *t = text;
+        fprintf(f, "  %-28s ", left);
+        while (strlen(t) > 69) {
+            int cut = 69;
+            while (cut > 0 && t[cut] != ' ')
+                cut--;
+            if (!cut)
+                cut = 69;
+            fprintf(f, "%.*s\n%31s", cut, t, "");
+            t += cut + (t[cut] == ' ');
+        }
+        fprintf(f, "%s\n", t);
     }
     fprintf(f, "  %-28s %s\n\n", "--help", "this text");
     fprintf(f, "Exit: 0 stopped (SIGTERM/SIGINT: the open transaction is committed) or drain done;\n"
@@ -136,15 +150,15 @@ static void usage(FILE *f)
 
 static int bad(int o, const char *why, const char *v)
 {
-    fprintf(stderr, PROG ": --%s%s%s: %s '%s'\n", O[o].name, O[o].from ? " from " : "",
-            O[o].from ? O[o].from : "", why, v);
+    fprintf(stderr, PROG ": --%s%s%s: %s '%s'\n", O[o].name, V[o].from ? " from " : "",
+            V[o].from ? V[o].from : "", why, v);
     return -1;
 }
 
 /* "100ms", "5s", "2m", "1h"; a bare number is milliseconds. */
 static int parse_ms(int o, int64_t *out)
 {
-    const char *v = O[o].val;
+    const char *v = V[o].val;
     char *end;
     errno = 0;
     double d = strtod(v, &end);
@@ -162,7 +176,7 @@ static int parse_ms(int o, int64_t *out)
 
 static int parse_int(int o, int64_t lo, int64_t hi, int64_t *out)
 {
-    const char *v = O[o].val;
+    const char *v = V[o].val;
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
@@ -177,7 +191,7 @@ static int parse_int(int o, int64_t lo, int64_t hi, int64_t *out)
 
 static int parse_switch(int o, int *out)
 {
-    const char *v = O[o].val;
+    const char *v = V[o].val;
     if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
         *out = 1;
     else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") ||
@@ -233,7 +247,7 @@ static struct {
     int64_t txn_started_ms;
     /* totals */
     uint64_t consumed, produced, unkeyed, transactions, aborts, strays, past_end;
-    int64_t t_first_ms, t_start_ms;
+    int64_t t_first_ms, t_start_ms, t_end_ms;
     uint64_t dr_failed;
     char dr_first_error[256];
 } R;
@@ -262,6 +276,28 @@ static void logf_(const char *fmt, ...)
     fprintf(stderr, PROG ": %s\n", buf);
 }
 
+/* The last stdout line, on every exit once the options were accepted. */
+static void summary(void)
+{
+    static int printed;
+    if (printed++)
+        return;
+    int64_t end = R.t_end_ms ? R.t_end_ms : now_ms();
+    double secs = R.t_first_ms ? (double)(end - R.t_first_ms) / 1000.0 : 0;
+    printf("{\"consumed\":%llu,\"produced\":%llu,\"unkeyed\":%llu,\"transactions\":%llu,"
+           "\"aborts\":%llu,\"seconds\":%.3f,\"rate\":%.0f}\n",
+           (unsigned long long)R.consumed, (unsigned long long)R.produced,
+           (unsigned long long)R.unkeyed, (unsigned long long)R.transactions,
+           (unsigned long long)R.aborts, secs, secs > 0 ? (double)R.produced / secs : 0.0);
+    fflush(stdout);
+}
+
+static _Noreturn void die(int code)
+{
+    summary();
+    exit(code);
+}
+
 static void fatal_error(const char *what, rd_kafka_error_t *e)
 {
     logf_("fatal: %s: %s: %s", what, rd_kafka_error_name(e), rd_kafka_error_string(e));
@@ -271,7 +307,7 @@ static void fatal_error(const char *what, rd_kafka_error_t *e)
         logf_("another instance runs with transactional.id '%s' (see --transactional-id)",
               R.txid);
     rd_kafka_error_destroy(e);
-    exit(EXIT_FATAL);
+    die(EXIT_FATAL);
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -418,7 +454,7 @@ static void rewind_all(void)
             if (l->elems[i].err) {
                 logf_("fatal: seek %s[%d] to %lld: %s", l->elems[i].topic, l->elems[i].partition,
                       (long long)l->elems[i].offset, rd_kafka_err2str(l->elems[i].err));
-                exit(EXIT_FATAL);
+                die(EXIT_FATAL);
             }
     }
     rd_kafka_topic_partition_list_destroy(l);
@@ -473,10 +509,7 @@ static int txn_check(const char *what, rd_kafka_error_t *e, int *retry)
 
 /* Commit the open transaction with the offsets after every message it holds.
  * Returns 1 committed, 0 nothing to commit, -1 aborted (and rewound). */
-static int64_t DBG_commit_ms, DBG_wait_ms, DBG_emit_ms; static int DBG_waits, DBG_blocked;
-static int txn_commit0(void);
-static int txn_commit(void) { int64_t t=now_ms(); int r=txn_commit0(); DBG_commit_ms+=now_ms()-t; return r; }
-static int txn_commit0(void)
+static int txn_commit(void)
 {
     if (!R.txn_open || R.txn_msgs == 0)
         return 0;
@@ -531,7 +564,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (!x || part_open(x) != 0) {
                 logf_("fatal: cannot set up %s[%d]", parts->elems[i].topic,
                       parts->elems[i].partition);
-                exit(EXIT_FATAL);
+                die(EXIT_FATAL);
             }
         }
         logf_("assigned %d partition(s)", parts->cnt);
@@ -541,7 +574,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 fatal_error("incremental_assign", e);
         } else if ((err = rd_kafka_assign(rk, parts))) {
             logf_("fatal: assign: %s", rd_kafka_err2str(err));
-            exit(EXIT_FATAL);
+            die(EXIT_FATAL);
         }
         return;
     }
@@ -588,7 +621,7 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
 
 static int apply_props(rd_kafka_conf_t *conf, int o)
 {
-    const char *props = O[o].val;
+    const char *props = V[o].val;
     if (!props || !*props)
         return 0;
     char *dup = strdup(props), *save = NULL;
@@ -614,7 +647,7 @@ static rd_kafka_t *make_consumer(void)
 {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     /* the settings of pipeline/source.c where they apply (docs/kafka.md), plus: */
-    if (set(kc, "bootstrap.servers", O[O_BROKERS].val) || set(kc, "group.id", O[O_GROUP].val) ||
+    if (set(kc, "bootstrap.servers", V[O_BROKERS].val) || set(kc, "group.id", V[O_GROUP].val) ||
         set(kc, "client.id", PROG) ||
         /* offsets are committed inside the producer's transactions, never by the consumer */
         set(kc, "enable.auto.commit", "false") || set(kc, "enable.auto.offset.store", "false") ||
@@ -624,17 +657,22 @@ static rd_kafka_t *make_consumer(void)
         set(kc, "partition.assignment.strategy", "cooperative-sticky") ||
         set(kc, "fetch.max.bytes", "104857600") ||
         set(kc, "max.partition.fetch.bytes", "8388608") ||
-        set(kc, "queued.min.messages", "100000") ||
-        set(kc, "queued.max.messages.kbytes", "65536") || set(kc, "fetch.wait.max.ms", "50") ||
+        /* prefetch per partition (each has its own queue here): memory is bounded by
+         * 32 MB x assigned partitions */
+        set(kc, "queued.min.messages", "50000") ||
+        set(kc, "queued.max.messages.kbytes", "32768") || set(kc, "fetch.wait.max.ms", "50") ||
         /* the timestamp merge must know a partition that has nothing more from one that is
          * only late; --drain knows when a partition is done even past control records */
-        set(kc, "enable.partition.eof", "true") || set(kc, "check.crcs", "false") ||
-        apply_props(kc, O_KAFKA) || apply_props(kc, O_KAFKA_CONSUMER)) {
+        set(kc, "enable.partition.eof", "true") || set(kc, "check.crcs", "false")) {
         rd_kafka_conf_destroy(kc);
         return NULL;
     }
-    char ignore[256];
+    char ignore[256]; /* librdkafka >= 2.1 only (docs/kafka.md) */
     rd_kafka_conf_set(kc, "fetch.queue.backoff.ms", "5", ignore, sizeof ignore);
+    if (apply_props(kc, O_KAFKA) || apply_props(kc, O_KAFKA_CONSUMER)) {
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+    }
     rd_kafka_conf_set_error_cb(kc, error_cb);
     if (!R.drain)
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
@@ -648,12 +686,12 @@ static rd_kafka_t *make_consumer(void)
 static rd_kafka_t *make_producer(void)
 {
     rd_kafka_conf_t *pc = rd_kafka_conf_new();
-    if (set(pc, "bootstrap.servers", O[O_BROKERS].val) || set(pc, "client.id", PROG) ||
+    if (set(pc, "bootstrap.servers", V[O_BROKERS].val) || set(pc, "client.id", PROG) ||
         set(pc, "transactional.id", R.txid) ||
         /* Java's default partitioner for keyed messages: every client puts a customer on the
          * same partition; unkeyed (invalid) messages go anywhere */
         set(pc, "partitioner", "murmur2_random") ||
-        set(pc, "compression.codec", O[O_COMPRESSION].val) || set(pc, "linger.ms", "5") ||
+        set(pc, "compression.codec", V[O_COMPRESSION].val) || set(pc, "linger.ms", "5") ||
         set(pc, "batch.num.messages", "10000") || set(pc, "batch.size", "1000000") ||
         set(pc, "queue.buffering.max.messages", "500000") ||
         set(pc, "queue.buffering.max.kbytes", "262144") || apply_props(pc, O_KAFKA) ||
@@ -678,7 +716,7 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic)
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
     rd_kafka_topic_destroy(rkt);
     if (e) {
-        logf_("metadata for %s from %s: %s", topic, O[O_BROKERS].val, rd_kafka_err2str(e));
+        logf_("metadata for %s from %s: %s", topic, V[O_BROKERS].val, rd_kafka_err2str(e));
         return -1;
     }
     int n = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
@@ -738,7 +776,7 @@ static int drain_assign(void)
     }
     rd_kafka_resp_err_t e = rd_kafka_committed(R.c, l, 30000);
     if (e) {
-        logf_("committed offsets of group %s: %s", O[O_GROUP].val, rd_kafka_err2str(e));
+        logf_("committed offsets of group %s: %s", V[O_GROUP].val, rd_kafka_err2str(e));
         rd_kafka_topic_partition_list_destroy(l);
         return -1;
     }
@@ -875,14 +913,14 @@ static int produce(rd_kafka_message_t *m)
             char why[512];
             rd_kafka_fatal_error(R.p, why, sizeof why);
             logf_("fatal: producer: %s", why);
-            exit(EXIT_FATAL);
+            die(EXIT_FATAL);
         }
         if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
             logf_("fatal: %s[%d] offset %lld: %zu bytes is more than the producer's "
                   "message.max.bytes (raise it with --kafka-producer message.max.bytes=N, "
                   "and the output topic's max.message.bytes)",
                   rd_kafka_topic_name(m->rkt), m->partition, (long long)m->offset, m->len);
-            exit(EXIT_FATAL);
+            die(EXIT_FATAL);
         }
         char why[256];
         snprintf(why, sizeof why, "produce: %s", rd_kafka_err2str(e));
@@ -909,16 +947,19 @@ static int emit(int budget, int64_t now, int *blocked)
     for (int i = 0; i < R.nparts; i++)
         if (R.parts[i].assigned && !R.parts[i].done && !R.parts[i].n)
             refill(&R.parts[i]);
+    static int rr; /* --order none: where the next look starts, so that all get their turn */
     while (done < budget) {
         part *best = NULL;
         int hold = 0;
         int64_t bound = INT64_MAX; /* the smallest head timestamp of the other partitions */
-        for (int i = 0; i < R.nparts; i++) {
+        for (int k = 0; k < R.nparts; k++) {
+            int i = R.order_ts ? k : (rr + k) % R.nparts;
             part *x = &R.parts[i];
             if (!x->assigned || x->done || !x->n)
                 continue;
             if (!R.order_ts) {
                 best = x;
+                rr = i + 1;
                 break;
             }
             if (!best || x->head_ts < best->head_ts) {
@@ -1021,11 +1062,10 @@ static void progress(int64_t now, int final)
 {
     static int64_t last_ms;
     static uint64_t last_n;
+    if (!last_ms)
+        last_ms = R.t_start_ms;
     if (!final && (R.progress_ms <= 0 || now - last_ms < R.progress_ms))
         return;
-    if (!last_ms) {
-        last_ms = R.t_start_ms;
-    }
     int assigned = 0, done = 0;
     for (int i = 0; i < R.nparts; i++) {
         assigned += R.parts[i].assigned;
@@ -1056,25 +1096,25 @@ static void progress(int64_t now, int final)
 static int configure(int argc, char **argv)
 {
     for (int i = 0; i < O__COUNT; i++) {
-        O[i].val = O[i].def;
+        V[i].val = O[i].def;
         if (!O[i].arg)
-            O[i].val = "0";
-        snprintf(O[i].env, sizeof O[i].env, "CLICKSTAGE_REPARTITION_");
-        size_t n = strlen(O[i].env);
-        for (const char *s = O[i].name; *s && n + 1 < sizeof O[i].env; s++)
-            O[i].env[n++] = *s == '-' ? '_' : (char)toupper((unsigned char)*s);
-        O[i].env[n] = 0;
+            V[i].val = "0";
+        snprintf(V[i].env, sizeof V[i].env, "CLICKSTAGE_REPARTITION_");
+        size_t n = strlen(V[i].env);
+        for (const char *s = O[i].name; *s && n + 1 < sizeof V[i].env; s++)
+            V[i].env[n++] = *s == '-' ? '_' : (char)toupper((unsigned char)*s);
+        V[i].env[n] = 0;
     }
     /* the daemon's rule file when run beside it (as clickstage-loadgen does) */
     if (getenv("CLICKSTAGE_RULES") && *getenv("CLICKSTAGE_RULES")) {
-        O[O_RULES].val = getenv("CLICKSTAGE_RULES");
-        O[O_RULES].from = "CLICKSTAGE_RULES";
+        V[O_RULES].val = getenv("CLICKSTAGE_RULES");
+        V[O_RULES].from = "CLICKSTAGE_RULES";
     }
     for (int i = 0; i < O__COUNT; i++) {
-        const char *v = getenv(O[i].env);
+        const char *v = getenv(V[i].env);
         if (v) {
-            O[i].val = v;
-            O[i].from = O[i].env;
+            V[i].val = v;
+            V[i].from = V[i].env;
         }
     }
     for (int a = 1; a < argc; a++) {
@@ -1097,13 +1137,13 @@ static int configure(int argc, char **argv)
             fprintf(stderr, PROG ": unknown option --%.*s (see --help)\n", (int)nl, name);
             return -1;
         }
-        O[o].from = NULL;
+        V[o].from = NULL;
         if (!O[o].arg) {
-            O[o].val = eq ? eq + 1 : "1";
+            V[o].val = eq ? eq + 1 : "1";
         } else if (eq) {
-            O[o].val = eq + 1;
+            V[o].val = eq + 1;
         } else if (a + 1 < argc) {
-            O[o].val = argv[++a];
+            V[o].val = argv[++a];
         } else {
             fprintf(stderr, PROG ": --%s needs a value (%s)\n", O[o].name, O[o].arg);
             return -1;
@@ -1118,42 +1158,42 @@ static int configure(int argc, char **argv)
         parse_switch(O_CREATE, &R.create))
         return -1;
     if (R.commit_ms < 1)
-        return bad(O_COMMIT_INTERVAL, "must be at least 1ms", O[O_COMMIT_INTERVAL].val);
-    if (!strcmp(O[O_ORDER].val, "timestamp"))
+        return bad(O_COMMIT_INTERVAL, "must be at least 1ms", V[O_COMMIT_INTERVAL].val);
+    if (!strcmp(V[O_ORDER].val, "timestamp"))
         R.order_ts = 1;
-    else if (strcmp(O[O_ORDER].val, "none"))
-        return bad(O_ORDER, "not timestamp|none", O[O_ORDER].val);
-    if (!strcmp(O[O_OFFSET_RESET].val, "earliest"))
+    else if (strcmp(V[O_ORDER].val, "none"))
+        return bad(O_ORDER, "not timestamp|none", V[O_ORDER].val);
+    if (!strcmp(V[O_OFFSET_RESET].val, "earliest"))
         R.earliest = 1;
-    else if (strcmp(O[O_OFFSET_RESET].val, "latest"))
-        return bad(O_OFFSET_RESET, "not earliest|latest", O[O_OFFSET_RESET].val);
+    else if (strcmp(V[O_OFFSET_RESET].val, "latest"))
+        return bad(O_OFFSET_RESET, "not earliest|latest", V[O_OFFSET_RESET].val);
     static char topics[4096];
-    snprintf(topics, sizeof topics, "%s", O[O_INPUT].val);
+    snprintf(topics, sizeof topics, "%s", V[O_INPUT].val);
     char *save = NULL;
     for (char *t = strtok_r(topics, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
         if (R.ntopics == MAX_TOPICS)
-            return bad(O_INPUT, "more than 16 topics in", O[O_INPUT].val);
+            return bad(O_INPUT, "more than 16 topics in", V[O_INPUT].val);
         R.topics[R.ntopics++] = t;
     }
     if (!R.ntopics)
-        return bad(O_INPUT, "no topic in", O[O_INPUT].val);
-    if (!*O[O_OUTPUT].val)
-        return bad(O_OUTPUT, "empty", O[O_OUTPUT].val);
-    if (topic_index(O[O_OUTPUT].val) >= 0)
-        return bad(O_OUTPUT, "is also an input topic (a loop)", O[O_OUTPUT].val);
-    if (!*O[O_GROUP].val)
-        return bad(O_GROUP, "empty", O[O_GROUP].val);
+        return bad(O_INPUT, "no topic in", V[O_INPUT].val);
+    if (!*V[O_OUTPUT].val)
+        return bad(O_OUTPUT, "empty", V[O_OUTPUT].val);
+    if (topic_index(V[O_OUTPUT].val) >= 0)
+        return bad(O_OUTPUT, "is also an input topic (a loop)", V[O_OUTPUT].val);
+    if (!*V[O_GROUP].val)
+        return bad(O_GROUP, "empty", V[O_GROUP].val);
     static char host[256];
-    const char *instance = O[O_INSTANCE].val;
+    const char *instance = V[O_INSTANCE].val;
     if (!*instance) {
         if (gethostname(host, sizeof host - 1) != 0 || !host[0])
             snprintf(host, sizeof host, "0");
         instance = host;
     }
-    if (*O[O_TXID].val)
-        snprintf(R.txid, sizeof R.txid, "%s", O[O_TXID].val);
+    if (*V[O_TXID].val)
+        snprintf(R.txid, sizeof R.txid, "%s", V[O_TXID].val);
     else
-        snprintf(R.txid, sizeof R.txid, "%s.%s", O[O_GROUP].val, instance);
+        snprintf(R.txid, sizeof R.txid, "%s.%s", V[O_GROUP].val, instance);
     return 0;
 }
 
@@ -1163,18 +1203,18 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     R.t_start_ms = now_ms();
     char err[512];
-    if (!(R.rs = cs_rules_load_file(O[O_RULES].val, err, sizeof err))) {
+    if (!(R.rs = cs_rules_load_file(V[O_RULES].val, err, sizeof err))) {
         fprintf(stderr, PROG ": --rules: %s\n", err);
-        return EXIT_START;
+        die(EXIT_START);
     }
     if (!(R.dec = cs_decoder_new(cs_rules_plan(R.rs)))) {
         logf_("out of memory");
-        return EXIT_START;
+        die(EXIT_START);
     }
     if (pipe(R.wake) != 0 || fcntl(R.wake[0], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(R.wake[1], F_SETFL, O_NONBLOCK) != 0) {
         logf_("pipe: %s", strerror(errno));
-        return EXIT_START;
+        die(EXIT_START);
     }
     /* option errors first: both clients are configured before anything connects */
     if (!(R.p = make_producer()) || !(R.c = make_consumer()))
@@ -1191,47 +1231,47 @@ int main(int argc, char **argv)
     for (int t = 0; t < R.ntopics; t++) {
         int n = topic_partitions(R.p, R.topics[t]);
         if (n < 0)
-            return EXIT_START;
+            die(EXIT_START);
         if (n == 0) {
             logf_("input topic %s does not exist", R.topics[t]);
-            return EXIT_START;
+            die(EXIT_START);
         }
         if (t == 0 && R.partitions == 0 && R.create)
             R.partitions = n;
     }
-    int have = topic_partitions(R.p, O[O_OUTPUT].val);
+    int have = topic_partitions(R.p, V[O_OUTPUT].val);
     if (have < 0)
-        return EXIT_START;
+        die(EXIT_START);
     if (!have && R.create) {
-        if (create_topic(O[O_OUTPUT].val, (int)R.partitions, (int)R.rf) != 0)
-            return EXIT_START;
+        if (create_topic(V[O_OUTPUT].val, (int)R.partitions, (int)R.rf) != 0)
+            die(EXIT_START);
         for (int i = 0; i < 100 && have <= 0; i++) {
-            have = topic_partitions(R.p, O[O_OUTPUT].val);
+            have = topic_partitions(R.p, V[O_OUTPUT].val);
             if (have <= 0)
                 usleep(100000);
         }
     }
     if (have <= 0) {
-        logf_("output topic %s does not exist (--create makes it)", O[O_OUTPUT].val);
-        return EXIT_START;
+        logf_("output topic %s does not exist (--create makes it)", V[O_OUTPUT].val);
+        die(EXIT_START);
     }
     if (R.partitions && have != R.partitions) {
-        logf_("--partitions: output topic %s has %d partitions, not %lld", O[O_OUTPUT].val, have,
+        logf_("--partitions: output topic %s has %d partitions, not %lld", V[O_OUTPUT].val, have,
               (long long)R.partitions);
-        return EXIT_START;
+        die(EXIT_START);
     }
-    R.out = rd_kafka_topic_new(R.p, O[O_OUTPUT].val, NULL);
+    R.out = rd_kafka_topic_new(R.p, V[O_OUTPUT].val, NULL);
 
     /* Fences any older producer with this transactional.id and aborts what it left open. */
     rd_kafka_error_t *e = rd_kafka_init_transactions(R.p, 60000);
     if (e) {
         logf_("init_transactions (transactional.id %s): %s", R.txid, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
-        return EXIT_START;
+        die(EXIT_START);
     }
     if (R.drain) {
         if (drain_assign() != 0)
-            return EXIT_START;
+            die(EXIT_START);
     } else {
         rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(R.ntopics);
         for (int t = 0; t < R.ntopics; t++)
@@ -1240,17 +1280,16 @@ int main(int argc, char **argv)
         rd_kafka_topic_partition_list_destroy(sub);
         if (se) {
             logf_("subscribe: %s", rd_kafka_err2str(se));
-            return EXIT_START;
+            die(EXIT_START);
         }
     }
     logf_("%s -> %s (%d partitions, keyed by customer), group %s, transactional.id %s, "
           "order %s%s",
-          O[O_INPUT].val, O[O_OUTPUT].val, have, O[O_GROUP].val, R.txid, O[O_ORDER].val,
+          V[O_INPUT].val, V[O_OUTPUT].val, have, V[O_GROUP].val, R.txid, V[O_ORDER].val,
           R.drain ? ", drain" : "");
     txn_begin();
 
-    int64_t t_rate0 = 0;
-    uint64_t rate_base = 0;
+    int64_t t_rate0 = 0; /* --rate: from the first message on */
     while (!g_stop) {
         int64_t now = now_ms();
         serve_consumer();
@@ -1262,15 +1301,13 @@ int main(int argc, char **argv)
         }
         int budget = CHUNK;
         if (R.rate > 0) {
-            if (!t_rate0) {
+            if (!R.t_first_ms)
                 t_rate0 = now;
-                rate_base = R.consumed;
-            }
-            int64_t allowed = R.rate * (now - t_rate0) / 1000 + 1 - (int64_t)(R.consumed - rate_base);
+            int64_t allowed = R.rate * (now - t_rate0) / 1000 + 1 - (int64_t)R.consumed;
             budget = allowed <= 0 ? 0 : allowed < CHUNK ? (int)allowed : CHUNK;
         }
         int blocked = 0;
-        int64_t te=now_ms(); int n = budget ? emit(budget, now, &blocked) : 0; DBG_emit_ms+=now_ms()-te; DBG_blocked+=blocked;
+        int n = budget ? emit(budget, now, &blocked) : 0;
         if (n && !R.t_first_ms)
             R.t_first_ms = now;
         now = now_ms();
@@ -1287,14 +1324,13 @@ int main(int argc, char **argv)
                 wait = 5; /* the merge waits for a fetch: look again soon */
             if (!budget && wait > 2)
                 wait = 2;
-            int64_t tw=now_ms(); DBG_waits++;
-            if (getenv("RPDBG2")) { fprintf(stderr, "wait at %lld ms: wait %lld blocked %d budget %d consumed %llu:", (long long)(tw-R.t_start_ms), (long long)wait, blocked, budget, (unsigned long long)R.consumed); for (int i=0;i<R.nparts;i++) fprintf(stderr, " [%d n%d eof%d done%d es%lld next%lld]", R.parts[i].partition, R.parts[i].n, R.parts[i].eof, R.parts[i].done, (long long)(R.parts[i].empty_since_ms? tw-R.parts[i].empty_since_ms:-1), (long long)R.parts[i].next); fprintf(stderr,"\n"); }
-            wait_for_data((int)(wait < 0 ? 0 : wait)); DBG_wait_ms+=now_ms()-tw;
+            wait_for_data((int)(wait < 0 ? 0 : wait));
         }
     }
     /* stop: what was emitted is committed; what was only fetched is read again next time */
     txn_commit(); /* if it aborts instead, the rewound part is read again next time */
     int64_t t_end = now_ms();
+    R.t_end_ms = t_end;
     R.closing = 1;
     for (int i = 0; i < R.nparts; i++)
         drop_buffer(&R.parts[i]);
@@ -1306,14 +1342,7 @@ int main(int argc, char **argv)
             rd_kafka_error_destroy(ae);
     }
     progress(t_end, 1);
-    if (getenv("RPDBG")) fprintf(stderr, "DBG commit %lld ms emit %lld ms wait %lld ms (%d waits, %d blocked)\n", (long long)DBG_commit_ms, (long long)DBG_emit_ms, (long long)DBG_wait_ms, DBG_waits, DBG_blocked);
-    double secs = R.t_first_ms ? (double)(t_end - R.t_first_ms) / 1000.0 : 0;
-    printf("{\"consumed\":%llu,\"produced\":%llu,\"unkeyed\":%llu,\"transactions\":%llu,"
-           "\"aborts\":%llu,\"seconds\":%.3f,\"rate\":%.0f}\n",
-           (unsigned long long)R.consumed, (unsigned long long)R.produced,
-           (unsigned long long)R.unkeyed, (unsigned long long)R.transactions,
-           (unsigned long long)R.aborts, secs, secs > 0 ? (double)R.produced / secs : 0.0);
-    fflush(stdout);
+    summary();
     for (int i = 0; i < R.nparts; i++) {
         if (R.parts[i].assigned)
             part_close(&R.parts[i]);

@@ -23,7 +23,7 @@ cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 B=${BUILD:-build}
 PROFILE=${FAULTS_PROFILE:-full}
-ALL_CASES="kill9 members zombie broker_restart redis_aof_restart redis_empty redis_empty_fail"
+ALL_CASES="baseline kill9 members zombie broker_restart redis_aof_restart redis_empty redis_empty_fail"
 case $PROFILE in
   full) KILLS=${FAULTS_KILLS:-20}; K9_EVENTS=600000; EVENTS=240000; BROKER_FAULTS=2; AOF_FAULTS=3 ;;
   ci) KILLS=${FAULTS_KILLS:-5}; K9_EVENTS=150000; EVENTS=160000; BROKER_FAULTS=1; AOF_FAULTS=2 ;;
@@ -35,6 +35,7 @@ done
 RATE=${FAULTS_RATE:-8000}            # background producer, messages/s
 SEED=${FAULTS_SEED:-$((RANDOM * 32768 + RANDOM))}
 RANDOM=$SEED
+TIME_SCALE=${FAULTS_TIME_SCALE:-60}  # event-time speed of the multi-instance cases (members, zombie)
 RECOVERY_TIMEOUT=${FAULTS_RECOVERY_TIMEOUT:-60}   # s: a fault not recovered from by then fails the case
 FLUSH=100ms
 KPROPS=session.timeout.ms=6000,heartbeat.interval.ms=1000
@@ -67,7 +68,7 @@ cleanup() {
     kill -CONT "$p" 2>/dev/null
     kill_tree KILL "$p"
   done
-  wait 2>/dev/null
+  { wait; } 2>/dev/null
   scripts/stack.sh down "$STACK" >/dev/null 2>&1
   if [ -n "${KEEP:-}" ]; then echo "faults: work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
@@ -127,14 +128,15 @@ fail() { echo "$*" >>"$CDIR/reasons"; say "   $CASE: $*"; }
 meta() { echo "$1=$2" >>"$CDIR/meta"; }
 fault() { # KIND: one fault injected
   FAULTS=$((FAULTS + 1))
-  case ",$FAULT_KINDS," in *",$1,"*) ;; *) FAULT_KINDS=${FAULT_KINDS:+$FAULT_KINDS,}$1 ;; esac
+  case "|$FAULT_KINDS|" in *"|$1|"*) ;; *) FAULT_KINDS=${FAULT_KINDS:+$FAULT_KINDS|}$1 ;; esac
 }
 recovered() { echo "$1" >>"$CDIR/recovery"; say "   $2 recovered in $1 ms"; }
 
 # ---- events ------------------------------------------------------------------------------------
-gen_expect() { # N CUSTOMERS SEED: the stream of this case and the counts one drain must produce
+gen_expect() { # N CUSTOMERS SEED [SPAN]: the stream of this case and what one drain must count
   NEVENTS=$1
   LGARGS=(--topic "$TOPIC" --events "$1" --customers "$2" --seed "$3" --partitions 4)
+  [ -z "${4:-}" ] || LGARGS+=(--span "$4")
   if ! lg "${LGARGS[@]}" --expect "$CDIR/expect.json" --expect-only >"$CDIR/expect.log" 2>&1; then
     fail "clickstage-loadgen --expect-only failed: $(tail -1 "$CDIR/expect.log")"; return 1
   fi
@@ -251,7 +253,7 @@ case_end() {
   meta seconds $((($(now_ms) - T_CASE) / 1000))
   if [ -s "$CDIR/reasons" ]; then
     status=FAIL; FAILED=$((FAILED + 1))
-    reasons=$(paste -sd';' "$CDIR/reasons" | sed 's/;/; /g')
+    reasons=$(awk 'NR > 1 { printf "; " } { printf "%s", $0 }' "$CDIR/reasons")
     echo "FAIL $CASE: $reasons"
     if [ -s "$CDIR/check.out" ] && [ "${MISMATCH:-0}" != 0 ]; then
       grep '^  ' "$CDIR/check.out" | head -12 | sed 's/^/    /'
@@ -299,8 +301,29 @@ wait_log() { # FILE REGEX SECONDS [FROM_LINE]: until a line (after FROM_LINE) ma
   done
   return 1
 }
-log_lines() { wc -l <"$1" 2>/dev/null || echo 0; }
+log_lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+# Event time of a multi-instance case runs TIME_SCALE x wall time at RATE (see docs/faults.md:
+# every instance's watermark covers only its own partitions, so a partition that changes owner
+# after lagging d seconds meets a watermark up to d x TIME_SCALE ahead of it).
+slow_span() { echo "$((NEVENTS_PLANNED * TIME_SCALE / RATE))s"; }
 ASSIGNED='assigned [^0]|assigned .*\[[0-9]'   # a daemon log line telling it got partitions
+
+# ---- 0. baseline -------------------------------------------------------------------------------
+# No fault: the same live run, graceful stop and drain as every case below. If this fails, the
+# failures of the others say nothing about their faults.
+case_baseline() {
+  local pid
+  SNAP=2s
+  gen_expect "$EVENTS" 10000 100 || return
+  producer_start "$RATE" $((RATE * 2))
+  daemon_start a1; pid=$DPID
+  wait_first_offsets
+  sleep 2
+  producer_finish
+  daemon_stop "$pid" a1
+  final_drain
+  check_counts
+}
 
 # ---- 1. kill9 ----------------------------------------------------------------------------------
 # The daemon (static membership) is killed with SIGKILL at a random 0.5-4 s after each (re)start
@@ -339,7 +362,7 @@ case_kill9() {
       kill -KILL "$pid"; reap "$pid"
     fi
     k=$((k + 1)); fault "kill -9"
-    offsets_save "$CDIR/at-kill"
+    sleep 0.1; offsets_save "$CDIR/at-kill"   # a transaction sent just before the kill is in
     echo "kill $k at +$(($(now_ms) - t0)) ms after the (re)start; offsets: $(paste -sd' ' "$CDIR/at-kill")" >>"$CDIR/kills.log"
     daemon_start k9 --group-instance-id k9; pid=$DPID; t0=$(now_ms)
   done
@@ -374,7 +397,8 @@ member_join() { # ID: starts it, waits for its first partitions
 case_members() {
   local p1 p2 p3
   SNAP=30s   # a long interval: the kill -9 below makes the next owner replay up to 30 s
-  gen_expect "$EVENTS" 10000 102 || return
+  NEVENTS_PLANNED=$EVENTS
+  gen_expect "$EVENTS" 10000 102 "$(slow_span)" || return
   producer_start "$RATE" $((RATE * 2))
   daemon_start m1; p1=$DPID
   wait_first_offsets
@@ -383,12 +407,16 @@ case_members() {
   rand 1000 3000; sleep_ms "$R"
   member_join m3; p3=$DPID
   rand 1000 3000; sleep_ms "$R"
-  offsets_save "$CDIR/at"; T0=$(now_ms); fault "leave (SIGTERM)"
+  # a leaving member's own last flush must not count as progress: the baseline is taken after
+  # it is gone; recovery is timed from the signal
+  T0=$(now_ms); fault "leave (SIGTERM)"
   daemon_stop "$p2" m2
+  offsets_save "$CDIR/at"
   member_change "m2 left (SIGTERM)"
   rand 1000 3000; sleep_ms "$R"
-  offsets_save "$CDIR/at"; T0=$(now_ms); fault "leave (kill -9)"
-  kill -KILL "$p3"; reap "$p3"
+  T0=$(now_ms); fault "leave (kill -9)"
+  kill -KILL "$p3"; reap "$p3"; sleep 0.1
+  offsets_save "$CDIR/at"
   member_change "m3 killed (kill -9)"
   rand 1000 3000; sleep_ms "$R"
   member_join m2; p2=$DPID
@@ -406,15 +434,17 @@ case_members() {
 case_zombie() {
   local pa pb n t0 tstop
   SNAP=30s   # the takeover replays from z1's last periodic snapshot
-  gen_expect "$EVENTS" 10000 103 || return
+  NEVENTS_PLANNED=$EVENTS
+  gen_expect "$EVENTS" 10000 103 "$(slow_span)" || return
   producer_start "$RATE" $((RATE * 2))
   daemon_start z1; pa=$DPID
   wait_first_offsets
   daemon_start z2; pb=$DPID
   wait_log "$CDIR/z2.log" "$ASSIGNED" 30 || fail "z2 got no partition within 30 s"
   rand 1500 3000; sleep_ms "$R"
-  offsets_save "$CDIR/at"; tstop=$(now_ms)
+  tstop=$(now_ms)
   kill -STOP "$pa"; fault "SIGSTOP past the session timeout"
+  sleep 0.1; offsets_save "$CDIR/at"   # after the stop: a flush z1 sent just before it is in
   if poll_advanced "$CDIR/at" "$tstop" $((tstop + RECOVERY_TIMEOUT * 1000)); then
     recovered "$REC" "takeover of z1's partitions"
   else
@@ -445,7 +475,7 @@ case_zombie() {
 # ---- 4. broker_restart -------------------------------------------------------------------------
 # The broker is stopped (SIGTERM; in the full profile also once SIGKILLed) for 3-5 s and started
 # again on the same data. Recovery: broker answering again -> every partition past its offset at
-# the stop.
+# that moment (the daemon counts again).
 case_broker_restart() {
   local pid i how
   SNAP=2s
@@ -456,12 +486,11 @@ case_broker_restart() {
   for ((i = 1; i <= BROKER_FAULTS; i++)); do
     rand 2000 4000; sleep_ms "$R"
     how=kafka-stop; [ $((i % 2)) = 0 ] && how=kafka-kill
-    offsets_save "$CDIR/at"
     stk "$how" || { fail "stack.sh $how failed"; break; }
     fault "broker ${how#kafka-}"
     rand 3000 5000; sleep_ms "$R"
     stk kafka-start || { fail "the broker did not start again (see $STACK/kafka.log)"; break; }
-    T0=$(now_ms)
+    offsets_save "$CDIR/at"; T0=$(now_ms)
     if poll_advanced "$CDIR/at" "$T0" $((T0 + RECOVERY_TIMEOUT * 1000)); then
       recovered "$REC" "broker ${how#kafka-} $i"
     else fail "broker ${how#kafka-} $i: not every partition advanced within ${RECOVERY_TIMEOUT} s"; fi
@@ -487,6 +516,46 @@ aof_incr() { # the AOF file redis appends to
   echo "$d/appendonly.aof"
 }
 redis_pid_of_stack() { cat "$STACK/redis.pid" 2>/dev/null; }
+aof_offsets_sum() { # FILE KEY: sum of the offsets hash as the AOF file leaves it (complete
+  # transactions only, as redis loads it); "?" if the file does not set it (e.g. after a rewrite)
+  python3 - "$1" "$2" <<'PY'
+import sys
+data, key = open(sys.argv[1], "rb").read(), sys.argv[2].encode()
+pos, h, seen, tx = 0, {}, False, None
+def parse(p):
+    if data[p:p + 1] != b"*": return None, p
+    e = data.find(b"\r\n", p)
+    if e < 0: return None, p
+    n, p, argv = int(data[p + 1:e]), e + 2, []
+    for _ in range(n):
+        e = data.find(b"\r\n", p)
+        if e < 0 or data[p:p + 1] != b"$": return None, p
+        ln = int(data[p + 1:e]); p = e + 2
+        if p + ln + 2 > len(data): return None, p
+        argv.append(data[p:p + ln]); p += ln + 2
+    return argv, p
+def apply(argv):
+    global seen
+    c = argv[0].upper()
+    if c in (b"HSET", b"HMSET") and argv[1] == key:
+        seen = True
+        for i in range(2, len(argv) - 1, 2): h[argv[i]] = int(argv[i + 1])
+    elif c in (b"DEL", b"UNLINK") and key in argv[1:]: h.clear()
+    elif c == b"HDEL" and argv[1] == key:
+        for f in argv[2:]: h.pop(f, None)
+while True:
+    argv, pos = parse(pos)
+    if not argv: break
+    c = argv[0].upper()
+    if c == b"MULTI": tx = []
+    elif c == b"EXEC":
+        for a in tx or []: apply(a)
+        tx = None
+    elif tx is not None: tx.append(argv)
+    else: apply(argv)
+print(sum(h.values()) if seen else "?")
+PY
+}
 case_redis_aof_restart() {
   local pid i f s1 s2 before after rp how
   SNAP=2s
@@ -497,11 +566,10 @@ case_redis_aof_restart() {
   wait_first_offsets
   for ((i = 1; i <= AOF_FAULTS; i++)); do
     rand 2000 3000; sleep_ms "$R"
-    case $i in 1) how="SIGKILL, last second lost" ;; 2) how="clean SHUTDOWN" ;; *) how="SIGKILL" ;; esac
+    case $i in 1) how="SIGKILL + last second lost" ;; 2) how="clean SHUTDOWN" ;; *) how="SIGKILL" ;; esac
     f=$(aof_incr)
     if [ "$i" = 1 ]; then s1=$(stat -c %s "$f" 2>/dev/null || echo 0); sleep 1; fi
     offsets_save "$CDIR/at"
-    before=$(awk '{ s += $2 } END { print s + 0 }' "$CDIR/at")
     if [ "$i" = 2 ]; then
       rp=$(redis_pid_of_stack)
       rcli SHUTDOWN >/dev/null 2>&1
@@ -512,15 +580,16 @@ case_redis_aof_restart() {
     fi
     if [ "$i" = 1 ]; then
       s2=$(stat -c %s "$f" 2>/dev/null || echo 0)
+      before=$(aof_offsets_sum "$f" "$OKEY")
       truncate -s "$s1" "$f"
+      after=$(aof_offsets_sum "$f" "$OKEY")
+      say "   redis $how: AOF cut by $((s2 - s1)) bytes; offsets in it: $before before the cut, $after after"
       meta aof_cut_bytes $((s2 - s1))
+      if [ "$before" != "?" ] && [ "$after" != "?" ]; then meta offsets_rolled_back $((before - after)); fi
     fi
     fault "redis $how"
+    T0=$(now_ms)   # recovery includes redis starting and loading its AOF
     stk redis-start || { fail "redis did not start again on its data (see $STACK/redis.log)"; break; }
-    T0=$(now_ms)
-    after=$(rcli HGETALL "$OKEY" | paste - - | awk '{ s += $2 } END { print s + 0 }')
-    say "   redis $how: offsets sum $before before, $after after the restart"
-    [ "$i" = 1 ] && meta offsets_rolled_back $((before - after))
     if poll_advanced "$CDIR/at" "$T0" $((T0 + RECOVERY_TIMEOUT * 1000)); then
       recovered "$REC" "redis $how"
     else fail "redis $how: not every partition advanced within ${RECOVERY_TIMEOUT} s"; fi
@@ -552,8 +621,8 @@ case_redis_empty() {
   wait_first_offsets
   rand 2000 4000; sleep_ms "$R"
   offsets_save "$CDIR/at"
-  redis_wipe || return
   T0=$(now_ms)
+  redis_wipe || return
   if poll_advanced "$CDIR/at" "$T0" $((T0 + RECOVERY_TIMEOUT * 1000)); then
     recovered "$REC" "rebuild after the loss"
   else fail "not every partition was counted again past its offset before the loss within ${RECOVERY_TIMEOUT} s"; fi
@@ -648,7 +717,8 @@ for n in names:
     rtxt = "%.2f / %.2f s" % (r["median"] / 1000, r["max"] / 1000) if rec else "-"
     if rec: rtxt += " (%d)" % len(rec)
     if "kills_during_recovery" in c: rtxt += ", %d kill(s) during recovery" % c["kills_during_recovery"]
-    rows.append([n, "%d: %s" % (c["faults"], c["fault_kinds"]), str(c["events"]), str(c["lost"]),
+    c["fault_kinds"] = [k for k in c["fault_kinds"].split("|") if k]
+    rows.append([n, "%d: %s" % (c["faults"], ", ".join(c["fault_kinds"])) if c["faults"] else "0", str(c["events"]), str(c["lost"]),
                  str(c["double_counted"]), str(c["mismatched_fields"]), rtxt, "PASS" if c["pass"] else "FAIL"])
 hdr = ["case", "faults injected", "events", "lost", "double-counted", "mismatched fields",
        "recovery median / max (n)", "result"]

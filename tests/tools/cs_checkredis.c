@@ -1,7 +1,9 @@
 /* cs_checkredis — compares the clickstage hashes of one journey in Redis with an expected JSON
  * file ({"hash": {"field": n}}; hash names without the "<prefix>:{J}:" part) and prints every
- * difference. Missing fields count as 0. Keys `offsets` and `meta` are not compared. Exit 0 when
- * equal, 1 when not, 2 on error. Last stdout line:
+ * difference. Missing fields count as 0. Only the SPEC §4 count hashes are compared (active,
+ * reached, transitions, ended, ended_by, sessions, events, invalid, customers, by:*, minute:*);
+ * bookkeeping keys (`offsets`, `meta`, applied watermarks `wm`, snapshots `snap:*`, anything
+ * else the daemon keeps) are not. Exit 0 when equal, 1 when not, 2 on error. Last stdout line:
  *   {"differences": N, "compared": M, "lost": L, "double_counted": D}
  * where, over the message-level hashes `events` (stages, _unclassified, _late) and `invalid`,
  * lost = sum of max(0, expected - redis) and double_counted = sum of max(0, redis - expected);
@@ -55,6 +57,17 @@ static void json_str(FILE *o, const char *s)
         else fputc(*p, o);
     }
     fputc('"', o);
+}
+
+/* a SPEC §4 count hash (what a drain's ground truth describes) */
+static int count_hash(const char *hash)
+{
+    static const char *const names[] = {"active", "reached", "transitions", "ended", "ended_by",
+                                        "sessions", "events", "invalid", "customers"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(hash, names[i]))
+            return 1;
+    return !strncmp(hash, "by:", 3) || !strncmp(hash, "minute:", 7);
 }
 
 static int message_level(const char *hash)
@@ -119,9 +132,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < r->element[1]->elements; i++) {
             const char *key = r->element[1]->element[i]->str;
             const char *hash = key + plen;
-            /* bookkeeping, not counts: offsets, applied watermarks, meta, snapshots */
-            if (!strcmp(hash, "offsets") || !strcmp(hash, "meta") || !strcmp(hash, "wm") ||
-                !strncmp(hash, "snap:", 5))
+            /* counts only; bookkeeping (offsets, applied watermarks, meta, snapshots) is not */
+            if (!count_hash(hash))
                 continue;
             if (events_only && strcmp(hash, "events") && strcmp(hash, "invalid"))
                 continue;

@@ -44,14 +44,14 @@
     "  - { name: advocacy, stage: loyalty, match: { event: [loyalty_signup, referral_sent] } }\n"
 
 static const char *rules_main = "journey: snap\n" RULES_HEAD
-                                "dimensions:\n"
-                                "  channel: { max_values: 8 }\n"
-                                "  persona: { path: properties.persona, max_values: 4 }\n" RULES_BODY;
+    "dimensions:\n"
+    "  channel: { max_values: 8 }\n"
+    "  persona: { path: properties.persona, max_values: 4 }\n" RULES_BODY;
 /* channel overflows into _other */
 static const char *rules_small = "journey: snap\n" RULES_HEAD
-                                 "dimensions:\n"
-                                 "  channel: { max_values: 2 }\n"
-                                 "  persona: { path: properties.persona, max_values: 4 }\n" RULES_BODY;
+    "dimensions:\n"
+    "  channel: { max_values: 2 }\n"
+    "  persona: { path: properties.persona, max_values: 4 }\n" RULES_BODY;
 /* other layouts */
 static const char *rules_other_names =
     "journey: snap\n"
@@ -64,13 +64,13 @@ static const char *rules_other_count =
     "dimensions:\n  channel: {}\n  persona: { path: properties.persona }\n"
     "rules:\n  - { name: v, stage: awareness, match: { event: [page] } }\n";
 static const char *rules_other_journey = "journey: other\n" RULES_HEAD
-                                         "dimensions:\n"
-                                         "  channel: { max_values: 8 }\n"
-                                         "  persona: { path: properties.persona, max_values: 4 }\n" RULES_BODY;
+    "dimensions:\n"
+    "  channel: { max_values: 8 }\n"
+    "  persona: { path: properties.persona, max_values: 4 }\n" RULES_BODY;
 static const char *rules_other_dim = "journey: snap\n" RULES_HEAD
-                                     "dimensions:\n"
-                                     "  channel: { max_values: 8 }\n"
-                                     "  tier: { path: properties.persona, max_values: 4 }\n" RULES_BODY;
+    "dimensions:\n"
+    "  channel: { max_values: 8 }\n"
+    "  tier: { path: properties.persona, max_values: 4 }\n" RULES_BODY;
 
 #define T0 1793520000000LL /* 2026-11-01T08:00:00Z */
 #define MIN 60000LL
@@ -972,6 +972,54 @@ static void restore_uses_readers_session_conf(void **st)
     cs_rules_destroy(rs2);
 }
 
+/* Event times at both ends of int64 (the decoder accepts -(2^63 - 1) .. 2^63 - 1 epoch ms): the
+ * deltas below max_t span the whole range and still round-trip. */
+static void extreme_times_round_trip(void **st)
+{
+    cs_ruleset *rs = load(rules_main);
+    dicts dx;
+    dicts_init(&dx, rs);
+    side A;
+    side_init(&A, rs, &dx, NULL);
+    tev e1 = {"early", "page", "social", NULL, NULL, INT64_MIN + 1};
+    tev e2 = {"late", "checkout_started", NULL, "old", NULL, INT64_MAX};
+    tev e3 = {"zero", "page", "search", NULL, NULL, 0};
+    feed(&A, rs, &e1);
+    feed(&A, rs, &e2);
+    feed(&A, rs, &e3);
+    char *b, *b2;
+    size_t n, n2;
+    cs_snap_info wi;
+    snap(&A, rs, INT64_MAX, INT64_MIN + 1, &b, &n, &wi);
+    assert_int_equal(wi.max_t, INT64_MAX);
+    char err[256];
+    cs_snap_info ri;
+    cs_pstate *p = cs_snapshot_read(b, n, rs, dx.d, &ri, err, sizeof err);
+    if (!p)
+        fail_msg("%s", err);
+    assert_int_equal(ri.next_offset, INT64_MAX);
+    assert_int_equal(ri.applied_wm, INT64_MIN + 1);
+    side B;
+    side_init(&B, rs, &dx, p);
+    snap(&B, rs, INT64_MAX, INT64_MIN + 1, &b2, &n2, NULL);
+    assert_same_bytes(b, n, b2, n2);
+    /* the wheels cope: "early" and "zero" end by gap, "late" (deadline INT64_MAX) by drain */
+    B.c.W = 1000 * MIN;
+    cs_pstate_advance(B.p, &B.c);
+    end_all(&B, INT64_MAX - 1);
+    cs_counts *c = side_counts(&B, rs);
+    assert_int_equal(cs_counts_get(c, "ended_by", "gap"), 2);
+    assert_int_equal(cs_counts_get(c, "ended_by", "drain"), 1);
+    assert_int_equal(cs_counts_get(c, "by:persona:ended", "old/purchase"), 1);
+    cs_counts_free(c);
+    free(b);
+    free(b2);
+    side_free(&A);
+    side_free(&B);
+    dicts_free(&dx);
+    cs_rules_destroy(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,6 +1034,7 @@ int main(void)
         cmocka_unit_test(hand_built_snapshots),
         cmocka_unit_test(restored_entries_expire_on_time),
         cmocka_unit_test(restore_uses_readers_session_conf),
+        cmocka_unit_test(extreme_times_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
