@@ -212,7 +212,9 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
         set(kc, "queued.max.messages.kbytes", "131072", errstr, errlen) ||
         /* latency: the broker answers a fetch after at most 50 ms even when little is there */
         set(kc, "fetch.wait.max.ms", "50", errstr, errlen) ||
-        set(kc, "enable.partition.eof", "false", errstr, errlen) ||
+        /* drain: the end of a partition is also "no more messages": the last offsets of a
+         * transactional topic are commit markers that are never delivered */
+        set(kc, "enable.partition.eof", conf->drain ? "true" : "false", errstr, errlen) ||
         /* payloads are checked by our decoder; CRC checks cost CPU for nothing on loopback */
         set(kc, "check.crcs", "false", errstr, errlen)) {
         rd_kafka_conf_destroy(kc);
@@ -553,6 +555,24 @@ void cs_source_poll(cs_source *s, int timeout_ms)
 
 /* ---- the worker's side --------------------------------------------------------------------- */
 
+/* Drain: the partition has nothing more to deliver. If its end offset (the high watermark at
+ * start) lies beyond the last message delivered, what is left are transaction markers (or
+ * records compacted away): the partition is done. On the worker thread that owns it. */
+static void drain_eof(cs_source *s, const rd_kafka_message_t *m)
+{
+    int t = topic_index(s, rd_kafka_topic_name(m->rkt));
+    if (t < 0 || m->partition < 0 || m->partition >= MAX_PARTITIONS_PER_TOPIC)
+        return;
+    /* acquire: pairs with the release in set_part_of */
+    int part = atomic_load_explicit(&s->part_of[t][m->partition], memory_order_acquire);
+    if (part < 0 || m->offset < s->by_part[part]->end)
+        return;
+    if (cs_engine_part_state(s->e, part) != CS_PART_DONE) {
+        cs_engine_set_part_state(s->e, part, CS_PART_DONE);
+        atomic_fetch_add_explicit(&s->ndone, 1, memory_order_relaxed);
+    }
+}
+
 int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
 {
     enum { MAXB = 8192 };
@@ -569,6 +589,12 @@ int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
     int cur_t = -1;
     for (ssize_t i = 0; i < n;) {
         rd_kafka_message_t *m = msgs[i];
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (s->c.drain)
+                drain_eof(s, m);
+            i++;
+            continue;
+        }
         if (m->err) {
             atomic_fetch_add_explicit(&s->consume_errors, 1, memory_order_relaxed);
             i++;

@@ -353,13 +353,18 @@ int main(int argc, char **argv)
                 usleep((useconds_t)((due - now) * 1e6));
         }
         int part = m.part;
-        if (unkeyed) /* by position in the stream: a stream sent in parts lands the same way */
+        const char *key = m.key; /* a plain variable: RD_KAFKA_V_KEY casts without parentheses */
+        size_t keylen = m.keylen;
+        if (unkeyed) { /* by position in the stream: a stream sent in parts lands the same way */
             part = (int)(mix64(gc.seed ^ (skip + sent) * 0x9e3779b97f4a7c15ULL) %
                          (uint64_t)gc.nparts);
+            key = NULL;
+            keylen = 0;
+        }
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(
                 rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
-                RD_KAFKA_V_KEY(unkeyed ? NULL : m.key, unkeyed ? 0 : m.keylen),
+                RD_KAFKA_V_KEY(key, keylen),
                 RD_KAFKA_V_VALUE((void *)m.payload, m.len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(m.ts_ms),
                 RD_KAFKA_V_END);

@@ -886,9 +886,10 @@ static int produce(rd_kafka_message_t *m)
 {
     cs_decoded ev;
     int64_t ts = msg_ts(m);
+    int64_t out_ts = ts > 0 ? ts : 0; /* 0: now (the input had none) */
     const void *key = NULL;
     size_t klen = 0;
-    if (cs_decode(R.dec, m->payload, m->len, ts > 0 ? ts : 0, &ev) == CS_DECODE_OK) {
+    if (cs_decode(R.dec, m->payload, m->len, out_ts, &ev) == CS_DECODE_OK) {
         key = ev.f[CS_F_CUSTOMER].p;
         klen = ev.f[CS_F_CUSTOMER].len;
     }
@@ -899,7 +900,7 @@ static int produce(rd_kafka_message_t *m)
         rd_kafka_resp_err_t e = rd_kafka_producev(
             R.p, RD_KAFKA_V_RKT(R.out), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
             RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE(m->payload, m->len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(out_ts),
             RD_KAFKA_V_HEADERS(hc), RD_KAFKA_V_END);
         if (!e)
             break;
