@@ -32,6 +32,7 @@ typedef struct cs_part {
     _Atomic int state;
     _Atomic int64_t wm; /* partition watermark: max event time - lateness; INT64_MIN if none */
     int64_t next_offset;
+    uint64_t counted; /* messages counted (not replayed) since it was added */
     /* Replay (restore after a crash or a move): messages below replay_end were counted by an
      * earlier owner. They rebuild the state without counting (into the worker's discard
      * buffer), judged against min(own watermark, replay_wm); at replay_end the state is
@@ -490,6 +491,7 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
     if (replay) {
         w->replayed += n;
     } else {
+        p->counted += n;
         w->messages += n;
         w->invalid += inv;
         w->late += late;
@@ -623,6 +625,11 @@ void cs_worker_part_progress(const cs_worker *w, int part, int64_t *next_offset,
         *next_offset = p->next_offset;
         *applied_wm = p->applied_wm;
     }
+}
+
+uint64_t cs_worker_part_counted(const cs_worker *w, int part)
+{
+    return w->e->parts[part]->counted;
 }
 
 cs_agg *cs_worker_take_agg(cs_worker *w)

@@ -37,6 +37,8 @@ int cs_worker_snapshot_part(cs_worker *w, int part, char **out, size_t *outlen,
  * replaying: nothing new was counted). */
 void cs_worker_part_progress(const cs_worker *w, int part, int64_t *next_offset,
                              int64_t *applied_wm);
+/* Messages of the partition counted (not replayed) since it was added. */
+uint64_t cs_worker_part_counted(const cs_worker *w, int part);
 /* Ends any replay still open (nothing below its end is coming: drain end). */
 void cs_worker_finish_replays(cs_worker *w);
 

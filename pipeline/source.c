@@ -15,6 +15,27 @@
 #define MAX_TOPICS 16
 #define MAX_PARTITIONS_PER_TOPIC 4096
 
+typedef struct wrec {
+    int t;                /* topic index, -1 unknown */
+    int32_t partition;
+    int err;              /* rd_kafka_resp_err_t */
+    int64_t offset, ts;
+    size_t off, len;      /* payload in the arena */
+} wrec;
+
+typedef struct wbuf {
+    cs_source *s;
+    wrec *recs;
+    size_t n, max;
+    char *arena;
+    size_t used, cap;
+    const rd_kafka_topic_t *cur_rkt;
+    int cur_t;
+    int oom;
+    cs_msg *run;
+} wbuf;
+
+
 typedef struct tp {
     int topic;            /* index into s->topics */
     int32_t partition;
@@ -33,6 +54,7 @@ struct cs_source {
     rd_kafka_t *rk;
     rd_kafka_t *dlq;
     rd_kafka_queue_t **wq;
+    struct wbuf **wb;     /* per worker: what one consume call handed over (copies) */
     int nworkers;
     /* Which engine partition a (topic, partition) is, for workers: written by the control
      * thread (release) on assign/revoke, read by workers (acquire) per message run. */
@@ -250,8 +272,23 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     /* rebalance events and errors come through the consumer queue that cs_source_poll serves */
     rd_kafka_poll_set_consumer(s->rk);
     s->wq = calloc((size_t)s->nworkers, sizeof *s->wq);
-    for (int i = 0; i < s->nworkers; i++)
+    s->wb = calloc((size_t)s->nworkers, sizeof *s->wb);
+    int maxb = conf->batch_size > 0 ? conf->batch_size : 2048;
+    for (int i = 0; i < s->nworkers; i++) {
         s->wq[i] = rd_kafka_queue_new(s->rk);
+        s->wb[i] = calloc(1, sizeof **s->wb);
+        if (s->wb[i]) {
+            s->wb[i]->s = s;
+            s->wb[i]->max = (size_t)maxb;
+            s->wb[i]->recs = malloc((size_t)maxb * sizeof *s->wb[i]->recs);
+            s->wb[i]->run = malloc((size_t)maxb * sizeof *s->wb[i]->run);
+        }
+        if (!s->wb[i] || !s->wb[i]->recs || !s->wb[i]->run) {
+            snprintf(errstr, errlen, "out of memory");
+            cs_source_destroy(s);
+            return NULL;
+        }
+    }
 
     if (conf->dead_letter_topic && *conf->dead_letter_topic) {
         rd_kafka_conf_t *pc = rd_kafka_conf_new();
@@ -281,8 +318,18 @@ void cs_source_destroy(cs_source *s)
             rd_kafka_queue_destroy(s->tps[i].pq);
         }
     for (int i = 0; s->wq && i < s->nworkers; i++)
-        rd_kafka_queue_destroy(s->wq[i]);
+        if (s->wq[i])
+            rd_kafka_queue_destroy(s->wq[i]);
     free(s->wq);
+    for (int i = 0; s->wb && i < s->nworkers; i++) {
+        if (s->wb[i]) {
+            free(s->wb[i]->recs);
+            free(s->wb[i]->run);
+            free(s->wb[i]->arena);
+            free(s->wb[i]);
+        }
+    }
+    free(s->wb);
     if (s->rk)
         rd_kafka_destroy(s->rk);
     if (s->dlq) {
@@ -553,19 +600,69 @@ void cs_source_poll(cs_source *s, int timeout_ms)
         rd_kafka_poll(s->dlq, 0);
 }
 
-/* ---- the worker's side --------------------------------------------------------------------- */
+/* ---- the worker's side --------------------------------------------------------------------
+ *
+ * Why a callback and copies instead of rd_kafka_consume_batch_queue: in librdkafka 2.0.x the
+ * batch API is not safe against a pause, resume, seek or rebalance running at the same time
+ * (its v2.0.0 release notes; fixed in 2.1.0): a barrier op purges messages already collected
+ * into the caller's array after their application offset was advanced, so they are neither
+ * returned nor fetched again. A cooperative rebalance pauses and resumes the fetchers of every
+ * assigned partition, so each rebalance lost the messages a worker was collecting at that
+ * moment (tests/faults found it as offsets advancing past messages never counted).
+ * rd_kafka_consume_callback_queue checks each op's version when it hands it over and advances
+ * the application offset only for what it hands over. A message is valid only during the
+ * callback, so its payload is copied into the worker's arena (~30 ns for a 330-byte event;
+ * the batch API's array of pointers is what we give up). */
+
+static void consume_cb(rd_kafka_message_t *m, void *opaque)
+{
+    wbuf *b = opaque;
+    wrec *r = &b->recs[b->n];
+    if (m->rkt != b->cur_rkt) {
+        b->cur_rkt = m->rkt;
+        b->cur_t = topic_index(b->s, rd_kafka_topic_name(m->rkt));
+    }
+    r->t = b->cur_t;
+    r->partition = m->partition;
+    r->err = m->err;
+    r->offset = m->offset;
+    rd_kafka_timestamp_type_t tt;
+    r->ts = m->err ? -1 : rd_kafka_message_timestamp(m, &tt);
+    r->off = b->used;
+    r->len = m->err ? 0 : m->len;
+    if (r->len) {
+        if (b->used + r->len > b->cap) {
+            size_t nc = b->cap ? b->cap : 1 << 20;
+            while (nc < b->used + r->len)
+                nc *= 2;
+            char *na = realloc(b->arena, nc);
+            if (!na) {
+                /* cannot keep it: stop here; it was handed over, so the partition's run
+                 * would have a hole — mark the batch so it is not counted past it */
+                b->oom = 1;
+                rd_kafka_yield(b->s->rk);
+                return;
+            }
+            b->arena = na;
+            b->cap = nc;
+        }
+        memcpy(b->arena + b->used, m->payload, r->len);
+        b->used += r->len;
+    }
+    if (++b->n >= b->max)
+        rd_kafka_yield(b->s->rk); /* the rest stays queued for the next call */
+}
 
 /* Drain: the partition has nothing more to deliver. If its end offset (the high watermark at
  * start) lies beyond the last message delivered, what is left are transaction markers (or
  * records compacted away): the partition is done. On the worker thread that owns it. */
-static void drain_eof(cs_source *s, const rd_kafka_message_t *m)
+static void drain_eof(cs_source *s, const wrec *r)
 {
-    int t = topic_index(s, rd_kafka_topic_name(m->rkt));
-    if (t < 0 || m->partition < 0 || m->partition >= MAX_PARTITIONS_PER_TOPIC)
+    if (r->t < 0 || r->partition < 0 || r->partition >= MAX_PARTITIONS_PER_TOPIC)
         return;
     /* acquire: pairs with the release in set_part_of */
-    int part = atomic_load_explicit(&s->part_of[t][m->partition], memory_order_acquire);
-    if (part < 0 || m->offset < s->by_part[part]->end)
+    int part = atomic_load_explicit(&s->part_of[r->t][r->partition], memory_order_acquire);
+    if (part < 0 || r->offset < s->by_part[part]->end)
         return;
     if (cs_engine_part_state(s->e, part) != CS_PART_DONE) {
         cs_engine_set_part_state(s->e, part, CS_PART_DONE);
@@ -575,20 +672,26 @@ static void drain_eof(cs_source *s, const rd_kafka_message_t *m)
 
 int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
 {
-    enum { MAXB = 8192 };
-    rd_kafka_message_t *msgs[MAXB];
-    cs_msg run[MAXB];
-    int want = s->c.batch_size < MAXB ? s->c.batch_size : MAXB;
-    ssize_t n = rd_kafka_consume_batch_queue(s->wq[w], timeout_ms, msgs, (size_t)want);
-    if (n <= 0)
+    wbuf *b = s->wb[w];
+    b->n = 0;
+    b->used = 0;
+    b->cur_rkt = NULL;
+    b->cur_t = -1;
+    b->oom = 0;
+    rd_kafka_consume_callback_queue(s->wq[w], timeout_ms, consume_cb, b);
+    size_t n = b->n;
+    if (b->oom) {
+        /* a message could not be kept: count nothing of this call after it. The offsets
+         * of the kept ones are handed on; the lost one is re-read after a restart at worst. */
+        atomic_fetch_add_explicit(&s->consume_errors, 1, memory_order_relaxed);
+    }
+    if (n == 0)
         return 0;
     cs_worker *wk = cs_engine_worker(s->e, w);
     int processed = 0;
     int64_t now = cs_wall_ms();
-    const rd_kafka_topic_t *cur_rkt = NULL;
-    int cur_t = -1;
-    for (ssize_t i = 0; i < n;) {
-        rd_kafka_message_t *m = msgs[i];
+    for (size_t i = 0; i < n;) {
+        const wrec *m = &b->recs[i];
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             if (s->c.drain)
                 drain_eof(s, m);
@@ -600,25 +703,21 @@ int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
             i++;
             continue;
         }
-        if (m->rkt != cur_rkt) {
-            cur_rkt = m->rkt;
-            cur_t = topic_index(s, rd_kafka_topic_name(m->rkt));
-        }
         int part = -1;
-        if (cur_t >= 0 && m->partition >= 0 && m->partition < MAX_PARTITIONS_PER_TOPIC)
+        if (m->t >= 0 && m->partition >= 0 && m->partition < MAX_PARTITIONS_PER_TOPIC)
             /* acquire: pairs with the release in set_part_of */
-            part = atomic_load_explicit(&s->part_of[cur_t][m->partition], memory_order_acquire);
+            part = atomic_load_explicit(&s->part_of[m->t][m->partition], memory_order_acquire);
         /* the run of consecutive messages of the same partition */
-        ssize_t j = i;
-        while (j < n && !msgs[j]->err && msgs[j]->rkt == m->rkt &&
-               msgs[j]->partition == m->partition)
+        size_t j = i;
+        while (j < n && !b->recs[j].err && b->recs[j].t == m->t &&
+               b->recs[j].partition == m->partition)
             j++;
         if (part >= 0 && cs_engine_part_owner(s->e, part) == w) {
             int64_t next = cs_worker_next_offset(wk, part);
             int64_t end = s->c.drain ? s->by_part[part]->end : INT64_MAX;
             size_t k = 0;
-            for (ssize_t q = i; q < j; q++) {
-                rd_kafka_message_t *x = msgs[q];
+            for (size_t q = i; q < j; q++) {
+                const wrec *x = &b->recs[q];
                 if (next >= 0 && x->offset < next) {
                     atomic_fetch_add_explicit(&s->redelivered, 1, memory_order_relaxed);
                     continue;
@@ -627,12 +726,11 @@ int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
                     atomic_fetch_add_explicit(&s->past_end, 1, memory_order_relaxed);
                     continue;
                 }
-                rd_kafka_timestamp_type_t tt;
-                int64_t ts = rd_kafka_message_timestamp(x, &tt);
-                run[k++] = (cs_msg){x->payload, x->len, ts >= 0 ? ts : now, x->offset};
+                b->run[k++] = (cs_msg){b->arena + x->off, x->len, x->ts >= 0 ? x->ts : now,
+                                       x->offset};
             }
             if (k) {
-                cs_worker_process(wk, part, run, k);
+                cs_worker_process(wk, part, b->run, k);
                 processed += (int)k;
                 tp *x = s->by_part[part];
                 atomic_store_explicit(&x->last_msg_ms, now, memory_order_relaxed);
@@ -647,8 +745,6 @@ int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
         }
         i = j;
     }
-    for (ssize_t i = 0; i < n; i++)
-        rd_kafka_message_destroy(msgs[i]);
     return processed;
 }
 

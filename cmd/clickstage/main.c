@@ -85,6 +85,12 @@ typedef struct pinfo {
     int64_t last_snap_ms;
     int64_t assigned_ms;
     int replaying;
+    int64_t replay_to;   /* the counted offset its replay ran to (-1 none) */
+    /* offset gap check: from the first progress reported while counting, offsets and counted
+     * messages advance together unless the topic has gaps (transaction markers, compaction) */
+    int64_t gap_off;
+    uint64_t gap_counted;
+    int gap_logged;
     char *snap;          /* latest snapshot not yet in a flush (owned) */
     size_t snap_len;
 } pinfo;
@@ -195,16 +201,29 @@ static void record_progress(int w)
         int part = tps[i].part;
         if (cs_engine_part_owner(D.e, part) != w)
             continue;
-        cs_worker_part_progress(wk, part, &D.pi[part].poff, &D.pi[part].pwm);
+        pinfo *pi = &D.pi[part];
+        cs_worker_part_progress(wk, part, &pi->poff, &pi->pwm);
         int r = cs_engine_part_replaying(D.e, part);
-        if (D.pi[part].replaying && !r) {
-            double secs = (double)(cs_mono_ms() - D.pi[part].assigned_ms) / 1000.0;
+        if (pi->replaying && !r) {
+            double secs = (double)(cs_mono_ms() - pi->assigned_ms) / 1000.0;
             D.m.last_replay_seconds = secs;
-            logf_(6, "%s[%d]: caught up with the counted offset %lld %.3f s after its "
+            logf_(6, "%s[%d]: replayed up to the counted offset %lld %.3f s after its "
                      "assignment; counting again", tps[i].topic, tps[i].partition,
-                  (long long)D.pi[part].poff, secs);
+                  (long long)pi->replay_to, secs);
         }
-        D.pi[part].replaying = r;
+        pi->replaying = r;
+        uint64_t counted = cs_worker_part_counted(wk, part);
+        if (!r && pi->poff >= 0 && pi->gap_off < 0) {
+            pi->gap_off = pi->poff;
+            pi->gap_counted = counted;
+        } else if (!r && pi->gap_off >= 0 && !pi->gap_logged &&
+                   (uint64_t)(pi->poff - pi->gap_off) != counted - pi->gap_counted) {
+            pi->gap_logged = 1;
+            logf_(4, "%s[%d]: offsets advanced from %lld to %lld but %llu message(s) were "
+                     "counted (gaps in the topic: transaction markers or compaction)",
+                  tps[i].topic, tps[i].partition, (long long)pi->gap_off, (long long)pi->poff,
+                  (unsigned long long)(counted - pi->gap_counted));
+        }
     }
 }
 
@@ -683,6 +702,8 @@ static int on_assign(void *opaque, const char *topic, int32_t partition, int wor
     memset(p, 0, sizeof *p);
     p->poff = -1;
     p->pwm = INT64_MIN;
+    p->gap_off = -1;
+    p->replay_to = replaying ? redis_off : -1;
     p->redis_off = redis_off;
     p->replaying = replaying;
     p->assigned_ms = cs_mono_ms();
