@@ -238,7 +238,10 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
          * transactional topic are commit markers that are never delivered */
         set(kc, "enable.partition.eof", conf->drain ? "true" : "false", errstr, errlen) ||
         /* payloads are checked by our decoder; CRC checks cost CPU for nothing on loopback */
-        set(kc, "check.crcs", "false", errstr, errlen)) {
+        set(kc, "check.crcs", "false", errstr, errlen) ||
+        /* a restarted broker is found within a second, not after the 10 s default backoff
+         * (tests/faults: broker_restart recovery 8 s -> ~1-2 s) */
+        set(kc, "reconnect.backoff.max.ms", "1000", errstr, errlen)) {
         rd_kafka_conf_destroy(kc);
         cs_source_destroy(s);
         return NULL;

@@ -7,7 +7,10 @@
 #   5. clickstage-top driven in tmux against its own redis-server (tests/top/run.sh); the HTTP
 #      endpoints and the web view in headless Chromium (tests/http/run.sh); the deploy files
 #      (scripts/deploy-check.sh: lint, validate, release build run with env-only configuration)
-#   6. integration tests against a real Kafka broker and redis-server (tests/integration/*.sh)
+#   6. integration tests against a real Kafka broker and redis-server (tests/integration/*.sh),
+#      the repartitioner's (tests/repartition/run.sh) and the bounded fault suite
+#      (tests/faults/run.sh with FAULTS_PROFILE=ci: kill -9, members joining and leaving, a
+#      SIGSTOPped zombie, broker and Redis restarts, Redis coming back empty)
 # Each phase prints "LABEL: N passed, N failed"; the last line sums them all.
 # SKIP="tsan fuzz integration" skips phases (for quick local runs; CI skips none).
 set -u
@@ -39,5 +42,7 @@ phase deploy scripts/deploy-check.sh
 if ls tests/integration/*.sh >/dev/null 2>&1; then
   phase integration tests/integration/run.sh
 fi
+phase repartition tests/repartition/run.sh
+phase faults env FAULTS_PROFILE="${FAULTS_PROFILE:-ci}" tests/faults/run.sh
 echo "all phases: $total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]

@@ -35,7 +35,7 @@ done
 RATE=${FAULTS_RATE:-8000}            # background producer, messages/s
 SEED=${FAULTS_SEED:-$((RANDOM * 32768 + RANDOM))}
 RANDOM=$SEED
-TIME_SCALE=${FAULTS_TIME_SCALE:-60}  # event-time speed of the multi-instance cases (members, zombie)
+TIME_SCALE=${FAULTS_TIME_SCALE:-17280}  # event-time speed of the multi-instance cases (members, zombie): 4.8 h per wall second, like the 6-day stream of the others
 RECOVERY_TIMEOUT=${FAULTS_RECOVERY_TIMEOUT:-60}   # s: a fault not recovered from by then fails the case
 FLUSH=100ms
 KPROPS=session.timeout.ms=6000,heartbeat.interval.ms=1000
@@ -302,9 +302,9 @@ wait_log() { # FILE REGEX SECONDS [FROM_LINE]: until a line (after FROM_LINE) ma
   return 1
 }
 log_lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
-# Event time of a multi-instance case runs TIME_SCALE x wall time at RATE (see docs/faults.md:
-# every instance's watermark covers only its own partitions, so a partition that changes owner
-# after lagging d seconds meets a watermark up to d x TIME_SCALE ahead of it).
+# Event time of a multi-instance case runs TIME_SCALE x wall time at RATE (see docs/faults.md: a
+# partition that changes owner after lagging d seconds is d x TIME_SCALE of event time behind the
+# new owner's other partitions; the watermark must go back to it, not judge it against them).
 slow_span() { echo "$((NEVENTS_PLANNED * TIME_SCALE / RATE))s"; }
 ASSIGNED='assigned [^0]|assigned .*\[[0-9]'   # a daemon log line telling it got partitions
 
