@@ -135,6 +135,11 @@ bench-restore: deps
 $(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-restore
+# What snapshots cost end to end: --drain with snapshots off / every 30 s / every 1 s on a local
+# stack (bench/bench_state.sh; EVENTS, RUNS, BASELINE_BIN=<older build> for a before/after).
+bench-state: deps all
+	BUILD=$(BUILD) bench/bench_state.sh
+.PHONY: bench-state
 
 # Debian packages the build, tests and local stack need. Installs only what is missing.
 DEB_PKGS = build-essential clang libclang-rt-14-dev pkg-config librdkafka-dev libhiredis-dev \
