@@ -352,8 +352,8 @@ int64_t cs_engine_watermark(const cs_engine *e)
     return atomic_load_explicit(&((cs_engine *)e)->W, memory_order_relaxed);
 }
 
-/* The minimum over the partitions that count (see enum cs_part_state). *held: an active
- * partition without events holds it back (result INT64_MIN); *none: no partition counts. */
+/* The minimum over the partitions that count (see enum cs_part_state); INT64_MIN when an
+ * active partition without events holds it back. *none: no partition counts at all. */
 static int64_t compute_min(const cs_engine *e, int final, int *none)
 {
     /* acquire: pairs with the release in cs_engine_add_partition. */

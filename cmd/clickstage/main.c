@@ -49,7 +49,7 @@
 #endif
 
 #define MAX_ASSIGNED 4096
-#define MAX_END 1024
+#define MAX_END MAX_ASSIGNED /* partitions one barrier may snapshot or release */
 #define MAX_PARTS 65536 /* engine partition ids */
 
 /* What a barrier asks of a worker for the partitions listed in a request */
