@@ -297,8 +297,6 @@ static void take_snaps(wslot *s)
         free(p->snap);
         p->snap = o->data;
         p->snap_len = o->len;
-        D.m.snapshots_written++;
-        D.m.snapshot_bytes_written += o->len;
     }
     s->n_snaps = 0;
 }
@@ -482,6 +480,10 @@ static int try_flush(int force)
     D.m.flush_seq = D.seq;
     for (size_t i = 0; i < D.ntps; i++)
         D.pi[D.tps[i].part].redis_off = D.offs[i];
+    for (size_t i = 0; i < D.nfsnaps; i++) {
+        D.m.snapshots_written++;
+        D.m.snapshot_bytes_written += D.fsnaps[i].s.len;
+    }
     free_flush_snaps();
     cs_source_commit(D.src, D.tps, D.offs, D.ntps, 0);
     cs_agg_reset(D.inflight);
