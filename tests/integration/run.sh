@@ -117,6 +117,7 @@ if want sigterm_restart; then
   if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "$stop_ms" -lt 10000 ] && [ $inv_ok = 1 ] \
      && [ "$(counted)" = "$(expected_total "$WORK/t4.json")" ] \
      && [ "$(rcli HGET 'it4:{model}:sessions' active)" = 0 ] && [ "${ended_shutdown:-0}" = 0 ] \
+     && grep -q 'restored [1-9][0-9]* sessions' "$WORK/t4b.log" \
      && check sigterm_restart "$WORK/t4.json"; then
     ok "sigterm_restart (stopped in ${stop_ms} ms)"
   else tail -20 "$WORK/t4.log"; bad sigterm_restart "rc=$rc/$rc2 stop ${stop_ms}ms, or counts differ"; fi
