@@ -216,46 +216,44 @@ static void expect_same(const cs_counts *want, const cs_counts *got)
     assert_int_equal(d, 0);
 }
 
-/* Crashes between snapshots: restore + replay reproduce every counter. */
-static void crash_restore_replay_exact(void **st)
+/* One stream run twice with the same batches and flushes: uninterrupted, then crashing at
+ * `crashes` with a snapshot every `per_snap` flushes; every counter must agree. Returns the
+ * messages replayed. */
+static uint64_t check_crashes(uint64_t seed, uint64_t nevents, size_t batch, int per_flush,
+                              int per_snap, const int *crashes, int ncrashes)
 {
-    cs_gen_out *g = gen(31, 150000);
-    cs_counts *want = run_with_crashes(g, 256, 3, 0, NULL, 0, NULL);
-    int crashes[] = {40, 41, 97, 230, 231, 232, 400};
+    cs_gen_out *g = gen(seed, nevents);
+    cs_counts *want = run_with_crashes(g, batch, per_flush, 0, NULL, 0, NULL);
     uint64_t replayed = 0;
-    cs_counts *got = run_with_crashes(g, 256, 3, 4, crashes, 7, &replayed);
-    assert_true(replayed > 0); /* the replay path really ran */
+    cs_counts *got = run_with_crashes(g, batch, per_flush, per_snap, crashes, ncrashes,
+                                      &replayed);
     expect_same(want, got);
     cs_counts_free(want);
     cs_counts_free(got);
     cs_gen_free(g);
+    return replayed;
+}
+
+/* Crashes between snapshots: restore + replay reproduce every counter. */
+static void crash_restore_replay_exact(void **st)
+{
+    int crashes[] = {40, 41, 97, 230, 231, 232, 400};
+    assert_true(check_crashes(31, 150000, 256, 3, 4, crashes, 7) > 0); /* replay really ran */
 }
 
 /* A snapshot every flush: restores at exactly the counted offset (nothing to replay but the
  * earlier owner's last expiry). */
 static void crash_snapshot_every_flush(void **st)
 {
-    cs_gen_out *g = gen(32, 100000);
-    cs_counts *want = run_with_crashes(g, 100, 2, 0, NULL, 0, NULL);
     int crashes[] = {11, 50, 51, 300, 301};
-    cs_counts *got = run_with_crashes(g, 100, 2, 1, crashes, 5, NULL);
-    expect_same(want, got);
-    cs_counts_free(want);
-    cs_counts_free(got);
-    cs_gen_free(g);
+    check_crashes(32, 100000, 100, 2, 1, crashes, 5);
 }
 
 /* No snapshot ever: every restart rebuilds from offset 0, uncounted up to the flushed offset. */
 static void crash_without_snapshots_rebuilds(void **st)
 {
-    cs_gen_out *g = gen(33, 80000);
-    cs_counts *want = run_with_crashes(g, 128, 2, 0, NULL, 0, NULL);
     int crashes[] = {30, 150, 151};
-    cs_counts *got = run_with_crashes(g, 128, 2, 0, crashes, 3, NULL);
-    expect_same(want, got);
-    cs_counts_free(want);
-    cs_counts_free(got);
-    cs_gen_free(g);
+    assert_true(check_crashes(33, 80000, 128, 2, 0, crashes, 3) > 0);
 }
 
 /* Crash after crash right after restarting, a flush after every run: each restart restores
@@ -264,14 +262,8 @@ static void crash_without_snapshots_rebuilds(void **st)
  * advance must reproduce exactly. */
 static void crash_after_expiry_only_flushes(void **st)
 {
-    cs_gen_out *g = gen(34, 60000);
-    cs_counts *want = run_with_crashes(g, 512, 1, 0, NULL, 0, NULL);
     int crashes[] = {5, 6, 7, 8, 60};
-    cs_counts *got = run_with_crashes(g, 512, 1, 2, crashes, 5, NULL);
-    expect_same(want, got);
-    cs_counts_free(want);
-    cs_counts_free(got);
-    cs_gen_free(g);
+    check_crashes(34, 60000, 512, 1, 2, crashes, 5);
 }
 
 /* The unkeyed-producer detector: a keyed stream (every customer on one partition) counts
