@@ -195,6 +195,12 @@ static void i64_metric(FILE *f, const char *name, const char *type, const char *
     fprintf(f, "%s %" PRId64 "\n", name, v);
 }
 
+static void seconds_metric(FILE *f, const char *name, const char *help, double v)
+{
+    meta(f, name, "gauge", help);
+    fprintf(f, "%s %.6f\n", name, v);
+}
+
 static void write_prometheus(FILE *f, const cs_metrics *m)
 {
     int ns = m->nstages < 0 ? 0 : m->nstages > CS_MAX_STAGES ? CS_MAX_STAGES : m->nstages;
@@ -334,12 +340,11 @@ static void write_prometheus(FILE *f, const cs_metrics *m)
     u64_metric(f, "clickstage_replaying_partitions", "gauge",
                "Partitions still re-reading what an earlier owner counted.",
                (uint64_t)m->replaying_partitions);
-    fprintf(f, "# HELP clickstage_last_restore_seconds Time to load and decode the last "
-               "snapshot.\n# TYPE clickstage_last_restore_seconds gauge\n"
-               "clickstage_last_restore_seconds %.6f\n", m->last_restore_seconds);
-    fprintf(f, "# HELP clickstage_last_replay_seconds Time from the last assignment to the end "
-               "of its replay.\n# TYPE clickstage_last_replay_seconds gauge\n"
-               "clickstage_last_replay_seconds %.6f\n", m->last_replay_seconds);
+    seconds_metric(f, "clickstage_last_restore_seconds",
+                   "Time to load and decode the last snapshot.", m->last_restore_seconds);
+    seconds_metric(f, "clickstage_last_replay_seconds",
+                   "Time from the last assignment to the end of its replay.",
+                   m->last_replay_seconds);
     u64_metric(f, "clickstage_fenced_total", "counter",
                "Flushes rejected because Redis held other offsets than expected (another "
                "instance owns the partition now, or Redis lost writes).", m->fenced);
