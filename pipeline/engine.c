@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "sessionize.h"
 #include "snapshot.h"
+#include "util.h"
 
 #define CS_MAX_PARTS 65536
 #define MAX_RETIRED 64
@@ -249,6 +250,21 @@ int cs_engine_add_partition(cs_engine *e, int w)
  * buffer that is thrown away (those ends were counted by the earlier owner). */
 static void finish_replay(cs_engine *e, cs_part *p, cs_agg *discard, const cs_ruleset *rs)
 {
+    /* The earlier owner's applied watermark comes from Redis. An owner that bounded event
+     * times (max_future) never applied one above the highest event time it accepted, which is
+     * the one the replay has just rebuilt (the bound only ever accepts more as the clock
+     * advances); so this is a no-op for it. A value above that was written by a build without
+     * the bound: advanced to it, the state's wheels would stop turning and every later event
+     * would be late. Bounded like an event time (docs/semantics.md "Event time bounds"); with
+     * no event at all, by this clock + max_future. */
+    const cs_session_conf *sc = cs_rules_session(rs);
+    if (sc->max_future_ms > 0 && p->replay_wm != INT64_MIN) {
+        int64_t bound = cs_pstate_max_time(p->st);
+        if (bound == INT64_MIN && __builtin_add_overflow(cs_wall_ms(), sc->max_future_ms, &bound))
+            bound = INT64_MAX;
+        if (p->replay_wm > bound)
+            p->replay_wm = bound;
+    }
     if (p->replay_wm != INT64_MIN) {
         cs_sessctx c = {rs, discard, e->dicts, p->replay_wm};
         cs_pstate_advance(p->st, &c);
@@ -299,6 +315,14 @@ int cs_engine_add_partition_state(cs_engine *e, int w, cs_pstate *st, int64_t ne
     /* release: a worker that sees nparts > id sees parts[id] fully initialised. */
     atomic_store_explicit(&e->nparts, id + 1, memory_order_release);
     return id;
+}
+
+int cs_engine_time_beyond_bound(const cs_engine *e, int64_t t)
+{
+    int64_t mf = cs_rules_session(cs_engine_rules(e))->max_future_ms, lim;
+    if (mf <= 0 || t == INT64_MIN || __builtin_add_overflow(cs_wall_ms(), mf, &lim))
+        return 0;
+    return t > lim;
 }
 
 void cs_engine_set_part_label(cs_engine *e, int part, uint16_t label)
@@ -454,11 +478,21 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
     cs_pstate *st = p->st;
     cs_agg *a = w->ctx.agg;
     uint64_t inv = 0, late = 0;
+    /* The decoder bounds an event time by its message timestamp; this bounds it by our own
+     * clock too, read once per batch, so that a message timestamp far ahead (a producer that
+     * stamps messages with the device's clock) cannot move the watermark either
+     * (docs/semantics.md "Event time bounds"). */
+    int64_t mf = cs_rules_session(w->rs)->max_future_ms;
+    int64_t wall_limit = INT64_MAX;
+    if (mf > 0 && __builtin_add_overflow(cs_wall_ms(), mf, &wall_limit))
+        wall_limit = INT64_MAX;
     for (size_t i = 0; i < n + PIPE - 1; i++) {
         if (i < n) {
             inflight *f = &w->fl[i % PIPE];
             cs_invalid r = cs_decode(w->dec[i % PIPE], msgs[i].payload, msgs[i].len,
                                      msgs[i].ts_ms, &f->ev);
+            if (r == CS_DECODE_OK && __builtin_expect(f->ev.ts_ms > wall_limit, 0))
+                r = CS_INV_FUTURE_TIME;
             f->ok = r == CS_DECODE_OK;
             if (!f->ok) {
                 if (w->e->invalid_hook && !replay)

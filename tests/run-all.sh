@@ -3,7 +3,8 @@
 #   1. release build with -Werror, unit + model tests
 #   2. the same tests under ASan+UBSan
 #   3. the multi-thread tests under ThreadSanitizer
-#   4. every libFuzzer target for FUZZ_SECONDS (default 20) each
+#   4. clickstage-rules check/explain as a user runs them (tests/rules/cli.sh); every libFuzzer
+#      target for FUZZ_SECONDS (default 20) each
 #   5. clickstage-top driven in tmux against its own redis-server (tests/top/run.sh); the HTTP
 #      endpoints and the web view in headless Chromium (tests/http/run.sh); the deploy files
 #      (scripts/deploy-check.sh: lint, validate, release build run with env-only configuration)
@@ -35,6 +36,7 @@ phase() { # label, command...
 phase release make WERROR=-Werror unit
 phase asan make WERROR=-Werror asan-test
 phase tsan make WERROR=-Werror tsan-test
+phase rules-cli tests/rules/cli.sh
 phase fuzz make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 phase top tests/top/run.sh
 phase http tests/http/run.sh

@@ -663,6 +663,12 @@ static int on_assign(void *opaque, const char *topic, int32_t partition, int wor
                          (long long)info.next_offset, (long long)sv.offset);
                 cs_pstate_destroy(st);
                 st = NULL;
+            } else if (st && cs_engine_time_beyond_bound(D.e, info.max_t)) {
+                snprintf(err, sizeof err, "its highest event time %lld is more than "
+                         "session.max_future ahead of this clock: written without the bound",
+                         (long long)info.max_t);
+                cs_pstate_destroy(st);
+                st = NULL;
             }
             if (!st) {
                 D.m.snapshots_rejected++;

@@ -61,6 +61,7 @@ static void known(cs_metrics *m, const char *journey)
     m->invalid[CS_INV_TOO_LARGE] = 1;
     m->invalid[CS_INV_NO_CUSTOMER] = 2;
     m->invalid[CS_INV_BAD_TIME] = 4;
+    m->invalid[CS_INV_FUTURE_TIME] = 6;
     m->sessions_started = 900;
     m->sessions_ended = 850;
     m->sessions_open = 50;

@@ -197,6 +197,7 @@ clickstage_invalid_total{reason="too_deep"} 0
 clickstage_invalid_total{reason="no_customer"} 2
 clickstage_invalid_total{reason="no_event"} 0
 clickstage_invalid_total{reason="bad_time"} 4
+clickstage_invalid_total{reason="future_time"} 6
 clickstage_sessions_started_total 900
 clickstage_sessions_ended_total 850
 # TYPE clickstage_sessions_open gauge
