@@ -16,6 +16,10 @@
 # SKIP="tsan fuzz integration" skips phases (for quick local runs; CI skips none).
 set -u
 cd "$(dirname "$0")/.."
+# The same verdict whatever make called this (`make -s test`, `make -j2 test`): its flags do not
+# reach the phases' own makes and scripts, which say what they want explicitly.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+JOBS=$(nproc 2>/dev/null || echo 2)
 skip=" ${SKIP:-} "
 total_p=0; total_f=0
 phase() { # label, command...
@@ -33,9 +37,9 @@ phase() { # label, command...
   total_p=$((total_p + p)); total_f=$((total_f + f))
   rm -f "$log"
 }
-phase release make WERROR=-Werror unit
-phase asan make WERROR=-Werror asan-test
-phase tsan make WERROR=-Werror tsan-test
+phase release make -j"$JOBS" WERROR=-Werror unit
+phase asan make -j"$JOBS" WERROR=-Werror asan-test
+phase tsan make -j"$JOBS" WERROR=-Werror tsan-test
 phase rules-cli tests/rules/cli.sh
 phase fuzz make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 phase top tests/top/run.sh

@@ -506,8 +506,12 @@ browser() {
       { tail -5 "$WORK/npm.log"; skipped browser "npm install playwright-core failed"; return; }
   fi
   rcli HSET 'clickstage:{demo}:meta' updated_ms "$(date +%s%3N)" >/dev/null
+  # the screenshot goes to docs/img only when asked (UPDATE_DOCS_IMG=1): a test run leaves
+  # tracked files alone
+  local shot=$WORK/web-view.png
+  [ -z "${UPDATE_DOCS_IMG:-}" ] || shot=docs/img/web-view.png
   timeout 120 node tests/http/browser.mjs "$U/" "$WORK/expect.json" "$RP" "$HPID" tests/http/out \
-    docs/img/web-view.png >"$WORK/browser.log" 2>&1
+    "$shot" >"$WORK/browser.log" 2>&1
   local brc=$?
   cat "$WORK/browser.log"
   local p f
