@@ -15,7 +15,7 @@ WERROR ?=
 OPT ?= -O2
 SAN ?=
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(WERROR) \
-              -g $(OPT) -pthread -Iinclude -Ipipeline -Itests/lib $(SAN)
+              -g $(OPT) -pthread -Iinclude -Ipipeline -Iloadgen $(SAN)
 ifneq ($(wildcard cmd/clickstage/http.c),)
 CFLAGS_BASE += -DCS_HAVE_HTTP
 endif
@@ -32,8 +32,8 @@ IO_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(filter pipeline/source.c pipeline/sink.c,
 LIB = $(BUILD)/libclickstage.a
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TESTLIB_SRC = $(sort $(wildcard tests/lib/*.c))
-TESTLIB_OBJ = $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+LOADGEN_SRC = $(sort $(wildcard loadgen/*.c))
+LOADGEN_OBJ = $(LOADGEN_SRC:%.c=$(BUILD)/%.o)
 
 BINS = $(BUILD)/clickstage-rules
 ifneq ($(wildcard cmd/clickstage/main.c),)
@@ -74,22 +74,22 @@ $(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	$(CC) $(CFLAGS_BASE) -c $< -o $@
 $(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c)) $(BUILD)/gen/web_assets.o $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_HTTP) $(LDLIBS_CORE)
-# The load generator's ground truth comes from the reference model in tests/lib (cJSON-based,
+# The load generator's ground truth comes from the reference model in loadgen/ (cJSON-based,
 # shares no code path with the daemon's pipeline beyond the rule table).
-$(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE) -lcjson
 $(BUILD)/clickstage-repartition: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-repartition/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE)
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_REDIS) -lncursesw $(LDLIBS_CORE)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LOADGEN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 
 # Test tools for the integration tests (producer with expected counts, Redis checker).
 TOOLS = $(BUILD)/cs_checkredis $(BUILD)/cs_mockbroker
-$(BUILD)/cs_%: $(BUILD)/tests/tools/cs_%.o $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/cs_%: $(BUILD)/tests/tools/cs_%.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 tools: $(TOOLS)
 
@@ -126,13 +126,13 @@ fuzz: fuzz-build
 bench: deps
 	$(MAKE) $(BUILD)/bench_core
 	./$(BUILD)/bench_core $(BENCH_ARGS)
-$(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 # Snapshot size and restore time per million sessions (bench/bench_restore.c), last line JSON.
 bench-restore: deps
 	$(MAKE) $(BUILD)/bench_restore
 	./$(BUILD)/bench_restore $(BENCH_ARGS)
-$(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-restore
 # What snapshots cost end to end: --drain with snapshots off / every 30 s / every 1 s on a local

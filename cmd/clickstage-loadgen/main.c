@@ -1,11 +1,11 @@
 /* clickstage-loadgen — the bundled load generator (SPEC §6).
  *
- * Produces the synthetic clickstream of tests/lib/gen.c (personas, channels, funnel, sessions
+ * Produces the synthetic clickstream of loadgen/gen.c (personas, channels, funnel, sessions
  * over days, out-of-order/late/invalid shares; deterministic for a seed) to a Kafka topic, keyed
  * by customer (--unkeyed: no key, any partition, like a producer that does not key), at a target
  * rate or flat out, with a progress line. --expect FILE writes the exact SPEC §4 counts
  * `clickstage --drain` must produce for that stream (--unkeyed: once re-keyed), computed by the
- * reference model (tests/lib/refmodel.c: cJSON decoding, a plain map per customer, none of the
+ * reference model (loadgen/refmodel.c: cJSON decoding, a plain map per customer, none of the
  * daemon's code paths), so any run can be checked against ground truth (bench/checkredis).
  *
  * Last stdout line: one JSON object with the achieved figures.

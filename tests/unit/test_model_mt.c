@@ -1,5 +1,5 @@
 /* test_model_mt.c — the sharded, multi-threaded core against the single-threaded reference model
- * (tests/lib/refmodel.c) on generated input: every §4 count must be identical.
+ * (loadgen/refmodel.c) on generated input: every §4 count must be identical.
  * Also the multi-thread stress test for ThreadSanitizer (make tsan-test runs test_*mt*). */
 #include <pthread.h>
 #include <setjmp.h>

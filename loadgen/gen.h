@@ -1,5 +1,5 @@
-/* gen.h — the deterministic synthetic clickstream of SPEC §6, shared by the tests, the
- * benchmarks and clickstage-loadgen.
+/* gen.h — the deterministic synthetic clickstream of SPEC §6, shared by clickstage-loadgen,
+ * the tests and the benchmarks.
  *
  * What it generates: customers with Zipf-like activity (a few are very active, most come back
  * rarely), three personas with their own channel mix and service channel (young: social media
@@ -16,8 +16,8 @@
  * drain must produce do not depend on how partitions interleave, and the reference model can
  * compute them.
  */
-#ifndef CS_TEST_GEN_H
-#define CS_TEST_GEN_H
+#ifndef CS_LOADGEN_GEN_H
+#define CS_LOADGEN_GEN_H
 
 #include <stddef.h>
 #include <stdint.h>
