@@ -26,9 +26,11 @@ LDLIBS_HTTP = -lmicrohttpd
 LDLIBS_TEST = -lcmocka
 
 PIPELINE_SRC = $(sort $(wildcard pipeline/*.c))
-CORE_SRC = $(filter-out pipeline/source.c pipeline/sink.c,$(PIPELINE_SRC))
+# the stages that talk to Kafka or Redis (librdkafka, hiredis); the fuzzers build without them
+IO_SRC = $(filter pipeline/source.c pipeline/sink.c pipeline/redis.c pipeline/coord.c,$(PIPELINE_SRC))
+CORE_SRC = $(filter-out $(IO_SRC),$(PIPELINE_SRC))
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
-IO_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(filter pipeline/source.c pipeline/sink.c,$(PIPELINE_SRC)))
+IO_OBJ = $(IO_SRC:%.c=$(BUILD)/%.o)
 LIB = $(BUILD)/libclickstage.a
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
