@@ -46,6 +46,7 @@
 #include "aggregate.h"
 #include "classify.h"
 #include "clickstage.h"
+#include "log.h"
 #include "sink.h"
 
 #define REDIS_SERVER "/usr/bin/redis-server"
@@ -259,6 +260,7 @@ static int setup(void **st)
 
 static int teardown(void **st)
 {
+    cs_log_set_sink(NULL, NULL);
     fx *f = *st;
     cs_agg_free(&f->agg);
     for (int d = 0; d < cs_rules_ndims(f->rs); d++)
@@ -279,8 +281,8 @@ static cs_sink *new_sink(fx *f, const char *url, int cmd_timeout_ms)
     }
     cs_sink_conf c = {.url = url, .prefix = PFX, .instance_id = "t1",
                       .connect_timeout_ms = 500, .command_timeout_ms = cmd_timeout_ms,
-                      .backoff_min_ms = 50, .backoff_max_ms = 400, .log = log_cb,
-                      .log_opaque = f};
+                      .backoff_min_ms = 50, .backoff_max_ms = 400};
+    cs_log_set_sink(log_cb, f); /* the one logger's lines come here (pipeline/log.h) */
     cs_sink *s = cs_sink_new(&c, err, sizeof err);
     if (!s)
         fail_msg("cs_sink_new(%s): %s", url, err);
