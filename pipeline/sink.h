@@ -1,5 +1,6 @@
-/* sink.h — stage 6 of the pipeline: one flush of merged count deltas, and the Kafka offsets that
- * produced them, written to Redis in one atomic step (SPEC §4).
+/* sink.h — the pipeline's sink: one flush of merged count deltas, and the Kafka offsets that
+ * produced them, written to Redis in one atomic step (SPEC §4). pipeline/coord.c decides what
+ * goes into a flush and when.
  *
  * Contract
  *  - A flush is all-or-nothing: one Lua script (one round trip) checks that Redis holds, for every
