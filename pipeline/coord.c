@@ -700,11 +700,21 @@ static void on_revoke(void *opaque, const int *parts, size_t n)
      * offsets, then let them go: the next owner restores exactly this */
     collect(c, parts, n, REQ_RELEASE);
     if (flush_until(c, cs_mono_ms() + c->cf.shutdown_timeout_ms) != 0 &&
-        c->status == CS_COORD_RUNNING)
+        c->status == CS_COORD_RUNNING) {
+        /* The revoked partitions' last counts are merged, in the buffers still to be written,
+         * with those of the partitions this process keeps; their next owner re-reads them from
+         * the last counted offsets. Writing the buffers later would count them twice, dropping
+         * them would lose the kept partitions' counts: drop everything unwritten and rejoin, as
+         * when fenced (tests/unit/test_coord.c coord_rebalance_mid_flush found the double
+         * count). Nothing is lost: every partition restarts from what Redis holds. */
         CS_LOG(CS_LOG_ERROR,
-               "revoke: could not write the final counts of %zu partition(s) to Redis; the "
-               "next owner will re-read them from the last counted offsets",
+               "revoke: could not write the final counts of %zu partition(s) to Redis within "
+               "shutdown_timeout; their next owner re-reads them from the last counted offsets, "
+               "so this process writes nothing more: dropping all state and rejoining",
                n);
+        c->m.fenced++;
+        c->status = CS_COORD_FENCED;
+    }
 }
 
 static void dead_letter(void *opaque, const cs_msg *m, const char *reason)
@@ -746,8 +756,9 @@ cs_coord *cs_coord_new(cs_engine *e, const cs_coord_conf *conf, char *errstr, si
     c->status = CS_COORD_RUNNING;
     const cs_ruleset *rs = cs_engine_rules(e);
 
-    cs_sink_conf sc = {c->cf.redis_url, c->cf.prefix, c->cf.instance_id, 2000, 5000, 100, 5000,
-                       c->cf.minute_ttl_ms / 1000, 0};
+    int rto = c->cf.redis_timeout_ms > 0 ? c->cf.redis_timeout_ms : 5000;
+    cs_sink_conf sc = {c->cf.redis_url, c->cf.prefix, c->cf.instance_id, rto < 2000 ? rto : 2000,
+                       rto, 100, 5000, c->cf.minute_ttl_ms / 1000, 0};
     c->sink = cs_sink_new(&sc, errstr, errlen);
     cs_sink_conf sc2 = sc;
     sc2.quiet = 1; /* the flusher reports Redis going away; this one would say it again */

@@ -351,9 +351,13 @@ static int pick_worker(cs_source *s)
     return best;
 }
 
-/* Creates state and resolves the start offset through on_assign (Redis is authoritative;
- * CS_START_RESET becomes RD_KAFKA_OFFSET_INVALID, for which librdkafka applies
- * auto.offset.reset), then forwards the partition's queue. */
+/* Creates state and resolves the start offset through on_assign (Redis is authoritative), then
+ * forwards the partition's queue. CS_START_RESET becomes the explicit position auto.offset.reset
+ * names (the oldest retained message or the end), never RD_KAFKA_OFFSET_INVALID: that would let
+ * librdkafka start from the group's committed offset, which on_assign has already judged (a
+ * committed offset without one in Redis means Redis lost the counts: reading from it would skip
+ * them), and a commit landing between that judgement and librdkafka's own look-up must not
+ * change where the partition starts. */
 static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t committed)
 {
     int t = topic_index(s, p->topic);
@@ -375,7 +379,8 @@ static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t comm
     remember_part(s, part, x);
     p->offset = start >= 0                      ? start
                 : start == CS_START_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
-                                              : RD_KAFKA_OFFSET_INVALID;
+                : s->c.earliest               ? RD_KAFKA_OFFSET_BEGINNING
+                                              : RD_KAFKA_OFFSET_END;
     atomic_store_explicit(&x->last_msg_ms, cs_wall_ms(), memory_order_relaxed);
     /* forward before assigning: messages must never reach the consumer's own queue */
     x->pq = rd_kafka_queue_get_partition(s->rk, p->topic, p->partition);

@@ -11,8 +11,9 @@
  *    says why not the batch API: librdkafka 2.0.x loses messages collected while a rebalance
  *    pauses fetchers).
  *  - Offsets: enable.auto.offset.store=false and enable.auto.commit=false. Where to start is
- *    asked of the caller on assignment (the offsets stored in Redis are authoritative), then the
- *    group's committed offset, then auto.offset.reset. Commits happen only through
+ *    asked of the caller on assignment (the offsets stored in Redis are authoritative; the
+ *    group's committed offset is passed along for the caller to judge), and CS_START_RESET is
+ *    auto.offset.reset's position, set explicitly. Commits happen only through
  *    cs_source_commit(), which the caller calls after Redis acknowledged a flush.
  *  - Threads: cs_source_poll() (rebalances, errors, stray messages) and every function not
  *    marked otherwise run on the control thread; cs_source_fetch() runs on worker `w`'s thread.
