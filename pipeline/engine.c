@@ -377,6 +377,12 @@ int cs_engine_add_partition_state(cs_engine *e, int w, cs_pstate *st, int64_t ne
     return id;
 }
 
+int cs_engine_slots_used(const cs_engine *e)
+{
+    /* relaxed: a statistic */
+    return atomic_load_explicit(&((cs_engine *)e)->nparts, memory_order_relaxed);
+}
+
 int cs_engine_time_beyond_bound(const cs_engine *e, int64_t t)
 {
     int64_t mf = cs_rules_session(cs_engine_rules(e))->max_future_ms, lim;
