@@ -67,7 +67,13 @@ struct cs_source {
     int cooperative;
     int *assign_count;    /* per worker, for balancing */
     _Atomic uint64_t redelivered, past_end, stray, consume_errors, dead_lettered;
+    _Atomic uint64_t dead_letter_failed;
     uint64_t rebalances, assigned, revoked;
+    /* cs_source_start's wait for the cluster's first answer (see await_cluster) */
+    _Atomic int starting;
+    int start_failed;     /* an authentication or TLS error arrived while starting */
+    int all_down;         /* every bootstrap broker failed while starting */
+    char start_error[512];
 };
 
 static void slog(cs_source *s, int level, const char *fmt, ...)
@@ -137,16 +143,34 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr
     return 0;
 }
 
+/* Applies "k=v,k=v" (the daemon's normalised kafka_props: a comma or backslash inside a value
+ * is escaped as "\," / "\\"). Error messages name the property, never its value: values may
+ * be passwords, and librdkafka's own message for a string property does not quote it. */
 static int apply_extra(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t errlen)
 {
     if (!props || !*props)
         return 0;
-    char *dup = strdup(props), *save = NULL;
+    char *dup = strdup(props);
+    if (!dup) {
+        snprintf(errstr, errlen, "out of memory");
+        return -1;
+    }
     int rc = 0;
-    for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+    char *p = dup;
+    while (*p && rc == 0) {
+        /* one item: up to an unescaped comma, unescaping in place */
+        char *kv = p, *w = p;
+        for (; *p && *p != ','; p++) {
+            if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
+                p++;
+            *w++ = *p;
+        }
+        if (*p == ',')
+            p++;
+        *w = '\0';
         char *eq = strchr(kv, '=');
         if (!eq) {
-            snprintf(errstr, errlen, "kafka property '%s' is not k=v", kv);
+            snprintf(errstr, errlen, "a kafka property is not k=v");
             rc = -1;
             break;
         }
@@ -155,9 +179,9 @@ static int apply_extra(rd_kafka_conf_t *conf, const char *props, char *errstr, s
         if (set(conf, kv, eq + 1, e2, sizeof e2) != 0) {
             snprintf(errstr, errlen, "kafka property %s: %s", kv, e2);
             rc = -1;
-            break;
         }
     }
+    memset(dup, 0, strlen(props)); /* may hold a password */
     free(dup);
     return rc;
 }
@@ -168,15 +192,63 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     cs_source *s = rd_kafka_opaque(rk);
-    if (s)
-        slog(s, level <= 3 ? 3 : level <= 4 ? 4 : level <= 6 ? 6 : 7, "kafka %s: %s", fac, buf);
+    if (!s)
+        return;
+    int lv = level <= 3 ? 3 : level <= 4 ? 4 : level <= 6 ? 6 : 7;
+    int dlq = rd_kafka_type(rk) == RD_KAFKA_PRODUCER;
+    /* the dead-letter producer gets all of kafka_props (security settings above all): the
+     * consumer-only ones among them are expected to be ignored there */
+    if (dlq && strcmp(fac, "CONFWARN") == 0 && strstr(buf, "consumer property"))
+        lv = 7;
+    /* while starting, a broker's connection failure is reported once, by error_cb, or by the
+     * exit line when it is an authentication or TLS failure */
+    if (atomic_load_explicit(&s->starting, memory_order_relaxed) && strcmp(fac, "FAIL") == 0)
+        lv = 7;
+    slog(s, lv, "kafka%s %s: %s", dlq ? " dead-letter producer" : "", fac, buf);
+}
+
+/* Authentication and TLS errors: the credentials, certificates or security.protocol are wrong.
+ * librdkafka retries them forever; at start they end the daemon instead (await_cluster). */
+static int config_error(int err)
+{
+    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
+           err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM ||
+           err == RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE;
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     cs_source *s = opaque;
-    slog(s, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? 3 : 4, "kafka error %s: %s",
+    int dlq = rd_kafka_type(rk) == RD_KAFKA_PRODUCER;
+    if (!dlq && atomic_load_explicit(&s->starting, memory_order_relaxed)) {
+        if (config_error(err) && !s->start_failed) {
+            s->start_failed = 1;
+            snprintf(s->start_error, sizeof s->start_error, "%s: %s",
+                     err == RD_KAFKA_RESP_ERR__SSL ? "TLS handshake failed"
+                                                   : "authentication failed",
+                     reason);
+        }
+        if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+            s->all_down = 1;
+        if (s->start_failed)
+            return; /* the exit line says it */
+    }
+    slog(s, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || config_error(err) ? 3 : 4,
+         "kafka%s error %s: %s", dlq ? " dead-letter producer" : "",
          rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* Dead-letter delivery reports: failures are counted and the first one is logged. */
+static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    cs_source *s = opaque;
+    if (!m->err)
+        return;
+    if (atomic_fetch_add_explicit(&s->dead_letter_failed, 1, memory_order_relaxed) == 0)
+        slog(s, 3, "dead-letter topic %s: a copy could not be written: %s (further failures "
+             "are only counted)", s->c.dead_letter_topic, rd_kafka_err2str(m->err));
 }
 
 cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr, size_t errlen)
@@ -294,14 +366,24 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     }
 
     if (conf->dead_letter_topic && *conf->dead_letter_topic) {
+        /* The same cluster as the consumer, so the same connection and security properties:
+         * every kafka_props entry is applied (librdkafka ignores the consumer-only ones). */
         rd_kafka_conf_t *pc = rd_kafka_conf_new();
+        char dlq_id[320];
+        snprintf(dlq_id, sizeof dlq_id, "%s-dlq", conf->client_id ? conf->client_id : "clickstage");
         if (set(pc, "bootstrap.servers", conf->brokers, errstr, errlen) ||
+            set(pc, "client.id", dlq_id, errstr, errlen) ||
             set(pc, "linger.ms", "20", errstr, errlen) ||
-            apply_extra(pc, NULL, errstr, errlen)) {
+            set(pc, "reconnect.backoff.max.ms", "1000", errstr, errlen) ||
+            apply_extra(pc, conf->extra_props, errstr, errlen)) {
             rd_kafka_conf_destroy(pc);
             cs_source_destroy(s);
             return NULL;
         }
+        rd_kafka_conf_set_opaque(pc, s);
+        rd_kafka_conf_set_log_cb(pc, kafka_log_cb);
+        rd_kafka_conf_set_error_cb(pc, error_cb);
+        rd_kafka_conf_set_dr_msg_cb(pc, dlq_dr_cb);
         s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, errlen);
         if (!s->dlq) {
             cs_source_destroy(s);
@@ -572,8 +654,41 @@ static int drain_start(cs_source *s, char *errstr, size_t errlen)
     return 0;
 }
 
+/* Waits for the cluster's first answer (a metadata request) before anything is subscribed or
+ * assigned. An authentication or TLS failure in that time ends the start with one line naming
+ * it (librdkafka would retry it forever). Brokers that cannot be reached are not an error here,
+ * as before: live mode goes on and librdkafka keeps trying; drain mode fails in drain_start. */
+#define START_WAIT_MS 15000
+static int await_cluster(cs_source *s, char *errstr, size_t errlen)
+{
+    int64_t deadline = cs_wall_ms() + START_WAIT_MS;
+    int rc = 0;
+    atomic_store(&s->starting, 1);
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(s->rk, 0, NULL, &md, 250);
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        /* errors reach error_cb through the consumer queue (rd_kafka_poll_set_consumer) */
+        rd_kafka_message_t *m;
+        while ((m = rd_kafka_consumer_poll(s->rk, 0)))
+            rd_kafka_message_destroy(m);
+        if (s->start_failed) {
+            snprintf(errstr, errlen, "%s", s->start_error);
+            rc = -1;
+            break;
+        }
+        if (!err || s->all_down || cs_wall_ms() >= deadline)
+            break;
+    }
+    atomic_store(&s->starting, 0);
+    return rc;
+}
+
 int cs_source_start(cs_source *s, char *errstr, size_t errlen)
 {
+    if (await_cluster(s, errstr, errlen) != 0)
+        return -1;
     if (s->c.drain)
         return drain_start(s, errstr, errlen);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(s->ntopics);
@@ -843,6 +958,7 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st)
     st->stray = atomic_load(&s->stray);
     st->consume_errors = atomic_load(&s->consume_errors);
     st->dead_lettered = atomic_load(&s->dead_lettered);
+    st->dead_letter_failed = atomic_load(&s->dead_letter_failed);
     int n = 0;
     for (size_t i = 0; i < s->ntps; i++)
         n += s->tps[i].part >= 0;
