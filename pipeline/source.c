@@ -74,6 +74,7 @@ struct cs_source {
     int start_failed;     /* an authentication or TLS error arrived while starting */
     int all_down;         /* every bootstrap broker failed while starting */
     char start_error[512];
+    char last_error[512]; /* the consumer's last error_cb reason (control thread) */
 };
 
 static void slog(cs_source *s, int level, const char *fmt, ...)
@@ -221,13 +222,30 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     cs_source *s = opaque;
     int dlq = rd_kafka_type(rk) == RD_KAFKA_PRODUCER;
+    if (!dlq && err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        snprintf(s->last_error, sizeof s->last_error, "%s", reason);
     if (!dlq && atomic_load_explicit(&s->starting, memory_order_relaxed)) {
-        if (config_error(err) && !s->start_failed) {
+        /* a TLS alert from the broker (e.g. "bad certificate": the SSL listener wants a client
+         * certificate) is a transport error to librdkafka, but as deterministic as the rest */
+        int tls_alert = err == RD_KAFKA_RESP_ERR__TRANSPORT && strstr(reason, "SSL alert");
+        if ((config_error(err) || tls_alert) && !s->start_failed) {
             s->start_failed = 1;
-            snprintf(s->start_error, sizeof s->start_error, "%s: %s",
-                     err == RD_KAFKA_RESP_ERR__SSL ? "TLS handshake failed"
+            if (tls_alert)
+                err = RD_KAFKA_RESP_ERR__SSL;
+            /* librdkafka < 2.6.1 repeats the client nonce in SCRAM's final message, which
+             * Kafka >= 4.0 rejects as invalid credentials (librdkafka #4895) */
+            int old_scram = rd_kafka_version() < 0x020601ff && strstr(reason, "SCRAM") &&
+                            strstr(reason, "invalid credentials");
+            snprintf(s->start_error, sizeof s->start_error, "%s: %s%s%s",
+                     err == RD_KAFKA_RESP_ERR__SSL ? "TLS failed"
                                                    : "authentication failed",
-                     reason);
+                     reason, old_scram ? " (if the password is right: librdkafka " : "",
+                     old_scram ? rd_kafka_version_str() : "");
+            if (old_scram) {
+                size_t l = strlen(s->start_error);
+                snprintf(s->start_error + l, sizeof s->start_error - l,
+                         " cannot do SCRAM with Kafka 4.x brokers, 2.6.1 can; docs/kafka.md)");
+            }
         }
         if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
             s->all_down = 1;
@@ -689,8 +707,13 @@ int cs_source_start(cs_source *s, char *errstr, size_t errlen)
 {
     if (await_cluster(s, errstr, errlen) != 0)
         return -1;
-    if (s->c.drain)
-        return drain_start(s, errstr, errlen);
+    if (s->c.drain) {
+        int rc = drain_start(s, errstr, errlen);
+        size_t l = strlen(errstr);
+        if (rc != 0 && s->last_error[0] && l + 32 < errlen) /* why the brokers did not answer */
+            snprintf(errstr + l, errlen - l, " (last broker error: %s)", s->last_error);
+        return rc;
+    }
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(s->ntopics);
     for (int t = 0; t < s->ntopics; t++)
         rd_kafka_topic_partition_list_add(sub, s->topics[t], RD_KAFKA_PARTITION_UA);

@@ -59,7 +59,7 @@ void cs_source_destroy(cs_source *s);
 
 /* Starts consuming: waits (up to 15 s) for the cluster's first answer, then subscribes (live) or
  * looks up partitions and end offsets and assigns (drain). Fails with errstr "authentication
- * failed: ..." or "TLS handshake failed: ..." when the broker rejects the credentials or the
+ * failed: ..." or "TLS failed: ..." when the broker rejects the credentials or the
  * TLS handshake in that time; unreachable brokers fail only drain mode (as before). */
 int cs_source_start(cs_source *s, char *errstr, size_t errlen);
 

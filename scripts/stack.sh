@@ -480,6 +480,10 @@ make_tls() {
     "sasl.mechanisms=SCRAM-SHA-512" "sasl.username=$SCRAM_USER" "sasl.password=$SCRAM_PASSWORD"
   write_client_props plain "security.protocol=sasl_ssl" "ssl.ca.location=$d/ca.crt" \
     "sasl.mechanisms=PLAIN" "sasl.username=$PLAIN_USER" "sasl.password=$PLAIN_PASSWORD"
+  # the same for Kafka's Java tools (--command-config), e.g. `stack.sh tool ...TopicCommand`
+  write_client_props scram-java "security.protocol=SASL_SSL" "sasl.mechanism=SCRAM-SHA-512" \
+    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$SCRAM_USER\" password=\"$SCRAM_PASSWORD\";" \
+    "ssl.truststore.type=PEM" "ssl.truststore.location=$d/ca.crt"
 }
 
 write_client_props() { # NAME KEY=VALUE...
@@ -492,13 +496,33 @@ write_client_props() { # NAME KEY=VALUE...
   chmod 600 "$f"
 }
 
+# librdkafka before 2.6.1 (Debian 12 has 2.0.2) cannot authenticate with SCRAM to Kafka 4.x:
+# its client-final-message repeats the client nonce, which 3.x brokers tolerate and 4.x rejects
+# as invalid credentials (librdkafka #4895). 0 when kcat's librdkafka can.
+kcat_scram_ok() {
+  [ "$(kafka_major)" -lt 4 ] && return 0
+  local v
+  v=$(kcat -V 2>&1 | sed -n 's/.*librdkafka \([0-9][0-9.]*\).*/\1/p' | head -1)
+  [ -n "$v" ] && [ "$(printf '%s\n2.6.1\n' "$v" | sort -V | head -1)" = 2.6.1 ]
+}
+
 # Every secure way in answers metadata for its client: the SSL listener with the client
-# certificate, the SASL_SSL listener as the SCRAM and as the PLAIN user.
+# certificate, the SASL_SSL listener as the SCRAM and as the PLAIN user. SCRAM on Kafka 4.x with
+# an old librdkafka is checked with the broker's Java client instead (see kcat_scram_ok).
 check_secure() {
   local w b
   for w in ssl scram plain; do
     b=127.0.0.1:$KAFKA_SASL_PORT
     [ $w = ssl ] && b=127.0.0.1:$KAFKA_SSL_PORT
+    if [ $w = scram ] && ! kcat_scram_ok; then
+      log "note: kcat's librdkafka cannot do SCRAM with Kafka $KAFKA_VERSION (needs librdkafka >= 2.6.1); checking the SCRAM user with the Java client"
+      if [ -f "$KAFKA_LIBS_DIR/kafka-tools-$KAFKA_VERSION.jar" ]; then
+        kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$b" \
+          --command-config "$TLS_DIR/scram-java.properties" --list >"$TLS_DIR/check-$w.log" 2>&1 ||
+          { cat "$TLS_DIR/check-$w.log" >&2; die "the SCRAM user is not accepted on $b"; }
+      fi
+      continue
+    fi
     timeout 20 kcat -F "$TLS_DIR/$w.properties" -L -b "$b" -m 10 2>"$TLS_DIR/check-$w.log" |
       grep -q ' 1 brokers:' ||
       { cat "$TLS_DIR/check-$w.log" >&2; die "the $w listener/user does not answer on $b"; }

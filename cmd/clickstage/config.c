@@ -1103,6 +1103,7 @@ enum { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_ARGV };
 typedef struct {
     int src;
     size_t line, col; /* SRC_FILE, 1-based */
+    int from_file;    /* SRC_ENV: CLICKSTAGE_<NAME>_FILE */
 } origin;
 
 typedef struct {
@@ -1136,7 +1137,7 @@ static void origin_label(const ctx *x, int i, char *buf, size_t n)
         break;
     case SRC_ENV:
         env_name(&opts[i], name, sizeof name);
-        snprintf(buf, n, "%s", name);
+        snprintf(buf, n, "%s%s", name, x->org[i].from_file ? "_FILE" : "");
         break;
     case SRC_ARGV:
         flag_name(&opts[i], name, sizeof name);
@@ -1535,7 +1536,7 @@ static char *read_value_file(ctx *x, const cs_opt *o, const char *label, const c
         set_err(x, "%s: '%s' contains a NUL byte", label, qv(&b, path));
     else if (o->type == T_KV) {
         if (!(v = props_to_kv(buf, len, why, sizeof why)))
-            set_err(x, "%s: %s: %s", label, qv(&b, path), why);
+            set_err(x, "%s (%s): %s", label, qv(&b, path), why);
     } else {
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
             len--;
@@ -1885,6 +1886,7 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
                 goto bad;
             }
             x.org[i].src = SRC_ENV;
+            x.org[i].from_file = is_file;
         }
     }
 
