@@ -77,8 +77,9 @@ CSB=()
 cs() { timeout 120 "${CSB[@]}" --redis "$REDIS_URL" "$@"; }
 check() { # name prefix expect-file
   local out
-  out=$("$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$2" --journey model --expect "$3")
-  [ $? -eq 0 ] && return 0
+  if out=$("$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$2" --journey model --expect "$3"); then
+    return 0
+  fi
   echo "$out" | tail -10 | sed 's/^/    /'
   return 1
 }
@@ -181,7 +182,7 @@ if want wrong_password; then
      one_clear_line "$WORK/a3-live.log" "kafka: authentication failed: " $rc2 &&
      ! grep -qF -e "$WRONG" -e "$KAFKA_PLAIN_PASSWORD" "$WORK/out-a3.txt" && [ "$ms" -lt 15000 ]; then
     ok "wrong_password (exit 2 in $ms ms: $(errlines "$WORK/a3.log" | cut -c26- | cut -c1-110)...)"
-  else cat "$WORK/out-a3.txt" | tail -6; bad wrong_password "rc=$rc/$rc2 after $ms ms, or the lines above"; fi
+  else tail -6 "$WORK/out-a3.txt"; bad wrong_password "rc=$rc/$rc2 after $ms ms, or the lines above"; fi
   # a client certificate missing on the SSL listener, and an unknown CA: exit 2, one line
   cs --brokers "$KAFKA_SSL_BROKERS" --drain --topics a3 --group g-a3 --prefix a3 \
     --kafka-props "security.protocol=ssl,ssl.ca.location=$KAFKA_CA" >"$WORK/a3-nocert.log" 2>&1
@@ -291,7 +292,7 @@ if want secrets; then
   for f in "$S"/daemon.* "$S"/http-* "$S"/err-* "$S"/loadgen.*; do
     for s in "${SECRETS[@]}"; do grep -qF -- "$s" "$f" && leaks="$leaks $(basename "$f")"; done
   done
-  lines=$(cat "$S/daemon.stderr" | wc -l)
+  lines=$(wc -l <"$S/daemon.stderr")
   masked=$(grep -c 'sasl.password=\*\*\*' "$S/daemon.stderr")
   redacted=$(grep -c 'sasl.password = \[redacted\]' "$S/daemon.stderr")
   if [ -z "$leaks" ] && [ $errs = 0 ] && [ "$n" = "$total" ] && [ "$drc" = 0 ] &&
