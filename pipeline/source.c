@@ -1,6 +1,7 @@
 /* source.c — librdkafka consumer, partition queues per worker, assignment and offsets.
  * See source.h for the contract. */
 #include "source.h"
+#include "kprops.h"
 #include "util.h"
 
 #include <librdkafka/rdkafka.h>
@@ -71,6 +72,7 @@ struct cs_source {
     uint64_t rebalances, assigned, revoked;
     /* cs_source_start's wait for the cluster's first answer (see await_cluster) */
     _Atomic int starting;
+    _Atomic int quiet;    /* a failed start: librdkafka's log lines are dropped */
     int start_failed;     /* an authentication or TLS error arrived while starting */
     int all_down;         /* every bootstrap broker failed while starting */
     char start_error[512];
@@ -144,46 +146,29 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr
     return 0;
 }
 
-/* Applies "k=v,k=v" (the daemon's normalised kafka_props: a comma or backslash inside a value
- * is escaped as "\," / "\\"). Error messages name the property, never its value: values may
- * be passwords, and librdkafka's own message for a string property does not quote it. */
+/* Applies an escaped "k=v,k=v" list (kprops.h). Error messages name the property, never its
+ * value: values may be passwords (librdkafka's own message for a string property does not quote
+ * it either). */
 static int apply_extra(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t errlen)
 {
-    if (!props || !*props)
-        return 0;
-    char *dup = strdup(props);
-    if (!dup) {
-        snprintf(errstr, errlen, "out of memory");
-        return -1;
-    }
-    int rc = 0;
-    char *p = dup;
-    while (*p && rc == 0) {
-        /* one item: up to an unescaped comma, unescaping in place */
-        char *kv = p, *w = p;
-        for (; *p && *p != ','; p++) {
-            if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
-                p++;
-            *w++ = *p;
-        }
-        if (*p == ',')
-            p++;
-        *w = '\0';
-        char *eq = strchr(kv, '=');
+    char item[8192 + 2];
+    int rc = 0, r;
+    const char *cur = props;
+    while (rc == 0 && (r = cs_kprops_next(&cur, item, sizeof item)) != 0) {
+        char *eq = r > 0 ? strchr(item, '=') : NULL;
         if (!eq) {
-            snprintf(errstr, errlen, "a kafka property is not k=v");
+            snprintf(errstr, errlen, "a kafka property is not k=v (or is too long)");
             rc = -1;
             break;
         }
         *eq = 0;
         char e2[256];
-        if (set(conf, kv, eq + 1, e2, sizeof e2) != 0) {
-            snprintf(errstr, errlen, "kafka property %s: %s", kv, e2);
+        if (set(conf, item, eq + 1, e2, sizeof e2) != 0) {
+            snprintf(errstr, errlen, "kafka property %s: %s", item, e2);
             rc = -1;
         }
     }
-    memset(dup, 0, strlen(props)); /* may hold a password */
-    free(dup);
+    memset(item, 0, sizeof item); /* may hold a password */
     return rc;
 }
 
@@ -202,9 +187,11 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
     if (dlq && strcmp(fac, "CONFWARN") == 0 && strstr(buf, "consumer property"))
         lv = 7;
     /* while starting, a broker's connection failure is reported once, by error_cb, or by the
-     * exit line when it is an authentication or TLS failure */
+     * exit line when it is an authentication or TLS failure; after a failed start, nothing */
     if (atomic_load_explicit(&s->starting, memory_order_relaxed) && strcmp(fac, "FAIL") == 0)
         lv = 7;
+    if (atomic_load_explicit(&s->quiet, memory_order_relaxed))
+        return;
     slog(s, lv, "kafka%s %s: %s", dlq ? " dead-letter producer" : "", fac, buf);
 }
 
@@ -227,7 +214,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (!dlq && atomic_load_explicit(&s->starting, memory_order_relaxed)) {
         /* a TLS alert from the broker (e.g. "bad certificate": the SSL listener wants a client
          * certificate) is a transport error to librdkafka, but as deterministic as the rest */
-        int tls_alert = err == RD_KAFKA_RESP_ERR__TRANSPORT && strstr(reason, "SSL alert");
+        int tls_alert = err == RD_KAFKA_RESP_ERR__TRANSPORT &&
+                        (strstr(reason, "SSL alert") || strstr(reason, "certificate verify failed") ||
+                         strstr(reason, "SSL handshake failed"));
         if ((config_error(err) || tls_alert) && !s->start_failed) {
             s->start_failed = 1;
             if (tls_alert)
@@ -306,6 +295,9 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     s->assign_count = calloc((size_t)s->nworkers, sizeof *s->assign_count);
     s->by_part = calloc(MAX_ENGINE_PARTS, sizeof *s->by_part);
 
+    /* librdkafka connects as soon as the handle exists: until cs_source_start has seen the
+     * cluster's first answer, connection failures are reported by error_cb only */
+    atomic_store(&s->starting, 1);
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     /* The settings that matter, deliberately (docs/kafka.md explains each): */
     if (set(kc, "bootstrap.servers", conf->brokers, errstr, errlen) ||
@@ -411,18 +403,43 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     return s;
 }
 
-void cs_source_destroy(cs_source *s)
+/* Stops librdkafka: its queues, then the consumer and the dead-letter producer (their threads
+ * end). cs_source_destroy does this; so does a failed cs_source_start, so that the process's
+ * exit that follows does not race librdkafka's broker threads (an exit in the middle of a TLS
+ * handshake crashed in OpenSSL's exit-time clean-up). */
+static void kafka_release(cs_source *s, int consumer_close)
 {
-    if (!s)
-        return;
     for (size_t i = 0; i < s->ntps; i++)
         if (s->tps[i].pq) {
             rd_kafka_queue_forward(s->tps[i].pq, NULL);
             rd_kafka_queue_destroy(s->tps[i].pq);
+            s->tps[i].pq = NULL;
         }
     for (int i = 0; s->wq && i < s->nworkers; i++)
-        if (s->wq[i])
+        if (s->wq[i]) {
             rd_kafka_queue_destroy(s->wq[i]);
+            s->wq[i] = NULL;
+        }
+    if (s->rk) {
+        if (consumer_close)
+            rd_kafka_destroy(s->rk);
+        else
+            rd_kafka_destroy_flags(s->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        s->rk = NULL;
+    }
+    if (s->dlq) {
+        if (consumer_close) /* a normal stop: what was dead-lettered gets out */
+            rd_kafka_flush(s->dlq, 5000);
+        rd_kafka_destroy(s->dlq);
+        s->dlq = NULL;
+    }
+}
+
+void cs_source_destroy(cs_source *s)
+{
+    if (!s)
+        return;
+    kafka_release(s, 1);
     free(s->wq);
     for (int i = 0; s->wb && i < s->nworkers; i++) {
         if (s->wb[i]) {
@@ -433,12 +450,6 @@ void cs_source_destroy(cs_source *s)
         }
     }
     free(s->wb);
-    if (s->rk)
-        rd_kafka_destroy(s->rk);
-    if (s->dlq) {
-        rd_kafka_flush(s->dlq, 5000);
-        rd_kafka_destroy(s->dlq);
-    }
     for (int i = 0; i < s->ntopics; i++) {
         free(s->topics[i]);
         free((void *)s->part_of[i]);
@@ -703,17 +714,27 @@ static int await_cluster(cs_source *s, char *errstr, size_t errlen)
     return rc;
 }
 
+static int start(cs_source *s, char *errstr, size_t errlen);
 int cs_source_start(cs_source *s, char *errstr, size_t errlen)
+{
+    int rc = start(s, errstr, errlen);
+    if (rc != 0) {
+        size_t l = strlen(errstr);
+        if (s->c.drain && !s->start_failed && s->last_error[0] && l + 32 < errlen)
+            /* why the brokers did not answer */
+            snprintf(errstr + l, errlen - l, " (last broker error: %s)", s->last_error);
+        atomic_store(&s->quiet, 1); /* the exit line said it: librdkafka's last words are noise */
+        kafka_release(s, 0);
+    }
+    return rc;
+}
+
+static int start(cs_source *s, char *errstr, size_t errlen)
 {
     if (await_cluster(s, errstr, errlen) != 0)
         return -1;
-    if (s->c.drain) {
-        int rc = drain_start(s, errstr, errlen);
-        size_t l = strlen(errstr);
-        if (rc != 0 && s->last_error[0] && l + 32 < errlen) /* why the brokers did not answer */
-            snprintf(errstr + l, errlen - l, " (last broker error: %s)", s->last_error);
-        return rc;
-    }
+    if (s->c.drain)
+        return drain_start(s, errstr, errlen);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(s->ntopics);
     for (int t = 0; t < s->ntopics; t++)
         rd_kafka_topic_partition_list_add(sub, s->topics[t], RD_KAFKA_PARTITION_UA);

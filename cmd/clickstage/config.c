@@ -37,6 +37,7 @@
 #include <yaml.h>
 
 #include "clickstage.h"
+#include "kprops.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* the option table */
@@ -1218,21 +1219,6 @@ static int scalar_text(ctx *x, const cs_opt *o, yaml_node_t *nd, const char **ou
     return 0;
 }
 
-/* A kafka_props value with ',' and '\\' escaped ("\\," "\\\\"), malloc'd. */
-static char *kv_escape(const char *s, size_t len)
-{
-    char *o = malloc(2 * len + 1), *w = o;
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == ',' || s[i] == '\\')
-            *w++ = '\\';
-        *w++ = s[i];
-    }
-    *w = '\0';
-    return o;
-}
-
 /* Joins a YAML list (T_LIST) or mapping (T_KV) into the flag syntax "a,b" / "k=v,k=v". */
 static char *join_node(ctx *x, const cs_opt *o, yaml_document_t *doc, yaml_node_t *nd)
 {
@@ -1270,7 +1256,7 @@ static char *join_node(ctx *x, const cs_opt *o, yaml_document_t *doc, yaml_node_
             qbuf b;
             char *esc = NULL;
             if (k == 1) { /* a mapping's value: commas and backslashes are escaped */
-                if (!(esc = kv_escape(s, strlen(s)))) {
+                if (!(esc = cs_kprops_escape(s, strlen(s)))) {
                     set_err(x, "out of memory");
                     goto bad;
                 }
@@ -1448,56 +1434,6 @@ static int apply_file(ctx *x, const char *path, const char *label)
 
 /* --- CLICKSTAGE_<NAME>_FILE ------------------------------------------------------------------ */
 
-/* A properties file (one key=value per line, '#' comments, blank lines; the Java client's and
- * kcat -F's format) as kafka_props text: "k=v,k=v" with commas in values escaped. */
-static char *props_to_kv(const char *src, size_t len, char *why, size_t n)
-{
-    char *out = malloc(2 * len + 1);
-    if (!out) {
-        set_why(why, n, "out of memory");
-        return NULL;
-    }
-    size_t o = 0, lineno = 0;
-    const char *p = src, *end = src + len;
-    while (p < end) {
-        const char *e = memchr(p, '\n', (size_t)(end - p));
-        if (!e)
-            e = end;
-        lineno++;
-        const char *a = p, *z = e;
-        p = e < end ? e + 1 : end;
-        while (a < z && (*a == ' ' || *a == '\t'))
-            a++;
-        while (z > a && (z[-1] == '\r' || z[-1] == ' ' || z[-1] == '\t'))
-            z--;
-        if (a == z || *a == '#')
-            continue;
-        const char *eq = memchr(a, '=', (size_t)(z - a));
-        if (!eq) { /* not quoted: it may be a password that lost its key */
-            set_why(why, n, "line %zu is not key=value", lineno);
-            free(out);
-            return NULL;
-        }
-        const char *ke = eq, *vs = eq + 1;
-        while (ke > a && (ke[-1] == ' ' || ke[-1] == '\t'))
-            ke--;
-        while (vs < z && (*vs == ' ' || *vs == '\t'))
-            vs++;
-        if (o)
-            out[o++] = ',';
-        memcpy(out + o, a, (size_t)(ke - a));
-        o += (size_t)(ke - a);
-        out[o++] = '=';
-        for (const char *q = vs; q < z; q++) {
-            if (*q == ',' || *q == '\\')
-                out[o++] = '\\';
-            out[o++] = *q;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* The value of option o from the file at path (CLICKSTAGE_<NAME>_FILE): a regular file (a
  * Kubernetes secret volume's symlinks are followed) of at most MAX_FILE_SIZE bytes; its trailing
  * newlines are removed; for kafka_props it is a properties file. Its content is never quoted. */
@@ -1535,7 +1471,7 @@ static char *read_value_file(ctx *x, const cs_opt *o, const char *label, const c
     else if (memchr(buf, '\0', len))
         set_err(x, "%s: '%s' contains a NUL byte", label, qv(&b, path));
     else if (o->type == T_KV) {
-        if (!(v = props_to_kv(buf, len, why, sizeof why)))
+        if (!(v = cs_kprops_from_properties(buf, len, why, sizeof why)))
             set_err(x, "%s (%s): %s", label, qv(&b, path), why);
     } else {
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -1681,7 +1617,7 @@ static int fold_sasl_password(ctx *x)
         }
         p = *e ? e + 1 : e;
     }
-    char *esc = kv_escape(c->kafka_sasl_password, strlen(c->kafka_sasl_password));
+    char *esc = cs_kprops_escape(c->kafka_sasl_password, strlen(c->kafka_sasl_password));
     size_t len = strlen(c->kafka_props) + strlen(esc ? esc : "") + 32;
     char *kp = esc ? malloc(len) : NULL;
     if (!kp) {

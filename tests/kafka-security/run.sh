@@ -110,15 +110,18 @@ drain_exact() { # name brokers props-name expect topic prefix dlq-topic : a daem
   if [ "$inv" -gt 0 ] && [ "$n" = "$inv" ]; then ok "$name ($(sum_json "$expect" events) events exact, $n dead-letter copies over $pname)"
   else bad "$name" "dead-letter copies $n != invalid $inv"; fi
 }
-repartition() { # name brokers props : unkeyed stream -> repartitioner --drain -> daemon drain
-  local name=$1 brokers=$2 props=$3 rc out got
+repartition() { # name brokers props [props-file] : unkeyed stream -> repartitioner --drain -> daemon drain
+  local name=$1 brokers=$2 props=$3 pfile=${4:-} rc out got kafka=()
   topic "$name-in" 4
   lg "$brokers" "$props" --topic "$name-in" --unkeyed --events 20000 --customers 2000 --seed 41 \
     --expect "$WORK/$name.json" >"$WORK/$name.gen" 2>&1 || { bad "$name" "loadgen failed: $(tail -1 "$WORK/$name.gen")"; return; }
-  timeout 120 "$B/clickstage-repartition" --brokers "$brokers" --kafka "$props" --rules "$RULES" \
+  # the repartitioner's properties on the command line, or from a file (as a mounted secret)
+  if [ -n "$pfile" ]; then export CLICKSTAGE_REPARTITION_KAFKA_FILE=$pfile; else kafka=(--kafka "$props"); fi
+  timeout 120 "$B/clickstage-repartition" --brokers "$brokers" "${kafka[@]}" --rules "$RULES" \
     --input "$name-in" --output "$name-out" --create --partitions 4 --group "g-$name" --drain \
     --progress 0 >"$WORK/$name.rp.out" 2>"$WORK/$name.rp.err"
   rc=$?
+  unset CLICKSTAGE_REPARTITION_KAFKA_FILE
   out=$(tail -1 "$WORK/$name.rp.out")
   got=$(msg_count "$name-out")
   cs --brokers "$brokers" --kafka-props "$props" --drain --threads 2 --topics "$name-out" \
@@ -193,7 +196,7 @@ if want wrong_password; then
   if one_clear_line "$WORK/a3-nocert.log" "kafka: TLS failed: .*bad certificate" $rc &&
      one_clear_line "$WORK/a3-ca.log" "kafka: TLS failed: .*certificate verify failed" $rc2; then
     ok "tls_misconfigured (no client certificate, wrong CA: exit 2, one line each)"
-  else tail -3 "$WORK/a3-nocert.log" "$WORK/a3-ca.log"; bad tls_misconfigured "rc=$rc/$rc2"; fi
+  else tail -n 3 "$WORK/a3-nocert.log" "$WORK/a3-ca.log"; bad tls_misconfigured "rc=$rc/$rc2"; fi
 fi
 
 # 4. SCRAM-SHA-512 against this (4.x) broker
@@ -216,9 +219,19 @@ if want scram; then
   fi
 fi
 
-# 5. the repartitioner over SASL_SSL (PLAIN): consumer, transactional producer, --create
+# 5. the repartitioner over SASL_SSL (PLAIN): consumer, transactional producer, --create; with a
+#    wrong password it stops at once with one line, like the daemon
 if want repartition; then
   repartition repartition_plain "$KAFKA_SASL_BROKERS" "$PLAIN_PROPS"
+  topic a3 1
+  timeout 60 "$B/clickstage-repartition" --brokers "$KAFKA_SASL_BROKERS" --rules "$RULES" --input a3 \
+    --output a5-out --drain --kafka "${PLAIN_PROPS%,sasl.password=*},sasl.password=Wr0ngRp" \
+    >"$WORK/a5w.out" 2>"$WORK/a5w.err"
+  rc=$?
+  if [ $rc = 2 ] && [ "$(wc -l <"$WORK/a5w.err")" = 1 ] && grep -q 'kafka: authentication failed: ' "$WORK/a5w.err" &&
+     ! grep -qF -e Wr0ngRp -e "$KAFKA_PLAIN_PASSWORD" "$WORK/a5w.err" "$WORK/a5w.out"; then
+    ok "repartition_wrong_password (exit 2, one line)"
+  else tail -3 "$WORK/a5w.err"; bad repartition_wrong_password "rc=$rc"; fi
 fi
 
 # 6. secrets: Redis with a password, the Kafka password and the Redis URL from files (as
@@ -321,7 +334,7 @@ if [ -n "$SB_PID" ]; then
         drain_exact scram_drain "$KAFKA_SASL_BROKERS" scram "$WORK/b1.json" b1 b1 b1-dlq
     else bad scram_drain "loadgen: $(tail -1 "$WORK/b1.gen")"; fi
     # 8. the repartitioner over SASL_SSL with SCRAM
-    repartition repartition_scram "$KAFKA_SASL_BROKERS" "$SCRAM_PROPS"
+    repartition repartition_scram "$KAFKA_SASL_BROKERS" "$SCRAM_PROPS" "$STACK/tls/scram.properties"
     # 9. a wrong SCRAM password
     cs --brokers "$KAFKA_SASL_BROKERS" --drain --topics b1 --group g-b3 --prefix b3 \
       --kafka-props "$SCRAM_BASE,sasl.password=Wr0ngScram" >"$WORK/b3.log" 2>&1
