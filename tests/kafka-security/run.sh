@@ -68,6 +68,15 @@ use_stack() { # DIR: KAFKA_*, REDIS_* of that stack; property lists for each way
   P12_PROPS="security.protocol=ssl,ssl.ca.location=$KAFKA_CA,ssl.keystore.location=$KAFKA_CLIENT_P12,ssl.keystore.password=$KAFKA_CLIENT_P12_PASSWORD"
 }
 topic() { scripts/stack.sh topic "$1" "$2" "$STACK" >/dev/null 2>&1; }
+# none of the stack's passwords in any of the files (every case's outputs are searched)
+no_secret() {
+  local f s
+  for f in "$@"; do
+    for s in "$KAFKA_PLAIN_PASSWORD" "$KAFKA_SCRAM_PASSWORD" "$KAFKA_CLIENT_KEY_PASSWORD"; do
+      if grep -qF -- "$s" "$f"; then echo "    a password is in $f"; return 1; fi
+    done
+  done
+}
 # the load generator through a secured listener: lg BROKERS PROPS ARGS...
 lg() { local b=$1 p=$2; shift 2; "$B/clickstage-loadgen" --brokers "$b" --kafka "$p" --rules "$RULES" --progress 0 "$@"; }
 # the daemon with the test's common flags (everything else from the arguments or CLICKSTAGE_*);
@@ -105,6 +114,7 @@ drain_exact() { # name brokers props-name expect topic prefix dlq-topic : a daem
   rc=$?
   if [ $rc -ne 0 ]; then tail -5 "$WORK/$name.log"; bad "$name" "daemon exited $rc"; return; fi
   if ! check "$name" "$prefix" "$expect"; then bad "$name" "counts differ from the ground truth"; return; fi
+  if ! no_secret "$WORK/$name.log"; then bad "$name" "a password is in the daemon's output"; return; fi
   inv=$(sum_json "$expect" invalid)
   n=$(dlq_count "$dlq" "$brokers" "$pname")
   if [ "$inv" -gt 0 ] && [ "$n" = "$inv" ]; then ok "$name ($(sum_json "$expect" events) events exact, $n dead-letter copies over $pname)"
@@ -130,7 +140,8 @@ repartition() { # name brokers props [props-file] : unkeyed stream -> repartitio
   local inv; inv=$(sum_json "$WORK/$name.json" invalid)
   # every message once, every valid one keyed by its customer; the daemon counts all of them
   if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ "${got% *}" = 20000 ] && [ "${got#* }" -ge $((20000 - inv)) ] &&
-     [ "$(counted "$name")" = "$total" ]; then
+     [ "$(counted "$name")" = "$total" ] &&
+     no_secret "$WORK/$name.rp.out" "$WORK/$name.rp.err" "$WORK/$name.log" "$WORK/$name.gen"; then
     ok "$name ($out)"
   else
     tail -3 "$WORK/$name.rp.err"; tail -3 "$WORK/$name.log"
@@ -162,8 +173,14 @@ if want ssl_drain; then
   topic a2 4; topic a2-dlq 1
   if lg "$KAFKA_SSL_BROKERS" "$P12_PROPS" --topic a2 --events $((EVENTS / 2)) --customers 2000 --seed 12 \
        --expect "$WORK/a2.json" >"$WORK/a2.gen" 2>&1; then
-    CLICKSTAGE_KAFKA_PROPS_FILE=$STACK/tls/ssl.properties \
+    # at debug level, with librdkafka's own security and configuration debug output (a comma in
+    # a properties file's value is just a comma): the key password is nowhere, and librdkafka
+    # writes it as [redacted]
+    cp "$STACK/tls/ssl.properties" "$WORK/a2.properties"; echo "debug=security,conf" >>"$WORK/a2.properties"
+    CLICKSTAGE_KAFKA_PROPS_FILE=$WORK/a2.properties CLICKSTAGE_LOG_LEVEL=debug \
       drain_exact ssl_drain "$KAFKA_SSL_BROKERS" ssl "$WORK/a2.json" a2 a2 a2-dlq
+    n=$(grep -c 'ssl.key.password = \[redacted\]' "$WORK/ssl_drain.log")
+    [ "$n" -ge 2 ] || bad ssl_drain_debug "librdkafka's configuration dump (consumer and dead-letter producer) not seen at debug: $n"
   else bad ssl_drain "loadgen: $(tail -1 "$WORK/a2.gen")"; fi
 fi
 
@@ -266,7 +283,7 @@ if want secrets; then
     n=$(( $(rcli HVALS 'a6:{model}:events' | awk '{s+=$1} END {print s+0}') + $(rcli HVALS 'a6:{model}:invalid' | awk '{s+=$1} END {print s+0}') ))
     [ "$n" = "$total" ] && break; sleep 0.2
   done
-  for p in metrics healthz readyz api/journey ""; do
+  for p in metrics healthz readyz api/journey api/metrics ""; do
     curl -s -m 5 "http://127.0.0.1:${port:-1}/$p" >"$S/http-${p//\//_}.txt" 2>&1
   done
   kill -TERM "$DPID"; wait "$DPID"; drc=$?
@@ -310,9 +327,9 @@ if want secrets; then
   redacted=$(grep -c 'sasl.password = \[redacted\]' "$S/daemon.stderr")
   if [ -z "$leaks" ] && [ $errs = 0 ] && [ "$n" = "$total" ] && [ "$drc" = 0 ] &&
      [ "$dl" = "$(sum_json "$S/a6.json" invalid)" ] && [ "$masked" -ge 1 ] && [ "$redacted" -ge 2 ] &&
-     grep -q '^clickstage_' "$S/http-metrics.txt" && [ -s "$S/http-api_journey.txt" ] &&
+     grep -q '^clickstage_' "$S/http-metrics.txt" && [ -s "$S/http-api_journey.txt" ] && [ -s "$S/http-api_metrics.txt" ] &&
      grep -q 'redis=redis://:\*\*\*@' "$S/daemon.stderr"; then
-    ok "secrets_never_shown ($lines daemon log lines at debug with librdkafka debug=all, /metrics, /api/journey, /healthz, /readyz, /, 11 error/help outputs: ${#SECRETS[@]} secrets, 0 found)"
+    ok "secrets_never_shown ($lines daemon log lines at debug with librdkafka debug=all, /metrics, /api/journey, /api/metrics, /healthz, /readyz, /, 11 error/help outputs: ${#SECRETS[@]} secrets, 0 found)"
   else
     bad secrets_never_shown "leaks in:${leaks:- none}; error cases failing $errs; counted $n of $total; daemon rc $drc; dead-letter $dl; masked $masked, redacted $redacted"
   fi
