@@ -15,7 +15,7 @@ WERROR ?=
 OPT ?= -O2
 SAN ?=
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(WERROR) \
-              -g $(OPT) -pthread -Iinclude -Ipipeline -Iloadgen $(SAN)
+              -g $(OPT) -pthread -Iinclude -Ipipeline -Iloadgen -Itests/support $(SAN)
 ifneq ($(wildcard cmd/clickstage/http.c),)
 CFLAGS_BASE += -DCS_HAVE_HTTP
 endif
@@ -85,7 +85,9 @@ $(BUILD)/clickstage-repartition: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clic
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_REDIS) -lncursesw $(LDLIBS_CORE)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LOADGEN_OBJ) $(LIB)
+# tests/support: the unit tests' own redis-server and mock Kafka cluster (not shipped)
+TESTSUPPORT_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/support/*.c)))
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 

@@ -1,4 +1,4 @@
-/* classify.h — stage 4 of the pipeline: a rule file (SPEC §2) compiled into an immutable table
+/* classify.h — the pipeline's classifier: a rule file (SPEC §2) compiled into an immutable table
  * that gives every decoded event a stage.
  *
  * Contract

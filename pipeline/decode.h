@@ -1,4 +1,4 @@
-/* decode.h — stage 2 of the pipeline: message bytes -> the handful of fields clickstage needs.
+/* decode.h — the pipeline's decoder: message bytes -> the handful of fields clickstage needs.
  *
  * Contract
  *  - cs_decode() validates the whole message as JSON (RFC 8259 grammar) in one pass and extracts

@@ -2,6 +2,7 @@
 #include "redis.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,9 +113,16 @@ const char *cs_redis_io_error(cs_redis *r, char *buf, size_t n)
 }
 
 /* closes, fills errstr, returns -1 */
-static int link_fail(cs_redis *r, char *errstr, size_t errlen, const char *what, const char *why)
+static int link_fail(cs_redis *r, char *errstr, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int link_fail(cs_redis *r, char *errstr, size_t errlen, const char *fmt, ...)
 {
-    cs_seterr(errstr, errlen, "%s: %s%s%s", r->where, what, *what ? ": " : "", why);
+    if (errstr && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errlen, fmt, ap);
+        va_end(ap);
+    }
     cs_redis_close(r);
     return -1;
 }
@@ -132,23 +140,22 @@ int cs_redis_connect(cs_redis *r, char *errstr, size_t errlen)
     r->c = r->t.is_unix ? redisConnectUnixWithTimeout(r->t.path, ctv)
                         : redisConnectWithTimeout(r->t.host, r->t.port, ctv);
     if (!r->c) {
-        link_fail(r, errstr, errlen, "connect", "out of memory");
+        link_fail(r, errstr, errlen, "connect %s: out of memory", r->where);
         goto out;
     }
     if (r->c->err) {
-        snprintf(b, sizeof b, "%s", r->c->errstr);
-        link_fail(r, errstr, errlen, "connect", b);
+        link_fail(r, errstr, errlen, "connect %s: %s", r->where, r->c->errstr);
         goto out;
     }
     if (redisSetTimeout(r->c, ttv) != REDIS_OK) {
-        link_fail(r, errstr, errlen, "connect", "cannot set the command timeout");
+        link_fail(r, errstr, errlen, "connect %s: setting the timeout: %s", r->where,
+                  r->c->errstr);
         goto out;
     }
     if (!r->t.is_unix)
         redisEnableKeepAlive(r->c);
     /* AUTH and SELECT in one round trip */
-    int n = 0, i_auth = -1, i_sel = -1;
-    char db[24];
+    int n = 0, i_auth = -1;
     if (r->t.password[0]) {
         if (r->t.user[0])
             redisAppendCommand(r->c, "AUTH %s %s", r->t.user, r->t.password);
@@ -156,26 +163,27 @@ int cs_redis_connect(cs_redis *r, char *errstr, size_t errlen)
             redisAppendCommand(r->c, "AUTH %s", r->t.password);
         i_auth = n++;
     }
-    if (r->t.db) {
-        snprintf(db, sizeof db, "%d", r->t.db);
-        redisAppendCommand(r->c, "SELECT %s", db);
-        i_sel = n++;
-    }
+    if (r->t.db)
+        redisAppendCommand(r->c, "SELECT %d", r->t.db), n++;
     char bad[256] = "";
     for (int i = 0; i < n; i++) {
         redisReply *rep = NULL;
         if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep) {
-            link_fail(r, errstr, errlen, i == i_auth ? "AUTH" : "SELECT",
-                      cs_redis_io_error(r, b, sizeof b));
+            link_fail(r, errstr, errlen, "%s: %s", r->where, cs_redis_io_error(r, b, sizeof b));
             goto out;
         }
-        if (rep->type == REDIS_REPLY_ERROR && !bad[0])
-            snprintf(bad, sizeof bad, "%s %s: %s", i == i_auth ? "AUTH" : "SELECT",
-                     i == i_sel ? db : "failed", rep->str ? rep->str : "?");
+        if (rep->type == REDIS_REPLY_ERROR && !bad[0]) {
+            /* never the password: Redis' own text, then ours */
+            if (i == i_auth)
+                snprintf(bad, sizeof bad, "AUTH failed: %s", rep->str ? rep->str : "?");
+            else
+                snprintf(bad, sizeof bad, "SELECT %d failed: %s", r->t.db,
+                         rep->str ? rep->str : "?");
+        }
         freeReplyObject(rep);
     }
     if (bad[0]) {
-        link_fail(r, errstr, errlen, "", bad);
+        link_fail(r, errstr, errlen, "%s: %s", r->where, bad);
         goto out;
     }
     rc = 0;
@@ -200,7 +208,8 @@ redisReply *cs_redis_cmd(cs_redis *r, int argc, const char **argv, const size_t 
     redisReply *rep = redisCommandArgv(r->c, argc, argv, lens);
     if (!rep) {
         char b[256];
-        link_fail(r, errstr, errlen, argv[0], cs_redis_io_error(r, b, sizeof b));
+        link_fail(r, errstr, errlen, "%s %s: %s", r->where, argv[0],
+                  cs_redis_io_error(r, b, sizeof b));
     }
     cs_pipe_guard_off(&g);
     return rep;
@@ -214,13 +223,12 @@ int cs_redis_pipeline(cs_redis *r, int n, const char *const (*argv)[8], const in
     cs_pipe_guard g;
     cs_pipe_guard_on(&g);
     int rc = 0;
-    char b[256];
     for (int i = 0; i < n && rc == 0; i++) {
         size_t lens[8];
         for (int a = 0; a < argc[i] && a < 8; a++)
             lens[a] = strlen(argv[i][a]);
         if (redisAppendCommandArgv(r->c, argc[i], (const char **)argv[i], lens) != REDIS_OK)
-            rc = link_fail(r, errstr, errlen, argv[i][0], "out of memory");
+            rc = link_fail(r, errstr, errlen, "%s: %s", r->where, r->c->errstr);
     }
     for (int i = 0; i < n && rc == 0; i++) {
         void *rep = NULL;
@@ -229,7 +237,8 @@ int cs_redis_pipeline(cs_redis *r, int n, const char *const (*argv)[8], const in
                 freeReplyObject(out[j]);
                 out[j] = NULL;
             }
-            rc = link_fail(r, errstr, errlen, argv[i][0], cs_redis_io_error(r, b, sizeof b));
+            rc = link_fail(r, errstr, errlen, "%s %s: %s", r->where, argv[i][0],
+                           r->c && r->c->errstr[0] ? r->c->errstr : "connection lost");
             break;
         }
         out[i] = rep;

@@ -64,4 +64,15 @@ size_t cs_rk_tp_field(char *buf, size_t n, const char *topic, int32_t partition)
 /* The hash tag itself, "{<journey>}": what a Redis Cluster routes a journey's keys by. */
 size_t cs_rk_hashtag(char *buf, size_t n, const char *journey);
 
+/* A SCAN MATCH pattern: "<prefix>:{<journey>}:<suffix_glob>" with prefix and journey
+ * glob-escaped (a literal '*' in a prefix matches only itself); journey NULL = any journey
+ * ("{*}"). Returns the length, or 0 if it does not fit. */
+size_t cs_rk_pattern(char *buf, size_t n, const char *prefix, const char *journey,
+                     const char *suffix_glob);
+
+/* Splits a key "<prefix>:{<journey>}:<suffix>" of this prefix: 0 with the journey and the
+ * suffix as slices of key, -1 when it is not such a key. */
+int cs_rk_split(const char *prefix, const char *key, size_t klen, const char **journey,
+                size_t *jlen, const char **suffix, size_t *slen);
+
 #endif
