@@ -81,9 +81,9 @@ no_secret() {
 lg() { local b=$1 p=$2; shift 2; "$B/clickstage-loadgen" --brokers "$b" --kafka "$p" --rules "$RULES" --progress 0 "$@"; }
 # the daemon with the test's common flags (everything else from the arguments or CLICKSTAGE_*);
 # csenv without --redis (for cases that give the Redis URL through the environment)
-csenv() { timeout 120 env "$@"; }
+csenv() { timeout -k 5 120 env "$@"; }
 CSB=()
-cs() { timeout 120 "${CSB[@]}" --redis "$REDIS_URL" "$@"; }
+cs() { timeout -k 5 120 "${CSB[@]}" --redis "$REDIS_URL" "$@"; }
 check() { # name prefix expect-file
   local out
   if out=$("$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$2" --journey model --expect "$3"); then
@@ -127,7 +127,7 @@ repartition() { # name brokers props [props-file] : unkeyed stream -> repartitio
     --expect "$WORK/$name.json" >"$WORK/$name.gen" 2>&1 || { bad "$name" "loadgen failed: $(tail -1 "$WORK/$name.gen")"; return; }
   # the repartitioner's properties on the command line, or from a file (as a mounted secret)
   if [ -n "$pfile" ]; then export CLICKSTAGE_REPARTITION_KAFKA_FILE=$pfile; else kafka=(--kafka "$props"); fi
-  timeout 120 "$B/clickstage-repartition" --brokers "$brokers" "${kafka[@]}" --rules "$RULES" \
+  timeout -k 5 120 "$B/clickstage-repartition" --brokers "$brokers" "${kafka[@]}" --rules "$RULES" \
     --input "$name-in" --output "$name-out" --create --partitions 4 --group "g-$name" --drain \
     --progress 0 >"$WORK/$name.rp.out" 2>"$WORK/$name.rp.err"
   rc=$?
@@ -241,7 +241,7 @@ fi
 if want repartition; then
   repartition repartition_plain "$KAFKA_SASL_BROKERS" "$PLAIN_PROPS"
   topic a3 1
-  timeout 60 "$B/clickstage-repartition" --brokers "$KAFKA_SASL_BROKERS" --rules "$RULES" --input a3 \
+  timeout -k 5 60 "$B/clickstage-repartition" --brokers "$KAFKA_SASL_BROKERS" --rules "$RULES" --input a3 \
     --output a5-out --drain --kafka "${PLAIN_PROPS%,sasl.password=*},sasl.password=Wr0ngRp" \
     >"$WORK/a5w.out" 2>"$WORK/a5w.err"
   rc=$?
@@ -286,7 +286,10 @@ if want secrets; then
   for p in metrics healthz readyz api/journey api/metrics ""; do
     curl -s -m 5 "http://127.0.0.1:${port:-1}/$p" >"$S/http-${p//\//_}.txt" 2>&1
   done
-  kill -TERM "$DPID"; wait "$DPID"; drc=$?
+  kill -TERM "$DPID"
+  for _ in $(seq 1 300); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$DPID" 2>/dev/null   # (a clean stop takes well under 30 s: then this is a no-op)
+  wait "$DPID"; drc=$?
   dl=$(dlq_count a6-dlq "$KAFKA_SASL_BROKERS" plain)
   # error paths that see the secrets: a TLS Redis URL with a password (rejected), a Redis
   # password that is wrong, a properties file with a password line broken by a control
@@ -304,8 +307,10 @@ if want secrets; then
   printf 'redis://:%s@127.0.0.1:%s/0\n' "$WRONG2" "$REDIS_PORT" >"$S/wrong-redis-url"
   errs=0
   err_case rediss 1 csenv CLICKSTAGE_REDIS_FILE="$S/rediss-url" "${CSB[@]}" --drain || errs=$((errs+1))
-  # (a Redis that refuses the password is retried like an unreachable one: stopped after 6 s)
-  err_case redis_wrong any csenv CLICKSTAGE_REDIS_FILE="$S/wrong-redis-url" timeout -s TERM 6 "${CSB[@]}" --brokers "$KAFKA_SASL_BROKERS" --kafka-props "$PLAIN_PROPS" --topics a6 --group g-a6w --shutdown-timeout 2s || errs=$((errs+1))
+  # (a Redis that refuses the password is retried like an unreachable one: stopped after 6 s;
+  # SIGKILL 3 s later, as the daemon does not stop on SIGTERM while a partition's assignment
+  # waits for Redis)
+  err_case redis_wrong any csenv CLICKSTAGE_REDIS_FILE="$S/wrong-redis-url" timeout -k 3 -s TERM 6 "${CSB[@]}" --brokers "$KAFKA_SASL_BROKERS" --kafka-props "$PLAIN_PROPS" --topics a6 --group g-a6w --shutdown-timeout 2s || errs=$((errs+1))
   err_case props_ctl 1 csenv CLICKSTAGE_KAFKA_PROPS_FILE="$S/ctl.properties" "${CSB[@]}" --drain || errs=$((errs+1))
   err_case props_bare 1 csenv CLICKSTAGE_KAFKA_PROPS_FILE="$S/bare.properties" "${CSB[@]}" --drain || errs=$((errs+1))
   err_case props_twice 1 csenv CLICKSTAGE_KAFKA_SASL_PASSWORD_FILE="$S/kafka-password" "${CSB[@]}" --drain --kafka-props "$PLAIN_PROPS" || errs=$((errs+1))
