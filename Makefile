@@ -212,3 +212,8 @@ test-faults: deps all tools
 # Integration tests: their own stack in a temp dir, stopped at the end.
 integration: deps
 	tests/integration/run.sh
+# Kafka over SSL (client certificates) and SASL_SSL (PLAIN, SCRAM-SHA-512), and secrets that never
+# show: two secured stacks (Kafka 4.3.1 and, for SCRAM with librdkafka 2.0.2, 3.9.1), ~1 min.
+test-kafka-security: deps all tools
+	BUILD=$(BUILD) tests/kafka-security/run.sh
+.PHONY: test-kafka-security

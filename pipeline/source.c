@@ -1,6 +1,7 @@
 /* source.c — librdkafka consumer, partition queues per worker, assignment and offsets.
  * See source.h for the contract. */
 #include "source.h"
+#include "kprops.h"
 #include "log.h"
 #include "util.h"
 
@@ -68,7 +69,15 @@ struct cs_source {
     int cooperative;
     int *assign_count;    /* per worker, for balancing */
     _Atomic uint64_t redelivered, past_end, stray, consume_errors, dead_lettered;
+    _Atomic uint64_t dead_letter_failed;
     uint64_t rebalances, assigned, revoked;
+    /* cs_source_start's wait for the cluster's first answer (see await_cluster) */
+    _Atomic int starting;
+    _Atomic int quiet;    /* a failed start: librdkafka's log lines are dropped */
+    int start_failed;     /* an authentication or TLS error arrived while starting */
+    int all_down;         /* every bootstrap broker failed while starting */
+    char start_error[512];
+    char last_error[512]; /* the consumer's last error_cb reason (control thread) */
 };
 
 /* the one logger (pipeline/log.h); `s` names the consumer for nothing but symmetry */
@@ -129,28 +138,29 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr
     return 0;
 }
 
+/* Applies an escaped "k=v,k=v" list (kprops.h). Error messages name the property, never its
+ * value: values may be passwords (librdkafka's own message for a string property does not quote
+ * it either). */
 static int apply_extra(rd_kafka_conf_t *conf, const char *props, char *errstr, size_t errlen)
 {
-    if (!props || !*props)
-        return 0;
-    char *dup = strdup(props), *save = NULL;
-    int rc = 0;
-    for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
+    char item[8192 + 2];
+    int rc = 0, r;
+    const char *cur = props;
+    while (rc == 0 && (r = cs_kprops_next(&cur, item, sizeof item)) != 0) {
+        char *eq = r > 0 ? strchr(item, '=') : NULL;
         if (!eq) {
-            snprintf(errstr, errlen, "kafka property '%s' is not k=v", kv);
+            snprintf(errstr, errlen, "a kafka property is not k=v (or is too long)");
             rc = -1;
             break;
         }
         *eq = 0;
         char e2[256];
-        if (set(conf, kv, eq + 1, e2, sizeof e2) != 0) {
-            snprintf(errstr, errlen, "kafka property %s: %s", kv, e2);
+        if (set(conf, item, eq + 1, e2, sizeof e2) != 0) {
+            snprintf(errstr, errlen, "kafka property %s: %s", item, e2);
             rc = -1;
-            break;
         }
     }
-    free(dup);
+    memset(item, 0, sizeof item); /* may hold a password */
     return rc;
 }
 
@@ -159,15 +169,86 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
+    cs_source *s = rd_kafka_opaque(rk);
+    if (!s)
+        return;
     int lv = level <= 3 ? CS_LOG_ERROR : level <= 4 ? CS_LOG_WARN : level <= 6 ? CS_LOG_INFO
                                                                                : CS_LOG_DEBUG;
-    CS_LOG(lv, "kafka %s: %s", fac, buf);
+    int dlq = rd_kafka_type(rk) == RD_KAFKA_PRODUCER;
+    /* the dead-letter producer gets all of kafka_props (security settings above all): the
+     * consumer-only ones among them are expected to be ignored there */
+    if (dlq && strcmp(fac, "CONFWARN") == 0 && strstr(buf, "consumer property"))
+        lv = CS_LOG_DEBUG;
+    /* while starting, a broker's connection failure is reported once, by error_cb, or by the
+     * exit line when it is an authentication or TLS failure; after a failed start, nothing */
+    if (atomic_load_explicit(&s->starting, memory_order_relaxed) && strcmp(fac, "FAIL") == 0)
+        lv = CS_LOG_DEBUG;
+    if (atomic_load_explicit(&s->quiet, memory_order_relaxed))
+        return;
+    slog(s, lv, "kafka%s %s: %s", dlq ? " dead-letter producer" : "", fac, buf);
+}
+
+/* Authentication and TLS errors: the credentials, certificates or security.protocol are wrong.
+ * librdkafka retries them forever; at start they end the daemon instead (await_cluster). */
+static int config_error(int err)
+{
+    return err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
+           err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+           err == RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM ||
+           err == RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE;
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    slog(opaque, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? 3 : 4, "kafka error %s: %s",
+    cs_source *s = opaque;
+    int dlq = rd_kafka_type(rk) == RD_KAFKA_PRODUCER;
+    if (!dlq && err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        snprintf(s->last_error, sizeof s->last_error, "%s", reason);
+    if (!dlq && atomic_load_explicit(&s->starting, memory_order_relaxed)) {
+        /* a TLS alert from the broker (e.g. "bad certificate": the SSL listener wants a client
+         * certificate) is a transport error to librdkafka, but as deterministic as the rest */
+        int tls_alert = err == RD_KAFKA_RESP_ERR__TRANSPORT &&
+                        (strstr(reason, "SSL alert") || strstr(reason, "certificate verify failed") ||
+                         strstr(reason, "SSL handshake failed"));
+        if ((config_error(err) || tls_alert) && !s->start_failed) {
+            s->start_failed = 1;
+            if (tls_alert)
+                err = RD_KAFKA_RESP_ERR__SSL;
+            /* librdkafka < 2.6.1 repeats the client nonce in SCRAM's final message, which
+             * Kafka >= 4.0 rejects as invalid credentials (librdkafka #4895) */
+            int old_scram = rd_kafka_version() < 0x020601ff && strstr(reason, "SCRAM") &&
+                            strstr(reason, "invalid credentials");
+            snprintf(s->start_error, sizeof s->start_error, "%s: %s%s%s",
+                     err == RD_KAFKA_RESP_ERR__SSL ? "TLS failed"
+                                                   : "authentication failed",
+                     reason, old_scram ? " (if the password is right: librdkafka " : "",
+                     old_scram ? rd_kafka_version_str() : "");
+            if (old_scram) {
+                size_t l = strlen(s->start_error);
+                snprintf(s->start_error + l, sizeof s->start_error - l,
+                         " cannot do SCRAM with Kafka 4.x brokers, 2.6.1 can; docs/kafka.md)");
+            }
+        }
+        if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+            s->all_down = 1;
+        if (s->start_failed)
+            return; /* the exit line says it */
+    }
+    slog(s, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || config_error(err) ? 3 : 4,
+         "kafka%s error %s: %s", dlq ? " dead-letter producer" : "",
          rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* Dead-letter delivery reports: failures are counted and the first one is logged. */
+static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    cs_source *s = opaque;
+    if (!m->err)
+        return;
+    if (atomic_fetch_add_explicit(&s->dead_letter_failed, 1, memory_order_relaxed) == 0)
+        slog(s, 3, "dead-letter topic %s: a copy could not be written: %s (further failures "
+             "are only counted)", s->c.dead_letter_topic, rd_kafka_err2str(m->err));
 }
 
 cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr, size_t errlen)
@@ -207,6 +288,9 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     s->assign_count = calloc((size_t)s->nworkers, sizeof *s->assign_count);
     s->by_part = calloc(CS_MAX_PARTITIONS, sizeof *s->by_part);
 
+    /* librdkafka connects as soon as the handle exists: until cs_source_start has seen the
+     * cluster's first answer, connection failures are reported by error_cb only */
+    atomic_store(&s->starting, 1);
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     /* The settings that matter, deliberately (docs/kafka.md explains each): */
     if (set(kc, "bootstrap.servers", conf->brokers, errstr, errlen) ||
@@ -285,14 +369,24 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     }
 
     if (conf->dead_letter_topic && *conf->dead_letter_topic) {
+        /* The same cluster as the consumer, so the same connection and security properties:
+         * every kafka_props entry is applied (librdkafka ignores the consumer-only ones). */
         rd_kafka_conf_t *pc = rd_kafka_conf_new();
+        char dlq_id[320];
+        snprintf(dlq_id, sizeof dlq_id, "%s-dlq", conf->client_id ? conf->client_id : "clickstage");
         if (set(pc, "bootstrap.servers", conf->brokers, errstr, errlen) ||
+            set(pc, "client.id", dlq_id, errstr, errlen) ||
             set(pc, "linger.ms", "20", errstr, errlen) ||
-            apply_extra(pc, NULL, errstr, errlen)) {
+            set(pc, "reconnect.backoff.max.ms", "1000", errstr, errlen) ||
+            apply_extra(pc, conf->extra_props, errstr, errlen)) {
             rd_kafka_conf_destroy(pc);
             cs_source_destroy(s);
             return NULL;
         }
+        rd_kafka_conf_set_opaque(pc, s);
+        rd_kafka_conf_set_log_cb(pc, kafka_log_cb);
+        rd_kafka_conf_set_error_cb(pc, error_cb);
+        rd_kafka_conf_set_dr_msg_cb(pc, dlq_dr_cb);
         s->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, errlen);
         if (!s->dlq) {
             cs_source_destroy(s);
@@ -302,18 +396,43 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     return s;
 }
 
-void cs_source_destroy(cs_source *s)
+/* Stops librdkafka: its queues, then the consumer and the dead-letter producer (their threads
+ * end). cs_source_destroy does this; so does a failed cs_source_start, so that the process's
+ * exit that follows does not race librdkafka's broker threads (an exit in the middle of a TLS
+ * handshake crashed in OpenSSL's exit-time clean-up). */
+static void kafka_release(cs_source *s, int consumer_close)
 {
-    if (!s)
-        return;
     for (size_t i = 0; i < s->ntps; i++)
         if (s->tps[i].pq) {
             rd_kafka_queue_forward(s->tps[i].pq, NULL);
             rd_kafka_queue_destroy(s->tps[i].pq);
+            s->tps[i].pq = NULL;
         }
     for (int i = 0; s->wq && i < s->nworkers; i++)
-        if (s->wq[i])
+        if (s->wq[i]) {
             rd_kafka_queue_destroy(s->wq[i]);
+            s->wq[i] = NULL;
+        }
+    if (s->rk) {
+        if (consumer_close)
+            rd_kafka_destroy(s->rk);
+        else
+            rd_kafka_destroy_flags(s->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        s->rk = NULL;
+    }
+    if (s->dlq) {
+        if (consumer_close) /* a normal stop: what was dead-lettered gets out */
+            rd_kafka_flush(s->dlq, 5000);
+        rd_kafka_destroy(s->dlq);
+        s->dlq = NULL;
+    }
+}
+
+void cs_source_destroy(cs_source *s)
+{
+    if (!s)
+        return;
+    kafka_release(s, 1);
     free(s->wq);
     for (int i = 0; s->wb && i < s->nworkers; i++) {
         if (s->wb[i]) {
@@ -324,12 +443,6 @@ void cs_source_destroy(cs_source *s)
         }
     }
     free(s->wb);
-    if (s->rk)
-        rd_kafka_destroy(s->rk);
-    if (s->dlq) {
-        rd_kafka_flush(s->dlq, 5000);
-        rd_kafka_destroy(s->dlq);
-    }
     for (int i = 0; i < s->ntopics; i++) {
         free(s->topics[i]);
         free((void *)s->part_of[i]);
@@ -568,8 +681,56 @@ static int drain_start(cs_source *s, char *errstr, size_t errlen)
     return 0;
 }
 
+/* Waits for the cluster's first answer (a metadata request) before anything is subscribed or
+ * assigned. An authentication or TLS failure in that time ends the start with one line naming
+ * it (librdkafka would retry it forever). Brokers that cannot be reached are not an error here,
+ * as before: live mode goes on and librdkafka keeps trying; drain mode fails in drain_start. */
+#define START_WAIT_MS 15000
+static int await_cluster(cs_source *s, char *errstr, size_t errlen)
+{
+    int64_t deadline = cs_wall_ms() + START_WAIT_MS;
+    int rc = 0;
+    atomic_store(&s->starting, 1);
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(s->rk, 0, NULL, &md, 250);
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        /* errors reach error_cb through the consumer queue (rd_kafka_poll_set_consumer) */
+        rd_kafka_message_t *m;
+        while ((m = rd_kafka_consumer_poll(s->rk, 0)))
+            rd_kafka_message_destroy(m);
+        if (s->start_failed) {
+            snprintf(errstr, errlen, "%s", s->start_error);
+            rc = -1;
+            break;
+        }
+        if (!err || s->all_down || cs_wall_ms() >= deadline)
+            break;
+    }
+    atomic_store(&s->starting, 0);
+    return rc;
+}
+
+static int start(cs_source *s, char *errstr, size_t errlen);
 int cs_source_start(cs_source *s, char *errstr, size_t errlen)
 {
+    int rc = start(s, errstr, errlen);
+    if (rc != 0) {
+        size_t l = strlen(errstr);
+        if (s->c.drain && !s->start_failed && s->last_error[0] && l + 32 < errlen)
+            /* why the brokers did not answer */
+            snprintf(errstr + l, errlen - l, " (last broker error: %s)", s->last_error);
+        atomic_store(&s->quiet, 1); /* the exit line said it: librdkafka's last words are noise */
+        kafka_release(s, 0);
+    }
+    return rc;
+}
+
+static int start(cs_source *s, char *errstr, size_t errlen)
+{
+    if (await_cluster(s, errstr, errlen) != 0)
+        return -1;
     if (s->c.drain)
         return drain_start(s, errstr, errlen);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(s->ntopics);
@@ -839,6 +1000,7 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st)
     st->stray = atomic_load(&s->stray);
     st->consume_errors = atomic_load(&s->consume_errors);
     st->dead_lettered = atomic_load(&s->dead_lettered);
+    st->dead_letter_failed = atomic_load(&s->dead_letter_failed);
     int n = 0;
     for (size_t i = 0; i < s->ntps; i++)
         n += s->tps[i].part >= 0;

@@ -37,7 +37,9 @@ typedef struct cs_source_conf {
     const char *topics;        /* comma list */
     const char *client_id;
     const char *group_instance_id; /* static membership; NULL or "" = dynamic */
-    const char *extra_props;   /* "k=v,k=v" passed to librdkafka last (overrides ours) */
+    const char *extra_props;   /* "k=v,k=v" passed to librdkafka last (overrides ours), to the
+                                  consumer and the dead-letter producer alike; "\," and "\\"
+                                  in a value are a comma and a backslash */
     const char *dead_letter_topic; /* NULL or "" = none */
     int earliest;              /* auto.offset.reset */
     int drain;
@@ -59,7 +61,10 @@ typedef struct cs_source_conf {
 cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr, size_t errlen);
 void cs_source_destroy(cs_source *s);
 
-/* Starts consuming: subscribe (live) or look up partitions and end offsets and assign (drain). */
+/* Starts consuming: waits (up to 15 s) for the cluster's first answer, then subscribes (live) or
+ * looks up partitions and end offsets and assigns (drain). Fails with errstr "authentication
+ * failed: ..." or "TLS failed: ..." when the broker rejects the credentials or the
+ * TLS handshake in that time; unreachable brokers fail only drain mode (as before). */
 int cs_source_start(cs_source *s, char *errstr, size_t errlen);
 
 /* Control thread: serves rebalance callbacks and errors for up to timeout_ms. */
@@ -106,7 +111,7 @@ void cs_source_dead_letter(cs_source *s, const cs_msg *m, const char *reason);
 
 typedef struct cs_source_stats {
     uint64_t rebalances, assigned, revoked, redelivered_skipped, past_end_skipped, stray,
-        consume_errors, dead_lettered;
+        consume_errors, dead_lettered, dead_letter_failed;
     int npartitions;
 } cs_source_stats;
 void cs_source_stats_get(cs_source *s, cs_source_stats *st);

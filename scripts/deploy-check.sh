@@ -161,12 +161,15 @@ def check(cond, msg, why=""):
     return cond
 
 def options():
-    """CLICKSTAGE_* names of the daemon's options, from docs/configuration.md (generated)."""
+    """CLICKSTAGE_* names of the daemon's options, from docs/configuration.md (generated), and
+    their CLICKSTAGE_*_FILE forms (every option but `config` can be read from a file)."""
     names = set()
     for line in open(os.path.join(ROOT, "docs/configuration.md"), encoding="utf-8"):
         m = re.match(r"\|\s*`[a-z_]+`\s*\|\s*`--[a-z-]+`\s*\|\s*`(CLICKSTAGE_[A-Z_]+)`", line)
         if m:
             names.add(m.group(1))
+            if m.group(1) != "CLICKSTAGE_CONFIG":
+                names.add(m.group(1) + "_FILE")
     return names
 
 def duration_s(v):
@@ -599,6 +602,40 @@ def cmd_k8s(kdir, rendered):
             continue
         cl = [k for k in (e["name"] for e in c.get("env", [])) if k.startswith("CLICKSTAGE_")]
         check(not cl, f"k8s: container {c['name']} sets no CLICKSTAGE_* variable", f"{cl}")
+    # Secrets: files of a mounted Secret, named by CLICKSTAGE_*_FILE; materialised here (the
+    # Secret's stringData) so that the daemon's parser below reads them as the pod would
+    secrets = {x["metadata"]["name"]: x for x in by.get("Secret", [])}
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {}
+    for m in main.get("volumeMounts", []):
+        v = vols.get(m["name"], {})
+        if "secret" in v:
+            mounts[m["mountPath"].rstrip("/")] = (v["secret"], m)
+    local = {}
+    for mp_, (sv, m) in mounts.items():
+        sec = secrets.get(sv.get("secretName"))
+        check(sec is not None, f"k8s: Secret {sv.get('secretName')} mounted at {mp_} is in the manifests")
+        check(m.get("readOnly") is True and sv.get("defaultMode", 0o644) & 0o007 == 0,
+              f"k8s: Secret mounted read-only at {mp_}, not world-readable (defaultMode {oct(sv.get('defaultMode', 0o644))})")
+        d = os.path.join(os.environ["DCHK_OUT"], "secret-mounts" + mp_)
+        os.makedirs(d, exist_ok=True)
+        for key, val in ((sec or {}).get("stringData") or {}).items():
+            with open(os.path.join(d, key), "w") as f:
+                f.write(val)
+        local[mp_] = d
+    check(pod.get("securityContext", {}).get("fsGroup") == 10001 or not mounts,
+          "k8s: fsGroup 10001 (the Secret's files are readable by the daemon's group)")
+    for k, e in env.items():
+        if k.endswith("_FILE") and "value" in e:
+            d = os.path.dirname(e["value"])
+            ok = d in mounts and os.path.basename(e["value"]) in ((secrets.get(mounts[d][0].get("secretName")) or {}).get("stringData") or {})
+            check(ok, f"k8s: {k} names a key of the mounted Secret", e["value"])
+            if d in local:
+                e = dict(e, value=os.path.join(local[d], os.path.basename(e["value"])))
+                env[k] = e
+    redis = env.get("CLICKSTAGE_REDIS", {}).get("value", "")
+    check("@" not in redis and "password=" not in redis,
+          "k8s: no Redis password in the Deployment (it belongs in the Secret: CLICKSTAGE_REDIS_FILE)")
     with open(os.path.join(os.environ["DCHK_OUT"], "k8s.env"), "w") as f:
         for k, e in env.items():
             if "value" in e:
@@ -770,6 +807,7 @@ env_args() { # FILE... -- KEY=VALUE...
   ENVA=()
   for ((i = ${#all[@]} - 1; i >= 0; i--)); do
     k=${all[i]%%=*}
+    k=${k%_FILE} # CLICKSTAGE_X and CLICKSTAGE_X_FILE are one setting: the later one wins
     [ -n "${seen[$k]:-}" ] && continue
     seen[$k]=1
     ENVA=("${all[i]}" "${ENVA[@]}")

@@ -40,6 +40,11 @@
 #   REDIS_AOF=1          redis with appendonly yes + appendfsync always (else no persistence)
 #   REDIS_FSYNC          appendfsync policy with REDIS_AOF=1: always (default), everysec or no
 #   STOP_TIMEOUT         seconds between SIGTERM and SIGKILL (default 20)
+#   KAFKA_SECURE=1       at `up`: two more broker listeners besides PLAINTEXT, both TLS with a CA
+#                        made in DIR/tls: SSL (client certificate required) and SASL_SSL
+#                        (SCRAM-SHA-512 and PLAIN users); their ports, the CA, the client
+#                        certificate/key/keystore and the users' passwords go to the env file
+#                        (KAFKA_SSL_BROKERS, KAFKA_SASL_BROKERS, KAFKA_CA, ...; docs/local-stack.md)
 set -euo pipefail
 
 DEFAULT_KAFKA_VERSION=4.3.1
@@ -75,7 +80,12 @@ resolve_dir() {
   KAFKA_LOG="$STACK_DIR/kafka.log"
   REDIS_LOG="$STACK_DIR/redis.log"
   SERVER_PROPS="$STACK_DIR/kafka/server.properties"
+  TLS_DIR="$STACK_DIR/tls"
 }
+
+# Users of the secure listeners (KAFKA_SECURE=1); their passwords are made at `up`.
+SCRAM_USER=clickstage-scram
+PLAIN_USER=clickstage-plain
 
 # One operation at a time per state dir. fd 9 is closed for every daemon we start (9>&-),
 # otherwise the broker would hold the lock forever.
@@ -111,6 +121,14 @@ write_conf() {
     kv REDIS_SOCK "$REDIS_SOCK"
     kv REDIS_AOF "$REDIS_AOF"
     kv REDIS_FSYNC "${REDIS_FSYNC:-always}"
+    kv KAFKA_SECURE "${KAFKA_SECURE:-0}"
+    if [ "${KAFKA_SECURE:-0}" = 1 ]; then
+      kv KAFKA_SSL_PORT "$KAFKA_SSL_PORT"
+      kv KAFKA_SASL_PORT "$KAFKA_SASL_PORT"
+      kv TLS_PASSWORD "$TLS_PASSWORD"
+      kv SCRAM_PASSWORD "$SCRAM_PASSWORD"
+      kv PLAIN_PASSWORD "$PLAIN_PASSWORD"
+    fi
   } >"$CONF.tmp"
   mv -f "$CONF.tmp" "$CONF"
 }
@@ -126,6 +144,20 @@ write_env() {
     kv REDIS_PID "$(cat "$REDIS_PIDFILE" 2>/dev/null || echo 0)"
     kv KAFKA_VERSION "$KAFKA_VERSION"
     kv STACK_DIR "$STACK_DIR"
+    if [ "${KAFKA_SECURE:-0}" = 1 ]; then
+      kv KAFKA_SSL_BROKERS "127.0.0.1:$KAFKA_SSL_PORT"
+      kv KAFKA_SASL_BROKERS "127.0.0.1:$KAFKA_SASL_PORT"
+      kv KAFKA_CA "$TLS_DIR/ca.crt"
+      kv KAFKA_CLIENT_CERT "$TLS_DIR/client.crt"
+      kv KAFKA_CLIENT_KEY "$TLS_DIR/client.key"
+      kv KAFKA_CLIENT_KEY_PASSWORD "$TLS_PASSWORD"
+      kv KAFKA_CLIENT_P12 "$TLS_DIR/client.p12"
+      kv KAFKA_CLIENT_P12_PASSWORD "$TLS_PASSWORD"
+      kv KAFKA_SCRAM_USER "$SCRAM_USER"
+      kv KAFKA_SCRAM_PASSWORD "$SCRAM_PASSWORD"
+      kv KAFKA_PLAIN_USER "$PLAIN_USER"
+      kv KAFKA_PLAIN_PASSWORD "$PLAIN_PASSWORD"
+    fi
   } >"$ENV_FILE.tmp"
   mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -329,16 +361,24 @@ new_cluster_id() {
 
 write_server_props() {
   mkdir -p "$STACK_DIR/kafka/data"
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT"
+  local advertised="PLAINTEXT://127.0.0.1:$KAFKA_PORT"
+  local protomap="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  if [ "${KAFKA_SECURE:-0}" = 1 ]; then
+    listeners="$listeners,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT"
+    advertised="$advertised,SSL://127.0.0.1:$KAFKA_SSL_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT"
+    protomap="$protomap,SSL:SSL,SASL_SSL:SASL_SSL"
+  fi
   cat >"$SERVER_PROPS" <<EOF
 # written by scripts/stack.sh up (Kafka $KAFKA_VERSION, single combined broker+controller, KRaft)
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protomap
 log.dirs=$STACK_DIR/kafka/data
 num.partitions=4
 default.replication.factor=1
@@ -360,9 +400,133 @@ num.network.threads=2
 num.io.threads=4
 log.cleaner.dedupe.buffer.size=33554432
 EOF
+  if [ "${KAFKA_SECURE:-0}" = 1 ]; then
+    cat >>"$SERVER_PROPS" <<EOF
+# KAFKA_SECURE=1: TLS on the SSL and SASL_SSL listeners with the stack's own CA ($TLS_DIR).
+# The broker's keystore is PKCS#12; the truststore (client certificates of the SSL listener) is
+# the CA's PEM file.
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/broker.p12
+ssl.keystore.password=$TLS_PASSWORD
+ssl.key.password=$TLS_PASSWORD
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.crt
+# SSL listener: mutual TLS (the client's certificate is its identity)
+listener.name.ssl.ssl.client.auth=required
+# SASL_SSL listener: SCRAM-SHA-512 users live in the cluster metadata (added at format with
+# --add-scram), PLAIN users are the user_NAME entries of the JAAS config
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$PLAIN_USER="$PLAIN_PASSWORD";
+EOF
+  fi
   if [ -n "${KAFKA_EXTRA_PROPS:-}" ]; then
     printf '# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS" >>"$SERVER_PROPS"
   fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# KAFKA_SECURE=1: certificates, users, client property files
+
+# 24 characters of [A-Za-z0-9]: safe in every file and command line the stack writes it to.
+random_password() {
+  local p=""
+  while [ ${#p} -lt 24 ]; do p="$p$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"; done
+  echo "${p:0:24}"
+}
+
+# DIR/tls: a self-signed CA; the broker's key and certificate (SAN IP:127.0.0.1, since
+# librdkafka >= 2.0 verifies the broker's host name) in a PKCS#12 keystore; a client certificate
+# for the SSL listener, its key encrypted (PKCS#8, AES-256) and the same pair as a PKCS#12
+# keystore, both with TLS_PASSWORD. EC P-256 keys: made in milliseconds. Valid 30 days.
+make_tls() {
+  local d=$TLS_DIR ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+  command -v openssl >/dev/null || apt_install openssl
+  rm -rf "$d"
+  mkdir -p "$d"
+  chmod 700 "$d"
+  if ! (
+    set -e
+    cd "$d"
+    export STACK_TLS_PW=$TLS_PASSWORD   # passwords through the environment, not argv
+    openssl req -x509 -new "${ec[@]}" -nodes -keyout ca.key -out ca.crt -days 30 \
+      -subj "/CN=clickstage local stack CA" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    openssl req -new "${ec[@]}" -nodes -keyout broker.key -out broker.csr -subj "/CN=127.0.0.1"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile broker.ext -out broker.crt
+    openssl pkcs12 -export -in broker.crt -inkey broker.key -certfile ca.crt -name broker \
+      -out broker.p12 -passout env:STACK_TLS_PW
+    openssl req -new "${ec[@]}" -nodes -keyout client.plain.key -out client.csr \
+      -subj "/CN=clickstage-client"
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile client.ext -out client.crt
+    openssl pkcs8 -topk8 -v2 aes-256-cbc -in client.plain.key -out client.key \
+      -passout env:STACK_TLS_PW
+    openssl pkcs12 -export -in client.crt -inkey client.plain.key -certfile ca.crt \
+      -name client -out client.p12 -passout env:STACK_TLS_PW
+    rm -f client.plain.key ./*.csr ./*.ext ca.srl
+  ) >"$d/openssl.log" 2>&1; then
+    cat "$d/openssl.log" >&2
+    die "openssl could not make the stack's certificates in $d"
+  fi
+  # librdkafka property files, one per way in (also kcat -F files): KEY=VALUE lines
+  write_client_props ssl "security.protocol=ssl" "ssl.ca.location=$d/ca.crt" \
+    "ssl.certificate.location=$d/client.crt" "ssl.key.location=$d/client.key" \
+    "ssl.key.password=$TLS_PASSWORD"
+  write_client_props scram "security.protocol=sasl_ssl" "ssl.ca.location=$d/ca.crt" \
+    "sasl.mechanisms=SCRAM-SHA-512" "sasl.username=$SCRAM_USER" "sasl.password=$SCRAM_PASSWORD"
+  write_client_props plain "security.protocol=sasl_ssl" "ssl.ca.location=$d/ca.crt" \
+    "sasl.mechanisms=PLAIN" "sasl.username=$PLAIN_USER" "sasl.password=$PLAIN_PASSWORD"
+  # the same for Kafka's Java tools (--command-config), e.g. `stack.sh tool ...TopicCommand`
+  write_client_props scram-java "security.protocol=SASL_SSL" "sasl.mechanism=SCRAM-SHA-512" \
+    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$SCRAM_USER\" password=\"$SCRAM_PASSWORD\";" \
+    "ssl.truststore.type=PEM" "ssl.truststore.location=$d/ca.crt"
+}
+
+write_client_props() { # NAME KEY=VALUE...
+  local f="$TLS_DIR/$1.properties" kv_
+  shift
+  {
+    echo "# librdkafka client properties for this stack (scripts/stack.sh, KAFKA_SECURE=1)"
+    for kv_ in "$@"; do echo "$kv_"; done
+  } >"$f"
+  chmod 600 "$f"
+}
+
+# librdkafka before 2.6.1 (Debian 12 has 2.0.2) cannot authenticate with SCRAM to Kafka 4.x:
+# its client-final-message repeats the client nonce, which 3.x brokers tolerate and 4.x rejects
+# as invalid credentials (librdkafka #4895). 0 when kcat's librdkafka can.
+kcat_scram_ok() {
+  [ "$(kafka_major)" -lt 4 ] && return 0
+  local v
+  v=$(kcat -V 2>&1 | sed -n 's/.*librdkafka \([0-9][0-9.]*\).*/\1/p' | head -1)
+  [ -n "$v" ] && [ "$(printf '%s\n2.6.1\n' "$v" | sort -V | head -1)" = 2.6.1 ]
+}
+
+# Every secure way in answers metadata for its client: the SSL listener with the client
+# certificate, the SASL_SSL listener as the SCRAM and as the PLAIN user. SCRAM on Kafka 4.x with
+# an old librdkafka is checked with the broker's Java client instead (see kcat_scram_ok).
+check_secure() {
+  local w b
+  for w in ssl scram plain; do
+    b=127.0.0.1:$KAFKA_SASL_PORT
+    [ $w = ssl ] && b=127.0.0.1:$KAFKA_SSL_PORT
+    if [ $w = scram ] && ! kcat_scram_ok; then
+      log "note: kcat's librdkafka cannot do SCRAM with Kafka $KAFKA_VERSION (needs librdkafka >= 2.6.1); checking the SCRAM user with the Java client"
+      if [ -f "$KAFKA_LIBS_DIR/kafka-tools-$KAFKA_VERSION.jar" ]; then
+        kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$b" \
+          --command-config "$TLS_DIR/scram-java.properties" --list >"$TLS_DIR/check-$w.log" 2>&1 ||
+          { cat "$TLS_DIR/check-$w.log" >&2; die "the SCRAM user is not accepted on $b"; }
+      fi
+      continue
+    fi
+    timeout 20 kcat -F "$TLS_DIR/$w.properties" -L -b "$b" -m 10 2>"$TLS_DIR/check-$w.log" |
+      grep -q ' 1 brokers:' ||
+      { cat "$TLS_DIR/check-$w.log" >&2; die "the $w listener/user does not answer on $b"; }
+  done
 }
 
 # Kafka 3.x logs through reload4j (log4j 1.x config), 4.x through log4j2.
@@ -383,8 +547,12 @@ kafka_java() { # runs a Kafka CLI class with the tools' quiet logging
 }
 
 format_storage() {
-  local out
-  out=$(kafka_java kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$SERVER_PROPS" 2>&1) ||
+  local out scram=()
+  # KRaft keeps SCRAM credentials in the cluster metadata: the first ones come with the format
+  [ "${KAFKA_SECURE:-0}" = 1 ] &&
+    scram=(--add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]")
+  out=$(kafka_java kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$SERVER_PROPS" \
+    ${scram[@]+"${scram[@]}"} 2>&1) ||
     { printf '%s\n' "$out" >&2; die "StorageTool format failed"; }
 }
 
@@ -505,11 +673,15 @@ cmd_up() {
   # What the caller asks for; stack.conf of an earlier run (loaded below) must not override it.
   local want_version=${KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION} want_libs=${KAFKA_LIBS_DIR:-}
   local want_aof=${REDIS_AOF:-0} want_fsync=${REDIS_FSYNC:-always} t0ns kp rp p
+  local want_secure=${KAFKA_SECURE:-0}
+  case $want_secure in 0|1) ;; *) die "KAFKA_SECURE must be 0 or 1, got '$want_secure'" ;; esac
   t0ns=$(date +%s%N)
   lock_dir
   if load_conf; then
     kp=$(kafka_pid || true); rp=$(redis_pid || true)
     if [ -n "$kp" ] && [ -n "$rp" ] && kafka_answers; then
+      [ "$want_secure" = 0 ] || [ "${KAFKA_SECURE:-0}" = 1 ] ||
+        die "the stack in $STACK_DIR runs without KAFKA_SECURE=1; run: $0 down $STACK_DIR, then up again"
       log "already up in $STACK_DIR (kafka pid $kp, redis pid $rp)"
       write_env; cat "$ENV_FILE"; return 0
     fi
@@ -524,6 +696,7 @@ cmd_up() {
   KAFKA_LIBS_DIR=${want_libs:-${XDG_CACHE_HOME:-$HOME/.cache}/clickstage/kafka-$KAFKA_VERSION/libs}
   REDIS_AOF=$want_aof
   REDIS_FSYNC=$want_fsync
+  KAFKA_SECURE=$want_secure
   check_fsync
   check_version
   ensure_prereqs
@@ -532,6 +705,16 @@ cmd_up() {
   KAFKA_PORT=$(pick_port)
   CONTROLLER_PORT=$(pick_port "$KAFKA_PORT")
   REDIS_PORT=$(pick_port "$KAFKA_PORT" "$CONTROLLER_PORT")
+  if [ "$KAFKA_SECURE" = 1 ]; then
+    KAFKA_SSL_PORT=$(pick_port "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT")
+    KAFKA_SASL_PORT=$(pick_port "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT" "$KAFKA_SSL_PORT")
+    TLS_PASSWORD=$(random_password)
+    SCRAM_PASSWORD=$(random_password)
+    PLAIN_PASSWORD=$(random_password)
+    make_tls
+  else
+    rm -rf "$TLS_DIR"
+  fi
   REDIS_SOCK=$(redis_sock_path)
   rm -f "$REDIS_SOCK"
   CLUSTER_ID=$(new_cluster_id)
@@ -545,9 +728,12 @@ cmd_up() {
   start_redis_proc   # boots while the JVM does
   wait_redis
   wait_kafka
+  [ "$KAFKA_SECURE" = 0 ] || check_secure
   trap - EXIT INT TERM HUP
   write_env
-  log "up in $(( ($(date +%s%N) - t0ns) / 1000000 )) ms: Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_PIDFILE")), redis on 127.0.0.1:$REDIS_PORT (pid $(cat "$REDIS_PIDFILE")); env: $ENV_FILE"
+  local sec=""
+  [ "$KAFKA_SECURE" = 0 ] || sec=" (SSL on $KAFKA_SSL_PORT, SASL_SSL on $KAFKA_SASL_PORT)"
+  log "up in $(( ($(date +%s%N) - t0ns) / 1000000 )) ms: Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT$sec (pid $(cat "$KAFKA_PIDFILE")), redis on 127.0.0.1:$REDIS_PORT (pid $(cat "$REDIS_PIDFILE")); env: $ENV_FILE"
   cat "$ENV_FILE"
 }
 

@@ -12,6 +12,9 @@
 #      the repartitioner's (tests/repartition/run.sh) and the bounded fault suite
 #      (tests/faults/run.sh with FAULTS_PROFILE=ci: kill -9, members joining and leaving, a
 #      SIGSTOPped zombie, broker and Redis restarts, Redis coming back empty)
+#   7. Kafka security (tests/kafka-security/run.sh): clickstage, its dead-letter producer, the load
+#      generator and the repartitioner over SSL and SASL_SSL (PLAIN, SCRAM-SHA-512) listeners,
+#      wrong credentials, and a search of every output for the secrets
 # Each phase prints "LABEL: N passed, N failed"; the last line sums them all.
 # SKIP="tsan fuzz integration" skips phases (for quick local runs; CI skips none).
 set -u
@@ -49,6 +52,7 @@ if ls tests/integration/*.sh >/dev/null 2>&1; then
   phase integration tests/integration/run.sh
 fi
 phase repartition tests/repartition/run.sh
+phase kafka-security tests/kafka-security/run.sh
 phase faults env FAULTS_PROFILE="${FAULTS_PROFILE:-ci}" tests/faults/run.sh
 echo "all phases: $total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]

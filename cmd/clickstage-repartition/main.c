@@ -31,15 +31,18 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "classify.h"
 #include "decode.h"
+#include "kprops.h"
 
 #define PROG "clickstage-repartition"
 #define MAX_TOPICS 16
@@ -118,7 +121,11 @@ static void usage(FILE *f)
     fprintf(f, PROG ": re-key a clickstream by customer id for clickstage, exactly once.\n\n"
                "Usage: " PROG " [OPTIONS]\n\n"
                "Every option can also be set as CLICKSTAGE_REPARTITION_<NAME> (upper case, '-' "
-               "as '_';\nswitches take 1/0); flags win over the environment.\n\n");
+               "as '_';\nswitches take 1/0); flags win over the environment. The librdkafka "
+               "property lists can\ncome from a properties file (one key=value per line, e.g. a "
+               "mounted secret):\nCLICKSTAGE_REPARTITION_KAFKA_FILE, ..._KAFKA_CONSUMER_FILE, "
+               "..._KAFKA_PRODUCER_FILE.\nA comma inside a value is written \\, in a flag or "
+               "variable. Property values are never printed.\n\n");
     for (int i = 0; i < O__COUNT; i++) {
         char left[64], text[512];
         snprintf(left, sizeof left, "--%s%s%s", O[i].name, O[i].arg ? " " : "",
@@ -250,6 +257,10 @@ static struct {
     int64_t t_first_ms, t_start_ms, t_end_ms;
     uint64_t dr_failed;
     char dr_first_error[256];
+    /* start: wrong credentials or TLS settings end the process (await_cluster) */
+    _Atomic int starting; /* read by librdkafka threads (log_cb) */
+    int start_failed;
+    char start_error[512];
 } R;
 
 static volatile sig_atomic_t g_stop;
@@ -321,8 +332,29 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)opaque;
+    if (R.starting) {
+        int tls = err == RD_KAFKA_RESP_ERR__SSL ||
+                  (err == RD_KAFKA_RESP_ERR__TRANSPORT && strstr(reason, "SSL alert"));
+        if ((tls || err == RD_KAFKA_RESP_ERR__AUTHENTICATION) && !R.start_failed) {
+            R.start_failed = 1;
+            snprintf(R.start_error, sizeof R.start_error, "%s: %s",
+                     tls ? "TLS failed" : "authentication failed", reason);
+        }
+        if (R.start_failed)
+            return; /* the exit line says it */
+    }
     logf_("kafka %s: %s: %s", rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "producer" : "consumer",
           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* librdkafka's log lines (warnings and worse, and whatever `debug` asks for): through logf_; a
+ * broker connection failure while starting is said once, by error_cb or the exit line. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    if (R.starting && !strcmp(fac, "FAIL"))
+        return;
+    logf_("kafka %s %s: %s", rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "producer" : "consumer", fac,
+          buf);
 }
 
 static int topic_index(const char *name)
@@ -619,27 +651,30 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
     return 0;
 }
 
+/* "k=v,k=v" with "\," and "\\" escapes inside values (pipeline/kprops.h, as the daemon's
+ * --kafka-props). Messages name a property, never its value: values may be passwords. */
 static int apply_props(rd_kafka_conf_t *conf, int o)
 {
-    const char *props = V[o].val;
-    if (!props || !*props)
-        return 0;
-    char *dup = strdup(props), *save = NULL;
-    int rc = 0;
-    for (char *kv = strtok_r(dup, ",", &save); kv && !rc; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
+    const char *cur = V[o].val;
+    char item[8192 + 2];
+    int rc = 0, r, n = 0;
+    while (!rc && (r = cs_kprops_next(&cur, item, sizeof item)) != 0) {
+        n++;
+        char *eq = r > 0 ? strchr(item, '=') : NULL;
         if (!eq) {
-            rc = bad(o, "not k=v", kv);
+            fprintf(stderr, PROG ": --%s%s%s: item %d is not k=v (a comma in a value is written "
+                    "\\,)\n", O[o].name, V[o].from ? " from " : "", V[o].from ? V[o].from : "", n);
+            rc = -1;
             break;
         }
         *eq = 0;
         char err[512];
-        if (rd_kafka_conf_set(conf, kv, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
-            fprintf(stderr, PROG ": --%s: %s: %s\n", O[o].name, kv, err);
+        if (rd_kafka_conf_set(conf, item, eq + 1, err, sizeof err) != RD_KAFKA_CONF_OK) {
+            fprintf(stderr, PROG ": --%s: %s: %s\n", O[o].name, item, err);
             rc = -1;
         }
     }
-    free(dup);
+    memset(item, 0, sizeof item);
     return rc;
 }
 
@@ -674,6 +709,7 @@ static rd_kafka_t *make_consumer(void)
         return NULL;
     }
     rd_kafka_conf_set_error_cb(kc, error_cb);
+    rd_kafka_conf_set_log_cb(kc, log_cb);
     if (!R.drain)
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     char err[512];
@@ -701,6 +737,7 @@ static rd_kafka_t *make_producer(void)
     }
     rd_kafka_conf_set_dr_msg_cb(pc, dr_cb);
     rd_kafka_conf_set_error_cb(pc, error_cb);
+    rd_kafka_conf_set_log_cb(pc, log_cb);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
     if (!rk)
@@ -1094,6 +1131,45 @@ static void progress(int64_t now, int final)
 
 /* ---- main --------------------------------------------------------------------------------- */
 
+/* CLICKSTAGE_REPARTITION_KAFKA[_CONSUMER|_PRODUCER]_FILE: the librdkafka properties from a
+ * properties file (one key=value per line; how Kubernetes mounts a Secret), never echoed. */
+static int kafka_props_file(int o, const char *direct)
+{
+    char name[80];
+    snprintf(name, sizeof name, "%s_FILE", V[o].env);
+    const char *path = getenv(name);
+    if (!path)
+        return 0;
+    if (direct) {
+        fprintf(stderr, PROG ": %s and %s are both set; set only one of them\n", V[o].env, name);
+        return -1;
+    }
+    struct stat st;
+    FILE *f = stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= 1 << 20
+                  ? fopen(path, "rb") : NULL;
+    if (!f) {
+        fprintf(stderr, PROG ": %s: cannot read '%s' (a regular file of at most 1 MB)\n", name,
+                path);
+        return -1;
+    }
+    char *buf = malloc((size_t)st.st_size + 1), why[128] = "out of memory";
+    size_t len = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+    fclose(f);
+    char *v = buf ? cs_kprops_from_properties(buf, len, why, sizeof why) : NULL;
+    if (buf)
+        memset(buf, 0, len);
+    free(buf);
+    if (!v) {
+        fprintf(stderr, PROG ": %s (%s): %s\n", name, path, why);
+        return -1;
+    }
+    static char from[O__COUNT][80];
+    snprintf(from[o], sizeof from[o], "%s", name);
+    V[o].val = v; /* lives as long as the process */
+    V[o].from = from[o];
+    return 0;
+}
+
 static int configure(int argc, char **argv)
 {
     for (int i = 0; i < O__COUNT; i++) {
@@ -1117,6 +1193,9 @@ static int configure(int argc, char **argv)
             V[i].val = v;
             V[i].from = V[i].env;
         }
+        if ((i == O_KAFKA || i == O_KAFKA_CONSUMER || i == O_KAFKA_PRODUCER) &&
+            kafka_props_file(i, v) != 0)
+            return -1;
     }
     for (int a = 1; a < argc; a++) {
         const char *s = argv[a];
@@ -1229,6 +1308,23 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
 
+    /* The cluster's first answer: an authentication or TLS failure ends the start with one line
+     * (exit 2) instead of a metadata time-out (as clickstage does, docs/kafka.md "Security"). */
+    R.starting = 1;
+    for (int64_t end = now_ms() + 15000; now_ms() < end;) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t me = rd_kafka_metadata(R.p, 0, NULL, &md, 250);
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_poll(R.p, 0);
+        if (R.start_failed) {
+            logf_("kafka: %s", R.start_error);
+            die(EXIT_START);
+        }
+        if (!me)
+            break;
+    }
+    R.starting = 0;
     for (int t = 0; t < R.ntopics; t++) {
         int n = topic_partitions(R.p, R.topics[t]);
         if (n < 0)

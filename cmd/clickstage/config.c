@@ -14,6 +14,12 @@
  * Errors name the option as the user wrote it: "--flush-interval: ...",
  * "CLICKSTAGE_THREADS: ...", "FILE:LINE:COL: flush_interval: ..." (1-based positions).
  * Every string value is checked for control characters, so values are safe to log.
+ *
+ * Secrets: every option can be read from a file named by CLICKSTAGE_<NAME>_FILE (how Kubernetes
+ * and Docker mount secrets). Options that may hold one (F_SECRET: the Redis URL, kafka_props,
+ * kafka_sasl_password) are masked in the dump and never quoted in an error message: messages
+ * show the masked text, and any secret part of the rejected value left in a message is replaced
+ * by "***" (scrub_secrets).
  */
 #include "config.h"
 
@@ -25,11 +31,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <yaml.h>
 
 #include "clickstage.h"
+#include "kprops.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* the option table */
@@ -53,6 +61,7 @@ typedef struct {
 typedef int (*cs_check_fn)(const char *v, char *why, size_t n);
 
 #define F_NOFILE 1u /* cannot be set in the config file (the file's own path) */
+#define F_SECRET 2u /* may hold a password: masked in the dump, never quoted in errors */
 
 typedef struct cs_opt {
     const char *name;         /* snake_case; the flag and env names are derived from it */
@@ -125,9 +134,11 @@ static const cs_opt opts[] = {
      .check = check_redis, .metavar = "URL",
      .values = "`redis://[[user]:password@]host[:port][/db]`, "
                "`unix:///path.sock[?db=N&password=P]` or `/path.sock`",
+     .flags = F_SECRET,
      .desc = "Redis server the counts and offsets are written to. Port 6379 and db 0 unless "
              "given; `redis://secret@host` is a password, as in redis-cli; percent-encode "
-             "`@`, `:`, `/`, `?` and `&` in a password."},
+             "`@`, `:`, `/`, `?` and `&` in a password. With a password, give the URL from a "
+             "secret: `CLICKSTAGE_REDIS_FILE`."},
     {.name = "prefix", .type = T_STR, .off = OFF(prefix), .def = "clickstage",
      .check = check_prefix, .metavar = "PREFIX", .values = "`[A-Za-z0-9_.-]`, 1..128 bytes",
      .desc = "First part of every Redis key and of the update channel, as in "
@@ -199,10 +210,24 @@ static const cs_opt opts[] = {
              "stops with exit code 5 and an error naming the partitions."},
     {.name = "kafka_props", .type = T_KV, .off = OFF(kafka_props), .def = "", .min = 0,
      .max = 1000, .check = check_kafka_key, .metavar = "K=V,...",
-     .values = "comma-separated `key=value`; a YAML mapping in the config file",
-     .desc = "Extra librdkafka properties, e.g. `security.protocol=ssl,fetch.max.bytes=10485760`."
-             " Values cannot contain commas. `bootstrap.servers`, `metadata.broker.list`, "
-             "`group.id` and `auto.offset.reset` are rejected: use their own options."},
+     .values = "comma-separated `key=value` (`\\,` is a comma in a value, `\\\\` a backslash); a "
+               "YAML mapping in the config file; one `key=value` per line in "
+               "`CLICKSTAGE_KAFKA_PROPS_FILE`",
+     .flags = F_SECRET,
+     .desc = "Extra librdkafka properties for the consumer and the dead-letter producer, e.g. "
+             "`security.protocol=sasl_ssl,sasl.mechanisms=PLAIN,sasl.username=cs` "
+             "(docs/kafka.md, \"Security\"). "
+             "`bootstrap.servers`, `metadata.broker.list`, `group.id`, `auto.offset.reset` "
+             "and `group.instance.id` are rejected: use their own options. Values of keys "
+             "naming a password, secret, token, JAAS config or PEM key are shown as `***`; "
+             "a properties file with them belongs in a secret: `CLICKSTAGE_KAFKA_PROPS_FILE`."},
+    {.name = "kafka_sasl_password", .type = T_STR, .off = OFF(kafka_sasl_password), .def = "",
+     .check = NULL, .metavar = "PASSWORD", .values = "text; empty = none",
+     .flags = F_SECRET,
+     .desc = "librdkafka `sasl.password`, on its own so that it can come alone from a secret: "
+             "`CLICKSTAGE_KAFKA_SASL_PASSWORD_FILE=/run/secrets/kafka/password` (the rest of "
+             "the SASL settings in `kafka_props`). An error if `kafka_props` sets "
+             "`sasl.password` too. Shown as `***`; avoid the flag (other users see argv)."},
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
 
@@ -239,6 +264,85 @@ static const char *qv(qbuf *b, const char *s)
         o += (size_t)snprintf(b->s + o, sizeof b->s - o, "...");
     b->s[o] = '\0';
     return b->s;
+}
+
+static void mask_redis(const char *url, char *buf, size_t n);
+static void mask_kv(const char *v, char *buf, size_t n);
+
+/* qv() for a value of option o: a secret-bearing option's value is masked first. */
+static const char *qsv(qbuf *b, const cs_opt *o, const char *s)
+{
+    if (!(o->flags & F_SECRET))
+        return qv(b, s);
+    char m[MAX_VALUE_LEN + 64];
+    if (o->check == check_redis)
+        mask_redis(s, m, sizeof m);
+    else if (o->type == T_KV)
+        mask_kv(s, m, sizeof m);
+    else
+        snprintf(m, sizeof m, "***");
+    return qv(b, m);
+}
+
+/* Replaces every occurrence of s[0..len) in msg with "***" (in place; msg has room n). */
+static void scrub_one(char *msg, size_t n, const char *s, size_t len)
+{
+    if (len == 0)
+        return;
+    char *p = msg;
+    while ((p = memmem(p, strlen(p), s, len))) {
+        size_t tail = strlen(p + len);
+        if (len >= 3 || (size_t)(p - msg) + 3 + tail < n) {
+            memmove(p + 3, p + len, tail + 1);
+            memcpy(p, "***", 3);
+            p += 3;
+        } else {
+            break;
+        }
+    }
+}
+
+static int secret_key(const char *k, size_t len);
+
+/* The safety net under every message about a value of a secret-bearing option: whatever part
+ * of v may be a secret (the whole value of kafka_sasl_password; the user info and ?password= of
+ * a Redis URL; the values of secret-looking kafka_props keys) is replaced by "***" in msg. */
+static void scrub_secrets(const cs_opt *o, const char *v, char *msg, size_t n)
+{
+    if (!(o->flags & F_SECRET) || !v || !msg)
+        return;
+    if (o->check == check_redis) {
+        const char *a = strstr(v, "://");
+        a = a ? a + 3 : v;
+        const char *end = a + strcspn(a, "/?");
+        const char *at = NULL;
+        for (const char *p = a; p < end; p++)
+            if (*p == '@')
+                at = p;
+        if (at) {
+            const char *colon = memchr(a, ':', (size_t)(at - a));
+            const char *pw = colon ? colon + 1 : a;
+            scrub_one(msg, n, pw, (size_t)(at - pw));
+        }
+        for (const char *q = strstr(v, "password="); q; q = strstr(q + 1, "password="))
+            scrub_one(msg, n, q + 9, strcspn(q + 9, "&"));
+    } else if (o->type == T_KV) {
+        for (const char *p = v; *p;) {
+            const char *e = p;
+            while (*e && *e != ',' && *e != '\n')
+                e += (*e == '\\' && e[1]) ? 2 : 1;
+            const char *eq = memchr(p, '=', (size_t)(e - p));
+            if (eq && secret_key(p, (size_t)(eq - p))) {
+                const char *val = eq + 1;
+                while (val < e && *val == ' ')
+                    val++;
+                scrub_one(msg, n, val, (size_t)(e - val));
+            }
+            p = *e ? e + 1 : e;
+        }
+    } else {
+        scrub_one(msg, n, v, strlen(v));
+    }
 }
 
 static char **str_field(const cs_config *c, const cs_opt *o)
@@ -678,9 +782,12 @@ int cs_config_parse_redis_url(const char *url, cs_redis_target *t, char *why, si
 {
     qbuf b;
     int rc = cs_redis_url_parse(url, t, why, n);
-    if (rc == CS_REDIS_URL_FOREIGN)
+    if (rc == CS_REDIS_URL_FOREIGN) {
+        char m[MAX_VALUE_LEN + 64];
+        mask_redis(url ? url : "", m, sizeof m);
         set_why(why, n, "'%s' is not a Redis URL (expected redis://[[user]:password@]host[:port]"
-                "[/db], unix:///path.sock[?db=N&password=P] or /path.sock)", qv(&b, url ? url : ""));
+                "[/db], unix:///path.sock[?db=N&password=P] or /path.sock)", qv(&b, m));
+    }
     return rc < 0 ? -1 : 0;
 }
 
@@ -702,16 +809,19 @@ static char *normalise_list(const cs_opt *o, const char *v, char *why, size_t n)
     int64_t count = 0;
     const char *p = v;
     while (*v) { /* "" is the empty list */
-        const char *e = strchr(p, ',');
-        if (!e)
-            e = p + strlen(p);
+        const char *e = p;
+        if (o->type == T_KV) /* "\," inside a value is not a separator */
+            while (*e && *e != ',')
+                e += (*e == '\\' && e[1]) ? 2 : 1;
+        else
+            e = p + strcspn(p, ",");
         const char *s = p, *t = e;
         while (s < t && *s == ' ')
             s++;
         while (t > s && t[-1] == ' ')
             t--;
         if (s == t) {
-            set_why(why, n, "'%s' has an empty item", qv(&b, v));
+            set_why(why, n, "'%s' has an empty item", qsv(&b, o, v));
             goto bad;
         }
         char item[MAX_VALUE_LEN + 1];
@@ -721,7 +831,11 @@ static char *normalise_list(const cs_opt *o, const char *v, char *why, size_t n)
         if (o->type == T_KV) {
             char *eq = strchr(item, '=');
             if (!eq) {
-                set_why(why, n, "'%s' is not key=value", qv(&b, item));
+                if (o->flags & F_SECRET) /* it might be a password that lost its key */
+                    set_why(why, n, "item %" PRId64 " is not key=value (a comma in a value is "
+                            "written \\,)", count + 1);
+                else
+                    set_why(why, n, "'%s' is not key=value", qv(&b, item));
                 goto bad;
             }
             char *ke = eq, *vs = eq + 1;
@@ -759,7 +873,16 @@ bad:
 
 /* Parses v for option o and stores it in c (replacing and freeing a previous string).
  * Returns 0, or -1 with why (the problem, without the option's name). */
+static int opt_set_(const cs_opt *o, cs_config *c, const char *v, char *why, size_t n);
 static int opt_set(const cs_opt *o, cs_config *c, const char *v, char *why, size_t n)
+{
+    int rc = opt_set_(o, c, v, why, n);
+    if (rc < 0)
+        scrub_secrets(o, v, why, n);
+    return rc;
+}
+
+static int opt_set_(const cs_opt *o, cs_config *c, const char *v, char *why, size_t n)
 {
     qbuf b;
     char bounds[256];
@@ -773,7 +896,11 @@ static int opt_set(const cs_opt *o, cs_config *c, const char *v, char *why, size
     case T_KV: {
         for (const char *p = v; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                set_why(why, n, "'%s' contains a control character", qv(&b, v));
+                if (o->flags & F_SECRET)
+                    set_why(why, n, "contains a control character (byte %zu)",
+                            (size_t)(p - v) + 1);
+                else
+                    set_why(why, n, "'%s' contains a control character", qv(&b, v));
                 return -1;
             }
         char *s;
@@ -914,9 +1041,9 @@ static void mask_kv(const char *v, char *buf, size_t n)
     size_t o = 0;
     buf[0] = '\0';
     while (*v && o + 1 < n) {
-        const char *e = strchr(v, ',');
-        if (!e)
-            e = v + strlen(v);
+        const char *e = v;
+        while (*e && *e != ',')
+            e += (*e == '\\' && e[1]) ? 2 : 1;
         const char *eq = memchr(v, '=', (size_t)(e - v));
         if (eq && secret_key(v, (size_t)(eq - v)))
             o += (size_t)snprintf(buf + o, n - o, "%.*s***", (int)(eq + 1 - v), v);
@@ -943,6 +1070,8 @@ static void opt_format(const cs_opt *o, const cs_config *c, int mask, char *buf,
             mask_redis(s, buf, n);
         else if (mask && o->type == T_KV)
             mask_kv(s, buf, n);
+        else if (mask && (o->flags & F_SECRET) && *s)
+            snprintf(buf, n, "***");
         else
             snprintf(buf, n, "%s", s);
         return;
@@ -975,6 +1104,7 @@ enum { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_ARGV };
 typedef struct {
     int src;
     size_t line, col; /* SRC_FILE, 1-based */
+    int from_file;    /* SRC_ENV: CLICKSTAGE_<NAME>_FILE */
 } origin;
 
 typedef struct {
@@ -1008,7 +1138,7 @@ static void origin_label(const ctx *x, int i, char *buf, size_t n)
         break;
     case SRC_ENV:
         env_name(&opts[i], name, sizeof name);
-        snprintf(buf, n, "%s", name);
+        snprintf(buf, n, "%s%s", name, x->org[i].from_file ? "_FILE" : "");
         break;
     case SRC_ARGV:
         flag_name(&opts[i], name, sizeof name);
@@ -1124,13 +1254,21 @@ static char *join_node(ctx *x, const cs_opt *o, yaml_document_t *doc, yaml_node_
             if (scalar_text(x, o, p, &s) < 0)
                 goto bad;
             qbuf b;
-            if (strchr(s, ',') || (k == 0 && np == 2 && strchr(s, '='))) {
+            char *esc = NULL;
+            if (k == 1) { /* a mapping's value: commas and backslashes are escaped */
+                if (!(esc = cs_kprops_escape(s, strlen(s)))) {
+                    set_err(x, "out of memory");
+                    goto bad;
+                }
+                s = esc;
+            } else if (strchr(s, ',') || (np == 2 && strchr(s, '='))) {
                 err_at(x, p->start_mark, "%s: '%s' cannot contain '%s'", o->name, qv(&b, s),
                        strchr(s, ',') ? "," : "=");
                 goto bad;
             }
             size_t sl = strlen(s);
             if (len + sl + 2 > MAX_VALUE_LEN + 2) {
+                free(esc);
                 err_at(x, nd->start_mark, "%s: value is longer than %d bytes", o->name,
                        MAX_VALUE_LEN);
                 goto bad;
@@ -1140,6 +1278,7 @@ static char *join_node(ctx *x, const cs_opt *o, yaml_document_t *doc, yaml_node_
                     cap *= 2;
                 char *nb = realloc(buf, cap);
                 if (!nb) {
+                    free(esc);
                     set_err(x, "out of memory");
                     goto bad;
                 }
@@ -1152,6 +1291,7 @@ static char *join_node(ctx *x, const cs_opt *o, yaml_document_t *doc, yaml_node_
             memcpy(buf + len, s, sl);
             len += sl;
             buf[len] = '\0';
+            free(esc);
         }
     }
     return buf;
@@ -1292,6 +1432,60 @@ static int apply_file(ctx *x, const char *path, const char *label)
     return rc;
 }
 
+/* --- CLICKSTAGE_<NAME>_FILE ------------------------------------------------------------------ */
+
+/* The value of option o from the file at path (CLICKSTAGE_<NAME>_FILE): a regular file (a
+ * Kubernetes secret volume's symlinks are followed) of at most MAX_FILE_SIZE bytes; its trailing
+ * newlines are removed; for kafka_props it is a properties file. Its content is never quoted. */
+static char *read_value_file(ctx *x, const cs_opt *o, const char *label, const char *path)
+{
+    qbuf b;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        set_err(x, "%s: cannot open '%s': %s", label, qv(&b, path), strerror(errno));
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        set_err(x, "%s: '%s' is not a regular file", label, qv(&b, path));
+        return NULL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(x, "%s: cannot open '%s': %s", label, qv(&b, path), strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(MAX_FILE_SIZE + 1);
+    if (!buf) {
+        fclose(f);
+        set_err(x, "out of memory");
+        return NULL;
+    }
+    size_t len = fread(buf, 1, MAX_FILE_SIZE + 1, f);
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    char *v = NULL, why[512];
+    if (rerr)
+        set_err(x, "%s: cannot read '%s': %s", label, qv(&b, path), strerror(rerr));
+    else if (len > MAX_FILE_SIZE)
+        set_err(x, "%s: '%s' is larger than %d bytes", label, qv(&b, path), MAX_FILE_SIZE);
+    else if (memchr(buf, '\0', len))
+        set_err(x, "%s: '%s' contains a NUL byte", label, qv(&b, path));
+    else if (o->type == T_KV) {
+        if (!(v = cs_kprops_from_properties(buf, len, why, sizeof why)))
+            set_err(x, "%s (%s): %s", label, qv(&b, path), why);
+    } else {
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+        buf[len] = '\0';
+        v = strdup(buf);
+        if (!v)
+            set_err(x, "out of memory");
+    }
+    memset(buf, 0, len < MAX_FILE_SIZE ? len : MAX_FILE_SIZE); /* may be a password */
+    free(buf);
+    return v;
+}
+
 /* --- argv ---------------------------------------------------------------------------------- */
 
 enum { SPECIAL_NONE, SPECIAL_HELP, SPECIAL_MARKDOWN, SPECIAL_VERSION };
@@ -1382,6 +1576,61 @@ static int scan_argv(ctx *x, int argc, char **argv, argv_item *items, int *speci
 }
 
 /* --- the whole load ------------------------------------------------------------------------ */
+
+/* The option whose environment variable is CLICKSTAGE_ + name[0..nlen), or -1. */
+static int env_opt(const char *name, size_t nlen)
+{
+    size_t pl = strlen(ENV_PREFIX);
+    for (int k = 0; k < NOPTS; k++) {
+        char en[64];
+        env_name(&opts[k], en, sizeof en);
+        if (strlen(en + pl) == nlen && memcmp(en + pl, name, nlen) == 0)
+            return k;
+    }
+    return -1;
+}
+
+static int opt_index(size_t off)
+{
+    for (int i = 0; i < NOPTS; i++)
+        if (opts[i].off == off)
+            return i;
+    return -1;
+}
+
+/* kafka_sasl_password becomes kafka_props' sasl.password (escaped), which is what the source
+ * hands to librdkafka; kafka_props setting it as well is an error naming both. */
+static int fold_sasl_password(ctx *x)
+{
+    cs_config *c = x->c;
+    if (!c->kafka_sasl_password || !*c->kafka_sasl_password)
+        return 0;
+    for (const char *p = c->kafka_props; *p;) {
+        const char *e = p;
+        while (*e && *e != ',')
+            e += (*e == '\\' && e[1]) ? 2 : 1;
+        if ((size_t)(e - p) > 14 && strncmp(p, "sasl.password=", 14) == 0) {
+            char a[600], b2[600];
+            origin_label(x, opt_index(offsetof(cs_config, kafka_sasl_password)), a, sizeof a);
+            origin_label(x, opt_index(offsetof(cs_config, kafka_props)), b2, sizeof b2);
+            return set_err(x, "%s: sasl.password is set in %s too; set it in one place", a, b2);
+        }
+        p = *e ? e + 1 : e;
+    }
+    char *esc = cs_kprops_escape(c->kafka_sasl_password, strlen(c->kafka_sasl_password));
+    size_t len = strlen(c->kafka_props) + strlen(esc ? esc : "") + 32;
+    char *kp = esc ? malloc(len) : NULL;
+    if (!kp) {
+        free(esc);
+        return set_err(x, "out of memory");
+    }
+    snprintf(kp, len, "%s%ssasl.password=%s", c->kafka_props, *c->kafka_props ? "," : "", esc);
+    memset(esc, 0, strlen(esc));
+    free(esc);
+    free(c->kafka_props);
+    c->kafka_props = kp;
+    return 0;
+}
 
 static int fill_instance_id(ctx *x)
 {
@@ -1504,8 +1753,10 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
             goto bad;
     }
 
-    /* 4. the environment */
+    /* 4. the environment: CLICKSTAGE_<NAME>=value or CLICKSTAGE_<NAME>_FILE=path */
     if (envp) {
+        int env_seen[NOPTS]; /* 1: CLICKSTAGE_<NAME>, 2: CLICKSTAGE_<NAME>_FILE */
+        memset(env_seen, 0, sizeof env_seen);
         for (char **e = envp; *e; e++) {
             size_t pl = strlen(ENV_PREFIX);
             if (strncmp(*e, ENV_PREFIX, pl) != 0)
@@ -1514,14 +1765,23 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
             const char *eq = strchr(name, '=');
             size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
             const char *val = eq ? eq + 1 : "";
-            int i = -1;
-            for (int k = 0; k < NOPTS && i < 0; k++) {
-                char en[64];
-                env_name(&opts[k], en, sizeof en);
-                if (strlen(en + pl) == nlen && memcmp(en + pl, name, nlen) == 0)
-                    i = k;
+            int i = env_opt(name, nlen), is_file = 0;
+            if (i < 0 && nlen > 5 && memcmp(name + nlen - 5, "_FILE", 5) == 0) {
+                /* CLICKSTAGE_<NAME>_FILE (not CLICKSTAGE_CONFIG_FILE: the config file's path
+                 * is CLICKSTAGE_CONFIG itself) */
+                i = env_opt(name, nlen - 5);
+                if (i >= 0 && (opts[i].flags & F_NOFILE))
+                    i = -1;
+                is_file = i >= 0;
             }
             qbuf b;
+            if (i < 0 && nlen > 5 && memcmp(name + nlen - 5, "_FILE", 5) == 0 &&
+                (i = env_opt(name, nlen - 5)) >= 0) {
+                char en[64];
+                env_name(&opts[i], en, sizeof en);
+                set_err(&x, "%s_FILE is not read: %s itself names a file", en, en);
+                goto bad;
+            }
             if (i < 0) {
                 int s = suggest(name, nlen);
                 char en[64], nm[64];
@@ -1539,11 +1799,30 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
             }
             char why[512], en[64];
             env_name(&opts[i], en, sizeof en);
-            if (opt_set(&opts[i], c, val, why, sizeof why) < 0) {
+            if (env_seen[i] && env_seen[i] != 1 + is_file) {
+                set_err(&x, "%s and %s_FILE are both set; set only one of them", en, en);
+                goto bad;
+            }
+            env_seen[i] = 1 + is_file;
+            if (is_file) {
+                char label[80];
+                snprintf(label, sizeof label, "%s_FILE", en);
+                char *fv = read_value_file(&x, &opts[i], label, val);
+                if (!fv)
+                    goto bad;
+                int rc2 = opt_set(&opts[i], c, fv, why, sizeof why);
+                memset(fv, 0, strlen(fv));
+                free(fv);
+                if (rc2 < 0) {
+                    set_err(&x, "%s (%s): %s", label, qv(&b, val), why);
+                    goto bad;
+                }
+            } else if (opt_set(&opts[i], c, val, why, sizeof why) < 0) {
                 set_err(&x, "%s: %s", en, why);
                 goto bad;
             }
             x.org[i].src = SRC_ENV;
+            x.org[i].from_file = is_file;
         }
     }
 
@@ -1560,7 +1839,7 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
     }
 
     /* 6. derived values and checks across options */
-    if (fill_instance_id(&x) < 0 || cross_checks(&x) < 0)
+    if (fill_instance_id(&x) < 0 || cross_checks(&x) < 0 || fold_sasl_password(&x) < 0)
         goto bad;
     free(items);
     return 0;
@@ -1643,7 +1922,13 @@ static const char *intro =
     "overrides the config file, which overrides the defaults. Unknown flags, unknown "
     "`CLICKSTAGE_*` variables, unknown keys and bad values are errors that name the option. "
     "Durations are an integer and a unit: `ms`, `s`, `m`, `h` or `d` (`250ms`, `30s`, `48h`); "
-    "`0` needs no unit. Bools are `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`.";
+    "`0` needs no unit. Bools are `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`. "
+    "Secrets: every option can also be read from a file, `CLICKSTAGE_NAME_FILE=/path` (how "
+    "Kubernetes and Docker mount secrets): the file's content without its trailing newline is "
+    "the value (for `kafka_props`, a properties file: one `key=value` per line, `#` comments), "
+    "at the environment's precedence; setting both `CLICKSTAGE_NAME` and "
+    "`CLICKSTAGE_NAME_FILE` is an error. Passwords (`redis`, `kafka_sasl_password`, secret "
+    "`kafka_props` values) are shown as `***` in logs and never quoted in error messages.";
 
 void cs_config_print_help(FILE *out)
 {
@@ -1666,6 +1951,8 @@ void cs_config_print_help(FILE *out)
         } else
             snprintf(arg, sizeof arg, "%s %s", fl, o->metavar ? o->metavar : "VALUE");
         fprintf(out, "  %-44s env %s\n", arg, en);
+        if (o->flags & F_SECRET)
+            fprintf(out, "  %-44s  or %s_FILE\n", "", en);
         print_wrapped(out, o->desc, 6, 96);
         fmt_bounds(o, buf, sizeof buf);
         char line[1024];
@@ -1729,7 +2016,11 @@ void cs_config_print_markdown(FILE *out)
         const cs_opt *o = &opts[i];
         flag_name(o, fl, sizeof fl);
         env_name(o, en, sizeof en);
-        fprintf(out, "| `%s` | `%s` | `%s` | %s | ", o->name, fl, en, type_name(o->type));
+        if (o->flags & F_SECRET)
+            fprintf(out, "| `%s` | `%s` | `%s`, `%s_FILE` | %s | ", o->name, fl, en, en,
+                    type_name(o->type));
+        else
+            fprintf(out, "| `%s` | `%s` | `%s` | %s | ", o->name, fl, en, type_name(o->type));
         if (o->def[0]) {
             fputc('`', out);
             md_cell(out, o->def);
@@ -1769,6 +2060,17 @@ void cs_config_print_markdown(FILE *out)
                  "CLICKSTAGE_REDIS=unix:///run/redis/redis.sock clickstage --flush-interval=1s\n"
                  "clickstage --config /etc/clickstage.yaml --drain --log-format text\n"
                  "```\n\n");
-    fprintf(out, "At startup the daemon logs every effective value (`name=value`), with the "
-                 "Redis password and secret-looking `kafka_props` values shown as `***`.\n");
+    fprintf(out, "At startup the daemon logs every effective value (`name=value`, at level "
+                 "debug), with the Redis password, `kafka_sasl_password` and secret-looking "
+                 "`kafka_props` values shown as `***`.\n\n");
+    fprintf(out, "## Secrets from files\n\n"
+                 "```sh\n"
+                 "# Kubernetes: a Secret mounted at /run/secrets/clickstage (docs/deploy.md)\n"
+                 "CLICKSTAGE_REDIS_FILE=/run/secrets/clickstage/redis-url\n"
+                 "CLICKSTAGE_KAFKA_PROPS='security.protocol=sasl_ssl,sasl.mechanisms=SCRAM-SHA-512,"
+                 "sasl.username=clickstage,ssl.ca.location=/etc/kafka-ca/ca.crt'\n"
+                 "CLICKSTAGE_KAFKA_SASL_PASSWORD_FILE=/run/secrets/clickstage/kafka-password\n"
+                 "# or every Kafka security setting in one properties file:\n"
+                 "CLICKSTAGE_KAFKA_PROPS_FILE=/run/secrets/clickstage/kafka.properties\n"
+                 "```\n");
 }

@@ -53,7 +53,10 @@ typedef struct cs_config {
     int64_t snapshot_interval_ms; /* duration, default 30s, 0 = only on revoke/stop, ..1d */
     int redis_state_lost;   /* enum rebuild|fail -> CS_STATE_LOST_*; default rebuild */
     char *kafka_props;      /* extra librdkafka properties "k=v,k=v", default ""; normalised
-                               (no spaces around items); keys with their own option rejected */
+                               (no spaces around items; "\," and "\\" in a value are a comma
+                               and a backslash); keys with their own option rejected; includes
+                               sasl.password=<kafka_sasl_password> when that is set */
+    char *kafka_sasl_password; /* default ""; folded into kafka_props at load (see there) */
 } cs_config;
 
 /* Fills c from defaults < config file < environment < argv. c's previous contents are ignored

@@ -327,7 +327,7 @@ static void test_type_errors_flags(void **state)
     load_err(ARGV("--topics", "a,b c"), NULL,
              "--topics: 'b c' is not a topic name (1..249 of [A-Za-z0-9._-])");
     load_err(ARGV("--kafka-props", "linger.ms"), NULL,
-             "--kafka-props: 'linger.ms' is not key=value");
+             "--kafka-props: item 1 is not key=value (a comma in a value is written \\,)");
     load_err(ARGV("--group", ""), NULL, "--group: a consumer group must be 1..255 bytes");
     load_err(ARGV("--rules", ""), NULL, "--rules: empty path");
     load_err(ARGV("--brokers", "a\tb:1"), NULL,
@@ -848,6 +848,132 @@ static void test_dump_masks_secrets(void **state)
     assert_string_equal(out, "/run/redis.sock");
 }
 
+/* CLICKSTAGE_<NAME>_FILE: the value from a file (Kubernetes/Docker secrets), trailing newline
+ * removed; kafka_props as a properties file; both forms of one option at once are an error. */
+static void test_secret_files(void **state)
+{
+    cs_config c;
+    char e1[600], e2[600], e3[600];
+    snprintf(e1, sizeof e1, "CLICKSTAGE_REDIS_FILE=%s",
+             write_file("redis-url", "redis://app:pw,1@r:6380/2\n"));
+    snprintf(e2, sizeof e2, "CLICKSTAGE_KAFKA_PROPS_FILE=%s",
+             write_file("kafka.properties", "# client.properties\r\n\n"
+                                            "security.protocol = sasl_ssl\r\n"
+                                            "  sasl.password=a,b\\c=d\n"
+                                            "ssl.cipher.suites=X:Y,Z\n"));
+    snprintf(e3, sizeof e3, "CLICKSTAGE_THREADS_FILE=%s", write_file("threads", "3\n\n"));
+    load_ok(&c, no_args, ENV(e1, e2, e3));
+    assert_string_equal(c.redis, "redis://app:pw,1@r:6380/2");
+    assert_string_equal(c.kafka_props,
+                        "security.protocol=sasl_ssl,sasl.password=a\\,b\\\\c=d,"
+                        "ssl.cipher.suites=X:Y\\,Z");
+    assert_int_equal(c.threads, 3);
+    cs_config_free(&c);
+    /* flags still win */
+    load_ok(&c, ARGV("--threads", "5"), ENV(e3));
+    assert_int_equal(c.threads, 5);
+    cs_config_free(&c);
+
+    /* kafka_sasl_password (from its own file) becomes kafka_props' sasl.password, escaped */
+    snprintf(e1, sizeof e1, "CLICKSTAGE_KAFKA_SASL_PASSWORD_FILE=%s",
+             write_file("kafka-password", "p,w\\x\n"));
+    load_ok(&c, no_args, ENV(e1, "CLICKSTAGE_KAFKA_PROPS=security.protocol=sasl_ssl"));
+    assert_string_equal(c.kafka_sasl_password, "p,w\\x");
+    assert_string_equal(c.kafka_props, "security.protocol=sasl_ssl,sasl.password=p\\,w\\\\x");
+    cs_config_free(&c);
+    load_ok(&c, ARGV("--kafka-sasl-password", "pw"), NULL);
+    assert_string_equal(c.kafka_props, "sasl.password=pw");
+    cs_config_free(&c);
+    load_err(ARGV("--kafka-sasl-password", "pw", "--kafka-props", "sasl.password=x"), NULL,
+             "--kafka-sasl-password: sasl.password is set in --kafka-props too; set it in one "
+             "place");
+
+    /* YAML mapping values may hold commas now (escaped like the flag's "\\,") */
+    snprintf(e1, sizeof e1, "CLICKSTAGE_CONFIG=%s",
+             write_file("c.yaml", "kafka_props:\n  ssl.cipher.suites: \"A,B\"\n  debug: "
+                                  "security,broker\n"));
+    load_ok(&c, no_args, ENV(e1));
+    assert_string_equal(c.kafka_props, "ssl.cipher.suites=A\\,B,debug=security\\,broker");
+    cs_config_free(&c);
+    load_ok(&c, ARGV("--kafka-props", "debug=security\\,broker, linger.ms = 5"), NULL);
+    assert_string_equal(c.kafka_props, "debug=security\\,broker,linger.ms=5");
+    cs_config_free(&c);
+
+    load_err(NULL, ENV("CLICKSTAGE_REDIS=redis://h", "CLICKSTAGE_REDIS_FILE=/x"),
+             "CLICKSTAGE_REDIS and CLICKSTAGE_REDIS_FILE are both set; set only one of them");
+    load_err(no_args, ENV("CLICKSTAGE_REDIS_FILE=/nonexistent/url"),
+             "CLICKSTAGE_REDIS_FILE: cannot open '/nonexistent/url': No such file or directory");
+    snprintf(e1, sizeof e1, "CLICKSTAGE_REDIS_FILE=%s", tmpdir);
+    char want[600];
+    snprintf(want, sizeof want, "CLICKSTAGE_REDIS_FILE: '%s' is not a regular file", tmpdir);
+    load_err(no_args, ENV(e1), want);
+    load_err(no_args, ENV("CLICKSTAGE_CONFIG_FILE=/x"),
+             "CLICKSTAGE_CONFIG_FILE is not read: CLICKSTAGE_CONFIG itself names a file");
+    const char *tf = write_file("threads2", "300\n");
+    snprintf(e1, sizeof e1, "CLICKSTAGE_THREADS_FILE=%s", tf);
+    snprintf(want, sizeof want, "CLICKSTAGE_THREADS_FILE (%s): 300 is out of range 0..256", tf);
+    load_err(no_args, ENV(e1), want);
+}
+
+/* A rejected value of a secret-bearing option never reaches the error message. */
+static void test_secrets_never_quoted(void **state)
+{
+    static const char *const pw = "S3cr3tPW";
+    char e1[600];
+    struct {
+        char **argv;
+        char **envp;
+    } cases[] = {
+        {ARGV("--redis", "rediss://:S3cr3tPW@h:6379"), NULL},
+        {ARGV("--redis", "redis://S3cr3tPW@h:99999"), NULL},
+        {ARGV("--redis", "redis://u:S3cr3tPW@h:6379/x"), NULL},
+        {ARGV("--redis", "redis://:S3cr3tPW%zz@h"), NULL},
+        {ARGV("--redis", "unix:///s.sock?password=S3cr3tPW&x=1"), NULL},
+        {ARGV("--redis", "redis://:S3cr3tPW\x01@h"), NULL},
+        {ARGV("--kafka-props", "sasl.password=S3cr3tPW\x01"), NULL},
+        {ARGV("--kafka-props", "sasl.password=S3cr3,tPW"), NULL},
+        {ARGV("--kafka-props", "sasl.password=S3cr3tPW,,linger.ms=5"), NULL},
+        {ARGV("--kafka-props", "S3cr3tPW"), NULL},
+        {ARGV("--kafka-sasl-password", "S3cr3tPW\x02"), NULL},
+        {no_args, ENV("CLICKSTAGE_KAFKA_SASL_PASSWORD=S3cr3tPW\x7f")},
+        {no_args, ENV("CLICKSTAGE_REDIS=http://:S3cr3tPW@h")},
+        {no_args, ENV(e1)},
+    };
+    snprintf(e1, sizeof e1, "CLICKSTAGE_KAFKA_PROPS_FILE=%s",
+             write_file("bad.properties", "security.protocol=sasl_ssl\nS3cr3tPW\n"));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cs_config c;
+        char err[1024] = "";
+        int rc = load(&c, cases[i].argv, cases[i].envp, err, sizeof err);
+        if (rc != -1)
+            fail_msg("case %zu: expected an error, got %d", i, rc);
+        if (strstr(err, pw) || strstr(err, "S3cr3") || strstr(err, "tPW"))
+            fail_msg("case %zu: the message shows the secret: %s", i, err);
+        if (!*err)
+            fail_msg("case %zu: empty message", i);
+    }
+    /* in a config file too (the message names FILE:LINE:COL) */
+    snprintf(e1, sizeof e1, "CLICKSTAGE_CONFIG=%s",
+             write_file("s.yaml", "kafka_props:\n  sasl.password: \"S3cr3tPW\\x01\"\n"));
+    cs_config c;
+    char err[1024] = "";
+    assert_int_equal(load(&c, no_args, ENV(e1), err, sizeof err), -1);
+    assert_null(strstr(err, "S3cr3"));
+    assert_non_null(strstr(err, "kafka_props: contains a control character"));
+    /* and the dump masks the folded password */
+    load_ok(&c, ARGV("--kafka-sasl-password", "S3cr3tPW"), NULL);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    cs_config_dump(&c, m);
+    fclose(m);
+    assert_null(strstr(buf, "S3cr3"));
+    assert_non_null(strstr(buf, "\nkafka_props=sasl.password=***\n"));
+    assert_non_null(strstr(buf, "\nkafka_sasl_password=***\n"));
+    free(buf);
+    cs_config_free(&c);
+}
+
 /* Formatting every option of a non-default config and loading the text back gives the same
  * config (the canonical text of each type parses to itself). */
 static void test_roundtrip(void **state)
@@ -907,6 +1033,8 @@ static void test_help_and_version(void **state)
             fail_msg("--help lacks %s", needle);
         snprintf(needle, sizeof needle, "env %s\n", en);
         assert_non_null(strstr(buf, needle));
+        snprintf(needle, sizeof needle, " or %s_FILE\n", en);
+        assert_true(!strstr(buf, needle) == !(opts[i].flags & F_SECRET));
         snprintf(needle, sizeof needle, "default: %s", opts[i].def[0] ? opts[i].def : "(empty)");
         assert_non_null(strstr(buf, needle));
     }
@@ -1044,6 +1172,8 @@ int main(void)
         cmocka_unit_test(test_redis_urls),
         cmocka_unit_test(test_other_strings),
         cmocka_unit_test(test_dump_masks_secrets),
+        cmocka_unit_test(test_secret_files),
+        cmocka_unit_test(test_secrets_never_quoted),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_doc_is_current),
