@@ -569,8 +569,9 @@ static int on_assign(void *opaque, const char *topic, int32_t partition, int wor
     cs_part_saved sv;
     int64_t t0 = cs_mono_ms();
     while (cs_sink_load_part(c->sink_meta, journey, topic, partition, &sv, err, sizeof err) != 0) {
-        if (atomic_load(&c->stop_reading) || c->status != CS_COORD_RUNNING)
-            return -1;
+        if (atomic_load(&c->stop_reading) || c->status != CS_COORD_RUNNING ||
+            (c->cf.stop_flag && *c->cf.stop_flag))
+            return -1; /* not assigned: the stop goes on, the next owner reads Redis */
         CS_LOG(CS_LOG_WARN, "%s[%d]: cannot read its state from Redis (%s); retrying", topic,
                partition, err);
         usleep((useconds_t)delay * 1000);

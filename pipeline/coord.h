@@ -41,6 +41,7 @@
 #ifndef CS_COORD_H
 #define CS_COORD_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,10 @@ typedef struct cs_coord_conf {
     int64_t shutdown_timeout_ms;   /* final flush and revoke flush deadline */
     int64_t redis_outage_pause_ms; /* 0: never pause */
     int redis_state_lost;          /* CS_STATE_LOST_* */
+    /* The caller's stop request (a signal handler's flag), looked at where the control thread
+     * waits inside librdkafka's callbacks (an assignment retrying an unreachable Redis), so a
+     * SIGTERM is not held up by them. NULL: none. */
+    const volatile sig_atomic_t *stop_flag;
 } cs_coord_conf;
 
 /* cs_coord_step / cs_coord_status */

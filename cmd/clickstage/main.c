@@ -121,7 +121,8 @@ int main(int argc, char **argv)
         .prefix = cfg.prefix, .instance_id = cfg.instance_id, .minute_ttl_ms = cfg.minute_ttl_ms,
         .flush_interval_ms = cfg.flush_interval_ms, .snapshot_interval_ms = cfg.snapshot_interval_ms,
         .shutdown_timeout_ms = cfg.shutdown_timeout_ms,
-        .redis_outage_pause_ms = cfg.redis_outage_pause_ms, .redis_state_lost = cfg.redis_state_lost};
+        .redis_outage_pause_ms = cfg.redis_outage_pause_ms, .redis_state_lost = cfg.redis_state_lost,
+        .stop_flag = &g_term};
     cs_coord *c = cs_coord_new(e, &cc, err, sizeof err);
     if (!c) {
         CS_LOG(CS_LOG_ERROR, "%s", err);

@@ -151,6 +151,8 @@ typedef struct node {
     cs_coord *c;
 } node;
 
+static volatile sig_atomic_t g_stop_flag;
+
 static node start(const char *bootstraps, const char *prefix, const char *group,
                   const char *instance, int drain, int state_lost)
 {
@@ -173,7 +175,7 @@ static node start(const char *bootstraps, const char *prefix, const char *group,
         .redis_url = ts_redis_url(&srv, url, sizeof url), .prefix = prefix,
         .instance_id = instance, .minute_ttl_ms = 48LL * 3600000, .flush_interval_ms = 30,
         .snapshot_interval_ms = 200, .shutdown_timeout_ms = 2000, .redis_outage_pause_ms = 0,
-        .redis_timeout_ms = 500,
+        .redis_timeout_ms = 500, .stop_flag = &g_stop_flag,
         .redis_state_lost = state_lost};
     n.c = cs_coord_new(n.e, &cc, err, sizeof err);
     if (!n.c)
@@ -461,6 +463,61 @@ static void named_log(void *o, int level, const char *line)
     fprintf(stderr, "[%s] %s\n", name, line);
 }
 
+/* Regression (found by the Kafka security tests): an assignment retries Redis until it answers,
+ * inside librdkafka's rebalance callback on the control thread; a stop request (SIGTERM) must
+ * end that wait instead of being held up by it. */
+static _Atomic int g_waits; /* "cannot read its state from Redis" lines */
+
+static void count_waits(void *o, int level, const char *line)
+{
+    if (strstr(line, "cannot read its state from Redis"))
+        g_waits++;
+}
+
+static void *raise_stop_later(void *arg)
+{
+    /* once the assignment has been waiting for Redis for a while */
+    int64_t t0 = ts_now_ms();
+    while (g_waits < 2 && ts_now_ms() - t0 < 20000)
+        ts_sleep_ms(10);
+    g_stop_flag = 1;
+    return NULL;
+}
+
+static void coord_stop_while_assignment_waits_for_redis(void **st)
+{
+    cs_gen_out *g = stream(7, 4000);
+    rd_kafka_mock_cluster_t *mc;
+    rd_kafka_t *prod = ts_mock_with_stream(1, TOPIC, g, &mc);
+    kill(srv.pid, SIGSTOP); /* Redis cannot say where the partitions stand */
+    node n = start(rd_kafka_mock_cluster_bootstraps(mc), "c7", "g7", "i7", 0, 0);
+    pthread_t th;
+    g_stop_flag = 0;
+    g_waits = 0;
+    cs_log_set_sink(count_waits, NULL);
+    pthread_create(&th, NULL, raise_stop_later, NULL);
+    int64_t stop_at = 0;
+    for (int64_t t0 = ts_now_ms(); ts_now_ms() - t0 < 30000;) {
+        assert_int_equal(cs_coord_step(n.c, 20), CS_COORD_RUNNING);
+        if (g_stop_flag && !stop_at)
+            stop_at = ts_now_ms();
+        if (g_stop_flag)
+            break;
+    }
+    int64_t after_stop = ts_now_ms() - stop_at;
+    pthread_join(th, NULL);
+    cs_log_set_sink(NULL, NULL);
+    kill(srv.pid, SIGCONT);
+    assert_true(g_waits >= 2); /* it did wait for Redis inside the assignment */
+    /* and the step serving it came back within one retry of the stop (<= 5 s backoff + 0.5 s) */
+    assert_true(after_stop < 6000);
+    assert_int_equal(metrics_of(&n)->npartitions, 0);
+    assert_int_equal(stop(&n), CS_COORD_STOPPED);
+    g_stop_flag = 0;
+    rd_kafka_destroy(prod);
+    cs_gen_free(g);
+}
+
 static int group_setup(void **st)
 {
     if (getenv("CS_COORD_DEBUG"))
@@ -484,6 +541,7 @@ int main(void)
         cmocka_unit_test(coord_redis_lost_state_fail),
         cmocka_unit_test(coord_redis_lost_state_rebuild),
         cmocka_unit_test(coord_rebalance_mid_flush),
+        cmocka_unit_test(coord_stop_while_assignment_waits_for_redis),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
