@@ -88,6 +88,10 @@ int cs_rules_match_scan(const cs_ruleset *rs, const cs_decoded *ev);
 int cs_rules_rule_test(const cs_ruleset *rs, int rule, const cs_decoded *ev, char *why,
                        size_t wlen);
 
+/* Work the loader did in look-ups that could go quadratic on a hostile file: YAML events read,
+ * anchor-table probes, rule-name table probes. Linear in the file; tests assert it. */
+uint64_t cs_rules_load_steps(const cs_ruleset *rs);
+
 /* `*` glob over the whole subject (SPEC §2). Exposed for tests. */
 int cs_glob_match(const char *pat, size_t plen, const char *s, size_t slen);
 

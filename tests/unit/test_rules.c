@@ -1112,6 +1112,76 @@ static void test_aliases_and_cycles(void **state)
                "t.yaml:4:5: ", "match.event must be a string or a list of strings, not a mapping");
 }
 
+
+/* ---------------------------------------------------------------------------------------- */
+/* regressions: hostile rule files the fuzzers' 70 kB inputs do not reach (issue 16, item 4) */
+
+/* 20,000 nested '[': libyaml's scanner re-checks every open flow level on each token, so
+ * yaml_parser_load() took 1.4 s on this, 32 s on 100,000 levels and ~3 h on 1M (2 MB, half the
+ * 4 MiB file limit). The composer (pipeline/yamldoc.c) stops at 32 levels with an error at the
+ * collection that goes too deep; a little nesting still gets the schema's own message. */
+static void test_regression_yaml_deep_flow_nesting(void **state)
+{
+    size_t depth = 20000;
+    const char *head = "journey: j\nstages: [a]\nrules: ";
+    size_t hl = strlen(head), n = hl + 2 * depth + 1;
+    char *y = malloc(n);
+    memcpy(y, head, hl);
+    memset(y + hl, '[', depth);
+    memset(y + hl + depth, ']', depth);
+    y[n - 1] = '\n';
+    /* the root mapping is level 1, so the 32nd '[' (column 8 + 31) is where it stops */
+    expect_err_at(y, n, "t.yaml:3:39: ", "YAML syntax error: collections nested more than 32 deep");
+    free(y);
+    /* block nesting: "- - - ... x" */
+    depth = 100000;
+    n = hl + 2 * depth + 2;
+    y = malloc(n);
+    memcpy(y, "journey: j\nstages: [a]\nrules:\n", hl); /* as long as `head` */
+    for (size_t i = 0; i < depth; i++)
+        memcpy(y + hl + 2 * i, "- ", 2);
+    memcpy(y + n - 2, "x\n", 2);
+    expect_err_at(y, n, "t.yaml:4:63: ", "collections nested more than 32 deep");
+    free(y);
+    expect_err("journey: j\nstages: [a]\nrules:\n  - {name: r, stage: a, match: {event: [[x]]}}\n",
+               "t.yaml:4:41: ", "match.event values must be strings, not a list");
+}
+
+/* 4,000 rules, half of them with three anchors, the other half with two aliases (6,000 anchors): libyaml's loader scans
+ * its anchor list from the start for every anchor and every alias (quadratic: 250,000 anchors in
+ * a 4 MiB file took 290 s). The composer's anchor table makes it a few probes each; and the
+ * rule-name check is a hash table too (it was a scan of the earlier names). The load's work
+ * counter (events + probes) must stay a small multiple of the file's events. */
+static void test_regression_yaml_many_anchors(void **state)
+{
+    enum { N = 2000 };
+    size_t cap = (size_t)N * 160 + 256, n = 0;
+    char *y = malloc(cap);
+    n += (size_t)snprintf(y + n, cap - n, "journey: j\nstages: &st0 [a, b]\nrules:\n");
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(y + n, cap - n,
+                              "- {name: &n%d r%d, stage: &s%d b, match: &m%d {event: e%d}}\n"
+                              "- {name: q%d, stage: *s%d, match: *m%d}\n",
+                              i, i, i, i, i, i, i, i);
+    char err[512] = "";
+    cs_ruleset *rs = cs_rules_load_string(y, n, "t.yaml", err, sizeof err);
+    if (!rs)
+        fail_msg("%s", err);
+    assert_int_equal(cs_rules_nrules(rs), 2 * N);
+    cs_decoded e = ev3("e1234", NULL, NULL);
+    assert_int_equal(cs_rules_match(rs, &e), 2 * 1234);
+    /* per rule pair: ~17 events; an anchor or alias costs ~1-2 probes, a name ~1-2; the old
+     * list scans would be ~N^2 = 16M here */
+    uint64_t steps = cs_rules_load_steps(rs);
+    if (steps > (uint64_t)N * 40)
+        fail_msg("load did %llu steps for %d rules: not linear", (unsigned long long)steps, 2 * N);
+    cs_rules_destroy(rs);
+    /* a duplicate anchor is still an error, as libyaml made it */
+    expect_err("journey: &j j\nstages: &j [a]\n", "t.yaml:2:9: ",
+               "YAML syntax error: second occurrence (found duplicate anchor; first occurrence");
+    free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1145,6 +1215,8 @@ int main(void)
         cmocka_unit_test(test_no_leak_on_errors),
         cmocka_unit_test(test_no_extension_keys),
         cmocka_unit_test(test_aliases_and_cycles),
+        cmocka_unit_test(test_regression_yaml_deep_flow_nesting),
+        cmocka_unit_test(test_regression_yaml_many_anchors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
