@@ -49,6 +49,14 @@
 #define MIN_MAX_BYTES 64
 #define MAX_MAX_BYTES (64u << 20)
 #define MAX_MAX_DEPTH 255
+/* url index (see "url index" below) */
+#define GRAM 4                  /* bytes in a gram */
+#define UX_MIN_RULES 8          /* fewer rules with an indexable url key: no index, the scan is
+                                   cheaper (bench/bench_redteam.c, "crossover") */
+#define UX_FILTER_BITS 16       /* bits of the gram filter (8 KB) */
+#define UX_MAX_HITS 128         /* distinct indexed grams one url may hit; past it, every
+                                   indexed rule stays a candidate for that event */
+#define UX_SKETCH_BITS 20       /* counters of the compile-time gram frequency sketch (4 MB) */
 
 enum { P_EXACT = 0, P_GLOB = 1, P_PREFIX = 2 };
 
@@ -97,6 +105,26 @@ typedef struct xfield {
     uint16_t ulo, uhi; /* words of uncon that may be non-zero: [ulo, uhi) */
 } xfield;
 
+/* One distinct gram of the url index, with its rule bitset stored sparsely like xslot's. */
+typedef struct gslot {
+    uint32_t gram;  /* GRAM bytes of a literal, as loaded by memcpy */
+    uint32_t woff;  /* uindex.words + woff */
+    uint16_t lo, n; /* word span; n == 0: empty slot */
+    uint32_t used;  /* compile time only */
+} gslot;
+
+typedef struct uindex {
+    int field;       /* the url field */
+    uint32_t mask;   /* slots - 1 */
+    uint32_t shift;  /* 32 - log2(slots) */
+    uint32_t nrules; /* rules whose candidacy the index decides */
+    uint32_t nlo, nhi; /* words holding the other rules: [nlo, nhi) (nlo == nhi: none) */
+    gslot *slots;
+    uint64_t *words;
+    uint64_t *idx; /* W words: those rules */
+    uint64_t filter[(1u << UX_FILTER_BITS) / 64]; /* bit (hash >> 16): some gram has that hash */
+} uindex;
+
 struct cs_ruleset {
     char *journey;
     int nstages;
@@ -115,6 +143,7 @@ struct cs_ruleset {
     uint64_t *all; /* W words: bits 0..N-1 */
     int nx;
     xfield x[CS_MAX_FIELDS];
+    uindex *ux; /* NULL: url keys are tested by scanning the candidates */
     cs_decode_plan *plan;
     char sha256[65];
     uint64_t load_steps; /* cs_rules_load_steps() */
@@ -1037,6 +1066,233 @@ static int xfill(ctx *c, yaml_node_t *root, xfield *x, int pass)
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* url index
+ *
+ * Exact keys narrow the candidates with hash look-ups; url globs and url_prefix used to be
+ * tested on every candidate left, so a file of N url-only rules cost N glob or prefix tests per
+ * event (1,000 "*\/p/<i>/\*" rules: 54 us per event, 4,096: 230 us). The index makes their cost
+ * independent of N as well:
+ *  - every literal a url value requires — a url_prefix value, and each '*'-free piece of a glob
+ *    ("https://s/", "/p/", "/reviews/") — must occur in the url for the value to match;
+ *  - each indexable value is given ONE gram (GRAM = 4 consecutive bytes of one of its
+ *    literals): the one that is rarest over all the file's url values (a count sketch at
+ *    compile time), so "http" or ".com" is never picked when "/123" is there;
+ *  - a rule is indexed by one of its url predicates whose every value has a literal of at
+ *    least GRAM bytes; the gram table maps each chosen gram to the bitset of rules it indexes;
+ *  - an event's url is read once, gram by gram (a 64K-bit filter skips grams no rule chose),
+ *    and the bitsets of the grams it contains are OR'd: a superset of the indexed rules whose
+ *    url predicate can hold. Candidates are then tested exactly as before (pred_holds), so the
+ *    index can only remove rules that cannot match: answers are those of the scan.
+ * Cost per event: one pass over the url (~1 ns per byte) when, and only when, a candidate that
+ * survived the exact keys is an indexed rule; then only rules whose gram occurs are tested.
+ * Not indexed (tested on every candidate, as before): globs with no literal of GRAM bytes
+ * ("*", "*\/x/\*", "a*b"), and every url key when fewer than UX_MIN_RULES rules are indexable
+ * (one pass over the url costs more than a few direct tests).
+ * Rejected: Aho-Corasick over all literals (exact, but a sparse automaton per byte is several
+ * times slower than a filtered gram probe, and the candidates still need the glob test for
+ * order and anchoring); a prefix trie (helps url_prefix and globs with a literal head only,
+ * not the "*\/reviews/\*" kind SPEC §2 shows). */
+
+static inline uint32_t ghash(uint32_t g) { return g * 0x9E3779B1u; }
+
+/* Calls f(literal, len, arg) for every literal of value v of predicate p. */
+static void for_literals(const pred *p, const val *v, void (*f)(const char *, size_t, void *),
+                         void *arg)
+{
+    if (p->kind == P_PREFIX) {
+        f(v->p, v->len, arg);
+        return;
+    }
+    const char *s = v->p, *e = v->p + v->len;
+    while (s <= e) {
+        const char *star = memchr(s, '*', (size_t)(e - s));
+        const char *end = star ? star : e;
+        if (end > s)
+            f(s, (size_t)(end - s), arg);
+        s = end + 1;
+    }
+}
+
+static void lit_longest(const char *s, size_t len, void *arg)
+{
+    (void)s;
+    size_t *m = arg;
+    if (len > *m)
+        *m = len;
+}
+
+/* Every value of p has a literal of at least GRAM bytes. */
+static int pred_indexable(const pred *p)
+{
+    if (p->kind == P_EXACT)
+        return 0;
+    for (uint32_t i = 0; i < p->nv; i++) {
+        size_t m = 0;
+        for_literals(p, &p->v[i], lit_longest, &m);
+        if (m < GRAM)
+            return 0;
+    }
+    return 1;
+}
+
+static void lit_count(const char *s, size_t len, void *arg)
+{
+    uint32_t *sk = arg;
+    for (size_t i = 0; i + GRAM <= len; i++) {
+        uint32_t g;
+        memcpy(&g, s + i, GRAM);
+        uint32_t *k = &sk[ghash(g) >> (32 - UX_SKETCH_BITS)];
+        if (*k != UINT32_MAX)
+            (*k)++;
+    }
+}
+
+typedef struct gpick {
+    const uint32_t *sk;
+    uint32_t best, bestk;
+} gpick;
+
+static void lit_pick(const char *s, size_t len, void *arg)
+{
+    gpick *gp = arg;
+    for (size_t i = 0; i + GRAM <= len; i++) {
+        uint32_t g;
+        memcpy(&g, s + i, GRAM);
+        uint32_t k = gp->sk[ghash(g) >> (32 - UX_SKETCH_BITS)];
+        if (k < gp->bestk) {
+            gp->bestk = k;
+            gp->best = g;
+        }
+    }
+}
+
+static gslot *gfind(const uindex *ux, uint32_t g)
+{
+    for (uint32_t i = ghash(g) >> ux->shift;; i = (i + 1) & ux->mask) {
+        gslot *s = &ux->slots[i];
+        if (!s->used || s->gram == g)
+            return s;
+    }
+}
+
+/* The indexed predicate of rule r (index into rs->preds), or UINT32_MAX. */
+static uint32_t rule_upred(const cs_ruleset *rs, const rule *ru)
+{
+    for (uint32_t k = ru->g0; k < ru->g0 + ru->ng; k++)
+        if (pred_indexable(&rs->preds[k]))
+            return k;
+    return UINT32_MAX;
+}
+
+static int compile_uindex(ctx *c, yaml_node_t *root)
+{
+    cs_ruleset *rs = c->rs;
+    uint32_t N = (uint32_t)rs->nrules, nidx = 0, nvals = 0;
+    uint32_t *up = malloc((N ? N : 1) * sizeof *up);
+    if (!up)
+        return oom(c, root);
+    for (uint32_t r = 0; r < N; r++) {
+        up[r] = rule_upred(rs, &rs->rules[r]);
+        if (up[r] != UINT32_MAX) {
+            nidx++;
+            nvals += rs->preds[up[r]].nv;
+        }
+    }
+    if (nidx < UX_MIN_RULES) {
+        free(up);
+        return 0;
+    }
+    uint32_t *sk = calloc((size_t)1 << UX_SKETCH_BITS, sizeof *sk);
+    uint32_t *vg = malloc((size_t)nvals * sizeof *vg);
+    uindex *ux = calloc(1, sizeof *ux);
+    int rc = -1;
+    if (!sk || !vg || !ux)
+        goto oom;
+    rs->ux = ux;
+    ux->field = CS_F_URL;
+    ux->nrules = nidx;
+    /* how many times each gram (its sketch counter) occurs over all indexed values */
+    for (uint32_t r = 0; r < N; r++)
+        if (up[r] != UINT32_MAX) {
+            const pred *p = &rs->preds[up[r]];
+            for (uint32_t i = 0; i < p->nv; i++)
+                for_literals(p, &p->v[i], lit_count, sk);
+        }
+    /* each value's rarest gram */
+    uint32_t k = 0;
+    for (uint32_t r = 0; r < N; r++)
+        if (up[r] != UINT32_MAX) {
+            const pred *p = &rs->preds[up[r]];
+            for (uint32_t i = 0; i < p->nv; i++) {
+                gpick gp = {sk, 0, UINT32_MAX};
+                for_literals(p, &p->v[i], lit_pick, &gp);
+                vg[k++] = gp.best;
+            }
+        }
+    uint32_t cap = 16, bits = 4;
+    while (cap < 2 * nvals) {
+        cap *= 2;
+        bits++;
+    }
+    ux->mask = cap - 1;
+    ux->shift = 32 - bits;
+    if (!(ux->slots = calloc(cap, sizeof *ux->slots)) || !(ux->idx = bits_new(rs->W)))
+        goto oom;
+    ux->nlo = ux->nhi = 0;
+    for (uint32_t r = 0; r < N; r++)
+        if (up[r] == UINT32_MAX) {
+            if (ux->nhi == 0)
+                ux->nlo = r / 64;
+            ux->nhi = r / 64 + 1;
+        }
+    /* pass 0: distinct grams and their word spans; pass 1: the bits */
+    for (int pass = 0; pass < 2; pass++) {
+        k = 0;
+        for (uint32_t r = 0; r < N; r++) {
+            if (up[r] == UINT32_MAX)
+                continue;
+            ux->idx[r / 64] |= 1ull << (r % 64);
+            for (uint32_t i = 0; i < rs->preds[up[r]].nv; i++) {
+                gslot *g = gfind(ux, vg[k++]);
+                if (pass == 1) {
+                    ux->words[g->woff + r / 64 - g->lo] |= 1ull << (r % 64);
+                    continue;
+                }
+                if (!g->used) {
+                    g->used = 1;
+                    g->gram = vg[k - 1];
+                    g->lo = (uint16_t)(r / 64);
+                }
+                g->n = (uint16_t)(r / 64); /* highest word so far; a count below */
+            }
+        }
+        if (pass == 1)
+            break;
+        uint64_t nwords = 0;
+        for (uint32_t i = 0; i < cap; i++) {
+            gslot *g = &ux->slots[i];
+            if (!g->used)
+                continue;
+            g->woff = (uint32_t)nwords;
+            g->n = (uint16_t)(g->n - g->lo + 1);
+            nwords += g->n;
+            uint32_t b = ghash(g->gram) >> (32 - UX_FILTER_BITS);
+            ux->filter[b / 64] |= 1ull << (b % 64);
+        }
+        if (nwords > UINT32_MAX || !(ux->words = calloc(nwords ? nwords : 1, sizeof(uint64_t))))
+            goto oom;
+    }
+    rc = 0;
+oom:
+    if (rc < 0)
+        oom(c, root);
+    free(up);
+    free(sk);
+    free(vg);
+    return rc;
+}
+
 static int compile(ctx *c, yaml_node_t *root)
 {
     cs_ruleset *rs = c->rs;
@@ -1093,7 +1349,7 @@ static int compile(ctx *c, yaml_node_t *root)
         if (xfill(c, root, x, 1) < 0)
             return -1;
     }
-    return 0;
+    return compile_uindex(c, root);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1343,6 +1599,12 @@ void cs_rules_destroy(cs_ruleset *rs)
         free(rs->x[i].uncon);
     }
     free(rs->all);
+    if (rs->ux) {
+        free(rs->ux->slots);
+        free(rs->ux->words);
+        free(rs->ux->idx);
+        free(rs->ux);
+    }
     if (rs->plan)
         cs_decode_plan_destroy(rs->plan);
     free(rs);
@@ -1473,14 +1735,91 @@ static const xslot *xlookup(const xfield *x, const cs_sv *v)
     }
 }
 
+/* The rules the url index keeps for url u: the OR of the bitsets of the grams u contains,
+ * within words [w0, w1). Fills ub[*ulo .. *uhi), the words where that OR can be non-zero, and
+ * returns 1; or returns 2 when u hits more than UX_MAX_HITS distinct grams (then every indexed
+ * rule stays a candidate, which is always correct). */
+static int url_candidates(const uindex *ux, const cs_sv *u, uint64_t *ub, uint32_t w0,
+                          uint32_t w1, uint32_t *ulo, uint32_t *uhi, cs_match_stats *st)
+{
+    if (st) {
+        st->url_passes++;
+        st->url_bytes += u->len;
+    }
+    uint32_t seen[2 * UX_MAX_HITS]; /* slot index + 1 of the grams met: a small hash set */
+    uint32_t hits[UX_MAX_HITS];
+    unsigned nhits = 0;
+    memset(seen, 0, sizeof seen);
+    const uint8_t *p = (const uint8_t *)u->p;
+    for (size_t left = u->len >= GRAM ? u->len - GRAM + 1 : 0; left; left--, p++) {
+        uint32_t g;
+        memcpy(&g, p, GRAM);
+        const uint32_t h = ghash(g), fb = h >> (32 - UX_FILTER_BITS);
+        if (!((ux->filter[fb / 64] >> (fb % 64)) & 1))
+            continue;
+        uint32_t i = h >> ux->shift;
+        const gslot *s;
+        for (;; i = (i + 1) & ux->mask) {
+            s = &ux->slots[i];
+            if (!s->n || s->gram == g)
+                break;
+        }
+        if (!s->n)
+            continue;
+        uint32_t j = ghash(i + 1) >> (32 - 8); /* 2 * UX_MAX_HITS = 2^8 entries */
+        while (seen[j] && seen[j] != i + 1)
+            j = (j + 1) & (2 * UX_MAX_HITS - 1);
+        if (seen[j])
+            continue;
+        if (nhits == UX_MAX_HITS)
+            return 2;
+        seen[j] = i + 1;
+        hits[nhits++] = i;
+    }
+    uint32_t a = w1, e = w0;
+    for (unsigned k = 0; k < nhits; k++) {
+        const gslot *s = &ux->slots[hits[k]];
+        if (s->lo < a)
+            a = s->lo;
+        if ((uint32_t)s->lo + s->n > e)
+            e = (uint32_t)s->lo + s->n;
+    }
+    if (a < w0)
+        a = w0;
+    if (e > w1)
+        e = w1;
+    if (a >= e)
+        a = e = w0;
+    *ulo = a;
+    *uhi = e;
+    memset(ub + a, 0, (size_t)(e - a) * sizeof *ub);
+    for (unsigned k = 0; k < nhits; k++) {
+        const gslot *s = &ux->slots[hits[k]];
+        uint32_t x = s->lo > a ? s->lo : a, y = (uint32_t)s->lo + s->n;
+        if (y > e)
+            y = e;
+        for (uint32_t w = x; w < y; w++)
+            ub[w] |= ux->words[s->woff + (w - s->lo)];
+    }
+    return 1;
+}
+_Static_assert(2 * UX_MAX_HITS == 256, "url_candidates' seen set hashes to 8 bits");
+
 /* cand = all & AND over exact fields f of (bits(f, value) | unconstrained[f]), then the first
  * candidate (lowest bit) whose glob/prefix predicates hold. The AND is done one 64-bit word at
  * a time, only over the words where every field can have a bit (the intersection of the
  * fields' spans), and stops at the first word that yields a rule: so its cost follows the
- * spans of the values looked up, not the number of rules. */
-int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
+ * spans of the values looked up, not the number of rules. When a word still has candidates
+ * whose url key the url index decides, the index is computed (once per event) and ANDed in. */
+static inline __attribute__((always_inline)) int match_impl(const cs_ruleset *rs,
+                                                            const cs_decoded *ev,
+                                                            cs_match_stats *st)
 {
     const xslot *hit[CS_MAX_FIELDS];
+    uint64_t ub[CS_MAX_RULES / 64];
+    int ustate = 0; /* 0: url index not computed yet; 1: ub[ulo .. uhi) holds it; 2: unusable */
+    uint32_t ulo = 0, uhi = 0;
+    const uindex *ux = rs->ux;
     uint32_t lo = 0, hi = rs->W;
     for (int xi = 0; xi < rs->nx; xi++) {
         const xfield *x = &rs->x[xi];
@@ -1506,6 +1845,8 @@ int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
     }
     for (uint32_t w = lo; w < hi; w++) {
         uint64_t m = rs->all[w];
+        if (st)
+            st->words++;
         for (int xi = 0; xi < rs->nx && m; xi++) {
             const xfield *x = &rs->x[xi];
             const xslot *s = hit[xi];
@@ -1514,10 +1855,24 @@ int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
                 b |= x->words[s->woff + (w - s->lo)];
             m &= b;
         }
+        if (ux && (m & ux->idx[w])) {
+            if (!ustate) {
+                ustate = url_candidates(ux, &ev->f[ux->field], ub, w, hi, &ulo, &uhi, st);
+                /* from here on only words with a url candidate or a rule the index does not
+                 * decide can yield a rule */
+                uint32_t end = uhi > ux->nhi ? uhi : ux->nhi;
+                if (ustate == 1 && end < hi)
+                    hi = end;
+            }
+            if (ustate == 1)
+                m &= ~ux->idx[w] | (w - ulo < uhi - ulo ? ub[w] : 0);
+        }
         while (m) {
             int r = (int)(w * 64 + (uint32_t)__builtin_ctzll(m));
             const rule *ru = &rs->rules[r];
             uint32_t k = 0;
+            if (st)
+                st->checked++;
             while (k < ru->ng &&
                    pred_holds(&rs->preds[ru->g0 + k], &ev->f[rs->preds[ru->g0 + k].field]))
                 k++;
@@ -1525,9 +1880,25 @@ int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
                 return r;
             m &= m - 1;
         }
+        if (ustate == 1 && w + 1 < ulo) { /* skip to the url candidates, unless rules the index
+                                            does not decide lie before them */
+            uint32_t next = ulo;
+            if (ux->nlo < ulo && ux->nhi > w + 1)
+                next = ux->nlo > w + 1 ? ux->nlo : w + 1;
+            w = next - 1;
+        }
     }
     return -1;
 }
+
+int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev) { return match_impl(rs, ev, NULL); }
+
+int cs_rules_match_stats(const cs_ruleset *rs, const cs_decoded *ev, cs_match_stats *st)
+{
+    return match_impl(rs, ev, st);
+}
+
+int cs_rules_url_indexed(const cs_ruleset *rs) { return rs->ux ? (int)rs->ux->nrules : 0; }
 
 int cs_rules_match_scan(const cs_ruleset *rs, const cs_decoded *ev)
 {

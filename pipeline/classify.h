@@ -24,7 +24,7 @@
 
 #define CS_MAX_STAGES 32
 #define CS_MAX_DIMS 4
-#define CS_MAX_RULES 4096
+#define CS_MAX_RULES 16384 /* docs/rules.md "Limits": why, and what 10,000 rules cost */
 #define CS_MAX_DIM_VALUES 4096
 
 typedef struct cs_ruleset cs_ruleset;
@@ -80,6 +80,17 @@ static inline int cs_rules_classify(const cs_ruleset *rs, const cs_decoded *ev)
 int cs_rules_nprops(const cs_ruleset *rs);
 const char *cs_rules_prop_name(const cs_ruleset *rs, int i);
 int cs_rules_prop_field(const cs_ruleset *rs, int i);
+/* cs_rules_match() that also counts its work into *st (added to, not reset), so tests can
+ * prove the cost does not follow the number of rules. */
+typedef struct cs_match_stats {
+    uint64_t words;      /* 64-rule words of the candidate bitset visited */
+    uint64_t checked;    /* candidates whose url glob / url_prefix keys were then tested */
+    uint64_t url_passes; /* passes of the url index over the url (at most one per event) */
+    uint64_t url_bytes;  /* bytes of url those passes read */
+} cs_match_stats;
+int cs_rules_match_stats(const cs_ruleset *rs, const cs_decoded *ev, cs_match_stats *st);
+/* Rules whose url key is decided by the url index (0: the file has no index; docs/rules.md). */
+int cs_rules_url_indexed(const cs_ruleset *rs);
 /* Reference matcher: a plain scan of the rules in order, testing every predicate directly
  * (no hash tables, no bitsets). Same answer as cs_rules_match(); for tests and fuzzing. */
 int cs_rules_match_scan(const cs_ruleset *rs, const cs_decoded *ev);
