@@ -94,6 +94,7 @@ int cs_decode_plan_add_field(cs_decode_plan *p, const char *const *paths, int n,
 
 int cs_decode_plan_nfields(const cs_decode_plan *p);
 void cs_decode_plan_set_limits(cs_decode_plan *p, size_t max_bytes, int max_depth);
+size_t cs_decode_plan_max_bytes(const cs_decode_plan *p);
 
 /* One per thread. The scratch buffer is sized from the plan's max_bytes. */
 typedef struct cs_decoder cs_decoder;
