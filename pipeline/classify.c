@@ -105,12 +105,17 @@ typedef struct xfield {
     uint16_t ulo, uhi; /* words of uncon that may be non-zero: [ulo, uhi) */
 } xfield;
 
-/* One distinct gram of the url index, with its rule bitset stored sparsely like xslot's. */
+/* One distinct gram of the url index and the rules it indexes, as a list of the 64-rule words
+ * that have any (ascending): a gram shared by rules 78 and 7861 costs two entries, not the 122
+ * words between them (xslot's dense spans would make the url pass follow the number of
+ * rules). */
 typedef struct gslot {
     uint32_t gram;  /* GRAM bytes of a literal, as loaded by memcpy */
-    uint32_t woff;  /* uindex.words + woff */
-    uint16_t lo, n; /* word span; n == 0: empty slot */
-    uint32_t used;  /* compile time only */
+    uint32_t off;   /* entries uindex.ew[off .. off + cnt) and .eb[...] */
+    uint32_t cnt;   /* 0: empty slot */
+    uint32_t used;  /* compile time: the slot holds `gram` */
+    uint32_t last;  /* compile time: the last word added + 1 (0: none) */
+    uint32_t wr;    /* compile time: entries written */
 } gslot;
 
 typedef struct uindex {
@@ -120,8 +125,9 @@ typedef struct uindex {
     uint32_t nrules; /* rules whose candidacy the index decides */
     uint32_t nlo, nhi; /* words holding the other rules: [nlo, nhi) (nlo == nhi: none) */
     gslot *slots;
-    uint64_t *words;
-    uint64_t *idx; /* W words: those rules */
+    uint16_t *ew;  /* entry: word index */
+    uint64_t *eb;  /* entry: the rules of that word */
+    uint64_t *idx; /* W words: the rules the index decides */
     uint64_t filter[(1u << UX_FILTER_BITS) / 64]; /* bit (hash >> 16): some gram has that hash */
 } uindex;
 
@@ -1246,7 +1252,9 @@ static int compile_uindex(ctx *c, yaml_node_t *root)
                 ux->nlo = r / 64;
             ux->nhi = r / 64 + 1;
         }
-    /* pass 0: distinct grams and their word spans; pass 1: the bits */
+    /* pass 0: distinct grams and how many distinct words each has; pass 1: the entries.
+     * Rules come in ascending order, so a slot's words do too. */
+    uint64_t nent = 0;
     for (int pass = 0; pass < 2; pass++) {
         k = 0;
         for (uint32_t r = 0; r < N; r++) {
@@ -1255,32 +1263,39 @@ static int compile_uindex(ctx *c, yaml_node_t *root)
             ux->idx[r / 64] |= 1ull << (r % 64);
             for (uint32_t i = 0; i < rs->preds[up[r]].nv; i++) {
                 gslot *g = gfind(ux, vg[k++]);
-                if (pass == 1) {
-                    ux->words[g->woff + r / 64 - g->lo] |= 1ull << (r % 64);
+                if (g->last == r / 64 + 1) { /* this word already has an entry */
+                    if (pass == 1)
+                        ux->eb[g->off + g->wr - 1] |= 1ull << (r % 64);
                     continue;
                 }
-                if (!g->used) {
+                g->last = r / 64 + 1;
+                if (pass == 0) {
                     g->used = 1;
                     g->gram = vg[k - 1];
-                    g->lo = (uint16_t)(r / 64);
+                    g->cnt++;
+                    nent++;
+                } else {
+                    ux->ew[g->off + g->wr] = (uint16_t)(r / 64);
+                    ux->eb[g->off + g->wr] = 1ull << (r % 64);
+                    g->wr++;
                 }
-                g->n = (uint16_t)(r / 64); /* highest word so far; a count below */
             }
         }
         if (pass == 1)
             break;
-        uint64_t nwords = 0;
+        uint64_t off = 0;
         for (uint32_t i = 0; i < cap; i++) {
             gslot *g = &ux->slots[i];
-            if (!g->used)
+            if (!g->cnt)
                 continue;
-            g->woff = (uint32_t)nwords;
-            g->n = (uint16_t)(g->n - g->lo + 1);
-            nwords += g->n;
-            uint32_t b = ghash(g->gram) >> (32 - UX_FILTER_BITS);
-            ux->filter[b / 64] |= 1ull << (b % 64);
+            g->off = (uint32_t)off;
+            off += g->cnt;
+            g->last = 0;
+            uint32_t bb = ghash(g->gram) >> (32 - UX_FILTER_BITS);
+            ux->filter[bb / 64] |= 1ull << (bb % 64);
         }
-        if (nwords > UINT32_MAX || !(ux->words = calloc(nwords ? nwords : 1, sizeof(uint64_t))))
+        if (nent > UINT32_MAX || !(ux->ew = malloc((nent ? nent : 1) * sizeof *ux->ew)) ||
+            !(ux->eb = malloc((nent ? nent : 1) * sizeof *ux->eb)))
             goto oom;
     }
     rc = 0;
@@ -1601,7 +1616,8 @@ void cs_rules_destroy(cs_ruleset *rs)
     free(rs->all);
     if (rs->ux) {
         free(rs->ux->slots);
-        free(rs->ux->words);
+        free(rs->ux->ew);
+        free(rs->ux->eb);
         free(rs->ux->idx);
         free(rs->ux);
     }
@@ -1735,12 +1751,13 @@ static const xslot *xlookup(const xfield *x, const cs_sv *v)
     }
 }
 
-/* The rules the url index keeps for url u: the OR of the bitsets of the grams u contains,
- * within words [w0, w1). Fills ub[*ulo .. *uhi), the words where that OR can be non-zero, and
- * returns 1; or returns 2 when u hits more than UX_MAX_HITS distinct grams (then every indexed
- * rule stays a candidate, which is always correct). */
-static int url_candidates(const uindex *ux, const cs_sv *u, uint64_t *ub, uint32_t w0,
-                          uint32_t w1, uint32_t *ulo, uint32_t *uhi, cs_match_stats *st)
+/* The rules the url index keeps for url u: the OR of the rule sets of the grams u contains,
+ * from word w0 on. Sets nz (bit w: word w has some) and ub[w] for those words only (the others
+ * are stale), and *uhi to the last such word + 1; returns 1. Returns 2 when u hits more than
+ * UX_MAX_HITS distinct grams: then every indexed rule stays a candidate, which is always
+ * correct. */
+static int url_candidates(const uindex *ux, const cs_sv *u, uint64_t *ub, uint64_t *nz,
+                          uint32_t w0, uint32_t *uhi, cs_match_stats *st)
 {
     if (st) {
         st->url_passes++;
@@ -1761,10 +1778,10 @@ static int url_candidates(const uindex *ux, const cs_sv *u, uint64_t *ub, uint32
         const gslot *s;
         for (;; i = (i + 1) & ux->mask) {
             s = &ux->slots[i];
-            if (!s->n || s->gram == g)
+            if (!s->cnt || s->gram == g)
                 break;
         }
-        if (!s->n)
+        if (!s->cnt)
             continue;
         uint32_t j = ghash(i + 1) >> (32 - 8); /* 2 * UX_MAX_HITS = 2^8 entries */
         while (seen[j] && seen[j] != i + 1)
@@ -1776,31 +1793,26 @@ static int url_candidates(const uindex *ux, const cs_sv *u, uint64_t *ub, uint32
         seen[j] = i + 1;
         hits[nhits++] = i;
     }
-    uint32_t a = w1, e = w0;
+    memset(nz, 0, CS_MAX_RULES / 64 / 64 * sizeof *nz);
+    uint32_t e = w0;
     for (unsigned k = 0; k < nhits; k++) {
         const gslot *s = &ux->slots[hits[k]];
-        if (s->lo < a)
-            a = s->lo;
-        if ((uint32_t)s->lo + s->n > e)
-            e = (uint32_t)s->lo + s->n;
+        for (uint32_t q = s->off; q < s->off + s->cnt; q++) {
+            uint32_t w = ux->ew[q];
+            if (w < w0)
+                continue;
+            uint64_t bit = 1ull << (w % 64);
+            if (nz[w / 64] & bit) {
+                ub[w] |= ux->eb[q];
+            } else {
+                nz[w / 64] |= bit;
+                ub[w] = ux->eb[q];
+            }
+            if (w + 1 > e)
+                e = w + 1;
+        }
     }
-    if (a < w0)
-        a = w0;
-    if (e > w1)
-        e = w1;
-    if (a >= e)
-        a = e = w0;
-    *ulo = a;
     *uhi = e;
-    memset(ub + a, 0, (size_t)(e - a) * sizeof *ub);
-    for (unsigned k = 0; k < nhits; k++) {
-        const gslot *s = &ux->slots[hits[k]];
-        uint32_t x = s->lo > a ? s->lo : a, y = (uint32_t)s->lo + s->n;
-        if (y > e)
-            y = e;
-        for (uint32_t w = x; w < y; w++)
-            ub[w] |= ux->words[s->woff + (w - s->lo)];
-    }
     return 1;
 }
 _Static_assert(2 * UX_MAX_HITS == 256, "url_candidates' seen set hashes to 8 bits");
@@ -1816,9 +1828,10 @@ static inline __attribute__((always_inline)) int match_impl(const cs_ruleset *rs
                                                             cs_match_stats *st)
 {
     const xslot *hit[CS_MAX_FIELDS];
-    uint64_t ub[CS_MAX_RULES / 64];
-    int ustate = 0; /* 0: url index not computed yet; 1: ub[ulo .. uhi) holds it; 2: unusable */
-    uint32_t ulo = 0, uhi = 0;
+    _Static_assert(CS_MAX_RULES % 4096 == 0, "nz has a bit per 64-rule word");
+    uint64_t ub[CS_MAX_RULES / 64], nz[CS_MAX_RULES / 64 / 64];
+    int ustate = 0; /* 0: url index not computed yet; 1: nz/ub hold it; 2: not usable */
+    uint32_t uhi = 0;
     const uindex *ux = rs->ux;
     uint32_t lo = 0, hi = rs->W;
     for (int xi = 0; xi < rs->nx; xi++) {
@@ -1857,7 +1870,7 @@ static inline __attribute__((always_inline)) int match_impl(const cs_ruleset *rs
         }
         if (ux && (m & ux->idx[w])) {
             if (!ustate) {
-                ustate = url_candidates(ux, &ev->f[ux->field], ub, w, hi, &ulo, &uhi, st);
+                ustate = url_candidates(ux, &ev->f[ux->field], ub, nz, w, &uhi, st);
                 /* from here on only words with a url candidate or a rule the index does not
                  * decide can yield a rule */
                 uint32_t end = uhi > ux->nhi ? uhi : ux->nhi;
@@ -1865,7 +1878,7 @@ static inline __attribute__((always_inline)) int match_impl(const cs_ruleset *rs
                     hi = end;
             }
             if (ustate == 1)
-                m &= ~ux->idx[w] | (w - ulo < uhi - ulo ? ub[w] : 0);
+                m &= ~ux->idx[w] | ((nz[w / 64] >> (w % 64)) & 1 ? ub[w] : 0);
         }
         while (m) {
             int r = (int)(w * 64 + (uint32_t)__builtin_ctzll(m));
@@ -1880,11 +1893,22 @@ static inline __attribute__((always_inline)) int match_impl(const cs_ruleset *rs
                 return r;
             m &= m - 1;
         }
-        if (ustate == 1 && w + 1 < ulo) { /* skip to the url candidates, unless rules the index
-                                            does not decide lie before them */
-            uint32_t next = ulo;
-            if (ux->nlo < ulo && ux->nhi > w + 1)
+        if (ustate == 1) {
+            /* jump to the next word holding a url candidate, unless a rule the index does not
+             * decide comes first (their words are [nlo, nhi), taken as dense): with 10,000
+             * url rules the candidates are a few words far apart */
+            uint32_t next = hi; /* no url candidate after w */
+            for (uint32_t k = (w + 1) / 64; k < (uhi + 63) / 64; k++) {
+                uint64_t b = nz[k] & (k == (w + 1) / 64 ? ~0ull << ((w + 1) % 64) : ~0ull);
+                if (b) {
+                    next = k * 64 + (uint32_t)__builtin_ctzll(b);
+                    break;
+                }
+            }
+            if (ux->nhi > w + 1 && ux->nlo < next)
                 next = ux->nlo > w + 1 ? ux->nlo : w + 1;
+            if (next > hi)
+                next = hi;
             w = next - 1;
         }
     }

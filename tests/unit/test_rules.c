@@ -1164,10 +1164,12 @@ static void test_regression_url_rules_scan_every_rule(void **state)
         if (m != i)
             fail_msg("url %s: rule %d, want %d", url, m, i);
         assert_int_equal(cs_rules_match_scan(rs, &e), i);
-        /* without the index: i + 1 candidates tested (every rule up to the match) */
-        if (st.checked > 8 || st.url_passes != 1)
-            fail_msg("url %s: %llu candidates tested, %llu url passes", url,
-                     (unsigned long long)st.checked, (unsigned long long)st.url_passes);
+        /* without the index: i + 1 candidates tested (every rule up to the match), and every
+         * 64-rule word up to it visited */
+        if (st.checked > 8 || st.url_passes != 1 || st.words > 16)
+            fail_msg("url %s: %llu candidates tested, %llu words, %llu url passes", url,
+                     (unsigned long long)st.checked, (unsigned long long)st.words,
+                     (unsigned long long)st.url_passes);
     }
     /* no match: the old scan tested all N */
     const char *miss[] = {"https://shop.example.com/q/123/item?utm_source=x",
@@ -1178,8 +1180,9 @@ static void test_regression_url_rules_scan_every_rule(void **state)
         memset(&st, 0, sizeof st);
         assert_int_equal(cs_rules_match_stats(rs, &e, &st), -1);
         assert_int_equal(cs_rules_match_scan(rs, &e), -1);
-        if (st.checked > 8)
-            fail_msg("url %s: %llu candidates tested", miss[i], (unsigned long long)st.checked);
+        if (st.checked > 8 || st.words > 16)
+            fail_msg("url %s: %llu candidates tested, %llu words", miss[i],
+                     (unsigned long long)st.checked, (unsigned long long)st.words);
     }
     /* a 64 KB url: one pass over it, still few candidates (no gram of "aaaa" was chosen) */
     size_t L = 65536;
