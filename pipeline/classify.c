@@ -1,9 +1,10 @@
 /* classify.c — the rule file (SPEC §2): YAML -> validated -> compiled match table.
  *
  * Loading is three steps:
- *  1. libyaml's document API builds a node tree; every node keeps its start mark, so every
- *     error can name FILE:LINE:COL of the node at fault (libyaml marks are 0-based; we print
- *     1-based). YAML syntax errors use libyaml's problem_mark (reader errors: its byte offset).
+ *  1. cs_yaml_load() (pipeline/yamldoc.c, over libyaml's parser) builds a libyaml node tree;
+ *     every node keeps its start mark, so every error can name FILE:LINE:COL of the node at
+ *     fault (libyaml marks are 0-based; we print 1-based). YAML syntax errors use libyaml's
+ *     problem_mark (reader errors: its byte offset).
  *  2. A schema-driven walk validates the tree into a cs_ruleset: journey, stages, session,
  *     customer_ttl, fields, limits, dimensions, rules. The walk only descends into keys the
  *     schema knows, so its depth is fixed whatever the input (aliases that form cycles are
@@ -20,6 +21,11 @@
  *     runs word by word over the intersection of the fields' spans only, stopping at the first
  *     word that yields a rule, so its cost is one hash look-up per exact field plus a few word
  *     operations, whatever the number of rules; globs and prefixes run only on candidates.
+ *     Url globs and prefixes have an index of their own ("url index" below) that narrows the
+ *     candidates the same way when a file has many of them.
+ *  The YAML is composed by pipeline/yamldoc.c (bounded nesting, hashed anchors: libyaml's own
+ *  loader is quadratic in both), and the duplicate rule-name check is a hash table, so loading
+ *  is linear in the file (cs_rules_load_steps() counts the look-ups; tests bound it).
  *
  * A rule testing the same field twice (e.g. a dimension and property.<name> that resolve to
  * the same path) accepts the intersection of the two value lists.

@@ -7,10 +7,12 @@
  *    offending YAML node). Nothing half-built escapes.
  *  - The table is immutable after load and may be read by any number of threads at once. Swapping
  *    tables on reload is the caller's business (an atomic pointer + a grace period).
- *  - cs_rules_classify() costs about the same for 10 or 1,000 rules: every exact-match key is one
- *    hash look-up that yields the bitset of rules accepting that value; the candidate set is the
- *    AND of those bitsets; globs and prefixes run only on surviving candidates, in rule order.
- *    It allocates nothing.
+ *  - cs_rules_classify() costs about the same for 10 or 10,000 rules: every exact-match key is
+ *    one hash look-up that yields the bitset of rules accepting that value; the candidate set is
+ *    the AND of those bitsets; url globs and prefixes are narrowed by the url index (a 4-byte
+ *    piece of each value's literal text, looked for in one pass over the url) and then run
+ *    only on surviving candidates, in rule order. It allocates nothing. docs/rules.md has the
+ *    costs and the limits (CS_MAX_RULES; YAML nesting and size, pipeline/yamldoc.h).
  *  - The table also owns the decode plan (SPEC §1 standard fields + dimension and property paths
  *    the rules mention), because what must be decoded depends on the rules.
  */

@@ -12,9 +12,10 @@
  *    in libyaml 0.2.5:
  *      - nesting: collections nested more than CS_YAML_MAX_DEPTH deep are an error at the
  *        collection that goes too deep. libyaml's scanner re-checks every open flow level on
- *        every token, so 100,000 nested '[' cost 32 s and 2 MB of them (half a 4 MiB rule file)
- *        about three hours; the composer stops pulling events at the limit, and the scanner
- *        never runs more than its 1024-character simple-key look-ahead past it;
+ *        every token, so 100,000 nested '[' cost 32 s, 1M (2 MB, half a 4 MiB rule file) ~1 h
+ *        and a 4 MiB file of them ~14 h (quadratic); the composer stops pulling events at the
+ *        limit, and the scanner never runs more than its 1024-character simple-key look-ahead
+ *        past it;
  *      - anchors: a hash table instead of libyaml's list, which it scans from the start for
  *        every anchor (duplicate check) and every alias (look-up): 250,000 anchors in a 4 MiB
  *        file took 290 s;

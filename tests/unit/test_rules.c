@@ -1283,7 +1283,7 @@ static void test_regression_url_index_random_vs_scan(void **state)
 /* regressions: hostile rule files the fuzzers' 70 kB inputs do not reach (issue 16, item 4) */
 
 /* 20,000 nested '[': libyaml's scanner re-checks every open flow level on each token, so
- * yaml_parser_load() took 1.4 s on this, 32 s on 100,000 levels and ~3 h on 1M (2 MB, half the
+ * yaml_parser_load() took 1.4 s on this, 32 s on 100,000 levels and ~1 h on 1M (2 MB, half the
  * 4 MiB file limit). The composer (pipeline/yamldoc.c) stops at 32 levels with an error at the
  * collection that goes too deep; a little nesting still gets the schema's own message. */
 static void test_regression_yaml_deep_flow_nesting(void **state)
