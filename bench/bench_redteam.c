@@ -16,7 +16,8 @@
  *            scan's ns per match on the same file (= the matcher before the url index for
  *            url-only files), candidates tested.
  *  crossover N = 1..32 url-only rules: the matcher vs the scan (where the url index pays).
- *  yaml      load of hostile rule files: deep flow nesting, many anchors, a 4 MiB file.
+ *  yaml      load of hostile rule files: deep flow nesting, many anchors, a 4 MiB file, the
+ *            longest decode paths, the largest valid table.
  *  dims      1M distinct values into one dimension dictionary (max_values 4096): heap before and
  *            after, ns per value; one aggregate's size and a flush's clear + merge + walk.
  *  decode    deep nesting, 1 MB of keys, escapes, 100 KB customer ids (over the default limit,
@@ -438,6 +439,26 @@ static void bench_yaml(void)
     t = time_load_ms(y, n, err, sizeof err, NULL);
     printf("%-44s %9.2f ms  %s\n", "one list of 4 MiB of values", t, err);
     jadd(",\"values_4mib_ms\":%.2f", t);
+    /* long paths: 4 dimensions of 8 paths x 120 segments, then 55 property keys, 64 decoded
+     * fields and ~3,900 trie nodes (the decoder's plan rebuilds its trie per added field with
+     * a linear child search: bounded by its 4,096-node limit) */
+    n = (size_t)snprintf(y, cap, "journey: j\nstages: [a]\ndimensions:\n");
+    for (int d = 0; d < 4; d++) {
+        n += (size_t)snprintf(y + n, cap - n, "  d%d: {path: [", d);
+        for (int p = 0; p < 8; p++) {
+            n += (size_t)snprintf(y + n, cap - n, "%sx%d%d", p ? ", " : "", d, p);
+            for (int k = 0; k < 119; k++)
+                n += (size_t)snprintf(y + n, cap - n, ".%c", 'a' + k % 26);
+        }
+        n += (size_t)snprintf(y + n, cap - n, "]}\n");
+    }
+    n += (size_t)snprintf(y + n, cap - n, "rules:\n");
+    for (int i = 0; i < 55; i++)
+        n += (size_t)snprintf(y + n, cap - n, "- {name: r%d, stage: a, match: {property.p%d: v}}\n",
+                              i, i);
+    t = time_load_ms(y, n, err, sizeof err, &heap);
+    printf("%-44s %9.2f ms  %s\n", "64 fields, ~3,900 path segments", t, heap ? "ok" : err);
+    jadd(",\"long_paths_load_ms\":%.2f", t);
     /* the largest valid table: CS_MAX_RULES rules, 262,144 values in all */
     n = (size_t)snprintf(y, cap, "journey: j\nstages: [a]\nrules:\n");
     for (int i = 0; i < CS_MAX_RULES; i++) {
