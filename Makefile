@@ -16,7 +16,7 @@ WERROR ?=
 OPT ?= -O2
 SAN ?=
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter $(WERROR) \
-              -g $(OPT) -pthread -Iinclude -Ipipeline -Itests/lib $(SAN)
+              -g $(OPT) -pthread -Iinclude -Ipipeline -Iloadgen -Itests/support $(SAN)
 ifneq ($(wildcard cmd/clickstage/http.c),)
 CFLAGS_BASE += -DCS_HAVE_HTTP
 endif
@@ -27,14 +27,16 @@ LDLIBS_HTTP = -lmicrohttpd
 LDLIBS_TEST = -lcmocka
 
 PIPELINE_SRC = $(sort $(wildcard pipeline/*.c))
-CORE_SRC = $(filter-out pipeline/source.c pipeline/sink.c,$(PIPELINE_SRC))
+# the stages that talk to Kafka or Redis (librdkafka, hiredis); the fuzzers build without them
+IO_SRC = $(filter pipeline/source.c pipeline/sink.c pipeline/redis.c pipeline/coord.c,$(PIPELINE_SRC))
+CORE_SRC = $(filter-out $(IO_SRC),$(PIPELINE_SRC))
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
-IO_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(filter pipeline/source.c pipeline/sink.c,$(PIPELINE_SRC)))
+IO_OBJ = $(IO_SRC:%.c=$(BUILD)/%.o)
 LIB = $(BUILD)/libclickstage.a
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TESTLIB_SRC = $(sort $(wildcard tests/lib/*.c))
-TESTLIB_OBJ = $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+LOADGEN_SRC = $(sort $(wildcard loadgen/*.c))
+LOADGEN_OBJ = $(LOADGEN_SRC:%.c=$(BUILD)/%.o)
 
 BINS = $(BUILD)/clickstage-rules
 ifneq ($(wildcard cmd/clickstage/main.c),)
@@ -75,22 +77,24 @@ $(BUILD)/gen/web_assets.o: $(BUILD)/gen/web_assets.c
 	$(CC) $(CFLAGS_BASE) -c $< -o $@
 $(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c)) $(BUILD)/gen/web_assets.o $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_HTTP) $(LDLIBS_CORE)
-# The load generator's ground truth comes from the reference model in tests/lib (cJSON-based,
+# The load generator's ground truth comes from the reference model in loadgen/ (cJSON-based,
 # shares no code path with the daemon's pipeline beyond the rule table).
-$(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE) -lcjson
 $(BUILD)/clickstage-repartition: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-repartition/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE)
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_REDIS) -lncursesw $(LDLIBS_CORE)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJ) $(LIB)
+# tests/support: the unit tests' own redis-server and mock Kafka cluster (not shipped)
+TESTSUPPORT_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/support/*.c)))
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 
 # Test tools for the integration tests (producer with expected counts, Redis checker).
 TOOLS = $(BUILD)/cs_checkredis $(BUILD)/cs_mockbroker
-$(BUILD)/cs_%: $(BUILD)/tests/tools/cs_%.o $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/cs_%: $(BUILD)/tests/tools/cs_%.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 tools: $(TOOLS)
 
@@ -127,13 +131,13 @@ fuzz: fuzz-build
 bench: deps
 	$(MAKE) $(BUILD)/bench_core
 	./$(BUILD)/bench_core $(BENCH_ARGS)
-$(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 # Snapshot size and restore time per million sessions (bench/bench_restore.c), last line JSON.
 bench-restore: deps
 	$(MAKE) $(BUILD)/bench_restore
 	./$(BUILD)/bench_restore $(BENCH_ARGS)
-$(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-restore
 # What hostile or huge inputs cost: pathological globs, 10,000-rule files, hostile YAML, 1M

@@ -19,6 +19,9 @@
  */
 #define _GNU_SOURCE
 #include <hiredis/hiredis.h>
+
+#include "redis.h"
+#include "rkeys.h"
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdint.h>
@@ -100,11 +103,16 @@ int main(int argc, char **argv)
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
 
-    char key[512];
-    snprintf(key, sizeof key, "%s:{%s}:events", prefix, journey);
-    redisContext *rc = redisConnect(host, port);
-    if (!rc || rc->err)
-        die("redis connect", rc ? rc->errstr : "out of memory");
+    char key[CS_RKEYS_MAX + 16], url[300], cerr[512];
+    cs_rkeys keys;
+    if (cs_rkeys_init(&keys, prefix, journey) < 0 || !cs_rkey(&keys, CS_RK_EVENTS, key, sizeof key))
+        die("key", "prefix or journey too long");
+    snprintf(url, sizeof url, "redis://%s:%d", host, port);
+    cs_redis_opts ro = {url, 2000, 30000};
+    cs_redis *redis = cs_redis_new(&ro, cerr, sizeof cerr);
+    if (!redis || cs_redis_connect(redis, cerr, sizeof cerr) < 0)
+        die("redis connect", cerr);
+    redisContext *rc = cs_redis_ctx(redis); /* pipelined by hand below, one HINCRBY an event */
 
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -208,7 +216,7 @@ int main(int argc, char **argv)
     rd_kafka_queue_destroy(q);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    redisFree(rc);
+    cs_redis_free(redis);
     free(endoff);
     free(next);
     printf("{\"events\":%lld,\"seconds\":%.3f,\"events_per_sec\":%.0f,\"pipeline\":%d,"

@@ -8,8 +8,9 @@
  *    the current rule table (swapped atomically), dimension dictionaries, partition watermarks.
  *  - cs_worker: one per thread; every function taking a cs_worker is called only by that thread.
  *    A worker owns the state (sessions, customers) of the partitions it is given.
- *  - Partitions are identified by a small engine-wide id from cs_engine_add_partition(); their
- *    state moves only with an explicit hand-over (rebalance), never implicitly.
+ *  - Partitions are identified by a small engine-wide id (a slot, 0..CS_MAX_PARTITIONS-1) from
+ *    cs_engine_add_partition(); a slot freed by cs_engine_remove_partition() is handed out again.
+ *    Their state moves only with an explicit hand-over (rebalance), never implicitly.
  *  - Errors: constructors return NULL and fill errstr (librdkafka style).
  */
 #ifndef CLICKSTAGE_H
@@ -19,6 +20,11 @@
 #include <stdint.h>
 
 #define CLICKSTAGE_VERSION "0.1.0"
+
+/* Partitions one process can have assigned at once (engine partition slots; the source's, the
+ * coordinator's and the barrier's tables are sized by it). Slots are reused after a revoke, so
+ * there is no limit on assignments over the life of a process. */
+#define CS_MAX_PARTITIONS 4096
 
 typedef struct cs_engine cs_engine;
 typedef struct cs_worker cs_worker;
@@ -57,13 +63,16 @@ int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errl
 typedef void (*cs_invalid_hook)(void *opaque, const cs_msg *m, const char *reason);
 void cs_engine_set_invalid_hook(cs_engine *e, cs_invalid_hook hook, void *opaque);
 
-/* Registers a partition (state created empty) owned by worker `w`; returns its id (>= 0) or -1. */
+/* Registers a partition (state created empty) owned by worker `w`; returns its id (>= 0), or -1
+ * (out of memory, or CS_MAX_PARTITIONS partitions registered at once). One thread adds
+ * partitions (the control thread); workers may run meanwhile. */
 int cs_engine_add_partition(cs_engine *e, int w);
 void cs_engine_set_part_state(cs_engine *e, int part, int state);
 int cs_engine_part_state(const cs_engine *e, int part);
 int cs_engine_part_owner(const cs_engine *e, int part);
-/* Frees a partition's state. Only once its owner no longer touches it (after the partition was
- * ended with cs_worker_end_part and the owner passed a batch boundary). */
+/* Frees a partition's state and its slot. Only once its owner no longer touches it (by the owner
+ * itself, at a barrier, or after the partition was ended with cs_worker_end_part and the owner
+ * passed a batch boundary). The id may be handed out again by the next add. */
 void cs_engine_remove_partition(cs_engine *e, int part);
 int64_t cs_engine_part_watermark(const cs_engine *e, int part);
 /* The overall watermark: the minimum over the assigned, non-idle partitions (it moves backwards

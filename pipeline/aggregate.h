@@ -1,4 +1,5 @@
-/* aggregate.h — stage 5 of the pipeline: the §4 counters as deltas between flushes.
+/* aggregate.h — the pipeline's aggregation: the §4 counters as deltas between flushes, and the
+ * counting rules that turn what happens to a session or a customer into those deltas.
  *
  * Contract
  *  - A cs_agg is owned by one thread at a time (a worker while it counts, the sink after the
@@ -11,6 +12,10 @@
  *  - Dimension values: 0 is "_unknown", 1 is "_other", 2.. are ids handed out by a cs_dimdict.
  *  - cs_agg_foreach() names every non-zero counter with its SPEC §4 key suffix and field, so the
  *    sink, the tests and the reference model share one definition of the layout.
+ *  - The counting rules (below: a session starts, gets a dimension value, advances to a stage,
+ *    ends; a customer appears, moves, is forgotten; an event is classified, unclassified or late)
+ *    are static inline: sessionize.c decides WHAT happened to a session, these say which
+ *    counters that moves, and the compiler puts them back on the hot path with no call.
  */
 #ifndef CS_AGGREGATE_H
 #define CS_AGGREGATE_H
@@ -125,6 +130,101 @@ void cs_agg_foreach(const cs_agg *a, const cs_ruleset *rs, cs_dimdict_mpmc *dict
 static inline int64_t *cs_agg_by(cs_agg *a, int dim, int metric, uint16_t value, int slot)
 {
     return &a->by[dim][metric][(uint32_t)value * a->by_stride + (uint32_t)slot];
+}
+
+/* ---- the counting rules (SPEC §4) ------------------------------------------------------------
+ * Stage arguments are slots (0 = none, s + 1 = stage s); dim[] are a session's dimension value
+ * ids. Every rule marks the aggregate changed. */
+
+/* A session starts: open, with no stage and no dimension value yet. */
+static inline void cs_agg_session_start(cs_agg *a, int ndims)
+{
+    a->started++;
+    a->active[0]++;
+    for (int d = 0; d < ndims; d++)
+        (*cs_agg_by(a, d, CS_BY_ACTIVE, CS_DIM_UNKNOWN, 0))++;
+    a->changes++;
+}
+
+/* A session learns its first value of dimension d while at `slot`. */
+static inline void cs_agg_session_dim(cs_agg *a, int d, int slot, uint16_t id)
+{
+    (*cs_agg_by(a, d, CS_BY_ACTIVE, CS_DIM_UNKNOWN, slot))--;
+    (*cs_agg_by(a, d, CS_BY_ACTIVE, id, slot))++;
+    a->changes++;
+}
+
+/* A session's furthest stage moves from `from` to `to` (> from) at event time t: one transition
+ * and one reach of `to` (also in t's minute and per dimension value). */
+static inline void cs_agg_session_advance(cs_agg *a, int from, int to, const uint16_t *dim,
+                                          int ndims, int64_t t)
+{
+    a->transitions[from][to]++;
+    a->reached[to]++;
+    a->active[from]--;
+    a->active[to]++;
+    cs_agg_minute_add(a, t, to - 1, 1);
+    for (int d = 0; d < ndims; d++) {
+        (*cs_agg_by(a, d, CS_BY_ACTIVE, dim[d], from))--;
+        (*cs_agg_by(a, d, CS_BY_ACTIVE, dim[d], to))++;
+        (*cs_agg_by(a, d, CS_BY_REACHED, dim[d], to))++;
+    }
+    a->changes++;
+}
+
+/* A session at `slot` ends, for `reason` (enum cs_end_reason): its stage is the drop-off. */
+static inline void cs_agg_session_end(cs_agg *a, int slot, const uint16_t *dim, int ndims,
+                                      int reason)
+{
+    a->ended[slot]++;
+    a->ended_by[reason]++;
+    a->ended_n++;
+    a->active[slot]--;
+    for (int d = 0; d < ndims; d++) {
+        (*cs_agg_by(a, d, CS_BY_ACTIVE, dim[d], slot))--;
+        (*cs_agg_by(a, d, CS_BY_ENDED, dim[d], slot))++;
+    }
+    a->changes++;
+}
+
+/* A customer's journey: appears (at no stage), moves from one stage slot to another (a
+ * further stage, or back to none when customer_ttl forgot it), is forgotten. */
+static inline void cs_agg_customer_new(cs_agg *a)
+{
+    a->customers[0]++;
+    a->changes++;
+}
+
+static inline void cs_agg_customer_move(cs_agg *a, int from, int to)
+{
+    a->customers[from]--;
+    a->customers[to]++;
+    a->changes++;
+}
+
+static inline void cs_agg_customer_forget(cs_agg *a, int slot)
+{
+    a->customers[slot]--;
+    a->changes++;
+}
+
+/* An event: classified as `stage` (0-based), unclassified, or late (changes nothing else). */
+static inline void cs_agg_event(cs_agg *a, int stage)
+{
+    a->events[stage]++;
+    a->changes++;
+}
+
+static inline void cs_agg_event_unclassified(cs_agg *a)
+{
+    a->unclassified++;
+    a->changes++;
+}
+
+static inline void cs_agg_event_late(cs_agg *a)
+{
+    a->late++;
+    a->changes++;
 }
 
 #endif

@@ -533,9 +533,11 @@ static int do_stages(ctx *c, yaml_node_t *n)
 
 static int do_session(ctx *c, yaml_node_t *n)
 {
-    static const char *const keys[] = {"gap", "max_duration", "lateness", "idle_close", NULL};
+    static const char *const keys[] = {"gap",        "max_duration", "lateness",
+                                       "idle_close", "max_future",   NULL};
     cs_session_conf *sc = &c->rs->sess;
-    if (check_map(c, n, "session", keys, "gap, max_duration, lateness or idle_close") < 0)
+    if (check_map(c, n, "session", keys, "gap, max_duration, lateness, idle_close or max_future") <
+        0)
         return -1;
     yaml_node_t *v;
     if ((v = map_get(c, n, "gap"))) {
@@ -555,6 +557,9 @@ static int do_session(ctx *c, yaml_node_t *n)
         if (sc->idle_close_ms <= 0)
             return err_node(c, v, "idle_close must be greater than 0");
     }
+    if ((v = map_get(c, n, "max_future")) &&
+        parse_duration(c, v, "max_future", &sc->max_future_ms) < 0)
+        return -1;
     return 0;
 }
 
@@ -1487,6 +1492,7 @@ cs_ruleset *cs_rules_load_string(const char *yaml, size_t len, const char *name,
     rs->sess.lateness_ms = 30LL * 1000;
     rs->sess.idle_close_ms = 60LL * 1000;
     rs->sess.customer_ttl_ms = 90LL * 86400000;
+    rs->sess.max_future_ms = 3600LL * 1000;
     sha256_hex(yaml ? yaml : "", len, rs->sha256);
     if (!rs->sha256[0] || !(rs->plan = cs_decode_plan_new())) {
         err_mark(&c, m0, "out of memory");
@@ -1527,6 +1533,8 @@ cs_ruleset *cs_rules_load_string(const char *yaml, size_t len, const char *name,
     }
     yaml_document_delete(&doc2);
     ok = load_doc(&c, root);
+    if (ok == 0)
+        cs_decode_plan_set_time_bounds(rs->plan, CS_MIN_EVENT_TIME_MS, rs->sess.max_future_ms);
 out:
     if (have_doc)
         yaml_document_delete(&doc);

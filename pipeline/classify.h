@@ -1,4 +1,4 @@
-/* classify.h — stage 4 of the pipeline: a rule file (SPEC §2) compiled into an immutable table
+/* classify.h — the pipeline's classifier: a rule file (SPEC §2) compiled into an immutable table
  * that gives every decoded event a stage.
  *
  * Contract
@@ -37,6 +37,9 @@ typedef struct cs_session_conf {
     int64_t lateness_ms;     /* default 30s */
     int64_t idle_close_ms;   /* default 1m */
     int64_t customer_ttl_ms; /* default 90d */
+    int64_t max_future_ms;   /* default 1h; 0 = off. SPEC v1.1: an event time further than this
+                                ahead of its message timestamp (or of the processor's clock) is
+                                future_time and never moves the watermark */
 } cs_session_conf;
 
 typedef struct cs_dim_conf {

@@ -86,6 +86,8 @@ struct cs_decode_plan {
     pfield fields[CS_MAX_FIELDS];
     size_t max_bytes;
     int max_depth;
+    int64_t min_time_ms;   /* INT64_MIN: no floor */
+    int64_t max_future_ms; /* 0: no bound */
     /* compiled trie */
     tnode *nodes;
     uint32_t nnodes;
@@ -547,6 +549,8 @@ cs_decode_plan *cs_decode_plan_new(void)
         return NULL;
     p->max_bytes = CS_DEFAULT_MAX_BYTES;
     p->max_depth = CS_DEFAULT_MAX_DEPTH;
+    p->min_time_ms = INT64_MIN;
+    p->max_future_ms = 0;
     p->nfields = CS_F_NSTD;
     for (int f = 0; f < CS_F_NSTD; f++) {
         for (int k = 0; k < CS_MAX_PATHS && default_paths[f][k]; k++) {
@@ -686,6 +690,19 @@ void cs_decode_plan_set_limits(cs_decode_plan *p, size_t max_bytes, int max_dept
     p->max_depth = max_depth;
 }
 
+void cs_decode_plan_set_time_bounds(cs_decode_plan *p, int64_t min_ms, int64_t max_future_ms)
+{
+    if (!p)
+        return;
+    p->min_time_ms = min_ms;
+    p->max_future_ms = max_future_ms > 0 ? max_future_ms : 0;
+}
+
+int64_t cs_decode_plan_max_future(const cs_decode_plan *p)
+{
+    return p ? p->max_future_ms : 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* decoder                                                                                      */
 
@@ -739,6 +756,7 @@ const char *cs_invalid_name(cs_invalid r)
         [CS_INV_NO_CUSTOMER] = "no_customer",
         [CS_INV_NO_EVENT] = "no_event",
         [CS_INV_BAD_TIME] = "bad_time",
+        [CS_INV_FUTURE_TIME] = "future_time",
     };
     if ((unsigned)r >= CS_INV__COUNT)
         return "unknown";
@@ -1127,6 +1145,13 @@ done:
             out->ts_ms = ms;
             out->ts_from_msg = 1;
         }
+        /* Bounds (docs/semantics.md "Event time bounds"): one compare each on the common path.
+         * future: ms - fallback > max_future, written so that it cannot overflow. */
+        if (UNLIKELY(out->ts_ms < pl->min_time_ms))
+            return CS_INV_BAD_TIME;
+        if (pl->max_future_ms && out->ts_from_msg && out->ts_ms > fallback_ts_ms &&
+            (uint64_t)out->ts_ms - (uint64_t)fallback_ts_ms > (uint64_t)pl->max_future_ms)
+            return CS_INV_FUTURE_TIME;
     }
     return CS_DECODE_OK;
 

@@ -1,4 +1,4 @@
-/* decode.h — stage 2 of the pipeline: message bytes -> the handful of fields clickstage needs.
+/* decode.h — the pipeline's decoder: message bytes -> the handful of fields clickstage needs.
  *
  * Contract
  *  - cs_decode() validates the whole message as JSON (RFC 8259 grammar) in one pass and extracts
@@ -31,6 +31,10 @@
 #define CS_MAX_PATH_LEN 256   /* bytes in one dotted path */
 #define CS_DEFAULT_MAX_BYTES (64 * 1024)
 #define CS_DEFAULT_MAX_DEPTH 32
+/* Event times before 2000-01-01T00:00:00Z are bad_time in a plan compiled from rules
+ * (docs/semantics.md "Event time bounds"): no clickstream predates it, and the usual cause is a
+ * device whose clock was reset to the epoch. */
+#define CS_MIN_EVENT_TIME_MS 946684800000LL
 
 /* The standard fields of SPEC §1 always have these indexes in every plan. */
 enum cs_std_field {
@@ -53,6 +57,7 @@ typedef enum cs_invalid {
     CS_INV_NO_CUSTOMER,
     CS_INV_NO_EVENT,
     CS_INV_BAD_TIME,
+    CS_INV_FUTURE_TIME, /* SPEC v1.1: more than max_future ahead of the message timestamp */
     CS_INV__COUNT
 } cs_invalid;
 
@@ -95,6 +100,12 @@ int cs_decode_plan_add_field(cs_decode_plan *p, const char *const *paths, int n,
 int cs_decode_plan_nfields(const cs_decode_plan *p);
 void cs_decode_plan_set_limits(cs_decode_plan *p, size_t max_bytes, int max_depth);
 size_t cs_decode_plan_max_bytes(const cs_decode_plan *p);
+/* Event-time bounds (SPEC §1 bad_time, future_time): an event time below min_ms is bad_time;
+ * one more than max_future_ms ahead of the message timestamp (the fallback_ts_ms given to
+ * cs_decode) is future_time (0 = no bound). A new plan has none (INT64_MIN, 0); the rule
+ * compiler sets CS_MIN_EVENT_TIME_MS and the rule file's session.max_future. */
+void cs_decode_plan_set_time_bounds(cs_decode_plan *p, int64_t min_ms, int64_t max_future_ms);
+int64_t cs_decode_plan_max_future(const cs_decode_plan *p);
 
 /* One per thread. The scratch buffer is sized from the plan's max_bytes. */
 typedef struct cs_decoder cs_decoder;
@@ -108,7 +119,11 @@ void cs_decoder_set_plan(cs_decoder *d, const cs_decode_plan *p);
  * is present. Checks, in order: size (too_large), JSON grammar and depth (not_json / too_deep,
  * whichever the scan meets first), top-level object (not_object), customer (no_customer: absent,
  * or a number that is not an integer), event (no_event: absent or not a string), time
- * (bad_time: present but neither RFC 3339 nor an integer of epoch milliseconds).
+ * (bad_time: present but neither RFC 3339 nor an integer of epoch milliseconds, or the event
+ * time, from the field or the fallback, below the plan's minimum), future_time (the time field
+ * more than the plan's max_future ahead of fallback_ts_ms). The bound against the processor's
+ * own clock (a message timestamp itself far ahead) is the caller's: cs_decode is a pure
+ * function of its arguments.
  * The customer of an integer id is its decimal text as written in the message. */
 cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
                      cs_decoded *out);

@@ -10,6 +10,7 @@
 #include "clickstage.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +22,18 @@
 #include "engine.h"
 #include "sessionize.h"
 #include "snapshot.h"
+#include "util.h"
 
-#define CS_MAX_PARTS 65536
 #define MAX_RETIRED 64
 
+/* A partition slot. Slots are allocated once and reused: a removed partition's slot (owner -1,
+ * state UNASSIGNED) is handed to the next partition added. */
 typedef struct cs_part {
     cs_pstate *st;
-    _Atomic int owner; /* worker id; -1 once removed. relaxed: ownership changes only across a
-                          worker barrier, which orders everything else */
-    _Atomic int state;
+    _Atomic int owner; /* worker id; -1 once removed. Stored with release when a slot is
+                          (re)published, loaded with acquire by workers before they touch st */
+    _Atomic int state; /* release when a slot is (re)published, acquire in compute_min: a
+                          reused slot's state is never seen before its new wm */
     _Atomic int64_t wm; /* partition watermark: max event time - lateness; INT64_MIN if none */
     int64_t next_offset;
     uint64_t counted; /* messages counted (not replayed) since it was added */
@@ -78,8 +82,12 @@ struct cs_engine {
     int ndims;
     int nworkers;
     cs_worker *workers;
-    cs_part *parts[CS_MAX_PARTS];
-    _Atomic int nparts;
+    cs_part *parts[CS_MAX_PARTITIONS];
+    _Atomic int nparts;  /* slots ever used (high-water mark): loops stop here */
+    pthread_mutex_t free_mu; /* free slots; taken at add (control thread) and at remove (the
+                                owner, at a barrier): rare, never per event */
+    int free_ids[CS_MAX_PARTITIONS];
+    int nfree;
     _Atomic int64_t W;
     cs_invalid_hook invalid_hook;
     void *invalid_opaque;
@@ -104,7 +112,8 @@ static inline int64_t wm_of(int64_t max_t, int64_t lateness)
 
 static inline int owner_of(const cs_part *p)
 {
-    return atomic_load_explicit(&((cs_part *)p)->owner, memory_order_relaxed);
+    /* acquire: pairs with the release that publishes a (reused) slot to its owner */
+    return atomic_load_explicit(&((cs_part *)p)->owner, memory_order_acquire);
 }
 
 static cs_agg *agg_new(const cs_ruleset *rs)
@@ -138,6 +147,7 @@ cs_engine *cs_engine_new(cs_ruleset *rs, int nworkers, char *errstr, size_t errl
     atomic_init(&e->rs, rs);
     atomic_init(&e->W, INT64_MIN);
     atomic_init(&e->nparts, 0);
+    pthread_mutex_init(&e->free_mu, NULL);
     e->ndims = cs_rules_ndims(rs);
     for (int d = 0; d < e->ndims; d++)
         if (cs_dimdict_init(&e->dicts[d], cs_rules_dim(rs, d)->max_values) != 0)
@@ -197,6 +207,7 @@ void cs_engine_destroy(cs_engine *e)
         cs_pstate_destroy(e->parts[p]->st); /* NULL after cs_engine_remove_partition */
         free(e->parts[p]);
     }
+    pthread_mutex_destroy(&e->free_mu);
     for (int d = 0; d < e->ndims; d++)
         cs_dimdict_free(&e->dicts[d]);
     for (int i = 0; i < e->nretired; i++)
@@ -249,6 +260,21 @@ int cs_engine_add_partition(cs_engine *e, int w)
  * buffer that is thrown away (those ends were counted by the earlier owner). */
 static void finish_replay(cs_engine *e, cs_part *p, cs_agg *discard, const cs_ruleset *rs)
 {
+    /* The earlier owner's applied watermark comes from Redis. An owner that bounded event
+     * times (max_future) never applied one above the highest event time it accepted, which is
+     * the one the replay has just rebuilt (the bound only ever accepts more as the clock
+     * advances); so this is a no-op for it. A value above that was written by a build without
+     * the bound: advanced to it, the state's wheels would stop turning and every later event
+     * would be late. Bounded like an event time (docs/semantics.md "Event time bounds"); with
+     * no event at all, by this clock + max_future. */
+    const cs_session_conf *sc = cs_rules_session(rs);
+    if (sc->max_future_ms > 0 && p->replay_wm != INT64_MIN) {
+        int64_t bound = cs_pstate_max_time(p->st);
+        if (bound == INT64_MIN && __builtin_add_overflow(cs_wall_ms(), sc->max_future_ms, &bound))
+            bound = INT64_MAX;
+        if (p->replay_wm > bound)
+            p->replay_wm = bound;
+    }
     if (p->replay_wm != INT64_MIN) {
         cs_sessctx c = {rs, discard, e->dicts, p->replay_wm};
         cs_pstate_advance(p->st, &c);
@@ -259,46 +285,110 @@ static void finish_replay(cs_engine *e, cs_part *p, cs_agg *discard, const cs_ru
     p->replay_end = -1;
 }
 
+/* A free slot (a reused one first), or -1. *fresh: never used before (not yet in e->parts). */
+static int take_slot(cs_engine *e, int *fresh)
+{
+    int id = -1;
+    pthread_mutex_lock(&e->free_mu);
+    if (e->nfree > 0) {
+        id = e->free_ids[--e->nfree];
+        *fresh = 0;
+    } else {
+        /* relaxed: only this function (under free_mu) advances nparts */
+        int hw = atomic_load_explicit(&e->nparts, memory_order_relaxed);
+        if (hw < CS_MAX_PARTITIONS) {
+            id = hw;
+            *fresh = 1;
+        }
+    }
+    pthread_mutex_unlock(&e->free_mu);
+    return id;
+}
+
+static void give_slot(cs_engine *e, int id)
+{
+    pthread_mutex_lock(&e->free_mu);
+    e->free_ids[e->nfree++] = id;
+    pthread_mutex_unlock(&e->free_mu);
+}
+
 int cs_engine_add_partition_state(cs_engine *e, int w, cs_pstate *st, int64_t next_offset,
                                   int64_t replay_end, int64_t replay_wm)
 {
-    int id = atomic_load_explicit(&e->nparts, memory_order_relaxed);
-    if (id >= CS_MAX_PARTS || w < 0 || w >= e->nworkers)
+    if (w < 0 || w >= e->nworkers)
         return -1;
-    cs_part *p = calloc(1, sizeof *p);
-    if (!p)
+    int fresh = 0;
+    int id = take_slot(e, &fresh);
+    if (id < 0)
         return -1;
+    cs_part *p = fresh ? calloc(1, sizeof *p) : e->parts[id];
     const cs_ruleset *rs = cs_engine_rules(e);
-    p->st = st ? st : cs_pstate_new(cs_rules_session(rs), cs_rules_ndims(rs));
-    if (!p->st) {
-        free(p);
+    cs_pstate *ps = !p ? NULL : st ? st : cs_pstate_new(cs_rules_session(rs), cs_rules_ndims(rs));
+    if (!p || !ps) {
+        if (fresh)
+            free(p); /* never published: nparts did not move, the id comes round again */
+        else
+            give_slot(e, id);
         return -1;
     }
-    atomic_init(&p->owner, w);
+    if (fresh) {
+        atomic_init(&p->owner, -1);
+        atomic_init(&p->state, CS_PART_UNASSIGNED);
+        atomic_init(&p->wm, INT64_MIN);
+    }
+    p->st = ps;
+    p->counted = 0;
     p->next_offset = next_offset;
     p->replay_end = replay_end;
     p->replay_wm = replay_wm;
     p->applied_wm = INT64_MIN;
     p->label = (uint16_t)id;
-    atomic_init(&p->state, CS_PART_ACTIVE);
     int64_t mt = cs_pstate_max_time(p->st);
-    atomic_init(&p->wm, mt == INT64_MIN ? INT64_MIN : wm_of(mt, cs_rules_session(rs)->lateness_ms));
+    /* relaxed: published by the release of state and owner below */
+    atomic_store_explicit(&p->wm,
+                          mt == INT64_MIN ? INT64_MIN : wm_of(mt, cs_rules_session(rs)->lateness_ms),
+                          memory_order_relaxed);
     if (replay_end >= 0 && next_offset >= replay_end) {
         /* nothing to re-read: only the earlier owner's last expiry is missing. Nobody else
          * sees this partition yet, so a scratch buffer on this thread is fine. */
         cs_agg *scratch = agg_new(rs);
         if (!scratch) {
             cs_pstate_destroy(p->st);
-            free(p);
+            p->st = NULL;
+            if (fresh)
+                free(p);
+            else
+                give_slot(e, id);
             return -1;
         }
         finish_replay(e, p, scratch, rs);
         agg_destroy(scratch);
     }
-    e->parts[id] = p;
-    /* release: a worker that sees nparts > id sees parts[id] fully initialised. */
-    atomic_store_explicit(&e->nparts, id + 1, memory_order_release);
+    /* release: whoever sees the slot ACTIVE, or owned by its worker, sees it fully set up */
+    atomic_store_explicit(&p->state, CS_PART_ACTIVE, memory_order_release);
+    atomic_store_explicit(&p->owner, w, memory_order_release);
+    if (fresh) {
+        e->parts[id] = p;
+        /* release: a worker that sees nparts > id sees parts[id] fully initialised; only
+         * take_slot's caller advances nparts, and ids are handed out in order, so this is
+         * id + 1 */
+        atomic_store_explicit(&e->nparts, id + 1, memory_order_release);
+    }
     return id;
+}
+
+int cs_engine_slots_used(const cs_engine *e)
+{
+    /* relaxed: a statistic */
+    return atomic_load_explicit(&((cs_engine *)e)->nparts, memory_order_relaxed);
+}
+
+int cs_engine_time_beyond_bound(const cs_engine *e, int64_t t)
+{
+    int64_t mf = cs_rules_session(cs_engine_rules(e))->max_future_ms, lim;
+    if (mf <= 0 || t == INT64_MIN || __builtin_add_overflow(cs_wall_ms(), mf, &lim))
+        return 0;
+    return t > lim;
 }
 
 void cs_engine_set_part_label(cs_engine *e, int part, uint16_t label)
@@ -330,10 +420,14 @@ int cs_engine_part_owner(const cs_engine *e, int part)
 void cs_engine_remove_partition(cs_engine *e, int part)
 {
     cs_part *p = e->parts[part];
+    if (atomic_load_explicit(&p->owner, memory_order_relaxed) < 0)
+        return; /* already removed: the slot is free (or someone else's now) */
     atomic_store_explicit(&p->state, CS_PART_UNASSIGNED, memory_order_relaxed);
+    atomic_store_explicit(&p->owner, -1, memory_order_relaxed); /* no worker visits it now */
     cs_pstate_destroy(p->st);
     p->st = NULL;
-    atomic_store_explicit(&p->owner, -1, memory_order_relaxed); /* no worker visits it now */
+    p->replay_end = -1;
+    give_slot(e, part);
 }
 
 void cs_engine_set_invalid_hook(cs_engine *e, cs_invalid_hook hook, void *opaque)
@@ -363,9 +457,11 @@ static int64_t compute_min(const cs_engine *e, int final, int *none)
     *none = 0;
     for (int i = 0; i < np; i++) {
         const cs_part *p = e->parts[i];
-        /* relaxed: watermarks are monotone per partition and the minimum is recomputed every
-         * batch; a stale value only delays expiry, it never makes it wrong. */
-        int st = atomic_load_explicit(&((cs_part *)p)->state, memory_order_relaxed);
+        /* acquire on state: pairs with the release that publishes a (reused) slot, so its wm
+         * is the new partition's. relaxed on wm: watermarks are monotone per partition and the
+         * minimum is recomputed every batch; a stale value only delays expiry, it never makes
+         * it wrong. */
+        int st = atomic_load_explicit(&((cs_part *)p)->state, memory_order_acquire);
         int64_t wm = atomic_load_explicit(&((cs_part *)p)->wm, memory_order_relaxed);
         if (st == CS_PART_UNASSIGNED || st == CS_PART_IDLE)
             continue;
@@ -454,11 +550,21 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
     cs_pstate *st = p->st;
     cs_agg *a = w->ctx.agg;
     uint64_t inv = 0, late = 0;
+    /* The decoder bounds an event time by its message timestamp; this bounds it by our own
+     * clock too, read once per batch, so that a message timestamp far ahead (a producer that
+     * stamps messages with the device's clock) cannot move the watermark either
+     * (docs/semantics.md "Event time bounds"). */
+    int64_t mf = cs_rules_session(w->rs)->max_future_ms;
+    int64_t wall_limit = INT64_MAX;
+    if (mf > 0 && __builtin_add_overflow(cs_wall_ms(), mf, &wall_limit))
+        wall_limit = INT64_MAX;
     for (size_t i = 0; i < n + PIPE - 1; i++) {
         if (i < n) {
             inflight *f = &w->fl[i % PIPE];
             cs_invalid r = cs_decode(w->dec[i % PIPE], msgs[i].payload, msgs[i].len,
                                      msgs[i].ts_ms, &f->ev);
+            if (r == CS_DECODE_OK && __builtin_expect(f->ev.ts_ms > wall_limit, 0))
+                r = CS_INV_FUTURE_TIME;
             f->ok = r == CS_DECODE_OK;
             if (!f->ok) {
                 if (w->e->invalid_hook && !replay)

@@ -20,6 +20,15 @@ cs_dimdict_mpmc *cs_engine_dicts(cs_engine *e);
  * worker sees the partition. Takes ownership of st. Returns the partition id, or -1. */
 int cs_engine_add_partition_state(cs_engine *e, int w, cs_pstate *st, int64_t next_offset,
                                   int64_t replay_end, int64_t replay_wm);
+/* 1 if an event time (e.g. a restored state's highest, cs_snap_info.max_t) lies further ahead of
+ * this machine's clock than the rules' session.max_future allows: a state written by a build
+ * without the bound, or while max_future was off. Restoring it would hold the partition's
+ * watermark there; the caller rebuilds the partition from Kafka instead, where those events are
+ * rejected one by one (docs/semantics.md "Event time bounds"). 0 when max_future is off. */
+int cs_engine_time_beyond_bound(const cs_engine *e, int64_t t);
+/* Partition slots ever used at once (the high-water mark every tick loops to): bounded by the
+ * most partitions assigned at the same time, whatever the number of assignments over time. */
+int cs_engine_slots_used(const cs_engine *e);
 /* The unkeyed-producer detector's name for the Kafka partition (before workers see it). */
 void cs_engine_set_part_label(cs_engine *e, int part, uint16_t label);
 /* 1 while the partition is still re-reading what an earlier owner counted. Owner thread, or

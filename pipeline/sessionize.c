@@ -304,17 +304,8 @@ static inline int64_t sess_deadline(const cs_pstate *p, const cs_sess *s, int *r
 
 static void count_end(cs_pstate *p, cs_sessctx *c, cs_sess *s, int reason)
 {
-    cs_agg *a = c->agg;
     p->nopen--;
-    a->ended[s->stage]++;
-    a->ended_by[reason]++;
-    a->ended_n++;
-    a->active[s->stage]--;
-    for (int d = 0; d < p->ndims; d++) {
-        (*cs_agg_by(a, d, CS_BY_ACTIVE, s->dim[d], s->stage))--;
-        (*cs_agg_by(a, d, CS_BY_ENDED, s->dim[d], s->stage))++;
-    }
-    a->changes++;
+    cs_agg_session_end(c->agg, s->stage, s->dim, p->ndims, reason);
 }
 
 /* Ends an open session that is still linked in the wheel: it becomes DEAD and is freed when its
@@ -328,12 +319,8 @@ static void end_in_place(cs_pstate *p, cs_sessctx *c, cs_cust *cu, cs_sess *s, i
 
 static void count_start(cs_pstate *p, cs_sessctx *c, cs_sess *s)
 {
-    cs_agg *a = c->agg;
     p->nopen++;
-    a->started++;
-    a->active[0]++;
-    for (int d = 0; d < p->ndims; d++)
-        (*cs_agg_by(a, d, CS_BY_ACTIVE, CS_DIM_UNKNOWN, 0))++;
+    cs_agg_session_start(c->agg, p->ndims);
 }
 
 int cs_sessionize(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev)
@@ -374,7 +361,6 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
     cs_agg *a = c->agg;
     if (t > p->max_t)
         p->max_t = t;
-    a->changes++;
 
     uint32_t slot;
     uint32_t ci = idx_find(p, h, h2, &slot);
@@ -402,7 +388,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
             count_start(p, c, s);
             fresh = 1;
         } else if (t < sat_add(sess_start(s), -gap)) {
-            a->late++;
+            cs_agg_event_late(a);
             return CS_EV_LATE;
         } else if (dl < c->W) {
             /* the watermark has passed it: it ended, whatever the wheel has got round to */
@@ -412,7 +398,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         }
     }
     if (!s && c->W != INT64_MIN && sat_add(t, gap) < c->W) {
-        a->late++;
+        cs_agg_event_late(a);
         return CS_EV_LATE;
     }
 
@@ -423,7 +409,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         }
         ci = pool_alloc(&p->cp, offsetof(cs_cust, wnext));
         if (ci == NIL) {
-            a->late++; /* out of memory: cannot track the customer; counted, never a crash */
+            cs_agg_event_late(a); /* out of memory: cannot track the customer; counted */
             return CS_EV_LATE;
         }
         cu = CUST(p, ci);
@@ -433,15 +419,14 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         cu->flags = F_LIVE;
         p->idx[slot] = ci;
         p->idx_n++;
-        a->customers[0]++;
+        cs_agg_customer_new(a);
         wheel_link(&p->cw, &cu->wnext, ci, sat_add(t, p->conf.customer_ttl_ms));
         created = CS_EV_NEW_CUSTOMER;
     } else {
         int64_t forget_at = sat_add(cu->last, p->conf.customer_ttl_ms);
         if (t > forget_at || forget_at < c->W) {
             /* the customer's earlier sessions are beyond customer_ttl: the journey starts over */
-            a->customers[cu->stage]--;
-            a->customers[0]++;
+            cs_agg_customer_move(a, cu->stage, 0);
             cu->stage = 0;
         }
         if (t > cu->last)
@@ -451,7 +436,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
     if (!s) {
         si = pool_alloc(&p->sp, offsetof(cs_sess, wnext));
         if (si == NIL) {
-            a->late++;
+            cs_agg_event_late(a);
             return CS_EV_LATE; /* (a customer created just now stays, with no session) */
         }
         s = SESS(p, si);
@@ -481,33 +466,22 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         if (!v->len)
             continue;
         uint16_t id = cs_dimdict_id(&c->dicts[d], v->p, v->len);
-        (*cs_agg_by(a, d, CS_BY_ACTIVE, CS_DIM_UNKNOWN, s->stage))--;
-        (*cs_agg_by(a, d, CS_BY_ACTIVE, id, s->stage))++;
+        cs_agg_session_dim(a, d, s->stage, id);
         s->dim[d] = id;
     }
 
     int stage = cs_rules_classify(c->rs, ev);
     if (stage < 0) {
-        a->unclassified++;
+        cs_agg_event_unclassified(a);
         return created;
     }
-    a->events[stage]++;
+    cs_agg_event(a, stage);
     int to = stage + 1, from = s->stage;
     if (to > from) {
-        a->transitions[from][to]++;
-        a->reached[to]++;
-        a->active[from]--;
-        a->active[to]++;
-        cs_agg_minute_add(a, t, stage, 1);
-        for (int d = 0; d < p->ndims; d++) {
-            (*cs_agg_by(a, d, CS_BY_ACTIVE, s->dim[d], from))--;
-            (*cs_agg_by(a, d, CS_BY_ACTIVE, s->dim[d], to))++;
-            (*cs_agg_by(a, d, CS_BY_REACHED, s->dim[d], to))++;
-        }
+        cs_agg_session_advance(a, from, to, s->dim, p->ndims, t);
         s->stage = (uint8_t)to;
         if (to > cu->stage) {
-            a->customers[cu->stage]--;
-            a->customers[to]++;
+            cs_agg_customer_move(a, cu->stage, to);
             cu->stage = (uint8_t)to;
         }
     }
@@ -540,8 +514,7 @@ static void cust_fire(cs_pstate *p, cs_sessctx *c, uint32_t ci)
     cs_cust *cu = CUST(p, ci);
     int64_t forget_at = sat_add(cu->last, p->conf.customer_ttl_ms);
     if (forget_at < c->W && cu->sess == NIL) {
-        c->agg->customers[cu->stage]--;
-        c->agg->changes++;
+        cs_agg_customer_forget(c->agg, cu->stage);
         uint32_t slot;
         idx_find(p, cu->h, cu->h2, &slot);
         idx_delete(p, slot);

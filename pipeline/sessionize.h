@@ -1,5 +1,6 @@
-/* sessionize.h — stage 3 of the pipeline: sessions per customer and customer journeys, per Kafka
- * partition (SPEC §3).
+/* sessionize.h — the pipeline's sessionizer: sessions per customer and customer journeys, per
+ * Kafka partition (SPEC §3). Each event is classified (classify.h) and what it does to its
+ * session and customer is counted by aggregate.h's counting rules.
  *
  * Contract
  *  - A cs_pstate holds everything one partition knows: the customer table (journey stage, last

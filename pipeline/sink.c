@@ -57,7 +57,9 @@
 #include <hiredis/hiredis.h>
 
 #include "clickstage.h"
-#include "redisurl.h"
+#include "log.h"
+#include "redis.h"
+#include "rkeys.h"
 
 /* ---- growable byte buffer ---------------------------------------------------------------- */
 
@@ -242,14 +244,12 @@ struct cs_sink {
     char *prefix, *instance_id;
     int connect_timeout_ms, command_timeout_ms, backoff_min_ms, backoff_max_ms;
     int64_t minute_ttl_s;
-    cs_log_fn log;
-    void *log_opaque;
+    int quiet;
 
-    cs_redis_target url;
-    char where[320]; /* "host:port" or "unix:/path", for messages (never the password) */
-
-    /* connection: NULL when closed */
+    /* the connection (pipeline/redis.h); s->c mirrors its live context, NULL when closed */
+    cs_redis *r;
     redisContext *c;
+    const char *where; /* "host:port" or "unix:/path", for messages (never the password) */
     long long client_id;     /* CLIENT ID of c; 0 unknown */
     char run_id[RUN_ID_MAX]; /* INFO run_id of the server c talks to; "" unknown */
     int ever_connected;
@@ -271,11 +271,12 @@ struct cs_sink {
     char unknown_run[RUN_ID_MAX];
 
     int fault; /* CS_SINK_FAULT_*, one shot */
+    int fence_kind; /* CS_FENCE_* of the last flush */
     char sha[41]; /* SHA1 of FLUSH_LUA as loaded on this connection; "" = not loaded */
 
     /* reusable buffers */
     sbuf out;   /* RESP of the commands being built */
-    sbuf kp;    /* "<prefix>:{<journey>}:" of the current flush */
+    sbuf kp;    /* "<prefix>:{<journey>}:" of the current flush (pipeline/rkeys.h) */
     sbuf last;  /* hash suffix of the previous counter (to reuse its encoded key) */
     sbuf mins;  /* minute suffixes touched in this flush, NUL-separated */
     sbuf tmp;   /* scratch: JSON of the publish */
@@ -291,74 +292,17 @@ struct cs_sink {
     cs_sink_stats st;
 };
 
-static void logf_(cs_sink *s, int level, const char *fmt, ...)
-{
-    if (!s->log)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    s->log(s->log_opaque, level, msg);
-}
+/* The one logger, unless this sink was made quiet (a second connection to the same Redis). */
+#define SLOG(s, level, ...)                                                                     \
+    do {                                                                                        \
+        if (!(s)->quiet)                                                                        \
+            CS_LOG(level, __VA_ARGS__);                                                         \
+    } while (0)
 
-/* ---- SIGPIPE guard: hiredis 0.14 writes with write(2), which raises SIGPIPE on a socket the
- * peer closed. Around each public call the signal is blocked in this thread; one that became
- * pending meanwhile (thread-directed, from our write) is consumed before unblocking. */
-typedef struct pipe_guard {
-    sigset_t old;
-    int was_pending;
-} pipe_guard;
-
-static void guard_on(pipe_guard *g)
-{
-    sigset_t set, pend;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    sigemptyset(&pend);
-    sigpending(&pend);
-    g->was_pending = sigismember(&pend, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &set, &g->old);
-}
-
-static void guard_off(pipe_guard *g)
-{
-    int saved = errno;
-    if (!g->was_pending) {
-        sigset_t set, pend;
-        sigemptyset(&pend);
-        sigpending(&pend);
-        if (sigismember(&pend, SIGPIPE) == 1) {
-            sigemptyset(&set);
-            sigaddset(&set, SIGPIPE);
-            struct timespec zero = {0, 0};
-            while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR) {
-            }
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-    errno = saved;
-}
-
-/* ---- URL parsing ------------------------------------------------------------------------- */
-
-/* The grammar is pipeline/redisurl.c's; NULL or "" is the local default. */
-static int parse_url(cs_sink *s, const char *url, char *err, size_t errlen)
-{
-    char why[512];
-    if (cs_redis_url_parse(url && *url ? url : "redis://127.0.0.1:6379", &s->url, why,
-                           sizeof why) < 0) {
-        cs_seterr(err, errlen, "bad Redis URL: %s", why);
-        return -1;
-    }
-    if (s->url.is_unix)
-        snprintf(s->where, sizeof s->where, "unix:%s", s->url.path);
-    else
-        snprintf(s->where, sizeof s->where, strchr(s->url.host, ':') ? "[%s]:%d" : "%s:%d",
-                 s->url.host, s->url.port);
-    return 0;
-}
+/* ---- SIGPIPE guard: pipeline/redis.h's, around each public call ---- */
+typedef cs_pipe_guard pipe_guard;
+#define guard_on cs_pipe_guard_on
+#define guard_off cs_pipe_guard_off
 
 /* ---- construction ------------------------------------------------------------------------ */
 
@@ -379,10 +323,13 @@ cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen)
         cs_seterr(errstr, errlen, "out of memory");
         return NULL;
     }
-    if (parse_url(s, conf->url, errstr, errlen) < 0) {
+    cs_redis_opts ro = {conf->url, defint(conf->connect_timeout_ms, 2000),
+                        defint(conf->command_timeout_ms, 5000)};
+    if (!(s->r = cs_redis_new(&ro, errstr, errlen))) {
         cs_sink_destroy(s);
         return NULL;
     }
+    s->where = cs_redis_where(s->r);
     char host[256];
     const char *inst = conf->instance_id;
     if (!inst || !*inst) {
@@ -405,17 +352,15 @@ cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen)
     if (s->backoff_max_ms < s->backoff_min_ms)
         s->backoff_max_ms = s->backoff_min_ms;
     s->minute_ttl_s = conf->minute_ttl_s > 0 ? conf->minute_ttl_s : 172800;
-    s->log = conf->log;
-    s->log_opaque = conf->log_opaque;
+    s->quiet = conf->quiet;
     return s;
 }
 
 static void close_ctx(cs_sink *s)
 {
-    if (s->c) {
-        redisFree(s->c);
-        s->c = NULL;
-    }
+    if (s->r)
+        cs_redis_close(s->r);
+    s->c = NULL;
     s->client_id = 0;
     s->run_id[0] = 0;
     s->sha[0] = 0;
@@ -426,6 +371,7 @@ void cs_sink_destroy(cs_sink *s)
     if (!s)
         return;
     close_ctx(s);
+    cs_redis_free(s->r);
     free(s->prefix);
     free(s->instance_id);
     sb_free(&s->out);
@@ -479,7 +425,7 @@ static int fail_link(cs_sink *s, char *err, size_t errlen, const char *fmt, ...)
     if (s->link != LINK_DOWN) {
         s->link = LINK_DOWN;
         s->down_since_mono = cs_mono_ms();
-        logf_(s, 4, "redis unreachable: %s", msg);
+        SLOG(s, CS_LOG_WARN, "redis unreachable: %s", msg);
     }
     cs_seterr(err, errlen, "%s", msg);
     return -1;
@@ -503,13 +449,7 @@ static int fail_reply(cs_sink *s, char *err, size_t errlen, const char *fmt, ...
 /* hiredis' message for an I/O error, with a timeout called a timeout. */
 static const char *io_err(cs_sink *s, char *buf, size_t n)
 {
-    if (!s->c)
-        return "connection closed";
-    if (s->c->err == REDIS_ERR_IO && strstr(s->c->errstr, "temporarily unavailable"))
-        snprintf(buf, n, "timed out after %d ms", s->command_timeout_ms);
-    else
-        snprintf(buf, n, "%s", s->c->errstr[0] ? s->c->errstr : "I/O error");
-    return buf;
+    return s->c ? cs_redis_io_error(s->r, buf, n) : "connection closed";
 }
 
 int cs_sink_ready(cs_sink *s, int64_t now_ms)
@@ -556,43 +496,22 @@ static void parse_run_id(cs_sink *s, const redisReply *r)
     s->run_id[n] = 0;
 }
 
-/* Connects if not connected: connect, timeouts, then one pipelined round trip of
- * [AUTH] [SELECT] CLIENT ID, INFO server. 0 ok; -1 (link failure, errstr set). */
+/* Connects if not connected: the connection with AUTH and SELECT (pipeline/redis.h), then one
+ * pipelined round trip of CLIENT ID, INFO server and SCRIPT LOAD of the flush script. 0 ok; -1
+ * (link failure, errstr set). */
 static int ensure_connected(cs_sink *s, char *err, size_t errlen)
 {
     if (s->c)
         return 0;
-    struct timeval ctv = {s->connect_timeout_ms / 1000, (s->connect_timeout_ms % 1000) * 1000};
-    struct timeval ttv = {s->command_timeout_ms / 1000, (s->command_timeout_ms % 1000) * 1000};
-    s->c = s->url.is_unix ? redisConnectUnixWithTimeout(s->url.path, ctv)
-                          : redisConnectWithTimeout(s->url.host, s->url.port, ctv);
-    if (!s->c)
-        return fail_link(s, err, errlen, "connect %s: out of memory", s->where);
-    if (s->c->err)
-        return fail_link(s, err, errlen, "connect %s: %s", s->where, s->c->errstr);
-    if (redisSetTimeout(s->c, ttv) != REDIS_OK)
-        return fail_link(s, err, errlen, "connect %s: setting timeout: %s", s->where,
-                         s->c->errstr);
-    if (!s->url.is_unix)
-        redisEnableKeepAlive(s->c);
+    char why[512];
+    if (cs_redis_connect(s->r, why, sizeof why) < 0)
+        return fail_link(s, err, errlen, "%s", why);
+    s->c = cs_redis_ctx(s->r);
+    const cs_redis_target *t = cs_redis_target_of(s->r);
+    s->st.commands += (t->password[0] ? 1 : 0) + (t->db ? 1 : 0); /* AUTH, SELECT */
 
     sb_reset(&s->out);
     size_t n = 0;
-    int i_auth = -1, i_select = -1;
-    if (s->url.password[0]) {
-        resp_head(&s->out, '*', s->url.user[0] ? 3 : 2);
-        resp_str(&s->out, "AUTH");
-        if (s->url.user[0])
-            resp_str(&s->out, s->url.user);
-        resp_str(&s->out, s->url.password);
-        i_auth = (int)n++;
-    }
-    if (s->url.db) {
-        resp_head(&s->out, '*', 2);
-        resp_str(&s->out, "SELECT");
-        resp_i64(&s->out, s->url.db);
-        i_select = (int)n++;
-    }
     resp_head(&s->out, '*', 2);
     resp_str(&s->out, "CLIENT");
     resp_str(&s->out, "ID");
@@ -610,20 +529,14 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
         return fail_link(s, err, errlen, "connect %s: out of memory", s->where);
 
     char ebuf[256] = "";
-    int bad = 0; /* 1 AUTH failed, 2 SELECT failed, 3 NOAUTH */
+    int bad = 0; /* 3 NOAUTH, 4 SCRIPT LOAD failed */
     for (int i = 0; i < (int)n; i++) {
         redisReply *r = NULL;
         if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
             char b[160];
             return fail_link(s, err, errlen, "%s: %s", s->where, io_err(s, b, sizeof b));
         }
-        if (i == i_auth && r->type == REDIS_REPLY_ERROR && !bad) {
-            snprintf(ebuf, sizeof ebuf, "%s", r->str);
-            bad = 1;
-        } else if (i == i_select && r->type == REDIS_REPLY_ERROR && !bad) {
-            snprintf(ebuf, sizeof ebuf, "%s", r->str);
-            bad = 2;
-        } else if (i == i_id) {
+        if (i == i_id) {
             s->client_id = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
             if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0 && !bad) {
                 snprintf(ebuf, sizeof ebuf, "%s", r->str);
@@ -640,19 +553,15 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
         }
         freeReplyObject(r);
     }
-    if (bad == 1)
-        return fail_link(s, err, errlen, "%s: AUTH failed: %s", s->where, ebuf);
     if (bad == 3)
         return fail_link(s, err, errlen, "%s: %s", s->where, ebuf);
-    if (bad == 2)
-        return fail_link(s, err, errlen, "%s: SELECT %d failed: %s", s->where, s->url.db, ebuf);
     if (bad == 4)
         return fail_link(s, err, errlen, "%s: SCRIPT LOAD of the flush script failed: %s",
                          s->where, ebuf);
 
     if (s->link == LINK_DOWN)
-        logf_(s, 6, "redis reachable again after %" PRId64 " ms",
-              cs_mono_ms() - s->down_since_mono);
+        SLOG(s, CS_LOG_INFO, "redis reachable again after %" PRId64 " ms",
+             cs_mono_ms() - s->down_since_mono);
     s->link = LINK_UP;
     if (s->ever_connected)
         s->st.reconnects++;
@@ -671,14 +580,15 @@ static int get_reply(cs_sink *s, redisReply **r, char *err, size_t errlen, const
     return 0;
 }
 
-/* "<prefix>:{<journey>}:" into s->kp. */
+/* "<prefix>:{<journey>}:" into s->kp (pipeline/rkeys.h builds it). */
 static void build_kp(cs_sink *s, const char *journey)
 {
+    cs_rkeys k;
     sb_reset(&s->kp);
-    sb_put(&s->kp, s->prefix, strlen(s->prefix));
-    sb_put(&s->kp, ":{", 2);
-    sb_put(&s->kp, journey, strlen(journey));
-    sb_put(&s->kp, "}:", 2);
+    if (cs_rkeys_init(&k, s->prefix, journey) == 0)
+        sb_put(&s->kp, k.base, k.len);
+    else
+        s->kp.oom = 1; /* too long: the flush fails to build, with an error */
 }
 
 static void resp_key(cs_sink *s, const char *suffix)
@@ -718,12 +628,7 @@ static int hget(cs_sink *s, const char *journey, const char *hash, const char *f
     return rc;
 }
 
-/* "<topic>/<partition>" */
-static size_t tp_field(char *d, size_t n, const char *topic, int32_t partition)
-{
-    int l = snprintf(d, n, "%s/%" PRId32, topic ? topic : "", partition);
-    return l < 0 ? 0 : (size_t)l >= n ? n - 1 : (size_t)l;
-}
+#define tp_field cs_rk_tp_field
 
 static int parse_i64(const char *v, int64_t *out)
 {
@@ -742,13 +647,13 @@ int cs_sink_load_offset(cs_sink *s, const char *journey, const char *topic, int3
     pipe_guard g;
     guard_on(&g);
     char field[512], val[64];
-    int fl = snprintf(field, sizeof field, "%s/%" PRId32, topic, partition);
+    int fl = (int)cs_rk_tp_field(field, sizeof field, topic, partition);
     int rc;
     if (fl < 0 || (size_t)fl >= sizeof field) {
         cs_seterr(errstr, errlen, "topic name too long");
         rc = -1;
     } else {
-        rc = hget(s, journey, "offsets", field, (size_t)fl, val, sizeof val, errstr, errlen);
+        rc = hget(s, journey, CS_RK_OFFSETS, field, (size_t)fl, val, sizeof val, errstr, errlen);
         if (rc == 1 && parse_i64(val, off) < 0) {
             cs_seterr(errstr, errlen, "offsets %s: not an integer: '%s'", field, val);
             rc = -1;
@@ -776,15 +681,15 @@ int cs_sink_load_part(cs_sink *s, const char *journey, const char *topic, int32_
     sb_reset(&s->out);
     resp_head(&s->out, '*', 3);
     resp_str(&s->out, "HGET");
-    resp_key(s, "offsets");
+    resp_key(s, CS_RK_OFFSETS);
     resp_bulk(&s->out, field, fl);
     resp_head(&s->out, '*', 3);
     resp_str(&s->out, "HGET");
-    resp_key(s, "wm");
+    resp_key(s, CS_RK_WM);
     resp_bulk(&s->out, field, fl);
     resp_head(&s->out, '*', 2);
     resp_str(&s->out, "GET");
-    resp_bulk3(&s->out, s->kp.p, s->kp.len, "snap:", 5, field, fl);
+    resp_bulk3(&s->out, s->kp.p, s->kp.len, CS_RK_SNAP, strlen(CS_RK_SNAP), field, fl);
     if (send_out(s, s->out.len, 3) < 0) {
         fail_reply(s, errstr, errlen, "out of memory");
         goto out;
@@ -839,14 +744,14 @@ int cs_sink_load_seq(cs_sink *s, const char *journey, uint64_t *seq, char *errst
     pipe_guard g;
     guard_on(&g);
     char field[512], val[64];
-    int fl = snprintf(field, sizeof field, "seq:%s", s->instance_id);
+    int fl = snprintf(field, sizeof field, "%s%s", CS_RK_META_SEQ, s->instance_id);
     int rc;
     int64_t v;
     if (fl < 0 || (size_t)fl >= sizeof field) {
         cs_seterr(errstr, errlen, "instance id too long");
         rc = -1;
     } else {
-        rc = hget(s, journey, "meta", field, (size_t)fl, val, sizeof val, errstr, errlen);
+        rc = hget(s, journey, CS_RK_META, field, (size_t)fl, val, sizeof val, errstr, errlen);
         if (rc == 1 && (parse_i64(val, &v) < 0 || v < 0)) {
             cs_seterr(errstr, errlen, "meta %s: not a sequence number: '%s'", field, val);
             rc = -1;
@@ -934,7 +839,7 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     char field[600];
     for (size_t i = 0; i < f->nsnaps; i++) {
         size_t fl = tp_field(field, sizeof field, f->snaps[i].topic, f->snaps[i].partition);
-        resp_bulk3(&s->keys, s->kp.p, s->kp.len, "snap:", 5, field, fl);
+        resp_bulk3(&s->keys, s->kp.p, s->kp.len, CS_RK_SNAP, strlen(CS_RK_SNAP), field, fl);
         s->nkeys++;
     }
     size_t np = f->noffsets;
@@ -944,9 +849,9 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     resp_str(o, "EVALSHA");
     resp_str(o, s->sha);
     resp_u64(o, 3 + s->nkeys);
-    resp_key(s, "offsets");
-    resp_key(s, "wm");
-    resp_key(s, "meta");
+    resp_key(s, CS_RK_OFFSETS);
+    resp_key(s, CS_RK_WM);
+    resp_key(s, CS_RK_META);
     sb_put(o, s->keys.p, s->keys.len);
 
     resp_u64(o, np);
@@ -965,7 +870,7 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     }
 
     /* meta: seq:<id>, stages (comma list), rules_sha256, updated_ms, version */
-    resp_bulk3(o, "seq:", 4, s->instance_id, strlen(s->instance_id), NULL, 0);
+    resp_bulk3(o, CS_RK_META_SEQ, strlen(CS_RK_META_SEQ), s->instance_id, strlen(s->instance_id), NULL, 0);
     resp_u64(o, f->seq);
     int ns = cs_rules_nstages(f->rs);
     size_t sl = 0;
@@ -1060,8 +965,8 @@ static int resolve(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     }
     resp_head(&s->out, '*', 3);
     resp_str(&s->out, "HGET");
-    resp_key(s, "meta");
-    resp_bulk3(&s->out, "seq:", 4, s->instance_id, strlen(s->instance_id), NULL, 0);
+    resp_key(s, CS_RK_META);
+    resp_bulk3(&s->out, CS_RK_META_SEQ, strlen(CS_RK_META_SEQ), s->instance_id, strlen(s->instance_id), NULL, 0);
     n++;
     if (send_out(s, s->out.len, n) < 0)
         return fail_reply(s, err, errlen, "out of memory");
@@ -1133,7 +1038,7 @@ static void publish(cs_sink *s, const cs_flush *f, size_t commands)
     sb_reset(&s->out);
     resp_head(&s->out, '*', 3);
     resp_str(&s->out, "PUBLISH");
-    resp_key(s, "updates");
+    resp_key(s, CS_RK_UPDATES);
     resp_bulk(&s->out, j->p, j->len);
     if (send_out(s, s->out.len, 1) < 0)
         return;
@@ -1143,6 +1048,51 @@ static void publish(cs_sink *s, const cs_flush *f, size_t commands)
         freeReplyObject(r);
     else
         s->fails = 0, s->anchor_pending = 0; /* the flush itself succeeded: no backoff */
+}
+
+/* What a FENCED reply says, partition by partition ("<topic>/<part>=<offset in Redis>" for each
+ * partition whose offset was not the expected one; empty after "=" when Redis has none),
+ * against what this writer expected: the worst kind over the partitions (state lost, then
+ * behind, then another writer). */
+static int fence_kind_of(const cs_flush *f, const char *detail)
+{
+    int kind = CS_FENCE_OTHER_WRITER;
+    char field[600];
+    for (const char *p = detail; *p;) {
+        const char *end = strchr(p, ' ');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memrchr(p, '=', n);
+        if (eq) {
+            size_t fl = (size_t)(eq - p);
+            const char *val = eq + 1;
+            size_t vl = n - fl - 1;
+            for (size_t i = 0; i < f->noffsets; i++) {
+                size_t l = cs_rk_tp_field(field, sizeof field, f->offsets[i].topic,
+                                          f->offsets[i].partition);
+                if (l != fl || memcmp(field, p, fl) != 0)
+                    continue;
+                if (vl == 0) {
+                    kind = CS_FENCE_STATE_LOST;
+                } else if (kind != CS_FENCE_STATE_LOST) {
+                    char num[32];
+                    snprintf(num, sizeof num, "%.*s", (int)(vl < 31 ? vl : 31), val);
+                    int64_t have;
+                    if (parse_i64(num, &have) == 0 && have < f->offsets[i].expected)
+                        kind = CS_FENCE_REDIS_BEHIND;
+                }
+                break;
+            }
+        }
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return kind;
+}
+
+int cs_sink_fence_kind(const cs_sink *s)
+{
+    return s->fence_kind;
 }
 
 /* Reads the script's reply. 0 applied; CS_SINK_FENCED nothing applied, s->fence has why;
@@ -1159,6 +1109,7 @@ static int read_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         s->unknown_seq = 0; /* the script wrote nothing */
         sb_reset(&s->fence);
         sb_put(&s->fence, r->str + 7, strlen(r->str + 7) + 1);
+        s->fence_kind = fence_kind_of(f, r->str + 7);
         cs_seterr(err, errlen, "flush %" PRIu64 " fenced: Redis holds other offsets than "
                   "expected: %s", f->seq, r->str + 7);
         success(s); /* Redis is fine; what to do is the caller's decision */
@@ -1199,6 +1150,7 @@ int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
     int rc = -1;
     s->st.last_flush_commands = 0;
     sb_reset(&s->fence);
+    s->fence_kind = CS_FENCE_NONE;
 
     if (s->unknown_seq && s->unknown_seq != f->seq)
         s->unknown_seq = 0; /* the caller moved on; nothing of that seq is ours to check now */

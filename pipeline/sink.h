@@ -1,5 +1,6 @@
-/* sink.h — stage 6 of the pipeline: one flush of merged count deltas, and the Kafka offsets that
- * produced them, written to Redis in one atomic step (SPEC §4).
+/* sink.h — the pipeline's sink: one flush of merged count deltas, and the Kafka offsets that
+ * produced them, written to Redis in one atomic step (SPEC §4). pipeline/coord.c decides what
+ * goes into a flush and when.
  *
  * Contract
  *  - A flush is all-or-nothing: one Lua script (one round trip) checks that Redis holds, for every
@@ -19,16 +20,17 @@
  *  - Errors never lose data: on failure the caller keeps the flush exactly as it was (same seq,
  *    same deltas, same offsets; later deltas wait in a separate buffer) and calls cs_sink_flush
  *    again until it succeeds; the sink reconnects with capped exponential backoff
- *    (cs_sink_ready() says whether an attempt is due) and logs once per state change via the
- *    log callback, not per attempt.
+ *    (cs_sink_ready() says whether an attempt is due) and logs once per state change through
+ *    the one logger (pipeline/log.h), not per attempt.
  *  - Single-threaded: one thread owns a cs_sink (the flusher). A second cs_sink (its own
  *    connection) may be used by another thread, e.g. to read offsets on partition assignment.
  *  - Before the sequence check after a lost reply, the sink fences the connection that carried
  *    the lost transaction (CLIENT KILL ID on the same server run), so a transaction still queued
  *    in the server's socket buffer cannot be executed after the check said "not applied".
  *  - I/O never raises SIGPIPE in the calling thread (blocked and consumed around each call).
- *  - Clocks: cs_sink_ready() anchors a backoff at its first call after the failure, so any
- *    monotone millisecond clock works for its now_ms, as long as the caller always uses the same.
+ *  - Clocks: cs_sink_ready() takes the monotonic clock (cs_mono_ms); it anchors a backoff at
+ *    its first call after the failure. cs_flush.now_ms is the wall clock (updated_ms).
+ *  - Connections and key names are pipeline/redis.h's and pipeline/rkeys.h's.
  *  - Layout, transaction and failure behaviour as implemented: docs/redis.md.
  */
 #ifndef CS_SINK_H
@@ -41,8 +43,6 @@
 #include "classify.h"
 
 typedef struct cs_sink cs_sink;
-
-typedef void (*cs_log_fn)(void *opaque, int level, const char *msg); /* level: 3 err .. 7 debug */
 
 typedef struct cs_sink_conf {
     const char *url;            /* redis://[[user]:password@]host[:port][/db] (port 6379, db 0),
@@ -57,8 +57,8 @@ typedef struct cs_sink_conf {
     int backoff_min_ms;         /* default 100 */
     int backoff_max_ms;         /* default 5000 */
     int64_t minute_ttl_s;       /* EXPIRE of minute keys, default 172800 (48 h) */
-    cs_log_fn log;              /* may be NULL */
-    void *log_opaque;
+    int quiet;                  /* 1: log nothing (a second connection to the same Redis,
+                                   whose outages the first one already reports) */
 } cs_sink_conf;
 
 typedef struct cs_flush_offset {
@@ -103,8 +103,17 @@ void cs_sink_destroy(cs_sink *s);
  * and never will be (see the contract). */
 #define CS_SINK_FENCED (-2)
 int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen);
-/* After CS_SINK_FENCED: "<topic>/<partition>=<offset in Redis> ..." for every partition whose
+/* After CS_SINK_FENCED: what kind of fence (the caller's decision depends on it, no text to
+ * parse), and for the log "<topic>/<partition>=<offset in Redis> ..." for every partition whose
  * offset was not the expected one (empty after "=" when Redis has none). */
+enum {
+    CS_FENCE_NONE = 0,
+    CS_FENCE_OTHER_WRITER, /* Redis holds offsets this writer did not write: another owner */
+    CS_FENCE_REDIS_BEHIND, /* Redis holds older offsets than this writer wrote: it lost
+                              acknowledged writes (failover to a lagging replica, old AOF) */
+    CS_FENCE_STATE_LOST,   /* Redis holds no offset where this writer wrote one */
+};
+int cs_sink_fence_kind(const cs_sink *s);
 const char *cs_sink_fence_detail(const cs_sink *s);
 
 /* What Redis holds for a partition, for its new owner. */

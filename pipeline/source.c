@@ -1,6 +1,7 @@
 /* source.c — librdkafka consumer, partition queues per worker, assignment and offsets.
  * See source.h for the contract. */
 #include "source.h"
+#include "log.h"
 #include "util.h"
 
 #include <librdkafka/rdkafka.h>
@@ -70,17 +71,8 @@ struct cs_source {
     uint64_t rebalances, assigned, revoked;
 };
 
-static void slog(cs_source *s, int level, const char *fmt, ...)
-{
-    if (!s->c.log)
-        return;
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    s->c.log(s->c.opaque, level, buf);
-}
+/* the one logger (pipeline/log.h); `s` names the consumer for nothing but symmetry */
+#define slog(s, level, ...) CS_LOG(level, __VA_ARGS__)
 
 static int topic_index(cs_source *s, const char *name)
 {
@@ -119,12 +111,12 @@ static void set_part_of(cs_source *s, int t, int32_t partition, int part)
         atomic_store_explicit(&s->part_of[t][partition], part, memory_order_release);
 }
 
-/* by_part is sized once (engine ids are below 65536) so workers can read it while the control
- * thread adds entries; an entry is written before the release in set_part_of publishes it. */
-#define MAX_ENGINE_PARTS 65536
+/* by_part is sized once (engine ids are below CS_MAX_PARTITIONS) so workers can read it while
+ * the control thread adds entries; an entry is written before the release in set_part_of
+ * publishes it. */
 static void remember_part(cs_source *s, int part, tp *x)
 {
-    if (part >= 0 && part < MAX_ENGINE_PARTS)
+    if (part >= 0 && part < CS_MAX_PARTITIONS)
         s->by_part[part] = x;
 }
 
@@ -167,15 +159,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    cs_source *s = rd_kafka_opaque(rk);
-    if (s)
-        slog(s, level <= 3 ? 3 : level <= 4 ? 4 : level <= 6 ? 6 : 7, "kafka %s: %s", fac, buf);
+    int lv = level <= 3 ? CS_LOG_ERROR : level <= 4 ? CS_LOG_WARN : level <= 6 ? CS_LOG_INFO
+                                                                               : CS_LOG_DEBUG;
+    CS_LOG(lv, "kafka %s: %s", fac, buf);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    cs_source *s = opaque;
-    slog(s, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? 3 : 4, "kafka error %s: %s",
+    slog(opaque, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? 3 : 4, "kafka error %s: %s",
          rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
@@ -214,7 +205,7 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     s->cap = (size_t)s->ntopics * MAX_PARTITIONS_PER_TOPIC;
     s->tps = calloc(s->cap, sizeof *s->tps);
     s->assign_count = calloc((size_t)s->nworkers, sizeof *s->assign_count);
-    s->by_part = calloc(MAX_ENGINE_PARTS, sizeof *s->by_part);
+    s->by_part = calloc(CS_MAX_PARTITIONS, sizeof *s->by_part);
 
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     /* The settings that matter, deliberately (docs/kafka.md explains each): */
@@ -360,9 +351,13 @@ static int pick_worker(cs_source *s)
     return best;
 }
 
-/* Creates state and resolves the start offset through on_assign (Redis is authoritative;
- * CS_START_RESET becomes RD_KAFKA_OFFSET_INVALID, for which librdkafka applies
- * auto.offset.reset), then forwards the partition's queue. */
+/* Creates state and resolves the start offset through on_assign (Redis is authoritative), then
+ * forwards the partition's queue. CS_START_RESET becomes the explicit position auto.offset.reset
+ * names (the oldest retained message or the end), never RD_KAFKA_OFFSET_INVALID: that would let
+ * librdkafka start from the group's committed offset, which on_assign has already judged (a
+ * committed offset without one in Redis means Redis lost the counts: reading from it would skip
+ * them), and a commit landing between that judgement and librdkafka's own look-up must not
+ * change where the partition starts. */
 static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t committed)
 {
     int t = topic_index(s, p->topic);
@@ -384,7 +379,8 @@ static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t comm
     remember_part(s, part, x);
     p->offset = start >= 0                      ? start
                 : start == CS_START_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
-                                              : RD_KAFKA_OFFSET_INVALID;
+                : s->c.earliest               ? RD_KAFKA_OFFSET_BEGINNING
+                                              : RD_KAFKA_OFFSET_END;
     atomic_store_explicit(&x->last_msg_ms, cs_wall_ms(), memory_order_relaxed);
     /* forward before assigning: messages must never reach the consumer's own queue */
     x->pq = rd_kafka_queue_get_partition(s->rk, p->topic, p->partition);

@@ -1,14 +1,19 @@
-/* source.h — stage 1 of the pipeline: Kafka partitions in, per-worker batches out (librdkafka).
+/* source.h — the pipeline's source: Kafka partitions in, per-worker message runs out
+ * (librdkafka).
  *
  * Contract
  *  - One high-level consumer (consumer group, cooperative-sticky assignment when the broker
  *    agrees) or, in drain mode, a plain assign() of every partition of the topics. Each assigned
  *    partition's queue is forwarded, BEFORE the partition is assigned, to the queue of the worker
  *    that owns it, so a worker gets its partitions' messages in partition order straight from
- *    librdkafka with no hand-off of ours per event (rd_kafka_consume_batch_queue).
+ *    librdkafka with no hand-off of ours per message. Workers take them with
+ *    rd_kafka_consume_callback_queue and copy each payload into a per-worker arena (source.c
+ *    says why not the batch API: librdkafka 2.0.x loses messages collected while a rebalance
+ *    pauses fetchers).
  *  - Offsets: enable.auto.offset.store=false and enable.auto.commit=false. Where to start is
- *    asked of the caller on assignment (the offsets stored in Redis are authoritative), then the
- *    group's committed offset, then auto.offset.reset. Commits happen only through
+ *    asked of the caller on assignment (the offsets stored in Redis are authoritative; the
+ *    group's committed offset is passed along for the caller to judge), and CS_START_RESET is
+ *    auto.offset.reset's position, set explicitly. Commits happen only through
  *    cs_source_commit(), which the caller calls after Redis acknowledged a flush.
  *  - Threads: cs_source_poll() (rebalances, errors, stray messages) and every function not
  *    marked otherwise run on the control thread; cs_source_fetch() runs on worker `w`'s thread.
@@ -48,7 +53,6 @@ typedef struct cs_source_conf {
     /* Called on the control thread when partitions are revoked, before they are released: the
      * callee must make their counts durable (flush) and drop their state. */
     void (*on_revoke)(void *opaque, const int *parts, size_t n);
-    void (*log)(void *opaque, int level, const char *msg);
     void *opaque;
 } cs_source_conf;
 
@@ -61,9 +65,9 @@ int cs_source_start(cs_source *s, char *errstr, size_t errlen);
 /* Control thread: serves rebalance callbacks and errors for up to timeout_ms. */
 void cs_source_poll(cs_source *s, int timeout_ms);
 
-/* Worker thread `w`: fetches up to batch_size messages (waiting at most timeout_ms), decodes,
- * sessionizes and counts them through cs_worker_process, in partition order, and returns how
- * many were processed. Skips messages of partitions no longer assigned, messages below the next
+/* Worker thread `w`: takes up to batch_size messages (waiting at most timeout_ms), hands each
+ * partition's run to cs_worker_process (decode, sessionize, classify, count), in partition
+ * order, and returns how many were processed. Skips messages of partitions no longer assigned, messages below the next
  * expected offset (re-delivery) and, in drain mode, at or past the end offset. */
 int cs_source_fetch_process(cs_source *s, int w, int timeout_ms);
 

@@ -3,7 +3,8 @@
 #   1. release build with -Werror, unit + model tests
 #   2. the same tests under ASan+UBSan
 #   3. the multi-thread tests under ThreadSanitizer
-#   4. every libFuzzer target for FUZZ_SECONDS (default 20) each
+#   4. clickstage-rules check/explain as a user runs them (tests/rules/cli.sh); every libFuzzer
+#      target for FUZZ_SECONDS (default 20) each
 #   5. clickstage-top driven in tmux against its own redis-server (tests/top/run.sh); the HTTP
 #      endpoints and the web view in headless Chromium (tests/http/run.sh); the deploy files
 #      (scripts/deploy-check.sh: lint, validate, release build run with env-only configuration)
@@ -15,6 +16,10 @@
 # SKIP="tsan fuzz integration" skips phases (for quick local runs; CI skips none).
 set -u
 cd "$(dirname "$0")/.."
+# The same verdict whatever make called this (`make -s test`, `make -j2 test`): its flags do not
+# reach the phases' own makes and scripts, which say what they want explicitly.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+JOBS=$(nproc 2>/dev/null || echo 2)
 skip=" ${SKIP:-} "
 total_p=0; total_f=0
 phase() { # label, command...
@@ -32,9 +37,10 @@ phase() { # label, command...
   total_p=$((total_p + p)); total_f=$((total_f + f))
   rm -f "$log"
 }
-phase release make WERROR=-Werror unit
-phase asan make WERROR=-Werror asan-test
-phase tsan make WERROR=-Werror tsan-test
+phase release make -j"$JOBS" WERROR=-Werror unit
+phase asan make -j"$JOBS" WERROR=-Werror asan-test
+phase tsan make -j"$JOBS" WERROR=-Werror tsan-test
+phase rules-cli tests/rules/cli.sh
 phase fuzz make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 phase top tests/top/run.sh
 phase http tests/http/run.sh

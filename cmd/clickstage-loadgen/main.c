@@ -1,11 +1,11 @@
 /* clickstage-loadgen — the bundled load generator (SPEC §6).
  *
- * Produces the synthetic clickstream of tests/lib/gen.c (personas, channels, funnel, sessions
+ * Produces the synthetic clickstream of loadgen/gen.c (personas, channels, funnel, sessions
  * over days, out-of-order/late/invalid shares; deterministic for a seed) to a Kafka topic, keyed
  * by customer (--unkeyed: no key, any partition, like a producer that does not key), at a target
  * rate or flat out, with a progress line. --expect FILE writes the exact SPEC §4 counts
  * `clickstage --drain` must produce for that stream (--unkeyed: once re-keyed), computed by the
- * reference model (tests/lib/refmodel.c: cJSON decoding, a plain map per customer, none of the
+ * reference model (loadgen/refmodel.c: cJSON decoding, a plain map per customer, none of the
  * daemon's code paths), so any run can be checked against ground truth (bench/checkredis).
  *
  * Last stdout line: one JSON object with the achieved figures.
@@ -79,6 +79,9 @@ static void usage(FILE *f)
         "  --invalid F           share of invalid messages, every reason (default 0.02)\n"
         "  --too-large F         share of >64 KiB messages (default 0.0002)\n"
         "  --late F              share of late events (default 0.01)\n"
+        "  --skew F              share of events from devices with a wrong clock: times far\n"
+        "                        in the future (invalid future_time) or before 2000 (bad_time)\n"
+        "                        (default 0)\n"
         "  --out-of-order F      share of events out of order, by up to lateness/2 (default 0.2)\n"
         "  --long F              share of sessions outliving max_duration (default 0.02)\n"
         "  --rules FILE          session parameters and, for --expect, the rules (default\n"
@@ -200,6 +203,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--invalid")) { NUM(gc.invalid_frac); }
         else if (!strcmp(a, "--too-large")) { NUM(gc.too_large_frac); }
         else if (!strcmp(a, "--late")) { NUM(gc.late_frac); }
+        else if (!strcmp(a, "--skew")) { NUM(gc.skew_frac); }
         else if (!strcmp(a, "--out-of-order")) { NUM(gc.ooo_frac); }
         else if (!strcmp(a, "--long")) { NUM(gc.long_frac); }
         else if (!strcmp(a, "--rules")) rules = v;

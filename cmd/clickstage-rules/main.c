@@ -1,7 +1,7 @@
 /* clickstage-rules — validate a rule file and explain how an event is classified (SPEC §2, §5).
  *
  *   clickstage-rules check FILE
- *   clickstage-rules explain [-v] FILE EVENT_JSON|@PATH|-
+ *   clickstage-rules explain [-v] [--message-time T] FILE EVENT_JSON|@PATH|-
  *
  * Exit status: 0 ok; 1 the rule file is invalid (FILE:LINE:COL: message on stderr); 2 the event
  * is invalid (explain); 64 usage error.
@@ -24,7 +24,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: clickstage-rules check FILE\n"
-            "       clickstage-rules explain [-v] FILE EVENT\n"
+            "       clickstage-rules explain [-v] [--message-time T] FILE EVENT\n"
             "       clickstage-rules --help\n"
             "\n"
             "Commands:\n"
@@ -40,10 +40,15 @@ static void usage(FILE *out)
             "Options:\n"
             "  -v, --verbose        explain: also print, for every rule before the match, the\n"
             "                       first match key that rejected the event.\n"
+            "  --message-time T     explain: the Kafka message timestamp to decode the event\n"
+            "                       with (epoch ms or RFC 3339; default: the current time).\n"
+            "                       It is the event time when the event has no time field, and\n"
+            "                       what session.max_future bounds the event time against.\n"
             "  -h, --help           print this help and exit.\n"
             "\n"
-            "An event without a time field is given the current time (the daemon uses the\n"
-            "Kafka message timestamp).\n"
+            "An event without a time field is given the message time (the daemon uses the\n"
+            "Kafka message timestamp). An event time more than session.max_future ahead of the\n"
+            "message time, or of this machine's clock, is invalid: future_time.\n"
             "\n"
             "Exit status: 0 ok; 1 invalid rule file (FILE:LINE:COL: message on stderr);\n"
             "2 invalid event (explain; the reason is printed); 64 usage error.\n"
@@ -158,7 +163,20 @@ static int cmd_check(const char *path)
     return 0;
 }
 
-static int cmd_explain(const char *path, const char *event, int verbose)
+/* --message-time: epoch milliseconds or RFC 3339. */
+static int parse_time_arg(const char *s, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!errno && end != s && !*end) {
+        *ms = v;
+        return 0;
+    }
+    return cs_parse_rfc3339(s, strlen(s), ms);
+}
+
+static int cmd_explain(const char *path, const char *event, int verbose, const char *msg_time)
 {
     size_t len = 0;
     char *buf = NULL;
@@ -202,27 +220,53 @@ static int cmd_explain(const char *path, const char *event, int verbose)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int64_t kts = now_ms;
+    if (msg_time && parse_time_arg(msg_time, &kts) != 0) {
+        fprintf(stderr, "clickstage-rules: --message-time: '%s' is neither epoch ms nor RFC 3339\n",
+                msg_time);
+        rc = EXIT_USAGE;
+        goto out;
+    }
     static cs_decoded ev; /* large: keep it off the stack */
-    cs_invalid inv = cs_decode(d, buf, len, now_ms, &ev);
+    cs_invalid inv = cs_decode(d, buf, len, kts, &ev);
+    int64_t mf = cs_rules_session(rs)->max_future_ms;
+    /* the daemon's second bound (pipeline/engine.c): the processor's own clock */
+    if (inv == CS_DECODE_OK && mf > 0 && ev.ts_ms > now_ms && ev.ts_ms - now_ms > mf)
+        inv = CS_INV_FUTURE_TIME;
     printf("rules:    %s (journey %s, sha256 %s)\n", path, cs_rules_journey(rs),
            cs_rules_sha256(rs));
+    char ts[64];
     if (inv != CS_DECODE_OK) {
-        printf("invalid:  %s", cs_invalid_name(inv));
+        printf("invalid:  %s\n", cs_invalid_name(inv));
         if (inv == CS_INV_TOO_LARGE)
-            printf(" (%zu bytes; limits.max_bytes is %zu)", len,
-                   cs_decode_plan_max_bytes(cs_rules_plan(rs)));
-        putchar('\n');
+            printf("why:      the message is %zu bytes; limits.max_bytes is %zu (raise it, and "
+                   "restart)\n",
+                   len, cs_decode_plan_max_bytes(cs_rules_plan(rs)));
+        if (inv == CS_INV_FUTURE_TIME || inv == CS_INV_BAD_TIME) {
+            char kb[64], nb[64];
+            format_rfc3339(ev.ts_ms, ts, sizeof ts);
+            format_rfc3339(kts, kb, sizeof kb);
+            format_rfc3339(now_ms, nb, sizeof nb);
+            if (inv == CS_INV_FUTURE_TIME)
+                printf("why:      event time %s is more than session.max_future (%lld ms) ahead "
+                       "of the message time %s or of this clock %s\n",
+                       ts, (long long)mf, kb, nb);
+            else if (ev.ts_ms < CS_MIN_EVENT_TIME_MS)
+                printf("why:      event time %s is before 2000-01-01T00:00:00Z (a device clock "
+                       "reset to the epoch?)\n", ts);
+            else
+                printf("why:      the time field is neither RFC 3339 nor epoch milliseconds\n");
+        }
         rc = EXIT_EVENT;
         goto out;
     }
-    char ts[64];
     format_rfc3339(ev.ts_ms, ts, sizeof ts);
     printf("customer: ");
     print_value(&ev.f[CS_F_CUSTOMER]);
     printf("\nevent:    ");
     print_value(&ev.f[CS_F_EVENT]);
     printf("\ntime:     %lld ms = %s%s\n", (long long)ev.ts_ms, ts,
-           ev.ts_from_msg ? "" : " (no time field: current time used)");
+           ev.ts_from_msg ? "" : " (no time field: the message time used)");
     printf("url:      ");
     print_value(&ev.f[CS_F_URL]);
     printf("\nchannel:  ");
@@ -276,6 +320,7 @@ out:
 int main(int argc, char **argv)
 {
     int verbose = 0;
+    const char *msg_time = NULL;
     const char *pos[3];
     int npos = 0;
     int only_pos = 0;
@@ -286,6 +331,10 @@ int main(int argc, char **argv)
             return 0;
         } else if (!only_pos && (!strcmp(a, "-v") || !strcmp(a, "--verbose"))) {
             verbose = 1;
+        } else if (!only_pos && !strcmp(a, "--message-time")) {
+            if (i + 1 >= argc)
+                return usage_error("%s", "--message-time needs a value");
+            msg_time = argv[++i];
         } else if (!only_pos && !strcmp(a, "--")) {
             only_pos = 1;
         } else if (!only_pos && a[0] == '-' && a[1] != '\0') {
@@ -301,14 +350,14 @@ int main(int argc, char **argv)
     if (!strcmp(pos[0], "check")) {
         if (npos != 2)
             return usage_error("%s", "usage: clickstage-rules check FILE");
-        if (verbose)
-            return usage_error("%s", "-v applies to explain only");
+        if (verbose || msg_time)
+            return usage_error("%s", "-v and --message-time apply to explain only");
         return cmd_check(pos[1]);
     }
     if (!strcmp(pos[0], "explain")) {
         if (npos != 3)
             return usage_error("%s", "usage: clickstage-rules explain [-v] FILE EVENT");
-        return cmd_explain(pos[1], pos[2], verbose);
+        return cmd_explain(pos[1], pos[2], verbose, msg_time);
     }
     return usage_error("unknown command '%s' (expected check or explain)", pos[0]);
 }

@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "redis.h"
+#include "rkeys.h"
+
 __attribute__((format(printf, 2, 3))) static int seterr(top_conn *c, const char *fmt, ...)
 {
     va_list ap;
@@ -15,12 +18,6 @@ __attribute__((format(printf, 2, 3))) static int seterr(top_conn *c, const char 
     vsnprintf(c->err, sizeof c->err, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-static struct timeval tv_ms(int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    return tv;
 }
 
 /* "<where> <what>: <hiredis error>" */
@@ -32,72 +29,33 @@ static int ctx_err(top_conn *c, redisContext *ctx, const char *what)
     return seterr(c, "%s %s: %s", c->url->where, what, e);
 }
 
-static redisContext *connect_one(top_conn *c)
+/* Connects *slot (made from the URL on first use): the live context, or NULL and c->err. */
+static redisContext *connect_one(top_conn *c, cs_redis **slot)
 {
-    const top_url *u = c->url;
-    int cto = c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 1000;
-    int rto = c->command_timeout_ms > 0 ? c->command_timeout_ms : 2000;
-    redisContext *ctx = u->is_unix ? redisConnectUnixWithTimeout(u->path, tv_ms(cto))
-                                   : redisConnectWithTimeout(u->host, u->port, tv_ms(cto));
-    if (!ctx) {
-        seterr(c, "%s connect: out of memory", u->where);
-        return NULL;
-    }
-    if (ctx->err) {
-        ctx_err(c, ctx, "connect");
-        redisFree(ctx);
-        return NULL;
-    }
-    if (redisSetTimeout(ctx, tv_ms(rto)) != REDIS_OK) {
-        ctx_err(c, ctx, "set timeout");
-        redisFree(ctx);
-        return NULL;
-    }
-    redisReply *r = NULL;
-    if (u->password) {
-        r = u->user ? redisCommand(ctx, "AUTH %s %s", u->user, u->password)
-                    : redisCommand(ctx, "AUTH %s", u->password);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            if (r)
-                seterr(c, "%s AUTH: %s", u->where, r->str);
-            else
-                ctx_err(c, ctx, "AUTH");
-            freeReplyObject(r);
-            redisFree(ctx);
+    if (!*slot) {
+        cs_redis_opts o = {c->redis_url, c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 1000,
+                           c->command_timeout_ms > 0 ? c->command_timeout_ms : 2000};
+        if (!(*slot = cs_redis_new(&o, c->err, sizeof c->err)))
             return NULL;
-        }
-        freeReplyObject(r);
     }
-    if (u->db) {
-        r = redisCommand(ctx, "SELECT %ld", u->db);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            if (r)
-                seterr(c, "%s SELECT %ld: %s", u->where, u->db, r->str);
-            else
-                ctx_err(c, ctx, "SELECT");
-            freeReplyObject(r);
-            redisFree(ctx);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    return ctx;
+    if (cs_redis_connect(*slot, c->err, sizeof c->err) < 0)
+        return NULL;
+    return cs_redis_ctx(*slot);
 }
 
 int top_conn_open(top_conn *c)
 {
     top_conn_close(c);
     c->err[0] = 0;
-    c->cmd = connect_one(c);
+    c->cmd = connect_one(c, &c->cmdr);
     return c->cmd ? 0 : -1;
 }
 
 void top_conn_close(top_conn *c)
 {
-    if (c->cmd)
-        redisFree(c->cmd);
-    if (c->sub)
-        redisFree(c->sub);
+    cs_redis_free(c->cmdr);
+    cs_redis_free(c->subr);
+    c->cmdr = c->subr = NULL;
     c->cmd = c->sub = NULL;
 }
 
@@ -130,11 +88,9 @@ static int sub_drain(top_conn *c, top_update *u, int *got)
 
 int top_conn_subscribe(top_conn *c, const char *channel)
 {
-    if (c->sub) {
-        redisFree(c->sub);
-        c->sub = NULL;
-    }
-    c->sub = connect_one(c);
+    cs_redis_free(c->subr);
+    c->subr = NULL;
+    c->sub = connect_one(c, &c->subr);
     if (!c->sub)
         return -1;
     redisReply *r = redisCommand(c->sub, "SUBSCRIBE %b", channel, strlen(channel));
@@ -144,7 +100,8 @@ int top_conn_subscribe(top_conn *c, const char *channel)
         else
             ctx_err(c, c->sub, "SUBSCRIBE");
         freeReplyObject(r);
-        redisFree(c->sub);
+        cs_redis_free(c->subr);
+        c->subr = NULL;
         c->sub = NULL;
         return -1;
     }
@@ -241,27 +198,29 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
     int which[NK];
     size_t nk = 0;
     int rc = -1;
-    for (int h = 0; h < TOP_NHASH; h++) {
-        const char *suffix = top_hash_suffix[h];
+    cs_rkeys rk;
+    if (cs_rkeys_init(&rk, prefix, journey) < 0) {
+        seterr(c, "prefix or journey too long");
+        goto out;
+    }
+    for (int h = 0; h <= TOP_NHASH; h++) { /* the hashes, then meta */
+        const char *suffix = h == TOP_NHASH ? CS_RK_META : top_hash_suffix[h];
         if (!suffix && !dim)
             continue;
-        char *k;
-        int n = suffix ? asprintf(&k, "%s:{%s}:%s", prefix, journey, suffix)
-                       : asprintf(&k, "%s:{%s}:by:%s:%s", prefix, journey, dim,
-                                  h == TOP_BY_REACHED ? "reached" : "active");
-        if (n < 0) {
+        char sfx[300], *k = malloc(CS_RKEYS_MAX + sizeof sfx);
+        if (!suffix) {
+            snprintf(sfx, sizeof sfx, CS_RK_BY "%s:%s", dim,
+                     h == TOP_BY_REACHED ? "reached" : "active");
+            suffix = sfx;
+        }
+        if (!k || !cs_rkey(&rk, suffix, k, CS_RKEYS_MAX + sizeof sfx)) {
+            free(k);
             seterr(c, "out of memory");
             goto out;
         }
         keys[nk] = k;
-        which[nk++] = h;
+        which[nk++] = h == TOP_NHASH ? -1 : h;
     }
-    if (asprintf(&keys[nk], "%s:{%s}:meta", prefix, journey) < 0) {
-        keys[nk] = NULL;
-        seterr(c, "out of memory");
-        goto out;
-    }
-    which[nk++] = -1;
 
     /* MULTI, HGETALL × nk, EXEC: one write, one round trip, one consistent snapshot (the daemon
      * writes each flush in one transaction too). */

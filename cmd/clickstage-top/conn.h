@@ -1,7 +1,8 @@
-/* conn.h — clickstage-top's two Redis connections (hiredis, blocking with timeouts): one for
- * reads (SCAN, one MULTI/EXEC of HGETALLs per refresh) and one subscribed to the journey's
- * updates channel, read only when poll() says its socket is readable. Any error closes both;
- * the caller reconnects.
+/* conn.h — clickstage-top's two Redis connections (made by the one Redis layer,
+ * pipeline/redis.h: blocking, with timeouts, AUTH and SELECT): one for reads (SCAN, one
+ * MULTI/EXEC of HGETALLs per refresh) and one subscribed to the journey's updates channel, read
+ * only when poll() says its socket is readable. Any error closes both; the caller reconnects.
+ * Key names are pipeline/rkeys.h's.
  */
 #ifndef TOP_CONN_H
 #define TOP_CONN_H
@@ -12,12 +13,15 @@
 #include "url.h"
 
 typedef struct redisContext redisContext;
+typedef struct cs_redis cs_redis;
 
 typedef struct top_conn {
-    const top_url *url;
+    const top_url *url;         /* for the screen (where) */
+    const char *redis_url;      /* what the connections are made from */
     int connect_timeout_ms;     /* default 1000 */
     int command_timeout_ms;     /* default 2000 */
-    redisContext *cmd, *sub;
+    cs_redis *cmdr, *subr;      /* the connections */
+    redisContext *cmd, *sub;    /* their live hiredis contexts (NULL when closed) */
     char err[256];              /* why the last call failed */
     char warn[256];             /* non-fatal: a key of the wrong type, bad values */
 } top_conn;

@@ -26,6 +26,7 @@
 
 #include "conn.h"
 #include "model.h"
+#include "rkeys.h"
 #include "render.h"
 #include "url.h"
 
@@ -233,17 +234,14 @@ static void go_down(app *a, const char *why)
  * several (a->fatal set). */
 static int discover_journey(app *a)
 {
-    char *ep = top_glob_escape(a->o.prefix), *pat = NULL;
-    if (!ep || asprintf(&pat, "%s:{*}:meta", ep) < 0) {
-        free(ep);
-        snprintf(a->conn.err, sizeof a->conn.err, "out of memory");
+    char pat[CS_RKEYS_MAX * 2];
+    if (!cs_rk_pattern(pat, sizeof pat, a->o.prefix, NULL, CS_RK_META)) {
+        snprintf(a->conn.err, sizeof a->conn.err, "prefix too long");
         return -1;
     }
-    free(ep);
     char **keys;
     size_t n;
     int rc = top_conn_scan(&a->conn, pat, &keys, &n);
-    free(pat);
     if (rc < 0)
         return -1;
     size_t nj = 0;
@@ -261,8 +259,7 @@ static int discover_journey(app *a)
     }
     if (nj == 0) {
         snprintf(a->status, sizeof a->status,
-                 "no journey under prefix '%s' yet (no %s:{*}:meta key); waiting", a->o.prefix,
-                 a->o.prefix);
+                 "no journey under prefix '%s' yet (no %.200s key); waiting", a->o.prefix, pat);
         free(keys);
         return 0;
     }
@@ -288,22 +285,27 @@ static int set_dim(app *a, const char *d)
     return 0;
 }
 
+/* "<prefix>:{<journey>}:meta", for messages */
+static const char *meta_key(const app *a)
+{
+    static char buf[CS_RKEYS_MAX + 8];
+    cs_rkeys rk;
+    if (cs_rkeys_init(&rk, a->o.prefix, a->journey) < 0 || !cs_rkey(&rk, CS_RK_META, buf, sizeof buf))
+        snprintf(buf, sizeof buf, "meta");
+    return buf;
+}
+
 /* Rescans the dimensions; keeps the selected one (or --dimension) in the list. */
 static int scan_dims(app *a)
 {
-    char *ep = top_glob_escape(a->o.prefix), *ej = top_glob_escape(a->journey), *pat = NULL;
-    if (!ep || !ej || asprintf(&pat, "%s:{%s}:by:*:reached", ep, ej) < 0) {
-        free(ep);
-        free(ej);
-        snprintf(a->conn.err, sizeof a->conn.err, "out of memory");
+    char pat[CS_RKEYS_MAX * 2];
+    if (!cs_rk_pattern(pat, sizeof pat, a->o.prefix, a->journey, CS_RK_BY "*:reached")) {
+        snprintf(a->conn.err, sizeof a->conn.err, "prefix or journey too long");
         return -1;
     }
-    free(ep);
-    free(ej);
     char **keys;
     size_t n;
     int rc = top_conn_scan(&a->conn, pat, &keys, &n);
-    free(pat);
     if (rc < 0)
         return -1;
     size_t nd = 0;
@@ -359,8 +361,8 @@ static int refresh_data(app *a)
     top_rates_push(&a->hist, now, &tot, &a->rates);
     if (!a->model.has_meta)
         snprintf(a->status, sizeof a->status,
-                 "no %s:{%s}:meta yet: no flush has written this journey (is the daemon running?)",
-                 a->o.prefix, a->journey);
+                 "no %s yet: no flush has written this journey (is the daemon running?)",
+                 meta_key(a));
     else if (a->conn.warn[0])
         snprintf(a->status, sizeof a->status, "warning: %s", a->conn.warn);
     else
@@ -391,13 +393,14 @@ static int connect_all(app *a)
     }
     if (scan_dims(a) < 0)
         goto down;
-    char *chan = NULL;
-    if (asprintf(&chan, "%s:{%s}:updates", a->o.prefix, a->journey) < 0) {
-        snprintf(a->conn.err, sizeof a->conn.err, "out of memory");
+    cs_rkeys rk;
+    char chan[CS_RKEYS_MAX + 16];
+    if (cs_rkeys_init(&rk, a->o.prefix, a->journey) < 0 ||
+        !cs_rkey(&rk, CS_RK_UPDATES, chan, sizeof chan)) {
+        snprintf(a->conn.err, sizeof a->conn.err, "prefix or journey too long");
         goto down;
     }
     int rc = top_conn_subscribe(&a->conn, chan);
-    free(chan);
     if (rc < 0 || refresh_data(a) < 0)
         goto down;
     a->up = 1;
@@ -524,8 +527,10 @@ static int run_once(app *a)
     if (!a->journey) {
         int rc = discover_journey(a);
         if (rc == 0) {
-            fprintf(stderr, "clickstage-top: no journey under prefix '%s' (no %s:{*}:meta key)\n",
-                    a->o.prefix, a->o.prefix);
+            char pat[CS_RKEYS_MAX * 2];
+            cs_rk_pattern(pat, sizeof pat, a->o.prefix, NULL, CS_RK_META);
+            fprintf(stderr, "clickstage-top: no journey under prefix '%s' (no %s key)\n",
+                    a->o.prefix, pat);
             return EXIT_RUNTIME;
         }
         if (rc < 0) {
@@ -558,7 +563,7 @@ static int run_once(app *a)
     if (fflush(stdout) != 0)
         return EXIT_RUNTIME;
     if (!a->model.has_meta) { /* nothing has written this journey: say so in the exit status */
-        fprintf(stderr, "clickstage-top: no %s:{%s}:meta\n", a->o.prefix, a->journey);
+        fprintf(stderr, "clickstage-top: no %s\n", meta_key(a));
         return EXIT_RUNTIME;
     }
     return 0;
@@ -699,6 +704,7 @@ int main(int argc, char **argv)
     a.utf8 = cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
     signal(SIGPIPE, SIG_IGN); /* a write to a Redis that went away: an error, not a death */
     a.conn.url = &a.url;
+    a.conn.redis_url = a.o.redis;
     a.conn.connect_timeout_ms = 1000;
     a.conn.command_timeout_ms = 2000;
     if (a.o.journey && !(a.journey = strdup(a.o.journey)))

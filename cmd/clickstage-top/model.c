@@ -1,5 +1,6 @@
 /* model.c — see model.h. Pure functions only: no I/O, no clock. */
 #include "model.h"
+#include "rkeys.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -655,24 +656,23 @@ char *top_glob_escape(const char *s)
 
 char *top_journey_from_key(const char *prefix, const char *key, size_t klen)
 {
-    size_t pl = strlen(prefix);
-    static const char tail[] = "}:meta";
-    size_t tl = sizeof tail - 1;
-    if (klen < pl + 2 + tl + 1 || memcmp(key, prefix, pl) != 0 || key[pl] != ':' ||
-        key[pl + 1] != '{' || memcmp(key + klen - tl, tail, tl) != 0)
+    const char *j, *suf;
+    size_t jl, sl;
+    if (cs_rk_split(prefix, key, klen, &j, &jl, &suf, &sl) < 0 || sl != strlen(CS_RK_META) ||
+        memcmp(suf, CS_RK_META, sl) != 0)
         return NULL;
-    return strndup(key + pl + 2, klen - pl - 2 - tl);
+    return strndup(j, jl);
 }
 
 char *top_dim_from_key(const char *prefix, const char *journey, const char *key, size_t klen)
 {
-    size_t pl = strlen(prefix), jl = strlen(journey);
+    const char *j, *suf;
+    size_t jl, sl;
     static const char tail[] = ":reached";
-    size_t tl = sizeof tail - 1;
-    size_t head = pl + 2 + jl + 5; /* "<p>:{" J "}:by:" */
-    if (klen < head + tl + 1 || memcmp(key, prefix, pl) != 0 || memcmp(key + pl, ":{", 2) != 0 ||
-        memcmp(key + pl + 2, journey, jl) != 0 || memcmp(key + pl + 2 + jl, "}:by:", 5) != 0 ||
-        memcmp(key + klen - tl, tail, tl) != 0)
+    size_t bl = strlen(CS_RK_BY), tl = sizeof tail - 1;
+    if (cs_rk_split(prefix, key, klen, &j, &jl, &suf, &sl) < 0 || jl != strlen(journey) ||
+        memcmp(j, journey, jl) != 0 || sl < bl + tl + 1 || memcmp(suf, CS_RK_BY, bl) != 0 ||
+        memcmp(suf + sl - tl, tail, tl) != 0)
         return NULL;
-    return strndup(key + head, klen - head - tl);
+    return strndup(suf + bl, sl - bl - tl);
 }

@@ -1,7 +1,5 @@
-/* url.c — see url.h. The grammar and messages are pipeline/redisurl.c's, compiled in here
- * rather than taken from libclickstage.a: tests/top/run.sh builds this file (and, when make is
- * broken, the whole tool) without the library, and the linker then never pulls the library's
- * copy of cs_redis_url_parse in. */
+/* url.c — see url.h. The grammar and messages are pipeline/redisurl.c's (linked from
+ * libclickstage.a; tests/top/run.sh compiles pipeline/redisurl.c beside this file). */
 #include "url.h"
 
 #include <stdarg.h>
@@ -9,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../pipeline/redisurl.c"
+#include "redisurl.h"
 
 __attribute__((format(printf, 3, 4))) static int top_fail(char *err, size_t n, const char *fmt, ...)
 {

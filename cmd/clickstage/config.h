@@ -20,16 +20,10 @@
 
 #include "redisurl.h"
 
-/* log_level values (syslog severities) and log_format values */
-#define CS_LOG_ERROR 3
-#define CS_LOG_WARN 4
-#define CS_LOG_INFO 6
-#define CS_LOG_DEBUG 7
-#define CS_LOG_FORMAT_JSON 0
-#define CS_LOG_FORMAT_TEXT 1
-/* redis_state_lost values */
-#define CS_STATE_LOST_REBUILD 0
-#define CS_STATE_LOST_FAIL 1
+/* log_level values (syslog severities) and log_format values: pipeline/log.h's; redis_state_lost
+ * values: pipeline/coord.h's */
+#include "coord.h"
+#include "log.h"
 
 typedef struct cs_config {
     char *config_file;      /* --config, CLICKSTAGE_CONFIG; "" = none */

@@ -79,8 +79,12 @@ static const char *const std_paths[CS_F_NSTD][6] = {
     {"channel", "context.campaign.medium", "properties.channel", NULL},
 };
 
-static cs_decode_plan *plan_deep, *plan_def;
-static cs_decoder *dec_deep, *dec_def;
+static cs_decode_plan *plan_deep, *plan_def, *plan_bnd;
+static cs_decoder *dec_deep, *dec_def, *dec_bnd;
+/* the bounded plan (SPEC v1.1 time bounds) is checked against the unbounded one with this
+ * message timestamp and this max_future */
+#define BND_KTS 1793520000000LL
+#define BND_MAX_FUTURE 3600000LL
 
 static cs_decode_plan *make_plan(void)
 {
@@ -101,9 +105,12 @@ static void init(void)
     plan_deep = make_plan();
     cs_decode_plan_set_limits(plan_deep, 1 << 20, DEEP_LIMIT);
     plan_def = make_plan();
+    plan_bnd = make_plan();
+    cs_decode_plan_set_time_bounds(plan_bnd, CS_MIN_EVENT_TIME_MS, BND_MAX_FUTURE);
     dec_deep = cs_decoder_new(plan_deep);
     dec_def = cs_decoder_new(plan_def);
-    if (!dec_deep || !dec_def)
+    dec_bnd = cs_decoder_new(plan_bnd);
+    if (!dec_deep || !dec_def || !dec_bnd)
         abort();
 }
 
@@ -570,6 +577,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                   "field %d differs between the two decoders", f);
         }
         CHECK(od.ts_ms == o2.ts_ms && od.ts_from_msg == o2.ts_from_msg, "time differs");
+    }
+
+    /* the time bounds: the bounded decoder is the unbounded one plus two compares */
+    {
+        static cs_decoded ou, ob;
+        cs_invalid ru = cs_decode(dec_def, (const char *)data, size, BND_KTS, &ou);
+        cs_invalid rb = cs_decode(dec_bnd, (const char *)data, size, BND_KTS, &ob);
+        cs_invalid want = ru;
+        if (ru == CS_DECODE_OK) {
+            if (ou.ts_ms < CS_MIN_EVENT_TIME_MS)
+                want = CS_INV_BAD_TIME;
+            else if (ou.ts_from_msg && (__int128)ou.ts_ms > (__int128)BND_KTS + BND_MAX_FUTURE)
+                want = CS_INV_FUTURE_TIME;
+        }
+        CHECK(rb == want, "bounded decoder %s, expected %s (time %lld, from message %d)",
+              rn(rb), rn(want), (long long)ou.ts_ms, ou.ts_from_msg);
     }
 
     /* every returned slice lies in the input or in the decoder's scratch and is readable */

@@ -57,10 +57,11 @@ static void known(cs_metrics *m, const char *journey)
     m->messages_total = 12345;
     m->events_unclassified = 77;
     m->events_late = 3;
-    m->invalid[CS_INV_NOT_JSON] = 5;
-    m->invalid[CS_INV_TOO_LARGE] = 1;
-    m->invalid[CS_INV_NO_CUSTOMER] = 2;
-    m->invalid[CS_INV_BAD_TIME] = 4;
+    m->invalid_by_reason[CS_INV_NOT_JSON] = 5;
+    m->invalid_by_reason[CS_INV_TOO_LARGE] = 1;
+    m->invalid_by_reason[CS_INV_NO_CUSTOMER] = 2;
+    m->invalid_by_reason[CS_INV_BAD_TIME] = 4;
+    m->invalid_by_reason[CS_INV_FUTURE_TIME] = 6;
     m->sessions_started = 900;
     m->sessions_ended = 850;
     m->sessions_open = 50;
@@ -97,13 +98,17 @@ static void known(cs_metrics *m, const char *journey)
     snprintf(m->rules_sha256, sizeof m->rules_sha256, "%s",
              "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
     m->nworkers = 2;
-    m->worker_loops[0] = 1000;
-    m->worker_loops[1] = 2000;
+    m->worker_loops_n[0] = 1000;
+    m->worker_loops_n[1] = 2000;
     m->flush_interval_ms = 250;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--help-metrics")) { /* the table http.c serves */
+        cs_metrics_write_markdown(stdout);
+        return 0;
+    }
     if (argc != 5) {
         fprintf(stderr, "usage: %s LISTEN REDIS_URL PREFIX JOURNEY\n", argv[0]);
         return 2;
@@ -158,7 +163,7 @@ int main(int argc, char **argv)
             }
             if (g_usr2) {
                 m.events_by_stage[0] += 20;
-                m.invalid[CS_INV_NOT_JSON] += 2;
+                m.invalid_by_reason[CS_INV_NOT_JSON] += 2;
                 m.messages_total += 22;
             }
             cs_metrics_publish(&box, &m);

@@ -57,7 +57,7 @@ if ! make -s "$B/libclickstage.a" >"$WORK/make.log" 2>&1; then
 fi
 if ! sh scripts/embed-assets.sh "$WORK/web_assets.c" cmd/clickstage/web/* ||
    ! $CC $CFLAGS -o "$WORK/http_harness" tests/http/http_harness.c "$HTTP_C" \
-       cmd/clickstage/config.c "$WORK/web_assets.c" "$B/libclickstage.a" $LIBS 2>"$WORK/cc.log"; then
+       cmd/clickstage/journey.c cmd/clickstage/config.c "$WORK/web_assets.c" "$B/libclickstage.a" $LIBS 2>"$WORK/cc.log"; then
   cat "$WORK/cc.log"; bad build "http_harness"; finish
 fi
 ok build
@@ -197,6 +197,7 @@ clickstage_invalid_total{reason="too_deep"} 0
 clickstage_invalid_total{reason="no_customer"} 2
 clickstage_invalid_total{reason="no_event"} 0
 clickstage_invalid_total{reason="bad_time"} 4
+clickstage_invalid_total{reason="future_time"} 6
 clickstage_sessions_started_total 900
 clickstage_sessions_ended_total 850
 # TYPE clickstage_sessions_open gauge
@@ -378,7 +379,7 @@ rcli HINCRBY 'clickstage:{demo}:reached' purchase -1 >/dev/null
 
 if curl -s "$U/api/metrics" | python3 -c '
 import json,sys; d=json.load(sys.stdin)
-want={"messages_total":12345,"events_total":2145,"invalid_total":12,"journey":"demo","flush_seq":99,"sessions_open":50,"healthy":True,"ready":True}
+want={"messages_total":12345,"events_total":2145,"invalid_total":18,"journey":"demo","flush_seq":99,"sessions_open":50,"healthy":True,"ready":True}
 bad=[(k,d.get(k),v) for k,v in want.items() if d.get(k)!=v]
 bad+=[("events",d["events"])] if d["events"]!={"visit":1000,"product":600,"cart":300,"checkout":120,"purchase":45,"_unclassified":77,"_late":3} else []
 bad+=[("partitions",len(d["partitions"]))] if len(d["partitions"])!=3 or d["partitions"][2]["topic"]!="we\"ird\\topic\nx" else []
@@ -438,7 +439,9 @@ for url in "unix://$WORK/redis/redis.sock?db=2" "redis://127.0.0.1:$RP/2"; do
 done
 
 # ---- Grafana dashboard and docs against the metric names http.c serves ------------------------
-grep -o '"clickstage_[a-z0-9_]*' "$HTTP_C" | tr -d '"' | sort -u >"$WORK/names"
+# the names: pipeline/metrics.h's table, as the server (the harness) prints it
+"$WORK/http_harness" --help-metrics >"$WORK/metrics-table.md"
+grep -o '`clickstage_[a-z0-9_]*' "$WORK/metrics-table.md" | tr -d '`' | sort -u >"$WORK/names"
 if python3 - deploy/grafana/clickstage.json "$WORK/names" >"$WORK/g.log" 2>&1 <<'EOF'; then ok grafana_dashboard; else bad grafana_dashboard "$(head -5 "$WORK/g.log")"; fi
 import json, re, sys
 d = json.load(open(sys.argv[1]))
@@ -488,6 +491,10 @@ EOF
 else skipped grafana_queries_parse "no promtool"; fi
 undoc=$(while read -r n; do grep -q "\b$n\b" docs/observability.md || echo "$n"; done <"$WORK/names")
 if [ -z "$undoc" ]; then ok docs_every_metric; else bad docs_every_metric "not in docs/observability.md: $(echo $undoc)"; fi
+# the docs' table is the generated one, line for line (regenerate: build/clickstage --help-metrics)
+if python3 -c 'import sys; sys.exit(0 if open(sys.argv[2]).read() in open(sys.argv[1]).read() else 1)' \
+     docs/observability.md "$WORK/metrics-table.md"; then ok docs_metrics_table_generated
+else bad docs_metrics_table_generated "docs/observability.md does not hold the output of clickstage --help-metrics"; fi
 
 # ---- the web view in headless Chromium --------------------------------------------------------
 browser() {
@@ -505,8 +512,12 @@ browser() {
       { tail -5 "$WORK/npm.log"; skipped browser "npm install playwright-core failed"; return; }
   fi
   rcli HSET 'clickstage:{demo}:meta' updated_ms "$(date +%s%3N)" >/dev/null
+  # the screenshot goes to docs/img only when asked (UPDATE_DOCS_IMG=1): a test run leaves
+  # tracked files alone
+  local shot=$WORK/web-view.png
+  [ -z "${UPDATE_DOCS_IMG:-}" ] || shot=docs/img/web-view.png
   timeout 120 node tests/http/browser.mjs "$U/" "$WORK/expect.json" "$RP" "$HPID" tests/http/out \
-    docs/img/web-view.png >"$WORK/browser.log" 2>&1
+    "$shot" >"$WORK/browser.log" 2>&1
   local brc=$?
   cat "$WORK/browser.log"
   local p f

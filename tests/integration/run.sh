@@ -114,7 +114,7 @@ if want sigterm_restart; then
   # every message counted exactly once, and with state snapshots every §4 hash is exact: the
   # stop snapshotted the open sessions, the restart continued them (no `shutdown` ends)
   inv_ok=1
-  for r in not_json not_object too_large too_deep no_customer no_event bad_time; do
+  for r in not_json not_object too_large too_deep no_customer no_event bad_time future_time; do
     w=$(python3 -c "import json;print(json.load(open('$WORK/t4.json'))['invalid'].get('$r',0))")
     g=$(rcli HGET "it4:{model}:invalid" "$r"); [ "${g:-0}" = "$w" ] || inv_ok=0
   done
@@ -150,15 +150,40 @@ if want reload; then
 fi
 
 # 6. end to end with the load generator: 1M events (invalid, out-of-order and late ones among
-#    them) -> Kafka -> clickstage --drain with 2 threads -> Redis equals the ground truth exactly
+#    them, and devices with wrong clocks: future_time/bad_time, issue 16) -> Kafka -> clickstage
+#    --drain with 2 threads -> Redis equals the ground truth exactly
 if want e2e_loadgen; then
   PREFIX=it6; topic t6 8
-  lg --topic t6 --events "${E2E_EVENTS:-1000000}" --customers 100000 --seed 16 --expect "$WORK/t6.json" >"$WORK/t6.gen" 2>&1
+  lg --topic t6 --events "${E2E_EVENTS:-1000000}" --customers 100000 --seed 16 --skew 0.001 --expect "$WORK/t6.json" >"$WORK/t6.gen" 2>&1
   lg=$?
+  grep -q '"future_time"' "$WORK/t6.json" || lg="$lg (no future_time in the ground truth)"
   daemon --drain --threads 2 --topics t6 --group g6 --prefix it6 >"$WORK/t6.log" 2>&1; rc=$?
-  if [ $lg -eq 0 ] && [ $rc -eq 0 ] && check e2e "$WORK/t6.json"; then
+  if [ "$lg" = 0 ] && [ $rc -eq 0 ] && check e2e "$WORK/t6.json"; then
     ok "e2e_loadgen_drain ($(tail -1 "$WORK/t6.gen"))"
   else tail -5 "$WORK/t6.gen"; tail -20 "$WORK/t6.log"; bad e2e_loadgen_drain "loadgen rc=$lg daemon rc=$rc or counts differ"; fi
+fi
+
+# 7. issue 16's reproduction through the real daemon: one partition, 100 customers at T, one
+#    event from a device whose clock says 9999-12-31, then 100 new customers' checkout_started at
+#    T + 1 min. Before session.max_future: _late 91, purchase 9, every session ended by gap, and
+#    the numbers moved with --batch-size. Now the same at every batch size.
+if want skewed_clock; then
+  topic t7 1
+  {
+    for i in $(seq 0 99); do echo "u$i:{\"userId\":\"u$i\",\"event\":\"page\",\"channel\":\"social\",\"timestamp\":\"2026-11-01T10:00:00Z\"}"; done
+    echo 'clock-skewed-device:{"userId":"clock-skewed-device","event":"page","timestamp":"9999-12-31T23:59:59Z"}'
+    for i in $(seq 0 99); do echo "v$i:{\"userId\":\"v$i\",\"event\":\"checkout_started\",\"timestamp\":\"2026-11-01T10:01:00Z\"}"; done
+  } | kcat -P -b "$KAFKA_BROKERS" -t t7 -p 0 -K : 2>"$WORK/t7.kcat"
+  for bs in 1 10 64 2048; do
+    PREFIX=it7b$bs
+    daemon --drain --threads 1 --batch-size "$bs" --topics t7 --group "g7-$bs" --prefix "$PREFIX" >"$WORK/t7-$bs.log" 2>&1; rc=$?
+    got="purchase=$(rcli HGET "$PREFIX:{model}:events" purchase) late=$(rcli HGET "$PREFIX:{model}:events" _late)"
+    got="$got future_time=$(rcli HGET "$PREFIX:{model}:invalid" future_time) drain=$(rcli HGET "$PREFIX:{model}:ended_by" drain)"
+    got="$got gap=$(rcli HGET "$PREFIX:{model}:ended_by" gap) started=$(rcli HGET "$PREFIX:{model}:sessions" started)"
+    if [ $rc -eq 0 ] && [ "$got" = "purchase=100 late= future_time=1 drain=200 gap= started=200" ]; then
+      ok "skewed_clock_batch_size_$bs"
+    else tail -5 "$WORK/t7-$bs.log"; bad "skewed_clock_batch_size_$bs" "rc=$rc $got"; fi
+  done
 fi
 
 echo "integration: $pass passed, $fail failed"

@@ -9,7 +9,7 @@
  * lost = sum of max(0, expected - redis) and double_counted = sum of max(0, redis - expected);
  * N counts every differing field of every compared hash.
  *
- *   cs_checkredis --redis HOST:PORT --prefix clickstage --journey J --expect FILE
+ *   cs_checkredis --redis URL|HOST:PORT --prefix clickstage --journey J --expect FILE
  *                 [--events-only]   (compare only the `events` and `invalid` hashes)
  *                 [--json FILE]     (also write the summary with every differing field:
  *                   {"differences":N,"compared":M,"lost":L,"double_counted":D,
@@ -18,12 +18,13 @@
  *                    "fields":[{"hash":h,"field":f,"expected":e,"got":g},...]})
  */
 #include <cjson/cJSON.h>
-#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "counts.h"
+#include "redis.h"
+#include "rkeys.h"
 
 /* every (hash, field) seen on either side, once, in first-seen order */
 typedef struct {
@@ -114,31 +115,43 @@ int main(int argc, char **argv)
                 keys_add(&keys, h->string, fl->string);
             }
 
-    char host[256];
-    int port = 6379;
-    snprintf(host, sizeof host, "%s", addr);
-    char *colon = strrchr(host, ':');
-    if (colon) { *colon = 0; port = atoi(colon + 1); }
-    redisContext *c = redisConnect(host, port);
-    if (!c || c->err) { fprintf(stderr, "redis %s: %s\n", addr, c ? c->errstr : "?"); return 2; }
-    char pattern[512];
-    snprintf(pattern, sizeof pattern, "%s:{%s}:*", prefix, journey);
-    size_t plen = strlen(prefix) + strlen(journey) + 4;
-    long long cursor = 0;
+    /* a URL (pipeline/redis.h: redis://, unix://, a socket path) or the older HOST:PORT */
+    char url[600];
+    snprintf(url, sizeof url, "%s%s", strstr(addr, "://") || addr[0] == '/' ? "" : "redis://",
+             addr);
+    char err[512];
+    cs_redis_opts ro = {url, 2000, 30000};
+    cs_redis *c = cs_redis_new(&ro, err, sizeof err);
+    if (!c || cs_redis_connect(c, err, sizeof err) < 0) {
+        fprintf(stderr, "redis %s: %s\n", addr, err);
+        return 2;
+    }
+    char pattern[CS_RKEYS_MAX * 2];
+    if (!cs_rk_pattern(pattern, sizeof pattern, prefix, journey, "*")) {
+        fprintf(stderr, "prefix or journey too long\n");
+        return 2;
+    }
+    char cursor[32] = "0";
     do {
-        redisReply *r = redisCommand(c, "SCAN %lld MATCH %s COUNT 1000", cursor, pattern);
-        if (!r || r->type != REDIS_REPLY_ARRAY) { fprintf(stderr, "SCAN failed\n"); return 2; }
-        cursor = atoll(r->element[0]->str);
+        const char *sa[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+        redisReply *r = cs_redis_cmd(c, 6, sa, NULL, err, sizeof err);
+        if (!r || r->type != REDIS_REPLY_ARRAY) { fprintf(stderr, "SCAN failed: %s\n", r ? r->str : err); return 2; }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         for (size_t i = 0; i < r->element[1]->elements; i++) {
             const char *key = r->element[1]->element[i]->str;
-            const char *hash = key + plen;
+            const char *jn, *hash;
+            size_t jl, hl;
+            if (cs_rk_split(prefix, key, strlen(key), &jn, &jl, &hash, &hl) < 0)
+                continue;
             /* counts only; bookkeeping (offsets, applied watermarks, meta, snapshots) is not */
             if (!count_hash(hash))
                 continue;
             if (events_only && strcmp(hash, "events") && strcmp(hash, "invalid"))
                 continue;
-            redisReply *hr = redisCommand(c, "HGETALL %s", key);
-            if (!hr || hr->type != REDIS_REPLY_ARRAY) continue;
+            const char *ha[] = {"HGETALL", key};
+            redisReply *hr = cs_redis_cmd(c, 2, ha, NULL, err, sizeof err);
+            if (!hr) { fprintf(stderr, "HGETALL %s: %s\n", key, err); return 2; }
+            if (hr->type != REDIS_REPLY_ARRAY) { freeReplyObject(hr); continue; }
             for (size_t j = 0; j + 1 < hr->elements; j += 2) {
                 cs_counts_add(got, hash, hr->element[j]->str, atoll(hr->element[j + 1]->str));
                 keys_add(&keys, hash, hr->element[j]->str);
@@ -146,7 +159,8 @@ int main(int argc, char **argv)
             freeReplyObject(hr);
         }
         freeReplyObject(r);
-    } while (cursor != 0);
+    } while (strcmp(cursor, "0") != 0);
+    cs_redis_free(c);
     long d = cs_counts_diff(want, "expected", got, "redis", stdout, 200);
     long long lost = 0, dbl = 0, msgs_want = 0, msgs_got = 0;
     long nd = 0;

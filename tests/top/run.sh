@@ -64,8 +64,9 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- 0. unit tests of model/render/url -------------------------------------------------------
-if cc $CFLAGS -Icmd/clickstage-top -o "$WORK/test_model" tests/top/test_model.c \
-     cmd/clickstage-top/model.c cmd/clickstage-top/render.c cmd/clickstage-top/url.c -lcmocka \
+if cc $CFLAGS -Icmd/clickstage-top -Ipipeline -o "$WORK/test_model" tests/top/test_model.c \
+     cmd/clickstage-top/model.c cmd/clickstage-top/render.c cmd/clickstage-top/url.c \
+     pipeline/redisurl.c pipeline/rkeys.c -lcmocka \
      2>"$WORK/cc.log"; then
   uout=$("$WORK/test_model" 2>&1); urc=$?
   up=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$uout" | tail -1)

@@ -89,7 +89,8 @@ static void ev(fx *f, const char *cust, const char *name, double minutes, const 
                      cust, name, (long long)(T0 + (int64_t)(minutes * MIN)),
                      channel ? ",\"channel\":\"" : "", channel ? channel : "",
                      channel ? "\"" : "");
-    cs_msg m = {buf, (size_t)n, 0, f->off++};
+    /* the Kafka timestamp: when the producer sent it, right at the event time */
+    cs_msg m = {buf, (size_t)n, T0 + (int64_t)(minutes * MIN), f->off++};
     cs_worker_process(f->w, f->part, &m, 1);
     cs_worker_tick(f->w);
 }

@@ -46,9 +46,10 @@
 #include "aggregate.h"
 #include "classify.h"
 #include "clickstage.h"
+#include "log.h"
 #include "sink.h"
+#include "testsrv.h"
 
-#define REDIS_SERVER "/usr/bin/redis-server"
 #define PFX "cstest"
 #define J "shop"
 #define K(suffix) PFX ":{" J "}:" suffix
@@ -61,146 +62,27 @@ static const char *rules_yaml = "journey: shop\n"
                                 "  - { name: ra, stage: a, match: { event: x } }\n"
                                 "  - { name: rb, stage: b, match: { event: y } }\n";
 
-/* ---- the test's own redis-server --------------------------------------------------------- */
+/* ---- the test's own redis-server (tests/support/testsrv.c) --------------------------------- */
 
-static struct {
-    char dir[256];
-    char sock[300];
-    int port;
-    pid_t pid;
-} srv;
+static ts_redis srv;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t l = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &l) < 0) {
-        perror("free_port");
-        exit(2);
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static redisContext *ctl_connect(void)
-{
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", srv.port, tv);
-    if (c && !c->err) {
-        redisSetTimeout(c, tv);
-        return c;
-    }
-    if (c)
-        redisFree(c);
-    return NULL;
-}
-
-/* Starts redis-server on srv.port and srv.sock; waits until it answers PING. */
-static int redis_start(void)
-{
-    char portarg[16];
-    snprintf(portarg, sizeof portarg, "%d", srv.port);
-    char log[300];
-    snprintf(log, sizeof log, "%s/redis.log", srv.dir);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
-        int fd = open("/dev/null", O_RDWR);
-        if (fd >= 0) {
-            dup2(fd, 0);
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(REDIS_SERVER, REDIS_SERVER, "--port", portarg, "--bind", "127.0.0.1",
-              "--unixsocket", srv.sock, "--unixsocketperm", "700", "--save", "", "--appendonly",
-              "no", "--dir", srv.dir, "--logfile", log, "--daemonize", "no",
-              "--enable-debug-command", "local", (char *)NULL);
-        _exit(127);
-    }
-    srv.pid = pid;
-    for (int i = 0; i < 500; i++) {
-        redisContext *c = ctl_connect();
-        if (c) {
-            redisReply *r = redisCommand(c, "PING");
-            int ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r)
-                freeReplyObject(r);
-            redisFree(c);
-            if (ok)
-                return 0;
-        }
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            srv.pid = 0;
-            return -1;
-        }
-        sleep_ms(10);
-    }
-    return -1;
-}
-
-static void redis_kill(int sig)
-{
-    if (srv.pid <= 0)
-        return;
-    kill(srv.pid, SIGCONT);
-    kill(srv.pid, sig);
-    int st;
-    while (waitpid(srv.pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    srv.pid = 0;
-}
+static int64_t now_ms(void) { return ts_now_ms(); }
+static void sleep_ms(int ms) { ts_sleep_ms(ms); }
+static redisContext *ctl_connect(void) { return ts_redis_ctl(&srv); }
+static int redis_start(void) { return ts_redis_start(&srv); }
+static void redis_kill(int sig) { ts_redis_kill(&srv, sig); }
 
 static int group_setup(void **st)
 {
     (void)st;
     signal(SIGPIPE, SIG_DFL); /* the sink must not need SIGPIPE ignored */
-    if (access(REDIS_SERVER, X_OK) != 0) {
-        fprintf(stderr, "%s not found (apt-get install redis-server)\n", REDIS_SERVER);
-        return -1;
-    }
-    snprintf(srv.dir, sizeof srv.dir, "/tmp/cs-test-sink-XXXXXX");
-    if (!mkdtemp(srv.dir))
-        return -1;
-    snprintf(srv.sock, sizeof srv.sock, "%s/redis.sock", srv.dir);
-    srv.port = free_port();
-    if (redis_start() < 0) {
-        fprintf(stderr, "could not start %s on port %d\n", REDIS_SERVER, srv.port);
-        return -1;
-    }
-    return 0;
+    return ts_redis_setup(&srv, "sink");
 }
 
 static int group_teardown(void **st)
 {
     (void)st;
-    redis_kill(SIGTERM);
-    char p[400];
-    snprintf(p, sizeof p, "%s/redis.log", srv.dir);
-    unlink(p);
-    unlink(srv.sock);
-    rmdir(srv.dir);
+    ts_redis_teardown(&srv);
     return 0;
 }
 
@@ -259,6 +141,7 @@ static int setup(void **st)
 
 static int teardown(void **st)
 {
+    cs_log_set_sink(NULL, NULL);
     fx *f = *st;
     cs_agg_free(&f->agg);
     for (int d = 0; d < cs_rules_ndims(f->rs); d++)
@@ -279,8 +162,8 @@ static cs_sink *new_sink(fx *f, const char *url, int cmd_timeout_ms)
     }
     cs_sink_conf c = {.url = url, .prefix = PFX, .instance_id = "t1",
                       .connect_timeout_ms = 500, .command_timeout_ms = cmd_timeout_ms,
-                      .backoff_min_ms = 50, .backoff_max_ms = 400, .log = log_cb,
-                      .log_opaque = f};
+                      .backoff_min_ms = 50, .backoff_max_ms = 400};
+    cs_log_set_sink(log_cb, f); /* the one logger's lines come here (pipeline/log.h) */
     cs_sink *s = cs_sink_new(&c, err, sizeof err);
     if (!s)
         fail_msg("cs_sink_new(%s): %s", url, err);

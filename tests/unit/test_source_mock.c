@@ -48,11 +48,6 @@ static int on_assign(void *opaque, const char *topic, int32_t partition, int wor
     return cs_engine_add_partition(f->e, worker);
 }
 
-static void log_cb(void *o, int level, const char *msg)
-{
-    if (level <= 4)
-        fprintf(stderr, "   source: %s\n", msg);
-}
 
 static void on_revoke(void *opaque, const int *parts, size_t n) {}
 
@@ -117,7 +112,7 @@ static void run(int fault)
     atomic_init(&f.processed, 0);
     cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g",
                          .topics = "clicks", .earliest = 1, .drain = 1, .batch_size = 500,
-                         .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &f, .log = log_cb,
+                         .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &f,
                          /* small fetches: many round trips for the faults to hit */
                          .extra_props = "fetch.max.bytes=1000000,max.partition.fetch.bytes=16384,message.max.bytes=65536"};
     f.src = cs_source_new(f.e, &sc, err, sizeof err);

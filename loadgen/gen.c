@@ -403,6 +403,43 @@ static size_t invalid_json(cs_gen *g, char *out, uint32_t cust, int too_large)
     return (size_t)(w.p - out);
 }
 
+/* A device with a wrong clock (issue 16): a valid event of customer `cust` whose time is far
+ * ahead of its message timestamp (one of 3 styles), or before 2000 (a clock reset to the
+ * epoch). Never late, never counted: future_time or bad_time under any max_future >= 0 ...
+ * except max_future 0 (off), where the future ones are valid and poison the watermark. */
+static size_t skewed_json(cs_gen *g, char *out, uint32_t cust, int64_t t)
+{
+    rng *r = &g->r;
+    char cname[16];
+    size_t clen = custname(cust, cname);
+    wb w = {out};
+    PUT(&w, "{\"type\":\"track\",\"event\":\"product_view\",\"userId\":\"");
+    memcpy(w.p, cname, clen);
+    w.p += clen;
+    PUT(&w, "\",");
+    switch ((int)below(r, 4)) {
+    case 0:
+        PUT(&w, "\"timestamp\":\"9999-12-31T23:59:59Z\"");
+        break;
+    case 1: /* days to years ahead, as epoch ms */
+        PUT(&w, "\"ts\":");
+        putu(&w, (uint64_t)(t + 86400000LL * (1 + (int64_t)below(r, 3650))));
+        break;
+    case 2: /* a few hours ahead: more than the default max_future of 1 h */
+        PUT(&w, "\"timestamp\":\"");
+        put_time(g, &w, t + 2 * 3600000LL + (int64_t)below(r, 20 * 3600000ULL), 0);
+        *w.p++ = '"';
+        break;
+    default: /* a clock reset to the epoch */
+        PUT(&w, "\"timestamp\":\"1970-01-01T00:00:");
+        put2(&w, (int)below(r, 60));
+        PUT(&w, "Z\"");
+        break;
+    }
+    PUT(&w, ",\"context\":{\"page\":{\"url\":\"https://shop.example/p/1\"}}}");
+    return (size_t)(w.p - out);
+}
+
 /* ---- the stream ------------------------------------------------------------------------- */
 
 cs_gen *cs_gen_new(const cs_gen_conf *c)
@@ -482,6 +519,18 @@ int cs_gen_next(cs_gen *g, cs_gen_msg *m)
             m->key = g->key;
             m->part = cs_gen_partition(g->key, m->keylen, c->nparts);
             m->late = 1;
+            hpush(&g->h, s);
+            g->emitted++;
+            return 1;
+        }
+        if (c->skew_frac > 0 &&
+            u < c->invalid_frac + c->too_large_frac + c->late_frac + c->skew_frac) {
+            m->len = skewed_json(g, g->buf, s.cust, clock);
+            m->keylen = custname(s.cust, g->key);
+            m->key = g->key;
+            m->part = cs_gen_partition(g->key, m->keylen, c->nparts);
+            m->ts_ms = clock;
+            m->invalid = 1;
             hpush(&g->h, s);
             g->emitted++;
             return 1;

@@ -1,8 +1,8 @@
 /* refmodel.h — the deliberately simple, single-threaded reference model of SPEC §1 and §3-§4,
- * used only by tests: cJSON for decoding, a string-keyed map per customer, no watermark until
+ * the ground truth of clickstage-loadgen --expect and of the tests: cJSON for decoding, a string-keyed map per customer, no watermark until
  * the end, no wheels, no deltas. The real pipeline must agree with it on generated input. */
-#ifndef CS_TEST_REFMODEL_H
-#define CS_TEST_REFMODEL_H
+#ifndef CS_LOADGEN_REFMODEL_H
+#define CS_LOADGEN_REFMODEL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
-/* gen.h — the deterministic synthetic clickstream of SPEC §6, shared by the tests, the
- * benchmarks and clickstage-loadgen.
+/* gen.h — the deterministic synthetic clickstream of SPEC §6, shared by clickstage-loadgen,
+ * the tests and the benchmarks.
  *
  * What it generates: customers with Zipf-like activity (a few are very active, most come back
  * rarely), three personas with their own channel mix and service channel (young: social media
@@ -16,8 +16,8 @@
  * drain must produce do not depend on how partitions interleave, and the reference model can
  * compute them.
  */
-#ifndef CS_TEST_GEN_H
-#define CS_TEST_GEN_H
+#ifndef CS_LOADGEN_GEN_H
+#define CS_LOADGEN_GEN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +34,10 @@ typedef struct cs_gen_conf {
     double invalid_frac;    /* share of invalid messages (all reasons but too_large) */
     double too_large_frac;  /* share of >64 KiB messages */
     double late_frac;       /* share of deliberately late events */
+    double skew_frac;       /* share of events from devices with a wrong clock: their time is
+                               far in the future (beyond any max_future: future_time) or before
+                               2000 (bad_time); 0 = none, and then no extra random draw, so the
+                               stream of a seed is the one it always was */
     double ooo_frac;        /* share of events out of order (by up to lateness/2) */
     double long_frac;       /* share of sessions that outlive max_duration */
     double mean_events;     /* mean events per session */
@@ -52,7 +56,7 @@ typedef struct cs_gen_msg {
     size_t keylen;
     int part;               /* partition: cs_gen_partition(key) */
     int64_t ts_ms;          /* the producer (Kafka) timestamp */
-    int invalid, late;      /* what it was generated as */
+    int invalid, late;      /* what it was generated as (skewed-clock events are invalid) */
 } cs_gen_msg;
 cs_gen *cs_gen_new(const cs_gen_conf *c);
 /* 1 and *m filled, or 0 when nevents messages were generated. */

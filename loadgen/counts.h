@@ -1,7 +1,7 @@
 /* counts.h — a flat map "(hash, field) -> value" used by tests and benchmarks to compare the
  * engine, the reference model, Redis and ground-truth files. Missing means 0. */
-#ifndef CS_TEST_COUNTS_H
-#define CS_TEST_COUNTS_H
+#ifndef CS_LOADGEN_COUNTS_H
+#define CS_LOADGEN_COUNTS_H
 
 #include <stdint.h>
 #include <stdio.h>

@@ -247,6 +247,7 @@ static cs_invalid ref_decode(ref_model *m, const char *payload, size_t len, int6
     for (int f = 0; f < CS_MAX_FIELDS; f++)
         e->bufs[f][0] = 0;
     int isnum;
+    int own_time = 1;
     const cJSON *node = NULL;
     if (depth_of(root) > CS_DEFAULT_MAX_DEPTH) {
         r = CS_INV_TOO_DEEP;
@@ -284,8 +285,19 @@ static cs_invalid ref_decode(ref_model *m, const char *payload, size_t len, int6
                 }
             } else {
                 e->t = kts;
+                own_time = 0;
             }
         }
+    }
+    /* SPEC v1.1 time bounds, written out plainly: a floor, then "ahead of the message
+     * timestamp" (own time only) or "ahead of this machine's clock" by more than max_future */
+    if (r == CS_DECODE_OK && e->t < CS_MIN_EVENT_TIME_MS)
+        r = CS_INV_BAD_TIME;
+    if (r == CS_DECODE_OK && m->k.max_future_ms > 0) {
+        __int128 t = e->t, lim_msg = (__int128)kts + m->k.max_future_ms;
+        __int128 lim_wall = (__int128)time(NULL) * 1000 + 999 + m->k.max_future_ms;
+        if ((own_time && t > lim_msg) || t > lim_wall)
+            r = CS_INV_FUTURE_TIME;
     }
     if (r == CS_DECODE_OK) {
         first_of(root, std_paths[CS_F_URL], 3, e->bufs[CS_F_URL], 256, &isnum, NULL);
