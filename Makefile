@@ -5,6 +5,7 @@
 #   make tsan-test  the multi-thread stress tests under ThreadSanitizer (build-tsan/)
 #   make fuzz       build libFuzzer targets (build-fuzz/) and run each for FUZZ_SECONDS
 #   make bench      in-process core benchmark (bench/bench_core), last line JSON
+#   make bench-redteam  hostile/huge inputs (bench/bench_redteam), last line JSON
 #   make deps       install what is missing from Debian (no-op when all is there)
 #   make ci         what .ci/run runs
 # Every build flavour has its own directory so they never mix objects.
@@ -139,6 +140,14 @@ bench-restore: deps
 $(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-restore
+# What hostile or huge inputs cost: pathological globs, 10,000-rule files, hostile YAML, 1M
+# dimension values, deep/huge JSON (bench/bench_redteam.c), last line JSON.
+bench-redteam: deps
+	$(MAKE) $(BUILD)/bench_redteam
+	./$(BUILD)/bench_redteam $(BENCH_ARGS)
+$(BUILD)/bench_redteam: $(BUILD)/bench/bench_redteam.o $(TESTLIB_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
+.PHONY: bench-redteam
 # What snapshots cost end to end: --drain with snapshots off / every 30 s / every 1 s on a local
 # stack (bench/bench_state.sh; EVENTS, RUNS, BASELINE_BIN=<older build> for a before/after).
 bench-state: deps all

@@ -78,8 +78,24 @@ static cs_dimval *dimdict_find(cs_dimdict_mpmc *d, const char *s, uint32_t len, 
     }
 }
 
+/* The part of a value that is kept (aggregate.h, CS_MAX_DIM_VALUE_BYTES). */
+static uint32_t dimval_len(const char *s, uint32_t len)
+{
+    if (len > CS_MAX_DIM_VALUE_BYTES) {
+        len = CS_MAX_DIM_VALUE_BYTES;
+        /* back to the start of the character the cut falls in (continuation bytes 10xxxxxx) */
+        for (int k = 0; k < 3 && ((unsigned char)s[len] & 0xC0) == 0x80; k++)
+            len--;
+    }
+    const char *z = memchr(s, '\0', len);
+    return z ? (uint32_t)(z - s) : len;
+}
+
 uint16_t cs_dimdict_id(cs_dimdict_mpmc *d, const char *s, uint32_t len)
 {
+    len = dimval_len(s, len);
+    if (len == 0)
+        return CS_DIM_UNKNOWN;
     uint64_t h = XXH3_64bits(s, len);
     uint32_t at;
     cs_dimval *v = dimdict_find(d, s, len, h, &at);
@@ -130,10 +146,11 @@ int cs_agg_init(cs_agg *a, const cs_ruleset *rs)
     memset(a, 0, sizeof *a);
     a->nstages = cs_rules_nstages(rs);
     a->ndims = cs_rules_ndims(rs);
+    a->by_stride = (uint32_t)a->nstages + 1;
     for (int d = 0; d < a->ndims; d++) {
         a->dim_width[d] = cs_rules_dim(rs, d)->max_values + 2;
         for (int m = 0; m < 3; m++) {
-            a->by[d][m] = calloc((size_t)a->dim_width[d] * CS_NSLOTS, sizeof(int64_t));
+            a->by[d][m] = calloc((size_t)a->dim_width[d] * a->by_stride, sizeof(int64_t));
             if (!a->by[d][m])
                 return -1;
         }
@@ -164,7 +181,7 @@ void cs_agg_reset(cs_agg *a)
     memset(a->active, 0, (size_t)((char *)a->by - (char *)a->active));
     for (int d = 0; d < a->ndims; d++)
         for (int m = 0; m < 3; m++)
-            memset(a->by[d][m], 0, (size_t)a->dim_width[d] * CS_NSLOTS * sizeof(int64_t));
+            memset(a->by[d][m], 0, (size_t)a->dim_width[d] * a->by_stride * sizeof(int64_t));
     for (uint32_t i = 0; i < a->minutes_cap; i++)
         a->minutes[i].minute = INT64_MIN;
     a->minutes_n = 0;
@@ -236,7 +253,7 @@ void cs_agg_merge(cs_agg *dst, const cs_agg *src)
         d[i] += s[i];
     for (int k = 0; k < src->ndims; k++)
         for (int m = 0; m < 3; m++)
-            for (size_t i = 0; i < (size_t)src->dim_width[k] * CS_NSLOTS; i++)
+            for (size_t i = 0; i < (size_t)src->dim_width[k] * src->by_stride; i++)
                 dst->by[k][m][i] += src->by[k][m][i];
     for (uint32_t i = 0; i < src->minutes_cap; i++) {
         const cs_minute *sm = &src->minutes[i];
@@ -270,7 +287,10 @@ void cs_agg_foreach(const cs_agg *a, const cs_ruleset *rs, cs_dimdict_mpmc *dict
                     void *op)
 {
     int ns = a->nstages + 1;
-    char field[512], hash[192];
+    /* a dimension value (<= CS_MAX_DIM_VALUE_BYTES), '/', a stage name (<= 64), NUL; it was 512
+     * bytes, so longer values lost their tail and their "/<stage>", and values sharing 511
+     * bytes were counted in one field */
+    char field[CS_MAX_DIM_VALUE_BYTES + 80], hash[192];
     emit_slots(a->active, ns, rs, "active", "_none", cb, op);
     for (int s = 1; s < ns; s++)
         if (a->reached[s])
@@ -310,11 +330,11 @@ void cs_agg_foreach(const cs_agg *a, const cs_ruleset *rs, cs_dimdict_mpmc *dict
             const int64_t *v = a->by[d][m];
             for (uint32_t id = 0; id < a->dim_width[d]; id++)
                 for (int s = 0; s < ns; s++)
-                    if (v[id * CS_NSLOTS + (uint32_t)s]) {
+                    if (v[id * a->by_stride + (uint32_t)s]) {
                         snprintf(field, sizeof field, "%s/%s",
                                  cs_dimdict_name(&dicts[d], (uint16_t)id, NULL),
                                  slot_name(rs, s, "_none"));
-                        cb(op, hash, field, v[id * CS_NSLOTS + (uint32_t)s]);
+                        cb(op, hash, field, v[id * a->by_stride + (uint32_t)s]);
                     }
         }
     }

@@ -40,6 +40,18 @@ const char *cs_end_reason_name(int r);
  * than max_values distinct ones arrive is first-come across all workers; later ones are
  * "_other". Rejected: per-partition dictionaries (a dashboard would see up to P x max_values
  * values), and a lock-free CAS insert (a lost race wastes an id, so ids stop being dense). */
+/* Dimension values are cut to this many bytes (at a UTF-8 character boundary), and at their
+ * first NUL byte, before they are looked up or stored. They become Redis field names
+ * "<value>/<stage>", built as C strings (the sink, the comparator and the reference model all
+ * use C strings; the model keeps 255 bytes), and a dictionary holds max_values of them: a
+ * value costs at most ~300 bytes of memory however long the event's field is, and every field
+ * keeps its "/<stage>" (docs/redis.md). A value cut to nothing counts as absent (_unknown).
+ * Rejected: no cut (4,096 values of up to max_bytes each: 256 MiB per dimension at the default
+ * 64 KiB, unbounded when max_bytes is raised; and Redis field names of that size in every
+ * flush); "_other" for long values (a referrer or page dimension would lose them all, where
+ * their first 256 bytes still tell them apart). */
+#define CS_MAX_DIM_VALUE_BYTES 256
+
 typedef struct cs_dimval {
     uint64_t h;
     uint32_t id;
@@ -58,7 +70,8 @@ typedef struct cs_dimdict_mpmc {
 
 int cs_dimdict_init(cs_dimdict_mpmc *d, uint32_t max_values);
 void cs_dimdict_free(cs_dimdict_mpmc *d);
-/* Id of a non-empty value: an existing id, a new one, or CS_DIM_OTHER when full. */
+/* Id of a value: an existing id, a new one, or CS_DIM_OTHER when full; CS_DIM_UNKNOWN when the
+ * value is empty once cut (CS_MAX_DIM_VALUE_BYTES, first NUL byte). */
 uint16_t cs_dimdict_id(cs_dimdict_mpmc *d, const char *s, uint32_t len);
 /* Name of an id ("_unknown", "_other", or the value). Safe from any thread for ids it saw. */
 const char *cs_dimdict_name(cs_dimdict_mpmc *d, uint16_t id, uint32_t *len);
@@ -73,6 +86,7 @@ typedef struct cs_agg {
     int nstages;
     int ndims;
     uint32_t dim_width[CS_MAX_DIMS];      /* max_values + 2 */
+    uint32_t by_stride;                   /* slots per value row in by[][]: nstages + 1 */
     int64_t active[CS_NSLOTS];
     int64_t reached[CS_NSLOTS];
     int64_t ended[CS_NSLOTS];
@@ -83,8 +97,11 @@ typedef struct cs_agg {
     int64_t events[CS_MAX_STAGES];
     int64_t unclassified, late;
     int64_t invalid[CS_INV__COUNT];
-    int64_t *by[CS_MAX_DIMS][3];          /* [metric][value * CS_NSLOTS + slot]; metric 0 active,
-                                             1 reached, 2 ended */
+    int64_t *by[CS_MAX_DIMS][3];          /* [metric][value * by_stride + slot]; metric 0 active,
+                                             1 reached, 2 ended. A row is nstages + 1 wide, not
+                                             CS_NSLOTS: with 4 dimensions of 4,096 values and 5
+                                             stages an aggregate is 2.4 MB instead of 13 MB, and
+                                             every flush clears, merges and walks all of it */
     cs_minute *minutes;                   /* open addressing on minute */
     uint32_t minutes_cap, minutes_n;
     uint64_t changes;                     /* bumped on every update; 0 = nothing to flush */
@@ -112,7 +129,7 @@ void cs_agg_foreach(const cs_agg *a, const cs_ruleset *rs, cs_dimdict_mpmc *dict
 /* Index helpers. */
 static inline int64_t *cs_agg_by(cs_agg *a, int dim, int metric, uint16_t value, int slot)
 {
-    return &a->by[dim][metric][(uint32_t)value * CS_NSLOTS + (uint32_t)slot];
+    return &a->by[dim][metric][(uint32_t)value * a->by_stride + (uint32_t)slot];
 }
 
 /* ---- the counting rules (SPEC §4) ------------------------------------------------------------

@@ -1,9 +1,10 @@
 /* classify.c — the rule file (SPEC §2): YAML -> validated -> compiled match table.
  *
  * Loading is three steps:
- *  1. libyaml's document API builds a node tree; every node keeps its start mark, so every
- *     error can name FILE:LINE:COL of the node at fault (libyaml marks are 0-based; we print
- *     1-based). YAML syntax errors use libyaml's problem_mark (reader errors: its byte offset).
+ *  1. cs_yaml_load() (pipeline/yamldoc.c, over libyaml's parser) builds a libyaml node tree;
+ *     every node keeps its start mark, so every error can name FILE:LINE:COL of the node at
+ *     fault (libyaml marks are 0-based; we print 1-based). YAML syntax errors use libyaml's
+ *     problem_mark (reader errors: its byte offset).
  *  2. A schema-driven walk validates the tree into a cs_ruleset: journey, stages, session,
  *     customer_ttl, fields, limits, dimensions, rules. The walk only descends into keys the
  *     schema knows, so its depth is fixed whatever the input (aliases that form cycles are
@@ -20,11 +21,17 @@
  *     runs word by word over the intersection of the fields' spans only, stopping at the first
  *     word that yields a rule, so its cost is one hash look-up per exact field plus a few word
  *     operations, whatever the number of rules; globs and prefixes run only on candidates.
+ *     Url globs and prefixes have an index of their own ("url index" below) that narrows the
+ *     candidates the same way when a file has many of them.
+ *  The YAML is composed by pipeline/yamldoc.c (bounded nesting, hashed anchors: libyaml's own
+ *  loader is quadratic in both), and the duplicate rule-name check is a hash table, so loading
+ *  is linear in the file (cs_rules_load_steps() counts the look-ups; tests bound it).
  *
  * A rule testing the same field twice (e.g. a dimension and property.<name> that resolve to
  * the same path) accepts the intersection of the two value lists.
  */
 #include "classify.h"
+#include "yamldoc.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -48,6 +55,14 @@
 #define MIN_MAX_BYTES 64
 #define MAX_MAX_BYTES (64u << 20)
 #define MAX_MAX_DEPTH 255
+/* url index (see "url index" below) */
+#define GRAM 4                  /* bytes in a gram */
+#define UX_MIN_RULES 8          /* fewer rules with an indexable url key: no index, the scan is
+                                   cheaper (bench/bench_redteam.c, "crossover") */
+#define UX_FILTER_BITS 16       /* bits of the gram filter (8 KB) */
+#define UX_MAX_HITS 128         /* distinct indexed grams one url may hit; past it, every
+                                   indexed rule stays a candidate for that event */
+#define UX_SKETCH_BITS 20       /* counters of the compile-time gram frequency sketch (4 MB) */
 
 enum { P_EXACT = 0, P_GLOB = 1, P_PREFIX = 2 };
 
@@ -96,6 +111,32 @@ typedef struct xfield {
     uint16_t ulo, uhi; /* words of uncon that may be non-zero: [ulo, uhi) */
 } xfield;
 
+/* One distinct gram of the url index and the rules it indexes, as a list of the 64-rule words
+ * that have any (ascending): a gram shared by rules 78 and 7861 costs two entries, not the 122
+ * words between them (xslot's dense spans would make the url pass follow the number of
+ * rules). */
+typedef struct gslot {
+    uint32_t gram;  /* GRAM bytes of a literal, as loaded by memcpy */
+    uint32_t off;   /* entries uindex.ew[off .. off + cnt) and .eb[...] */
+    uint32_t cnt;   /* 0: empty slot */
+    uint32_t used;  /* compile time: the slot holds `gram` */
+    uint32_t last;  /* compile time: the last word added + 1 (0: none) */
+    uint32_t wr;    /* compile time: entries written */
+} gslot;
+
+typedef struct uindex {
+    int field;       /* the url field */
+    uint32_t mask;   /* slots - 1 */
+    uint32_t shift;  /* 32 - log2(slots) */
+    uint32_t nrules; /* rules whose candidacy the index decides */
+    uint32_t nlo, nhi; /* words holding the other rules: [nlo, nhi) (nlo == nhi: none) */
+    gslot *slots;
+    uint16_t *ew;  /* entry: word index */
+    uint64_t *eb;  /* entry: the rules of that word */
+    uint64_t *idx; /* W words: the rules the index decides */
+    uint64_t filter[(1u << UX_FILTER_BITS) / 64]; /* bit (hash >> 16): some gram has that hash */
+} uindex;
+
 struct cs_ruleset {
     char *journey;
     int nstages;
@@ -114,8 +155,10 @@ struct cs_ruleset {
     uint64_t *all; /* W words: bits 0..N-1 */
     int nx;
     xfield x[CS_MAX_FIELDS];
+    uindex *ux; /* NULL: url keys are tested by scanning the candidates */
     cs_decode_plan *plan;
     char sha256[65];
+    uint64_t load_steps; /* cs_rules_load_steps() */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -887,10 +930,10 @@ static int do_match(ctx *c, yaml_node_t *n, rule *r)
     return 0;
 }
 
+static int rules_body(ctx *c, yaml_node_t *n, int count, uint32_t *names, uint32_t nmask);
+
 static int do_rules(ctx *c, yaml_node_t *n)
 {
-    static const char *const keys[] = {"name", "stage", "match", NULL};
-    qbuf b;
     cs_ruleset *rs = c->rs;
     if (n->type != YAML_SEQUENCE_NODE)
         return err_node(c, n, "rules must be a list, not %s", type_name(n));
@@ -900,6 +943,24 @@ static int do_rules(ctx *c, yaml_node_t *n)
                         "too many rules (at most %d)", CS_MAX_RULES);
     if (count && !(rs->rules = calloc((size_t)count, sizeof *rs->rules)))
         return oom(c, n);
+    /* rule names seen so far: open addressing on XXH3 of the name, rule index + 1 (0 = empty);
+     * a scan of the earlier names made loading quadratic (10,000 rules: 50M compares) */
+    uint32_t ncap = 16;
+    while (ncap < 2 * (uint32_t)count)
+        ncap *= 2;
+    uint32_t *names = calloc(ncap, sizeof *names);
+    if (!names)
+        return oom(c, n);
+    int rc = rules_body(c, n, count, names, ncap - 1);
+    free(names);
+    return rc;
+}
+
+static int rules_body(ctx *c, yaml_node_t *n, int count, uint32_t *names, uint32_t nmask)
+{
+    static const char *const keys[] = {"name", "stage", "match", NULL};
+    qbuf b;
+    cs_ruleset *rs = c->rs;
     for (int i = 0; i < count; i++) {
         yaml_node_t *e = node(c, n->data.sequence.items.start[i]);
         if (check_map(c, e, "a rule", keys, "name, stage or match") < 0)
@@ -917,10 +978,17 @@ static int do_rules(ctx *c, yaml_node_t *n)
         for (size_t j = 0; j < len; j++)
             if ((unsigned char)s[j] < 0x20 || s[j] == 0x7f)
                 return err_node(c, nn, "rule name contains a control character");
-        for (int j = 0; j < rs->nrules; j++)
-            if (strlen(rs->rules[j].name) == len && !memcmp(rs->rules[j].name, s, len))
+        uint32_t *slot = &names[(uint32_t)XXH3_64bits(s, len) & nmask];
+        for (;; slot = slot == names + nmask ? names : slot + 1) {
+            rs->load_steps++;
+            if (!*slot)
+                break;
+            const rule *o = &rs->rules[*slot - 1];
+            if (strlen(o->name) == len && !memcmp(o->name, s, len))
                 return err_node(c, nn, "duplicate rule name '%s' (first at line %d)",
-                                q(&b, s, len), rs->rules[j].line);
+                                q(&b, s, len), o->line);
+        }
+        *slot = (uint32_t)rs->nrules + 1;
         rule *r = &rs->rules[rs->nrules];
         if (!(r->name = dupmem(s, len)))
             return oom(c, nn);
@@ -1015,6 +1083,242 @@ static int xfill(ctx *c, yaml_node_t *root, xfield *x, int pass)
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* url index
+ *
+ * Exact keys narrow the candidates with hash look-ups; url globs and url_prefix used to be
+ * tested on every candidate left, so a file of N url-only rules cost N glob or prefix tests per
+ * event (1,000 "*\/p/<i>/\*" rules: 54 us per event, 4,096: 230 us). The index makes their cost
+ * independent of N as well:
+ *  - every literal a url value requires — a url_prefix value, and each '*'-free piece of a glob
+ *    ("https://s/", "/p/", "/reviews/") — must occur in the url for the value to match;
+ *  - each indexable value is given ONE gram (GRAM = 4 consecutive bytes of one of its
+ *    literals): the one that is rarest over all the file's url values (a count sketch at
+ *    compile time), so "http" or ".com" is never picked when "/123" is there;
+ *  - a rule is indexed by one of its url predicates whose every value has a literal of at
+ *    least GRAM bytes; the gram table maps each chosen gram to the bitset of rules it indexes;
+ *  - an event's url is read once, gram by gram (a 64K-bit filter skips grams no rule chose),
+ *    and the bitsets of the grams it contains are OR'd: a superset of the indexed rules whose
+ *    url predicate can hold. Candidates are then tested exactly as before (pred_holds), so the
+ *    index can only remove rules that cannot match: answers are those of the scan.
+ * Cost per event: one pass over the url (~1 ns per byte) when, and only when, a candidate that
+ * survived the exact keys is an indexed rule; then only rules whose gram occurs are tested.
+ * Not indexed (tested on every candidate, as before): globs with no literal of GRAM bytes
+ * ("*", "*\/x/\*", "a*b"), and every url key when fewer than UX_MIN_RULES rules are indexable
+ * (one pass over the url costs more than a few direct tests).
+ * Rejected: Aho-Corasick over all literals (exact, but a sparse automaton per byte is several
+ * times slower than a filtered gram probe, and the candidates still need the glob test for
+ * order and anchoring); a prefix trie (helps url_prefix and globs with a literal head only,
+ * not the "*\/reviews/\*" kind SPEC §2 shows). */
+
+static inline uint32_t ghash(uint32_t g) { return g * 0x9E3779B1u; }
+
+/* Calls f(literal, len, arg) for every literal of value v of predicate p. */
+static void for_literals(const pred *p, const val *v, void (*f)(const char *, size_t, void *),
+                         void *arg)
+{
+    if (p->kind == P_PREFIX) {
+        f(v->p, v->len, arg);
+        return;
+    }
+    const char *s = v->p, *e = v->p + v->len;
+    while (s <= e) {
+        const char *star = memchr(s, '*', (size_t)(e - s));
+        const char *end = star ? star : e;
+        if (end > s)
+            f(s, (size_t)(end - s), arg);
+        s = end + 1;
+    }
+}
+
+static void lit_longest(const char *s, size_t len, void *arg)
+{
+    (void)s;
+    size_t *m = arg;
+    if (len > *m)
+        *m = len;
+}
+
+/* Every value of p has a literal of at least GRAM bytes. */
+static int pred_indexable(const pred *p)
+{
+    if (p->kind == P_EXACT)
+        return 0;
+    for (uint32_t i = 0; i < p->nv; i++) {
+        size_t m = 0;
+        for_literals(p, &p->v[i], lit_longest, &m);
+        if (m < GRAM)
+            return 0;
+    }
+    return 1;
+}
+
+static void lit_count(const char *s, size_t len, void *arg)
+{
+    uint32_t *sk = arg;
+    for (size_t i = 0; i + GRAM <= len; i++) {
+        uint32_t g;
+        memcpy(&g, s + i, GRAM);
+        uint32_t *k = &sk[ghash(g) >> (32 - UX_SKETCH_BITS)];
+        if (*k != UINT32_MAX)
+            (*k)++;
+    }
+}
+
+typedef struct gpick {
+    const uint32_t *sk;
+    uint32_t best, bestk;
+} gpick;
+
+static void lit_pick(const char *s, size_t len, void *arg)
+{
+    gpick *gp = arg;
+    for (size_t i = 0; i + GRAM <= len; i++) {
+        uint32_t g;
+        memcpy(&g, s + i, GRAM);
+        uint32_t k = gp->sk[ghash(g) >> (32 - UX_SKETCH_BITS)];
+        if (k < gp->bestk) {
+            gp->bestk = k;
+            gp->best = g;
+        }
+    }
+}
+
+static gslot *gfind(const uindex *ux, uint32_t g)
+{
+    for (uint32_t i = ghash(g) >> ux->shift;; i = (i + 1) & ux->mask) {
+        gslot *s = &ux->slots[i];
+        if (!s->used || s->gram == g)
+            return s;
+    }
+}
+
+/* The indexed predicate of rule r (index into rs->preds), or UINT32_MAX. */
+static uint32_t rule_upred(const cs_ruleset *rs, const rule *ru)
+{
+    for (uint32_t k = ru->g0; k < ru->g0 + ru->ng; k++)
+        if (pred_indexable(&rs->preds[k]))
+            return k;
+    return UINT32_MAX;
+}
+
+static int compile_uindex(ctx *c, yaml_node_t *root)
+{
+    cs_ruleset *rs = c->rs;
+    uint32_t N = (uint32_t)rs->nrules, nidx = 0, nvals = 0;
+    uint32_t *up = malloc((N ? N : 1) * sizeof *up);
+    if (!up)
+        return oom(c, root);
+    for (uint32_t r = 0; r < N; r++) {
+        up[r] = rule_upred(rs, &rs->rules[r]);
+        if (up[r] != UINT32_MAX) {
+            nidx++;
+            nvals += rs->preds[up[r]].nv;
+        }
+    }
+    if (nidx < UX_MIN_RULES) {
+        free(up);
+        return 0;
+    }
+    uint32_t *sk = calloc((size_t)1 << UX_SKETCH_BITS, sizeof *sk);
+    uint32_t *vg = malloc((size_t)nvals * sizeof *vg);
+    uindex *ux = calloc(1, sizeof *ux);
+    int rc = -1;
+    if (!sk || !vg || !ux)
+        goto oom;
+    rs->ux = ux;
+    ux->field = CS_F_URL;
+    ux->nrules = nidx;
+    /* how many times each gram (its sketch counter) occurs over all indexed values */
+    for (uint32_t r = 0; r < N; r++)
+        if (up[r] != UINT32_MAX) {
+            const pred *p = &rs->preds[up[r]];
+            for (uint32_t i = 0; i < p->nv; i++)
+                for_literals(p, &p->v[i], lit_count, sk);
+        }
+    /* each value's rarest gram */
+    uint32_t k = 0;
+    for (uint32_t r = 0; r < N; r++)
+        if (up[r] != UINT32_MAX) {
+            const pred *p = &rs->preds[up[r]];
+            for (uint32_t i = 0; i < p->nv; i++) {
+                gpick gp = {sk, 0, UINT32_MAX};
+                for_literals(p, &p->v[i], lit_pick, &gp);
+                vg[k++] = gp.best;
+            }
+        }
+    uint32_t cap = 16, bits = 4;
+    while (cap < 2 * nvals) {
+        cap *= 2;
+        bits++;
+    }
+    ux->mask = cap - 1;
+    ux->shift = 32 - bits;
+    if (!(ux->slots = calloc(cap, sizeof *ux->slots)) || !(ux->idx = bits_new(rs->W)))
+        goto oom;
+    ux->nlo = ux->nhi = 0;
+    for (uint32_t r = 0; r < N; r++)
+        if (up[r] == UINT32_MAX) {
+            if (ux->nhi == 0)
+                ux->nlo = r / 64;
+            ux->nhi = r / 64 + 1;
+        }
+    /* pass 0: distinct grams and how many distinct words each has; pass 1: the entries.
+     * Rules come in ascending order, so a slot's words do too. */
+    uint64_t nent = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        k = 0;
+        for (uint32_t r = 0; r < N; r++) {
+            if (up[r] == UINT32_MAX)
+                continue;
+            ux->idx[r / 64] |= 1ull << (r % 64);
+            for (uint32_t i = 0; i < rs->preds[up[r]].nv; i++) {
+                gslot *g = gfind(ux, vg[k++]);
+                if (g->last == r / 64 + 1) { /* this word already has an entry */
+                    if (pass == 1)
+                        ux->eb[g->off + g->wr - 1] |= 1ull << (r % 64);
+                    continue;
+                }
+                g->last = r / 64 + 1;
+                if (pass == 0) {
+                    g->used = 1;
+                    g->gram = vg[k - 1];
+                    g->cnt++;
+                    nent++;
+                } else {
+                    ux->ew[g->off + g->wr] = (uint16_t)(r / 64);
+                    ux->eb[g->off + g->wr] = 1ull << (r % 64);
+                    g->wr++;
+                }
+            }
+        }
+        if (pass == 1)
+            break;
+        uint64_t off = 0;
+        for (uint32_t i = 0; i < cap; i++) {
+            gslot *g = &ux->slots[i];
+            if (!g->cnt)
+                continue;
+            g->off = (uint32_t)off;
+            off += g->cnt;
+            g->last = 0;
+            uint32_t bb = ghash(g->gram) >> (32 - UX_FILTER_BITS);
+            ux->filter[bb / 64] |= 1ull << (bb % 64);
+        }
+        if (nent > UINT32_MAX || !(ux->ew = malloc((nent ? nent : 1) * sizeof *ux->ew)) ||
+            !(ux->eb = malloc((nent ? nent : 1) * sizeof *ux->eb)))
+            goto oom;
+    }
+    rc = 0;
+oom:
+    if (rc < 0)
+        oom(c, root);
+    free(up);
+    free(sk);
+    free(vg);
+    return rc;
+}
+
 static int compile(ctx *c, yaml_node_t *root)
 {
     cs_ruleset *rs = c->rs;
@@ -1071,7 +1375,7 @@ static int compile(ctx *c, yaml_node_t *root)
         if (xfill(c, root, x, 1) < 0)
             return -1;
     }
-    return 0;
+    return compile_uindex(c, root);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1205,7 +1509,7 @@ cs_ruleset *cs_rules_load_string(const char *yaml, size_t len, const char *name,
         return NULL;
     }
     yaml_parser_set_input_string(&ps, (const unsigned char *)(yaml ? yaml : ""), len);
-    if (!yaml_parser_load(&ps, &doc)) {
+    if (!cs_yaml_load(&ps, &doc, &rs->load_steps)) {
         yaml_error(&c, &ps, yaml ? yaml : "", len);
         goto out;
     }
@@ -1217,7 +1521,7 @@ cs_ruleset *cs_rules_load_string(const char *yaml, size_t len, const char *name,
         goto out;
     }
     /* exactly one document: a second one is an error, and so is a syntax error after the first */
-    if (!yaml_parser_load(&ps, &doc2)) {
+    if (!cs_yaml_load(&ps, &doc2, &rs->load_steps)) {
         yaml_error(&c, &ps, yaml, len);
         goto out;
     }
@@ -1324,6 +1628,13 @@ void cs_rules_destroy(cs_ruleset *rs)
         free(rs->x[i].uncon);
     }
     free(rs->all);
+    if (rs->ux) {
+        free(rs->ux->slots);
+        free(rs->ux->ew);
+        free(rs->ux->eb);
+        free(rs->ux->idx);
+        free(rs->ux);
+    }
     if (rs->plan)
         cs_decode_plan_destroy(rs->plan);
     free(rs);
@@ -1362,6 +1673,7 @@ int cs_rules_rule_stage(const cs_ruleset *rs, int r)
 }
 const cs_decode_plan *cs_rules_plan(const cs_ruleset *rs) { return rs->plan; }
 const char *cs_rules_sha256(const cs_ruleset *rs) { return rs->sha256; }
+uint64_t cs_rules_load_steps(const cs_ruleset *rs) { return rs->load_steps; }
 int cs_rules_nprops(const cs_ruleset *rs) { return rs->nprops; }
 const char *cs_rules_prop_name(const cs_ruleset *rs, int i)
 {
@@ -1453,14 +1765,88 @@ static const xslot *xlookup(const xfield *x, const cs_sv *v)
     }
 }
 
+/* The rules the url index keeps for url u: the OR of the rule sets of the grams u contains,
+ * from word w0 on. Sets nz (bit w: word w has some) and ub[w] for those words only (the others
+ * are stale), and *uhi to the last such word + 1; returns 1. Returns 2 when u hits more than
+ * UX_MAX_HITS distinct grams: then every indexed rule stays a candidate, which is always
+ * correct. */
+static int url_candidates(const uindex *ux, const cs_sv *u, uint64_t *ub, uint64_t *nz,
+                          uint32_t w0, uint32_t *uhi, cs_match_stats *st)
+{
+    if (st) {
+        st->url_passes++;
+        st->url_bytes += u->len;
+    }
+    uint32_t seen[2 * UX_MAX_HITS]; /* slot index + 1 of the grams met: a small hash set */
+    uint32_t hits[UX_MAX_HITS];
+    unsigned nhits = 0;
+    memset(seen, 0, sizeof seen);
+    const uint8_t *p = (const uint8_t *)u->p;
+    for (size_t left = u->len >= GRAM ? u->len - GRAM + 1 : 0; left; left--, p++) {
+        uint32_t g;
+        memcpy(&g, p, GRAM);
+        const uint32_t h = ghash(g), fb = h >> (32 - UX_FILTER_BITS);
+        if (!((ux->filter[fb / 64] >> (fb % 64)) & 1))
+            continue;
+        uint32_t i = h >> ux->shift;
+        const gslot *s;
+        for (;; i = (i + 1) & ux->mask) {
+            s = &ux->slots[i];
+            if (!s->cnt || s->gram == g)
+                break;
+        }
+        if (!s->cnt)
+            continue;
+        uint32_t j = ghash(i + 1) >> (32 - 8); /* 2 * UX_MAX_HITS = 2^8 entries */
+        while (seen[j] && seen[j] != i + 1)
+            j = (j + 1) & (2 * UX_MAX_HITS - 1);
+        if (seen[j])
+            continue;
+        if (nhits == UX_MAX_HITS)
+            return 2;
+        seen[j] = i + 1;
+        hits[nhits++] = i;
+    }
+    memset(nz, 0, CS_MAX_RULES / 64 / 64 * sizeof *nz);
+    uint32_t e = w0;
+    for (unsigned k = 0; k < nhits; k++) {
+        const gslot *s = &ux->slots[hits[k]];
+        for (uint32_t q = s->off; q < s->off + s->cnt; q++) {
+            uint32_t w = ux->ew[q];
+            if (w < w0)
+                continue;
+            uint64_t bit = 1ull << (w % 64);
+            if (nz[w / 64] & bit) {
+                ub[w] |= ux->eb[q];
+            } else {
+                nz[w / 64] |= bit;
+                ub[w] = ux->eb[q];
+            }
+            if (w + 1 > e)
+                e = w + 1;
+        }
+    }
+    *uhi = e;
+    return 1;
+}
+_Static_assert(2 * UX_MAX_HITS == 256, "url_candidates' seen set hashes to 8 bits");
+
 /* cand = all & AND over exact fields f of (bits(f, value) | unconstrained[f]), then the first
  * candidate (lowest bit) whose glob/prefix predicates hold. The AND is done one 64-bit word at
  * a time, only over the words where every field can have a bit (the intersection of the
  * fields' spans), and stops at the first word that yields a rule: so its cost follows the
- * spans of the values looked up, not the number of rules. */
-int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
+ * spans of the values looked up, not the number of rules. When a word still has candidates
+ * whose url key the url index decides, the index is computed (once per event) and ANDed in. */
+static inline __attribute__((always_inline)) int match_impl(const cs_ruleset *rs,
+                                                            const cs_decoded *ev,
+                                                            cs_match_stats *st)
 {
     const xslot *hit[CS_MAX_FIELDS];
+    _Static_assert(CS_MAX_RULES % 4096 == 0, "nz has a bit per 64-rule word");
+    uint64_t ub[CS_MAX_RULES / 64], nz[CS_MAX_RULES / 64 / 64];
+    int ustate = 0; /* 0: url index not computed yet; 1: nz/ub hold it; 2: not usable */
+    uint32_t uhi = 0;
+    const uindex *ux = rs->ux;
     uint32_t lo = 0, hi = rs->W;
     for (int xi = 0; xi < rs->nx; xi++) {
         const xfield *x = &rs->x[xi];
@@ -1486,6 +1872,8 @@ int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
     }
     for (uint32_t w = lo; w < hi; w++) {
         uint64_t m = rs->all[w];
+        if (st)
+            st->words++;
         for (int xi = 0; xi < rs->nx && m; xi++) {
             const xfield *x = &rs->x[xi];
             const xslot *s = hit[xi];
@@ -1494,10 +1882,24 @@ int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
                 b |= x->words[s->woff + (w - s->lo)];
             m &= b;
         }
+        if (ux && (m & ux->idx[w])) {
+            if (!ustate) {
+                ustate = url_candidates(ux, &ev->f[ux->field], ub, nz, w, &uhi, st);
+                /* from here on only words with a url candidate or a rule the index does not
+                 * decide can yield a rule */
+                uint32_t end = uhi > ux->nhi ? uhi : ux->nhi;
+                if (ustate == 1 && end < hi)
+                    hi = end;
+            }
+            if (ustate == 1)
+                m &= ~ux->idx[w] | ((nz[w / 64] >> (w % 64)) & 1 ? ub[w] : 0);
+        }
         while (m) {
             int r = (int)(w * 64 + (uint32_t)__builtin_ctzll(m));
             const rule *ru = &rs->rules[r];
             uint32_t k = 0;
+            if (st)
+                st->checked++;
             while (k < ru->ng &&
                    pred_holds(&rs->preds[ru->g0 + k], &ev->f[rs->preds[ru->g0 + k].field]))
                 k++;
@@ -1505,9 +1907,36 @@ int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev)
                 return r;
             m &= m - 1;
         }
+        if (ustate == 1) {
+            /* jump to the next word holding a url candidate, unless a rule the index does not
+             * decide comes first (their words are [nlo, nhi), taken as dense): with 10,000
+             * url rules the candidates are a few words far apart */
+            uint32_t next = hi; /* no url candidate after w */
+            for (uint32_t k = (w + 1) / 64; k < (uhi + 63) / 64; k++) {
+                uint64_t b = nz[k] & (k == (w + 1) / 64 ? ~0ull << ((w + 1) % 64) : ~0ull);
+                if (b) {
+                    next = k * 64 + (uint32_t)__builtin_ctzll(b);
+                    break;
+                }
+            }
+            if (ux->nhi > w + 1 && ux->nlo < next)
+                next = ux->nlo > w + 1 ? ux->nlo : w + 1;
+            if (next > hi)
+                next = hi;
+            w = next - 1;
+        }
     }
     return -1;
 }
+
+int cs_rules_match(const cs_ruleset *rs, const cs_decoded *ev) { return match_impl(rs, ev, NULL); }
+
+int cs_rules_match_stats(const cs_ruleset *rs, const cs_decoded *ev, cs_match_stats *st)
+{
+    return match_impl(rs, ev, st);
+}
+
+int cs_rules_url_indexed(const cs_ruleset *rs) { return rs->ux ? (int)rs->ux->nrules : 0; }
 
 int cs_rules_match_scan(const cs_ruleset *rs, const cs_decoded *ev)
 {

@@ -7,10 +7,12 @@
  *    offending YAML node). Nothing half-built escapes.
  *  - The table is immutable after load and may be read by any number of threads at once. Swapping
  *    tables on reload is the caller's business (an atomic pointer + a grace period).
- *  - cs_rules_classify() costs about the same for 10 or 1,000 rules: every exact-match key is one
- *    hash look-up that yields the bitset of rules accepting that value; the candidate set is the
- *    AND of those bitsets; globs and prefixes run only on surviving candidates, in rule order.
- *    It allocates nothing.
+ *  - cs_rules_classify() costs about the same for 10 or 10,000 rules: every exact-match key is
+ *    one hash look-up that yields the bitset of rules accepting that value; the candidate set is
+ *    the AND of those bitsets; url globs and prefixes are narrowed by the url index (a 4-byte
+ *    piece of each value's literal text, looked for in one pass over the url) and then run
+ *    only on surviving candidates, in rule order. It allocates nothing. docs/rules.md has the
+ *    costs and the limits (CS_MAX_RULES; YAML nesting and size, pipeline/yamldoc.h).
  *  - The table also owns the decode plan (SPEC §1 standard fields + dimension and property paths
  *    the rules mention), because what must be decoded depends on the rules.
  */
@@ -24,7 +26,7 @@
 
 #define CS_MAX_STAGES 32
 #define CS_MAX_DIMS 4
-#define CS_MAX_RULES 4096
+#define CS_MAX_RULES 16384 /* docs/rules.md "Limits": why, and what 10,000 rules cost */
 #define CS_MAX_DIM_VALUES 4096
 
 typedef struct cs_ruleset cs_ruleset;
@@ -83,6 +85,17 @@ static inline int cs_rules_classify(const cs_ruleset *rs, const cs_decoded *ev)
 int cs_rules_nprops(const cs_ruleset *rs);
 const char *cs_rules_prop_name(const cs_ruleset *rs, int i);
 int cs_rules_prop_field(const cs_ruleset *rs, int i);
+/* cs_rules_match() that also counts its work into *st (added to, not reset), so tests can
+ * prove the cost does not follow the number of rules. */
+typedef struct cs_match_stats {
+    uint64_t words;      /* 64-rule words of the candidate bitset visited */
+    uint64_t checked;    /* candidates whose url glob / url_prefix keys were then tested */
+    uint64_t url_passes; /* passes of the url index over the url (at most one per event) */
+    uint64_t url_bytes;  /* bytes of url those passes read */
+} cs_match_stats;
+int cs_rules_match_stats(const cs_ruleset *rs, const cs_decoded *ev, cs_match_stats *st);
+/* Rules whose url key is decided by the url index (0: the file has no index; docs/rules.md). */
+int cs_rules_url_indexed(const cs_ruleset *rs);
 /* Reference matcher: a plain scan of the rules in order, testing every predicate directly
  * (no hash tables, no bitsets). Same answer as cs_rules_match(); for tests and fuzzing. */
 int cs_rules_match_scan(const cs_ruleset *rs, const cs_decoded *ev);
@@ -90,6 +103,10 @@ int cs_rules_match_scan(const cs_ruleset *rs, const cs_decoded *ev);
  * first failing match key and the event's value ("event: 'x' not accepted"). */
 int cs_rules_rule_test(const cs_ruleset *rs, int rule, const cs_decoded *ev, char *why,
                        size_t wlen);
+
+/* Work the loader did in look-ups that could go quadratic on a hostile file: YAML events read,
+ * anchor-table probes, rule-name table probes. Linear in the file; tests assert it. */
+uint64_t cs_rules_load_steps(const cs_ruleset *rs);
 
 /* `*` glob over the whole subject (SPEC §2). Exposed for tests. */
 int cs_glob_match(const char *pat, size_t plen, const char *s, size_t slen);

@@ -673,6 +673,11 @@ int cs_decode_plan_nfields(const cs_decode_plan *p)
     return p ? p->nfields : 0;
 }
 
+size_t cs_decode_plan_max_bytes(const cs_decode_plan *p)
+{
+    return p ? p->max_bytes : 0;
+}
+
 void cs_decode_plan_set_limits(cs_decode_plan *p, size_t max_bytes, int max_depth)
 {
     if (!p)

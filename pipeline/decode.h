@@ -99,6 +99,7 @@ int cs_decode_plan_add_field(cs_decode_plan *p, const char *const *paths, int n,
 
 int cs_decode_plan_nfields(const cs_decode_plan *p);
 void cs_decode_plan_set_limits(cs_decode_plan *p, size_t max_bytes, int max_depth);
+size_t cs_decode_plan_max_bytes(const cs_decode_plan *p);
 /* Event-time bounds (SPEC §1 bad_time, future_time): an event time below min_ms is bad_time;
  * one more than max_future_ms ahead of the message timestamp (the fallback_ts_ms given to
  * cs_decode) is future_time (0 = no bound). A new plan has none (INT64_MIN, 0); the rule

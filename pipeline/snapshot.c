@@ -613,6 +613,14 @@ static int parse_tables(rd *r, strtab *tabs)
                 bad(r, "truncated in dimension value");
                 goto fail;
             }
+            /* the dictionary keeps values of at most CS_MAX_DIM_VALUE_BYTES and without a NUL
+             * (aggregate.h), so no writer produces other ones; accepting them would map two
+             * strings to one id and break the one-encoding rule */
+            if (len > CS_MAX_DIM_VALUE_BYTES || memchr(r->p, '\0', (size_t)len)) {
+                bad(r, "dimension %d: value %u longer than %d bytes or with a NUL byte", d, j,
+                    CS_MAX_DIM_VALUE_BYTES);
+                goto fail;
+            }
             const uint8_t *s = r->p;
             r->p += len;
             uint32_t at = (uint32_t)XXH3_64bits(s, (size_t)len) & (cap - 1);

@@ -90,6 +90,10 @@ static char *read_all(FILE *f, size_t *len)
     return buf;
 }
 
+/* Values longer than this are shown cut, with their length: a 100 KB customer id is one
+ * unreadable line otherwise (the match uses the whole value, and so does the daemon). */
+#define SHOW_MAX 512
+
 /* Prints bytes as a JSON-ish quoted string, escaping quotes, backslashes and control bytes. */
 static void print_value(const cs_sv *v)
 {
@@ -97,8 +101,9 @@ static void print_value(const cs_sv *v)
         fputs("(absent)", stdout);
         return;
     }
+    uint32_t show = v->len > SHOW_MAX ? SHOW_MAX : v->len;
     putchar('"');
-    for (uint32_t i = 0; i < v->len; i++) {
+    for (uint32_t i = 0; i < show; i++) {
         unsigned char ch = (unsigned char)v->p[i];
         if (ch == '"' || ch == '\\')
             printf("\\%c", ch);
@@ -108,6 +113,8 @@ static void print_value(const cs_sv *v)
             putchar(ch);
     }
     putchar('"');
+    if (show < v->len)
+        printf("... (%u bytes, first %d shown)", v->len, SHOW_MAX);
     if (v->kind == CS_SV_NUM)
         fputs(" (number)", stdout);
     else if (v->kind == CS_SV_BOOL)
@@ -231,6 +238,10 @@ static int cmd_explain(const char *path, const char *event, int verbose, const c
     char ts[64];
     if (inv != CS_DECODE_OK) {
         printf("invalid:  %s\n", cs_invalid_name(inv));
+        if (inv == CS_INV_TOO_LARGE)
+            printf("why:      the message is %zu bytes; limits.max_bytes is %zu (raise it, and "
+                   "restart)\n",
+                   len, cs_decode_plan_max_bytes(cs_rules_plan(rs)));
         if (inv == CS_INV_FUTURE_TIME || inv == CS_INV_BAD_TIME) {
             char kb[64], nb[64];
             format_rfc3339(ev.ts_ms, ts, sizeof ts);
@@ -274,7 +285,8 @@ static int cmd_explain(const char *path, const char *event, int verbose, const c
         print_value(&ev.f[cs_rules_prop_field(rs, i)]);
         putchar('\n');
     }
-    int r = cs_rules_match(rs, &ev);
+    cs_match_stats work = {0};
+    int r = cs_rules_match_stats(rs, &ev, &work);
     if (verbose) {
         int upto = r < 0 ? cs_rules_nrules(rs) : r;
         for (int i = 0; i < upto; i++) {
@@ -282,6 +294,13 @@ static int cmd_explain(const char *path, const char *event, int verbose, const c
             cs_rules_rule_test(rs, i, &ev, why, sizeof why);
             printf("  rule %d %s: no (%s)\n", i + 1, cs_rules_rule_name(rs, i), why);
         }
+        int ux = cs_rules_url_indexed(rs);
+        printf("work:     %llu candidate(s) tested after the exact keys",
+               (unsigned long long)work.checked);
+        if (ux)
+            printf("; url index (%d of %d rules): %s", ux, cs_rules_nrules(rs),
+                   work.url_passes ? "consulted" : "not needed");
+        putchar('\n');
     }
     if (r < 0) {
         printf("rule:     none\nstage:    unclassified\n");

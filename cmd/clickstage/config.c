@@ -36,6 +36,8 @@
 
 #include <yaml.h>
 
+#include "yamldoc.h"
+
 #include "clickstage.h"
 #include "kprops.h"
 
@@ -1374,7 +1376,7 @@ static int apply_yaml(ctx *x, const char *src, size_t len)
     if (!yaml_parser_initialize(&ps))
         return err_at(x, m0, "out of memory");
     yaml_parser_set_input_string(&ps, (const unsigned char *)src, len);
-    if (!yaml_parser_load(&ps, &doc)) {
+    if (!cs_yaml_load(&ps, &doc, NULL)) {
         yaml_error(x, &ps, src, len);
         goto out;
     }
@@ -1386,7 +1388,7 @@ static int apply_yaml(ctx *x, const char *src, size_t len)
         rc = 0;
         goto out;
     }
-    if (!yaml_parser_load(&ps, &doc2)) {
+    if (!cs_yaml_load(&ps, &doc2, NULL)) {
         yaml_error(x, &ps, src, len);
         goto out;
     }

@@ -52,6 +52,23 @@ static int setup(void **st)
     return 0;
 }
 
+static const char *rules_dims_yaml =
+    "journey: t\n"
+    "stages: [awareness, consideration, purchase]\n"
+    "dimensions:\n"
+    "  channel: { max_values: 64 }\n"
+    "rules:\n"
+    "  - { name: a, stage: awareness, match: { event: [view] } }\n";
+
+static int setup_dims(void **st)
+{
+    const char *keep = rules_yaml;
+    rules_yaml = rules_dims_yaml;
+    int r = setup(st);
+    rules_yaml = keep;
+    return r;
+}
+
 static int teardown(void **st)
 {
     fx *f = *st;
@@ -67,7 +84,7 @@ static int teardown(void **st)
 /* One event: customer, event name, minutes after T0, optional channel. */
 static void ev(fx *f, const char *cust, const char *name, double minutes, const char *channel)
 {
-    char buf[512];
+    char buf[4096];
     int n = snprintf(buf, sizeof buf, "{\"userId\":\"%s\",\"event\":\"%s\",\"ts\":%lld%s%s%s}",
                      cust, name, (long long)(T0 + (int64_t)(minutes * MIN)),
                      channel ? ",\"channel\":\"" : "", channel ? channel : "",
@@ -288,9 +305,51 @@ static void restart_in_place_keeps_wheel_links(void **st)
     assert_int_equal(GET("sessions", "active"), 1);
 }
 
+/* Regression (red team, issue 16): dimension values were formatted into a 512-byte field name,
+ * so a value longer than ~500 bytes (a referrer or page-URL dimension) lost its tail AND its
+ * "/<stage>" (all stages of it summed into one field), and a value with a NUL byte (JSON
+ * "\u0000") lost everything after it, "/<stage>" included. Values are now cut to
+ * CS_MAX_DIM_VALUE_BYTES (256) at a UTF-8 boundary and at a NUL before the dictionary sees
+ * them, and every field keeps its "/<stage>". */
+static void regression_long_dimension_values(void **st)
+{
+    fx *f = *st;
+    enum { LONG = 600, CUT = CS_MAX_DIM_VALUE_BYTES };
+    char v1[LONG + 2], v2[LONG + 2], v3[LONG + 1], k[LONG + 64];
+    memset(v1, 'x', LONG);
+    memcpy(v2, v1, LONG);
+    v1[LONG] = '1';
+    v2[LONG] = '2';
+    v1[LONG + 1] = v2[LONG + 1] = '\0';
+    /* byte CUT of this one is the second byte of a 2-byte character (C3 A9) */
+    memset(v3, 'y', LONG);
+    v3[CUT - 1] = '\xc3';
+    v3[CUT] = '\xa9';
+    v3[LONG] = '\0';
+    ev(f, "u1", "view", 0, v1);
+    ev(f, "u2", "view", 1, v2);
+    ev(f, "u3", "view", 2, v3);
+    ev(f, "u4", "view", 3, "a\\u0000b"); /* JSON escape: the value is "a", NUL, "b" */
+    ev(f, "u5", "view", 4, "\\u0000z");  /* nothing before the NUL: still _unknown */
+    cs_counts *c = counts(f);
+    /* v1 and v2 share their first CUT bytes: one value */
+    snprintf(k, sizeof k, "%.*s/awareness", CUT, v1);
+    assert_int_equal(cs_counts_get(c, "by:channel:active", k), 2);
+    assert_int_equal(cs_counts_get(c, "by:channel:reached", k), 2);
+    snprintf(k, sizeof k, "%.*s/awareness", CUT - 1, v3); /* the cut backs up before the C3 */
+    assert_int_equal(cs_counts_get(c, "by:channel:reached", k), 1);
+    assert_int_equal(cs_counts_get(c, "by:channel:active", "a/awareness"), 1);
+    assert_int_equal(cs_counts_get(c, "by:channel:active", "_unknown/awareness"), 1);
+    /* no field without its stage */
+    assert_int_equal(cs_counts_get(c, "by:channel:active", "a"), 0);
+    snprintf(k, sizeof k, "%.511s", v1);
+    assert_int_equal(cs_counts_get(c, "by:channel:active", k), 0);
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
+#define T_DIMS(x) cmocka_unit_test_setup_teardown(x, setup_dims, teardown)
     const struct CMUnitTest tests[] = {
         T(gap_splits_sessions),
         T(exactly_gap_joins),
@@ -307,6 +366,7 @@ int main(void)
         T(minute_buckets_by_event_time),
         T(invalid_counted_by_reason),
         T(restart_in_place_keeps_wheel_links),
+        T_DIMS(regression_long_dimension_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

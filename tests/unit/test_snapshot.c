@@ -652,12 +652,14 @@ static void hb_uv(hb *x, uint64_t v)
     hb_u8(x, (unsigned)v);
 }
 
-static void hb_str(hb *x, const char *s)
+static void hb_strn(hb *x, const char *s, size_t len)
 {
-    hb_uv(x, strlen(s));
-    memcpy(x->b + x->n, s, strlen(s));
-    x->n += strlen(s);
+    hb_uv(x, len);
+    memcpy(x->b + x->n, s, len);
+    x->n += len;
 }
+
+static void hb_str(hb *x, const char *s) { hb_strn(x, s, strlen(s)); }
 
 static uint64_t doc_layout(const cs_ruleset *rs)
 {
@@ -742,6 +744,8 @@ enum {
     V_SESSLESS,
     V_NOMAXT,
     V_UNREF,
+    V_LONGSTR, /* a value the dictionary cuts (CS_MAX_DIM_VALUE_BYTES): never written */
+    V_NULSTR,  /* a value with a NUL byte: likewise */
     V_COUNT
 };
 
@@ -749,7 +753,8 @@ static const char *const v_want[V_COUNT] = {
     NULL, "present twice", "not in hash order", "journey stage 6 out of range",
     "session stage 7 out of range", "out of range", "span", "span", "session flag bits",
     "delta 0", "shortest form", "table holds", "empty value", "repeats", "trailing",
-    "cannot fit", "more sessions", "header says", "no highest event time", "table holds"};
+    "cannot fit", "more sessions", "header says", "no highest event time", "table holds",
+    "longer than 256 bytes or with a NUL byte", "longer than 256 bytes or with a NUL byte"};
 
 static void hb_variant(hb *x, const cs_ruleset *rs, int v)
 {
@@ -799,8 +804,15 @@ static void hb_variant(hb *x, const cs_ruleset *rs, int v)
     /* tables: channel [social, email], persona [] */
     hb_uv(x, v == V_TABCOUNT ? 1 : v == V_UNREF ? 3 : 2);
     hb_str(x, v == V_EMPTYSTR ? "" : "social");
-    if (v != V_TABCOUNT)
+    if (v == V_LONGSTR) {
+        char longv[CS_MAX_DIM_VALUE_BYTES + 1];
+        memset(longv, 'e', sizeof longv);
+        hb_strn(x, longv, sizeof longv);
+    } else if (v == V_NULSTR) {
+        hb_strn(x, "em\0ail", 6);
+    } else if (v != V_TABCOUNT) {
         hb_str(x, v == V_DUPSTR ? "social" : "email");
+    }
     if (v == V_UNREF)
         hb_str(x, "print");
     hb_uv(x, 0);
