@@ -206,7 +206,7 @@ typedef struct rev {
     char customer[512];
     int64_t t;
     cs_decoded d;
-    char bufs[CS_MAX_FIELDS][256];
+    char bufs[CS_MAX_FIELDS][1024]; /* values longer than this are cut (no generated value is) */
 } rev;
 
 static int first_of(const cJSON *root, const char *const *paths, int n, char *buf, size_t cap,
@@ -270,7 +270,7 @@ static cs_invalid ref_decode(ref_model *m, const char *payload, size_t len, int6
         if (!ev || !cJSON_IsString(ev)) {
             r = CS_INV_NO_EVENT;
         } else {
-            snprintf(e->bufs[CS_F_EVENT], 256, "%s", ev->valuestring);
+            snprintf(e->bufs[CS_F_EVENT], sizeof e->bufs[0], "%s", ev->valuestring);
             char tb[256];
             if (first_of(root, std_paths[CS_F_TIME], 3, tb, sizeof tb, &isnum, &node)) {
                 if (isnum) {
@@ -300,12 +300,13 @@ static cs_invalid ref_decode(ref_model *m, const char *payload, size_t len, int6
             r = CS_INV_FUTURE_TIME;
     }
     if (r == CS_DECODE_OK) {
-        first_of(root, std_paths[CS_F_URL], 3, e->bufs[CS_F_URL], 256, &isnum, NULL);
-        first_of(root, std_paths[CS_F_CHANNEL], 3, e->bufs[CS_F_CHANNEL], 256, &isnum, NULL);
+        first_of(root, std_paths[CS_F_URL], 3, e->bufs[CS_F_URL], sizeof e->bufs[0], &isnum, NULL);
+        first_of(root, std_paths[CS_F_CHANNEL], 3, e->bufs[CS_F_CHANNEL], sizeof e->bufs[0], &isnum,
+                 NULL);
         for (int d = 0; d < m->ndims; d++) {
             int f = cs_rules_dim(m->rs, d)->field;
             if (f >= CS_F_NSTD && m->dim_npaths[d])
-                first_of(root, m->dim_paths[d], m->dim_npaths[d], e->bufs[f], 256, &isnum, NULL);
+                first_of(root, m->dim_paths[d], m->dim_npaths[d], e->bufs[f], sizeof e->bufs[f], &isnum, NULL);
         }
         for (int f = 0; f < CS_MAX_FIELDS; f++) {
             e->d.f[f].p = e->bufs[f];
@@ -444,7 +445,20 @@ void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t 
         const cs_sv *v = &e.d.f[cs_rules_dim(m->rs, d)->field];
         if (c->dimv[d] || !v->len)
             continue;
-        c->dimv[d] = strdup(dim_value(m, d, v->p));
+        /* a dimension value keeps its first CS_MAX_DIM_VALUE_BYTES bytes, cut back to the
+         * start of a UTF-8 character (aggregate.h) */
+        char cut[CS_MAX_DIM_VALUE_BYTES + 1];
+        size_t n = strlen(v->p);
+        if (n > CS_MAX_DIM_VALUE_BYTES) {
+            n = CS_MAX_DIM_VALUE_BYTES;
+            for (int k = 0; k < 3 && ((unsigned char)v->p[n] & 0xC0) == 0x80; k++)
+                n--;
+        }
+        memcpy(cut, v->p, n);
+        cut[n] = 0;
+        if (!n)
+            continue;
+        c->dimv[d] = strdup(dim_value(m, d, cut));
         by(m, d, "active", "_unknown", c->s_stage, -1);
         by(m, d, "active", c->dimv[d], c->s_stage, 1);
     }

@@ -43,7 +43,7 @@ const char *cs_end_reason_name(int r);
 /* Dimension values are cut to this many bytes (at a UTF-8 character boundary), and at their
  * first NUL byte, before they are looked up or stored. They become Redis field names
  * "<value>/<stage>", built as C strings (the sink, the comparator and the reference model all
- * use C strings; the model keeps 255 bytes), and a dictionary holds max_values of them: a
+ * use C strings; the reference model cuts the same way), and a dictionary holds max_values of them: a
  * value costs at most ~300 bytes of memory however long the event's field is, and every field
  * keeps its "/<stage>" (docs/redis.md). A value cut to nothing counts as absent (_unknown).
  * Rejected: no cut (4,096 values of up to max_bytes each: 256 MiB per dimension at the default
