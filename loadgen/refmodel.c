@@ -12,9 +12,11 @@
 typedef struct rcust {
     char *id;
     int64_t last;
+    int64_t first; /* SPEC §4.1 C.first: the event that began the remembered journey */
     int stage;     /* journey: 0 none, s+1 */
     int has_sess;
     int64_t s_start, s_last;
+    int64_t s_reached_at; /* event time at which the session reached s_stage */
     int s_stage;
     char *dimv[CS_MAX_DIMS]; /* NULL = _unknown */
     struct rcust *next;
@@ -343,6 +345,23 @@ static const char *stage_slot(const ref_model *m, int slot, const char *zero)
     return slot == 0 ? zero : cs_rules_stage_name(m->rs, slot - 1);
 }
 
+/* SPEC §4.1 buckets, written out here on their own (not aggregate.h's table): the first upper
+ * bound b (seconds) with d <= b * 1000 ms, else "inf"; d below 0 counts as 0. */
+static const char *tt_bucket(int64_t d_ms, char *buf, size_t cap)
+{
+    static const long long bounds[] = {0,     10,     30,     60,     120,     300,
+                                       600,   1800,   3600,   7200,   21600,   43200,
+                                       86400, 172800, 604800, 1209600, 2592000, 7776000};
+    if (d_ms < 0)
+        d_ms = 0;
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
+        if (d_ms <= bounds[i] * 1000) {
+            snprintf(buf, cap, "%lld", bounds[i]);
+            return buf;
+        }
+    return "inf";
+}
+
 static const char *dimname(const rcust *c, int d) { return c->dimv[d] ? c->dimv[d] : "_unknown"; }
 
 static void by(ref_model *m, int d, const char *metric, const char *value, int slot, int64_t n)
@@ -416,12 +435,14 @@ void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t 
     if (!c) {
         c = lookup(m, e.customer, 1);
         c->last = t;
+        c->first = t;
         cs_counts_add(m->c, "customers", "_none", 1);
     } else {
         if (t > c->last + m->k.customer_ttl_ms) {
             cs_counts_add(m->c, "customers", stage_slot(m, c->stage, "_none"), -1);
             cs_counts_add(m->c, "customers", "_none", 1);
             c->stage = 0;
+            c->first = t; /* the journey starts over */
         }
         if (t > c->last)
             c->last = t;
@@ -470,10 +491,18 @@ void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t 
     cs_counts_add(m->c, "events", cs_rules_stage_name(m->rs, stage), 1);
     int to = stage + 1;
     if (to > c->s_stage) {
-        char f[256];
+        char f[256], hb[32], tb[32];
         snprintf(f, sizeof f, "%s>%s", stage_slot(m, c->s_stage, "_entry"),
                  cs_rules_stage_name(m->rs, stage));
         cs_counts_add(m->c, "transitions", f, 1);
+        /* SPEC §4.1: from S.start as it stands now; from when the session reached its stage */
+        snprintf(hb, sizeof hb, "time_to:%s", cs_rules_stage_name(m->rs, stage));
+        cs_counts_add(m->c, hb, tt_bucket(t - c->s_start, tb, sizeof tb), 1);
+        char tf[300];
+        snprintf(tf, sizeof tf, "%s:%s", f,
+                 tt_bucket(t - (c->s_stage ? c->s_reached_at : c->s_start), tb, sizeof tb));
+        cs_counts_add(m->c, "transition_time", tf, 1);
+        c->s_reached_at = t;
         cs_counts_add(m->c, "reached", cs_rules_stage_name(m->rs, stage), 1);
         cs_counts_add(m->c, "active", stage_slot(m, c->s_stage, "_none"), -1);
         cs_counts_add(m->c, "active", cs_rules_stage_name(m->rs, stage), 1);
@@ -493,6 +522,9 @@ void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t 
         if (to > c->stage) {
             cs_counts_add(m->c, "customers", stage_slot(m, c->stage, "_none"), -1);
             cs_counts_add(m->c, "customers", cs_rules_stage_name(m->rs, stage), 1);
+            char ch[128], tb2[32];
+            snprintf(ch, sizeof ch, "customer_time_to:%s", cs_rules_stage_name(m->rs, stage));
+            cs_counts_add(m->c, ch, tt_bucket(t - c->first, tb2, sizeof tb2), 1);
             c->stage = to;
         }
     }

@@ -139,6 +139,15 @@ const char *cs_dimdict_name(cs_dimdict_mpmc *d, uint16_t id, uint32_t *len)
     return v->s;
 }
 
+/* ---- time to stage (SPEC §4.1) ---------------------------------------------------------- */
+
+const int64_t cs_tt_bound_s[CS_TT_NBOUNDS] = {0,     10,    30,     60,     120,     300,
+                                              600,   1800,  3600,   7200,   21600,   43200,
+                                              86400, 172800, 604800, 1209600, 2592000, 7776000};
+const char *const cs_tt_bucket_name[CS_TT_NBUCKETS] = {
+    "0",     "10",    "30",     "60",     "120",     "300",     "600",     "1800",    "3600", "7200",
+    "21600", "43200", "86400", "172800", "604800", "1209600", "2592000", "7776000", "inf"};
+
 /* ---- aggregate --------------------------------------------------------------------------- */
 
 int cs_agg_init(cs_agg *a, const cs_ruleset *rs)
@@ -155,6 +164,19 @@ int cs_agg_init(cs_agg *a, const cs_ruleset *rs)
                 return -1;
         }
     }
+    {
+        size_t ns1 = (size_t)a->by_stride, nb = CS_TT_NBUCKETS;
+        size_t n = ns1 * nb * 2 + ns1 * ns1 * nb + ns1 * 2;
+        int64_t *h = calloc(n, sizeof *h);
+        if (!h)
+            return -1;
+        a->tt.n = n;
+        a->tt.time_to = h;
+        a->tt.ctime_to = h + ns1 * nb;
+        a->tt.ttime = h + ns1 * nb * 2;
+        a->tt.time_to_sum_ms = h + ns1 * nb * 2 + ns1 * ns1 * nb;
+        a->tt.ctime_to_sum_ms = a->tt.time_to_sum_ms + ns1;
+    }
     a->minutes_cap = 8;
     a->minutes = malloc(a->minutes_cap * sizeof *a->minutes);
     if (!a->minutes)
@@ -169,6 +191,7 @@ void cs_agg_free(cs_agg *a)
     for (int d = 0; d < CS_MAX_DIMS; d++)
         for (int m = 0; m < 3; m++)
             free(a->by[d][m]);
+    free(a->tt.time_to);
     free(a->minutes);
     memset(a, 0, sizeof *a);
 }
@@ -182,6 +205,7 @@ void cs_agg_reset(cs_agg *a)
     for (int d = 0; d < a->ndims; d++)
         for (int m = 0; m < 3; m++)
             memset(a->by[d][m], 0, (size_t)a->dim_width[d] * a->by_stride * sizeof(int64_t));
+    memset(a->tt.time_to, 0, a->tt.n * sizeof(int64_t));
     for (uint32_t i = 0; i < a->minutes_cap; i++)
         a->minutes[i].minute = INT64_MIN;
     a->minutes_n = 0;
@@ -255,6 +279,8 @@ void cs_agg_merge(cs_agg *dst, const cs_agg *src)
         for (int m = 0; m < 3; m++)
             for (size_t i = 0; i < (size_t)src->dim_width[k] * src->by_stride; i++)
                 dst->by[k][m][i] += src->by[k][m][i];
+    for (size_t i = 0; i < src->tt.n; i++)
+        dst->tt.time_to[i] += src->tt.time_to[i];
     for (uint32_t i = 0; i < src->minutes_cap; i++) {
         const cs_minute *sm = &src->minutes[i];
         if (sm->minute == INT64_MIN)
@@ -338,6 +364,32 @@ void cs_agg_foreach(const cs_agg *a, const cs_ruleset *rs, cs_dimdict_mpmc *dict
                     }
         }
     }
+    /* SPEC §4.1: time_to:<stage>, customer_time_to:<stage> (field: bucket), transition_time
+     * (field: a>b:bucket) */
+    for (int s = 1; s < ns; s++) {
+        const int64_t *tv = a->tt.time_to + (size_t)s * CS_TT_NBUCKETS;
+        const int64_t *cv = a->tt.ctime_to + (size_t)s * CS_TT_NBUCKETS;
+        for (int b = 0; b < CS_TT_NBUCKETS; b++) {
+            if (tv[b]) {
+                snprintf(hash, sizeof hash, "time_to:%s", cs_rules_stage_name(rs, s - 1));
+                cb(op, hash, cs_tt_bucket_name[b], tv[b]);
+            }
+            if (cv[b]) {
+                snprintf(hash, sizeof hash, "customer_time_to:%s", cs_rules_stage_name(rs, s - 1));
+                cb(op, hash, cs_tt_bucket_name[b], cv[b]);
+            }
+        }
+    }
+    for (int f = 0; f < ns; f++)
+        for (int t = f + 1; t < ns; t++) {
+            const int64_t *v = a->tt.ttime + ((size_t)f * (size_t)ns + (size_t)t) * CS_TT_NBUCKETS;
+            for (int b = 0; b < CS_TT_NBUCKETS; b++)
+                if (v[b]) {
+                    snprintf(field, sizeof field, "%s>%s:%s", slot_name(rs, f, "_entry"),
+                             cs_rules_stage_name(rs, t - 1), cs_tt_bucket_name[b]);
+                    cb(op, "transition_time", field, v[b]);
+                }
+        }
     for (uint32_t i = 0; i < a->minutes_cap; i++) {
         const cs_minute *m = &a->minutes[i];
         if (m->minute == INT64_MIN)

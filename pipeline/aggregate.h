@@ -76,6 +76,43 @@ uint16_t cs_dimdict_id(cs_dimdict_mpmc *d, const char *s, uint32_t len);
 /* Name of an id ("_unknown", "_other", or the value). Safe from any thread for ids it saw. */
 const char *cs_dimdict_name(cs_dimdict_mpmc *d, uint16_t id, uint32_t *len);
 
+/* ---- time to stage (SPEC §4.1) ----------------------------------------------------------------
+ * A duration d (ms; below 0 counts as 0) goes in the first bucket b with d <= b x 1000, the
+ * upper bounds below (seconds), or in "inf" (index CS_TT_NBOUNDS). Buckets are not cumulative.
+ * cs_tt_bucket is a linear scan of 18 compares: it runs once per reach and per customer move,
+ * never per event, and a branch-free or binary search measured no better there. */
+#define CS_TT_NBOUNDS 18
+#define CS_TT_NBUCKETS (CS_TT_NBOUNDS + 1)
+extern const int64_t cs_tt_bound_s[CS_TT_NBOUNDS];
+extern const char *const cs_tt_bucket_name[CS_TT_NBUCKETS]; /* "0" ... "7776000", "inf" */
+
+static inline int cs_tt_bucket(int64_t d_ms)
+{
+    if (d_ms <= 0)
+        return 0;
+    for (int b = 1; b < CS_TT_NBOUNDS; b++)
+        if (d_ms <= cs_tt_bound_s[b] * 1000)
+            return b;
+    return CS_TT_NBOUNDS;
+}
+
+/* The histograms of one aggregate, sized by the journey (ns1 = nstages + 1 slots), in one
+ * allocation: time_to[ns1][NB] (slot of the stage reached), ctime_to[ns1][NB] (customer level),
+ * ttime[ns1 (from, 0 = _entry)][ns1 (to)][NB]. The *_sum_ms arrays are the sums of the
+ * (clamped) durations per stage, for the Prometheus histograms' _sum only: they are not a §4.1
+ * count and cs_agg_foreach does not name them (Redis never sees them). Rejected: fixed
+ * [CS_NSLOTS] arrays inside cs_agg like transitions (the transition histogram alone would be
+ * 33 x 33 x 19 x 8 = 165 KB per aggregate, cleared, merged and walked at every flush; sized by
+ * the journey it is 5.5 KB for 5 stages). */
+typedef struct cs_agg_tt {
+    int64_t *time_to;
+    int64_t *ctime_to;
+    int64_t *ttime;
+    int64_t *time_to_sum_ms;
+    int64_t *ctime_to_sum_ms;
+    size_t n; /* int64s in the allocation (starting at time_to) */
+} cs_agg_tt;
+
 /* ---- per-minute reach buckets ------------------------------------------------------------ */
 typedef struct cs_minute {
     int64_t minute; /* epoch minutes (event time); INT64_MIN = free slot */
@@ -102,12 +139,14 @@ typedef struct cs_agg {
                                              CS_NSLOTS: with 4 dimensions of 4,096 values and 5
                                              stages an aggregate is 2.4 MB instead of 13 MB, and
                                              every flush clears, merges and walks all of it */
+    cs_agg_tt tt;                         /* SPEC §4.1 histograms (above) */
     cs_minute *minutes;                   /* open addressing on minute */
     uint32_t minutes_cap, minutes_n;
     uint64_t changes;                     /* bumped on every update; 0 = nothing to flush */
 } cs_agg;
 
 enum { CS_BY_ACTIVE = 0, CS_BY_REACHED = 1, CS_BY_ENDED = 2 };
+
 
 /* Sizes the arrays from the ruleset (stages, dimensions and their max_values). */
 int cs_agg_init(cs_agg *a, const cs_ruleset *rs);
@@ -154,11 +193,33 @@ static inline void cs_agg_session_dim(cs_agg *a, int d, int slot, uint16_t id)
     a->changes++;
 }
 
-/* A session's furthest stage moves from `from` to `to` (> from) at event time t: one transition
- * and one reach of `to` (also in t's minute and per dimension value). */
-static inline void cs_agg_session_advance(cs_agg *a, int from, int to, const uint16_t *dim,
-                                          int ndims, int64_t t)
+static inline int64_t *cs_agg_tt_time_to(cs_agg *a, int slot, int b)
 {
+    return &a->tt.time_to[(size_t)slot * CS_TT_NBUCKETS + (size_t)b];
+}
+
+static inline int64_t *cs_agg_tt_ctime_to(cs_agg *a, int slot, int b)
+{
+    return &a->tt.ctime_to[(size_t)slot * CS_TT_NBUCKETS + (size_t)b];
+}
+
+static inline int64_t *cs_agg_tt_ttime(cs_agg *a, int from, int to, int b)
+{
+    return &a->tt.ttime[((size_t)from * a->by_stride + (size_t)to) * CS_TT_NBUCKETS + (size_t)b];
+}
+
+/* A session's furthest stage moves from `from` to `to` (> from) at event time t: one transition
+ * and one reach of `to` (also in t's minute and per dimension value), with their durations
+ * (SPEC §4.1): d_start = t - S.start (time_to:<to>), d_from = t - t_from, the time the session
+ * reached `from` (S.start for from = _entry; transition_time). Negative durations count as 0. */
+static inline void cs_agg_session_advance(cs_agg *a, int from, int to, const uint16_t *dim,
+                                          int ndims, int64_t t, int64_t d_start, int64_t d_from)
+{
+    if (d_start < 0)
+        d_start = 0;
+    (*cs_agg_tt_time_to(a, to, cs_tt_bucket(d_start)))++;
+    a->tt.time_to_sum_ms[to] += d_start;
+    (*cs_agg_tt_ttime(a, from, to, cs_tt_bucket(d_from)))++;
     a->transitions[from][to]++;
     a->reached[to]++;
     a->active[from]--;
@@ -200,6 +261,17 @@ static inline void cs_agg_customer_move(cs_agg *a, int from, int to)
     a->customers[from]--;
     a->customers[to]++;
     a->changes++;
+}
+
+/* A customer's journey stage moves forward from `from` to `to` (> from), d_ms = t - C.first
+ * (SPEC §4.1 customer_time_to:<to>; negative counts as 0). */
+static inline void cs_agg_customer_advance(cs_agg *a, int from, int to, int64_t d_ms)
+{
+    if (d_ms < 0)
+        d_ms = 0;
+    (*cs_agg_tt_ctime_to(a, to, cs_tt_bucket(d_ms)))++;
+    a->tt.ctime_to_sum_ms[to] += d_ms;
+    cs_agg_customer_move(a, from, to);
 }
 
 static inline void cs_agg_customer_forget(cs_agg *a, int slot)

@@ -12,27 +12,114 @@
 
 enum { F_LIVE = 1, F_DEAD = 2 }; /* DEAD: ended, still linked in the wheel until its bucket fires */
 
+/* A session entry is 32 bytes, as before SPEC §4.1 added `reach` (the time the session reached
+ * its current stage, which a transition's duration counts from): the 4 dimension ids (at most
+ * CS_MAX_DIM_VALUES + 1 = 4097, 13 bits each), the stage (0..32, 6 bits) and the flags (2 bits)
+ * share one 64-bit word `pk`. Rejected: a 40-byte entry (+25 % per open session, and every
+ * other entry would straddle two cache lines); `reach` in 24 bits (4.6 hours: a session of the
+ * default max_duration of 24 h needs 27); event times as 32-bit offsets from a per-table epoch
+ * (49 days of event time per table, where the decoder accepts any int64). */
 typedef struct cs_sess {
     int64_t last;     /* latest event time in the session */
     uint32_t span;    /* last - start in ms, saturating (only reachable with max_duration 0) */
     uint32_t wnext;   /* wheel link, or free-list link */
     uint32_t cust;    /* owning customer */
-    uint16_t dim[CS_MAX_DIMS];
-    uint8_t stage;    /* 0 = none yet, s + 1 = stage s */
-    uint8_t flags;
-    uint16_t pad;
+    uint32_t reach;   /* t_a - start in ms: when the session reached its current stage (0 while it
+                         has none; start <= t_a <= last, so reach <= span; saturating like span) */
+    uint64_t pk;      /* bits 0-51: dim[d] at 13 d; 52-57: stage (0 none, s + 1); 58-59: flags */
 } cs_sess;
 
+#define DIM_BITS 13
+#define DIM_MASK ((1u << DIM_BITS) - 1)
+#define PK_STAGE_SHIFT 52
+#define PK_FLAGS_SHIFT 58
+_Static_assert(CS_MAX_DIM_VALUES + 2 <= (1u << DIM_BITS), "dimension ids must fit 13 bits");
+_Static_assert(CS_MAX_DIMS * DIM_BITS <= PK_STAGE_SHIFT, "dimension ids overlap the stage");
+_Static_assert(CS_MAX_STAGES < 64, "the stage must fit 6 bits");
+
+static inline uint16_t sess_dim(const cs_sess *s, int d)
+{
+    return (uint16_t)((s->pk >> (DIM_BITS * d)) & DIM_MASK);
+}
+
+static inline void sess_set_dim(cs_sess *s, int d, uint16_t id)
+{
+    s->pk = (s->pk & ~((uint64_t)DIM_MASK << (DIM_BITS * d))) | ((uint64_t)id << (DIM_BITS * d));
+}
+
+static inline void sess_dims(const cs_sess *s, uint16_t out[CS_MAX_DIMS])
+{
+    for (int d = 0; d < CS_MAX_DIMS; d++)
+        out[d] = sess_dim(s, d);
+}
+
+static inline int sess_stage(const cs_sess *s)
+{
+    return (int)((s->pk >> PK_STAGE_SHIFT) & 0x3f);
+}
+
+static inline void sess_set_stage(cs_sess *s, int stage)
+{
+    s->pk = (s->pk & ~((uint64_t)0x3f << PK_STAGE_SHIFT)) | ((uint64_t)stage << PK_STAGE_SHIFT);
+}
+
+static inline int sess_flags(const cs_sess *s)
+{
+    return (int)((s->pk >> PK_FLAGS_SHIFT) & 3);
+}
+
+static inline void sess_set_flags(cs_sess *s, int f)
+{
+    s->pk = (s->pk & ~((uint64_t)3 << PK_FLAGS_SHIFT)) | ((uint64_t)f << PK_FLAGS_SHIFT);
+}
+
+/* A customer entry is 32 bytes, as before SPEC §4.1 added C.first (the first event of the
+ * remembered journey, which customer_time_to counts from). C.first is kept as `first` =
+ * last - C.first in 40 bits (first_lo, first_hi), saturating at CS_FIRST_OFF_MAX (34.8 years:
+ * every duration past the last bucket, 90 days, lands in "inf" anyway, so the saturation never
+ * changes a count); last - C.first >= 0 because last is the maximum event time, including the
+ * event that began the journey. The room comes from the hash check (h2: 16 bits, was 32: with
+ * the 64 of h, 80 bits tell customers apart, so two are confused with probability ~n^2/2^81,
+ * 2^-33 at 16M customers in one partition) and from the stage sharing a byte with the live
+ * flag. Rejected: a 40-byte entry (+8 B per customer, 25 %, and most entries straddling two
+ * cache lines on the per-event look-up); a 36-byte one (4-byte aligned int64s, same straddling);
+ * C.first in seconds (customer_time_to must be exact to the millisecond at bucket bounds). */
 typedef struct cs_cust {
-    uint64_t h;       /* XXH3-128 low half: the index key */
-    int64_t last;     /* latest event time of the customer */
-    uint32_t sess;    /* open session, NIL if none */
-    uint32_t wnext;   /* wheel link, or free-list link */
-    uint32_t h2;      /* 32 more bits of the hash, compared on look-up */
-    uint8_t stage;    /* journey stage: 0 = none, s + 1 */
-    uint8_t flags;
-    uint16_t pad;
+    uint64_t h;        /* XXH3-128 low half: the index key */
+    int64_t last;      /* latest event time of the customer */
+    uint32_t sess;     /* open session, NIL if none */
+    uint32_t wnext;    /* wheel link, or free-list link */
+    uint32_t first_lo; /* last - C.first, bits 0-31 */
+    uint16_t h2;       /* 16 more bits of the hash, compared on look-up */
+    uint8_t first_hi;  /* last - C.first, bits 32-39 */
+    uint8_t sf;        /* bits 0-5: journey stage (0 = none, s + 1); bit 7: live */
 } cs_cust;
+
+#define CUST_LIVE 0x80
+#define CUST_STAGE 0x3f
+
+static inline int cust_stage(const cs_cust *c)
+{
+    return c->sf & CUST_STAGE;
+}
+
+static inline void cust_set_stage(cs_cust *c, int stage)
+{
+    c->sf = (uint8_t)((c->sf & ~CUST_STAGE) | stage);
+}
+
+static inline uint64_t cust_first(const cs_cust *c)
+{
+    return (uint64_t)c->first_hi << 32 | c->first_lo;
+}
+
+static inline void cust_set_first(cs_cust *c, uint64_t v)
+{
+    if (v > CS_FIRST_OFF_MAX)
+        v = CS_FIRST_OFF_MAX;
+    c->first_lo = (uint32_t)v;
+    c->first_hi = (uint8_t)(v >> 32);
+}
 
 _Static_assert(sizeof(cs_sess) == 32, "session entry must stay 32 bytes");
 _Static_assert(sizeof(cs_cust) == 32, "customer entry must stay 32 bytes");
@@ -178,7 +265,7 @@ static uint32_t idx_find(const cs_pstate *p, uint64_t h, uint32_t h2, uint32_t *
             return NIL;
         }
         const cs_cust *cu = CUST(p, c);
-        if (cu->h == h && cu->h2 == h2) {
+        if (cu->h == h && cu->h2 == (uint16_t)h2) {
             *slot = i;
             return c;
         }
@@ -305,7 +392,9 @@ static inline int64_t sess_deadline(const cs_pstate *p, const cs_sess *s, int *r
 static void count_end(cs_pstate *p, cs_sessctx *c, cs_sess *s, int reason)
 {
     p->nopen--;
-    cs_agg_session_end(c->agg, s->stage, s->dim, p->ndims, reason);
+    uint16_t dim[CS_MAX_DIMS];
+    sess_dims(s, dim);
+    cs_agg_session_end(c->agg, sess_stage(s), dim, p->ndims, reason);
 }
 
 /* Ends an open session that is still linked in the wheel: it becomes DEAD and is freed when its
@@ -313,7 +402,7 @@ static void count_end(cs_pstate *p, cs_sessctx *c, cs_sess *s, int reason)
 static void end_in_place(cs_pstate *p, cs_sessctx *c, cs_cust *cu, cs_sess *s, int reason)
 {
     count_end(p, c, s, reason);
-    s->flags = F_DEAD;
+    sess_set_flags(s, F_DEAD);
     cu->sess = NIL;
 }
 
@@ -384,7 +473,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
             s->wnext = keep_link;
             s->cust = keep_cust;
             s->last = t;
-            s->flags = F_LIVE;
+            sess_set_flags(s, F_LIVE);
             count_start(p, c, s);
             fresh = 1;
         } else if (t < sat_add(sess_start(s), -gap)) {
@@ -414,9 +503,9 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         }
         cu = CUST(p, ci);
         cu->h = h;
-        cu->h2 = h2;
+        cu->h2 = (uint16_t)h2;
         cu->last = t;
-        cu->flags = F_LIVE;
+        cu->sf = CUST_LIVE; /* first = 0: this event begins the journey */
         p->idx[slot] = ci;
         p->idx_n++;
         cs_agg_customer_new(a);
@@ -424,13 +513,19 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         created = CS_EV_NEW_CUSTOMER;
     } else {
         int64_t forget_at = sat_add(cu->last, p->conf.customer_ttl_ms);
-        if (t > forget_at || forget_at < c->W) {
+        int over = t > forget_at || forget_at < c->W;
+        if (over) {
             /* the customer's earlier sessions are beyond customer_ttl: the journey starts over */
-            cs_agg_customer_move(a, cu->stage, 0);
-            cu->stage = 0;
+            cs_agg_customer_move(a, cust_stage(cu), 0);
+            cust_set_stage(cu, 0);
         }
-        if (t > cu->last)
+        if (t > cu->last) {
+            /* last - C.first grows with last (saturating: past 90 days it is "inf" anyway) */
+            cust_set_first(cu, cust_first(cu) + (uint64_t)(t - cu->last));
             cu->last = t; /* the wheel re-links it lazily when its old bucket fires */
+        }
+        if (over)
+            cust_set_first(cu, (uint64_t)(cu->last - t)); /* C.first = t */
     }
 
     if (!s) {
@@ -442,7 +537,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         s = SESS(p, si);
         s->last = t;
         s->cust = ci;
-        s->flags = F_LIVE;
+        sess_set_flags(s, F_LIVE);
         cu->sess = si;
         count_start(p, c, s);
         int r;
@@ -450,8 +545,14 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
     } else if (!fresh) {
         /* joins S; an out-of-order t may move its start back */
         int64_t start = sess_start(s);
-        if (t < start)
+        if (t < start) {
+            /* the start moves back: the stage's reach time stays where it was */
+            if (sess_stage(s) != 0) {
+                uint64_t r = (uint64_t)s->reach + (uint64_t)(start - t);
+                s->reach = r > UINT32_MAX ? UINT32_MAX : (uint32_t)r;
+            }
             start = t;
+        }
         if (t > s->last)
             s->last = t;
         uint64_t span = (uint64_t)(s->last - start);
@@ -460,14 +561,14 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
 
     /* dimensions: first non-empty value seen in the session so far */
     for (int d = 0; d < p->ndims; d++) {
-        if (s->dim[d] != CS_DIM_UNKNOWN)
+        if (sess_dim(s, d) != CS_DIM_UNKNOWN)
             continue;
         const cs_sv *v = &ev->f[cs_rules_dim(c->rs, d)->field];
         if (!v->len)
             continue;
         uint16_t id = cs_dimdict_id(&c->dicts[d], v->p, v->len);
-        cs_agg_session_dim(a, d, s->stage, id);
-        s->dim[d] = id;
+        cs_agg_session_dim(a, d, sess_stage(s), id);
+        sess_set_dim(s, d, id);
     }
 
     int stage = cs_rules_classify(c->rs, ev);
@@ -476,13 +577,25 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         return created;
     }
     cs_agg_event(a, stage);
-    int to = stage + 1, from = s->stage;
+    int to = stage + 1, from = sess_stage(s);
     if (to > from) {
-        cs_agg_session_advance(a, from, to, s->dim, p->ndims, t);
-        s->stage = (uint8_t)to;
-        if (to > cu->stage) {
-            cs_agg_customer_move(a, cu->stage, to);
-            cu->stage = (uint8_t)to;
+        /* SPEC §4.1: t - S.start (start as it stands now, t >= it), and t - t_from where the
+         * session reached `from` at start + reach (S.start for _entry; an out-of-order t can be
+         * before it: counted as 0) */
+        int64_t d_start = (int64_t)s->span - (s->last - t);
+        int64_t d_from = from ? d_start - (int64_t)s->reach : d_start;
+        uint16_t dim[CS_MAX_DIMS];
+        sess_dims(s, dim);
+        cs_agg_session_advance(a, from, to, dim, p->ndims, t, d_start, d_from);
+        sess_set_stage(s, to);
+        s->reach = d_start > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)d_start;
+        int cst = cust_stage(cu);
+        if (to > cst) {
+            /* t - C.first = first - (last - t); last >= t */
+            uint64_t back = (uint64_t)cu->last - (uint64_t)t;
+            uint64_t f = cust_first(cu);
+            cs_agg_customer_advance(a, cst, to, f >= back ? (int64_t)(f - back) : 0);
+            cust_set_stage(cu, to);
         }
     }
     return created;
@@ -494,7 +607,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
 static void sess_fire(cs_pstate *p, cs_sessctx *c, uint32_t si)
 {
     cs_sess *s = SESS(p, si);
-    if (s->flags == F_DEAD) {
+    if (sess_flags(s) == F_DEAD) {
         pool_free(&p->sp, si, offsetof(cs_sess, wnext));
         return;
     }
@@ -514,7 +627,7 @@ static void cust_fire(cs_pstate *p, cs_sessctx *c, uint32_t ci)
     cs_cust *cu = CUST(p, ci);
     int64_t forget_at = sat_add(cu->last, p->conf.customer_ttl_ms);
     if (forget_at < c->W && cu->sess == NIL) {
-        cs_agg_customer_forget(c->agg, cu->stage);
+        cs_agg_customer_forget(c->agg, cust_stage(cu));
         uint32_t slot;
         idx_find(p, cu->h, cu->h2, &slot);
         idx_delete(p, slot);
@@ -576,7 +689,7 @@ void cs_pstate_end_all(cs_pstate *p, cs_sessctx *c, int reason)
         while (i != NIL) {
             cs_sess *s = SESS(p, i);
             uint32_t next = s->wnext;
-            if (s->flags == F_LIVE) {
+            if (sess_flags(s) == F_LIVE) {
                 int r;
                 int64_t dl = sess_deadline(p, s, &r);
                 count_end(p, c, s, dl < c->W ? r : reason);
@@ -606,7 +719,8 @@ static void entry_fill_customer(const cs_cust *cu, cs_pstate_entry *e)
     memset(e, 0, sizeof *e);
     e->h = cu->h;
     e->h2 = cu->h2;
-    e->stage = cu->stage;
+    e->stage = (uint8_t)cust_stage(cu);
+    e->first = cust_first(cu);
     e->last = cu->last;
     e->has_session = cu->sess != NIL;
 }
@@ -615,7 +729,7 @@ uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e)
 {
     for (uint32_t i = it + 1; i != 0 && i <= p->cp.hw; i++) {
         const cs_cust *cu = CUST(p, i);
-        if (cu->flags != F_LIVE) /* a free entry is zeroed: flags 0 */
+        if (!(cu->sf & CUST_LIVE)) /* a free entry is zeroed */
             continue;
         if (e)
             entry_fill_customer(cu, e); /* has_session: cs_pstate_entry_get has the last word */
@@ -631,14 +745,15 @@ void cs_pstate_entry_get(const cs_pstate *p, uint32_t handle, cs_pstate_entry *e
     if (cu->sess == NIL)
         return;
     const cs_sess *s = SESS(p, cu->sess);
-    if (s->flags != F_LIVE) {
+    if (sess_flags(s) != F_LIVE) {
         e->has_session = 0;
         return;
     }
     e->s_last = s->last;
     e->s_span = s->span;
-    e->s_stage = s->stage;
-    memcpy(e->s_dim, s->dim, sizeof e->s_dim);
+    e->s_stage = (uint8_t)sess_stage(s);
+    e->s_reach = s->reach;
+    sess_dims(s, e->s_dim);
 }
 
 void cs_pstate_prefetch_entry(const cs_pstate *p, uint32_t handle, int session)
@@ -731,10 +846,11 @@ int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
     }
     cs_cust *cu = CUST(p, ci);
     cu->h = e->h;
-    cu->h2 = e->h2;
+    cu->h2 = (uint16_t)e->h2;
     cu->last = e->last;
-    cu->stage = e->stage;
-    cu->flags = F_LIVE;
+    cu->sf = CUST_LIVE;
+    cust_set_stage(cu, e->stage);
+    cust_set_first(cu, e->first);
     cu->sess = si;
     p->idx[slot] = ci;
     p->idx_n++;
@@ -744,10 +860,11 @@ int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
         s->last = e->s_last;
         s->span = e->s_span;
         s->cust = ci;
-        s->stage = e->s_stage;
-        s->flags = F_LIVE;
+        sess_set_stage(s, e->s_stage);
+        sess_set_flags(s, F_LIVE);
+        s->reach = e->s_stage ? e->s_reach : 0;
         for (int d = 0; d < p->ndims && d < CS_MAX_DIMS; d++)
-            s->dim[d] = e->s_dim[d];
+            sess_set_dim(s, d, e->s_dim[d]);
         p->nopen++;
         int r;
         wheel_link_restore(&p->sw, &s->wnext, si, sess_deadline(p, s, &r));

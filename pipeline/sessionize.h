@@ -10,9 +10,12 @@
  *  - Layout: customers and sessions live in chunked pools addressed by 32-bit indexes (entries
  *    never move, so indexes are stable links); one open-addressing index (linear probing,
  *    backward-shift deletion) maps the customer's XXH3-128 hash to its customer entry, which
- *    links to its open session. Memory: 32 B per session, 32 B per customer + ~6-11 B of index.
- *    Only the hash is kept, never the customer string: 64 bits index the table and 32 more are
- *    compared, so two customers are confused with probability ~n^2/2^97.
+ *    links to its open session. Memory: 32 B per session, 32 B per customer + ~6-11 B of index
+ *    (the same since SPEC §4.1 added a session's reach time and a customer's C.first: the
+ *    entries' layouts in sessionize.c say where the bits came from).
+ *    Only the hash is kept, never the customer string: 64 bits index the table and 16 more are
+ *    compared, so two customers are confused with probability ~n^2/2^81 (2^-33 at 16M customers
+ *    in one partition; it was 32 more bits and ~n^2/2^97 before SPEC §4.1's C.first needed room).
  *  - Expiry: two hashed timing wheels (sessions keyed by deadline, customers by last + ttl) with
  *    lazy re-linking: an entry whose deadline moved later is re-linked when its old bucket fires.
  *    The cost is per expiring or re-linked entry, never a scan per event. A deadline that moves
@@ -113,14 +116,23 @@ void cs_customer_hash(const char *s, size_t len, uint64_t *h, uint32_t *h2);
  *    session. Changes nothing.
  *  - cs_pstate_set_max_time raises the partition's highest event time (never lowers it: it is a
  *    maximum, and every customer's last must stay <= it). */
+/* last - C.first saturates here (2^40 - 1 ms, 34.8 years): past 90 days every customer_time_to
+ * duration is in "inf", so a saturated value counts the same as the exact one would. */
+#define CS_FIRST_OFF_MAX ((((uint64_t)1) << 40) - 1)
+/* The bits of h2 a table keeps and compares (cs_customer_hash gives 32; entries carry 16). */
+#define CS_H2_MASK 0xffffu
+
 typedef struct cs_pstate_entry {
     uint64_t h;           /* customer hash, as cs_customer_hash gives it */
-    uint32_t h2;
+    uint32_t h2;          /* its low 16 bits are kept (CS_H2_MASK); iteration gives those */
     uint8_t stage;        /* customer journey stage: 0 = none, s + 1 = stage s */
+    uint64_t first;       /* last - C.first (SPEC §4.1), <= CS_FIRST_OFF_MAX */
     uint8_t has_session;  /* 1 if the customer has an open session (the s_* fields) */
     int64_t last;         /* customer's latest event time */
     int64_t s_last;       /* open session: latest event time (<= last) */
     uint32_t s_span;      /* open session: last - start in ms */
+    uint32_t s_reach;     /* open session: when it reached s_stage, ms after start (<= s_span;
+                             0 when s_stage is 0) */
     uint8_t s_stage;      /* open session: stage, 0 = none yet, s + 1 */
     uint16_t s_dim[CS_MAX_DIMS]; /* open session: dimension value ids (0 _unknown, 1 _other) */
 } cs_pstate_entry;

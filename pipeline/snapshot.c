@@ -16,7 +16,8 @@
 #define TRAILER_LEN 8  /* XXH3-64 of everything before it */
 #define OFF_CUSTOMERS 40
 #define OFF_SESSIONS 48
-#define CUST_MIN 7     /* smallest customer record: hash delta 1, h2 4, last delta 1, flags 1 */
+#define CUST_MIN_V1 7  /* smallest customer record: hash delta 1, h2 4, last delta 1, flags 1 */
+#define CUST_MIN 6     /* v2: hash delta 1, h2 2, last delta 1, first 1, flags 1 */
 #define SESS_MIN 2     /* + span 1 + stage 1, and 1 per dimension reference */
 #define FLAG_STAGE 0x3f
 #define FLAG_SESSION 0x40
@@ -285,9 +286,12 @@ int cs_snapshot_write(const cs_pstate *p, const cs_ruleset *rs, cs_dimdict_mpmc 
         o = w.b + w.len;
         o = put_uv(o, e.h - prev_h);
         prev_h = e.h;
-        put_u32(o, e.h2);
-        o += 4;
+        put_u16(o, (uint16_t)e.h2);
+        o += 2;
         o = put_uv(o, umax - ubias(e.last));
+        if (e.first > CS_FIRST_OFF_MAX || e.first > ubias(e.last))
+            goto done;
+        o = put_uv(o, e.first);
         uint8_t *flags = o++;
         *flags = e.stage;
         if (e.has_session) {
@@ -300,6 +304,11 @@ int cs_snapshot_write(const cs_pstate *p, const cs_ruleset *rs, cs_dimdict_mpmc 
             }
             o = put_uv(o, e.s_span);
             *o++ = e.s_stage;
+            if (e.s_stage) {
+                if (e.s_reach > e.s_span)
+                    goto done;
+                o = put_uv(o, e.s_reach);
+            }
             for (int d = 0; d < nd; d++) {
                 uint16_t id = e.s_dim[d];
                 uint64_t ref = 1; /* _other, also for an id this dictionary never gave out */
@@ -371,6 +380,7 @@ done:
 typedef struct rd {
     const uint8_t *base, *p, *end; /* end: the trailer */
     int nstages, ndims;
+    int version;
     int64_t max_t;
     uint64_t customers, sessions;
     uint64_t prev_h, nsess;             /* the previous record's hash; sessions so far */
@@ -440,14 +450,15 @@ static int parse_record(rd *r, uint64_t i, cs_pstate_entry *e)
         return -1;
     if (dh > UINT64_MAX - r->prev_h)
         return bad(r, "customer %" PRIu64 ": hash delta beyond 2^64", i);
-    if (r->end - r->p < 4)
+    const int h2len = r->version == 1 ? 4 : 2;
+    if (r->end - r->p < h2len)
         return bad(r, "truncated in customer hash");
-    uint32_t h2 = get_u32(r->p);
+    uint32_t h2 = h2len == 4 ? get_u32(r->p) : get_u16(r->p);
     if (i > 0 && dh == 0 && h2 <= r->prev_h2)
         return bad(r, h2 == r->prev_h2 ? "customer %" PRIu64 ": customer hash present twice"
                                        : "customer %" PRIu64 ": customers not in hash order",
                    i);
-    r->p += 4;
+    r->p += h2len;
     e->h = r->prev_h + dh;
     e->h2 = h2;
     r->prev_h = e->h;
@@ -458,6 +469,17 @@ static int parse_record(rd *r, uint64_t i, cs_pstate_entry *e)
     if (dlast > umax)
         return bad(r, "customer %" PRIu64 ": last event time before INT64_MIN", i);
     e->last = unbias(umax - dlast);
+    if (r->version >= 2) {
+        uint64_t first = 0;
+        if (get_uv(r, &first, "customer journey start"))
+            return -1;
+        if (first > CS_FIRST_OFF_MAX || first > ubias(e->last))
+            return bad(r, "customer %" PRIu64 ": journey start %" PRIu64 " ms before its last event "
+                          "out of range", i, first);
+        e->first = first;
+    } else {
+        e->first = 0; /* v1 stand-in, see below */
+    }
     uint8_t f = 0;
     if (get_byte(r, &f, "customer flags"))
         return -1;
@@ -493,6 +515,22 @@ static int parse_record(rd *r, uint64_t i, cs_pstate_entry *e)
     if (e->s_stage > r->nstages)
         return bad(r, "customer %" PRIu64 ": session stage %u out of range (%d stages)", i,
                    e->s_stage, r->nstages);
+    e->s_reach = 0;
+    if (r->version >= 2 && e->s_stage) {
+        uint64_t reach = 0;
+        if (get_uv(r, &reach, "session stage time"))
+            return -1;
+        if (reach > span)
+            return bad(r, "customer %" PRIu64 ": session reached its stage %" PRIu64
+                          " ms after its start, beyond its span %" PRIu64, i, reach, span);
+        e->s_reach = (uint32_t)reach;
+    }
+    if (r->version == 1) {
+        /* v1 knew neither time (docs/snapshot-format.md "Reading v1"): the stand-ins are the
+         * session's start for both C.first and the time it reached its stage */
+        uint64_t back = (uint64_t)span + dsl;
+        e->first = back > CS_FIRST_OFF_MAX ? CS_FIRST_OFF_MAX : back;
+    }
     for (int d = 0; d < r->ndims; d++) {
         uint64_t ref = 0;
         if (get_uv(r, &ref, "dimension reference"))
@@ -661,8 +699,8 @@ cs_pstate *cs_snapshot_read(const char *buf, size_t len, const cs_ruleset *rs,
         return NULL;
     }
     unsigned version = get_u16(b + 4);
-    if (version != CS_SNAPSHOT_VERSION) {
-        cs_seterr(errstr, errlen, "snapshot: unsupported version %u (this build reads %d)",
+    if (version != CS_SNAPSHOT_VERSION && version != 1) {
+        cs_seterr(errstr, errlen, "snapshot: unsupported version %u (this build reads 1 and %d)",
                   version, CS_SNAPSHOT_VERSION);
         return NULL;
     }
@@ -703,6 +741,7 @@ cs_pstate *cs_snapshot_read(const char *buf, size_t len, const cs_ruleset *rs,
     r.end = b + len - TRAILER_LEN;
     r.nstages = ns;
     r.ndims = nd;
+    r.version = (int)version;
     r.err = errstr;
     r.errlen = errlen;
     int64_t next_offset = as_i64(get_u64(b + 16)), applied_wm = as_i64(get_u64(b + 24));
@@ -710,9 +749,10 @@ cs_pstate *cs_snapshot_read(const char *buf, size_t len, const cs_ruleset *rs,
     r.customers = get_u64(b + OFF_CUSTOMERS);
     r.sessions = get_u64(b + OFF_SESSIONS);
     size_t left = (size_t)(r.end - r.p);
-    if (r.customers > left / CUST_MIN || r.customers > UINT32_MAX - 2 ||
+    const size_t cust_min = version == 1 ? CUST_MIN_V1 : CUST_MIN;
+    if (r.customers > left / cust_min || r.customers > UINT32_MAX - 2 ||
         r.sessions > r.customers ||
-        r.sessions > (left - r.customers * CUST_MIN) / (SESS_MIN + (size_t)nd)) {
+        r.sessions > (left - r.customers * cust_min) / (SESS_MIN + (size_t)nd)) {
         cs_seterr(errstr, errlen,
                   "snapshot: %" PRIu64 " customers and %" PRIu64
                   " sessions cannot fit the %zu bytes of records",

@@ -70,7 +70,9 @@
 #include "classify.h"
 #include "sessionize.h"
 
-#define CS_SNAPSHOT_VERSION 1
+/* Written: 2 (SPEC §4.1: a customer's journey start, a session's stage time; 16 bits of h2).
+ * Read: 2, and 1 with stand-ins for the two times (docs/snapshot-format.md "Reading v1"). */
+#define CS_SNAPSHOT_VERSION 2
 
 typedef struct cs_snap_info {
     int64_t next_offset; /* next Kafka offset the state has not consumed (-1 none) */
