@@ -199,3 +199,53 @@ void cs_counts_merge(cs_counts *dst, const cs_counts *src)
             find(dst, src->t[i].key, src->t[i].klen, 1)->v += src->t[i].v;
         }
 }
+
+void cs_counts_foreach(const cs_counts *c, void (*cb)(void *, const char *, const char *, int64_t),
+                       void *opaque)
+{
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->t[i].key) {
+            const char *h = c->t[i].key;
+            cb(opaque, h, h + strlen(h) + 1, c->t[i].v);
+        }
+}
+
+/* SPEC §4.1 invariants: sums["time_to"][S], sums["customer_time_to"][S], sums["transition_time"]
+ * [a>b] from the buckets; then every key on either side of each equation compared. */
+typedef struct tt_sums {
+    cs_counts *sum; /* "time_to" S, "transition_time" a>b: bucket sums */
+    cs_counts *want; /* "time_to" S <- reached, "transition_time" a>b <- transitions */
+} tt_sums;
+
+static void tt_collect(void *op, const char *hash, const char *field, int64_t v)
+{
+    tt_sums *s = op;
+    if (!strncmp(hash, "time_to:", 8)) {
+        cs_counts_add(s->sum, "time_to", hash + 8, v);
+        cs_counts_add(s->want, "time_to", hash + 8, 0);
+    } else if (!strcmp(hash, "transition_time")) {
+        char ab[1024];
+        snprintf(ab, sizeof ab, "%s", field);
+        char *colon = strrchr(ab, ':');
+        if (colon)
+            *colon = 0;
+        cs_counts_add(s->sum, "transition_time", ab, v);
+        cs_counts_add(s->want, "transition_time", ab, 0);
+    } else if (!strcmp(hash, "reached")) {
+        cs_counts_add(s->want, "time_to", field, v);
+        cs_counts_add(s->sum, "time_to", field, 0);
+    } else if (!strcmp(hash, "transitions")) {
+        cs_counts_add(s->want, "transition_time", field, v);
+        cs_counts_add(s->sum, "transition_time", field, 0);
+    }
+}
+
+long cs_counts_check_tt(const cs_counts *c, FILE *out, long max_print)
+{
+    tt_sums s = {cs_counts_new(), cs_counts_new()};
+    cs_counts_foreach(c, tt_collect, &s);
+    long d = cs_counts_diff(s.want, "reached|transitions", s.sum, "sum of buckets", out, max_print);
+    cs_counts_free(s.sum);
+    cs_counts_free(s.want);
+    return d;
+}

@@ -146,6 +146,19 @@ static void compare(const cs_gen_out *g, int threads, size_t batch)
     assert_true(cs_counts_get(ref, "invalid", "too_deep") > 0);
     assert_true(cs_counts_get(ref, "reached", "loyalty") > 0);
     assert_int_equal(cs_counts_get(ref, "sessions", "active"), 0);
+    /* SPEC §4.1: the histograms' own invariants on both sides, and data that spreads them over
+     * buckets (minutes into a session, days into a customer's journey) */
+    assert_int_equal(cs_counts_check_tt(ref, stderr, 10), 0);
+    assert_int_equal(cs_counts_check_tt(eng, stderr, 10), 0);
+    int spread = 0, days = 0;
+    for (int b = 0; b < CS_TT_NBUCKETS; b++) {
+        spread += cs_counts_get(ref, "time_to:purchase", cs_tt_bucket_name[b]) > 0;
+        days += b >= 12 && cs_counts_get(ref, "customer_time_to:purchase", cs_tt_bucket_name[b]) > 0;
+    }
+    fprintf(stderr, "   time_to:purchase in %d buckets, customer_time_to:purchase in %d of >= 1 day\n",
+            spread, days);
+    assert_true(spread >= 3);
+    assert_true(days >= 1);
     assert_int_equal(d, 0);
     cs_counts_free(ref);
     cs_counts_free(eng);

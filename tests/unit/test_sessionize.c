@@ -346,12 +346,73 @@ static void regression_long_dimension_values(void **st)
     assert_int_equal(cs_counts_get(c, "by:channel:active", k), 0);
 }
 
+/* One event at T0 + ms (exact milliseconds; ev() takes minutes). */
+static void evms(fx *f, const char *cust, const char *name, int64_t ms)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "{\"userId\":\"%s\",\"event\":\"%s\",\"ts\":%lld}", cust,
+                     name, (long long)(T0 + ms));
+    cs_msg m = {buf, (size_t)n, T0 + ms, f->off++};
+    cs_worker_process(f->w, f->part, &m, 1);
+    cs_worker_tick(f->w);
+}
+
+/* SPEC §4.1 case by case, at the buckets' edges to the millisecond: d <= b x 1000 is bucket b. */
+static void time_to_stage_exact_at_bucket_edges(void **st)
+{
+    fx *f = *st;
+    /* u1: start at 0; consideration at exactly 10 s; purchase 30.001 s later */
+    evms(f, "u1", "view", 0);
+    evms(f, "u1", "product", 10000);
+    evms(f, "u1", "buy", 40001);
+    assert_int_equal(GET("time_to:awareness", "0"), 1);
+    assert_int_equal(GET("transition_time", "_entry>awareness:0"), 1);
+    assert_int_equal(GET("customer_time_to:awareness", "0"), 1);
+    assert_int_equal(GET("time_to:consideration", "10"), 1);
+    assert_int_equal(GET("transition_time", "awareness>consideration:10"), 1);
+    assert_int_equal(GET("customer_time_to:consideration", "10"), 1);
+    assert_int_equal(GET("time_to:purchase", "60"), 1);          /* 40.001 s from the start */
+    assert_int_equal(GET("transition_time", "consideration>purchase:60"), 1); /* 30.001 s */
+    assert_int_equal(GET("customer_time_to:purchase", "60"), 1);
+    /* u2: consideration at 0; an out-of-order event 20 s earlier moves the start back (time_to
+     * counts from the start as it stands), not the time it reached consideration */
+    evms(f, "u2", "product", 100000);
+    evms(f, "u2", "noise", 80000);
+    evms(f, "u2", "buy", 110000);
+    assert_int_equal(GET("time_to:consideration", "0"), 1);
+    assert_int_equal(GET("time_to:purchase", "30"), 1);                    /* 30 s exactly */
+    assert_int_equal(GET("transition_time", "consideration>purchase:10"), 1); /* 10 s */
+    assert_int_equal(GET("customer_time_to:purchase", "10"), 1);          /* C.first: the 1st */
+    /* u3: awareness; a second session an hour later reaches consideration: 0 s into it,
+     * 3,600 s exactly into the customer's journey */
+    evms(f, "u3", "view", 200000);
+    evms(f, "u3", "product", 200000 + 3600000);
+    assert_int_equal(GET("time_to:consideration", "0"), 2);
+    assert_int_equal(GET("transition_time", "_entry>consideration:0"), 2);
+    assert_int_equal(GET("customer_time_to:consideration", "3600"), 1);
+    /* u4: a late-arriving earlier event reaches a stage before the one it had: its transition
+     * duration is negative and counts as 0 */
+    evms(f, "u4", "product", 4000000);
+    evms(f, "u4", "buy", 3990000);
+    assert_int_equal(GET("transition_time", "consideration>purchase:0"), 1);
+    assert_int_equal(GET("time_to:purchase", "0"), 1); /* the start moved back to it */
+    /* u5: customer_ttl (1 d) forgets the journey: C.first is the event that starts it over */
+    evms(f, "u5", "view", 4100000);
+    evms(f, "u5", "view", 4100000 + 86400000 + 3600000);
+    evms(f, "u5", "product", 4100000 + 86400000 + 3600000 + 30001);
+    assert_int_equal(GET("customer_time_to:awareness", "0"), 4); /* u1, u3, u5 twice */
+    assert_int_equal(GET("customer_time_to:consideration", "60"), 1);
+    drain(f);
+    assert_int_equal(cs_counts_check_tt(counts(f), stderr, 10), 0);
+}
+
 int main(void)
 {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
 #define T_DIMS(x) cmocka_unit_test_setup_teardown(x, setup_dims, teardown)
     const struct CMUnitTest tests[] = {
         T(gap_splits_sessions),
+        T(time_to_stage_exact_at_bucket_edges),
         T(exactly_gap_joins),
         T(max_duration_ends_session),
         T(out_of_order_moves_start_back_and_late),
