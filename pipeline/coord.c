@@ -478,6 +478,9 @@ static void fill_metrics(cs_coord *c)
     for (int i = 0; i < m->nstages; i++)
         snprintf(m->stages[i], sizeof m->stages[i], "%s", cs_rules_stage_name(rs, i));
     snprintf(m->rules_sha256, sizeof m->rules_sha256, "%s", cs_rules_sha256(rs));
+    m->ndims = cs_rules_ndims(rs);
+    for (int d = 0; d < m->ndims && d < CS_MAX_DIMS; d++)
+        snprintf(m->dims[d], sizeof m->dims[d], "%s", cs_rules_dim(rs, d)->name);
     m->drain = c->cf.drain;
     m->flush_interval_ms = c->cf.flush_interval_ms;
     const cs_agg *t = c->totals;

@@ -163,6 +163,8 @@ typedef struct cs_metrics {
     int nstages;
     char stages[CS_MAX_STAGES][65];
     char rules_sha256[65];
+    int ndims;
+    char dims[CS_MAX_DIMS][65]; /* dimension names, rule file order (/api/journey's breakdown) */
     int drain;
     /* how often the snapshot is published (the flush interval); /healthz and /readyz report a
      * snapshot older than max(10 s, 3 x this) as a stalled control thread. 0 = unknown (60 s) */

@@ -31,6 +31,9 @@
 #define CS_RK_BY "by:"         /* by:<dim>:<active|reached|ended> */
 #define CS_RK_MINUTE "minute:" /* minute:<YYYYMMDDHHMM>:reached */
 #define CS_RK_MINUTE_TAIL ":reached"
+#define CS_RK_TIME_TO "time_to:"                   /* time_to:<stage> (SPEC §4.1) */
+#define CS_RK_TRANSITION_TIME "transition_time"    /* a>b:<bucket> */
+#define CS_RK_CUSTOMER_TIME_TO "customer_time_to:" /* customer_time_to:<stage> */
 /* delivery state (docs/state.md) */
 #define CS_RK_OFFSETS "offsets" /* <topic>/<partition> -> next offset counted */
 #define CS_RK_WM "wm"           /* <topic>/<partition> -> applied watermark */

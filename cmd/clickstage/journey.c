@@ -11,6 +11,7 @@
 
 #include "redis.h"
 #include "rkeys.h"
+#include "timeto.h"
 #include "util.h"
 
 #define REDIS_CONNECT_TIMEOUT_MS 1000
@@ -251,6 +252,248 @@ static int scan_minutes(cs_journey_reader *h, const char *base, int64_t now)
     return 0;
 }
 
+/* the integer value of field `name` in an HGETALL reply (0 when absent) */
+static int64_t field_int(const redisReply *r, const char *name)
+{
+    const redisReply *v = hash_field(r, name);
+    return v ? strtoll(v->str, NULL, 10) : 0;
+}
+
+/* slot of a stage name (s + 1), 0 for `zero` ("_entry"/"_none"), -1 unknown */
+static int slot_of(const char *s, size_t n, char stages[][65], int ns, const char *zero)
+{
+    if (strlen(zero) == n && memcmp(s, zero, n) == 0)
+        return 0;
+    for (int i = 0; i < ns; i++)
+        if (strlen(stages[i]) == n && memcmp(stages[i], s, n) == 0)
+            return i + 1;
+    return -1;
+}
+
+/* a histogram hash (bucket -> n) into counts[] */
+static void hist_of(const redisReply *r, int64_t counts[CS_TT_NBUCKETS])
+{
+    memset(counts, 0, CS_TT_NBUCKETS * sizeof counts[0]);
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        int b = cs_tt_bucket_index(k->str, (int)k->len);
+        if (b >= 0)
+            counts[b] += strtoll(v->str, NULL, 10);
+    }
+}
+
+static void put_hist(FILE *f, const int64_t c[CS_TT_NBUCKETS])
+{
+    fputc('{', f);
+    for (int b = 0, n = 0; b < CS_TT_NBUCKETS; b++)
+        if (c[b])
+            fprintf(f, "%s\"%s\":%lld", n++ ? "," : "", cs_tt_bucket_name[b], (long long)c[b]);
+    fputc('}', f);
+}
+
+/* {"n":N,"median":s,"p90":s,"median_open":bool,"p90_open":bool}; null seconds when empty */
+static void put_stats(FILE *f, const int64_t c[CS_TT_NBUCKETS])
+{
+    int64_t n = 0;
+    for (int b = 0; b < CS_TT_NBUCKETS; b++)
+        n += c[b];
+    int o50, o90;
+    double q50 = cs_tt_quantile(c, 0.5, &o50), q90 = cs_tt_quantile(c, 0.9, &o90);
+    fprintf(f, "{\"n\":%lld", (long long)n);
+    if (q50 < 0)
+        fputs(",\"median\":null,\"p90\":null", f);
+    else
+        fprintf(f, ",\"median\":%.3f,\"p90\":%.3f", q50, q90);
+    fprintf(f, ",\"median_open\":%s,\"p90_open\":%s}", o50 ? "true" : "false",
+            o90 ? "true" : "false");
+}
+
+/* SPEC §4.1 and the funnel viewers draw (timeto.h), from the hashes already read (active,
+ * reached, ended, customers, transitions) and one more pipeline: time_to:<stage> and
+ * customer_time_to:<stage> per stage, transition_time, by:<dim>:<metric> per dimension of the
+ * running rule file. 0 ok, -1 with h->last_err. */
+static int journey_json_timeto(cs_journey_reader *h, const cs_rkeys *rk, const cs_metrics *m,
+                               char stages[][65], int ns, redisReply *const *base, FILE *f)
+{
+    const redisReply *r_active = base[0], *r_reached = base[1], *r_ended = base[2],
+                     *r_customers = base[3], *r_trans = base[4];
+    enum { MAXQ = 2 * CS_MAX_STAGES + 1 + 3 * CS_MAX_DIMS };
+    static const char *const metric[3] = {"reached", "active", "ended"};
+    char keys[MAXQ][CS_RKEYS_MAX + 160];
+    const char *argv[MAXQ][8];
+    int argc[MAXQ], nq = 0;
+    int nd = m->ndims < CS_MAX_DIMS ? m->ndims : CS_MAX_DIMS;
+    for (int i = 0; i < ns; i++) {
+        char suffix[128];
+        snprintf(suffix, sizeof suffix, CS_RK_TIME_TO "%.64s", stages[i]);
+        cs_rkey(rk, suffix, keys[nq++], sizeof keys[0]);
+        snprintf(suffix, sizeof suffix, CS_RK_CUSTOMER_TIME_TO "%.64s", stages[i]);
+        cs_rkey(rk, suffix, keys[nq++], sizeof keys[0]);
+    }
+    cs_rkey(rk, CS_RK_TRANSITION_TIME, keys[nq++], sizeof keys[0]);
+    for (int d = 0; d < nd; d++)
+        for (int k = 0; k < 3; k++) {
+            char suffix[128];
+            snprintf(suffix, sizeof suffix, CS_RK_BY "%.64s:%s", m->dims[d], metric[k]);
+            cs_rkey(rk, suffix, keys[nq++], sizeof keys[0]);
+        }
+    for (int i = 0; i < nq; i++) {
+        argv[i][0] = "HGETALL";
+        argv[i][1] = keys[i];
+        argc[i] = 2;
+    }
+    redisReply *rep[MAXQ];
+    if (cs_redis_pipeline(h->r, nq, (const char *const(*)[8])argv, argc, rep, h->last_err,
+                          sizeof h->last_err) < 0)
+        return link_failed(h);
+
+    /* the funnel: sessions that reached at least each stage (from transitions) */
+    int64_t tr[CS_NSLOTS][CS_NSLOTS];
+    memset(tr, 0, sizeof tr);
+    if (r_trans && r_trans->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i + 1 < r_trans->elements; i += 2) {
+            const redisReply *k = r_trans->element[i], *v = r_trans->element[i + 1];
+            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            const char *gt = memchr(k->str, '>', k->len);
+            if (!gt)
+                continue;
+            int a = slot_of(k->str, (size_t)(gt - k->str), stages, ns, "_entry");
+            int b = slot_of(gt + 1, (size_t)(k->str + k->len - gt - 1), stages, ns, "_entry");
+            if (a >= 0 && b > 0)
+                tr[a][b] += strtoll(v->str, NULL, 10);
+        }
+    int64_t at_least[CS_MAX_STAGES];
+    cs_funnel_at_least(&tr[0][0], CS_NSLOTS, ns, at_least);
+    fputs(",\"funnel\":[", f);
+    for (int i = 0; i < ns; i++) {
+        fprintf(f, "%s{\"stage\":", i ? "," : "");
+        cs_put_json(f, stages[i]);
+        fprintf(f, ",\"at_least\":%lld,\"entered\":%lld,\"active\":%lld,\"ended\":%lld",
+                (long long)at_least[i], (long long)field_int(r_reached, stages[i]),
+                (long long)field_int(r_active, stages[i]), (long long)field_int(r_ended, stages[i]));
+        if (i > 0 && at_least[i - 1] > 0)
+            fprintf(f, ",\"conversion\":%.4f", (double)at_least[i] / (double)at_least[i - 1]);
+        else
+            fputs(",\"conversion\":null", f);
+        fputc('}', f);
+    }
+    fputc(']', f);
+    /* customers: whose journey stage is k now, and at k or beyond */
+    fputs(",\"customer_funnel\":[", f);
+    int64_t cnow[CS_MAX_STAGES], cal[CS_MAX_STAGES + 1];
+    cal[ns] = 0;
+    for (int i = ns - 1; i >= 0; i--) {
+        cnow[i] = field_int(r_customers, stages[i]);
+        cal[i] = cal[i + 1] + cnow[i];
+    }
+    for (int i = 0; i < ns; i++) {
+        fprintf(f, "%s{\"stage\":", i ? "," : "");
+        cs_put_json(f, stages[i]);
+        fprintf(f, ",\"at_least\":%lld,\"now\":%lld", (long long)cal[i], (long long)cnow[i]);
+        if (i > 0 && cal[i - 1] > 0)
+            fprintf(f, ",\"conversion\":%.4f", (double)cal[i] / (double)cal[i - 1]);
+        else
+            fputs(",\"conversion\":null", f);
+        fputc('}', f);
+    }
+    fprintf(f, "],\"customers_no_stage\":%lld", (long long)field_int(r_customers, "_none"));
+
+    /* SPEC §4.1: the buckets (field names in seconds), and per stage median and p90 */
+    fputs(",\"buckets\":[", f);
+    for (int b = 0; b < CS_TT_NBUCKETS; b++)
+        fprintf(f, "%s\"%s\"", b ? "," : "", cs_tt_bucket_name[b]);
+    fputc(']', f);
+    int64_t hs[CS_MAX_STAGES][CS_TT_NBUCKETS], hc[CS_MAX_STAGES][CS_TT_NBUCKETS];
+    for (int i = 0; i < ns; i++) {
+        hist_of(rep[2 * i], hs[i]);
+        hist_of(rep[2 * i + 1], hc[i]);
+    }
+    const char *const names[2] = {"time_to", "customer_time_to"};
+    for (int w = 0; w < 2; w++) {
+        fprintf(f, ",\"%s\":{", names[w]);
+        for (int i = 0; i < ns; i++) {
+            if (i)
+                fputc(',', f);
+            cs_put_json(f, stages[i]);
+            fputc(':', f);
+            put_hist(f, w ? hc[i] : hs[i]);
+        }
+        fputc('}', f);
+    }
+    fputs(",\"time_to_stats\":{", f);
+    for (int i = 0; i < ns; i++) {
+        if (i)
+            fputc(',', f);
+        cs_put_json(f, stages[i]);
+        fputs(":{\"sessions\":", f);
+        put_stats(f, hs[i]);
+        fputs(",\"customers\":", f);
+        put_stats(f, hc[i]);
+        fputc('}', f);
+    }
+    fputc('}', f);
+    /* transition_time: {"a>b": {bucket: n}, ...} with per transition median and p90 */
+    const redisReply *rt = rep[2 * ns];
+    fputs(",\"transition_time\":{", f);
+    int nt = 0;
+    for (int a = 0; a <= ns; a++)
+        for (int b = a + 1; b <= ns; b++) {
+            if (!tr[a][b])
+                continue;
+            char pre[160];
+            int pl = snprintf(pre, sizeof pre, "%s>%s:", a ? stages[a - 1] : "_entry", stages[b - 1]);
+            int64_t c[CS_TT_NBUCKETS] = {0};
+            if (rt && rt->type == REDIS_REPLY_ARRAY)
+                for (size_t i = 0; i + 1 < rt->elements; i += 2) {
+                    const redisReply *k = rt->element[i], *v = rt->element[i + 1];
+                    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+                        (int)k->len <= pl || memcmp(k->str, pre, (size_t)pl) != 0)
+                        continue;
+                    int bi = cs_tt_bucket_index(k->str + pl, (int)k->len - pl);
+                    if (bi >= 0)
+                        c[bi] += strtoll(v->str, NULL, 10);
+                }
+            if (nt++)
+                fputc(',', f);
+            cs_put_json_n(f, pre, (size_t)pl - 1);
+            fprintf(f, ":{\"count\":%lld,\"buckets\":", (long long)tr[a][b]);
+            put_hist(f, c);
+            fputs(",\"stats\":", f);
+            put_stats(f, c);
+            fputc('}', f);
+        }
+    fputc('}', f);
+    /* the breakdown: by:<dim>:<metric> as stored ("<value>/<stage>" -> n) */
+    fputs(",\"dimensions\":[", f);
+    for (int d = 0; d < nd; d++) {
+        if (d)
+            fputc(',', f);
+        cs_put_json(f, m->dims[d]);
+    }
+    fputs("],\"by\":{", f);
+    for (int d = 0; d < nd; d++) {
+        if (d)
+            fputc(',', f);
+        cs_put_json(f, m->dims[d]);
+        fputc(':', f);
+        fputc('{', f);
+        for (int k = 0; k < 3; k++) {
+            fprintf(f, "%s\"%s\":", k ? "," : "", metric[k]);
+            put_hash(f, rep[2 * ns + 1 + 3 * d + k], stages, 0);
+        }
+        fputc('}', f);
+    }
+    fputc('}', f);
+    for (int i = 0; i < nq; i++)
+        freeReplyObject(rep[i]);
+    return 0;
+}
+
 /* Builds the /api/journey body under h->mu. 0 ok; -1 with h->last_err (503). */
 static int journey_json(cs_journey_reader *h, const cs_metrics *m, FILE *f)
 {
@@ -368,8 +611,11 @@ static int journey_json(cs_journey_reader *h, const cs_metrics *m, FILE *f)
         fprintf(f, ",\"%s\":", HASHES[i]);
         put_hash(f, rep[i + 1], stages, strcmp(HASHES[i], "transitions") ? ns : 0);
     }
+    int trc = journey_json_timeto(h, &rk, m, stages, ns, rep + 1, f);
     for (int i = 0; i <= NHASHES; i++)
         freeReplyObject(rep[i]);
+    if (trc < 0)
+        return -1;
 
     /* minute buckets: the keys the last SCAN found, plus the minute after the newest (a new
      * minute shows up before the next SCAN) */

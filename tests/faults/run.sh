@@ -118,7 +118,7 @@ PASSED=0; FAILED=0
 case_begin() { # NAME
   CASE=$1; CDIR=$WORK/$1; mkdir -p "$CDIR"
   PREFIX=f_$1; TOPIC=f-$1; GROUP=g-$1; OKEY="$PREFIX:{model}:offsets"
-  SNAP=2s; NEVENTS=0; FAULTS=0; FAULT_KINDS=""; CHECKED=0
+  SNAP=2s; NEVENTS=0; FAULTS=0; FAULT_KINDS=""; CHECKED=0; TT=""; INV=""
   : >"$CDIR/reasons"; : >"$CDIR/recovery"; : >"$CDIR/meta"
   T_CASE=$(now_ms)
   say "== $CASE"
@@ -215,7 +215,9 @@ final_drain() { # [FLAGS...]: the ground truth's run, after every fault
   RC=$?
   [ "$RC" -eq 0 ] || fail "the final --drain exited $RC: $(tail -1 "$CDIR/drain.log" | cut -c1-200)"
 }
-# SPEC §4 hashes of this case vs the expect file (cs_checkredis): LOST DOUBLE MISMATCH
+# SPEC §4 and §4.1 hashes of this case vs the expect file (cs_checkredis): LOST DOUBLE MISMATCH
+# TT (§4.1 fields compared: a case that compared none has not checked the histograms) INV
+# (§4.1 invariants broken in Redis or the expect file)
 check_counts() {
   CHECKED=1
   "$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$PREFIX" --journey model \
@@ -225,6 +227,8 @@ check_counts() {
   LOST=$(sed -n 's/.*"lost": *\([0-9]*\).*/\1/p' <<<"$last")
   DOUBLE=$(sed -n 's/.*"double_counted": *\([0-9]*\).*/\1/p' <<<"$last")
   MISMATCH=$(sed -n 's/.*"differences": *\([0-9]*\).*/\1/p' <<<"$last")
+  TT=$(sed -n 's/.*"tt_compared": *\([0-9]*\).*/\1/p' <<<"$last")
+  INV=$(sed -n 's/.*"invariants": *\([0-9]*\).*/\1/p' <<<"$last")
   if [ "$rc" -gt 1 ] || [ -z "$MISMATCH" ]; then
     fail "cs_checkredis failed: $(tail -1 "$CDIR/check.out")"; LOST=-1; DOUBLE=-1; MISMATCH=-1; return 1
   fi
@@ -235,6 +239,8 @@ check_counts() {
     fail "$MISMATCH field(s) differ from the ground truth (lost $LOST, double-counted $DOUBLE, messages counted $mc of $me; by hash: $(by_hash))"
     return 1
   fi
+  [ "${TT:-0}" -gt 0 ] || { fail "no SPEC §4.1 field (time_to, transition_time, customer_time_to) in the comparison"; return 1; }
+  [ "${INV:-0}" -eq 0 ] || { fail "$INV SPEC §4.1 invariant(s) broken: $(grep -m3 -E ' (reached|sum of)' "$CDIR/check.out" | tr '\n' ' ')"; return 1; }
 }
 by_hash() { # "hash n, ..." from check.json, the minute:<YYYYMMDDHHMM>:reached hashes summed up
   sed -n 's/.*"by_hash":{\([^}]*\)}.*/\1/p' "$CDIR/check.json" | head -1 | tr -d '"' | tr ',' '\n' |
@@ -252,6 +258,7 @@ case_end() {
   [ "$CHECKED" = 1 ] || check_counts
   meta faults "$FAULTS"; meta fault_kinds "$FAULT_KINDS"; meta events "$NEVENTS"
   meta lost "${LOST:--1}"; meta double "${DOUBLE:--1}"; meta mismatched "${MISMATCH:--1}"
+  meta tt_compared "${TT:--1}"; meta tt_invariants "${INV:--1}"
   meta seconds $((($(now_ms) - T_CASE) / 1000))
   if [ -s "$CDIR/reasons" ]; then
     status=FAIL; FAILED=$((FAILED + 1))
@@ -688,7 +695,7 @@ def rd(n, f):
     p = os.path.join(work, n, f)
     return open(p).read() if os.path.exists(p) else ""
 cases, rows = {}, []
-tot = dict(faults=0, events=0, lost=0, double_counted=0, mismatched_fields=0)
+tot = dict(faults=0, events=0, lost=0, double_counted=0, mismatched_fields=0, time_to_fields_compared=0)
 for n in names:
     m = {}
     for line in rd(n, "meta").splitlines():
@@ -704,6 +711,7 @@ for n in names:
     c = {"pass": m.get("status") == "PASS", "faults": num("faults"), "fault_kinds": m.get("fault_kinds", ""),
          "events": num("events"), "lost": num("lost"), "double_counted": num("double"),
          "mismatched_fields": num("mismatched"), "mismatched_by_hash": chk.get("by_hash", {}),
+         "time_to_fields_compared": num("tt_compared"), "time_to_invariants_broken": num("tt_invariants"),
          "messages_expected": chk.get("messages_expected"), "messages_counted": chk.get("messages_counted"),
          "recovery_ms": {"n": len(rec), "median": int(statistics.median(rec)) if rec else None,
                          "max": max(rec) if rec else None, "all": rec},
@@ -731,6 +739,7 @@ for r in rows: print(fmt(r))
 print("faults: %s passed, %s failed" % (passed, failed))
 out = {"faults": tot["faults"], "events": tot["events"], "lost": tot["lost"],
        "double_counted": tot["double_counted"], "mismatched_fields": tot["mismatched_fields"],
+       "time_to_fields_compared": tot["time_to_fields_compared"],
        "passed": int(passed), "failed": int(failed), "profile": profile, "seed": int(seed),
        "seconds": int(secs), "cases": cases}
 print(json.dumps(out, separators=(",", ":")))

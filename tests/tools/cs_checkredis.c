@@ -1,13 +1,18 @@
 /* cs_checkredis — compares the clickstage hashes of one journey in Redis with an expected JSON
  * file ({"hash": {"field": n}}; hash names without the "<prefix>:{J}:" part) and prints every
  * difference. Missing fields count as 0. Only the SPEC §4 count hashes are compared (active,
- * reached, transitions, ended, ended_by, sessions, events, invalid, customers, by:*, minute:*);
+ * reached, transitions, ended, ended_by, sessions, events, invalid, customers, by:*, minute:*,
+ * and §4.1's time_to:*, transition_time, customer_time_to:*);
  * bookkeeping keys (`offsets`, `meta`, applied watermarks `wm`, snapshots `snap:*`, anything
  * else the daemon keeps) are not. Exit 0 when equal, 1 when not, 2 on error. Last stdout line:
  *   {"differences": N, "compared": M, "lost": L, "double_counted": D}
  * where, over the message-level hashes `events` (stages, _unclassified, _late) and `invalid`,
  * lost = sum of max(0, expected - redis) and double_counted = sum of max(0, redis - expected);
- * N counts every differing field of every compared hash.
+ * N counts every differing field of every compared hash. The summary also has "tt_compared":
+ * the expected SPEC §4.1 fields compared (so a caller can tell they were), and "invariants":
+ * §4.1's invariants broken in Redis or in the expected file (time_to buckets summing to other
+ * than reached, transition_time buckets to other than transitions; each printed), which also
+ * make the exit status 1.
  *
  *   cs_checkredis --redis URL|HOST:PORT --prefix clickstage --journey J --expect FILE
  *                 [--events-only]   (compare only the `events` and `invalid` hashes)
@@ -68,7 +73,15 @@ static int count_hash(const char *hash)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(hash, names[i]))
             return 1;
-    return !strncmp(hash, "by:", 3) || !strncmp(hash, "minute:", 7);
+    return !strncmp(hash, "by:", 3) || !strncmp(hash, "minute:", 7) ||
+           !strncmp(hash, "time_to:", 8) || !strcmp(hash, "transition_time") ||
+           !strncmp(hash, "customer_time_to:", 17);
+}
+
+static int tt_hash(const char *hash)
+{
+    return !strncmp(hash, "time_to:", 8) || !strcmp(hash, "transition_time") ||
+           !strncmp(hash, "customer_time_to:", 17);
 }
 
 static int message_level(const char *hash)
@@ -179,12 +192,23 @@ int main(int argc, char **argv)
         }
     }
     if (nd != d) fprintf(stderr, "cs_checkredis: internal: %ld vs %ld differences\n", nd, d);
+    long tt_compared = 0, inv = 0;
+    for (size_t i = 0; i < keys.n; i++)
+        tt_compared += tt_hash(keys.hash[i]) && cs_counts_get(want, keys.hash[i], keys.field[i]);
+    if (!events_only) {
+        long iv = cs_counts_check_tt(got, stdout, 50);
+        if (iv) printf("SPEC 4.1 invariants broken in Redis: %ld\n", iv);
+        long ie = cs_counts_check_tt(want, stdout, 50);
+        if (ie) printf("SPEC 4.1 invariants broken in the expected file: %ld\n", ie);
+        inv = iv + ie;
+    }
     if (json_out) {
         FILE *o = fopen(json_out, "w");
         if (!o) { perror(json_out); return 2; }
         fprintf(o, "{\"differences\":%ld,\"compared\":%ld,\"lost\":%lld,\"double_counted\":%lld,"
+                   "\"tt_compared\":%ld,\"invariants\":%ld,"
                    "\"messages_expected\":%lld,\"messages_counted\":%lld,\"by_hash\":{",
-                nd, cs_counts_size(want), lost, dbl, msgs_want, msgs_got);
+                nd, cs_counts_size(want), lost, dbl, tt_compared, inv, msgs_want, msgs_got);
         /* per hash: how many fields differ (hash names in first-seen order) */
         cs_counts *per = cs_counts_new();
         keylist hk = {0};
@@ -217,7 +241,8 @@ int main(int argc, char **argv)
         fprintf(o, "]}\n");
         if (fclose(o) != 0) { perror(json_out); return 2; }
     }
-    printf("{\"differences\": %ld, \"compared\": %ld, \"lost\": %lld, \"double_counted\": %lld}\n",
-           d, cs_counts_size(want), lost, dbl);
-    return d ? 1 : 0;
+    printf("{\"differences\": %ld, \"compared\": %ld, \"lost\": %lld, \"double_counted\": %lld, "
+           "\"tt_compared\": %ld, \"invariants\": %ld}\n",
+           d, cs_counts_size(want), lost, dbl, tt_compared, inv);
+    return d || inv ? 1 : 0;
 }
