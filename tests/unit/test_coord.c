@@ -92,7 +92,10 @@ static int count_hash(const char *h, size_t n)
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         if (strlen(plain[i]) == n && memcmp(plain[i], h, n) == 0)
             return 1;
-    return (n > 3 && memcmp(h, CS_RK_BY, 3) == 0) || (n > 7 && memcmp(h, CS_RK_MINUTE, 7) == 0);
+    return (n > 3 && memcmp(h, CS_RK_BY, 3) == 0) || (n > 7 && memcmp(h, CS_RK_MINUTE, 7) == 0) ||
+           (n == strlen(CS_RK_TRANSITION_TIME) && memcmp(h, CS_RK_TRANSITION_TIME, n) == 0) ||
+           (n > 8 && memcmp(h, CS_RK_TIME_TO, 8) == 0) ||
+           (n > 17 && memcmp(h, CS_RK_CUSTOMER_TIME_TO, 17) == 0);
 }
 
 static cs_counts *redis_counts(const char *prefix)
@@ -137,6 +140,8 @@ static void assert_exact(const cs_gen_out *g, const char *prefix, const char *wh
                             getenv("CS_DIFF_MAX") ? atol(getenv("CS_DIFF_MAX")) : 30);
     fprintf(stderr, "   %s: %llu messages, %ld counters, %ld differences\n", what,
             (unsigned long long)g->nmsgs, cs_counts_size(want), d);
+    assert_int_equal(cs_counts_check_tt(got, stderr, 10), 0); /* SPEC §4.1 invariants in Redis */
+    assert_true(cs_counts_get(want, "transition_time", "_entry>awareness:0") > 0);
     assert_true(cs_counts_size(want) > 1000);
     assert_true(cs_counts_get(want, "invalid", "future_time") > 0);
     assert_int_equal(d, 0);
