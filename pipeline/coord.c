@@ -25,6 +25,7 @@
 #include "log.h"
 #include "sink.h"
 #include "snapshot.h"
+#include "timeto.h"
 #include "source.h"
 #include "util.h"
 
@@ -490,6 +491,24 @@ static void fill_metrics(cs_coord *c)
     m->events_late = (uint64_t)t->late;
     for (int r = 0; r < CS_INV__COUNT; r++)
         m->invalid_by_reason[r] = (uint64_t)t->invalid[r];
+    /* the journey's own counts (metrics.h: this process's deltas since start) */
+    {
+        int ns1 = m->nstages + 1;
+        for (int i = 0; i < ns1 && i < CS_NSLOTS; i++) {
+            m->j_reached[i] = t->reached[i];
+            m->j_ended[i] = t->ended[i];
+            m->j_active[i] = t->active[i];
+        }
+        cs_funnel_at_least(&t->transitions[0][0], CS_NSLOTS, m->nstages, m->j_funnel);
+        for (int i = 0; i < m->nstages && t->tt.time_to; i++) {
+            for (int b = 0; b < CS_TT_NBUCKETS; b++) {
+                m->j_time_to[i][b] = t->tt.time_to[(size_t)(i + 1) * CS_TT_NBUCKETS + (size_t)b];
+                m->j_ctime_to[i][b] = t->tt.ctime_to[(size_t)(i + 1) * CS_TT_NBUCKETS + (size_t)b];
+            }
+            m->j_time_to_sum_ms[i] = t->tt.time_to_sum_ms[i + 1];
+            m->j_ctime_to_sum_ms[i] = t->tt.ctime_to_sum_ms[i + 1];
+        }
+    }
     m->sessions_started = (uint64_t)t->started;
     m->sessions_ended = (uint64_t)t->ended_n;
     m->sessions_open = t->started - t->ended_n;

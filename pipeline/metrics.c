@@ -133,6 +133,71 @@ static void family_events(writer *w, M *m, int64_t now)
     w->emit(w, &la);
 }
 
+/* the journey's own counts, by stage (cardinality: the stages, +1 for _none, x the 19 buckets
+ * of the histograms) */
+static void family_journey_reached(writer *w, M *m, int64_t now)
+{
+    for (int i = 0; i < nstages(m); i++)
+        emit_u(w, "stage", m->stages[i], (uint64_t)m->j_reached[i + 1]);
+}
+
+static void family_journey_funnel(writer *w, M *m, int64_t now)
+{
+    for (int i = 0; i < nstages(m); i++)
+        emit_u(w, "stage", m->stages[i], (uint64_t)m->j_funnel[i]);
+}
+
+static void emit_slots_i(writer *w, M *m, const int64_t *v)
+{
+    for (int i = 0; i <= nstages(m); i++) {
+        sample s = {"", 1, {"stage"}, {i ? m->stages[i - 1] : "_none"}, V_I64, 0, v[i], 0, NULL};
+        w->emit(w, &s);
+    }
+}
+
+static void family_journey_ended(writer *w, M *m, int64_t now)
+{
+    for (int i = 0; i <= nstages(m); i++)
+        emit_u(w, "stage", i ? m->stages[i - 1] : "_none", (uint64_t)m->j_ended[i]);
+}
+
+static void family_journey_active(writer *w, M *m, int64_t now)
+{
+    emit_slots_i(w, m, m->j_active);
+}
+
+static void tt_histogram(writer *w, M *m, const int64_t (*h)[CS_TT_NBUCKETS], const int64_t *sum_ms)
+{
+    for (int i = 0; i < nstages(m); i++) {
+        uint64_t cum = 0;
+        for (int b = 0; b < CS_TT_NBUCKETS; b++) {
+            cum += (uint64_t)h[i][b];
+            sample s = {"_bucket", 2, {"stage", "le"},
+                        {m->stages[i], b < CS_TT_NBOUNDS ? cs_tt_bucket_name[b] : "+Inf"},
+                        V_U64, cum, 0, 0, NULL};
+            w->emit(w, &s);
+        }
+        char ks[96], kc[96]; /* /api/metrics keys: "<stage>/sum", "<stage>/count" */
+        snprintf(ks, sizeof ks, "%s/sum", m->stages[i]);
+        snprintf(kc, sizeof kc, "%s/count", m->stages[i]);
+        sample su = {"_sum", 1, {"stage"}, {m->stages[i]}, V_DBL, 0, 0, (double)sum_ms[i] / 1000.0,
+                     ks};
+        w->emit(w, &su);
+        sample c = {"_count", 1, {"stage"}, {m->stages[i]}, V_U64, cum, 0, 0, kc};
+        w->emit(w, &c);
+    }
+}
+
+static void family_journey_time_to(writer *w, M *m, int64_t now)
+{
+    tt_histogram(w, m, m->j_time_to, m->j_time_to_sum_ms);
+}
+
+static void family_journey_customer_time_to(writer *w, M *m, int64_t now)
+{
+    tt_histogram(w, m, m->j_ctime_to, m->j_ctime_to_sum_ms);
+}
+
 static void family_invalid(writer *w, M *m, int64_t now)
 {
     for (int r = 1; r < CS_INV__COUNT; r++)

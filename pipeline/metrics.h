@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "aggregate.h" /* CS_NSLOTS, the SPEC §4.1 buckets */
 #include "classify.h"
 #include "decode.h"
 
@@ -58,6 +59,24 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
     X(invalid_total, counter, FAMILY, invalid, "`reason` = `not_json`, `not_object`, `too_large`, `too_deep`, `no_customer`, `no_event`, `bad_time`, `future_time` (all present, zeros included)", \
       "Invalid messages by reason (not counted as events; copied to the dead-letter topic "    \
       "when one is configured).")                                                              \
+    X(journey_reached_total, counter, FAMILY, journey_reached, "`stage`",                       \
+      "Sessions that entered each stage (SPEC §4 `reached`, \"entered here\"), counted by this " \
+      "process.")                                                                              \
+    X(journey_funnel_sessions_total, counter, FAMILY, journey_funnel, "`stage`",                \
+      "Sessions that reached at least each stage (the funnel: transitions crossing from below "\
+      "the stage to it or beyond; never more at a later stage), counted by this process.")     \
+    X(journey_ended_total, counter, FAMILY, journey_ended, "`stage` = a stage name or `_none`",  \
+      "Sessions that ended at each stage (drop-off: SPEC §4 `ended`), counted by this process.") \
+    X(journey_active_sessions, gauge, FAMILY, journey_active, "`stage` = a stage name or `_none`", \
+      "Open sessions per current stage, from this process's deltas since it started (like "   \
+      "`sessions_open`; Redis `active` is the journey-wide figure).")                          \
+    X(journey_time_to_stage_seconds, histogram, FAMILY, journey_time_to, "`stage`, `le` = 0, 10, 30 ... 7776000, `+Inf`", \
+      "Time from session start to reaching each stage (SPEC §4.1 `time_to`), seconds; the "   \
+      "buckets are the SPEC's, cumulative as Prometheus wants them; counted by this process.") \
+    X(journey_customer_time_to_stage_seconds, histogram, FAMILY, journey_customer_time_to,      \
+      "`stage`, `le` = 0, 10, 30 ... 7776000, `+Inf`",                                          \
+      "Time from the start of the customer's remembered journey to its journey stage moving "  \
+      "to each stage (SPEC §4.1 `customer_time_to`), seconds; counted by this process.")       \
     X(sessions_started_total, counter, U64, sessions_started, "", "Sessions opened by this process.") \
     X(sessions_ended_total, counter, U64, sessions_ended, "",                                   \
       "Sessions ended by this process (gap, max duration, drain or shutdown).")                \
@@ -177,6 +196,11 @@ typedef struct cs_metrics {
     uint64_t events_unclassified, events_late;
     uint64_t invalid_by_reason[CS_INV__COUNT]; /* by cs_invalid; [0] unused */
     uint64_t session_bytes, customer_bytes;
+    /* the journey's own counts (this process's deltas since start; slot 0 = _none) */
+    int64_t j_reached[CS_NSLOTS], j_ended[CS_NSLOTS], j_active[CS_NSLOTS];
+    int64_t j_funnel[CS_MAX_STAGES];
+    int64_t j_time_to[CS_MAX_STAGES][CS_TT_NBUCKETS], j_time_to_sum_ms[CS_MAX_STAGES];
+    int64_t j_ctime_to[CS_MAX_STAGES][CS_TT_NBUCKETS], j_ctime_to_sum_ms[CS_MAX_STAGES];
     uint64_t flush_bucket[CS_METRICS_FLUSH_BUCKETS]; /* cumulative counts per `le` */
     uint64_t flush_count;
     double flush_seconds_sum;
