@@ -54,6 +54,25 @@ static void known(cs_metrics *m, const char *journey)
         snprintf(m->stages[i], sizeof m->stages[i], "%s", stages[i]);
         m->events_by_stage[i] = events[i];
     }
+    m->ndims = 2;
+    snprintf(m->dims[0], sizeof m->dims[0], "channel");
+    snprintf(m->dims[1], sizeof m->dims[1], "persona");
+    /* the journey's own counts: this process's deltas (slot 0 = _none) */
+    static const int64_t reached[6] = {0, 500, 320, 150, 60, 20};
+    static const int64_t funnel[5] = {530, 330, 150, 60, 20};
+    for (int i = 0; i < 6; i++) {
+        m->j_reached[i] = reached[i];
+        m->j_ended[i] = 10 * i + 1;
+        m->j_active[i] = i - 1; /* _none: -1 (deltas of a process that restored sessions) */
+    }
+    for (int i = 0; i < 5; i++)
+        m->j_funnel[i] = funnel[i];
+    m->j_time_to[2][0] = 100; /* cart: 100 at 0 s, 40 in (10, 30] s, 10 past 90 d */
+    m->j_time_to[2][2] = 40;
+    m->j_time_to[2][CS_TT_NBUCKETS - 1] = 10;
+    m->j_time_to_sum_ms[2] = 1234567;
+    m->j_ctime_to[4][16] = 7; /* purchase: 7 in (14, 30] days */
+    m->j_ctime_to_sum_ms[4] = 7 * 86400000LL * 20;
     m->messages_total = 12345;
     m->events_unclassified = 77;
     m->events_late = 3;

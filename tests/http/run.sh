@@ -95,19 +95,82 @@ work = sys.argv[1]
 P, J = "clickstage", "demo"
 k = lambda s: f"{P}:{{{J}}}:{s}"
 stages = ["visit", "product", "cart", "checkout", "purchase"]
+# the transitions hold sessions that entered at "product" (30,000) and sessions that skipped
+# "product" (900): `reached` ("entered here") is then no funnel (product 58,800 > visit 48,000,
+# a naive conversion of 122.5 %), the funnel of sessions that reached at least each stage is
 H = {
-  "reached": {"visit": 48000, "product": 28800, "cart": 14400, "checkout": 5760, "purchase": 2160},
+  "reached": {"visit": 48000, "product": 58800, "cart": 15300, "checkout": 5760, "purchase": 2160},
   "active": {"visit": 412, "product": 268, "cart": 131, "checkout": 57, "purchase": 9, "_none": 23},
   "ended": {"visit": 18788, "product": 14132, "cart": 8509, "checkout": 3543, "purchase": 2151, "_none": 310},
   "customers": {"visit": 9120, "product": 4210, "cart": 1630, "checkout": 402, "purchase": 1811, "_none": 95},
-  "transitions": {"_entry>visit": 48000, "visit>product": 28800, "product>cart": 14400,
-                  "cart>checkout": 5760, "checkout>purchase": 2160, "cart>product": 311},
+  "transitions": {"_entry>visit": 48000, "_entry>product": 30000, "visit>product": 28800,
+                  "visit>cart": 900, "product>cart": 14400, "cart>checkout": 5760,
+                  "checkout>purchase": 2160},
   "events": {"visit": 91234, "product": 52110, "cart": 20012, "checkout": 7012, "purchase": 2170,
              "_unclassified": 3310, "_late": 12},
   "invalid": {"not_json": 41, "too_large": 2, "no_customer": 7, "bad_time": 3},
   "sessions": {"started": 48333, "ended": 47433, "active": 900},
   "ended_by": {"gap": 45120, "max_duration": 1310, "shutdown": 1003},
 }
+# SPEC §4.1: time_to:<stage> (buckets summing to reached), customer_time_to:<stage>,
+# transition_time (a>b:<bucket>, summing to transitions); dimension breakdowns
+B = ["0", "10", "30", "60", "120", "300", "600", "1800", "3600", "7200", "21600", "43200", "86400",
+     "172800", "604800", "1209600", "2592000", "7776000", "inf"]
+TT = {
+  "visit": {"0": 30000, "10": 9000, "30": 5000, "60": 4000},
+  "product": {"0": 30000, "30": 8800, "60": 9000, "120": 7000, "300": 4000},
+  "cart": {"60": 1300, "120": 4000, "300": 6000, "600": 3000, "1800": 1000},
+  "checkout": {"300": 760, "600": 2000, "1800": 2000, "3600": 1000},
+  "purchase": {"600": 160, "1800": 1000, "3600": 600, "7200": 300, "inf": 100},
+}
+CTT = {
+  "visit": {"0": 9000, "60": 120},
+  "product": {"0": 3000, "3600": 1000, "86400": 210},
+  "cart": {"600": 630, "86400": 500, "172800": 500},
+  "checkout": {"86400": 200, "604800": 202},
+  "purchase": {"172800": 600, "604800": 800, "1209600": 300, "2592000": 100, "7776000": 11},
+}
+TRT = {"_entry>visit": TT["visit"], "_entry>product": {"0": 30000},
+       "visit>product": {"30": 8800, "60": 9000, "120": 7000, "300": 4000},
+       "visit>cart": {"60": 900}, "product>cart": {"60": 400, "120": 4000, "300": 6000, "600": 3000, "1800": 1000},
+       "cart>checkout": {"300": 2760, "600": 2000, "1800": 1000}, "checkout>purchase": {"600": 1160, "1800": 1000}}
+BY = {"channel": {
+  "reached": {"search/visit": 20000, "social/visit": 18000, "email/visit": 10000,
+              "search/product": 30000, "social/product": 18800, "email/product": 10000,
+              "search/cart": 8000, "social/cart": 4300, "email/cart": 3000,
+              "search/checkout": 3000, "social/checkout": 1760, "email/checkout": 1000,
+              "search/purchase": 1200, "social/purchase": 560, "email/purchase": 400},
+  "ended": {"search/visit": 8000, "social/visit": 7788, "email/visit": 3000, "_unknown/_none": 310},
+  "active": {"search/visit": 200, "social/visit": 212, "_unknown/_none": 23}},
+  "persona": {"reached": {"young/visit": 30000, "old/visit": 18000, "young/purchase": 1500, "old/purchase": 660}}}
+def quantile(h, q):
+    """interpolated within the bucket (Prometheus histogram_quantile), written out independently"""
+    n = sum(h.values())
+    if not n: return None, False
+    rank, below = q * n, 0
+    for i, b in enumerate(B):
+        c = h.get(b, 0)
+        if c and below + c >= rank:
+            if i == 0: return 0.0, False
+            if b == "inf": return 7776000.0, True
+            lo, hi = float(B[i - 1]), float(b)
+            return lo + (hi - lo) * (rank - below) / c, False
+        below += c
+def stats(h):
+    m, mo = quantile(h, 0.5); p, po = quantile(h, 0.9)
+    return {"n": sum(h.values()), "median": None if m is None else round(m, 3), "p90": None if p is None else round(p, 3),
+            "median_open": mo, "p90_open": po}
+idx = {s: i + 1 for i, s in enumerate(stages)}; idx["_entry"] = 0
+def at_least(k):  # k: 1-based slot
+    return sum(v for t, v in H["transitions"].items() if idx[t.split(">")[0]] < k <= idx[t.split(">")[1]])
+funnel = []
+for i, s in enumerate(stages):
+    al, prev = at_least(i + 1), at_least(i) if i else None
+    funnel.append({"stage": s, "at_least": al, "entered": H["reached"][s], "active": H["active"][s],
+                   "ended": H["ended"][s], "conversion": None if not i else round(al / prev, 4)})
+cal = {s: sum(H["customers"][t] for t in stages[i:]) for i, s in enumerate(stages)}
+customer_funnel = [{"stage": s, "at_least": cal[s], "now": H["customers"][s],
+                    "conversion": None if not i else round(cal[s] / cal[stages[i - 1]], 4)} for i, s in enumerate(stages)]
 cmds = []
 q = lambda *a: cmds.append(" ".join(f'"{x}"' for x in map(str, a)))
 for name, h in H.items():
@@ -141,9 +204,24 @@ q("HINCRBY", k("minute:bogus:reached"), "visit", 1)
 q("HINCRBY", k("minute:2026:1122:reached"), "visit", 1)
 q("HINCRBY", k("minute:202611221505:reached:x"), "visit", 1)
 q("HINCRBY", f"other:{{{J}}}:minute:202611221506:reached", "visit", 1)
+for s in stages:
+    for b, v in TT[s].items(): q("HINCRBY", k(f"time_to:{s}"), b, v)
+    for b, v in CTT[s].items(): q("HINCRBY", k(f"customer_time_to:{s}"), b, v)
+for t, h in TRT.items():
+    for b, v in h.items(): q("HINCRBY", k("transition_time"), f"{t}:{b}", v)
+for d, ms in BY.items():
+    for mname, h in ms.items():
+        for f, v in h.items(): q("HINCRBY", k(f"by:{d}:{mname}"), f, v)
 open(f"{work}/load.redis", "w").write("\n".join(cmds) + "\n")
 exp = dict(H, journey=J, stages=stages, seq=4711, instances={"host-a": 4711, "host-b": 12},
-           version="0.1.0", rules_sha256="ab" * 32, minutes=minutes, gap=gap)
+           version="0.1.0", rules_sha256="ab" * 32, minutes=minutes, gap=gap,
+           funnel=funnel, customer_funnel=customer_funnel, customers_no_stage=H["customers"]["_none"],
+           buckets=B, time_to=TT, customer_time_to=CTT,
+           time_to_stats={s: {"sessions": stats(TT[s]), "customers": stats(CTT[s])} for s in stages},
+           transition_time={t: {"count": H["transitions"][t], "buckets": TRT[t], "stats": stats(TRT[t])}
+                            for t in H["transitions"]},
+           dimensions=["channel", "persona"],
+           by={d: {m: BY[d].get(m, {}) for m in ("reached", "active", "ended")} for d in ("channel", "persona")})
 json.dump(exp, open(f"{work}/expect.json", "w"))
 EOF
 load_demo() { rcli <"$WORK/load.redis" >"$WORK/load.out" 2>&1 && ! grep -q ERR "$WORK/load.out"; }
@@ -238,6 +316,29 @@ clickstage_paused 0
 clickstage_worker_loops_total{worker="0"} 1000
 clickstage_worker_loops_total{worker="1"} 2000
 clickstage_build_info{version="0.1.0",journey="demo",rules_sha256="0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"} 1
+# TYPE clickstage_journey_reached_total counter
+clickstage_journey_reached_total{stage="visit"} 500
+clickstage_journey_reached_total{stage="purchase"} 20
+clickstage_journey_funnel_sessions_total{stage="visit"} 530
+clickstage_journey_funnel_sessions_total{stage="product"} 330
+clickstage_journey_ended_total{stage="_none"} 1
+clickstage_journey_ended_total{stage="purchase"} 51
+# TYPE clickstage_journey_active_sessions gauge
+clickstage_journey_active_sessions{stage="_none"} -1
+clickstage_journey_active_sessions{stage="checkout"} 3
+# TYPE clickstage_journey_time_to_stage_seconds histogram
+clickstage_journey_time_to_stage_seconds_bucket{stage="cart",le="0"} 100
+clickstage_journey_time_to_stage_seconds_bucket{stage="cart",le="10"} 100
+clickstage_journey_time_to_stage_seconds_bucket{stage="cart",le="30"} 140
+clickstage_journey_time_to_stage_seconds_bucket{stage="cart",le="7776000"} 140
+clickstage_journey_time_to_stage_seconds_bucket{stage="cart",le="+Inf"} 150
+clickstage_journey_time_to_stage_seconds_sum{stage="cart"} 1234.567
+clickstage_journey_time_to_stage_seconds_count{stage="cart"} 150
+clickstage_journey_time_to_stage_seconds_count{stage="visit"} 0
+# TYPE clickstage_journey_customer_time_to_stage_seconds histogram
+clickstage_journey_customer_time_to_stage_seconds_bucket{stage="purchase",le="1209600"} 0
+clickstage_journey_customer_time_to_stage_seconds_bucket{stage="purchase",le="2592000"} 7
+clickstage_journey_customer_time_to_stage_seconds_count{stage="purchase"} 7
 clickstage_healthy 1
 clickstage_ready 1
 EOF
@@ -276,7 +377,9 @@ for ln in text.splitlines():
     if (name, labels) in seen: errs.append(f"duplicate series {name}{labels}")
     seen.add((name, labels))
     if name.endswith("_bucket"):
-        buckets.setdefault(fam, []).append((re.search(r'le="([^"]+)"', labels).group(1), float(value)))
+        # one series of buckets per label set other than le (the journey histograms: per stage)
+        rest = re.sub(r',?le="[^"]+"', "", labels)
+        buckets.setdefault(fam + rest, []).append((re.search(r'le="([^"]+)"', labels).group(1), float(value)))
     if re.search(r'customer=', labels or ""): errs.append(f"{name}: per-customer label")
 for fam, bs in buckets.items():
     if bs[-1][0] != "+Inf": errs.append(f"{fam}: last bucket not +Inf")
@@ -353,6 +456,18 @@ if abs(got.get("server_ms", 0) - time.time() * 1000) > 5000:
 # stage-keyed objects list the stages in journey order
 if list(got["reached"]) != exp["stages"]:
     errs.append(f"reached order {list(got['reached'])}")
+# the funnel (at least, conversion <= 100 %), SPEC §4.1 histograms, medians and p90, breakdowns
+for k in ["funnel", "customer_funnel", "customers_no_stage", "buckets", "time_to", "customer_time_to",
+          "time_to_stats", "transition_time", "dimensions", "by"]:
+    if got.get(k) != exp[k]:
+        g, e = got.get(k), exp[k]
+        if isinstance(g, dict) and isinstance(e, dict):
+            for kk in sorted(set(g) | set(e)):
+                if g.get(kk) != e.get(kk): errs.append(f"{k}.{kk}: {g.get(kk)!r} != {e.get(kk)!r}"); break
+        else:
+            errs.append(f"{k}: {g!r} != {e!r}")
+if any(f["conversion"] is not None and f["conversion"] > 1 for f in got.get("funnel", [])):
+    errs.append("a conversion above 100 %")
 if errs: print("\n".join(errs)); sys.exit(1)
 EOF
 if python3 - "$WORK/j.json" "$WORK/expect.json" >"$WORK/jm.log" 2>&1 <<'EOF'; then ok api_journey_minutes; else bad api_journey_minutes "$(head -5 "$WORK/jm.log")"; fi
@@ -446,7 +561,7 @@ if python3 - deploy/grafana/clickstage.json "$WORK/names" >"$WORK/g.log" 2>&1 <<
 import json, re, sys
 d = json.load(open(sys.argv[1]))
 names = set(open(sys.argv[2]).read().split())
-hist = {n for n in names if n.endswith("_seconds") and "flush_duration" in n}
+hist = {n for n in names if n.endswith("_seconds") and ("flush_duration" in n or "time_to_stage" in n)}
 ok = names | {h + s for h in hist for s in ("_bucket", "_sum", "_count")}
 errs = []
 if d.get("uid") != "clickstage": errs.append("uid")

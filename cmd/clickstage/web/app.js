@@ -43,28 +43,51 @@ function el(tag, cls, attrs) {
 function stageColor(i) { return COLORS[i % COLORS.length]; }
 
 // ---- funnel ------------------------------------------------------------------------------
+// The bars are sessions that reached AT LEAST each stage (/api/journey's funnel, from the
+// transitions: SPEC §4.1), so conversion never exceeds 100 %; `reached` (entered here) stays a
+// column. The same for customers from the customers hash (journey stage now).
+
+// a duration in seconds as a short text (pipeline/timeto.c cs_tt_format does the same)
+function fmtDur(secs, open) {
+  if (secs === null || secs === undefined || secs < 0) return '–';
+  if (open) return '> ' + Math.round(secs / 86400) + ' d';
+  if (secs < 60) return Math.round(secs) + ' s';
+  if (secs < 3600) return (secs / 60).toFixed(1) + ' min';
+  if (secs < 86400) return (secs / 3600).toFixed(1) + ' h';
+  return (secs / 86400).toFixed(1) + ' d';
+}
+function setDur(e, st, which) {
+  const v = st ? st[which] : null;
+  setMetric(e, v === null || v === undefined ? null : v.toFixed(3), fmtDur(v, st && st[which + '_open']));
+}
+
+function stageCells(row, s, i, cls, cells) {
+  const name = el('div', 'name');
+  const sw = el('span', 'swatch');
+  sw.style.background = stageColor(i);
+  const label = el('span', 'stage-name');
+  label.textContent = s;
+  name.append(sw, label);
+  const barwrap = el('div', 'barwrap');
+  const bar = el('div', 'bar');
+  bar.style.background = stageColor(i);
+  const count = el('span', 'count', { 'data-metric': cells[0], 'data-stage': s });
+  barwrap.append(bar, count);
+  row.append(name, barwrap);
+  for (const m of cells.slice(1)) row.append(el('div', 'num ' + (m.includes('conversion') ? 'conv' : ''), { 'data-metric': m, 'data-stage': s }));
+}
 
 function buildFunnel(stages) {
-  const f = $('funnel');
+  const f = $('funnel'), c = $('cfunnel');
   f.textContent = '';
+  c.textContent = '';
   stages.forEach((s, i) => {
     const row = el('div', 'row', { 'data-stage': s });
-    const name = el('div', 'name');
-    const sw = el('span', 'swatch');
-    sw.style.background = stageColor(i);
-    const label = el('span', 'stage-name');
-    label.textContent = s;
-    name.append(sw, label);
-    const barwrap = el('div', 'barwrap');
-    const bar = el('div', 'bar');
-    bar.style.background = stageColor(i);
-    const count = el('span', 'count', { 'data-metric': 'reached', 'data-stage': s });
-    barwrap.append(bar, count);
-    const conv = el('div', 'num conv', { 'data-metric': 'conversion', 'data-stage': s });
-    const active = el('div', 'num', { 'data-metric': 'active', 'data-stage': s });
-    const ended = el('div', 'num', { 'data-metric': 'ended', 'data-stage': s });
-    row.append(name, barwrap, conv, active, ended);
+    stageCells(row, s, i, 'row', ['at_least', 'conversion', 'reached', 'active', 'ended', 'time_median', 'time_p90']);
     f.append(row);
+    const crow = el('div', 'row', { 'data-stage': s });
+    stageCells(crow, s, i, 'row', ['customers_at_least', 'customers_conversion', 'customers', 'customer_time_median', 'customer_time_p90']);
+    c.append(crow);
   });
   const legend = $('legend');
   legend.textContent = '';
@@ -77,36 +100,55 @@ function buildFunnel(stages) {
   });
 }
 
+function setBar(row, metric, v, max) {
+  const w = (100 * v) / max;
+  row.querySelector('.bar').style.width = w.toFixed(2) + '%';
+  const count = row.querySelector(`[data-metric="${metric}"]`);
+  setMetric(count, v, fmtInt(v));
+  // the count sits just past the end of the bar, or inside it when the bar is long
+  count.classList.toggle('inside', w > 80);
+  count.style.left = w > 80 ? '' : `calc(${w.toFixed(2)}% + 10px)`;
+}
+
+function setConv(e, c, title) {
+  if (c === null || c === undefined) { setMetric(e, null, ''); return; }
+  const p = 100 * c;
+  setMetric(e, p.toFixed(1), fmtPct(p));
+  e.title = title;
+}
+
 function updateFunnel(j) {
   const stages = j.stages || [];
   const key = stages.join(',');
   if (key !== stagesKey) {
     buildFunnel(stages);
     stagesKey = key;
+    buildTimeTo(stages);
   }
-  const reached = stages.map((s) => num(j.reached, s));
-  const max = Math.max(1, ...reached);
+  const fun = j.funnel || [], cf = j.customer_funnel || [];
+  const stats = j.time_to_stats || {};
+  const max = Math.max(1, ...fun.map((x) => x.at_least));
+  const cmax = Math.max(1, ...cf.map((x) => x.at_least));
   stages.forEach((s, i) => {
     const row = document.querySelector(`#funnel .row[data-stage="${CSS.escape(s)}"]`);
-    if (!row) return;
-    const w = (100 * reached[i]) / max;
-    row.querySelector('.bar').style.width = w.toFixed(2) + '%';
-    const count = row.querySelector('[data-metric="reached"]');
-    setMetric(count, reached[i], fmtInt(reached[i]));
-    // the count sits just past the end of the bar, or inside it when the bar is long
-    count.classList.toggle('inside', w > 80);
-    count.style.left = w > 80 ? '' : `calc(${w.toFixed(2)}% + 10px)`;
-    const conv = row.querySelector('[data-metric="conversion"]');
-    if (i === 0) {
-      setMetric(conv, null, '');
-    } else {
-      const p = pct(reached[i], reached[i - 1]);
-      setMetric(conv, p === null ? null : p.toFixed(1), fmtPct(p));
-      conv.title = `${s} / ${stages[i - 1]}`;
-    }
-    const a = num(j.active, s), e = num(j.ended, s);
-    setMetric(row.querySelector('[data-metric="active"]'), a, fmtInt(a));
-    setMetric(row.querySelector('[data-metric="ended"]'), e, fmtInt(e));
+    const x = fun[i];
+    if (!row || !x) return;
+    setBar(row, 'at_least', x.at_least, max);
+    setConv(row.querySelector('[data-metric="conversion"]'), i ? x.conversion : null, `${s} / ${stages[i - 1]}, reached at least`);
+    setMetric(row.querySelector('[data-metric="reached"]'), x.entered, fmtInt(x.entered));
+    setMetric(row.querySelector('[data-metric="active"]'), x.active, fmtInt(x.active));
+    setMetric(row.querySelector('[data-metric="ended"]'), x.ended, fmtInt(x.ended));
+    const st = stats[s] || {};
+    setDur(row.querySelector('[data-metric="time_median"]'), st.sessions, 'median');
+    setDur(row.querySelector('[data-metric="time_p90"]'), st.sessions, 'p90');
+    const crow = document.querySelector(`#cfunnel .row[data-stage="${CSS.escape(s)}"]`);
+    const y = cf[i];
+    if (!crow || !y) return;
+    setBar(crow, 'customers_at_least', y.at_least, cmax);
+    setConv(crow.querySelector('[data-metric="customers_conversion"]'), i ? y.conversion : null, `${s} / ${stages[i - 1]}, customers at least`);
+    setMetric(crow.querySelector('[data-metric="customers"]'), y.now, fmtInt(y.now));
+    setDur(crow.querySelector('[data-metric="customer_time_median"]'), st.customers, 'median');
+    setDur(crow.querySelector('[data-metric="customer_time_p90"]'), st.customers, 'p90');
   });
   const none = $('funnel-none');
   const na = num(j.active, '_none'), ne = num(j.ended, '_none');
@@ -123,13 +165,197 @@ function updateFunnel(j) {
   tail.textContent = ' ended without reaching a stage';
   none.append(t, a, mid, e, tail);
 
-  const first = reached.length ? reached[0] : 0, last = reached.length ? reached[reached.length - 1] : 0;
+  const first = fun.length ? fun[0].at_least : 0, last = fun.length ? fun[fun.length - 1].at_least : 0;
   const ov = pct(last, first);
   setMetric($('overall'), ov === null ? null : ov.toFixed(1), fmtPct(ov));
   const ss = j.sessions || {};
   setMetric($('sessions-open'), num(ss, 'active'), fmtInt(num(ss, 'active')));
   setMetric($('sessions-started'), num(ss, 'started'), fmtInt(num(ss, 'started')));
   setMetric($('sessions-ended'), num(ss, 'ended'), fmtInt(num(ss, 'ended')));
+}
+
+// ---- time to stage: a histogram per stage ----------------------------------------------------
+
+let ttLevel = 'sessions';
+function buildTimeTo(stages) {
+  const box = $('timeto');
+  box.textContent = '';
+  stages.forEach((s, i) => {
+    const c = el('div', 'tt', { 'data-stage': s });
+    const head = el('div', 'head');
+    const sw = el('span', 'swatch');
+    sw.style.background = stageColor(i);
+    const name = el('span', 'stage-name');
+    name.textContent = s;
+    head.append(sw, name);
+    for (const [k, label] of [['median', 'median'], ['p90', 'p90'], ['n', 'n']]) {
+      const st = el('span', 'stat');
+      st.append(document.createTextNode(label + ' '));
+      st.append(el('b', '', { 'data-metric': 'tt_' + k, 'data-stage': s }));
+      head.append(st);
+    }
+    c.append(head, el('div', 'hist'));
+    box.append(c);
+  });
+}
+
+function updateTimeTo(j) {
+  const stages = j.stages || [], buckets = j.buckets || [];
+  const hists = (ttLevel === 'sessions' ? j.time_to : j.customer_time_to) || {};
+  const stats = j.time_to_stats || {};
+  $('timeto').dataset.level = ttLevel;
+  stages.forEach((s, si) => {
+    const c = document.querySelector(`#timeto .tt[data-stage="${CSS.escape(s)}"]`);
+    if (!c) return;
+    const st = (stats[s] || {})[ttLevel] || {};
+    setDur(c.querySelector('[data-metric="tt_median"]'), st, 'median');
+    setDur(c.querySelector('[data-metric="tt_p90"]'), st, 'p90');
+    setMetric(c.querySelector('[data-metric="tt_n"]'), st.n || 0, fmtInt(st.n || 0));
+    const h = hists[s] || {};
+    const W = 380, H = 92, B = 16, n = buckets.length || 1, bw = W / n;
+    const vals = buckets.map((b) => num(h, b));
+    const max = Math.max(1, ...vals);
+    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `time to ${s}` });
+    vals.forEach((v, i) => {
+      const bh = ((H - B - 4) * v) / max;
+      g.append(svg('rect', { x: (i * bw + 1).toFixed(1), y: (H - B - bh).toFixed(1), width: (bw - 2).toFixed(1),
+        height: bh.toFixed(1), fill: stageColor(si), opacity: 0.85, 'data-bucket': buckets[i], 'data-value': String(v) }));
+    });
+    // the median and p90 as marks at their place on the bucket axis (interpolated like the values)
+    const pos = (secs) => {
+      if (secs === null || secs === undefined) return null;
+      for (let i = 0; i < buckets.length; i++) {
+        const hi = buckets[i] === 'inf' ? Infinity : +buckets[i], lo = i ? +buckets[i - 1] : 0;
+        if (secs <= hi) return i === 0 ? bw / 2 : (i + (hi === Infinity ? 0 : (secs - lo) / (hi - lo))) * bw;
+      }
+      return W;
+    };
+    for (const [k, dash] of [['median', ''], ['p90', '3,2']]) {
+      const x = pos(st[k]);
+      if (x === null) continue;
+      g.append(svg('line', { x1: x, x2: x, y1: 2, y2: H - B, stroke: '#e6ebf5', 'stroke-width': 1, 'stroke-dasharray': dash, class: 'mark-' + k }));
+    }
+    for (const i of [0, 3, 6, 8, 12, 14, 17]) {
+      if (i >= buckets.length) continue;
+      const t = svg('text', { x: (i * bw + bw / 2).toFixed(1), y: H - 3, 'text-anchor': 'middle', class: 'axis' });
+      t.textContent = fmtDur(+buckets[i]);
+      g.append(t);
+    }
+    c.querySelector('.hist').replaceChildren(g);
+  });
+}
+
+// ---- flow: a Sankey-style diagram of the transitions -----------------------------------------
+
+function updateFlow(j) {
+  const stages = j.stages || [];
+  const nodes = ['_entry', ...stages];
+  const idx = new Map(nodes.map((n, i) => [n, i]));
+  const links = [];
+  for (const [k, v] of Object.entries(j.transitions || {})) {
+    const gt = k.indexOf('>');
+    const a = idx.get(k.slice(0, gt)), b = idx.get(k.slice(gt + 1));
+    if (a === undefined || b === undefined || !(v > 0) || b <= a) continue;
+    links.push({ a, b, v, key: k });
+  }
+  const inflow = nodes.map(() => 0), outflow = nodes.map(() => 0);
+  for (const l of links) { outflow[l.a] += l.v; inflow[l.b] += l.v; }
+  const size = nodes.map((n, i) => Math.max(inflow[i], outflow[i], i ? num(j.ended, n) + num(j.active, n) + outflow[i] : 0));
+  const W = 1180, H = 300, T = 34, NW = 14, gapX = (W - 2 * NW - 40) / Math.max(1, nodes.length - 1);
+  const maxSize = Math.max(1, ...size);
+  const k = (H - T - 40) / maxSize;
+  const x = (i) => 20 + i * gapX;
+  const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'transitions flow' });
+  // links, stacked at both ends in the order of the other end
+  const outY = nodes.map(() => T), inY = nodes.map(() => T);
+  links.sort((p, q) => p.a - q.a || p.b - q.b);
+  const order = [...links].sort((p, q) => p.b - q.b || p.a - q.a);
+  const y0 = new Map(), y1 = new Map();
+  for (const l of links) { y0.set(l, outY[l.a]); outY[l.a] += l.v * k; }
+  for (const l of order) { y1.set(l, inY[l.b]); inY[l.b] += l.v * k; }
+  for (const l of links) {
+    const w = Math.max(1, l.v * k), xa = x(l.a) + NW, xb = x(l.b);
+    const ya = y0.get(l) + w / 2, yb = y1.get(l) + w / 2, xm = (xa + xb) / 2;
+    const back = l.b !== l.a + 1;
+    const p = svg('path', { d: `M${xa},${ya} C${xm},${ya} ${xm},${yb} ${xb},${yb}`, fill: 'none',
+      stroke: stageColor(Math.max(0, l.b - 1)), 'stroke-width': w.toFixed(2), 'stroke-opacity': back ? 0.3 : 0.5,
+      'data-from': nodes[l.a], 'data-to': nodes[l.b], 'data-value': String(l.v), class: 'link' });
+    const tt = svg('title');
+    tt.textContent = `${l.key}: ${fmtInt(l.v)}`;
+    p.append(tt);
+    g.append(p);
+  }
+  nodes.forEach((n, i) => {
+    const h = Math.max(2, size[i] * k);
+    g.append(svg('rect', { x: x(i), y: T, width: NW, height: h, rx: 2, fill: i ? stageColor(i - 1) : '#8b96ad',
+      'data-node': n, 'data-value': String(i ? inflow[i] : outflow[i]) }));
+    const t = svg('text', { x: x(i) + (i === nodes.length - 1 ? NW : 0), y: T - 18, 'text-anchor': i === nodes.length - 1 ? 'end' : 'start', class: 'label' });
+    t.textContent = i ? n : 'session start';
+    g.append(t);
+    const sub = svg('text', { x: x(i) + (i === nodes.length - 1 ? NW : 0), y: T - 5, 'text-anchor': i === nodes.length - 1 ? 'end' : 'start', class: 'sub', 'data-node': n });
+    sub.textContent = i ? `in ${fmtInt(inflow[i])} · ended ${fmtInt(num(j.ended, n))}` : `${fmtInt(outflow[i])} reached a stage`;
+    g.append(sub);
+  });
+  g.dataset.links = String(links.length);
+  $('flow').replaceChildren(g);
+}
+
+// ---- breakdown by a dimension -----------------------------------------------------------------
+
+const BY_ROWS = 12;
+function updateBy(j) {
+  const dims = j.dimensions || [];
+  const sel = $('by-dim');
+  if (sel.dataset.dims !== dims.join(',')) {
+    const keep = sel.value;
+    sel.textContent = '';
+    for (const d of dims) { const o = el('option'); o.value = d; o.textContent = d; sel.append(o); }
+    if (dims.includes(keep)) sel.value = keep;
+    sel.dataset.dims = dims.join(',');
+  }
+  const box = $('by');
+  const dim = sel.value, metric = $('by-metric').value;
+  box.dataset.dim = dim || '';
+  box.dataset.metric = metric;
+  if (!dim) { box.textContent = 'no dimensions in the rule file'; return; }
+  const h = ((j.by || {})[dim] || {})[metric] || {};
+  const stages = j.stages || [];
+  const cols = metric === 'reached' ? stages : [...stages, '_none'];
+  const rows = new Map();
+  for (const [f, v] of Object.entries(h)) {
+    const cut = f.lastIndexOf('/');
+    const val = f.slice(0, cut), st = f.slice(cut + 1);
+    if (!rows.has(val)) rows.set(val, {});
+    rows.get(val)[st] = (rows.get(val)[st] || 0) + v;
+  }
+  const total = (r) => cols.reduce((a, c) => a + (r[c] || 0), 0);
+  const sorted = [...rows.entries()].sort((a, b) => total(b[1]) - total(a[1]) || (a[0] < b[0] ? -1 : 1));
+  const colTotal = cols.map((c) => sorted.reduce((a, [, r]) => a + (r[c] || 0), 0));
+  const table = el('table');
+  const hr = el('tr');
+  const th0 = el('th');
+  th0.textContent = dim;
+  hr.append(th0);
+  for (const c of cols) { const th = el('th'); th.textContent = c; hr.append(th); }
+  table.append(hr);
+  for (const [val, r] of sorted.slice(0, BY_ROWS)) {
+    const tr = el('tr', '', { 'data-value-name': val });
+    const td0 = el('td');
+    td0.textContent = val;
+    tr.append(td0);
+    cols.forEach((c, ci) => {
+      const v = r[c] || 0;
+      const td = el('td', '', { 'data-stage': c, 'data-value': String(v) });
+      td.textContent = fmtInt(v);
+      const share = pct(v, colTotal[ci]);
+      if (share !== null && v) { const sp = el('span', 'pct'); sp.textContent = share.toFixed(0) + '%'; td.append(sp); }
+      tr.append(td);
+    });
+    table.append(tr);
+  }
+  const more = el('div', 'more');
+  more.textContent = sorted.length > BY_ROWS ? `${sorted.length - BY_ROWS} more values not shown (top ${BY_ROWS} by total)` : `${sorted.length} values; % = share of the stage's column`;
+  box.replaceChildren(table, more);
 }
 
 // ---- per-minute chart ----------------------------------------------------------------------
@@ -284,6 +510,9 @@ async function pollJourney() {
       $('journey').textContent = r.body.journey;
       document.title = `clickstage · ${r.body.journey}`;
       updateFunnel(r.body);
+      updateTimeTo(r.body);
+      updateFlow(r.body);
+      updateBy(r.body);
       updateChart(r.body);
       $('rules').textContent = r.body.rules_sha256 ? 'rules ' + r.body.rules_sha256.slice(0, 12) : '';
       $('seq').textContent = r.body.seq !== null && r.body.seq !== undefined ? 'flush #' + r.body.seq : '';
@@ -314,5 +543,14 @@ async function tick() {
   await Promise.all([pollJourney(), pollMetrics()]);
   setTimeout(tick, POLL_MS);
 }
+
+for (const b of document.querySelectorAll('#tt-toggle button')) {
+  b.addEventListener('click', () => {
+    ttLevel = b.dataset.level;
+    for (const o of document.querySelectorAll('#tt-toggle button')) o.classList.toggle('on', o === b);
+    if (lastJourney) updateTimeTo(lastJourney);
+  });
+}
+for (const id of ['by-dim', 'by-metric']) $(id).addEventListener('change', () => { if (lastJourney) updateBy(lastJourney); });
 
 tick();
