@@ -4,6 +4,15 @@
 #include <stdio.h>
 #include <string.h>
 
+/* SPEC §4.1's bucket upper bounds (aggregate.h declares them; here, with the viewers' helpers,
+ * so that a viewer links them without the pipeline) */
+const int64_t cs_tt_bound_s[CS_TT_NBOUNDS] = {0,     10,    30,     60,     120,     300,
+                                              600,   1800,  3600,   7200,   21600,   43200,
+                                              86400, 172800, 604800, 1209600, 2592000, 7776000};
+const char *const cs_tt_bucket_name[CS_TT_NBUCKETS] = {
+    "0",     "10",    "30",     "60",     "120",     "300",     "600",     "1800",    "3600", "7200",
+    "21600", "43200", "86400", "172800", "604800", "1209600", "2592000", "7776000", "inf"};
+
 double cs_tt_quantile(const int64_t counts[CS_TT_NBUCKETS], double q, int *open)
 {
     if (open)
@@ -60,6 +69,22 @@ void cs_tt_format(double secs, int open, char *buf, int cap)
         snprintf(buf, (size_t)cap, "%.1f h", secs / 3600);
     else
         snprintf(buf, (size_t)cap, "%.1f d", secs / 86400);
+}
+
+void cs_tt_format_short(double secs, int open, char *buf, int cap)
+{
+    if (secs < 0)
+        snprintf(buf, (size_t)cap, "-");
+    else if (open)
+        snprintf(buf, (size_t)cap, ">%.0fd", secs / 86400);
+    else if (secs < 60)
+        snprintf(buf, (size_t)cap, "%.0fs", secs);
+    else if (secs < 3600)
+        snprintf(buf, (size_t)cap, "%.1fm", secs / 60);
+    else if (secs < 86400)
+        snprintf(buf, (size_t)cap, "%.1fh", secs / 3600);
+    else
+        snprintf(buf, (size_t)cap, "%.1fd", secs / 86400);
 }
 
 int cs_tt_bucket_index(const char *name, int len)

@@ -37,6 +37,10 @@ void cs_funnel_at_least(const int64_t *transitions, int stride, int ns, int64_t 
  * "> 90 d" (open), "–" (negative: none). */
 void cs_tt_format(double secs, int open, char *buf, int cap);
 
+/* The same in at most 6 characters and no space, for terminals: "0s", "27s", "1.7m", "9.1h",
+ * "12.4d", ">90d", "-". */
+void cs_tt_format_short(double secs, int open, char *buf, int cap);
+
 /* The bucket index of a field name ("0" ... "7776000", "inf"), -1 if it is none. */
 int cs_tt_bucket_index(const char *name, int len);
 

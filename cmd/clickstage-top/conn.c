@@ -186,6 +186,65 @@ static void addwarn(top_conn *c, const char *key, const char *what)
         snprintf(c->warn, sizeof c->warn, "%s: %s", key, what);
 }
 
+/* SPEC §4.1: time_to:<stage> and customer_time_to:<stage> of every stage the first transaction
+ * named, in a second MULTI/EXEC (the keys depend on the stages). The two transactions are two
+ * snapshots: a flush between them shows histograms one flush newer than the counts, for one
+ * refresh. Rejected: reading them with the stages of the previous refresh in one transaction
+ * (the first screen and every change of stages would show none). 0 ok, -1 error (set). */
+static int fetch_tt(top_conn *c, const cs_rkeys *rk, top_model *m)
+{
+    size_t ns = m->nstages < CS_MAX_STAGES ? m->nstages : CS_MAX_STAGES;
+    if (!ns)
+        return 0;
+    char (*keys)[CS_RKEYS_MAX + 128] = malloc(2 * ns * sizeof *keys);
+    if (!keys)
+        return seterr(c, "out of memory");
+    redisAppendCommand(c->cmd, "MULTI");
+    for (size_t i = 0; i < 2 * ns; i++) {
+        char sfx[128];
+        snprintf(sfx, sizeof sfx, "%s%.64s", i % 2 ? CS_RK_CUSTOMER_TIME_TO : CS_RK_TIME_TO,
+                 m->stages[i / 2]);
+        cs_rkey(rk, sfx, keys[i], sizeof keys[i]);
+        redisAppendCommand(c->cmd, "HGETALL %b", keys[i], strlen(keys[i]));
+    }
+    redisAppendCommand(c->cmd, "EXEC");
+    redisReply *exec = NULL;
+    int bad = 0;
+    for (size_t i = 0; i < 2 * ns + 2; i++) {
+        void *rv = NULL;
+        if (redisGetReply(c->cmd, &rv) != REDIS_OK) {
+            ctx_err(c, c->cmd, "HGETALL");
+            freeReplyObject(exec);
+            free(keys);
+            return -1;
+        }
+        if (i == 2 * ns + 1)
+            exec = rv;
+        else {
+            bad |= ((redisReply *)rv)->type == REDIS_REPLY_ERROR;
+            freeReplyObject(rv);
+        }
+    }
+    if (!bad && exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == 2 * ns) {
+        for (size_t i = 0; i < 2 * ns; i++) {
+            const redisReply *a = exec->element[i];
+            if (a->type != REDIS_REPLY_ARRAY)
+                continue;
+            for (size_t j = 0; j + 1 < a->elements; j += 2)
+                if (a->element[j]->type == REDIS_REPLY_STRING &&
+                    a->element[j + 1]->type == REDIS_REPLY_STRING)
+                    top_model_set_tt(m, (int)(i % 2), i / 2, a->element[j]->str,
+                                     a->element[j]->len, a->element[j + 1]->str,
+                                     a->element[j + 1]->len);
+        }
+    } else {
+        addwarn(c, keys[0], "time-to-stage histograms not read");
+    }
+    freeReplyObject(exec);
+    free(keys);
+    return 0;
+}
+
 int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const char *dim,
                    top_model *m)
 {
@@ -290,6 +349,8 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
         seterr(c, "out of memory");
         goto out;
     }
+    if (fetch_tt(c, &rk, m) < 0)
+        goto out;
     rc = 0;
 out:
     for (size_t i = 0; i < nk; i++)

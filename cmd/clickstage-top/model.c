@@ -1,6 +1,7 @@
 /* model.c — see model.h. Pure functions only: no I/O, no clock. */
 #include "model.h"
 #include "rkeys.h"
+#include "timeto.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -136,6 +137,8 @@ void top_model_reset(top_model *m)
     m->has_meta = 0;
     m->updated_ms = 0;
     m->seq = 0;
+    memset(m->tt, 0, sizeof m->tt);
+    memset(m->ctt, 0, sizeof m->ctt);
 }
 
 void top_model_free(top_model *m)
@@ -314,16 +317,62 @@ size_t top_sorted(const top_hash *h, top_item *out, size_t max)
     return n;
 }
 
+/* position of a transition end in the stage order: 0 for _entry, i + 1 for stages[i], -1 */
+static long stage_pos(const top_model *m, const char *s, size_t n)
+{
+    if (n == 6 && !memcmp(s, "_entry", 6))
+        return 0;
+    for (size_t i = 0; i < m->nstages; i++)
+        if (strlen(m->stages[i]) == n && !memcmp(m->stages[i], s, n))
+            return (long)i + 1;
+    return -1;
+}
+
+int64_t top_at_least(const top_model *m, size_t i)
+{
+    const top_hash *t = &m->h[TOP_TRANSITIONS];
+    long k = (long)i + 1;
+    int64_t sum = 0;
+    for (size_t j = 0; j < t->n; j++) {
+        const char *key = t->kv[j].key, *gt = strchr(key, '>');
+        if (!gt)
+            continue;
+        long a = stage_pos(m, key, (size_t)(gt - key)), b = stage_pos(m, gt + 1, strlen(gt + 1));
+        if (a >= 0 && b > 0 && a < k && b >= k)
+            sum += t->kv[j].val;
+    }
+    return sum;
+}
+
 int top_conversion(const top_model *m, size_t i, double *pct)
 {
     if (i == 0 || i >= m->nstages)
         return -1;
-    int64_t prev = top_hash_get(&m->h[TOP_REACHED], m->stages[i - 1]);
-    int64_t cur = top_hash_get(&m->h[TOP_REACHED], m->stages[i]);
+    int64_t prev = top_at_least(m, i - 1);
+    int64_t cur = top_at_least(m, i);
     if (prev <= 0)
         return -1;
     *pct = 100.0 * (double)cur / (double)prev;
     return 0;
+}
+
+void top_model_set_tt(top_model *m, int customers, size_t i, const char *bucket, size_t blen,
+                      const char *val, size_t vlen)
+{
+    if (i >= CS_MAX_STAGES)
+        return;
+    int b = cs_tt_bucket_index(bucket, (int)blen);
+    char buf[32];
+    if (b < 0 || vlen == 0 || vlen >= sizeof buf)
+        return;
+    memcpy(buf, val, vlen);
+    buf[vlen] = 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end)
+        return;
+    (customers ? m->ctt : m->tt)[i][b] = v;
 }
 
 void top_breakdown_free(top_breakdown *bd)

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregate.h" /* CS_TT_NBUCKETS */
+
 /* One hash: field -> integer, in insertion order (HGETALL order). */
 typedef struct top_kv {
     char *key;
@@ -60,6 +62,10 @@ typedef struct top_model {
     uint64_t seq;               /* highest meta.seq:<instance> */
     char *seq_instance;         /* its instance */
     char *version;              /* meta.version */
+    /* SPEC §4.1 time_to:<stage> and customer_time_to:<stage> of stages[i] (i < CS_MAX_STAGES),
+     * by bucket (aggregate.h); read by a second transaction once the stages are known */
+    int64_t tt[CS_MAX_STAGES][CS_TT_NBUCKETS];
+    int64_t ctt[CS_MAX_STAGES][CS_TT_NBUCKETS];
 } top_model;
 
 void top_model_init(top_model *m);
@@ -84,6 +90,14 @@ size_t top_sorted(const top_hash *h, top_item *out, size_t max);
 /* Conversion from the previous stage: reached[i] / reached[i-1] in percent. Returns 0 and sets
  * *pct, or -1 when there is no previous stage or its reached is 0. */
 int top_conversion(const top_model *m, size_t i, double *pct);
+/* Sessions that reached at least stages[i] (SPEC §4.1 funnel, timeto.h): the transitions a>b
+ * with a below stages[i] (_entry lowest) and b at or above it. top_conversion is the ratio of
+ * these for i and i - 1 (never above 100 %). */
+int64_t top_at_least(const top_model *m, size_t i);
+/* One field of time_to:<stages[i]> (customers 0) or customer_time_to:<stages[i]> (1): a bucket
+ * name and an integer; others are ignored. */
+void top_model_set_tt(top_model *m, int customers, size_t i, const char *bucket, size_t blen,
+                      const char *val, size_t vlen);
 
 /* Breakdown by the selected dimension: one row per value (field "<value>/<stage>", split at the
  * last '/', so a value may contain '/'), a column per stage of m->stages. Rows sorted by reached

@@ -1,5 +1,6 @@
 /* render.c — see render.h. */
 #include "render.h"
+#include "timeto.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -333,71 +334,88 @@ static int ndigits(int64_t v)
     return snprintf(t, sizeof t, "%lld", (long long)v);
 }
 
+/* The stage table: the funnel is sessions that reached AT LEAST each stage (timeto.h; SPEC §4.1),
+ * `reached` stays as "entered"; median and p90 of the time to each stage, session and customer
+ * level (interpolated within the SPEC's buckets). */
 static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb *b)
 {
     const top_hash *hs[4] = {&m->h[TOP_ACTIVE], &m->h[TOP_REACHED], &m->h[TOP_ENDED],
                              &m->h[TOP_CUSTOMERS]};
-    static const char *const head[4] = {"open", "reached", "ended here", "customers"};
+    static const char *const head[5] = {"open", "entered", "ended here", "customers", "reached>="};
     size_t sw = 5;
     for (size_t i = 0; i < m->nstages; i++)
         sw = imax(sw, top_u8_width(m->stages[i]) + (i >= m->nmeta_stages ? 1 : 0));
     if (sw > 24)
         sw = 24;
-    int cw[4];
+    int cw[5];
     int64_t maxr = 0;
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 5; c++) {
         cw[c] = (int)strlen(head[c]);
         for (size_t i = 0; i < m->nstages; i++) {
-            int64_t x = top_hash_get(hs[c], m->stages[i]);
+            int64_t x = c < 4 ? top_hash_get(hs[c], m->stages[i]) : top_at_least(m, i);
             cw[c] = cw[c] > ndigits(x) ? cw[c] : ndigits(x);
-            if (c == 1 && x > maxr)
+            if (c == 4 && x > maxr)
                 maxr = x;
         }
-        int64_t none = top_hash_get(hs[c], "_none");
-        cw[c] = cw[c] > ndigits(none) ? cw[c] : ndigits(none);
+        if (c < 4) {
+            int64_t none = top_hash_get(hs[c], "_none");
+            cw[c] = cw[c] > ndigits(none) ? cw[c] : ndigits(none);
+        }
     }
-    int fixed = (int)sw + 2 + cw[0] + 2 + cw[1] + 2 + cw[2] + 2 + cw[3] + 2 + 1 + 7;
+    int fixed = (int)sw + 2 + cw[0] + 2 + cw[1] + 2 + cw[2] + 2 + cw[3] + 2 + cw[4] + 2 + 1 + 7 +
+                4 * 7;
     int bw = v->width - fixed - 1;
-    if (bw > 40)
-        bw = 40;
-    if (bw < 10)
-        bw = 10;
+    if (bw > 30)
+        bw = 30;
+    if (bw < 6)
+        bw = 6;
 
     lb_printf(b, TOP_A_TITLE, "Stages");
-    lb_printf(b, TOP_A_DIM, "  (open = active sessions, ended here = drop-off, "
-                            "conv = reached / previous stage's reached)");
+    lb_printf(b, TOP_A_DIM, "  (reached>= = sessions at this stage or further, conv = reached>= / "
+                            "previous stage's, entered = moved into it, ended here = drop-off; "
+                            "med/p90 = time to reach it from session start, c.med/c.p90 from the "
+                            "customer's first event)");
     if (emit(f, b) < 0)
         return -1;
     size_t base = b->len;
-    lb_printf(b, TOP_A_NORMAL, "%-*s  %*s  %*s  %*s  %*s  %-*s %7s", (int)sw, "stage", cw[0],
-              head[0], cw[1], head[1], cw[2], head[2], cw[3], head[3], bw,
-              bw >= 16 ? "funnel (reached)" : "funnel", "conv");
+    lb_printf(b, TOP_A_NORMAL, "%-*s  %*s  %*s  %*s  %*s  %*s  %-*s %7s %6s %6s %6s %6s", (int)sw,
+              "stage", cw[0], head[0], cw[1], head[1], cw[2], head[2], cw[3], head[3], cw[4],
+              head[4], bw, bw >= 16 ? "funnel (reached>=)" : "funnel", "conv", "med", "p90",
+              "c.med", "c.p90");
     lb_span(b, base, b->len - base, TOP_A_HEAD);
     if (emit(f, b) < 0)
         return -1;
     int extras = 0;
     for (size_t i = 0; i < m->nstages; i++) {
-        char name[128], nm[160], bar[512], conv[32];
+        char name[128], nm[160], bar[512], conv[32], q[4][16];
         snprintf(nm, sizeof nm, "%s%s", m->stages[i], i >= m->nmeta_stages ? "*" : "");
         extras |= i >= m->nmeta_stages;
         cut(nm, sw, v->utf8, name, sizeof name);
-        int64_t r = top_hash_get(hs[1], m->stages[i]);
-        top_fmt_bar(r, maxr, bw, v->utf8, bar, sizeof bar);
+        int64_t al = top_at_least(m, i);
+        top_fmt_bar(al, maxr, bw, v->utf8, bar, sizeof bar);
         double pct;
         if (top_conversion(m, i, &pct) == 0)
             snprintf(conv, sizeof conv, "%.1f%%", pct);
         else
             snprintf(conv, sizeof conv, "-");
+        for (int k = 0; k < 4; k++) {
+            int open = 0;
+            double x = -1;
+            if (i < CS_MAX_STAGES)
+                x = cs_tt_quantile(k < 2 ? m->tt[i] : m->ctt[i], k % 2 ? 0.9 : 0.5, &open);
+            cs_tt_format_short(x, open, q[k], sizeof q[k]);
+        }
         lb_printf(b, TOP_A_NORMAL, "%s", name);
         lb_pad(b, sw);
         for (int c = 0; c < 4; c++)
             lb_printf(b, TOP_A_NORMAL, "  %*lld", cw[c],
                       (long long)top_hash_get(hs[c], m->stages[i]));
+        lb_printf(b, TOP_A_NORMAL, "  %*lld", cw[4], (long long)al);
         lb_printf(b, TOP_A_NORMAL, "  ");
         size_t col = lb_width(b);
         lb_printf(b, TOP_A_BAR, "%s", bar);
         lb_pad(b, col + (size_t)bw);
-        lb_printf(b, TOP_A_NORMAL, " %7s", conv);
+        lb_printf(b, TOP_A_NORMAL, " %7s %6s %6s %6s %6s", conv, q[0], q[1], q[2], q[3]);
         if (emit(f, b) < 0)
             return -1;
     }

@@ -66,13 +66,113 @@ try {
     }
   });
 
-  await check('conversion_percent', async () => {
-    for (let i = 1; i < expect.stages.length; i++) {
-      const s = expect.stages[i], p = expect.stages[i - 1];
-      const want = (100 * expect.reached[s] / expect.reached[p]).toFixed(1);
-      const { v, t } = await read(cell(s, 'conversion'));
-      if (v !== want || t !== want + '%') throw new Error(`${s}: shows ${v} '${t}', want ${want}%`);
+  // the funnel: sessions that reached at least each stage (the fixture's `reached` would give
+  // product 122.5 % of visit), conversion from those, never above 100 %
+  await check('funnel_at_least', async () => {
+    for (const f of expect.funnel) {
+      const { v, t } = await read(cell(f.stage, 'at_least'));
+      if (v !== String(f.at_least) || t.replace(/,/g, '') !== String(f.at_least)) throw new Error(`${f.stage}: shows ${v} '${t}', want ${f.at_least}`);
     }
+  });
+
+  await check('conversion_percent', async () => {
+    for (let i = 1; i < expect.funnel.length; i++) {
+      const f = expect.funnel[i];
+      const want = (100 * f.conversion).toFixed(1);
+      const { v, t } = await read(cell(f.stage, 'conversion'));
+      if (v !== want || t !== want + '%') throw new Error(`${f.stage}: shows ${v} '${t}', want ${want}%`);
+      if (+v > 100) throw new Error(`${f.stage}: ${v}% above 100`);
+    }
+    const ex = await page.$eval('#funnel-explain', (e) => e.textContent);
+    if (!/reached ≥/.test(ex) || !/entered here/.test(ex) || !/ended here/.test(ex)) throw new Error(`explanation '${ex}'`);
+  });
+
+  await check('customer_funnel', async () => {
+    for (const f of expect.customer_funnel) {
+      const sel = (m) => `#cfunnel [data-stage="${f.stage}"] [data-metric="${m}"]`;
+      const a = await read(sel('customers_at_least')), n = await read(sel('customers'));
+      if (a.v !== String(f.at_least)) throw new Error(`${f.stage}: at least ${a.v} != ${f.at_least}`);
+      if (n.v !== String(f.now)) throw new Error(`${f.stage}: now ${n.v} != ${f.now}`);
+      if (f.conversion !== null) {
+        const c = await read(sel('customers_conversion'));
+        if (c.v !== (100 * f.conversion).toFixed(1)) throw new Error(`${f.stage}: conversion ${c.v}`);
+      }
+    }
+  });
+
+  // median and p90 per stage (seconds, interpolated within the bucket): the values the fixture's
+  // histograms give, computed independently by run.sh
+  const secs = (x) => (x === null ? '' : x.toFixed(3));
+  await check('time_to_stage_median_p90', async () => {
+    for (const s of expect.stages) {
+      const st = expect.time_to_stats[s];
+      for (const [m, lvl, k] of [['time_median', 'sessions', 'median'], ['time_p90', 'sessions', 'p90']]) {
+        const { v } = await read(cell(s, m));
+        if (v !== secs(st[lvl][k])) throw new Error(`${s} ${m}: ${v} != ${secs(st[lvl][k])}`);
+      }
+      for (const [m, k] of [['customer_time_median', 'median'], ['customer_time_p90', 'p90']]) {
+        const { v, t } = await read(`#cfunnel [data-stage="${s}"] [data-metric="${m}"]`);
+        if (v !== secs(st.customers[k])) throw new Error(`${s} ${m}: ${v} != ${secs(st.customers[k])}`);
+        if (st.customers[k + '_open'] && !/^> /.test(t)) throw new Error(`${s} ${m}: '${t}' not shown open`);
+      }
+    }
+  });
+
+  await check('time_to_histograms', async () => {
+    const bars = async () => page.$$eval('#timeto .tt', (cs) => Object.fromEntries(cs.map((c) => [c.dataset.stage,
+      Object.fromEntries([...c.querySelectorAll('rect')].map((r) => [r.dataset.bucket, +r.dataset.value]))])));
+    const want = (h) => Object.fromEntries(expect.buckets.map((b) => [b, h[b] || 0]));
+    let got = await bars();
+    for (const s of expect.stages)
+      if (JSON.stringify(got[s]) !== JSON.stringify(want(expect.time_to[s]))) throw new Error(`${s}: sessions ${JSON.stringify(got[s])}`);
+    const med = await read(`#timeto .tt[data-stage="${expect.stages[0]}"] [data-metric="tt_median"]`);
+    if (med.v !== secs(expect.time_to_stats[expect.stages[0]].sessions.median)) throw new Error(`median ${med.v}`);
+    await page.click('#tt-toggle button[data-level="customers"]');
+    await page.waitForFunction(() => document.querySelector('#timeto').dataset.level === 'customers');
+    got = await bars();
+    for (const s of expect.stages)
+      if (JSON.stringify(got[s]) !== JSON.stringify(want(expect.customer_time_to[s]))) throw new Error(`${s}: customers ${JSON.stringify(got[s])}`);
+    const last_ = expect.stages[expect.stages.length - 1];
+    const p90 = await read(`#timeto .tt[data-stage="${last_}"] [data-metric="tt_p90"]`);
+    if (p90.v !== secs(expect.time_to_stats[last_].customers.p90)) throw new Error(`customers p90 ${p90.v}`);
+    await page.click('#tt-toggle button[data-level="sessions"]');
+  });
+
+  await check('flow_links', async () => {
+    const links = await page.$$eval('#flow path.link', (ps) => ps.map((p) => [p.dataset.from + '>' + p.dataset.to, +p.dataset.value, +p.getAttribute('stroke-width')]));
+    const want = Object.entries(expect.transitions).filter(([, v]) => v > 0);
+    if (links.length !== want.length) throw new Error(`${links.length} links, want ${want.length}`);
+    const got = Object.fromEntries(links.map(([k, v]) => [k, v]));
+    for (const [k, v] of want) if (got[k] !== v) throw new Error(`${k}: ${got[k]} != ${v}`);
+    // widths follow the counts
+    const w = Object.fromEntries(links.map(([k, , sw]) => [k, sw]));
+    if (!(w['_entry>visit'] > w['visit>product'] && w['visit>product'] > w['visit>cart'])) throw new Error(`widths ${JSON.stringify(w)}`);
+  });
+
+  await check('breakdown_switchable', async () => {
+    const rows = async () => page.$$eval('#by tr[data-value-name]', (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.valueName,
+      Object.fromEntries([...tr.querySelectorAll('td[data-stage]')].map((td) => [td.dataset.stage, +td.dataset.value]))])));
+    const want = (h) => {
+      const o = {};
+      for (const [f, v] of Object.entries(h)) { const i = f.lastIndexOf('/'); (o[f.slice(0, i)] ||= {})[f.slice(i + 1)] = v; }
+      return o;
+    };
+    const cmp = async (dim, metric) => {
+      const g = await rows(), e = want(expect.by[dim][metric]);
+      for (const [val, st] of Object.entries(e))
+        for (const [s, v] of Object.entries(st))
+          if ((g[val] || {})[s] !== v) throw new Error(`${dim} ${metric} ${val}/${s}: ${(g[val] || {})[s]} != ${v}`);
+      if (Object.keys(g).length !== Object.keys(e).length) throw new Error(`${dim} ${metric}: rows ${Object.keys(g)}`);
+    };
+    await cmp('channel', 'reached');
+    await page.selectOption('#by-metric', 'ended');
+    await page.waitForFunction(() => document.querySelector('#by').dataset.metric === 'ended');
+    await cmp('channel', 'ended');
+    await page.selectOption('#by-dim', 'persona');
+    await page.selectOption('#by-metric', 'reached');
+    await page.waitForFunction(() => document.querySelector('#by').dataset.dim === 'persona' && document.querySelector('#by').dataset.metric === 'reached');
+    await cmp('persona', 'reached');
+    await page.selectOption('#by-dim', 'channel');
   });
 
   await check('open_and_dropoff', async () => {
@@ -128,12 +228,15 @@ try {
   await check('live_update', async () => {
     const nav = await page.evaluate(() => performance.getEntriesByType('navigation').length);
     const want = expect.reached[last] + 7;
+    const prev = expect.stages[expect.stages.length - 2];
     rcli('HINCRBY', key('reached'), last, '7');
+    rcli('HINCRBY', key('transitions'), `${prev}>${last}`, '7');
     rcli('HSET', key('meta'), 'updated_ms', String(Date.now()));
     const t0 = Date.now();
     await waitValue(cell(last, 'reached'), want, 3000);
-    const prev = expect.stages[expect.stages.length - 2];
-    const conv = (100 * want / expect.reached[prev]).toFixed(1);
+    const fl = expect.funnel[expect.funnel.length - 1], fp = expect.funnel[expect.funnel.length - 2];
+    await waitValue(cell(last, 'at_least'), fl.at_least + 7, 1000);
+    const conv = (100 * Number(((fl.at_least + 7) / fp.at_least).toFixed(4))).toFixed(1);
     await waitValue(cell(last, 'conversion'), conv, 1000);
     const nav2 = await page.evaluate(() => performance.getEntriesByType('navigation').length);
     if (nav2 !== nav) throw new Error('the page reloaded');

@@ -39,7 +39,7 @@ if [ -z "${TOP_BIN:-}" ]; then
     # other reason, still test these sources (the release build phase reports make itself).
     echo "NOTE: make $B/clickstage-top failed, building directly:"; sed 's/^/    /' "$WORK/make.log" | tail -5
     BIN=$WORK/clickstage-top
-    cc $CFLAGS -o "$BIN" cmd/clickstage-top/*.c -lhiredis -lncursesw 2>"$WORK/cc-top.log" ||
+    cc $CFLAGS -Ipipeline -o "$BIN" cmd/clickstage-top/*.c pipeline/timeto.c -lhiredis -lncursesw 2>"$WORK/cc-top.log" ||
       { sed 's/^/    /' "$WORK/cc-top.log" | head -20; bad build "clickstage-top does not compile"; finish; }
   fi
 fi
@@ -66,7 +66,7 @@ trap cleanup EXIT
 # ---- 0. unit tests of model/render/url -------------------------------------------------------
 if cc $CFLAGS -Icmd/clickstage-top -Ipipeline -o "$WORK/test_model" tests/top/test_model.c \
      cmd/clickstage-top/model.c cmd/clickstage-top/render.c cmd/clickstage-top/url.c \
-     pipeline/redisurl.c pipeline/rkeys.c -lcmocka \
+     pipeline/redisurl.c pipeline/rkeys.c pipeline/timeto.c -lcmocka \
      2>"$WORK/cc.log"; then
   uout=$("$WORK/test_model" 2>&1); urc=$?
   up=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' <<<"$uout" | tail -1)
@@ -117,19 +117,62 @@ if load_fixture; then ok fixture_loaded; else bad fixture_loaded "$(head -5 "$WO
 # ---- expected values, from what Redis holds -----------------------------------------------------
 K='clickstage:{demo}'
 IFS=, read -r -a STAGES <<<"$(rcli HGET "$K:meta" stages)"
-declare -A EXP   # stage -> "open reached ended customers conv"
-prev=
-for s in "${STAGES[@]}"; do
-  a=$(rcli HGET "$K:active" "$s"); r=$(rcli HGET "$K:reached" "$s")
-  e=$(rcli HGET "$K:ended" "$s"); c=$(rcli HGET "$K:customers" "$s")
-  if [ -z "$prev" ]; then conv=-; else conv=$(awk -v a="$r" -v b="$prev" 'BEGIN{printf "%.1f%%", 100*a/b}'); fi
-  EXP[$s]="${a:-0} ${r:-0} ${e:-0} ${c:-0} $conv"
-  prev=$r
-done
+# stage -> "open entered ended customers reached>= conv med p90 c.med c.p90": reached>= is the
+# SPEC §4.1 funnel (transitions crossing into the stage or beyond), conv its ratio, the times the
+# median and p90 of time_to / customer_time_to interpolated within a bucket; written out here
+# from what redis-cli reads back (pipeline/timeto.c has its own)
+declare -A EXP
+exp_rows() {
+  local s
+  for s in active reached ended customers transitions; do rcli HGETALL "$K:$s" >"$WORK/h.$s"; done
+  for s in "${STAGES[@]}"; do
+    rcli HGETALL "$K:time_to:$s" >"$WORK/tt.$s"; rcli HGETALL "$K:customer_time_to:$s" >"$WORK/ctt.$s"
+  done
+  python3 - "$WORK" "${STAGES[@]}" <<'PYEOF'
+import sys
+work, stages = sys.argv[1], sys.argv[2:]
+def h(path):
+    l = open(path).read().split("\n")
+    return {l[i]: int(l[i + 1]) for i in range(0, len(l) - 1, 2) if l[i]}
+H = {n: h(f"{work}/h.{n}") for n in ("active", "reached", "ended", "customers", "transitions")}
+pos = {s: i + 1 for i, s in enumerate(stages)}; pos["_entry"] = 0
+def at_least(k):
+    t = 0
+    for f, v in H["transitions"].items():
+        a, b = f.split(">")
+        if a in pos and b in pos and pos[a] < k <= pos[b]: t += v
+    return t
+B = ["0", "10", "30", "60", "120", "300", "600", "1800", "3600", "7200", "21600", "43200", "86400",
+     "172800", "604800", "1209600", "2592000", "7776000", "inf"]
+def q(hist, p):
+    n = sum(hist.values())
+    if not n: return "-"
+    rank, below = p * n, 0
+    for i, b in enumerate(B):
+        c = hist.get(b, 0)
+        if c and below + c >= rank:
+            if i == 0: x = 0.0
+            elif b == "inf": return ">90d"
+            else: x = float(B[i - 1]) + (float(b) - float(B[i - 1])) * (rank - below) / c
+            if x < 60: return "%.0fs" % x
+            if x < 3600: return "%.1fm" % (x / 60)
+            if x < 86400: return "%.1fh" % (x / 3600)
+            return "%.1fd" % (x / 86400)
+        below += c
+for i, s in enumerate(stages):
+    al = at_least(i + 1)
+    conv = "-" if i == 0 or not at_least(i) else "%.1f%%" % (100 * al / at_least(i))
+    tt, ctt = h(f"{work}/tt.{s}"), h(f"{work}/ctt.{s}")
+    print(s, H["active"].get(s, 0), H["reached"].get(s, 0), H["ended"].get(s, 0), H["customers"].get(s, 0), al,
+          conv, q(tt, 0.5), q(tt, 0.9), q(ctt, 0.5), q(ctt, 0.9))
+PYEOF
+}
+while read -r s rest; do EXP[$s]=$rest; done < <(exp_rows)
 sum_hash() { rcli HVALS "$1" | awk '{s+=$1} END {print s+0}'; }
 EV_TOTAL=$(sum_hash "$K:events"); INV_TOTAL=$(sum_hash "$K:invalid")
-# the stage table row of stage $2 in the screen text $1, as "open reached ended customers conv"
-row_of() { awk -v s="$2" '$1==s && NF>=6 {print $2, $3, $4, $5, $NF; exit}' <<<"$1"; }
+# the stage table row of stage $2 in the screen text $1, as EXP has it (the bar between
+# reached>= and conv may be empty: the columns after it are counted from the right)
+row_of() { awk -v s="$2" '$1==s && NF>=11 {print $2, $3, $4, $5, $6, $(NF-4), $(NF-3), $(NF-2), $(NF-1), $NF; exit}' <<<"$1"; }
 check_rows() { # label text
   local s
   for s in "${STAGES[@]}"; do check "$1_row_$s" "$(row_of "$2" "$s")" "${EXP[$s]}"; done
@@ -229,15 +272,17 @@ if wait_for 5 on_screen "journey demo" && wait_for 3 rows_ok; then ok live_numbe
 else bad live_numbers_on_screen "$(screen | head -12)"; fi
 screen >"$OUT/screen.txt"
 expect_has live_breakdown "$S" "By channel"
-expect_has live_conversion "$S" "$(awk '{print $5}' <<<"${EXP[${STAGES[1]}]}")"
+expect_has live_conversion "$S" "$(awk '{print $6}' <<<"${EXP[${STAGES[1]}]}")"
 
 # an update message makes it refresh within 2 s (--poll 30: no fallback poll in that time)
 s3=${STAGES[3]}
 newr=$(rcli HINCRBY "$K:reached" "$s3" 6)
-conv=$(awk -v a="$newr" -v b="$(rcli HGET "$K:reached" "${STAGES[2]}")" 'BEGIN{printf "%.1f%%", 100*a/b}')
+rcli HINCRBY "$K:transitions" "${STAGES[2]}>$s3" 6 >/dev/null
+rcli HINCRBY "$K:time_to:$s3" 1800 6 >/dev/null
+while read -r s rest; do EXP[$s]=$rest; done < <(exp_rows)
 rcli PUBLISH "$K:updates" "{\"updated_ms\":$(now_ms),\"seq\":4712,\"instance\":\"host-a\",\"commands\":12}" >/dev/null
 t0=$(now_ms)
-if wait_for 2 row_is "$s3" "$(awk -v r="$newr" -v c="$conv" '{print $1, r, $3, $4, c}' <<<"${EXP[$s3]}")"; then
+if wait_for 2 row_is "$s3" "${EXP[$s3]}"; then
   ok "live_update_message_refresh ($(( $(now_ms) - t0 )) ms)"
 else bad live_update_message_refresh "$(row_of "$S" "$s3")"; fi
 expect_has live_seq_from_message "$S" "seq 4712 @host-a"
@@ -291,6 +336,7 @@ else bad live_survives_outage "exited: $(cat "$WORK/top.rc" 2>/dev/null) $(cat "
 
 # Redis back on the same port with the fixture: resubscribed, banner gone, numbers back
 if start_redis "$PORT" && load_fixture; then
+  while read -r s rest; do EXP[$s]=$rest; done < <(exp_rows)
   if wait_for 5 eval '[ "$(rcli PUBSUB NUMSUB "$K:updates" | tail -1)" = 1 ]'; then ok live_resubscribed
   else bad live_resubscribed "no subscriber on $K:updates"; fi
   rcli PUBLISH "$K:updates" "{\"updated_ms\":$(now_ms),\"seq\":1,\"instance\":\"host-b\",\"commands\":3}" >/dev/null

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "model.h"
+#include "timeto.h"
 #include "render.h"
 #include "url.h"
 
@@ -44,6 +45,8 @@ static void load_demo(top_model *m)
     }
     hset(&m->h[TOP_ACTIVE], "_none", "57");
     hset(&m->h[TOP_TRANSITIONS], "_entry>awareness", "11800");
+    hset(&m->h[TOP_TRANSITIONS], "_entry>consideration", "200");
+    hset(&m->h[TOP_TRANSITIONS], "purchase>loyalty", "321");
     hset(&m->h[TOP_TRANSITIONS], "awareness>consideration", "7200");
     hset(&m->h[TOP_TRANSITIONS], "intent>purchase", "1234");
     hset(&m->h[TOP_TRANSITIONS], "consideration>intent", "3100");
@@ -99,6 +102,54 @@ static void test_meta_and_stages(void **st)
     assert_string_equal(m.stages[6], "zeta");
     assert_int_equal(top_model_finish(&m), 0); /* idempotent */
     assert_int_equal(m.nstages, 7);
+    top_model_free(&m);
+}
+
+/* the funnel is sessions that reached AT LEAST each stage (SPEC §4.1): a session that entered
+ * at consideration counts at awareness too, one that skipped intent counts at intent */
+static void test_at_least(void **st)
+{
+    top_model m;
+    load_demo(&m);
+    assert_int_equal(top_at_least(&m, 0), 12000);
+    assert_int_equal(top_at_least(&m, 1), 7400);
+    hset(&m.h[TOP_TRANSITIONS], "_entry>intent", "5000");        /* entered at intent */
+    hset(&m.h[TOP_TRANSITIONS], "consideration>purchase", "100"); /* skipped intent */
+    hset(&m.h[TOP_TRANSITIONS], "intent>consideration", "999");   /* not forward: ignored */
+    assert_int_equal(top_at_least(&m, 0), 17000);
+    assert_int_equal(top_at_least(&m, 1), 12400);
+    assert_int_equal(top_at_least(&m, 2), 8200);
+    assert_int_equal(top_at_least(&m, 3), 1334);
+    double p;
+    for (size_t i = 1; i < 5; i++) {
+        assert_int_equal(top_conversion(&m, i, &p), 0);
+        assert_true(p <= 100.0);
+    }
+    top_model_free(&m);
+}
+
+/* median and p90 per stage, interpolated within a bucket (pipeline/timeto.c) */
+static void test_time_to_quantiles(void **st)
+{
+    top_model m;
+    load_demo(&m);
+    top_model_set_tt(&m, 0, 1, "0", 1, "30000", 5);
+    top_model_set_tt(&m, 0, 1, "10", 2, "9000", 4);
+    top_model_set_tt(&m, 0, 1, "30", 2, "5000", 4);
+    top_model_set_tt(&m, 0, 1, "60", 2, "4000", 4);
+    top_model_set_tt(&m, 0, 1, "61", 2, "4000", 4); /* not a bucket: ignored */
+    top_model_set_tt(&m, 1, 4, "inf", 3, "10", 2);
+    int open;
+    assert_true(cs_tt_quantile(m.tt[1], 0.5, &open) == 0.0);
+    double p90 = cs_tt_quantile(m.tt[1], 0.9, &open); /* rank 43,200: 10 + 20 x 4,200 / 5,000 */
+    assert_true(p90 > 26.799 && p90 < 26.801);
+    char b[16];
+    cs_tt_format_short(p90, open, b, sizeof b);
+    assert_string_equal(b, "27s");
+    assert_true(cs_tt_quantile(m.ctt[4], 0.5, &open) == 7776000.0 && open);
+    cs_tt_format_short(7776000.0, 1, b, sizeof b);
+    assert_string_equal(b, ">90d");
+    assert_true(cs_tt_quantile(m.tt[0], 0.5, &open) < 0); /* empty */
     top_model_free(&m);
 }
 
@@ -320,7 +371,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_parse),  cmocka_unit_test(test_meta_and_stages),
-        cmocka_unit_test(test_conversion),  cmocka_unit_test(test_sorted),
+        cmocka_unit_test(test_conversion),
+        cmocka_unit_test(test_at_least),
+        cmocka_unit_test(test_time_to_quantiles),  cmocka_unit_test(test_sorted),
         cmocka_unit_test(test_breakdown),   cmocka_unit_test(test_update_json),
         cmocka_unit_test(test_rates),       cmocka_unit_test(test_keys),
         cmocka_unit_test(test_url),         cmocka_unit_test(test_render),

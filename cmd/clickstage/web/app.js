@@ -56,6 +56,13 @@ function fmtDur(secs, open) {
   if (secs < 86400) return (secs / 3600).toFixed(1) + ' h';
   return (secs / 86400).toFixed(1) + ' d';
 }
+// a bucket bound on an axis: "0", "1 min", "10 min", "1 h", "1 d", "7 d", "90 d"
+function axisDur(secs) {
+  if (secs < 60) return secs + ' s';
+  if (secs < 3600) return secs / 60 + ' min';
+  if (secs < 86400) return secs / 3600 + ' h';
+  return secs / 86400 + ' d';
+}
 function setDur(e, st, which) {
   const v = st ? st[which] : null;
   setMetric(e, v === null || v === undefined ? null : v.toFixed(3), fmtDur(v, st && st[which + '_open']));
@@ -238,7 +245,7 @@ function updateTimeTo(j) {
     for (const i of [0, 3, 6, 8, 12, 14, 17]) {
       if (i >= buckets.length) continue;
       const t = svg('text', { x: (i * bw + bw / 2).toFixed(1), y: H - 3, 'text-anchor': 'middle', class: 'axis' });
-      t.textContent = fmtDur(+buckets[i]);
+      t.textContent = axisDur(+buckets[i]);
       g.append(t);
     }
     c.querySelector('.hist').replaceChildren(g);
@@ -261,7 +268,8 @@ function updateFlow(j) {
   const inflow = nodes.map(() => 0), outflow = nodes.map(() => 0);
   for (const l of links) { outflow[l.a] += l.v; inflow[l.b] += l.v; }
   const size = nodes.map((n, i) => Math.max(inflow[i], outflow[i], i ? num(j.ended, n) + num(j.active, n) + outflow[i] : 0));
-  const W = 1180, H = 300, T = 34, NW = 14, gapX = (W - 2 * NW - 40) / Math.max(1, nodes.length - 1);
+  // room on the right for the last node's labels (all labels start at their node)
+  const W = 1180, H = 300, T = 34, NW = 14, gapX = (W - NW - 20 - 150) / Math.max(1, nodes.length - 1);
   const maxSize = Math.max(1, ...size);
   const k = (H - T - 40) / maxSize;
   const x = (i) => 20 + i * gapX;
@@ -289,10 +297,10 @@ function updateFlow(j) {
     const h = Math.max(2, size[i] * k);
     g.append(svg('rect', { x: x(i), y: T, width: NW, height: h, rx: 2, fill: i ? stageColor(i - 1) : '#8b96ad',
       'data-node': n, 'data-value': String(i ? inflow[i] : outflow[i]) }));
-    const t = svg('text', { x: x(i) + (i === nodes.length - 1 ? NW : 0), y: T - 18, 'text-anchor': i === nodes.length - 1 ? 'end' : 'start', class: 'label' });
+    const t = svg('text', { x: x(i), y: T - 18, class: 'label' });
     t.textContent = i ? n : 'session start';
     g.append(t);
-    const sub = svg('text', { x: x(i) + (i === nodes.length - 1 ? NW : 0), y: T - 5, 'text-anchor': i === nodes.length - 1 ? 'end' : 'start', class: 'sub', 'data-node': n });
+    const sub = svg('text', { x: x(i), y: T - 5, class: 'sub', 'data-node': n });
     sub.textContent = i ? `in ${fmtInt(inflow[i])} · ended ${fmtInt(num(j.ended, n))}` : `${fmtInt(outflow[i])} reached a stage`;
     g.append(sub);
   });
