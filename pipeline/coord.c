@@ -500,6 +500,7 @@ static void fill_metrics(cs_coord *c)
             m->j_active[i] = t->active[i];
         }
         cs_funnel_at_least(&t->transitions[0][0], CS_NSLOTS, m->nstages, m->j_funnel);
+        m->j_started = t->started;
         for (int i = 0; i < m->nstages && t->tt.time_to; i++) {
             for (int b = 0; b < CS_TT_NBUCKETS; b++) {
                 m->j_time_to[i][b] = t->tt.time_to[(size_t)(i + 1) * CS_TT_NBUCKETS + (size_t)b];

@@ -65,6 +65,10 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
     X(journey_funnel_sessions_total, counter, FAMILY, journey_funnel, "`stage`",                \
       "Sessions that reached at least each stage (the funnel: transitions crossing from below "\
       "the stage to it or beyond; never more at a later stage), counted by this process.")     \
+    X(journey_funnel_previous_sessions_total, counter, FAMILY, journey_funnel_previous, "`stage`", \
+      "Per stage, the previous stage's journey_funnel_sessions_total (sessions started, for "  \
+      "the first stage): conversion into a stage is rate(journey_funnel_sessions_total) / "    \
+      "rate(this), matched on `stage` (deploy/alerts.yml).")                                   \
     X(journey_ended_total, counter, FAMILY, journey_ended, "`stage` = a stage name or `_none`",  \
       "Sessions that ended at each stage (drop-off: SPEC §4 `ended`), counted by this process.") \
     X(journey_active_sessions, gauge, FAMILY, journey_active, "`stage` = a stage name or `_none`", \
@@ -199,6 +203,7 @@ typedef struct cs_metrics {
     /* the journey's own counts (this process's deltas since start; slot 0 = _none) */
     int64_t j_reached[CS_NSLOTS], j_ended[CS_NSLOTS], j_active[CS_NSLOTS];
     int64_t j_funnel[CS_MAX_STAGES];
+    int64_t j_started; /* sessions started: the "previous stage" of the first stage */
     int64_t j_time_to[CS_MAX_STAGES][CS_TT_NBUCKETS], j_time_to_sum_ms[CS_MAX_STAGES];
     int64_t j_ctime_to[CS_MAX_STAGES][CS_TT_NBUCKETS], j_ctime_to_sum_ms[CS_MAX_STAGES];
     uint64_t flush_bucket[CS_METRICS_FLUSH_BUCKETS]; /* cumulative counts per `le` */

@@ -67,6 +67,7 @@ static void known(cs_metrics *m, const char *journey)
     }
     for (int i = 0; i < 5; i++)
         m->j_funnel[i] = funnel[i];
+    m->j_started = 900;
     m->j_time_to[2][0] = 100; /* cart: 100 at 0 s, 40 in (10, 30] s, 10 past 90 d */
     m->j_time_to[2][2] = 40;
     m->j_time_to[2][CS_TT_NBUCKETS - 1] = 10;

@@ -321,6 +321,8 @@ clickstage_journey_reached_total{stage="visit"} 500
 clickstage_journey_reached_total{stage="purchase"} 20
 clickstage_journey_funnel_sessions_total{stage="visit"} 530
 clickstage_journey_funnel_sessions_total{stage="product"} 330
+clickstage_journey_funnel_previous_sessions_total{stage="visit"} 900
+clickstage_journey_funnel_previous_sessions_total{stage="product"} 530
 clickstage_journey_ended_total{stage="_none"} 1
 clickstage_journey_ended_total{stage="purchase"} 51
 # TYPE clickstage_journey_active_sessions gauge
@@ -411,6 +413,20 @@ if [ -n "$PROMTOOL" ] && [ -x "$PROMTOOL" ]; then
 else
   skipped metrics_promtool "promtool not available (Debian package prometheus could not be fetched)"
 fi
+
+# the alerting rules of deploy/ (conversion dropping, a stage no longer reached, drop-off
+# rising): valid, their metric names served, and each one firing on synthetic series where it
+# should and nowhere else (deploy/alerts_test.yml)
+if [ -n "$PROMTOOL" ] && [ -x "$PROMTOOL" ]; then
+  if "$PROMTOOL" check rules deploy/alerts.yml >"$WORK/alerts.log" 2>&1 &&
+     "$PROMTOOL" test rules deploy/alerts_test.yml >>"$WORK/alerts.log" 2>&1; then ok alerts_promtool_test
+  else bad alerts_promtool_test "$(grep -vE '^(Checking|Unit Testing|  SUCCESS)' "$WORK/alerts.log" | head -8)"; fi
+else
+  skipped alerts_promtool_test "promtool not available"
+fi
+unknown=$(grep -o 'clickstage_[a-z0-9_]*' deploy/alerts.yml | sort -u | while read -r n; do
+  grep -q "^# TYPE $n " "$WORK/m.txt" || echo "$n"; done)
+if [ -z "$unknown" ]; then ok alerts_metric_names; else bad alerts_metric_names "not served: $(echo $unknown)"; fi
 
 # ---- /healthz, /readyz ------------------------------------------------------------------------
 code() { curl -s -o "$WORK/body" -w '%{http_code}' "$@"; }
@@ -579,7 +595,8 @@ for e in exprs:
     for n in re.findall(r"\bclickstage_[a-z0-9_]+", e):
         if n not in ok: errs.append(f"unknown metric {n} in {e}")
 titles = " ".join(p.get("title", "").lower() for p in d["panels"])
-for w in ["events", "invalid", "sessions", "lag", "flush", "redis", "state", "rebalances"]:
+for w in ["events", "invalid", "sessions", "lag", "flush", "redis", "state", "rebalances",
+          "funnel", "conversion", "time to stage", "drop-off"]:
     if w not in titles: errs.append(f"no panel about {w}")
 if errs: print("\n".join(errs)); sys.exit(1)
 print(f"{len(exprs)} queries ok")
