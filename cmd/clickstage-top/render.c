@@ -371,10 +371,9 @@ static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb
         bw = 6;
 
     lb_printf(b, TOP_A_TITLE, "Stages");
-    lb_printf(b, TOP_A_DIM, "  (reached>= = sessions at this stage or further, conv = reached>= / "
-                            "previous stage's, entered = moved into it, ended here = drop-off; "
-                            "med/p90 = time to reach it from session start, c.med/c.p90 from the "
-                            "customer's first event)");
+    lb_printf(b, TOP_A_DIM, "  (reached>=: here or further; conv: of previous reached>=; "
+                            "ended here: drop-off; med/p90: from session start, c.*: from first "
+                            "touch)");
     if (emit(f, b) < 0)
         return -1;
     size_t base = b->len;

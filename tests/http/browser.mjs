@@ -264,9 +264,17 @@ try {
     }
     const png = join(outDir, 'web.png');
     await page.screenshot({ path: png, fullPage: true });
+    // the SPEC §4.1 panels on their own, for the README (web-<name>.png beside web.png)
+    const parts = { funnel: '#funnel', timeto: '#timeto', flow: '#flow', breakdown: '#by' };
+    for (const [n, sel] of Object.entries(parts)) {
+      const card = await page.$(`section.card:has(${sel})`);
+      if (!card) throw new Error(`no card for ${sel}`);
+      await card.screenshot({ path: join(outDir, `web-${n}.png`) });
+    }
     if (docsPng) {
       mkdirSync(dirname(docsPng), { recursive: true });
       copyFileSync(png, docsPng);
+      for (const n of Object.keys(parts)) copyFileSync(join(outDir, `web-${n}.png`), join(dirname(docsPng), `web-${n}.png`));
     }
   });
 
