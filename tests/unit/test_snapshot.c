@@ -851,6 +851,75 @@ static void hb_variant(hb *x, const cs_ruleset *rs, int v)
     hb_seal(x);
 }
 
+/* The example of docs/snapshot-format.md, byte for byte: its hex dump is read from the doc
+ * (the first column an offset, then two-digit hex bytes up to the comment) and compared with
+ * what the writer makes of the events the doc describes. */
+static void doc_example_bytes(void **st)
+{
+    FILE *f = fopen("../docs/snapshot-format.md", "r");
+    assert_non_null(f);
+    uint8_t want[512];
+    size_t nwant = 0;
+    char line[512];
+    int in = 0, seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "## Example", 10))
+            seen = 1;
+        else if (seen && !strncmp(line, "```", 3)) {
+            if (in)
+                break;
+            in = 1;
+        } else if (in && line[0] != ' ') {
+            char *p = line + 2; /* after the offset */
+            for (;;) {
+                while (*p == ' ')
+                    p++;
+                unsigned v;
+                int used = 0;
+                if (sscanf(p, "%2x%n", &v, &used) != 1 || used != 2 || (p[2] != ' ' && p[2] != '\n'))
+                    break;
+                want[nwant++] = (uint8_t)v;
+                p += 2;
+            }
+        }
+    }
+    fclose(f);
+    assert_true(nwant > 100);
+    const char *yaml = "journey: retail\n"
+                       "stages: [awareness, consideration, purchase, service, loyalty]\n"
+                       "session: { gap: 30m, max_duration: 24h, lateness: 30s }\n"
+                       "dimensions:\n"
+                       "  channel: { max_values: 8 }\n"
+                       "  persona: { path: properties.persona, max_values: 4 }\n" RULES_BODY;
+    cs_ruleset *rs = load(yaml);
+    dicts dx;
+    dicts_init(&dx, rs);
+    side A;
+    side_init(&A, rs, &dx, NULL);
+    const int64_t T = 1793520000000LL;
+    tev e1 = {"alice", "page", "social", NULL, NULL, T};
+    tev e2 = {"alice", "checkout_started", NULL, NULL, NULL, T + 90000};
+    tev e3 = {"bob", "scroll", NULL, NULL, NULL, T};
+    feed(&A, rs, &e1);
+    feed(&A, rs, &e2);
+    feed(&A, rs, &e3);
+    A.c.W = T + 31 * MIN;
+    cs_pstate_advance(A.p, &A.c);
+    char *b;
+    size_t n;
+    snap(&A, rs, 1000, T + 31 * MIN, &b, &n, NULL);
+    if (n != nwant || memcmp(want, b, n)) {
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "%02x%s", (uint8_t)b[i], i % 16 == 15 ? "\n" : " ");
+        fprintf(stderr, "\n");
+    }
+    assert_same_bytes((const char *)want, nwant, b, n);
+    free(b);
+    side_free(&A);
+    dicts_free(&dx);
+    cs_rules_destroy(rs);
+}
+
 static void hand_built_snapshots(void **st)
 {
     cs_ruleset *rs = load(rules_main);
@@ -1093,6 +1162,7 @@ int main(void)
         cmocka_unit_test(small_round_trip_and_join),
         cmocka_unit_test(rejects_truncation_and_bit_flips),
         cmocka_unit_test(hand_built_snapshots),
+        cmocka_unit_test(doc_example_bytes),
         cmocka_unit_test(restored_entries_expire_on_time),
         cmocka_unit_test(restore_uses_readers_session_conf),
         cmocka_unit_test(extreme_times_round_trip),
