@@ -118,9 +118,29 @@ static void try_read(const char *buf, size_t n)
     size_t outlen = 0;
     if (cs_snapshot_write(p, rs, dicts, &wi, &out, &outlen) != 0)
         abort();
-    if (!full && (outlen != n || memcmp(out, buf, n) != 0)) {
+    /* a v1 snapshot (still read, with stand-in times) is re-written as v2: canonical is then
+     * the v2 bytes, which must read back and re-write to themselves */
+    const int v1 = n >= 6 && (unsigned char)buf[4] == 1 && buf[5] == 0;
+    if (!full && !v1 && (outlen != n || memcmp(out, buf, n) != 0)) {
         fprintf(stderr, "re-serialised snapshot differs (%zu vs %zu bytes)\n", outlen, n);
         abort();
+    }
+    if (v1 && !full) {
+        cs_snap_info i2;
+        char e2[256];
+        cs_pstate *p2 = cs_snapshot_read(out, outlen, rs, dicts, &i2, e2, sizeof e2);
+        if (!p2) {
+            fprintf(stderr, "v1 re-written as v2 rejected: %s\n", e2);
+            abort();
+        }
+        char *o2 = NULL;
+        size_t l2 = 0;
+        cs_snap_info w2 = {.next_offset = i2.next_offset, .applied_wm = i2.applied_wm};
+        if (cs_snapshot_write(p2, rs, dicts, &w2, &o2, &l2) != 0 || l2 != outlen ||
+            memcmp(o2, out, l2) != 0)
+            abort();
+        free(o2);
+        cs_pstate_destroy(p2);
     }
     if (wi.sessions != info.sessions || wi.customers != info.customers || wi.max_t != info.max_t)
         abort();
