@@ -79,21 +79,26 @@ const char *cs_dimdict_name(cs_dimdict_mpmc *d, uint16_t id, uint32_t *len);
 /* ---- time to stage (SPEC §4.1) ----------------------------------------------------------------
  * A duration d (ms; below 0 counts as 0) goes in the first bucket b with d <= b x 1000, the
  * upper bounds below (seconds), or in "inf" (index CS_TT_NBOUNDS). Buckets are not cumulative.
- * cs_tt_bucket is a linear scan of 18 compares: it runs once per reach and per customer move,
- * never per event, and a branch-free or binary search measured no better there. */
+ * cs_tt_bucket counts the bounds below d with a branch-free binary search (5 steps over the
+ * bounds in ms, padded to 32 with INT64_MAX): ~15 instructions whatever d is. Rejected: a
+ * linear scan (up to 18 compares and mispredicted branches, 2-3 times per reach; measured
+ * with cachegrind as most of the per-event instructions SPEC §4.1 added). */
 #define CS_TT_NBOUNDS 18
 #define CS_TT_NBUCKETS (CS_TT_NBOUNDS + 1)
 extern const int64_t cs_tt_bound_s[CS_TT_NBOUNDS];
+extern const int64_t cs_tt_bound_ms_pad[32];              /* x 1000, then INT64_MAX */
 extern const char *const cs_tt_bucket_name[CS_TT_NBUCKETS]; /* "0" ... "7776000", "inf" */
 
 static inline int cs_tt_bucket(int64_t d_ms)
 {
-    if (d_ms <= 0)
-        return 0;
-    for (int b = 1; b < CS_TT_NBOUNDS; b++)
-        if (d_ms <= cs_tt_bound_s[b] * 1000)
-            return b;
-    return CS_TT_NBOUNDS;
+    /* b = how many bounds are below d: the index of the first bound >= d */
+    int b = 0;
+    b += (d_ms > cs_tt_bound_ms_pad[b + 15]) ? 16 : 0;
+    b += (d_ms > cs_tt_bound_ms_pad[b + 7]) ? 8 : 0;
+    b += (d_ms > cs_tt_bound_ms_pad[b + 3]) ? 4 : 0;
+    b += (d_ms > cs_tt_bound_ms_pad[b + 1]) ? 2 : 0;
+    b += (d_ms > cs_tt_bound_ms_pad[b]) ? 1 : 0;
+    return b;
 }
 
 /* The histograms of one aggregate, sized by the journey (ns1 = nstages + 1 slots), in one
@@ -217,9 +222,10 @@ static inline void cs_agg_session_advance(cs_agg *a, int from, int to, const uin
 {
     if (d_start < 0)
         d_start = 0;
-    (*cs_agg_tt_time_to(a, to, cs_tt_bucket(d_start)))++;
+    int bs = cs_tt_bucket(d_start); /* _entry>b: the same duration, the same bucket */
+    (*cs_agg_tt_time_to(a, to, bs))++;
     a->tt.time_to_sum_ms[to] += d_start;
-    (*cs_agg_tt_ttime(a, from, to, cs_tt_bucket(d_from)))++;
+    (*cs_agg_tt_ttime(a, from, to, from ? cs_tt_bucket(d_from) : bs))++;
     a->transitions[from][to]++;
     a->reached[to]++;
     a->active[from]--;

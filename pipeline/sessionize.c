@@ -26,13 +26,15 @@ typedef struct cs_sess {
     uint32_t cust;    /* owning customer */
     uint32_t reach;   /* t_a - start in ms: when the session reached its current stage (0 while it
                          has none; start <= t_a <= last, so reach <= span; saturating like span) */
-    uint64_t pk;      /* bits 0-51: dim[d] at 13 d; 52-57: stage (0 none, s + 1); 58-59: flags */
+    uint64_t pk;      /* bits 0-51: dim[d] at 13 d; 52-57: stage (0 none, s + 1); 58-59: flags;
+                         60: every dimension has its value (the per-event loop is skipped) */
 } cs_sess;
 
 #define DIM_BITS 13
 #define DIM_MASK ((1u << DIM_BITS) - 1)
 #define PK_STAGE_SHIFT 52
 #define PK_FLAGS_SHIFT 58
+#define PK_DIMS_DONE ((uint64_t)1 << 60)
 _Static_assert(CS_MAX_DIM_VALUES + 2 <= (1u << DIM_BITS), "dimension ids must fit 13 bits");
 _Static_assert(CS_MAX_DIMS * DIM_BITS <= PK_STAGE_SHIFT, "dimension ids overlap the stage");
 _Static_assert(CS_MAX_STAGES < 64, "the stage must fit 6 bits");
@@ -559,16 +561,25 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         s->span = span > UINT32_MAX ? UINT32_MAX : (uint32_t)span;
     }
 
-    /* dimensions: first non-empty value seen in the session so far */
-    for (int d = 0; d < p->ndims; d++) {
-        if (sess_dim(s, d) != CS_DIM_UNKNOWN)
-            continue;
-        const cs_sv *v = &ev->f[cs_rules_dim(c->rs, d)->field];
-        if (!v->len)
-            continue;
-        uint16_t id = cs_dimdict_id(&c->dicts[d], v->p, v->len);
-        cs_agg_session_dim(a, d, sess_stage(s), id);
-        sess_set_dim(s, d, id);
+    /* dimensions: first non-empty value seen in the session so far (once all are known, one
+     * bit test per event) */
+    if (!(s->pk & PK_DIMS_DONE)) {
+        int known = 0;
+        for (int d = 0; d < p->ndims; d++) {
+            if (sess_dim(s, d) != CS_DIM_UNKNOWN) {
+                known++;
+                continue;
+            }
+            const cs_sv *v = &ev->f[cs_rules_dim(c->rs, d)->field];
+            if (!v->len)
+                continue;
+            uint16_t id = cs_dimdict_id(&c->dicts[d], v->p, v->len);
+            cs_agg_session_dim(a, d, sess_stage(s), id);
+            sess_set_dim(s, d, id);
+            known += id != CS_DIM_UNKNOWN;
+        }
+        if (known == p->ndims)
+            s->pk |= PK_DIMS_DONE;
     }
 
     int stage = cs_rules_classify(c->rs, ev);
