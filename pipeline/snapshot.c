@@ -31,12 +31,6 @@ static inline void put_u16(uint8_t *o, uint16_t v)
     o[1] = (uint8_t)(v >> 8);
 }
 
-static inline void put_u32(uint8_t *o, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        o[i] = (uint8_t)(v >> (8 * i));
-}
-
 static inline void put_u64(uint8_t *o, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
