@@ -1014,8 +1014,10 @@ static void mask_redis(const char *url, char *buf, size_t n)
     o = (size_t)snprintf(buf, n, "%.*s", (int)(q - tmp), tmp);
     while (*q && o + 1 < n) {
         size_t len = 1 + strcspn(q + 1, "&"); /* the separator and one key=value */
-        if (strncmp(q + 1, "password=", 9) == 0)
-            o += (size_t)snprintf(buf + o, n - o, "%c%s", *q, "password=***");
+        /* password=, sentinel_password= (redis+sentinel://) */
+        const char *eq = memchr(q + 1, '=', len - 1);
+        if (eq && eq - (q + 1) >= 8 && strncmp(eq - 8, "password", 8) == 0)
+            o += (size_t)snprintf(buf + o, n - o, "%.*s***", (int)(eq + 1 - q), q);
         else
             o += (size_t)snprintf(buf + o, n - o, "%.*s", (int)len, q);
         q += len;

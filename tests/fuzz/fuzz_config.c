@@ -268,6 +268,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (t.is_unix ? t.path[0] != '/' : !t.host[0])
             abort();
+        /* redis+cluster:// and redis+sentinel://: a non-empty list of valid hosts, host:port
+         * the first of them; a sentinel URL names its master; a cluster has db 0 only */
+        if (t.mode != CS_REDIS_MODE_PLAIN) {
+            if (t.is_unix || t.nseeds < 1 || t.nseeds > CS_REDIS_MAX_SEEDS ||
+                strcmp(t.host, t.seeds[0].host) != 0 || t.port != t.seeds[0].port)
+                abort();
+            for (int i = 0; i < t.nseeds; i++)
+                if (!t.seeds[i].host[0] || t.seeds[i].port < 1 || t.seeds[i].port > 65535)
+                    abort();
+            if ((t.mode == CS_REDIS_MODE_SENTINEL) != (t.master_name[0] != '\0'))
+                abort();
+            if (t.mode == CS_REDIS_MODE_CLUSTER && t.db != 0)
+                abort();
+        } else if (t.nseeds != 0 || t.master_name[0] || t.sentinel_password[0]) {
+            abort();
+        }
     } else if (!why[0]) {
         abort();
     }

@@ -773,6 +773,80 @@ static void test_redis_urls(void **state)
     assert_int_equal(cs_config_parse_redis_url(url, &t, why, sizeof why), -1);
 }
 
+/* redis+cluster:// and redis+sentinel:// (pipeline/redisurl.h): the host list, the master's
+ * name, the sentinels' own credentials, and what each refuses. */
+static void test_redis_urls_ha(void **state)
+{
+    cs_redis_target t;
+    char why[512];
+    assert_int_equal(cs_config_parse_redis_url("redis://h:7000", &t, why, sizeof why), 0);
+    assert_int_equal(t.mode, CS_REDIS_MODE_PLAIN);
+    assert_int_equal(t.nseeds, 0);
+
+    assert_int_equal(cs_config_parse_redis_url("redis+cluster://:pw@a:7000,b,[::1]:7002/0", &t,
+                                               why, sizeof why), 0);
+    assert_int_equal(t.mode, CS_REDIS_MODE_CLUSTER);
+    assert_int_equal(t.nseeds, 3);
+    assert_string_equal(t.seeds[0].host, "a");
+    assert_int_equal(t.seeds[0].port, 7000);
+    assert_string_equal(t.seeds[1].host, "b");
+    assert_int_equal(t.seeds[1].port, 6379);
+    assert_string_equal(t.seeds[2].host, "::1");
+    assert_int_equal(t.seeds[2].port, 7002);
+    assert_string_equal(t.host, "a");
+    assert_int_equal(t.port, 7000);
+    assert_string_equal(t.password, "pw");
+    assert_int_equal(t.db, 0);
+
+    assert_int_equal(cs_config_parse_redis_url(
+                         "redis+sentinel://app:p%40ss@s1,s2:26380/my-master.1/3"
+                         "?sentinel_password=s%3Ap&sentinel_user=sen",
+                         &t, why, sizeof why), 0);
+    assert_int_equal(t.mode, CS_REDIS_MODE_SENTINEL);
+    assert_int_equal(t.nseeds, 2);
+    assert_string_equal(t.seeds[0].host, "s1");
+    assert_int_equal(t.seeds[0].port, 26379);
+    assert_string_equal(t.seeds[1].host, "s2");
+    assert_int_equal(t.seeds[1].port, 26380);
+    assert_string_equal(t.master_name, "my-master.1");
+    assert_int_equal(t.db, 3);
+    assert_string_equal(t.user, "app");
+    assert_string_equal(t.password, "p@ss");
+    assert_string_equal(t.sentinel_user, "sen");
+    assert_string_equal(t.sentinel_password, "s:p");
+    assert_int_equal(cs_config_parse_redis_url("redis+sentinel://s/m?db=2", &t, why, sizeof why),
+                     0);
+    assert_int_equal(t.db, 2);
+    assert_string_equal(t.master_name, "m");
+
+    static const char *const bad[] = {
+        "redis+cluster://a,b/1",              /* db 0 only */
+        "redis+cluster://a,,b",               /* an empty host */
+        "redis+cluster://a,b:0",
+        "redis+cluster://1,2,3,4,5,6,7,8,9",  /* more than CS_REDIS_MAX_SEEDS */
+        "redis+sentinel://s1,s2",             /* no master name */
+        "redis+sentinel://s1/",
+        "redis+sentinel://s1/m/x",
+        "redis+sentinel://s1/m*x",
+        "redis+sentinel://s1/m?password=x",   /* the data nodes' password goes before '@' */
+        "redis+sentinel://s1/m?sentinel_password=%zz",
+        "redis+sentinel://s1/m?sentinel_password=%00",
+        "redis://a,b",                        /* one host only */
+        "redis+clusters://a",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (cs_config_parse_redis_url(bad[i], &t, why, sizeof why) != -1)
+            fail_msg("'%s' should be rejected", bad[i]);
+    /* the sentinels' password never shows in a message */
+    assert_int_equal(cs_config_parse_redis_url("redis+sentinel://s1/m?sentinel_password=SeKrit&x",
+                                               &t, why, sizeof why), -1);
+    assert_null(strstr(why, "SeKrit"));
+    /* a long master name */
+    char url[400];
+    snprintf(url, sizeof url, "redis+sentinel://s/%0200d", 0);
+    assert_int_equal(cs_config_parse_redis_url(url, &t, why, sizeof why), -1);
+}
+
 static void test_other_strings(void **state)
 {
     cs_config c;
@@ -950,6 +1024,10 @@ static void test_secrets_never_quoted(void **state)
         {ARGV("--redis", "redis://u:S3cr3tPW@h:6379/x"), NULL},
         {ARGV("--redis", "redis://:S3cr3tPW%zz@h"), NULL},
         {ARGV("--redis", "unix:///s.sock?password=S3cr3tPW&x=1"), NULL},
+        {ARGV("--redis", "redis+sentinel://s/m?sentinel_password=S3cr3tPW&x=1"), NULL},
+        {ARGV("--redis", "redis+sentinel://:S3cr3tPW@s/m*"), NULL},
+        {ARGV("--redis", "redis+cluster://:S3cr3tPW@a,b/3"), NULL},
+        {ARGV("--redis", "redis+sentinel://s?sentinel_password=S3cr3tPW"), NULL},
         {ARGV("--redis", "redis://:S3cr3tPW\x01@h"), NULL},
         {ARGV("--kafka-props", "sasl.password=S3cr3tPW\x01"), NULL},
         {ARGV("--kafka-props", "sasl.password=S3cr3,tPW"), NULL},
@@ -981,6 +1059,18 @@ static void test_secrets_never_quoted(void **state)
     assert_int_equal(load(&c, no_args, ENV(e1), err, sizeof err), -1);
     assert_null(strstr(err, "S3cr3"));
     assert_non_null(strstr(err, "kafka_props: contains a control character"));
+    /* the dump masks the sentinels' password too */
+    load_ok(&c, ARGV("--redis", "redis+sentinel://:S3cr3tPW@s1,s2/m?sentinel_password=S3cr3tPW"),
+            NULL);
+    char *sb = NULL;
+    size_t sl = 0;
+    FILE *sm = open_memstream(&sb, &sl);
+    cs_config_dump(&c, sm);
+    fclose(sm);
+    assert_null(strstr(sb, "S3cr3"));
+    assert_non_null(strstr(sb, "redis+sentinel://:***@s1,s2/m?sentinel_password=***"));
+    free(sb);
+    cs_config_free(&c);
     /* and the dump masks the folded password */
     load_ok(&c, ARGV("--kafka-sasl-password", "S3cr3tPW"), NULL);
     char *buf = NULL;
@@ -1192,6 +1282,7 @@ int main(void)
         cmocka_unit_test(test_bool_forms),
         cmocka_unit_test(test_flag_syntax),
         cmocka_unit_test(test_redis_urls),
+        cmocka_unit_test(test_redis_urls_ha),
         cmocka_unit_test(test_other_strings),
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_secret_files),
