@@ -245,6 +245,8 @@ struct cs_sink {
     int connect_timeout_ms, command_timeout_ms, backoff_min_ms, backoff_max_ms;
     int64_t minute_ttl_s;
     int quiet;
+    int wait_replicas, wait_timeout_ms;
+    int wait_logged; /* the WAIT shortfall was logged (until a WAIT is answered in full) */
 
     /* the connection (pipeline/redis.h); s->c mirrors its live context, NULL when closed */
     cs_redis *r;
@@ -353,6 +355,9 @@ cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen)
         s->backoff_max_ms = s->backoff_min_ms;
     s->minute_ttl_s = conf->minute_ttl_s > 0 ? conf->minute_ttl_s : 172800;
     s->quiet = conf->quiet;
+    s->wait_replicas = conf->wait_replicas > 0 ? conf->wait_replicas : 0;
+    s->wait_timeout_ms = defint(conf->wait_timeout_ms, 100);
+    s->st.last_wait_replicas = -1;
     return s;
 }
 
@@ -501,8 +506,10 @@ static void parse_run_id(cs_sink *s, const redisReply *r)
  * (link failure, errstr set). */
 static int ensure_connected(cs_sink *s, char *err, size_t errlen)
 {
-    if (s->c)
+    if (s->c && s->c == cs_redis_ctx(s->r))
         return 0;
+    if (s->c) /* the layer closed it (re-routed to another cluster node) */
+        close_ctx(s);
     char why[512];
     if (cs_redis_connect(s->r, why, sizeof why) < 0)
         return fail_link(s, err, errlen, "%s", why);
@@ -596,11 +603,74 @@ static void resp_key(cs_sink *s, const char *suffix)
     resp_bulk3(&s->out, s->kp.p, s->kp.len, suffix, strlen(suffix), NULL, 0);
 }
 
+/* ---- Redis Cluster / Sentinel: where to send, and sending again (pipeline/redis.h) ---------- */
+
+#define REDIRECTED 2 /* internal: the request must be sent again where the layer now points */
+
+/* The journey's slot decides the node (in a cluster; a no-op otherwise). */
+static void route(cs_sink *s, const char *journey)
+{
+    build_kp(s, journey);
+    if (!s->kp.oom)
+        cs_redis_route(s->r, s->kp.p, s->kp.len);
+}
+
+/* An error reply to a request of the journey's slot: REDIRECTED when the layer re-routed (MOVED,
+ * ASK, a demoted sentinel master: nothing was executed; the connection, if the layer closed it,
+ * is dropped here too), 0 when it is an answer. TRYAGAIN / CLUSTERDOWN are answers here (the
+ * caller fails the call; its backoff is the retry). */
+static int redirected(cs_sink *s, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ERROR)
+        return 0;
+    int delay;
+    int act = cs_redis_redirect(s->r, r->str, (size_t)r->len, &delay);
+    if (act != CS_REDIS_RESEND && act != CS_REDIS_RESEND_ASKING)
+        return 0;
+    s->st.redirects++;
+    if (s->c && s->c != cs_redis_ctx(s->r))
+        close_ctx(s);
+    return REDIRECTED;
+}
+
+/* After an ASK the layer's connection serves one request, preceded by ASKING: appends it (1) or
+ * nothing (0). */
+static int asking_begin(cs_sink *s)
+{
+    if (!cs_redis_asking(s->r))
+        return 0;
+    redisAppendCommand(s->c, "ASKING");
+    s->st.commands++;
+    return 1;
+}
+
+/* Reads ASKING's reply when asking_begin sent it. 0, -1 link failure. */
+static int asking_reply(cs_sink *s, int asking, char *err, size_t errlen)
+{
+    redisReply *r;
+    if (!asking)
+        return 0;
+    if (get_reply(s, &r, err, errlen, "ASKING") < 0)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* That one request is done: the next one goes to the slot's owner again. */
+static void asking_end(cs_sink *s, int asking)
+{
+    if (asking && s->c)
+        close_ctx(s);
+}
+
 /* One HGET round trip of <prefix>:{journey}:<hash> field: 1 string (copied to val), 0 nil,
  * -1 failure. */
 static int hget(cs_sink *s, const char *journey, const char *hash, const char *field,
                 size_t fieldlen, char *val, size_t vallen, char *err, size_t errlen)
 {
+    route(s, journey);
+    int hops = 0;
+again:
     if (ensure_connected(s, err, errlen) < 0)
         return -1;
     build_kp(s, journey);
@@ -609,12 +679,19 @@ static int hget(cs_sink *s, const char *journey, const char *hash, const char *f
     resp_str(&s->out, "HGET");
     resp_key(s, hash);
     resp_bulk(&s->out, field, fieldlen);
+    int asking = asking_begin(s);
     if (send_out(s, s->out.len, 1) < 0)
         return fail_reply(s, err, errlen, "out of memory");
     redisReply *r;
-    if (get_reply(s, &r, err, errlen, "HGET") < 0)
+    if (asking_reply(s, asking, err, errlen) < 0 || get_reply(s, &r, err, errlen, "HGET") < 0)
         return -1;
+    asking_end(s, asking);
     int rc;
+    if (hops < CS_REDIS_MAX_REDIRECTS && redirected(s, r)) {
+        freeReplyObject(r);
+        hops++;
+        goto again;
+    }
     if (r->type == REDIS_REPLY_NIL) {
         rc = 0;
     } else if (r->type == REDIS_REPLY_STRING) {
@@ -675,28 +752,63 @@ int cs_sink_load_part(cs_sink *s, const char *journey, const char *topic, int32_
     char field[600];
     size_t fl = tp_field(field, sizeof field, topic, partition);
     redisReply *r[3] = {NULL, NULL, NULL};
+    route(s, journey);
+    int hops = 0, need[3] = {1, 1, 1};
+again:
     if (ensure_connected(s, errstr, errlen) < 0)
         goto out;
     build_kp(s, journey);
+    /* The three reads; after a redirection only those that were redirected are sent again (in a
+     * slot being migrated some keys may have moved and others not), each after ASKING when the
+     * layer says so (the flag lasts one command). */
+    int asking = cs_redis_asking(s->r), nsent = 0;
     sb_reset(&s->out);
-    resp_head(&s->out, '*', 3);
-    resp_str(&s->out, "HGET");
-    resp_key(s, CS_RK_OFFSETS);
-    resp_bulk(&s->out, field, fl);
-    resp_head(&s->out, '*', 3);
-    resp_str(&s->out, "HGET");
-    resp_key(s, CS_RK_WM);
-    resp_bulk(&s->out, field, fl);
-    resp_head(&s->out, '*', 2);
-    resp_str(&s->out, "GET");
-    resp_bulk3(&s->out, s->kp.p, s->kp.len, CS_RK_SNAP, strlen(CS_RK_SNAP), field, fl);
-    if (send_out(s, s->out.len, 3) < 0) {
+    for (int i = 0; i < 3; i++) {
+        if (!need[i])
+            continue;
+        if (asking) {
+            resp_head(&s->out, '*', 1);
+            resp_str(&s->out, "ASKING");
+        }
+        resp_head(&s->out, '*', i < 2 ? 3 : 2);
+        resp_str(&s->out, i < 2 ? "HGET" : "GET");
+        if (i < 2) {
+            resp_key(s, i == 0 ? CS_RK_OFFSETS : CS_RK_WM);
+            resp_bulk(&s->out, field, fl);
+        } else {
+            resp_bulk3(&s->out, s->kp.p, s->kp.len, CS_RK_SNAP, strlen(CS_RK_SNAP), field, fl);
+        }
+        nsent++;
+    }
+    if (send_out(s, s->out.len, (size_t)(asking ? 2 * nsent : nsent)) < 0) {
         fail_reply(s, errstr, errlen, "out of memory");
         goto out;
     }
-    for (int i = 0; i < 3; i++)
-        if (get_reply(s, &r[i], errstr, errlen, "loading partition state") < 0)
+    for (int i = 0; i < 3; i++) {
+        if (need[i] && (asking_reply(s, asking, errstr, errlen) < 0 ||
+                        get_reply(s, &r[i], errstr, errlen, "loading partition state") < 0))
             goto out;
+    }
+    asking_end(s, asking);
+    int redir = 0;
+    for (int i = 0; i < 3; i++) {
+        int was = need[i];
+        need[i] = 0;
+        if (!was || r[i]->type != REDIS_REPLY_ERROR || hops >= CS_REDIS_MAX_REDIRECTS)
+            continue;
+        cs_redis_class k = cs_redis_class_of(r[i]->str, (size_t)r[i]->len);
+        if (redir ? (k == CS_REDIS_MOVED || k == CS_REDIS_ASK || k == CS_REDIS_READONLY)
+                  : redirected(s, r[i]) != 0)
+            redir = need[i] = 1;
+        if (need[i]) {
+            freeReplyObject(r[i]);
+            r[i] = NULL;
+        }
+    }
+    if (redir) {
+        hops++;
+        goto again;
+    }
     for (int i = 0; i < 3; i++) {
         if (r[i]->type == REDIS_REPLY_NIL)
             continue;
@@ -963,6 +1075,12 @@ static int resolve(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         resp_i64(&s->out, s->unknown_client);
         n++;
     }
+    int asking = cs_redis_asking(s->r);
+    if (asking) {
+        resp_head(&s->out, '*', 1);
+        resp_str(&s->out, "ASKING");
+        n++;
+    }
     resp_head(&s->out, '*', 3);
     resp_str(&s->out, "HGET");
     resp_key(s, CS_RK_META);
@@ -979,10 +1097,17 @@ static int resolve(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
             return -1;
         freeReplyObject(r);
     }
+    if (asking_reply(s, asking, err, errlen) < 0)
+        return -1;
     if (get_reply(s, &r, err, errlen, "HGET meta") < 0)
         return -1;
+    asking_end(s, asking);
     int rc;
-    if (r->type == REDIS_REPLY_NIL) {
+    if (redirected(s, r)) {
+        rc = REDIRECTED; /* ask the slot's node (the unknown outcome stays unknown) */
+        freeReplyObject(r);
+        return rc;
+    } else if (r->type == REDIS_REPLY_NIL) {
         rc = 0;
     } else if (r->type == REDIS_REPLY_STRING) {
         char want[24];
@@ -1105,6 +1230,11 @@ static int read_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     int rc = 0;
     if (r->type == REDIS_REPLY_INTEGER) {
         s->unknown_seq = 0;
+    } else if (redirected(s, r)) {
+        /* MOVED / ASK (the script did not run), READONLY from a demoted sentinel master (its
+         * first write failed: nothing written): send it again where the layer points now */
+        s->unknown_seq = 0;
+        rc = REDIRECTED;
     } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "FENCED ", 7) == 0) {
         s->unknown_seq = 0; /* the script wrote nothing */
         sb_reset(&s->fence);
@@ -1138,6 +1268,35 @@ const char *cs_sink_fence_detail(const cs_sink *s)
     return s->fence.len ? s->fence.p : "";
 }
 
+/* Reads WAIT's reply (it was pipelined behind the flush): what the replicas acknowledged. A
+ * shortfall is logged once until a WAIT is answered in full again, and counted. A broken link
+ * here is handled like one during the PUBLISH: the flush itself is applied. */
+static void read_wait(cs_sink *s, int applied)
+{
+    redisReply *r;
+    if (!s->c || get_reply(s, &r, NULL, 0, "WAIT") < 0) {
+        if (applied)
+            s->fails = 0, s->anchor_pending = 0;
+        return;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && applied) {
+        s->st.last_wait_replicas = (int)r->integer;
+        if (r->integer < s->wait_replicas) {
+            s->st.wait_short++;
+            if (!s->wait_logged)
+                SLOG(s, CS_LOG_WARN,
+                     "%s: WAIT %d %d: only %lld replica(s) acknowledged the flush; it is "
+                     "applied, and a failover to a replica that lacks it is detected and "
+                     "recovered from (docs/redis.md)",
+                     s->where, s->wait_replicas, s->wait_timeout_ms, r->integer);
+            s->wait_logged = 1;
+        } else {
+            s->wait_logged = 0;
+        }
+    }
+    freeReplyObject(r);
+}
+
 int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
 {
     if (!f || !f->rs || f->seq == 0 || (f->noffsets && !f->offsets) ||
@@ -1155,10 +1314,24 @@ int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
     if (s->unknown_seq && s->unknown_seq != f->seq)
         s->unknown_seq = 0; /* the caller moved on; nothing of that seq is ours to check now */
 
+    /* a cluster: the journey's slot decides the node; MOVED / ASK / a demoted sentinel master
+     * send the flush (or the check of a lost reply) again where the layer then points */
+    route(s, cs_rules_journey(f->rs));
+    int hops = 0;
+again:
+    if (hops > CS_REDIS_MAX_REDIRECTS) {
+        fail_reply(s, errstr, errlen, "flush %" PRIu64 ": more than %d cluster redirections",
+                   f->seq, CS_REDIS_MAX_REDIRECTS);
+        goto out;
+    }
     if (ensure_connected(s, errstr, errlen) < 0)
         goto out;
     if (s->unknown_seq) {
         int applied = resolve(s, f, errstr, errlen);
+        if (applied == REDIRECTED) {
+            hops++;
+            goto again;
+        }
         if (applied < 0)
             goto out;
         s->unknown_seq = 0;
@@ -1167,10 +1340,15 @@ int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
             s->st.flushes_ok++;
             success(s);
             build_kp(s, cs_rules_journey(f->rs));
-            publish(s, f, s->st.last_flush_commands + 1);
+            if (ensure_connected(s, NULL, 0) == 0) /* an ASK connection is used up */
+                publish(s, f, s->st.last_flush_commands + 1);
+            else
+                success(s);
             rc = 0;
             goto out;
         }
+        if (!s->c) /* the check went to an importing node (ASK): back to the slot's owner */
+            goto again;
     }
     if (build_tx(s, f, errstr, errlen) < 0) {
         backoff_step(s);
@@ -1182,23 +1360,42 @@ int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
     s->fault = CS_SINK_FAULT_NONE;
     if (fault == CS_SINK_FAULT_BEFORE_EXEC)
         len -= 2; /* an incomplete command: the server waits for the rest, never runs it */
+    int asking = asking_begin(s);
     if (send_out(s, len, ncmds) < 0) {
         fail_reply(s, errstr, errlen, "out of memory");
         goto out;
     }
     /* From here on some bytes of the transaction may reach the server. */
     remember_unknown(s, f->seq);
-    s->st.last_flush_commands = ncmds;
+    s->st.last_flush_commands = ncmds + (size_t)asking;
     if (fault) {
         inject_fault(s, fault, errstr, errlen);
         goto out;
     }
+    int waiting = s->wait_replicas > 0;
+    if (waiting) { /* one round trip with the flush: WAIT counts the replicas that have it */
+        redisAppendCommand(s->c, "WAIT %d %d", s->wait_replicas, s->wait_timeout_ms);
+        s->st.commands++;
+        s->st.last_flush_commands++;
+    }
+    if (asking_reply(s, asking, errstr, errlen) < 0)
+        goto out; /* unknown, like any broken link here */
     rc = read_tx(s, f, errstr, errlen);
+    if (waiting && s->c)
+        read_wait(s, rc == 0);
+    asking_end(s, asking);
+    if (rc == REDIRECTED) {
+        hops++;
+        goto again;
+    }
     if (rc != 0)
         goto out;
     s->st.flushes_ok++;
     success(s);
-    publish(s, f, ncmds + 1);
+    if (ensure_connected(s, NULL, 0) == 0) /* an ASK connection is used up */
+        publish(s, f, s->st.last_flush_commands + 1);
+    else
+        success(s); /* the flush is applied: no backoff for a publish that could not go */
     rc = 0;
 out:
     if (rc == CS_SINK_FENCED)
