@@ -135,12 +135,17 @@ static const cs_opt opts[] = {
     {.name = "redis", .type = T_STR, .off = OFF(redis), .def = "redis://127.0.0.1:6379/0",
      .check = check_redis, .metavar = "URL",
      .values = "`redis://[[user]:password@]host[:port][/db]`, "
+               "`redis+cluster://[[user]:password@]host[:port][,host[:port]...]`, "
+               "`redis+sentinel://[[user]:password@]host[:port][,...]/master[/db][?query]`, "
                "`unix:///path.sock[?db=N&password=P]` or `/path.sock`",
      .flags = F_SECRET,
      .desc = "Redis server the counts and offsets are written to. Port 6379 and db 0 unless "
              "given; `redis://secret@host` is a password, as in redis-cli; percent-encode "
-             "`@`, `:`, `/`, `?` and `&` in a password. With a password, give the URL from a "
-             "secret: `CLICKSTAGE_REDIS_FILE`."},
+             "`@`, `:`, `/`, `?` and `&` in a password. A `redis://` URL of a Redis Cluster "
+             "node is detected; `redis+cluster://` lists several seed nodes; "
+             "`redis+sentinel://` lists sentinels (port 26379) and names the master "
+             "(docs/redis.md). With a password, give the URL from a secret: "
+             "`CLICKSTAGE_REDIS_FILE`."},
     {.name = "prefix", .type = T_STR, .off = OFF(prefix), .def = "clickstage",
      .check = check_prefix, .metavar = "PREFIX", .values = "`[A-Za-z0-9_.-]`, 1..128 bytes",
      .desc = "First part of every Redis key and of the update channel, as in "
@@ -210,6 +215,17 @@ static const cs_opt opts[] = {
              "a flush expects): `rebuild` counts every partition again from the oldest "
              "message Kafka still has (exact if retention kept the whole history), `fail` "
              "stops with exit code 5 and an error naming the partitions."},
+    {.name = "redis_wait_replicas", .type = T_INT, .off = OFF(redis_wait_replicas), .def = "0",
+     .min = 0, .max = 16, .metavar = "N",
+     .desc = "After each flush, `WAIT N` for that many replicas of the Redis master to "
+             "acknowledge it (pipelined behind the flush: one round trip plus the replication "
+             "delay). A failover to a replica that has every acknowledged flush then needs no "
+             "replay. Fewer replicas within `redis_wait_timeout` is logged and counted, not an "
+             "error: counts stay exact either way, because a Redis that lost acknowledged "
+             "flushes is detected and recovered from (docs/redis.md). 0 = no WAIT."},
+    {.name = "redis_wait_timeout", .type = T_DUR, .off = OFF(redis_wait_timeout_ms),
+     .def = "100ms", .min = 1, .max = 10 * SEC, .metavar = "DURATION",
+     .desc = "Longest a flush's `WAIT` (`redis_wait_replicas`) waits for the replicas."},
     {.name = "kafka_props", .type = T_KV, .off = OFF(kafka_props), .def = "", .min = 0,
      .max = 1000, .check = check_kafka_key, .metavar = "K=V,...",
      .values = "comma-separated `key=value` (`\\,` is a comma in a value, `\\\\` a backslash); a "
@@ -788,7 +804,8 @@ int cs_config_parse_redis_url(const char *url, cs_redis_target *t, char *why, si
         char m[MAX_VALUE_LEN + 64];
         mask_redis(url ? url : "", m, sizeof m);
         set_why(why, n, "'%s' is not a Redis URL (expected redis://[[user]:password@]host[:port]"
-                "[/db], unix:///path.sock[?db=N&password=P] or /path.sock)", qv(&b, m));
+                "[/db], redis+cluster://host[:port],..., redis+sentinel://host[:port],.../master[/db], "
+                "unix:///path.sock[?db=N&password=P] or /path.sock)", qv(&b, m));
     }
     return rc < 0 ? -1 : 0;
 }

@@ -52,6 +52,9 @@ typedef struct cs_config {
     char *group_instance_id; /* Kafka static membership; default "" = dynamic */
     int64_t snapshot_interval_ms; /* duration, default 30s, 0 = only on revoke/stop, ..1d */
     int redis_state_lost;   /* enum rebuild|fail -> CS_STATE_LOST_*; default rebuild */
+    int redis_wait_replicas; /* WAIT for this many replicas after each flush, default 0 = no
+                                WAIT, 0..16 */
+    int64_t redis_wait_timeout_ms; /* duration, WAIT's timeout, default 100ms, 1ms..10s */
     char *kafka_props;      /* extra librdkafka properties "k=v,k=v", default ""; normalised
                                (no spaces around items; "\," and "\\" in a value are a comma
                                and a backslash); keys with their own option rejected; includes

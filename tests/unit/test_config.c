@@ -367,8 +367,9 @@ static void test_type_errors_env(void **state)
              "CLICKSTAGE_DRAIN: '2' is not a bool (true, false, 1, 0, yes, no, on, off)");
     load_err(no_args, ENV("CLICKSTAGE_REDIS=http://x"),
              "CLICKSTAGE_REDIS: 'http://x' is not a Redis URL (expected "
-             "redis://[[user]:password@]host[:port][/db], unix:///path.sock[?db=N&password=P] "
-             "or /path.sock)");
+             "redis://[[user]:password@]host[:port][/db], redis+cluster://host[:port],..., "
+             "redis+sentinel://host[:port],.../master[/db], "
+             "unix:///path.sock[?db=N&password=P] or /path.sock)");
     load_err(no_args, ENV("CLICKSTAGE_HTTP_LISTEN=9464"),
              "CLICKSTAGE_HTTP_LISTEN: '9464' has no port (expected host:port)");
 }
