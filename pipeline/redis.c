@@ -657,6 +657,7 @@ int cs_redis_redirect(cs_redis *r, const char *err, size_t len, int *delay_ms)
             return CS_REDIS_RESEND_ASKING;
         }
         int idx = node_add(r, d.host, d.port);
+        r->slot = d.slot; /* an unrouted cs_redis learns its slot from the redirection */
         if (r->slots && idx >= 0)
             r->slots[d.slot] = (int16_t)idx;
         else
