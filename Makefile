@@ -6,6 +6,7 @@
 #   make fuzz       build libFuzzer targets (build-fuzz/) and run each for FUZZ_SECONDS
 #   make bench      in-process core benchmark (bench/bench_core), last line JSON
 #   make bench-redteam  hostile/huge inputs (bench/bench_redteam), last line JSON
+#   make test-redis-ha  Redis Cluster and Sentinel failovers and a slot migration, counts exact
 #   make deps       install what is missing from Debian (no-op when all is there)
 #   make ci         what .ci/run runs
 # Every build flavour has its own directory so they never mix objects.
@@ -221,6 +222,12 @@ test-faults: deps all tools
 # Integration tests: their own stack in a temp dir, stopped at the end.
 integration: deps
 	tests/integration/run.sh
+# Redis Cluster (3 masters + 3 replicas) and Sentinel (master, replica, 3 sentinels) on loopback:
+# a drain, failovers after a replica missed acknowledged flushes, a slot migration; counts exact
+# (tests/redis-ha/run.sh; REDIS_HA_PROFILE=ci is what CI runs, ~1 min).
+test-redis-ha: deps all tools
+	BUILD=$(BUILD) tests/redis-ha/run.sh
+.PHONY: test-redis-ha
 # Kafka over SSL (client certificates) and SASL_SSL (PLAIN, SCRAM-SHA-512), and secrets that never
 # show: two secured stacks (Kafka 4.3.1 and, for SCRAM with librdkafka 2.0.2, 3.9.1), ~1 min.
 test-kafka-security: deps all tools
