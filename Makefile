@@ -6,6 +6,7 @@
 #   make fuzz       build libFuzzer targets (build-fuzz/) and run each for FUZZ_SECONDS
 #   make bench      in-process core benchmark (bench/bench_core), last line JSON
 #   make bench-redteam  hostile/huge inputs (bench/bench_redteam), last line JSON
+#   make bench-wait     flush latency with and without WAIT for replicas (bench/bench_wait)
 #   make test-redis-ha  Redis Cluster and Sentinel failovers and a slot migration, counts exact
 #   make deps       install what is missing from Debian (no-op when all is there)
 #   make ci         what .ci/run runs
@@ -149,6 +150,14 @@ bench-redteam: deps
 $(BUILD)/bench_redteam: $(BUILD)/bench/bench_redteam.o $(TESTLIB_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-redteam
+# What redis_wait_replicas (WAIT after each flush) costs on flush latency: its own master and two
+# replicas on loopback (bench/bench_wait.c), last line JSON.
+bench-wait: deps
+	$(MAKE) $(BUILD)/bench_wait
+	./$(BUILD)/bench_wait $(BENCH_ARGS)
+$(BUILD)/bench_wait: $(BUILD)/bench/bench_wait.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+.PHONY: bench-wait
 # What snapshots cost end to end: --drain with snapshots off / every 30 s / every 1 s on a local
 # stack (bench/bench_state.sh; EVENTS, RUNS, BASELINE_BIN=<older build> for a before/after).
 bench-state: deps all
