@@ -17,6 +17,9 @@
 #   cluster_migrate   live: the slot of {model} moved to another master key by key
 #                     (SETSLOT IMPORTING/MIGRATING, MIGRATE in small batches with pauses: ASK and
 #                     TRYAGAIN while it goes, SETSLOT NODE at the end): exact
+#   tls_sidecar       a TLS-only redis-server (no plaintext port) behind an stunnel client
+#                     (scripts/stack.sh REDIS_TLS=1): plaintext to it is refused, a --drain
+#                     through stunnel is exact, the password shows in no output
 #   sentinel_failover live through redis+sentinel://s1,s2,s3/cs with --redis-wait-replicas 1:
 #                     the replica stopped and cut off 1 s (WAIT comes back short, logged), the
 #                     master killed (kill -9), the sentinels promote the replica: exact
@@ -31,7 +34,7 @@ cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 B=${BUILD:-build}
 PROFILE=${REDIS_HA_PROFILE:-full}
-ALL_CASES="cluster_drain cluster_failover cluster_migrate sentinel_failover"
+ALL_CASES="cluster_drain cluster_failover cluster_migrate sentinel_failover tls_sidecar"
 case $PROFILE in
   full) EVENTS=120000; RATE=8000 ;;
   ci) EVENTS=50000; RATE=6000 ;;
@@ -74,7 +77,7 @@ port_free() { [ -z "$(ss -Htln "( sport = :$1 )" 2>/dev/null)" ]; }
 USED=" "
 pick_port() { # sets PORT (not in a subshell: USED must remember it)
   while :; do
-    PORT=$((20000 + RANDOM % 35000))
+    PORT=$((20000 + RANDOM % 2700))   # below the ephemeral range, and so is PORT + 10000
     [[ "$USED" == *" $PORT "* ]] && continue
     port_free "$PORT" && port_free $((PORT + 10000)) && break
   done
@@ -82,7 +85,8 @@ pick_port() { # sets PORT (not in a subshell: USED must remember it)
 }
 
 say "profile $PROFILE, work dir $WORK"
-if ! scripts/stack.sh up "$STACK" >"$WORK/stack-up.log" 2>&1; then
+RTLS=0; want tls_sidecar && RTLS=1
+if ! REDIS_TLS=$RTLS scripts/stack.sh up "$STACK" >"$WORK/stack-up.log" 2>&1; then
   tail -30 "$WORK/stack-up.log" >&2; echo "redis-ha: 0 passed, 1 failed"; exit 1
 fi
 # shellcheck disable=SC1091
@@ -312,8 +316,8 @@ case_cluster_failover() {
   kill -KILL "${RPID[$m]}"; wait "${RPID[$m]}" 2>/dev/null; t0=$(now_ms)
   kill -CONT "${RPID[$r]}"
   # the replica is promoted once the others mark the master FAIL (node timeout 2 s)
-  local i promoted=0
-  for i in $(seq 1 300); do
+  local promoted=0
+  for _ in $(seq 1 300); do
     rcli "$r" ROLE | head -1 | grep -q master && { promoted=1; break; }; sleep 0.1
   done
   [ "$promoted" = 1 ] || { fail "replica $r was not promoted within 30 s"; return; }
@@ -396,6 +400,23 @@ case_sentinel_failover() {
   check_counts "$(SENTINEL_URL)"
 }
 
+case_tls_sidecar() {
+  local f
+  if [ "$(timeout 5 redis-cli -p "$REDIS_TLS_PORT" PING 2>/dev/null)" = PONG ]; then
+    fail "the TLS-only server answered plaintext"
+  fi
+  gen_expect 205 || return
+  lg "${LGARGS[@]}" >"$CDIR/producer.log" 2>&1 || { fail "producer failed"; return; }
+  final_drain "$REDIS_TLS_URL"
+  check_counts "$REDIS_TLS_URL"
+  for f in "$CDIR"/*.log "$CDIR"/check.*; do
+    grep -qF -- "$REDIS_TLS_PASSWORD" "$f" && fail "the Redis password is in $(basename "$f")"
+  done
+  # the counts are on the TLS server (read through the tunnel, as clickstage-top would)
+  [ "$(REDISCLI_AUTH=$REDIS_TLS_PASSWORD timeout 5 redis-cli -p "$REDIS_TLS_PROXY_PORT" EXISTS "$PREFIX:{model}:offsets")" = 1 ] ||
+    fail "no offsets on the TLS server"
+}
+
 # ---- run -----------------------------------------------------------------------------------------
 if want cluster_drain || want cluster_failover || want cluster_migrate; then
   if cluster_up; then
@@ -416,6 +437,9 @@ if want sentinel_failover; then
   else
     say "the sentinel set-up did not come up"; FAILED=$((FAILED + 1))
   fi
+fi
+if want tls_sidecar; then
+  case_begin tls_sidecar; case_tls_sidecar; case_end
 fi
 echo "redis-ha: $PASSED passed, $FAILED failed"
 echo "{\"passed\":$PASSED,\"failed\":$FAILED,\"profile\":\"$PROFILE\",\"seconds\":$(($(date +%s) - T_SUITE)),\"cases\":{$JSON}}"
