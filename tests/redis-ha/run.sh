@@ -270,7 +270,7 @@ wait_progress() { # PORT-FN T0: until the offsets sum grows past its value now; 
 }
 wait_first_offsets() { # PORT-FN
   local i
-  for i in $(seq 1 600); do [ "$(offsets_sum "$($1)")" -gt 0 ] && return 0; sleep 0.1; done
+  for _ in $(seq 1 600); do [ "$(offsets_sum "$($1)")" -gt 0 ] && return 0; sleep 0.1; done
   fail "no offsets in Redis within 60 s of the start"; return 1
 }
 case_end() {
