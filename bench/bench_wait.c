@@ -102,6 +102,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "replicas did not attach\n");
         return 2;
     }
+    /* attached is not yet streaming: after a (diskless) sync a replica counts for WAIT only once
+     * its first REPLCONF ACK came (up to a second): wait for both to acknowledge a write */
+    redisContext *wc = ts_redis_ctl(&m);
+    redisReply *x = wc ? redisCommand(wc, "SET bw:warm 1") : NULL;
+    if (x)
+        freeReplyObject(x);
+    x = NULL;
+    for (int i = 0; i < 10 && wc && !(x && x->type == REDIS_REPLY_INTEGER && x->integer >= 2); i++) {
+        if (x)
+            freeReplyObject(x);
+        x = redisCommand(wc, "WAIT 2 1500"); /* the control connection times out at 2 s */
+    }
+    if (!x || x->type != REDIS_REPLY_INTEGER || x->integer < 2) {
+        fprintf(stderr, "replicas do not acknowledge (%s %lld)\n", x ? x->str : "-",
+                x ? x->integer : -1LL);
+        return 2;
+    }
+    freeReplyObject(x);
+    redisFree(wc);
 
     char err[256];
     cs_ruleset *rs = cs_rules_load_string(yaml, strlen(yaml), "b.yaml", err, sizeof err);

@@ -112,8 +112,8 @@ wait_ping() { # PORT
 # ---- cluster ----------------------------------------------------------------------------------
 CPORTS=()
 cluster_up() {
-  local i p d nodes=()
-  for i in 1 2 3 4 5 6; do
+  local p d nodes=()
+  for _ in 1 2 3 4 5 6; do
     pick_port; p=$PORT; CPORTS+=("$p")
     d=$WORK/cluster/$p
     redis_start "$p" "$d" --cluster-enabled yes --cluster-config-file nodes.conf \
@@ -126,8 +126,8 @@ cluster_up() {
   cluster_wait_ok
 }
 cluster_wait_ok() { # every live node says cluster_state:ok
-  local i p ok
-  for i in $(seq 1 300); do
+  local p ok
+  for _ in $(seq 1 300); do
     ok=1
     for p in "${CPORTS[@]}"; do
       alive "${RPID[$p]}" || continue
@@ -161,8 +161,8 @@ sentinel_up() {
   redis_start "$SM" "$WORK/sentinel/m" --save "" --appendonly no
   redis_start "$SR" "$WORK/sentinel/r" --save "" --appendonly no --replicaof 127.0.0.1 "$SM"
   wait_ping "$SM" && wait_ping "$SR" || return 1
-  local i p d
-  for i in 1 2 3; do
+  local p d
+  for _ in 1 2 3; do
     pick_port; p=$PORT; SPORTS+=("$p"); d=$WORK/sentinel/s$p; mkdir -p "$d"
     cat >"$d/sentinel.conf" <<EOF
 sentinel monitor cs 127.0.0.1 $SM 2
@@ -174,7 +174,7 @@ EOF
   done
   for p in "${SPORTS[@]}"; do wait_ping "$p" || return 1; done
   # the sentinels know the replica and each other
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [ "$(rcli "${SPORTS[0]}" SENTINEL replicas cs | grep -c "$SR")" -ge 1 ] &&
       [ "$(rcli "${SPORTS[0]}" SENTINEL sentinels cs | grep -c '^ip$')" -ge 2 ] && return 0
     sleep 0.1
@@ -269,7 +269,6 @@ wait_progress() { # PORT-FN T0: until the offsets sum grows past its value now; 
   return 1
 }
 wait_first_offsets() { # PORT-FN
-  local i
   for _ in $(seq 1 600); do [ "$(offsets_sum "$($1)")" -gt 0 ] && return 0; sleep 0.1; done
   fail "no offsets in Redis within 60 s of the start"; return 1
 }
