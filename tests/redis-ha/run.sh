@@ -104,8 +104,7 @@ redis_start() { # PORT DIR ARGS...: a redis-server (or sentinel) in the foregrou
 }
 rcli() { local p=$1; shift; timeout 5 redis-cli -p "$p" "$@" 2>/dev/null; }
 wait_ping() { # PORT
-  local i
-  for i in $(seq 1 100); do [ "$(rcli "$1" PING)" = PONG ] && return 0; sleep 0.1; done
+  for _ in $(seq 1 100); do [ "$(rcli "$1" PING)" = PONG ] && return 0; sleep 0.1; done
   return 1
 }
 
