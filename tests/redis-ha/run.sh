@@ -413,6 +413,19 @@ case_tls_sidecar() {
   # the counts are on the TLS server (read through the tunnel, as clickstage-top would)
   [ "$(REDISCLI_AUTH=$REDIS_TLS_PASSWORD timeout 5 redis-cli -p "$REDIS_TLS_PROXY_PORT" EXISTS "$PREFIX:{model}:offsets")" = 1 ] ||
     fail "no offsets on the TLS server"
+  # the Kubernetes sidecar's own stunnel.conf (deploy/k8s-redis-tls), its endpoint, CA and
+  # accept port pointed at this stack: the counts read through it too
+  local kport=$((22800 + RANDOM % 100)) kconf=$CDIR/k8s-stunnel.conf
+  python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["stunnel.conf"], end="")' \
+    deploy/k8s-redis-tls/stunnel-configmap.yaml |
+    sed -e "s#^accept = .*#accept = 127.0.0.1:$kport#" -e "s#^connect = .*#connect = 127.0.0.1:$REDIS_TLS_PORT#" \
+        -e "s#^checkHost = .*#checkHost = localhost#" -e "s#^CAfile = .*#CAfile = $REDIS_TLS_CA#" >"$kconf"
+  stunnel "$kconf" >"$CDIR/k8s-stunnel.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 50); do [ "$(REDISCLI_AUTH=$REDIS_TLS_PASSWORD timeout 2 redis-cli -p "$kport" PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  "$B/cs_checkredis" --redis "redis://:$REDIS_TLS_PASSWORD@127.0.0.1:$kport" --prefix "$PREFIX" --journey model \
+    --expect "$CDIR/expect.json" >"$CDIR/check-k8s.out" 2>&1 ||
+    fail "through the k8s sidecar's stunnel.conf: $(tail -1 "$CDIR/check-k8s.out")"
 }
 
 # ---- run -----------------------------------------------------------------------------------------
