@@ -31,6 +31,7 @@ struct cs_redis {
     char where[320];
     int connect_timeout_ms, command_timeout_ms;
     redisContext *c;
+    uint64_t gen;      /* bumped by every successful connect */
     int mode;          /* effective CS_REDIS_MODE_*: a plain URL becomes CLUSTER when its server
                           says cluster_enabled:1 */
     int checked;       /* plain URL: INFO cluster was looked at */
@@ -140,6 +141,7 @@ void cs_redis_free(cs_redis *r)
 
 int cs_redis_connected(const cs_redis *r) { return r->c != NULL; }
 redisContext *cs_redis_ctx(cs_redis *r) { return r->c; }
+uint64_t cs_redis_generation(const cs_redis *r) { return r->gen; }
 const char *cs_redis_where(const cs_redis *r) { return r->where; }
 const cs_redis_target *cs_redis_target_of(const cs_redis *r) { return &r->t; }
 int cs_redis_command_timeout_ms(const cs_redis *r) { return r->command_timeout_ms; }
@@ -413,6 +415,7 @@ static int map_from(cs_redis *r, const char *host, int port, char *errstr, size_
     }
     for (int i = 0; i < NSLOTS; i++)
         r->slots[i] = -1;
+    r->nnodes = 0; /* the table is this answer's nodes (refresh_map asks from a copy) */
     for (size_t i = 0; i < rep->elements; i++) {
         redisReply *e = rep->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
@@ -618,6 +621,8 @@ int cs_redis_connect(cs_redis *r, char *errstr, size_t errlen)
     }
     if (rc < 0)
         cs_seterr(errstr, errlen, "%s", err);
+    else
+        r->gen++;
     cs_pipe_guard_off(&g);
     return rc;
 }

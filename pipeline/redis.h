@@ -84,6 +84,11 @@ void cs_redis_close(cs_redis *r);
 int cs_redis_connected(const cs_redis *r);
 /* The live hiredis context (NULL when closed), for callers that pipeline by hand. */
 redisContext *cs_redis_ctx(cs_redis *r);
+/* A number that changes with every new connection (0 before the first): a caller that keeps
+ * per-connection state (the sink: CLIENT ID, the loaded script) compares it rather than the
+ * context's address, which a new connection may reuse after the layer closed the old one (a
+ * cluster re-route, an ASK). */
+uint64_t cs_redis_generation(const cs_redis *r);
 /* "host:port", "[v6]:port" or "unix:/path": for messages. */
 const char *cs_redis_where(const cs_redis *r);
 const cs_redis_target *cs_redis_target_of(const cs_redis *r);

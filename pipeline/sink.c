@@ -247,10 +247,12 @@ struct cs_sink {
     int quiet;
     int wait_replicas, wait_timeout_ms;
     int wait_logged; /* the WAIT shortfall was logged (until a WAIT is answered in full) */
+    int ask_logged;  /* ASK was logged (until the migration ends with a MOVED) */
 
     /* the connection (pipeline/redis.h); s->c mirrors its live context, NULL when closed */
     cs_redis *r;
     redisContext *c;
+    uint64_t gen; /* cs_redis_generation() of the connection c is (the handshake ran on it) */
     const char *where; /* "host:port" or "unix:/path", for messages (never the password) */
     long long client_id;     /* CLIENT ID of c; 0 unknown */
     char run_id[RUN_ID_MAX]; /* INFO run_id of the server c talks to; "" unknown */
@@ -506,7 +508,7 @@ static void parse_run_id(cs_sink *s, const redisReply *r)
  * (link failure, errstr set). */
 static int ensure_connected(cs_sink *s, char *err, size_t errlen)
 {
-    if (s->c && s->c == cs_redis_ctx(s->r))
+    if (s->c && s->c == cs_redis_ctx(s->r) && s->gen == cs_redis_generation(s->r))
         return 0;
     if (s->c) /* the layer closed it (re-routed to another cluster node) */
         close_ctx(s);
@@ -514,6 +516,7 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
     if (cs_redis_connect(s->r, why, sizeof why) < 0)
         return fail_link(s, err, errlen, "%s", why);
     s->c = cs_redis_ctx(s->r);
+    s->gen = cs_redis_generation(s->r);
     const cs_redis_target *t = cs_redis_target_of(s->r);
     s->st.commands += (t->password[0] ? 1 : 0) + (t->db ? 1 : 0); /* AUTH, SELECT */
 
@@ -606,6 +609,7 @@ static void resp_key(cs_sink *s, const char *suffix)
 /* ---- Redis Cluster / Sentinel: where to send, and sending again (pipeline/redis.h) ---------- */
 
 #define REDIRECTED 2 /* internal: the request must be sent again where the layer now points */
+#define NOT_NOW 3    /* internal: TRYAGAIN / CLUSTERDOWN: nothing ran; again after a short wait */
 
 /* The journey's slot decides the node (in a cluster; a no-op otherwise). */
 static void route(cs_sink *s, const char *journey)
@@ -617,17 +621,34 @@ static void route(cs_sink *s, const char *journey)
 
 /* An error reply to a request of the journey's slot: REDIRECTED when the layer re-routed (MOVED,
  * ASK, a demoted sentinel master: nothing was executed; the connection, if the layer closed it,
- * is dropped here too), 0 when it is an answer. TRYAGAIN / CLUSTERDOWN are answers here (the
- * caller fails the call; its backoff is the retry). */
-static int redirected(cs_sink *s, const redisReply *r)
+ * is dropped here too); NOT_NOW for TRYAGAIN / CLUSTERDOWN when the caller asks (later_ms: the
+ * layer's wait, 10 ms doubling to 500 ms), else 0 as for any answer. */
+static int redirected(cs_sink *s, const redisReply *r, int *later_ms)
 {
     if (r->type != REDIS_REPLY_ERROR)
         return 0;
     int delay;
     int act = cs_redis_redirect(s->r, r->str, (size_t)r->len, &delay);
+    if (act == CS_REDIS_RESEND_LATER && later_ms) {
+        if (s->c && s->c != cs_redis_ctx(s->r))
+            close_ctx(s);
+        *later_ms = delay;
+        return NOT_NOW;
+    }
     if (act != CS_REDIS_RESEND && act != CS_REDIS_RESEND_ASKING)
         return 0;
     s->st.redirects++;
+    /* rare events (a failover, a resharding): logged, an ASK streak once */
+    if (act == CS_REDIS_RESEND) {
+        SLOG(s, CS_LOG_INFO, "%s answered %s: sending it again where the %s", s->where, r->str,
+             cs_redis_is_cluster(s->r) ? "cluster map now says" : "sentinels now say");
+        s->ask_logged = 0;
+    } else if (!s->ask_logged) {
+        SLOG(s, CS_LOG_INFO, "%s answered %s: the slot is being migrated; requests for keys "
+             "already moved go to the importing node (ASKING) until it is done", s->where,
+             r->str);
+        s->ask_logged = 1;
+    }
     if (s->c && s->c != cs_redis_ctx(s->r))
         close_ctx(s);
     return REDIRECTED;
@@ -687,7 +708,7 @@ again:
         return -1;
     asking_end(s, asking);
     int rc;
-    if (hops < CS_REDIS_MAX_REDIRECTS && redirected(s, r)) {
+    if (hops < CS_REDIS_MAX_REDIRECTS && redirected(s, r, NULL)) {
         freeReplyObject(r);
         hops++;
         goto again;
@@ -798,7 +819,7 @@ again:
             continue;
         cs_redis_class k = cs_redis_class_of(r[i]->str, (size_t)r[i]->len);
         if (redir ? (k == CS_REDIS_MOVED || k == CS_REDIS_ASK || k == CS_REDIS_READONLY)
-                  : redirected(s, r[i]) != 0)
+                  : redirected(s, r[i], NULL) != 0)
             redir = need[i] = 1;
         if (need[i]) {
             freeReplyObject(r[i]);
@@ -1103,7 +1124,7 @@ static int resolve(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         return -1;
     asking_end(s, asking);
     int rc;
-    if (redirected(s, r)) {
+    if (redirected(s, r, NULL)) {
         rc = REDIRECTED; /* ask the slot's node (the unknown outcome stays unknown) */
         freeReplyObject(r);
         return rc;
@@ -1227,14 +1248,21 @@ static int read_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     redisReply *r;
     if (get_reply(s, &r, err, errlen, "flush script") < 0)
         return -1; /* unknown */
-    int rc = 0;
+    int rc = 0, later = 0, redir;
     if (r->type == REDIS_REPLY_INTEGER) {
         s->unknown_seq = 0;
-    } else if (redirected(s, r)) {
+    } else if ((redir = redirected(s, r, &later)) == REDIRECTED) {
         /* MOVED / ASK (the script did not run), READONLY from a demoted sentinel master (its
          * first write failed: nothing written): send it again where the layer points now */
         s->unknown_seq = 0;
         rc = REDIRECTED;
+    } else if (redir == NOT_NOW) {
+        /* TRYAGAIN (the slot's keys are split between two nodes mid-migration) or CLUSTERDOWN:
+         * refused before running. Not applied; retried after the layer's short wait rather than
+         * the sink's growing backoff, so that a migration is followed as it goes */
+        s->unknown_seq = 0;
+        rc = fail_reply(s, err, errlen, "flush %" PRIu64 " not applied: %s", f->seq, r->str);
+        s->backoff_delay_ms = later;
     } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "FENCED ", 7) == 0) {
         s->unknown_seq = 0; /* the script wrote nothing */
         sb_reset(&s->fence);

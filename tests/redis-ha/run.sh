@@ -365,6 +365,8 @@ case_cluster_migrate() {
   producer_wait
   daemon_stop
   grep -q 'more than .* cluster redirections' "$CDIR/live.log" && fail "redirection loop logged"
+  grep -q 'answered MOVED' "$CDIR/live.log" || fail "the daemon never followed a MOVED"
+  grep -q 'answered ASK' "$CDIR/live.log" && say "   the daemon followed ASK during the migration"
   final_drain "$(CLUSTER_URL)"
   check_counts "$(CLUSTER_URL)"
 }
