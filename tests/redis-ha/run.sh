@@ -294,13 +294,24 @@ case_cluster_drain() {
   final_drain "redis://127.0.0.1:$seed/0"
   grep -q 'redis unreachable' "$CDIR/drain.log" && fail "the drain logged Redis as unreachable"
   check_counts "redis://127.0.0.1:$seed"
+  # clickstage-top through the same node: finds the journey (SCAN of every master), reads it
+  local want
+  want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sessions"]["started"])' "$CDIR/expect.json")
+  if timeout 20 "$B/clickstage-top" --redis "redis://127.0.0.1:$seed" --prefix "$PREFIX" --once \
+       >"$CDIR/top.out" 2>&1; then
+    grep -q "journey model" "$CDIR/top.out" && grep -qw "$want" "$CDIR/top.out" ||
+      fail "clickstage-top --once: no 'journey model' or sessions started $want in its frame"
+  else
+    fail "clickstage-top --once exited $?: $(tail -1 "$CDIR/top.out")"
+  fi
 }
 
 case_cluster_failover() {
   local m mid r t0 n
   gen_expect 202 || return
   producer_start
-  daemon_start "$(CLUSTER_URL)"
+  pick_port; HTTP_PORT=$PORT
+  daemon_start "$(CLUSTER_URL)" --http-listen "127.0.0.1:$HTTP_PORT"
   wait_first_offsets live_cport || return
   sleep 2
   read -r m mid <<<"$(slot_master "$SLOT")"
@@ -324,6 +335,12 @@ case_cluster_failover() {
   wait_progress live_cport "$t0"
   tail -n +"$((n + 1))" "$CDIR/live.log" | grep -q 'older offsets' && BEHIND=1
   [ "$BEHIND" = 1 ] && say "   clickstage saw Redis behind what it wrote (fenced), and recovered"
+  # /api/journey reads the journey from the promoted master (the daemon's HTTP reader's own
+  # connection follows the cluster too)
+  local code
+  code=$(curl -s -o "$CDIR/journey.json" -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/api/journey")
+  [ "$code" = 200 ] && grep -q '"journey":"model"' "$CDIR/journey.json" ||
+    fail "/api/journey after the failover: HTTP $code $(head -c 200 "$CDIR/journey.json")"
   producer_wait
   daemon_stop
   final_drain "$(CLUSTER_URL)"
