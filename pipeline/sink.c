@@ -7,7 +7,7 @@
  *
  *   EVALSHA <sha> <nkeys> <offsets> <wm> <meta> <counter and snapshot keys...>
  *           <np> np x (<topic>/<part> <expected> <next> <wm>)
- *           seq:<id> <seq> <stages> <rules_sha256> <updated_ms> <version>
+ *           seq:<id> <seq> <stages> <rules_sha256> <updated_ms> <version> <prev seq>
  *           <nc> nc x (<key index> <field> <delta>)   one per non-zero counter
  *           <ne> <ttl> ne x <key index>              minute keys to EXPIRE
  *           <ns> ns x (<key index> <snapshot bytes>)  partition snapshots
@@ -187,7 +187,11 @@ static void resp_u64(sbuf *b, uint64_t v)
 /* KEYS[1] offsets, KEYS[2] wm, KEYS[3] meta, KEYS[4..] counter, minute and snapshot keys
  * (passed as KEYS so Redis Cluster routes the script: every key carries the {J} hash tag).
  * ARGV as in the comment at the top of this file. Returns the number of partitions written,
- * or the error "FENCED <field>=<offset in Redis, empty if none> ..." having written nothing. */
+ * or the error "FENCED <field>=<offset in Redis, empty if none> ..." having written nothing.
+ * The fence also compares meta seq:<id> with the sequence number of this writer's previous
+ * applied flush (<prev seq>, "*" = no check): a flush that moved no offset (expiry deltas, a
+ * heartbeat) and was lost in a failover leaves every offset as expected, and only its seq shows
+ * the loss ("seq:<id>=<held>" in the FENCED detail). */
 #define FLUSH_LUA                                                                              \
     "local np = tonumber(ARGV[1])\n"                                                           \
     "local a = 2\n"                                                                            \
@@ -196,15 +200,20 @@ static void resp_u64(sbuf *b, uint64_t v)
     "  local e = ARGV[a + i * 4 + 1]\n"                                                        \
     "  if e ~= '*' then chk[#chk + 1] = ARGV[a + i * 4]; want[#want + 1] = e end\n"            \
     "end\n"                                                                                    \
+    "local bad = {}\n"                                                                         \
     "if #chk > 0 then\n"                                                                       \
     "  local cur = redis.call('HMGET', KEYS[1], unpack(chk))\n"                                \
-    "  local bad = {}\n"                                                                       \
     "  for i = 1, #chk do\n"                                                                   \
     "    local h = cur[i] or ''\n"                                                             \
     "    if h ~= want[i] then bad[#bad + 1] = chk[i] .. '=' .. h end\n"                        \
     "  end\n"                                                                                  \
-    "  if #bad > 0 then return redis.error_reply('FENCED ' .. table.concat(bad, ' ')) end\n"   \
     "end\n"                                                                                    \
+    "local m = a + np * 4\n"                                                                   \
+    "if ARGV[m + 6] ~= '*' then\n"                                                             \
+    "  local h = redis.call('HGET', KEYS[3], ARGV[m]) or ''\n"                                 \
+    "  if h ~= ARGV[m + 6] then bad[#bad + 1] = ARGV[m] .. '=' .. h end\n"                     \
+    "end\n"                                                                                    \
+    "if #bad > 0 then return redis.error_reply('FENCED ' .. table.concat(bad, ' ')) end\n"     \
     "if np > 0 then\n"                                                                         \
     "  local off, wm = {}, {}\n"                                                               \
     "  for i = 0, np - 1 do\n"                                                                 \
@@ -218,7 +227,7 @@ static void resp_u64(sbuf *b, uint64_t v)
     "a = a + np * 4\n"                                                                         \
     "redis.call('HSET', KEYS[3], ARGV[a], ARGV[a + 1], 'stages', ARGV[a + 2],"                 \
     " 'rules_sha256', ARGV[a + 3], 'updated_ms', ARGV[a + 4], 'version', ARGV[a + 5])\n"       \
-    "a = a + 6\n"                                                                              \
+    "a = a + 7\n"                                                                              \
     "local first\n"                                                                            \
     "local nc = tonumber(ARGV[a]); a = a + 1\n"                                                \
     "for i = 1, nc do\n"                                                                       \
@@ -246,6 +255,10 @@ struct cs_sink {
     int64_t minute_ttl_s;
     int quiet;
     int wait_replicas, wait_timeout_ms;
+    /* the last flush this sink knows applied (its seq; 0 none) and its journey: the next
+     * fenced flush of that journey expects Redis to hold that seq */
+    uint64_t last_seq;
+    char last_journey[CS_RKEYS_MAX];
     int wait_logged; /* the WAIT shortfall was logged (until a WAIT is answered in full) */
     int ask_logged;  /* ASK was logged (until the migration ends with a MOVED) */
 
@@ -275,6 +288,7 @@ struct cs_sink {
     char unknown_run[RUN_ID_MAX];
 
     int fault; /* CS_SINK_FAULT_*, one shot */
+    uint64_t fence_prev; /* <prev seq> of the flush being written (0: "*") */
     int fence_kind; /* CS_FENCE_* of the last flush */
     char sha[41]; /* SHA1 of FLUSH_LUA as loaded on this connection; "" = not loaded */
 
@@ -976,7 +990,7 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         s->nkeys++;
     }
     size_t np = f->noffsets;
-    size_t nargs = 1 + 4 * np + 6 + 1 + 3 * s->ncounters + 2 + s->nexpire + 1 + 2 * f->nsnaps;
+    size_t nargs = 1 + 4 * np + 7 + 1 + 3 * s->ncounters + 2 + s->nexpire + 1 + 2 * f->nsnaps;
     sbuf *o = &s->out;
     resp_head(o, '*', 3 + 3 + s->nkeys + nargs);
     resp_str(o, "EVALSHA");
@@ -1020,6 +1034,18 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     resp_str(o, cs_rules_sha256(f->rs));
     resp_i64(o, f->now_ms);
     resp_str(o, CLICKSTAGE_VERSION);
+    /* <prev seq>: only for a fenced flush (an offset with check) of the journey this sink
+     * last wrote */
+    int fenced = 0;
+    for (size_t i = 0; i < np; i++)
+        fenced |= f->offsets[i].check;
+    s->fence_prev = fenced && s->last_seq && strcmp(s->last_journey, cs_rules_journey(f->rs)) == 0
+                        ? s->last_seq
+                        : 0;
+    if (s->fence_prev)
+        resp_u64(o, s->fence_prev);
+    else
+        resp_str(o, "*");
 
     resp_u64(o, s->ncounters);
     sb_put(o, s->cargs.p, s->cargs.len);
@@ -1200,7 +1226,7 @@ static void publish(cs_sink *s, const cs_flush *f, size_t commands)
  * partition whose offset was not the expected one; empty after "=" when Redis has none),
  * against what this writer expected: the worst kind over the partitions (state lost, then
  * behind, then another writer). */
-static int fence_kind_of(const cs_flush *f, const char *detail)
+static int fence_kind_of(const cs_flush *f, uint64_t prev, const char *detail)
 {
     int kind = CS_FENCE_OTHER_WRITER;
     char field[600];
@@ -1208,7 +1234,19 @@ static int fence_kind_of(const cs_flush *f, const char *detail)
         const char *end = strchr(p, ' ');
         size_t n = end ? (size_t)(end - p) : strlen(p);
         const char *eq = memrchr(p, '=', n);
-        if (eq) {
+        if (eq && prev && (size_t)(eq - p) > strlen(CS_RK_META_SEQ) &&
+            memcmp(p, CS_RK_META_SEQ, strlen(CS_RK_META_SEQ)) == 0) {
+            /* this writer's seq: none (Redis lost everything of it) or older (lost flushes) */
+            char num[32];
+            size_t vl = n - (size_t)(eq - p) - 1;
+            snprintf(num, sizeof num, "%.*s", (int)(vl < 31 ? vl : 31), eq + 1);
+            int64_t have;
+            if (vl == 0)
+                kind = CS_FENCE_STATE_LOST;
+            else if (kind != CS_FENCE_STATE_LOST && parse_i64(num, &have) == 0 && have >= 0 &&
+                     (uint64_t)have < prev)
+                kind = CS_FENCE_REDIS_BEHIND;
+        } else if (eq) {
             size_t fl = (size_t)(eq - p);
             const char *val = eq + 1;
             size_t vl = n - fl - 1;
@@ -1267,7 +1305,7 @@ static int read_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         s->unknown_seq = 0; /* the script wrote nothing */
         sb_reset(&s->fence);
         sb_put(&s->fence, r->str + 7, strlen(r->str + 7) + 1);
-        s->fence_kind = fence_kind_of(f, r->str + 7);
+        s->fence_kind = fence_kind_of(f, s->fence_prev, r->str + 7);
         cs_seterr(err, errlen, "flush %" PRIu64 " fenced: Redis holds other offsets than "
                   "expected: %s", f->seq, r->str + 7);
         success(s); /* Redis is fine; what to do is the caller's decision */
@@ -1325,6 +1363,13 @@ static void read_wait(cs_sink *s, int applied)
     freeReplyObject(r);
 }
 
+/* f is applied in Redis: the next fenced flush of its journey expects its seq there. */
+static void remember_applied(cs_sink *s, const cs_flush *f)
+{
+    s->last_seq = f->seq;
+    snprintf(s->last_journey, sizeof s->last_journey, "%s", cs_rules_journey(f->rs));
+}
+
 int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
 {
     if (!f || !f->rs || f->seq == 0 || (f->noffsets && !f->offsets) ||
@@ -1364,6 +1409,7 @@ again:
             goto out;
         s->unknown_seq = 0;
         if (applied) {
+            remember_applied(s, f);
             s->st.resolved_ambiguous++;
             s->st.flushes_ok++;
             success(s);
@@ -1418,6 +1464,7 @@ again:
     }
     if (rc != 0)
         goto out;
+    remember_applied(s, f);
     s->st.flushes_ok++;
     success(s);
     if (ensure_connected(s, NULL, 0) == 0) /* an ASK connection is used up */

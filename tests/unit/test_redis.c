@@ -13,7 +13,8 @@
  *    the new owner; SCAN of a journey's pattern reads its slot's node, a pattern of every
  *    journey reads every master;
  *  - the sink's flush follows MOVED and ASK (counts applied once each), fails without writing on
- *    TRYAGAIN (keys split between the two nodes) and lands once the migration is complete.
+ *    TRYAGAIN (keys split between the two nodes) and lands once the migration is complete;
+ *  - a lost flush that moved no offset is still caught (the fence's seq check: Redis behind).
  * The failover and sentinel cases need replicas and minutes: tests/redis-ha/run.sh.
  */
 #include <setjmp.h>
@@ -508,6 +509,56 @@ static void test_sink_moved_ask_tryagain(void **st)
     cs_rules_destroy(rs);
 }
 
+/* A flush that moves no offset (expiry deltas, a heartbeat) and is lost in a failover leaves
+ * every offset as the writer expects: the fence's seq check is what catches it. */
+static void test_sink_lost_quiet_flush(void **st)
+{
+    (void)st;
+    char j[16], yaml[256], err[256], url[64];
+    journey_on(1, j, sizeof j, 5);
+    snprintf(yaml, sizeof yaml, rules_fmt, j);
+    cs_ruleset *rs = cs_rules_load_string(yaml, strlen(yaml), "t.yaml", err, sizeof err);
+    assert_non_null(rs);
+    cs_dimdict_mpmc dicts[CS_MAX_DIMS];
+    cs_agg agg;
+    assert_int_equal(cs_agg_init(&agg, rs), 0);
+    agg.events[0] = 1;
+    agg.changes = 1;
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", node[0].port);
+    cs_sink_conf sc = {.url = url, .prefix = "q", .instance_id = "w", .connect_timeout_ms = 500,
+                       .command_timeout_ms = 2000, .backoff_min_ms = 1, .backoff_max_ms = 2};
+    cs_sink *s = cs_sink_new(&sc, err, sizeof err);
+    assert_non_null(s);
+    char ev[64], meta[64];
+    snprintf(ev, sizeof ev, "q:{%s}:events", j);
+    snprintf(meta, sizeof meta, "q:{%s}:meta", j);
+    cs_flush_offset fo = {"t", 0, 10, 1, -1, 0};
+    cs_flush f = {100, &agg, rs, dicts, &fo, 1, NULL, 0, 1000};
+    assert_int_equal(cs_sink_flush(s, &f, err, sizeof err), 0);
+    /* the quiet one: same offset, more counts */
+    fo = (cs_flush_offset){"t", 0, 10, 1, 10, 0};
+    f.seq = 101;
+    assert_int_equal(cs_sink_flush(s, &f, err, sizeof err), 0);
+    assert_int_equal(hget_on(1, ev, "a"), 2);
+    /* a failover to a replica that had only the first: its counts and seq */
+    ctl_ok(1, "HINCRBY %s a -1", ev);
+    ctl_ok(1, "HSET %s seq:w 100", meta);
+    f.seq = 102;
+    assert_int_equal(cs_sink_flush(s, &f, err, sizeof err), CS_SINK_FENCED);
+    assert_int_equal(cs_sink_fence_kind(s), CS_FENCE_REDIS_BEHIND);
+    assert_non_null(strstr(cs_sink_fence_detail(s), "seq:w=100"));
+    assert_int_equal(hget_on(1, ev, "a"), 1); /* nothing written */
+    cs_sink_destroy(s);
+    /* a new process (re-executed) checks no seq on its first flush: it restored from Redis */
+    s = cs_sink_new(&sc, err, sizeof err);
+    f.seq = 200;
+    assert_int_equal(cs_sink_flush(s, &f, err, sizeof err), 0);
+    assert_int_equal(hget_on(1, ev, "a"), 2);
+    cs_sink_destroy(s);
+    cs_agg_free(&agg);
+    cs_rules_destroy(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -517,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_ask_during_migration),
         cmocka_unit_test(test_sink_moved_ask_tryagain),
+        cmocka_unit_test(test_sink_lost_quiet_flush),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
