@@ -41,6 +41,7 @@
 
 #include "aggregate.h"
 #include "classify.h"
+#include "redis.h"
 
 typedef struct cs_sink cs_sink;
 
@@ -93,6 +94,13 @@ typedef struct cs_sink_stats {
     uint64_t flushes_ok, flushes_failed, commands, reconnects, resolved_ambiguous, fenced;
     uint64_t last_flush_commands;
     int connected;
+    /* refusals (issue 20): failures by class (cs_redis_class: error replies by their class,
+     * CS_REDIS_UNREACHABLE no reply), and the streak going on now (CS_REDIS_OK none): its
+     * class, Redis's text of its first failure, since when (wall ms) */
+    uint64_t errors[CS_REDIS__COUNT];
+    int refusal;
+    char refusal_text[256];
+    int64_t refusal_since_ms;
 } cs_sink_stats;
 
 cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen); /* bad URL -> NULL */

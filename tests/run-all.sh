@@ -11,7 +11,9 @@
 #   6. integration tests against a real Kafka broker and redis-server (tests/integration/*.sh),
 #      the repartitioner's (tests/repartition/run.sh) and the bounded fault suite
 #      (tests/faults/run.sh with FAULTS_PROFILE=ci: kill -9, members joining and leaving, a
-#      SIGSTOPped zombie, broker and Redis restarts, Redis coming back empty)
+#      SIGSTOPped zombie, broker and Redis restarts, Redis coming back empty), and the Redis
+#      refusals (tests/refusals/run.sh with REFUSALS_PROFILE=ci: OOM, READONLY, NOPERM,
+#      WRONGTYPE, BUSY, LOADING in a live run)
 #   7. Kafka security (tests/kafka-security/run.sh): clickstage, its dead-letter producer, the load
 #      generator and the repartitioner over SSL and SASL_SSL (PLAIN, SCRAM-SHA-512) listeners,
 #      wrong credentials, and a search of every output for the secrets
@@ -54,5 +56,6 @@ fi
 phase repartition tests/repartition/run.sh
 phase kafka-security tests/kafka-security/run.sh
 phase faults env FAULTS_PROFILE="${FAULTS_PROFILE:-ci}" tests/faults/run.sh
+phase refusals env REFUSALS_PROFILE="${REFUSALS_PROFILE:-ci}" tests/refusals/run.sh
 echo "all phases: $total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]

@@ -20,6 +20,16 @@ __attribute__((format(printf, 2, 3))) static int seterr(top_conn *c, const char 
     return -1;
 }
 
+/* An error reply: "<where> <what>: <Redis's text>", led by what its class means when Redis is
+ * refusing for a known reason ("Redis is busy running a script: ... BUSY ..."; issue 20). */
+static int reply_err(top_conn *c, const char *what, const char *text)
+{
+    cs_redis_class k = cs_redis_class_of(text, strlen(text));
+    if (k == CS_REDIS_OTHER)
+        return seterr(c, "%s %s: %s", c->url->where, what, text);
+    return seterr(c, "%s: %s %s: %s", cs_redis_class_meaning(k), c->url->where, what, text);
+}
+
 /* "<where> <what>: <hiredis error>" */
 static int ctx_err(top_conn *c, redisContext *ctx, const char *what)
 {
@@ -96,7 +106,7 @@ int top_conn_subscribe(top_conn *c, const char *channel)
     redisReply *r = redisCommand(c->sub, "SUBSCRIBE %b", channel, strlen(channel));
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         if (r && r->type == REDIS_REPLY_ERROR)
-            seterr(c, "%s SUBSCRIBE: %s", c->url->where, r->str);
+            reply_err(c, "SUBSCRIBE", r->str);
         else
             ctx_err(c, c->sub, "SUBSCRIBE");
         freeReplyObject(r);
@@ -134,7 +144,7 @@ int top_conn_scan(top_conn *c, const char *pattern, char ***keys, size_t *nkeys)
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
             if (r && r->type == REDIS_REPLY_ERROR)
-                seterr(c, "%s SCAN: %s", c->url->where, r->str);
+                reply_err(c, "SCAN", r->str);
             else if (r)
                 seterr(c, "%s SCAN: unexpected reply", c->url->where);
             else
@@ -223,45 +233,68 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
     }
 
     /* MULTI, HGETALL × nk, EXEC: one write, one round trip, one consistent snapshot (the daemon
-     * writes each flush in one transaction too). */
-    redisAppendCommand(c->cmd, "MULTI");
-    for (size_t i = 0; i < nk; i++)
-        redisAppendCommand(c->cmd, "HGETALL %b", keys[i], strlen(keys[i]));
-    redisAppendCommand(c->cmd, "EXEC");
-    redisReply *exec = NULL;
-    int proto = 0;
-    for (size_t i = 0; i < nk + 2; i++) {
-        void *rv = NULL;
-        if (redisGetReply(c->cmd, &rv) != REDIS_OK) {
-            ctx_err(c, c->cmd, "HGETALL");
+     * writes each flush in one transaction too). Redis out of memory refuses every command
+     * queued in a MULTI, reads included: then the HGETALLs go without it, which is as consistent
+     * while Redis accepts no writes (issue 20: the counts stay on screen, frozen, next to why). */
+    redisReply *exec = NULL, *rs[NK] = {0};
+    for (int tx = 1; tx >= 0; tx--) {
+        if (tx)
+            redisAppendCommand(c->cmd, "MULTI");
+        for (size_t i = 0; i < nk; i++)
+            redisAppendCommand(c->cmd, "HGETALL %b", keys[i], strlen(keys[i]));
+        if (tx)
+            redisAppendCommand(c->cmd, "EXEC");
+        int proto = 0, oom = 0;
+        for (size_t i = 0; i < nk + 2 * (size_t)tx; i++) {
+            void *rv = NULL;
+            if (redisGetReply(c->cmd, &rv) != REDIS_OK) {
+                ctx_err(c, c->cmd, "HGETALL");
+                freeReplyObject(exec);
+                for (size_t k = 0; k < nk; k++)
+                    freeReplyObject(rs[k]);
+                goto out; /* the context is unusable now; the caller reconnects */
+            }
+            redisReply *r = rv;
+            if (!tx) {
+                rs[i] = r;
+                continue;
+            }
+            if (i == nk + 1) {
+                exec = r;
+                continue;
+            }
+            if (r->type == REDIS_REPLY_ERROR && !proto) {
+                oom = cs_redis_class_of(r->str, r->len) == CS_REDIS_OOM;
+                reply_err(c, i ? "HGETALL" : "MULTI", r->str);
+                proto = 1;
+            }
+            freeReplyObject(r);
+        }
+        if (!tx)
+            break;
+        if (proto) {
             freeReplyObject(exec);
-            goto out; /* the context is unusable now; the caller reconnects */
+            exec = NULL;
+            if (oom)
+                continue; /* again without MULTI */
+            goto out;
         }
-        redisReply *r = rv;
-        if (i == nk + 1) {
-            exec = r;
-            continue;
+        if (!exec || exec->type != REDIS_REPLY_ARRAY || exec->elements != nk) {
+            if (exec && exec->type == REDIS_REPLY_ERROR)
+                reply_err(c, "EXEC", exec->str);
+            else
+                seterr(c, "%s EXEC: unexpected reply", c->url->where);
+            freeReplyObject(exec);
+            goto out;
         }
-        if (r->type == REDIS_REPLY_ERROR && !proto) {
-            seterr(c, "%s %s: %s", c->url->where, i ? "HGETALL" : "MULTI", r->str);
-            proto = 1;
-        }
-        freeReplyObject(r);
+        for (size_t i = 0; i < nk; i++)
+            rs[i] = exec->element[i];
+        break;
     }
-    if (proto) {
-        freeReplyObject(exec);
-        goto out;
-    }
-    if (!exec || exec->type != REDIS_REPLY_ARRAY || exec->elements != nk) {
-        if (exec && exec->type == REDIS_REPLY_ERROR)
-            seterr(c, "%s EXEC: %s", c->url->where, exec->str);
-        else
-            seterr(c, "%s EXEC: unexpected reply", c->url->where);
-        freeReplyObject(exec);
-        goto out;
-    }
-    for (size_t i = 0; i < nk; i++) {
-        redisReply *a = exec->element[i];
+    c->err[0] = 0;
+    int oomerr = 0;
+    for (size_t i = 0; i < nk && !oomerr; i++) {
+        redisReply *a = rs[i];
         if (a->type == REDIS_REPLY_ERROR) {
             addwarn(c, keys[i], a->str);
             continue;
@@ -277,15 +310,22 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
             int e = which[i] < 0 ? top_model_set_meta(m, f->str, f->len, v->str, v->len)
                                  : top_hash_add(&m->h[which[i]], f->str, f->len, v->str, v->len);
             if (e < 0) {
-                freeReplyObject(exec);
-                seterr(c, "out of memory");
-                goto out;
+                oomerr = 1;
+                break;
             }
         }
         if (which[i] >= 0 && m->h[which[i]].bad)
             addwarn(c, keys[i], "non-integer values ignored");
     }
-    freeReplyObject(exec);
+    if (exec)
+        freeReplyObject(exec);
+    else
+        for (size_t k = 0; k < nk; k++)
+            freeReplyObject(rs[k]);
+    if (oomerr) {
+        seterr(c, "out of memory");
+        goto out;
+    }
     if (top_model_finish(m) < 0) {
         seterr(c, "out of memory");
         goto out;
@@ -294,5 +334,34 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
 out:
     for (size_t i = 0; i < nk; i++)
         free(keys[i]);
+    return rc;
+}
+
+int top_conn_info(top_conn *c, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    if (!c->cmd)
+        return seterr(c, "not connected");
+    redisReply *r = redisCommand(c->cmd, "INFO");
+    if (!r)
+        return ctx_err(c, c->cmd, "INFO");
+    int rc = -1;
+    if (r->type == REDIS_REPLY_STRING) {
+        if ((*text = malloc(r->len + 1))) {
+            memcpy(*text, r->str, r->len);
+            (*text)[r->len] = 0;
+            *len = r->len;
+            rc = 0;
+        } else {
+            seterr(c, "out of memory");
+        }
+    } else {
+        if (r->type == REDIS_REPLY_ERROR)
+            reply_err(c, "INFO", r->str);
+        else
+            seterr(c, "%s INFO: unexpected reply", c->url->where);
+    }
+    freeReplyObject(r);
     return rc;
 }
