@@ -137,6 +137,24 @@ bench-restore: deps
 $(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-restore
+# The generator's writing speed against the one before issue 15 (bench/bench_gen.c): the old
+# generator is built from git (2cf2765's tests/lib/gen.c, symbols renamed cs_oldgen_*) into the
+# same program. Last stdout line is JSON.
+OLDGEN_REV = 2cf2765
+bench-gen: deps
+	$(MAKE) $(BUILD)/bench_gen
+	./$(BUILD)/bench_gen $(BENCH_ARGS)
+$(BUILD)/bench/oldgen/gen_old.o:
+	@mkdir -p $(dir $@)
+	git show $(OLDGEN_REV):tests/lib/gen.c >$(BUILD)/bench/oldgen/gen_old.c
+	git show $(OLDGEN_REV):tests/lib/gen.h >$(BUILD)/bench/oldgen/gen.h
+	$(CC) $(filter-out -Iloadgen,$(CFLAGS_BASE)) -I$(BUILD)/bench/oldgen \
+	  -Dcs_gen_new=cs_oldgen_new -Dcs_gen_next=cs_oldgen_next -Dcs_gen_destroy=cs_oldgen_destroy \
+	  -Dcs_gen_run=cs_oldgen_run -Dcs_gen_free=cs_oldgen_free -Dcs_gen_defaults=cs_oldgen_defaults \
+	  -Dcs_gen_partition=cs_oldgen_partition -c $(BUILD)/bench/oldgen/gen_old.c -o $@
+$(BUILD)/bench_gen: $(BUILD)/bench/bench_gen.o $(BUILD)/bench/oldgen/gen_old.o $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
+.PHONY: bench-gen
 # What snapshots cost end to end: --drain with snapshots off / every 30 s / every 1 s on a local
 # stack (bench/bench_state.sh; EVENTS, RUNS, BASELINE_BIN=<older build> for a before/after).
 bench-state: deps all

@@ -15,6 +15,7 @@
 #include "gen.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,13 @@ static void seed(rng *r, uint64_t x)
 static inline double unif(rng *r) { return (double)(next(r) >> 11) * 0x1.0p-53; }
 /* [0, n) by multiply-shift (Lemire): no division; the bias is below 2^-40 for these n */
 static inline uint64_t below(rng *r, uint64_t n) { return (uint64_t)(((u128)next(r) * n) >> 64); }
+/* Several small draws from one 64-bit number (half the calls to next() per event): [0, n) from
+ * 32 bits (n < 2^32) or 16 bits (n small: the bias, n/65536 of a value, is of no consequence
+ * for synthetic data), and uniforms in [0, 1) from 32 or 16 bits. */
+static inline uint64_t b32(uint64_t x, uint64_t n) { return ((x & 0xffffffffu) * n) >> 32; }
+static inline unsigned b16(uint64_t x, unsigned n) { return (unsigned)(((x & 0xffffu) * n) >> 16); }
+static inline double u32f(uint64_t x) { return (double)(x & 0xffffffffu) * 0x1.0p-32; }
+static inline double u16f(uint64_t x) { return (double)(x & 0xffffu) * 0x1.0p-16; }
 
 void cs_gen_defaults(cs_gen_conf *c)
 {
@@ -76,11 +84,20 @@ int cs_gen_partition(const char *cust, size_t len, int nparts)
 
 /* ---- the funnel ------------------------------------------------------------------------- */
 
+/* A JSON fragment padded to FRAG bytes: copied with one fixed-size memcpy (a few vector moves,
+ * no call) and the write pointer advanced by its length; buffers have FRAG bytes of slack. */
+#define FRAG 48
 typedef struct frag {
-    const char *s;
+    char s[FRAG];
     size_t n;
 } frag;
 #define F(lit) {lit, sizeof(lit) - 1}
+/* a fragment of any length, copied by length (off the hot path) */
+typedef struct lfrag {
+    const char *s;
+    size_t n;
+} lfrag;
+#define L(lit) {lit, sizeof(lit) - 1}
 
 enum { YOUNG, FAMILY, SENIOR };
 static const frag persona_name[3] = {F("young"), F("family"), F("senior")};
@@ -137,15 +154,19 @@ struct cs_gen_plan {
     uint64_t total;     /* nevents */
     uint32_t **cust;    /* [nparts]: the partition's customers (global ids), ascending */
     uint32_t *ncust;    /* [nparts] */
+    char (**names)[16]; /* [nparts][customer index]: the id, NUL-padded, its length in [15] */
     uint64_t *n;        /* [nparts]: the partition's messages; they add up to nevents */
 };
 
 static size_t custname(uint32_t c, char *buf);
+static void hex2_init(void);
 
 cs_gen_plan *cs_gen_plan_new(const cs_gen_conf *c)
 {
     if (c->nparts < 1 || c->ncustomers < 1)
         return NULL;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, hex2_init);
     cs_gen_plan *pl = calloc(1, sizeof *pl);
     int P = c->nparts;
     pl->c = *c;
@@ -161,9 +182,16 @@ cs_gen_plan *cs_gen_plan_new(const cs_gen_conf *c)
     }
     for (int p = 0; p < P; p++)
         pl->cust[p] = malloc((pl->ncust[p] ? pl->ncust[p] : 1) * sizeof **pl->cust);
+    pl->names = calloc((size_t)P, sizeof *pl->names);
+    for (int p = 0; p < P; p++)
+        pl->names[p] = calloc(pl->ncust[p] ? pl->ncust[p] : 1, sizeof **pl->names);
     uint32_t *fill = calloc((size_t)P, sizeof *fill);
-    for (uint32_t i = 0; i < c->ncustomers; i++)
-        pl->cust[part[i]][fill[part[i]]++] = i;
+    for (uint32_t i = 0; i < c->ncustomers; i++) {
+        uint32_t j = fill[part[i]]++;
+        pl->cust[part[i]][j] = i;
+        char *nm = pl->names[part[i]][j];
+        nm[15] = (char)custname(i, nm);
+    }
     free(fill);
     free(part);
     /* shares proportional to customers, by largest remainder (ties: lower partition) */
@@ -191,9 +219,12 @@ void cs_gen_plan_free(cs_gen_plan *pl)
 {
     if (!pl)
         return;
-    for (int p = 0; p < pl->c.nparts; p++)
+    for (int p = 0; p < pl->c.nparts; p++) {
         free(pl->cust[p]);
+        free(pl->names[p]);
+    }
     free(pl->cust);
+    free(pl->names);
     free(pl->ncust);
     free(pl->n);
     free(pl);
@@ -262,6 +293,8 @@ typedef struct heap {
     size_t n, cap;
 } heap;
 
+/* A 4-ary min-heap on t: half the depth of a binary heap, and the sift-down's three
+ * comparisons per level are independent (the sift dominated the generator's profile). */
 static void hpush(heap *h, gsess s)
 {
     if (h->n == h->cap) {
@@ -270,7 +303,7 @@ static void hpush(heap *h, gsess s)
     }
     size_t i = h->n++;
     while (i > 0) {
-        size_t p = (i - 1) / 2;
+        size_t p = (i - 1) / 4;
         if (h->v[p].t <= s.t)
             break;
         h->v[i] = h->v[p];
@@ -279,25 +312,48 @@ static void hpush(heap *h, gsess s)
     h->v[i] = s;
 }
 
-static gsess hpop(heap *h)
+/* s into the hole at the root. Bottom-up: the hole goes down the smallest children to a leaf
+ * without looking at s (a session's next event is usually minutes away, so it belongs near the
+ * bottom: no unpredictable "is s smaller" branch per level), then s goes up from there. */
+static inline void hsift_root(heap *h, gsess s)
 {
-    gsess top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
+    size_t i = 0, n = h->n;
+    gsess *v = h->v;
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const gsess *mv = &last;
-        if (l < h->n && h->v[l].t < mv->t)
-            m = l, mv = &h->v[l];
-        if (r < h->n && h->v[r].t < mv->t)
-            m = r, mv = &h->v[r];
-        if (m == i)
+        size_t c = 4 * i + 1;
+        if (c + 3 < n) {
+            size_t m01 = v[c + 1].t < v[c].t ? c + 1 : c;
+            size_t m23 = v[c + 3].t < v[c + 2].t ? c + 3 : c + 2;
+            size_t m = v[m23].t < v[m01].t ? m23 : m01;
+            v[i] = v[m];
+            i = m;
+        } else {
+            if (c < n) {
+                size_t m = c;
+                for (size_t j = c + 1; j < n; j++)
+                    if (v[j].t < v[m].t)
+                        m = j;
+                v[i] = v[m];
+                i = m;
+            }
             break;
-        h->v[i] = h->v[m];
-        i = m;
+        }
     }
+    while (i > 0) {
+        size_t p = (i - 1) / 4;
+        if (v[p].t <= s.t)
+            break;
+        v[i] = v[p];
+        i = p;
+    }
+    v[i] = s;
+}
+
+static void hpop(heap *h)
+{
+    gsess last = h->v[--h->n];
     if (h->n)
-        h->v[i] = last;
-    return top;
+        hsift_root(h, last);
 }
 
 /* Sessions a partition keeps in flight at most (a stream of very many events over a short
@@ -310,8 +366,10 @@ struct cs_gen_pstream {
     const cs_gen_conf *c;
     int part;
     const uint32_t *cust;
+    char (*names)[16];
     uint32_t ncust;
     uint64_t n, k;       /* messages in all, sent so far */
+    uint64_t key_q, key_r, key_step_q, key_step_r, key_den; /* merge key of message k */
     double pace0, dpace; /* the k-th message is paced at pace0 + k * dpace */
     int64_t clock;       /* event time of the last session event (never decreases) */
     rng r;
@@ -321,7 +379,7 @@ struct cs_gen_pstream {
     uint32_t recent[RECENT]; /* customer indices recently sent (late events pick from them) */
     uint32_t nrecent;
     char *buf; /* the current message */
-    char key[24];
+    char key[24]; /* the current message's key, NUL-terminated */
     int64_t day_cache_min[3]; /* per time style: minute of the cached "YYYY-MM-DDTHH:MM:" */
     char day_cache[3][40];
 };
@@ -329,38 +387,58 @@ struct cs_gen_pstream {
 /* ---- writing ---------------------------------------------------------------------------- */
 
 #define PUT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
-static inline char *putf(char *p, frag f)
+static inline char *putf(char *p, const frag *f)
 {
-    memcpy(p, f.s, f.n);
-    return p + f.n;
+    memcpy(p, f->s, FRAG);
+    return p + f->n;
+}
+static inline char *putl(char *p, const lfrag *f)
+{
+    memcpy(p, f->s, f->n);
+    return p + f->n;
 }
 static const char digits2[201] = "00010203040506070809101112131415161718192021222324252627282930"
                                  "31323334353637383940414243444546474849505152535455565758596061"
                                  "62636465666768697071727374757677787980818283848586878889909192"
                                  "93949596979899";
+static const uint64_t pow10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull,
+    1000000ull, 10000000ull, 100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+    1000000000000ull, 10000000000000ull, 100000000000000ull, 1000000000000000ull,
+    10000000000000000ull, 100000000000000000ull, 1000000000000000000ull,
+    10000000000000000000ull};
 static inline char *putu(char *p, uint64_t v)
 {
-    char t[24];
-    char *e = t + sizeof t, *s = e;
+    int n = 1;
+    while (n < 20 && v >= pow10[n])
+        n++;
+    char *e = p + n, *s = e;
     while (v >= 100) {
         unsigned d = (unsigned)(v % 100);
         v /= 100;
         s -= 2;
         memcpy(s, digits2 + 2 * d, 2);
     }
-    if (v >= 10) {
-        s -= 2;
-        memcpy(s, digits2 + 2 * v, 2);
-    } else {
-        *--s = (char)('0' + v);
-    }
-    memcpy(p, s, (size_t)(e - s));
-    return p + (e - s);
+    if (v >= 10)
+        memcpy(s - 2, digits2 + 2 * v, 2);
+    else
+        s[-1] = (char)('0' + v);
+    return e;
 }
 static inline char *put2(char *p, int v)
 {
     memcpy(p, digits2 + 2 * v, 2);
     return p + 2;
+}
+
+/* byte -> its two hex digits, low nibble first (the order the old nibble loop wrote) */
+static char hex2[256][2];
+static void hex2_init(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 256; i++) {
+        hex2[i][0] = hex[i & 15];
+        hex2[i][1] = hex[i >> 4];
+    }
 }
 
 static void civil(int64_t days, int *y, int *m, int *d)
@@ -389,8 +467,19 @@ static char *put_time(cs_gen_pstream *g, char *p, int64_t t, int style)
         int mod = (int)(min - days * 1440);
         int y, mo, d;
         civil(days, &y, &mo, &d);
-        snprintf(g->day_cache[style], sizeof g->day_cache[style], "%04d-%02d-%02dT%02d:%02d:", y,
-                 mo, d, mod / 60, mod % 60);
+        char *q = g->day_cache[style]; /* "YYYY-MM-DDTHH:MM:" (years 0..9999) */
+        y = y < 0 ? 0 : y > 9999 ? 9999 : y;
+        q = put2(q, y / 100);
+        q = put2(q, y % 100);
+        *q++ = '-';
+        q = put2(q, mo);
+        *q++ = '-';
+        q = put2(q, d);
+        *q++ = 'T';
+        q = put2(q, mod / 60);
+        *q++ = ':';
+        q = put2(q, mod % 60);
+        *q = ':';
         g->day_cache_min[style] = min;
     }
     memcpy(p, g->day_cache[style], 17);
@@ -399,7 +488,7 @@ static char *put_time(cs_gen_pstream *g, char *p, int64_t t, int style)
     *p++ = '.';
     *p++ = (char)('0' + ms % 1000 / 100);
     p = put2(p, ms % 100);
-    return putf(p, zone[style]);
+    return putf(p, &zone[style]);
 }
 
 static size_t custname(uint32_t c, char *buf)
@@ -410,9 +499,13 @@ static size_t custname(uint32_t c, char *buf)
         p = putu(p, 100000000u + c);
     } else {
         *p++ = 'c';
-        uint32_t v = c;
-        for (int i = 6; i >= 0; i--, v /= 10)
-            p[i] = (char)('0' + v % 10);
+        uint32_t v = c % 10000000u; /* 7 digits, zero-padded */
+        memcpy(p + 5, digits2 + 2 * (v % 100), 2);
+        v /= 100;
+        memcpy(p + 3, digits2 + 2 * (v % 100), 2);
+        v /= 100;
+        memcpy(p + 1, digits2 + 2 * (v % 100), 2);
+        p[0] = (char)('0' + v / 100);
         p += 7;
     }
     *p = 0;
@@ -422,43 +515,44 @@ static size_t custname(uint32_t c, char *buf)
 static inline int persona_of(uint32_t cust) { return (int)(((cust * 2654435761u) >> 16) % 3); }
 
 /* One valid event of (global) customer cust. Returns its end. */
-static char *event_json(cs_gen_pstream *g, char *p, uint32_t cust, const char *cname, size_t clen,
-                        int64_t t, int ev, int with_channel, int64_t *kts)
+static inline __attribute__((always_inline)) char *
+event_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cname, size_t clen,
+           int64_t t, int ev, int with_channel, int64_t *kts)
 {
-    rng *r = &g->r;
     int int_id = (cust % 7) == 3;
     int persona = persona_of(cust);
-    p = putf(p, ev_open[ev]);
-    int idstyle = (int)below(r, 20);
+    p = putf(p, &ev_open[ev]);
+    uint64_t x = next(r), y = next(r);
+    int idstyle = (int)b16(x, 20);
     if (int_id) {
         PUT(p, "\"userId\":");
-        memcpy(p, cname, clen);
+        memcpy(p, cname, 16);
         p += clen;
         *p++ = ',';
     } else if (idstyle == 0) {
         PUT(p, "\"anonymousId\":\"");
-        memcpy(p, cname, clen);
+        memcpy(p, cname, 16);
         p += clen;
         PUT(p, "\",");
     } else if (idstyle == 1) { /* both: userId wins */
         PUT(p, "\"anonymousId\":\"anon-");
         p = putu(p, cust);
         PUT(p, "\",\"userId\":\"");
-        memcpy(p, cname, clen);
+        memcpy(p, cname, 16);
         p += clen;
         PUT(p, "\",");
     } else if (idstyle == 2) { /* an empty userId: the next path wins */
         PUT(p, "\"user_id\":\"");
-        memcpy(p, cname, clen);
+        memcpy(p, cname, 16);
         p += clen;
         PUT(p, "\",\"userId\":\"\",");
     } else {
         PUT(p, "\"userId\":\"");
-        memcpy(p, cname, clen);
+        memcpy(p, cname, 16);
         p += clen;
         PUT(p, "\",");
     }
-    int tstyle = (int)below(r, 10);
+    int tstyle = (int)b16(x >> 16, 10);
     *kts = t;
     if (tstyle < 6) {
         PUT(p, "\"timestamp\":\"");
@@ -481,42 +575,47 @@ static char *event_json(cs_gen_pstream *g, char *p, uint32_t cust, const char *c
         *p++ = ',';
         *kts = t + 20;
     } /* else: no time field; the Kafka timestamp is the event time */
-    frag ch = channel_name[channels[persona][below(r, 8)]];
-    unsigned sku = (unsigned)below(r, 5000);
-    int reviews = below(r, 12) == 0;
+    const frag *ch = &channel_name[channels[persona][b16(x >> 32, 8)]];
+    unsigned sku = (unsigned)b32(y, 5000);
+    int reviews = b16(x >> 48, 12) == 0;
     PUT(p, "\"context\":{\"library\":{\"name\":\"analytics.js\",\"version\":\"4.1.0\"},"
            "\"page\":{\"url\":\"https://shop.example/p/");
-    char skus[8] = {0};
-    size_t skul = (size_t)(putu(skus, sku) - skus);
-    memcpy(p, skus, 8);
+    /* the sku's digits (sku < 10000) as one 8-byte word, built in a register (constant
+     * divisors, no store and reload) and written three times */
+    unsigned sd = sku >= 1000 ? 4 : sku >= 100 ? 3 : sku >= 10 ? 2 : 1;
+    uint64_t skus = (uint64_t)('0' + sku / 1000) | (uint64_t)('0' + sku / 100 % 10) << 8 |
+                    (uint64_t)('0' + sku / 10 % 10) << 16 | (uint64_t)('0' + sku % 10) << 24;
+    skus >>= 8 * (4 - sd);
+    size_t skul = sd;
+    memcpy(p, &skus, 8);
     p += skul;
     if (reviews)
         PUT(p, "/reviews/all");
     PUT(p, "\",\"title\":\"Item \\u00e9 ");
-    memcpy(p, skus, 8);
+    memcpy(p, &skus, 8);
     p += skul;
     PUT(p, "\"}");
-    int ch_where = with_channel ? (int)below(r, 2) : 2;
+    int ch_where = with_channel ? (int)b16(y >> 32, 2) : 2;
     if (ch_where == 0) {
         PUT(p, ",\"campaign\":{\"medium\":\"");
         p = putf(p, ch);
         PUT(p, "\",\"name\":\"fall\"}");
     }
     PUT(p, "},\"properties\":{\"sku\":\"");
-    memcpy(p, skus, 8);
+    memcpy(p, &skus, 8);
     p += skul;
     PUT(p, "\",\"price\":");
     p = putu(p, sku % 300);
     PUT(p, ".99");
-    if (below(r, 10) < 9) {
+    if (b16(y >> 48, 10) < 9) {
         PUT(p, ",\"persona\":\"");
-        p = putf(p, persona_name[persona]);
+        p = putf(p, &persona_name[persona]);
         *p++ = '"';
     }
     if (ev == EV_TICKET_OPENED || ev == EV_SUPPORT_CHAT ||
         (ev == EV_ORDER_TRACKED && ev == service_event[persona])) {
         PUT(p, ",\"service_channel\":\"");
-        p = putf(p, service_channel[persona]);
+        p = putf(p, &service_channel[persona]);
         *p++ = '"';
     }
     *p++ = '}';
@@ -526,26 +625,25 @@ static char *event_json(cs_gen_pstream *g, char *p, uint32_t cust, const char *c
         *p++ = '"';
     }
     PUT(p, ",\"messageId\":\"");
-    static const char hex[] = "0123456789abcdef";
     uint64_t id = next(r);
-    for (int i = 0; i < 16; i++, id >>= 4)
-        p[i] = hex[id & 15];
+    for (int i = 0; i < 8; i++, id >>= 8)
+        memcpy(p + 2 * i, hex2[id & 255], 2);
     p += 16;
     PUT(p, "\"}");
     return p;
 }
 
-static char *invalid_json(cs_gen_pstream *g, char *p, uint32_t cust, int too_large)
+static char *invalid_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, int too_large)
 {
-    static const frag kinds[8][2] = {
-        {F("{\"event\":\"page_view\",\"userId\":\"c"), F("\",\"timestamp\":\"2026-11-01T10:00:00Z\"")},
-        {F("[\"c"), F("\", 1, 2]")},
-        {F("{\"event\":\"page_view\",\"timestamp\":\"2026-11-01T10:00:00Z\",\"x\":\"c"), F("\"}")},
-        {F("{\"userId\":\"c"), F("\",\"properties\":{\"event\":\"nested-is-not-event\"}}")},
-        {F("{\"event\":\"page_view\",\"userId\":\"c"), F("\",\"timestamp\":\"yesterday\"}")},
-        {F("{\"event\":\"page_view\",\"userId\":\"c"), F("\",\"ts\":\"2026-13-01T10:00:00Z\"}")},
-        {F("not json at all c"), F("")},
-        {F("{\"event\":\"page_view\",\"userId\":\"c"), F("\",\"timestamp\":\"2026-11-01T10:00:00Z\"}}")},
+    static const lfrag kinds[8][2] = {
+        {L("{\"event\":\"page_view\",\"userId\":\"c"), L("\",\"timestamp\":\"2026-11-01T10:00:00Z\"")},
+        {L("[\"c"), L("\", 1, 2]")},
+        {L("{\"event\":\"page_view\",\"timestamp\":\"2026-11-01T10:00:00Z\",\"x\":\"c"), L("\"}")},
+        {L("{\"userId\":\"c"), L("\",\"properties\":{\"event\":\"nested-is-not-event\"}}")},
+        {L("{\"event\":\"page_view\",\"userId\":\"c"), L("\",\"timestamp\":\"yesterday\"}")},
+        {L("{\"event\":\"page_view\",\"userId\":\"c"), L("\",\"ts\":\"2026-13-01T10:00:00Z\"}")},
+        {L("not json at all c"), L("")},
+        {L("{\"event\":\"page_view\",\"userId\":\"c"), L("\",\"timestamp\":\"2026-11-01T10:00:00Z\"}}")},
     };
     if (too_large) {
         PUT(p, "{\"event\":\"page_view\",\"userId\":\"c");
@@ -555,7 +653,7 @@ static char *invalid_json(cs_gen_pstream *g, char *p, uint32_t cust, int too_lar
         p += 66000;
         PUT(p, "\"}");
     } else {
-        int k = (int)below(&g->r, 9);
+        int k = (int)below(r, 9);
         if (k == 8) { /* too_deep: 40 nested arrays inside an object */
             PUT(p, "{\"userId\":\"c");
             p = putu(p, cust);
@@ -566,9 +664,9 @@ static char *invalid_json(cs_gen_pstream *g, char *p, uint32_t cust, int too_lar
             p += 40;
             *p++ = '}';
         } else {
-            p = putf(p, kinds[k][0]);
+            p = putl(p, &kinds[k][0]);
             p = putu(p, cust);
-            p = putf(p, kinds[k][1]);
+            p = putl(p, &kinds[k][1]);
         }
     }
     return p;
@@ -578,11 +676,11 @@ static char *invalid_json(cs_gen_pstream *g, char *p, uint32_t cust, int too_lar
  * ahead of its message timestamp (one of 3 styles), or before 2000 (a clock reset to the
  * epoch). Never late, never counted: future_time or bad_time under any max_future >= 0 ...
  * except max_future 0 (off), where the future ones are valid and poison the watermark. */
-static char *skewed_json(cs_gen_pstream *g, char *p, const char *cname, size_t clen, int64_t t)
+static char *skewed_json(cs_gen_pstream *g, rng *r, char *p, const char *cname, size_t clen,
+                         int64_t t)
 {
-    rng *r = &g->r;
     PUT(p, "{\"type\":\"track\",\"event\":\"product_view\",\"userId\":\"");
-    memcpy(p, cname, clen);
+    memcpy(p, cname, 16);
     p += clen;
     PUT(p, "\",");
     switch ((int)below(r, 4)) {
@@ -618,6 +716,7 @@ cs_gen_pstream *cs_gen_pstream_new(const cs_gen_plan *pl, int part)
     g->c = c;
     g->part = part;
     g->cust = pl->cust[part];
+    g->names = pl->names[part];
     g->ncust = pl->ncust[part];
     g->n = pl->n[part];
     /* its own random numbers: the seed and the partition number, nothing else */
@@ -626,6 +725,14 @@ cs_gen_pstream *cs_gen_pstream_new(const cs_gen_plan *pl, int part)
     for (uint32_t i = 0; i < g->ncust; i++)
         g->first_seen[i] = INT64_MIN;
     g->dpace = g->n ? (double)c->span_ms / (double)g->n : 0;
+    if (g->n) { /* key(k) = floor((2k+1) T / 2n): quotient and remainder, advanced per message */
+        u128 T = pl->total, den = 2 * (u128)g->n;
+        g->key_den = (uint64_t)den;
+        g->key_q = (uint64_t)(T / den);
+        g->key_r = (uint64_t)(T % den);
+        g->key_step_q = (uint64_t)(2 * T / den);
+        g->key_step_r = (uint64_t)(2 * T % den);
+    }
     g->pace0 = (double)c->start_ms + g->dpace / 2;
     g->clock = INT64_MIN;
     g->buf = malloc(70000);
@@ -644,10 +751,17 @@ void cs_gen_pstream_destroy(cs_gen_pstream *g)
     free(g);
 }
 
-static void new_session(cs_gen_pstream *g, int64_t t)
+/* The key of customer index i into g->key; returns its length. */
+static inline size_t put_key(cs_gen_pstream *g, uint32_t i)
+{
+    memcpy(g->key, g->names[i], 16);
+    return (size_t)(unsigned char)g->key[15];
+}
+
+/* A new session at event time t (not in the heap yet). */
+static inline gsess new_session(cs_gen_pstream *g, rng *r, int64_t t)
 {
     const cs_gen_conf *c = g->c;
-    rng *r = &g->r;
     gsess s = {0};
     s.t = t;
     if (c->first_pass && g->first_pass_next < g->ncust)
@@ -660,22 +774,41 @@ static void new_session(cs_gen_pstream *g, int64_t t)
     s.remaining = s.long_mode
                       ? (uint16_t)(3 * c->max_duration_ms / c->gap_ms + 2)
                       : (uint16_t)(1 + (int)(-log(1.0 - unif(r)) * (c->mean_events - 1)));
-    hpush(&g->h, s);
+    return s;
 }
 
-int cs_gen_pstream_next(cs_gen_pstream *g, cs_gen_msg *m)
+/* The heap's top changed to s (its time did not decrease): back into place. */
+static inline void hreplace_top(heap *h, gsess s) { hsift_root(h, s); }
+
+/* The session is back: with its new time if it came from the heap's top (from_heap), pushed
+ * if it was new. */
+static inline void requeue(cs_gen_pstream *g, gsess s, int from_heap)
+{
+    if (from_heap)
+        hreplace_top(&g->h, s);
+    else
+        hpush(&g->h, s);
+}
+
+/* One message. The random-number state is the caller's local copy (r): every write through
+ * the char buffers could alias g->r, which would keep it out of registers. */
+static inline __attribute__((always_inline)) void gen_one(cs_gen_pstream *g, rng *r,
+                                                          cs_gen_msg *m)
 {
     const cs_gen_conf *c = g->c;
-    rng *r = &g->r;
-    if (g->k >= g->n)
-        return 0;
     /* The pace: sessions are started so that event time follows pace0 + k*dpace. A new session
      * starts at the pace whenever no session has an event due by then; a session event due
      * more than CS_GEN_PACE_SLACK_MS earlier is moved up to that (the customer paused). */
     int64_t pace = (int64_t)(g->pace0 + (double)g->k * g->dpace);
-    if (g->h.n == 0 || (g->h.v[0].t > pace && g->h.n < MAX_ACTIVE))
-        new_session(g, pace > g->clock ? pace : g->clock);
-    gsess s = hpop(&g->h);
+    gsess s;
+    int from_heap;
+    if (g->h.n == 0 || (g->h.v[0].t > pace && g->h.n < MAX_ACTIVE)) {
+        s = new_session(g, r, pace > g->clock ? pace : g->clock);
+        from_heap = 0;
+    } else {
+        s = g->h.v[0]; /* stays in the heap until it ends: requeue() replaces the top */
+        from_heap = 1;
+    }
     int64_t clock = s.t;
     if (clock < pace - CS_GEN_PACE_SLACK_MS)
         clock = pace - CS_GEN_PACE_SLACK_MS;
@@ -685,61 +818,70 @@ int cs_gen_pstream_next(cs_gen_pstream *g, cs_gen_msg *m)
     s.t = clock;
     uint32_t gc = g->cust[s.cust];
     double u = unif(r);
-    memset(m, 0, sizeof *m);
     m->payload = g->buf;
     m->part = g->part;
     m->key = g->key;
     m->index = g->k;
-    m->key_pos = cs_gen_plan_key(g->pl, g->part, g->k);
+    m->key_pos = g->key_q;
+    m->invalid = m->late = 0;
     g->k++;
+    /* the next message's merge key: floor((2k+1) T / 2n), one step of 2T/2n further */
+    g->key_q += g->key_step_q;
+    g->key_r += g->key_step_r;
+    if (g->key_r >= g->key_den) {
+        g->key_r -= g->key_den;
+        g->key_q++;
+    }
     if (u < c->invalid_frac + c->too_large_frac) {
-        m->len = (size_t)(invalid_json(g, g->buf, gc, u < c->too_large_frac) - g->buf);
-        m->keylen = custname(gc, g->key);
+        m->len = (size_t)(invalid_json(g, r, g->buf, gc, u < c->too_large_frac) - g->buf);
+        m->keylen = put_key(g, s.cust);
         m->ts_ms = clock;
         m->invalid = 1;
-        hpush(&g->h, s); /* the session's next event is still to come */
-        return 1;
+        requeue(g, s, from_heap); /* the session's next event is still to come */
+        return;
     }
     if (u < c->invalid_frac + c->too_large_frac + c->late_frac && g->nrecent) {
         uint32_t lc = g->recent[below(r, g->nrecent < RECENT ? g->nrecent : RECENT)];
         int64_t lt = g->first_seen[lc] - c->gap_ms - c->lateness_ms - 1000 -
                      (int64_t)below(r, 7200000);
         uint32_t lgc = g->cust[lc];
-        m->keylen = custname(lgc, g->key);
-        m->len = (size_t)(event_json(g, g->buf, lgc, g->key, m->keylen, lt,
-                                     stage_events[below(r, 2)][below(r, 4)], 0, &m->ts_ms) -
+        m->keylen = put_key(g, lc);
+        int ev = stage_events[below(r, 2)][below(r, 4)];
+        m->len = (size_t)(event_json(g, r, g->buf, lgc, g->key, m->keylen, lt, ev, 0, &m->ts_ms) -
                           g->buf);
         m->late = 1;
-        hpush(&g->h, s);
-        return 1;
+        requeue(g, s, from_heap);
+        return;
     }
-    m->keylen = custname(gc, g->key);
+    m->keylen = put_key(g, s.cust);
     if (c->skew_frac > 0 &&
         u < c->invalid_frac + c->too_large_frac + c->late_frac + c->skew_frac) {
-        m->len = (size_t)(skewed_json(g, g->buf, g->key, m->keylen, clock) - g->buf);
+        m->len = (size_t)(skewed_json(g, r, g->buf, g->key, m->keylen, clock) - g->buf);
         m->ts_ms = clock;
         m->invalid = 1;
-        hpush(&g->h, s);
-        return 1;
+        requeue(g, s, from_heap);
+        return;
     }
     /* one event of session s at event time clock, or a little earlier (out of order) */
     int64_t t = clock;
-    if (unif(r) < c->ooo_frac)
-        t -= (int64_t)below(r, (uint64_t)(c->lateness_ms / 2));
+    uint64_t w = next(r), v = next(r), st = next(r);
+    if (u32f(w) < c->ooo_frac)
+        t -= (int64_t)b32(w >> 32, (uint64_t)(c->lateness_ms / 2));
     if (g->first_seen[s.cust] == INT64_MIN || t < g->first_seen[s.cust])
         g->first_seen[s.cust] = t;
     int persona = persona_of(gc);
-    if (s.nsent > 0 && s.stage < 4 && unif(r) < advance[persona][s.stage])
+    if (s.nsent > 0 && s.stage < 4 && u32f(v) < advance[persona][s.stage])
         s.stage++; /* progression; drop-off is the session simply ending */
     int ev;
-    if (unif(r) < 0.12)
-        ev = other_events[below(r, 4)];
-    else if (s.stage == 3 && below(r, 2) == 0)
+    if (u16f(v >> 32) < 0.12)
+        ev = other_events[(v >> 48) & 3];
+    else if (s.stage == 3 && ((v >> 50) & 1) == 0)
         ev = service_event[persona];
     else
-        ev = stage_events[s.stage][below(r, 4)];
-    m->len = (size_t)(event_json(g, g->buf, gc, g->key, m->keylen, t, ev,
-                                 s.nsent == 0 || unif(r) < 0.2, &m->ts_ms) -
+        ev = stage_events[s.stage][(v >> 51) & 3];
+    int with_channel = s.nsent == 0 || u16f(st) < 0.2;
+    m->len = (size_t)(event_json(g, r, g->buf, gc, g->key, m->keylen, t, ev, with_channel,
+                                 &m->ts_ms) -
                       g->buf);
     g->recent[g->nrecent++ & (RECENT - 1)] = s.cust;
     if (s.nsent < 255)
@@ -748,13 +890,24 @@ int cs_gen_pstream_next(cs_gen_pstream *g, cs_gen_msg *m)
         int64_t step;
         if (s.long_mode)
             step = c->gap_ms / 3;
-        else if (unif(r) < 0.08)
-            step = c->gap_ms + (int64_t)below(r, (uint64_t)c->gap_ms); /* a new session */
+        else if (u16f(st >> 16) < 0.08)
+            step = c->gap_ms + (int64_t)b32(st >> 32, (uint64_t)c->gap_ms); /* a new session */
         else
-            step = 5000 + (int64_t)below(r, (uint64_t)(c->gap_ms / 4));
+            step = 5000 + (int64_t)b32(st >> 32, (uint64_t)(c->gap_ms / 4));
         s.t = clock + step;
-        hpush(&g->h, s);
+        requeue(g, s, from_heap);
+    } else if (from_heap) {
+        hpop(&g->h); /* the session ends */
     }
+}
+
+int cs_gen_pstream_next(cs_gen_pstream *g, cs_gen_msg *m)
+{
+    if (g->k >= g->n)
+        return 0;
+    rng r = g->r;
+    gen_one(g, &r, m);
+    g->r = r;
     return 1;
 }
 
