@@ -18,6 +18,7 @@
  * Last stdout line: one JSON object with the achieved figures.
  */
 #include <librdkafka/rdkafka.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -399,6 +400,13 @@ int main(int argc, char **argv)
 
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
+    /* librdkafka allocates every message on a producer thread and frees it on its broker
+     * thread, and message-set buffers come and go per request: keep freed memory in the heap
+     * instead of handing it back to the kernel and faulting it in again (measured: page
+     * faults and heap growth were ~8 % of the generator's CPU) */
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    mallopt(M_TOP_PAD, 64 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     cs_gen_plan *pl = cs_gen_plan_new(&gc);
     if (!pl) {
         fprintf(stderr, LG_NAME ": nothing to generate\n");
