@@ -225,6 +225,11 @@ e2e: all tools
 test-faults: deps all tools
 	BUILD=$(BUILD) tests/faults/run.sh
 .PHONY: test-faults
+# clickstage-loadgen through a real broker: partitions byte-identical for 1/4 threads and a
+# stream sent in parts, --watch-redis latency against a live daemon, a short --find-sustainable.
+test-loadgen: deps all tools
+	BUILD=$(BUILD) tests/loadgen/run.sh
+.PHONY: test-loadgen
 # Integration tests: their own stack in a temp dir, stopped at the end.
 integration: deps
 	tests/integration/run.sh

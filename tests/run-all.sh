@@ -49,6 +49,7 @@ if ls tests/integration/*.sh >/dev/null 2>&1; then
   phase integration tests/integration/run.sh
 fi
 phase repartition tests/repartition/run.sh
+phase loadgen tests/loadgen/run.sh
 phase faults env FAULTS_PROFILE="${FAULTS_PROFILE:-ci}" tests/faults/run.sh
 echo "all phases: $total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]
