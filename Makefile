@@ -155,6 +155,12 @@ $(BUILD)/bench/oldgen/gen_old.o:
 $(BUILD)/bench_gen: $(BUILD)/bench/bench_gen.o $(BUILD)/bench/oldgen/gen_old.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-gen
+# Is the load generator faster than what it tests? New vs old generator and clickstage --drain
+# on its own local stack, and against librdkafka's mock cluster (bench/bench_loadgen.sh;
+# LG_EVENTS, LG_RUNS, LG_BASE_REV). Last stdout line is JSON.
+bench-loadgen: deps all tools
+	BUILD=$(BUILD) bench/bench_loadgen.sh
+.PHONY: bench-loadgen
 # What snapshots cost end to end: --drain with snapshots off / every 30 s / every 1 s on a local
 # stack (bench/bench_state.sh; EVENTS, RUNS, BASELINE_BIN=<older build> for a before/after).
 bench-state: deps all
