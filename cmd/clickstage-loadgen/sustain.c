@@ -158,7 +158,7 @@ static void plot(const lg_sustain_opts *o, const step *v, int n, double best)
             "set title 'clickstage: produce -> visible latency by offered rate (sustainable: "
             "%.0f events/s)'\n"
             "set xlabel 'offered rate (events/s)'\nset ylabel 'latency (ms)'\n"
-            "set logscale y\nset grid\nset key top left\n"
+            "set logscale y\nset grid\nset key outside below horizontal\n"
             "set arrow from graph 0, first %g to graph 1, first %g nohead dt 2 lc rgb 'gray40'\n"
             "set label 'p99 bound %g ms' at graph 0.01, first %g offset 0,0.7 tc rgb 'gray40'\n"
             "plot '%s' using 1:($5==1?$3:1/0) with points pt 7 ps 1.3 lc rgb '#2a9d3a' title 'p99 (kept up)',"
