@@ -131,6 +131,7 @@ typedef struct lg_sustain_opts {
     double lag_slope_frac;   /* lag may grow by at most this share of the rate */
     double precision;        /* stop bisecting when hi/lo <= 1 + precision */
     int max_steps;
+    int retries;             /* a step failing only on p99 is run again this many times */
     const char *plot, *csv;
 } lg_sustain_opts;
 void lg_sustain_defaults(lg_sustain_opts *o);

@@ -118,7 +118,9 @@ static void usage(FILE *f)
         "  --lag-growth F        a step fails when the lag grows by more than F x rate per\n"
         "                        second (default 0.01)\n"
         "  --precision F         stop bisecting when the bounds are within F (default 0.05)\n"
-        "  --max-steps N         (default 16)\n"
+        "  --max-steps N         steps in all, retries included (default 16)\n"
+        "  --retries N           a step that kept up but missed --p99 is run again up to N\n"
+        "                        times before it counts as a failure (default 1)\n"
         "  --plot FILE.png       rate vs latency (needs gnuplot: Debian gnuplot-nox)\n"
         "  --csv FILE            the table as CSV\n"
         "  --help\n");
@@ -334,6 +336,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--lag-growth")) { NUM(so.lag_slope_frac); }
         else if (!strcmp(a, "--precision")) { NUM(so.precision); }
         else if (!strcmp(a, "--max-steps")) { NUM(d); so.max_steps = (int)d; }
+        else if (!strcmp(a, "--retries")) { NUM(d); so.retries = (int)d; }
         else if (!strcmp(a, "--plot")) so.plot = v;
         else if (!strcmp(a, "--csv")) so.csv = v;
         else {
