@@ -356,6 +356,110 @@ static void hpop(heap *h)
         hsift_root(h, last);
 }
 
+/* The sessions waiting for their next event: a calendar queue. Buckets of 2^CAL_SHIFT ms
+ * (about a second) for the next CAL_N buckets (70 minutes: every step but the rare long gap of
+ * a configuration with gap > 35 min), a 4-ary heap beyond. The next session is the most
+ * recently queued one of the earliest non-empty bucket: not exactly the earliest event time
+ * (within a bucket, last in first out), which moves that event up to a second later (the
+ * clock never goes back); every operation is O(1) and touches one bucket head and one slot.
+ * Rejected: a heap over all sessions (its sift was a third of the generator's time); a radix
+ * heap (exact order, but every session moves through several buckets on its way down). */
+#define CAL_SHIFT 10
+#define CAL_N 4096
+#define CAL_NONE UINT32_MAX
+typedef struct cal {
+    gsess *slot;    /* sessions, by slot */
+    uint32_t *nxt;  /* next slot in the same bucket, or the free list */
+    uint32_t cap, free_head;
+    uint32_t head[CAL_N];
+    int64_t cur;    /* absolute bucket number (t >> CAL_SHIFT) of the current bucket */
+    size_t n;       /* sessions queued, overflow included */
+    size_t nb;      /* of which in buckets */
+    heap over;      /* beyond the buckets' horizon */
+} cal;
+
+static void cal_init(cal *c)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < CAL_N; i++)
+        c->head[i] = CAL_NONE;
+    c->free_head = CAL_NONE;
+}
+
+static void cal_free(cal *c)
+{
+    free(c->slot);
+    free(c->nxt);
+    free(c->over.v);
+}
+
+static inline void cal_bucket_put(cal *c, gsess s, int64_t b)
+{
+    if (c->free_head == CAL_NONE) { /* grow the slots; the new ones go on the free list */
+        uint32_t old = c->cap;
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->slot = realloc(c->slot, c->cap * sizeof *c->slot);
+        c->nxt = realloc(c->nxt, c->cap * sizeof *c->nxt);
+        for (uint32_t i = c->cap; i-- > old;) {
+            c->nxt[i] = c->free_head;
+            c->free_head = i;
+        }
+    }
+    uint32_t i = c->free_head;
+    c->free_head = c->nxt[i];
+    c->slot[i] = s;
+    uint32_t *h = &c->head[b & (CAL_N - 1)];
+    c->nxt[i] = *h;
+    *h = i;
+    c->nb++;
+}
+
+static inline void cal_push(cal *c, gsess s)
+{
+    int64_t b = s.t >> CAL_SHIFT;
+    if (c->n == 0)
+        c->cur = b;
+    if (b < c->cur)
+        b = c->cur;
+    c->n++;
+    if (b - c->cur < CAL_N)
+        cal_bucket_put(c, s, b);
+    else
+        hpush(&c->over, s);
+}
+
+/* The next session (NULL if none); moves the current bucket forward as needed. */
+static inline gsess *cal_top(cal *c)
+{
+    if (c->n == 0)
+        return NULL;
+    for (;;) {
+        uint32_t i = c->head[c->cur & (CAL_N - 1)];
+        if (i != CAL_NONE)
+            return &c->slot[i];
+        if (c->nb == 0) /* only the overflow: jump to it */
+            c->cur = c->over.v[0].t >> CAL_SHIFT;
+        else
+            c->cur++;
+        while (c->over.n && (c->over.v[0].t >> CAL_SHIFT) - c->cur < CAL_N) {
+            gsess s = c->over.v[0];
+            hpop(&c->over);
+            cal_bucket_put(c, s, s.t >> CAL_SHIFT);
+        }
+    }
+}
+
+/* Removes the session cal_top returned. */
+static inline void cal_pop(cal *c)
+{
+    uint32_t *h = &c->head[c->cur & (CAL_N - 1)], i = *h;
+    *h = c->nxt[i];
+    c->nxt[i] = c->free_head;
+    c->free_head = i;
+    c->nb--;
+    c->n--;
+}
+
 /* Sessions a partition keeps in flight at most (a stream of very many events over a short
  * span would otherwise start a session at nearly every message and never finish one). */
 #define MAX_ACTIVE (1u << 20)
@@ -374,7 +478,7 @@ struct cs_gen_pstream {
     int64_t clock;       /* event time of the last session event (never decreases) */
     rng r;
     int64_t *first_seen; /* per customer index: its earliest event time */
-    heap h;
+    cal q;
     uint32_t first_pass_next;
     uint32_t recent[RECENT]; /* customer indices recently sent (late events pick from them) */
     uint32_t nrecent;
@@ -430,10 +534,23 @@ static inline char *put2(char *p, int v)
     return p + 2;
 }
 
+/* u^2.2 (the Zipf-like activity draw) from a table with linear interpolation: pow() was 4 % of
+ * the generator's time; the table is computed with pow() once (same libm, same stream). */
+#define ZIPF_N 4096
+static double zipf_tab[ZIPF_N + 2];
+static inline double zipf_u(double u)
+{
+    double x = u * ZIPF_N;
+    int i = (int)x;
+    return zipf_tab[i] + (zipf_tab[i + 1] - zipf_tab[i]) * (x - i);
+}
+
 /* byte -> its two hex digits, low nibble first (the order the old nibble loop wrote) */
 static char hex2[256][2];
 static void hex2_init(void)
 {
+    for (int i = 0; i <= ZIPF_N + 1; i++)
+        zipf_tab[i] = pow((double)i / ZIPF_N, 2.2);
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 256; i++) {
         hex2[i][0] = hex[i & 15];
@@ -735,6 +852,7 @@ cs_gen_pstream *cs_gen_pstream_new(const cs_gen_plan *pl, int part)
     }
     g->pace0 = (double)c->start_ms + g->dpace / 2;
     g->clock = INT64_MIN;
+    cal_init(&g->q);
     g->buf = malloc(70000);
     for (int i = 0; i < 3; i++)
         g->day_cache_min[i] = INT64_MIN;
@@ -745,7 +863,7 @@ void cs_gen_pstream_destroy(cs_gen_pstream *g)
 {
     if (!g)
         return;
-    free(g->h.v);
+    cal_free(&g->q);
     free(g->first_seen);
     free(g->buf);
     free(g);
@@ -767,7 +885,7 @@ static inline gsess new_session(cs_gen_pstream *g, rng *r, int64_t t)
     if (c->first_pass && g->first_pass_next < g->ncust)
         s.cust = g->first_pass_next++;
     else /* Zipf-like activity: low ids are far more active */
-        s.cust = (uint32_t)((double)g->ncust * pow(unif(r), 2.2));
+        s.cust = (uint32_t)((double)g->ncust * zipf_u(unif(r)));
     if (s.cust >= g->ncust)
         s.cust = g->ncust - 1;
     s.long_mode = unif(r) < c->long_frac;
@@ -777,17 +895,12 @@ static inline gsess new_session(cs_gen_pstream *g, rng *r, int64_t t)
     return s;
 }
 
-/* The heap's top changed to s (its time did not decrease): back into place. */
-static inline void hreplace_top(heap *h, gsess s) { hsift_root(h, s); }
-
-/* The session is back: with its new time if it came from the heap's top (from_heap), pushed
- * if it was new. */
+/* The session is back in the queue with its new time (from_heap: it was the queue's top). */
 static inline void requeue(cs_gen_pstream *g, gsess s, int from_heap)
 {
     if (from_heap)
-        hreplace_top(&g->h, s);
-    else
-        hpush(&g->h, s);
+        cal_pop(&g->q);
+    cal_push(&g->q, s);
 }
 
 /* One message. The random-number state is the caller's local copy (r): every write through
@@ -802,11 +915,12 @@ static inline __attribute__((always_inline)) void gen_one(cs_gen_pstream *g, rng
     int64_t pace = (int64_t)(g->pace0 + (double)g->k * g->dpace);
     gsess s;
     int from_heap;
-    if (g->h.n == 0 || (g->h.v[0].t > pace && g->h.n < MAX_ACTIVE)) {
+    gsess *top = cal_top(&g->q);
+    if (!top || (top->t > pace && g->q.n < MAX_ACTIVE)) {
         s = new_session(g, r, pace > g->clock ? pace : g->clock);
         from_heap = 0;
     } else {
-        s = g->h.v[0]; /* stays in the heap until it ends: requeue() replaces the top */
+        s = *top; /* stays queued until it is requeued or ends */
         from_heap = 1;
     }
     int64_t clock = s.t;
@@ -897,7 +1011,7 @@ static inline __attribute__((always_inline)) void gen_one(cs_gen_pstream *g, rng
         s.t = clock + step;
         requeue(g, s, from_heap);
     } else if (from_heap) {
-        hpop(&g->h); /* the session ends */
+        cal_pop(&g->q); /* the session ends */
     }
 }
 
