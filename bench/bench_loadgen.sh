@@ -74,7 +74,8 @@ drain() { # NAME TOPIC
 }
 mock() { # NAME BINARY
   "$BIN/cs_mockbroker" clickstream:8 >"$WORK/mock.out" 2>"$WORK/mock.err" & MOCKPID=$!
-  local i; for i in $(seq 1 50); do [ -s "$WORK/mock.out" ] && break; sleep 0.1; done
+  local i; for i in $(seq 1 300); do [ -s "$WORK/mock.out" ] && break; sleep 0.1; done
+  [ -s "$WORK/mock.out" ] || die "cs_mockbroker did not start"
   gen "$1" "$2" "$(head -1 "$WORK/mock.out")" clickstream "$MOCK_EVENTS"
   kill "$MOCKPID"; wait "$MOCKPID" 2>/dev/null; MOCKPID=
 }
