@@ -9,7 +9,8 @@
 #      endpoints and the web view in headless Chromium (tests/http/run.sh); the deploy files
 #      (scripts/deploy-check.sh: lint, validate, release build run with env-only configuration)
 #   6. integration tests against a real Kafka broker and redis-server (tests/integration/*.sh),
-#      the repartitioner's (tests/repartition/run.sh) and the bounded fault suite
+#      the repartitioner's (tests/repartition/run.sh), the load generator's (tests/loadgen/run.sh)
+#      and the bounded fault suite
 #      (tests/faults/run.sh with FAULTS_PROFILE=ci: kill -9, members joining and leaving, a
 #      SIGSTOPped zombie, broker and Redis restarts, Redis coming back empty)
 # Each phase prints "LABEL: N passed, N failed"; the last line sums them all.
