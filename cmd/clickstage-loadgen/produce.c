@@ -13,8 +13,9 @@
  *    whole stream: message with key K of a segment [from, to) at rate R is due at
  *    t0 + (K - from) / R, on every thread, so all threads together send at R.
  *  - Delivery reports are served by the owning thread (rd_kafka_poll after each batch, and
- *    while it waits between segments) or by lg_prod_flush on the main thread once the producer
- *    threads are idle.
+ *    while it waits between segments) and, at the end, by lg_prod_flush on the main thread:
+ *    the callback's shared updates are atomic (max of the offset, counts) or under the
+ *    partition's ring mutex.
  *  - --unkeyed: one thread, the merged stream (cs_gen_next) in its order, each message to a
  *    partition picked from its position: the same placement as before issue 15.
  *
@@ -50,7 +51,7 @@ typedef struct lg_thread {
     uint64_t *nextkey;     /* [nmine]: merge key of the next message */
     uint64_t *pos;         /* [nmine]: index of the partition's next message */
     uint64_t bytes, invalid, late;
-    uint64_t delivered;    /* delivery reports (only while reports are on) */
+    _Atomic uint64_t delivered; /* delivery reports (only while reports are on) */
     _Atomic uint64_t failed;
     char first_error[256];
 } lg_thread;
@@ -93,17 +94,19 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
             snprintf(t->first_error, sizeof t->first_error, "%s", rd_kafka_err2str(m->err));
         return;
     }
-    t->delivered++;
+    atomic_fetch_add_explicit(&t->delivered, 1, memory_order_relaxed);
     lg_track *tr = t->P->track;
     if (!tr || m->partition < 0 || m->partition >= tr->nparts)
         return;
     lg_ptrack *pt = &tr->p[m->partition];
-    /* one writer per partition (its thread, or the main thread once that one is idle) */
-    if (m->offset + 1 > atomic_load_explicit(&pt->next_offset, memory_order_relaxed))
-        atomic_store_explicit(&pt->next_offset, m->offset + 1, memory_order_release);
-    atomic_store_explicit(&pt->delivered,
-                          atomic_load_explicit(&pt->delivered, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    /* Usually the owning thread, but lg_prod_flush serves reports from the main thread while
+     * the owner may still poll: atomic max and count. */
+    int64_t want = m->offset + 1, cur = atomic_load_explicit(&pt->next_offset, memory_order_relaxed);
+    while (want > cur && !atomic_compare_exchange_weak_explicit(&pt->next_offset, &cur, want,
+                                                                  memory_order_release,
+                                                                  memory_order_relaxed))
+        ;
+    atomic_fetch_add_explicit(&pt->delivered, 1, memory_order_relaxed);
     if (m->_private && pt->ring) {
         pthread_mutex_lock(&pt->mu);
         if (pt->head - pt->tail == LG_RING) { /* the watcher is far behind: drop the oldest */
@@ -393,6 +396,7 @@ int lg_prod_new(const lg_kafka_opts *ko, const cs_gen_plan *pl, int nthreads, in
         t->P = P;
         t->idx = i;
         atomic_init(&t->failed, 0);
+        atomic_init(&t->delivered, 0);
         if (!unkeyed) {
             for (int p = i; p < gc->nparts; p += nthreads)
                 t->nmine++;
@@ -490,7 +494,7 @@ void lg_prod_flush(lg_prod *P, int timeout_ms, lg_prod_stats *st)
         st->failed += f;
         if (f && !st->first_error[0])
             snprintf(st->first_error, sizeof st->first_error, "%s", t->first_error);
-        st->delivered += t->delivered;
+        st->delivered += atomic_load(&t->delivered);
     }
     st->sent = lg_prod_sent(P);
     if (!P->dr_all) /* only errors are reported: the rest was delivered once the queue is empty */
