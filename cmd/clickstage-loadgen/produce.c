@@ -36,6 +36,11 @@
 #include "lg.h"
 
 #define LG_BATCH 64
+/* Pacing sleeps only when a message is due more than this ahead (seconds): messages go out in
+ * bursts of up to a millisecond's worth, at most a millisecond early. Sleeping for each message
+ * (40 us apart at 50k/s over 2 threads) cost the generator most of a core in system calls and
+ * context switches, taken from the daemon it measures. */
+#define LG_PACE_QUANTUM 0.001
 
 typedef struct lg_thread {
     lg_prod *P;
@@ -271,9 +276,9 @@ static void run_keyed(lg_thread *t, uint64_t from, uint64_t to, double rate, dou
             t->pos[best] = m.index + 1;
             if (rate > 0) {
                 double due = t0 + (double)((int64_t)m.key_pos - (int64_t)from) / rate;
-                if (due > now) {
+                if (due > now + LG_PACE_QUANTUM) {
                     now = lg_now();
-                    if (due > now) {
+                    if (due > now + LG_PACE_QUANTUM) {
                         sleep_until(t->rk, due);
                         now = due;
                     }
@@ -304,9 +309,9 @@ static void run_unkeyed(lg_thread *t, uint64_t from, uint64_t to, double rate, d
         uint64_t pos = P->merged_pos++;
         if (rate > 0) {
             double due = t0 + (double)(pos - from) / rate;
-            if (due > now) {
+            if (due > now + LG_PACE_QUANTUM) {
                 now = lg_now();
-                if (due > now) {
+                if (due > now + LG_PACE_QUANTUM) {
                     sleep_until(t->rk, due);
                     now = due;
                 }
