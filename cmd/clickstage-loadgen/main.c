@@ -118,9 +118,10 @@ static void usage(FILE *f)
         "  --lag-growth F        a step fails when the lag grows by more than F x rate per\n"
         "                        second (default 0.01)\n"
         "  --precision F         stop bisecting when the bounds are within F (default 0.05)\n"
-        "  --max-steps N         steps in all, retries included (default 16)\n"
-        "  --retries N           a step that kept up but missed --p99 is run again up to N\n"
-        "                        times before it counts as a failure (default 1)\n"
+        "  --max-steps N         steps in all, retries included (default 20)\n"
+        "  --retries N           a step that missed --p99, or where the generator could not\n"
+        "                        send the rate, is run again up to N times before it counts\n"
+        "                        as a failure (default 2)\n"
         "  --plot FILE.png       rate vs latency (needs gnuplot: Debian gnuplot-nox)\n"
         "  --csv FILE            the table as CSV\n"
         "  --help\n");

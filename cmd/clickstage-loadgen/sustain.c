@@ -10,8 +10,9 @@
  *     saw-tooths with each flush has slope ~0; one that grows by a fraction of R means the
  *     daemon consumes slower than R);
  *   - p99 of produce -> visible latency over the window is under --p99.
- * A step that kept up but missed the latency bound is run again (--retries, default 1) before it
- * counts as a failure: one burst of contention on a shared machine should not decide the figure.
+ * A step that kept up but missed the latency bound, or at which the generator fell short of the
+ * rate, is run again (--retries, default 2) before it counts as a failure: one burst of
+ * contention on a shared machine should not decide the figure.
  * Search: from --start-rate, multiply by --growth while steps pass; after the first failure,
  * bisect between the highest pass and the lowest failure until they are within --precision
  * (or --max-steps). A failure before any pass divides by --growth instead.
@@ -48,8 +49,8 @@ void lg_sustain_defaults(lg_sustain_opts *o)
     o->p99_ms = 500;
     o->lag_slope_frac = 0.01;
     o->precision = 0.05;
-    o->max_steps = 16;
-    o->retries = 1;
+    o->max_steps = 20;
+    o->retries = 2;
 }
 
 static void row(const step *s, int i)
@@ -195,9 +196,11 @@ int lg_sustain_run(const lg_sustain_opts *o, lg_prod *p, lg_watch *w, const cs_g
         if (run_step(o, p, w, &pos, total, rate, stop, &v[n]) < 0)
             break;
         row(&v[n], n + 1);
-        /* a step that kept up but missed the latency bound once may have met a burst of
-         * contention (other processes, a broker GC): it gets --retries more chances */
-        for (int t = 0; t < o->retries && !v[n].pass && v[n].why && !strcmp(v[n].why, "p99") &&
+        /* a step that kept up but missed the latency bound, or where the generator fell short
+         * of the rate, may have met a burst of contention (other processes, a broker GC): it
+         * gets --retries more chances. A growing lag is not retried: that is clickstage. */
+        for (int t = 0; t < o->retries && !v[n].pass && v[n].why &&
+                        (!strcmp(v[n].why, "p99") || !strcmp(v[n].why, "generator")) &&
                         n + 1 < o->max_steps && !*stop;
              t++) {
             n++;
