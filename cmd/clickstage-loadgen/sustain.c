@@ -146,8 +146,8 @@ static void plot(const lg_sustain_opts *o, const step *v, int n, double best)
         return;
     FILE *f = fdopen(fd, "w");
     for (int i = 0; i < n; i++)
-        fprintf(f, "%.0f %.1f %.1f %.1f %d\n", v[i].rate, v[i].p50, v[i].p99, v[i].max,
-                v[i].pass);
+        fprintf(f, "%.0f %.1f %.1f %.1f %d\n", v[i].achieved, v[i].p50, v[i].p99, v[i].max,
+                v[i].kept_up);
     fclose(f);
     FILE *g = popen("gnuplot 2>&1", "w");
     if (!g) {
@@ -161,9 +161,9 @@ static void plot(const lg_sustain_opts *o, const step *v, int n, double best)
     fprintf(g,
             "set terminal pngcairo size 1000,650 font 'sans,10' noenhanced\n"
             "set output '%s'\n"
-            "set title 'clickstage: produce -> visible latency by offered rate (sustainable: "
+            "set title 'clickstage: produce -> visible latency by rate (sustainable: "
             "%.0f events/s)'\n"
-            "set xlabel 'offered rate (events/s)'\nset ylabel 'latency (ms)'\n"
+            "set xlabel 'rate sent by the generator (events/s)'\nset ylabel 'latency (ms)'\n"
             "set logscale y\nset grid\nset key outside below horizontal\n"
             "set arrow from graph 0, first %g to graph 1, first %g nohead dt 2 lc rgb 'gray40'\n"
             "set label 'p99 bound %g ms' at graph 0.01, first %g offset 0,0.7 tc rgb 'gray40'\n"
