@@ -30,7 +30,7 @@ LDLIBS_TEST = -lcmocka
 
 PIPELINE_SRC = $(sort $(wildcard pipeline/*.c))
 # the stages that talk to Kafka or Redis (librdkafka, hiredis); the fuzzers build without them
-IO_SRC = $(filter pipeline/source.c pipeline/sink.c pipeline/redis.c pipeline/coord.c,$(PIPELINE_SRC))
+IO_SRC = $(filter pipeline/source.c pipeline/sink.c pipeline/redis.c pipeline/coord.c pipeline/metrics.c,$(PIPELINE_SRC))
 CORE_SRC = $(filter-out $(IO_SRC),$(PIPELINE_SRC))
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
 IO_OBJ = $(IO_SRC:%.c=$(BUILD)/%.o)
@@ -82,7 +82,7 @@ $(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c))
 # The load generator's ground truth comes from the reference model in loadgen/ (cJSON-based,
 # shares no code path with the daemon's pipeline beyond the rule table).
 $(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(LOADGEN_OBJ) $(LIB)
-	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE) -lcjson
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 $(BUILD)/clickstage-repartition: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-repartition/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE)
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
@@ -147,7 +147,7 @@ $(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(LOADGEN_OBJ) $(LIB)
 bench-redteam: deps
 	$(MAKE) $(BUILD)/bench_redteam
 	./$(BUILD)/bench_redteam $(BENCH_ARGS)
-$(BUILD)/bench_redteam: $(BUILD)/bench/bench_redteam.o $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/bench_redteam: $(BUILD)/bench/bench_redteam.o $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-redteam
 # What redis_wait_replicas (WAIT after each flush) costs on flush latency: its own master and two
@@ -158,6 +158,35 @@ bench-wait: deps
 $(BUILD)/bench_wait: $(BUILD)/bench/bench_wait.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 .PHONY: bench-wait
+# The generator's writing speed against the one before issue 15 (bench/bench_gen.c): the old
+# generator is built from git (2cf2765's tests/lib/gen.c, symbols renamed cs_oldgen_*) into the
+# same program. Last stdout line is JSON.
+OLDGEN_REV = 2cf2765
+bench-gen: deps
+	$(MAKE) $(BUILD)/bench_gen
+	./$(BUILD)/bench_gen $(BENCH_ARGS)
+$(BUILD)/bench/oldgen/gen_old.o:
+	@mkdir -p $(dir $@)
+	git show $(OLDGEN_REV):tests/lib/gen.c >$(BUILD)/bench/oldgen/gen_old.c
+	git show $(OLDGEN_REV):tests/lib/gen.h >$(BUILD)/bench/oldgen/gen.h
+	$(CC) $(filter-out -Iloadgen,$(CFLAGS_BASE)) -I$(BUILD)/bench/oldgen \
+	  -Dcs_gen_new=cs_oldgen_new -Dcs_gen_next=cs_oldgen_next -Dcs_gen_destroy=cs_oldgen_destroy \
+	  -Dcs_gen_run=cs_oldgen_run -Dcs_gen_free=cs_oldgen_free -Dcs_gen_defaults=cs_oldgen_defaults \
+	  -Dcs_gen_partition=cs_oldgen_partition -c $(BUILD)/bench/oldgen/gen_old.c -o $@
+$(BUILD)/bench_gen: $(BUILD)/bench/bench_gen.o $(BUILD)/bench/oldgen/gen_old.o $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
+.PHONY: bench-gen
+# Is the load generator faster than what it tests? New vs old generator and clickstage --drain
+# on its own local stack, and against librdkafka's mock cluster (bench/bench_loadgen.sh;
+# LG_EVENTS, LG_RUNS, LG_BASE_REV). Last stdout line is JSON.
+bench-loadgen: deps all tools
+	BUILD=$(BUILD) bench/bench_loadgen.sh
+.PHONY: bench-loadgen
+# The highest rate clickstage sustains here (p99 under 500 ms, lag not growing), SUS_RUNS times
+# with clickstage-loadgen --find-sustainable on its own local stack (bench/bench_sustain.sh).
+bench-sustain: deps all
+	BUILD=$(BUILD) bench/bench_sustain.sh
+.PHONY: bench-sustain
 # What snapshots cost end to end: --drain with snapshots off / every 30 s / every 1 s on a local
 # stack (bench/bench_state.sh; EVENTS, RUNS, BASELINE_BIN=<older build> for a before/after).
 bench-state: deps all
@@ -228,6 +257,11 @@ e2e: all tools
 test-faults: deps all tools
 	BUILD=$(BUILD) tests/faults/run.sh
 .PHONY: test-faults
+# clickstage-loadgen through a real broker: partitions byte-identical for 1/4 threads and a
+# stream sent in parts, --watch-redis latency against a live daemon, a short --find-sustainable.
+test-loadgen: deps all tools
+	BUILD=$(BUILD) tests/loadgen/run.sh
+.PHONY: test-loadgen
 # Integration tests: their own stack in a temp dir, stopped at the end.
 integration: deps
 	tests/integration/run.sh
@@ -242,3 +276,9 @@ test-redis-ha: deps all tools
 test-kafka-security: deps all tools
 	BUILD=$(BUILD) tests/kafka-security/run.sh
 .PHONY: test-kafka-security
+# Redis refusals (tests/refusals/run.sh): OOM, READONLY, NOPERM, WRONGTYPE, BUSY and LOADING
+# injected into a live run, each named by the log, /readyz and /metrics, counts exact after.
+# Held 40 s each (past redis_outage_pause), ~7 min; REFUSALS_PROFILE=ci (4 s each) is what CI runs.
+test-refusals: deps all tools
+	BUILD=$(BUILD) tests/refusals/run.sh
+.PHONY: test-refusals

@@ -444,6 +444,7 @@ static int try_flush(cs_coord *c, int force)
     c->last_ok_ms = cs_mono_ms();
     c->m.last_flush_ok_ms = f.now_ms;
     if (c->paused) {
+        CS_LOG(CS_LOG_INFO, "redis took the flush: resuming consumption");
         cs_source_pause(c->src, 0);
         c->paused = 0;
     }
@@ -511,6 +512,10 @@ static void fill_metrics(cs_coord *c)
     m->redis_commands = ss.commands;
     m->redis_reconnects = ss.reconnects;
     m->redis_up = ss.connected;
+    memcpy(m->redis_errors_n, ss.errors, sizeof m->redis_errors_n);
+    m->redis_refusal = ss.refusal;
+    snprintf(m->redis_refusal_text, sizeof m->redis_refusal_text, "%s", ss.refusal_text);
+    m->redis_refusal_since_ms = ss.refusal_since_ms;
     cs_source_stats st;
     cs_source_stats_get(c->src, &st);
     m->rebalances = st.rebalances;
@@ -547,7 +552,11 @@ static void fill_metrics(cs_coord *c)
             healthy = 0;
     }
     m->healthy = healthy;
-    m->ready = (c->cf.drain || m->npartitions > 0) && cs_mono_ms() - c->last_ok_ms < 10000;
+    /* Redis answering with a refusal is not ready at once (it is no blip: someone has to act);
+     * an unreachable Redis, or a refusal a retry gets past (NOSCRIPT, MOVED), after 10 s
+     * without a flush (a reconnect rides out short blips) */
+    m->ready = (c->cf.drain || m->npartitions > 0) && cs_mono_ms() - c->last_ok_ms < 10000 &&
+               cs_redis_class_transient((cs_redis_class)ss.refusal);
     cs_metrics_publish(&c->box, m);
 }
 
@@ -856,9 +865,13 @@ int cs_coord_step(cs_coord *c, int max_wait_ms)
         collect(c, due, ndue, ndue ? REQ_SNAPSHOT : REQ_NONE);
         if (try_flush(c, 0) != 0 && c->cf.redis_outage_pause_ms > 0 && !c->paused &&
             c->status == CS_COORD_RUNNING && now - c->last_ok_ms > c->cf.redis_outage_pause_ms) {
+            cs_sink_stats ss;
+            cs_sink_stats_get(c->sink, &ss);
             CS_LOG(CS_LOG_WARN,
-                   "counts not written for %lld ms: pausing consumption until Redis is back",
-                   (long long)(now - c->last_ok_ms));
+                   "counts not written for %lld ms (%s: %s): pausing consumption until Redis "
+                   "takes the flush",
+                   (long long)(now - c->last_ok_ms),
+                   cs_redis_class_name((cs_redis_class)ss.refusal), ss.refusal_text);
             cs_source_pause(c->src, 1);
             c->paused = 1;
         }

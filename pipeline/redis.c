@@ -49,6 +49,7 @@ struct cs_redis {
     int64_t tryagain_ms;
     /* sentinel */
     int first_sentinel; /* the one that answered last is asked first */
+    int fail_class;    /* cs_redis_class of the last cs_redis_connect failure */
 };
 
 /* ---- SIGPIPE guard ------------------------------------------------------------------------- */
@@ -140,6 +141,11 @@ void cs_redis_free(cs_redis *r)
 }
 
 int cs_redis_connected(const cs_redis *r) { return r->c != NULL; }
+int cs_redis_connect_failure(const cs_redis *r)
+{
+    return r->fail_class;
+}
+
 redisContext *cs_redis_ctx(cs_redis *r) { return r->c; }
 uint64_t cs_redis_generation(const cs_redis *r) { return r->gen; }
 const char *cs_redis_where(const cs_redis *r) { return r->where; }
@@ -600,6 +606,21 @@ static int connect_sentinel(cs_redis *r, char *errstr, size_t errlen)
     return 0;
 }
 
+/* The class of a failed connect, from its message: Redis's own refusal of AUTH / SELECT / ROLE
+ * ("... failed: <Redis's text>"), a sentinel-named node that is a replica (READONLY: not a
+ * master yet), a cluster without a master for the slot (CLUSTERDOWN), else no answer. */
+static int connect_class(const char *err)
+{
+    const char *f = strstr(err, " failed: ");
+    if (f)
+        return cs_redis_class_of(f + 9, strlen(f + 9));
+    if (strstr(err, "but its ROLE is"))
+        return CS_REDIS_READONLY;
+    if (strstr(err, "no master serves slot"))
+        return CS_REDIS_CLUSTERDOWN;
+    return CS_REDIS_UNREACHABLE;
+}
+
 int cs_redis_connect(cs_redis *r, char *errstr, size_t errlen)
 {
     if (r->c)
@@ -619,10 +640,12 @@ int cs_redis_connect(cs_redis *r, char *errstr, size_t errlen)
         rc = connect_plain(r, err, sizeof err);
         break;
     }
-    if (rc < 0)
+    if (rc < 0) {
         cs_seterr(errstr, errlen, "%s", err);
-    else
+        r->fail_class = connect_class(err);
+    } else {
         r->gen++;
+    }
     cs_pipe_guard_off(&g);
     return rc;
 }
@@ -954,12 +977,39 @@ static const char *const class_names[CS_REDIS__COUNT] = {
     [CS_REDIS_ASK] = "ask",
     [CS_REDIS_CLUSTERDOWN] = "clusterdown",
     [CS_REDIS_AUTH] = "auth",
+    [CS_REDIS_UNREACHABLE] = "unreachable",
     [CS_REDIS_OTHER] = "other",
 };
 
 const char *cs_redis_class_name(cs_redis_class c)
 {
     return (unsigned)c < CS_REDIS__COUNT ? class_names[c] : "other";
+}
+
+const char *cs_redis_class_meaning(cs_redis_class c)
+{
+    switch (c) {
+    case CS_REDIS_OOM: return "Redis is out of memory (maxmemory reached under noeviction)";
+    case CS_REDIS_READONLY: return "Redis is a read-only replica (a failover demoted the node?)";
+    case CS_REDIS_NOPERM: return "the Redis user lacks a permission (ACL)";
+    case CS_REDIS_WRONGTYPE: return "a key under the prefix holds another type (another client writes there)";
+    case CS_REDIS_BUSY: return "Redis is busy running a script";
+    case CS_REDIS_LOADING: return "Redis is loading its dataset";
+    case CS_REDIS_NOSCRIPT: return "Redis lost the flush script (it is loaded again)";
+    case CS_REDIS_MASTERDOWN: return "Redis is a replica whose master is down";
+    case CS_REDIS_MOVED:
+    case CS_REDIS_ASK: return "the journey's Redis Cluster slot lives on another node";
+    case CS_REDIS_CLUSTERDOWN: return "the Redis Cluster cannot serve the journey's slot";
+    case CS_REDIS_AUTH: return "Redis refuses the credentials";
+    case CS_REDIS_UNREACHABLE: return "Redis is unreachable";
+    default: return "Redis answers with an error";
+    }
+}
+
+int cs_redis_class_transient(cs_redis_class c)
+{
+    return c == CS_REDIS_OK || c == CS_REDIS_UNREACHABLE || c == CS_REDIS_NOSCRIPT ||
+           c == CS_REDIS_MOVED || c == CS_REDIS_ASK;
 }
 
 cs_redis_class cs_redis_class_of(const char *err, size_t len)
@@ -976,14 +1026,25 @@ cs_redis_class cs_redis_class_of(const char *err, size_t len)
         {"CLUSTERDOWN", CS_REDIS_CLUSTERDOWN}, {"TRYAGAIN", CS_REDIS_CLUSTERDOWN},
         {"NOAUTH", CS_REDIS_AUTH},       {"WRONGPASS", CS_REDIS_AUTH},
     };
+    /* inside "ERR ...": phrases Redis uses when it wraps an error of a script's command */
+    static const struct {
+        const char *phrase;
+        cs_redis_class c;
+    } phrases[] = {
+        {"can't run this command", CS_REDIS_NOPERM}, {"no permissions", CS_REDIS_NOPERM},
+        {"OOM command not allowed", CS_REDIS_OOM},   {"read only replica", CS_REDIS_READONLY},
+        {"WRONGTYPE", CS_REDIS_WRONGTYPE},           {"-READONLY", CS_REDIS_READONLY},
+        {"-NOPERM", CS_REDIS_NOPERM},                {"-OOM", CS_REDIS_OOM},
+    };
     if (!err || !len)
         return CS_REDIS_OTHER;
-    /* a script's error reply may wrap the command's: "ERR Error running script ... OOM ..." is
-     * not produced by redis.pcall (whose error table keeps the original text), so the first word
-     * is enough; only a leading "-" (raw RESP) is skipped */
     if (err[0] == '-') {
         err++;
         len--;
+    }
+    if (len > 8 && memcmp(err, "PARTIAL ", 8) == 0) {
+        err += 8;
+        len -= 8;
     }
     size_t w = 0;
     while (w < len && err[w] != ' ')
@@ -991,5 +1052,9 @@ cs_redis_class cs_redis_class_of(const char *err, size_t len)
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (strlen(words[i].word) == w && memcmp(words[i].word, err, w) == 0)
             return words[i].c;
+    if (w == 3 && memcmp(err, "ERR", 3) == 0)
+        for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
+            if (memmem(err, len, phrases[i].phrase, strlen(phrases[i].phrase)))
+                return phrases[i].c;
     return CS_REDIS_OTHER;
 }

@@ -79,6 +79,10 @@ void cs_redis_free(cs_redis *r);
 
 /* 0 connected (now or already), -1 link failure (errstr). */
 int cs_redis_connect(cs_redis *r, char *errstr, size_t errlen);
+/* What the last failed cs_redis_connect met, a cs_redis_class (declared below):
+ * CS_REDIS_UNREACHABLE (no answer: refused, timed out, closed) or the class of Redis's error
+ * reply to AUTH or SELECT (CS_REDIS_AUTH for a wrong password, CS_REDIS_OTHER for a bad db). */
+int cs_redis_connect_failure(const cs_redis *r);
 /* Closes the connection (the next call connects again). */
 void cs_redis_close(cs_redis *r);
 int cs_redis_connected(const cs_redis *r);
@@ -173,12 +177,24 @@ typedef enum cs_redis_class {
     CS_REDIS_ASK,          /* ASK: Redis Cluster, the slot is migrating */
     CS_REDIS_CLUSTERDOWN,  /* CLUSTERDOWN / TRYAGAIN: the cluster cannot serve the slot now */
     CS_REDIS_AUTH,         /* NOAUTH / WRONGPASS: authentication */
+    CS_REDIS_UNREACHABLE,  /* not an error reply: no reply at all (connect, I/O, timeout, EOF) */
     CS_REDIS_OTHER,        /* any other error reply */
     CS_REDIS__COUNT
 } cs_redis_class;
+/* The class of an error reply's text: its first word (a leading "-" and the flush script's
+ * "PARTIAL " skipped); for "ERR ..." (what Redis makes of an error inside a script, e.g. an ACL
+ * denial: "ERR The user executing the script can't run this command"), the words and phrases
+ * each class is known by. */
 cs_redis_class cs_redis_class_of(const char *err, size_t len);
 /* "oom", "readonly", ... (the metric label); "ok" for CS_REDIS_OK. */
 const char *cs_redis_class_name(cs_redis_class c);
+/* What the class means for a client that writes, one phrase ("Redis is a read-only replica
+ * (a failover demoted the node?)"): the log, /readyz, the web view, clickstage-top. */
+const char *cs_redis_class_meaning(cs_redis_class c);
+/* 1 for the classes a retry usually gets past by itself within a second or two (no reply: a
+ * reconnect; NOSCRIPT: the script is loaded again; MOVED/ASK: the slot map is read again), so a
+ * readiness check gives them a grace period; 0 for the refusals someone has to act on. */
+int cs_redis_class_transient(cs_redis_class c);
 
 /* ---- SIGPIPE guard ---- */
 typedef struct cs_pipe_guard {

@@ -6,7 +6,7 @@
  * and every argument carries an explicit length — fields may hold any bytes:
  *
  *   EVALSHA <sha> <nkeys> <offsets> <wm> <meta> <counter and snapshot keys...>
- *           <np> np x (<topic>/<part> <expected> <next> <wm>)
+ *           <nh> (how many of the keys are hashes) <np> np x (<topic>/<part> <expected> <next> <wm>)
  *           seq:<id> <seq> <stages> <rules_sha256> <updated_ms> <version> <prev seq>
  *           <nc> nc x (<key index> <field> <delta>)   one per non-zero counter
  *           <ne> <ttl> ne x <key index>              minute keys to EXPIRE
@@ -186,15 +186,28 @@ static void resp_u64(sbuf *b, uint64_t v)
 
 /* KEYS[1] offsets, KEYS[2] wm, KEYS[3] meta, KEYS[4..] counter, minute and snapshot keys
  * (passed as KEYS so Redis Cluster routes the script: every key carries the {J} hash tag).
- * ARGV as in the comment at the top of this file. Returns the number of partitions written,
- * or the error "FENCED <field>=<offset in Redis, empty if none> ..." having written nothing.
+ * ARGV as in the comment at the top of this file, after ARGV[1] = how many of the KEYS are
+ * hashes (the rest are snapshot strings). Returns the number of partitions written, or, having
+ * written nothing, the error "FENCED <field>=<offset in Redis, empty if none> ...",
+ * "WRONGTYPE <key> holds a <type> ..." or "NOPERM the user may not run ...".
+ *
+ * Before writing anything it checks the type of every key it writes: a key of another type
+ * (another client writing under the prefix) would make the flush land partly, with no way to
+ * tell which of its counts are in Redis (issue 20). One TYPE per key, a few dozen per flush.
+ * On Redis 7 it also asks the ACL (redis.acl_check_cmd) whether the user may run each write
+ * on each key: an ACL that allows some of them (e.g. -hincrby, or key patterns that cover only
+ * some keys) would otherwise let the offsets and the sequence number land without the counts,
+ * and the retry would take the flush as applied. Refused: "NOPERM the user may not run <command>
+ * <key>; nothing ...". A denied read (HMGET, TYPE) stops the script before any write.
+ *
  * The fence also compares meta seq:<id> with the sequence number of this writer's previous
- * applied flush (<prev seq>, "*" = no check): a flush that moved no offset (expiry deltas, a
- * heartbeat) and was lost in a failover leaves every offset as expected, and only its seq shows
- * the loss ("seq:<id>=<held>" in the FENCED detail). */
-#define FLUSH_LUA                                                                              \
-    "local np = tonumber(ARGV[1])\n"                                                           \
-    "local a = 2\n"                                                                            \
+ * applied flush (<prev seq>, "*" = no check), once the key types are known good: a flush that
+ * moved no offset (expiry deltas, a heartbeat) and was lost in a failover leaves every offset
+ * as expected, and only its seq shows the loss ("FENCED seq:<id>=<held>"). */
+#define FLUSH_BODY                                                                             \
+    "local nh = tonumber(ARGV[1])\n"                                                           \
+    "local np = tonumber(ARGV[2])\n"                                                           \
+    "local a = 3\n"                                                                            \
     "local chk, want = {}, {}\n"                                                               \
     "for i = 0, np - 1 do\n"                                                                   \
     "  local e = ARGV[a + i * 4 + 1]\n"                                                        \
@@ -208,12 +221,41 @@ static void resp_u64(sbuf *b, uint64_t v)
     "    if h ~= want[i] then bad[#bad + 1] = chk[i] .. '=' .. h end\n"                        \
     "  end\n"                                                                                  \
     "end\n"                                                                                    \
+    "if #bad > 0 then return redis.error_reply('FENCED ' .. table.concat(bad, ' ')) end\n"     \
+    "for i = 1, #KEYS do\n"                                                                    \
+    "  local t = redis.call('TYPE', KEYS[i])['ok']\n"                                          \
+    "  local w = i <= nh and 'hash' or 'string'\n"                                             \
+    "  if t ~= 'none' and t ~= w then return redis.error_reply('WRONGTYPE ' .. KEYS[i] ..\n"   \
+    "    ' holds a ' .. t .. ', not a ' .. w .. ': another client writes under this prefix;'\n"\
+    "    .. ' nothing of this flush was written') end\n"                                      \
+    "end\n"                                                                                    \
     "local m = a + np * 4\n"                                                                   \
     "if ARGV[m + 6] ~= '*' then\n"                                                             \
     "  local h = redis.call('HGET', KEYS[3], ARGV[m]) or ''\n"                                 \
-    "  if h ~= ARGV[m + 6] then bad[#bad + 1] = ARGV[m] .. '=' .. h end\n"                     \
+    "  if h ~= ARGV[m + 6] then\n"                                                             \
+    "    return redis.error_reply('FENCED ' .. ARGV[m] .. '=' .. h)\n"                         \
+    "  end\n"                                                                                  \
     "end\n"                                                                                    \
-    "if #bad > 0 then return redis.error_reply('FENCED ' .. table.concat(bad, ' ')) end\n"     \
+    "if redis.acl_check_cmd then\n"                                                            \
+    "  local deny, seen = nil, {}\n"                                                           \
+    "  local function may(c, k, ...)\n"                                                        \
+    "    if not deny and not seen[c .. k] then\n"                                              \
+    "      seen[c .. k] = true\n"                                                              \
+    "      if not redis.acl_check_cmd(c, k, ...) then deny = c .. ' ' .. k end\n"              \
+    "    end\n"                                                                                \
+    "  end\n"                                                                                  \
+    "  if np > 0 then may('HSET', KEYS[1], 'f', 'v'); may('HSET', KEYS[2], 'f', 'v') end\n"    \
+    "  may('HSET', KEYS[3], 'f', 'v')\n"                                                       \
+    "  local b = a + np * 4 + 7\n"                                                             \
+    "  local n = tonumber(ARGV[b]); b = b + 1\n"                                               \
+    "  for i = 1, n do may('HINCRBY', KEYS[tonumber(ARGV[b])], 'f', '1'); b = b + 3 end\n"     \
+    "  n = tonumber(ARGV[b]); b = b + 2\n"                                                     \
+    "  for i = 1, n do may('EXPIRE', KEYS[tonumber(ARGV[b])], '1'); b = b + 1 end\n"           \
+    "  n = tonumber(ARGV[b]); b = b + 1\n"                                                     \
+    "  for i = 1, n do may('SET', KEYS[tonumber(ARGV[b])], 'v'); b = b + 2 end\n"              \
+    "  if deny then return redis.error_reply('NOPERM the user may not run ' .. deny ..\n"      \
+    "    '; nothing of this flush was written') end\n"                                        \
+    "end\n"                                                                                    \
     "if np > 0 then\n"                                                                         \
     "  local off, wm = {}, {}\n"                                                               \
     "  for i = 0, np - 1 do\n"                                                                 \
@@ -241,6 +283,13 @@ static void resp_u64(sbuf *b, uint64_t v)
     "for i = 1, ns do redis.call('SET', KEYS[tonumber(ARGV[a])], ARGV[a + 1]); a = a + 2 end\n"\
     "if first then return redis.error_reply('PARTIAL ' .. first) end\n"                       \
     "return np\n"
+
+/* Redis 7 loads it as a flagged script ("#!lua", no flags): Redis then refuses it whole, before
+ * its first command, when it is out of memory (OOM) or a read-only replica (READONLY), where an
+ * unflagged script would be refused at whichever write first meets the condition, having run
+ * the writes before it. Redis 6 does not know the shebang: the sink falls back to the body
+ * alone (and says so once). */
+#define FLUSH_LUA "#!lua\n" FLUSH_BODY
 
 /* ---- the sink ---------------------------------------------------------------------------- */
 
@@ -289,6 +338,17 @@ struct cs_sink {
 
     int fault; /* CS_SINK_FAULT_*, one shot */
     uint64_t fence_prev; /* <prev seq> of the flush being written (0: "*") */
+
+    int legacy_script; /* Redis < 7: the flush script loaded without its "#!lua" line */
+
+    /* Refusals (issue 20): the failure streak being reported, by class (pipeline/redis.h:
+     * an error reply's class, or CS_REDIS_UNREACHABLE for no reply). Its first failure is
+     * logged with Redis's text, a summary every REFUSAL_SUMMARY_MS while it lasts, one line when
+     * it clears. */
+    int ref_class;             /* CS_REDIS_OK: none */
+    char ref_text[256];
+    int64_t ref_since_mono, ref_since_wall, ref_summary_mono;
+    uint64_t ref_count;
     int fence_kind; /* CS_FENCE_* of the last flush */
     char sha[41]; /* SHA1 of FLUSH_LUA as loaded on this connection; "" = not loaded */
 
@@ -432,24 +492,118 @@ static void success(cs_sink *s)
     s->anchor_pending = 0;
 }
 
-/* The connection failed (connect, handshake, I/O, timeout, EOF): close it, back off, log the
- * transition to "down" once. errstr gets the message. Returns -1. */
-static int fail_link(cs_sink *s, char *err, size_t errlen, const char *fmt, ...)
+static void refusal_cleared(cs_sink *s);
+static void note_refusal(cs_sink *s, int c, const char *text, uint64_t seq);
+
+/* The connection failed: close it, back off. cls says how: CS_REDIS_UNREACHABLE (connect, I/O,
+ * timeout, EOF: logs the transition to "down" once) or the class of an error reply Redis gave
+ * to the handshake (AUTH, a LOADING or NOPERM SCRIPT LOAD, ...: Redis is up and refuses, logged
+ * as a refusal). errstr gets the message. Returns -1. */
+static int vfail_conn(cs_sink *s, int cls, char *err, size_t errlen, const char *fmt, va_list ap)
 {
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     close_ctx(s);
     backoff_step(s);
-    if (s->link != LINK_DOWN) {
-        s->link = LINK_DOWN;
-        s->down_since_mono = cs_mono_ms();
-        SLOG(s, CS_LOG_WARN, "redis unreachable: %s", msg);
+    if (cls == CS_REDIS_UNREACHABLE) {
+        if (s->link != LINK_DOWN) {
+            s->link = LINK_DOWN;
+            s->down_since_mono = cs_mono_ms();
+            SLOG(s, CS_LOG_WARN, "redis unreachable: %s", msg);
+        }
+    } else {
+        if (s->link == LINK_DOWN)
+            SLOG(s, CS_LOG_INFO, "redis reachable again after %" PRId64 " ms",
+                 cs_mono_ms() - s->down_since_mono);
+        s->link = LINK_UP; /* it answered */
     }
+    note_refusal(s, cls, msg, 0);
     cs_seterr(err, errlen, "%s", msg);
     return -1;
+}
+
+__attribute__((format(printf, 5, 6))) static int fail_conn(cs_sink *s, int cls, char *err,
+                                                           size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail_conn(s, cls, err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* No answer (connect, I/O, timeout, EOF). */
+__attribute__((format(printf, 4, 5))) static int fail_link(cs_sink *s, char *err, size_t errlen,
+                                                           const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail_conn(s, CS_REDIS_UNREACHABLE, err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* ---- refusals (issue 20) ----------------------------------------------------------------- */
+
+#define REFUSAL_SUMMARY_MS 30000
+
+static int refusal_level(int c)
+{
+    switch (c) {
+    case CS_REDIS_BUSY:
+    case CS_REDIS_LOADING:
+    case CS_REDIS_NOSCRIPT:
+    case CS_REDIS_MOVED:
+    case CS_REDIS_ASK:
+    case CS_REDIS_CLUSTERDOWN:
+    case CS_REDIS_UNREACHABLE: return CS_LOG_WARN; /* passing states */
+    default: return CS_LOG_ERROR; /* someone has to act */
+    }
+}
+
+/* A failure of class c (text: Redis's error, or the link error; never a secret). */
+static void note_refusal(cs_sink *s, int c, const char *text, uint64_t seq)
+{
+    int64_t now = cs_mono_ms();
+    s->st.errors[c]++;
+    if (c != s->ref_class) {
+        s->ref_class = c;
+        snprintf(s->ref_text, sizeof s->ref_text, "%s", text);
+        s->ref_since_mono = s->ref_summary_mono = now;
+        s->ref_since_wall = cs_wall_ms();
+        s->ref_count = 1;
+        if (c != CS_REDIS_UNREACHABLE) /* that one is logged as "redis unreachable" */
+            SLOG(s, refusal_level(c),
+                 "redis refuses %s%.0" PRIu64 " (%s): %s: %s; the flush is kept unchanged and "
+                 "retried with backoff, nothing is lost; consumption pauses if it lasts "
+                 "(redis_outage_pause)",
+                 seq ? "flush " : "a request", seq, cs_redis_class_name(c), cs_redis_class_meaning(c),
+                 text);
+        return;
+    }
+    s->ref_count++;
+    if (now - s->ref_summary_mono >= REFUSAL_SUMMARY_MS) {
+        s->ref_summary_mono = now;
+        SLOG(s, refusal_level(c), "redis still %s (%s) after %.1f s: %" PRIu64
+             " failed attempts since the first (%s)",
+             c == CS_REDIS_UNREACHABLE ? "unreachable" : "refuses writes",
+             cs_redis_class_name(c), (double)(now - s->ref_since_mono) / 1000.0, s->ref_count,
+             s->ref_text);
+    }
+}
+
+/* A request succeeded: a streak of refusals ends. */
+static void refusal_cleared(cs_sink *s)
+{
+    if (s->ref_class == CS_REDIS_OK)
+        return;
+    if (s->ref_class != CS_REDIS_UNREACHABLE) /* "redis reachable again" says it */
+        SLOG(s, CS_LOG_INFO, "redis accepts writes again after %.1f s (%s: %" PRIu64
+             " failed attempts)",
+             (double)(cs_mono_ms() - s->ref_since_mono) / 1000.0,
+             cs_redis_class_name(s->ref_class), s->ref_count);
+    s->ref_class = CS_REDIS_OK;
+    s->ref_text[0] = 0;
 }
 
 /* Redis answered, but with an error (WRONGTYPE, NOPERM, ...): the link is fine but the
@@ -487,7 +641,11 @@ int cs_sink_ready(cs_sink *s, int64_t now_ms)
 void cs_sink_stats_get(const cs_sink *s, cs_sink_stats *st)
 {
     *st = s->st;
-    st->connected = s->c != NULL;
+    /* reachable: the last attempt got an answer (an error reply is an answer: Redis is up) */
+    st->connected = s->link == LINK_UP;
+    st->refusal = s->ref_class;
+    snprintf(st->refusal_text, sizeof st->refusal_text, "%s", s->ref_text);
+    st->refusal_since_ms = s->ref_class ? s->ref_since_wall : 0;
 }
 
 /* ---- connection -------------------------------------------------------------------------- */
@@ -520,6 +678,15 @@ static void parse_run_id(cs_sink *s, const redisReply *r)
 /* Connects if not connected: the connection with AUTH and SELECT (pipeline/redis.h), then one
  * pipelined round trip of CLIENT ID, INFO server and SCRIPT LOAD of the flush script. 0 ok; -1
  * (link failure, errstr set). */
+static int ensure_connected(cs_sink *s, char *err, size_t errlen);
+
+/* After falling back to the flagless script: a fresh connection loads it. */
+static int ensure_connected_again(cs_sink *s, char *err, size_t errlen)
+{
+    close_ctx(s);
+    return ensure_connected(s, err, errlen);
+}
+
 static int ensure_connected(cs_sink *s, char *err, size_t errlen)
 {
     if (s->c && s->c == cs_redis_ctx(s->r) && s->gen == cs_redis_generation(s->r))
@@ -528,7 +695,7 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
         close_ctx(s);
     char why[512];
     if (cs_redis_connect(s->r, why, sizeof why) < 0)
-        return fail_link(s, err, errlen, "%s", why);
+        return fail_conn(s, cs_redis_connect_failure(s->r), err, errlen, "%s", why);
     s->c = cs_redis_ctx(s->r);
     s->gen = cs_redis_generation(s->r);
     const cs_redis_target *t = cs_redis_target_of(s->r);
@@ -547,7 +714,7 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
     resp_head(&s->out, '*', 3);
     resp_str(&s->out, "SCRIPT");
     resp_str(&s->out, "LOAD");
-    resp_str(&s->out, FLUSH_LUA);
+    resp_str(&s->out, s->legacy_script ? FLUSH_BODY : FLUSH_LUA);
     int i_script = (int)n++;
     if (send_out(s, s->out.len, n) < 0)
         return fail_link(s, err, errlen, "connect %s: out of memory", s->where);
@@ -578,15 +745,25 @@ static int ensure_connected(cs_sink *s, char *err, size_t errlen)
         freeReplyObject(r);
     }
     if (bad == 3)
-        return fail_link(s, err, errlen, "%s: %s", s->where, ebuf);
+        return fail_conn(s, CS_REDIS_AUTH, err, errlen, "%s: %s", s->where, ebuf);
+    if (bad == 4 && !s->legacy_script && strstr(ebuf, "compil")) {
+        /* Redis 6 knows no "#!lua" flags line: the body alone, next connection */
+        s->legacy_script = 1;
+        SLOG(s, CS_LOG_WARN, "%s: Redis older than 7 (%s): the flush script runs without "
+             "flags, so Redis running out of memory or turning read-only in the middle of a "
+             "flush can leave it partly written (docs/redis.md)", s->where, ebuf);
+        return ensure_connected_again(s, err, errlen);
+    }
     if (bad == 4)
-        return fail_link(s, err, errlen, "%s: SCRIPT LOAD of the flush script failed: %s",
-                         s->where, ebuf);
+        return fail_conn(s, cs_redis_class_of(ebuf, strlen(ebuf)), err, errlen,
+                         "%s: SCRIPT LOAD of the flush script failed: %s", s->where, ebuf);
 
     if (s->link == LINK_DOWN)
         SLOG(s, CS_LOG_INFO, "redis reachable again after %" PRId64 " ms",
              cs_mono_ms() - s->down_since_mono);
     s->link = LINK_UP;
+    if (s->ref_class == CS_REDIS_UNREACHABLE)
+        refusal_cleared(s); /* a refusal at connect (AUTH, LOADING...) clears with a flush */
     if (s->ever_connected)
         s->st.reconnects++;
     s->ever_connected = 1;
@@ -990,7 +1167,7 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         s->nkeys++;
     }
     size_t np = f->noffsets;
-    size_t nargs = 1 + 4 * np + 7 + 1 + 3 * s->ncounters + 2 + s->nexpire + 1 + 2 * f->nsnaps;
+    size_t nargs = 2 + 4 * np + 7 + 1 + 3 * s->ncounters + 2 + s->nexpire + 1 + 2 * f->nsnaps;
     sbuf *o = &s->out;
     resp_head(o, '*', 3 + 3 + s->nkeys + nargs);
     resp_str(o, "EVALSHA");
@@ -1001,6 +1178,7 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     resp_key(s, CS_RK_META);
     sb_put(o, s->keys.p, s->keys.len);
 
+    resp_u64(o, snap_key0 - 1); /* KEYS[1 .. snap_key0 - 1] are hashes */
     resp_u64(o, np);
     for (size_t i = 0; i < np; i++) {
         const cs_flush_offset *x = &f->offsets[i];
@@ -1299,8 +1477,16 @@ static int read_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
          * refused before running. Not applied; retried after the layer's short wait rather than
          * the sink's growing backoff, so that a migration is followed as it goes */
         s->unknown_seq = 0;
+        note_refusal(s, CS_REDIS_CLUSTERDOWN, r->str, f->seq);
         rc = fail_reply(s, err, errlen, "flush %" PRIu64 " not applied: %s", f->seq, r->str);
         s->backoff_delay_ms = later;
+    } else if (r->type == REDIS_REPLY_ERROR && (strncmp(r->str, "WRONGTYPE ", 10) == 0 ||
+                                                 strncmp(r->str, "NOPERM ", 7) == 0)) {
+        /* the script's own checks, before any write, or the ACL refusing EVALSHA itself:
+         * nothing ran */
+        s->unknown_seq = 0;
+        note_refusal(s, r->str[0] == 'W' ? CS_REDIS_WRONGTYPE : CS_REDIS_NOPERM, r->str, f->seq);
+        rc = fail_reply(s, err, errlen, "flush %" PRIu64 ": %s", f->seq, r->str);
     } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "FENCED ", 7) == 0) {
         s->unknown_seq = 0; /* the script wrote nothing */
         sb_reset(&s->fence);
@@ -1314,16 +1500,24 @@ static int read_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         /* the server lost the script (SCRIPT FLUSH, failover): nothing ran; reconnecting
          * loads it again */
         s->unknown_seq = 0;
+        note_refusal(s, CS_REDIS_NOSCRIPT, r->str, f->seq);
         rc = fail_reply(s, err, errlen, "flush %" PRIu64 ": %s", f->seq, r->str);
     } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "PARTIAL ", 8) == 0) {
-        /* Applied except the failed command (no rollback): stays unknown, so the retry
-         * resolves it through the seq check instead of re-applying. */
+        /* Applied except the failed HINCRBYs (no rollback): stays unknown, so the retry
+         * resolves it through the seq check instead of re-applying; those increments are lost.
+         * Gets here only when another client wrote a non-integer into a counter field, or on
+         * Redis 6 (no ACL pre-check) with an ACL that denies HINCRBY alone: docs/redis.md. */
+        note_refusal(s, cs_redis_class_of(r->str, strlen(r->str)), r->str, f->seq);
         rc = fail_reply(s, err, errlen, "flush %" PRIu64 " partly applied: a command of the "
                         "flush failed: %s", f->seq, r->str + 8);
     } else {
-        /* e.g. BUSY, LOADING, OOM, or a script error: whether anything ran is unknown */
-        rc = fail_reply(s, err, errlen, "flush %" PRIu64 " failed: %s", f->seq,
-                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type");
+        /* e.g. BUSY, LOADING, OOM, READONLY: the flagged script was refused before it ran, but
+         * a script error's outcome is unknown: resolved through the seq check */
+        const char *t = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type";
+        note_refusal(s, r->type == REDIS_REPLY_ERROR ? cs_redis_class_of(t, strlen(t))
+                                                     : CS_REDIS_OTHER,
+                     t, f->seq);
+        rc = fail_reply(s, err, errlen, "flush %" PRIu64 " failed: %s", f->seq, t);
     }
     freeReplyObject(r);
     return rc;
@@ -1413,6 +1607,7 @@ again:
             s->st.resolved_ambiguous++;
             s->st.flushes_ok++;
             success(s);
+            refusal_cleared(s);
             build_kp(s, cs_rules_journey(f->rs));
             if (ensure_connected(s, NULL, 0) == 0) /* an ASK connection is used up */
                 publish(s, f, s->st.last_flush_commands + 1);
@@ -1467,6 +1662,7 @@ again:
     remember_applied(s, f);
     s->st.flushes_ok++;
     success(s);
+    refusal_cleared(s);
     if (ensure_connected(s, NULL, 0) == 0) /* an ASK connection is used up */
         publish(s, f, s->st.last_flush_commands + 1);
     else

@@ -46,6 +46,7 @@
 
 #include "aggregate.h"
 #include "classify.h"
+#include "redis.h"
 
 typedef struct cs_sink cs_sink;
 
@@ -106,6 +107,13 @@ typedef struct cs_sink_stats {
     uint64_t wait_short;  /* flushes whose WAIT saw fewer replicas than wait_replicas */
     int last_wait_replicas; /* what the last WAIT answered (-1: no WAIT yet) */
     int connected;
+    /* refusals (issue 20): failures by class (cs_redis_class: error replies by their class,
+     * CS_REDIS_UNREACHABLE no reply), and the streak going on now (CS_REDIS_OK none): its
+     * class, Redis's text of its first failure, since when (wall ms) */
+    uint64_t errors[CS_REDIS__COUNT];
+    int refusal;
+    char refusal_text[256];
+    int64_t refusal_since_ms;
 } cs_sink_stats;
 
 cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen); /* bad URL -> NULL */

@@ -486,6 +486,11 @@ def cmd_compose(path):
     check(f"clickstage:{port}" in tg, "prometheus.yml: scrapes clickstage:9464", f"{tg}")
     pm = [str(v) for v in sv["prometheus"].get("volumes", [])]
     check(any(v.startswith("./prometheus.yml:/etc/prometheus/prometheus.yml") for v in pm), "compose: prometheus mounts deploy/prometheus.yml")
+    # every rule file prometheus.yml loads is mounted from deploy/ (deploy/alerts.yml)
+    for rf in pcfg.get("rule_files") or []:
+        src = [v.split(":")[0] for v in pm if v.split(":")[1:2] == [rf]]
+        check(len(src) == 1 and os.path.isfile(os.path.join(base, src[0])),
+              f"compose: prometheus rule file {rf} mounted from deploy/", f"{pm}")
     # grafana provisioning: datasource -> prometheus service, provider path -> the mount
     g = sv["grafana"]
     ge = env_dict(g.get("environment"))

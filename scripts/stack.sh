@@ -39,6 +39,8 @@
 #   KAFKA_CDS=0          no class-data-sharing archive for the broker JVM (default: on)
 #   REDIS_AOF=1          redis with appendonly yes + appendfsync always (else no persistence)
 #   REDIS_FSYNC          appendfsync policy with REDIS_AOF=1: always (default), everysec or no
+#   REDIS_EXTRA_ARGS     more redis-server arguments at `up`/`redis-start`/`redis-restart`,
+#                        split on spaces (e.g. "--key-load-delay 50": tests/refusals)
 #   STOP_TIMEOUT         seconds between SIGTERM and SIGKILL (default 20)
 #   KAFKA_SECURE=1       at `up`: two more broker listeners besides PLAINTEXT, both TLS with a CA
 #                        made in DIR/tls: SSL (client certificate required) and SASL_SSL
@@ -654,7 +656,7 @@ start_redis_proc() {
   # cwd = data dir too, which lets `down` recognise a stray redis of this stack.
   (cd "$STACK_DIR/redis" && exec setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" \
     --unixsocket "$REDIS_SOCK" --unixsocketperm 700 --dir "$STACK_DIR/redis" \
-    --daemonize no --logfile "" "${persist[@]}" \
+    --daemonize no --logfile "" "${persist[@]}" ${REDIS_EXTRA_ARGS:-} \
     </dev/null >>"$REDIS_LOG" 2>&1 9>&- 8>&-) &
   echo $! >"$REDIS_PIDFILE"
 }

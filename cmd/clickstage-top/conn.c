@@ -20,6 +20,16 @@ __attribute__((format(printf, 2, 3))) static int seterr(top_conn *c, const char 
     return -1;
 }
 
+/* An error reply: "<where> <what>: <Redis's text>", led by what its class means when Redis is
+ * refusing for a known reason ("Redis is busy running a script: ... BUSY ..."; issue 20). */
+static int reply_err(top_conn *c, const char *what, const char *text)
+{
+    cs_redis_class k = cs_redis_class_of(text, strlen(text));
+    if (k == CS_REDIS_OTHER)
+        return seterr(c, "%s %s: %s", c->url->where, what, text);
+    return seterr(c, "%s: %s %s: %s", cs_redis_class_meaning(k), c->url->where, what, text);
+}
+
 /* "<where> <what>: <hiredis error>" */
 static int ctx_err(top_conn *c, redisContext *ctx, const char *what)
 {
@@ -103,7 +113,7 @@ int top_conn_subscribe(top_conn *c, const char *channel)
     redisReply *r = redisCommand(c->sub, "SUBSCRIBE %b", channel, strlen(channel));
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         if (r && r->type == REDIS_REPLY_ERROR)
-            seterr(c, "%s SUBSCRIBE: %s", c->url->where, r->str);
+            reply_err(c, "SUBSCRIBE", r->str);
         else
             ctx_err(c, c->sub, "SUBSCRIBE");
         freeReplyObject(r);
@@ -224,102 +234,114 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
     }
 
     /* MULTI, HGETALL × nk, EXEC: one write, one round trip, one consistent snapshot (the daemon
-     * writes each flush in one transaction too). In a Redis Cluster the journey's keys share a
-     * slot, so the transaction runs on its master; a MOVED queued reply (the slot moved: a
-     * failover, a finished migration) sends it again there. While the slot is being migrated
-     * (ASK, TRYAGAIN) a transaction cannot span the two nodes: this refresh reads the hashes
-     * with the layer's pipeline instead, each from where it is. */
-    redisReply *exec = NULL;
-    int proto = 0, fallback = 0;
-    for (int attempt = 0;; attempt++) {
-        if (!c->cmd && cs_redis_connect(c->cmdr, c->err, sizeof c->err) < 0)
-            goto out;
-        c->cmd = cs_redis_ctx(c->cmdr);
-        redisAppendCommand(c->cmd, "MULTI");
+     * writes each flush in one transaction too). Redis out of memory refuses every command
+     * queued in a MULTI, reads included: then the HGETALLs go without it, which is as consistent
+     * while Redis accepts no writes (issue 20: the counts stay on screen, frozen, next to why).
+     * In a Redis Cluster the journey's keys share a slot, so the transaction runs on its
+     * master; a MOVED queued reply (the slot moved: a failover, a finished migration) sends it
+     * again there. While the slot is being migrated (ASK, TRYAGAIN) a transaction cannot span
+     * the two nodes: this refresh reads the hashes with the layer's pipeline instead, each from
+     * where it is. */
+    redisReply *exec = NULL, *rs[NK] = {0};
+    int hops = 0;
+    for (int tx = 1; tx >= 0; tx--) {
+        if (!c->cmd) {
+            if (cs_redis_connect(c->cmdr, c->err, sizeof c->err) < 0)
+                goto out;
+            c->cmd = cs_redis_ctx(c->cmdr);
+        }
+        if (tx)
+            redisAppendCommand(c->cmd, "MULTI");
         for (size_t i = 0; i < nk; i++)
             redisAppendCommand(c->cmd, "HGETALL %b", keys[i], strlen(keys[i]));
-        redisAppendCommand(c->cmd, "EXEC");
+        if (tx)
+            redisAppendCommand(c->cmd, "EXEC");
+        int proto = 0, oom = 0;
         char redir[256] = "";
-        proto = 0;
-        for (size_t i = 0; i < nk + 2; i++) {
+        for (size_t i = 0; i < nk + 2 * (size_t)tx; i++) {
             void *rv = NULL;
             if (redisGetReply(c->cmd, &rv) != REDIS_OK) {
                 ctx_err(c, c->cmd, "HGETALL");
                 freeReplyObject(exec);
+                for (size_t k = 0; k < nk; k++)
+                    freeReplyObject(rs[k]);
                 goto out; /* the context is unusable now; the caller reconnects */
             }
             redisReply *r = rv;
+            if (!tx) {
+                rs[i] = r;
+                continue;
+            }
             if (i == nk + 1) {
                 exec = r;
                 continue;
             }
-            if (r->type == REDIS_REPLY_ERROR && !redir[0] && attempt < CS_REDIS_MAX_REDIRECTS) {
-                cs_redis_class k = cs_redis_class_of(r->str, (size_t)r->len);
-                if (k == CS_REDIS_MOVED || k == CS_REDIS_ASK || k == CS_REDIS_CLUSTERDOWN)
-                    snprintf(redir, sizeof redir, "%s", r->str);
-            }
-            if (r->type == REDIS_REPLY_ERROR && !proto && !redir[0]) {
-                seterr(c, "%s %s: %s", c->url->where, i ? "HGETALL" : "MULTI", r->str);
+            cs_redis_class k = r->type == REDIS_REPLY_ERROR
+                                   ? cs_redis_class_of(r->str, (size_t)r->len) : CS_REDIS_OK;
+            if ((k == CS_REDIS_MOVED || k == CS_REDIS_ASK || k == CS_REDIS_CLUSTERDOWN) &&
+                !redir[0] && hops < CS_REDIS_MAX_REDIRECTS) {
+                snprintf(redir, sizeof redir, "%s", r->str);
+            } else if (r->type == REDIS_REPLY_ERROR && !proto) {
+                oom = cs_redis_class_of(r->str, r->len) == CS_REDIS_OOM;
+                reply_err(c, i ? "HGETALL" : "MULTI", r->str);
                 proto = 1;
             }
             freeReplyObject(r);
         }
-        if (!redir[0])
+        if (!tx)
             break;
-        freeReplyObject(exec);
-        exec = NULL;
-        int delay;
-        int act = cs_redis_redirect(c->cmdr, redir, strlen(redir), &delay);
-        c->cmd = cs_redis_ctx(c->cmdr);
-        if (act == CS_REDIS_RESEND)
-            continue;
-        if (act != CS_REDIS_FINAL) {
-            fallback = 1;
+        if (redir[0]) {
+            freeReplyObject(exec);
+            exec = NULL;
+            int delay;
+            int act = cs_redis_redirect(c->cmdr, redir, strlen(redir), &delay);
+            c->cmd = cs_redis_ctx(c->cmdr);
+            hops++;
+            if (act == CS_REDIS_RESEND) {
+                tx = 2; /* the transaction again, on the slot's node now */
+                continue;
+            }
+            if (act == CS_REDIS_FINAL) {
+                reply_err(c, "HGETALL", redir);
+                goto out;
+            }
+            /* migrating: each hash from where it is */
+            const char *argv[NK][8];
+            int argc[NK];
+            for (size_t i = 0; i < nk; i++) {
+                argv[i][0] = "HGETALL";
+                argv[i][1] = keys[i];
+                argc[i] = 2;
+            }
+            if (cs_redis_pipeline(c->cmdr, (int)nk, (const char *const(*)[8])argv, argc, rs,
+                                  c->err, sizeof c->err) < 0)
+                goto out;
+            c->cmd = cs_redis_ctx(c->cmdr);
             break;
         }
-        seterr(c, "%s HGETALL: %s", c->url->where, redir);
-        goto out;
-    }
-    if (fallback) {
-        const char *argv[NK][8];
-        int argc[NK];
-        redisReply *rep[NK];
-        for (size_t i = 0; i < nk; i++) {
-            argv[i][0] = "HGETALL";
-            argv[i][1] = keys[i];
-            argc[i] = 2;
-        }
-        if (cs_redis_pipeline(c->cmdr, (int)nk, (const char *const(*)[8])argv, argc, rep, c->err,
-                              sizeof c->err) < 0)
-            goto out;
-        c->cmd = cs_redis_ctx(c->cmdr);
-        if (!(exec = calloc(1, sizeof *exec)) || !(exec->element = calloc(nk, sizeof *rep))) {
-            for (size_t i = 0; i < nk; i++)
-                freeReplyObject(rep[i]);
-            free(exec);
-            seterr(c, "out of memory");
+        if (proto) {
+            freeReplyObject(exec);
+            exec = NULL;
+            if (oom)
+                continue; /* again without MULTI */
             goto out;
         }
-        /* an array reply made of the pipeline's replies: freeReplyObject frees it whole */
-        exec->type = REDIS_REPLY_ARRAY;
-        exec->elements = nk;
+        if (!exec || exec->type != REDIS_REPLY_ARRAY || exec->elements != nk) {
+            if (exec && exec->type == REDIS_REPLY_ERROR)
+                reply_err(c, "EXEC", exec->str);
+            else
+                seterr(c, "%s EXEC: unexpected reply", c->url->where);
+            freeReplyObject(exec);
+            goto out;
+        }
         for (size_t i = 0; i < nk; i++)
-            exec->element[i] = rep[i];
+            rs[i] = exec->element[i];
+        break;
     }
-    if (proto) {
-        freeReplyObject(exec);
-        goto out;
-    }
-    if (!exec || exec->type != REDIS_REPLY_ARRAY || exec->elements != nk) {
-        if (exec && exec->type == REDIS_REPLY_ERROR)
-            seterr(c, "%s EXEC: %s", c->url->where, exec->str);
-        else
-            seterr(c, "%s EXEC: unexpected reply", c->url->where);
-        freeReplyObject(exec);
-        goto out;
-    }
-    for (size_t i = 0; i < nk; i++) {
-        redisReply *a = exec->element[i];
+    c->err[0] = 0;
+    int oomerr = 0;
+    for (size_t i = 0; i < nk && !oomerr; i++) {
+        redisReply *a = rs[i];
         if (a->type == REDIS_REPLY_ERROR) {
             addwarn(c, keys[i], a->str);
             continue;
@@ -335,15 +357,22 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
             int e = which[i] < 0 ? top_model_set_meta(m, f->str, f->len, v->str, v->len)
                                  : top_hash_add(&m->h[which[i]], f->str, f->len, v->str, v->len);
             if (e < 0) {
-                freeReplyObject(exec);
-                seterr(c, "out of memory");
-                goto out;
+                oomerr = 1;
+                break;
             }
         }
         if (which[i] >= 0 && m->h[which[i]].bad)
             addwarn(c, keys[i], "non-integer values ignored");
     }
-    freeReplyObject(exec);
+    if (exec)
+        freeReplyObject(exec);
+    else
+        for (size_t k = 0; k < nk; k++)
+            freeReplyObject(rs[k]);
+    if (oomerr) {
+        seterr(c, "out of memory");
+        goto out;
+    }
     if (top_model_finish(m) < 0) {
         seterr(c, "out of memory");
         goto out;
@@ -352,5 +381,34 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
 out:
     for (size_t i = 0; i < nk; i++)
         free(keys[i]);
+    return rc;
+}
+
+int top_conn_info(top_conn *c, char **text, size_t *len)
+{
+    *text = NULL;
+    *len = 0;
+    if (!c->cmd)
+        return seterr(c, "not connected");
+    redisReply *r = redisCommand(c->cmd, "INFO");
+    if (!r)
+        return ctx_err(c, c->cmd, "INFO");
+    int rc = -1;
+    if (r->type == REDIS_REPLY_STRING) {
+        if ((*text = malloc(r->len + 1))) {
+            memcpy(*text, r->str, r->len);
+            (*text)[r->len] = 0;
+            *len = r->len;
+            rc = 0;
+        } else {
+            seterr(c, "out of memory");
+        }
+    } else {
+        if (r->type == REDIS_REPLY_ERROR)
+            reply_err(c, "INFO", r->str);
+        else
+            seterr(c, "%s INFO: unexpected reply", c->url->where);
+    }
+    freeReplyObject(r);
     return rc;
 }

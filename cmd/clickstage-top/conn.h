@@ -53,4 +53,8 @@ int top_conn_scan(top_conn *c, const char *pattern, char ***keys, size_t *nkeys)
 int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const char *dim,
                    top_model *m);
 
+/* INFO's text (malloc'd, *len bytes) on the command connection, for top_info_hint. 0 ok, -1
+ * c->err (an error reply, e.g. an ACL that denies INFO, leaves the connection usable). */
+int top_conn_info(top_conn *c, char **text, size_t *len);
+
 #endif
