@@ -173,6 +173,15 @@ int top_conn_scan(top_conn *c, const char *pattern, char ***keys, size_t *nkeys)
         for (size_t i = 0; i < a.n; i++)
             free(a.keys[i]);
         free(a.keys);
+        /* Redis refused the SCAN ("<where> SCAN: BUSY ..."): named by its class, as the other
+         * refusals */
+        const char *t = strstr(c->err, " SCAN: ");
+        if (t && cs_redis_class_of(t + 7, strlen(t + 7)) != CS_REDIS_OTHER) {
+            char text[256];
+            snprintf(text, sizeof text, "%s", t + 7);
+            reply_err(c, "SCAN", text);
+        }
+        c->cmd = cs_redis_ctx(c->cmdr);
         return -1;
     }
     c->cmd = cs_redis_ctx(c->cmdr);
