@@ -1799,6 +1799,22 @@ static const char *intro =
     "`CLICKSTAGE_NAME_FILE` is an error. Passwords (`redis`, `kafka_sasl_password`, secret "
     "`kafka_props` values) are shown as `***` in logs and never quoted in error messages.";
 
+
+/* The daemon's exit codes (cmd/clickstage/main.c returns them): --help and docs/configuration.md. */
+static const struct {
+    int code;
+    const char *text;
+} exit_codes[] = {
+    {0, "stopped cleanly (SIGTERM/SIGINT, the end of --drain, --help, --version)"},
+    {1, "bad configuration (an option, a variable, the config file): one line names it"},
+    {2, "could not start: the rule file, Kafka (authentication, TLS, unknown topic), the HTTP "
+        "listener"},
+    {3, "stopped, but the final flush did not reach Redis: the counts since the last flush are "
+        "read again from Kafka at the next start (nothing is lost)"},
+    {4, "fenced and the re-exec to rejoin with fresh state failed"},
+    {5, "Redis lost the counts and redis_state_lost is fail"},
+};
+
 void cs_config_print_help(FILE *out)
 {
     char buf[512], fl[64], en[64];
@@ -1832,6 +1848,28 @@ void cs_config_print_help(FILE *out)
     fprintf(out, "\n  %-44s print this help and exit\n", "--help, -h");
     fprintf(out, "  %-44s print this reference as Markdown and exit\n", "--help-markdown");
     fprintf(out, "  %-44s print \"clickstage %s\" and exit\n", "--version", CLICKSTAGE_VERSION);
+    fprintf(out, "\nExit status:\n");
+    for (size_t i = 0; i < sizeof exit_codes / sizeof exit_codes[0]; i++) {
+        /* "  3  text", wrapped at 96 columns, continuation lines under the text */
+        fprintf(out, "  %d  ", exit_codes[i].code);
+        int col = 5;
+        for (const char *w = exit_codes[i].text; *w;) {
+            size_t wl = strcspn(w, " ");
+            if (col > 5 && col + 1 + (int)wl > 96) {
+                fprintf(out, "\n     ");
+                col = 5;
+            } else if (col > 5) {
+                fputc(' ', out);
+                col++;
+            }
+            fwrite(w, 1, wl, out);
+            col += (int)wl;
+            w += wl;
+            while (*w == ' ')
+                w++;
+        }
+        fputc('\n', out);
+    }
 }
 
 /* Markdown table cell text: '|' escaped, so a cell never splits. */
@@ -1913,6 +1951,10 @@ void cs_config_print_markdown(FILE *out)
     fprintf(out, "\nOther flags: `--help` (`-h`) prints this reference as text, "
                  "`--help-markdown` prints this page, `--version` prints "
                  "`clickstage VERSION`; each exits 0.\n\n");
+    fprintf(out, "## Exit status\n\n| code | meaning |\n|---|---|\n");
+    for (size_t i = 0; i < sizeof exit_codes / sizeof exit_codes[0]; i++)
+        fprintf(out, "| %d | %s |\n", exit_codes[i].code, exit_codes[i].text);
+    fputc('\n', out);
     fprintf(out, "## Config file\n\n");
     fprintf(out, "`--config FILE` (or `CLICKSTAGE_CONFIG=FILE`) reads a YAML file holding one "
                  "flat mapping. Errors name `FILE:LINE:COLUMN`. This file sets every option to "
