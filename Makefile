@@ -92,7 +92,10 @@ $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-t
 TESTSUPPORT_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/support/*.c)))
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+	$(CC) $(CFLAGS_BASE) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+# the daemon's option table is not in the library: test_config links it
+$(BUILD)/tests/test_config: $(BUILD)/cmd/clickstage/config.o
+$(BUILD)/tests/unit/test_config.o: CFLAGS_BASE += -Icmd/clickstage
 
 # Test tools for the integration tests (producer with expected counts, Redis checker).
 TOOLS = $(BUILD)/cs_checkredis $(BUILD)/cs_mockbroker
@@ -120,8 +123,9 @@ FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 30
 build-fuzz/%: tests/fuzz/%.c $(PIPELINE_SRC) $(wildcard pipeline/*.h include/*.h cmd/clickstage/*.c cmd/clickstage/*.h)
 	@mkdir -p build-fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ipipeline -fsanitize=fuzzer,address,undefined \
-	  -o $@ $< $(CORE_SRC) $(LDLIBS_CORE) -lcjson
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ipipeline -Icmd/clickstage \
+	  -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(CORE_SRC) $(if $(filter fuzz_config,$*),cmd/clickstage/config.c) $(LDLIBS_CORE) -lcjson
 fuzz-build: deps $(FUZZ_BIN)
 fuzz: fuzz-build
 	@p=0; f=0; for t in $(FUZZ_BIN); do n=$$(basename $$t); mkdir -p build-fuzz/corpus-$$n; \

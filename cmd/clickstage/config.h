@@ -82,9 +82,7 @@ void cs_config_print_markdown(FILE *out);
 /* One line per option "name=value" for the startup log (the Redis URL's password and
  * kafka_props values whose key looks secret are masked as "***"). */
 void cs_config_dump(const cs_config *c, FILE *out);
-/* Parses "250ms", "30s", "5m", "48h", "90d", "0" into ms (one integer and one unit; at most
- * 3650d); returns 0, or -1 on error. */
-int cs_parse_duration_ms(const char *s, int64_t *ms);
+/* Durations and integers are parsed by pipeline/parse.h (one grammar for every input). */
 
 /* The Redis URL forms the `redis` option accepts: cs_redis_url_parse's (pipeline/redisurl.h,
  * the grammar the sink connects with), into a cs_redis_target. Returns 0, or -1 with `why`

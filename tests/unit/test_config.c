@@ -18,8 +18,11 @@
  *    loads to the defaults.
  *
  * config.c lives in cmd/clickstage/ (it is the daemon's, not the library's), so it is included
- * here directly; that also gives the tests its option table (opts[], NOPTS) and static helpers.
+ * here directly; that also gives the tests its option table (cs_cfg_opts[], NOPTS) and static helpers.
  */
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,7 +35,9 @@
 
 #include <cmocka.h>
 
-#include "../../cmd/clickstage/config.c"
+#include "config_int.h"
+
+#define NOPTS cs_cfg_nopts
 
 #define DOC_PATH "../docs/configuration.md"
 
@@ -138,8 +143,8 @@ static void test_regression_config_yaml_deep_nesting(void **state)
 static const cs_opt *opt_by_name(const char *name)
 {
     for (int i = 0; i < NOPTS; i++)
-        if (strcmp(opts[i].name, name) == 0)
-            return &opts[i];
+        if (strcmp(cs_cfg_opts[i].name, name) == 0)
+            return &cs_cfg_opts[i];
     fail_msg("no option %s", name);
     return NULL;
 }
@@ -220,26 +225,26 @@ static void test_table_consistent(void **state)
     cs_config c;
     load_ok(&c, no_args, NULL);
     for (int i = 0; i < NOPTS; i++) {
-        const cs_opt *o = &opts[i];
+        const cs_opt *o = &cs_cfg_opts[i];
         char buf[1024], fl[64], en[64];
-        flag_name(o, fl, sizeof fl);
-        env_name(o, en, sizeof en);
+        cs_cfg_flag_name(o, fl, sizeof fl);
+        cs_cfg_env_name(o, en, sizeof en);
         assert_true(strlen(en) < 60);
         assert_non_null(o->desc);
         assert_true(strlen(o->desc) > 10);
         for (int j = 0; j < i; j++)
-            assert_string_not_equal(o->name, opts[j].name);
-        opt_format(o, &c, 0, buf, sizeof buf);
+            assert_string_not_equal(o->name, cs_cfg_opts[j].name);
+        cs_cfg_format(o, &c, 0, buf, sizeof buf);
         if (o->off == offsetof(cs_config, instance_id))
             continue; /* filled at load */
         if (o->type == T_DUR) {
             int64_t d;
             assert_int_equal(cs_parse_duration_ms(o->def, &d), 0);
-            assert_int_equal(d, *i64_field(&c, o));
+            assert_int_equal(d, *cs_cfg_i64(&c, o));
             assert_true(o->min <= d && d <= o->max);
             assert_true(o->min >= 0 && o->min <= o->max);
         } else if (o->type == T_INT) {
-            int v = *int_field(&c, o);
+            int v = *cs_cfg_int(&c, o);
             assert_true(o->min <= v && v <= o->max);
             assert_true(o->min >= INT_MIN && o->max <= INT_MAX);
             assert_string_equal(buf, o->def);
@@ -488,13 +493,13 @@ static void test_bounds_from_table(void **state)
 {
     int tested = 0;
     for (int i = 0; i < NOPTS; i++) {
-        const cs_opt *o = &opts[i];
+        const cs_opt *o = &cs_cfg_opts[i];
         if (o->type != T_INT && o->type != T_DUR)
             continue;
         char fl[64], en[64], bounds[128];
-        flag_name(o, fl, sizeof fl);
-        env_name(o, en, sizeof en);
-        fmt_bounds(o, bounds, sizeof bounds);
+        cs_cfg_flag_name(o, fl, sizeof fl);
+        cs_cfg_env_name(o, en, sizeof en);
+        cs_cfg_fmt_bounds(o, bounds, sizeof bounds);
         int64_t vals[4] = {o->min, o->max, o->min - 1, o->max + 1};
         for (int k = 0; k < 4; k++) {
             char text[64], arg[128], want[512];
@@ -509,9 +514,9 @@ static void test_bounds_from_table(void **state)
             if (k < 2) {
                 load_ok(&c, ARGV(arg), NULL);
                 if (o->type == T_INT)
-                    assert_int_equal(*int_field(&c, o), vals[k]);
+                    assert_int_equal(*cs_cfg_int(&c, o), vals[k]);
                 else
-                    assert_int_equal(*i64_field(&c, o), vals[k]);
+                    assert_int_equal(*cs_cfg_i64(&c, o), vals[k]);
                 cs_config_free(&c);
             } else {
                 snprintf(want, sizeof want, "%s: %s is out of range %s", fl, text, bounds);
@@ -526,15 +531,15 @@ static void test_bounds_from_table(void **state)
     assert_true(tested >= 20);
     /* the documented bounds */
     char b[128];
-    fmt_bounds(opt_by_name("threads"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("threads"), b, sizeof b);
     assert_string_equal(b, "0..256");
-    fmt_bounds(opt_by_name("flush_interval"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("flush_interval"), b, sizeof b);
     assert_string_equal(b, "10ms..1m");
-    fmt_bounds(opt_by_name("minute_ttl"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("minute_ttl"), b, sizeof b);
     assert_string_equal(b, "1m..365d");
-    fmt_bounds(opt_by_name("batch_size"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("batch_size"), b, sizeof b);
     assert_string_equal(b, "1..100000");
-    fmt_bounds(opt_by_name("shutdown_timeout"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("shutdown_timeout"), b, sizeof b);
     assert_string_equal(b, "1s..10m");
     load_err(ARGV("--flush-interval", "61s"), NULL,
              "--flush-interval: 61s is out of range 10ms..1m");
@@ -622,14 +627,14 @@ static void test_duration_parser(void **state)
                          7776000000LL, 86400001};
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
         char buf[32];
-        fmt_duration(samples[i], buf, sizeof buf);
+        cs_format_duration(samples[i], buf, sizeof buf);
         assert_int_equal(cs_parse_duration_ms(buf, &v), 0);
         assert_int_equal(v, samples[i]);
     }
     char buf[32];
-    fmt_duration(172800000, buf, sizeof buf);
+    cs_format_duration(172800000, buf, sizeof buf);
     assert_string_equal(buf, "2d");
-    fmt_duration(90000, buf, sizeof buf);
+    cs_format_duration(90000, buf, sizeof buf);
     assert_string_equal(buf, "90s");
 }
 
@@ -930,17 +935,17 @@ static void test_dump_masks_secrets(void **state)
     cs_config_free(&c);
 
     char out[256];
-    mask_redis("redis://onlysecret@h", out, sizeof out);
+    cs_cfg_mask_redis("redis://onlysecret@h", out, sizeof out);
     assert_string_equal(out, "redis://***@h");
-    mask_redis("unix://:pw@/tmp/s.sock", out, sizeof out);
+    cs_cfg_mask_redis("unix://:pw@/tmp/s.sock", out, sizeof out);
     assert_string_equal(out, "unix://:***@/tmp/s.sock");
-    mask_redis("redis://h:1/0", out, sizeof out);
+    cs_cfg_mask_redis("redis://h:1/0", out, sizeof out);
     assert_string_equal(out, "redis://h:1/0");
-    mask_redis("unix:///s.sock?db=1&password=pw&x", out, sizeof out);
+    cs_cfg_mask_redis("unix:///s.sock?db=1&password=pw&x", out, sizeof out);
     assert_string_equal(out, "unix:///s.sock?db=1&password=***&x");
-    mask_redis("unix:///s.sock?password=pw", out, sizeof out);
+    cs_cfg_mask_redis("unix:///s.sock?password=pw", out, sizeof out);
     assert_string_equal(out, "unix:///s.sock?password=***");
-    mask_redis("/run/redis.sock", out, sizeof out);
+    cs_cfg_mask_redis("/run/redis.sock", out, sizeof out);
     assert_string_equal(out, "/run/redis.sock");
 }
 
@@ -1096,14 +1101,14 @@ static void test_roundtrip(void **state)
                      "--kafka-props=a.b=1,c=2", "--redis=unix:///s.sock?db=2",
                      "--redis-outage-pause=0", "--instance-id=me"),
             NULL);
-    char *args[NOPTS + 2];
-    char bufs[NOPTS][1024];
+    char *args[CS_CFG_MAX_OPTS + 2];
+    char bufs[CS_CFG_MAX_OPTS][1024];
     int n = 0;
     args[n++] = "clickstage";
     for (int i = 0; i < NOPTS; i++) {
         char fl[64], v[900];
-        flag_name(&opts[i], fl, sizeof fl);
-        opt_format(&opts[i], &a, 0, v, sizeof v);
+        cs_cfg_flag_name(&cs_cfg_opts[i], fl, sizeof fl);
+        cs_cfg_format(&cs_cfg_opts[i], &a, 0, v, sizeof v);
         snprintf(bufs[i], sizeof bufs[i], "%s=%s", fl, v);
         args[n++] = bufs[i];
     }
@@ -1111,8 +1116,8 @@ static void test_roundtrip(void **state)
     load_ok(&b, args, NULL);
     for (int i = 0; i < NOPTS; i++) {
         char va[900], vb[900];
-        opt_format(&opts[i], &a, 0, va, sizeof va);
-        opt_format(&opts[i], &b, 0, vb, sizeof vb);
+        cs_cfg_format(&cs_cfg_opts[i], &a, 0, va, sizeof va);
+        cs_cfg_format(&cs_cfg_opts[i], &b, 0, vb, sizeof vb);
         assert_string_equal(va, vb);
     }
     assert_int_equal(b.flush_interval_ms, 30000);
@@ -1136,18 +1141,18 @@ static void test_help_and_version(void **state)
     assert_string_equal(err, "");
     for (int i = 0; i < NOPTS; i++) {
         char fl[64], en[64], needle[128];
-        flag_name(&opts[i], fl, sizeof fl);
-        env_name(&opts[i], en, sizeof en);
+        cs_cfg_flag_name(&cs_cfg_opts[i], fl, sizeof fl);
+        cs_cfg_env_name(&cs_cfg_opts[i], en, sizeof en);
         snprintf(needle, sizeof needle, "  %s ", fl);
-        if (opts[i].type == T_BOOL)
+        if (cs_cfg_opts[i].type == T_BOOL)
             snprintf(needle, sizeof needle, "  %s[=BOOL]", fl);
         if (!strstr(buf, needle))
             fail_msg("--help lacks %s", needle);
         snprintf(needle, sizeof needle, "env %s\n", en);
         assert_non_null(strstr(buf, needle));
         snprintf(needle, sizeof needle, " or %s_FILE\n", en);
-        assert_true(!strstr(buf, needle) == !(opts[i].flags & F_SECRET));
-        snprintf(needle, sizeof needle, "default: %s", opts[i].def[0] ? opts[i].def : "(empty)");
+        assert_true(!strstr(buf, needle) == !(cs_cfg_opts[i].flags & F_SECRET));
+        snprintf(needle, sizeof needle, "default: %s", cs_cfg_opts[i].def[0] ? cs_cfg_opts[i].def : "(empty)");
         assert_non_null(strstr(buf, needle));
     }
     assert_non_null(strstr(buf, "10ms..1m"));
@@ -1216,7 +1221,7 @@ static void test_doc_is_current(void **state)
     /* every option has its row */
     for (int i = 0; i < NOPTS; i++) {
         char needle[128];
-        snprintf(needle, sizeof needle, "\n| `%s` |", opts[i].name);
+        snprintf(needle, sizeof needle, "\n| `%s` |", cs_cfg_opts[i].name);
         assert_non_null(strstr(have, needle));
     }
     free(want);
@@ -1227,7 +1232,7 @@ static void test_doc_is_current(void **state)
  * (to the values it shows). */
 static void test_doc_examples_load(void **state)
 {
-    char *yaml = capture(print_example_yaml);
+    char *yaml = capture(cs_cfg_print_example_yaml);
     const char *p = write_file("example.yaml", yaml);
     free(yaml);
     char flag[512];
@@ -1236,11 +1241,11 @@ static void test_doc_examples_load(void **state)
     load_ok(&a, ARGV(flag), NULL);
     load_ok(&b, no_args, NULL);
     for (int i = 0; i < NOPTS; i++) {
-        if (opts[i].flags & F_NOFILE)
+        if (cs_cfg_opts[i].flags & F_NOFILE)
             continue;
         char va[900], vb[900];
-        opt_format(&opts[i], &a, 0, va, sizeof va);
-        opt_format(&opts[i], &b, 0, vb, sizeof vb);
+        cs_cfg_format(&cs_cfg_opts[i], &a, 0, va, sizeof va);
+        cs_cfg_format(&cs_cfg_opts[i], &b, 0, vb, sizeof vb);
         assert_string_equal(va, vb);
     }
     cs_config_free(&a);
