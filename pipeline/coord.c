@@ -511,6 +511,7 @@ static void fill_metrics(cs_coord *c)
     cs_sink_stats_get(c->sink, &ss);
     m->redis_commands = ss.commands;
     m->redis_reconnects = ss.reconnects;
+    m->redis_redirects = ss.redirects;
     m->redis_up = ss.connected;
     memcpy(m->redis_errors_n, ss.errors, sizeof m->redis_errors_n);
     m->redis_refusal = ss.refusal;

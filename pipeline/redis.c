@@ -1009,7 +1009,7 @@ const char *cs_redis_class_meaning(cs_redis_class c)
 int cs_redis_class_transient(cs_redis_class c)
 {
     return c == CS_REDIS_OK || c == CS_REDIS_UNREACHABLE || c == CS_REDIS_NOSCRIPT ||
-           c == CS_REDIS_MOVED || c == CS_REDIS_ASK;
+           c == CS_REDIS_MOVED || c == CS_REDIS_ASK || c == CS_REDIS_CLUSTERDOWN;
 }
 
 cs_redis_class cs_redis_class_of(const char *err, size_t len)

@@ -193,7 +193,9 @@ const char *cs_redis_class_name(cs_redis_class c);
 const char *cs_redis_class_meaning(cs_redis_class c);
 /* 1 for the classes a retry usually gets past by itself within a second or two (no reply: a
  * reconnect; NOSCRIPT: the script is loaded again; MOVED/ASK: the slot map is read again), so a
- * readiness check gives them a grace period; 0 for the refusals someone has to act on. */
+ * readiness check gives them a grace period; 0 for the refusals someone has to act on.
+ * CLUSTERDOWN/TRYAGAIN count as passing: a cluster failover (seconds) or a slot migration's
+ * split window answers them; one that lasts is named after the grace period. */
 int cs_redis_class_transient(cs_redis_class c);
 
 /* ---- SIGPIPE guard ---- */
