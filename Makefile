@@ -6,6 +6,8 @@
 #   make fuzz       build libFuzzer targets (build-fuzz/) and run each for FUZZ_SECONDS
 #   make bench      in-process core benchmark (bench/bench_core), last line JSON
 #   make bench-redteam  hostile/huge inputs (bench/bench_redteam), last line JSON
+#   make bench-wait     flush latency with and without WAIT for replicas (bench/bench_wait)
+#   make test-redis-ha  Redis Cluster and Sentinel failovers and a slot migration, counts exact
 #   make deps       install what is missing from Debian (no-op when all is there)
 #   make ci         what .ci/run runs
 # Every build flavour has its own directory so they never mix objects.
@@ -28,7 +30,7 @@ LDLIBS_TEST = -lcmocka
 
 PIPELINE_SRC = $(sort $(wildcard pipeline/*.c))
 # the stages that talk to Kafka or Redis (librdkafka, hiredis); the fuzzers build without them
-IO_SRC = $(filter pipeline/source.c pipeline/sink.c pipeline/redis.c pipeline/coord.c,$(PIPELINE_SRC))
+IO_SRC = $(filter pipeline/source.c pipeline/sink.c pipeline/redis.c pipeline/coord.c pipeline/metrics.c,$(PIPELINE_SRC))
 CORE_SRC = $(filter-out $(IO_SRC),$(PIPELINE_SRC))
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
 IO_OBJ = $(IO_SRC:%.c=$(BUILD)/%.o)
@@ -80,7 +82,7 @@ $(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c))
 # The load generator's ground truth comes from the reference model in loadgen/ (cJSON-based,
 # shares no code path with the daemon's pipeline beyond the rule table).
 $(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(LOADGEN_OBJ) $(LIB)
-	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE) -lcjson
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
 $(BUILD)/clickstage-repartition: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-repartition/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE)
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
@@ -90,7 +92,10 @@ $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-t
 TESTSUPPORT_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/support/*.c)))
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+	$(CC) $(CFLAGS_BASE) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+# the daemon's option table is not in the library: test_config links it
+$(BUILD)/tests/test_config: $(BUILD)/cmd/clickstage/config.o
+$(BUILD)/tests/unit/test_config.o: CFLAGS_BASE += -Icmd/clickstage
 
 # Test tools for the integration tests (producer with expected counts, Redis checker).
 TOOLS = $(BUILD)/cs_checkredis $(BUILD)/cs_mockbroker
@@ -118,8 +123,9 @@ FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 30
 build-fuzz/%: tests/fuzz/%.c $(PIPELINE_SRC) $(wildcard pipeline/*.h include/*.h cmd/clickstage/*.c cmd/clickstage/*.h)
 	@mkdir -p build-fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ipipeline -fsanitize=fuzzer,address,undefined \
-	  -o $@ $< $(CORE_SRC) $(LDLIBS_CORE) -lcjson
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ipipeline -Icmd/clickstage \
+	  -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(CORE_SRC) $(if $(filter fuzz_config,$*),cmd/clickstage/config.c) $(LDLIBS_CORE) -lcjson
 fuzz-build: deps $(FUZZ_BIN)
 fuzz: fuzz-build
 	@p=0; f=0; for t in $(FUZZ_BIN); do n=$$(basename $$t); mkdir -p build-fuzz/corpus-$$n; \
@@ -145,9 +151,46 @@ $(BUILD)/bench_restore: $(BUILD)/bench/bench_restore.o $(LOADGEN_OBJ) $(LIB)
 bench-redteam: deps
 	$(MAKE) $(BUILD)/bench_redteam
 	./$(BUILD)/bench_redteam $(BENCH_ARGS)
-$(BUILD)/bench_redteam: $(BUILD)/bench/bench_redteam.o $(TESTLIB_OBJ) $(LIB)
+$(BUILD)/bench_redteam: $(BUILD)/bench/bench_redteam.o $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-redteam
+# What redis_wait_replicas (WAIT after each flush) costs on flush latency: its own master and two
+# replicas on loopback (bench/bench_wait.c), last line JSON.
+bench-wait: deps
+	$(MAKE) $(BUILD)/bench_wait
+	./$(BUILD)/bench_wait $(BENCH_ARGS)
+$(BUILD)/bench_wait: $(BUILD)/bench/bench_wait.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+.PHONY: bench-wait
+# The generator's writing speed against the one before issue 15 (bench/bench_gen.c): the old
+# generator is built from git (2cf2765's tests/lib/gen.c, symbols renamed cs_oldgen_*) into the
+# same program. Last stdout line is JSON.
+OLDGEN_REV = 2cf2765
+bench-gen: deps
+	$(MAKE) $(BUILD)/bench_gen
+	./$(BUILD)/bench_gen $(BENCH_ARGS)
+$(BUILD)/bench/oldgen/gen_old.o:
+	@mkdir -p $(dir $@)
+	git show $(OLDGEN_REV):tests/lib/gen.c >$(BUILD)/bench/oldgen/gen_old.c
+	git show $(OLDGEN_REV):tests/lib/gen.h >$(BUILD)/bench/oldgen/gen.h
+	$(CC) $(filter-out -Iloadgen,$(CFLAGS_BASE)) -I$(BUILD)/bench/oldgen \
+	  -Dcs_gen_new=cs_oldgen_new -Dcs_gen_next=cs_oldgen_next -Dcs_gen_destroy=cs_oldgen_destroy \
+	  -Dcs_gen_run=cs_oldgen_run -Dcs_gen_free=cs_oldgen_free -Dcs_gen_defaults=cs_oldgen_defaults \
+	  -Dcs_gen_partition=cs_oldgen_partition -c $(BUILD)/bench/oldgen/gen_old.c -o $@
+$(BUILD)/bench_gen: $(BUILD)/bench/bench_gen.o $(BUILD)/bench/oldgen/gen_old.o $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
+.PHONY: bench-gen
+# Is the load generator faster than what it tests? New vs old generator and clickstage --drain
+# on its own local stack, and against librdkafka's mock cluster (bench/bench_loadgen.sh;
+# LG_EVENTS, LG_RUNS, LG_BASE_REV). Last stdout line is JSON.
+bench-loadgen: deps all tools
+	BUILD=$(BUILD) bench/bench_loadgen.sh
+.PHONY: bench-loadgen
+# The highest rate clickstage sustains here (p99 under 500 ms, lag not growing), SUS_RUNS times
+# with clickstage-loadgen --find-sustainable on its own local stack (bench/bench_sustain.sh).
+bench-sustain: deps all
+	BUILD=$(BUILD) bench/bench_sustain.sh
+.PHONY: bench-sustain
 # What snapshots cost end to end: --drain with snapshots off / every 30 s / every 1 s on a local
 # stack (bench/bench_state.sh; EVENTS, RUNS, BASELINE_BIN=<older build> for a before/after).
 bench-state: deps all
@@ -157,7 +200,7 @@ bench-state: deps all
 # Debian packages the build, tests and local stack need. Installs only what is missing.
 DEB_PKGS = build-essential clang libclang-rt-14-dev pkg-config librdkafka-dev libhiredis-dev \
   libxxhash-dev libyaml-dev libssl-dev libmicrohttpd-dev libncurses-dev libcmocka-dev libcjson-dev \
-  redis-server kcat tmux valgrind gnuplot-nox python3-venv shellcheck
+  redis-server kcat tmux valgrind gnuplot-nox python3-venv shellcheck stunnel4
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "installing: $$missing"; \
@@ -218,11 +261,28 @@ e2e: all tools
 test-faults: deps all tools
 	BUILD=$(BUILD) tests/faults/run.sh
 .PHONY: test-faults
+# clickstage-loadgen through a real broker: partitions byte-identical for 1/4 threads and a
+# stream sent in parts, --watch-redis latency against a live daemon, a short --find-sustainable.
+test-loadgen: deps all tools
+	BUILD=$(BUILD) tests/loadgen/run.sh
+.PHONY: test-loadgen
 # Integration tests: their own stack in a temp dir, stopped at the end.
 integration: deps
 	tests/integration/run.sh
+# Redis Cluster (3 masters + 3 replicas) and Sentinel (master, replica, 3 sentinels) on loopback:
+# a drain, failovers after a replica missed acknowledged flushes, a slot migration; counts exact
+# (tests/redis-ha/run.sh; REDIS_HA_PROFILE=ci is what CI runs, ~1 min).
+test-redis-ha: deps all tools
+	BUILD=$(BUILD) tests/redis-ha/run.sh
+.PHONY: test-redis-ha
 # Kafka over SSL (client certificates) and SASL_SSL (PLAIN, SCRAM-SHA-512), and secrets that never
 # show: two secured stacks (Kafka 4.3.1 and, for SCRAM with librdkafka 2.0.2, 3.9.1), ~1 min.
 test-kafka-security: deps all tools
 	BUILD=$(BUILD) tests/kafka-security/run.sh
 .PHONY: test-kafka-security
+# Redis refusals (tests/refusals/run.sh): OOM, READONLY, NOPERM, WRONGTYPE, BUSY and LOADING
+# injected into a live run, each named by the log, /readyz and /metrics, counts exact after.
+# Held 40 s each (past redis_outage_pause), ~7 min; REFUSALS_PROFILE=ci (4 s each) is what CI runs.
+test-refusals: deps all tools
+	BUILD=$(BUILD) tests/refusals/run.sh
+.PHONY: test-refusals

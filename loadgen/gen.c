@@ -1,12 +1,27 @@
-/* gen.c — see gen.h. The JSON is written by hand (no printf): the load generator must reach
- * more than a million events a second. */
+/* gen.c — see gen.h.
+ *
+ * Speed: the load generator must outrun the daemon, so the hot path (cs_gen_pstream_next) does
+ * no allocation, no division by a variable (bounded random numbers are Lemire's multiply-shift,
+ * not %), no hashing (a partition's stream knows its partition), no strlen/strcmp (events are
+ * indices into tables of pre-built, pre-measured JSON fragments) and no printf (times reuse the
+ * "YYYY-MM-DDTHH:MM:" of the minute, cached per time-zone style).
+ *
+ * Rejected: one global stream dealt out to partitions (the old design: one random-number
+ * stream for all partitions, so a partition's bytes depended on every other partition and only
+ * one thread could generate); rejection-sampling a partition's customers out of the global Zipf
+ * draw (costs nparts draws and hashes per session); Poisson session arrivals per partition (the
+ * partitions' event-time axes then drift apart by hours over a stream, and the merged order,
+ * which --unkeyed sends, would be hours out of order across partitions). */
 #include "gen.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+
+__extension__ typedef unsigned __int128 u128;
 
 /* ---- random numbers: xoshiro256** ------------------------------------------------------- */
 
@@ -32,7 +47,15 @@ static void seed(rng *r, uint64_t x)
     }
 }
 static inline double unif(rng *r) { return (double)(next(r) >> 11) * 0x1.0p-53; }
-static inline uint64_t below(rng *r, uint64_t n) { return n ? next(r) % n : 0; }
+/* [0, n) by multiply-shift (Lemire): no division; the bias is below 2^-40 for these n */
+static inline uint64_t below(rng *r, uint64_t n) { return (uint64_t)(((u128)next(r) * n) >> 64); }
+/* Several small draws from one 64-bit number (half the calls to next() per event): [0, n) from
+ * 32 bits (n < 2^32) or 16 bits (n small: the bias, n/65536 of a value, is of no consequence
+ * for synthetic data), and uniforms in [0, 1) from 32 or 16 bits. */
+static inline uint64_t b32(uint64_t x, uint64_t n) { return ((x & 0xffffffffu) * n) >> 32; }
+static inline unsigned b16(uint64_t x, unsigned n) { return (unsigned)(((x & 0xffffu) * n) >> 16); }
+static inline double u32f(uint64_t x) { return (double)(x & 0xffffffffu) * 0x1.0p-32; }
+static inline double u16f(uint64_t x) { return (double)(x & 0xffffu) * 0x1.0p-16; }
 
 void cs_gen_defaults(cs_gen_conf *c)
 {
@@ -61,13 +84,31 @@ int cs_gen_partition(const char *cust, size_t len, int nparts)
 
 /* ---- the funnel ------------------------------------------------------------------------- */
 
+/* A JSON fragment padded to FRAG bytes: copied with one fixed-size memcpy (a few vector moves,
+ * no call) and the write pointer advanced by its length; buffers have FRAG bytes of slack. */
+#define FRAG 48
+typedef struct frag {
+    char s[FRAG];
+    size_t n;
+} frag;
+#define F(lit) {lit, sizeof(lit) - 1}
+/* a fragment of any length, copied by length (off the hot path) */
+typedef struct lfrag {
+    const char *s;
+    size_t n;
+} lfrag;
+#define L(lit) {lit, sizeof(lit) - 1}
+
 enum { YOUNG, FAMILY, SENIOR };
-static const char *const persona_name[3] = {"young", "family", "senior"};
+static const frag persona_name[3] = {F("young"), F("family"), F("senior")};
+enum { CH_SOCIAL, CH_DISPLAY, CH_EMAIL, CH_SEARCH, CH_DIRECT, CH_PRINT };
+static const frag channel_name[6] = {F("social"), F("display"), F("email"),
+                                     F("search"), F("direct"),  F("print")};
 /* first touch channel mix per persona (8 slots each) */
-static const char *const channels[3][8] = {
-    {"social", "social", "social", "social", "display", "display", "email", "search"},
-    {"search", "search", "display", "display", "email", "email", "direct", "social"},
-    {"print", "print", "print", "search", "search", "search", "direct", "email"},
+static const uint8_t channels[3][8] = {
+    {CH_SOCIAL, CH_SOCIAL, CH_SOCIAL, CH_SOCIAL, CH_DISPLAY, CH_DISPLAY, CH_EMAIL, CH_SEARCH},
+    {CH_SEARCH, CH_SEARCH, CH_DISPLAY, CH_DISPLAY, CH_EMAIL, CH_EMAIL, CH_DIRECT, CH_SOCIAL},
+    {CH_PRINT, CH_PRINT, CH_PRINT, CH_SEARCH, CH_SEARCH, CH_SEARCH, CH_DIRECT, CH_EMAIL},
 };
 /* probability of moving on to the next stage at an event, per persona and current stage */
 static const double advance[3][5] = {
@@ -75,22 +116,172 @@ static const double advance[3][5] = {
     {0.45, 0.30, 0.40, 0.35, 0},
     {0.40, 0.35, 0.45, 0.40, 0},
 };
-static const char *const stage_events[5][4] = {
-    {"page_view", "ad_click", "page", "page_view"},
-    {"product_view", "review_read", "compare", "add_to_wishlist"},
-    {"checkout_started", "payment_submitted", "order_completed", "order_completed"},
-    {"return_requested", "order_tracked", "ticket_opened", "support_chat"},
-    {"loyalty_signup", "review_written", "referral_sent", "repeat_purchase"},
+enum {
+    EV_PAGE_VIEW, EV_AD_CLICK, EV_PAGE, EV_PRODUCT_VIEW, EV_REVIEW_READ, EV_COMPARE,
+    EV_ADD_TO_WISHLIST, EV_CHECKOUT_STARTED, EV_PAYMENT_SUBMITTED, EV_ORDER_COMPLETED,
+    EV_RETURN_REQUESTED, EV_ORDER_TRACKED, EV_TICKET_OPENED, EV_SUPPORT_CHAT, EV_LOYALTY_SIGNUP,
+    EV_REVIEW_WRITTEN, EV_REFERRAL_SENT, EV_REPEAT_PURCHASE, EV_IDENTIFY, EV_SCROLL,
+    EV_VIDEO_PLAY, EV_NEWSLETTER_OPEN, EV__N
+};
+/* the message's opening, up to and including the comma after the event */
+#define TRACK(n) F("{\"type\":\"track\",\"event\":\"" n "\",")
+static const frag ev_open[EV__N] = {
+    TRACK("page_view"), TRACK("ad_click"), F("{\"type\":\"page\","), TRACK("product_view"),
+    TRACK("review_read"), TRACK("compare"), TRACK("add_to_wishlist"), TRACK("checkout_started"),
+    TRACK("payment_submitted"), TRACK("order_completed"), TRACK("return_requested"),
+    TRACK("order_tracked"), TRACK("ticket_opened"), TRACK("support_chat"),
+    TRACK("loyalty_signup"), TRACK("review_written"), TRACK("referral_sent"),
+    TRACK("repeat_purchase"), TRACK("identify"), TRACK("scroll"), TRACK("video_play"),
+    TRACK("newsletter_open"),
+};
+static const uint8_t stage_events[5][4] = {
+    {EV_PAGE_VIEW, EV_AD_CLICK, EV_PAGE, EV_PAGE_VIEW},
+    {EV_PRODUCT_VIEW, EV_REVIEW_READ, EV_COMPARE, EV_ADD_TO_WISHLIST},
+    {EV_CHECKOUT_STARTED, EV_PAYMENT_SUBMITTED, EV_ORDER_COMPLETED, EV_ORDER_COMPLETED},
+    {EV_RETURN_REQUESTED, EV_ORDER_TRACKED, EV_TICKET_OPENED, EV_SUPPORT_CHAT},
+    {EV_LOYALTY_SIGNUP, EV_REVIEW_WRITTEN, EV_REFERRAL_SENT, EV_REPEAT_PURCHASE},
 };
 /* service: young customers chat, seniors phone the service line (a ticket), families both */
-static const char *const service_event[3] = {"support_chat", "order_tracked", "ticket_opened"};
-static const char *const service_channel[3] = {"live_chat", "web", "phone"};
-static const char *const other_events[4] = {"identify", "scroll", "video_play",
-                                            "newsletter_open"};
+static const uint8_t service_event[3] = {EV_SUPPORT_CHAT, EV_ORDER_TRACKED, EV_TICKET_OPENED};
+static const frag service_channel[3] = {F("live_chat"), F("web"), F("phone")};
+static const uint8_t other_events[4] = {EV_IDENTIFY, EV_SCROLL, EV_VIDEO_PLAY,
+                                        EV_NEWSLETTER_OPEN};
+
+/* ---- the plan --------------------------------------------------------------------------- */
+
+struct cs_gen_plan {
+    cs_gen_conf c;
+    uint64_t total;     /* nevents */
+    uint32_t **cust;    /* [nparts]: the partition's customers (global ids), ascending */
+    uint32_t *ncust;    /* [nparts] */
+    char (**names)[16]; /* [nparts][customer index]: the id, NUL-padded, its length in [15] */
+    uint64_t *n;        /* [nparts]: the partition's messages; they add up to nevents */
+};
+
+static size_t custname(uint32_t c, char *buf);
+static void hex2_init(void);
+
+cs_gen_plan *cs_gen_plan_new(const cs_gen_conf *c)
+{
+    if (c->nparts < 1 || c->ncustomers < 1)
+        return NULL;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, hex2_init);
+    cs_gen_plan *pl = calloc(1, sizeof *pl);
+    int P = c->nparts;
+    pl->c = *c;
+    pl->total = c->nevents;
+    pl->cust = calloc((size_t)P, sizeof *pl->cust);
+    pl->ncust = calloc((size_t)P, sizeof *pl->ncust);
+    pl->n = calloc((size_t)P, sizeof *pl->n);
+    uint32_t *part = malloc((size_t)c->ncustomers * sizeof *part);
+    char name[24];
+    for (uint32_t i = 0; i < c->ncustomers; i++) {
+        part[i] = (uint32_t)cs_gen_partition(name, custname(i, name), P);
+        pl->ncust[part[i]]++;
+    }
+    for (int p = 0; p < P; p++)
+        pl->cust[p] = malloc((pl->ncust[p] ? pl->ncust[p] : 1) * sizeof **pl->cust);
+    pl->names = calloc((size_t)P, sizeof *pl->names);
+    for (int p = 0; p < P; p++)
+        pl->names[p] = calloc(pl->ncust[p] ? pl->ncust[p] : 1, sizeof **pl->names);
+    uint32_t *fill = calloc((size_t)P, sizeof *fill);
+    for (uint32_t i = 0; i < c->ncustomers; i++) {
+        uint32_t j = fill[part[i]]++;
+        pl->cust[part[i]][j] = i;
+        char *nm = pl->names[part[i]][j];
+        nm[15] = (char)custname(i, nm);
+    }
+    free(fill);
+    free(part);
+    /* shares proportional to customers, by largest remainder (ties: lower partition) */
+    uint64_t given = 0, N = c->ncustomers;
+    u128 *rem = calloc((size_t)P, sizeof *rem);
+    for (int p = 0; p < P; p++) {
+        u128 x = (u128)pl->total * pl->ncust[p];
+        pl->n[p] = (uint64_t)(x / N);
+        rem[p] = x % N;
+        given += pl->n[p];
+    }
+    for (; given < pl->total; given++) {
+        int best = -1;
+        for (int p = 0; p < P; p++)
+            if (rem[p] && (best < 0 || rem[p] > rem[best]))
+                best = p;
+        pl->n[best]++;
+        rem[best] = 0;
+    }
+    free(rem);
+    return pl;
+}
+
+void cs_gen_plan_free(cs_gen_plan *pl)
+{
+    if (!pl)
+        return;
+    for (int p = 0; p < pl->c.nparts; p++) {
+        free(pl->cust[p]);
+        free(pl->names[p]);
+    }
+    free(pl->cust);
+    free(pl->names);
+    free(pl->ncust);
+    free(pl->n);
+    free(pl);
+}
+
+const cs_gen_conf *cs_gen_plan_conf(const cs_gen_plan *pl) { return &pl->c; }
+uint64_t cs_gen_plan_count(const cs_gen_plan *pl, int p) { return pl->n[p]; }
+
+uint64_t cs_gen_plan_key(const cs_gen_plan *pl, int p, uint64_t k)
+{
+    return (uint64_t)(((u128)(2 * k + 1) * pl->total) / (2 * (u128)pl->n[p]));
+}
+
+/* #{k : key(p, k) < K} = #{k : (2k+1) T < 2 K n_p} */
+static uint64_t count_below(const cs_gen_plan *pl, int p, uint64_t K)
+{
+    u128 T = pl->total, a = 2 * (u128)K * pl->n[p];
+    if (a <= T)
+        return 0;
+    u128 c = (a - T + 2 * T - 1) / (2 * T);
+    return c < pl->n[p] ? (uint64_t)c : pl->n[p];
+}
+
+uint64_t cs_gen_plan_before(const cs_gen_plan *pl, int p, uint64_t n)
+{
+    if (n >= pl->total)
+        return pl->n[p];
+    /* the largest K with C(K) = sum_q count_below(q, K) <= n; then the n - C(K) messages with
+     * key K, in partition order */
+    uint64_t lo = 0, hi = pl->total; /* C(lo) <= n; C(hi) = total > n */
+    while (hi - lo > 1) {
+        uint64_t mid = lo + (hi - lo) / 2, C = 0;
+        for (int q = 0; q < pl->c.nparts; q++)
+            C += count_below(pl, q, mid);
+        if (C <= n)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    uint64_t C = 0;
+    for (int q = 0; q < pl->c.nparts; q++)
+        C += count_below(pl, q, lo);
+    uint64_t extra = n - C, mine = count_below(pl, p, lo);
+    for (int q = 0; q < pl->c.nparts && extra; q++)
+        if (count_below(pl, q, lo + 1) > count_below(pl, q, lo)) { /* q has a message at lo */
+            if (q == p)
+                return mine + 1;
+            extra--;
+        }
+    return mine;
+}
+
+/* ---- sessions --------------------------------------------------------------------------- */
 
 typedef struct gsess {
-    int64_t t; /* next event time */
-    uint32_t cust;
+    int64_t t;     /* next event time */
+    uint32_t cust; /* index into the partition's customers */
     uint16_t remaining;
     uint8_t stage;
     uint8_t long_mode;
@@ -102,6 +293,8 @@ typedef struct heap {
     size_t n, cap;
 } heap;
 
+/* A 4-ary min-heap on t: half the depth of a binary heap, and the sift-down's three
+ * comparisons per level are independent (the sift dominated the generator's profile). */
 static void hpush(heap *h, gsess s)
 {
     if (h->n == h->cap) {
@@ -110,7 +303,7 @@ static void hpush(heap *h, gsess s)
     }
     size_t i = h->n++;
     while (i > 0) {
-        size_t p = (i - 1) / 2;
+        size_t p = (i - 1) / 4;
         if (h->v[p].t <= s.t)
             break;
         h->v[i] = h->v[p];
@@ -119,70 +312,250 @@ static void hpush(heap *h, gsess s)
     h->v[i] = s;
 }
 
-static gsess hpop(heap *h)
+/* s into the hole at the root. Bottom-up: the hole goes down the smallest children to a leaf
+ * without looking at s (a session's next event is usually minutes away, so it belongs near the
+ * bottom: no unpredictable "is s smaller" branch per level), then s goes up from there. */
+static inline void hsift_root(heap *h, gsess s)
 {
-    gsess top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
+    size_t i = 0, n = h->n;
+    gsess *v = h->v;
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const gsess *mv = &last;
-        if (l < h->n && h->v[l].t < mv->t)
-            m = l, mv = &h->v[l];
-        if (r < h->n && h->v[r].t < mv->t)
-            m = r, mv = &h->v[r];
-        if (m == i)
+        size_t c = 4 * i + 1;
+        if (c + 3 < n) {
+            size_t m01 = v[c + 1].t < v[c].t ? c + 1 : c;
+            size_t m23 = v[c + 3].t < v[c + 2].t ? c + 3 : c + 2;
+            size_t m = v[m23].t < v[m01].t ? m23 : m01;
+            v[i] = v[m];
+            i = m;
+        } else {
+            if (c < n) {
+                size_t m = c;
+                for (size_t j = c + 1; j < n; j++)
+                    if (v[j].t < v[m].t)
+                        m = j;
+                v[i] = v[m];
+                i = m;
+            }
             break;
-        h->v[i] = h->v[m];
-        i = m;
+        }
     }
-    if (h->n)
-        h->v[i] = last;
-    return top;
+    while (i > 0) {
+        size_t p = (i - 1) / 4;
+        if (v[p].t <= s.t)
+            break;
+        v[i] = v[p];
+        i = p;
+    }
+    v[i] = s;
 }
 
-struct cs_gen {
-    cs_gen_conf c;
+static void hpop(heap *h)
+{
+    gsess last = h->v[--h->n];
+    if (h->n)
+        hsift_root(h, last);
+}
+
+/* The sessions waiting for their next event: a calendar queue. Buckets of 2^CAL_SHIFT ms
+ * (about a second) for the next CAL_N buckets (70 minutes: every step but the rare long gap of
+ * a configuration with gap > 35 min), a 4-ary heap beyond. The next session is the most
+ * recently queued one of the earliest non-empty bucket: not exactly the earliest event time
+ * (within a bucket, last in first out), which moves that event up to a second later (the
+ * clock never goes back); every operation is O(1) and touches one bucket head and one slot.
+ * Rejected: a heap over all sessions (its sift was a third of the generator's time); a radix
+ * heap (exact order, but every session moves through several buckets on its way down). */
+#define CAL_SHIFT 10
+#define CAL_N 4096
+#define CAL_NONE UINT32_MAX
+typedef struct cal {
+    gsess *slot;    /* sessions, by slot */
+    uint32_t *nxt;  /* next slot in the same bucket, or the free list */
+    uint32_t cap, free_head;
+    uint32_t head[CAL_N];
+    int64_t cur;    /* absolute bucket number (t >> CAL_SHIFT) of the current bucket */
+    size_t n;       /* sessions queued, overflow included */
+    size_t nb;      /* of which in buckets */
+    heap over;      /* beyond the buckets' horizon */
+} cal;
+
+static void cal_init(cal *c)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < CAL_N; i++)
+        c->head[i] = CAL_NONE;
+    c->free_head = CAL_NONE;
+}
+
+static void cal_free(cal *c)
+{
+    free(c->slot);
+    free(c->nxt);
+    free(c->over.v);
+}
+
+static inline void cal_bucket_put(cal *c, gsess s, int64_t b)
+{
+    if (c->free_head == CAL_NONE) { /* grow the slots; the new ones go on the free list */
+        uint32_t old = c->cap;
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->slot = realloc(c->slot, c->cap * sizeof *c->slot);
+        c->nxt = realloc(c->nxt, c->cap * sizeof *c->nxt);
+        for (uint32_t i = c->cap; i-- > old;) {
+            c->nxt[i] = c->free_head;
+            c->free_head = i;
+        }
+    }
+    uint32_t i = c->free_head;
+    c->free_head = c->nxt[i];
+    c->slot[i] = s;
+    uint32_t *h = &c->head[b & (CAL_N - 1)];
+    c->nxt[i] = *h;
+    *h = i;
+    c->nb++;
+}
+
+static inline void cal_push(cal *c, gsess s)
+{
+    int64_t b = s.t >> CAL_SHIFT;
+    if (c->n == 0)
+        c->cur = b;
+    if (b < c->cur)
+        b = c->cur;
+    c->n++;
+    if (b - c->cur < CAL_N)
+        cal_bucket_put(c, s, b);
+    else
+        hpush(&c->over, s);
+}
+
+/* The next session (NULL if none); moves the current bucket forward as needed. */
+static inline gsess *cal_top(cal *c)
+{
+    if (c->n == 0)
+        return NULL;
+    for (;;) {
+        uint32_t i = c->head[c->cur & (CAL_N - 1)];
+        if (i != CAL_NONE)
+            return &c->slot[i];
+        if (c->nb == 0) /* only the overflow: jump to it */
+            c->cur = c->over.v[0].t >> CAL_SHIFT;
+        else
+            c->cur++;
+        while (c->over.n && (c->over.v[0].t >> CAL_SHIFT) - c->cur < CAL_N) {
+            gsess s = c->over.v[0];
+            hpop(&c->over);
+            cal_bucket_put(c, s, s.t >> CAL_SHIFT);
+        }
+    }
+}
+
+/* Removes the session cal_top returned. */
+static inline void cal_pop(cal *c)
+{
+    uint32_t *h = &c->head[c->cur & (CAL_N - 1)], i = *h;
+    *h = c->nxt[i];
+    c->nxt[i] = c->free_head;
+    c->free_head = i;
+    c->nb--;
+    c->n--;
+}
+
+/* Sessions a partition keeps in flight at most (a stream of very many events over a short
+ * span would otherwise start a session at nearly every message and never finish one). */
+#define MAX_ACTIVE (1u << 20)
+#define RECENT 4096
+
+struct cs_gen_pstream {
+    const cs_gen_plan *pl;
+    const cs_gen_conf *c;
+    int part;
+    const uint32_t *cust;
+    char (*names)[16];
+    uint32_t ncust;
+    uint64_t n, k;       /* messages in all, sent so far */
+    uint64_t key_q, key_r, key_step_q, key_step_r, key_den; /* merge key of message k */
+    double pace0, dpace; /* the k-th message is paced at pace0 + k * dpace */
+    int64_t clock;       /* event time of the last session event (never decreases) */
     rng r;
-    int64_t *first_seen;
-    heap h;
-    double inter, next_arrival;
+    int64_t *first_seen; /* per customer index: its earliest event time */
+    cal q;
     uint32_t first_pass_next;
-    uint32_t recent[4096];
+    uint32_t recent[RECENT]; /* customer indices recently sent (late events pick from them) */
     uint32_t nrecent;
-    uint64_t emitted;
-    char *buf;     /* the current message */
-    char key[32];
+    char *buf; /* the current message */
+    char key[24]; /* the current message's key, NUL-terminated */
     int64_t day_cache_min[3]; /* per time style: minute of the cached "YYYY-MM-DDTHH:MM:" */
     char day_cache[3][40];
 };
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-typedef struct wb {
-    char *p;
-} wb;
-#define PUT(w, lit) (memcpy((w)->p, (lit), sizeof(lit) - 1), (w)->p += sizeof(lit) - 1)
-static inline void puts_(wb *w, const char *s)
+#define PUT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
+static inline char *putf(char *p, const frag *f)
 {
-    size_t n = strlen(s);
-    memcpy(w->p, s, n);
-    w->p += n;
+    memcpy(p, f->s, FRAG);
+    return p + f->n;
 }
-static inline void putu(wb *w, uint64_t v)
+static inline char *putl(char *p, const lfrag *f)
 {
-    char t[24];
-    int n = 0;
-    do {
-        t[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *w->p++ = t[--n];
+    memcpy(p, f->s, f->n);
+    return p + f->n;
 }
-static inline void put2(wb *w, int v)
+static const char digits2[201] = "00010203040506070809101112131415161718192021222324252627282930"
+                                 "31323334353637383940414243444546474849505152535455565758596061"
+                                 "62636465666768697071727374757677787980818283848586878889909192"
+                                 "93949596979899";
+static const uint64_t pow10[20] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull,
+    1000000ull, 10000000ull, 100000000ull, 1000000000ull, 10000000000ull, 100000000000ull,
+    1000000000000ull, 10000000000000ull, 100000000000000ull, 1000000000000000ull,
+    10000000000000000ull, 100000000000000000ull, 1000000000000000000ull,
+    10000000000000000000ull};
+static inline char *putu(char *p, uint64_t v)
 {
-    *w->p++ = (char)('0' + v / 10);
-    *w->p++ = (char)('0' + v % 10);
+    int n = 1;
+    while (n < 20 && v >= pow10[n])
+        n++;
+    char *e = p + n, *s = e;
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100);
+        v /= 100;
+        s -= 2;
+        memcpy(s, digits2 + 2 * d, 2);
+    }
+    if (v >= 10)
+        memcpy(s - 2, digits2 + 2 * v, 2);
+    else
+        s[-1] = (char)('0' + v);
+    return e;
+}
+static inline char *put2(char *p, int v)
+{
+    memcpy(p, digits2 + 2 * v, 2);
+    return p + 2;
+}
+
+/* u^2.2 (the Zipf-like activity draw) from a table with linear interpolation: pow() was 4 % of
+ * the generator's time; the table is computed with pow() once (same libm, same stream). */
+#define ZIPF_N 4096
+static double zipf_tab[ZIPF_N + 2];
+static inline double zipf_u(double u)
+{
+    double x = u * ZIPF_N;
+    int i = (int)x;
+    return zipf_tab[i] + (zipf_tab[i + 1] - zipf_tab[i]) * (x - i);
+}
+
+/* byte -> its two hex digits, low nibble first (the order the old nibble loop wrote) */
+static char hex2[256][2];
+static void hex2_init(void)
+{
+    for (int i = 0; i <= ZIPF_N + 1; i++)
+        zipf_tab[i] = pow((double)i / ZIPF_N, 2.2);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 256; i++) {
+        hex2[i][0] = hex[i & 15];
+        hex2[i][1] = hex[i >> 4];
+    }
 }
 
 static void civil(int64_t days, int *y, int *m, int *d)
@@ -199,263 +572,517 @@ static void civil(int64_t days, int *y, int *m, int *d)
 }
 
 /* RFC 3339 with milliseconds; style 0 Z, 1 +02:00, 2 -05:30 */
-static void put_time(cs_gen *g, wb *w, int64_t t, int style)
+static char *put_time(cs_gen_pstream *g, char *p, int64_t t, int style)
 {
     static const int64_t shift[3] = {0, 2 * 3600000, -(5 * 3600000 + 30 * 60000)};
-    static const char *const zone[3] = {"Z", "+02:00", "-05:30"};
+    static const frag zone[3] = {F("Z"), F("+02:00"), F("-05:30")};
     int64_t lt = t + shift[style];
     int64_t min = lt >= 0 ? lt / 60000 : (lt - 59999) / 60000;
-    int64_t ms = lt - min * 60000;
+    int ms = (int)(lt - min * 60000);
     if (min != g->day_cache_min[style]) {
         int64_t days = min >= 0 ? min / 1440 : (min - 1439) / 1440;
         int mod = (int)(min - days * 1440);
         int y, mo, d;
         civil(days, &y, &mo, &d);
-        snprintf(g->day_cache[style], sizeof g->day_cache[style], "%04d-%02d-%02dT%02d:%02d:", y,
-                 mo, d, mod / 60, mod % 60);
+        char *q = g->day_cache[style]; /* "YYYY-MM-DDTHH:MM:" (years 0..9999) */
+        y = y < 0 ? 0 : y > 9999 ? 9999 : y;
+        q = put2(q, y / 100);
+        q = put2(q, y % 100);
+        *q++ = '-';
+        q = put2(q, mo);
+        *q++ = '-';
+        q = put2(q, d);
+        *q++ = 'T';
+        q = put2(q, mod / 60);
+        *q++ = ':';
+        q = put2(q, mod % 60);
+        *q = ':';
         g->day_cache_min[style] = min;
     }
-    memcpy(w->p, g->day_cache[style], 17);
-    w->p += 17;
-    put2(w, (int)(ms / 1000));
-    *w->p++ = '.';
-    *w->p++ = (char)('0' + ms % 1000 / 100);
-    put2(w, (int)(ms % 100));
-    puts_(w, zone[style]);
+    memcpy(p, g->day_cache[style], 17);
+    p += 17;
+    p = put2(p, ms / 1000);
+    *p++ = '.';
+    *p++ = (char)('0' + ms % 1000 / 100);
+    p = put2(p, ms % 100);
+    return putf(p, &zone[style]);
 }
 
 static size_t custname(uint32_t c, char *buf)
 {
     /* a fixed share of customers have integer ids */
-    wb w = {buf};
+    char *p = buf;
     if ((c % 7) == 3) {
-        putu(&w, 100000000u + c);
+        p = putu(p, 100000000u + c);
     } else {
-        *w.p++ = 'c';
-        char t[8];
-        uint32_t v = c;
-        for (int i = 6; i >= 0; i--, v /= 10)
-            t[i] = (char)('0' + v % 10);
-        memcpy(w.p, t, 7);
-        w.p += 7;
+        *p++ = 'c';
+        uint32_t v = c % 10000000u; /* 7 digits, zero-padded */
+        memcpy(p + 5, digits2 + 2 * (v % 100), 2);
+        v /= 100;
+        memcpy(p + 3, digits2 + 2 * (v % 100), 2);
+        v /= 100;
+        memcpy(p + 1, digits2 + 2 * (v % 100), 2);
+        p[0] = (char)('0' + v / 100);
+        p += 7;
     }
-    *w.p = 0;
-    return (size_t)(w.p - buf);
+    *p = 0;
+    return (size_t)(p - buf);
 }
 
 static inline int persona_of(uint32_t cust) { return (int)(((cust * 2654435761u) >> 16) % 3); }
 
-/* One valid event. Returns its length. */
-static size_t event_json(cs_gen *g, char *out, uint32_t cust, int64_t t, const char *ev,
-                         int with_channel, int64_t *kts)
+/* One valid event of (global) customer cust. Returns its end. */
+static inline __attribute__((always_inline)) char *
+event_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cname, size_t clen,
+           int64_t t, int ev, int with_channel, int64_t *kts)
 {
-    rng *r = &g->r;
-    char cname[16];
-    size_t clen = custname(cust, cname);
     int int_id = (cust % 7) == 3;
     int persona = persona_of(cust);
-    wb w = {out};
-    int is_page = strcmp(ev, "page") == 0;
-    if (is_page) {
-        PUT(&w, "{\"type\":\"page\",");
-    } else {
-        PUT(&w, "{\"type\":\"track\",\"event\":\"");
-        puts_(&w, ev);
-        PUT(&w, "\",");
-    }
-    int idstyle = (int)below(r, 20);
+    p = putf(p, &ev_open[ev]);
+    uint64_t x = next(r), y = next(r);
+    int idstyle = (int)b16(x, 20);
     if (int_id) {
-        PUT(&w, "\"userId\":");
-        memcpy(w.p, cname, clen);
-        w.p += clen;
-        *w.p++ = ',';
+        PUT(p, "\"userId\":");
+        memcpy(p, cname, 16);
+        p += clen;
+        *p++ = ',';
     } else if (idstyle == 0) {
-        PUT(&w, "\"anonymousId\":\"");
-        memcpy(w.p, cname, clen);
-        w.p += clen;
-        PUT(&w, "\",");
+        PUT(p, "\"anonymousId\":\"");
+        memcpy(p, cname, 16);
+        p += clen;
+        PUT(p, "\",");
     } else if (idstyle == 1) { /* both: userId wins */
-        PUT(&w, "\"anonymousId\":\"anon-");
-        putu(&w, cust);
-        PUT(&w, "\",\"userId\":\"");
-        memcpy(w.p, cname, clen);
-        w.p += clen;
-        PUT(&w, "\",");
+        PUT(p, "\"anonymousId\":\"anon-");
+        p = putu(p, cust);
+        PUT(p, "\",\"userId\":\"");
+        memcpy(p, cname, 16);
+        p += clen;
+        PUT(p, "\",");
     } else if (idstyle == 2) { /* an empty userId: the next path wins */
-        PUT(&w, "\"user_id\":\"");
-        memcpy(w.p, cname, clen);
-        w.p += clen;
-        PUT(&w, "\",\"userId\":\"\",");
+        PUT(p, "\"user_id\":\"");
+        memcpy(p, cname, 16);
+        p += clen;
+        PUT(p, "\",\"userId\":\"\",");
     } else {
-        PUT(&w, "\"userId\":\"");
-        memcpy(w.p, cname, clen);
-        w.p += clen;
-        PUT(&w, "\",");
+        PUT(p, "\"userId\":\"");
+        memcpy(p, cname, 16);
+        p += clen;
+        PUT(p, "\",");
     }
-    int tstyle = (int)below(r, 10);
+    int tstyle = (int)b16(x >> 16, 10);
     *kts = t;
     if (tstyle < 6) {
-        PUT(&w, "\"timestamp\":\"");
-        put_time(g, &w, t, 0);
-        PUT(&w, "\",");
+        PUT(p, "\"timestamp\":\"");
+        p = put_time(g, p, t, 0);
+        PUT(p, "\",");
         *kts = t + 1500; /* producer time differs from event time */
     } else if (tstyle == 6) {
-        PUT(&w, "\"timestamp\":\"");
-        put_time(g, &w, t, 1);
-        PUT(&w, "\",");
+        PUT(p, "\"timestamp\":\"");
+        p = put_time(g, p, t, 1);
+        PUT(p, "\",");
         *kts = t + 800;
     } else if (tstyle == 7) {
-        PUT(&w, "\"originalTimestamp\":\"");
-        put_time(g, &w, t, 2);
-        PUT(&w, "\",");
+        PUT(p, "\"originalTimestamp\":\"");
+        p = put_time(g, p, t, 2);
+        PUT(p, "\",");
         *kts = t + 100;
     } else if (tstyle == 8) {
-        PUT(&w, "\"ts\":");
-        putu(&w, (uint64_t)t);
-        *w.p++ = ',';
+        PUT(p, "\"ts\":");
+        p = putu(p, (uint64_t)t);
+        *p++ = ',';
         *kts = t + 20;
     } /* else: no time field; the Kafka timestamp is the event time */
-    const char *ch = channels[persona][below(r, 8)];
-    unsigned sku = (unsigned)below(r, 5000);
-    int reviews = below(r, 12) == 0;
-    PUT(&w, "\"context\":{\"library\":{\"name\":\"analytics.js\",\"version\":\"4.1.0\"},"
-            "\"page\":{\"url\":\"https://shop.example/p/");
-    putu(&w, sku);
+    const frag *ch = &channel_name[channels[persona][b16(x >> 32, 8)]];
+    unsigned sku = (unsigned)b32(y, 5000);
+    int reviews = b16(x >> 48, 12) == 0;
+    PUT(p, "\"context\":{\"library\":{\"name\":\"analytics.js\",\"version\":\"4.1.0\"},"
+           "\"page\":{\"url\":\"https://shop.example/p/");
+    /* the sku's digits (sku < 10000) as one 8-byte word, built in a register (constant
+     * divisors, no store and reload) and written three times */
+    unsigned sd = sku >= 1000 ? 4 : sku >= 100 ? 3 : sku >= 10 ? 2 : 1;
+    uint64_t skus = (uint64_t)('0' + sku / 1000) | (uint64_t)('0' + sku / 100 % 10) << 8 |
+                    (uint64_t)('0' + sku / 10 % 10) << 16 | (uint64_t)('0' + sku % 10) << 24;
+    skus >>= 8 * (4 - sd);
+    size_t skul = sd;
+    memcpy(p, &skus, 8);
+    p += skul;
     if (reviews)
-        PUT(&w, "/reviews/all");
-    PUT(&w, "\",\"title\":\"Item \\u00e9 ");
-    putu(&w, sku);
-    PUT(&w, "\"}");
-    int ch_where = with_channel ? (int)below(r, 2) : 2;
+        PUT(p, "/reviews/all");
+    PUT(p, "\",\"title\":\"Item \\u00e9 ");
+    memcpy(p, &skus, 8);
+    p += skul;
+    PUT(p, "\"}");
+    int ch_where = with_channel ? (int)b16(y >> 32, 2) : 2;
     if (ch_where == 0) {
-        PUT(&w, ",\"campaign\":{\"medium\":\"");
-        puts_(&w, ch);
-        PUT(&w, "\",\"name\":\"fall\"}");
+        PUT(p, ",\"campaign\":{\"medium\":\"");
+        p = putf(p, ch);
+        PUT(p, "\",\"name\":\"fall\"}");
     }
-    PUT(&w, "},\"properties\":{\"sku\":\"");
-    putu(&w, sku);
-    PUT(&w, "\",\"price\":");
-    putu(&w, sku % 300);
-    PUT(&w, ".99");
-    if (below(r, 10) < 9) {
-        PUT(&w, ",\"persona\":\"");
-        puts_(&w, persona_name[persona]);
-        *w.p++ = '"';
+    PUT(p, "},\"properties\":{\"sku\":\"");
+    memcpy(p, &skus, 8);
+    p += skul;
+    PUT(p, "\",\"price\":");
+    p = putu(p, sku % 300);
+    PUT(p, ".99");
+    if (b16(y >> 48, 10) < 9) {
+        PUT(p, ",\"persona\":\"");
+        p = putf(p, &persona_name[persona]);
+        *p++ = '"';
     }
-    if (ev == service_event[persona] || strcmp(ev, "ticket_opened") == 0 ||
-        strcmp(ev, "support_chat") == 0) {
-        PUT(&w, ",\"service_channel\":\"");
-        puts_(&w, service_channel[persona]);
-        *w.p++ = '"';
+    if (ev == EV_TICKET_OPENED || ev == EV_SUPPORT_CHAT ||
+        (ev == EV_ORDER_TRACKED && ev == service_event[persona])) {
+        PUT(p, ",\"service_channel\":\"");
+        p = putf(p, &service_channel[persona]);
+        *p++ = '"';
     }
-    *w.p++ = '}';
+    *p++ = '}';
     if (ch_where == 1) {
-        PUT(&w, ",\"channel\":\"");
-        puts_(&w, ch);
-        *w.p++ = '"';
+        PUT(p, ",\"channel\":\"");
+        p = putf(p, ch);
+        *p++ = '"';
     }
-    PUT(&w, ",\"messageId\":\"");
-    static const char hex[] = "0123456789abcdef";
+    PUT(p, ",\"messageId\":\"");
     uint64_t id = next(r);
-    for (int i = 0; i < 16; i++, id >>= 4)
-        *w.p++ = hex[id & 15];
-    PUT(&w, "\"}");
-    return (size_t)(w.p - out);
+    for (int i = 0; i < 8; i++, id >>= 8)
+        memcpy(p + 2 * i, hex2[id & 255], 2);
+    p += 16;
+    PUT(p, "\"}");
+    return p;
 }
 
-static size_t invalid_json(cs_gen *g, char *out, uint32_t cust, int too_large)
+static char *invalid_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, int too_large)
 {
-    static const char *const kinds[8][2] = {
-        {"{\"event\":\"page_view\",\"userId\":\"c", "\",\"timestamp\":\"2026-11-01T10:00:00Z\""},
-        {"[\"c", "\", 1, 2]"},
-        {"{\"event\":\"page_view\",\"timestamp\":\"2026-11-01T10:00:00Z\",\"x\":\"c", "\"}"},
-        {"{\"userId\":\"c", "\",\"properties\":{\"event\":\"nested-is-not-event\"}}"},
-        {"{\"event\":\"page_view\",\"userId\":\"c", "\",\"timestamp\":\"yesterday\"}"},
-        {"{\"event\":\"page_view\",\"userId\":\"c", "\",\"ts\":\"2026-13-01T10:00:00Z\"}"},
-        {"not json at all c", ""},
-        {"{\"event\":\"page_view\",\"userId\":\"c", "\",\"timestamp\":\"2026-11-01T10:00:00Z\"}}"},
+    static const lfrag kinds[8][2] = {
+        {L("{\"event\":\"page_view\",\"userId\":\"c"), L("\",\"timestamp\":\"2026-11-01T10:00:00Z\"")},
+        {L("[\"c"), L("\", 1, 2]")},
+        {L("{\"event\":\"page_view\",\"timestamp\":\"2026-11-01T10:00:00Z\",\"x\":\"c"), L("\"}")},
+        {L("{\"userId\":\"c"), L("\",\"properties\":{\"event\":\"nested-is-not-event\"}}")},
+        {L("{\"event\":\"page_view\",\"userId\":\"c"), L("\",\"timestamp\":\"yesterday\"}")},
+        {L("{\"event\":\"page_view\",\"userId\":\"c"), L("\",\"ts\":\"2026-13-01T10:00:00Z\"}")},
+        {L("not json at all c"), L("")},
+        {L("{\"event\":\"page_view\",\"userId\":\"c"), L("\",\"timestamp\":\"2026-11-01T10:00:00Z\"}}")},
     };
-    wb w = {out};
     if (too_large) {
-        PUT(&w, "{\"event\":\"page_view\",\"userId\":\"c");
-        putu(&w, cust);
-        PUT(&w, "\",\"pad\":\"");
-        memset(w.p, 'x', 66000);
-        w.p += 66000;
-        PUT(&w, "\"}");
+        PUT(p, "{\"event\":\"page_view\",\"userId\":\"c");
+        p = putu(p, cust);
+        PUT(p, "\",\"pad\":\"");
+        memset(p, 'x', 66000);
+        p += 66000;
+        PUT(p, "\"}");
     } else {
-        int k = (int)below(&g->r, 9);
+        int k = (int)below(r, 9);
         if (k == 8) { /* too_deep: 40 nested arrays inside an object */
-            PUT(&w, "{\"userId\":\"c");
-            putu(&w, cust);
-            PUT(&w, "\",\"event\":\"x\",\"deep\":");
-            memset(w.p, '[', 40);
-            w.p += 40;
-            memset(w.p, ']', 40);
-            w.p += 40;
-            *w.p++ = '}';
+            PUT(p, "{\"userId\":\"c");
+            p = putu(p, cust);
+            PUT(p, "\",\"event\":\"x\",\"deep\":");
+            memset(p, '[', 40);
+            p += 40;
+            memset(p, ']', 40);
+            p += 40;
+            *p++ = '}';
         } else {
-            puts_(&w, kinds[k][0]);
-            putu(&w, cust);
-            puts_(&w, kinds[k][1]);
+            p = putl(p, &kinds[k][0]);
+            p = putu(p, cust);
+            p = putl(p, &kinds[k][1]);
         }
     }
-    return (size_t)(w.p - out);
+    return p;
 }
 
 /* A device with a wrong clock (issue 16): a valid event of customer `cust` whose time is far
  * ahead of its message timestamp (one of 3 styles), or before 2000 (a clock reset to the
  * epoch). Never late, never counted: future_time or bad_time under any max_future >= 0 ...
  * except max_future 0 (off), where the future ones are valid and poison the watermark. */
-static size_t skewed_json(cs_gen *g, char *out, uint32_t cust, int64_t t)
+static char *skewed_json(cs_gen_pstream *g, rng *r, char *p, const char *cname, size_t clen,
+                         int64_t t)
 {
-    rng *r = &g->r;
-    char cname[16];
-    size_t clen = custname(cust, cname);
-    wb w = {out};
-    PUT(&w, "{\"type\":\"track\",\"event\":\"product_view\",\"userId\":\"");
-    memcpy(w.p, cname, clen);
-    w.p += clen;
-    PUT(&w, "\",");
+    PUT(p, "{\"type\":\"track\",\"event\":\"product_view\",\"userId\":\"");
+    memcpy(p, cname, 16);
+    p += clen;
+    PUT(p, "\",");
     switch ((int)below(r, 4)) {
     case 0:
-        PUT(&w, "\"timestamp\":\"9999-12-31T23:59:59Z\"");
+        PUT(p, "\"timestamp\":\"9999-12-31T23:59:59Z\"");
         break;
     case 1: /* days to years ahead, as epoch ms */
-        PUT(&w, "\"ts\":");
-        putu(&w, (uint64_t)(t + 86400000LL * (1 + (int64_t)below(r, 3650))));
+        PUT(p, "\"ts\":");
+        p = putu(p, (uint64_t)(t + 86400000LL * (1 + (int64_t)below(r, 3650))));
         break;
     case 2: /* a few hours ahead: more than the default max_future of 1 h */
-        PUT(&w, "\"timestamp\":\"");
-        put_time(g, &w, t + 2 * 3600000LL + (int64_t)below(r, 20 * 3600000ULL), 0);
-        *w.p++ = '"';
+        PUT(p, "\"timestamp\":\"");
+        p = put_time(g, p, t + 2 * 3600000LL + (int64_t)below(r, 20 * 3600000ULL), 0);
+        *p++ = '"';
         break;
     default: /* a clock reset to the epoch */
-        PUT(&w, "\"timestamp\":\"1970-01-01T00:00:");
-        put2(&w, (int)below(r, 60));
-        PUT(&w, "Z\"");
+        PUT(p, "\"timestamp\":\"1970-01-01T00:00:");
+        p = put2(p, (int)below(r, 60));
+        PUT(p, "Z\"");
         break;
     }
-    PUT(&w, ",\"context\":{\"page\":{\"url\":\"https://shop.example/p/1\"}}}");
-    return (size_t)(w.p - out);
+    PUT(p, ",\"context\":{\"page\":{\"url\":\"https://shop.example/p/1\"}}}");
+    return p;
 }
 
-/* ---- the stream ------------------------------------------------------------------------- */
+/* ---- one partition's stream ------------------------------------------------------------- */
 
-cs_gen *cs_gen_new(const cs_gen_conf *c)
+cs_gen_pstream *cs_gen_pstream_new(const cs_gen_plan *pl, int part)
 {
-    cs_gen *g = calloc(1, sizeof *g);
-    g->c = *c;
-    seed(&g->r, c->seed);
-    g->first_seen = malloc(c->ncustomers * sizeof *g->first_seen);
-    for (uint32_t i = 0; i < c->ncustomers; i++)
+    cs_gen_pstream *g = calloc(1, sizeof *g);
+    const cs_gen_conf *c = &pl->c;
+    g->pl = pl;
+    g->c = c;
+    g->part = part;
+    g->cust = pl->cust[part];
+    g->names = pl->names[part];
+    g->ncust = pl->ncust[part];
+    g->n = pl->n[part];
+    /* its own random numbers: the seed and the partition number, nothing else */
+    seed(&g->r, c->seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(part + 1)));
+    g->first_seen = malloc((g->ncust ? g->ncust : 1) * sizeof *g->first_seen);
+    for (uint32_t i = 0; i < g->ncust; i++)
         g->first_seen[i] = INT64_MIN;
-    double sessions = (double)c->nevents / c->mean_events;
-    g->inter = (double)c->span_ms / (sessions > 1 ? sessions : 1);
-    g->next_arrival = (double)c->start_ms;
+    g->dpace = g->n ? (double)c->span_ms / (double)g->n : 0;
+    if (g->n) { /* key(k) = floor((2k+1) T / 2n): quotient and remainder, advanced per message */
+        u128 T = pl->total, den = 2 * (u128)g->n;
+        g->key_den = (uint64_t)den;
+        g->key_q = (uint64_t)(T / den);
+        g->key_r = (uint64_t)(T % den);
+        g->key_step_q = (uint64_t)(2 * T / den);
+        g->key_step_r = (uint64_t)(2 * T % den);
+    }
+    g->pace0 = (double)c->start_ms + g->dpace / 2;
+    g->clock = INT64_MIN;
+    cal_init(&g->q);
     g->buf = malloc(70000);
     for (int i = 0; i < 3; i++)
         g->day_cache_min[i] = INT64_MIN;
+    return g;
+}
+
+void cs_gen_pstream_destroy(cs_gen_pstream *g)
+{
+    if (!g)
+        return;
+    cal_free(&g->q);
+    free(g->first_seen);
+    free(g->buf);
+    free(g);
+}
+
+/* The key of customer index i into g->key; returns its length. */
+static inline size_t put_key(cs_gen_pstream *g, uint32_t i)
+{
+    memcpy(g->key, g->names[i], 16);
+    return (size_t)(unsigned char)g->key[15];
+}
+
+/* A new session at event time t (not in the heap yet). */
+static inline gsess new_session(cs_gen_pstream *g, rng *r, int64_t t)
+{
+    const cs_gen_conf *c = g->c;
+    gsess s = {0};
+    s.t = t;
+    if (c->first_pass && g->first_pass_next < g->ncust)
+        s.cust = g->first_pass_next++;
+    else /* Zipf-like activity: low ids are far more active */
+        s.cust = (uint32_t)((double)g->ncust * zipf_u(unif(r)));
+    if (s.cust >= g->ncust)
+        s.cust = g->ncust - 1;
+    s.long_mode = unif(r) < c->long_frac;
+    s.remaining = s.long_mode
+                      ? (uint16_t)(3 * c->max_duration_ms / c->gap_ms + 2)
+                      : (uint16_t)(1 + (int)(-log(1.0 - unif(r)) * (c->mean_events - 1)));
+    return s;
+}
+
+/* The session is back in the queue with its new time (from_heap: it was the queue's top). */
+static inline void requeue(cs_gen_pstream *g, gsess s, int from_heap)
+{
+    if (from_heap)
+        cal_pop(&g->q);
+    cal_push(&g->q, s);
+}
+
+/* One message. The random-number state is the caller's local copy (r): every write through
+ * the char buffers could alias g->r, which would keep it out of registers. */
+static inline __attribute__((always_inline)) void gen_one(cs_gen_pstream *g, rng *r,
+                                                          cs_gen_msg *m)
+{
+    const cs_gen_conf *c = g->c;
+    /* The pace: sessions are started so that event time follows pace0 + k*dpace. A new session
+     * starts at the pace whenever no session has an event due by then; a session event due
+     * more than CS_GEN_PACE_SLACK_MS earlier is moved up to that (the customer paused). */
+    int64_t pace = (int64_t)(g->pace0 + (double)g->k * g->dpace);
+    gsess s;
+    int from_heap;
+    gsess *top = cal_top(&g->q);
+    if (!top || (top->t > pace && g->q.n < MAX_ACTIVE)) {
+        s = new_session(g, r, pace > g->clock ? pace : g->clock);
+        from_heap = 0;
+    } else {
+        s = *top; /* stays queued until it is requeued or ends */
+        from_heap = 1;
+    }
+    int64_t clock = s.t;
+    if (clock < pace - CS_GEN_PACE_SLACK_MS)
+        clock = pace - CS_GEN_PACE_SLACK_MS;
+    if (clock < g->clock)
+        clock = g->clock;
+    g->clock = clock;
+    s.t = clock;
+    uint32_t gc = g->cust[s.cust];
+    double u = unif(r);
+    m->payload = g->buf;
+    m->part = g->part;
+    m->key = g->key;
+    m->index = g->k;
+    m->key_pos = g->key_q;
+    m->invalid = m->late = 0;
+    g->k++;
+    /* the next message's merge key: floor((2k+1) T / 2n), one step of 2T/2n further */
+    g->key_q += g->key_step_q;
+    g->key_r += g->key_step_r;
+    if (g->key_r >= g->key_den) {
+        g->key_r -= g->key_den;
+        g->key_q++;
+    }
+    if (u < c->invalid_frac + c->too_large_frac) {
+        m->len = (size_t)(invalid_json(g, r, g->buf, gc, u < c->too_large_frac) - g->buf);
+        m->keylen = put_key(g, s.cust);
+        m->ts_ms = clock;
+        m->invalid = 1;
+        requeue(g, s, from_heap); /* the session's next event is still to come */
+        return;
+    }
+    if (u < c->invalid_frac + c->too_large_frac + c->late_frac && g->nrecent) {
+        uint32_t lc = g->recent[below(r, g->nrecent < RECENT ? g->nrecent : RECENT)];
+        int64_t lt = g->first_seen[lc] - c->gap_ms - c->lateness_ms - 1000 -
+                     (int64_t)below(r, 7200000);
+        uint32_t lgc = g->cust[lc];
+        m->keylen = put_key(g, lc);
+        int ev = stage_events[below(r, 2)][below(r, 4)];
+        m->len = (size_t)(event_json(g, r, g->buf, lgc, g->key, m->keylen, lt, ev, 0, &m->ts_ms) -
+                          g->buf);
+        m->late = 1;
+        requeue(g, s, from_heap);
+        return;
+    }
+    m->keylen = put_key(g, s.cust);
+    if (c->skew_frac > 0 &&
+        u < c->invalid_frac + c->too_large_frac + c->late_frac + c->skew_frac) {
+        m->len = (size_t)(skewed_json(g, r, g->buf, g->key, m->keylen, clock) - g->buf);
+        m->ts_ms = clock;
+        m->invalid = 1;
+        requeue(g, s, from_heap);
+        return;
+    }
+    /* one event of session s at event time clock, or a little earlier (out of order) */
+    int64_t t = clock;
+    uint64_t w = next(r), v = next(r), st = next(r);
+    if (u32f(w) < c->ooo_frac)
+        t -= (int64_t)b32(w >> 32, (uint64_t)(c->lateness_ms / 2));
+    if (g->first_seen[s.cust] == INT64_MIN || t < g->first_seen[s.cust])
+        g->first_seen[s.cust] = t;
+    int persona = persona_of(gc);
+    if (s.nsent > 0 && s.stage < 4 && u32f(v) < advance[persona][s.stage])
+        s.stage++; /* progression; drop-off is the session simply ending */
+    int ev;
+    if (u16f(v >> 32) < 0.12)
+        ev = other_events[(v >> 48) & 3];
+    else if (s.stage == 3 && ((v >> 50) & 1) == 0)
+        ev = service_event[persona];
+    else
+        ev = stage_events[s.stage][(v >> 51) & 3];
+    int with_channel = s.nsent == 0 || u16f(st) < 0.2;
+    m->len = (size_t)(event_json(g, r, g->buf, gc, g->key, m->keylen, t, ev, with_channel,
+                                 &m->ts_ms) -
+                      g->buf);
+    g->recent[g->nrecent++ & (RECENT - 1)] = s.cust;
+    if (s.nsent < 255)
+        s.nsent++;
+    if (--s.remaining > 0) {
+        int64_t step;
+        if (s.long_mode)
+            step = c->gap_ms / 3;
+        else if (u16f(st >> 16) < 0.08)
+            step = c->gap_ms + (int64_t)b32(st >> 32, (uint64_t)c->gap_ms); /* a new session */
+        else
+            step = 5000 + (int64_t)b32(st >> 32, (uint64_t)(c->gap_ms / 4));
+        s.t = clock + step;
+        requeue(g, s, from_heap);
+    } else if (from_heap) {
+        cal_pop(&g->q); /* the session ends */
+    }
+}
+
+int cs_gen_pstream_next(cs_gen_pstream *g, cs_gen_msg *m)
+{
+    if (g->k >= g->n)
+        return 0;
+    rng r = g->r;
+    gen_one(g, &r, m);
+    g->r = r;
+    return 1;
+}
+
+uint64_t cs_gen_pstream_skip(cs_gen_pstream *g, uint64_t n)
+{
+    cs_gen_msg m;
+    uint64_t i = 0;
+    while (i < n && cs_gen_pstream_next(g, &m))
+        i++;
+    return i;
+}
+
+/* ---- the whole stream ------------------------------------------------------------------- */
+
+typedef struct mitem {
+    uint64_t key;
+    int p;
+} mitem;
+
+struct cs_gen {
+    cs_gen_plan *pl;
+    cs_gen_pstream **ps;
+    mitem *h; /* min-heap on (key, p) of each unfinished partition's next message */
+    int n;
+};
+
+static int mless(mitem a, mitem b) { return a.key < b.key || (a.key == b.key && a.p < b.p); }
+
+static void msift(cs_gen *g, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < g->n && mless(g->h[l], g->h[m]))
+            m = l;
+        if (r < g->n && mless(g->h[r], g->h[m]))
+            m = r;
+        if (m == i)
+            return;
+        mitem t = g->h[i];
+        g->h[i] = g->h[m];
+        g->h[m] = t;
+        i = m;
+    }
+}
+
+cs_gen *cs_gen_new(const cs_gen_conf *c)
+{
+    cs_gen_plan *pl = cs_gen_plan_new(c);
+    if (!pl)
+        return NULL;
+    cs_gen *g = calloc(1, sizeof *g);
+    g->pl = pl;
+    g->ps = calloc((size_t)c->nparts, sizeof *g->ps);
+    g->h = calloc((size_t)c->nparts, sizeof *g->h);
+    for (int p = 0; p < c->nparts; p++) {
+        g->ps[p] = cs_gen_pstream_new(pl, p);
+        if (pl->n[p])
+            g->h[g->n++] = (mitem){cs_gen_plan_key(pl, p, 0), p};
+    }
+    for (int i = g->n / 2; i >= 0; i--)
+        msift(g, i);
     return g;
 }
 
@@ -463,114 +1090,27 @@ void cs_gen_destroy(cs_gen *g)
 {
     if (!g)
         return;
-    free(g->h.v);
-    free(g->first_seen);
-    free(g->buf);
+    for (int p = 0; p < g->pl->c.nparts; p++)
+        cs_gen_pstream_destroy(g->ps[p]);
+    free(g->ps);
+    free(g->h);
+    cs_gen_plan_free(g->pl);
     free(g);
 }
 
 int cs_gen_next(cs_gen *g, cs_gen_msg *m)
 {
-    const cs_gen_conf *c = &g->c;
-    rng *r = &g->r;
-    if (g->emitted >= c->nevents)
+    if (!g->n)
         return 0;
-    for (;;) {
-        if (g->h.n == 0 || (int64_t)g->next_arrival < g->h.v[0].t) {
-            gsess s = {0};
-            s.t = (int64_t)g->next_arrival;
-            g->next_arrival += -log(1.0 - unif(r)) * g->inter;
-            if (c->first_pass && g->first_pass_next < c->ncustomers)
-                s.cust = g->first_pass_next++;
-            else /* Zipf-like activity: low ids are far more active */
-                s.cust = (uint32_t)((double)c->ncustomers * pow(unif(r), 2.2));
-            if (s.cust >= c->ncustomers)
-                s.cust = c->ncustomers - 1;
-            s.long_mode = unif(r) < c->long_frac;
-            s.remaining = s.long_mode
-                              ? (uint16_t)(3 * c->max_duration_ms / c->gap_ms + 2)
-                              : (uint16_t)(1 + (int)(-log(1.0 - unif(r)) * (c->mean_events - 1)));
-            hpush(&g->h, s);
-            continue;
-        }
-        gsess s = hpop(&g->h);
-        int64_t clock = s.t;
-        double u = unif(r);
-        memset(m, 0, sizeof *m);
-        m->payload = g->buf;
-        if (u < c->invalid_frac + c->too_large_frac) {
-            m->len = invalid_json(g, g->buf, s.cust, u < c->too_large_frac);
-            m->keylen = custname(s.cust, g->key);
-            m->key = g->key;
-            m->part = (int)below(r, (uint64_t)c->nparts); /* invalid ones land anywhere */
-            m->ts_ms = clock;
-            m->invalid = 1;
-            hpush(&g->h, s); /* the session's next event is still to come */
-            g->emitted++;
-            return 1;
-        }
-        if (u < c->invalid_frac + c->too_large_frac + c->late_frac && g->nrecent) {
-            uint32_t lc = g->recent[below(r, g->nrecent < 4096 ? g->nrecent : 4096)];
-            int64_t lt = g->first_seen[lc] - c->gap_ms - c->lateness_ms - 1000 -
-                         (int64_t)below(r, 7200000);
-            m->len = event_json(g, g->buf, lc, lt, stage_events[below(r, 2)][below(r, 4)], 0,
-                                &m->ts_ms);
-            m->keylen = custname(lc, g->key);
-            m->key = g->key;
-            m->part = cs_gen_partition(g->key, m->keylen, c->nparts);
-            m->late = 1;
-            hpush(&g->h, s);
-            g->emitted++;
-            return 1;
-        }
-        if (c->skew_frac > 0 &&
-            u < c->invalid_frac + c->too_large_frac + c->late_frac + c->skew_frac) {
-            m->len = skewed_json(g, g->buf, s.cust, clock);
-            m->keylen = custname(s.cust, g->key);
-            m->key = g->key;
-            m->part = cs_gen_partition(g->key, m->keylen, c->nparts);
-            m->ts_ms = clock;
-            m->invalid = 1;
-            hpush(&g->h, s);
-            g->emitted++;
-            return 1;
-        }
-        /* one event of session s at event time clock, or a little earlier (out of order) */
-        int64_t t = clock;
-        if (unif(r) < c->ooo_frac)
-            t -= (int64_t)below(r, (uint64_t)(c->lateness_ms / 2));
-        if (g->first_seen[s.cust] == INT64_MIN || t < g->first_seen[s.cust])
-            g->first_seen[s.cust] = t;
-        int persona = persona_of(s.cust);
-        if (s.nsent > 0 && s.stage < 4 && unif(r) < advance[persona][s.stage])
-            s.stage++; /* progression; drop-off is the session simply ending */
-        const char *ev;
-        if (unif(r) < 0.12)
-            ev = other_events[below(r, 4)];
-        else if (s.stage == 3 && below(r, 2) == 0)
-            ev = service_event[persona];
-        else
-            ev = stage_events[s.stage][below(r, 4)];
-        m->len = event_json(g, g->buf, s.cust, t, ev, s.nsent == 0 || unif(r) < 0.2, &m->ts_ms);
-        m->keylen = custname(s.cust, g->key);
-        m->key = g->key;
-        m->part = cs_gen_partition(g->key, m->keylen, c->nparts);
-        g->recent[g->nrecent++ & 4095] = s.cust;
-        s.nsent++;
-        if (--s.remaining > 0) {
-            int64_t step;
-            if (s.long_mode)
-                step = c->gap_ms / 3;
-            else if (unif(r) < 0.08)
-                step = c->gap_ms + (int64_t)below(r, (uint64_t)c->gap_ms); /* a new session */
-            else
-                step = 5000 + (int64_t)below(r, (uint64_t)(c->gap_ms / 4));
-            s.t = clock + step;
-            hpush(&g->h, s);
-        }
-        g->emitted++;
-        return 1;
-    }
+    int p = g->h[0].p;
+    cs_gen_pstream *s = g->ps[p];
+    cs_gen_pstream_next(s, m);
+    if (s->k < s->n)
+        g->h[0].key = cs_gen_plan_key(g->pl, p, s->k);
+    else
+        g->h[0] = g->h[--g->n];
+    msift(g, 0);
+    return 1;
 }
 
 /* ---- in memory -------------------------------------------------------------------------- */
@@ -580,46 +1120,41 @@ cs_gen_out *cs_gen_run(const cs_gen_conf *c)
     cs_gen_out *o = calloc(1, sizeof *o);
     o->nparts = c->nparts;
     o->parts = calloc((size_t)c->nparts, sizeof *o->parts);
-    cs_gen *g = cs_gen_new(c);
-    cs_gen_msg m;
-    /* first pass: sizes per partition, so that each partition's messages are contiguous as in
-     * a Kafka fetch response (interleaving would make every message a cache miss the real
-     * consumer does not pay) */
-    size_t *bytes = calloc((size_t)c->nparts, sizeof *bytes);
-    while (cs_gen_next(g, &m)) {
-        cs_gen_part *p = &o->parts[m.part];
-        if (p->n == p->cap) {
-            p->cap = p->cap ? p->cap * 2 : 4096;
-            p->msgs = realloc(p->msgs, p->cap * sizeof *p->msgs);
-        }
-        p->msgs[p->n++] = (cs_msg){NULL, m.len, m.ts_ms, 0};
-        bytes[m.part] += m.len;
-        o->nmsgs++;
-        o->ninvalid += (uint64_t)m.invalid;
-        o->nlate += (uint64_t)m.late;
-    }
-    cs_gen_destroy(g);
-    size_t total = 0, *at = calloc((size_t)c->nparts, sizeof *at);
+    cs_gen_plan *pl = cs_gen_plan_new(c);
+    if (!pl)
+        return o;
+    /* partition after partition, each partition's messages contiguous as in a Kafka fetch
+     * response (interleaving would make every message a cache miss the real consumer does not
+     * pay); payloads are arena offsets until the arena stops moving */
+    o->arena_cap = 1 << 20;
+    o->arena = malloc(o->arena_cap);
     for (int p = 0; p < c->nparts; p++) {
-        at[p] = total;
-        total += bytes[p];
+        cs_gen_part *gp = &o->parts[p];
+        gp->cap = pl->n[p] ? pl->n[p] : 1;
+        gp->msgs = malloc(gp->cap * sizeof *gp->msgs);
+        cs_gen_pstream *s = cs_gen_pstream_new(pl, p);
+        cs_gen_msg m;
+        while (cs_gen_pstream_next(s, &m)) {
+            if (o->arena_len + m.len > o->arena_cap) {
+                while (o->arena_len + m.len > o->arena_cap)
+                    o->arena_cap *= 2;
+                o->arena = realloc(o->arena, o->arena_cap);
+            }
+            memcpy(o->arena + o->arena_len, m.payload, m.len);
+            gp->msgs[gp->n] = (cs_msg){(const char *)(uintptr_t)o->arena_len, m.len, m.ts_ms,
+                                       (int64_t)gp->n};
+            gp->n++;
+            o->arena_len += m.len;
+            o->nmsgs++;
+            o->ninvalid += (uint64_t)m.invalid;
+            o->nlate += (uint64_t)m.late;
+        }
+        cs_gen_pstream_destroy(s);
     }
-    o->arena = malloc(total ? total : 1);
-    o->arena_len = o->arena_cap = total;
-    /* second pass: the same stream (same seed), copied into place */
-    g = cs_gen_new(c);
-    size_t *k = calloc((size_t)c->nparts, sizeof *k);
-    while (cs_gen_next(g, &m)) {
-        cs_msg *msg = &o->parts[m.part].msgs[k[m.part]++];
-        memcpy(o->arena + at[m.part], m.payload, m.len);
-        msg->payload = o->arena + at[m.part];
-        msg->offset = (int64_t)k[m.part] - 1;
-        at[m.part] += m.len;
-    }
-    cs_gen_destroy(g);
-    free(bytes);
-    free(at);
-    free(k);
+    for (int p = 0; p < c->nparts; p++)
+        for (size_t i = 0; i < o->parts[p].n; i++)
+            o->parts[p].msgs[i].payload = o->arena + (uintptr_t)o->parts[p].msgs[i].payload;
+    cs_gen_plan_free(pl);
     return o;
 }
 

@@ -8,13 +8,32 @@
  * session ending before the next step), several sessions per customer over days, Segment-style
  * JSON (track/page calls, userId/anonymousId, nested context.page.url, context.campaign.medium,
  * properties.persona), a share of out-of-order, late and invalid messages. Same seed, same
- * stream, byte for byte, whatever the rate it is sent at.
+ * stream, byte for byte, whatever the rate it is sent at and however many threads send it.
+ *
+ * Structure: one independent stream per partition. The plan (cs_gen_plan) gives every customer
+ * to the partition a keyed producer would pick (cs_gen_partition of its id) and every partition
+ * a share of the messages proportional to its customers. Each partition's stream
+ * (cs_gen_pstream) has its own random-number stream (seeded from the seed and the partition),
+ * its own sessions and its own event-time axis covering [start, start + span): the k-th of its
+ * n messages is paced at start + span*(k+0.5)/n and its event time is at most
+ * CS_GEN_PACE_SLACK_MS behind that. So a partition's bytes depend on nothing but the
+ * configuration and the partition number: threads can generate partitions independently and
+ * produce exactly what one thread would have produced.
+ *
+ * The whole stream (cs_gen_next, --skip/--count, --unkeyed) is the partitions' streams merged
+ * in a fixed order that depends on the message counts only: message k of partition p has the
+ * key floor((2k+1) * nevents / (2 n_p)) and the stream is ordered by (key, p). Keys run from 0
+ * to nevents, so a message's key is about its position in the whole stream and its event time
+ * is about start + span * key / nevents, within a few seconds across partitions.
  *
  * Determinism of the outcome (docs/semantics.md "Determinism"): within a partition events are
  * out of order by at most lateness/2; deliberately late events are older than the customer's
- * first event - gap - lateness, which is late under every possible watermark. So the counts a
- * drain must produce do not depend on how partitions interleave, and the reference model can
- * compute them.
+ * first event - gap - lateness, which is late under every possible watermark. Every message of a
+ * customer, invalid ones included, goes to that customer's partition. So the counts a drain must
+ * produce do not depend on how partitions interleave, and the reference model can compute them.
+ *
+ * Threads: a cs_gen_plan is immutable after cs_gen_plan_new and may be shared by any number of
+ * threads; a cs_gen_pstream or a cs_gen belongs to one thread at a time.
  */
 #ifndef CS_LOADGEN_GEN_H
 #define CS_LOADGEN_GEN_H
@@ -30,34 +49,65 @@ typedef struct cs_gen_conf {
     uint64_t nevents;       /* messages, invalid ones included */
     uint32_t ncustomers;
     int64_t start_ms;       /* event time of the first event */
-    int64_t span_ms;        /* event time covered by the stream (approx.) */
+    int64_t span_ms;        /* event time covered by the stream */
     double invalid_frac;    /* share of invalid messages (all reasons but too_large) */
     double too_large_frac;  /* share of >64 KiB messages */
     double late_frac;       /* share of deliberately late events */
     double skew_frac;       /* share of events from devices with a wrong clock: their time is
                                far in the future (beyond any max_future: future_time) or before
-                               2000 (bad_time); 0 = none, and then no extra random draw, so the
-                               stream of a seed is the one it always was */
+                               2000 (bad_time); 0 = none */
     double ooo_frac;        /* share of events out of order (by up to lateness/2) */
     double long_frac;       /* share of sessions that outlive max_duration */
     double mean_events;     /* mean events per session */
-    int first_pass;         /* 1: the first ncustomers sessions visit every customer once */
+    int first_pass;         /* 1: each partition's first sessions visit each of its customers once */
     int64_t gap_ms, lateness_ms, max_duration_ms;
 } cs_gen_conf;
 
 void cs_gen_defaults(cs_gen_conf *c);
 
-/* ---- streaming ---- */
-typedef struct cs_gen cs_gen;
+/* How far a partition's event time may fall behind its pace (start + span*(k+0.5)/n): a
+ * session event due earlier is sent this much behind the pace, as if the customer had paused
+ * a little longer. Bounds the event-time skew between partitions in the merged order. */
+#define CS_GEN_PACE_SLACK_MS 2000
+
 typedef struct cs_gen_msg {
-    const char *payload;    /* valid until the next cs_gen_next */
+    const char *payload;    /* valid until the next call on the same stream */
     size_t len;
     const char *key;        /* the customer id (the Kafka message key) */
     size_t keylen;
     int part;               /* partition: cs_gen_partition(key) */
     int64_t ts_ms;          /* the producer (Kafka) timestamp */
     int invalid, late;      /* what it was generated as (skewed-clock events are invalid) */
+    uint64_t index;         /* position in its partition's stream (0-based) */
+    uint64_t key_pos;       /* its merge key: about its position in the whole stream */
 } cs_gen_msg;
+
+/* ---- the plan ---- */
+typedef struct cs_gen_plan cs_gen_plan;
+/* NULL when the configuration cannot make a stream (nparts < 1, no customers). */
+cs_gen_plan *cs_gen_plan_new(const cs_gen_conf *c);
+void cs_gen_plan_free(cs_gen_plan *pl);
+const cs_gen_conf *cs_gen_plan_conf(const cs_gen_plan *pl);
+/* Messages of partition p in the whole stream. */
+uint64_t cs_gen_plan_count(const cs_gen_plan *pl, int p);
+/* Messages of partition p among the first n of the whole stream (n >= nevents: all of them).
+ * For --skip/--count: the whole stream's messages [a, b) are partition p's
+ * [before(p, a), before(p, b)). O(nparts * log nevents). */
+uint64_t cs_gen_plan_before(const cs_gen_plan *pl, int p, uint64_t n);
+/* The merge key of partition p's message k (see above). */
+uint64_t cs_gen_plan_key(const cs_gen_plan *pl, int p, uint64_t k);
+
+/* ---- one partition's stream ---- */
+typedef struct cs_gen_pstream cs_gen_pstream;
+cs_gen_pstream *cs_gen_pstream_new(const cs_gen_plan *pl, int p);
+/* 1 and *m filled, or 0 at the end of the partition's messages. */
+int cs_gen_pstream_next(cs_gen_pstream *s, cs_gen_msg *m);
+/* Generates and drops up to n messages (the random streams cannot jump); returns how many. */
+uint64_t cs_gen_pstream_skip(cs_gen_pstream *s, uint64_t n);
+void cs_gen_pstream_destroy(cs_gen_pstream *s);
+
+/* ---- the whole stream, merged ---- */
+typedef struct cs_gen cs_gen;
 cs_gen *cs_gen_new(const cs_gen_conf *c);
 /* 1 and *m filled, or 0 when nevents messages were generated. */
 int cs_gen_next(cs_gen *g, cs_gen_msg *m);

@@ -445,6 +445,7 @@ static int try_flush(cs_coord *c, int force)
     c->last_ok_ms = cs_mono_ms();
     c->m.last_flush_ok_ms = f.now_ms;
     if (c->paused) {
+        CS_LOG(CS_LOG_INFO, "redis took the flush: resuming consumption");
         cs_source_pause(c->src, 0);
         c->paused = 0;
     }
@@ -533,7 +534,12 @@ static void fill_metrics(cs_coord *c)
     cs_sink_stats_get(c->sink, &ss);
     m->redis_commands = ss.commands;
     m->redis_reconnects = ss.reconnects;
+    m->redis_redirects = ss.redirects;
     m->redis_up = ss.connected;
+    memcpy(m->redis_errors_n, ss.errors, sizeof m->redis_errors_n);
+    m->redis_refusal = ss.refusal;
+    snprintf(m->redis_refusal_text, sizeof m->redis_refusal_text, "%s", ss.refusal_text);
+    m->redis_refusal_since_ms = ss.refusal_since_ms;
     cs_source_stats st;
     cs_source_stats_get(c->src, &st);
     m->rebalances = st.rebalances;
@@ -570,7 +576,11 @@ static void fill_metrics(cs_coord *c)
             healthy = 0;
     }
     m->healthy = healthy;
-    m->ready = (c->cf.drain || m->npartitions > 0) && cs_mono_ms() - c->last_ok_ms < 10000;
+    /* Redis answering with a refusal is not ready at once (it is no blip: someone has to act);
+     * an unreachable Redis, or a refusal a retry gets past (NOSCRIPT, MOVED), after 10 s
+     * without a flush (a reconnect rides out short blips) */
+    m->ready = (c->cf.drain || m->npartitions > 0) && cs_mono_ms() - c->last_ok_ms < 10000 &&
+               cs_redis_class_transient((cs_redis_class)ss.refusal);
     cs_metrics_publish(&c->box, m);
 }
 
@@ -782,10 +792,12 @@ cs_coord *cs_coord_new(cs_engine *e, const cs_coord_conf *conf, char *errstr, si
 
     int rto = c->cf.redis_timeout_ms > 0 ? c->cf.redis_timeout_ms : 5000;
     cs_sink_conf sc = {c->cf.redis_url, c->cf.prefix, c->cf.instance_id, rto < 2000 ? rto : 2000,
-                       rto, 100, 5000, c->cf.minute_ttl_ms / 1000, 0};
+                       rto, 100, 5000, c->cf.minute_ttl_ms / 1000, 0,
+                       c->cf.redis_wait_replicas, c->cf.redis_wait_timeout_ms};
     c->sink = cs_sink_new(&sc, errstr, errlen);
     cs_sink_conf sc2 = sc;
     sc2.quiet = 1; /* the flusher reports Redis going away; this one would say it again */
+    sc2.wait_replicas = 0; /* it only reads */
     c->sink_meta = c->sink ? cs_sink_new(&sc2, errstr, errlen) : NULL;
     if (!c->sink || !c->sink_meta)
         goto fail;
@@ -877,9 +889,13 @@ int cs_coord_step(cs_coord *c, int max_wait_ms)
         collect(c, due, ndue, ndue ? REQ_SNAPSHOT : REQ_NONE);
         if (try_flush(c, 0) != 0 && c->cf.redis_outage_pause_ms > 0 && !c->paused &&
             c->status == CS_COORD_RUNNING && now - c->last_ok_ms > c->cf.redis_outage_pause_ms) {
+            cs_sink_stats ss;
+            cs_sink_stats_get(c->sink, &ss);
             CS_LOG(CS_LOG_WARN,
-                   "counts not written for %lld ms: pausing consumption until Redis is back",
-                   (long long)(now - c->last_ok_ms));
+                   "counts not written for %lld ms (%s: %s): pausing consumption until Redis "
+                   "takes the flush",
+                   (long long)(now - c->last_ok_ms),
+                   cs_redis_class_name((cs_redis_class)ss.refusal), ss.refusal_text);
             cs_source_pause(c->src, 1);
             c->paused = 1;
         }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "clickstage.h"
+#include "sink.h"
 
 const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
@@ -251,6 +252,18 @@ static void family_lag(writer *w, M *m, int64_t now)
     }
 }
 
+static void family_redis_errors(writer *w, M *m, int64_t now)
+{
+    for (int c = CS_REDIS_OK + 1; c < CS_REDIS__COUNT; c++)
+        emit_u(w, "class", cs_redis_class_name((cs_redis_class)c), m->redis_errors_n[c]);
+}
+
+static void family_redis_refusing(writer *w, M *m, int64_t now)
+{
+    for (int c = CS_REDIS_OK + 1; c < CS_REDIS__COUNT; c++)
+        emit_u(w, "class", cs_redis_class_name((cs_redis_class)c), m->redis_refusal == c);
+}
+
 static void family_rule_reloads(writer *w, M *m, int64_t now)
 {
     emit_u(w, "result", "ok", m->reloads_ok);
@@ -362,8 +375,12 @@ int cs_metrics_readiness(const cs_metrics *m, int64_t now, char *why, size_t n)
     }
     if (!m->drain && m->npartitions <= 0)
         append(why, n, "no Kafka partitions assigned");
-    if (!m->redis_up)
-        append(why, n, "redis unreachable");
+    if (m->redis_refusal != CS_REDIS_OK && m->redis_refusal != CS_REDIS_UNREACHABLE)
+        append(why, n, "%s (%s): %s", cs_redis_class_meaning(m->redis_refusal),
+               cs_redis_class_name((cs_redis_class)m->redis_refusal), m->redis_refusal_text);
+    else if (!m->redis_up || m->redis_refusal == CS_REDIS_UNREACHABLE)
+        append(why, n, "redis unreachable%s%s", m->redis_refusal_text[0] ? ": " : "",
+               m->redis_refusal_text);
     if (m->last_flush_ok_ms <= 0)
         append(why, n, "no flush applied to Redis yet");
     else if (m->now_ms - m->last_flush_ok_ms >= 10000)
@@ -537,6 +554,18 @@ void cs_metrics_write_json(FILE *f, const cs_metrics *m, int64_t now)
     }
     CS_METRICS_TABLE(JSON_ROW)
 #undef JSON_ROW
+    /* the refusal going on now (the web view's status line) */
+    if (m->redis_refusal != CS_REDIS_OK) {
+        fputs(",\"redis_refusal\":{\"class\":", f);
+        cs_put_json(f, cs_redis_class_name((cs_redis_class)m->redis_refusal));
+        fputs(",\"meaning\":", f);
+        cs_put_json(f, cs_redis_class_meaning(m->redis_refusal));
+        fputs(",\"text\":", f);
+        cs_put_json(f, m->redis_refusal_text);
+        fprintf(f, ",\"since_ms\":%" PRId64 "}", m->redis_refusal_since_ms);
+    } else {
+        fputs(",\"redis_refusal\":null", f);
+    }
     /* per partition and per worker detail (what the families summarise) */
     fputs(",\"partitions\":[", f);
     for (int i = 0; i < nparts(m); i++) {

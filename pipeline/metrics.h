@@ -30,6 +30,7 @@
 #include "aggregate.h" /* CS_NSLOTS, the SPEC §4.1 buckets */
 #include "classify.h"
 #include "decode.h"
+#include "redis.h"
 
 #define CS_METRICS_MAX_PARTS 1024
 #define CS_METRICS_MAX_WORKERS 256
@@ -99,9 +100,18 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
     X(flush_sequence, gauge, U64, flush_seq, "", "Sequence number of the last flush applied to Redis.") \
     X(redis_commands_total, counter, U64, redis_commands, "",                                   \
       "Redis commands sent by the sink, connection set-up included.")                          \
+    X(redis_redirects_total, counter, U64, redis_redirects, "",                                 \
+      "Redis Cluster MOVED/ASK redirections (and Sentinel masters gone read-only) the sink "    \
+      "followed: the request was sent again to the right node.")                               \
     X(redis_reconnects_total, counter, U64, redis_reconnects, "",                               \
       "Times the sink connected to Redis again after losing the connection.")                  \
-    X(redis_up, gauge, FLAG, redis_up, "", "1 if the sink's Redis connection is up, else 0.")   \
+    X(redis_up, gauge, FLAG, redis_up, "", "1 if the sink's last attempt reached Redis (an error reply counts: Redis is up), else 0.")   \
+    X(redis_errors_total, counter, FAMILY, redis_errors, "`class` = `oom`, `readonly`, `noperm`, `wrongtype`, `busy`, `loading`, `noscript`, `masterdown`, `moved`, `ask`, `clusterdown`, `auth`, `unreachable`, `other` (all present)", \
+      "Failed Redis requests of the sink by class: Redis's error reply, or unreachable (no "     \
+      "reply) (docs/redis.md, refusals).")                                                     \
+    X(redis_refusing, gauge, FAMILY, redis_refusing, "`class` (as above)",                     \
+      "1 for the class of the failure Redis is answering every flush with now, 0 for the "     \
+      "others: all 0 while flushes land.")                                                     \
     X(last_flush_timestamp_seconds, gauge, TIME, last_flush_ok_ms, "",                          \
       "When the last flush was applied to Redis, Unix time in seconds (0 = never).")           \
     X(consumer_lag_messages, gauge, FAMILY, lag, "`topic`, `partition`",                        \
@@ -192,6 +202,12 @@ typedef struct cs_metrics {
     /* how often the snapshot is published (the flush interval); /healthz and /readyz report a
      * snapshot older than max(10 s, 3 x this) as a stalled control thread. 0 = unknown (60 s) */
     int64_t flush_interval_ms;
+    /* Redis refusals (issue 20): failures by class since start, and the refusal going on now
+     * (CS_REDIS_OK: none), with Redis's text and since when (wall ms) */
+    uint64_t redis_errors_n[CS_REDIS__COUNT];
+    int redis_refusal;
+    char redis_refusal_text[256];
+    int64_t redis_refusal_since_ms;
     int healthy; /* every worker looped within the last 10 s, control thread alive */
     int ready;   /* partitions assigned (or drain started) and Redis reachable */
 

@@ -1,59 +1,44 @@
-/* clickstage-loadgen — the bundled load generator (SPEC §6).
+/* clickstage-loadgen — the bundled load generator (SPEC §6) and benchmark tool.
  *
  * Produces the synthetic clickstream of loadgen/gen.c (personas, channels, funnel, sessions
  * over days, out-of-order/late/invalid shares; deterministic for a seed) to a Kafka topic, keyed
  * by customer (--unkeyed: no key, any partition, like a producer that does not key), at a target
- * rate or flat out, with a progress line. --expect FILE writes the exact SPEC §4 counts
- * `clickstage --drain` must produce for that stream (--unkeyed: once re-keyed), computed by the
- * reference model (loadgen/refmodel.c: cJSON decoding, a plain map per customer, none of the
- * daemon's code paths), so any run can be checked against ground truth (bench/checkredis).
+ * rate or flat out, from several threads over disjoint partitions (--threads: each partition's
+ * bytes are the same whatever the thread count), with a progress line. --expect FILE writes the
+ * exact SPEC §4 counts `clickstage --drain` must produce for that stream (--unkeyed: once
+ * re-keyed), computed by the reference model (loadgen/refmodel.c: cJSON decoding, a plain map
+ * per customer, none of the daemon's code paths), so any run can be checked against ground
+ * truth (cs_checkredis).
+ *
+ * --watch-redis: while producing, reads what clickstage has made visible in Redis and reports
+ * produce -> visible latency percentiles and consumer lag per interval and overall (watch.c).
+ * --find-sustainable: steps at rising rates, then bisection, to the highest rate clickstage keeps
+ * up with under a p99 bound (sustain.c). docs/benchmarking.md explains the figures.
  *
  * Last stdout line: one JSON object with the achieved figures.
  */
 #include <librdkafka/rdkafka.h>
+#include <malloc.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "aggregate.h"
 #include "classify.h"
 #include "counts.h"
 #include "decode.h"
-#include "gen.h"
+#include "lg.h"
 #include "refmodel.h"
 
-static volatile sig_atomic_t g_stop;
-static _Atomic uint64_t g_delivered, g_failed;
-static char g_first_error[512];
-
+static volatile int g_stop;
 static void on_sig(int s) { g_stop = 1; }
-
-/* splitmix64's finaliser: --unkeyed's partition for a message number */
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void usage(FILE *f)
 {
     fprintf(f,
-        "clickstage-loadgen: synthetic clickstream to Kafka, with exact expected counts.\n\n"
+        "clickstage-loadgen: synthetic clickstream to Kafka, with exact expected counts; a\n"
+        "benchmark of clickstage (produce -> visible latency, highest sustainable rate).\n\n"
         "Usage: clickstage-loadgen [OPTIONS]\n\n"
         "Target\n"
         "  --brokers LIST        bootstrap servers (default 127.0.0.1:9092)\n"
@@ -64,11 +49,18 @@ static void usage(FILE *f)
         "  --unkeyed             no message key, each message to a pseudo-random partition\n"
         "                        (deterministic for the seed): a producer that does not key by\n"
         "                        customer (docs/repartition.md); --expect stays the counts of\n"
-        "                        the customer-keyed stream (default: keyed)\n"
+        "                        the customer-keyed stream; one thread (default: keyed)\n"
         "Volume and pace\n"
-        "  --events N            messages to produce (default 1000000)\n"
-        "  --duration D          stop after D (e.g. 60s); with --rate, events = rate x D\n"
-        "  --rate R              messages per second; 0 = flat out (default 0)\n"
+        "  --events N            messages to produce (default 1000000; with --find-sustainable\n"
+        "                        1000000000: the event-time axis of the stream, see --span)\n"
+        "  --duration D          stop after D (e.g. 60s); with --rate, events = rate x D;\n"
+        "                        flat out without --events: up to 1000000000 events\n"
+        "  --rate R              messages per second, all threads together; 0 = flat out\n"
+        "                        (default 0)\n"
+        "  --threads N           producer threads, each with its own librdkafka producer and\n"
+        "                        its own partitions (p %% N); the bytes of every partition are\n"
+        "                        the same for any N (default: one per core, at most one per\n"
+        "                        partition)\n"
         "Content (same values, same stream)\n"
         "  --seed S              (default 42)\n"
         "  --customers C         distinct customers (default 100000)\n"
@@ -96,33 +88,43 @@ static void usage(FILE *f)
         "  --compression C       none|gzip|snappy|lz4|zstd (default lz4)\n"
         "  --linger-ms N         (default 5)\n"
         "  --batch N             messages per batch (default 10000)\n"
-        "  --kafka k=v,...       more librdkafka producer properties\n"
+        "  --kafka k=v,...       more librdkafka producer properties (every thread's producer)\n"
         "  --progress D          progress line interval, 0 = none (default 1s)\n"
+        "Watching clickstage (produce -> visible latency and consumer lag)\n"
+        "  --watch-redis URL     the Redis clickstage writes to (redis://[:pw@]host:port/db or a\n"
+        "                        unix socket path); per progress interval and overall: latency\n"
+        "                        p50/p95/p99/max from a message being handed to librdkafka to\n"
+        "                        its count being visible (offsets hash, read at every flush),\n"
+        "                        and the lag (delivered - visible). Off by default\n"
+        "  --journey J           the journey whose keys to read (default: the rule file's)\n"
+        "  --prefix P            clickstage's --prefix (default clickstage)\n"
+        "  --settle D            at the end, wait up to D for the last messages to become\n"
+        "                        visible (default 30s)\n"
+        "  --latency-csv FILE    one row per progress interval: time, sent/s, visible/s, lag,\n"
+        "                        p50, p95, p99, max\n"
+        "Finding the highest sustainable rate (needs --watch-redis; docs/benchmarking.md)\n"
+        "  --find-sustainable    steps at rising rates (x --growth) until one fails, then\n"
+        "                        bisection; a step passes when the generator sent the rate,\n"
+        "                        the lag did not grow and p99 latency was under --p99. Prints\n"
+        "                        a table; last line JSON with sustainable_events_per_sec\n"
+        "  --p99 D               the latency bound (default 500ms)\n"
+        "  --start-rate R        first step (default 50000)\n"
+        "  --max-rate R          never offer more (default: no limit)\n"
+        "  --growth F            rate factor between steps before the first failure (default 2)\n"
+        "  --step D              length of a step (default 20s), of which\n"
+        "  --warmup D            not judged (default 5s)\n"
+        "  --drain-timeout D     before a step, wait up to D for clickstage to catch up\n"
+        "                        (default 60s)\n"
+        "  --lag-growth F        a step fails when the lag grows by more than F x rate per\n"
+        "                        second (default 0.01)\n"
+        "  --precision F         stop bisecting when the bounds are within F (default 0.05)\n"
+        "  --max-steps N         steps in all, retries included (default 20)\n"
+        "  --retries N           a step that missed --p99, or where the generator could not\n"
+        "                        send the rate, is run again up to N times before it counts\n"
+        "                        as a failure (default 2)\n"
+        "  --plot FILE.png       rate vs latency (needs gnuplot: Debian gnuplot-nox)\n"
+        "  --csv FILE            the table as CSV\n"
         "  --help\n");
-}
-
-static int64_t parse_dur(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s)
-        return -1;
-    if (!strcmp(end, "ms")) return (int64_t)v;
-    if (!strcmp(end, "s") || !*end) return (int64_t)(v * 1000);
-    if (!strcmp(end, "m")) return (int64_t)(v * 60000);
-    if (!strcmp(end, "h")) return (int64_t)(v * 3600000);
-    if (!strcmp(end, "d")) return (int64_t)(v * 86400000);
-    return -1;
-}
-
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    if (m->err) {
-        if (atomic_fetch_add(&g_failed, 1) == 0)
-            snprintf(g_first_error, sizeof g_first_error, "%s", rd_kafka_err2str(m->err));
-    } else {
-        atomic_fetch_add_explicit(&g_delivered, 1, memory_order_relaxed);
-    }
 }
 
 static int write_expect(const cs_gen_conf *gc, const char *rules, const char *path)
@@ -130,13 +132,13 @@ static int write_expect(const cs_gen_conf *gc, const char *rules, const char *pa
     char err[512];
     cs_ruleset *rs = cs_rules_load_file(rules, err, sizeof err);
     if (!rs) {
-        fprintf(stderr, "clickstage-loadgen: %s\n", err);
+        fprintf(stderr, LG_NAME ": %s\n", err);
         return -1;
     }
     ref_model *m = ref_new(rs, NULL, gc->nparts);
     cs_gen *g = cs_gen_new(gc);
     cs_gen_msg msg;
-    while (cs_gen_next(g, &msg))
+    while (g && cs_gen_next(g, &msg))
         ref_event(m, msg.part, msg.payload, msg.len, msg.ts_ms);
     cs_gen_destroy(g);
     ref_finish(m, CS_END_DRAIN);
@@ -155,17 +157,118 @@ static int write_expect(const cs_gen_conf *gc, const char *rules, const char *pa
     return 0;
 }
 
+/* The topic's partition count (created with --create if missing); 0 and *have, or an exit code. */
+static int topic_partitions(const lg_kafka_opts *ko, int want, int create, int *have_out)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", ko->brokers, err, sizeof err)) {
+        fprintf(stderr, LG_NAME ": --brokers: %s\n", err);
+        return 2;
+    }
+    if (ko->extra && *ko->extra) { /* security settings and the like apply here too */
+        char *dup = strdup(ko->extra), *save = NULL;
+        for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(kv, '=');
+            if (!eq || (*eq = 0, rd_kafka_conf_set(conf, kv, eq + 1, err, sizeof err))) {
+                fprintf(stderr, LG_NAME ": --kafka %s: %s\n", kv, eq ? err : "not k=v");
+                free(dup);
+                return 2;
+            }
+        }
+        free(dup);
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (!rk) {
+        fprintf(stderr, LG_NAME ": %s\n", err);
+        return 2;
+    }
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, ko->topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    int have = (!e && md->topic_cnt == 1 && !md->topics[0].err) ? md->topics[0].partition_cnt : 0;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    if (e) {
+        fprintf(stderr, LG_NAME ": %s: %s\n", ko->brokers, rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    if (!have && create) {
+        int n = want ? want : 8;
+        rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(ko->topic, n, 1, err, sizeof err);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 20000);
+        const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
+        size_t nres = 0;
+        const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &nres) : NULL;
+        if (!tr || nres != 1 || rd_kafka_topic_result_error(tr[0])) {
+            fprintf(stderr, LG_NAME ": create %s: %s\n", ko->topic,
+                    tr && nres ? rd_kafka_topic_result_error_string(tr[0]) : "timed out");
+            rd_kafka_destroy(rk);
+            return 1;
+        }
+        rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_NewTopic_destroy(nt);
+        have = n;
+        fprintf(stderr, LG_NAME ": created %s with %d partitions\n", ko->topic, n);
+    }
+    rd_kafka_destroy(rk);
+    if (!have) {
+        fprintf(stderr, LG_NAME ": topic %s does not exist (use --create)\n", ko->topic);
+        return 1;
+    }
+    if (want && want != have) {
+        fprintf(stderr, LG_NAME ": topic %s has %d partitions, not %d\n", ko->topic, have, want);
+        return 1;
+    }
+    *have_out = have;
+    return 0;
+}
+
+/* ---- one run: a segment on a runner thread, progress on the main thread ---- */
+typedef struct runner {
+    lg_prod *p;
+    uint64_t from, to;
+    double rate, deadline;
+    volatile int done;
+    uint64_t sent;
+} runner;
+
+static void *run_segment(void *a)
+{
+    runner *r = a;
+    r->sent = lg_prod_segment(r->p, r->from, r->to, r->rate, r->deadline, &g_stop);
+    __atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void lat_json(char *buf, size_t n, const lg_hist *h)
+{
+    snprintf(buf, n,
+             "\"latency_samples\":%llu,\"latency_p50_ms\":%.1f,\"latency_p95_ms\":%.1f,"
+             "\"latency_p99_ms\":%.1f,\"latency_max_ms\":%.1f",
+             (unsigned long long)h->n, lg_hist_ms(h, 0.5), lg_hist_ms(h, 0.95),
+             lg_hist_ms(h, 0.99), lg_hist_ms(h, 1));
+}
+
 int main(int argc, char **argv)
 {
-    const char *brokers = "127.0.0.1:9092", *topic = "clickstream";
+    lg_kafka_opts ko = {"127.0.0.1:9092", "clickstream", "lz4", NULL, 5, 10000};
     /* the same rule file as the daemon's when run beside it (e.g. in the container image) */
     const char *rules = getenv("CLICKSTAGE_RULES") && *getenv("CLICKSTAGE_RULES")
                             ? getenv("CLICKSTAGE_RULES")
                             : "deploy/rules/retail.yaml";
-    const char *expect = NULL, *compression = "lz4", *extra = NULL;
-    int partitions = 0, create = 0, expect_only = 0, unkeyed = 0;
-    double rate = 0, progress_s = 1;
-    int64_t duration_ms = 0, linger = 5, batch = 10000;
+    const char *expect = NULL, *watch_url = NULL, *journey = NULL, *prefix = "clickstage";
+    const char *lat_csv = NULL;
+    int partitions = 0, create = 0, expect_only = 0, unkeyed = 0, find = 0, nthreads = 0;
+    double rate = 0, progress_s = 1, settle_s = 30;
+    int64_t duration_ms = 0;
+    lg_sustain_opts so;
+    lg_sustain_defaults(&so);
     cs_gen_conf gc;
     cs_gen_defaults(&gc);
     gc.nevents = 1000000;
@@ -181,24 +284,28 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--create")) { create = 1; continue; }
         if (!strcmp(a, "--expect-only")) { expect_only = 1; continue; }
         if (!strcmp(a, "--unkeyed")) { unkeyed = 1; continue; }
+        if (!strcmp(a, "--find-sustainable")) { find = 1; continue; }
         if (i + 1 >= argc) {
-            fprintf(stderr, "clickstage-loadgen: unknown option or missing value: %s (see --help)\n", a);
+            fprintf(stderr, LG_NAME ": unknown option or missing value: %s (see --help)\n", a);
             return 2;
         }
         const char *v = argv[++i];
         char *end = NULL;
-#define NUM(x) ((x) = strtod(v, &end), (end == v || *end) ? (fprintf(stderr, "clickstage-loadgen: %s: '%s' is not a number\n", a, v), exit(2), 0) : 0)
+#define NUM(x) ((x) = strtod(v, &end), (end == v || *end) ? (fprintf(stderr, LG_NAME ": %s: '%s' is not a number\n", a, v), exit(2), 0) : 0)
+#define DUR(x) do { int64_t d_ = lg_parse_dur_ms(v); if (d_ < 0) { fprintf(stderr, LG_NAME ": %s: bad duration '%s'\n", a, v); return 2; } (x) = d_; } while (0)
         double d;
-        if (!strcmp(a, "--brokers")) brokers = v;
-        else if (!strcmp(a, "--topic")) topic = v;
+        int64_t ms;
+        if (!strcmp(a, "--brokers")) ko.brokers = v;
+        else if (!strcmp(a, "--topic")) ko.topic = v;
         else if (!strcmp(a, "--partitions")) { NUM(d); partitions = (int)d; }
         else if (!strcmp(a, "--events")) { NUM(d); gc.nevents = (uint64_t)d; events_set = 1; }
-        else if (!strcmp(a, "--duration")) { if ((duration_ms = parse_dur(v)) <= 0) { fprintf(stderr, "clickstage-loadgen: --duration: bad duration '%s'\n", v); return 2; } }
+        else if (!strcmp(a, "--duration")) { DUR(duration_ms); if (!duration_ms) { fprintf(stderr, LG_NAME ": --duration: must be > 0\n"); return 2; } }
         else if (!strcmp(a, "--rate")) { NUM(rate); }
+        else if (!strcmp(a, "--threads")) { NUM(d); nthreads = (int)d; if (nthreads < 1) { fprintf(stderr, LG_NAME ": --threads: at least 1\n"); return 2; } }
         else if (!strcmp(a, "--seed")) { NUM(d); gc.seed = (uint64_t)d; }
         else if (!strcmp(a, "--customers")) { NUM(d); gc.ncustomers = (uint32_t)d; }
         else if (!strcmp(a, "--start")) { NUM(d); gc.start_ms = (int64_t)d; }
-        else if (!strcmp(a, "--span")) { if ((gc.span_ms = parse_dur(v)) <= 0) { fprintf(stderr, "clickstage-loadgen: --span: bad duration '%s'\n", v); return 2; } }
+        else if (!strcmp(a, "--span")) { DUR(gc.span_ms); if (!gc.span_ms) { fprintf(stderr, LG_NAME ": --span: must be > 0\n"); return 2; } }
         else if (!strcmp(a, "--mean-events")) { NUM(gc.mean_events); }
         else if (!strcmp(a, "--invalid")) { NUM(gc.invalid_frac); }
         else if (!strcmp(a, "--too-large")) { NUM(gc.too_large_frac); }
@@ -208,132 +315,86 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--long")) { NUM(gc.long_frac); }
         else if (!strcmp(a, "--rules")) rules = v;
         else if (!strcmp(a, "--expect")) expect = v;
-        else if (!strcmp(a, "--compression")) compression = v;
-        else if (!strcmp(a, "--linger-ms")) { NUM(d); linger = (int64_t)d; }
-        else if (!strcmp(a, "--batch")) { NUM(d); batch = (int64_t)d; }
-        else if (!strcmp(a, "--kafka")) extra = v;
+        else if (!strcmp(a, "--compression")) ko.compression = v;
+        else if (!strcmp(a, "--linger-ms")) { NUM(d); ko.linger_ms = (int64_t)d; }
+        else if (!strcmp(a, "--batch")) { NUM(d); ko.batch = (int64_t)d; }
+        else if (!strcmp(a, "--kafka")) ko.extra = v;
         else if (!strcmp(a, "--skip")) { NUM(d); skip = (uint64_t)d; }
         else if (!strcmp(a, "--count")) { NUM(d); count = (uint64_t)d; }
-        else if (!strcmp(a, "--progress")) { int64_t p = parse_dur(v); if (p < 0) { fprintf(stderr, "clickstage-loadgen: --progress: bad duration\n"); return 2; } progress_s = (double)p / 1000; }
+        else if (!strcmp(a, "--progress")) { DUR(ms); progress_s = (double)ms / 1000; }
+        else if (!strcmp(a, "--watch-redis")) watch_url = v;
+        else if (!strcmp(a, "--journey")) journey = v;
+        else if (!strcmp(a, "--prefix")) prefix = v;
+        else if (!strcmp(a, "--settle")) { DUR(ms); settle_s = (double)ms / 1000; }
+        else if (!strcmp(a, "--latency-csv")) lat_csv = v;
+        else if (!strcmp(a, "--p99")) { DUR(ms); so.p99_ms = (double)ms; }
+        else if (!strcmp(a, "--start-rate")) { NUM(so.start_rate); }
+        else if (!strcmp(a, "--max-rate")) { NUM(so.max_rate); }
+        else if (!strcmp(a, "--growth")) { NUM(so.growth); }
+        else if (!strcmp(a, "--step")) { DUR(ms); so.step_s = (double)ms / 1000; }
+        else if (!strcmp(a, "--warmup")) { DUR(ms); so.warmup_s = (double)ms / 1000; }
+        else if (!strcmp(a, "--drain-timeout")) { DUR(ms); so.drain_s = (double)ms / 1000; }
+        else if (!strcmp(a, "--lag-growth")) { NUM(so.lag_slope_frac); }
+        else if (!strcmp(a, "--precision")) { NUM(so.precision); }
+        else if (!strcmp(a, "--max-steps")) { NUM(d); so.max_steps = (int)d; }
+        else if (!strcmp(a, "--retries")) { NUM(d); so.retries = (int)d; }
+        else if (!strcmp(a, "--plot")) so.plot = v;
+        else if (!strcmp(a, "--csv")) so.csv = v;
         else {
-            fprintf(stderr, "clickstage-loadgen: unknown option %s (see --help)\n", a);
+            fprintf(stderr, LG_NAME ": unknown option %s (see --help)\n", a);
             return 2;
         }
     }
     if (gc.ncustomers < 1 || gc.mean_events < 1 || gc.invalid_frac < 0 || gc.late_frac < 0 ||
         gc.invalid_frac + gc.too_large_frac + gc.late_frac > 0.9 || rate < 0) {
-        fprintf(stderr, "clickstage-loadgen: bad values (customers >= 1, mean-events >= 1, "
+        fprintf(stderr, LG_NAME ": bad values (customers >= 1, mean-events >= 1, "
                         "fractions >= 0 adding up to at most 0.9, rate >= 0)\n");
         return 2;
     }
-    if (duration_ms && rate > 0 && !events_set)
+    if (find && (!watch_url || expect || expect_only || skip || count != UINT64_MAX || unkeyed)) {
+        fprintf(stderr, LG_NAME ": --find-sustainable needs --watch-redis and takes no --expect, "
+                        "--skip, --count or --unkeyed\n");
+        return 2;
+    }
+    if (find && (so.step_s <= so.warmup_s || so.growth <= 1 || so.start_rate <= 0 ||
+                 so.max_steps < 1)) {
+        fprintf(stderr, LG_NAME ": --find-sustainable: --step must be longer than --warmup, "
+                        "--growth > 1, --start-rate > 0, --max-steps >= 1\n");
+        return 2;
+    }
+    if (find && !events_set)
+        gc.nevents = 1000000000ULL;
+    else if (duration_ms && rate > 0 && !events_set)
         gc.nevents = (uint64_t)(rate * (double)duration_ms / 1000.0);
     else if (duration_ms && !events_set)
-        gc.nevents = UINT64_MAX / 2; /* until the duration is over */
+        gc.nevents = 1000000000ULL; /* until the duration is over */
     char err[512];
     cs_ruleset *rs = cs_rules_load_file(rules, err, sizeof err);
     if (!rs) {
-        fprintf(stderr, "clickstage-loadgen: %s\n", err);
+        fprintf(stderr, LG_NAME ": %s\n", err);
         return 2;
     }
     const cs_session_conf *k = cs_rules_session(rs);
     gc.gap_ms = k->gap_ms;
     gc.lateness_ms = k->lateness_ms;
     gc.max_duration_ms = k->max_duration_ms ? k->max_duration_ms : 24 * 3600000LL;
+    char journey_buf[256];
+    snprintf(journey_buf, sizeof journey_buf, "%s", journey ? journey : cs_rules_journey(rs));
     cs_rules_destroy(rs);
 
-    rd_kafka_t *rk = NULL;
     if (!expect_only) {
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        char num[32];
-        struct { const char *k, *v; } props[] = {
-            {"bootstrap.servers", brokers},
-            {"compression.codec", compression},
-            {"enable.idempotence", "true"}, /* retries never duplicate: ground truth stays exact */
-            {"acks", "all"},
-            {"queue.buffering.max.messages", "2000000"},
-            {"queue.buffering.max.kbytes", "2097151"},
-            {"message.max.bytes", "2000000"},
-            {"batch.size", "1000000"},
-        };
-        for (size_t i = 0; i < sizeof props / sizeof *props; i++)
-            if (rd_kafka_conf_set(conf, props[i].k, props[i].v, err, sizeof err)) {
-                fprintf(stderr, "clickstage-loadgen: %s: %s\n", props[i].k, err);
-                return 2;
-            }
-        snprintf(num, sizeof num, "%lld", (long long)linger);
-        rd_kafka_conf_set(conf, "linger.ms", num, err, sizeof err);
-        snprintf(num, sizeof num, "%lld", (long long)batch);
-        rd_kafka_conf_set(conf, "batch.num.messages", num, err, sizeof err);
-        if (extra && *extra) {
-            char *dup = strdup(extra), *save = NULL;
-            for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-                char *eq = strchr(kv, '=');
-                if (!eq || (*eq = 0, rd_kafka_conf_set(conf, kv, eq + 1, err, sizeof err))) {
-                    fprintf(stderr, "clickstage-loadgen: --kafka %s: %s\n", kv,
-                            eq ? err : "not k=v");
-                    return 2;
-                }
-            }
-            free(dup);
-        }
-        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-        if (!rk) {
-            fprintf(stderr, "clickstage-loadgen: %s\n", err);
-            return 2;
-        }
-        /* the topic's partition count decides where each customer goes */
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-        int have = (!e && md->topic_cnt == 1 && !md->topics[0].err) ? md->topics[0].partition_cnt : 0;
-        if (md)
-            rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        if (e) {
-            fprintf(stderr, "clickstage-loadgen: %s: %s\n", brokers, rd_kafka_err2str(e));
-            return 1;
-        }
-        if (!have && create) {
-            int want = partitions ? partitions : 8;
-            rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, want, 1, err, sizeof err);
-            rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-            rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 20000);
-            const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
-            size_t nres = 0;
-            const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &nres) : NULL;
-            if (!tr || nres != 1 || rd_kafka_topic_result_error(tr[0])) {
-                fprintf(stderr, "clickstage-loadgen: create %s: %s\n", topic,
-                        tr && nres ? rd_kafka_topic_result_error_string(tr[0]) : "timed out");
-                return 1;
-            }
-            rd_kafka_event_destroy(ev);
-            rd_kafka_queue_destroy(q);
-            rd_kafka_NewTopic_destroy(nt);
-            have = want;
-            fprintf(stderr, "clickstage-loadgen: created %s with %d partitions\n", topic, want);
-        }
-        if (!have) {
-            fprintf(stderr, "clickstage-loadgen: topic %s does not exist (use --create)\n", topic);
-            return 1;
-        }
-        if (partitions && partitions != have) {
-            fprintf(stderr, "clickstage-loadgen: topic %s has %d partitions, not %d\n", topic,
-                    have, partitions);
-            return 1;
-        }
-        partitions = have;
+        int rc = topic_partitions(&ko, partitions, create, &partitions);
+        if (rc)
+            return rc;
     }
     gc.nparts = partitions ? partitions : 8;
 
     if (expect) {
-        double t0 = now_s();
+        double t0 = lg_now();
         if (write_expect(&gc, rules, expect) != 0)
             return 1;
-        fprintf(stderr, "clickstage-loadgen: expected counts written to %s (%.1fs)\n", expect,
-                now_s() - t0);
+        fprintf(stderr, LG_NAME ": expected counts written to %s (%.1fs)\n", expect,
+                lg_now() - t0);
     }
     if (expect_only) {
         printf("{\"expect\":\"%s\",\"events\":%llu,\"partitions\":%d,\"seed\":%llu}\n", expect,
@@ -343,82 +404,149 @@ int main(int argc, char **argv)
 
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
-    cs_gen *g = cs_gen_new(&gc);
-    cs_gen_msg m;
-    uint64_t sent = 0, bytes = 0, ninv = 0, nlate = 0, last_sent = 0;
-    for (uint64_t i = 0; i < skip && cs_gen_next(g, &m); i++)
-        ;
-    double t0 = now_s(), last = t0, deadline = duration_ms ? t0 + (double)duration_ms / 1000 : 0;
-    while (!g_stop && sent < count && cs_gen_next(g, &m)) {
-        if (rate > 0 && (sent & 255) == 0) {
-            double due = t0 + (double)sent / rate;
-            double now = now_s();
-            if (due > now)
-                usleep((useconds_t)((due - now) * 1e6));
-        }
-        int part = m.part;
-        const char *key = m.key; /* a plain variable: RD_KAFKA_V_KEY casts without parentheses */
-        size_t keylen = m.keylen;
-        if (unkeyed) { /* by position in the stream: a stream sent in parts lands the same way */
-            part = (int)(mix64(gc.seed ^ (skip + sent) * 0x9e3779b97f4a7c15ULL) %
-                         (uint64_t)gc.nparts);
-            key = NULL;
-            keylen = 0;
-        }
-        for (;;) {
-            rd_kafka_resp_err_t e = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
-                RD_KAFKA_V_KEY(key, keylen),
-                RD_KAFKA_V_VALUE((void *)m.payload, m.len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(m.ts_ms),
-                RD_KAFKA_V_END);
-            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                rd_kafka_poll(rk, 5);
-                continue;
-            }
-            if (e) {
-                fprintf(stderr, "clickstage-loadgen: produce: %s\n", rd_kafka_err2str(e));
-                return 1;
-            }
-            break;
-        }
-        sent++;
-        bytes += m.len;
-        ninv += (uint64_t)m.invalid;
-        nlate += (uint64_t)m.late;
-        if ((sent & 1023) == 0) {
-            rd_kafka_poll(rk, 0);
-            double now = now_s();
-            if (deadline && now >= deadline)
-                break;
-            if (progress_s > 0 && now - last >= progress_s) {
-                fprintf(stderr, "\rclickstage-loadgen: %llu sent, %.0f/s now, %.0f/s average, "
-                                "%llu delivered   ",
-                        (unsigned long long)sent, (double)(sent - last_sent) / (now - last),
-                        (double)sent / (now - t0),
-                        (unsigned long long)atomic_load(&g_delivered));
-                last = now;
-                last_sent = sent;
-            }
+    /* librdkafka allocates every message on a producer thread and frees it on its broker
+     * thread, and message-set buffers come and go per request: keep freed memory in the heap
+     * instead of handing it back to the kernel and faulting it in again (measured: page
+     * faults and heap growth were ~8 % of the generator's CPU) */
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    mallopt(M_TOP_PAD, 64 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    cs_gen_plan *pl = cs_gen_plan_new(&gc);
+    if (!pl) {
+        fprintf(stderr, LG_NAME ": nothing to generate\n");
+        return 2;
+    }
+    if (!nthreads)
+        nthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    lg_track *track = watch_url ? lg_track_new(gc.nparts, 1) : NULL;
+    lg_prod *prod = NULL;
+    if (lg_prod_new(&ko, pl, nthreads, unkeyed, track, &prod) < 0)
+        return 1;
+    nthreads = unkeyed ? 1 : (nthreads > gc.nparts ? gc.nparts : nthreads);
+    lg_watch *watch = NULL;
+    if (watch_url) {
+        lg_watch_opts wo = {watch_url, prefix, journey_buf, ko.topic};
+        if (lg_watch_start(&wo, track, &watch) < 0) {
+            lg_prod_free(prod);
+            return 1;
         }
     }
-    double t_sent = now_s();
-    rd_kafka_flush(rk, 120000);
-    double t_done = now_s();
-    if (progress_s > 0)
+    fprintf(stderr, LG_NAME ": %d partitions, %d producer thread%s%s%s\n", gc.nparts, nthreads,
+            nthreads == 1 ? "" : "s", watch ? ", watching " : "", watch ? watch_url : "");
+
+    int rc = 0;
+    if (find) {
+        char desc[512];
+        snprintf(desc, sizeof desc,
+                 "\"threads\":%d,\"partitions\":%d,\"topic\":\"%s\",\"compression\":\"%s\","
+                 "\"seed\":%llu,\"customers\":%u",
+                 nthreads, gc.nparts, ko.topic, ko.compression, (unsigned long long)gc.seed,
+                 gc.ncustomers);
+        rc = lg_sustain_run(&so, prod, watch, pl, &g_stop, desc);
+        lg_prod_stats st;
+        lg_prod_flush(prod, 60000, &st);
+        lg_watch_stop(watch);
+        lg_prod_free(prod);
+        lg_track_free(track);
+        cs_gen_plan_free(pl);
+        return rc;
+    }
+
+    uint64_t to = count == UINT64_MAX || skip + count > gc.nevents ? gc.nevents : skip + count;
+    double t0 = lg_now();
+    runner R = {prod, skip < gc.nevents ? skip : gc.nevents, to, rate,
+                duration_ms ? t0 + (double)duration_ms / 1000 : 0, 0, 0};
+    pthread_t rth;
+    pthread_create(&rth, NULL, run_segment, &R);
+    FILE *lcsv = lat_csv ? fopen(lat_csv, "w") : NULL;
+    if (lat_csv && !lcsv)
+        perror(lat_csv);
+    if (lcsv)
+        fprintf(lcsv, "t_s,sent_per_s,visible_per_s,lag,p50_ms,p95_ms,p99_ms,max_ms,samples\n");
+    double last = t0;
+    uint64_t last_sent = 0;
+    if (watch) {
+        lg_window w0;
+        lg_watch_take(watch, &w0); /* the first interval starts now */
+    }
+    while (!__atomic_load_n(&R.done, __ATOMIC_ACQUIRE)) {
+        usleep(20000);
+        double now = lg_now();
+        double every = progress_s > 0 ? progress_s : (watch ? 1 : 0);
+        if (every <= 0 || now - last < every)
+            continue;
+        uint64_t sent = lg_prod_sent(prod);
+        double sps = (double)(sent - last_sent) / (now - last);
+        if (watch) {
+            lg_window w;
+            lg_watch_take(watch, &w);
+            double vps = (double)(w.visible1 - w.visible0) / (w.t1 - w.t0);
+            if (progress_s > 0)
+                fprintf(stderr,
+                        LG_NAME ": %llu sent, %.0f/s | visible %.0f/s, lag %lld | latency "
+                        "p50 %.0f p95 %.0f p99 %.0f max %.0f ms (%llu samples)\n",
+                        (unsigned long long)sent, sps, vps, (long long)w.lag1,
+                        lg_hist_ms(&w.lat, 0.5), lg_hist_ms(&w.lat, 0.95),
+                        lg_hist_ms(&w.lat, 0.99), lg_hist_ms(&w.lat, 1),
+                        (unsigned long long)w.lat.n);
+            if (lcsv) {
+                fprintf(lcsv, "%.2f,%.0f,%.0f,%lld,%.1f,%.1f,%.1f,%.1f,%llu\n", now - t0, sps, vps,
+                        (long long)w.lag1, lg_hist_ms(&w.lat, 0.5), lg_hist_ms(&w.lat, 0.95),
+                        lg_hist_ms(&w.lat, 0.99), lg_hist_ms(&w.lat, 1),
+                        (unsigned long long)w.lat.n);
+                fflush(lcsv);
+            }
+        } else {
+            fprintf(stderr, "\r" LG_NAME ": %llu sent, %.0f/s now, %.0f/s average   ",
+                    (unsigned long long)sent, sps, (double)sent / (now - t0));
+        }
+        last = now;
+        last_sent = sent;
+    }
+    pthread_join(rth, NULL);
+    double t_sent = lg_now();
+    lg_prod_stats st;
+    lg_prod_flush(prod, 120000, &st);
+    double t_done = lg_now();
+    if (progress_s > 0 && !watch)
         fprintf(stderr, "\n");
-    uint64_t failed = atomic_load(&g_failed), delivered = atomic_load(&g_delivered);
-    if (failed)
-        fprintf(stderr, "clickstage-loadgen: %llu messages failed: %s\n",
-                (unsigned long long)failed, g_first_error);
+    if (st.failed)
+        fprintf(stderr, LG_NAME ": %llu messages failed: %s\n", (unsigned long long)st.failed,
+                st.first_error);
+    char latj[512] = "";
+    if (watch) {
+        int all = lg_watch_settle(watch, settle_s);
+        int64_t lag = 0, vis = 0;
+        lg_watch_lag(watch, &lag, &vis);
+        if (!all)
+            fprintf(stderr, LG_NAME ": not everything visible after --settle %.0fs (lag %lld)\n",
+                    settle_s, (long long)lag);
+        lg_hist tot;
+        lg_watch_total(watch, &tot);
+        fprintf(stderr,
+                LG_NAME ": produce -> visible latency over the run: p50 %.1f p95 %.1f p99 %.1f "
+                        "max %.1f ms (%llu samples), lag at the end %lld\n",
+                lg_hist_ms(&tot, 0.5), lg_hist_ms(&tot, 0.95), lg_hist_ms(&tot, 0.99),
+                lg_hist_ms(&tot, 1), (unsigned long long)tot.n, (long long)lag);
+        char lj[300];
+        lat_json(lj, sizeof lj, &tot);
+        snprintf(latj, sizeof latj, ",%s,\"lag_end\":%lld", lj, (long long)lag);
+        lg_watch_stop(watch);
+    }
+    if (lcsv)
+        fclose(lcsv);
     printf("{\"events\":%llu,\"delivered\":%llu,\"failed\":%llu,\"invalid\":%llu,\"late\":%llu,"
-           "\"bytes\":%llu,\"partitions\":%d,\"seed\":%llu,\"seconds\":%.3f,"
-           "\"events_per_sec\":%.0f,\"send_events_per_sec\":%.0f,\"rate\":%.0f,\"keyed\":%s}\n",
-           (unsigned long long)sent, (unsigned long long)delivered, (unsigned long long)failed,
-           (unsigned long long)ninv, (unsigned long long)nlate, (unsigned long long)bytes,
-           gc.nparts, (unsigned long long)gc.seed, t_done - t0, (double)sent / (t_done - t0),
-           (double)sent / (t_sent - t0), rate, unkeyed ? "false" : "true");
-    cs_gen_destroy(g);
-    rd_kafka_destroy(rk);
-    return failed || delivered != sent ? 1 : 0;
+           "\"bytes\":%llu,\"partitions\":%d,\"seed\":%llu,\"threads\":%d,\"seconds\":%.3f,"
+           "\"events_per_sec\":%.0f,\"send_events_per_sec\":%.0f,\"rate\":%.0f,\"keyed\":%s%s}\n",
+           (unsigned long long)st.sent, (unsigned long long)st.delivered,
+           (unsigned long long)st.failed, (unsigned long long)st.invalid,
+           (unsigned long long)st.late, (unsigned long long)st.bytes, gc.nparts,
+           (unsigned long long)gc.seed, nthreads, t_done - t0,
+           (double)st.sent / (t_done - t0), (double)st.sent / (t_sent - t0), rate,
+           unkeyed ? "false" : "true", latj);
+    rc = st.failed || st.delivered != st.sent ? 1 : 0;
+    lg_prod_free(prod);
+    lg_track_free(track);
+    cs_gen_plan_free(pl);
+    return rc;
 }

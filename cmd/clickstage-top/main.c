@@ -106,12 +106,16 @@ static void usage(FILE *out)
             "Options (flags > environment > defaults):\n"
             "  --redis URL        Redis to read (env CLICKSTAGE_REDIS; default\n"
             "                     redis://127.0.0.1:6379/0). redis://[[user]:password@]host[:port][/db],\n"
-            "                     unix:///path.sock[?db=N&password=P] or /path.sock.\n"
+            "                     unix:///path.sock[?db=N&password=P] or /path.sock;\n"
+            "                     a Redis Cluster: any node's redis:// URL, or\n"
+            "                     redis+cluster://h1:p1,h2:p2; Sentinel:\n"
+            "                     redis+sentinel://s1:26379,s2:26379/master[/db].\n"
             "  --prefix P         key prefix (env CLICKSTAGE_PREFIX; default clickstage).\n"
             "  --journey J        journey to show (default: the only journey found under the\n"
             "                     prefix, by SCAN of <prefix>:{*}:meta; an error if there are several).\n"
             "  --dimension NAME   initial breakdown dimension (default: the first found, by name).\n"
-            "  --stale SECONDS    show STALE when no flush was seen for this long (default 5).\n"
+            "  --stale SECONDS    show STALE when no flush was seen for this long (default 10; an\n"
+            "                     idle daemon still writes every 5 s).\n"
             "  --poll SECONDS     fallback refresh interval without update messages (default 2).\n"
             "  --once             print one plain-text frame to stdout and exit (for scripts);\n"
             "                     rates need two samples and show as '-'.\n"
@@ -161,7 +165,7 @@ static int parse_opts(int argc, char **argv, opts *o)
     memset(o, 0, sizeof *o);
     o->redis = getenv("CLICKSTAGE_REDIS");
     o->prefix = getenv("CLICKSTAGE_PREFIX");
-    o->stale_s = 5;
+    o->stale_s = 10; /* an idle daemon writes its heartbeat every 5 s + one flush interval */
     o->poll_s = 2;
     static const struct option lo[] = {
         {"redis", required_argument, NULL, 'R'},   {"prefix", required_argument, NULL, 'P'},
@@ -344,6 +348,34 @@ static int scan_dims(app *a)
     return 0;
 }
 
+/* No flush for --stale seconds: the daemon's writes may be refused, which a reader cannot see;
+ * ask INFO what it shows (a replica, loading, out of memory; issue 20) and say it on the status
+ * line. The newest flush time is the meta hash's or the last update message's. */
+static void stale_hint(app *a)
+{
+    int64_t upd = a->model.updated_ms;
+    if (a->last_msg.updated_ms > upd)
+        upd = a->last_msg.updated_ms;
+    int64_t age = wall_ms() - upd;
+    if (upd <= 0 || (double)age <= a->o.stale_s * 1000.0)
+        return;
+    char *info;
+    size_t len;
+    char hint[384] = "";
+    if (top_conn_info(&a->conn, &info, &len) == 0) {
+        top_info_hint(info, len, hint, sizeof hint);
+        free(info);
+    }
+    char as[32];
+    top_fmt_age(age, as, sizeof as);
+    if (hint[0])
+        snprintf(a->status, sizeof a->status, "no flush for %s: %s", as, hint);
+    else
+        snprintf(a->status, sizeof a->status, "no flush for %s: the daemon is stopped, or "
+                 "Redis refuses its writes for a reason INFO does not show (an ACL?): the "
+                 "daemon's /readyz and log name it", as);
+}
+
 static int refresh_data(app *a)
 {
     int64_t now = mono_ms();
@@ -367,6 +399,8 @@ static int refresh_data(app *a)
         snprintf(a->status, sizeof a->status, "warning: %s", a->conn.warn);
     else
         a->status[0] = 0;
+    if (a->model.has_meta && a->status[0] == 0)
+        stale_hint(a);
     return 0;
 }
 

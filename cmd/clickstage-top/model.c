@@ -1,9 +1,11 @@
 /* model.c — see model.h. Pure functions only: no I/O, no clock. */
 #include "model.h"
+#include "redis.h"
 #include "rkeys.h"
 #include "timeto.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -724,4 +726,74 @@ char *top_dim_from_key(const char *prefix, const char *journey, const char *key,
         memcmp(suf + sl - tl, tail, tl) != 0)
         return NULL;
     return strndup(suf + bl, sl - bl - tl);
+}
+
+/* ---- INFO hint (issue 20) ------------------------------------------------------------------ */
+
+/* The value of "field:" in INFO's text ("# Section" lines and CRLFs in between), copied into v
+ * (cut to vn - 1 bytes). 1 found, 0 not. */
+static int info_field(const char *info, size_t len, const char *field, char *v, size_t vn)
+{
+    size_t fl = strlen(field);
+    const char *p = info, *end = info + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if ((size_t)(le - p) > fl && memcmp(p, field, fl) == 0 && p[fl] == ':') {
+            const char *s = p + fl + 1, *e = le;
+            if (e > s && e[-1] == '\r')
+                e--;
+            size_t n = (size_t)(e - s) < vn - 1 ? (size_t)(e - s) : vn - 1;
+            memcpy(v, s, n);
+            v[n] = 0;
+            return 1;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
+}
+
+static int info_u64(const char *info, size_t len, const char *field, unsigned long long *out)
+{
+    char v[32], *e;
+    if (!info_field(info, len, field, v, sizeof v) || !v[0])
+        return 0;
+    errno = 0;
+    *out = strtoull(v, &e, 10);
+    return errno == 0 && *e == 0;
+}
+
+int top_info_hint(const char *info, size_t len, char *out, size_t outlen)
+{
+    char role[16], host[128] = "?", port[16] = "?", link[16] = "?", loading[8], policy[32] = "?";
+    char used_h[32] = "", max_h[32] = "";
+    out[0] = 0;
+    if (info_field(info, len, "role", role, sizeof role) && strcmp(role, "slave") == 0) {
+        info_field(info, len, "master_host", host, sizeof host);
+        info_field(info, len, "master_port", port, sizeof port);
+        info_field(info, len, "master_link_status", link, sizeof link);
+        snprintf(out, outlen, "Redis is a read-only replica of %s:%s (link %s): the daemon's "
+                 "writes are refused (READONLY); point it at the master", host, port, link);
+        return CS_REDIS_READONLY;
+    }
+    if (info_field(info, len, "loading", loading, sizeof loading) && strcmp(loading, "1") == 0) {
+        snprintf(out, outlen, "Redis is loading its dataset: every command is refused (LOADING) "
+                 "until it is done");
+        return CS_REDIS_LOADING;
+    }
+    unsigned long long used, max;
+    if (info_u64(info, len, "maxmemory", &max) && max > 0 &&
+        info_u64(info, len, "used_memory", &used) && used >= max) {
+        info_field(info, len, "maxmemory_policy", policy, sizeof policy);
+        info_field(info, len, "used_memory_human", used_h, sizeof used_h);
+        info_field(info, len, "maxmemory_human", max_h, sizeof max_h);
+        /* noeviction refuses; volatile-* can only evict keys with a TTL (the minute keys) */
+        if (strcmp(policy, "noeviction") == 0 || strncmp(policy, "volatile-", 9) == 0) {
+            snprintf(out, outlen, "Redis is out of memory: used %s of maxmemory %s (policy "
+                     "%s): the daemon's writes are refused (OOM)",
+                     used_h[0] ? used_h : "?", max_h[0] ? max_h : "?", policy);
+            return CS_REDIS_OOM;
+        }
+    }
+    return CS_REDIS_OK;
 }

@@ -169,4 +169,12 @@ char *top_dim_from_key(const char *prefix, const char *journey, const char *key,
 /* Sorts and de-duplicates a list of malloc'd strings in place; returns the new count. */
 size_t top_strv_sort_uniq(char **v, size_t n);
 
+/* Why Redis may refuse the daemon's writes, read from the text of INFO (issue 20): clickstage-top
+ * only reads, so it cannot see the daemon's refusals; when no flush arrived for --stale seconds
+ * it asks Redis what it can see. Returns the class (pipeline/redis.h) and a one-line reason in
+ * out: CS_REDIS_READONLY (role:slave), CS_REDIS_LOADING (loading:1), CS_REDIS_OOM (maxmemory set,
+ * used_memory at or above it, policy noeviction or volatile-*); CS_REDIS_OK with out "" when INFO shows none
+ * of them (the daemon is stopped, or refused for a reason INFO does not show, e.g. an ACL). */
+int top_info_hint(const char *info, size_t len, char *out, size_t outlen);
+
 #endif

@@ -285,6 +285,23 @@ try {
     if (!/stale/.test(t)) throw new Error(`status '${t}'`);
   });
 
+  // issue 20: Redis answers, but refuses the flushes: the status line names the refusal
+  await check('status_redis_refuses', async () => {
+    rcli('HSET', key('meta'), 'updated_ms', String(Date.now()));
+    process.kill(Number(harnessPid), 'SIGWINCH');
+    try {
+      await page.waitForFunction(() => document.querySelector('#status').dataset.state === 'refused', null, { timeout: 3000 });
+      const t = await page.$eval('#status-text', (e) => e.textContent);
+      if (!/Redis refuses the daemon's writes for 1\d s \(OOM\) · Redis is out of memory .*OOM command not allowed/.test(t)) throw new Error(`status '${t}'`);
+      const png = join(outDir, 'web-redis-refused.png');
+      await page.screenshot({ path: png, fullPage: false });
+      if (docsPng) copyFileSync(png, join(dirname(docsPng), 'web-redis-refused.png'));
+    } finally {
+      process.kill(Number(harnessPid), 'SIGWINCH');
+    }
+    await page.waitForFunction(() => document.querySelector('#status').dataset.state !== 'refused', null, { timeout: 3000 });
+  });
+
   await check('status_redis_down', async () => {
     try { rcli('SHUTDOWN', 'NOSAVE'); } catch (e) { /* the connection drops: expected */ }
     await page.waitForFunction(() => document.querySelector('#status').dataset.state === 'down', null, { timeout: 3000 });

@@ -9,6 +9,7 @@
  *   SIGUSR2  toggle: +20 events (stage 0) and +2 invalid (not_json) per 200 ms (rates: 100/s, 10/s)
  *   SIGHUP   toggle: publish a snapshot taken 20 s ago, then stop publishing (the control
  *            thread "hangs")
+ *   SIGWINCH toggle: Redis refuses the flushes with OOM for the last 12 s (issue 20)
  */
 #include <signal.h>
 #include <stdint.h>
@@ -20,7 +21,7 @@
 
 #include "http.h"
 
-static volatile sig_atomic_t g_term, g_usr1, g_usr2, g_hup;
+static volatile sig_atomic_t g_term, g_usr1, g_usr2, g_hup, g_winch;
 
 static void on_sig(int sig)
 {
@@ -28,6 +29,8 @@ static void on_sig(int sig)
         g_usr1 = !g_usr1;
     else if (sig == SIGUSR2)
         g_usr2 = !g_usr2;
+    else if (sig == SIGWINCH)
+        g_winch = !g_winch;
     else if (sig == SIGHUP)
         g_hup = !g_hup;
     else
@@ -142,6 +145,7 @@ int main(int argc, char **argv)
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGUSR2, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGWINCH, &sa, NULL);
 
     static cs_metrics_box box;
     static cs_metrics m;
@@ -180,6 +184,20 @@ int main(int argc, char **argv)
                 m.ready = 0;
                 m.redis_up = 0;
                 m.last_flush_ok_ms = now - 30000;
+            }
+            m.redis_refusal = CS_REDIS_OK;
+            m.redis_refusal_text[0] = 0;
+            if (g_winch) {
+                m.ready = 0;
+                m.last_flush_ok_ms = now - 12000;
+                m.redis_refusal = CS_REDIS_OOM;
+                snprintf(m.redis_refusal_text, sizeof m.redis_refusal_text, "%s",
+                         "OOM command not allowed when used memory > 'maxmemory'.");
+                if (!m.redis_refusal_since_ms)
+                    m.redis_refusal_since_ms = now - 12000;
+                m.redis_errors_n[CS_REDIS_OOM] += 1;
+            } else {
+                m.redis_refusal_since_ms = 0;
             }
             if (g_usr2) {
                 m.events_by_stage[0] += 20;

@@ -404,9 +404,14 @@ if daemon_drain rp-out dra; then
   want=$(A total "$WORK/expect.json"); got=$(counted dra)
   if [ "$got" = "$want" ]; then ok "daemon_totals (events + invalid = $got)"
   else bad daemon_totals "counted $got, expected $want"; fi
-  # what does not depend on the order of a customer's events within lateness
+  # what does not depend on the order of a customer's events within lateness. Not `customers`:
+  # at the end of a drain a customer whose last event is customer_ttl before the final
+  # watermark is forgotten, and that watermark (min over partitions of the newest event time)
+  # depends on how customers are laid out over partitions: the ground truth's (the generator's
+  # keying) is not the repartitioner's (murmur2), so one customer near that boundary can be
+  # forgotten on one side only (seed 31 of the issue-15 generator has one)
   tally < <(A redis daemon_sessions_exact "$WORK/expect.json" "$REDIS_PORT" dra model \
-    events,invalid,sessions,ended_by,ended,customers,active)
+    events,invalid,sessions,ended_by,ended,active)
   if full_compare dra "$WORK/expect.json"; then ok "daemon_full_compare (every §4 hash exact)"
   else info "daemon_full_compare: $(A diff "$WORK/dra.diff.json") — see docs/repartition.md, Limits"; fi
 else

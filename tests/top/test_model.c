@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "model.h"
+#include "redis.h"
 #include "timeto.h"
 #include "render.h"
 #include "url.h"
@@ -367,6 +368,47 @@ static void test_format(void **st)
     assert_int_equal(top_u8_width("a\u2588b"), 3);
 }
 
+static void test_info_hint(void **st)
+{
+    char out[384];
+    /* a master with room: nothing to say */
+    const char *ok = "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n# Memory\r\n"
+                     "used_memory:1000000\r\nused_memory_human:976.56K\r\nmaxmemory:0\r\n"
+                     "maxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n# Persistence\r\n"
+                     "loading:0\r\n";
+    assert_int_equal(top_info_hint(ok, strlen(ok), out, sizeof out), CS_REDIS_OK);
+    assert_string_equal(out, "");
+    /* demoted by a failover */
+    const char *rep = "# Persistence\r\nloading:0\r\n# Replication\r\nrole:slave\r\n"
+                      "master_host:10.0.0.7\r\nmaster_port:6380\r\nmaster_link_status:up\r\n";
+    assert_int_equal(top_info_hint(rep, strlen(rep), out, sizeof out), CS_REDIS_READONLY);
+    assert_non_null(strstr(out, "read-only replica of 10.0.0.7:6380 (link up)"));
+    /* loading a big AOF */
+    const char *ld = "role:master\nloading:1\nmaxmemory:0\n";
+    assert_int_equal(top_info_hint(ld, strlen(ld), out, sizeof out), CS_REDIS_LOADING);
+    /* full, noeviction; and the same under volatile-lru (only TTL keys can go) */
+    char full[512];
+    snprintf(full, sizeof full, "role:master\r\nloading:0\r\nused_memory:2000000\r\n"
+             "used_memory_human:1.91M\r\nmaxmemory:1048576\r\nmaxmemory_human:1.00M\r\n"
+             "maxmemory_policy:%s\r\n", "noeviction");
+    assert_int_equal(top_info_hint(full, strlen(full), out, sizeof out), CS_REDIS_OOM);
+    assert_non_null(strstr(out, "used 1.91M of maxmemory 1.00M (policy noeviction)"));
+    snprintf(full, sizeof full, "used_memory:2000000\nmaxmemory:1048576\nmaxmemory_policy:%s\n",
+             "volatile-lru");
+    assert_int_equal(top_info_hint(full, strlen(full), out, sizeof out), CS_REDIS_OOM);
+    /* allkeys-lru evicts instead of refusing; under the limit is no refusal */
+    snprintf(full, sizeof full, "used_memory:2000000\nmaxmemory:1048576\nmaxmemory_policy:%s\n",
+             "allkeys-lru");
+    assert_int_equal(top_info_hint(full, strlen(full), out, sizeof out), CS_REDIS_OK);
+    const char *room = "used_memory:1000\nmaxmemory:1048576\nmaxmemory_policy:noeviction\n";
+    assert_int_equal(top_info_hint(room, strlen(room), out, sizeof out), CS_REDIS_OK);
+    /* a field name that only starts like another ("role_x") and a value cut by the length */
+    const char *tricky = "role_x:slave\nrole:master\nloading:1";
+    assert_int_equal(top_info_hint(tricky, strlen(tricky), out, sizeof out), CS_REDIS_LOADING);
+    assert_int_equal(top_info_hint(tricky, strlen(tricky) - 1, out, sizeof out), CS_REDIS_OK);
+    assert_int_equal(top_info_hint("", 0, out, sizeof out), CS_REDIS_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,7 +419,7 @@ int main(void)
         cmocka_unit_test(test_breakdown),   cmocka_unit_test(test_update_json),
         cmocka_unit_test(test_rates),       cmocka_unit_test(test_keys),
         cmocka_unit_test(test_url),         cmocka_unit_test(test_render),
-        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format),      cmocka_unit_test(test_info_hint),
     };
     return cmocka_run_group_tests_name("top_model", tests, NULL, NULL);
 }

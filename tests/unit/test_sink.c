@@ -541,7 +541,12 @@ static void test_lost_before_exec(void **st)
 
 /* WRONGTYPE inside EXEC: -1 with the error; the rest was applied (Redis has no rollback), so
  * the retry must not apply it again. */
-static void test_wrongtype(void **st)
+/* A key under the prefix overwritten by another client with another type (issue 20, decided):
+ * the flush script checks every key's type before writing and refuses the whole flush, naming
+ * the key; nothing is written (before: everything but that key was written, and the retry
+ * found the flush "applied", so that key's deltas were lost). Once the key is removed, the
+ * retried flush lands whole, once. */
+static void test_wrongtype_writes_nothing(void **st)
 {
     fx *f = *st;
     fill_agg(f);
@@ -552,15 +557,76 @@ static void test_wrongtype(void **st)
     char err[512] = "";
     assert_int_equal(cs_sink_flush(s, &fl, err, sizeof err), -1);
     assert_non_null(strstr(err, "WRONGTYPE"));
-    static const kv reached[] = {{"a", "4"}, {"b", "5"}};
-    expect_hash(f->ctl, K("reached"), reached, 2, 1);
+    assert_non_null(strstr(err, K("ended")));
+    r = redisCommand(f->ctl, "EXISTS %s %s %s", K("reached"), K("offsets"), K("meta"));
+    assert_int_equal(r->integer, 0); /* nothing of the flush */
+    freeReplyObject(r);
+    cs_sink_stats st1;
+    cs_sink_stats_get(s, &st1);
+    assert_int_equal(st1.refusal, CS_REDIS_WRONGTYPE);
     assert_int_equal(cs_sink_ready(s, 0), 0); /* backing off */
+    assert_int_equal(nlog_with(f, "WRONGTYPE"), 1); /* said once, with Redis's text */
+    r = redisCommand(f->ctl, "DEL %s", K("ended"));
+    freeReplyObject(r);
     flush_ok(s, &fl);
-    expect_hash(f->ctl, K("reached"), reached, 2, 1); /* not twice */
+    static const kv reached[] = {{"a", "4"}, {"b", "5"}};
+    static const kv ended[] = {{"_none", "1"}, {"b", "6"}};
+    expect_hash(f->ctl, K("reached"), reached, 2, 1);
+    expect_hash(f->ctl, K("ended"), ended, 2, 1);
     cs_sink_stats st2;
     cs_sink_stats_get(s, &st2);
-    assert_int_equal(st2.resolved_ambiguous, 1);
+    assert_int_equal(st2.resolved_ambiguous, 0); /* the refused flush ran nothing */
+    assert_int_equal(st2.refusal, CS_REDIS_OK);
+    assert_int_equal(st2.errors[CS_REDIS_WRONGTYPE], 1);
     assert_int_equal(nlog_with(f, "unreachable"), 0); /* Redis was reachable all along */
+    assert_int_equal(nlog_with(f, "accepts writes again"), 1);
+    cs_sink_destroy(s);
+}
+
+/* Regression (issue 20): an ACL that allows some of the flush's writes and not others (here
+ * HINCRBY alone) used to let the offsets and seq land without the counts, and the retry took
+ * the flush as applied. The script now asks the ACL first: refused whole, nothing written. */
+static void test_partial_acl_writes_nothing(void **st)
+{
+    fx *f = *st;
+    fill_agg(f);
+    redisReply *r = redisCommand(f->ctl, "ACL SETUSER part on >pw ~* &* +@all -hincrby");
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    char url[200], err[512] = "";
+    snprintf(url, sizeof url, "redis://part:pw@127.0.0.1:%d", srv.port);
+    cs_sink *s = new_sink(f, url, 2000);
+    cs_flush fl = mkflush(f, 1);
+    assert_int_equal(cs_sink_flush(s, &fl, err, sizeof err), -1);
+    assert_non_null(strstr(err, "NOPERM the user may not run HINCRBY " PFX ":{" J "}:"));
+    r = redisCommand(f->ctl, "EXISTS %s %s %s %s", K("reached"), K("offsets"), K("meta"), K("wm"));
+    assert_int_equal(r->integer, 0); /* nothing of the flush, the seq included */
+    freeReplyObject(r);
+    cs_sink_stats st1;
+    cs_sink_stats_get(s, &st1);
+    assert_int_equal(st1.refusal, CS_REDIS_NOPERM);
+    assert_int_equal(st1.errors[CS_REDIS_NOPERM], 1);
+    assert_int_equal(nlog_with(f, "(noperm)"), 1);
+    /* -@write: the first HSET is denied, also before anything is written */
+    r = redisCommand(f->ctl, "ACL SETUSER part +@all -@write");
+    freeReplyObject(r);
+    while (!cs_sink_ready(s, now_ms()))
+        usleep(10000);
+    assert_int_equal(cs_sink_flush(s, &fl, err, sizeof err), -1);
+    assert_non_null(strstr(err, "NOPERM the user may not run HSET"));
+    r = redisCommand(f->ctl, "ACL SETUSER part +@all");
+    freeReplyObject(r);
+    while (!cs_sink_ready(s, now_ms()))
+        usleep(10000);
+    flush_ok(s, &fl);
+    expect_counts(f->ctl, 1);
+    cs_sink_stats st2;
+    cs_sink_stats_get(s, &st2);
+    assert_int_equal(st2.resolved_ambiguous, 0); /* the refused flushes ran nothing */
+    assert_int_equal(st2.refusal, CS_REDIS_OK);
+    assert_int_equal(nlog_with(f, "accepts writes again"), 1);
+    r = redisCommand(f->ctl, "ACL DELUSER part");
+    freeReplyObject(r);
     cs_sink_destroy(s);
 }
 
@@ -1044,7 +1110,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_reply_after_exec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_before_exec, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrongtype, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrongtype_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_acl_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_urls_unix_and_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_offset_and_seq, setup, teardown),

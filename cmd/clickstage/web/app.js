@@ -21,6 +21,7 @@ let samples = []; // recent /api/metrics: {t, events, invalid}
 let lastJourney = null;
 let journeyError = null;
 let metricsError = null;
+let refusal = null; // /api/metrics redis_refusal: what Redis answers the daemon's flushes with
 
 function fmtInt(n) { return nf.format(n); }
 function fmtRate(r) { return r >= 100 ? nf.format(Math.round(r)) : r.toFixed(1); }
@@ -496,6 +497,12 @@ function updateStatus() {
   }
   const age = j.server_ms - j.updated_ms;
   const extra = metricsError ? ' · ' + metricsError : '';
+  if (refusal && refusal.class !== 'unreachable') {
+    // Redis answers, but refuses the daemon's flushes: the counts shown stop moving
+    const since = typeof refusal.since_ms === 'number' ? ` for ${ago(j.server_ms - refusal.since_ms).replace(' ago', '')}` : '';
+    setStatus('refused', `Redis refuses the daemon's writes${since} (${refusal.class.toUpperCase()}) · ${refusal.meaning} · ${refusal.text}`);
+    return;
+  }
   if (age > STALE_MS) setStatus('stale', `stale · updated ${ago(age)}${extra}`);
   else setStatus('live', `live · updated ${ago(age)}${extra}`);
 }
@@ -538,6 +545,7 @@ async function pollMetrics() {
     const r = await getJSON('/api/metrics');
     if (r.ok && r.body) {
       metricsError = null;
+      refusal = r.body.redis_refusal || null;
       updateRates(r.body);
     } else {
       metricsError = `/api/metrics: HTTP ${r.status}`;
