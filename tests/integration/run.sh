@@ -35,6 +35,13 @@ daemon_bg() { local log=$1; shift; common; "$B/clickstage" "${COMMON[@]}" "$@" >
 check() { # name expect-file [--events-only]
   local out; out=$("$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$PREFIX" --journey model --expect "$2" ${3:-})
   local rc=$?
+  # a full comparison includes SPEC §4.1 (time_to, transition_time, customer_time_to) and its
+  # invariants: one that compared none of those fields proves nothing about them
+  if [ $rc -eq 0 ] && [ -z "${3:-}" ]; then
+    local tt; tt=$(sed -n 's/.*"tt_compared": *\([0-9]*\).*/\1/p' <<<"$out" | tail -1)
+    if [ "${tt:-0}" -gt 0 ]; then return 0; fi
+    echo "    $1: no SPEC 4.1 field in the expected file ($out)"; return 1
+  fi
   if [ $rc -eq 0 ]; then return 0; fi
   echo "$out" | tail -25 | sed 's/^/    /'
   return 1
