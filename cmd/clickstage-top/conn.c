@@ -209,59 +209,96 @@ static void addwarn(top_conn *c, const char *key, const char *what)
  * named, in a second MULTI/EXEC (the keys depend on the stages). The two transactions are two
  * snapshots: a flush between them shows histograms one flush newer than the counts, for one
  * refresh. Rejected: reading them with the stages of the previous refresh in one transaction
- * (the first screen and every change of stages would show none). 0 ok, -1 error (set). */
+ * (the first screen and every change of stages would show none). When the transaction is
+ * refused (Redis out of memory refuses MULTI's queued reads too; a slot being migrated), the
+ * histograms are read with the layer's pipeline instead, as top_conn_fetch does for the counts.
+ * 0 ok, -1 error (set). */
 static int fetch_tt(top_conn *c, const cs_rkeys *rk, top_model *m)
 {
     size_t ns = m->nstages < CS_MAX_STAGES ? m->nstages : CS_MAX_STAGES;
     if (!ns)
         return 0;
-    char (*keys)[CS_RKEYS_MAX + 128] = malloc(2 * ns * sizeof *keys);
-    if (!keys)
+    size_t nk = 2 * ns;
+    char (*keys)[CS_RKEYS_MAX + 128] = malloc(nk * sizeof *keys);
+    redisReply **rs = calloc(nk, sizeof *rs);
+    if (!keys || !rs) {
+        free(keys);
+        free(rs);
         return seterr(c, "out of memory");
-    redisAppendCommand(c->cmd, "MULTI");
-    for (size_t i = 0; i < 2 * ns; i++) {
+    }
+    for (size_t i = 0; i < nk; i++) {
         char sfx[128];
         snprintf(sfx, sizeof sfx, "%s%.64s", i % 2 ? CS_RK_CUSTOMER_TIME_TO : CS_RK_TIME_TO,
                  m->stages[i / 2]);
         cs_rkey(rk, sfx, keys[i], sizeof keys[i]);
-        redisAppendCommand(c->cmd, "HGETALL %b", keys[i], strlen(keys[i]));
     }
-    redisAppendCommand(c->cmd, "EXEC");
     redisReply *exec = NULL;
-    int bad = 0;
-    for (size_t i = 0; i < 2 * ns + 2; i++) {
-        void *rv = NULL;
-        if (redisGetReply(c->cmd, &rv) != REDIS_OK) {
-            ctx_err(c, c->cmd, "HGETALL");
-            freeReplyObject(exec);
-            free(keys);
-            return -1;
-        }
-        if (i == 2 * ns + 1)
-            exec = rv;
-        else {
-            bad |= ((redisReply *)rv)->type == REDIS_REPLY_ERROR;
-            freeReplyObject(rv);
+    int rc = -1, bad = 0;
+    if (c->cmd) {
+        redisAppendCommand(c->cmd, "MULTI");
+        for (size_t i = 0; i < nk; i++)
+            redisAppendCommand(c->cmd, "HGETALL %b", keys[i], strlen(keys[i]));
+        redisAppendCommand(c->cmd, "EXEC");
+        for (size_t i = 0; i < nk + 2; i++) {
+            void *rv = NULL;
+            if (redisGetReply(c->cmd, &rv) != REDIS_OK) {
+                ctx_err(c, c->cmd, "HGETALL");
+                goto out; /* the context is unusable now; the caller reconnects */
+            }
+            if (i == nk + 1)
+                exec = rv;
+            else {
+                bad |= ((redisReply *)rv)->type == REDIS_REPLY_ERROR;
+                freeReplyObject(rv);
+            }
         }
     }
-    if (!bad && exec && exec->type == REDIS_REPLY_ARRAY && exec->elements == 2 * ns) {
-        for (size_t i = 0; i < 2 * ns; i++) {
-            const redisReply *a = exec->element[i];
-            if (a->type != REDIS_REPLY_ARRAY)
-                continue;
-            for (size_t j = 0; j + 1 < a->elements; j += 2)
-                if (a->element[j]->type == REDIS_REPLY_STRING &&
-                    a->element[j + 1]->type == REDIS_REPLY_STRING)
-                    top_model_set_tt(m, (int)(i % 2), i / 2, a->element[j]->str,
-                                     a->element[j]->len, a->element[j + 1]->str,
-                                     a->element[j + 1]->len);
+    if (bad || !exec || exec->type != REDIS_REPLY_ARRAY || exec->elements != nk) {
+        freeReplyObject(exec);
+        exec = NULL;
+        const char *(*argv)[8] = calloc(nk, sizeof *argv);
+        int *argc = calloc(nk, sizeof *argc);
+        int prc = -1;
+        if (argv && argc) {
+            for (size_t i = 0; i < nk; i++) {
+                argv[i][0] = "HGETALL";
+                argv[i][1] = keys[i];
+                argc[i] = 2;
+            }
+            prc = cs_redis_pipeline(c->cmdr, (int)nk, (const char *const(*)[8])argv, argc, rs,
+                                    c->err, sizeof c->err);
+        } else {
+            seterr(c, "out of memory");
         }
-    } else {
+        free(argv);
+        free(argc);
+        c->cmd = cs_redis_ctx(c->cmdr);
+        if (prc < 0)
+            goto out;
+    }
+    int unread = 0;
+    for (size_t i = 0; i < nk; i++) {
+        const redisReply *a = exec ? exec->element[i] : rs[i];
+        if (!a || a->type != REDIS_REPLY_ARRAY) {
+            unread = 1;
+            continue;
+        }
+        for (size_t j = 0; j + 1 < a->elements; j += 2)
+            if (a->element[j]->type == REDIS_REPLY_STRING &&
+                a->element[j + 1]->type == REDIS_REPLY_STRING)
+                top_model_set_tt(m, (int)(i % 2), i / 2, a->element[j]->str, a->element[j]->len,
+                                 a->element[j + 1]->str, a->element[j + 1]->len);
+    }
+    if (unread)
         addwarn(c, keys[0], "time-to-stage histograms not read");
-    }
+    rc = 0;
+out:
     freeReplyObject(exec);
+    for (size_t i = 0; i < nk; i++)
+        freeReplyObject(rs[i]);
+    free(rs);
     free(keys);
-    return 0;
+    return rc;
 }
 
 int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const char *dim,

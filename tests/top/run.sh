@@ -233,6 +233,8 @@ once=$("$BIN" --redis "$URL" --once --stale 5 2>&1)
 rcli CONFIG SET maxmemory 0 >/dev/null
 expect_has once_stale_names_oom "$once" "Redis is out of memory: used"
 expect_has once_stale_oom_class "$once" "policy noeviction): the daemon's writes are refused (OOM)"
+# the time-to histograms too are read while Redis refuses MULTI (OOM): no warning, medians shown
+expect_not once_stale_oom_time_to_read "$once" "histograms not read"
 rcli REPLICAOF 127.0.0.1 1 >/dev/null   # a master that is not there: the data stays
 once=$("$BIN" --redis "$URL" --once --stale 5 2>&1)
 rcli REPLICAOF NO ONE >/dev/null
