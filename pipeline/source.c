@@ -544,8 +544,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                                   parts->elems[i].partition);
             int64_t c = !com->elems[i].err && com->elems[i].offset >= 0 ? com->elems[i].offset
                                                                         : -1;
-            if (prepare_one(s, p, c) != 0) /* drop it: not consumed until the next rebalance */
-                rd_kafka_topic_partition_list_del_by_idx(ok, ok->cnt - 1); /* frees its topic */
+            if (prepare_one(s, p, c) != 0) /* drop it: not consumed until the next rebalance
+                                            * (del frees the topic name the add copied; a bare
+                                            * cnt-- leaked it: test_coord under ASan) */
+                rd_kafka_topic_partition_list_del_by_idx(ok, ok->cnt - 1);
             else
                 s->assigned++;
         }
