@@ -358,6 +358,25 @@ int top_conversion(const top_model *m, size_t i, double *pct)
     return 0;
 }
 
+int64_t top_customers_at_least(const top_model *m, size_t i)
+{
+    int64_t sum = 0;
+    for (size_t j = i; j < m->nstages; j++)
+        sum += top_hash_get(&m->h[TOP_CUSTOMERS], m->stages[j]);
+    return sum;
+}
+
+int top_customer_conversion(const top_model *m, size_t i, double *pct)
+{
+    if (i == 0 || i >= m->nstages)
+        return -1;
+    int64_t prev = top_customers_at_least(m, i - 1);
+    if (prev <= 0)
+        return -1;
+    *pct = 100.0 * (double)top_customers_at_least(m, i) / (double)prev;
+    return 0;
+}
+
 void top_model_set_tt(top_model *m, int customers, size_t i, const char *bucket, size_t blen,
                       const char *val, size_t vlen)
 {

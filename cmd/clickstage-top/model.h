@@ -87,13 +87,19 @@ typedef struct top_item {
 } top_item;
 size_t top_sorted(const top_hash *h, top_item *out, size_t max);
 
-/* Conversion from the previous stage: reached[i] / reached[i-1] in percent. Returns 0 and sets
- * *pct, or -1 when there is no previous stage or its reached is 0. */
+/* Conversion from the previous stage: top_at_least(i) / top_at_least(i - 1) in percent. Returns 0
+ * and sets *pct, or -1 when there is no previous stage or its at-least count is 0. */
 int top_conversion(const top_model *m, size_t i, double *pct);
 /* Sessions that reached at least stages[i] (SPEC §4.1 funnel, timeto.h): the transitions a>b
  * with a below stages[i] (_entry lowest) and b at or above it. top_conversion is the ratio of
  * these for i and i - 1 (never above 100 %). */
 int64_t top_at_least(const top_model *m, size_t i);
+/* Customers whose journey stage is stages[i] or a later one now: the customers hash summed from
+ * stage i on (/api/journey's customer_funnel). A customer's journey stage only moves forward, so
+ * this never grows with i. top_customer_conversion is its ratio for i and i - 1 in percent (0 and
+ * *pct set; -1 for the first stage or a previous count of 0). */
+int64_t top_customers_at_least(const top_model *m, size_t i);
+int top_customer_conversion(const top_model *m, size_t i, double *pct);
 /* One field of time_to:<stages[i]> (customers 0) or customer_time_to:<stages[i]> (1): a bucket
  * name and an integer; others are ignored. */
 void top_model_set_tt(top_model *m, int customers, size_t i, const char *bucket, size_t blen,

@@ -363,7 +363,7 @@ static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb
         }
     }
     int fixed = (int)sw + 2 + cw[0] + 2 + cw[1] + 2 + cw[2] + 2 + cw[3] + 2 + cw[4] + 2 + 1 + 7 +
-                4 * 7;
+                4 * 7 + 8;
     int bw = v->width - fixed - 1;
     if (bw > 30)
         bw = 30;
@@ -371,22 +371,22 @@ static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb
         bw = 6;
 
     lb_printf(b, TOP_A_TITLE, "Stages");
-    lb_printf(b, TOP_A_DIM, "  (reached>=: here or further; conv: of previous reached>=; "
-                            "ended here: drop-off; med/p90: from session start, c.*: from first "
+    lb_printf(b, TOP_A_DIM, "  (reached>=: here or further; conv: of previous; ended here: "
+                            "drop-off; med/p90: from session start; c.*: customers, from first "
                             "touch)");
     if (emit(f, b) < 0)
         return -1;
     size_t base = b->len;
-    lb_printf(b, TOP_A_NORMAL, "%-*s  %*s  %*s  %*s  %*s  %*s  %-*s %7s %6s %6s %6s %6s", (int)sw,
+    lb_printf(b, TOP_A_NORMAL, "%-*s  %*s  %*s  %*s  %*s  %*s  %-*s %7s %6s %6s %6s %6s %7s", (int)sw,
               "stage", cw[0], head[0], cw[1], head[1], cw[2], head[2], cw[3], head[3], cw[4],
               head[4], bw, bw >= 16 ? "funnel (reached>=)" : "funnel", "conv", "med", "p90",
-              "c.med", "c.p90");
+              "c.med", "c.p90", "c.conv");
     lb_span(b, base, b->len - base, TOP_A_HEAD);
     if (emit(f, b) < 0)
         return -1;
     int extras = 0;
     for (size_t i = 0; i < m->nstages; i++) {
-        char name[128], nm[160], bar[512], conv[32], q[4][16];
+        char name[128], nm[160], bar[512], conv[32], cconv[32], q[4][16];
         snprintf(nm, sizeof nm, "%s%s", m->stages[i], i >= m->nmeta_stages ? "*" : "");
         extras |= i >= m->nmeta_stages;
         cut(nm, sw, v->utf8, name, sizeof name);
@@ -397,6 +397,10 @@ static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb
             snprintf(conv, sizeof conv, "%.1f%%", pct);
         else
             snprintf(conv, sizeof conv, "-");
+        if (top_customer_conversion(m, i, &pct) == 0)
+            snprintf(cconv, sizeof cconv, "%.1f%%", pct);
+        else
+            snprintf(cconv, sizeof cconv, "-");
         for (int k = 0; k < 4; k++) {
             int open = 0;
             double x = -1;
@@ -414,7 +418,7 @@ static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb
         size_t col = lb_width(b);
         lb_printf(b, TOP_A_BAR, "%s", bar);
         lb_pad(b, col + (size_t)bw);
-        lb_printf(b, TOP_A_NORMAL, " %7s %6s %6s %6s %6s", conv, q[0], q[1], q[2], q[3]);
+        lb_printf(b, TOP_A_NORMAL, " %7s %6s %6s %6s %6s %7s", conv, q[0], q[1], q[2], q[3], cconv);
         if (emit(f, b) < 0)
             return -1;
     }

@@ -118,9 +118,10 @@ if load_fixture; then ok fixture_loaded; else bad fixture_loaded "$(head -5 "$WO
 # ---- expected values, from what Redis holds -----------------------------------------------------
 K='clickstage:{demo}'
 IFS=, read -r -a STAGES <<<"$(rcli HGET "$K:meta" stages)"
-# stage -> "open entered ended customers reached>= conv med p90 c.med c.p90": reached>= is the
-# SPEC §4.1 funnel (transitions crossing into the stage or beyond), conv its ratio, the times the
-# median and p90 of time_to / customer_time_to interpolated within a bucket; written out here
+# stage -> "open entered ended customers reached>= conv med p90 c.med c.p90 c.conv": reached>= is
+# the SPEC §4.1 funnel (transitions crossing into the stage or beyond), conv its ratio, the times
+# the median and p90 of time_to / customer_time_to interpolated within a bucket, c.conv the ratio
+# of customers at the stage or further to those at the previous one or further; written out here
 # from what redis-cli reads back (pipeline/timeto.c has its own)
 declare -A EXP
 exp_rows() {
@@ -160,12 +161,14 @@ def q(hist, p):
             if x < 86400: return "%.1fh" % (x / 3600)
             return "%.1fd" % (x / 86400)
         below += c
+cal = lambda k: sum(H["customers"].get(x, 0) for x in stages[k:])
 for i, s in enumerate(stages):
     al = at_least(i + 1)
     conv = "-" if i == 0 or not at_least(i) else "%.1f%%" % (100 * al / at_least(i))
+    cconv = "-" if i == 0 or not cal(i - 1) else "%.1f%%" % (100 * cal(i) / cal(i - 1))
     tt, ctt = h(f"{work}/tt.{s}"), h(f"{work}/ctt.{s}")
     print(s, H["active"].get(s, 0), H["reached"].get(s, 0), H["ended"].get(s, 0), H["customers"].get(s, 0), al,
-          conv, q(tt, 0.5), q(tt, 0.9), q(ctt, 0.5), q(ctt, 0.9))
+          conv, q(tt, 0.5), q(tt, 0.9), q(ctt, 0.5), q(ctt, 0.9), cconv)
 PYEOF
 }
 while read -r s rest; do EXP[$s]=$rest; done < <(exp_rows)
@@ -173,7 +176,7 @@ sum_hash() { rcli HVALS "$1" | awk '{s+=$1} END {print s+0}'; }
 EV_TOTAL=$(sum_hash "$K:events"); INV_TOTAL=$(sum_hash "$K:invalid")
 # the stage table row of stage $2 in the screen text $1, as EXP has it (the bar between
 # reached>= and conv may be empty: the columns after it are counted from the right)
-row_of() { awk -v s="$2" '$1==s && NF>=11 {print $2, $3, $4, $5, $6, $(NF-4), $(NF-3), $(NF-2), $(NF-1), $NF; exit}' <<<"$1"; }
+row_of() { awk -v s="$2" '$1==s && NF>=12 {print $2, $3, $4, $5, $6, $(NF-5), $(NF-4), $(NF-3), $(NF-2), $(NF-1), $NF; exit}' <<<"$1"; }
 check_rows() { # label text
   local s
   for s in "${STAGES[@]}"; do check "$1_row_$s" "$(row_of "$2" "$s")" "${EXP[$s]}"; done

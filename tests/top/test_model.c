@@ -106,6 +106,35 @@ static void test_meta_and_stages(void **st)
     top_model_free(&m);
 }
 
+/* customers at a stage or further now (the customers hash summed from the stage on), and the
+ * conversion between those counts: never above 100 %; _none and unknown stages not counted */
+static void test_customers_at_least(void **st)
+{
+    (void)st;
+    top_model m;
+    load_demo(&m);
+    const char *stg[] = {"awareness", "consideration", "intent", "purchase", "loyalty"};
+    const char *cu[] = {"5100", "2600", "1100", "650", "290"};
+    for (int i = 0; i < 5; i++)
+        hset(&m.h[TOP_CUSTOMERS], stg[i], cu[i]);
+    hset(&m.h[TOP_CUSTOMERS], "_none", "140");
+    assert_int_equal(top_model_finish(&m), 0);
+    assert_int_equal(top_customers_at_least(&m, 0), 9740);
+    assert_int_equal(top_customers_at_least(&m, 1), 4640);
+    assert_int_equal(top_customers_at_least(&m, 4), 290);
+    double p;
+    assert_int_equal(top_customer_conversion(&m, 0, &p), -1);
+    assert_int_equal(top_customer_conversion(&m, 1, &p), 0);
+    char buf[16];
+    snprintf(buf, sizeof buf, "%.1f%%", p);
+    assert_string_equal(buf, "47.6%");
+    for (size_t i = 1; i < 5; i++) {
+        assert_int_equal(top_customer_conversion(&m, i, &p), 0);
+        assert_true(p <= 100.0);
+    }
+    top_model_free(&m);
+}
+
 /* the funnel is sessions that reached AT LEAST each stage (SPEC §4.1): a session that entered
  * at consideration counts at awareness too, one that skipped intent counts at intent */
 static void test_at_least(void **st)
@@ -415,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_hash_parse),  cmocka_unit_test(test_meta_and_stages),
         cmocka_unit_test(test_conversion),
         cmocka_unit_test(test_at_least),
+        cmocka_unit_test(test_customers_at_least),
         cmocka_unit_test(test_time_to_quantiles),  cmocka_unit_test(test_sorted),
         cmocka_unit_test(test_breakdown),   cmocka_unit_test(test_update_json),
         cmocka_unit_test(test_rates),       cmocka_unit_test(test_keys),
