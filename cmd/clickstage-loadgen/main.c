@@ -28,6 +28,7 @@
 #include "classify.h"
 #include "counts.h"
 #include "decode.h"
+#include "formats.h"
 #include "lg.h"
 #include "refmodel.h"
 
@@ -77,7 +78,13 @@ static void usage(FILE *f)
         "  --out-of-order F      share of events out of order, by up to lateness/2 (default 0.2)\n"
         "  --long F              share of sessions outliving max_duration (default 0.02)\n"
         "  --rules FILE          session parameters and, for --expect, the rules (default\n"
-        "                        $CLICKSTAGE_RULES, else deploy/rules/retail.yaml)\n"
+        "                        $CLICKSTAGE_RULES, else deploy/rules/retail.yaml); with\n"
+        "                        --expect, the journey's rule file for the Segment spelling\n"
+        "  --format NAME         spell the stream as segment (default), rudderstack, posthog,\n"
+        "                        mixpanel, amplitude or snowplow-enriched (SPEC 1.1): the same\n"
+        "                        journeys, Kafka timestamps and partitions in each, so --expect\n"
+        "                        is the same ground truth (Snowplow: not_json, not_object and\n"
+        "                        too_deep messages are not_tsv); docs/formats.md\n"
         "Ground truth\n"
         "  --expect FILE         write the §4 counts `clickstage --drain` must produce (JSON)\n"
         "  --expect-only         only write --expect, produce nothing\n"
@@ -135,15 +142,39 @@ static int write_expect(const cs_gen_conf *gc, const char *rules, const char *pa
         fprintf(stderr, LG_NAME ": %s\n", err);
         return -1;
     }
+    /* One ground truth per seed: the reference model reads the Segment spelling of the stream
+     * (same journeys in every format) with the journey's Segment rule file; only the invalid
+     * reasons a format cannot have are renamed (Snowplow TSV: not_tsv). */
+    if (cs_decode_plan_format(cs_rules_plan(rs)) != cs_format_default()) {
+        fprintf(stderr, LG_NAME ": --expect: %s has format %s; the ground truth is computed from "
+                "the Segment spelling of the stream: give --rules the journey's rule file without "
+                "format: (the same rules, Segment's names and paths)\n", rules,
+                cs_decode_plan_format(cs_rules_plan(rs))->name);
+        cs_rules_destroy(rs);
+        return -1;
+    }
+    cs_gen_conf seg = *gc;
+    seg.format = CS_GEN_SEGMENT;
     ref_model *m = ref_new(rs, NULL, gc->nparts);
-    cs_gen *g = cs_gen_new(gc);
+    cs_gen *g = cs_gen_new(&seg);
     cs_gen_msg msg;
     while (g && cs_gen_next(g, &msg))
         ref_event(m, msg.part, msg.payload, msg.len, msg.ts_ms);
     cs_gen_destroy(g);
     ref_finish(m, CS_END_DRAIN);
-    cs_counts *c = cs_counts_new();
-    ref_counts(m, c);
+    cs_counts *c0 = cs_counts_new(), *c = cs_counts_new();
+    ref_counts(m, c0);
+    for (int r = 1; r < CS_INV__COUNT; r++) {
+        const char *from = cs_invalid_name((cs_invalid)r);
+        const char *to = cs_gen_expect_reason(gc->format, from);
+        int64_t v = cs_counts_get(c0, "invalid", from);
+        if (v && to != from) {
+            cs_counts_add(c0, "invalid", from, -v);
+            cs_counts_add(c0, "invalid", to, v);
+        }
+    }
+    cs_counts_merge(c, c0);
+    cs_counts_free(c0);
     FILE *f = fopen(path, "w");
     if (!f) {
         perror(path);
@@ -314,6 +345,19 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--out-of-order")) { NUM(gc.ooo_frac); }
         else if (!strcmp(a, "--long")) { NUM(gc.long_frac); }
         else if (!strcmp(a, "--rules")) rules = v;
+        else if (!strcmp(a, "--format")) {
+            const cs_format *f = cs_format_find(v, strlen(v));
+            if (!f) {
+                char known[256];
+                cs_format_list(known, sizeof known);
+                fprintf(stderr, LG_NAME ": --format: unknown format '%s' (known formats: %s)\n", v,
+                        known);
+                return 2;
+            }
+            for (int k = 0; cs_format_at(k); k++)
+                if (cs_format_at(k) == f)
+                    gc.format = k;
+        }
         else if (!strcmp(a, "--expect")) expect = v;
         else if (!strcmp(a, "--compression")) ko.compression = v;
         else if (!strcmp(a, "--linger-ms")) { NUM(d); ko.linger_ms = (int64_t)d; }
