@@ -186,5 +186,55 @@ if want skewed_clock; then
   done
 fi
 
+# 8. formats (SPEC §1.1, issue 19): the same seed spelled as each analytics stack's topic
+#    (clickstage-loadgen --format) drains, with `format: NAME` and the journey's own rules
+#    (tests/data/formats/NAME.yaml), to the one ground truth of that seed; Snowplow's TSV
+#    messages of the wrong shape are not_tsv, counted and dead-lettered; RudderStack's channel
+#    breakdown is the marketing medium, not its SDK kind (`server`), which Segment's paths take
+if want formats; then
+  FMTS="segment rudderstack posthog mixpanel amplitude snowplow-enriched"
+  for f in $FMTS; do
+    PREFIX=it8${f%%-*}; topic "t8-$f" 4; topic "t8-$f-dlq" 1
+    lg --topic "t8-$f" --format "$f" --events 100000 --customers 4000 --seed 19 --skew 0.002 \
+       --too-large 0.001 --expect "$WORK/t8-$f.json" >"$WORK/t8-$f.gen" 2>&1 || { bad "format_$f" "loadgen failed"; continue; }
+    if RULES=$ROOT/tests/data/formats/$f.yaml daemon --drain --threads 2 --topics "t8-$f" \
+         --group "g8-$f" --prefix "$PREFIX" --dead-letter-topic "t8-$f-dlq" >"$WORK/t8-$f.log" 2>&1; then
+      why=""
+      check "format_$f" "$WORK/t8-$f.json" || why="counts differ from the ground truth"
+      inv=$(sum_json "$WORK/t8-$f.json" invalid)
+      dlq=$(kcat -C -b "$KAFKA_BROKERS" -t "t8-$f-dlq" -e -q -f '%h\n' 2>/dev/null | grep -c clickstage-invalid-reason)
+      [ "$inv" = "$dlq" ] || why="$why; dead-letter copies $dlq != invalid $inv"
+      if [ "$f" = snowplow-enriched ]; then
+        nt=$(rcli HGET "$PREFIX:{model}:invalid" not_tsv)
+        dnt=$(kcat -C -b "$KAFKA_BROKERS" -t "t8-$f-dlq" -e -q -f '%h\n' 2>/dev/null | grep -c 'clickstage-invalid-reason=not_tsv')
+        { [ "${nt:-0}" -gt 0 ] && [ "$nt" = "$dnt" ]; } || why="$why; not_tsv $nt, dead-lettered as not_tsv $dnt"
+      fi
+      if [ "$f" = rudderstack ] && rcli HKEYS "$PREFIX:{model}:by:channel:reached" | grep -q '^server/'; then
+        why="$why; the channel breakdown shows server"
+      fi
+      if [ -z "$why" ]; then ok "format_$f"; else bad "format_$f" "$why"; fi
+    else tail -20 "$WORK/t8-$f.log"; bad "format_$f" "daemon exited $?"; fi
+  done
+  # one ground truth: the JSON formats' expected counts are the same file; Snowplow's differs
+  # only in the reasons TSV cannot tell apart
+  same=1
+  for f in rudderstack posthog mixpanel amplitude; do cmp -s "$WORK/t8-segment.json" "$WORK/t8-$f.json" || same=0; done
+  tsv_ok=$(python3 - "$WORK/t8-segment.json" "$WORK/t8-snowplow-enriched.json" <<'PY'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+ia, ib = a.pop('invalid'), b.pop('invalid')
+m = sum(ia.pop(r, 0) for r in ('not_json', 'not_object', 'too_deep'))
+print(int(a == b and ib.pop('not_tsv', 0) == m and ia == ib and m > 0))
+PY
+)
+  if [ $same = 1 ] && [ "$tsv_ok" = 1 ]; then ok formats_one_ground_truth
+  else bad formats_one_ground_truth "expected counts differ between formats (json same=$same, tsv=$tsv_ok)"; fi
+  # the bug the preset fixes: Segment's default paths read RudderStack's SDK kind as the channel
+  PREFIX=it8rs_as_segment
+  if daemon --drain --threads 2 --topics t8-rudderstack --group g8-rs-seg --prefix "$PREFIX" >"$WORK/t8-rs-seg.log" 2>&1 &&
+     rcli HKEYS "$PREFIX:{model}:by:channel:reached" | grep -q '^server/'; then ok rudderstack_without_preset_reads_server
+  else bad rudderstack_without_preset_reads_server "no server/ channel without the preset"; fi
+fi
+
 echo "integration: $pass passed, $fail failed"
 [ $fail -eq 0 ]
