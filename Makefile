@@ -148,6 +148,19 @@ bench-redteam: deps
 $(BUILD)/bench_redteam: $(BUILD)/bench/bench_redteam.o $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-redteam
+# The decoder alone in CPU time (bench/bench_decode.c); bench/decode-ab.sh times it against
+# another checkout's build in the same run.
+bench-decode: deps
+	$(MAKE) $(BUILD)/bench_decode
+	./$(BUILD)/bench_decode $(BENCH_ARGS)
+$(BUILD)/bench_decode: $(BUILD)/bench/bench_decode.o $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -DCS_BENCH_FORMATS -o $@ $^ $(LDLIBS_CORE) -lcjson
+# Formats (issue 19): the unit tests, then every format and the stacks' own client libraries
+# through a real broker and redis-server (tests/integration/run.sh cases formats, formats_sdk).
+test-formats: deps $(BUILD)/tests/test_formats $(BUILD)/tests/test_formats_model
+	@tests/run-unit.sh $(BUILD) $(abspath $(BUILD)/tests/test_formats $(BUILD)/tests/test_formats_model)
+	CASES="formats formats_sdk" tests/integration/run.sh
+.PHONY: bench-decode test-formats
 # The generator's writing speed against the one before issue 15 (bench/bench_gen.c): the old
 # generator is built from git (2cf2765's tests/lib/gen.c, symbols renamed cs_oldgen_*) into the
 # same program. Last stdout line is JSON.

@@ -1059,14 +1059,18 @@ static char *render_snowplow(cs_gen_pstream *g, char *p, const gev *e, int64_t k
         PUT(p, "struct\t");
     col++;
     /* event_id: a UUID from the message id */
+    char hx[16];
     uint64_t id = e->msgid;
-    for (int i = 0; i < 8; i++, id >>= 8) {
-        memcpy(p, hex2[id & 255], 2);
-        p += 2;
-        if (i == 3 || i == 5 || i == 7)
-            *p++ = '-';
-    }
-    PUT(p, "4000-8000-000000000000\t");
+    for (int i = 0; i < 8; i++, id >>= 8)
+        memcpy(hx + 2 * i, hex2[id & 255], 2);
+    /* 8-4-4-4-12, version 4, variant 8 */
+    memcpy(p, hx, 8), p += 8, *p++ = '-';
+    memcpy(p, hx + 8, 4), p += 4;
+    PUT(p, "-4");
+    memcpy(p, hx + 12, 3), p += 3;
+    PUT(p, "-8");
+    *p++ = hx[15];
+    PUT(p, "00-000000000000\t");
     col++;
     SP_AT(p, col, SP_NAME_TRACKER);
     PUT(p, "sp\tpy-1.0.0\tssc-3.2.0-kafka\tsnowplow-enrich-kafka-5.1.0\t");

@@ -88,6 +88,10 @@ static void usage(FILE *f)
         "Ground truth\n"
         "  --expect FILE         write the §4 counts `clickstage --drain` must produce (JSON)\n"
         "  --expect-only         only write --expect, produce nothing\n"
+        "  --dump FILE           write the stream to FILE instead of Kafka, one message a line:\n"
+        "                        partition TAB Kafka timestamp (ms) TAB key TAB what it was\n"
+        "                        generated as (ok, late, invalid) TAB payload\n"
+        "                        (--partitions, default 8; no broker needed)\n"
         "  --skip N              generate but do not send the first N messages, and\n"
         "  --count N             send at most N messages after those: a stream sent in parts\n"
         "                        (same seed and options each time) adds up to the whole one\n"
@@ -293,6 +297,7 @@ int main(int argc, char **argv)
     const char *rules = getenv("CLICKSTAGE_RULES") && *getenv("CLICKSTAGE_RULES")
                             ? getenv("CLICKSTAGE_RULES")
                             : "deploy/rules/retail.yaml";
+    const char *dump = NULL;
     const char *expect = NULL, *watch_url = NULL, *journey = NULL, *prefix = "clickstage";
     const char *lat_csv = NULL;
     int partitions = 0, create = 0, expect_only = 0, unkeyed = 0, find = 0, nthreads = 0;
@@ -359,6 +364,7 @@ int main(int argc, char **argv)
                     gc.format = k;
         }
         else if (!strcmp(a, "--expect")) expect = v;
+        else if (!strcmp(a, "--dump")) { dump = v; expect_only = 1; }
         else if (!strcmp(a, "--compression")) ko.compression = v;
         else if (!strcmp(a, "--linger-ms")) { NUM(d); ko.linger_ms = (int64_t)d; }
         else if (!strcmp(a, "--batch")) { NUM(d); ko.batch = (int64_t)d; }
@@ -439,6 +445,34 @@ int main(int argc, char **argv)
             return 1;
         fprintf(stderr, LG_NAME ": expected counts written to %s (%.1fs)\n", expect,
                 lg_now() - t0);
+    }
+    if (dump) { /* the stream to a file instead of Kafka (the SDK tests replay it) */
+        FILE *f = fopen(dump, "w");
+        if (!f) {
+            perror(dump);
+            return 1;
+        }
+        cs_gen *g = cs_gen_new(&gc);
+        cs_gen_msg m;
+        uint64_t nth = 0;
+        while (g && cs_gen_next(g, &m)) {
+            if (nth++ < skip)
+                continue;
+            if (nth - skip > count)
+                break;
+            fprintf(f, "%d\t%lld\t%.*s\t%s\t", m.part, (long long)m.ts_ms, (int)m.keylen, m.key,
+                    m.invalid ? "invalid" : m.late ? "late" : "ok");
+            fwrite(m.payload, 1, m.len, f);
+            fputc('\n', f);
+        }
+        cs_gen_destroy(g);
+        if (fclose(f) != 0) {
+            perror(dump);
+            return 1;
+        }
+        printf("{\"dump\":\"%s\",\"events\":%llu,\"partitions\":%d,\"seed\":%llu}\n", dump,
+               (unsigned long long)gc.nevents, gc.nparts, (unsigned long long)gc.seed);
+        return 0;
     }
     if (expect_only) {
         printf("{\"expect\":\"%s\",\"events\":%llu,\"partitions\":%d,\"seed\":%llu}\n", expect,
