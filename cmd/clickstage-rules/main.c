@@ -246,8 +246,11 @@ static int cmd_explain(const char *path, const char *event, int verbose, const c
         if (fmt->tsv)
             printf("format:   %s (Snowplow enriched TSV, %d columns; times 'YYYY-MM-DD "
                    "hh:mm:ss.fff' UTC)\n", fmt->name, CS_SNOWPLOW_NCOLS);
+        else if (cs_decode_plan_time_unit(pl) == CS_TU_AUTO)
+            printf("format:   %s (JSON; numeric times: auto, i.e. s below 1e11, ms below 1e14, us "
+                   "below 1e17, else ns)\n", fmt->name);
         else
-            printf("format:   %s (JSON; a numeric time is in %s)\n", fmt->name,
+            printf("format:   %s (JSON; numeric times in %s)\n", fmt->name,
                    cs_time_unit_name(cs_decode_plan_time_unit(pl)));
     }
     char ts[64];
