@@ -154,7 +154,7 @@ bench-decode: deps
 	$(MAKE) $(BUILD)/bench_decode
 	./$(BUILD)/bench_decode $(BENCH_ARGS)
 $(BUILD)/bench_decode: $(BUILD)/bench/bench_decode.o $(LOADGEN_OBJ) $(LIB)
-	$(CC) $(CFLAGS_BASE) -DCS_BENCH_FORMATS -o $@ $^ $(LDLIBS_CORE) -lcjson
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 # Formats (issue 19): the unit tests, then every format and the stacks' own client libraries
 # through a real broker and redis-server (tests/integration/run.sh cases formats, formats_sdk).
 test-formats: deps $(BUILD)/tests/test_formats $(BUILD)/tests/test_formats_model

@@ -56,7 +56,7 @@ int main(int argc, char **argv)
     gc.too_large_frac = 0;
     gc.late_frac = 0.001;
     gc.long_frac = 0;
-#ifdef CS_BENCH_FORMATS
+#ifdef CS_GEN_HAS_FORMATS
     gc.format = format;
 #else
     if (format) {

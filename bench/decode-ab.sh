@@ -17,7 +17,7 @@ CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -pthread"
 cc $CFLAGS -I"$BASE/include" -I"$BASE/pipeline" -I"$BASE/loadgen" -I"$HERE/bench" \
    -o "$OUT/base" "$HERE/bench/bench_decode.c" "$BASE/build/loadgen/gen.o" \
    "$BASE/build/libclickstage.a" -lxxhash -lyaml -lcrypto -lm
-cc $CFLAGS -DCS_BENCH_FORMATS -I"$HERE/include" -I"$HERE/pipeline" -I"$HERE/loadgen" -I"$HERE/bench" \
+cc $CFLAGS -I"$HERE/include" -I"$HERE/pipeline" -I"$HERE/loadgen" -I"$HERE/bench" \
    -o "$OUT/new" "$HERE/bench/bench_decode.c" "$HERE/build/loadgen/gen.o" \
    "$HERE/build/libclickstage.a" -lxxhash -lyaml -lcrypto -lm
 cd "$HERE"

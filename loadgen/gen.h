@@ -72,6 +72,7 @@ void cs_gen_defaults(cs_gen_conf *c);
  * spelling's ground truth (loadgen/refmodel.c) is every format's, except that Snowplow's TSV
  * has no JSON-level reasons: not_json, not_object and too_deep are not_tsv there
  * (cs_gen_expect_reason). */
+#define CS_GEN_HAS_FORMATS 1
 enum { CS_GEN_SEGMENT = 0, CS_GEN_RUDDERSTACK, CS_GEN_POSTHOG, CS_GEN_MIXPANEL, CS_GEN_AMPLITUDE,
        CS_GEN_SNOWPLOW, CS_GEN_NFORMATS };
 /* The invalid reason the message generated as `reason` (in the Segment spelling) has in
