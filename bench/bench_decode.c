@@ -4,7 +4,7 @@
  * compiles against an older build's library and one machine can time both in one run
  * (bench/decode-ab.sh: "JSON decode not slower than before", issue 19).
  *
- *   build/bench_decode [--events N] [--passes P] [--rules FILE] [--format NAME]
+ *   build/bench_decode [--events N] [--passes P] [--rules FILE] [--format-index CS_GEN_*]
  * Last stdout line: {"bench":"decode","ns_per_message":..,"passes":P,...}
  */
 #include <stdio.h>
@@ -39,7 +39,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--format-index") && i + 1 < argc)
             format = atoi(argv[++i]); /* CS_GEN_*; only builds with formats have it */
         else {
-            fprintf(stderr, "usage: %s [--events N] [--passes P] [--rules FILE]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--events N] [--passes P] [--rules FILE] [--format-index N]\n", argv[0]);
             return 2;
         }
     }

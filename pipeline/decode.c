@@ -38,10 +38,12 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define NOINLINE __attribute__((noinline))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define LIKELY(x) (x)
 #define UNLIKELY(x) (x)
 #define NOINLINE
+#define ALWAYS_INLINE inline
 #endif
 
 #define NONE 0xFFFFFFFFu
@@ -89,14 +91,6 @@ struct cs_decode_plan {
     int max_depth;
     int64_t min_time_ms;   /* INT64_MIN: no floor */
     int64_t max_future_ms; /* 0: no bound */
-    const cs_format *fmt;  /* the preset the standard fields came from (segment by default) */
-    int time_unit;         /* CS_TU_*: unit of a numeric time */
-    int tsv;               /* 1: messages are Snowplow enriched TSV; paths name columns */
-    /* TSV: per column, its targets coltg[col_off[c] .. col_off[c+1]) (field, priority), and
-     * the first wanted column at or after c (CS_SNOWPLOW_NCOLS: none) */
-    uint16_t col_off[CS_SNOWPLOW_NCOLS + 1];
-    uint8_t next_want[CS_SNOWPLOW_NCOLS + 1];
-    ttarget coltg[CS_MAX_FIELDS * CS_MAX_PATHS];
     /* compiled trie */
     tnode *nodes;
     uint32_t nnodes;
@@ -104,7 +98,16 @@ struct cs_decode_plan {
     uint32_t ntargets;
     hslot *hash;
     uint32_t hmask;
-    uint32_t hshift; /* 64 - log2(table size) */
+    uint32_t hshift;       /* 64 - log2(table size) */
+    int time_unit;         /* CS_TU_*: unit of a numeric time */
+    int tsv;               /* 1: messages are Snowplow enriched TSV; paths name columns */
+    const cs_format *fmt;  /* the preset the standard fields came from (segment by default) */
+    /* TSV only (kept after the JSON path's fields, so their layout is the one before formats):
+     * per column, its targets coltg[col_off[c] .. col_off[c+1]) (field, priority), and the
+     * first wanted column at or after c (CS_SNOWPLOW_NCOLS: none) */
+    uint16_t col_off[CS_SNOWPLOW_NCOLS + 1];
+    uint8_t next_want[CS_SNOWPLOW_NCOLS + 1];
+    ttarget coltg[CS_MAX_FIELDS * CS_MAX_PATHS];
 };
 
 /* value kinds seen by the scanner */
@@ -1031,15 +1034,16 @@ static NOINLINE int parse_num_time(const char *s, size_t n, int json, int unit, 
     return 0;
 }
 
-/* The time field (if any) into out->ts_ms, then the plan's bounds. */
-static inline cs_invalid finish_time(const cs_decode_plan *pl, cs_decoded *out,
-                                     int64_t fallback_ts_ms)
+/* The time field (if any) into out->ts_ms, then the plan's bounds. Inlined, with `tsv` a
+ * constant at each call, so that cs_decode's JSON path has only the time code it had before. */
+static ALWAYS_INLINE cs_invalid finish_time(const cs_decode_plan *pl, cs_decoded *out,
+                                            int64_t fallback_ts_ms, const int tsv)
 {
     const cs_sv *t = &out->f[CS_F_TIME];
     if (t->len) {
         int64_t ms;
         int rc;
-        if (pl->tsv)
+        if (tsv)
             rc = cs_parse_snowplow_ts(t->p, t->len, &ms);
         else if (t->kind == CS_SV_NUM)
             rc = (pl->time_unit != CS_TU_MS || parse_epoch(t->p, t->len, 1, &ms) != 0)
@@ -1141,7 +1145,7 @@ static NOINLINE cs_invalid decode_tsv(cs_decoder *d, const cs_decode_plan *pl, c
         return CS_INV_NO_CUSTOMER;
     if (out->f[CS_F_EVENT].len == 0)
         return CS_INV_NO_EVENT;
-    return finish_time(pl, out, fallback_ts_ms);
+    return finish_time(pl, out, fallback_ts_ms, 1);
 not_tsv: /* no field of a message that is not one event */
     for (int f = 0; f < pl->nfields; f++) {
         out->f[f].p = NULL;
@@ -1192,7 +1196,7 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
 
     if (len > (pl->max_bytes < d->cap ? pl->max_bytes : d->cap))
         return CS_INV_TOO_LARGE;
-    if (pl->tsv)
+    if (UNLIKELY(pl->tsv))
         return decode_tsv(d, pl, buf, len, fallback_ts_ms, out);
 
     /* the message, then NUL sentinels */
@@ -1435,7 +1439,7 @@ done:
         return CS_INV_NO_CUSTOMER;
     if (out->f[CS_F_EVENT].len == 0)
         return CS_INV_NO_EVENT;
-    return finish_time(pl, out, fallback_ts_ms);
+    return finish_time(pl, out, fallback_ts_ms, 0);
 
 bad:
     return CS_INV_NOT_JSON;
