@@ -88,7 +88,8 @@ $(BUILD)/clickstage-repartition: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clic
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_REDIS) -lncursesw $(LDLIBS_CORE)
 
-# tests/support: the unit tests' own redis-server and mock Kafka cluster (not shipped)
+# tests/support: the unit tests' own redis-server and mock Kafka cluster, and their run of the core
+# over a generated stream (engine_run.c); not shipped
 TESTSUPPORT_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/support/*.c)))
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
