@@ -567,6 +567,14 @@ static void hex2_init(void)
     }
 }
 
+/* 16 hex digits of a message id, low byte first */
+static inline char *put_hex64(char *p, uint64_t id)
+{
+    for (int i = 0; i < 8; i++, id >>= 8)
+        memcpy(p + 2 * i, hex2[id & 255], 2);
+    return p + 16;
+}
+
 static void civil(int64_t days, int *y, int *m, int *d)
 {
     days += 719468;
@@ -751,10 +759,7 @@ event_segment(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cna
         *p++ = '"';
     }
     PUT(p, ",\"messageId\":\"");
-    uint64_t id = next(r);
-    for (int i = 0; i < 8; i++, id >>= 8)
-        memcpy(p + 2 * i, hex2[id & 255], 2);
-    p += 16;
+    p = put_hex64(p, next(r));
     PUT(p, "\"}");
     return p;
 }
@@ -780,6 +785,22 @@ typedef struct gev {
     size_t skul;
     uint64_t msgid;
 } gev;
+
+/* the "persona" and "service_channel" properties (when the event has them), each after a comma */
+static inline char *put_persona_service(char *p, const gev *e)
+{
+    if (e->has_persona) {
+        PUT(p, ",\"persona\":\"");
+        p = putf(p, &persona_name[e->persona]);
+        *p++ = '"';
+    }
+    if (e->service) {
+        PUT(p, ",\"service_channel\":\"");
+        p = putf(p, &service_channel[e->persona]);
+        *p++ = '"';
+    }
+    return p;
+}
 
 /* the message's event name, per format, for the page call (Segment `page` has no `event`) */
 static const lfrag page_name[CS_GEN_NFORMATS] = {
@@ -927,21 +948,9 @@ static char *render_rudderstack(cs_gen_pstream *g, char *p, const gev *e)
     memcpy(p, &e->skus, 8);
     p += e->skul;
     PUT(p, "\"");
-    if (e->has_persona) {
-        PUT(p, ",\"persona\":\"");
-        p = putf(p, &persona_name[e->persona]);
-        *p++ = '"';
-    }
-    if (e->service) {
-        PUT(p, ",\"service_channel\":\"");
-        p = putf(p, &service_channel[e->persona]);
-        *p++ = '"';
-    }
+    p = put_persona_service(p, e);
     PUT(p, "},\"messageId\":\"");
-    uint64_t id = e->msgid;
-    for (int i = 0; i < 8; i++, id >>= 8)
-        memcpy(p + 2 * i, hex2[id & 255], 2);
-    p += 16;
+    p = put_hex64(p, e->msgid);
     PUT(p, "\"}");
     return p;
 }
@@ -963,10 +972,7 @@ static char *render_props_json(cs_gen_pstream *g, char *p, int fmt, const gev *e
         PUT(p, "\"uuid\":\"");
     }
     if (fmt != CS_GEN_MIXPANEL) {
-        uint64_t id = e->msgid;
-        for (int i = 0; i < 8; i++, id >>= 8)
-            memcpy(p + 2 * i, hex2[id & 255], 2);
-        p += 16;
+        p = put_hex64(p, e->msgid);
         PUT(p, "\",");
     }
     PUTC(p, fmt == CS_GEN_AMPLITUDE, "\"event_properties\":{", "\"properties\":{");
@@ -975,10 +981,7 @@ static char *render_props_json(cs_gen_pstream *g, char *p, int fmt, const gev *e
         p = put_json_ids(p, fmt, e);
         p = put_json_time(g, p, fmt, e, 1);
         PUT(p, "\"mp_lib\":\"python\",\"$insert_id\":\"");
-        uint64_t id = e->msgid;
-        for (int i = 0; i < 8; i++, id >>= 8)
-            memcpy(p + 2 * i, hex2[id & 255], 2);
-        p += 16;
+        p = put_hex64(p, e->msgid);
         PUT(p, "\",");
     }
     if (fmt == CS_GEN_AMPLITUDE)
@@ -997,16 +1000,7 @@ static char *render_props_json(cs_gen_pstream *g, char *p, int fmt, const gev *e
         p = putf(p, e->ch);
         PUT(p, "\",\"utm_campaign\":\"fall\"");
     }
-    if (e->has_persona) {
-        PUT(p, ",\"persona\":\"");
-        p = putf(p, &persona_name[e->persona]);
-        *p++ = '"';
-    }
-    if (e->service) {
-        PUT(p, ",\"service_channel\":\"");
-        p = putf(p, &service_channel[e->persona]);
-        *p++ = '"';
-    }
+    p = put_persona_service(p, e);
     *p++ = '}';
     if (fmt == CS_GEN_AMPLITUDE && e->ch_where == 1) { /* attribution kept on the user */
         PUT(p, ",\"user_properties\":{\"utm_medium\":\"");
@@ -1060,9 +1054,7 @@ static char *render_snowplow(cs_gen_pstream *g, char *p, const gev *e, int64_t k
     col++;
     /* event_id: a UUID from the message id */
     char hx[16];
-    uint64_t id = e->msgid;
-    for (int i = 0; i < 8; i++, id >>= 8)
-        memcpy(hx + 2 * i, hex2[id & 255], 2);
+    put_hex64(hx, e->msgid);
     /* 8-4-4-4-12, version 4, variant 8 */
     memcpy(p, hx, 8), p += 8, *p++ = '-';
     memcpy(p, hx + 8, 4), p += 4;
