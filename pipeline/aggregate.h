@@ -133,6 +133,12 @@ typedef struct cs_agg {
     int64_t reached[CS_NSLOTS];
     int64_t ended[CS_NSLOTS];
     int64_t customers[CS_NSLOTS];
+    /* for /metrics only (cs_agg_foreach does not name them: no Redis field): customers whose
+     * journey stage crossed into each slot or beyond (the customer funnel, "reached at least";
+     * [0] unused), and customer journeys that began: new customers and journeys started over past
+     * customer_ttl (the step before its first stage) */
+    int64_t cfunnel[CS_NSLOTS];
+    int64_t cstarted;
     int64_t transitions[CS_NSLOTS][CS_NSLOTS]; /* [from][to], from 0 = _entry */
     int64_t ended_by[CS_END__COUNT];
     int64_t started, ended_n;
@@ -259,6 +265,7 @@ static inline void cs_agg_session_end(cs_agg *a, int slot, const uint16_t *dim, 
 static inline void cs_agg_customer_new(cs_agg *a)
 {
     a->customers[0]++;
+    a->cstarted++;
     a->changes++;
 }
 
@@ -269,6 +276,14 @@ static inline void cs_agg_customer_move(cs_agg *a, int from, int to)
     a->changes++;
 }
 
+/* A customer's journey is beyond customer_ttl and starts over at no stage: for Redis a move
+ * back to _none, for the customer funnel of /metrics a journey that appears again. */
+static inline void cs_agg_customer_restart(cs_agg *a, int from)
+{
+    cs_agg_customer_move(a, from, 0);
+    a->cstarted++;
+}
+
 /* A customer's journey stage moves forward from `from` to `to` (> from), d_ms = t - C.first
  * (SPEC §4.1 customer_time_to:<to>; negative counts as 0). */
 static inline void cs_agg_customer_advance(cs_agg *a, int from, int to, int64_t d_ms)
@@ -277,6 +292,8 @@ static inline void cs_agg_customer_advance(cs_agg *a, int from, int to, int64_t 
         d_ms = 0;
     (*cs_agg_tt_ctime_to(a, to, cs_tt_bucket(d_ms)))++;
     a->tt.ctime_to_sum_ms[to] += d_ms;
+    for (int s = from + 1; s <= to; s++) /* a stage change, not an event: a few per customer */
+        a->cfunnel[s]++;
     cs_agg_customer_move(a, from, to);
 }
 

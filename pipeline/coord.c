@@ -502,6 +502,9 @@ static void fill_metrics(cs_coord *c)
         }
         cs_funnel_at_least(&t->transitions[0][0], CS_NSLOTS, m->nstages, m->j_funnel);
         m->j_started = t->started;
+        for (int i = 0; i < m->nstages && i + 1 < CS_NSLOTS; i++)
+            m->j_cfunnel[i] = t->cfunnel[i + 1];
+        m->j_cstarted = t->cstarted;
         for (int i = 0; i < m->nstages && t->tt.time_to; i++) {
             for (int b = 0; b < CS_TT_NBUCKETS; b++) {
                 m->j_time_to[i][b] = t->tt.time_to[(size_t)(i + 1) * CS_TT_NBUCKETS + (size_t)b];

@@ -154,6 +154,18 @@ static void family_journey_funnel_previous(writer *w, M *m, int64_t now)
         emit_u(w, "stage", m->stages[i], (uint64_t)(i ? m->j_funnel[i - 1] : m->j_started));
 }
 
+static void family_journey_cfunnel(writer *w, M *m, int64_t now)
+{
+    for (int i = 0; i < nstages(m); i++)
+        emit_u(w, "stage", m->stages[i], (uint64_t)m->j_cfunnel[i]);
+}
+
+static void family_journey_cfunnel_previous(writer *w, M *m, int64_t now)
+{
+    for (int i = 0; i < nstages(m); i++)
+        emit_u(w, "stage", m->stages[i], (uint64_t)(i ? m->j_cfunnel[i - 1] : m->j_cstarted));
+}
+
 static void emit_slots_i(writer *w, M *m, const int64_t *v)
 {
     for (int i = 0; i <= nstages(m); i++) {

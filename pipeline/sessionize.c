@@ -518,7 +518,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         int over = t > forget_at || forget_at < c->W;
         if (over) {
             /* the customer's earlier sessions are beyond customer_ttl: the journey starts over */
-            cs_agg_customer_move(a, cust_stage(cu), 0);
+            cs_agg_customer_restart(a, cust_stage(cu));
             cust_set_stage(cu, 0);
         }
         if (t > cu->last) {

@@ -71,6 +71,10 @@ static void known(cs_metrics *m, const char *journey)
     for (int i = 0; i < 5; i++)
         m->j_funnel[i] = funnel[i];
     m->j_started = 900;
+    static const int64_t cfunnel[5] = {400, 210, 90, 41, 12};
+    for (int i = 0; i < 5; i++)
+        m->j_cfunnel[i] = cfunnel[i];
+    m->j_cstarted = 700;
     m->j_time_to[2][0] = 100; /* cart: 100 at 0 s, 40 in (10, 30] s, 10 past 90 d */
     m->j_time_to[2][2] = 40;
     m->j_time_to[2][CS_TT_NBUCKETS - 1] = 10;

@@ -323,6 +323,10 @@ clickstage_journey_funnel_sessions_total{stage="visit"} 530
 clickstage_journey_funnel_sessions_total{stage="product"} 330
 clickstage_journey_funnel_previous_sessions_total{stage="visit"} 900
 clickstage_journey_funnel_previous_sessions_total{stage="product"} 530
+clickstage_journey_funnel_customers_total{stage="visit"} 400
+clickstage_journey_funnel_customers_total{stage="purchase"} 12
+clickstage_journey_funnel_previous_customers_total{stage="visit"} 700
+clickstage_journey_funnel_previous_customers_total{stage="cart"} 210
 clickstage_journey_ended_total{stage="_none"} 1
 clickstage_journey_ended_total{stage="purchase"} 51
 # TYPE clickstage_journey_active_sessions gauge

@@ -237,6 +237,29 @@ static void customer_ttl_resets_journey(void **st)
     assert_int_equal(GET("customers", "awareness"), 1);
 }
 
+/* /metrics' customer funnel (aggregate.h cfunnel, cstarted; not a Redis field): a customer whose
+ * journey jumps past a stage counts at every stage it crossed, once per journey; a journey
+ * forgotten by customer_ttl and started again is a new customer */
+static void customer_funnel_counts_every_stage_crossed(void **st)
+{
+    fx *f = *st;
+    ev(f, "u1", "view", 0, NULL);
+    ev(f, "u1", "buy", 1, NULL);     /* awareness -> purchase: crosses consideration */
+    ev(f, "u2", "product", 2, NULL); /* none -> consideration: crosses awareness */
+    ev(f, "u3", "view", 3, NULL);
+    ev(f, "u3", "view", 4, NULL);    /* no move: nothing more */
+    ev(f, "u1", "view", 5 + 24 * 60 + 1, NULL); /* past customer_ttl: a new journey */
+    cs_agg *a = cs_worker_take_agg(f->w);
+    int64_t cf[4] = {a->cfunnel[0], a->cfunnel[1], a->cfunnel[2], a->cfunnel[3]};
+    int64_t started = a->cstarted;
+    cs_worker_give_agg(f->w, a);
+    assert_int_equal(started, 4);
+    assert_int_equal(cf[0], 0);
+    assert_int_equal(cf[1], 4); /* awareness: u1, u2, u3, u1 again */
+    assert_int_equal(cf[2], 2); /* consideration: u1 (jumped over it), u2 */
+    assert_int_equal(cf[3], 1); /* purchase: u1 */
+}
+
 static void customer_ttl_expires_by_watermark(void **st)
 {
     fx *f = *st;
@@ -423,6 +446,7 @@ int main(void)
         T(drain_ends_by_final_watermark),
         T(customer_ttl_resets_journey),
         T(customer_ttl_expires_by_watermark),
+        T(customer_funnel_counts_every_stage_crossed),
         T(dimensions_first_touch_and_other),
         T(minute_buckets_by_event_time),
         T(invalid_counted_by_reason),
