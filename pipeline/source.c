@@ -67,6 +67,10 @@ struct cs_source {
     _Atomic int ndone;    /* drain: partitions that reached their end */
     int ndrain;
     int cooperative;
+    int assigned_once;    /* the group gave this member an assignment (kafka_release) */
+    int parked;           /* its consumer handle is kept, not destroyed (kafka_release) */
+    rd_kafka_t *parked_rk;
+    struct cs_source *parked_next;
     int *assign_count;    /* per worker, for balancing */
     _Atomic uint64_t redelivered, past_end, stray, consume_errors, dead_lettered;
     _Atomic uint64_t dead_letter_failed;
@@ -413,6 +417,22 @@ static void kafka_release(cs_source *s, int consumer_close)
             rd_kafka_queue_destroy(s->wq[i]);
             s->wq[i] = NULL;
         }
+    if (s->rk && consumer_close && !s->assigned_once && rd_kafka_version() < 0x020300ff) {
+        /* librdkafka < 2.3.0 (Debian 12 has 2.0.2) asserts in rd_kafka_destroy when a JoinGroup
+         * has chosen the cooperative-sticky assignor but no SyncGroup has given this member an
+         * assignment yet: the assignor's state is still NULL (librdkafka #4312, fixed by #4381).
+         * A member stopped in that window (a SIGTERM while joining, a test's short-lived
+         * member) aborted instead of exiting. It is closed (it leaves the group) and kept,
+         * with its opaque `s`, reachable from `parked` until the process exits: a few hundred
+         * KB once per process, not per rebalance. Rejected: waiting for the first assignment
+         * before closing (unbounded when the group never completes). A failed start
+         * (consumer_close 0) has not joined: destroyed as before. */
+        rd_kafka_consumer_close(s->rk);
+        atomic_store_explicit(&s->quiet, 1, memory_order_relaxed);
+        s->parked = 1;
+        s->parked_rk = s->rk;
+        s->rk = NULL;
+    }
     if (s->rk) {
         if (consumer_close)
             rd_kafka_destroy(s->rk);
@@ -450,6 +470,15 @@ void cs_source_destroy(cs_source *s)
     free(s->tps);
     free(s->by_part);
     free(s->assign_count);
+    if (s->parked) { /* kafka_release: its handle's callbacks may still read it */
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        static cs_source *parked; /* a root for leak checkers: kept on purpose */
+        pthread_mutex_lock(&lock);
+        s->parked_next = parked;
+        parked = s;
+        pthread_mutex_unlock(&lock);
+        return;
+    }
     free(s);
 }
 
@@ -527,6 +556,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     cs_source *s = opaque;
     s->rebalances++;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+        s->assigned_once = 1; /* the assignor's state exists from here on (kafka_release) */
     s->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* the group's committed offsets: a partition that has one but no offset in Redis means

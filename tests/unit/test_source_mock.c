@@ -26,7 +26,7 @@
 #include "refmodel.h"
 #include "source.h"
 
-enum { API_FETCH = 1, API_LIST_OFFSETS = 2, API_OFFSET_FETCH = 9 };
+enum { API_FETCH = 1, API_LIST_OFFSETS = 2, API_OFFSET_FETCH = 9, API_SYNC_GROUP = 14 };
 
 static const char *const dim_paths[] = {NULL, "properties.persona"};
 
@@ -198,6 +198,46 @@ static void run(int fault)
     cs_gen_free(g);
 }
 
+/* librdkafka < 2.3.0 asserted in rd_kafka_destroy ("rd_kafka_sticky_assignor_state_destroy:
+ * Assertion `assignor_state' failed", librdkafka #4312) when a member stopped after its
+ * JoinGroup chose the cooperative-sticky assignor and before any SyncGroup gave it an
+ * assignment: the process aborted instead of stopping (seen in test_coord, and a SIGTERM while
+ * a daemon joins its group hits the same window). Here every SyncGroup fails, so the member
+ * joins again and again and never gets an assignment; then it is stopped the normal way. */
+static void regression_stop_before_first_assignment_aborted(void **st)
+{
+    char err[512];
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    rd_kafka_conf_set(pc, "test.mock.num.brokers", "1", err, sizeof err);
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
+    assert_non_null(prod);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(prod);
+    rd_kafka_mock_topic_create(mc, "clicks", 2, 1);
+    rd_kafka_resp_err_t errs[200];
+    for (int i = 0; i < 200; i++)
+        errs[i] = RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+    rd_kafka_mock_push_request_errors_array(mc, API_SYNC_GROUP, 200, errs);
+    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
+    assert_non_null(rs);
+    fx f = {0};
+    f.e = cs_engine_new(rs, 1, err, sizeof err);
+    cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g-never",
+                         .topics = "clicks", .earliest = 1, .batch_size = 100,
+                         .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &f};
+    f.src = cs_source_new(f.e, &sc, err, sizeof err);
+    assert_non_null(f.src);
+    assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
+    for (int i = 0; i < 300; i++) /* 3 s: several JoinGroups, every SyncGroup refused */
+        cs_source_poll(f.src, 10);
+    cs_source_stats ss;
+    cs_source_stats_get(f.src, &ss);
+    assert_int_equal(ss.rebalances, 0); /* never assigned: the window of the assertion */
+    cs_source_close(f.src);
+    cs_source_destroy(f.src); /* aborted here */
+    cs_engine_destroy(f.e);
+    rd_kafka_destroy(prod);
+}
+
 static void no_fault(void **st) { run(0); }
 static void broker_down_and_up(void **st) { run(1); }
 static void injected_fetch_errors(void **st) { run(2); }
@@ -206,6 +246,7 @@ static void leader_and_coordinator_move(void **st) { run(3); }
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(regression_stop_before_first_assignment_aborted),
         cmocka_unit_test(no_fault),
         cmocka_unit_test(broker_down_and_up),
         cmocka_unit_test(injected_fetch_errors),
