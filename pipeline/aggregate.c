@@ -242,7 +242,7 @@ void cs_agg_minute_add(cs_agg *a, int64_t t_ms, int stage, int64_t n)
     }
 }
 
-void cs_agg_merge(cs_agg *dst, const cs_agg *src)
+void cs_agg_merge_counters(cs_agg *dst, const cs_agg *src)
 {
     if (!src->changes)
         return;
@@ -255,6 +255,14 @@ void cs_agg_merge(cs_agg *dst, const cs_agg *src)
         for (int m = 0; m < 3; m++)
             for (size_t i = 0; i < (size_t)src->dim_width[k] * src->by_stride; i++)
                 dst->by[k][m][i] += src->by[k][m][i];
+    dst->changes += src->changes;
+}
+
+void cs_agg_merge(cs_agg *dst, const cs_agg *src)
+{
+    if (!src->changes)
+        return;
+    cs_agg_merge_counters(dst, src);
     for (uint32_t i = 0; i < src->minutes_cap; i++) {
         const cs_minute *sm = &src->minutes[i];
         if (sm->minute == INT64_MIN)
@@ -265,7 +273,6 @@ void cs_agg_merge(cs_agg *dst, const cs_agg *src)
         for (int st = 0; st < CS_MAX_STAGES; st++)
             dm->reached[st] += sm->reached[st];
     }
-    dst->changes += src->changes;
 }
 
 /* ---- naming ------------------------------------------------------------------------------ */

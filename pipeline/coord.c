@@ -240,7 +240,9 @@ static void take_snaps(cs_coord *c, wslot *s)
 static void take_deltas(cs_coord *c, cs_agg *a)
 {
     cs_agg_merge(c->next, a);
-    cs_agg_merge(c->totals, a);
+    /* the metrics read no per-minute counts: a running total that kept them would keep one
+     * bucket for every minute of event time since the start, forever (issue 12's soak) */
+    cs_agg_merge_counters(c->totals, a);
 }
 
 /* Barrier: every worker hands over its deltas (after snapshotting, and for REQ_RELEASE
@@ -1002,6 +1004,11 @@ cs_metrics_box *cs_coord_metrics(cs_coord *c)
 cs_sink *cs_coord_test_sink(cs_coord *c)
 {
     return c->sink;
+}
+
+uint32_t cs_coord_test_totals_minutes(const cs_coord *c)
+{
+    return c->totals->minutes_n;
 }
 
 int cs_coord_test_flush(cs_coord *c)
