@@ -116,6 +116,7 @@ struct cs_coord {
     cs_metrics m;          /* filled by the control thread, published to box */
     cs_metrics_box box;
     _Atomic uint64_t *loops;       /* per worker: loops completed (liveness) */
+    _Atomic uint64_t *tick_ns;     /* per worker: time spent in cs_worker_tick (metrics) */
     _Atomic int64_t *last_loop_ms;
 };
 
@@ -212,7 +213,11 @@ static void *worker_main(void *arg)
     /* relaxed: stop_reading is a request; the join orders everything after it */
     while (!atomic_load_explicit(&c->stop_reading, memory_order_relaxed)) {
         cs_source_fetch_process(c->src, w, 100);
+        int64_t t0 = cs_mono_ns(); /* two clock reads per loop (per batch), not per event */
         cs_worker_tick(wk);
+        /* relaxed: a statistic, read by the control thread for the metrics */
+        atomic_fetch_add_explicit(&c->tick_ns[w], (uint64_t)(cs_mono_ns() - t0),
+                                  memory_order_relaxed);
         service_slot(c, w);
         /* relaxed: liveness only; read by the control thread for /healthz */
         atomic_fetch_add_explicit(&c->loops[w], 1, memory_order_relaxed);
@@ -546,6 +551,14 @@ static void fill_metrics(cs_coord *c)
     m->paused = c->paused;
     m->nworkers = c->nw < CS_METRICS_MAX_WORKERS ? c->nw : CS_METRICS_MAX_WORKERS;
     int healthy = 1;
+    uint64_t ticks = 0, tick_ns = 0;
+    for (int w = 0; w < c->nw; w++) { /* one tick per loop */
+        ticks += atomic_load_explicit(&c->loops[w], memory_order_relaxed);
+        tick_ns += atomic_load_explicit(&c->tick_ns[w], memory_order_relaxed);
+    }
+    m->worker_ticks = ticks;
+    m->worker_tick_seconds = (double)tick_ns * 1e-9;
+    m->partition_slots = cs_engine_slots_used(c->e);
     for (int w = 0; w < m->nworkers; w++) {
         m->worker_loops_n[w] = atomic_load_explicit(&c->loops[w], memory_order_relaxed);
         m->worker_last_loop_ms[w] = atomic_load_explicit(&c->last_loop_ms[w], memory_order_relaxed);
@@ -783,10 +796,11 @@ cs_coord *cs_coord_new(cs_engine *e, const cs_coord_conf *conf, char *errstr, si
     c->inflight = calloc(1, sizeof *c->inflight);
     c->totals = calloc(1, sizeof *c->totals);
     c->loops = calloc((size_t)c->nw, sizeof *c->loops);
+    c->tick_ns = calloc((size_t)c->nw, sizeof *c->tick_ns);
     c->last_loop_ms = calloc((size_t)c->nw, sizeof *c->last_loop_ms);
     c->threads = calloc((size_t)c->nw, sizeof *c->threads);
     c->wctx = calloc((size_t)c->nw, sizeof *c->wctx);
-    if (!c->slots || !c->pi || !c->next || !c->inflight || !c->totals || !c->loops ||
+    if (!c->slots || !c->pi || !c->next || !c->inflight || !c->totals || !c->loops || !c->tick_ns ||
         !c->last_loop_ms || !c->threads || !c->wctx || cs_agg_init(c->next, rs) ||
         cs_agg_init(c->inflight, rs) || cs_agg_init(c->totals, rs)) {
         cs_seterr(errstr, errlen, "out of memory");
@@ -796,6 +810,7 @@ cs_coord *cs_coord_new(cs_engine *e, const cs_coord_conf *conf, char *errstr, si
         pthread_mutex_init(&c->slots[w].mu, NULL);
         pthread_cond_init(&c->slots[w].cv, NULL);
         atomic_init(&c->loops[w], 0);
+        atomic_init(&c->tick_ns[w], 0);
         atomic_init(&c->last_loop_ms[w], cs_wall_ms());
         c->wctx[w] = (wctx){c, w};
     }
@@ -967,6 +982,7 @@ void cs_coord_destroy(cs_coord *c)
     free(c->inflight);
     free(c->totals);
     free((void *)c->loops);
+    free((void *)c->tick_ns);
     free((void *)c->last_loop_ms);
     if (c->pi)
         for (int p = 0; p < CS_MAX_PARTITIONS; p++)
