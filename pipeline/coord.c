@@ -931,8 +931,16 @@ int cs_coord_stop(cs_coord *c)
          * next owner continues them */
         collect_joined(c, draining ? CS_END_DRAIN : -1, 1);
         ok = flush_until(c, cs_mono_ms() + c->cf.shutdown_timeout_ms) == 0;
-        if (ok) /* the offsets of the last flush, now all written: commit them synchronously */
+        if (ok) { /* the offsets of the last flush, now all written: commit them synchronously */
             cs_source_commit(c->src, c->tps, c->offs, c->ntps, 1);
+            /* every flush's outcome is known: this instance's sequence field is of no more use
+             * (left behind, meta gained one field per process run for ever) */
+            char err[512];
+            if (cs_sink_forget_seq(c->sink, cs_rules_journey(cs_engine_rules(c->e)), err,
+                                   sizeof err) < 0)
+                CS_LOG(CS_LOG_WARN, "could not remove this instance's sequence field from meta: %s",
+                       err);
+        }
     }
     fill_metrics(c);
     cs_sink_stats sst;

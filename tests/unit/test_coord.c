@@ -3,7 +3,7 @@
  * Every case ends by comparing every §4 count in Redis with the reference model's counts of
  * the same generated stream (loadgen/refmodel.c): nothing lost, nothing counted twice.
  *
- *  - coord_drain_exact: a drain, the baseline.
+ *  - coord_drain_exact: a drain, the baseline; its clean stop removes its meta seq field.
  *  - coord_totals_kept_every_minute: regression; the metrics' running totals keep no per-minute
  *    bucket (they kept one for every minute of event time ever counted).
  *  - coord_lost_reply_after_exec: the connection drops after a flush script ran but before its
@@ -275,8 +275,12 @@ static void coord_drain_exact(void **st)
     assert_non_null(prod);
     node n = start(rd_kafka_mock_cluster_bootstraps(mc), "c1", "g1", "i1", 1, 0);
     assert_int_equal(run_until_done(&n, 60000), CS_COORD_DRAINED);
+    assert_int_equal(redis_int("HEXISTS c1:{" JOURNEY "}:meta seq:i1"), 1);
     assert_int_equal(stop(&n), CS_COORD_STOPPED);
     assert_exact(g, "c1", "drain");
+    /* regression (issue 12): a clean stop leaves no seq:<instance> field in meta (every
+     * process run with another instance id left one for ever) */
+    assert_int_equal(redis_int("HEXISTS c1:{" JOURNEY "}:meta seq:i1"), 0);
     /* the offsets in Redis are each partition's end */
     for (int q = 0; q < g->nparts; q++)
         assert_int_equal(redis_int("HGET c1:{" JOURNEY "}:offsets " TOPIC "/%d", q),
