@@ -6,6 +6,8 @@
 #   make fuzz       build libFuzzer targets (build-fuzz/) and run each for FUZZ_SECONDS
 #   make bench      in-process core benchmark (bench/bench_core), last line JSON
 #   make bench-redteam  hostile/huge inputs (bench/bench_redteam), last line JSON
+#   make bench-wait     flush latency with and without WAIT for replicas (bench/bench_wait)
+#   make test-redis-ha  Redis Cluster and Sentinel failovers and a slot migration, counts exact
 #   make deps       install what is missing from Debian (no-op when all is there)
 #   make ci         what .ci/run runs
 # Every build flavour has its own directory so they never mix objects.
@@ -90,7 +92,10 @@ $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-t
 TESTSUPPORT_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/support/*.c)))
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+	$(CC) $(CFLAGS_BASE) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS_TEST) $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+# the daemon's option table is not in the library: test_config links it
+$(BUILD)/tests/test_config: $(BUILD)/cmd/clickstage/config.o
+$(BUILD)/tests/unit/test_config.o: CFLAGS_BASE += -Icmd/clickstage
 
 # Test tools for the integration tests (producer with expected counts, Redis checker).
 TOOLS = $(BUILD)/cs_checkredis $(BUILD)/cs_mockbroker
@@ -118,8 +123,9 @@ FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 30
 build-fuzz/%: tests/fuzz/%.c $(PIPELINE_SRC) $(wildcard pipeline/*.h include/*.h cmd/clickstage/*.c cmd/clickstage/*.h)
 	@mkdir -p build-fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ipipeline -fsanitize=fuzzer,address,undefined \
-	  -o $@ $< $(CORE_SRC) $(LDLIBS_CORE) -lcjson
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ipipeline -Icmd/clickstage \
+	  -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(CORE_SRC) $(if $(filter fuzz_config,$*),cmd/clickstage/config.c) $(LDLIBS_CORE) -lcjson
 fuzz-build: deps $(FUZZ_BIN)
 fuzz: fuzz-build
 	@p=0; f=0; for t in $(FUZZ_BIN); do n=$$(basename $$t); mkdir -p build-fuzz/corpus-$$n; \
@@ -148,6 +154,14 @@ bench-redteam: deps
 $(BUILD)/bench_redteam: $(BUILD)/bench/bench_redteam.o $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-redteam
+# What redis_wait_replicas (WAIT after each flush) costs on flush latency: its own master and two
+# replicas on loopback (bench/bench_wait.c), last line JSON.
+bench-wait: deps
+	$(MAKE) $(BUILD)/bench_wait
+	./$(BUILD)/bench_wait $(BENCH_ARGS)
+$(BUILD)/bench_wait: $(BUILD)/bench/bench_wait.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+.PHONY: bench-wait
 # The generator's writing speed against the one before issue 15 (bench/bench_gen.c): the old
 # generator is built from git (2cf2765's tests/lib/gen.c, symbols renamed cs_oldgen_*) into the
 # same program. Last stdout line is JSON.
@@ -186,7 +200,7 @@ bench-state: deps all
 # Debian packages the build, tests and local stack need. Installs only what is missing.
 DEB_PKGS = build-essential clang libclang-rt-14-dev pkg-config librdkafka-dev libhiredis-dev \
   libxxhash-dev libyaml-dev libssl-dev libmicrohttpd-dev libncurses-dev libcmocka-dev libcjson-dev \
-  redis-server kcat tmux valgrind gnuplot-nox python3-venv shellcheck
+  redis-server kcat tmux valgrind gnuplot-nox python3-venv shellcheck stunnel4
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "installing: $$missing"; \
@@ -255,6 +269,12 @@ test-loadgen: deps all tools
 # Integration tests: their own stack in a temp dir, stopped at the end.
 integration: deps
 	tests/integration/run.sh
+# Redis Cluster (3 masters + 3 replicas) and Sentinel (master, replica, 3 sentinels) on loopback:
+# a drain, failovers after a replica missed acknowledged flushes, a slot migration; counts exact
+# (tests/redis-ha/run.sh; REDIS_HA_PROFILE=ci is what CI runs, ~1 min).
+test-redis-ha: deps all tools
+	BUILD=$(BUILD) tests/redis-ha/run.sh
+.PHONY: test-redis-ha
 # Kafka over SSL (client certificates) and SASL_SSL (PLAIN, SCRAM-SHA-512), and secrets that never
 # show: two secured stacks (Kafka 4.3.1 and, for SCRAM with librdkafka 2.0.2, 3.9.1), ~1 min.
 test-kafka-security: deps all tools

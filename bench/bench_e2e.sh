@@ -84,7 +84,7 @@ mkdir -p "$BIN"
 cp "$B/clickstage" "$B/clickstage-loadgen" "$B/cs_checkredis" "$BIN/" || die "no binaries in $B (make all tools)"
 cc -O2 -g -Wall -Wextra -Iinclude -Ipipeline -o "$BIN/naive_hincrby" bench/naive_hincrby.c "$B/libclickstage.a" \
   -lrdkafka -lhiredis -lxxhash -lyaml -lcrypto -lm -pthread || die "cc naive_hincrby"
-cc -O2 -g -Wall -Wextra -pthread -o "$BIN/latency_probe" bench/latency_probe.c -lrdkafka -lhiredis || die "cc latency_probe"
+cc -O2 -g -Wall -Wextra -pthread -Ipipeline -o "$BIN/latency_probe" bench/latency_probe.c pipeline/rkeys.c -lrdkafka -lhiredis || die "cc latency_probe"
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- cmd pipeline include 2>/dev/null || echo +dirty)"
 if ! command -v gnuplot >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y -qq gnuplot-nox >/dev/null 2>&1 || true; fi

@@ -44,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rkeys.h"
+
 #define MAXP 1024
 
 static volatile sig_atomic_t g_stop;
@@ -233,8 +235,11 @@ int main(int argc, char **argv)
     }
     if (!g_topic || rate <= 0)
         die("usage", "--topic is required and --rate must be > 0");
-    snprintf(g_offkey, sizeof g_offkey, "%s:{%s}:offsets", g_prefix, g_journey);
-    snprintf(g_chan, sizeof g_chan, "%s:{%s}:updates", g_prefix, g_journey);
+    cs_rkeys keys; /* key names: pipeline/rkeys.h, like every other reader */
+    if (cs_rkeys_init(&keys, g_prefix, g_journey) < 0 ||
+        !cs_rkey(&keys, CS_RK_OFFSETS, g_offkey, sizeof g_offkey) ||
+        !cs_rkey(&keys, CS_RK_UPDATES, g_chan, sizeof g_chan))
+        die("usage", "--prefix or --journey too long");
     snprintf(g_field_prefix, sizeof g_field_prefix, "%s/", g_topic);
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);

@@ -31,6 +31,7 @@
  * the same path) accepts the intersection of the two value lists.
  */
 #include "classify.h"
+#include "parse.h"
 #include "yamldoc.h"
 
 #include <errno.h>
@@ -51,7 +52,6 @@
 #define MAX_TOTAL_VALUE_BYTES (64u << 20) /* their bytes, likewise */
 #define MAX_VALUES_PER_FIELD MAX_TOTAL_VALUES /* defensive: can't be reached */
 #define MAX_MATCH_KEYS 32                 /* keys in one match */
-#define MAX_DURATION_MS (3650LL * 86400000LL)
 #define MIN_MAX_BYTES 64
 #define MAX_MAX_BYTES (64u << 20)
 #define MAX_MAX_DEPTH 255
@@ -377,47 +377,13 @@ static int parse_duration(ctx *c, yaml_node_t *n, const char *what, int64_t *out
     if (n->type != YAML_SCALAR_NODE)
         return err_node(c, n, "%s must be a duration like 30m, not %s", what, type_name(n));
     s = sval(n, &len);
-    size_t i = 0;
-    int64_t v = 0;
-    while (i < len && s[i] >= '0' && s[i] <= '9') {
-        if (v > MAX_DURATION_MS) /* keeps v small; the real bound is checked below */
-            return err_node(c, n, "%s '%s' is too long (at most 3650d)", what, q(&b, s, len));
-        v = v * 10 + (s[i] - '0');
-        i++;
-    }
-    if (i == 0)
-        goto bad;
-    const char *u = s + i;
-    size_t ul = len - i;
-    int64_t mult;
-    if (ul == 0) {
-        if (v != 0)
-            return err_node(c, n,
-                            "bad duration '%s' for %s: missing unit (ms, s, m, h or d), e.g. 30m",
-                            q(&b, s, len), what);
-        mult = 1;
-    } else if (ul == 2 && u[0] == 'm' && u[1] == 's') {
-        mult = 1;
-    } else if (ul == 1 && u[0] == 's') {
-        mult = 1000;
-    } else if (ul == 1 && u[0] == 'm') {
-        mult = 60000;
-    } else if (ul == 1 && u[0] == 'h') {
-        mult = 3600000;
-    } else if (ul == 1 && u[0] == 'd') {
-        mult = 86400000;
-    } else {
-        goto bad;
-    }
-    if (v > MAX_DURATION_MS / mult)
-        return err_node(c, n, "%s '%s' is too long (at most 3650d)", what, q(&b, s, len));
-    *out = v * mult;
+    cs_dur_err e = cs_parse_duration(s, len, out);
+    if (e == CS_DUR_TOO_LONG)
+        return err_node(c, n, "%s '%s' is %s", what, q(&b, s, len), cs_dur_err_text(e));
+    if (e != CS_DUR_OK)
+        return err_node(c, n, "bad duration '%s' for %s: %s", q(&b, s, len), what,
+                        cs_dur_err_text(e));
     return 0;
-bad:
-    return err_node(c, n,
-                    "bad duration '%s' for %s: expected an integer and a unit (ms, s, m, h or d), "
-                    "e.g. 30m",
-                    q(&b, s, len), what);
 }
 
 static int parse_uint(ctx *c, yaml_node_t *n, const char *what, uint64_t lo, uint64_t hi,
@@ -1399,36 +1365,10 @@ static void sha256_hex(const void *p, size_t len, char out[65])
 
 static int yaml_error(ctx *c, yaml_parser_t *ps, const char *src, size_t len)
 {
-    const char *problem = ps->problem ? ps->problem : "unknown error";
-    switch (ps->error) {
-    case YAML_MEMORY_ERROR: {
-        yaml_mark_t m = {0, 0, 0};
-        return err_mark(c, m, "out of memory while parsing YAML");
-    }
-    case YAML_READER_ERROR: {
-        size_t off = ps->problem_offset < len ? ps->problem_offset : len;
-        size_t line = 0, col = 0;
-        for (size_t i = 0; i < off; i++) {
-            if (src[i] == '\n') {
-                line++;
-                col = 0;
-            } else {
-                col++;
-            }
-        }
-        yaml_mark_t m = {off, line, col};
-        if (ps->problem_value != -1)
-            return err_mark(c, m, "YAML syntax error: %s (byte 0x%02x)", problem,
-                            (unsigned)ps->problem_value & 0xffu);
-        return err_mark(c, m, "YAML syntax error: %s", problem);
-    }
-    default:
-        if (ps->context)
-            return err_mark(c, ps->problem_mark,
-                            "YAML syntax error: %s (%s started at line %zu, column %zu)", problem,
-                            ps->context, ps->context_mark.line + 1, ps->context_mark.column + 1);
-        return err_mark(c, ps->problem_mark, "YAML syntax error: %s", problem);
-    }
+    yaml_mark_t m;
+    char msg[512];
+    cs_yaml_error(ps, src, len, &m, msg, sizeof msg);
+    return err_mark(c, m, "%s", msg);
 }
 
 static const char *const top_keys[] = {"journey", "stages",  "session", "customer_ttl",

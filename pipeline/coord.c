@@ -518,6 +518,7 @@ static void fill_metrics(cs_coord *c)
     cs_sink_stats_get(c->sink, &ss);
     m->redis_commands = ss.commands;
     m->redis_reconnects = ss.reconnects;
+    m->redis_redirects = ss.redirects;
     m->redis_up = ss.connected;
     memcpy(m->redis_errors_n, ss.errors, sizeof m->redis_errors_n);
     m->redis_refusal = ss.refusal;
@@ -783,10 +784,12 @@ cs_coord *cs_coord_new(cs_engine *e, const cs_coord_conf *conf, char *errstr, si
 
     int rto = c->cf.redis_timeout_ms > 0 ? c->cf.redis_timeout_ms : 5000;
     cs_sink_conf sc = {c->cf.redis_url, c->cf.prefix, c->cf.instance_id, rto < 2000 ? rto : 2000,
-                       rto, 100, 5000, c->cf.minute_ttl_ms / 1000, 0};
+                       rto, 100, 5000, c->cf.minute_ttl_ms / 1000, 0,
+                       c->cf.redis_wait_replicas, c->cf.redis_wait_timeout_ms};
     c->sink = cs_sink_new(&sc, errstr, errlen);
     cs_sink_conf sc2 = sc;
     sc2.quiet = 1; /* the flusher reports Redis going away; this one would say it again */
+    sc2.wait_replicas = 0; /* it only reads */
     c->sink_meta = c->sink ? cs_sink_new(&sc2, errstr, errlen) : NULL;
     if (!c->sink || !c->sink_meta)
         goto fail;

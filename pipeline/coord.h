@@ -67,6 +67,8 @@ typedef struct cs_coord_conf {
     const char *redis_url, *prefix, *instance_id;
     int64_t minute_ttl_ms;
     int redis_timeout_ms;          /* a command's reply; 0: 5000 (connect: 2000) */
+    int redis_wait_replicas;       /* > 0: WAIT for that many replicas after each flush */
+    int redis_wait_timeout_ms;     /* its timeout; 0: 100 */
     /* the protocol */
     int64_t flush_interval_ms;     /* > 0 */
     int64_t snapshot_interval_ms;  /* 0: only on revoke and stop */

@@ -77,6 +77,9 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
     X(flush_sequence, gauge, U64, flush_seq, "", "Sequence number of the last flush applied to Redis.") \
     X(redis_commands_total, counter, U64, redis_commands, "",                                   \
       "Redis commands sent by the sink, connection set-up included.")                          \
+    X(redis_redirects_total, counter, U64, redis_redirects, "",                                 \
+      "Redis Cluster MOVED/ASK redirections (and Sentinel masters gone read-only) the sink "    \
+      "followed: the request was sent again to the right node.")                               \
     X(redis_reconnects_total, counter, U64, redis_reconnects, "",                               \
       "Times the sink connected to Redis again after losing the connection.")                  \
     X(redis_up, gauge, FLAG, redis_up, "", "1 if the sink's last attempt reached Redis (an error reply counts: Redis is up), else 0.")   \

@@ -7,7 +7,7 @@
  *
  *   EVALSHA <sha> <nkeys> <offsets> <wm> <meta> <counter and snapshot keys...>
  *           <nh> (how many of the keys are hashes) <np> np x (<topic>/<part> <expected> <next> <wm>)
- *           seq:<id> <seq> <stages> <rules_sha256> <updated_ms> <version>
+ *           seq:<id> <seq> <stages> <rules_sha256> <updated_ms> <version> <prev seq>
  *           <nc> nc x (<key index> <field> <delta>)   one per non-zero counter
  *           <ne> <ttl> ne x <key index>              minute keys to EXPIRE
  *           <ns> ns x (<key index> <snapshot bytes>)  partition snapshots
@@ -198,7 +198,12 @@ static void resp_u64(sbuf *b, uint64_t v)
  * on each key: an ACL that allows some of them (e.g. -hincrby, or key patterns that cover only
  * some keys) would otherwise let the offsets and the sequence number land without the counts,
  * and the retry would take the flush as applied. Refused: "NOPERM the user may not run <command>
- * <key>; nothing ...". A denied read (HMGET, TYPE) stops the script before any write. */
+ * <key>; nothing ...". A denied read (HMGET, TYPE) stops the script before any write.
+ *
+ * The fence also compares meta seq:<id> with the sequence number of this writer's previous
+ * applied flush (<prev seq>, "*" = no check), once the key types are known good: a flush that
+ * moved no offset (expiry deltas, a heartbeat) and was lost in a failover leaves every offset
+ * as expected, and only its seq shows the loss ("FENCED seq:<id>=<held>"). */
 #define FLUSH_BODY                                                                             \
     "local nh = tonumber(ARGV[1])\n"                                                           \
     "local np = tonumber(ARGV[2])\n"                                                           \
@@ -208,21 +213,28 @@ static void resp_u64(sbuf *b, uint64_t v)
     "  local e = ARGV[a + i * 4 + 1]\n"                                                        \
     "  if e ~= '*' then chk[#chk + 1] = ARGV[a + i * 4]; want[#want + 1] = e end\n"            \
     "end\n"                                                                                    \
+    "local bad = {}\n"                                                                         \
     "if #chk > 0 then\n"                                                                       \
     "  local cur = redis.call('HMGET', KEYS[1], unpack(chk))\n"                                \
-    "  local bad = {}\n"                                                                       \
     "  for i = 1, #chk do\n"                                                                   \
     "    local h = cur[i] or ''\n"                                                             \
     "    if h ~= want[i] then bad[#bad + 1] = chk[i] .. '=' .. h end\n"                        \
     "  end\n"                                                                                  \
-    "  if #bad > 0 then return redis.error_reply('FENCED ' .. table.concat(bad, ' ')) end\n"   \
     "end\n"                                                                                    \
+    "if #bad > 0 then return redis.error_reply('FENCED ' .. table.concat(bad, ' ')) end\n"     \
     "for i = 1, #KEYS do\n"                                                                    \
     "  local t = redis.call('TYPE', KEYS[i])['ok']\n"                                          \
     "  local w = i <= nh and 'hash' or 'string'\n"                                             \
     "  if t ~= 'none' and t ~= w then return redis.error_reply('WRONGTYPE ' .. KEYS[i] ..\n"   \
     "    ' holds a ' .. t .. ', not a ' .. w .. ': another client writes under this prefix;'\n"\
     "    .. ' nothing of this flush was written') end\n"                                      \
+    "end\n"                                                                                    \
+    "local m = a + np * 4\n"                                                                   \
+    "if ARGV[m + 6] ~= '*' then\n"                                                             \
+    "  local h = redis.call('HGET', KEYS[3], ARGV[m]) or ''\n"                                 \
+    "  if h ~= ARGV[m + 6] then\n"                                                             \
+    "    return redis.error_reply('FENCED ' .. ARGV[m] .. '=' .. h)\n"                         \
+    "  end\n"                                                                                  \
     "end\n"                                                                                    \
     "if redis.acl_check_cmd then\n"                                                            \
     "  local deny, seen = nil, {}\n"                                                           \
@@ -234,7 +246,7 @@ static void resp_u64(sbuf *b, uint64_t v)
     "  end\n"                                                                                  \
     "  if np > 0 then may('HSET', KEYS[1], 'f', 'v'); may('HSET', KEYS[2], 'f', 'v') end\n"    \
     "  may('HSET', KEYS[3], 'f', 'v')\n"                                                       \
-    "  local b = a + np * 4 + 6\n"                                                             \
+    "  local b = a + np * 4 + 7\n"                                                             \
     "  local n = tonumber(ARGV[b]); b = b + 1\n"                                               \
     "  for i = 1, n do may('HINCRBY', KEYS[tonumber(ARGV[b])], 'f', '1'); b = b + 3 end\n"     \
     "  n = tonumber(ARGV[b]); b = b + 2\n"                                                     \
@@ -257,7 +269,7 @@ static void resp_u64(sbuf *b, uint64_t v)
     "a = a + np * 4\n"                                                                         \
     "redis.call('HSET', KEYS[3], ARGV[a], ARGV[a + 1], 'stages', ARGV[a + 2],"                 \
     " 'rules_sha256', ARGV[a + 3], 'updated_ms', ARGV[a + 4], 'version', ARGV[a + 5])\n"       \
-    "a = a + 6\n"                                                                              \
+    "a = a + 7\n"                                                                              \
     "local first\n"                                                                            \
     "local nc = tonumber(ARGV[a]); a = a + 1\n"                                                \
     "for i = 1, nc do\n"                                                                       \
@@ -291,10 +303,18 @@ struct cs_sink {
     int connect_timeout_ms, command_timeout_ms, backoff_min_ms, backoff_max_ms;
     int64_t minute_ttl_s;
     int quiet;
+    int wait_replicas, wait_timeout_ms;
+    /* the last flush this sink knows applied (its seq; 0 none) and its journey: the next
+     * fenced flush of that journey expects Redis to hold that seq */
+    uint64_t last_seq;
+    char last_journey[CS_RKEYS_MAX];
+    int wait_logged; /* the WAIT shortfall was logged (until a WAIT is answered in full) */
+    int ask_logged;  /* ASK was logged (until the migration ends with a MOVED) */
 
     /* the connection (pipeline/redis.h); s->c mirrors its live context, NULL when closed */
     cs_redis *r;
     redisContext *c;
+    uint64_t gen; /* cs_redis_generation() of the connection c is (the handshake ran on it) */
     const char *where; /* "host:port" or "unix:/path", for messages (never the password) */
     long long client_id;     /* CLIENT ID of c; 0 unknown */
     char run_id[RUN_ID_MAX]; /* INFO run_id of the server c talks to; "" unknown */
@@ -317,6 +337,8 @@ struct cs_sink {
     char unknown_run[RUN_ID_MAX];
 
     int fault; /* CS_SINK_FAULT_*, one shot */
+    uint64_t fence_prev; /* <prev seq> of the flush being written (0: "*") */
+
     int legacy_script; /* Redis < 7: the flush script loaded without its "#!lua" line */
 
     /* Refusals (issue 20): the failure streak being reported, by class (pipeline/redis.h:
@@ -409,6 +431,9 @@ cs_sink *cs_sink_new(const cs_sink_conf *conf, char *errstr, size_t errlen)
         s->backoff_max_ms = s->backoff_min_ms;
     s->minute_ttl_s = conf->minute_ttl_s > 0 ? conf->minute_ttl_s : 172800;
     s->quiet = conf->quiet;
+    s->wait_replicas = conf->wait_replicas > 0 ? conf->wait_replicas : 0;
+    s->wait_timeout_ms = defint(conf->wait_timeout_ms, 100);
+    s->st.last_wait_replicas = -1;
     return s;
 }
 
@@ -664,12 +689,15 @@ static int ensure_connected_again(cs_sink *s, char *err, size_t errlen)
 
 static int ensure_connected(cs_sink *s, char *err, size_t errlen)
 {
-    if (s->c)
+    if (s->c && s->c == cs_redis_ctx(s->r) && s->gen == cs_redis_generation(s->r))
         return 0;
+    if (s->c) /* the layer closed it (re-routed to another cluster node) */
+        close_ctx(s);
     char why[512];
     if (cs_redis_connect(s->r, why, sizeof why) < 0)
         return fail_conn(s, cs_redis_connect_failure(s->r), err, errlen, "%s", why);
     s->c = cs_redis_ctx(s->r);
+    s->gen = cs_redis_generation(s->r);
     const cs_redis_target *t = cs_redis_target_of(s->r);
     s->st.commands += (t->password[0] ? 1 : 0) + (t->db ? 1 : 0); /* AUTH, SELECT */
 
@@ -769,11 +797,92 @@ static void resp_key(cs_sink *s, const char *suffix)
     resp_bulk3(&s->out, s->kp.p, s->kp.len, suffix, strlen(suffix), NULL, 0);
 }
 
+/* ---- Redis Cluster / Sentinel: where to send, and sending again (pipeline/redis.h) ---------- */
+
+#define REDIRECTED 2 /* internal: the request must be sent again where the layer now points */
+#define NOT_NOW 3    /* internal: TRYAGAIN / CLUSTERDOWN: nothing ran; again after a short wait */
+
+/* The journey's slot decides the node (in a cluster; a no-op otherwise). */
+static void route(cs_sink *s, const char *journey)
+{
+    build_kp(s, journey);
+    if (!s->kp.oom)
+        cs_redis_route(s->r, s->kp.p, s->kp.len);
+}
+
+/* An error reply to a request of the journey's slot: REDIRECTED when the layer re-routed (MOVED,
+ * ASK, a demoted sentinel master: nothing was executed; the connection, if the layer closed it,
+ * is dropped here too); NOT_NOW for TRYAGAIN / CLUSTERDOWN when the caller asks (later_ms: the
+ * layer's wait, 10 ms doubling to 500 ms), else 0 as for any answer. */
+static int redirected(cs_sink *s, const redisReply *r, int *later_ms)
+{
+    if (r->type != REDIS_REPLY_ERROR)
+        return 0;
+    int delay;
+    int act = cs_redis_redirect(s->r, r->str, (size_t)r->len, &delay);
+    if (act == CS_REDIS_RESEND_LATER && later_ms) {
+        if (s->c && s->c != cs_redis_ctx(s->r))
+            close_ctx(s);
+        *later_ms = delay;
+        return NOT_NOW;
+    }
+    if (act != CS_REDIS_RESEND && act != CS_REDIS_RESEND_ASKING)
+        return 0;
+    s->st.redirects++;
+    /* rare events (a failover, a resharding): logged, an ASK streak once */
+    if (act == CS_REDIS_RESEND) {
+        SLOG(s, CS_LOG_INFO, "%s answered %s: sending it again where the %s", s->where, r->str,
+             cs_redis_is_cluster(s->r) ? "cluster map now says" : "sentinels now say");
+        s->ask_logged = 0;
+    } else if (!s->ask_logged) {
+        SLOG(s, CS_LOG_INFO, "%s answered %s: the slot is being migrated; requests for keys "
+             "already moved go to the importing node (ASKING) until it is done", s->where,
+             r->str);
+        s->ask_logged = 1;
+    }
+    if (s->c && s->c != cs_redis_ctx(s->r))
+        close_ctx(s);
+    return REDIRECTED;
+}
+
+/* After an ASK the layer's connection serves one request, preceded by ASKING: appends it (1) or
+ * nothing (0). */
+static int asking_begin(cs_sink *s)
+{
+    if (!cs_redis_asking(s->r))
+        return 0;
+    redisAppendCommand(s->c, "ASKING");
+    s->st.commands++;
+    return 1;
+}
+
+/* Reads ASKING's reply when asking_begin sent it. 0, -1 link failure. */
+static int asking_reply(cs_sink *s, int asking, char *err, size_t errlen)
+{
+    redisReply *r;
+    if (!asking)
+        return 0;
+    if (get_reply(s, &r, err, errlen, "ASKING") < 0)
+        return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* That one request is done: the next one goes to the slot's owner again. */
+static void asking_end(cs_sink *s, int asking)
+{
+    if (asking && s->c)
+        close_ctx(s);
+}
+
 /* One HGET round trip of <prefix>:{journey}:<hash> field: 1 string (copied to val), 0 nil,
  * -1 failure. */
 static int hget(cs_sink *s, const char *journey, const char *hash, const char *field,
                 size_t fieldlen, char *val, size_t vallen, char *err, size_t errlen)
 {
+    route(s, journey);
+    int hops = 0;
+again:
     if (ensure_connected(s, err, errlen) < 0)
         return -1;
     build_kp(s, journey);
@@ -782,12 +891,19 @@ static int hget(cs_sink *s, const char *journey, const char *hash, const char *f
     resp_str(&s->out, "HGET");
     resp_key(s, hash);
     resp_bulk(&s->out, field, fieldlen);
+    int asking = asking_begin(s);
     if (send_out(s, s->out.len, 1) < 0)
         return fail_reply(s, err, errlen, "out of memory");
     redisReply *r;
-    if (get_reply(s, &r, err, errlen, "HGET") < 0)
+    if (asking_reply(s, asking, err, errlen) < 0 || get_reply(s, &r, err, errlen, "HGET") < 0)
         return -1;
+    asking_end(s, asking);
     int rc;
+    if (hops < CS_REDIS_MAX_REDIRECTS && redirected(s, r, NULL)) {
+        freeReplyObject(r);
+        hops++;
+        goto again;
+    }
     if (r->type == REDIS_REPLY_NIL) {
         rc = 0;
     } else if (r->type == REDIS_REPLY_STRING) {
@@ -848,28 +964,63 @@ int cs_sink_load_part(cs_sink *s, const char *journey, const char *topic, int32_
     char field[600];
     size_t fl = tp_field(field, sizeof field, topic, partition);
     redisReply *r[3] = {NULL, NULL, NULL};
+    route(s, journey);
+    int hops = 0, need[3] = {1, 1, 1};
+again:
     if (ensure_connected(s, errstr, errlen) < 0)
         goto out;
     build_kp(s, journey);
+    /* The three reads; after a redirection only those that were redirected are sent again (in a
+     * slot being migrated some keys may have moved and others not), each after ASKING when the
+     * layer says so (the flag lasts one command). */
+    int asking = cs_redis_asking(s->r), nsent = 0;
     sb_reset(&s->out);
-    resp_head(&s->out, '*', 3);
-    resp_str(&s->out, "HGET");
-    resp_key(s, CS_RK_OFFSETS);
-    resp_bulk(&s->out, field, fl);
-    resp_head(&s->out, '*', 3);
-    resp_str(&s->out, "HGET");
-    resp_key(s, CS_RK_WM);
-    resp_bulk(&s->out, field, fl);
-    resp_head(&s->out, '*', 2);
-    resp_str(&s->out, "GET");
-    resp_bulk3(&s->out, s->kp.p, s->kp.len, CS_RK_SNAP, strlen(CS_RK_SNAP), field, fl);
-    if (send_out(s, s->out.len, 3) < 0) {
+    for (int i = 0; i < 3; i++) {
+        if (!need[i])
+            continue;
+        if (asking) {
+            resp_head(&s->out, '*', 1);
+            resp_str(&s->out, "ASKING");
+        }
+        resp_head(&s->out, '*', i < 2 ? 3 : 2);
+        resp_str(&s->out, i < 2 ? "HGET" : "GET");
+        if (i < 2) {
+            resp_key(s, i == 0 ? CS_RK_OFFSETS : CS_RK_WM);
+            resp_bulk(&s->out, field, fl);
+        } else {
+            resp_bulk3(&s->out, s->kp.p, s->kp.len, CS_RK_SNAP, strlen(CS_RK_SNAP), field, fl);
+        }
+        nsent++;
+    }
+    if (send_out(s, s->out.len, (size_t)(asking ? 2 * nsent : nsent)) < 0) {
         fail_reply(s, errstr, errlen, "out of memory");
         goto out;
     }
-    for (int i = 0; i < 3; i++)
-        if (get_reply(s, &r[i], errstr, errlen, "loading partition state") < 0)
+    for (int i = 0; i < 3; i++) {
+        if (need[i] && (asking_reply(s, asking, errstr, errlen) < 0 ||
+                        get_reply(s, &r[i], errstr, errlen, "loading partition state") < 0))
             goto out;
+    }
+    asking_end(s, asking);
+    int redir = 0;
+    for (int i = 0; i < 3; i++) {
+        int was = need[i];
+        need[i] = 0;
+        if (!was || r[i]->type != REDIS_REPLY_ERROR || hops >= CS_REDIS_MAX_REDIRECTS)
+            continue;
+        cs_redis_class k = cs_redis_class_of(r[i]->str, (size_t)r[i]->len);
+        if (redir ? (k == CS_REDIS_MOVED || k == CS_REDIS_ASK || k == CS_REDIS_READONLY)
+                  : redirected(s, r[i], NULL) != 0)
+            redir = need[i] = 1;
+        if (need[i]) {
+            freeReplyObject(r[i]);
+            r[i] = NULL;
+        }
+    }
+    if (redir) {
+        hops++;
+        goto again;
+    }
     for (int i = 0; i < 3; i++) {
         if (r[i]->type == REDIS_REPLY_NIL)
             continue;
@@ -1054,7 +1205,7 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         s->nkeys++;
     }
     size_t np = f->noffsets;
-    size_t nargs = 2 + 4 * np + 6 + 1 + 3 * s->ncounters + 2 + s->nexpire + 1 + 2 * f->nsnaps;
+    size_t nargs = 2 + 4 * np + 7 + 1 + 3 * s->ncounters + 2 + s->nexpire + 1 + 2 * f->nsnaps;
     sbuf *o = &s->out;
     resp_head(o, '*', 3 + 3 + s->nkeys + nargs);
     resp_str(o, "EVALSHA");
@@ -1099,6 +1250,18 @@ static int build_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     resp_str(o, cs_rules_sha256(f->rs));
     resp_i64(o, f->now_ms);
     resp_str(o, CLICKSTAGE_VERSION);
+    /* <prev seq>: only for a fenced flush (an offset with check) of the journey this sink
+     * last wrote */
+    int fenced = 0;
+    for (size_t i = 0; i < np; i++)
+        fenced |= f->offsets[i].check;
+    s->fence_prev = fenced && s->last_seq && strcmp(s->last_journey, cs_rules_journey(f->rs)) == 0
+                        ? s->last_seq
+                        : 0;
+    if (s->fence_prev)
+        resp_u64(o, s->fence_prev);
+    else
+        resp_str(o, "*");
 
     resp_u64(o, s->ncounters);
     sb_put(o, s->cargs.p, s->cargs.len);
@@ -1175,6 +1338,12 @@ static int resolve(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         resp_i64(&s->out, s->unknown_client);
         n++;
     }
+    int asking = cs_redis_asking(s->r);
+    if (asking) {
+        resp_head(&s->out, '*', 1);
+        resp_str(&s->out, "ASKING");
+        n++;
+    }
     resp_head(&s->out, '*', 3);
     resp_str(&s->out, "HGET");
     resp_key(s, CS_RK_META);
@@ -1191,10 +1360,17 @@ static int resolve(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
             return -1;
         freeReplyObject(r);
     }
+    if (asking_reply(s, asking, err, errlen) < 0)
+        return -1;
     if (get_reply(s, &r, err, errlen, "HGET meta") < 0)
         return -1;
+    asking_end(s, asking);
     int rc;
-    if (r->type == REDIS_REPLY_NIL) {
+    if (redirected(s, r, NULL)) {
+        rc = REDIRECTED; /* ask the slot's node (the unknown outcome stays unknown) */
+        freeReplyObject(r);
+        return rc;
+    } else if (r->type == REDIS_REPLY_NIL) {
         rc = 0;
     } else if (r->type == REDIS_REPLY_STRING) {
         char want[24];
@@ -1266,7 +1442,7 @@ static void publish(cs_sink *s, const cs_flush *f, size_t commands)
  * partition whose offset was not the expected one; empty after "=" when Redis has none),
  * against what this writer expected: the worst kind over the partitions (state lost, then
  * behind, then another writer). */
-static int fence_kind_of(const cs_flush *f, const char *detail)
+static int fence_kind_of(const cs_flush *f, uint64_t prev, const char *detail)
 {
     int kind = CS_FENCE_OTHER_WRITER;
     char field[600];
@@ -1274,7 +1450,19 @@ static int fence_kind_of(const cs_flush *f, const char *detail)
         const char *end = strchr(p, ' ');
         size_t n = end ? (size_t)(end - p) : strlen(p);
         const char *eq = memrchr(p, '=', n);
-        if (eq) {
+        if (eq && prev && (size_t)(eq - p) > strlen(CS_RK_META_SEQ) &&
+            memcmp(p, CS_RK_META_SEQ, strlen(CS_RK_META_SEQ)) == 0) {
+            /* this writer's seq: none (Redis lost everything of it) or older (lost flushes) */
+            char num[32];
+            size_t vl = n - (size_t)(eq - p) - 1;
+            snprintf(num, sizeof num, "%.*s", (int)(vl < 31 ? vl : 31), eq + 1);
+            int64_t have;
+            if (vl == 0)
+                kind = CS_FENCE_STATE_LOST;
+            else if (kind != CS_FENCE_STATE_LOST && parse_i64(num, &have) == 0 && have >= 0 &&
+                     (uint64_t)have < prev)
+                kind = CS_FENCE_REDIS_BEHIND;
+        } else if (eq) {
             size_t fl = (size_t)(eq - p);
             const char *val = eq + 1;
             size_t vl = n - fl - 1;
@@ -1314,9 +1502,22 @@ static int read_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
     redisReply *r;
     if (get_reply(s, &r, err, errlen, "flush script") < 0)
         return -1; /* unknown */
-    int rc = 0;
+    int rc = 0, later = 0, redir;
     if (r->type == REDIS_REPLY_INTEGER) {
         s->unknown_seq = 0;
+    } else if ((redir = redirected(s, r, &later)) == REDIRECTED) {
+        /* MOVED / ASK (the script did not run), READONLY from a demoted sentinel master (its
+         * first write failed: nothing written): send it again where the layer points now */
+        s->unknown_seq = 0;
+        rc = REDIRECTED;
+    } else if (redir == NOT_NOW) {
+        /* TRYAGAIN (the slot's keys are split between two nodes mid-migration) or CLUSTERDOWN:
+         * refused before running. Not applied; retried after the layer's short wait rather than
+         * the sink's growing backoff, so that a migration is followed as it goes */
+        s->unknown_seq = 0;
+        note_refusal(s, CS_REDIS_CLUSTERDOWN, r->str, f->seq);
+        rc = fail_reply(s, err, errlen, "flush %" PRIu64 " not applied: %s", f->seq, r->str);
+        s->backoff_delay_ms = later;
     } else if (r->type == REDIS_REPLY_ERROR && (strncmp(r->str, "WRONGTYPE ", 10) == 0 ||
                                                  strncmp(r->str, "NOPERM ", 7) == 0)) {
         /* the script's own checks, before any write, or the ACL refusing EVALSHA itself:
@@ -1328,7 +1529,7 @@ static int read_tx(cs_sink *s, const cs_flush *f, char *err, size_t errlen)
         s->unknown_seq = 0; /* the script wrote nothing */
         sb_reset(&s->fence);
         sb_put(&s->fence, r->str + 7, strlen(r->str + 7) + 1);
-        s->fence_kind = fence_kind_of(f, r->str + 7);
+        s->fence_kind = fence_kind_of(f, s->fence_prev, r->str + 7);
         cs_seterr(err, errlen, "flush %" PRIu64 " fenced: Redis holds other offsets than "
                   "expected: %s", f->seq, r->str + 7);
         success(s); /* Redis is fine; what to do is the caller's decision */
@@ -1365,6 +1566,42 @@ const char *cs_sink_fence_detail(const cs_sink *s)
     return s->fence.len ? s->fence.p : "";
 }
 
+/* Reads WAIT's reply (it was pipelined behind the flush): what the replicas acknowledged. A
+ * shortfall is logged once until a WAIT is answered in full again, and counted. A broken link
+ * here is handled like one during the PUBLISH: the flush itself is applied. */
+static void read_wait(cs_sink *s, int applied)
+{
+    redisReply *r;
+    if (!s->c || get_reply(s, &r, NULL, 0, "WAIT") < 0) {
+        if (applied)
+            s->fails = 0, s->anchor_pending = 0;
+        return;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && applied) {
+        s->st.last_wait_replicas = (int)r->integer;
+        if (r->integer < s->wait_replicas) {
+            s->st.wait_short++;
+            if (!s->wait_logged)
+                SLOG(s, CS_LOG_WARN,
+                     "%s: WAIT %d %d: only %lld replica(s) acknowledged the flush; it is "
+                     "applied, and a failover to a replica that lacks it is detected and "
+                     "recovered from (docs/redis.md)",
+                     s->where, s->wait_replicas, s->wait_timeout_ms, r->integer);
+            s->wait_logged = 1;
+        } else {
+            s->wait_logged = 0;
+        }
+    }
+    freeReplyObject(r);
+}
+
+/* f is applied in Redis: the next fenced flush of its journey expects its seq there. */
+static void remember_applied(cs_sink *s, const cs_flush *f)
+{
+    s->last_seq = f->seq;
+    snprintf(s->last_journey, sizeof s->last_journey, "%s", cs_rules_journey(f->rs));
+}
+
 int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
 {
     if (!f || !f->rs || f->seq == 0 || (f->noffsets && !f->offsets) ||
@@ -1382,23 +1619,43 @@ int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
     if (s->unknown_seq && s->unknown_seq != f->seq)
         s->unknown_seq = 0; /* the caller moved on; nothing of that seq is ours to check now */
 
+    /* a cluster: the journey's slot decides the node; MOVED / ASK / a demoted sentinel master
+     * send the flush (or the check of a lost reply) again where the layer then points */
+    route(s, cs_rules_journey(f->rs));
+    int hops = 0;
+again:
+    if (hops > CS_REDIS_MAX_REDIRECTS) {
+        fail_reply(s, errstr, errlen, "flush %" PRIu64 ": more than %d cluster redirections",
+                   f->seq, CS_REDIS_MAX_REDIRECTS);
+        goto out;
+    }
     if (ensure_connected(s, errstr, errlen) < 0)
         goto out;
     if (s->unknown_seq) {
         int applied = resolve(s, f, errstr, errlen);
+        if (applied == REDIRECTED) {
+            hops++;
+            goto again;
+        }
         if (applied < 0)
             goto out;
         s->unknown_seq = 0;
         if (applied) {
+            remember_applied(s, f);
             s->st.resolved_ambiguous++;
             s->st.flushes_ok++;
             success(s);
             refusal_cleared(s);
             build_kp(s, cs_rules_journey(f->rs));
-            publish(s, f, s->st.last_flush_commands + 1);
+            if (ensure_connected(s, NULL, 0) == 0) /* an ASK connection is used up */
+                publish(s, f, s->st.last_flush_commands + 1);
+            else
+                success(s);
             rc = 0;
             goto out;
         }
+        if (!s->c) /* the check went to an importing node (ASK): back to the slot's owner */
+            goto again;
     }
     if (build_tx(s, f, errstr, errlen) < 0) {
         backoff_step(s);
@@ -1410,24 +1667,44 @@ int cs_sink_flush(cs_sink *s, const cs_flush *f, char *errstr, size_t errlen)
     s->fault = CS_SINK_FAULT_NONE;
     if (fault == CS_SINK_FAULT_BEFORE_EXEC)
         len -= 2; /* an incomplete command: the server waits for the rest, never runs it */
+    int asking = asking_begin(s);
     if (send_out(s, len, ncmds) < 0) {
         fail_reply(s, errstr, errlen, "out of memory");
         goto out;
     }
     /* From here on some bytes of the transaction may reach the server. */
     remember_unknown(s, f->seq);
-    s->st.last_flush_commands = ncmds;
+    s->st.last_flush_commands = ncmds + (size_t)asking;
     if (fault) {
         inject_fault(s, fault, errstr, errlen);
         goto out;
     }
+    int waiting = s->wait_replicas > 0;
+    if (waiting) { /* one round trip with the flush: WAIT counts the replicas that have it */
+        redisAppendCommand(s->c, "WAIT %d %d", s->wait_replicas, s->wait_timeout_ms);
+        s->st.commands++;
+        s->st.last_flush_commands++;
+    }
+    if (asking_reply(s, asking, errstr, errlen) < 0)
+        goto out; /* unknown, like any broken link here */
     rc = read_tx(s, f, errstr, errlen);
+    if (waiting && s->c)
+        read_wait(s, rc == 0);
+    asking_end(s, asking);
+    if (rc == REDIRECTED) {
+        hops++;
+        goto again;
+    }
     if (rc != 0)
         goto out;
+    remember_applied(s, f);
     s->st.flushes_ok++;
     success(s);
     refusal_cleared(s);
-    publish(s, f, ncmds + 1);
+    if (ensure_connected(s, NULL, 0) == 0) /* an ASK connection is used up */
+        publish(s, f, s->st.last_flush_commands + 1);
+    else
+        success(s); /* the flush is applied: no backoff for a publish that could not go */
     rc = 0;
 out:
     if (rc == CS_SINK_FENCED)

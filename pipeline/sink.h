@@ -30,7 +30,12 @@
  *  - I/O never raises SIGPIPE in the calling thread (blocked and consumed around each call).
  *  - Clocks: cs_sink_ready() takes the monotonic clock (cs_mono_ms); it anchors a backoff at
  *    its first call after the failure. cs_flush.now_ms is the wall clock (updated_ms).
- *  - Connections and key names are pipeline/redis.h's and pipeline/rkeys.h's.
+ *  - Connections and key names are pipeline/redis.h's and pipeline/rkeys.h's. Redis Cluster and
+ *    Sentinel are the layer's: the sink routes its connection to the journey's slot
+ *    (cs_redis_route) and, when a reply says MOVED / ASK / READONLY (a demoted sentinel master),
+ *    sends the same request again where the layer says (at most CS_REDIS_MAX_REDIRECTS times per
+ *    call); those replies mean nothing was executed. TRYAGAIN / CLUSTERDOWN fail the call (not
+ *    applied) and back off like any failure.
  *  - Layout, transaction and failure behaviour as implemented: docs/redis.md.
  */
 #ifndef CS_SINK_H
@@ -60,6 +65,11 @@ typedef struct cs_sink_conf {
     int64_t minute_ttl_s;       /* EXPIRE of minute keys, default 172800 (48 h) */
     int quiet;                  /* 1: log nothing (a second connection to the same Redis,
                                    whose outages the first one already reports) */
+    int wait_replicas;          /* > 0: WAIT for that many replicas after each flush (pipelined
+                                   behind it); fewer within wait_timeout_ms is logged and
+                                   counted (stats.wait_short), not an error: exactness does not
+                                   depend on it (docs/redis.md "WAIT") */
+    int wait_timeout_ms;        /* WAIT's timeout, default 100 (0 would wait forever) */
 } cs_sink_conf;
 
 typedef struct cs_flush_offset {
@@ -93,6 +103,9 @@ typedef struct cs_flush {
 typedef struct cs_sink_stats {
     uint64_t flushes_ok, flushes_failed, commands, reconnects, resolved_ambiguous, fenced;
     uint64_t last_flush_commands;
+    uint64_t redirects;   /* cluster MOVED/ASK (and a sentinel master gone READONLY) followed */
+    uint64_t wait_short;  /* flushes whose WAIT saw fewer replicas than wait_replicas */
+    int last_wait_replicas; /* what the last WAIT answered (-1: no WAIT yet) */
     int connected;
     /* refusals (issue 20): failures by class (cs_redis_class: error replies by their class,
      * CS_REDIS_UNREACHABLE no reply), and the streak going on now (CS_REDIS_OK none): its

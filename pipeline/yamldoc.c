@@ -3,6 +3,8 @@
  * limit and anchors in a hash table. */
 #include "yamldoc.h"
 
+#include <stdio.h>
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,4 +265,42 @@ out:
         memset(doc, 0, sizeof *doc);
     }
     return ok;
+}
+
+void cs_yaml_error(const yaml_parser_t *ps, const char *src, size_t len, yaml_mark_t *at,
+                   char *msg, size_t n)
+{
+    const char *problem = ps->problem ? ps->problem : "unknown error";
+    yaml_mark_t m = {0, 0, 0};
+    switch (ps->error) {
+    case YAML_MEMORY_ERROR:
+        snprintf(msg, n, "out of memory while parsing YAML");
+        break;
+    case YAML_READER_ERROR: {
+        size_t off = ps->problem_offset < len ? ps->problem_offset : len;
+        m.index = off;
+        for (size_t i = 0; i < off; i++) {
+            if (src[i] == '\n') {
+                m.line++;
+                m.column = 0;
+            } else {
+                m.column++;
+            }
+        }
+        if (ps->problem_value != -1)
+            snprintf(msg, n, "YAML syntax error: %s (byte 0x%02x)", problem,
+                     (unsigned)ps->problem_value & 0xffu);
+        else
+            snprintf(msg, n, "YAML syntax error: %s", problem);
+        break;
+    }
+    default:
+        m = ps->problem_mark;
+        if (ps->context)
+            snprintf(msg, n, "YAML syntax error: %s (%s started at line %zu, column %zu)", problem,
+                     ps->context, ps->context_mark.line + 1, ps->context_mark.column + 1);
+        else
+            snprintf(msg, n, "YAML syntax error: %s", problem);
+    }
+    *at = m;
 }

@@ -45,4 +45,11 @@
  * it stays linear. */
 int cs_yaml_load(yaml_parser_t *ps, yaml_document_t *doc, uint64_t *steps);
 
+/* After a failed load of src[0..len): where (0-based line and column, as libyaml's marks) and
+ * what ("YAML syntax error: did not find expected key (block mapping started at line 3,
+ * column 1)"), for the caller's "FILE:LINE:COL: ..." message. A reader error (bad UTF-8, a
+ * control character) has only a byte offset: it is turned into a line and column here. */
+void cs_yaml_error(const yaml_parser_t *ps, const char *src, size_t len, yaml_mark_t *at,
+                   char *msg, size_t n);
+
 #endif

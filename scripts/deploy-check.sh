@@ -15,7 +15,9 @@
 #    conditions, topic creation, Prometheus target, Grafana provisioning.
 # 4. deploy/k8s: `kustomize build` (go install, pinned) and kubernetes-validate --strict
 #    (bundled schemas, no network) for the oldest and newest supported Kubernetes; then
-#    probes, ports, env names, resources, ConfigMap == deploy/rules/retail.yaml, reload sidecar.
+#    probes, ports, env names, resources, ConfigMap == deploy/rules/retail.yaml, reload sidecar;
+#    the same build and validation for deploy/k8s-redis-tls (Redis over TLS through an stunnel
+#    sidecar: stunnel in the image, its config checks the server, the URL points at it).
 # 5. The env of the Dockerfile, compose and the Deployment is run through the built daemon's
 #    own option parser (it stops at the rule file, before any network).
 # 6. Live (skipped with --static): the local stack (scripts/stack.sh, Kafka at the version of
@@ -227,7 +229,8 @@ def exec_form(args):
 BUILD_DEPS = ["build-essential", "pkg-config", "librdkafka-dev", "libhiredis-dev", "libxxhash-dev",
               "libyaml-dev", "libssl-dev", "libmicrohttpd-dev", "libncurses-dev", "libcjson-dev"]
 RUNTIME_DEPS = ["librdkafka1", "libhiredis0.14", "libxxhash0", "libyaml-0-2", "libssl3",
-                "libmicrohttpd12", "libncursesw6", "libcjson1", "ca-certificates"]
+                "libmicrohttpd12", "libncursesw6", "libcjson1", "ca-certificates",
+                "stunnel4"]  # stunnel4: the Redis TLS sidecar (deploy/k8s-redis-tls)
 
 def apt_packages(run):
     pk = []
@@ -724,6 +727,67 @@ def cmd_k8s(kdir, rendered):
     if imgs:
         check(imgs <= rimgs, "k8s: kustomization `images` names the containers' image", f"{imgs} vs {rimgs}")
 
+def cmd_k8s_redis_tls(odir, rendered):
+    """deploy/k8s-redis-tls: the base plus an stunnel client beside the daemon (hiredis 0.14 has
+    no TLS; docs/deploy.md, "Redis over TLS")."""
+    kz = yaml.safe_load(open(os.path.join(odir, "kustomization.yaml")))
+    check("../k8s" in kz.get("resources", []), "k8s-redis-tls: an overlay of deploy/k8s")
+    if rendered:
+        docs = [x for x in yaml.safe_load_all(open(rendered)) if x]
+    else:
+        S("k8s-redis-tls: no kustomize build; checking the overlay's own files only")
+        docs = [x for f in os.listdir(odir) if f.endswith(".yaml") and f != "kustomization.yaml"
+                for x in yaml.safe_load_all(open(os.path.join(odir, f))) if x]
+    dps = [x for x in docs if x.get("kind") == "Deployment"]
+    cms = {x["metadata"]["name"]: x for x in docs if x.get("kind") == "ConfigMap"}
+    secs = [x for x in docs if x.get("kind") == "Secret"]
+    if not check(dps, "k8s-redis-tls: a Deployment"):
+        return
+    pod = dps[0]["spec"]["template"]["spec"]
+    cs = {c["name"]: c for c in pod.get("containers", [])}
+    side, main = cs.get("redis-tls"), cs.get("clickstage")
+    if not check(side is not None, "k8s-redis-tls: container `redis-tls`"):
+        return
+    check(not rendered or main is not None, "k8s-redis-tls: the daemon's container is still there")
+    cmd = side.get("command", [])
+    check(cmd[:1] == ["stunnel"] and len(cmd) == 2, "k8s-redis-tls: the sidecar runs stunnel with a config file", f"{cmd}")
+    check(not rendered or side.get("image") == main.get("image"),
+          "k8s-redis-tls: the sidecar uses the daemon's image (stunnel4 is in it)")
+    sc = side.get("securityContext", {})
+    check(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False,
+          "k8s-redis-tls: sidecar read-only root, no privilege escalation")
+    check("limits" in side.get("resources", {}), "k8s-redis-tls: sidecar has resource limits")
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["mountPath"]: vols.get(m["name"], {}) for m in side.get("volumeMounts", [])}
+    conf_dir = os.path.dirname(cmd[1]) if len(cmd) == 2 else ""
+    cmname = mounts.get(conf_dir, {}).get("configMap", {}).get("name")
+    conf = (cms.get(cmname) or {}).get("data", {}).get(os.path.basename(cmd[1]) if len(cmd) == 2 else "", "")
+    if not check(conf, "k8s-redis-tls: the stunnel config is a mounted ConfigMap", f"{conf_dir} -> {cmname}"):
+        return
+    kv = {}
+    for line in conf.splitlines():
+        if "=" in line and not line.strip().startswith(";"):
+            k, v = line.split("=", 1)
+            kv[k.strip()] = v.strip()
+    check(kv.get("client") == "yes" and kv.get("foreground") == "yes" and kv.get("pid", "x") == "",
+          "k8s-redis-tls: stunnel client, foreground, no pid file (read-only root)", f"{kv}")
+    check(kv.get("verifyChain") == "yes" and ("checkHost" in kv or "checkIP" in kv) and kv.get("CAfile"),
+          "k8s-redis-tls: stunnel verifies the server's certificate (CAfile, verifyChain, checkHost)")
+    accept = kv.get("accept", "")
+    check(accept.startswith("127.0.0.1:"), "k8s-redis-tls: stunnel accepts on loopback only", accept)
+    cafile = kv.get("CAfile", "")
+    smounted = {p: v for p, v in mounts.items() if "secret" in v}
+    sdir = os.path.dirname(cafile)
+    keys = {}
+    for x in secs:
+        keys.update(x.get("stringData") or {})
+    check(sdir in smounted and os.path.basename(cafile) in keys,
+          "k8s-redis-tls: the CA file is a key of the Secret mounted in the sidecar", cafile)
+    url = keys.get("redis-url", "")
+    check(url.startswith("redis://") and ("@127.0.0.1:" + accept.split(":")[-1] in url or
+                                          "//127.0.0.1:" + accept.split(":")[-1] in url),
+          "k8s-redis-tls: the daemon's Redis URL (Secret redis-url) is the sidecar's port", url)
+
 def cmd_dockerignore(copies_file):
     """With a root /.dockerignore, every file a COPY needs must stay in the build context.
     Docker's rules, closely enough: patterns in order, the last match wins, `!` re-includes,
@@ -774,6 +838,8 @@ elif cmd == "compose":
     cmd_compose(sys.argv[2])
 elif cmd == "k8s":
     cmd_k8s(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] else None)
+elif cmd == "k8s-redis-tls":
+    cmd_k8s_redis_tls(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] else None)
 elif cmd == "options":
     print("\n".join(sorted(options())))
 PYEOF
@@ -906,6 +972,29 @@ else
   no_tool "kubernetes-validate: not installable here"
 fi
 pychecks k8s deploy/k8s "$RENDERED"
+
+section "Kubernetes, Redis over TLS (deploy/k8s-redis-tls)"
+RENDERED_TLS=""
+if [ -n "$KUSTOMIZE" ]; then
+  if "$KUSTOMIZE" build deploy/k8s-redis-tls >"$WORK/k8s-redis-tls.yaml" 2>"$WORK/kustomize-tls.err"; then
+    pass "kustomize $KUSTOMIZE_VERSION build deploy/k8s-redis-tls"
+    RENDERED_TLS=$WORK/k8s-redis-tls.yaml
+  else
+    fail "kustomize build deploy/k8s-redis-tls"; sed 's/^/      /' "$WORK/kustomize-tls.err"
+  fi
+else
+  no_tool "kustomize: not installable here; checking the overlay's files alone"
+fi
+if [ -n "$KUBEVAL" ] && [ -n "$RENDERED_TLS" ]; then
+  for v in $K8S_VERSIONS; do
+    if "$KUBEVAL" --strict --quiet -k "$v" "$RENDERED_TLS" >"$WORK/kubeval-tls.txt" 2>&1; then
+      pass "kubernetes-validate --strict deploy/k8s-redis-tls: Kubernetes $v"
+    else
+      fail "kubernetes-validate --strict -k $v deploy/k8s-redis-tls"; sed 's/^/      /' "$WORK/kubeval-tls.txt"
+    fi
+  done
+fi
+pychecks k8s-redis-tls deploy/k8s-redis-tls "$RENDERED_TLS"
 
 if [ "$LIVE" = 0 ]; then
   section "build and live run: skipped (--static)"

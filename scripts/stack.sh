@@ -47,6 +47,13 @@
 #                        (SCRAM-SHA-512 and PLAIN users); their ports, the CA, the client
 #                        certificate/key/keystore and the users' passwords go to the env file
 #                        (KAFKA_SSL_BROKERS, KAFKA_SASL_BROKERS, KAFKA_CA, ...; docs/local-stack.md)
+#   REDIS_TLS=1          at `up`: a second, TLS-only redis-server (no plaintext port; a certificate
+#                        for 127.0.0.1 from a CA made in DIR/redis-tls; requirepass) and an stunnel
+#                        client in front of it on a plaintext loopback port: the sidecar pattern
+#                        clickstage uses until hiredis >= 1.0 speaks TLS (docs/deploy.md). The env
+#                        file gets REDIS_TLS_URL (redis://:<password>@127.0.0.1:<stunnel port>/0,
+#                        what clickstage is given), REDIS_TLS_PORT (the server's TLS port),
+#                        REDIS_TLS_CA, REDIS_TLS_PASSWORD
 set -euo pipefail
 
 DEFAULT_KAFKA_VERSION=4.3.1
@@ -83,6 +90,9 @@ resolve_dir() {
   REDIS_LOG="$STACK_DIR/redis.log"
   SERVER_PROPS="$STACK_DIR/kafka/server.properties"
   TLS_DIR="$STACK_DIR/tls"
+  RTLS_DIR="$STACK_DIR/redis-tls"
+  RTLS_PIDFILE="$STACK_DIR/redis-tls.pid"
+  STUNNEL_PIDFILE="$STACK_DIR/stunnel.pid"
 }
 
 # Users of the secure listeners (KAFKA_SECURE=1); their passwords are made at `up`.
@@ -124,6 +134,12 @@ write_conf() {
     kv REDIS_AOF "$REDIS_AOF"
     kv REDIS_FSYNC "${REDIS_FSYNC:-always}"
     kv KAFKA_SECURE "${KAFKA_SECURE:-0}"
+    kv REDIS_TLS "${REDIS_TLS:-0}"
+    if [ "${REDIS_TLS:-0}" = 1 ]; then
+      kv REDIS_TLS_PORT "$REDIS_TLS_PORT"
+      kv REDIS_TLS_PROXY_PORT "$REDIS_TLS_PROXY_PORT"
+      kv REDIS_TLS_PASSWORD "$REDIS_TLS_PASSWORD"
+    fi
     if [ "${KAFKA_SECURE:-0}" = 1 ]; then
       kv KAFKA_SSL_PORT "$KAFKA_SSL_PORT"
       kv KAFKA_SASL_PORT "$KAFKA_SASL_PORT"
@@ -146,6 +162,13 @@ write_env() {
     kv REDIS_PID "$(cat "$REDIS_PIDFILE" 2>/dev/null || echo 0)"
     kv KAFKA_VERSION "$KAFKA_VERSION"
     kv STACK_DIR "$STACK_DIR"
+    if [ "${REDIS_TLS:-0}" = 1 ]; then
+      kv REDIS_TLS_URL "redis://:$REDIS_TLS_PASSWORD@127.0.0.1:$REDIS_TLS_PROXY_PORT/0"
+      kv REDIS_TLS_PORT "$REDIS_TLS_PORT"
+      kv REDIS_TLS_PROXY_PORT "$REDIS_TLS_PROXY_PORT"
+      kv REDIS_TLS_CA "$RTLS_DIR/ca.crt"
+      kv REDIS_TLS_PASSWORD "$REDIS_TLS_PASSWORD"
+    fi
     if [ "${KAFKA_SECURE:-0}" = 1 ]; then
       kv KAFKA_SSL_BROKERS "127.0.0.1:$KAFKA_SSL_PORT"
       kv KAFKA_SASL_BROKERS "127.0.0.1:$KAFKA_SASL_PORT"
@@ -659,6 +682,83 @@ wait_redis() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# redis over TLS (REDIS_TLS=1): a TLS-only redis-server and an stunnel client in front of it
+
+rtls_pid() { # NAME PIDFILE: the pid if alive and its command line names NAME
+  local pid
+  pid=$(cat "$2" 2>/dev/null) || return 1
+  pid_alive "$pid" && [[ $(pid_cmdline "$pid") == *"$1"* ]] && echo "$pid"
+}
+stop_redis_tls() {
+  local pid
+  if pid=$(rtls_pid stunnel "$STUNNEL_PIDFILE"); then stop_pid stunnel "$pid"; fi
+  if pid=$(rtls_pid redis-server "$RTLS_PIDFILE"); then stop_pid redis-tls "$pid"; fi
+  rm -f "$STUNNEL_PIDFILE" "$RTLS_PIDFILE"
+}
+# CA + server certificate (SAN IP:127.0.0.1: stunnel checks it), EC P-256, 30 days; the
+# server's config (its password in a file, not on a command line) and stunnel's
+make_redis_tls() {
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+  command -v openssl >/dev/null || apt_install openssl
+  rm -rf "$RTLS_DIR"; mkdir -p "$RTLS_DIR"; chmod 700 "$RTLS_DIR"
+  if ! (
+    set -e
+    cd "$RTLS_DIR"
+    openssl req -x509 -new "${ec[@]}" -nodes -keyout ca.key -out ca.crt -days 30 \
+      -subj "/CN=clickstage local stack redis CA" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    openssl req -new "${ec[@]}" -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile server.ext -out server.crt
+    rm -f ./*.csr ./*.ext ca.srl ca.key
+  ) >"$RTLS_DIR/openssl.log" 2>&1; then
+    cat "$RTLS_DIR/openssl.log" >&2
+    die "openssl could not make the redis TLS certificates in $RTLS_DIR"
+  fi
+  printf 'requirepass %s\n' "$REDIS_TLS_PASSWORD" >"$RTLS_DIR/redis.conf"
+  chmod 600 "$RTLS_DIR/redis.conf"
+  # the stunnel client: plaintext on loopback in, TLS out, the server's certificate checked
+  # against the CA and the address (the same file shape as deploy/k8s/redis-tls)
+  {
+    echo "; stunnel client in front of the TLS-only redis-server (scripts/stack.sh REDIS_TLS=1)"
+    echo "foreground = yes"
+    echo "pid ="
+    echo "[redis]"
+    echo "client = yes"
+    echo "accept = 127.0.0.1:$REDIS_TLS_PROXY_PORT"
+    echo "connect = 127.0.0.1:$REDIS_TLS_PORT"
+    echo "CAfile = $RTLS_DIR/ca.crt"
+    echo "verifyChain = yes"
+    echo "checkIP = 127.0.0.1"
+    echo "sslVersionMin = TLSv1.2"
+  } >"$RTLS_DIR/stunnel.conf"
+}
+start_redis_tls() {
+  command -v stunnel >/dev/null || apt_install stunnel4
+  mkdir -p "$RTLS_DIR/data"
+  (cd "$RTLS_DIR/data" && exec setsid redis-server "$RTLS_DIR/redis.conf" --bind 127.0.0.1 \
+    --port 0 --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$RTLS_DIR/server.crt" \
+    --tls-key-file "$RTLS_DIR/server.key" --tls-ca-cert-file "$RTLS_DIR/ca.crt" \
+    --tls-auth-clients no --dir "$RTLS_DIR/data" --save "" --appendonly no --daemonize no \
+    --logfile "" </dev/null >>"$STACK_DIR/redis-tls.log" 2>&1 9>&- 8>&-) &
+  echo $! >"$RTLS_PIDFILE"
+  (exec setsid stunnel "$RTLS_DIR/stunnel.conf" </dev/null >>"$STACK_DIR/stunnel.log" 2>&1 9>&- 8>&-) &
+  echo $! >"$STUNNEL_PIDFILE"
+}
+wait_redis_tls() { # PONG through stunnel (TLS to the server), with the password
+  local deadline=$((SECONDS + REDIS_START_TIMEOUT))
+  while :; do
+    [ "$(REDISCLI_AUTH=$REDIS_TLS_PASSWORD timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_TLS_PROXY_PORT" ping 2>/dev/null)" = PONG ] && return 0
+    if [ $SECONDS -ge $deadline ]; then
+      tail -n 10 "$STACK_DIR/redis-tls.log" "$STACK_DIR/stunnel.log" >&2
+      die "redis over TLS (stunnel 127.0.0.1:$REDIS_TLS_PROXY_PORT -> 127.0.0.1:$REDIS_TLS_PORT) did not answer within ${REDIS_START_TIMEOUT}s"
+    fi
+    sleep 0.1
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
 # subcommands
 
 UP_STARTED=0
@@ -668,6 +768,7 @@ up_cleanup() {
     log "up failed: stopping what it started"
     STOP_TIMEOUT=5 stop_kafka || true
     STOP_TIMEOUT=5 stop_redis || true
+    STOP_TIMEOUT=5 stop_redis_tls || true
   fi
 }
 
@@ -675,8 +776,9 @@ cmd_up() {
   # What the caller asks for; stack.conf of an earlier run (loaded below) must not override it.
   local want_version=${KAFKA_VERSION:-$DEFAULT_KAFKA_VERSION} want_libs=${KAFKA_LIBS_DIR:-}
   local want_aof=${REDIS_AOF:-0} want_fsync=${REDIS_FSYNC:-always} t0ns kp rp p
-  local want_secure=${KAFKA_SECURE:-0}
+  local want_secure=${KAFKA_SECURE:-0} want_rtls=${REDIS_TLS:-0}
   case $want_secure in 0|1) ;; *) die "KAFKA_SECURE must be 0 or 1, got '$want_secure'" ;; esac
+  case $want_rtls in 0|1) ;; *) die "REDIS_TLS must be 0 or 1, got '$want_rtls'" ;; esac
   t0ns=$(date +%s%N)
   lock_dir
   if load_conf; then
@@ -684,6 +786,8 @@ cmd_up() {
     if [ -n "$kp" ] && [ -n "$rp" ] && kafka_answers; then
       [ "$want_secure" = 0 ] || [ "${KAFKA_SECURE:-0}" = 1 ] ||
         die "the stack in $STACK_DIR runs without KAFKA_SECURE=1; run: $0 down $STACK_DIR, then up again"
+      [ "$want_rtls" = 0 ] || [ "${REDIS_TLS:-0}" = 1 ] ||
+        die "the stack in $STACK_DIR runs without REDIS_TLS=1; run: $0 down $STACK_DIR, then up again"
       log "already up in $STACK_DIR (kafka pid $kp, redis pid $rp)"
       write_env; cat "$ENV_FILE"; return 0
     fi
@@ -691,6 +795,7 @@ cmd_up() {
       log "partly up in $STACK_DIR: stopping the rest, starting afresh"
       stop_kafka; stop_redis
     fi
+    stop_redis_tls
     for p in $(stray_pids); do stop_pid "stray process" "$p"; done
   fi
   # A fresh stack: new ports, empty data. Logs of earlier runs are kept (appended).
@@ -699,6 +804,7 @@ cmd_up() {
   REDIS_AOF=$want_aof
   REDIS_FSYNC=$want_fsync
   KAFKA_SECURE=$want_secure
+  REDIS_TLS=$want_rtls
   check_fsync
   check_version
   ensure_prereqs
@@ -717,6 +823,14 @@ cmd_up() {
   else
     rm -rf "$TLS_DIR"
   fi
+  if [ "$REDIS_TLS" = 1 ]; then
+    REDIS_TLS_PORT=$(pick_port "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT" "${KAFKA_SSL_PORT:-0}" "${KAFKA_SASL_PORT:-0}")
+    REDIS_TLS_PROXY_PORT=$(pick_port "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT" "${KAFKA_SSL_PORT:-0}" "${KAFKA_SASL_PORT:-0}" "$REDIS_TLS_PORT")
+    REDIS_TLS_PASSWORD=$(random_password)
+    make_redis_tls
+  else
+    rm -rf "$RTLS_DIR"
+  fi
   REDIS_SOCK=$(redis_sock_path)
   rm -f "$REDIS_SOCK"
   CLUSTER_ID=$(new_cluster_id)
@@ -728,13 +842,16 @@ cmd_up() {
   format_storage
   start_kafka_proc
   start_redis_proc   # boots while the JVM does
+  [ "$REDIS_TLS" = 0 ] || start_redis_tls
   wait_redis
+  [ "$REDIS_TLS" = 0 ] || wait_redis_tls
   wait_kafka
   [ "$KAFKA_SECURE" = 0 ] || check_secure
   trap - EXIT INT TERM HUP
   write_env
   local sec=""
   [ "$KAFKA_SECURE" = 0 ] || sec=" (SSL on $KAFKA_SSL_PORT, SASL_SSL on $KAFKA_SASL_PORT)"
+  [ "$REDIS_TLS" = 0 ] || sec+=", redis over TLS on $REDIS_TLS_PORT (stunnel on $REDIS_TLS_PROXY_PORT)"
   log "up in $(( ($(date +%s%N) - t0ns) / 1000000 )) ms: Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT$sec (pid $(cat "$KAFKA_PIDFILE")), redis on 127.0.0.1:$REDIS_PORT (pid $(cat "$REDIS_PIDFILE")); env: $ENV_FILE"
   cat "$ENV_FILE"
 }
@@ -745,6 +862,7 @@ cmd_down() {
   load_conf || true
   stop_kafka
   stop_redis
+  stop_redis_tls
   local p
   for p in $(stray_pids); do stop_pid "stray process" "$p"; done
   [ -n "${REDIS_SOCK:-}" ] && rm -f "$REDIS_SOCK"

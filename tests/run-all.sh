@@ -18,6 +18,9 @@
 #   7. Kafka security (tests/kafka-security/run.sh): clickstage, its dead-letter producer, the load
 #      generator and the repartitioner over SSL and SASL_SSL (PLAIN, SCRAM-SHA-512) listeners,
 #      wrong credentials, and a search of every output for the secrets
+#   8. Redis Cluster and Sentinel (tests/redis-ha/run.sh with REDIS_HA_PROFILE=ci): a drain through
+#      a cluster node, the slot's master killed after its replica missed flushes, the slot
+#      migrated key by key, a sentinel master killed likewise; counts exact every time
 # Each phase prints "LABEL: N passed, N failed"; the last line sums them all.
 # SKIP="tsan fuzz integration" skips phases (for quick local runs; CI skips none).
 set -u
@@ -59,5 +62,6 @@ phase kafka-security tests/kafka-security/run.sh
 phase loadgen tests/loadgen/run.sh
 phase faults env FAULTS_PROFILE="${FAULTS_PROFILE:-ci}" tests/faults/run.sh
 phase refusals env REFUSALS_PROFILE="${REFUSALS_PROFILE:-ci}" tests/refusals/run.sh
+phase redis-ha env REDIS_HA_PROFILE="${REDIS_HA_PROFILE:-ci}" tests/redis-ha/run.sh
 echo "all phases: $total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "lg.h"
+#include "parse.h"
 
 double lg_now(void)
 {
@@ -21,16 +22,8 @@ int64_t lg_wall_us(void)
 
 int64_t lg_parse_dur_ms(const char *s)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return -1;
-    if (!strcmp(end, "ms")) return (int64_t)v;
-    if (!strcmp(end, "s") || !*end) return (int64_t)(v * 1000);
-    if (!strcmp(end, "m")) return (int64_t)(v * 60000);
-    if (!strcmp(end, "h")) return (int64_t)(v * 3600000);
-    if (!strcmp(end, "d")) return (int64_t)(v * 86400000);
-    return -1;
+    int64_t ms;
+    return cs_parse_duration_ms(s, &ms) == 0 ? ms : -1; /* the daemon's grammar: pipeline/parse.h */
 }
 
 static int bucket(uint64_t us)

@@ -26,7 +26,7 @@
 
 double lg_now(void);       /* monotonic seconds */
 int64_t lg_wall_us(void);  /* CLOCK_REALTIME microseconds */
-int64_t lg_parse_dur_ms(const char *s); /* "250ms", "5s", "2m", "1h", "6d"; -1 if bad */
+int64_t lg_parse_dur_ms(const char *s); /* "250ms", "5s", "2m", "1h", "6d", "0"; -1 if bad */
 
 /* ---- latency histogram (hist.c) ----------------------------------------------------------
  * Log-linear buckets over microseconds: exact below 64 us, then 64 buckets per power of two

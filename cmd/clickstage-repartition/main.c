@@ -43,6 +43,8 @@
 #include "classify.h"
 #include "decode.h"
 #include "kprops.h"
+#include "log.h"
+#include "parse.h"
 
 #define PROG "clickstage-repartition"
 #define MAX_TOPICS 16
@@ -162,32 +164,24 @@ static int bad(int o, const char *why, const char *v)
     return -1;
 }
 
-/* "100ms", "5s", "2m", "1h"; a bare number is milliseconds. */
+/* A duration in the daemon's grammar (pipeline/parse.h): "100ms", "5s", "2m", "1h", "0". */
 static int parse_ms(int o, int64_t *out)
 {
     const char *v = V[o].val;
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (end == v || errno || d < 0)
-        return bad(o, "not a duration", v);
-    double mul = !strcmp(end, "ms") || !*end ? 1 : !strcmp(end, "s") ? 1000
-                 : !strcmp(end, "m")         ? 60000
-                 : !strcmp(end, "h")         ? 3600000
-                                             : -1;
-    if (mul < 0)
-        return bad(o, "not a duration (ms, s, m, h)", v);
-    *out = (int64_t)(d * mul);
+    cs_dur_err e = cs_parse_duration(v, strlen(v), out);
+    if (e != CS_DUR_OK) {
+        char why[128];
+        snprintf(why, sizeof why, "bad duration (%s)", cs_dur_err_text(e));
+        return bad(o, why, v);
+    }
     return 0;
 }
 
 static int parse_int(int o, int64_t lo, int64_t hi, int64_t *out)
 {
     const char *v = V[o].val;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (end == v || *end || errno || x < lo || x > hi) {
+    int64_t x;
+    if (cs_parse_int64(v, strlen(v), &x) < 0 || x < lo || x > hi) {
         char why[96];
         snprintf(why, sizeof why, "not an integer in %lld..%lld", (long long)lo, (long long)hi);
         return bad(o, why, v);
@@ -277,16 +271,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void logf_(const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, PROG ": %s\n", buf);
-}
-
 /* The last stdout line, on every exit once the options were accepted. */
 static void summary(void)
 {
@@ -311,12 +295,13 @@ static _Noreturn void die(int code)
 
 static void fatal_error(const char *what, rd_kafka_error_t *e)
 {
-    logf_("fatal: %s: %s: %s", what, rd_kafka_error_name(e), rd_kafka_error_string(e));
+    CS_LOG(CS_LOG_ERROR, "fatal: %s: %s: %s", what, rd_kafka_error_name(e),
+           rd_kafka_error_string(e));
     if (rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
         rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH ||
         rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED)
-        logf_("another instance runs with transactional.id '%s' (see --transactional-id)",
-              R.txid);
+        CS_LOG(CS_LOG_ERROR,
+               "another instance runs with transactional.id '%s' (see --transactional-id)", R.txid);
     rd_kafka_error_destroy(e);
     die(EXIT_FATAL);
 }
@@ -343,18 +328,24 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         if (R.start_failed)
             return; /* the exit line says it */
     }
-    logf_("kafka %s: %s: %s", rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "producer" : "consumer",
-          rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    CS_LOG(CS_LOG_WARN, "kafka %s: %s: %s",
+           rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "producer" : "consumer",
+           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
-/* librdkafka's log lines (warnings and worse, and whatever `debug` asks for): through logf_; a
+/* librdkafka's log lines (warnings and worse, and whatever `debug` asks for): through CS_LOG; a
  * broker connection failure while starting is said once, by error_cb or the exit line. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     if (R.starting && !strcmp(fac, "FAIL"))
         return;
-    logf_("kafka %s %s: %s", rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "producer" : "consumer", fac,
-          buf);
+    int l = level <= CS_LOG_ERROR  ? CS_LOG_ERROR
+            : level <= CS_LOG_WARN ? CS_LOG_WARN
+            : level <= CS_LOG_INFO ? CS_LOG_INFO
+                                   : CS_LOG_DEBUG;
+    CS_LOG(l,
+           "kafka %s %s: %s", rd_kafka_type(rk) == RD_KAFKA_PRODUCER ? "producer" : "consumer", fac,
+           buf);
 }
 
 static int topic_index(const char *name)
@@ -484,8 +475,9 @@ static void rewind_all(void)
             fatal_error("seek after abort", e);
         for (int i = 0; i < l->cnt; i++)
             if (l->elems[i].err) {
-                logf_("fatal: seek %s[%d] to %lld: %s", l->elems[i].topic, l->elems[i].partition,
-                      (long long)l->elems[i].offset, rd_kafka_err2str(l->elems[i].err));
+                CS_LOG(CS_LOG_ERROR, "fatal: seek %s[%d] to %lld: %s", l->elems[i].topic,
+                       l->elems[i].partition, (long long)l->elems[i].offset,
+                       rd_kafka_err2str(l->elems[i].err));
                 die(EXIT_FATAL);
             }
     }
@@ -494,13 +486,14 @@ static void rewind_all(void)
 
 static void txn_abort(const char *why)
 {
-    logf_("aborting transaction (%llu messages): %s", (unsigned long long)R.txn_msgs, why);
+    CS_LOG(CS_LOG_WARN, "aborting transaction (%llu messages): %s", (unsigned long long)R.txn_msgs,
+           why);
     for (int tries = 0;; tries++) {
         rd_kafka_error_t *e = rd_kafka_abort_transaction(R.p, -1);
         if (!e)
             break;
         if (rd_kafka_error_is_retriable(e) && tries < 10 && !rd_kafka_error_is_fatal(e)) {
-            logf_("abort_transaction: %s (retrying)", rd_kafka_error_string(e));
+            CS_LOG(CS_LOG_WARN, "abort_transaction: %s (retrying)", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
             continue;
         }
@@ -530,7 +523,7 @@ static int txn_check(const char *what, rd_kafka_error_t *e, int *retry)
         return -1;
     }
     if (rd_kafka_error_is_retriable(e)) {
-        logf_("%s: %s (retrying)", what, rd_kafka_error_string(e));
+        CS_LOG(CS_LOG_WARN, "%s: %s (retrying)", what, rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         *retry = 1;
         return 0;
@@ -594,18 +587,18 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             int t = topic_index(parts->elems[i].topic);
             part *x = t >= 0 ? part_get(t, parts->elems[i].partition, 1) : NULL;
             if (!x || part_open(x) != 0) {
-                logf_("fatal: cannot set up %s[%d]", parts->elems[i].topic,
-                      parts->elems[i].partition);
+                CS_LOG(CS_LOG_ERROR, "fatal: cannot set up %s[%d]", parts->elems[i].topic,
+                       parts->elems[i].partition);
                 die(EXIT_FATAL);
             }
         }
-        logf_("assigned %d partition(s)", parts->cnt);
+        CS_LOG(CS_LOG_INFO, "assigned %d partition(s)", parts->cnt);
         if (coop) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e)
                 fatal_error("incremental_assign", e);
         } else if ((err = rd_kafka_assign(rk, parts))) {
-            logf_("fatal: assign: %s", rd_kafka_err2str(err));
+            CS_LOG(CS_LOG_ERROR, "fatal: assign: %s", rd_kafka_err2str(err));
             die(EXIT_FATAL);
         }
         return;
@@ -625,7 +618,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (x && x->assigned)
                 part_close(x);
         }
-        logf_("revoked %d partition(s)", parts->cnt);
+        CS_LOG(CS_LOG_INFO, "revoked %d partition(s)", parts->cnt);
         if (coop) {
             rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
             if (e)
@@ -635,7 +628,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         return;
     }
-    logf_("rebalance error: %s", rd_kafka_err2str(err));
+    CS_LOG(CS_LOG_WARN, "rebalance error: %s", rd_kafka_err2str(err));
     rd_kafka_assign(rk, NULL);
 }
 
@@ -645,7 +638,7 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
 {
     char err[512];
     if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        logf_("kafka property %s=%s: %s", k, v, err);
+        CS_LOG(CS_LOG_ERROR, "kafka property %s=%s: %s", k, v, err);
         return -1;
     }
     return 0;
@@ -715,7 +708,7 @@ static rd_kafka_t *make_consumer(void)
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, err, sizeof err);
     if (!rk)
-        logf_("consumer: %s", err);
+        CS_LOG(CS_LOG_ERROR, "consumer: %s", err);
     return rk;
 }
 
@@ -741,7 +734,7 @@ static rd_kafka_t *make_producer(void)
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
     if (!rk)
-        logf_("producer: %s", err);
+        CS_LOG(CS_LOG_ERROR, "producer: %s", err);
     return rk;
 }
 
@@ -753,7 +746,8 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic)
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
     rd_kafka_topic_destroy(rkt);
     if (e) {
-        logf_("metadata for %s from %s: %s", topic, V[O_BROKERS].val, rd_kafka_err2str(e));
+        CS_LOG(CS_LOG_ERROR, "metadata for %s from %s: %s", topic, V[O_BROKERS].val,
+               rd_kafka_err2str(e));
         return -1;
     }
     int n = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
@@ -766,7 +760,7 @@ static int create_topic(const char *topic, int partitions, int rf)
     char err[512];
     rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, rf, err, sizeof err);
     if (!nt) {
-        logf_("create %s: %s", topic, err);
+        CS_LOG(CS_LOG_ERROR, "create %s: %s", topic, err);
         return -1;
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(R.p);
@@ -779,13 +773,13 @@ static int create_topic(const char *topic, int partitions, int rf)
     if (!tr || nres != 1 ||
         (rd_kafka_topic_result_error(tr[0]) &&
          rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)) {
-        logf_("create %s: %s", topic,
-              tr && nres ? rd_kafka_topic_result_error_string(tr[0])
-              : ev       ? rd_kafka_event_error_string(ev)
-                         : "timed out");
+        CS_LOG(CS_LOG_ERROR, "create %s: %s", topic,
+               tr && nres ? rd_kafka_topic_result_error_string(tr[0])
+               : ev       ? rd_kafka_event_error_string(ev)
+                          : "timed out");
         rc = -1;
     } else {
-        logf_("created %s with %d partitions", topic, partitions);
+        CS_LOG(CS_LOG_INFO, "created %s with %d partitions", topic, partitions);
     }
     if (ev)
         rd_kafka_event_destroy(ev);
@@ -804,7 +798,7 @@ static int drain_assign(void)
         int n = topic_partitions(R.c, R.topics[t]);
         if (n <= 0) {
             if (n == 0)
-                logf_("input topic %s does not exist", R.topics[t]);
+                CS_LOG(CS_LOG_ERROR, "input topic %s does not exist", R.topics[t]);
             rd_kafka_topic_partition_list_destroy(l);
             return -1;
         }
@@ -813,7 +807,8 @@ static int drain_assign(void)
     }
     rd_kafka_resp_err_t e = rd_kafka_committed(R.c, l, 30000);
     if (e) {
-        logf_("committed offsets of group %s: %s", V[O_GROUP].val, rd_kafka_err2str(e));
+        CS_LOG(CS_LOG_ERROR, "committed offsets of group %s: %s", V[O_GROUP].val,
+               rd_kafka_err2str(e));
         rd_kafka_topic_partition_list_destroy(l);
         return -1;
     }
@@ -823,7 +818,8 @@ static int drain_assign(void)
         int64_t lo = 0, hi = 0;
         e = rd_kafka_query_watermark_offsets(R.c, tp->topic, tp->partition, &lo, &hi, 30000);
         if (e) {
-            logf_("%s[%d] watermarks: %s", tp->topic, tp->partition, rd_kafka_err2str(e));
+            CS_LOG(CS_LOG_WARN, "%s[%d] watermarks: %s", tp->topic, tp->partition,
+                   rd_kafka_err2str(e));
             rd_kafka_topic_partition_list_destroy(l);
             return -1;
         }
@@ -842,12 +838,13 @@ static int drain_assign(void)
             x->done = 1;
         total += hi > start ? hi - start : 0;
     }
-    logf_("drain: %d partition(s), %lld message(s) to go (offsets, control records included)",
-          l->cnt, (long long)total);
+    CS_LOG(CS_LOG_INFO,
+           "drain: %d partition(s), %lld message(s) to go (offsets, control records included)",
+           l->cnt, (long long)total);
     e = rd_kafka_assign(R.c, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
-        logf_("assign: %s", rd_kafka_err2str(e));
+        CS_LOG(CS_LOG_ERROR, "assign: %s", rd_kafka_err2str(e));
         return -1;
     }
     for (int i = 0; i < R.nparts; i++)
@@ -892,8 +889,8 @@ static void refill(part *x)
             continue;
         }
         if (m->err) {
-            logf_("consumer %s[%d]: %s", R.topics[x->topic], x->partition,
-                  rd_kafka_message_errstr(m));
+            CS_LOG(CS_LOG_WARN, "consumer %s[%d]: %s", R.topics[x->topic], x->partition,
+                   rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             continue;
         }
@@ -950,14 +947,15 @@ static int produce(rd_kafka_message_t *m)
         if (e == RD_KAFKA_RESP_ERR__FATAL) {
             char why[512];
             rd_kafka_fatal_error(R.p, why, sizeof why);
-            logf_("fatal: producer: %s", why);
+            CS_LOG(CS_LOG_ERROR, "fatal: producer: %s", why);
             die(EXIT_FATAL);
         }
         if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
-            logf_("fatal: %s[%d] offset %lld: %zu bytes is more than the producer's "
-                  "message.max.bytes (raise it with --kafka-producer message.max.bytes=N, "
-                  "and the output topic's max.message.bytes)",
-                  rd_kafka_topic_name(m->rkt), m->partition, (long long)m->offset, m->len);
+            CS_LOG(CS_LOG_ERROR,
+                   "fatal: %s[%d] offset %lld: %zu bytes is more than the producer's "
+                   "message.max.bytes (raise it with --kafka-producer message.max.bytes=N, "
+                   "and the output topic's max.message.bytes)",
+                   rd_kafka_topic_name(m->rkt), m->partition, (long long)m->offset, m->len);
             die(EXIT_FATAL);
         }
         char why[256];
@@ -1081,7 +1079,7 @@ static void serve_consumer(void)
         if (!m)
             return;
         if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            logf_("consumer: %s", rd_kafka_message_errstr(m));
+            CS_LOG(CS_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
         else if (!m->err) {
             /* Not expected. It was not emitted, so it must not be committed past: go back. */
             R.strays++;
@@ -1279,6 +1277,7 @@ static int configure(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    cs_log_setup(CS_LOG_INFO, CS_LOG_FORMAT_TEXT, PROG); /* pipeline/log.h, like the daemon's */
     if (configure(argc, argv) != 0)
         return EXIT_CONFIG;
     R.t_start_ms = now_ms();
@@ -1288,12 +1287,12 @@ int main(int argc, char **argv)
         die(EXIT_START);
     }
     if (!(R.dec = cs_decoder_new(cs_rules_plan(R.rs)))) {
-        logf_("out of memory");
+        CS_LOG(CS_LOG_ERROR, "out of memory");
         die(EXIT_START);
     }
     if (pipe(R.wake) != 0 || fcntl(R.wake[0], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(R.wake[1], F_SETFL, O_NONBLOCK) != 0) {
-        logf_("pipe: %s", strerror(errno));
+        CS_LOG(CS_LOG_ERROR, "pipe: %s", strerror(errno));
         die(EXIT_START);
     }
     /* option errors first: both clients are configured before anything connects */
@@ -1318,7 +1317,7 @@ int main(int argc, char **argv)
             rd_kafka_metadata_destroy(md);
         rd_kafka_poll(R.p, 0);
         if (R.start_failed) {
-            logf_("kafka: %s", R.start_error);
+            CS_LOG(CS_LOG_ERROR, "kafka: %s", R.start_error);
             die(EXIT_START);
         }
         if (!me)
@@ -1330,7 +1329,7 @@ int main(int argc, char **argv)
         if (n < 0)
             die(EXIT_START);
         if (n == 0) {
-            logf_("input topic %s does not exist", R.topics[t]);
+            CS_LOG(CS_LOG_ERROR, "input topic %s does not exist", R.topics[t]);
             die(EXIT_START);
         }
         if (t == 0 && R.partitions == 0 && R.create)
@@ -1349,12 +1348,12 @@ int main(int argc, char **argv)
         }
     }
     if (have <= 0) {
-        logf_("output topic %s does not exist (--create makes it)", V[O_OUTPUT].val);
+        CS_LOG(CS_LOG_ERROR, "output topic %s does not exist (--create makes it)", V[O_OUTPUT].val);
         die(EXIT_START);
     }
     if (R.partitions && have != R.partitions) {
-        logf_("--partitions: output topic %s has %d partitions, not %lld", V[O_OUTPUT].val, have,
-              (long long)R.partitions);
+        CS_LOG(CS_LOG_ERROR, "--partitions: output topic %s has %d partitions, not %lld",
+               V[O_OUTPUT].val, have, (long long)R.partitions);
         die(EXIT_START);
     }
     R.out = rd_kafka_topic_new(R.p, V[O_OUTPUT].val, NULL);
@@ -1362,7 +1361,8 @@ int main(int argc, char **argv)
     /* Fences any older producer with this transactional.id and aborts what it left open. */
     rd_kafka_error_t *e = rd_kafka_init_transactions(R.p, 60000);
     if (e) {
-        logf_("init_transactions (transactional.id %s): %s", R.txid, rd_kafka_error_string(e));
+        CS_LOG(CS_LOG_ERROR, "init_transactions (transactional.id %s): %s", R.txid,
+               rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
         die(EXIT_START);
     }
@@ -1376,14 +1376,15 @@ int main(int argc, char **argv)
         rd_kafka_resp_err_t se = rd_kafka_subscribe(R.c, sub);
         rd_kafka_topic_partition_list_destroy(sub);
         if (se) {
-            logf_("subscribe: %s", rd_kafka_err2str(se));
+            CS_LOG(CS_LOG_ERROR, "subscribe: %s", rd_kafka_err2str(se));
             die(EXIT_START);
         }
     }
-    logf_("%s -> %s (%d partitions, keyed by customer), group %s, transactional.id %s, "
-          "order %s%s",
-          V[O_INPUT].val, V[O_OUTPUT].val, have, V[O_GROUP].val, R.txid, V[O_ORDER].val,
-          R.drain ? ", drain" : "");
+    CS_LOG(CS_LOG_INFO,
+           "%s -> %s (%d partitions, keyed by customer), group %s, transactional.id %s, "
+           "order %s%s",
+           V[O_INPUT].val, V[O_OUTPUT].val, have, V[O_GROUP].val, R.txid, V[O_ORDER].val,
+           R.drain ? ", drain" : "");
     txn_begin();
 
     int64_t t_rate0 = 0; /* --rate: from the first message on */

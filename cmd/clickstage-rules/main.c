@@ -15,6 +15,7 @@
 
 #include "classify.h"
 #include "decode.h"
+#include "parse.h"
 
 #define EXIT_RULES 1
 #define EXIT_EVENT 2
@@ -166,13 +167,8 @@ static int cmd_check(const char *path)
 /* --message-time: epoch milliseconds or RFC 3339. */
 static int parse_time_arg(const char *s, int64_t *ms)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!errno && end != s && !*end) {
-        *ms = v;
+    if (cs_parse_int64(s, strlen(s), ms) == 0)
         return 0;
-    }
     return cs_parse_rfc3339(s, strlen(s), ms);
 }
 

@@ -100,6 +100,13 @@ int top_conn_subscribe(top_conn *c, const char *channel)
 {
     cs_redis_free(c->subr);
     c->subr = NULL;
+    /* In a Redis Cluster any node delivers every PUBLISH (the cluster bus carries it); the
+     * channel's slot is the journey's: the same node as the data. */
+    cs_redis_opts o = {c->redis_url, c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 1000,
+                       c->command_timeout_ms > 0 ? c->command_timeout_ms : 2000};
+    if (!(c->subr = cs_redis_new(&o, c->err, sizeof c->err)))
+        return -1;
+    cs_redis_route(c->subr, channel, strlen(channel));
     c->sub = connect_one(c, &c->subr);
     if (!c->sub)
         return -1;
@@ -130,64 +137,66 @@ int top_conn_sub_read(top_conn *c, top_update *u, int *got)
     return sub_drain(c, u, got);
 }
 
+typedef struct scan_acc {
+    char **keys;
+    size_t n, cap;
+} scan_acc;
+
+static int scan_add(const char *key, size_t len, void *arg)
+{
+    scan_acc *a = arg;
+    if (a->n == a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 16;
+        char **nk = realloc(a->keys, nc * sizeof *nk);
+        if (!nk)
+            return -1;
+        a->keys = nk;
+        a->cap = nc;
+    }
+    if (!(a->keys[a->n] = malloc(len + 1)))
+        return -1;
+    memcpy(a->keys[a->n], key, len);
+    a->keys[a->n++][len] = 0;
+    return 0;
+}
+
 int top_conn_scan(top_conn *c, const char *pattern, char ***keys, size_t *nkeys)
 {
     *keys = NULL;
     *nkeys = 0;
-    if (!c->cmd)
+    if (!c->cmdr)
         return seterr(c, "not connected");
-    char cursor[32] = "0";
-    size_t cap = 0;
-    do {
-        redisReply *r = redisCommand(c->cmd, "SCAN %s MATCH %b COUNT 1000", cursor, pattern,
-                                     strlen(pattern));
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            if (r && r->type == REDIS_REPLY_ERROR)
-                reply_err(c, "SCAN", r->str);
-            else if (r)
-                seterr(c, "%s SCAN: unexpected reply", c->url->where);
-            else
-                ctx_err(c, c->cmd, "SCAN");
-            freeReplyObject(r);
-            goto fail;
+    /* the layer's SCAN: in a Redis Cluster a pattern of one journey goes to its slot's node, any
+     * other (the journeys under a prefix) to every master */
+    scan_acc a = {0};
+    if (cs_redis_scan(c->cmdr, pattern, scan_add, &a, c->err, sizeof c->err) < 0) {
+        for (size_t i = 0; i < a.n; i++)
+            free(a.keys[i]);
+        free(a.keys);
+        /* Redis refused the SCAN ("<where> SCAN: BUSY ..."): named by its class, as the other
+         * refusals */
+        const char *t = strstr(c->err, " SCAN: ");
+        if (t && cs_redis_class_of(t + 7, strlen(t + 7)) != CS_REDIS_OTHER) {
+            char text[256];
+            snprintf(text, sizeof text, "%s", t + 7);
+            reply_err(c, "SCAN", text);
         }
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        redisReply *a = r->element[1];
-        for (size_t i = 0; i < a->elements; i++) {
-            if (a->element[i]->type != REDIS_REPLY_STRING)
-                continue;
-            if (*nkeys == cap) {
-                size_t nc = cap ? cap * 2 : 16;
-                char **nk = realloc(*keys, nc * sizeof *nk);
-                if (!nk) {
-                    freeReplyObject(r);
-                    seterr(c, "out of memory");
-                    goto fail;
-                }
-                *keys = nk;
-                cap = nc;
-            }
-            (*keys)[*nkeys] = malloc(a->element[i]->len + 1);
-            if (!(*keys)[*nkeys]) {
-                freeReplyObject(r);
-                seterr(c, "out of memory");
-                goto fail;
-            }
-            memcpy((*keys)[*nkeys], a->element[i]->str, a->element[i]->len);
-            (*keys)[*nkeys][a->element[i]->len] = 0;
-            (*nkeys)++;
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+        c->cmd = cs_redis_ctx(c->cmdr);
+        return -1;
+    }
+    c->cmd = cs_redis_ctx(c->cmdr);
+    *keys = a.keys;
+    *nkeys = a.n;
     return 0;
-fail:
-    for (size_t i = 0; i < *nkeys; i++)
-        free((*keys)[i]);
-    free(*keys);
-    *keys = NULL;
-    *nkeys = 0;
-    return -1;
+}
+
+void top_conn_route(top_conn *c, const char *prefix, const char *journey)
+{
+    cs_rkeys rk;
+    if (c->cmdr && cs_rkeys_init(&rk, prefix, journey) == 0) {
+        cs_redis_route(c->cmdr, rk.base, rk.len);
+        c->cmd = cs_redis_ctx(c->cmdr); /* NULL if that closed it: connected again on use */
+    }
 }
 
 static void addwarn(top_conn *c, const char *key, const char *what)
@@ -199,8 +208,9 @@ static void addwarn(top_conn *c, const char *key, const char *what)
 int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const char *dim,
                    top_model *m)
 {
-    if (!c->cmd)
+    if (!c->cmdr)
         return seterr(c, "not connected");
+    top_conn_route(c, prefix, journey);
     c->warn[0] = 0;
     top_model_reset(m);
     enum { NK = TOP_NHASH + 1 };  /* the hashes, then meta */
@@ -235,9 +245,20 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
     /* MULTI, HGETALL × nk, EXEC: one write, one round trip, one consistent snapshot (the daemon
      * writes each flush in one transaction too). Redis out of memory refuses every command
      * queued in a MULTI, reads included: then the HGETALLs go without it, which is as consistent
-     * while Redis accepts no writes (issue 20: the counts stay on screen, frozen, next to why). */
+     * while Redis accepts no writes (issue 20: the counts stay on screen, frozen, next to why).
+     * In a Redis Cluster the journey's keys share a slot, so the transaction runs on its
+     * master; a MOVED queued reply (the slot moved: a failover, a finished migration) sends it
+     * again there. While the slot is being migrated (ASK, TRYAGAIN) a transaction cannot span
+     * the two nodes: this refresh reads the hashes with the layer's pipeline instead, each from
+     * where it is. */
     redisReply *exec = NULL, *rs[NK] = {0};
+    int hops = 0;
     for (int tx = 1; tx >= 0; tx--) {
+        if (!c->cmd) {
+            if (cs_redis_connect(c->cmdr, c->err, sizeof c->err) < 0)
+                goto out;
+            c->cmd = cs_redis_ctx(c->cmdr);
+        }
         if (tx)
             redisAppendCommand(c->cmd, "MULTI");
         for (size_t i = 0; i < nk; i++)
@@ -245,6 +266,7 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
         if (tx)
             redisAppendCommand(c->cmd, "EXEC");
         int proto = 0, oom = 0;
+        char redir[256] = "";
         for (size_t i = 0; i < nk + 2 * (size_t)tx; i++) {
             void *rv = NULL;
             if (redisGetReply(c->cmd, &rv) != REDIS_OK) {
@@ -263,7 +285,12 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
                 exec = r;
                 continue;
             }
-            if (r->type == REDIS_REPLY_ERROR && !proto) {
+            cs_redis_class k = r->type == REDIS_REPLY_ERROR
+                                   ? cs_redis_class_of(r->str, (size_t)r->len) : CS_REDIS_OK;
+            if ((k == CS_REDIS_MOVED || k == CS_REDIS_ASK || k == CS_REDIS_CLUSTERDOWN) &&
+                !redir[0] && hops < CS_REDIS_MAX_REDIRECTS) {
+                snprintf(redir, sizeof redir, "%s", r->str);
+            } else if (r->type == REDIS_REPLY_ERROR && !proto) {
                 oom = cs_redis_class_of(r->str, r->len) == CS_REDIS_OOM;
                 reply_err(c, i ? "HGETALL" : "MULTI", r->str);
                 proto = 1;
@@ -272,6 +299,35 @@ int top_conn_fetch(top_conn *c, const char *prefix, const char *journey, const c
         }
         if (!tx)
             break;
+        if (redir[0]) {
+            freeReplyObject(exec);
+            exec = NULL;
+            int delay;
+            int act = cs_redis_redirect(c->cmdr, redir, strlen(redir), &delay);
+            c->cmd = cs_redis_ctx(c->cmdr);
+            hops++;
+            if (act == CS_REDIS_RESEND) {
+                tx = 2; /* the transaction again, on the slot's node now */
+                continue;
+            }
+            if (act == CS_REDIS_FINAL) {
+                reply_err(c, "HGETALL", redir);
+                goto out;
+            }
+            /* migrating: each hash from where it is */
+            const char *argv[NK][8];
+            int argc[NK];
+            for (size_t i = 0; i < nk; i++) {
+                argv[i][0] = "HGETALL";
+                argv[i][1] = keys[i];
+                argc[i] = 2;
+            }
+            if (cs_redis_pipeline(c->cmdr, (int)nk, (const char *const(*)[8])argv, argc, rs,
+                                  c->err, sizeof c->err) < 0)
+                goto out;
+            c->cmd = cs_redis_ctx(c->cmdr);
+            break;
+        }
         if (proto) {
             freeReplyObject(exec);
             exec = NULL;

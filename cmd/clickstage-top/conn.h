@@ -37,7 +37,12 @@ int top_conn_sub_fd(const top_conn *c);
  * (left alone if none). 0 ok, -1 connection error (c->err). */
 int top_conn_sub_read(top_conn *c, top_update *u, int *got);
 
-/* Every key matching pattern (SCAN … MATCH … COUNT 1000), malloc'd. 0 ok, -1 c->err. */
+/* The journey's keys are in one Redis Cluster slot: the command connection goes to its node
+ * (no-op without a cluster). top_conn_fetch does it itself. */
+void top_conn_route(top_conn *c, const char *prefix, const char *journey);
+
+/* Every key matching pattern (SCAN … MATCH … COUNT 1000; in a Redis Cluster on the journey's
+ * node, or on every master for a pattern of several journeys), malloc'd. 0 ok, -1 c->err. */
 int top_conn_scan(top_conn *c, const char *pattern, char ***keys, size_t *nkeys);
 
 /* One consistent snapshot (MULTI … EXEC) of the journey's hashes into m (reset first, finished

@@ -1,6 +1,7 @@
 /* config.c — the clickstage daemon's configuration (see config.h).
  *
- * The table `opts[]` below is the only place an option is described. Everything else walks it:
+ * The table `cs_cfg_opts[]` below is the only place an option is described (config_int.h
+ * shares it with the tests). Everything else walks it:
  *   - defaults are applied by parsing each option's default text through opt_set(), the same
  *     path a flag, an environment variable or a config-file value takes, so a default that the
  *     parser would reject fails every test at once, and the doc cannot promise what the code
@@ -41,46 +42,11 @@
 #include "clickstage.h"
 #include "kprops.h"
 
+#include "config_int.h"
+#include "parse.h"
+
 /* ------------------------------------------------------------------------------------------ */
 /* the option table */
-
-enum opt_type {
-    T_STR,  /* char *: checked by opt->check (whole value) */
-    T_LIST, /* char *: comma-separated items, each checked by opt->check; a YAML sequence too */
-    T_KV,   /* char *: comma-separated key=value items, keys checked by opt->check; a YAML map */
-    T_INT,  /* int, min..max */
-    T_DUR,  /* int64_t milliseconds, min..max */
-    T_ENUM, /* int, one of opt->enums */
-    T_BOOL, /* int 0/1 */
-};
-
-typedef struct {
-    const char *name;
-    int value;
-} cs_enum_val;
-
-/* Returns 0 if v is acceptable, else -1 with why set (no option name: the caller adds it). */
-typedef int (*cs_check_fn)(const char *v, char *why, size_t n);
-
-#define F_NOFILE 1u /* cannot be set in the config file (the file's own path) */
-#define F_SECRET 2u /* may hold a password: masked in the dump, never quoted in errors */
-
-typedef struct cs_opt {
-    const char *name;         /* snake_case; the flag and env names are derived from it */
-    enum opt_type type;
-    size_t off;               /* offsetof(cs_config, field) */
-    const char *def;          /* the default, as text, parsed by opt_set() */
-    int64_t min, max;         /* T_INT/T_DUR: value bounds; T_LIST/T_KV: item count bounds */
-    const cs_enum_val *enums; /* T_ENUM: {NULL, 0}-terminated */
-    cs_check_fn check;        /* T_STR/T_LIST/T_KV (see enum opt_type); NULL = any text */
-    const char *metavar;      /* the flag's argument in --help */
-    const char *values;       /* T_STR/T_LIST/T_KV: what is accepted, for --help and the doc */
-    unsigned flags;
-    const char *desc;         /* Markdown-lite: `code` (backquotes are dropped in --help) */
-} cs_opt;
-
-#define MAX_VALUE_LEN 8192
-#define MAX_FILE_SIZE (1024 * 1024)
 
 static int check_path(const char *v, char *why, size_t n);
 static int check_broker(const char *v, char *why, size_t n);
@@ -108,7 +74,7 @@ static const cs_enum_val state_lost_modes[] = {
 #define HOUR (60 * MIN)
 #define DAY (24 * HOUR)
 
-static const cs_opt opts[] = {
+const cs_opt cs_cfg_opts[] = {
     {.name = "config", .type = T_STR, .off = OFF(config_file), .def = "",
      .check = NULL, .metavar = "PATH", .values = "path; empty = none",
      .flags = F_NOFILE,
@@ -135,12 +101,17 @@ static const cs_opt opts[] = {
     {.name = "redis", .type = T_STR, .off = OFF(redis), .def = "redis://127.0.0.1:6379/0",
      .check = check_redis, .metavar = "URL",
      .values = "`redis://[[user]:password@]host[:port][/db]`, "
+               "`redis+cluster://[[user]:password@]host[:port][,host[:port]...]`, "
+               "`redis+sentinel://[[user]:password@]host[:port][,...]/master[/db][?query]`, "
                "`unix:///path.sock[?db=N&password=P]` or `/path.sock`",
      .flags = F_SECRET,
      .desc = "Redis server the counts and offsets are written to. Port 6379 and db 0 unless "
              "given; `redis://secret@host` is a password, as in redis-cli; percent-encode "
-             "`@`, `:`, `/`, `?` and `&` in a password. With a password, give the URL from a "
-             "secret: `CLICKSTAGE_REDIS_FILE`."},
+             "`@`, `:`, `/`, `?` and `&` in a password. A `redis://` URL of a Redis Cluster "
+             "node is detected; `redis+cluster://` lists several seed nodes; "
+             "`redis+sentinel://` lists sentinels (port 26379) and names the master "
+             "(docs/redis.md). With a password, give the URL from a secret: "
+             "`CLICKSTAGE_REDIS_FILE`."},
     {.name = "prefix", .type = T_STR, .off = OFF(prefix), .def = "clickstage",
      .check = check_prefix, .metavar = "PREFIX", .values = "`[A-Za-z0-9_.-]`, 1..128 bytes",
      .desc = "First part of every Redis key and of the update channel, as in "
@@ -210,6 +181,17 @@ static const cs_opt opts[] = {
              "a flush expects): `rebuild` counts every partition again from the oldest "
              "message Kafka still has (exact if retention kept the whole history), `fail` "
              "stops with exit code 5 and an error naming the partitions."},
+    {.name = "redis_wait_replicas", .type = T_INT, .off = OFF(redis_wait_replicas), .def = "0",
+     .min = 0, .max = 16, .metavar = "N",
+     .desc = "After each flush, `WAIT N` for that many replicas of the Redis master to "
+             "acknowledge it (pipelined behind the flush: one round trip plus the replication "
+             "delay). A failover to a replica that has every acknowledged flush then needs no "
+             "replay. Fewer replicas within `redis_wait_timeout` is logged and counted, not an "
+             "error: counts stay exact either way, because a Redis that lost acknowledged "
+             "flushes is detected and recovered from (docs/redis.md). 0 = no WAIT."},
+    {.name = "redis_wait_timeout", .type = T_DUR, .off = OFF(redis_wait_timeout_ms),
+     .def = "100ms", .min = 1, .max = 10 * SEC, .metavar = "DURATION",
+     .desc = "Longest a flush's `WAIT` (`redis_wait_replicas`) waits for the replicas."},
     {.name = "kafka_props", .type = T_KV, .off = OFF(kafka_props), .def = "", .min = 0,
      .max = 1000, .check = check_kafka_key, .metavar = "K=V,...",
      .values = "comma-separated `key=value` (`\\,` is a comma in a value, `\\\\` a backslash); a "
@@ -231,7 +213,9 @@ static const cs_opt opts[] = {
              "the SASL settings in `kafka_props`). An error if `kafka_props` sets "
              "`sasl.password` too. Shown as `***`; avoid the flag (other users see argv)."},
 };
-#define NOPTS ((int)(sizeof opts / sizeof opts[0]))
+#define NOPTS ((int)(sizeof cs_cfg_opts / sizeof cs_cfg_opts[0]))
+const int cs_cfg_nopts = NOPTS;
+_Static_assert(sizeof cs_cfg_opts / sizeof cs_cfg_opts[0] <= CS_CFG_MAX_OPTS, "CS_CFG_MAX_OPTS");
 
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers */
@@ -268,8 +252,8 @@ static const char *qv(qbuf *b, const char *s)
     return b->s;
 }
 
-static void mask_redis(const char *url, char *buf, size_t n);
-static void mask_kv(const char *v, char *buf, size_t n);
+void cs_cfg_mask_redis(const char *url, char *buf, size_t n);
+void cs_cfg_mask_kv(const char *v, char *buf, size_t n);
 
 /* qv() for a value of option o: a secret-bearing option's value is masked first. */
 static const char *qsv(qbuf *b, const cs_opt *o, const char *s)
@@ -278,9 +262,9 @@ static const char *qsv(qbuf *b, const cs_opt *o, const char *s)
         return qv(b, s);
     char m[MAX_VALUE_LEN + 64];
     if (o->check == check_redis)
-        mask_redis(s, m, sizeof m);
+        cs_cfg_mask_redis(s, m, sizeof m);
     else if (o->type == T_KV)
-        mask_kv(s, m, sizeof m);
+        cs_cfg_mask_kv(s, m, sizeof m);
     else
         snprintf(m, sizeof m, "***");
     return qv(b, m);
@@ -347,22 +331,22 @@ static void scrub_secrets(const cs_opt *o, const char *v, char *msg, size_t n)
     }
 }
 
-static char **str_field(const cs_config *c, const cs_opt *o)
+char **cs_cfg_str(const cs_config *c, const cs_opt *o)
 {
     return (char **)((char *)c + o->off);
 }
-static int *int_field(const cs_config *c, const cs_opt *o)
+int *cs_cfg_int(const cs_config *c, const cs_opt *o)
 {
     return (int *)((char *)c + o->off);
 }
-static int64_t *i64_field(const cs_config *c, const cs_opt *o)
+int64_t *cs_cfg_i64(const cs_config *c, const cs_opt *o)
 {
     return (int64_t *)((char *)c + o->off);
 }
 
 static int is_str_type(enum opt_type t) { return t == T_STR || t == T_LIST || t == T_KV; }
 
-static void flag_name(const cs_opt *o, char *buf, size_t n)
+void cs_cfg_flag_name(const cs_opt *o, char *buf, size_t n)
 {
     size_t i = 0;
     if (n < 3)
@@ -375,7 +359,7 @@ static void flag_name(const cs_opt *o, char *buf, size_t n)
 }
 
 #define ENV_PREFIX "CLICKSTAGE_"
-static void env_name(const cs_opt *o, char *buf, size_t n)
+void cs_cfg_env_name(const cs_opt *o, char *buf, size_t n)
 {
     size_t i = strlen(ENV_PREFIX);
     if (n <= i)
@@ -401,7 +385,7 @@ static int name_eq(const char *a, size_t alen, const char *name)
 static int find_opt(const char *s, size_t len)
 {
     for (int i = 0; i < NOPTS; i++)
-        if (name_eq(s, len, opts[i].name))
+        if (name_eq(s, len, cs_cfg_opts[i].name))
             return i;
     return -1;
 }
@@ -437,7 +421,7 @@ static int suggest(const char *s, size_t len)
 {
     int best = -1, bestd = 1000;
     for (int i = 0; i < NOPTS; i++) {
-        int d = edit_distance(s, len, opts[i].name);
+        int d = edit_distance(s, len, cs_cfg_opts[i].name);
         if (d < bestd) {
             bestd = d;
             best = i;
@@ -449,86 +433,6 @@ static int suggest(const char *s, size_t len)
 
 /* ------------------------------------------------------------------------------------------ */
 /* scalar parsers */
-
-#define MAX_DURATION_MS (3650LL * DAY)
-
-int cs_parse_duration_ms(const char *s, int64_t *ms)
-{
-    if (!s || !ms)
-        return -1;
-    size_t i = 0;
-    int64_t v = 0;
-    while (s[i] >= '0' && s[i] <= '9') {
-        if (v > MAX_DURATION_MS)
-            return -1;
-        v = v * 10 + (s[i] - '0');
-        i++;
-    }
-    if (i == 0)
-        return -1;
-    const char *u = s + i;
-    int64_t mult;
-    if (*u == '\0') {
-        if (v != 0) /* a bare number other than 0 has no unit: ambiguous, so an error */
-            return -1;
-        mult = 1;
-    } else if (strcmp(u, "ms") == 0) {
-        mult = 1;
-    } else if (strcmp(u, "s") == 0) {
-        mult = SEC;
-    } else if (strcmp(u, "m") == 0) {
-        mult = MIN;
-    } else if (strcmp(u, "h") == 0) {
-        mult = HOUR;
-    } else if (strcmp(u, "d") == 0) {
-        mult = DAY;
-    } else {
-        return -1;
-    }
-    if (v > MAX_DURATION_MS / mult)
-        return -1;
-    *ms = v * mult;
-    return 0;
-}
-
-/* The canonical text of a duration: the largest unit that divides it exactly. */
-static void fmt_duration(int64_t ms, char *buf, size_t n)
-{
-    static const struct {
-        int64_t mult;
-        const char *unit;
-    } units[] = {{DAY, "d"}, {HOUR, "h"}, {MIN, "m"}, {SEC, "s"}, {1, "ms"}};
-    if (ms == 0) {
-        snprintf(buf, n, "0");
-        return;
-    }
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (ms % units[i].mult == 0) {
-            snprintf(buf, n, "%" PRId64 "%s", ms / units[i].mult, units[i].unit);
-            return;
-        }
-}
-
-/* Strict decimal integer: optional sign, digits, nothing else. */
-static int parse_int64(const char *s, int64_t *out)
-{
-    const char *p = s;
-    int neg = 0;
-    if (*p == '+' || *p == '-')
-        neg = *p++ == '-';
-    if (!(*p >= '0' && *p <= '9'))
-        return -1;
-    int64_t v = 0;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (INT64_MAX - (*p - '0')) / 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    if (*p)
-        return -1;
-    *out = neg ? -v : v;
-    return 0;
-}
 
 static int parse_bool(const char *s, int *out)
 {
@@ -555,7 +459,7 @@ static void enum_list(const cs_enum_val *e, const char *sep, char *buf, size_t n
         o += (size_t)snprintf(buf + o, n - o, "%s%s", o ? sep : "", e->name);
 }
 
-static void fmt_bounds(const cs_opt *o, char *buf, size_t n)
+void cs_cfg_fmt_bounds(const cs_opt *o, char *buf, size_t n)
 {
     char a[32], b[32];
     switch (o->type) {
@@ -563,8 +467,8 @@ static void fmt_bounds(const cs_opt *o, char *buf, size_t n)
         snprintf(buf, n, "%" PRId64 "..%" PRId64, o->min, o->max);
         break;
     case T_DUR:
-        fmt_duration(o->min, a, sizeof a);
-        fmt_duration(o->max, b, sizeof b);
+        cs_format_duration(o->min, a, sizeof a);
+        cs_format_duration(o->max, b, sizeof b);
         snprintf(buf, n, "%s..%s", a, b);
         break;
     case T_ENUM:
@@ -645,7 +549,8 @@ static int check_hostport(const char *v, int port_req, int port_min, char *why, 
         return -1;
     }
     int64_t port;
-    if (!isdigit((unsigned char)host_end[1]) || parse_int64(host_end + 1, &port) < 0 ||
+    if (!isdigit((unsigned char)host_end[1]) ||
+        cs_parse_int64(host_end + 1, strlen(host_end + 1), &port) < 0 ||
         port < port_min || port > 65535) {
         set_why(why, n, "'%s' has a bad port (%d..65535)", qv(&b, v), port_min);
         return -1;
@@ -786,9 +691,10 @@ int cs_config_parse_redis_url(const char *url, cs_redis_target *t, char *why, si
     int rc = cs_redis_url_parse(url, t, why, n);
     if (rc == CS_REDIS_URL_FOREIGN) {
         char m[MAX_VALUE_LEN + 64];
-        mask_redis(url ? url : "", m, sizeof m);
+        cs_cfg_mask_redis(url ? url : "", m, sizeof m);
         set_why(why, n, "'%s' is not a Redis URL (expected redis://[[user]:password@]host[:port]"
-                "[/db], unix:///path.sock[?db=N&password=P] or /path.sock)", qv(&b, m));
+                "[/db], redis+cluster://host[:port],..., redis+sentinel://host[:port],.../master[/db], "
+                "unix:///path.sock[?db=N&password=P] or /path.sock)", qv(&b, m));
     }
     return rc < 0 ? -1 : 0;
 }
@@ -917,23 +823,23 @@ static int opt_set_(const cs_opt *o, cs_config *c, const char *v, char *why, siz
         } else if (!(s = normalise_list(o, v, why, n))) {
             return -1;
         }
-        char **f = str_field(c, o);
+        char **f = cs_cfg_str(c, o);
         free(*f);
         *f = s;
         return 0;
     }
     case T_INT: {
         int64_t x;
-        if (parse_int64(v, &x) < 0) {
+        if (cs_parse_int64(v, strlen(v), &x) < 0) {
             set_why(why, n, "'%s' is not an integer", qv(&b, v));
             return -1;
         }
         if (x < o->min || x > o->max) {
-            fmt_bounds(o, bounds, sizeof bounds);
+            cs_cfg_fmt_bounds(o, bounds, sizeof bounds);
             set_why(why, n, "%s is out of range %s", qv(&b, v), bounds);
             return -1;
         }
-        *int_field(c, o) = (int)x;
+        *cs_cfg_int(c, o) = (int)x;
         return 0;
     }
     case T_DUR: {
@@ -943,17 +849,17 @@ static int opt_set_(const cs_opt *o, cs_config *c, const char *v, char *why, siz
             return -1;
         }
         if (x < o->min || x > o->max) {
-            fmt_bounds(o, bounds, sizeof bounds);
+            cs_cfg_fmt_bounds(o, bounds, sizeof bounds);
             set_why(why, n, "%s is out of range %s", qv(&b, v), bounds);
             return -1;
         }
-        *i64_field(c, o) = x;
+        *cs_cfg_i64(c, o) = x;
         return 0;
     }
     case T_ENUM:
         for (const cs_enum_val *e = o->enums; e->name; e++)
             if (strcasecmp(v, e->name) == 0) {
-                *int_field(c, o) = e->value;
+                *cs_cfg_int(c, o) = e->value;
                 return 0;
             }
         enum_list(o->enums, ", ", bounds, sizeof bounds);
@@ -966,7 +872,7 @@ static int opt_set_(const cs_opt *o, cs_config *c, const char *v, char *why, siz
                     qv(&b, v));
             return -1;
         }
-        *int_field(c, o) = x;
+        *cs_cfg_int(c, o) = x;
         return 0;
     }
     }
@@ -974,7 +880,7 @@ static int opt_set_(const cs_opt *o, cs_config *c, const char *v, char *why, siz
 }
 
 /* The canonical text of o's value in c ("***" for secrets when mask). */
-static void opt_format(const cs_opt *o, const cs_config *c, int mask, char *buf, size_t n);
+void cs_cfg_format(const cs_opt *o, const cs_config *c, int mask, char *buf, size_t n);
 
 static void mask_userinfo(const char *url, char *buf, size_t n)
 {
@@ -1001,7 +907,7 @@ static void mask_userinfo(const char *url, char *buf, size_t n)
 }
 
 /* The URL with its password (userinfo or ?password=) replaced by "***". */
-static void mask_redis(const char *url, char *buf, size_t n)
+void cs_cfg_mask_redis(const char *url, char *buf, size_t n)
 {
     char tmp[MAX_VALUE_LEN + 64];
     mask_userinfo(url, tmp, sizeof tmp);
@@ -1014,8 +920,10 @@ static void mask_redis(const char *url, char *buf, size_t n)
     o = (size_t)snprintf(buf, n, "%.*s", (int)(q - tmp), tmp);
     while (*q && o + 1 < n) {
         size_t len = 1 + strcspn(q + 1, "&"); /* the separator and one key=value */
-        if (strncmp(q + 1, "password=", 9) == 0)
-            o += (size_t)snprintf(buf + o, n - o, "%c%s", *q, "password=***");
+        /* password=, sentinel_password= (redis+sentinel://) */
+        const char *eq = memchr(q + 1, '=', len - 1);
+        if (eq && eq - (q + 1) >= 8 && strncmp(eq - 8, "password", 8) == 0)
+            o += (size_t)snprintf(buf + o, n - o, "%.*s***", (int)(eq + 1 - q), q);
         else
             o += (size_t)snprintf(buf + o, n - o, "%.*s", (int)len, q);
         q += len;
@@ -1038,7 +946,7 @@ static int secret_key(const char *k, size_t len)
     return 0;
 }
 
-static void mask_kv(const char *v, char *buf, size_t n)
+void cs_cfg_mask_kv(const char *v, char *buf, size_t n)
 {
     size_t o = 0;
     buf[0] = '\0';
@@ -1059,19 +967,19 @@ static void mask_kv(const char *v, char *buf, size_t n)
     }
 }
 
-static void opt_format(const cs_opt *o, const cs_config *c, int mask, char *buf, size_t n)
+void cs_cfg_format(const cs_opt *o, const cs_config *c, int mask, char *buf, size_t n)
 {
     switch (o->type) {
     case T_STR:
     case T_LIST:
     case T_KV: {
-        const char *s = *str_field(c, o);
+        const char *s = *cs_cfg_str(c, o);
         if (!s)
             s = "";
         if (mask && o->check == check_redis)
-            mask_redis(s, buf, n);
+            cs_cfg_mask_redis(s, buf, n);
         else if (mask && o->type == T_KV)
-            mask_kv(s, buf, n);
+            cs_cfg_mask_kv(s, buf, n);
         else if (mask && (o->flags & F_SECRET) && *s)
             snprintf(buf, n, "***");
         else
@@ -1079,21 +987,21 @@ static void opt_format(const cs_opt *o, const cs_config *c, int mask, char *buf,
         return;
     }
     case T_INT:
-        snprintf(buf, n, "%d", *int_field(c, o));
+        snprintf(buf, n, "%d", *cs_cfg_int(c, o));
         return;
     case T_DUR:
-        fmt_duration(*i64_field(c, o), buf, n);
+        cs_format_duration(*cs_cfg_i64(c, o), buf, n);
         return;
     case T_ENUM:
         for (const cs_enum_val *e = o->enums; e->name; e++)
-            if (e->value == *int_field(c, o)) {
+            if (e->value == *cs_cfg_int(c, o)) {
                 snprintf(buf, n, "%s", e->name);
                 return;
             }
-        snprintf(buf, n, "%d", *int_field(c, o));
+        snprintf(buf, n, "%d", *cs_cfg_int(c, o));
         return;
     case T_BOOL:
-        snprintf(buf, n, "%s", *int_field(c, o) ? "true" : "false");
+        snprintf(buf, n, "%s", *cs_cfg_int(c, o) ? "true" : "false");
         return;
     }
 }
@@ -1136,18 +1044,18 @@ static void origin_label(const ctx *x, int i, char *buf, size_t n)
     switch (x->org[i].src) {
     case SRC_FILE:
         snprintf(buf, n, "%s:%zu:%zu: %s", x->file, x->org[i].line, x->org[i].col,
-                 opts[i].name);
+                 cs_cfg_opts[i].name);
         break;
     case SRC_ENV:
-        env_name(&opts[i], name, sizeof name);
+        cs_cfg_env_name(&cs_cfg_opts[i], name, sizeof name);
         snprintf(buf, n, "%s%s", name, x->org[i].from_file ? "_FILE" : "");
         break;
     case SRC_ARGV:
-        flag_name(&opts[i], name, sizeof name);
+        cs_cfg_flag_name(&cs_cfg_opts[i], name, sizeof name);
         snprintf(buf, n, "%s", name);
         break;
     default:
-        snprintf(buf, n, "%s (default)", opts[i].name);
+        snprintf(buf, n, "%s (default)", cs_cfg_opts[i].name);
         break;
     }
 }
@@ -1168,32 +1076,10 @@ static int err_at(ctx *x, yaml_mark_t m, const char *fmt, ...)
 
 static int yaml_error(ctx *x, yaml_parser_t *ps, const char *src, size_t len)
 {
-    const char *problem = ps->problem ? ps->problem : "unknown error";
-    if (ps->error == YAML_MEMORY_ERROR) {
-        yaml_mark_t m = {0, 0, 0};
-        return err_at(x, m, "out of memory while parsing YAML");
-    }
-    if (ps->error == YAML_READER_ERROR) {
-        size_t off = ps->problem_offset < len ? ps->problem_offset : len;
-        yaml_mark_t m = {off, 0, 0};
-        for (size_t i = 0; i < off; i++) {
-            if (src[i] == '\n') {
-                m.line++;
-                m.column = 0;
-            } else {
-                m.column++;
-            }
-        }
-        if (ps->problem_value != -1)
-            return err_at(x, m, "YAML syntax error: %s (byte 0x%02x)", problem,
-                          (unsigned)ps->problem_value & 0xffu);
-        return err_at(x, m, "YAML syntax error: %s", problem);
-    }
-    if (ps->context)
-        return err_at(x, ps->problem_mark, "YAML syntax error: %s (%s started at line %zu, "
-                      "column %zu)", problem, ps->context, ps->context_mark.line + 1,
-                      ps->context_mark.column + 1);
-    return err_at(x, ps->problem_mark, "YAML syntax error: %s", problem);
+    yaml_mark_t m;
+    char msg[512];
+    cs_yaml_error(ps, src, len, &m, msg, sizeof msg);
+    return err_at(x, m, "%s", msg);
 }
 
 static const char *node_kind(const yaml_node_t *nd)
@@ -1325,10 +1211,10 @@ static int apply_doc(ctx *x, yaml_document_t *doc, yaml_node_t *root)
             int s = suggest(ks, klen);
             if (s >= 0)
                 return err_at(x, k->start_mark, "unknown key '%s' (did you mean '%s'?)",
-                              qv(&b, ks), opts[s].name);
+                              qv(&b, ks), cs_cfg_opts[s].name);
             return err_at(x, k->start_mark, "unknown key '%s'", qv(&b, ks));
         }
-        const cs_opt *o = &opts[i];
+        const cs_opt *o = &cs_cfg_opts[i];
         if (o->flags & F_NOFILE)
             return err_at(x, k->start_mark, "%s cannot be set in a config file (use --%s or "
                           "CLICKSTAGE_CONFIG)", o->name, o->name);
@@ -1546,7 +1432,7 @@ static int scan_argv(ctx *x, int argc, char **argv, argv_item *items, int *speci
             char fl[64], nm[64];
             snprintf(nm, sizeof nm, "%.*s", (int)(nlen < 63 ? nlen : 63), name);
             if (s >= 0) {
-                flag_name(&opts[s], fl, sizeof fl);
+                cs_cfg_flag_name(&cs_cfg_opts[s], fl, sizeof fl);
                 rc = set_err(x, "unknown option --%s (did you mean %s?)", qv(&b, nm), fl);
             } else {
                 rc = set_err(x, "unknown option --%s (see --help)", qv(&b, nm));
@@ -1554,11 +1440,11 @@ static int scan_argv(ctx *x, int argc, char **argv, argv_item *items, int *speci
             continue;
         }
         char fl[64];
-        flag_name(&opts[o], fl, sizeof fl);
+        cs_cfg_flag_name(&cs_cfg_opts[o], fl, sizeof fl);
         const char *val;
         if (eq) {
             val = eq + 1;
-        } else if (opts[o].type == T_BOOL) {
+        } else if (cs_cfg_opts[o].type == T_BOOL) {
             val = "true";
         } else if (i + 1 >= argc || !argv[i + 1]) {
             rc = set_err(x, "%s: missing value", fl);
@@ -1585,7 +1471,7 @@ static int env_opt(const char *name, size_t nlen)
     size_t pl = strlen(ENV_PREFIX);
     for (int k = 0; k < NOPTS; k++) {
         char en[64];
-        env_name(&opts[k], en, sizeof en);
+        cs_cfg_env_name(&cs_cfg_opts[k], en, sizeof en);
         if (strlen(en + pl) == nlen && memcmp(en + pl, name, nlen) == 0)
             return k;
     }
@@ -1595,7 +1481,7 @@ static int env_opt(const char *name, size_t nlen)
 static int opt_index(size_t off)
 {
     for (int i = 0; i < NOPTS; i++)
-        if (opts[i].off == off)
+        if (cs_cfg_opts[i].off == off)
             return i;
     return -1;
 }
@@ -1669,7 +1555,7 @@ static int cross_checks(ctx *x)
                 char lab[600];
                 int i;
                 for (i = 0; i < NOPTS; i++)
-                    if (opts[i].off == offsetof(cs_config, dead_letter_topic))
+                    if (cs_cfg_opts[i].off == offsetof(cs_config, dead_letter_topic))
                         break;
                 origin_label(x, i, lab, sizeof lab);
                 return set_err(x, "%s: '%s' is also an input topic (see topics)", lab,
@@ -1707,8 +1593,8 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
     /* 1. defaults, through the same parser as everything else */
     for (int i = 0; i < NOPTS; i++) {
         char why[512];
-        if (opt_set(&opts[i], c, opts[i].def, why, sizeof why) < 0) {
-            set_err(&x, "internal error: the default of %s: %s", opts[i].name, why);
+        if (opt_set(&cs_cfg_opts[i], c, cs_cfg_opts[i].def, why, sizeof why) < 0) {
+            set_err(&x, "internal error: the default of %s: %s", cs_cfg_opts[i].name, why);
             goto bad;
         }
     }
@@ -1741,7 +1627,7 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
     {
         const char *path = NULL, *label = "--config";
         for (int k = 0; k < nitems; k++)
-            if (opts[items[k].opt].off == offsetof(cs_config, config_file)) {
+            if (cs_cfg_opts[items[k].opt].off == offsetof(cs_config, config_file)) {
                 path = items[k].val;
                 label = "--config";
             }
@@ -1772,7 +1658,7 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
                 /* CLICKSTAGE_<NAME>_FILE (not CLICKSTAGE_CONFIG_FILE: the config file's path
                  * is CLICKSTAGE_CONFIG itself) */
                 i = env_opt(name, nlen - 5);
-                if (i >= 0 && (opts[i].flags & F_NOFILE))
+                if (i >= 0 && (cs_cfg_opts[i].flags & F_NOFILE))
                     i = -1;
                 is_file = i >= 0;
             }
@@ -1780,7 +1666,7 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
             if (i < 0 && nlen > 5 && memcmp(name + nlen - 5, "_FILE", 5) == 0 &&
                 (i = env_opt(name, nlen - 5)) >= 0) {
                 char en[64];
-                env_name(&opts[i], en, sizeof en);
+                cs_cfg_env_name(&cs_cfg_opts[i], en, sizeof en);
                 set_err(&x, "%s_FILE is not read: %s itself names a file", en, en);
                 goto bad;
             }
@@ -1789,7 +1675,7 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
                 char en[64], nm[64];
                 snprintf(nm, sizeof nm, "%.*s", (int)(nlen < 63 ? nlen : 63), name);
                 if (s >= 0) {
-                    env_name(&opts[s], en, sizeof en);
+                    cs_cfg_env_name(&cs_cfg_opts[s], en, sizeof en);
                     set_err(&x, "unknown environment variable " ENV_PREFIX "%s (did you mean %s?)",
                          qv(&b, nm), en);
                 } else {
@@ -1800,7 +1686,7 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
                 goto bad;
             }
             char why[512], en[64];
-            env_name(&opts[i], en, sizeof en);
+            cs_cfg_env_name(&cs_cfg_opts[i], en, sizeof en);
             if (env_seen[i] && env_seen[i] != 1 + is_file) {
                 set_err(&x, "%s and %s_FILE are both set; set only one of them", en, en);
                 goto bad;
@@ -1809,17 +1695,17 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
             if (is_file) {
                 char label[80];
                 snprintf(label, sizeof label, "%s_FILE", en);
-                char *fv = read_value_file(&x, &opts[i], label, val);
+                char *fv = read_value_file(&x, &cs_cfg_opts[i], label, val);
                 if (!fv)
                     goto bad;
-                int rc2 = opt_set(&opts[i], c, fv, why, sizeof why);
+                int rc2 = opt_set(&cs_cfg_opts[i], c, fv, why, sizeof why);
                 memset(fv, 0, strlen(fv));
                 free(fv);
                 if (rc2 < 0) {
                     set_err(&x, "%s (%s): %s", label, qv(&b, val), why);
                     goto bad;
                 }
-            } else if (opt_set(&opts[i], c, val, why, sizeof why) < 0) {
+            } else if (opt_set(&cs_cfg_opts[i], c, val, why, sizeof why) < 0) {
                 set_err(&x, "%s: %s", en, why);
                 goto bad;
             }
@@ -1830,9 +1716,9 @@ int cs_config_load(cs_config *c, int argc, char **argv, char **envp, FILE *out, 
 
     /* 5. flags, in order (the last of a repeated flag wins) */
     for (int k = 0; k < nitems; k++) {
-        const cs_opt *o = &opts[items[k].opt];
+        const cs_opt *o = &cs_cfg_opts[items[k].opt];
         char why[512], fl[64];
-        flag_name(o, fl, sizeof fl);
+        cs_cfg_flag_name(o, fl, sizeof fl);
         if (opt_set(o, c, items[k].val, why, sizeof why) < 0) {
             set_err(&x, "%s: %s", fl, why);
             goto bad;
@@ -1858,8 +1744,8 @@ void cs_config_free(cs_config *c)
     if (!c)
         return;
     for (int i = 0; i < NOPTS; i++)
-        if (is_str_type(opts[i].type)) {
-            char **f = str_field(c, &opts[i]);
+        if (is_str_type(cs_cfg_opts[i].type)) {
+            char **f = cs_cfg_str(c, &cs_cfg_opts[i]);
             free(*f);
             *f = NULL;
         }
@@ -1870,8 +1756,8 @@ void cs_config_dump(const cs_config *c, FILE *out)
 {
     char buf[MAX_VALUE_LEN + 64];
     for (int i = 0; i < NOPTS; i++) {
-        opt_format(&opts[i], c, 1, buf, sizeof buf);
-        fprintf(out, "%s=%s\n", opts[i].name, buf);
+        cs_cfg_format(&cs_cfg_opts[i], c, 1, buf, sizeof buf);
+        fprintf(out, "%s=%s\n", cs_cfg_opts[i].name, buf);
     }
 }
 
@@ -1932,6 +1818,22 @@ static const char *intro =
     "`CLICKSTAGE_NAME_FILE` is an error. Passwords (`redis`, `kafka_sasl_password`, secret "
     "`kafka_props` values) are shown as `***` in logs and never quoted in error messages.";
 
+
+/* The daemon's exit codes (cmd/clickstage/main.c returns them): --help and docs/configuration.md. */
+static const struct {
+    int code;
+    const char *text;
+} exit_codes[] = {
+    {0, "stopped cleanly (SIGTERM/SIGINT, the end of --drain, --help, --version)"},
+    {1, "bad configuration (an option, a variable, the config file): one line names it"},
+    {2, "could not start: the rule file, Kafka (authentication, TLS, unknown topic), the HTTP "
+        "listener"},
+    {3, "stopped, but the final flush did not reach Redis: the counts since the last flush are "
+        "read again from Kafka at the next start (nothing is lost)"},
+    {4, "fenced and the re-exec to rejoin with fresh state failed"},
+    {5, "Redis lost the counts and redis_state_lost is fail"},
+};
+
 void cs_config_print_help(FILE *out)
 {
     char buf[512], fl[64], en[64];
@@ -1941,9 +1843,9 @@ void cs_config_print_help(FILE *out)
     print_wrapped(out, intro, 0, 96);
     fprintf(out, "\nOptions:\n");
     for (int i = 0; i < NOPTS; i++) {
-        const cs_opt *o = &opts[i];
-        flag_name(o, fl, sizeof fl);
-        env_name(o, en, sizeof en);
+        const cs_opt *o = &cs_cfg_opts[i];
+        cs_cfg_flag_name(o, fl, sizeof fl);
+        cs_cfg_env_name(o, en, sizeof en);
         char arg[128];
         if (o->type == T_BOOL)
             snprintf(arg, sizeof arg, "%s[=BOOL]", fl);
@@ -1956,7 +1858,7 @@ void cs_config_print_help(FILE *out)
         if (o->flags & F_SECRET)
             fprintf(out, "  %-44s  or %s_FILE\n", "", en);
         print_wrapped(out, o->desc, 6, 96);
-        fmt_bounds(o, buf, sizeof buf);
+        cs_cfg_fmt_bounds(o, buf, sizeof buf);
         char line[1024];
         snprintf(line, sizeof line, "%s: %s; default:%c%s", type_name(o->type), buf, NBSP,
                  o->def[0] ? o->def : "(empty)");
@@ -1965,6 +1867,28 @@ void cs_config_print_help(FILE *out)
     fprintf(out, "\n  %-44s print this help and exit\n", "--help, -h");
     fprintf(out, "  %-44s print this reference as Markdown and exit\n", "--help-markdown");
     fprintf(out, "  %-44s print \"clickstage %s\" and exit\n", "--version", CLICKSTAGE_VERSION);
+    fprintf(out, "\nExit status:\n");
+    for (size_t i = 0; i < sizeof exit_codes / sizeof exit_codes[0]; i++) {
+        /* "  3  text", wrapped at 96 columns, continuation lines under the text */
+        fprintf(out, "  %d  ", exit_codes[i].code);
+        int col = 5;
+        for (const char *w = exit_codes[i].text; *w;) {
+            size_t wl = strcspn(w, " ");
+            if (col > 5 && col + 1 + (int)wl > 96) {
+                fprintf(out, "\n     ");
+                col = 5;
+            } else if (col > 5) {
+                fputc(' ', out);
+                col++;
+            }
+            fwrite(w, 1, wl, out);
+            col += (int)wl;
+            w += wl;
+            while (*w == ' ')
+                w++;
+        }
+        fputc('\n', out);
+    }
 }
 
 /* Markdown table cell text: '|' escaped, so a cell never splits. */
@@ -1990,10 +1914,10 @@ static void yaml_quoted(FILE *out, const char *s)
 }
 
 /* A config file that sets every option (but `config`) to its default. */
-static void print_example_yaml(FILE *out)
+void cs_cfg_print_example_yaml(FILE *out)
 {
     for (int i = 0; i < NOPTS; i++) {
-        const cs_opt *o = &opts[i];
+        const cs_opt *o = &cs_cfg_opts[i];
         if (o->flags & F_NOFILE)
             continue;
         fprintf(out, "%s: ", o->name);
@@ -2015,9 +1939,9 @@ void cs_config_print_markdown(FILE *out)
     fprintf(out, "| option | flag | environment | type | default | values | description |\n");
     fprintf(out, "|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < NOPTS; i++) {
-        const cs_opt *o = &opts[i];
-        flag_name(o, fl, sizeof fl);
-        env_name(o, en, sizeof en);
+        const cs_opt *o = &cs_cfg_opts[i];
+        cs_cfg_flag_name(o, fl, sizeof fl);
+        cs_cfg_env_name(o, en, sizeof en);
         if (o->flags & F_SECRET)
             fprintf(out, "| `%s` | `%s` | `%s`, `%s_FILE` | %s | ", o->name, fl, en, en,
                     type_name(o->type));
@@ -2031,7 +1955,7 @@ void cs_config_print_markdown(FILE *out)
             fputs("(empty)", out);
         }
         fputs(" | ", out);
-        fmt_bounds(o, buf, sizeof buf);
+        cs_cfg_fmt_bounds(o, buf, sizeof buf);
         if (o->type == T_STR || o->type == T_LIST || o->type == T_KV || o->type == T_BOOL) {
             md_cell(out, buf);
         } else {
@@ -2046,12 +1970,16 @@ void cs_config_print_markdown(FILE *out)
     fprintf(out, "\nOther flags: `--help` (`-h`) prints this reference as text, "
                  "`--help-markdown` prints this page, `--version` prints "
                  "`clickstage VERSION`; each exits 0.\n\n");
+    fprintf(out, "## Exit status\n\n| code | meaning |\n|---|---|\n");
+    for (size_t i = 0; i < sizeof exit_codes / sizeof exit_codes[0]; i++)
+        fprintf(out, "| %d | %s |\n", exit_codes[i].code, exit_codes[i].text);
+    fputc('\n', out);
     fprintf(out, "## Config file\n\n");
     fprintf(out, "`--config FILE` (or `CLICKSTAGE_CONFIG=FILE`) reads a YAML file holding one "
                  "flat mapping. Errors name `FILE:LINE:COLUMN`. This file sets every option to "
                  "its default:\n\n");
     fprintf(out, "```yaml\n");
-    print_example_yaml(out);
+    cs_cfg_print_example_yaml(out);
     fprintf(out, "```\n\n");
     fprintf(out, "Lists and properties can also be written as YAML:\n\n");
     fprintf(out, "```yaml\ntopics: [clicks-web, clicks-app]\nkafka_props:\n"

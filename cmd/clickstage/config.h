@@ -52,6 +52,9 @@ typedef struct cs_config {
     char *group_instance_id; /* Kafka static membership; default "" = dynamic */
     int64_t snapshot_interval_ms; /* duration, default 30s, 0 = only on revoke/stop, ..1d */
     int redis_state_lost;   /* enum rebuild|fail -> CS_STATE_LOST_*; default rebuild */
+    int redis_wait_replicas; /* WAIT for this many replicas after each flush, default 0 = no
+                                WAIT, 0..16 */
+    int64_t redis_wait_timeout_ms; /* duration, WAIT's timeout, default 100ms, 1ms..10s */
     char *kafka_props;      /* extra librdkafka properties "k=v,k=v", default ""; normalised
                                (no spaces around items; "\," and "\\" in a value are a comma
                                and a backslash); keys with their own option rejected; includes
@@ -79,9 +82,7 @@ void cs_config_print_markdown(FILE *out);
 /* One line per option "name=value" for the startup log (the Redis URL's password and
  * kafka_props values whose key looks secret are masked as "***"). */
 void cs_config_dump(const cs_config *c, FILE *out);
-/* Parses "250ms", "30s", "5m", "48h", "90d", "0" into ms (one integer and one unit; at most
- * 3650d); returns 0, or -1 on error. */
-int cs_parse_duration_ms(const char *s, int64_t *ms);
+/* Durations and integers are parsed by pipeline/parse.h (one grammar for every input). */
 
 /* The Redis URL forms the `redis` option accepts: cs_redis_url_parse's (pipeline/redisurl.h,
  * the grammar the sink connects with), into a cs_redis_target. Returns 0, or -1 with `why`

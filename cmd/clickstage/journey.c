@@ -261,6 +261,8 @@ static int journey_json(cs_journey_reader *h, const cs_metrics *m, FILE *f)
         return -1;
     }
     const char *base = rk.base; /* "<prefix>:{<journey>}:" */
+    /* a Redis Cluster: the node of the journey's slot ({J}); nothing otherwise */
+    cs_redis_route(h->r, rk.base, rk.len);
     int64_t now = cs_wall_ms();
     if (cs_wall_ms() < h->retry_after_ms && !cs_redis_connected(h->r))
         return -1; /* backing off: last_err still says why */

@@ -122,6 +122,8 @@ int main(int argc, char **argv)
         .flush_interval_ms = cfg.flush_interval_ms, .snapshot_interval_ms = cfg.snapshot_interval_ms,
         .shutdown_timeout_ms = cfg.shutdown_timeout_ms,
         .redis_outage_pause_ms = cfg.redis_outage_pause_ms, .redis_state_lost = cfg.redis_state_lost,
+        .redis_wait_replicas = cfg.redis_wait_replicas,
+        .redis_wait_timeout_ms = (int)cfg.redis_wait_timeout_ms,
         .stop_flag = &g_term};
     cs_coord *c = cs_coord_new(e, &cc, err, sizeof err);
     if (!c) {

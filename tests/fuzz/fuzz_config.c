@@ -1,7 +1,7 @@
 /* fuzz_config.c — libFuzzer target for the daemon's configuration (cmd/clickstage/config.c).
  *
- * config.c belongs to the daemon, not to the library the fuzz build links, so it is included
- * here directly (which also gives access to its option table and static helpers).
+ * config.c belongs to the daemon, not to the library: the fuzz build compiles it in and this
+ * target reads the option table and helpers through cmd/clickstage/config_int.h.
  *
  * Each input is used three ways; none may crash, hang or leak:
  *  1. as a YAML config file (through a memfd, via --config=/proc/self/fd/N, i.e. the real
@@ -24,7 +24,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../../cmd/clickstage/config.c"
+#include "config_int.h"
+
+#define NOPTS cs_cfg_nopts
 
 #define MAX_PARTS 4096
 
@@ -77,12 +79,12 @@ static void check_no_ctl(const char *s)
 static void check_config(const cs_config *c)
 {
     for (int i = 0; i < NOPTS; i++) {
-        const cs_opt *o = &opts[i];
+        const cs_opt *o = &cs_cfg_opts[i];
         switch (o->type) {
         case T_STR:
         case T_LIST:
         case T_KV: {
-            const char *s = *str_field(c, o);
+            const char *s = *cs_cfg_str(c, o);
             if (!s || strlen(s) > MAX_VALUE_LEN)
                 abort();
             check_no_ctl(s);
@@ -95,23 +97,23 @@ static void check_config(const cs_config *c)
             break;
         }
         case T_INT:
-            if (*int_field(c, o) < o->min || *int_field(c, o) > o->max)
+            if (*cs_cfg_int(c, o) < o->min || *cs_cfg_int(c, o) > o->max)
                 abort();
             break;
         case T_DUR:
-            if (*i64_field(c, o) < o->min || *i64_field(c, o) > o->max)
+            if (*cs_cfg_i64(c, o) < o->min || *cs_cfg_i64(c, o) > o->max)
                 abort();
             break;
         case T_ENUM: {
             int ok = 0;
             for (const cs_enum_val *e = o->enums; e->name; e++)
-                ok |= e->value == *int_field(c, o);
+                ok |= e->value == *cs_cfg_int(c, o);
             if (!ok)
                 abort();
             break;
         }
         case T_BOOL:
-            if (*int_field(c, o) != 0 && *int_field(c, o) != 1)
+            if (*cs_cfg_int(c, o) != 0 && *cs_cfg_int(c, o) != 1)
                 abort();
             break;
         }
@@ -124,16 +126,17 @@ static void check_config(const cs_config *c)
         abort();
 
     /* round trip: every option (but config) as --flag=canonical-text loads to the same values */
-    static char vals[NOPTS][MAX_VALUE_LEN + 64], args[NOPTS][MAX_VALUE_LEN + 128];
-    char *argv[NOPTS + 2];
+    static char vals[CS_CFG_MAX_OPTS][MAX_VALUE_LEN + 64];
+    static char args[CS_CFG_MAX_OPTS][MAX_VALUE_LEN + 128];
+    char *argv[CS_CFG_MAX_OPTS + 2];
     int n = 0;
     argv[n++] = "clickstage";
     for (int i = 0; i < NOPTS; i++) {
         char fl[64];
-        opt_format(&opts[i], c, 0, vals[i], sizeof vals[i]);
-        if (opts[i].flags & F_NOFILE)
+        cs_cfg_format(&cs_cfg_opts[i], c, 0, vals[i], sizeof vals[i]);
+        if (cs_cfg_opts[i].flags & F_NOFILE)
             continue;
-        flag_name(&opts[i], fl, sizeof fl);
+        cs_cfg_flag_name(&cs_cfg_opts[i], fl, sizeof fl);
         snprintf(args[i], sizeof args[i], "%s=%s", fl, vals[i]);
         argv[n++] = args[i];
     }
@@ -146,11 +149,12 @@ static void check_config(const cs_config *c)
     }
     for (int i = 0; i < NOPTS; i++) {
         char v2[MAX_VALUE_LEN + 64];
-        if (opts[i].flags & F_NOFILE)
+        if (cs_cfg_opts[i].flags & F_NOFILE)
             continue;
-        opt_format(&opts[i], &c2, 0, v2, sizeof v2);
+        cs_cfg_format(&cs_cfg_opts[i], &c2, 0, v2, sizeof v2);
         if (strcmp(v2, vals[i]) != 0) {
-            fprintf(stderr, "round trip changed %s: '%s' -> '%s'\n", opts[i].name, vals[i], v2);
+            fprintf(stderr, "round trip changed %s: '%s' -> '%s'\n", cs_cfg_opts[i].name,
+                    vals[i], v2);
             abort();
         }
     }
@@ -257,8 +261,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cs_parse_duration_ms(buf, &ms) == 0) {
         char txt[32];
         int64_t back;
-        fmt_duration(ms, txt, sizeof txt);
-        if (ms < 0 || ms > MAX_DURATION_MS || cs_parse_duration_ms(txt, &back) != 0 || back != ms)
+        cs_format_duration(ms, txt, sizeof txt);
+        if (ms < 0 || ms > CS_DURATION_MAX_MS || cs_parse_duration_ms(txt, &back) != 0 ||
+            back != ms)
             abort();
     }
     cs_redis_target t;
@@ -268,13 +273,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (t.is_unix ? t.path[0] != '/' : !t.host[0])
             abort();
+        /* redis+cluster:// and redis+sentinel://: a non-empty list of valid hosts, host:port
+         * the first of them; a sentinel URL names its master; a cluster has db 0 only */
+        if (t.mode != CS_REDIS_MODE_PLAIN) {
+            if (t.is_unix || t.nseeds < 1 || t.nseeds > CS_REDIS_MAX_SEEDS ||
+                strcmp(t.host, t.seeds[0].host) != 0 || t.port != t.seeds[0].port)
+                abort();
+            for (int i = 0; i < t.nseeds; i++)
+                if (!t.seeds[i].host[0] || t.seeds[i].port < 1 || t.seeds[i].port > 65535)
+                    abort();
+            if ((t.mode == CS_REDIS_MODE_SENTINEL) != (t.master_name[0] != '\0'))
+                abort();
+            if (t.mode == CS_REDIS_MODE_CLUSTER && t.db != 0)
+                abort();
+        } else if (t.nseeds != 0 || t.master_name[0] || t.sentinel_password[0]) {
+            abort();
+        }
     } else if (!why[0]) {
         abort();
     }
     char masked[MAX_VALUE_LEN + 64];
     if (size < MAX_VALUE_LEN) {
-        mask_redis(buf, masked, sizeof masked);
-        mask_kv(buf, masked, sizeof masked);
+        cs_cfg_mask_redis(buf, masked, sizeof masked);
+        cs_cfg_mask_kv(buf, masked, sizeof masked);
     }
 
     free(parts);

@@ -215,6 +215,9 @@ run_case() {
   local left=$((t0 + HOLD * 1000 - $(now_ms)))
   [ "$left" -le 0 ] || sleep "$((left / 1000)).$(printf '%03d' $((left % 1000)))"
   from=$(lines)
+  # a loading ends by itself (it may have before the hold is over): its clearing is looked for
+  # from the injection on
+  [ "$c" != loading ] || from=$FROM_INJECT
   t1=$(now_ms)
   $undo || bad "${c}_undo" "could not undo"
   wait_clear "$t1" "$from"

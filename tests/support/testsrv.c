@@ -83,6 +83,13 @@ int ts_redis_start(ts_redis *r)
             dup2(fd, 1);
             dup2(fd, 2);
         }
+        if (r->cluster)
+            execl(TS_REDIS_SERVER, TS_REDIS_SERVER, "--port", portarg, "--bind", "127.0.0.1",
+                  "--unixsocket", r->sock, "--unixsocketperm", "700", "--save", "",
+                  "--appendonly", "no", "--dir", r->dir, "--logfile", log, "--daemonize", "no",
+                  "--enable-debug-command", "local", "--cluster-enabled", "yes",
+                  "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+                  (char *)NULL);
         execl(TS_REDIS_SERVER, TS_REDIS_SERVER, "--port", portarg, "--bind", "127.0.0.1",
               "--unixsocket", r->sock, "--unixsocketperm", "700", "--save", "", "--appendonly",
               "no", "--dir", r->dir, "--logfile", log, "--daemonize", "no",
@@ -123,9 +130,22 @@ void ts_redis_kill(ts_redis *r, int sig)
     r->pid = 0;
 }
 
+static int setup(ts_redis *r, const char *name, int cluster);
+
 int ts_redis_setup(ts_redis *r, const char *name)
 {
+    return setup(r, name, 0);
+}
+
+int ts_redis_setup_cluster(ts_redis *r, const char *name)
+{
+    return setup(r, name, 1);
+}
+
+static int setup(ts_redis *r, const char *name, int cluster)
+{
     memset(r, 0, sizeof *r);
+    r->cluster = cluster;
     if (access(TS_REDIS_SERVER, X_OK) != 0) {
         fprintf(stderr, "%s not found (apt-get install redis-server)\n", TS_REDIS_SERVER);
         return -1;
@@ -135,6 +155,9 @@ int ts_redis_setup(ts_redis *r, const char *name)
         return -1;
     snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
     r->port = ts_free_port();
+    /* a cluster node also listens on port + 10000 (the cluster bus) */
+    for (int i = 0; cluster && r->port > 55000 && i < 1000; i++)
+        r->port = ts_free_port();
     if (ts_redis_start(r) < 0) {
         fprintf(stderr, "could not start %s on port %d\n", TS_REDIS_SERVER, r->port);
         return -1;
@@ -147,6 +170,8 @@ void ts_redis_teardown(ts_redis *r)
     ts_redis_kill(r, SIGTERM);
     char p[400];
     snprintf(p, sizeof p, "%s/redis.log", r->dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/nodes.conf", r->dir);
     unlink(p);
     unlink(r->sock);
     rmdir(r->dir);

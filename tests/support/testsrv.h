@@ -21,6 +21,7 @@ typedef struct ts_redis {
     char sock[300]; /* its unix socket */
     int port;
     pid_t pid;      /* 0 when not running */
+    int cluster;    /* started with --cluster-enabled yes (ts_redis_setup_cluster) */
 } ts_redis;
 
 int ts_free_port(void);
@@ -30,6 +31,9 @@ void ts_sleep_ms(int ms);
 /* Makes a temporary directory, picks a free port, starts redis-server (no persistence) and
  * waits until it answers PING. 0, or -1 (message on stderr). */
 int ts_redis_setup(ts_redis *r, const char *name);
+/* The same, as a Redis Cluster node (--cluster-enabled yes, nodes.conf in its directory,
+ * cluster-node-timeout 1000 ms); the test makes the cluster (CLUSTER ADDSLOTS, MEET). */
+int ts_redis_setup_cluster(ts_redis *r, const char *name);
 /* Starts it again on the same port, socket and directory (after ts_redis_kill). */
 int ts_redis_start(ts_redis *r);
 /* SIGCONT then `sig`, and waits for it to exit. */

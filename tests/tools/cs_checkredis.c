@@ -10,6 +10,8 @@
  * N counts every differing field of every compared hash.
  *
  *   cs_checkredis --redis URL|HOST:PORT --prefix clickstage --journey J --expect FILE
+ *                 (any URL of pipeline/redisurl.h: a cluster node, redis+cluster://,
+ *                  redis+sentinel://...)
  *                 [--events-only]   (compare only the `events` and `invalid` hashes)
  *                 [--minutes-expire] (the minute:* hashes may have expired (minute_ttl): a
  *                   field in Redis above the expected value is a difference (counted twice),
@@ -141,10 +143,15 @@ int main(int argc, char **argv)
         return 2;
     }
     char pattern[CS_RKEYS_MAX * 2];
-    if (!cs_rk_pattern(pattern, sizeof pattern, prefix, journey, "*")) {
+    cs_rkeys rk;
+    if (!cs_rk_pattern(pattern, sizeof pattern, prefix, journey, "*") ||
+        cs_rkeys_init(&rk, prefix, journey) < 0) {
         fprintf(stderr, "prefix or journey too long\n");
         return 2;
     }
+    /* a Redis Cluster (a redis:// URL of one of its nodes, or redis+cluster://): the SCAN and the
+     * reads go to the node of the journey's slot; redirections are the layer's */
+    cs_redis_route(c, rk.base, rk.len);
     char cursor[32] = "0";
     do {
         const char *sa[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};

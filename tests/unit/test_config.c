@@ -18,8 +18,11 @@
  *    loads to the defaults.
  *
  * config.c lives in cmd/clickstage/ (it is the daemon's, not the library's), so it is included
- * here directly; that also gives the tests its option table (opts[], NOPTS) and static helpers.
+ * here directly; that also gives the tests its option table (cs_cfg_opts[], NOPTS) and static helpers.
  */
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,7 +35,9 @@
 
 #include <cmocka.h>
 
-#include "../../cmd/clickstage/config.c"
+#include "config_int.h"
+
+#define NOPTS cs_cfg_nopts
 
 #define DOC_PATH "../docs/configuration.md"
 
@@ -138,8 +143,8 @@ static void test_regression_config_yaml_deep_nesting(void **state)
 static const cs_opt *opt_by_name(const char *name)
 {
     for (int i = 0; i < NOPTS; i++)
-        if (strcmp(opts[i].name, name) == 0)
-            return &opts[i];
+        if (strcmp(cs_cfg_opts[i].name, name) == 0)
+            return &cs_cfg_opts[i];
     fail_msg("no option %s", name);
     return NULL;
 }
@@ -220,26 +225,26 @@ static void test_table_consistent(void **state)
     cs_config c;
     load_ok(&c, no_args, NULL);
     for (int i = 0; i < NOPTS; i++) {
-        const cs_opt *o = &opts[i];
+        const cs_opt *o = &cs_cfg_opts[i];
         char buf[1024], fl[64], en[64];
-        flag_name(o, fl, sizeof fl);
-        env_name(o, en, sizeof en);
+        cs_cfg_flag_name(o, fl, sizeof fl);
+        cs_cfg_env_name(o, en, sizeof en);
         assert_true(strlen(en) < 60);
         assert_non_null(o->desc);
         assert_true(strlen(o->desc) > 10);
         for (int j = 0; j < i; j++)
-            assert_string_not_equal(o->name, opts[j].name);
-        opt_format(o, &c, 0, buf, sizeof buf);
+            assert_string_not_equal(o->name, cs_cfg_opts[j].name);
+        cs_cfg_format(o, &c, 0, buf, sizeof buf);
         if (o->off == offsetof(cs_config, instance_id))
             continue; /* filled at load */
         if (o->type == T_DUR) {
             int64_t d;
             assert_int_equal(cs_parse_duration_ms(o->def, &d), 0);
-            assert_int_equal(d, *i64_field(&c, o));
+            assert_int_equal(d, *cs_cfg_i64(&c, o));
             assert_true(o->min <= d && d <= o->max);
             assert_true(o->min >= 0 && o->min <= o->max);
         } else if (o->type == T_INT) {
-            int v = *int_field(&c, o);
+            int v = *cs_cfg_int(&c, o);
             assert_true(o->min <= v && v <= o->max);
             assert_true(o->min >= INT_MIN && o->max <= INT_MAX);
             assert_string_equal(buf, o->def);
@@ -367,8 +372,9 @@ static void test_type_errors_env(void **state)
              "CLICKSTAGE_DRAIN: '2' is not a bool (true, false, 1, 0, yes, no, on, off)");
     load_err(no_args, ENV("CLICKSTAGE_REDIS=http://x"),
              "CLICKSTAGE_REDIS: 'http://x' is not a Redis URL (expected "
-             "redis://[[user]:password@]host[:port][/db], unix:///path.sock[?db=N&password=P] "
-             "or /path.sock)");
+             "redis://[[user]:password@]host[:port][/db], redis+cluster://host[:port],..., "
+             "redis+sentinel://host[:port],.../master[/db], "
+             "unix:///path.sock[?db=N&password=P] or /path.sock)");
     load_err(no_args, ENV("CLICKSTAGE_HTTP_LISTEN=9464"),
              "CLICKSTAGE_HTTP_LISTEN: '9464' has no port (expected host:port)");
 }
@@ -487,13 +493,13 @@ static void test_bounds_from_table(void **state)
 {
     int tested = 0;
     for (int i = 0; i < NOPTS; i++) {
-        const cs_opt *o = &opts[i];
+        const cs_opt *o = &cs_cfg_opts[i];
         if (o->type != T_INT && o->type != T_DUR)
             continue;
         char fl[64], en[64], bounds[128];
-        flag_name(o, fl, sizeof fl);
-        env_name(o, en, sizeof en);
-        fmt_bounds(o, bounds, sizeof bounds);
+        cs_cfg_flag_name(o, fl, sizeof fl);
+        cs_cfg_env_name(o, en, sizeof en);
+        cs_cfg_fmt_bounds(o, bounds, sizeof bounds);
         int64_t vals[4] = {o->min, o->max, o->min - 1, o->max + 1};
         for (int k = 0; k < 4; k++) {
             char text[64], arg[128], want[512];
@@ -508,9 +514,9 @@ static void test_bounds_from_table(void **state)
             if (k < 2) {
                 load_ok(&c, ARGV(arg), NULL);
                 if (o->type == T_INT)
-                    assert_int_equal(*int_field(&c, o), vals[k]);
+                    assert_int_equal(*cs_cfg_int(&c, o), vals[k]);
                 else
-                    assert_int_equal(*i64_field(&c, o), vals[k]);
+                    assert_int_equal(*cs_cfg_i64(&c, o), vals[k]);
                 cs_config_free(&c);
             } else {
                 snprintf(want, sizeof want, "%s: %s is out of range %s", fl, text, bounds);
@@ -525,15 +531,15 @@ static void test_bounds_from_table(void **state)
     assert_true(tested >= 20);
     /* the documented bounds */
     char b[128];
-    fmt_bounds(opt_by_name("threads"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("threads"), b, sizeof b);
     assert_string_equal(b, "0..256");
-    fmt_bounds(opt_by_name("flush_interval"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("flush_interval"), b, sizeof b);
     assert_string_equal(b, "10ms..1m");
-    fmt_bounds(opt_by_name("minute_ttl"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("minute_ttl"), b, sizeof b);
     assert_string_equal(b, "1m..365d");
-    fmt_bounds(opt_by_name("batch_size"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("batch_size"), b, sizeof b);
     assert_string_equal(b, "1..100000");
-    fmt_bounds(opt_by_name("shutdown_timeout"), b, sizeof b);
+    cs_cfg_fmt_bounds(opt_by_name("shutdown_timeout"), b, sizeof b);
     assert_string_equal(b, "1s..10m");
     load_err(ARGV("--flush-interval", "61s"), NULL,
              "--flush-interval: 61s is out of range 10ms..1m");
@@ -621,14 +627,14 @@ static void test_duration_parser(void **state)
                          7776000000LL, 86400001};
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
         char buf[32];
-        fmt_duration(samples[i], buf, sizeof buf);
+        cs_format_duration(samples[i], buf, sizeof buf);
         assert_int_equal(cs_parse_duration_ms(buf, &v), 0);
         assert_int_equal(v, samples[i]);
     }
     char buf[32];
-    fmt_duration(172800000, buf, sizeof buf);
+    cs_format_duration(172800000, buf, sizeof buf);
     assert_string_equal(buf, "2d");
-    fmt_duration(90000, buf, sizeof buf);
+    cs_format_duration(90000, buf, sizeof buf);
     assert_string_equal(buf, "90s");
 }
 
@@ -773,6 +779,80 @@ static void test_redis_urls(void **state)
     assert_int_equal(cs_config_parse_redis_url(url, &t, why, sizeof why), -1);
 }
 
+/* redis+cluster:// and redis+sentinel:// (pipeline/redisurl.h): the host list, the master's
+ * name, the sentinels' own credentials, and what each refuses. */
+static void test_redis_urls_ha(void **state)
+{
+    cs_redis_target t;
+    char why[512];
+    assert_int_equal(cs_config_parse_redis_url("redis://h:7000", &t, why, sizeof why), 0);
+    assert_int_equal(t.mode, CS_REDIS_MODE_PLAIN);
+    assert_int_equal(t.nseeds, 0);
+
+    assert_int_equal(cs_config_parse_redis_url("redis+cluster://:pw@a:7000,b,[::1]:7002/0", &t,
+                                               why, sizeof why), 0);
+    assert_int_equal(t.mode, CS_REDIS_MODE_CLUSTER);
+    assert_int_equal(t.nseeds, 3);
+    assert_string_equal(t.seeds[0].host, "a");
+    assert_int_equal(t.seeds[0].port, 7000);
+    assert_string_equal(t.seeds[1].host, "b");
+    assert_int_equal(t.seeds[1].port, 6379);
+    assert_string_equal(t.seeds[2].host, "::1");
+    assert_int_equal(t.seeds[2].port, 7002);
+    assert_string_equal(t.host, "a");
+    assert_int_equal(t.port, 7000);
+    assert_string_equal(t.password, "pw");
+    assert_int_equal(t.db, 0);
+
+    assert_int_equal(cs_config_parse_redis_url(
+                         "redis+sentinel://app:p%40ss@s1,s2:26380/my-master.1/3"
+                         "?sentinel_password=s%3Ap&sentinel_user=sen",
+                         &t, why, sizeof why), 0);
+    assert_int_equal(t.mode, CS_REDIS_MODE_SENTINEL);
+    assert_int_equal(t.nseeds, 2);
+    assert_string_equal(t.seeds[0].host, "s1");
+    assert_int_equal(t.seeds[0].port, 26379);
+    assert_string_equal(t.seeds[1].host, "s2");
+    assert_int_equal(t.seeds[1].port, 26380);
+    assert_string_equal(t.master_name, "my-master.1");
+    assert_int_equal(t.db, 3);
+    assert_string_equal(t.user, "app");
+    assert_string_equal(t.password, "p@ss");
+    assert_string_equal(t.sentinel_user, "sen");
+    assert_string_equal(t.sentinel_password, "s:p");
+    assert_int_equal(cs_config_parse_redis_url("redis+sentinel://s/m?db=2", &t, why, sizeof why),
+                     0);
+    assert_int_equal(t.db, 2);
+    assert_string_equal(t.master_name, "m");
+
+    static const char *const bad[] = {
+        "redis+cluster://a,b/1",              /* db 0 only */
+        "redis+cluster://a,,b",               /* an empty host */
+        "redis+cluster://a,b:0",
+        "redis+cluster://1,2,3,4,5,6,7,8,9",  /* more than CS_REDIS_MAX_SEEDS */
+        "redis+sentinel://s1,s2",             /* no master name */
+        "redis+sentinel://s1/",
+        "redis+sentinel://s1/m/x",
+        "redis+sentinel://s1/m*x",
+        "redis+sentinel://s1/m?password=x",   /* the data nodes' password goes before '@' */
+        "redis+sentinel://s1/m?sentinel_password=%zz",
+        "redis+sentinel://s1/m?sentinel_password=%00",
+        "redis://a,b",                        /* one host only */
+        "redis+clusters://a",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (cs_config_parse_redis_url(bad[i], &t, why, sizeof why) != -1)
+            fail_msg("'%s' should be rejected", bad[i]);
+    /* the sentinels' password never shows in a message */
+    assert_int_equal(cs_config_parse_redis_url("redis+sentinel://s1/m?sentinel_password=SeKrit&x",
+                                               &t, why, sizeof why), -1);
+    assert_null(strstr(why, "SeKrit"));
+    /* a long master name */
+    char url[400];
+    snprintf(url, sizeof url, "redis+sentinel://s/%0200d", 0);
+    assert_int_equal(cs_config_parse_redis_url(url, &t, why, sizeof why), -1);
+}
+
 static void test_other_strings(void **state)
 {
     cs_config c;
@@ -855,17 +935,17 @@ static void test_dump_masks_secrets(void **state)
     cs_config_free(&c);
 
     char out[256];
-    mask_redis("redis://onlysecret@h", out, sizeof out);
+    cs_cfg_mask_redis("redis://onlysecret@h", out, sizeof out);
     assert_string_equal(out, "redis://***@h");
-    mask_redis("unix://:pw@/tmp/s.sock", out, sizeof out);
+    cs_cfg_mask_redis("unix://:pw@/tmp/s.sock", out, sizeof out);
     assert_string_equal(out, "unix://:***@/tmp/s.sock");
-    mask_redis("redis://h:1/0", out, sizeof out);
+    cs_cfg_mask_redis("redis://h:1/0", out, sizeof out);
     assert_string_equal(out, "redis://h:1/0");
-    mask_redis("unix:///s.sock?db=1&password=pw&x", out, sizeof out);
+    cs_cfg_mask_redis("unix:///s.sock?db=1&password=pw&x", out, sizeof out);
     assert_string_equal(out, "unix:///s.sock?db=1&password=***&x");
-    mask_redis("unix:///s.sock?password=pw", out, sizeof out);
+    cs_cfg_mask_redis("unix:///s.sock?password=pw", out, sizeof out);
     assert_string_equal(out, "unix:///s.sock?password=***");
-    mask_redis("/run/redis.sock", out, sizeof out);
+    cs_cfg_mask_redis("/run/redis.sock", out, sizeof out);
     assert_string_equal(out, "/run/redis.sock");
 }
 
@@ -950,6 +1030,10 @@ static void test_secrets_never_quoted(void **state)
         {ARGV("--redis", "redis://u:S3cr3tPW@h:6379/x"), NULL},
         {ARGV("--redis", "redis://:S3cr3tPW%zz@h"), NULL},
         {ARGV("--redis", "unix:///s.sock?password=S3cr3tPW&x=1"), NULL},
+        {ARGV("--redis", "redis+sentinel://s/m?sentinel_password=S3cr3tPW&x=1"), NULL},
+        {ARGV("--redis", "redis+sentinel://:S3cr3tPW@s/m*"), NULL},
+        {ARGV("--redis", "redis+cluster://:S3cr3tPW@a,b/3"), NULL},
+        {ARGV("--redis", "redis+sentinel://s?sentinel_password=S3cr3tPW"), NULL},
         {ARGV("--redis", "redis://:S3cr3tPW\x01@h"), NULL},
         {ARGV("--kafka-props", "sasl.password=S3cr3tPW\x01"), NULL},
         {ARGV("--kafka-props", "sasl.password=S3cr3,tPW"), NULL},
@@ -981,6 +1065,18 @@ static void test_secrets_never_quoted(void **state)
     assert_int_equal(load(&c, no_args, ENV(e1), err, sizeof err), -1);
     assert_null(strstr(err, "S3cr3"));
     assert_non_null(strstr(err, "kafka_props: contains a control character"));
+    /* the dump masks the sentinels' password too */
+    load_ok(&c, ARGV("--redis", "redis+sentinel://:S3cr3tPW@s1,s2/m?sentinel_password=S3cr3tPW"),
+            NULL);
+    char *sb = NULL;
+    size_t sl = 0;
+    FILE *sm = open_memstream(&sb, &sl);
+    cs_config_dump(&c, sm);
+    fclose(sm);
+    assert_null(strstr(sb, "S3cr3"));
+    assert_non_null(strstr(sb, "redis+sentinel://:***@s1,s2/m?sentinel_password=***"));
+    free(sb);
+    cs_config_free(&c);
     /* and the dump masks the folded password */
     load_ok(&c, ARGV("--kafka-sasl-password", "S3cr3tPW"), NULL);
     char *buf = NULL;
@@ -1005,14 +1101,14 @@ static void test_roundtrip(void **state)
                      "--kafka-props=a.b=1,c=2", "--redis=unix:///s.sock?db=2",
                      "--redis-outage-pause=0", "--instance-id=me"),
             NULL);
-    char *args[NOPTS + 2];
-    char bufs[NOPTS][1024];
+    char *args[CS_CFG_MAX_OPTS + 2];
+    char bufs[CS_CFG_MAX_OPTS][1024];
     int n = 0;
     args[n++] = "clickstage";
     for (int i = 0; i < NOPTS; i++) {
         char fl[64], v[900];
-        flag_name(&opts[i], fl, sizeof fl);
-        opt_format(&opts[i], &a, 0, v, sizeof v);
+        cs_cfg_flag_name(&cs_cfg_opts[i], fl, sizeof fl);
+        cs_cfg_format(&cs_cfg_opts[i], &a, 0, v, sizeof v);
         snprintf(bufs[i], sizeof bufs[i], "%s=%s", fl, v);
         args[n++] = bufs[i];
     }
@@ -1020,8 +1116,8 @@ static void test_roundtrip(void **state)
     load_ok(&b, args, NULL);
     for (int i = 0; i < NOPTS; i++) {
         char va[900], vb[900];
-        opt_format(&opts[i], &a, 0, va, sizeof va);
-        opt_format(&opts[i], &b, 0, vb, sizeof vb);
+        cs_cfg_format(&cs_cfg_opts[i], &a, 0, va, sizeof va);
+        cs_cfg_format(&cs_cfg_opts[i], &b, 0, vb, sizeof vb);
         assert_string_equal(va, vb);
     }
     assert_int_equal(b.flush_interval_ms, 30000);
@@ -1045,18 +1141,18 @@ static void test_help_and_version(void **state)
     assert_string_equal(err, "");
     for (int i = 0; i < NOPTS; i++) {
         char fl[64], en[64], needle[128];
-        flag_name(&opts[i], fl, sizeof fl);
-        env_name(&opts[i], en, sizeof en);
+        cs_cfg_flag_name(&cs_cfg_opts[i], fl, sizeof fl);
+        cs_cfg_env_name(&cs_cfg_opts[i], en, sizeof en);
         snprintf(needle, sizeof needle, "  %s ", fl);
-        if (opts[i].type == T_BOOL)
+        if (cs_cfg_opts[i].type == T_BOOL)
             snprintf(needle, sizeof needle, "  %s[=BOOL]", fl);
         if (!strstr(buf, needle))
             fail_msg("--help lacks %s", needle);
         snprintf(needle, sizeof needle, "env %s\n", en);
         assert_non_null(strstr(buf, needle));
         snprintf(needle, sizeof needle, " or %s_FILE\n", en);
-        assert_true(!strstr(buf, needle) == !(opts[i].flags & F_SECRET));
-        snprintf(needle, sizeof needle, "default: %s", opts[i].def[0] ? opts[i].def : "(empty)");
+        assert_true(!strstr(buf, needle) == !(cs_cfg_opts[i].flags & F_SECRET));
+        snprintf(needle, sizeof needle, "default: %s", cs_cfg_opts[i].def[0] ? cs_cfg_opts[i].def : "(empty)");
         assert_non_null(strstr(buf, needle));
     }
     assert_non_null(strstr(buf, "10ms..1m"));
@@ -1125,7 +1221,7 @@ static void test_doc_is_current(void **state)
     /* every option has its row */
     for (int i = 0; i < NOPTS; i++) {
         char needle[128];
-        snprintf(needle, sizeof needle, "\n| `%s` |", opts[i].name);
+        snprintf(needle, sizeof needle, "\n| `%s` |", cs_cfg_opts[i].name);
         assert_non_null(strstr(have, needle));
     }
     free(want);
@@ -1136,7 +1232,7 @@ static void test_doc_is_current(void **state)
  * (to the values it shows). */
 static void test_doc_examples_load(void **state)
 {
-    char *yaml = capture(print_example_yaml);
+    char *yaml = capture(cs_cfg_print_example_yaml);
     const char *p = write_file("example.yaml", yaml);
     free(yaml);
     char flag[512];
@@ -1145,11 +1241,11 @@ static void test_doc_examples_load(void **state)
     load_ok(&a, ARGV(flag), NULL);
     load_ok(&b, no_args, NULL);
     for (int i = 0; i < NOPTS; i++) {
-        if (opts[i].flags & F_NOFILE)
+        if (cs_cfg_opts[i].flags & F_NOFILE)
             continue;
         char va[900], vb[900];
-        opt_format(&opts[i], &a, 0, va, sizeof va);
-        opt_format(&opts[i], &b, 0, vb, sizeof vb);
+        cs_cfg_format(&cs_cfg_opts[i], &a, 0, va, sizeof va);
+        cs_cfg_format(&cs_cfg_opts[i], &b, 0, vb, sizeof vb);
         assert_string_equal(va, vb);
     }
     cs_config_free(&a);
@@ -1192,6 +1288,7 @@ int main(void)
         cmocka_unit_test(test_bool_forms),
         cmocka_unit_test(test_flag_syntax),
         cmocka_unit_test(test_redis_urls),
+        cmocka_unit_test(test_redis_urls_ha),
         cmocka_unit_test(test_other_strings),
         cmocka_unit_test(test_dump_masks_secrets),
         cmocka_unit_test(test_secret_files),
