@@ -40,6 +40,7 @@
 # to SOAK_PLOT (default: bench/out/soak.png for the long profile, none for ci).
 # The LAST stdout line is one JSON object. KEEP=1 keeps the work dir.
 set -uo pipefail
+export LC_ALL=C   # the same figures (decimal points) whatever the caller's locale
 cd "$(dirname "$0")/.." || exit 2
 B=${BUILD:-build}
 PROFILE=${SOAK_PROFILE:-long}
