@@ -545,7 +545,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             int64_t c = !com->elems[i].err && com->elems[i].offset >= 0 ? com->elems[i].offset
                                                                         : -1;
             if (prepare_one(s, p, c) != 0)
-                ok->cnt--; /* drop it: not consumed until the next rebalance */
+                /* drop it: not consumed until the next rebalance (deleted, not cnt--: that
+                 * leaked the element's copy of the topic name, per failed assignment) */
+                rd_kafka_topic_partition_list_del_by_idx(ok, ok->cnt - 1);
             else
                 s->assigned++;
         }

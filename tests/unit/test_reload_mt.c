@@ -110,14 +110,17 @@ static void reload_past_64_times_while_counting(void **st)
     atomic_store(&swapping, 0);
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
-    /* one more swap with the workers parked: only what their hazards name may stay */
+    /* one more swap with the workers parked: only what their hazards name may stay, plus the
+     * table this swap replaced (retired after its reclaim ran: freed at the next swap). A
+     * worker that parked before picking up the newest table names an older one: THREADS + 1
+     * (seen under ASan, where the workers lag the swapping thread) */
     cs_ruleset *last = cs_rules_load_file("data/model.yaml", err, sizeof err);
     assert_int_equal(cs_engine_swap_rules(e, last, err, sizeof err), 0);
     int retired_end = cs_engine_rules_retired(e);
     fprintf(stderr, "   %d swaps, %d refused, at most %d replaced tables kept at once, %d at the end\n",
             SWAPS, failed, most_retired, retired_end);
     assert_int_equal(failed, 0);
-    assert_true(retired_end <= THREADS);
+    assert_true(retired_end <= THREADS + 1);
 
     /* the end of a drain, then the counts */
     cs_engine_set_watermark(e, cs_engine_final_watermark(e));
