@@ -10,7 +10,9 @@
  *    of a tick over the last 4,000 assignments is within 3x of the one after 20,000 (timed;
  *    medians of thousands of ticks, so a loaded machine does not move them much; the engine
  *    that never reused ids looped over 10x more slots at the end than at 10 %);
- *  - memory stays flat: the heap in use after 200,000 assignments is the one after 20,000;
+ *  - memory stays flat: the heap in use after 200,000 assignments is the one after 100,000 (the
+ *    stream has ended by then, at about 80,000: from there on only churn and moves change the
+ *    heap; 100,000 assignments that leaked one allocation each would add >= 1.6 MB);
  *  - counts stay exact: the stream's counts equal the reference model's. */
 #include <malloc.h>
 #include <setjmp.h>
@@ -193,21 +195,25 @@ static void churn_200k_assignments(void **state)
         }
         if (cs_engine_slots_used(e) > max_slots)
             max_slots = cs_engine_slots_used(e);
-        if (i == ASSIGNMENTS / 10) {
+        /* the heap's reference point: past the stream's end (its 40,000 messages, one every
+         * other assignment, are all in by 80,000), so the stream's own state no longer grows;
+         * at 10 % it still did (+0.6 MB by the end in a release build, +0.96 MB under ASan: too
+         * close to any bound that would still catch a leak) */
+        if (i == ASSIGNMENTS / 2) {
+            for (int q = 0; q < STREAM_PARTS; q++)
+                assert_true(pos[q] == g->parts[q].n);
             flush(e, redis);
             heap_early = heap_in_use();
         }
     }
-    /* the rest of the stream, then the end of a drain */
+    flush(e, redis);
+    size_t heap_late = heap_in_use();
+    /* the end of a drain */
     for (int q = 0; q < STREAM_PARTS; q++) {
         cs_worker *w = cs_engine_worker(e, cs_engine_part_owner(e, ids[q]));
-        if (pos[q] < g->parts[q].n)
-            cs_worker_process(w, ids[q], g->parts[q].msgs + pos[q], g->parts[q].n - pos[q]);
         cs_engine_set_part_state(e, ids[q], CS_PART_DONE);
         cs_worker_tick(w);
     }
-    flush(e, redis);
-    size_t heap_late = heap_in_use();
     cs_engine_set_watermark(e, cs_engine_final_watermark(e));
     for (int w = 0; w < 2; w++) {
         cs_worker_tick(cs_engine_worker(e, w));
@@ -217,7 +223,7 @@ static void churn_200k_assignments(void **state)
 
     int64_t tick_e = median(tick_early, TICK_WINDOW), tick_l = median(tick_late, TICK_WINDOW);
     fprintf(stderr, "   %d assignments, %llu moves of stream partitions, slots used at most %d, "
-                    "heap %zu bytes after 10%%, %zu after 100%%, median tick %lld ns after 10%%, "
+                    "heap %zu bytes after 50%%, %zu after 100%%, median tick %lld ns after 10%%, "
                     "%lld ns at the end\n",
             ASSIGNMENTS, (unsigned long long)moves, max_slots, heap_early, heap_late,
             (long long)tick_e, (long long)tick_l);
@@ -225,9 +231,9 @@ static void churn_200k_assignments(void **state)
     assert_true(max_slots <= STREAM_PARTS + 1);
     /* and costs the same at the end as after 10 % (2 us of slack for ticks this short) */
     assert_true(tick_l <= 3 * tick_e + 2000);
-    /* flat: the late heap is the early one, give or take the stream's own growth (its
-     * customers are all known by 10 %: 3,000 customers; allow 1 MB) */
-    assert_true(heap_late < heap_early + (1u << 20));
+    /* flat: the late heap is the one at 50 % (the stream over; 256 KiB of slack for the
+     * allocator's and the engine's free lists) */
+    assert_true(heap_late < heap_early + (256u << 10));
 
     /* exact */
     cs_ruleset *rs = rules();
