@@ -497,9 +497,14 @@ static void fill_metrics(cs_coord *c)
         m->invalid_by_reason[r] = (uint64_t)t->invalid[r];
     m->sessions_started = (uint64_t)t->started;
     m->sessions_ended = (uint64_t)t->ended_n;
-    m->sessions_open = t->started - t->ended_n;
+    /* the sessions in the partitions assigned now (the workers' own count), not started -
+     * ended over the process's life: that drifted with every rebalance (sessions started here
+     * and ended by the partition's next owner stayed "open" here for ever; restored ones ended
+     * here were subtracted without having been added; the soak saw it climb) */
+    int64_t open = 0;
     uint64_t msgs = 0, cust = 0, sb = 0, cb = 0, replayed = 0, multi = 0;
     for (int w = 0; w < c->nw; w++) {
+        open += (int64_t)c->slots[w].stats.sessions_open;
         replayed += c->slots[w].stats.replayed;
         multi += c->slots[w].stats.multi_partition;
         msgs += c->slots[w].stats.messages;
@@ -511,6 +516,7 @@ static void fill_metrics(cs_coord *c)
     m->multi_partition_customers = multi;
     m->messages_total = msgs;
     m->customers_tracked = cust;
+    m->sessions_open = open;
     m->session_bytes = sb;
     m->customer_bytes = cb;
     m->watermark_ms = cs_engine_watermark(c->e);
