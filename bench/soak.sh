@@ -35,7 +35,7 @@
 # Checks (each a pass or a fail; "soak: N passed, N failed"): counts exact; at least
 # SOAK_MIN_ASSIGNMENTS assignments in `main` (long 10,000, ci 5,000); RSS growth <=
 # SOAK_MAX_RSS_GROWTH % (long 5, ci 10); tick and flush cost growth <= SOAK_MAX_COST_GROWTH %
-# (long 50, ci 100); Redis keys growth <= SOAK_MAX_KEYS_GROWTH %; every
+# (long 50, ci 200); Redis keys growth <= SOAK_MAX_KEYS_GROWTH %; every
 # process stopped cleanly. Samples go to WORK/samples.csv, a gnuplot plot of RSS and open sessions
 # to SOAK_PLOT (default: bench/out/soak.png for the long profile, none for ci).
 # The LAST stdout line is one JSON object. KEEP=1 keeps the work dir.
@@ -49,9 +49,11 @@ case $PROFILE in
         D_SAMPLE=5; D_WARMUP=120; D_MTTL=1m; D_PLOT=bench/out/soak.png; D_RSS=5; D_COST=50 ;;
   # ci: 90 s of warm-up (RSS reaches its plateau in about 2 min: the allocator's high-water
   # mark of the busiest rebalances), then looser bounds than the long run's: quarters of 22 s
-  # on a shared 2-core machine are noisy; a cost that grows with assignments grows 10x, not 2x
+  # on a shared 2-core machine are noisy (a tick costs 2x more while main holds 384 partitions than
+  # 128, and the quarters catch different phases); a cost that grew with assignments would grow
+  # 20x here (8,000+ assignments, 384 slots), not 3x
   ci) SECS=${SOAK_SECONDS:-180}; D_RATE=1500; D_JOINERS=2; D_MIN=5000; D_RELOAD=20
-      D_SAMPLE=3; D_WARMUP=90; D_MTTL=1m; D_PLOT=; D_RSS=10; D_COST=100 ;;
+      D_SAMPLE=3; D_WARMUP=90; D_MTTL=1m; D_PLOT=; D_RSS=10; D_COST=200 ;;
   *) echo "SOAK_PROFILE must be long or ci, not '$PROFILE'" >&2; echo "soak: 0 passed, 1 failed"; exit 2 ;;
 esac
 RATE=${SOAK_RATE:-$D_RATE}
