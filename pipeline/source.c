@@ -527,7 +527,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     cs_source *s = opaque;
     s->rebalances++;
-    s->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL when librdkafka has no protocol for the group at this moment (seen under UBSan in
+     * test_coord coord_rebalance_mid_flush, a callback after the member was fenced): keep the
+     * mode of the last rebalance (strcmp(NULL) was undefined behaviour) */
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    if (proto)
+        s->cooperative = strcmp(proto, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* the group's committed offsets: a partition that has one but no offset in Redis means
          * Redis lost its counts (the caller decides what to do about it) */
