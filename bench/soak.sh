@@ -139,13 +139,16 @@ DFLAGS=(--brokers "$KAFKA_BROKERS" --redis "$REDIS_URL" --rules "$RULES" --log-f
   >"$WORK/main.log" 2>&1 &
 MAINPID=$!
 metrics() { curl -s -m 3 "http://127.0.0.1:$HTTP_PORT/metrics"; }
+# (the page is read whole first: `metrics | grep -q` fails under pipefail when grep stops
+# reading a long page early and curl gets EPIPE)
+has_partitions() { local m; m=$(metrics) && grep -q '^clickstage_partitions_assigned [1-9]' <<<"$m"; }
 dl=$(($(now_ms) + 120000))   # a loaded machine: the first rebalance can take a while
 while [ "$(now_ms)" -lt "$dl" ]; do
-  metrics | grep -q '^clickstage_partitions_assigned [1-9]' && break
+  has_partitions && break
   kill -0 "$MAINPID" 2>/dev/null || break
   sleep 0.2
 done
-metrics | grep -q '^clickstage_partitions_assigned [1-9]' || finish_fail "main got no partition in 120 s: $(tail -3 "$WORK/main.log")"
+has_partitions || finish_fail "main got no partition in 120 s: $(tail -3 "$WORK/main.log")"
 
 # the joiners' cycle, in the background until WORK/stop exists or SOAK_TAIL seconds before the
 # end of the traffic (the stream's end is counted by main alone: an instance holding only some of
