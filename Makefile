@@ -210,6 +210,15 @@ bench-sustain: deps all
 bench-state: deps all
 	BUILD=$(BUILD) bench/bench_state.sh
 .PHONY: bench-state
+# Weeks in minutes (issue 12): one clickstage process under partition churn (joiners every few
+# seconds), customer churn, SIGHUP reloads and fast event time on its own local stack; RSS, tick
+# and flush cost, sessions, Redis memory and keys sampled and checked flat, counts exact at the end
+# (bench/soak.sh; SOAK_MINUTES, default 20). test-soak: the bounded CI profile (3 min of traffic).
+soak: deps all tools
+	BUILD=$(BUILD) bench/soak.sh
+test-soak: deps all tools
+	BUILD=$(BUILD) SOAK_PROFILE=ci bench/soak.sh
+.PHONY: soak test-soak
 
 # Debian packages the build, tests and local stack need. Installs only what is missing.
 DEB_PKGS = build-essential clang libclang-rt-14-dev pkg-config librdkafka-dev libhiredis-dev \

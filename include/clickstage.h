@@ -54,8 +54,10 @@ const cs_ruleset *cs_engine_rules(const cs_engine *e);
 
 /* Installs a new rule table (takes ownership). Workers pick it up at their next batch. Stages,
  * journey and dimensions must be unchanged (sessions store stage and value ids); otherwise
- * returns -1 with errstr and leaves the running table in place. The old table is freed at
- * cs_engine_destroy (a reload is rare; this avoids a grace-period protocol). */
+ * returns -1 with errstr and leaves the running table in place. The old table is freed by a
+ * later swap once every worker has moved past it (hazard pointers, engine.c reclaim_retired),
+ * or at cs_engine_destroy: reloads are unlimited. Call it from one thread (the control thread);
+ * a cs_engine_rules() pointer read on that thread stays valid until its next swap. */
 int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errlen);
 
 /* Called by workers for every invalid message (rare path: dead-letter copies). The hook runs on

@@ -163,7 +163,7 @@ static void hex2_init(void);
 
 cs_gen_plan *cs_gen_plan_new(const cs_gen_conf *c)
 {
-    if (c->nparts < 1 || c->ncustomers < 1)
+    if (c->nparts < 1 || c->ncustomers < 1 || (uint64_t)c->ncustomers + c->churn > UINT32_MAX / 2)
         return NULL;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, hex2_init);
@@ -174,9 +174,10 @@ cs_gen_plan *cs_gen_plan_new(const cs_gen_conf *c)
     pl->cust = calloc((size_t)P, sizeof *pl->cust);
     pl->ncust = calloc((size_t)P, sizeof *pl->ncust);
     pl->n = calloc((size_t)P, sizeof *pl->n);
-    uint32_t *part = malloc((size_t)c->ncustomers * sizeof *part);
+    uint32_t U = c->ncustomers + c->churn; /* every customer id the stream ever uses */
+    uint32_t *part = malloc((size_t)U * sizeof *part);
     char name[24];
-    for (uint32_t i = 0; i < c->ncustomers; i++) {
+    for (uint32_t i = 0; i < U; i++) {
         part[i] = (uint32_t)cs_gen_partition(name, custname(i, name), P);
         pl->ncust[part[i]]++;
     }
@@ -186,7 +187,7 @@ cs_gen_plan *cs_gen_plan_new(const cs_gen_conf *c)
     for (int p = 0; p < P; p++)
         pl->names[p] = calloc(pl->ncust[p] ? pl->ncust[p] : 1, sizeof **pl->names);
     uint32_t *fill = calloc((size_t)P, sizeof *fill);
-    for (uint32_t i = 0; i < c->ncustomers; i++) {
+    for (uint32_t i = 0; i < U; i++) {
         uint32_t j = fill[part[i]]++;
         pl->cust[part[i]][j] = i;
         char *nm = pl->names[part[i]][j];
@@ -195,7 +196,7 @@ cs_gen_plan *cs_gen_plan_new(const cs_gen_conf *c)
     free(fill);
     free(part);
     /* shares proportional to customers, by largest remainder (ties: lower partition) */
-    uint64_t given = 0, N = c->ncustomers;
+    uint64_t given = 0, N = U;
     u128 *rem = calloc((size_t)P, sizeof *rem);
     for (int p = 0; p < P; p++) {
         u128 x = (u128)pl->total * pl->ncust[p];
@@ -480,6 +481,7 @@ struct cs_gen_pstream {
     int64_t *first_seen; /* per customer index: its earliest event time */
     cal q;
     uint32_t first_pass_next;
+    uint32_t win_lo, win_hi; /* churn: the active customers' indices [win_lo, win_hi) */
     uint32_t recent[RECENT]; /* customer indices recently sent (late events pick from them) */
     uint32_t nrecent;
     char *buf; /* the current message */
@@ -1586,7 +1588,23 @@ static inline gsess new_session(cs_gen_pstream *g, rng *r, int64_t t)
     const cs_gen_conf *c = g->c;
     gsess s = {0};
     s.t = t;
-    if (c->first_pass && g->first_pass_next < g->ncust)
+    if (c->churn) {
+        /* the window of active customer ids at this point of the partition's stream; the
+         * partition's customers are in ascending id order, so it is a range of indices that
+         * only moves up */
+        double x = g->n ? ((double)g->k + 0.5) / (double)g->n : 0;
+        uint64_t lo = (uint64_t)(x * c->churn), hi = lo + c->ncustomers;
+        while (g->win_lo < g->ncust && g->cust[g->win_lo] < lo)
+            g->win_lo++;
+        if (g->win_hi < g->win_lo)
+            g->win_hi = g->win_lo;
+        while (g->win_hi < g->ncust && g->cust[g->win_hi] < hi)
+            g->win_hi++;
+        uint32_t w = g->win_hi - g->win_lo;
+        uint32_t back = (uint32_t)((double)w * zipf_u(unif(r))); /* newest: most active */
+        s.cust = w ? g->win_hi - 1 - (back < w ? back : w - 1)
+                   : (g->win_lo < g->ncust ? g->win_lo : g->ncust - 1);
+    } else if (c->first_pass && g->first_pass_next < g->ncust)
         s.cust = g->first_pass_next++;
     else /* Zipf-like activity: low ids are far more active */
         s.cust = (uint32_t)((double)g->ncust * zipf_u(unif(r)));

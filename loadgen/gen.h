@@ -59,7 +59,13 @@ typedef struct cs_gen_conf {
     double ooo_frac;        /* share of events out of order (by up to lateness/2) */
     double long_frac;       /* share of sessions that outlive max_duration */
     double mean_events;     /* mean events per session */
-    int first_pass;         /* 1: each partition's first sessions visit each of its customers once */
+    int first_pass;         /* 1: each partition's first sessions visit each of its customers once
+                               (not with churn) */
+    uint32_t churn;         /* customers arriving over the stream (0 = none, the v1 stream): ids
+                               0 .. ncustomers + churn - 1 exist; at a fraction x of the stream
+                               the active ones are [x * churn, x * churn + ncustomers), the
+                               newest the most active (the Zipf-like draw from the top), so old
+                               customers fade and then fall silent for good */
     int format;             /* CS_GEN_*: how messages are spelled (same journeys in each) */
     int64_t gap_ms, lateness_ms, max_duration_ms;
 } cs_gen_conf;

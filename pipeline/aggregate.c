@@ -257,7 +257,7 @@ void cs_agg_minute_add(cs_agg *a, int64_t t_ms, int stage, int64_t n)
     }
 }
 
-void cs_agg_merge(cs_agg *dst, const cs_agg *src)
+void cs_agg_merge_counters(cs_agg *dst, const cs_agg *src)
 {
     if (!src->changes)
         return;
@@ -272,6 +272,14 @@ void cs_agg_merge(cs_agg *dst, const cs_agg *src)
                 dst->by[k][m][i] += src->by[k][m][i];
     for (size_t i = 0; i < src->tt.n; i++)
         dst->tt.time_to[i] += src->tt.time_to[i];
+    dst->changes += src->changes;
+}
+
+void cs_agg_merge(cs_agg *dst, const cs_agg *src)
+{
+    if (!src->changes)
+        return;
+    cs_agg_merge_counters(dst, src);
     for (uint32_t i = 0; i < src->minutes_cap; i++) {
         const cs_minute *sm = &src->minutes[i];
         if (sm->minute == INT64_MIN)
@@ -282,7 +290,6 @@ void cs_agg_merge(cs_agg *dst, const cs_agg *src)
         for (int st = 0; st < CS_MAX_STAGES; st++)
             dm->reached[st] += sm->reached[st];
     }
-    dst->changes += src->changes;
 }
 
 /* ---- naming ------------------------------------------------------------------------------ */

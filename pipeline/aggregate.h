@@ -164,6 +164,9 @@ int cs_agg_init(cs_agg *a, const cs_ruleset *rs);
 void cs_agg_free(cs_agg *a);
 void cs_agg_reset(cs_agg *a);           /* all zero, keeps its memory */
 void cs_agg_merge(cs_agg *dst, const cs_agg *src); /* dst += src; same shape */
+/* The same without the per-minute buckets: for a running total (the metrics' counters), which
+ * would otherwise keep one 264-byte bucket for every minute of event time it ever saw. */
+void cs_agg_merge_counters(cs_agg *dst, const cs_agg *src);
 
 /* Adds n reaches of `stage` (0-based) in the UTC minute of t_ms. Allocates only when a new
  * minute appears in this flush (the table doubles), never per event. */

@@ -117,6 +117,7 @@ struct cs_coord {
     cs_metrics m;          /* filled by the control thread, published to box */
     cs_metrics_box box;
     _Atomic uint64_t *loops;       /* per worker: loops completed (liveness) */
+    _Atomic uint64_t *tick_ns;     /* per worker: time spent in cs_worker_tick (metrics) */
     _Atomic int64_t *last_loop_ms;
 };
 
@@ -213,7 +214,11 @@ static void *worker_main(void *arg)
     /* relaxed: stop_reading is a request; the join orders everything after it */
     while (!atomic_load_explicit(&c->stop_reading, memory_order_relaxed)) {
         cs_source_fetch_process(c->src, w, 100);
+        int64_t t0 = cs_mono_ns(); /* two clock reads per loop (per batch), not per event */
         cs_worker_tick(wk);
+        /* relaxed: a statistic, read by the control thread for the metrics */
+        atomic_fetch_add_explicit(&c->tick_ns[w], (uint64_t)(cs_mono_ns() - t0),
+                                  memory_order_relaxed);
         service_slot(c, w);
         /* relaxed: liveness only; read by the control thread for /healthz */
         atomic_fetch_add_explicit(&c->loops[w], 1, memory_order_relaxed);
@@ -241,7 +246,9 @@ static void take_snaps(cs_coord *c, wslot *s)
 static void take_deltas(cs_coord *c, cs_agg *a)
 {
     cs_agg_merge(c->next, a);
-    cs_agg_merge(c->totals, a);
+    /* the metrics read no per-minute counts: a running total that kept them would keep one
+     * bucket for every minute of event time since the start, forever (issue 12's soak) */
+    cs_agg_merge_counters(c->totals, a);
 }
 
 /* Barrier: every worker hands over its deltas (after snapshotting, and for REQ_RELEASE
@@ -516,9 +523,14 @@ static void fill_metrics(cs_coord *c)
     }
     m->sessions_started = (uint64_t)t->started;
     m->sessions_ended = (uint64_t)t->ended_n;
-    m->sessions_open = t->started - t->ended_n;
+    /* the sessions in the partitions assigned now (the workers' own count), not started -
+     * ended over the process's life: that drifted with every rebalance (sessions started here
+     * and ended by the partition's next owner stayed "open" here for ever; restored ones ended
+     * here were subtracted without having been added; the soak saw it climb) */
+    int64_t open = 0;
     uint64_t msgs = 0, cust = 0, sb = 0, cb = 0, replayed = 0, multi = 0;
     for (int w = 0; w < c->nw; w++) {
+        open += (int64_t)c->slots[w].stats.sessions_open;
         replayed += c->slots[w].stats.replayed;
         multi += c->slots[w].stats.multi_partition;
         msgs += c->slots[w].stats.messages;
@@ -530,6 +542,7 @@ static void fill_metrics(cs_coord *c)
     m->multi_partition_customers = multi;
     m->messages_total = msgs;
     m->customers_tracked = cust;
+    m->sessions_open = open;
     m->session_bytes = sb;
     m->customer_bytes = cb;
     m->watermark_ms = cs_engine_watermark(c->e);
@@ -571,6 +584,14 @@ static void fill_metrics(cs_coord *c)
     m->paused = c->paused;
     m->nworkers = c->nw < CS_METRICS_MAX_WORKERS ? c->nw : CS_METRICS_MAX_WORKERS;
     int healthy = 1;
+    uint64_t ticks = 0, tick_ns = 0;
+    for (int w = 0; w < c->nw; w++) { /* one tick per loop */
+        ticks += atomic_load_explicit(&c->loops[w], memory_order_relaxed);
+        tick_ns += atomic_load_explicit(&c->tick_ns[w], memory_order_relaxed);
+    }
+    m->worker_ticks = ticks;
+    m->worker_tick_seconds = (double)tick_ns * 1e-9;
+    m->partition_slots = cs_engine_slots_used(c->e);
     for (int w = 0; w < m->nworkers; w++) {
         m->worker_loops_n[w] = atomic_load_explicit(&c->loops[w], memory_order_relaxed);
         m->worker_last_loop_ms[w] = atomic_load_explicit(&c->last_loop_ms[w], memory_order_relaxed);
@@ -810,10 +831,11 @@ cs_coord *cs_coord_new(cs_engine *e, const cs_coord_conf *conf, char *errstr, si
     c->inflight = calloc(1, sizeof *c->inflight);
     c->totals = calloc(1, sizeof *c->totals);
     c->loops = calloc((size_t)c->nw, sizeof *c->loops);
+    c->tick_ns = calloc((size_t)c->nw, sizeof *c->tick_ns);
     c->last_loop_ms = calloc((size_t)c->nw, sizeof *c->last_loop_ms);
     c->threads = calloc((size_t)c->nw, sizeof *c->threads);
     c->wctx = calloc((size_t)c->nw, sizeof *c->wctx);
-    if (!c->slots || !c->pi || !c->next || !c->inflight || !c->totals || !c->loops ||
+    if (!c->slots || !c->pi || !c->next || !c->inflight || !c->totals || !c->loops || !c->tick_ns ||
         !c->last_loop_ms || !c->threads || !c->wctx || cs_agg_init(c->next, rs) ||
         cs_agg_init(c->inflight, rs) || cs_agg_init(c->totals, rs)) {
         cs_seterr(errstr, errlen, "out of memory");
@@ -823,6 +845,7 @@ cs_coord *cs_coord_new(cs_engine *e, const cs_coord_conf *conf, char *errstr, si
         pthread_mutex_init(&c->slots[w].mu, NULL);
         pthread_cond_init(&c->slots[w].cv, NULL);
         atomic_init(&c->loops[w], 0);
+        atomic_init(&c->tick_ns[w], 0);
         atomic_init(&c->last_loop_ms[w], cs_wall_ms());
         c->wctx[w] = (wctx){c, w};
     }
@@ -943,8 +966,16 @@ int cs_coord_stop(cs_coord *c)
          * next owner continues them */
         collect_joined(c, draining ? CS_END_DRAIN : -1, 1);
         ok = flush_until(c, cs_mono_ms() + c->cf.shutdown_timeout_ms) == 0;
-        if (ok) /* the offsets of the last flush, now all written: commit them synchronously */
+        if (ok) { /* the offsets of the last flush, now all written: commit them synchronously */
             cs_source_commit(c->src, c->tps, c->offs, c->ntps, 1);
+            /* every flush's outcome is known: this instance's sequence field is of no more use
+             * (left behind, meta gained one field per process run for ever) */
+            char err[512];
+            if (cs_sink_forget_seq(c->sink, cs_rules_journey(cs_engine_rules(c->e)), err,
+                                   sizeof err) < 0)
+                CS_LOG(CS_LOG_WARN, "could not remove this instance's sequence field from meta: %s",
+                       err);
+        }
     }
     fill_metrics(c);
     cs_sink_stats sst;
@@ -994,6 +1025,7 @@ void cs_coord_destroy(cs_coord *c)
     free(c->inflight);
     free(c->totals);
     free((void *)c->loops);
+    free((void *)c->tick_ns);
     free((void *)c->last_loop_ms);
     if (c->pi)
         for (int p = 0; p < CS_MAX_PARTITIONS; p++)
@@ -1031,6 +1063,11 @@ cs_metrics_box *cs_coord_metrics(cs_coord *c)
 cs_sink *cs_coord_test_sink(cs_coord *c)
 {
     return c->sink;
+}
+
+uint32_t cs_coord_test_totals_minutes(const cs_coord *c)
+{
+    return c->totals->minutes_n;
 }
 
 int cs_coord_test_flush(cs_coord *c)

@@ -127,5 +127,7 @@ cs_metrics_box *cs_coord_metrics(cs_coord *c);
 /* Tests: the flusher's sink (cs_sink_test_fault) and one flush now (0 applied, -1 not). */
 struct cs_sink *cs_coord_test_sink(cs_coord *c);
 int cs_coord_test_flush(cs_coord *c);
+/* Tests: per-minute buckets held by the running totals behind the metrics (0: none kept). */
+uint32_t cs_coord_test_totals_minutes(const cs_coord *c);
 
 #endif

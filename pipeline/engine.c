@@ -24,6 +24,9 @@
 #include "snapshot.h"
 #include "util.h"
 
+/* Retired rule tables still named by a worker's hazard pointer (a worker that has not picked up
+ * a newer table since). Reclaimed at every swap, so this bounds tables in use at once, not
+ * reloads: a SIGHUP a minute for weeks is fine (it was a lifetime cap of 64 reloads). */
 #define MAX_RETIRED 64
 
 /* A partition slot. Slots are allocated once and reused: a removed partition's slot (owner -1,
@@ -66,6 +69,10 @@ struct cs_worker {
     cs_engine *e;
     int id;
     const cs_ruleset *rs; /* the table this worker runs; refreshed between batches */
+    /* The table this worker may still touch (= rs once worker_pick_rules returns): a hazard
+     * pointer. cs_engine_swap_rules frees a retired table only when no worker's hazard names it.
+     * seq_cst stores and loads on both sides (see worker_pick_rules). */
+    _Atomic(const cs_ruleset *) hazard;
     cs_decoder *dec[PIPE];
     inflight fl[PIPE];
     cs_agg *agg, *spare;
@@ -165,6 +172,7 @@ cs_engine *cs_engine_new(cs_ruleset *rs, int nworkers, char *errstr, size_t errl
         w->e = e;
         w->id = i;
         w->rs = rs;
+        atomic_init(&w->hazard, rs);
         for (int k = 0; k < PIPE; k++)
             if (!(w->dec[k] = cs_decoder_new(cs_rules_plan(rs))))
                 goto oom;
@@ -225,6 +233,30 @@ const cs_ruleset *cs_engine_rules(const cs_engine *e)
     return atomic_load_explicit(&((cs_engine *)e)->rs, memory_order_acquire);
 }
 
+/* Frees every retired table that no worker can still touch. Control thread only (the one that
+ * swaps). Hazard-pointer protocol with worker_pick_rules, all seq_cst:
+ *   swap:   store e->rs = new            ...later...   reclaim: load every w->hazard
+ *   worker: store w->hazard = r          then          load e->rs, must still be r (else retry)
+ * A worker that announced r before this load is seen here and r is kept. One that announces
+ * it after this load re-reads e->rs after that (single total order of seq_cst operations), finds
+ * a newer table and never uses r: r had been replaced before reclaim ran. A worker's own earlier
+ * table stays named by its hazard until it has switched over completely. */
+static void reclaim_retired(cs_engine *e)
+{
+    int keep = 0;
+    for (int i = 0; i < e->nretired; i++) {
+        cs_ruleset *r = e->retired[i];
+        int used = 0;
+        for (int w = 0; w < e->nworkers && !used; w++)
+            used = atomic_load_explicit(&e->workers[w].hazard, memory_order_seq_cst) == r;
+        if (used)
+            e->retired[keep++] = r;
+        else
+            cs_rules_destroy(r);
+    }
+    e->nretired = keep;
+}
+
 int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errlen)
 {
     const cs_ruleset *cur = cs_engine_rules(e);
@@ -241,14 +273,24 @@ int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errl
                  "journey, stages and dimensions cannot change on reload (restart instead)");
         return -1;
     }
+    reclaim_retired(e);
     if (e->nretired == MAX_RETIRED) {
-        snprintf(errstr, errlen, "too many reloads (%d) in one process; restart", MAX_RETIRED);
+        snprintf(errstr, errlen,
+                 "%d earlier rule tables are still in use by a worker that has not picked up a "
+                 "newer one (a worker stalled?); try again later",
+                 MAX_RETIRED);
         return -1;
     }
     e->retired[e->nretired++] = (cs_ruleset *)cur;
-    /* release: workers that load the new pointer see the table fully built. */
-    atomic_store_explicit(&e->rs, rs, memory_order_release);
+    /* seq_cst (it includes release: workers that load the new pointer see the table fully
+     * built): ordered before the hazard loads of the next reclaim_retired, see there. */
+    atomic_store_explicit(&e->rs, rs, memory_order_seq_cst);
     return 0;
+}
+
+int cs_engine_rules_retired(const cs_engine *e)
+{
+    return e->nretired;
 }
 
 int cs_engine_add_partition(cs_engine *e, int w)
@@ -518,6 +560,15 @@ static void worker_pick_rules(cs_worker *w)
 {
     const cs_ruleset *rs = cs_engine_rules(w->e);
     if (rs != w->rs) {
+        /* announce the table before touching it, then check it is still the current one (the
+         * hazard-pointer protocol of reclaim_retired); until then w->rs stays announced */
+        for (;;) {
+            atomic_store_explicit(&w->hazard, rs, memory_order_seq_cst);
+            const cs_ruleset *now = atomic_load_explicit(&w->e->rs, memory_order_seq_cst);
+            if (now == rs)
+                break;
+            rs = now;
+        }
         w->rs = rs;
         w->ctx.rs = rs;
         for (int k = 0; k < PIPE; k++)
@@ -641,8 +692,17 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
         /* A partition's events are never judged against a watermark below the one its state was
          * advanced to (by this worker, or by an earlier owner before a restore): right after a
          * restart this worker's own watermark is still "none" until its first tick. */
+        /* Nor above the partition's own: W is the minimum computed at this worker's last tick,
+         * which does not include a partition assigned since. A partition restored after lagging
+         * (a lost assignment: seconds, hours of event time at the soak's speed) had its first
+         * events judged late against the others' watermark (the soak: 721 in 2.4 M); the
+         * minimum it would be part of is at most its own, or none while it has no events. */
         int64_t W = w->ctx.W;
-        if (W < p->applied_wm)
+        int st = atomic_load_explicit(&p->state, memory_order_relaxed);
+        int64_t own = atomic_load_explicit(&p->wm, memory_order_relaxed);
+        if (st == CS_PART_ACTIVE && own < w->ctx.W)
+            w->ctx.W = own; /* INT64_MIN (no events yet) included, as compute_min does */
+        if (w->ctx.W < p->applied_wm)
             w->ctx.W = p->applied_wm;
         process_run(w, p, msgs, n, 0);
         w->ctx.W = W;

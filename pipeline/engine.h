@@ -29,6 +29,8 @@ int cs_engine_time_beyond_bound(const cs_engine *e, int64_t t);
 /* Partition slots ever used at once (the high-water mark every tick loops to): bounded by the
  * most partitions assigned at the same time, whatever the number of assignments over time. */
 int cs_engine_slots_used(const cs_engine *e);
+/* Retired rule tables not yet freed (a worker may still use them); reclaimed at every swap. */
+int cs_engine_rules_retired(const cs_engine *e);
 /* The unkeyed-producer detector's name for the Kafka partition (before workers see it). */
 void cs_engine_set_part_label(cs_engine *e, int part, uint16_t label);
 /* 1 while the partition is still re-reading what an earlier owner counted. Owner thread, or

@@ -172,6 +172,16 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
       "Loops completed by each worker thread (a stalled worker stops counting).")              \
     X(worker_last_loop_timestamp_seconds, gauge, FAMILY, worker_last_loop, "`worker`",          \
       "When each worker thread last completed a loop, Unix time in seconds.")                  \
+    X(worker_ticks_total, counter, U64, worker_ticks, "",                                      \
+      "Ticks of the worker threads, summed (one per loop: the watermark, and expiry of the "   \
+      "worker's partitions).")                                                                 \
+    X(worker_tick_seconds_total, counter, SECONDS, worker_tick_seconds, "",                     \
+      "Time the worker threads spent in ticks, summed, seconds; divided by "                   \
+      "worker_ticks_total: the mean cost of a tick (flat over uptime: it loops over the "      \
+      "partition slots, not over every assignment ever made).")                                \
+    X(partition_slots, gauge, I64, partition_slots, "",                                         \
+      "Engine partition slots (in use or free for reuse): the most partitions assigned at "    \
+      "once since start, whatever the number of assignments.")                                 \
     X(healthy, gauge, FAMILY, healthy_now, "", "1 if /healthz answers 200, else 0.")            \
     X(ready, gauge, FAMILY, ready_now, "", "1 if /readyz answers 200, else 0.")
 

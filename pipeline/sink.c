@@ -1089,6 +1089,44 @@ int cs_sink_load_seq(cs_sink *s, const char *journey, uint64_t *seq, char *errst
     return rc;
 }
 
+int cs_sink_forget_seq(cs_sink *s, const char *journey, char *errstr, size_t errlen)
+{
+    if (s->unknown_seq) {
+        cs_seterr(errstr, errlen, "a flush's outcome is still unknown");
+        return 1; /* its retry would read the field: keep it */
+    }
+    pipe_guard g;
+    guard_on(&g);
+    char field[512];
+    int fl = snprintf(field, sizeof field, "%s%s", CS_RK_META_SEQ, s->instance_id);
+    int rc = -1;
+    redisReply *r;
+    if (fl < 0 || (size_t)fl >= sizeof field) {
+        cs_seterr(errstr, errlen, "instance id too long");
+    } else if (ensure_connected(s, errstr, errlen) == 0) {
+        build_kp(s, journey);
+        sb_reset(&s->out);
+        resp_head(&s->out, '*', 3);
+        resp_str(&s->out, "HDEL");
+        resp_key(s, CS_RK_META);
+        resp_bulk(&s->out, field, (size_t)fl);
+        if (send_out(s, s->out.len, 1) < 0) {
+            fail_reply(s, errstr, errlen, "out of memory");
+        } else if (get_reply(s, &r, errstr, errlen, "HDEL") == 0) {
+            if (r->type == REDIS_REPLY_INTEGER) {
+                rc = 0;
+                success(s);
+            } else {
+                fail_reply(s, errstr, errlen, "HDEL %s: %s", field,
+                           r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply type");
+            }
+            freeReplyObject(r);
+        }
+    }
+    guard_off(&g);
+    return rc;
+}
+
 int cs_sink_ping(cs_sink *s)
 {
     pipe_guard g;

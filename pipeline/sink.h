@@ -172,6 +172,13 @@ void cs_sink_stats_get(const cs_sink *s, cs_sink_stats *st);
  * because the previous run happened to stop at the same number. */
 int cs_sink_load_seq(cs_sink *s, const char *journey, uint64_t *seq, char *errstr, size_t errlen);
 
+/* A clean stop: removes this instance's meta field seq:<instance_id>, which nothing needs once
+ * every flush's outcome is known (it only resolves a lost reply of this process's own flush).
+ * Without it every process with another instance id (the default is host-pid) left one field
+ * in meta for ever (issue 12). 0 removed (or there was none), 1 kept (a flush's outcome is still
+ * unknown), -1 Redis error (errstr). */
+int cs_sink_forget_seq(cs_sink *s, const char *journey, char *errstr, size_t errlen);
+
 /* Test-only fault injection, one shot, applies to the next cs_sink_flush that writes:
  *  CS_SINK_FAULT_AFTER_EXEC   the whole flush command is sent and executed, then the
  *                             connection is closed without reading a reply (lost reply);

@@ -558,7 +558,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     s->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
         s->assigned_once = 1; /* the assignor's state exists from here on (kafka_release) */
-    s->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL when librdkafka has no protocol for the group at this moment (seen under UBSan in
+     * test_coord coord_rebalance_mid_flush, a callback after the member was fenced): keep the
+     * mode of the last rebalance (strcmp(NULL) was undefined behaviour) */
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    if (proto)
+        s->cooperative = strcmp(proto, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* the group's committed offsets: a partition that has one but no offset in Redis means
          * Redis lost its counts (the caller decides what to do about it) */
@@ -575,9 +580,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                                   parts->elems[i].partition);
             int64_t c = !com->elems[i].err && com->elems[i].offset >= 0 ? com->elems[i].offset
                                                                         : -1;
-            if (prepare_one(s, p, c) != 0) /* drop it: not consumed until the next rebalance
-                                            * (del frees the topic name the add copied; a bare
-                                            * cnt-- leaked it: test_coord under ASan) */
+            if (prepare_one(s, p, c) != 0)
+                /* drop it: not consumed until the next rebalance (deleted, not cnt--: that
+                 * leaked the element's copy of the topic name, per failed assignment) */
                 rd_kafka_topic_partition_list_del_by_idx(ok, ok->cnt - 1);
             else
                 s->assigned++;

@@ -21,6 +21,9 @@
 #   8. Redis Cluster and Sentinel (tests/redis-ha/run.sh with REDIS_HA_PROFILE=ci): a drain through
 #      a cluster node, the slot's master killed after its replica missed flushes, the slot
 #      migrated key by key, a sentinel master killed likewise; counts exact every time
+#   9. the soak's bounded profile (bench/soak.sh with SOAK_PROFILE=ci, about 4 min): one process
+#      through >= 5,000 partition assignments, customer churn, reloads and fast event time;
+#      RSS, tick and flush cost flat, Redis keys bounded, counts exact
 # Each phase prints "LABEL: N passed, N failed"; the last line sums them all.
 # SKIP="tsan fuzz integration" skips phases (for quick local runs; CI skips none).
 set -u
@@ -63,5 +66,6 @@ phase loadgen tests/loadgen/run.sh
 phase faults env FAULTS_PROFILE="${FAULTS_PROFILE:-ci}" tests/faults/run.sh
 phase refusals env REFUSALS_PROFILE="${REFUSALS_PROFILE:-ci}" tests/refusals/run.sh
 phase redis-ha env REDIS_HA_PROFILE="${REDIS_HA_PROFILE:-ci}" tests/redis-ha/run.sh
+phase soak env SOAK_PROFILE="${SOAK_PROFILE:-ci}" bench/soak.sh
 echo "all phases: $total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ]

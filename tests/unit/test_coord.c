@@ -3,7 +3,9 @@
  * Every case ends by comparing every §4 count in Redis with the reference model's counts of
  * the same generated stream (loadgen/refmodel.c): nothing lost, nothing counted twice.
  *
- *  - coord_drain_exact: a drain, the baseline.
+ *  - coord_drain_exact: a drain, the baseline; its clean stop removes its meta seq field.
+ *  - coord_totals_kept_every_minute: regression; the metrics' running totals keep no per-minute
+ *    bucket (they kept one for every minute of event time ever counted).
  *  - coord_lost_reply_after_exec: the connection drops after a flush script ran but before its
  *    reply was read; the retry finds the flush applied (meta seq) and writes nothing twice.
  *  - coord_fenced_by_another_writer: Redis suddenly holds an offset this instance did not write;
@@ -278,12 +280,36 @@ static void coord_drain_exact(void **st)
     assert_non_null(prod);
     node n = start(rd_kafka_mock_cluster_bootstraps(mc), "c1", "g1", "i1", 1, 0);
     assert_int_equal(run_until_done(&n, 60000), CS_COORD_DRAINED);
+    assert_int_equal(redis_int("HEXISTS c1:{" JOURNEY "}:meta seq:i1"), 1);
     assert_int_equal(stop(&n), CS_COORD_STOPPED);
     assert_exact(g, "c1", "drain");
+    /* regression (issue 12): a clean stop leaves no seq:<instance> field in meta (every
+     * process run with another instance id left one for ever) */
+    assert_int_equal(redis_int("HEXISTS c1:{" JOURNEY "}:meta seq:i1"), 0);
     /* the offsets in Redis are each partition's end */
     for (int q = 0; q < g->nparts; q++)
         assert_int_equal(redis_int("HGET c1:{" JOURNEY "}:offsets " TOPIC "/%d", q),
                          (long long)g->parts[q].n);
+    rd_kafka_destroy(prod);
+    cs_gen_free(g);
+}
+
+/* Regression (issue 12's soak): the running totals behind the metrics merged every flush's
+ * per-minute buckets and never dropped one, so a long-running process kept a 264-byte bucket for
+ * every minute of event time it had ever counted (6 days of stream: ~8,600). The stream here
+ * covers 6 days; the totals must hold none, while Redis got every minute. */
+static void coord_totals_kept_every_minute(void **st)
+{
+    cs_gen_out *g = stream(11, 20000);
+    rd_kafka_mock_cluster_t *mc;
+    rd_kafka_t *prod = ts_mock_with_stream(3, TOPIC, g, &mc);
+    node n = start(rd_kafka_mock_cluster_bootstraps(mc), "c11", "g11", "i11", 1, 0);
+    assert_int_equal(run_until_done(&n, 60000), CS_COORD_DRAINED);
+    uint32_t kept = cs_coord_test_totals_minutes(n.c);
+    assert_int_equal(stop(&n), CS_COORD_STOPPED);
+    fprintf(stderr, "   minute buckets in the running totals after a 6-day stream: %u\n", kept);
+    assert_int_equal(kept, 0);
+    assert_exact(g, "c11", "drain");
     rd_kafka_destroy(prod);
     cs_gen_free(g);
 }
@@ -541,6 +567,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(coord_drain_exact),
+        cmocka_unit_test(coord_totals_kept_every_minute),
         cmocka_unit_test(coord_lost_reply_after_exec),
         cmocka_unit_test(coord_fenced_by_another_writer),
         cmocka_unit_test(coord_redis_lost_state_fail),

@@ -8,6 +8,7 @@
  * Named *mt*: it also runs under ThreadSanitizer (make tsan-test). */
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -201,9 +202,63 @@ static void properties_per_partition(void **st)
     cs_gen_plan_free(pl);
 }
 
+/* --churn (issue 12's soak): new customers keep arriving and old ones fall silent. Over the
+ * first and the last tenth of every partition the customers are different people; far more
+ * distinct customers than --customers appear over the stream, every id below customers + churn;
+ * and the bytes still depend on nothing but the configuration (1 and 4 threads). */
+static void churn_customers_arrive_and_fall_silent(void **st)
+{
+    cs_gen_conf c = conf(12, 120000);
+    c.ncustomers = 2000;
+    c.churn = 20000;
+    cs_gen_plan *pl = cs_gen_plan_new(&c);
+    assert_non_null(pl);
+    uint64_t h1[NP], n1[NP], h4[NP], n4[NP];
+    with_threads(pl, 1, h1, n1);
+    with_threads(pl, 4, h4, n4);
+    for (int p = 0; p < NP; p++)
+        assert_int_equal(h1[p], h4[p]);
+    uint32_t U = c.ncustomers + c.churn;
+    uint8_t *seen = calloc(U, 1); /* bit 0: first tenth, bit 1: last tenth, bit 2: anywhere */
+    for (int p = 0; p < NP; p++) {
+        cs_gen_pstream *s = cs_gen_pstream_new(pl, p);
+        uint64_t n = cs_gen_plan_count(pl, p);
+        cs_gen_msg m;
+        while (cs_gen_pstream_next(s, &m)) {
+            char id[24];
+            snprintf(id, sizeof id, "%.*s", (int)m.keylen, m.key);
+            /* ids: "c" + 7 digits, or 100000000 + id (gen.c custname) */
+            uint32_t i = id[0] == 'c' ? (uint32_t)atol(id + 1) : (uint32_t)(atol(id) - 100000000);
+            assert_true(i < U);
+            seen[i] |= 4;
+            if (m.index < n / 10)
+                seen[i] |= 1;
+            else if (m.index >= n - n / 10)
+                seen[i] |= 2;
+        }
+        cs_gen_pstream_destroy(s);
+    }
+    uint32_t distinct = 0, first = 0, last = 0, both = 0;
+    for (uint32_t i = 0; i < U; i++) {
+        distinct += (seen[i] & 4) != 0;
+        first += seen[i] & 1;
+        last += (seen[i] & 2) != 0;
+        both += (seen[i] & 3) == 3;
+    }
+    fprintf(stderr, "   %u distinct customers (%u active at a time), %u in the first tenth, %u in "
+                    "the last, %u in both\n",
+            distinct, c.ncustomers, first, last, both);
+    assert_true(distinct > 5 * c.ncustomers);
+    assert_true(first > 0 && last > 0);
+    assert_true(both <= first / 100);
+    free(seen);
+    cs_gen_plan_free(pl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(churn_customers_arrive_and_fall_silent),
         cmocka_unit_test(same_bytes_for_1_2_and_4_threads),
         cmocka_unit_test(skip_count_parts_add_up),
         cmocka_unit_test(properties_per_partition),

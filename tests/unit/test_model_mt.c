@@ -136,9 +136,26 @@ static void model_skewed_clocks_every_batch_size(void **st)
     cs_gen_free(g);
 }
 
+/* Customer churn (issue 12): new customers keep arriving, old ones fall silent past the 2-day
+ * customer_ttl and are forgotten; the engine still agrees with the reference model. */
+static void model_customer_churn(void **st)
+{
+    cs_gen_conf c;
+    cs_gen_defaults(&c);
+    c.nevents = getenv("CS_MODEL_EVENTS") ? 60000 : 150000;
+    c.ncustomers = 3000;
+    c.churn = 30000;
+    c.span_ms = 12LL * 86400000;
+    c.seed = 12;
+    cs_gen_out *g = cs_gen_run(&c);
+    compare(g, 2, 256);
+    cs_gen_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(model_customer_churn),
         cmocka_unit_test(model_small_single_thread),
         cmocka_unit_test(stress_small_batches_8_threads),
         cmocka_unit_test(model_1m_events_4_threads),

@@ -482,6 +482,37 @@ static void test_flush_exact(void **st)
     cs_sink_destroy(s);
 }
 
+/* Regression (issue 12): every process run left its meta field seq:<instance_id> behind for
+ * ever (the default instance id is host-pid: one more field per restart). A clean stop removes
+ * it (cs_sink_forget_seq), unless a flush's outcome is still unknown: then its retry needs it. */
+static void test_seq_field_left_in_meta(void **st)
+{
+    fx *f = *st;
+    fill_agg(f);
+    cs_sink *s = new_sink(f, NULL, 2000);
+    cs_flush fl = mkflush(f, 1);
+    flush_ok(s, &fl);
+    char v[64], err[256] = "";
+    assert_string_equal(hget(f->ctl, K("meta"), "seq:t1", v, sizeof v), "1");
+    /* an unknown outcome: kept */
+    cs_sink_test_fault(s, CS_SINK_FAULT_AFTER_EXEC);
+    fl = mkflush(f, 2);
+    assert_int_equal(cs_sink_flush(s, &fl, err, sizeof err), -1);
+    assert_int_equal(cs_sink_forget_seq(s, J, err, sizeof err), 1);
+    assert_string_equal(hget(f->ctl, K("meta"), "seq:t1", v, sizeof v), "2");
+    /* resolved (the retry finds it applied): removed, nothing else of meta */
+    flush_ok(s, &fl);
+    expect_counts(f->ctl, 2);
+    assert_int_equal(cs_sink_forget_seq(s, J, err, sizeof err), 0);
+    redisReply *r = redisCommand(f->ctl, "HEXISTS %s seq:t1", K("meta"));
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    assert_string_equal(hget(f->ctl, K("meta"), "stages", v, sizeof v), "a,b");
+    /* none there: fine too */
+    assert_int_equal(cs_sink_forget_seq(s, J, err, sizeof err), 0);
+    cs_sink_destroy(s);
+}
+
 /* Reply lost after EXEC: the retry of the same seq finds meta seq:t1 = seq and writes nothing. */
 static void test_lost_reply_after_exec(void **st)
 {
@@ -1109,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test_setup_teardown(test_flush_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_reply_after_exec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seq_field_left_in_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_before_exec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrongtype_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_acl_writes_nothing, setup, teardown),

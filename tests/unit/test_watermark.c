@@ -252,6 +252,36 @@ static void test_regression_restored_snapshot_with_future_time(void **state)
     cs_engine_destroy(neu);
 }
 
+/* Regression (issue 12, found by the 20-minute soak: 721 events _late in 2.4 M): a partition
+ * assigned since the worker's last tick is not in the minimum that tick computed; one that came
+ * back hours (of event time) behind the others had its first events judged late against them. */
+static void test_regression_partition_assigned_since_the_tick(void **state)
+{
+    (void)state;
+    char err[256];
+    cs_engine *e = cs_engine_new(rules(rules_yaml), 1, err, sizeof err);
+    assert_non_null(e);
+    cs_worker *w = cs_engine_worker(e, 0);
+    int ahead = cs_engine_add_partition(e, 0);
+    stream s = {0}, t = {0};
+    add(&s, T0 + 600 * MIN, "{\"userId\":\"ahead\",\"event\":\"page\",\"timestamp\":%lld}",
+        (long long)(T0 + 600 * MIN));
+    cs_worker_process(w, ahead, s.m, s.n);
+    cs_worker_tick(w); /* the watermark: 10 h past T0, less the lateness */
+    int behind = cs_engine_add_partition(e, 0); /* 10 h behind, assigned now, no tick since */
+    add(&t, T0, "{\"userId\":\"behind\",\"event\":\"page\",\"timestamp\":%lld}",
+        (long long)T0);
+    cs_worker_process(w, behind, t.m, t.n);
+    cs_counts *c = cs_counts_new();
+    take(w, e, c);
+    assert_int_equal(cs_counts_get(c, "events", "_late"), 0);
+    assert_int_equal(cs_counts_get(c, "events", "awareness"), 2);
+    cs_counts_free(c);
+    stream_free(&s);
+    stream_free(&t);
+    cs_engine_destroy(e);
+}
+
 /* The applied watermark stored in Redis by such a build is 9999-12-31 too. A new owner that
  * rebuilds the partition from Kafka (no usable snapshot) replays up to the counted offset and
  * then advances its state to that watermark: unbounded, every later event would be late. */
@@ -373,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_regression_reload_lowering_lateness),
         cmocka_unit_test(test_regression_epoch_clock_is_bad_time_not_a_1970_minute),
         cmocka_unit_test(test_max_future_zero_is_off),
+        cmocka_unit_test(test_regression_partition_assigned_since_the_tick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
