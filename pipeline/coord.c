@@ -815,7 +815,8 @@ cs_coord *cs_coord_new(cs_engine *e, const cs_coord_conf *conf, char *errstr, si
         .client_id = c->cf.client_id, .extra_props = c->cf.kafka_props,
         .group_instance_id = c->cf.group_instance_id,
         .dead_letter_topic = c->cf.dead_letter_topic, .earliest = c->cf.earliest,
-        .drain = c->cf.drain, .batch_size = c->cf.batch_size, .on_assign = on_assign,
+        .drain = c->cf.drain, .batch_size = c->cf.batch_size,
+        .fetch_threads = c->cf.fetch_threads, .on_assign = on_assign,
         .on_revoke = on_revoke, .opaque = c};
     c->src = cs_source_new(e, &srcc, errstr, errlen);
     if (!c->src)

@@ -3,7 +3,12 @@
  * brokers go down and come back, fetches fail and the group coordinator moves. The counts must
  * equal the reference model's exactly, which proves consumption resumed at the right offsets
  * (nothing skipped, nothing read twice). Assertions are on the counts, not on
- * rd_kafka_committed() (it misreports on the 2.0.2 mock). */
+ * rd_kafka_committed() (it misreports on the 2.0.2 mock).
+ *
+ * Every case runs with one consumer handle and with two (fetch_threads, issue 18: worker w is
+ * served by handle w % 2, with 3 workers so that one handle serves two workers): each partition
+ * must be fetched by its worker's handle, and without faults no message may arrive below the
+ * offset its partition expects next (redelivered_skipped == 0: strictly in order, once). */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
@@ -70,8 +75,9 @@ static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o)
         fprintf(stderr, "delivery: %s\n", rd_kafka_err2str(m->err));
 }
 
-static void run(int fault)
+static void run(int fault, int nh)
 {
+    enum { NW = 3 };
     cs_gen_conf gc;
     cs_gen_defaults(&gc);
     gc.nparts = 4;
@@ -108,10 +114,11 @@ static void run(int fault)
     cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
     assert_non_null(rs);
     fx f = {0};
-    f.e = cs_engine_new(rs, 2, err, sizeof err);
+    f.e = cs_engine_new(rs, NW, err, sizeof err);
     atomic_init(&f.processed, 0);
     cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g",
                          .topics = "clicks", .earliest = 1, .drain = 1, .batch_size = 500,
+                         .fetch_threads = nh,
                          .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &f,
                          /* small fetches: many round trips for the faults to hit */
                          .extra_props = "fetch.max.bytes=1000000,max.partition.fetch.bytes=16384,message.max.bytes=65536"};
@@ -120,10 +127,14 @@ static void run(int fault)
         fprintf(stderr, "cs_source_new: %s\n", err);
     assert_non_null(f.src);
     assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
-    pthread_t th[2];
-    void *args[2][2] = {{&f, (void *)0}, {&f, (void *)1}};
-    for (int i = 0; i < 2; i++)
+    assert_int_equal(cs_source_fetch_handles(f.src), nh);
+    pthread_t th[NW];
+    void *args[NW][2];
+    for (int i = 0; i < NW; i++) {
+        args[i][0] = &f;
+        args[i][1] = (void *)(intptr_t)i;
         pthread_create(&th[i], NULL, worker, args[i]);
+    }
 
     int16_t fetch_errs = 0;
     int injected_at = -1;
@@ -157,13 +168,13 @@ static void run(int fault)
     if (fault)
         assert_true(injected_at >= 0);
     f.stop = 1;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < NW; i++) {
         cs_source_wake(f.src, i);
         pthread_join(th[i], NULL);
     }
     cs_engine_set_watermark(f.e, cs_engine_final_watermark(f.e));
     cs_counts *got = cs_counts_new();
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < NW; i++) {
         cs_worker *w = cs_engine_worker(f.e, i);
         cs_worker_end_all(w, CS_END_DRAIN);
         cs_agg *a = cs_worker_take_agg(w);
@@ -172,6 +183,15 @@ static void run(int fault)
     }
     cs_source_stats st;
     cs_source_stats_get(f.src, &st);
+    /* every partition fetched by the handle of the worker that owns it */
+    cs_source_tp tps[16];
+    size_t ntp = cs_source_assigned(f.src, tps, 16);
+    assert_int_equal(ntp, 4);
+    for (size_t i = 0; i < ntp; i++)
+        assert_int_equal(cs_source_part_handle(f.src, tps[i].part),
+                         cs_engine_part_owner(f.e, tps[i].part) % nh);
+    if (!fault) /* in order and once: nothing arrived below the offset expected next */
+        assert_int_equal(st.redelivered_skipped, 0);
 
     cs_ruleset *rs2 = cs_rules_load_file("data/model.yaml", err, sizeof err);
     ref_model *m = ref_new(rs2, dim_paths, g->nparts);
@@ -183,8 +203,8 @@ static void run(int fault)
     cs_counts *want = cs_counts_new();
     ref_counts(m, want);
     long d = cs_counts_diff(want, "ref", got, "source", stderr, getenv("CS_DIFF_MAX") ? atol(getenv("CS_DIFF_MAX")) : 30);
-    fprintf(stderr, "   fault %d: %llu messages, %ld counters, %ld differences, %llu redelivered "
-                    "skipped, %llu stray, %llu past end, %llu errors\n", fault, (unsigned long long)g->nmsgs, cs_counts_size(want), d,
+    fprintf(stderr, "   fault %d, %d handle(s): %llu messages, %ld counters, %ld differences, %llu redelivered "
+                    "skipped, %llu stray, %llu past end, %llu errors\n", fault, nh, (unsigned long long)g->nmsgs, cs_counts_size(want), d,
             (unsigned long long)st.redelivered_skipped, (unsigned long long)st.stray, (unsigned long long)st.past_end_skipped, (unsigned long long)st.consume_errors);
     assert_int_equal(d, 0);
     cs_counts_free(want);
@@ -198,10 +218,14 @@ static void run(int fault)
     cs_gen_free(g);
 }
 
-static void no_fault(void **st) { run(0); }
-static void broker_down_and_up(void **st) { run(1); }
-static void injected_fetch_errors(void **st) { run(2); }
-static void leader_and_coordinator_move(void **st) { run(3); }
+static void no_fault(void **st) { run(0, 1); }
+static void broker_down_and_up(void **st) { run(1, 1); }
+static void injected_fetch_errors(void **st) { run(2, 1); }
+static void leader_and_coordinator_move(void **st) { run(3, 1); }
+static void no_fault_2_handles(void **st) { run(0, 2); }
+static void broker_down_and_up_2_handles(void **st) { run(1, 2); }
+static void injected_fetch_errors_2_handles(void **st) { run(2, 2); }
+static void leader_and_coordinator_move_2_handles(void **st) { run(3, 2); }
 
 int main(void)
 {
@@ -210,6 +234,10 @@ int main(void)
         cmocka_unit_test(broker_down_and_up),
         cmocka_unit_test(injected_fetch_errors),
         cmocka_unit_test(leader_and_coordinator_move),
+        cmocka_unit_test(no_fault_2_handles),
+        cmocka_unit_test(broker_down_and_up_2_handles),
+        cmocka_unit_test(injected_fetch_errors_2_handles),
+        cmocka_unit_test(leader_and_coordinator_move_2_handles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
