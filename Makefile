@@ -5,6 +5,7 @@
 #   make tsan-test  the multi-thread stress tests under ThreadSanitizer (build-tsan/)
 #   make fuzz       build libFuzzer targets (build-fuzz/) and run each for FUZZ_SECONDS
 #   make bench      in-process core benchmark (bench/bench_core), last line JSON
+#   make profile    one drain under perf: CPU by thread and by symbol into bench/out/
 #   make bench-redteam  hostile/huge inputs (bench/bench_redteam), last line JSON
 #   make bench-wait     flush latency with and without WAIT for replicas (bench/bench_wait)
 #   make test-redis-ha  Redis Cluster and Sentinel failovers and a slot migration, counts exact
@@ -262,6 +263,11 @@ top-test: deps
 bench-e2e: deps all tools
 	BUILD=$(BUILD) bench/bench_e2e.sh
 .PHONY: bench-e2e
+# One drain under perf: CPU by thread (/proc) and by symbol (perf report) into bench/out/
+# (bench/profile.sh; knobs PROFILE_EVENTS, PROFILE_THREADS, PROFILE_FETCH_THREADS, ...).
+profile: deps all tools
+	BUILD=$(BUILD) bench/profile.sh
+.PHONY: profile
 # Load generator -> real Kafka -> clickstage --drain -> Redis checked against the generator's
 # ground truth (E2E_EVENTS, default 1M).
 e2e: all tools
