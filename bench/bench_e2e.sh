@@ -38,6 +38,8 @@
 #   E2E_PARTS="drain sess naive live sweep compr"   run only some parts (the JSON has null for
 #                            the others)
 #   E2E_THREADS=2            --threads of the drains (a), (a') and the model (e)
+#   E2E_DRAIN_ARGS=          more clickstage flags for the drains of (a) (not the baseline's),
+#                            e.g. "--fetch-threads 1"
 #   E2E_BASELINE_BIN=<clickstage of an earlier build>   each drain run of (a) is preceded by a
 #                            drain of the same topic by that binary; the JSON gets its medians
 #                            and the ratios (same run, same machine load)
@@ -285,7 +287,8 @@ for i in $(seq 1 "$E2E_RUNS"); do
     [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-b$i.txt"; }
   fi
   say "(a) drain run $i/$E2E_RUNS: clickstage --drain --threads $E2E_THREADS --http-listen \"\" (from earliest)"
-  run_drain "drain$i" drain "d$i"
+  # shellcheck disable=SC2086
+  run_drain "drain$i" drain "d$i" ${E2E_DRAIN_ARGS:-}
   diffs=$(check_exact "d$i" "$WORK/drain.expect.json")
   say "    cs_checkredis against --expect: $diffs differences"
   [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-d$i.txt"; }
