@@ -565,19 +565,23 @@ def med_role(runs_, k):
     v = [x['roles_ns_per_event'][k] for x in runs_ if x.get('roles_ns_per_event', {}).get(k) is not None]
     return statistics.median(v) if v else None
 roles = {k: med_role(d, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 'workers',
-                                     'worker_busiest', 'flush', 'control', 'unattributed')} if d else None
+                                     'worker_busiest', 'worker_threads', 'flush', 'control',
+                                     'unattributed')} if d else None
 r['threads'] = nthreads
 r['roles_ns_per_event'] = roles
 def model(ro, total, parts=8):
     # Each role's CPU per event of the whole stream, and how many threads it can spread over on
-    # n cores: fetch over the fetch threads that carried load (librdkafka: one per broker per
-    # consumer handle), workers over min(n, partitions), flush + control over one thread. The
-    # ceiling is the lowest of: every core busy (n * 1e9 / total), and each role's threads busy.
+    # n cores: workers over min(n, partitions); fetch over the fetch threads that carried load
+    # (librdkafka: one per broker per consumer handle): when the run had one per worker
+    # (fetch_threads auto in drain mode), they grow with the workers, min(n, partitions), else
+    # they stay what was measured; flush + control over one thread. The ceiling is the lowest
+    # of: every core busy (n * 1e9 / total), and each role's threads busy (docs/performance.md).
     if not ro or not total: return None
     out = {}
+    per_worker = ro['fetch_threads'] and ro.get('worker_threads') and ro['fetch_threads'] >= ro['worker_threads']
     for n in (2, 4, 8, 16):
         b = {'cpu': n * 1e9 / total}
-        ft = max(1, min(n, int(ro['fetch_threads'] or 1)))
+        ft = min(n, parts) if per_worker else max(1, min(n, int(ro['fetch_threads'] or 1)))
         if ro['fetch']: b['fetch'] = ft * 1e9 / ro['fetch']
         if ro['workers']: b['workers'] = min(n, parts) * 1e9 / ro['workers']
         ctl = (ro['control'] or 0) + (ro['flush'] or 0)
@@ -593,7 +597,7 @@ if base:
     r['baseline'] = dict(cpu_ns_per_event=bmed('cpu_ns_per_event'), events_per_sec=round(bmed('events_per_sec')),
                          roles_ns_per_event={k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'workers', 'control')},
                          cpu_ns_per_event_runs=[x['cpu_ns_per_event'] for x in base])
-    r['baseline']['model_ceiling'] = model({**{k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 'workers', 'control')}, 'flush': None},
+    r['baseline']['model_ceiling'] = model({**{k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 'workers', 'worker_threads', 'control')}, 'flush': None},
                                            bmed('cpu_ns_per_event'))
     r['cpu_vs_baseline'] = round(med('cpu_ns_per_event') / bmed('cpu_ns_per_event'), 3)
     r['events_per_sec_vs_baseline'] = round(eps / bmed('events_per_sec'), 3)
@@ -605,7 +609,8 @@ for t in sweep_t:
     if xs:
         sw[t] = dict(events_per_sec=round(statistics.median(x['events_per_sec'] for x in xs)),
                      cpu_ns_per_event=statistics.median(x['cpu_ns_per_event'] for x in xs),
-                     fetch_busiest_ns=med_role(xs, 'fetch_busiest'), workers_ns=med_role(xs, 'workers'),
+                     fetch_ns=med_role(xs, 'fetch'), fetch_busiest_ns=med_role(xs, 'fetch_busiest'),
+                     workers_ns=med_role(xs, 'workers'),
                      others_cpu_cores=round(statistics.median(x['other_cpu_s'] / x['wall_s'] for x in xs), 2))
 r['sweep'] = sw or None
 r['sweep_exact'] = None if sweep_ok == 'null' else sweep_ok == 'true'
