@@ -565,7 +565,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     cs_source *s = opaque;
     s->rebalances++;
-    s->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL while the consumer is not in the group (closing, or the assignment was lost): keep
+     * what the last rebalance said (strcmp(NULL) crashed; UBSan found it in test_coord) */
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    if (proto)
+        s->cooperative = strcmp(proto, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* the group's committed offsets: a partition that has one but no offset in Redis means
          * Redis lost its counts (the caller decides what to do about it) */
