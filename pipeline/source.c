@@ -1010,6 +1010,8 @@ void cs_source_commit(cs_source *s, const cs_source_tp *tps, const int64_t *next
         if (next[i] >= 0)
             rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition)->offset =
                 next[i];
+    /* through handle 0 whatever handle fetches the partition: with several handles (drain mode)
+     * no handle is a group member, and a commit of explicit offsets needs none */
     if (l->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_commit(s->rk, l, !sync);
         if (err)
