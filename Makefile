@@ -5,6 +5,7 @@
 #   make tsan-test  the multi-thread stress tests under ThreadSanitizer (build-tsan/)
 #   make fuzz       build libFuzzer targets (build-fuzz/) and run each for FUZZ_SECONDS
 #   make bench      in-process core benchmark (bench/bench_core), last line JSON
+#   make profile    one drain under perf: CPU by thread and by symbol into bench/out/
 #   make bench-redteam  hostile/huge inputs (bench/bench_redteam), last line JSON
 #   make bench-wait     flush latency with and without WAIT for replicas (bench/bench_wait)
 #   make test-redis-ha  Redis Cluster and Sentinel failovers and a slot migration, counts exact
@@ -138,8 +139,20 @@ fuzz: fuzz-build
 bench: deps
 	$(MAKE) $(BUILD)/bench_core
 	./$(BUILD)/bench_core $(BENCH_ARGS)
+# simdjson On-Demand beside the scanner in bench_core when libsimdjson-dev is installed (an
+# optional dependency of this benchmark only; without it the JSON has null for its figures).
+HAVE_SIMDJSON := $(shell test -f /usr/include/simdjson.h && echo 1)
+ifeq ($(HAVE_SIMDJSON),1)
+$(BUILD)/bench/bench_core.o: CFLAGS_BASE += -DCS_HAVE_SIMDJSON
+$(BUILD)/bench/simdjson_anchor.o: bench/simdjson_anchor.cpp bench/simdjson_anchor.h | deps-check
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra $(WERROR) -Ibench -c $< -o $@
+$(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(BUILD)/bench/simdjson_anchor.o $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson -lsimdjson -lstdc++
+else
 $(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
+endif
 # Snapshot size and restore time per million sessions (bench/bench_restore.c), last line JSON.
 bench-restore: deps
 	$(MAKE) $(BUILD)/bench_restore
@@ -273,6 +286,11 @@ top-test: deps
 bench-e2e: deps all tools
 	BUILD=$(BUILD) bench/bench_e2e.sh
 .PHONY: bench-e2e
+# One drain under perf: CPU by thread (/proc) and by symbol (perf report) into bench/out/
+# (bench/profile.sh; knobs PROFILE_EVENTS, PROFILE_THREADS, PROFILE_FETCH_THREADS, ...).
+profile: deps all tools
+	BUILD=$(BUILD) bench/profile.sh
+.PHONY: profile
 # Load generator -> real Kafka -> clickstage --drain -> Redis checked against the generator's
 # ground truth (E2E_EVENTS, default 1M).
 e2e: all tools

@@ -3,6 +3,9 @@
  * Generates N events (default 5M) for C customers (default 1M, every one visited) within less
  * than one session gap of event time, so that ~C sessions are open at the end, then measures:
  *   - decode only (the hand-written scanner) vs cJSON parse + the five field look-ups;
+ *   - when built with libsimdjson-dev (CS_HAVE_SIMDJSON): simdjson On-Demand taking the same
+ *     fields, beside the scanner, on the same 1M-message sample (padded copies in one arena,
+ *     both timed on it), each run;
  *   - the whole core (decode + hash + sessionize + classify + aggregate, with a simulated flush
  *     hand-off every 250k events per worker) on 1 thread and on T threads (default 2).
  * Each figure is the median of R runs (default 3). The last stdout line is one JSON object.
@@ -36,6 +39,9 @@
 #include "gen.h"
 #include "bench_util.h"
 #include "snapshot.h"
+#ifdef CS_HAVE_SIMDJSON
+#include "simdjson_anchor.h"
+#endif
 
 static double now_s(void)
 {
@@ -301,7 +307,39 @@ int main(int argc, char **argv)
                 b += fg[f]->parts[q].msgs[i].len;
         fbytes[f] = (double)b / (double)fg[f]->nmsgs;
     }
-    double dec[15], cj[15], one[15], many[15], snapr[15], ratio[15];
+    double dec[15], cj[15], one[15], many[15], snapr[15], ratio[15], decs[15], sj[15];
+    int have_sj = 0;
+#ifdef CS_HAVE_SIMDJSON
+    /* the sample (the first 1M messages, as cJSON's), each copied with simdjson's padding */
+    char *sj_arena = NULL;
+    size_t *sj_off = NULL, *sj_len = NULL, sj_n = 0;
+    int64_t *sj_ts = NULL;
+    {
+        size_t pad = cs_simdjson_padding(), need = 0;
+        for (int q = 0; q < g->nparts && sj_n < 1000000; q++)
+            for (size_t i = 0; i < g->parts[q].n && sj_n < 1000000; i++, sj_n++)
+                need += g->parts[q].msgs[i].len + pad;
+        sj_arena = malloc(need + pad);
+        sj_off = malloc(sj_n * sizeof *sj_off);
+        sj_len = malloc(sj_n * sizeof *sj_len);
+        sj_ts = malloc(sj_n * sizeof *sj_ts);
+        if (!sj_arena || !sj_off || !sj_len || !sj_ts) {
+            fprintf(stderr, "bench_core: out of memory\n");
+            return 1;
+        }
+        size_t at = 0, k = 0;
+        for (int q = 0; q < g->nparts && k < sj_n; q++)
+            for (size_t i = 0; i < g->parts[q].n && k < sj_n; i++, k++) {
+                sj_off[k] = at;
+                sj_len[k] = g->parts[q].msgs[i].len;
+                sj_ts[k] = g->parts[q].msgs[i].ts_ms;
+                memcpy(sj_arena + at, g->parts[q].msgs[i].payload, sj_len[k]);
+                memset(sj_arena + at + sj_len[k], 0, pad);
+                at += sj_len[k] + pad;
+            }
+        have_sj = 1;
+    }
+#endif
     core_result r1 = {0}, rn = {0}, rs1 = {0};
     /* cJSON over a 1M-message sample (it is slow); the scanner over the same sample */
     size_t sample = g->parts[0].n;
@@ -357,6 +395,25 @@ int main(int argc, char **argv)
                                                 g->parts[q].msgs[i].len);
         cj[rr] = (now_s() - s) * 1e9 / (double)n;
         sample = n;
+        decs[rr] = sj[rr] = 0;
+#ifdef CS_HAVE_SIMDJSON
+        {
+            cs_decoder *d2 = cs_decoder_new(cs_rules_plan(rs));
+            uint64_t ok2 = 0, sjfound = 0;
+            s = now_s();
+            for (size_t i = 0; i < sj_n; i++)
+                ok2 += cs_decode(d2, sj_arena + sj_off[i], sj_len[i], sj_ts[i], &ev) == CS_DECODE_OK;
+            decs[rr] = (now_s() - s) * 1e9 / (double)sj_n;
+            cs_decoder_destroy(d2);
+            s = now_s();
+            long long sjok = cs_simdjson_ondemand(sj_arena, sj_off, sj_len, sj_n, &sjfound);
+            sj[rr] = (now_s() - s) * 1e9 / (double)sj_n;
+            printf("run %d: same %zu-message sample: decode %.1f ns (ok %llu), simdjson %s "
+                   "On-Demand %.1f ns (objects %lld, found %llu)\n",
+                   rr + 1, sj_n, decs[rr], (unsigned long long)ok2, cs_simdjson_version(),
+                   sj[rr], sjok, (unsigned long long)sjfound);
+        }
+#endif
         if (!snap_every)
             r1 = run_core(g, rules, 1, 0);
         one[rr] = (double)g->nmsgs / r1.secs;
@@ -427,11 +484,30 @@ int main(int argc, char **argv)
             printf("%s\"%s\":%.0f", f ? "," : "", cs_format_at(f)->name, fbytes[f]);
         putchar('}');
     }
-    printf("}\n");
     for (int f = 0; f < nfmt; f++) {
         cs_gen_free(fg[f]);
         cs_rules_destroy(frs[f]);
     }
+    if (have_sj && !core_only) {
+        double a = median(decs, runs), b = median(sj, runs);
+#ifdef CS_HAVE_SIMDJSON
+        const char *ver = cs_simdjson_version();
+#else
+        const char *ver = "";
+#endif
+        printf(",\"decode_sample_ns\":%.1f,\"simdjson_ondemand_ns\":%.1f,"
+               "\"simdjson_version\":\"%s\",\"simdjson_vs_decode\":%.2f}\n",
+               a, b, ver, b / a);
+    } else {
+        printf(",\"decode_sample_ns\":null,\"simdjson_ondemand_ns\":null,"
+               "\"simdjson_version\":null,\"simdjson_vs_decode\":null}\n");
+    }
+#ifdef CS_HAVE_SIMDJSON
+    free(sj_arena);
+    free(sj_off);
+    free(sj_len);
+    free(sj_ts);
+#endif
     cs_rules_destroy(rs);
     cs_gen_free(g);
     return 0;

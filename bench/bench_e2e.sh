@@ -13,7 +13,14 @@
 #  (c) live: clickstage (--flush-interval 250ms, 2 threads) while the generator produces at
 #      LIVE_RATE for LIVE_SECONDS; produce-to-visible latency (bench/latency_probe.c), lag,
 #      Redis commands/s, and the same at LIVE_RATE_LOW;
-#  (d) bench/out/live.png (throughput and lag over time), copied to bench/live.png.
+#  (d) bench/out/live.png (throughput and lag over time), copied to bench/live.png;
+#  (e) the scaling model: CPU per event by role (fetch = librdkafka's rdk:broker threads,
+#      workers = cs-worker-N, flush = the control thread's flush work as the daemon logs it,
+#      control = the rest of the control thread and librdkafka's other threads) from the
+#      median drain, and the projected ceiling for 2, 4, 8 and 16 cores (docs/performance.md);
+#  (f) a measured --threads 1, 2, 3, 4 sweep of the same drain (E2E_SWEEP_RUNS each, median);
+#  (g) the compression matrix: E2E_COMPR_EVENTS events produced with each codec of E2E_COMPR
+#      (the producer's choice), drained E2E_COMPR_RUNS times each (median), checked for exactness.
 # Progress goes to stdout; the LAST stdout line is one JSON object with the figures.
 # Logs, CSVs and JSON of the run are kept in bench/out/ (emptied at the start of each run).
 #
@@ -28,7 +35,16 @@
 #                            in LIVE_SECONDS, so sessions start and end at a high rate)
 #   E2E_PERF=1               also a system-wide `perf record` of one more drain (bench/out/perf-*)
 #   E2E_NO_BUILD=1           use the binaries in $BUILD (default build/) as they are
-#   E2E_PARTS="drain sess naive live"   run only some parts (the JSON has null for the others)
+#   E2E_PARTS="drain sess naive live sweep compr"   run only some parts (the JSON has null for
+#                            the others)
+#   E2E_THREADS=2            --threads of the drains (a), (a') and the model (e)
+#   E2E_DRAIN_ARGS=          more clickstage flags for the drains of (a) (not the baseline's),
+#                            e.g. "--fetch-threads 1"
+#   E2E_BASELINE_BIN=<clickstage of an earlier build>   each drain run of (a) is preceded by a
+#                            drain of the same topic by that binary; the JSON gets its medians
+#                            and the ratios (same run, same machine load)
+#   E2E_SWEEP="1 2 3 4"      E2E_SWEEP_RUNS=1      thread counts of (f), runs each (median)
+#   E2E_COMPR="none lz4 zstd snappy gzip"  E2E_COMPR_EVENTS=min(E2E_EVENTS,2000000)  E2E_COMPR_RUNS=1
 #   E2E_NO_COPY=1            do not copy the plot to bench/live.png (never copied if LIVE_SECONDS < 60)
 #   KEEP=1                   keep the temp dir (stack data, logs)
 # Quick run (< 3 min): E2E_EVENTS=1000000 LIVE_SECONDS=15 E2E_RUNS=1 E2E_SESS_RUNS=1 bench/bench_e2e.sh
@@ -50,7 +66,14 @@ LIVE_RATE_LOW=${LIVE_RATE_LOW:-50000}
 LIVE_SECONDS=${LIVE_SECONDS:-60}
 PROBE_RATE=${PROBE_RATE:-50}
 LIVE_SPAN=${LIVE_SPAN:-6d}
-E2E_PARTS=${E2E_PARTS:-drain sess naive live}
+E2E_PARTS=${E2E_PARTS:-drain sess naive live sweep compr}
+E2E_THREADS=${E2E_THREADS:-2}
+E2E_BASELINE_BIN=${E2E_BASELINE_BIN:-}
+E2E_SWEEP=${E2E_SWEEP:-1 2 3 4}
+E2E_SWEEP_RUNS=${E2E_SWEEP_RUNS:-1}
+E2E_COMPR=${E2E_COMPR:-none lz4 zstd snappy gzip}
+E2E_COMPR_EVENTS=${E2E_COMPR_EVENTS:-$((E2E_EVENTS < 2000000 ? E2E_EVENTS : 2000000))}
+E2E_COMPR_RUNS=${E2E_COMPR_RUNS:-1}
 part() { [[ " $E2E_PARTS " == *" $1 "* ]]; }
 FLUSH=250ms
 OUT=$ROOT/bench/out
@@ -82,6 +105,9 @@ trap 'exit 130' INT TERM
 BIN=$WORK/bin
 mkdir -p "$BIN"
 cp "$B/clickstage" "$B/clickstage-loadgen" "$B/cs_checkredis" "$BIN/" || die "no binaries in $B (make all tools)"
+if [ -n "$E2E_BASELINE_BIN" ]; then
+  cp "$E2E_BASELINE_BIN" "$BIN/clickstage-baseline" || die "E2E_BASELINE_BIN $E2E_BASELINE_BIN"
+fi
 cc -O2 -g -Wall -Wextra -Iinclude -Ipipeline -o "$BIN/naive_hincrby" bench/naive_hincrby.c "$B/libclickstage.a" \
   -lrdkafka -lhiredis -lxxhash -lyaml -lcrypto -lm -pthread || die "cc naive_hincrby"
 cc -O2 -g -Wall -Wextra -pthread -Ipipeline -o "$BIN/latency_probe" bench/latency_probe.c pipeline/rkeys.c -lrdkafka -lhiredis || die "cc latency_probe"
@@ -114,7 +140,7 @@ py() { python3 - "$@"; }
 loadgen() { # OUTFILE ARGS...: runs the generator, its last stdout line goes to OUTFILE
   local out=$1; shift
   "$BIN/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --rules "$RULES" --partitions 8 \
-    --compression lz4 --progress 0 "$@" >"$out.log" 2>&1 || { tail -5 "$out.log"; die "loadgen $*"; }
+    --compression "${COMPRESSION:-lz4}" --progress 0 "$@" >"$out.log" 2>&1 || { tail -5 "$out.log"; die "loadgen $*"; }
   tail -1 "$out.log" >"$out"
 }
 
@@ -131,12 +157,13 @@ say "    expected counts: $(tail -1 "$WORK/expect.log")"
 fi
 
 # run_drain NAME TOPIC PREFIX [extra clickstage args]: one drain, figures to $WORK/NAME.json
+# (DRAIN_BIN: another clickstage binary; DRAIN_THREADS: --threads, default E2E_THREADS)
 run_drain() {
   local name=$1 tp=$2 prefix=$3; shift 3
   local c0 c1 k0 k1 r0 r1 m0 m1 t0 t1 rc
   c0=$(redis_cmds); k0=$(cpu_ticks "$KAFKA_PID"); r0=$(cpu_ticks "$REDIS_PID"); m0=$(busy_ticks)
   t0=$(date +%s%N)
-  /usr/bin/time -v -o "$WORK/$name.time" "$BIN/clickstage" --drain --threads 2 --http-listen "${DRAIN_HTTP:-}" \
+  /usr/bin/time -v -o "$WORK/$name.time" "${DRAIN_BIN:-$BIN/clickstage}" --drain --threads "${DRAIN_THREADS:-$E2E_THREADS}" --http-listen "${DRAIN_HTTP:-}" \
     --brokers "$KAFKA_BROKERS" --redis "$REDIS_URL" --rules "$RULES" --topics "$tp" \
     --group "g-$name" --prefix "$prefix" --log-format json "$@" >"$WORK/$name.log" 2>&1 &
   local tpid=$! dpid="" i
@@ -166,9 +193,11 @@ run_drain() {
   t1=$(date +%s%N)
   c1=$(redis_cmds); k1=$(cpu_ticks "$KAFKA_PID"); r1=$(cpu_ticks "$REDIS_PID"); m1=$(busy_ticks)
   [ $rc -eq 0 ] || { tail -20 "$WORK/$name.log"; die "clickstage --drain ($name) exited $rc"; }
-  py "$WORK/$name" "$t0" "$t1" "$((c1 - c0 - 1))" "$((k1 - k0))" "$((r1 - r0))" "$((m1 - m0))" "$HZ" <<'EOF'
+  py "$WORK/$name" "$t0" "$t1" "$((c1 - c0 - 1))" "$((k1 - k0))" "$((r1 - r0))" "$((m1 - m0))" "$HZ" "${dpid:-0}" "${DRAIN_THREADS:-$E2E_THREADS}" <<'EOF'
 import json, re, sys, datetime
 base, t0, t1, cmds, kt, rt, mt, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+dpid, nthreads = sys.argv[9], int(sys.argv[10])
+flush_s = None
 tv = {}
 for line in open(base + '.time'):
     if ':' in line:
@@ -188,6 +217,8 @@ for line in open(base + '.log'):
     if o['msg'].startswith('drain complete'): last = ts(o['ts'])
     m = re.search(r'(\d+) redis commands', o['msg'])
     if m: dcmds = int(m.group(1))
+    m = re.match(r'control thread CPU: ([0-9.]+) s collecting and writing flushes', o['msg'])
+    if m: flush_s = float(m.group(1))
 wall = (t1 - t0) / 1e9
 steady = (last - first) if first and last and last > first else wall
 d = dict(events=events, wall_s=round(wall, 3), steady_s=round(steady, 3),
@@ -206,8 +237,28 @@ for line in open(base + '.threads'):
         f = rest.split()
         thr[tid] = (comm, max(thr.get(tid, ('', 0))[1], (int(f[11]) + int(f[12])) / hz))
     except Exception: pass
-d['threads_cpu_s'] = [[c, round(v, 2)] for c, v in sorted(thr.values(), key=lambda x: -x[1])[:6]]
+d['threads_cpu_s'] = [[c, round(v, 2)] for c, v in sorted(thr.values(), key=lambda x: -x[1])[:8]]
 d['threads_max_busy'] = round(max((c for _, c in thr.values()), default=0) / wall, 2)
+# CPU per role, ns per event of the whole stream (docs/performance.md "The scaling model"):
+#  fetch   librdkafka's rdk:broker* threads (fetch, decompression, message ops)
+#  workers the threads named cs-worker-N, or (builds before they were named) the process's
+#          threads still named after the binary, but the main one (drains run without --http)
+#  flush   the control thread's flush work, as the daemon logs it at the end (null if it does not)
+#  control the rest of the control thread, librdkafka's rdk:main and anything else
+ev = max(events, 1)
+fetch = [v for tid, (c, v) in thr.items() if c.startswith('rdk:broker')]
+work = [v for tid, (c, v) in thr.items()
+        if c.startswith('cs-worker') or (c.startswith('clickstage') and tid != dpid)]
+main = sum(v for tid, (c, v) in thr.items() if tid == dpid)
+other = sum(thr[t][1] for t in thr) - sum(fetch) - sum(work) - main
+ns = lambda s: round(s * 1e9 / ev, 1)
+roles = dict(fetch=ns(sum(fetch)), fetch_busiest=ns(max(fetch, default=0)),
+             fetch_threads=sum(1 for v in fetch if v > 0.05 * max(sum(fetch), 1e-9)),
+             workers=ns(sum(work)), worker_busiest=ns(max(work, default=0)), worker_threads=nthreads,
+             flush=ns(flush_s) if flush_s is not None else None,
+             control=ns(main - (flush_s or 0) + other),
+             unattributed=ns(user + sys_ - sum(v for _, v in thr.values())))
+d['roles_ns_per_event'] = roles
 json.dump(d, open(base + '.json', 'w'))
 print('    ' + json.dumps(d))
 EOF
@@ -228,12 +279,57 @@ exact=null
 part drain || E2E_RUNS=0
 [ "$E2E_RUNS" -gt 0 ] && exact=true
 for i in $(seq 1 "$E2E_RUNS"); do
-  say "(a) drain run $i/$E2E_RUNS: clickstage --drain --threads 2 --http-listen \"\" (from earliest)"
-  run_drain "drain$i" drain "d$i"
+  if [ -n "$E2E_BASELINE_BIN" ]; then
+    say "(a) baseline drain run $i/$E2E_RUNS: $E2E_BASELINE_BIN --drain --threads $E2E_THREADS"
+    DRAIN_BIN=$BIN/clickstage-baseline run_drain "base$i" drain "b$i"
+    diffs=$(check_exact "b$i" "$WORK/drain.expect.json")
+    say "    cs_checkredis against --expect: $diffs differences"
+    [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-b$i.txt"; }
+  fi
+  say "(a) drain run $i/$E2E_RUNS: clickstage --drain --threads $E2E_THREADS --http-listen \"\" (from earliest)"
+  # shellcheck disable=SC2086
+  run_drain "drain$i" drain "d$i" ${E2E_DRAIN_ARGS:-}
   diffs=$(check_exact "d$i" "$WORK/drain.expect.json")
   say "    cs_checkredis against --expect: $diffs differences"
   [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-d$i.txt"; }
 done
+
+# ---- (f) --threads sweep -----------------------------------------------------------------------
+sweep_ok=null
+if part sweep && part drain; then
+  sweep_ok=true
+  for t in $E2E_SWEEP; do
+    for i in $(seq 1 "$E2E_SWEEP_RUNS"); do
+      say "(f) sweep: --threads $t, run $i/$E2E_SWEEP_RUNS"
+      DRAIN_THREADS=$t run_drain "sweep$t-$i" drain "w$t-$i"
+      diffs=$(check_exact "w$t-$i" "$WORK/drain.expect.json")
+      say "    cs_checkredis against --expect: $diffs differences"
+      [ "$diffs" = 0 ] || { sweep_ok=false; tail -15 "$WORK/check-w$t-$i.txt"; }
+      rcli --scan --pattern "w$t-$i:*" | xargs -r -n 500 redis-cli -p "$REDIS_PORT" DEL >/dev/null
+    done
+  done
+fi
+
+# ---- (g) compression matrix --------------------------------------------------------------------
+compr_ok=null
+if part compr && [ "$E2E_COMPR_EVENTS" -gt 0 ]; then
+  compr_ok=true
+  say "(g) compression matrix: $E2E_COMPR_EVENTS events per codec ($E2E_COMPR), $E2E_COMPR_RUNS drain(s) each"
+  "$BIN/clickstage-loadgen" --rules "$RULES" --partitions 8 --events "$E2E_COMPR_EVENTS" --expect-only \
+    --expect "$WORK/compr.expect.json" --progress 0 >"$WORK/compr-expect.log" 2>&1 || die "loadgen --expect-only (compr)"
+  for z in $E2E_COMPR; do
+    topic "c-$z"
+    COMPRESSION=$z loadgen "$WORK/c-$z.gen.json" --topic "c-$z" --events "$E2E_COMPR_EVENTS"
+    say "    produced ($z): $(cat "$WORK/c-$z.gen.json")"
+    for i in $(seq 1 "$E2E_COMPR_RUNS"); do
+      run_drain "compr-$z-$i" "c-$z" "z$z$i"
+      diffs=$(check_exact "z$z$i" "$WORK/compr.expect.json")
+      say "    $z run $i: cs_checkredis against --expect: $diffs differences"
+      [ "$diffs" = 0 ] || { compr_ok=false; tail -15 "$WORK/check-z$z$i.txt"; }
+      rcli --scan --pattern "z$z$i:*" | xargs -r -n 500 redis-cli -p "$REDIS_PORT" DEL >/dev/null
+    done
+  done
+fi
 
 if [ -n "${E2E_PERF:-}" ] && part drain; then
   say "(a) one more drain under a system-wide perf record (E2E_PERF)"
@@ -431,9 +527,12 @@ fi
 cp "$WORK"/*.json "$OUT/" 2>/dev/null
 cp "$WORK"/drain*.log "$WORK"/sess*.log "$WORK"/*.rss "$WORK"/sess*.open "$OUT/" 2>/dev/null
 say "done; load average $(cut -d' ' -f1-3 /proc/loadavg); details in bench/out/"
-py "$WORK" "$E2E_RUNS" "$exact" "$bps" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$bps_slope" "$COMMIT" <<'EOF' | tee "$OUT/summary.json"
+py "$WORK" "$E2E_RUNS" "$exact" "$bps" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$bps_slope" "$COMMIT" \
+   "$E2E_SWEEP" "$E2E_SWEEP_RUNS" "$sweep_ok" "$E2E_COMPR" "$E2E_COMPR_RUNS" "$compr_ok" "$E2E_THREADS" <<'EOF' | tee "$OUT/summary.json"
 import json, os, statistics, sys
 w, runs, exact, bps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+sweep_t, sweep_runs, sweep_ok = sys.argv[9].split(), int(sys.argv[10]), sys.argv[11]
+compr, compr_runs, compr_ok, nthreads = sys.argv[12].split(), int(sys.argv[13]), sys.argv[14], int(sys.argv[15])
 def load(name):
     try: return json.loads(open(f'{w}/{name}.json').read().strip().splitlines()[-1])
     except (OSError, ValueError, IndexError): return {}
@@ -461,5 +560,70 @@ r = {"drain_events": d[0]['events'] if d else None, "drain_events_per_sec": roun
      "live_achieved_rate": lv.get('achieved_rate'), "live_lag_max": lv.get('lag_max'),
      "live_low_rate": lo.get('rate'), "live_low_p99_ms": lo.get('p99_ms'),
      "load_avg_start": sys.argv[5], "load_avg_end": sys.argv[6], "commit": sys.argv[8]}
+# CPU per role (median over the drain runs, each role on its own) and the scaling model
+def med_role(runs_, k):
+    v = [x['roles_ns_per_event'][k] for x in runs_ if x.get('roles_ns_per_event', {}).get(k) is not None]
+    return statistics.median(v) if v else None
+roles = {k: med_role(d, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 'workers',
+                                     'worker_busiest', 'worker_threads', 'flush', 'control',
+                                     'unattributed')} if d else None
+r['threads'] = nthreads
+r['roles_ns_per_event'] = roles
+def model(ro, total, parts=8):
+    # Each role's CPU per event of the whole stream, and how many threads it can spread over on
+    # n cores: workers over min(n, partitions); fetch over the fetch threads that carried load
+    # (librdkafka: one per broker per consumer handle): when the run had one per worker
+    # (fetch_threads auto in drain mode), they grow with the workers, min(n, partitions), else
+    # they stay what was measured; flush + control over one thread. The ceiling is the lowest
+    # of: every core busy (n * 1e9 / total), and each role's threads busy (docs/performance.md).
+    if not ro or not total: return None
+    out = {}
+    per_worker = ro['fetch_threads'] and ro.get('worker_threads') and ro['fetch_threads'] >= ro['worker_threads']
+    for n in (2, 4, 8, 16):
+        b = {'cpu': n * 1e9 / total}
+        ft = min(n, parts) if per_worker else max(1, min(n, int(ro['fetch_threads'] or 1)))
+        if ro['fetch']: b['fetch'] = ft * 1e9 / ro['fetch']
+        if ro['workers']: b['workers'] = min(n, parts) * 1e9 / ro['workers']
+        ctl = (ro['control'] or 0) + (ro['flush'] or 0)
+        if ctl > 0: b['control'] = 1e9 / ctl
+        lim = min(b, key=b.get)
+        out[str(n)] = dict(events_per_sec=round(b[lim]), bound_by=lim)
+    return out
+r['model_ceiling'] = model(roles, med('cpu_ns_per_event') if d else None)
+base = [load(f'base{i}') for i in range(1, runs + 1)]
+base = [x for x in base if x]
+if base:
+    bmed = lambda k: statistics.median(x[k] for x in base)
+    r['baseline'] = dict(cpu_ns_per_event=bmed('cpu_ns_per_event'), events_per_sec=round(bmed('events_per_sec')),
+                         roles_ns_per_event={k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'workers', 'control')},
+                         cpu_ns_per_event_runs=[x['cpu_ns_per_event'] for x in base])
+    r['baseline']['model_ceiling'] = model({**{k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 'workers', 'worker_threads', 'control')}, 'flush': None},
+                                           bmed('cpu_ns_per_event'))
+    r['cpu_vs_baseline'] = round(med('cpu_ns_per_event') / bmed('cpu_ns_per_event'), 3)
+    r['events_per_sec_vs_baseline'] = round(eps / bmed('events_per_sec'), 3)
+    r['cpu_ns_per_event_runs'] = [x['cpu_ns_per_event'] for x in d]
+sw = {}
+for t in sweep_t:
+    xs = [load(f'sweep{t}-{i}') for i in range(1, sweep_runs + 1)]
+    xs = [x for x in xs if x]
+    if xs:
+        sw[t] = dict(events_per_sec=round(statistics.median(x['events_per_sec'] for x in xs)),
+                     cpu_ns_per_event=statistics.median(x['cpu_ns_per_event'] for x in xs),
+                     fetch_ns=med_role(xs, 'fetch'), fetch_busiest_ns=med_role(xs, 'fetch_busiest'),
+                     workers_ns=med_role(xs, 'workers'),
+                     others_cpu_cores=round(statistics.median(x['other_cpu_s'] / x['wall_s'] for x in xs), 2))
+r['sweep'] = sw or None
+r['sweep_exact'] = None if sweep_ok == 'null' else sweep_ok == 'true'
+cm = {}
+for z in compr:
+    xs = [load(f'compr-{z}-{i}') for i in range(1, compr_runs + 1)]
+    xs = [x for x in xs if x]
+    if xs:
+        cm[z] = dict(cpu_ns_per_event=statistics.median(x['cpu_ns_per_event'] for x in xs),
+                     events_per_sec=round(statistics.median(x['events_per_sec'] for x in xs)),
+                     fetch_ns=med_role(xs, 'fetch'), workers_ns=med_role(xs, 'workers'),
+                     broker_cpu_s=statistics.median(x['broker_cpu_s'] for x in xs))
+r['compression'] = cm or None
+r['compression_exact'] = None if compr_ok == 'null' else compr_ok == 'true'
 print(json.dumps(r))
 EOF

@@ -119,6 +119,7 @@ struct cs_coord {
     _Atomic uint64_t *loops;       /* per worker: loops completed (liveness) */
     _Atomic uint64_t *tick_ns;     /* per worker: time spent in cs_worker_tick (metrics) */
     _Atomic int64_t *last_loop_ms;
+    int64_t flush_cpu_ns;  /* control thread CPU spent collecting and writing flushes */
 };
 
 /* ---- workers --------------------------------------------------------------------------------- */
@@ -863,7 +864,8 @@ cs_coord *cs_coord_new(cs_engine *e, const cs_coord_conf *conf, char *errstr, si
         .client_id = c->cf.client_id, .extra_props = c->cf.kafka_props,
         .group_instance_id = c->cf.group_instance_id,
         .dead_letter_topic = c->cf.dead_letter_topic, .earliest = c->cf.earliest,
-        .drain = c->cf.drain, .batch_size = c->cf.batch_size, .on_assign = on_assign,
+        .drain = c->cf.drain, .batch_size = c->cf.batch_size,
+        .fetch_threads = c->cf.fetch_threads, .on_assign = on_assign,
         .on_revoke = on_revoke, .opaque = c};
     c->src = cs_source_new(e, &srcc, errstr, errlen);
     if (!c->src)
@@ -884,8 +886,13 @@ int cs_coord_start(cs_coord *c, char *errstr, size_t errlen)
         return -1;
     }
     fill_metrics(c);
-    for (int w = 0; w < c->nw; w++)
+    for (int w = 0; w < c->nw; w++) {
         pthread_create(&c->threads[w], NULL, worker_main, &c->wctx[w]);
+        /* named for top -H, perf and bench/bench_e2e.sh's CPU per role */
+        char name[16];
+        snprintf(name, sizeof name, "cs-worker-%u", (unsigned)w % 10000u); /* <= 256 */
+        pthread_setname_np(c->threads[w], name);
+    }
     c->started = 1;
     c->next_flush_ms = cs_mono_ms() + c->cf.flush_interval_ms;
     return 0;
@@ -910,6 +917,7 @@ int cs_coord_step(cs_coord *c, int max_wait_ms)
         if (!c->cf.drain)
             cs_source_update_idle(c->src, cs_wall_ms(),
                                   cs_rules_session(cs_engine_rules(c->e))->idle_close_ms);
+        int64_t cpu0 = cs_thread_cpu_ns();
         int due[CS_MAX_PARTITIONS];
         size_t ndue = due_snapshots(c, due, CS_MAX_PARTITIONS, now);
         collect(c, due, ndue, ndue ? REQ_SNAPSHOT : REQ_NONE);
@@ -927,6 +935,7 @@ int cs_coord_step(cs_coord *c, int max_wait_ms)
         }
         c->next_flush_ms = now + c->cf.flush_interval_ms;
         fill_metrics(c);
+        c->flush_cpu_ns += cs_thread_cpu_ns() - cpu0;
     }
     if (c->status == CS_COORD_RUNNING && c->cf.drain && cs_source_drained(c->src))
         c->status = CS_COORD_DRAINED;
@@ -959,6 +968,7 @@ int cs_coord_stop(cs_coord *c)
         }
     }
     int ok = 0;
+    int64_t cpu0 = cs_thread_cpu_ns();
     if (clean) {
         if (draining)
             cs_engine_set_watermark(c->e, cs_engine_final_watermark(c->e));
@@ -977,6 +987,10 @@ int cs_coord_stop(cs_coord *c)
                        err);
         }
     }
+    c->flush_cpu_ns += cs_thread_cpu_ns() - cpu0;
+    /* bench/bench_e2e.sh's per-role CPU report reads this line */
+    CS_LOG(CS_LOG_INFO, "control thread CPU: %.3f s collecting and writing flushes",
+           (double)c->flush_cpu_ns * 1e-9);
     fill_metrics(c);
     cs_sink_stats sst;
     cs_sink_stats_get(c->sink, &sst);

@@ -16,6 +16,7 @@
 
 #define MAX_TOPICS 16
 #define MAX_PARTITIONS_PER_TOPIC 4096
+#define MAX_HANDLES 256
 
 typedef struct wrec {
     int t;                /* topic index, -1 unknown */
@@ -27,6 +28,7 @@ typedef struct wrec {
 
 typedef struct wbuf {
     cs_source *s;
+    rd_kafka_t *rk;       /* the handle whose queue this worker serves */
     wrec *recs;
     size_t n, max;
     char *arena;
@@ -43,6 +45,7 @@ typedef struct tp {
     int32_t partition;
     int part;             /* engine partition id, -1 when not assigned */
     int worker;
+    int handle;           /* index into s->hk: the consumer handle that fetches it */
     int64_t end;          /* drain: the high watermark at start */
     rd_kafka_queue_t *pq; /* forwarded to the worker's queue while assigned */
     _Atomic int64_t last_msg_ms;
@@ -53,7 +56,13 @@ struct cs_source {
     cs_source_conf c;
     char *topics[MAX_TOPICS];
     int ntopics;
-    rd_kafka_t *rk;
+    rd_kafka_t *rk;       /* handle 0: metadata, commits, the group (live mode) */
+    /* Fetch handles (conf.fetch_threads): hk[0] == rk. Each is a librdkafka consumer of its own,
+     * with its own broker threads, so fetching, decompression and building message ops for its
+     * partitions run on its threads. Worker w is served by handle w % nh: the partitions of a
+     * worker are assigned to (fetched by) that handle and forwarded to that worker's queue. */
+    rd_kafka_t *hk[MAX_HANDLES];
+    int nh;
     rd_kafka_t *dlq;
     rd_kafka_queue_t **wq;
     struct wbuf **wb;     /* per worker: what one consume call handed over (copies) */
@@ -306,9 +315,12 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
         set(kc, "auto.offset.reset", conf->earliest ? "earliest" : "latest", errstr, errlen) ||
         /* state moves with partitions: move as few as possible on a rebalance */
         set(kc, "partition.assignment.strategy", "cooperative-sticky", errstr, errlen) ||
-        /* throughput: big fetches, a deep prefetch queue per partition */
-        set(kc, "fetch.max.bytes", "104857600", errstr, errlen) ||
-        set(kc, "max.partition.fetch.bytes", "8388608", errstr, errlen) ||
+        /* throughput: a deep prefetch queue per partition, fed by fetches of at most 16 MB
+         * (1 MB per partition). Larger responses (100 MB / 8 MB before issue 18) are
+         * allocated with mmap and page-faulted in afresh each time: 173k page faults for a
+         * 4M-event drain against 50k, ~8 % of the daemon's CPU (bench/RESULTS-e2e.md). */
+        set(kc, "fetch.max.bytes", "16777216", errstr, errlen) ||
+        set(kc, "max.partition.fetch.bytes", "1048576", errstr, errlen) ||
         set(kc, "queued.min.messages", "200000", errstr, errlen) ||
         set(kc, "queued.max.messages.kbytes", "131072", errstr, errlen) ||
         /* latency: the broker answers a fetch after at most 50 ms even when little is there */
@@ -346,21 +358,43 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     rd_kafka_conf_set_error_cb(kc, error_cb);
     if (!conf->drain)
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
-    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errlen);
-    if (!s->rk) {
+    s->nh = conf->fetch_threads > 0 ? conf->fetch_threads : 1;
+    if (s->nh > s->nworkers)
+        s->nh = s->nworkers;
+    if (s->nh > MAX_HANDLES)
+        s->nh = MAX_HANDLES;
+    if (s->nh > 1 && !conf->drain) {
+        /* several handles would be several members of the group: not in this version */
+        snprintf(errstr, errlen, "more than one fetch thread needs drain mode");
+        rd_kafka_conf_destroy(kc);
         cs_source_destroy(s);
         return NULL;
     }
-    /* rebalance events and errors come through the consumer queue that cs_source_poll serves */
-    rd_kafka_poll_set_consumer(s->rk);
+    for (int h = s->nh - 1; h >= 0; h--) {
+        /* the last one takes kc itself, the others a copy */
+        rd_kafka_conf_t *hc = h ? rd_kafka_conf_dup(kc) : kc;
+        s->hk[h] = rd_kafka_new(RD_KAFKA_CONSUMER, hc, errstr, errlen);
+        if (!s->hk[h]) {
+            rd_kafka_conf_destroy(hc);
+            if (h)
+                rd_kafka_conf_destroy(kc);
+            cs_source_destroy(s);
+            return NULL;
+        }
+        /* rebalance events and errors come through the consumer queue that cs_source_poll
+         * serves */
+        rd_kafka_poll_set_consumer(s->hk[h]);
+    }
+    s->rk = s->hk[0];
     s->wq = calloc((size_t)s->nworkers, sizeof *s->wq);
     s->wb = calloc((size_t)s->nworkers, sizeof *s->wb);
     int maxb = conf->batch_size > 0 ? conf->batch_size : 2048;
     for (int i = 0; i < s->nworkers; i++) {
-        s->wq[i] = rd_kafka_queue_new(s->rk);
+        s->wq[i] = rd_kafka_queue_new(s->hk[i % s->nh]);
         s->wb[i] = calloc(1, sizeof **s->wb);
         if (s->wb[i]) {
             s->wb[i]->s = s;
+            s->wb[i]->rk = s->hk[i % s->nh];
             s->wb[i]->max = (size_t)maxb;
             s->wb[i]->recs = malloc((size_t)maxb * sizeof *s->wb[i]->recs);
             s->wb[i]->run = malloc((size_t)maxb * sizeof *s->wb[i]->run);
@@ -417,7 +451,8 @@ static void kafka_release(cs_source *s, int consumer_close)
             rd_kafka_queue_destroy(s->wq[i]);
             s->wq[i] = NULL;
         }
-    if (s->rk && consumer_close && !s->assigned_once && rd_kafka_version() < 0x020300ff) {
+    if (s->rk && consumer_close && !s->c.drain && !s->assigned_once &&
+        rd_kafka_version() < 0x020300ff) {
         /* librdkafka < 2.3.0 (Debian 12 has 2.0.2) asserts in rd_kafka_destroy when a JoinGroup
          * has chosen the cooperative-sticky assignor but no SyncGroup has given this member an
          * assignment yet: the assignor's state is still NULL (librdkafka #4312, fixed by #4381).
@@ -426,20 +461,25 @@ static void kafka_release(cs_source *s, int consumer_close)
          * with its opaque `s`, reachable from `parked` until the process exits: a few hundred
          * KB once per process, not per rebalance. Rejected: waiting for the first assignment
          * before closing (unbounded when the group never completes). A failed start
-         * (consumer_close 0) has not joined: destroyed as before. */
+         * (consumer_close 0) has not joined, nor has a drain (it assigns, no group): destroyed as
+         * before. Only hk[0] is a group member; the other fetch handles never join. */
         rd_kafka_consumer_close(s->rk);
         atomic_store_explicit(&s->quiet, 1, memory_order_relaxed);
         s->parked = 1;
         s->parked_rk = s->rk;
+        s->hk[0] = NULL;
         s->rk = NULL;
     }
-    if (s->rk) {
+    for (int h = 0; h < s->nh; h++) {
+        if (!s->hk[h])
+            continue;
         if (consumer_close)
-            rd_kafka_destroy(s->rk);
+            rd_kafka_destroy(s->hk[h]);
         else
-            rd_kafka_destroy_flags(s->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        s->rk = NULL;
+            rd_kafka_destroy_flags(s->hk[h], RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        s->hk[h] = NULL;
     }
+    s->rk = NULL;
     if (s->dlq) {
         if (consumer_close) /* a normal stop: what was dead-lettered gets out */
             rd_kafka_flush(s->dlq, 5000);
@@ -517,6 +557,7 @@ static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t comm
         return -1;
     x->part = part;
     x->worker = w;
+    x->handle = w % s->nh;
     s->assign_count[w]++;
     remember_part(s, part, x);
     p->offset = start >= 0                      ? start
@@ -525,7 +566,7 @@ static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t comm
                                               : RD_KAFKA_OFFSET_END;
     atomic_store_explicit(&x->last_msg_ms, cs_wall_ms(), memory_order_relaxed);
     /* forward before assigning: messages must never reach the consumer's own queue */
-    x->pq = rd_kafka_queue_get_partition(s->rk, p->topic, p->partition);
+    x->pq = rd_kafka_queue_get_partition(s->hk[x->handle], p->topic, p->partition);
     rd_kafka_queue_forward(x->pq, s->wq[w]);
     set_part_of(s, t, p->partition, part);
     return 0;
@@ -558,9 +599,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     s->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
         s->assigned_once = 1; /* the assignor's state exists from here on (kafka_release) */
-    /* NULL when librdkafka has no protocol for the group at this moment (seen under UBSan in
-     * test_coord coord_rebalance_mid_flush, a callback after the member was fenced): keep the
-     * mode of the last rebalance (strcmp(NULL) was undefined behaviour) */
+    /* NULL while the consumer is not in the group (closing, or the assignment was lost): keep
+     * what the last rebalance said (strcmp(NULL) crashed; UBSan found it in test_coord) */
     const char *proto = rd_kafka_rebalance_protocol(rk);
     if (proto)
         s->cooperative = strcmp(proto, "COOPERATIVE") == 0;
@@ -710,12 +750,29 @@ static int drain_start(cs_source *s, char *errstr, size_t errlen)
              (long long)start, (long long)hi);
     }
     rd_kafka_topic_partition_list_destroy(committed);
-    rd_kafka_resp_err_t err = rd_kafka_assign(s->rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err) {
-        snprintf(errstr, errlen, "assign: %s", rd_kafka_err2str(err));
-        return -1;
+    /* each handle is assigned the partitions of its workers (queues already forwarded) */
+    for (int h = 0; h < s->nh; h++) {
+        rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(list->cnt);
+        for (int i = 0; i < list->cnt; i++) {
+            tp *y = tp_get(s, topic_index(s, list->elems[i].topic), list->elems[i].partition, 0);
+            if (y && y->handle == h)
+                rd_kafka_topic_partition_list_add(mine, list->elems[i].topic,
+                                                  list->elems[i].partition)
+                    ->offset = list->elems[i].offset;
+        }
+        rd_kafka_resp_err_t err = mine->cnt ? rd_kafka_assign(s->hk[h], mine)
+                                            : RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (!err && mine->cnt && s->nh > 1)
+            slog(s, 7, "drain: fetch handle %d of %d assigned %d partition(s)", h + 1, s->nh,
+                 mine->cnt);
+        rd_kafka_topic_partition_list_destroy(mine);
+        if (err) {
+            snprintf(errstr, errlen, "assign: %s", rd_kafka_err2str(err));
+            rd_kafka_topic_partition_list_destroy(list);
+            return -1;
+        }
     }
+    rd_kafka_topic_partition_list_destroy(list);
     return 0;
 }
 
@@ -785,8 +842,11 @@ static int start(cs_source *s, char *errstr, size_t errlen)
 
 void cs_source_poll(cs_source *s, int timeout_ms)
 {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, timeout_ms);
-    if (m) {
+    /* handle 0 waits; the others (drain mode only) are served without waiting */
+    for (int h = 0; h < s->nh; h++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->hk[h], h ? 0 : timeout_ms);
+        if (!m)
+            continue;
         if (m->err)
             slog(s, m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? 7 : 4, "consumer: %s",
                  rd_kafka_message_errstr(m));
@@ -838,7 +898,7 @@ static void consume_cb(rd_kafka_message_t *m, void *opaque)
                 /* cannot keep it: stop here; it was handed over, so the partition's run
                  * would have a hole — mark the batch so it is not counted past it */
                 b->oom = 1;
-                rd_kafka_yield(b->s->rk);
+                rd_kafka_yield(b->rk);
                 return;
             }
             b->arena = na;
@@ -848,7 +908,7 @@ static void consume_cb(rd_kafka_message_t *m, void *opaque)
         b->used += r->len;
     }
     if (++b->n >= b->max)
-        rd_kafka_yield(b->s->rk); /* the rest stays queued for the next call */
+        rd_kafka_yield(b->rk); /* the rest stays queued for the next call */
 }
 
 /* Drain: the partition has nothing more to deliver. If its end offset (the high watermark at
@@ -986,6 +1046,8 @@ void cs_source_commit(cs_source *s, const cs_source_tp *tps, const int64_t *next
         if (next[i] >= 0)
             rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition)->offset =
                 next[i];
+    /* through handle 0 whatever handle fetches the partition: with several handles (drain mode)
+     * no handle is a group member, and a commit of explicit offsets needs none */
     if (l->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_commit(s->rk, l, !sync);
         if (err)
@@ -997,23 +1059,31 @@ void cs_source_commit(cs_source *s, const cs_source_tp *tps, const int64_t *next
 int64_t cs_source_high_watermark(cs_source *s, const char *topic, int32_t partition)
 {
     int64_t lo = -1, hi = -1;
-    if (rd_kafka_get_watermark_offsets(s->rk, topic, partition, &lo, &hi) != 0)
+    /* cached from the fetch responses of the handle that fetches the partition */
+    int t = topic_index(s, topic);
+    tp *x = t >= 0 ? tp_get(s, t, partition, 0) : NULL;
+    rd_kafka_t *rk = x ? s->hk[x->handle] : s->rk;
+    if (rd_kafka_get_watermark_offsets(rk, topic, partition, &lo, &hi) != 0)
         return -1;
     return hi;
 }
 
 void cs_source_pause(cs_source *s, int pause)
 {
-    rd_kafka_topic_partition_list_t *l = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_assignment(s->rk, &l);
-    if (err || !l)
-        return;
-    if (pause)
-        rd_kafka_pause_partitions(s->rk, l);
-    else
-        rd_kafka_resume_partitions(s->rk, l);
-    slog(s, 4, "%s %d partition(s)", pause ? "paused" : "resumed", l->cnt);
-    rd_kafka_topic_partition_list_destroy(l);
+    int n = 0;
+    for (int h = 0; h < s->nh; h++) {
+        rd_kafka_topic_partition_list_t *l = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_assignment(s->hk[h], &l);
+        if (err || !l)
+            continue;
+        if (pause)
+            rd_kafka_pause_partitions(s->hk[h], l);
+        else
+            rd_kafka_resume_partitions(s->hk[h], l);
+        n += l->cnt;
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    slog(s, 4, "%s %d partition(s)", pause ? "paused" : "resumed", n);
 }
 
 void cs_source_dead_letter(cs_source *s, const cs_msg *m, const char *reason)
@@ -1047,5 +1117,18 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st)
 
 void cs_source_close(cs_source *s)
 {
-    rd_kafka_consumer_close(s->rk);
+    for (int h = 0; h < s->nh; h++)
+        rd_kafka_consumer_close(s->hk[h]);
+}
+
+int cs_source_fetch_handles(const cs_source *s)
+{
+    return s->nh;
+}
+
+int cs_source_part_handle(cs_source *s, int part)
+{
+    if (part < 0 || part >= CS_MAX_PARTITIONS || !s->by_part[part])
+        return -1;
+    return s->by_part[part]->handle;
 }

@@ -3,7 +3,9 @@
  *
  * Contract
  *  - One high-level consumer (consumer group, cooperative-sticky assignment when the broker
- *    agrees) or, in drain mode, a plain assign() of every partition of the topics. Each assigned
+ *    agrees) or, in drain mode, a plain assign() of every partition of the topics, split over
+ *    conf.fetch_threads consumer handles (worker w's partitions are fetched by handle
+ *    w % fetch_threads, so fetching and decompression run on that many librdkafka threads). Each assigned
  *    partition's queue is forwarded, BEFORE the partition is assigned, to the queue of the worker
  *    that owns it, so a worker gets its partitions' messages in partition order straight from
  *    librdkafka with no hand-off of ours per message. Workers take them with
@@ -44,6 +46,11 @@ typedef struct cs_source_conf {
     int earliest;              /* auto.offset.reset */
     int drain;
     int batch_size;
+    /* Consumer handles fetching for the workers (each with its own librdkafka broker threads:
+     * fetch, decompression, message ops); worker w is served by handle w % n. 0 or 1: one.
+     * More than the workers: as many as workers. More than 1 needs drain mode (live, several
+     * handles would be several members of the group; docs/performance.md). */
+    int fetch_threads;
     /* Called on the control thread when partitions are assigned: returns the engine partition
      * id for the new state (the callee creates it, restored or empty) and sets *start to the
      * offset to read from: >= 0 that offset, CS_START_RESET where auto.offset.reset says,
@@ -118,5 +125,10 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st);
 
 /* Closes the consumer (leaves the group) after a final commit. */
 void cs_source_close(cs_source *s);
+
+/* Consumer handles in use (conf.fetch_threads, bounded), and the one that fetches an engine
+ * partition (-1 unknown). Control thread. */
+int cs_source_fetch_handles(const cs_source *s);
+int cs_source_part_handle(cs_source *s, int part);
 
 #endif

@@ -39,6 +39,14 @@ static inline int64_t cs_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* CPU time of the calling thread in nanoseconds (per-role CPU accounting). */
+static inline int64_t cs_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Fills an errstr buffer (librdkafka style); a NULL or empty buffer is ignored. */
 static inline void cs_seterr(char *errstr, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

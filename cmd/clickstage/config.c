@@ -58,6 +58,7 @@ static int check_prefix(const char *v, char *why, size_t n);
 static int check_listen(const char *v, char *why, size_t n);
 static int check_instance(const char *v, char *why, size_t n);
 static int check_kafka_key(const char *v, char *why, size_t n);
+static int check_fetch_threads(const char *v, char *why, size_t n);
 
 static const cs_enum_val log_levels[] = {
     {"error", CS_LOG_ERROR}, {"warn", CS_LOG_WARN}, {"info", CS_LOG_INFO}, {"debug", CS_LOG_DEBUG},
@@ -95,6 +96,13 @@ const cs_opt cs_cfg_opts[] = {
      .desc = "Kafka consumer group. Instances in one group share the partitions of the topics."},
     {.name = "threads", .type = T_INT, .off = OFF(threads), .def = "0", .min = 0, .max = 256,
      .metavar = "N", .desc = "Worker threads; 0 = one per online CPU core."},
+    {.name = "fetch_threads", .type = T_STR, .off = OFF(fetch_threads_opt), .def = "auto",
+     .check = check_fetch_threads, .metavar = "N|auto", .values = "`auto` or 1..256",
+     .desc = "Kafka consumer handles fetching for the workers, each with its own librdkafka "
+             "threads (fetch, decompression, message hand-over); worker i is served by handle "
+             "i mod N. `auto`: one per worker with `drain`, one otherwise. At most `threads`; "
+             "more than 1 needs `drain` (live, each handle would be a member of the consumer "
+             "group: docs/performance.md)."},
     {.name = "rules", .type = T_STR, .off = OFF(rules), .def = "deploy/rules/retail.yaml",
      .check = check_path, .metavar = "PATH", .values = "path",
      .desc = "Rule file (journey, stages, sessions, rules; SPEC §2). Reloaded on SIGHUP."},
@@ -652,6 +660,21 @@ static int check_instance(const char *v, char *why, size_t n)
         ok = isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == ':' || *p == '-';
     if (!ok) {
         set_why(why, n, "'%s' is not 0..255 of [A-Za-z0-9_.:-]", qv(&b, v));
+        return -1;
+    }
+    return 0;
+}
+
+static int check_fetch_threads(const char *v, char *why, size_t n)
+{
+    qbuf b;
+    if (strcmp(v, "auto") == 0)
+        return 0;
+    char *end = NULL;
+    long k = strtol(v, &end, 10);
+    if (!*v || *end || k < 1 || k > 256) {
+        set_why(why, n, "'%s' is not `auto` or an integer 1..256 (at least one consumer handle "
+                        "must fetch)", qv(&b, v));
         return -1;
     }
     return 0;
@@ -1545,7 +1568,29 @@ static int fill_instance_id(ctx *x)
 
 static int cross_checks(ctx *x)
 {
-    const cs_config *c = x->c;
+    cs_config *c = x->c;
+    /* fetch_threads against the workers and the mode */
+    {
+        long nw = c->threads > 0 ? c->threads : sysconf(_SC_NPROCESSORS_ONLN);
+        if (nw < 1)
+            nw = 1;
+        char lab[600];
+        origin_label(x, opt_index(offsetof(cs_config, fetch_threads_opt)), lab, sizeof lab);
+        if (strcmp(c->fetch_threads_opt, "auto") == 0) {
+            c->fetch_threads = c->drain ? (int)nw : 1;
+        } else {
+            long k = strtol(c->fetch_threads_opt, NULL, 10);
+            if (k > nw)
+                return set_err(x, "%s: %ld is above the worker count (%ld%s): a consumer handle "
+                                  "serves at least one worker", lab, k, nw,
+                               c->threads > 0 ? ", threads" : ", one per online CPU core");
+            if (k > 1 && !c->drain)
+                return set_err(x, "%s: %ld needs drain: in live mode several consumer handles "
+                                  "would be several members of the consumer group (one handle "
+                                  "in this version; docs/performance.md)", lab, k);
+            c->fetch_threads = (int)k;
+        }
+    }
     if (c->dead_letter_topic[0]) {
         size_t dl = strlen(c->dead_letter_topic);
         for (const char *p = c->topics; *p;) {

@@ -31,6 +31,9 @@ typedef struct cs_config {
     char *topics;           /* comma list, default "clickstream"; normalised, no spaces */
     char *group;            /* default "clickstage" */
     int threads;            /* 0 = online cores (default 0), 0..256 */
+    char *fetch_threads_opt; /* option fetch_threads: "auto" (default) or 1..256 */
+    int fetch_threads;      /* resolved at load: auto = the workers in drain mode, 1 live;
+                               never above the workers; > 1 only in drain mode */
     char *rules;            /* default "deploy/rules/retail.yaml" */
     char *redis;            /* default "redis://127.0.0.1:6379/0"; also unix:///path.sock
                                and /path.sock (see cs_config_parse_redis_url) */

@@ -103,9 +103,10 @@ int main(int argc, char **argv)
     int nw = cfg.threads > 0 ? cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nw < 1)
         nw = 1;
-    CS_LOG(CS_LOG_INFO, "clickstage %s starting: journey %s, %d stage(s), %d rule(s), %d worker(s), %s",
+    CS_LOG(CS_LOG_INFO, "clickstage %s starting: journey %s, %d stage(s), %d rule(s), %d worker(s), "
+           "%d fetch thread(s), %s",
            CLICKSTAGE_VERSION, cs_rules_journey(rs), cs_rules_nstages(rs), cs_rules_nrules(rs),
-           nw, cfg.drain ? "drain mode" : "live");
+           nw, cfg.fetch_threads, cfg.drain ? "drain mode" : "live");
     cs_engine *e = cs_engine_new(rs, nw, err, sizeof err);
     if (!e) {
         CS_LOG(CS_LOG_ERROR, "engine: %s", err);
@@ -117,7 +118,8 @@ int main(int argc, char **argv)
         .brokers = cfg.brokers, .group = cfg.group, .topics = cfg.topics, .client_id = client_id,
         .group_instance_id = cfg.group_instance_id, .kafka_props = cfg.kafka_props,
         .dead_letter_topic = cfg.dead_letter_topic, .earliest = cfg.auto_offset_reset_earliest,
-        .drain = cfg.drain, .batch_size = cfg.batch_size, .redis_url = cfg.redis,
+        .drain = cfg.drain, .batch_size = cfg.batch_size, .fetch_threads = cfg.fetch_threads,
+        .redis_url = cfg.redis,
         .prefix = cfg.prefix, .instance_id = cfg.instance_id, .minute_ttl_ms = cfg.minute_ttl_ms,
         .flush_interval_ms = cfg.flush_interval_ms, .snapshot_interval_ms = cfg.snapshot_interval_ms,
         .shutdown_timeout_ms = cfg.shutdown_timeout_ms,

@@ -1126,6 +1126,39 @@ static void test_roundtrip(void **state)
     cs_config_free(&b);
 }
 
+/* fetch_threads (issue 18): auto follows the mode and the workers; 0, more than the workers, or
+ * more than one in live mode is refused naming the option */
+static void test_fetch_threads(void **state)
+{
+    cs_config c;
+    load_ok(&c, ARGV("--threads=3", "--drain"), NULL);
+    assert_string_equal(c.fetch_threads_opt, "auto");
+    assert_int_equal(c.fetch_threads, 3);
+    cs_config_free(&c);
+    load_ok(&c, ARGV("--threads=3"), NULL);
+    assert_int_equal(c.fetch_threads, 1);
+    cs_config_free(&c);
+    load_ok(&c, ARGV("--threads=4", "--drain", "--fetch-threads=2"), NULL);
+    assert_int_equal(c.fetch_threads, 2);
+    cs_config_free(&c);
+    load_ok(&c, ARGV("--threads=4", "--fetch-threads", "1"), NULL);
+    assert_int_equal(c.fetch_threads, 1);
+    cs_config_free(&c);
+    load_err(ARGV("--fetch-threads=0"), NULL,
+             "--fetch-threads: '0' is not `auto` or an integer 1..256 (at least one consumer "
+             "handle must fetch)");
+    load_err(ARGV("--fetch-threads=many"), NULL,
+             "--fetch-threads: 'many' is not `auto` or an integer 1..256 (at least one consumer "
+             "handle must fetch)");
+    load_err(ARGV("--threads=2", "--drain", "--fetch-threads=3"), NULL,
+             "--fetch-threads: 3 is above the worker count (2, threads): a consumer handle "
+             "serves at least one worker");
+    load_err(ARGV("--threads=2", "--fetch-threads=2"), NULL,
+             "--fetch-threads: 2 needs drain: in live mode several consumer handles would be "
+             "several members of the consumer group (one handle in this version; "
+             "docs/performance.md)");
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* --help, --version, the generated doc */
 
@@ -1278,6 +1311,7 @@ int main(void)
         cmocka_unit_test(test_precedence_four_layers),
         cmocka_unit_test(test_config_path_sources),
         cmocka_unit_test(test_type_errors_flags),
+        cmocka_unit_test(test_fetch_threads),
         cmocka_unit_test(test_type_errors_env),
         cmocka_unit_test(test_type_errors_file),
         cmocka_unit_test(test_regression_config_yaml_deep_nesting),

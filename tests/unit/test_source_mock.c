@@ -3,7 +3,12 @@
  * brokers go down and come back, fetches fail and the group coordinator moves. The counts must
  * equal the reference model's exactly, which proves consumption resumed at the right offsets
  * (nothing skipped, nothing read twice). Assertions are on the counts, not on
- * rd_kafka_committed() (it misreports on the 2.0.2 mock). */
+ * rd_kafka_committed() (it misreports on the 2.0.2 mock).
+ *
+ * Every case runs with one consumer handle and with two (fetch_threads, issue 18: worker w is
+ * served by handle w % 2, with 3 workers so that one handle serves two workers): each partition
+ * must be fetched by its worker's handle, and without faults no message may arrive below the
+ * offset its partition expects next (redelivered_skipped == 0: strictly in order, once). */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
@@ -24,23 +29,46 @@
 #include "engine.h"
 #include "gen.h"
 #include "refmodel.h"
+#include "snapshot.h"
 #include "source.h"
 
 enum { API_FETCH = 1, API_LIST_OFFSETS = 2, API_OFFSET_FETCH = 9, API_SYNC_GROUP = 14 };
 
 static const char *const dim_paths[] = {NULL, "properties.persona"};
 
+typedef struct moved_part {
+    char *snap;           /* the state handed over (NULL: nothing consumed yet) */
+    size_t len;
+    int64_t next;         /* where the new owner starts */
+} moved_part;
+
 typedef struct fx {
     cs_engine *e;
     cs_source *src;
     volatile int stop;
     _Atomic uint64_t processed; /* messages the workers have processed so far */
+    moved_part *moved;    /* [4]: on_assign restores these (the moving test) */
 } fx;
 
 static int on_assign(void *opaque, const char *topic, int32_t partition, int worker,
                      int64_t committed, int64_t *start)
 {
     fx *f = opaque;
+    if (f->moved) { /* the partition comes with the state an earlier handle left */
+        moved_part *mp = &f->moved[partition];
+        *start = mp->next;
+        if (!mp->snap)
+            return cs_engine_add_partition(f->e, worker);
+        char err[256];
+        cs_snap_info info;
+        cs_pstate *st = cs_snapshot_read(mp->snap, mp->len, cs_engine_rules(f->e),
+                                         cs_engine_dicts(f->e), &info, err, sizeof err);
+        if (!st) {
+            fprintf(stderr, "snapshot: %s\n", err);
+            return -1;
+        }
+        return cs_engine_add_partition_state(f->e, worker, st, info.next_offset, -1, -1);
+    }
     /* as if Redis held offset 0 for every partition: the 2.0.2 mock answers OffsetFetch for a
      * group that never committed with a made-up offset, so the committed-offset fallback is
      * tested against the real broker (tests/integration) instead */
@@ -70,17 +98,9 @@ static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o)
         fprintf(stderr, "delivery: %s\n", rd_kafka_err2str(m->err));
 }
 
-static void run(int fault)
+/* A mock cluster of 3 brokers with topic clicks (4 partitions, leaders spread) holding g. */
+static rd_kafka_t *produce_mock(const cs_gen_out *g, rd_kafka_mock_cluster_t **mcp)
 {
-    cs_gen_conf gc;
-    cs_gen_defaults(&gc);
-    gc.nparts = 4;
-    gc.nevents = 40000; /* the mock keeps ~5 MB per partition log */
-    gc.ncustomers = 3000;
-    gc.too_large_frac = 0; /* the mock's default message.max.bytes */
-    gc.seed = 100 + (uint64_t)fault;
-    cs_gen_out *g = cs_gen_run(&gc);
-
     char err[512];
     rd_kafka_conf_t *pc = rd_kafka_conf_new();
     rd_kafka_conf_set(pc, "test.mock.num.brokers", "3", err, sizeof err);
@@ -104,14 +124,67 @@ static void run(int fault)
                 rd_kafka_poll(prod, 10);
         }
     assert_int_equal(rd_kafka_flush(prod, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    *mcp = mc;
+    return prod;
+}
+
+static cs_gen_out *gen_stream(uint64_t seed)
+{
+    cs_gen_conf gc;
+    cs_gen_defaults(&gc);
+    gc.nparts = 4;
+    gc.nevents = 40000; /* the mock keeps ~5 MB per partition log */
+    gc.ncustomers = 3000;
+    gc.too_large_frac = 0; /* the mock's default message.max.bytes */
+    gc.seed = seed;
+    return cs_gen_run(&gc);
+}
+
+/* The reference model's counts of the whole stream against what the workers counted (plus
+ * `got` so far); returns the differences. */
+static long compare_with_model(fx *f, const cs_gen_out *g, cs_counts *got, int nw)
+{
+    char err[512];
+    cs_engine_set_watermark(f->e, cs_engine_final_watermark(f->e));
+    for (int i = 0; i < nw; i++) {
+        cs_worker *w = cs_engine_worker(f->e, i);
+        cs_worker_end_all(w, CS_END_DRAIN);
+        cs_agg *a = cs_worker_take_agg(w);
+        cs_agg_foreach(a, cs_engine_rules(f->e), cs_engine_dicts(f->e), cs_counts_agg_cb, got);
+        cs_worker_give_agg(w, a);
+    }
+    cs_ruleset *rs2 = cs_rules_load_file("data/model.yaml", err, sizeof err);
+    ref_model *m = ref_new(rs2, dim_paths, g->nparts);
+    for (int q = 0; q < g->nparts; q++)
+        for (size_t i = 0; i < g->parts[q].n; i++)
+            ref_event(m, q, g->parts[q].msgs[i].payload, g->parts[q].msgs[i].len,
+                      g->parts[q].msgs[i].ts_ms);
+    ref_finish(m, CS_END_DRAIN);
+    cs_counts *want = cs_counts_new();
+    ref_counts(m, want);
+    long d = cs_counts_diff(want, "ref", got, "source", stderr, 30);
+    cs_counts_free(want);
+    ref_free(m);
+    cs_rules_destroy(rs2);
+    return d;
+}
+
+static void run(int fault, int nh)
+{
+    enum { NW = 3 };
+    cs_gen_out *g = gen_stream(100 + (uint64_t)fault);
+    char err[512];
+    rd_kafka_mock_cluster_t *mc = NULL;
+    rd_kafka_t *prod = produce_mock(g, &mc);
 
     cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
     assert_non_null(rs);
     fx f = {0};
-    f.e = cs_engine_new(rs, 2, err, sizeof err);
+    f.e = cs_engine_new(rs, NW, err, sizeof err);
     atomic_init(&f.processed, 0);
     cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g",
                          .topics = "clicks", .earliest = 1, .drain = 1, .batch_size = 500,
+                         .fetch_threads = nh,
                          .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &f,
                          /* small fetches: many round trips for the faults to hit */
                          .extra_props = "fetch.max.bytes=1000000,max.partition.fetch.bytes=16384,message.max.bytes=65536"};
@@ -120,10 +193,14 @@ static void run(int fault)
         fprintf(stderr, "cs_source_new: %s\n", err);
     assert_non_null(f.src);
     assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
-    pthread_t th[2];
-    void *args[2][2] = {{&f, (void *)0}, {&f, (void *)1}};
-    for (int i = 0; i < 2; i++)
+    assert_int_equal(cs_source_fetch_handles(f.src), nh);
+    pthread_t th[NW];
+    void *args[NW][2];
+    for (int i = 0; i < NW; i++) {
+        args[i][0] = &f;
+        args[i][1] = (void *)(intptr_t)i;
         pthread_create(&th[i], NULL, worker, args[i]);
+    }
 
     int16_t fetch_errs = 0;
     int injected_at = -1;
@@ -157,13 +234,13 @@ static void run(int fault)
     if (fault)
         assert_true(injected_at >= 0);
     f.stop = 1;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < NW; i++) {
         cs_source_wake(f.src, i);
         pthread_join(th[i], NULL);
     }
     cs_engine_set_watermark(f.e, cs_engine_final_watermark(f.e));
     cs_counts *got = cs_counts_new();
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < NW; i++) {
         cs_worker *w = cs_engine_worker(f.e, i);
         cs_worker_end_all(w, CS_END_DRAIN);
         cs_agg *a = cs_worker_take_agg(w);
@@ -172,6 +249,15 @@ static void run(int fault)
     }
     cs_source_stats st;
     cs_source_stats_get(f.src, &st);
+    /* every partition fetched by the handle of the worker that owns it */
+    cs_source_tp tps[16];
+    size_t ntp = cs_source_assigned(f.src, tps, 16);
+    assert_int_equal(ntp, 4);
+    for (size_t i = 0; i < ntp; i++)
+        assert_int_equal(cs_source_part_handle(f.src, tps[i].part),
+                         cs_engine_part_owner(f.e, tps[i].part) % nh);
+    if (!fault) /* in order and once: nothing arrived below the offset expected next */
+        assert_int_equal(st.redelivered_skipped, 0);
 
     cs_ruleset *rs2 = cs_rules_load_file("data/model.yaml", err, sizeof err);
     ref_model *m = ref_new(rs2, dim_paths, g->nparts);
@@ -183,8 +269,8 @@ static void run(int fault)
     cs_counts *want = cs_counts_new();
     ref_counts(m, want);
     long d = cs_counts_diff(want, "ref", got, "source", stderr, getenv("CS_DIFF_MAX") ? atol(getenv("CS_DIFF_MAX")) : 30);
-    fprintf(stderr, "   fault %d: %llu messages, %ld counters, %ld differences, %llu redelivered "
-                    "skipped, %llu stray, %llu past end, %llu errors\n", fault, (unsigned long long)g->nmsgs, cs_counts_size(want), d,
+    fprintf(stderr, "   fault %d, %d handle(s): %llu messages, %ld counters, %ld differences, %llu redelivered "
+                    "skipped, %llu stray, %llu past end, %llu errors\n", fault, nh, (unsigned long long)g->nmsgs, cs_counts_size(want), d,
             (unsigned long long)st.redelivered_skipped, (unsigned long long)st.stray, (unsigned long long)st.past_end_skipped, (unsigned long long)st.consume_errors);
     assert_int_equal(d, 0);
     cs_counts_free(want);
@@ -238,10 +324,121 @@ static void regression_stop_before_first_assignment_aborted(void **st)
     rd_kafka_destroy(prod);
 }
 
-static void no_fault(void **st) { run(0); }
-static void broker_down_and_up(void **st) { run(1); }
-static void injected_fetch_errors(void **st) { run(2); }
-static void leader_and_coordinator_move(void **st) { run(3); }
+static void no_fault(void **st) { run(0, 1); }
+static void broker_down_and_up(void **st) { run(1, 1); }
+static void injected_fetch_errors(void **st) { run(2, 1); }
+static void leader_and_coordinator_move(void **st) { run(3, 1); }
+static void no_fault_2_handles(void **st) { run(0, 2); }
+static void broker_down_and_up_2_handles(void **st) { run(1, 2); }
+static void injected_fetch_errors_2_handles(void **st) { run(2, 2); }
+static void leader_and_coordinator_move_2_handles(void **st) { run(3, 2); }
+
+/* A partition moves between handles: a drain with one handle (3 workers) stops at ~40 %; each
+ * partition's counts so far are taken, its state snapshotted and removed (as a revoke does); a
+ * new source with 3 handles (worker w on handle w) restores the state on the worker it picks and
+ * starts at the next offset. Partitions of workers 1 and 2 are now fetched by another handle;
+ * the whole must count exactly what the reference model counts, with nothing re-delivered. */
+static void moved_between_handles(void **state)
+{
+    enum { NW = 3 };
+    cs_gen_out *g = gen_stream(200);
+    char err[512];
+    rd_kafka_mock_cluster_t *mc = NULL;
+    rd_kafka_t *prod = produce_mock(g, &mc);
+    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
+    assert_non_null(rs);
+    fx f = {0};
+    f.e = cs_engine_new(rs, NW, err, sizeof err);
+    atomic_init(&f.processed, 0);
+    cs_counts *got = cs_counts_new();
+    moved_part mp[4] = {{0}};
+    int before[4];
+    uint64_t redelivered = 0;
+    for (int phase = 0; phase < 2; phase++) {
+        cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g",
+                             .topics = "clicks", .earliest = 1, .drain = 1, .batch_size = 500,
+                             .fetch_threads = phase ? NW : 1, .on_assign = on_assign,
+                             .on_revoke = on_revoke, .opaque = &f,
+                             .extra_props = "fetch.max.bytes=1000000,max.partition.fetch.bytes="
+                                            "16384,message.max.bytes=65536"};
+        f.moved = phase ? mp : NULL;
+        f.stop = 0;
+        f.src = cs_source_new(f.e, &sc, err, sizeof err);
+        assert_non_null(f.src);
+        assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
+        assert_int_equal(cs_source_fetch_handles(f.src), phase ? NW : 1);
+        pthread_t th[NW];
+        void *args[NW][2];
+        for (int i = 0; i < NW; i++) {
+            args[i][0] = &f;
+            args[i][1] = (void *)(intptr_t)i;
+            pthread_create(&th[i], NULL, worker, args[i]);
+        }
+        for (int tick = 0; !cs_source_drained(f.src) && tick < 6000; tick++) {
+            cs_source_poll(f.src, 5);
+            if (!phase && atomic_load(&f.processed) >= g->nmsgs * 4 / 10)
+                break;
+        }
+        f.stop = 1;
+        for (int i = 0; i < NW; i++) {
+            cs_source_wake(f.src, i);
+            pthread_join(th[i], NULL);
+        }
+        cs_source_tp tps[16];
+        size_t ntp = cs_source_assigned(f.src, tps, 16);
+        assert_int_equal(ntp, 4);
+        cs_source_stats st;
+        cs_source_stats_get(f.src, &st);
+        redelivered += st.redelivered_skipped;
+        if (!phase) {
+            assert_false(cs_source_drained(f.src)); /* stopped mid-stream */
+            for (int i = 0; i < NW; i++) { /* the counts so far, as a flush takes them */
+                cs_worker *w = cs_engine_worker(f.e, i);
+                cs_agg *a = cs_worker_take_agg(w);
+                cs_agg_foreach(a, cs_engine_rules(f.e), cs_engine_dicts(f.e), cs_counts_agg_cb,
+                               got);
+                cs_worker_give_agg(w, a);
+            }
+            for (size_t i = 0; i < ntp; i++) { /* the state, as a revoke hands it over */
+                int part = tps[i].part, q = tps[i].partition;
+                cs_worker *w = cs_engine_worker(f.e, cs_engine_part_owner(f.e, part));
+                int64_t off, wm;
+                cs_worker_part_progress(w, part, &off, &wm);
+                cs_snap_info info;
+                int rc = cs_worker_snapshot_part(w, part, &mp[q].snap, &mp[q].len, &info);
+                assert_true(rc >= 0);
+                if (rc != 0)
+                    mp[q].snap = NULL;
+                mp[q].next = off >= 0 ? off : 0;
+                before[q] = cs_source_part_handle(f.src, part);
+                assert_int_equal(before[q], 0);
+                cs_engine_remove_partition(f.e, part);
+            }
+        } else {
+            assert_true(cs_source_drained(f.src));
+            int moved = 0;
+            for (size_t i = 0; i < ntp; i++) {
+                int h = cs_source_part_handle(f.src, tps[i].part);
+                assert_int_equal(h, cs_engine_part_owner(f.e, tps[i].part) % NW);
+                moved += h != before[tps[i].partition];
+            }
+            assert_true(moved >= 2);
+        }
+        cs_source_close(f.src);
+        cs_source_destroy(f.src);
+    }
+    assert_int_equal(redelivered, 0); /* each part started exactly where the last one stopped */
+    long d = compare_with_model(&f, g, got, NW);
+    fprintf(stderr, "   moved between handles: %llu messages, %ld differences\n",
+            (unsigned long long)g->nmsgs, d);
+    assert_int_equal(d, 0);
+    for (int q = 0; q < 4; q++)
+        free(mp[q].snap);
+    cs_counts_free(got);
+    cs_engine_destroy(f.e);
+    rd_kafka_destroy(prod);
+    cs_gen_free(g);
+}
 
 int main(void)
 {
@@ -251,6 +448,11 @@ int main(void)
         cmocka_unit_test(broker_down_and_up),
         cmocka_unit_test(injected_fetch_errors),
         cmocka_unit_test(leader_and_coordinator_move),
+        cmocka_unit_test(no_fault_2_handles),
+        cmocka_unit_test(broker_down_and_up_2_handles),
+        cmocka_unit_test(injected_fetch_errors_2_handles),
+        cmocka_unit_test(leader_and_coordinator_move_2_handles),
+        cmocka_unit_test(moved_between_handles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
