@@ -75,7 +75,8 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
       "crossing from below the stage to it or beyond), counted by this process.")              \
     X(journey_funnel_previous_customers_total, counter, FAMILY, journey_cfunnel_previous, "`stage`", \
       "Per stage, the previous stage's journey_funnel_customers_total (customer journeys "     \
-      "begun, for the first stage: new customers and journeys started over past customer_ttl): customer conversion into a stage is "                  \
+      "begun, for the first stage: new customers and journeys started over past "              \
+      "customer_ttl): customer conversion into a stage is "                                    \
       "rate(journey_funnel_customers_total) / rate(this), matched on `stage`.")                \
     X(journey_ended_total, counter, FAMILY, journey_ended, "`stage` = a stage name or `_none`",  \
       "Sessions that ended at each stage (drop-off: SPEC §4 `ended`), counted by this process.") \
@@ -238,7 +239,7 @@ typedef struct cs_metrics {
     int64_t j_funnel[CS_MAX_STAGES];
     int64_t j_started; /* sessions started: the "previous stage" of the first stage */
     int64_t j_cfunnel[CS_MAX_STAGES];
-    int64_t j_cstarted; /* customers that appeared: the customer funnel's step before the first */
+    int64_t j_cstarted; /* customer journeys begun: the customer funnel's step before the first */
     int64_t j_time_to[CS_MAX_STAGES][CS_TT_NBUCKETS], j_time_to_sum_ms[CS_MAX_STAGES];
     int64_t j_ctime_to[CS_MAX_STAGES][CS_TT_NBUCKETS], j_ctime_to_sum_ms[CS_MAX_STAGES];
     uint64_t flush_bucket[CS_METRICS_FLUSH_BUCKETS]; /* cumulative counts per `le` */
