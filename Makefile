@@ -88,7 +88,8 @@ $(BUILD)/clickstage-repartition: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clic
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_REDIS) -lncursesw $(LDLIBS_CORE)
 
-# tests/support: the unit tests' own redis-server and mock Kafka cluster (not shipped)
+# tests/support: the unit tests' own redis-server and mock Kafka cluster, and their run of the core
+# over a generated stream (engine_run.c); not shipped
 TESTSUPPORT_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard tests/support/*.c)))
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
@@ -154,6 +155,19 @@ bench-redteam: deps
 $(BUILD)/bench_redteam: $(BUILD)/bench/bench_redteam.o $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 .PHONY: bench-redteam
+# The decoder alone in CPU time (bench/bench_decode.c); bench/decode-ab.sh times it against
+# another checkout's build in the same run.
+bench-decode: deps
+	$(MAKE) $(BUILD)/bench_decode
+	./$(BUILD)/bench_decode $(BENCH_ARGS)
+$(BUILD)/bench_decode: $(BUILD)/bench/bench_decode.o $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
+# Formats (issue 19): the unit tests, then every format and the stacks' own client libraries
+# through a real broker and redis-server (tests/integration/run.sh cases formats, formats_sdk).
+test-formats: deps $(BUILD)/tests/test_formats $(BUILD)/tests/test_formats_model
+	@tests/run-unit.sh $(BUILD) $(abspath $(BUILD)/tests/test_formats $(BUILD)/tests/test_formats_model)
+	CASES="formats formats_sdk" tests/integration/run.sh
+.PHONY: bench-decode test-formats
 # What redis_wait_replicas (WAIT after each flush) costs on flush latency: its own master and two
 # replicas on loopback (bench/bench_wait.c), last line JSON.
 bench-wait: deps

@@ -7,6 +7,11 @@
  *     hand-off every 250k events per worker) on 1 thread and on T threads (default 2).
  * Each figure is the median of R runs (default 3). The last stdout line is one JSON object.
  *
+ * Decode per format (SPEC §1.1): the same journeys spelled in every format the generator speaks
+ * (--format-events N of them, default 1M, min with --events), each decoded with its rule file
+ * (tests/data/formats/<format>.yaml, --formats-dir), interleaved run by run; ns per message,
+ * median of the runs ("decode_ns_by_format" in the JSON line; --no-formats skips it).
+ *
  * With --snapshot-every N, each run also measures the 1-thread core with a snapshot of every
  * partition of the worker (cs_worker_snapshot_part, as the daemon takes them at a flush
  * barrier) after every N events, runs alternating with and without, and reports the ratio.
@@ -27,6 +32,7 @@
 #include "clickstage.h"
 #include "decode.h"
 #include "engine.h"
+#include "formats.h"
 #include "gen.h"
 #include "bench_util.h"
 #include "snapshot.h"
@@ -164,6 +170,23 @@ static const char *const cj_paths[5][5][3] = {
     {{"channel"}, {"context", "campaign", "medium"}, {"properties", "channel"}},
 };
 
+/* ns per message of cs_decode over all of g's messages with the rule file's plan; 0 on error */
+static double decode_pass(const cs_gen_out *g, const cs_ruleset *rs, uint64_t *ok_out)
+{
+    cs_decoder *d = cs_decoder_new(cs_rules_plan(rs));
+    static cs_decoded ev;
+    uint64_t ok = 0, n = 0;
+    double s = now_s();
+    for (int q = 0; q < g->nparts; q++)
+        for (size_t i = 0; i < g->parts[q].n; i++, n++)
+            ok += cs_decode(d, g->parts[q].msgs[i].payload, g->parts[q].msgs[i].len,
+                            g->parts[q].msgs[i].ts_ms, &ev) == CS_DECODE_OK;
+    double ns = (now_s() - s) * 1e9 / (double)(n ? n : 1);
+    cs_decoder_destroy(d);
+    *ok_out = ok;
+    return ns;
+}
+
 /* What a DOM-based decoder must do at least: parse, then look the five fields up. */
 static int cjson_decode(const char *buf, size_t len)
 {
@@ -192,6 +215,9 @@ int main(int argc, char **argv)
     int threads = 2, runs = 3, core_only = 0;
     uint64_t snap_every = 0;
     const char *rules = "deploy/rules/retail.yaml";
+    const char *formats_dir = "tests/data/formats";
+    uint64_t format_events = 1000000;
+    int no_formats = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events") && i + 1 < argc)
             nevents = strtoull(argv[++i], NULL, 10);
@@ -205,11 +231,18 @@ int main(int argc, char **argv)
             core_only = 1;
         else if (!strcmp(argv[i], "--rules") && i + 1 < argc)
             rules = argv[++i];
+        else if (!strcmp(argv[i], "--format-events") && i + 1 < argc)
+            format_events = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--formats-dir") && i + 1 < argc)
+            formats_dir = argv[++i];
+        else if (!strcmp(argv[i], "--no-formats"))
+            no_formats = 1;
         else if (!strcmp(argv[i], "--snapshot-every") && i + 1 < argc)
             snap_every = strtoull(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "usage: %s [--events N] [--customers C] [--threads T] [--runs R] "
-                            "[--rules FILE]\n", argv[0]);
+                            "[--rules FILE] [--format-events N] [--formats-dir D] [--no-formats]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -244,6 +277,29 @@ int main(int argc, char **argv)
     if (!rs) {
         fprintf(stderr, "%s\n", err);
         return 1;
+    }
+    /* the same journeys in every format, each with its rule file */
+    cs_gen_out *fg[CS_GEN_NFORMATS] = {0};
+    cs_ruleset *frs[CS_GEN_NFORMATS] = {0};
+    double fdec[CS_GEN_NFORMATS][15];
+    double fbytes[CS_GEN_NFORMATS] = {0};
+    int nfmt = (no_formats || core_only || snap_every) ? 0 : CS_GEN_NFORMATS;
+    for (int f = 0; f < nfmt; f++) {
+        cs_gen_conf fc = gc;
+        fc.format = f;
+        fc.nevents = format_events < nevents ? format_events : nevents;
+        fg[f] = cs_gen_run(&fc);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.yaml", formats_dir, cs_format_at(f)->name);
+        if (!(frs[f] = cs_rules_load_file(path, err, sizeof err))) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        size_t b = 0;
+        for (int q = 0; q < fg[f]->nparts; q++)
+            for (size_t i = 0; i < fg[f]->parts[q].n; i++)
+                b += fg[f]->parts[q].msgs[i].len;
+        fbytes[f] = (double)b / (double)fg[f]->nmsgs;
     }
     double dec[15], cj[15], one[15], many[15], snapr[15], ratio[15];
     core_result r1 = {0}, rn = {0}, rs1 = {0};
@@ -306,6 +362,23 @@ int main(int argc, char **argv)
         one[rr] = (double)g->nmsgs / r1.secs;
         rn = run_core(g, rules, threads, 0);
         many[rr] = (double)g->nmsgs / rn.secs;
+        for (int k = 0; k < nfmt; k++) { /* a different order every run */
+            int f = (k + rr) % nfmt;
+            uint64_t fok = 0;
+            fdec[f][rr] = decode_pass(fg[f], frs[f], &fok);
+            if (fok < fg[f]->nmsgs * 9 / 10) {
+                fprintf(stderr, "bench_core: %s: only %llu of %llu messages decoded\n",
+                        cs_format_at(f)->name, (unsigned long long)fok,
+                        (unsigned long long)fg[f]->nmsgs);
+                return 1;
+            }
+        }
+        if (nfmt) {
+            printf("run %d: decode by format (ns/message):", rr + 1);
+            for (int f = 0; f < nfmt; f++)
+                printf(" %s %.1f", cs_format_at(f)->name, fdec[f][rr]);
+            putchar('\n');
+        }
         printf("run %d: decode %.1f ns, cJSON %.1f ns (ok %llu, found %llu), core 1 thread "
                "%.2f M events/s, %d threads %.2f M events/s\n",
                rr + 1, dec[rr], cj[rr], (unsigned long long)ok, (unsigned long long)found,
@@ -340,10 +413,25 @@ int main(int argc, char **argv)
            "\"ns_per_event_1t\":%.1f,\"scaling\":%.2f,\"bytes_per_session\":%.1f,"
            "\"bytes_per_customer\":%.1f,\"open_sessions\":%llu,\"decode_ns\":%.1f,"
            "\"cjson_decode_ns\":%.1f,\"cjson_sample\":%zu,\"decode_speedup\":%.1f,"
-           "\"avg_event_bytes\":%.0f,\"runs\":%d,\"max_rss_kb\":%ld}\n",
+           "\"avg_event_bytes\":%.0f,\"runs\":%d,\"max_rss_kb\":%ld",
            (unsigned long long)g->nmsgs, ncust, threads, epsn, 1e9 / epsn, eps1, 1e9 / eps1,
            epsn / eps1, bps, bpc, (unsigned long long)r1.sessions, decode_ns, cjson_ns, sample,
            cjson_ns / decode_ns, (double)bytes / (double)g->nmsgs, runs, ru.ru_maxrss);
+    if (nfmt) {
+        printf(",\"format_events\":%llu,\"decode_ns_by_format\":{",
+               (unsigned long long)fg[0]->nmsgs);
+        for (int f = 0; f < nfmt; f++)
+            printf("%s\"%s\":%.1f", f ? "," : "", cs_format_at(f)->name, median(fdec[f], runs));
+        printf("},\"avg_bytes_by_format\":{");
+        for (int f = 0; f < nfmt; f++)
+            printf("%s\"%s\":%.0f", f ? "," : "", cs_format_at(f)->name, fbytes[f]);
+        putchar('}');
+    }
+    printf("}\n");
+    for (int f = 0; f < nfmt; f++) {
+        cs_gen_free(fg[f]);
+        cs_rules_destroy(frs[f]);
+    }
     cs_rules_destroy(rs);
     cs_gen_free(g);
     return 0;

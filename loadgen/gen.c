@@ -490,7 +490,16 @@ struct cs_gen_pstream {
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
-#define PUT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) += sizeof(lit) - 1)
+/* lit must be a string literal ("" lit does not compile otherwise) */
+#define PUT(p, lit) (memcpy((p), "" lit, sizeof("" lit) - 1), (p) += sizeof("" lit) - 1)
+/* PUT of one of two literals (a conditional of two arrays would be a pointer to sizeof) */
+#define PUTC(p, cond, a, b)                                                                        \
+    do {                                                                                           \
+        if (cond)                                                                                  \
+            PUT(p, a);                                                                             \
+        else                                                                                       \
+            PUT(p, b);                                                                             \
+    } while (0)
 static inline char *putf(char *p, const frag *f)
 {
     memcpy(p, f->s, FRAG);
@@ -556,6 +565,14 @@ static void hex2_init(void)
         hex2[i][0] = hex[i & 15];
         hex2[i][1] = hex[i >> 4];
     }
+}
+
+/* 16 hex digits of a message id, low byte first */
+static inline char *put_hex64(char *p, uint64_t id)
+{
+    for (int i = 0; i < 8; i++, id >>= 8)
+        memcpy(p + 2 * i, hex2[id & 255], 2);
+    return p + 16;
 }
 
 static void civil(int64_t days, int *y, int *m, int *d)
@@ -631,10 +648,10 @@ static size_t custname(uint32_t c, char *buf)
 
 static inline int persona_of(uint32_t cust) { return (int)(((cust * 2654435761u) >> 16) % 3); }
 
-/* One valid event of (global) customer cust. Returns its end. */
+/* One valid event of (global) customer cust in the Segment spelling. Returns its end. */
 static inline __attribute__((always_inline)) char *
-event_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cname, size_t clen,
-           int64_t t, int ev, int with_channel, int64_t *kts)
+event_segment(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cname, size_t clen,
+              int64_t t, int ev, int with_channel, int64_t *kts)
 {
     int int_id = (cust % 7) == 3;
     int persona = persona_of(cust);
@@ -742,16 +759,692 @@ event_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cname,
         *p++ = '"';
     }
     PUT(p, ",\"messageId\":\"");
-    uint64_t id = next(r);
-    for (int i = 0; i < 8; i++, id >>= 8)
-        memcpy(p + 2 * i, hex2[id & 255], 2);
-    p += 16;
+    p = put_hex64(p, next(r));
     PUT(p, "\"}");
+    return p;
+}
+
+/* ---- formats (SPEC §1.1) ---------------------------------------------------------------------
+ * One stream, several spellings: every random draw is made before anything is written, in the
+ * same order for every format, so the same seed gives the same journeys (same customers, event
+ * kinds, times, channels, personas, Kafka timestamps) in each format, and one ground truth
+ * (computed by the reference model from the Segment spelling) holds for all of them. What each
+ * format's message looks like is in docs/formats.md; the rule files that read them with the
+ * same outcome are tests/formats/rules/. */
+
+/* What one valid event is, whatever the format. */
+typedef struct gev {
+    uint32_t cust;
+    const char *cname; /* the customer id (16 readable bytes: padded) */
+    size_t clen;
+    int int_id, idstyle, tstyle, ev, persona, has_persona, service, reviews, ch_where;
+    int64_t t;
+    const frag *ch;
+    unsigned sku;
+    uint64_t skus; /* the sku's digits, in the low bytes */
+    size_t skul;
+    uint64_t msgid;
+} gev;
+
+/* the "persona" and "service_channel" properties (when the event has them), each after a comma */
+static inline char *put_persona_service(char *p, const gev *e)
+{
+    if (e->has_persona) {
+        PUT(p, ",\"persona\":\"");
+        p = putf(p, &persona_name[e->persona]);
+        *p++ = '"';
+    }
+    if (e->service) {
+        PUT(p, ",\"service_channel\":\"");
+        p = putf(p, &service_channel[e->persona]);
+        *p++ = '"';
+    }
+    return p;
+}
+
+/* the message's event name, per format, for the page call (Segment `page` has no `event`) */
+static const lfrag page_name[CS_GEN_NFORMATS] = {
+    L(""), L(""), L("$pageview"), L("$mp_web_page_view"), L("[Amplitude] Page Viewed"),
+    L("page_view")};
+
+static inline lfrag ev_name(int fmt, int ev)
+{
+    static const lfrag names[EV__N] = {
+        L("page_view"), L("ad_click"), L("page"), L("product_view"), L("review_read"),
+        L("compare"), L("add_to_wishlist"), L("checkout_started"), L("payment_submitted"),
+        L("order_completed"), L("return_requested"), L("order_tracked"), L("ticket_opened"),
+        L("support_chat"), L("loyalty_signup"), L("review_written"), L("referral_sent"),
+        L("repeat_purchase"), L("identify"), L("scroll"), L("video_play"), L("newsletter_open"),
+    };
+    return ev == EV_PAGE ? page_name[fmt] : names[ev];
+}
+
+/* JSON string body bytes [s, s+n) that need no escaping here */
+#define PUTS(p, s, n) (memcpy((p), (s), (n)), (p) += (n))
+
+/* "YYYY-MM-DD hh:mm:ss.fff" (Snowplow, UTC) */
+static char *put_sqlts(cs_gen_pstream *g, char *p, int64_t t)
+{
+    char *q = put_time(g, p, t, 0); /* "YYYY-MM-DDTHH:MM:SS.fffZ" */
+    p[10] = ' ';
+    return q - 1; /* drop the Z */
+}
+
+/* epoch seconds with 3 decimals (the Mixpanel libraries' float seconds) */
+static char *put_secs(char *p, int64_t t)
+{
+    p = putu(p, (uint64_t)(t / 1000));
+    *p++ = '.';
+    unsigned ms = (unsigned)(t % 1000);
+    *p++ = (char)('0' + ms / 100);
+    return put2(p, (int)(ms % 100));
+}
+
+/* The event's time in a JSON format: returns p after `"key":value,` (or nothing: no time). */
+static char *put_json_time(cs_gen_pstream *g, char *p, int fmt, const gev *e, int in_props)
+{
+    int ts = e->tstyle;
+    if (ts >= 9)
+        return p;
+    switch (fmt) {
+    case CS_GEN_RUDDERSTACK:
+    case CS_GEN_POSTHOG:
+        if (fmt == CS_GEN_RUDDERSTACK && ts == 7)
+            PUT(p, "\"originalTimestamp\":");
+        else
+            PUT(p, "\"timestamp\":");
+        if (ts == 8) {
+            p = putu(p, (uint64_t)e->t);
+        } else {
+            *p++ = '"';
+            p = put_time(g, p, e->t, ts < 6 ? 0 : ts == 6 ? 1 : 2);
+            *p++ = '"';
+        }
+        break;
+    case CS_GEN_MIXPANEL: /* float seconds from the libraries; integer ms from the import API */
+        PUT(p, "\"time\":");
+        p = ts == 8 ? putu(p, (uint64_t)e->t) : put_secs(p, e->t);
+        break;
+    case CS_GEN_AMPLITUDE:
+        PUT(p, "\"time\":");
+        p = putu(p, (uint64_t)e->t);
+        break;
+    }
+    (void)in_props;
+    *p++ = ',';
+    return p;
+}
+
+/* The customer ids in a JSON format, per the event's id style (see the Segment spelling). */
+static char *put_json_ids(char *p, int fmt, const gev *e)
+{
+    static const lfrag user[CS_GEN_NFORMATS] = {L(""), L("\"userId\":\""), L("\"distinct_id\":\""),
+                                                L("\"distinct_id\":\""), L("\"user_id\":\""),
+                                                L("")};
+    static const lfrag anon[CS_GEN_NFORMATS] = {L(""), L("\"anonymousId\":\""),
+                                                L("\"$device_id\":\""), L("\"$device_id\":\""),
+                                                L("\"device_id\":\""), L("")};
+    int style = e->int_id ? 3 : e->idstyle;
+    if (style == 0) { /* anonymous only */
+        if (fmt == CS_GEN_POSTHOG) /* PostHog: the device id is the distinct_id until login */
+            p = putl(p, &user[fmt]);
+        else
+            p = putl(p, &anon[fmt]);
+        PUTS(p, e->cname, e->clen);
+        PUT(p, "\",");
+    } else if (style == 1) { /* both: the person wins */
+        p = putl(p, &anon[fmt]);
+        PUT(p, "anon-");
+        p = putu(p, e->cust);
+        PUT(p, "\",");
+        p = putl(p, &user[fmt]);
+        PUTS(p, e->cname, e->clen);
+        PUT(p, "\",");
+    } else if (style == 2 && fmt == CS_GEN_RUDDERSTACK) { /* an empty userId: the next path */
+        PUT(p, "\"userId\":\"\",\"anonymousId\":\"");
+        PUTS(p, e->cname, e->clen);
+        PUT(p, "\",");
+    } else {
+        p = putl(p, &user[fmt]);
+        PUTS(p, e->cname, e->clen);
+        PUT(p, "\",");
+    }
+    return p;
+}
+
+static char *put_url(char *p, const gev *e)
+{
+    PUT(p, "https://shop.example/p/");
+    memcpy(p, &e->skus, 8);
+    p += e->skul;
+    if (e->reviews)
+        PUT(p, "/reviews/all");
+    return p;
+}
+
+/* RudderStack: Segment's spec plus `channel` (the SDK kind) at the top level. */
+static char *render_rudderstack(cs_gen_pstream *g, char *p, const gev *e)
+{
+    lfrag nm = ev_name(CS_GEN_RUDDERSTACK, e->ev);
+    if (e->ev == EV_PAGE) {
+        PUT(p, "{\"type\":\"page\",\"channel\":\"web\",");
+    } else {
+        PUT(p, "{\"type\":\"track\",\"channel\":\"server\",\"event\":\"");
+        p = putl(p, &nm);
+        PUT(p, "\",");
+    }
+    p = put_json_ids(p, CS_GEN_RUDDERSTACK, e);
+    p = put_json_time(g, p, CS_GEN_RUDDERSTACK, e, 0);
+    PUT(p, "\"context\":{\"library\":{\"name\":\"rudder-analytics-python\",\"version\":\"2.1.9\"},"
+           "\"page\":{\"url\":\"");
+    p = put_url(p, e);
+    PUT(p, "\"}");
+    if (e->ch_where <= 1) {
+        PUT(p, ",\"campaign\":{\"medium\":\"");
+        p = putf(p, e->ch);
+        PUT(p, "\",\"name\":\"fall\"}");
+    }
+    PUT(p, "},\"properties\":{\"sku\":\"");
+    memcpy(p, &e->skus, 8);
+    p += e->skul;
+    PUT(p, "\"");
+    p = put_persona_service(p, e);
+    PUT(p, "},\"messageId\":\"");
+    p = put_hex64(p, e->msgid);
+    PUT(p, "\"}");
+    return p;
+}
+
+/* PostHog, Mixpanel, Amplitude: an event name, ids, a time and a properties object. */
+static char *render_props_json(cs_gen_pstream *g, char *p, int fmt, const gev *e)
+{
+    lfrag nm = ev_name(fmt, e->ev);
+    PUTC(p, fmt == CS_GEN_AMPLITUDE, "{\"event_type\":\"", "{\"event\":\"");
+    p = putl(p, &nm);
+    PUT(p, "\",");
+    if (fmt != CS_GEN_MIXPANEL) {
+        p = put_json_ids(p, fmt, e);
+        p = put_json_time(g, p, fmt, e, 0);
+    }
+    if (fmt == CS_GEN_AMPLITUDE) {
+        PUT(p, "\"platform\":\"Web\",\"insert_id\":\"");
+    } else if (fmt == CS_GEN_POSTHOG) {
+        PUT(p, "\"uuid\":\"");
+    }
+    if (fmt != CS_GEN_MIXPANEL) {
+        p = put_hex64(p, e->msgid);
+        PUT(p, "\",");
+    }
+    PUTC(p, fmt == CS_GEN_AMPLITUDE, "\"event_properties\":{", "\"properties\":{");
+    if (fmt == CS_GEN_MIXPANEL) {
+        PUT(p, "\"token\":\"clickstage-test\",");
+        p = put_json_ids(p, fmt, e);
+        p = put_json_time(g, p, fmt, e, 1);
+        PUT(p, "\"mp_lib\":\"python\",\"$insert_id\":\"");
+        p = put_hex64(p, e->msgid);
+        PUT(p, "\",");
+    }
+    if (fmt == CS_GEN_AMPLITUDE)
+        PUTC(p, e->ev == EV_PAGE, "\"[Amplitude] Page URL\":\"", "\"page_url\":\"");
+    else
+        PUT(p, "\"$current_url\":\"");
+    p = put_url(p, e);
+    PUT(p, "\",\"sku\":\"");
+    memcpy(p, &e->skus, 8);
+    p += e->skul;
+    PUT(p, "\",\"price\":");
+    p = putu(p, e->sku % 300);
+    PUT(p, ".99");
+    if (e->ch_where <= 1 && !(fmt == CS_GEN_AMPLITUDE && e->ch_where == 1)) {
+        PUT(p, ",\"utm_medium\":\"");
+        p = putf(p, e->ch);
+        PUT(p, "\",\"utm_campaign\":\"fall\"");
+    }
+    p = put_persona_service(p, e);
+    *p++ = '}';
+    if (fmt == CS_GEN_AMPLITUDE && e->ch_where == 1) { /* attribution kept on the user */
+        PUT(p, ",\"user_properties\":{\"utm_medium\":\"");
+        p = putf(p, e->ch);
+        PUT(p, "\"}");
+    }
+    *p++ = '}';
+    return p;
+}
+
+/* Snowplow enriched TSV: CS_SNOWPLOW_NCOLS columns in the canonical order. */
+enum {
+    SP_APP_ID = 0, SP_PLATFORM = 1, SP_ETL_TSTAMP = 2, SP_COLLECTOR_TSTAMP = 3,
+    SP_DVCE_CREATED_TSTAMP = 4, SP_EVENT = 5, SP_EVENT_ID = 6, SP_NAME_TRACKER = 8,
+    SP_V_TRACKER = 9, SP_V_COLLECTOR = 10, SP_V_ETL = 11, SP_USER_ID = 12,
+    SP_DOMAIN_USERID = 15, SP_NETWORK_USERID = 17, SP_PAGE_URL = 29, SP_MKT_MEDIUM = 47,
+    SP_MKT_CONTENT = 50, SP_MKT_CAMPAIGN = 51, SP_SE_CATEGORY = 53, SP_SE_ACTION = 54,
+    SP_SE_LABEL = 55, SP_SE_PROPERTY = 56, SP_DERIVED_TSTAMP = 124, SP_EVENT_VENDOR = 125,
+    SP_EVENT_NAME = 126, SP_EVENT_FORMAT = 127, SP_EVENT_VERSION = 128, SP_NCOLS = 131
+};
+
+/* n tabs */
+static inline char *tabs(char *p, int n)
+{
+    memset(p, '\t', (size_t)n);
+    return p + n;
+}
+
+/* Columns [from, to) are empty: the tabs that end them. Returns p. */
+#define SP_SKIP(p, col, to) ((p) = tabs((p), (to) - (col)), (col) = (to))
+/* Start writing column `to` (the columns before it empty). */
+#define SP_AT(p, col, to) SP_SKIP(p, col, to)
+
+static char *render_snowplow(cs_gen_pstream *g, char *p, const gev *e, int64_t kts)
+{
+    int col = 0;
+    PUT(p, "shop\tweb\t");
+    col = SP_ETL_TSTAMP;
+    p = put_sqlts(g, p, kts + 2000);
+    *p++ = '\t', col++;
+    /* the collector saw it at the Kafka time; with no device time it is the event time */
+    p = put_sqlts(g, p, e->tstyle >= 8 ? e->t : kts);
+    *p++ = '\t', col++;
+    if (e->tstyle <= 7)
+        p = put_sqlts(g, p, e->t);
+    *p++ = '\t', col++;
+    if (e->ev == EV_PAGE)
+        PUT(p, "page_view\t");
+    else
+        PUT(p, "struct\t");
+    col++;
+    /* event_id: a UUID from the message id */
+    char hx[16];
+    put_hex64(hx, e->msgid);
+    /* 8-4-4-4-12, version 4, variant 8 */
+    memcpy(p, hx, 8), p += 8, *p++ = '-';
+    memcpy(p, hx + 8, 4), p += 4;
+    PUT(p, "-4");
+    memcpy(p, hx + 12, 3), p += 3;
+    PUT(p, "-8");
+    *p++ = hx[15];
+    PUT(p, "00-000000000000\t");
+    col++;
+    SP_AT(p, col, SP_NAME_TRACKER);
+    PUT(p, "sp\tpy-1.0.0\tssc-3.2.0-kafka\tsnowplow-enrich-kafka-5.1.0\t");
+    col = SP_USER_ID;
+    int style = e->int_id ? 3 : e->idstyle;
+    if (style == 0) { /* anonymous: the first-party cookie */
+        SP_AT(p, col, SP_DOMAIN_USERID);
+        PUTS(p, e->cname, e->clen);
+    } else if (style == 1) { /* a known user on a cookied device */
+        PUTS(p, e->cname, e->clen);
+        SP_AT(p, col, SP_DOMAIN_USERID);
+        PUT(p, "anon-");
+        p = putu(p, e->cust);
+    } else if (style == 2) { /* only the collector's third-party cookie */
+        SP_AT(p, col, SP_NETWORK_USERID);
+        PUTS(p, e->cname, e->clen);
+    } else {
+        PUTS(p, e->cname, e->clen);
+    }
+    SP_AT(p, col, SP_PAGE_URL);
+    p = put_url(p, e);
+    if (e->ch_where <= 1) {
+        SP_AT(p, col, SP_MKT_MEDIUM);
+        p = putf(p, e->ch);
+    }
+    if (e->has_persona) { /* the audience segment of the campaign tagging (utm_content) */
+        SP_AT(p, col, SP_MKT_CONTENT);
+        p = putf(p, &persona_name[e->persona]);
+    }
+    if (e->ch_where <= 1) {
+        SP_AT(p, col, SP_MKT_CAMPAIGN);
+        PUT(p, "fall");
+    }
+    if (e->ev != EV_PAGE) {
+        lfrag nm = ev_name(CS_GEN_SNOWPLOW, e->ev);
+        SP_AT(p, col, SP_SE_CATEGORY);
+        PUT(p, "shop\t");
+        col++;
+        p = putl(p, &nm);
+        *p++ = '\t', col++;
+        memcpy(p, &e->skus, 8); /* se_label: the sku */
+        p += e->skul;
+        if (e->service) {
+            SP_AT(p, col, SP_SE_PROPERTY);
+            p = putf(p, &service_channel[e->persona]);
+        }
+    }
+    SP_AT(p, col, SP_DERIVED_TSTAMP);
+    if (e->tstyle <= 6)
+        p = put_sqlts(g, p, e->t);
+    *p++ = '\t', col++;
+    if (e->ev == EV_PAGE)
+        PUT(p, "com.snowplowanalytics.snowplow\tpage_view\tjsonschema\t1-0-0");
+    else
+        PUT(p, "com.google.analytics\tevent\tjsonschema\t1-0-0");
+    col += 3;
+    SP_SKIP(p, col, SP_NCOLS - 1);
+    return p;
+}
+
+/* One valid event of (global) customer cust. Returns its end. */
+static inline __attribute__((always_inline)) char *
+event_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cname, size_t clen,
+           int64_t t, int ev, int with_channel, int64_t *kts)
+{
+    const int fmt = g->c->format;
+    if (__builtin_expect(fmt == CS_GEN_SEGMENT, 1))
+        return event_segment(g, r, p, cust, cname, clen, t, ev, with_channel, kts);
+    gev e;
+    e.cust = cust;
+    e.cname = cname;
+    e.clen = clen;
+    e.int_id = (cust % 7) == 3;
+    e.persona = persona_of(cust);
+    e.ev = ev;
+    e.t = t;
+    uint64_t x = next(r), y = next(r);
+    e.idstyle = (int)b16(x, 20);
+    e.tstyle = (int)b16(x >> 16, 10);
+    static const int64_t kts_add[10] = {1500, 1500, 1500, 1500, 1500, 1500, 800, 100, 20, 0};
+    *kts = t + kts_add[e.tstyle];
+    e.ch = &channel_name[channels[e.persona][b16(x >> 32, 8)]];
+    e.sku = (unsigned)b32(y, 5000);
+    e.reviews = b16(x >> 48, 12) == 0;
+    unsigned sd = e.sku >= 1000 ? 4 : e.sku >= 100 ? 3 : e.sku >= 10 ? 2 : 1;
+    uint64_t skus = (uint64_t)('0' + e.sku / 1000) | (uint64_t)('0' + e.sku / 100 % 10) << 8 |
+                    (uint64_t)('0' + e.sku / 10 % 10) << 16 | (uint64_t)('0' + e.sku % 10) << 24;
+    e.skus = skus >> (8 * (4 - sd));
+    e.skul = sd;
+    e.ch_where = with_channel ? (int)b16(y >> 32, 2) : 2;
+    e.has_persona = b16(y >> 48, 10) < 9;
+    e.service = ev == EV_TICKET_OPENED || ev == EV_SUPPORT_CHAT ||
+                (ev == EV_ORDER_TRACKED && ev == service_event[e.persona]);
+    e.msgid = next(r);
+    switch (fmt) {
+    case CS_GEN_RUDDERSTACK:
+        return render_rudderstack(g, p, &e);
+    case CS_GEN_SNOWPLOW:
+        return render_snowplow(g, p, &e, *kts);
+    default:
+        return render_props_json(g, p, fmt, &e);
+    }
+}
+
+/* ---- invalid and skewed messages in the other formats ----------------------------------- */
+
+/* A Snowplow line from (column, text) pairs in column order; `ncols` columns in all. */
+typedef struct spcol {
+    int col;
+    const char *s;
+    size_t n;
+} spcol;
+static char *sp_line(char *p, const spcol *c, int nc, int ncols)
+{
+    int col = 0;
+    for (int i = 0; i < nc; i++) {
+        SP_AT(p, col, c[i].col);
+        memcpy(p, c[i].s, c[i].n);
+        p += c[i].n;
+    }
+    SP_SKIP(p, col, ncols - 1);
+    return p;
+}
+#define SPC(c, lit) {(c), (lit), sizeof(lit) - 1}
+
+/* kind k (0..8) of invalid_json's list, or too_large, spelled in format fmt: the same reason
+ * (for Snowplow, the JSON-level reasons not_json, not_object, too_deep become not_tsv) */
+static char *invalid_other(char *p, int fmt, uint32_t cust, int k, int too_large)
+{
+    char id[24];
+    id[0] = 'c';
+    size_t idn = (size_t)(putu(id + 1, cust) - id);
+    if (fmt == CS_GEN_SNOWPLOW) {
+        static char pad[66000];
+        if (!pad[0])
+            memset(pad, 'x', sizeof pad);
+        spcol c[4];
+        int n = 0;
+        if (too_large) {
+            c[n++] = (spcol){SP_USER_ID, id, idn};
+            c[n++] = (spcol){SP_SE_LABEL, pad, sizeof pad};
+            c[n++] = (spcol)SPC(SP_EVENT_NAME, "page_view");
+            return sp_line(p, c, n, SP_NCOLS);
+        }
+        switch (k) {
+        case 0: /* a truncated line */
+            c[n++] = (spcol){SP_USER_ID, id, idn};
+            return sp_line(p, c, n, 100);
+        case 1:
+            PUTS(p, id, idn);
+            PUT(p, "\t1\t2");
+            return p;
+        case 2: /* no customer */
+            c[n++] = (spcol){SP_SE_LABEL, id, idn};
+            c[n++] = (spcol)SPC(SP_DERIVED_TSTAMP, "2026-11-01 10:00:00.000");
+            c[n++] = (spcol)SPC(SP_EVENT_NAME, "page_view");
+            return sp_line(p, c, n, SP_NCOLS);
+        case 3: /* no event */
+            c[n++] = (spcol){SP_USER_ID, id, idn};
+            c[n++] = (spcol)SPC(SP_SE_CATEGORY, "nested-is-not-event");
+            return sp_line(p, c, n, SP_NCOLS);
+        case 4:
+        case 5:
+            c[n++] = (spcol){SP_USER_ID, id, idn};
+            if (k == 4)
+                c[n++] = (spcol)SPC(SP_DERIVED_TSTAMP, "yesterday");
+            else
+                c[n++] = (spcol)SPC(SP_DERIVED_TSTAMP, "2026-13-01 10:00:00.000");
+            c[n++] = (spcol)SPC(SP_EVENT_NAME, "page_view");
+            return sp_line(p, c, n, SP_NCOLS);
+        case 6:
+            PUT(p, "not json at all ");
+            PUTS(p, id, idn);
+            return p;
+        case 7: /* a column too many */
+            c[n++] = (spcol){SP_USER_ID, id, idn};
+            c[n++] = (spcol)SPC(SP_EVENT_NAME, "page_view");
+            return sp_line(p, c, n, SP_NCOLS + 1);
+        default: /* JSON nested too deep */
+            PUT(p, "{\"user_id\":\"");
+            PUTS(p, id, idn);
+            PUT(p, "\",\"deep\":");
+            memset(p, '[', 40), p += 40;
+            memset(p, ']', 40), p += 40;
+            *p++ = '}';
+            return p;
+        }
+    }
+    /* JSON: per format, the opening up to the customer id, what closes it, the event member */
+    static const lfrag cust_open[CS_GEN_NFORMATS] = {
+        L(""), L("\"userId\":\"c"), L("\"distinct_id\":\"c"),
+        L("\"properties\":{\"distinct_id\":\"c"), L("\"user_id\":\"c"), L("")};
+    static const lfrag cust_close[CS_GEN_NFORMATS] = {L(""), L("\""), L("\""), L("\"}"), L("\""),
+                                                      L("")};
+    static const lfrag evm[CS_GEN_NFORMATS] = {
+        L(""), L("\"type\":\"track\",\"event\":\"page_view\""), L("\"event\":\"$pageview\""),
+        L("\"event\":\"page_view\""), L("\"event_type\":\"page_view\""), L("")};
+    /* a time member that is fine, "yesterday", and one with month 13 */
+    static const lfrag tgood[CS_GEN_NFORMATS] = {
+        L(""), L("\"timestamp\":\"2026-11-01T10:00:00Z\""),
+        L("\"timestamp\":\"2026-11-01T10:00:00Z\""), L("\"time\":1793527200"),
+        L("\"time\":1793527200000"), L("")};
+    static const lfrag tkey[CS_GEN_NFORMATS] = {L(""), L("\"originalTimestamp\":"),
+                                                L("\"timestamp\":"), L("\"time\":"),
+                                                L("\"time\":"), L("")};
+    if (too_large) {
+        *p++ = '{';
+        p = putl(p, &evm[fmt]);
+        *p++ = ',';
+        p = putl(p, &cust_open[fmt]);
+        p = putu(p, cust);
+        p = putl(p, &cust_close[fmt]);
+        PUT(p, ",\"pad\":\"");
+        memset(p, 'x', 66000);
+        p += 66000;
+        PUT(p, "\"}");
+        return p;
+    }
+    switch (k) {
+    case 0: /* unterminated */
+    case 7: /* a brace too many */
+        *p++ = '{';
+        p = putl(p, &evm[fmt]);
+        *p++ = ',';
+        p = putl(p, &cust_open[fmt]);
+        p = putu(p, cust);
+        p = putl(p, &cust_close[fmt]);
+        *p++ = ',';
+        p = putl(p, &tgood[fmt]);
+        if (k == 7)
+            PUT(p, "}}");
+        return p;
+    case 1:
+        PUT(p, "[\"c");
+        p = putu(p, cust);
+        PUT(p, "\", 1, 2]");
+        return p;
+    case 2: /* no customer */
+        *p++ = '{';
+        p = putl(p, &evm[fmt]);
+        *p++ = ',';
+        p = putl(p, &tgood[fmt]);
+        PUT(p, ",\"x\":\"c");
+        p = putu(p, cust);
+        PUT(p, "\"}");
+        return p;
+    case 3: /* no event */
+        *p++ = '{';
+        p = putl(p, &cust_open[fmt]);
+        p = putu(p, cust);
+        p = putl(p, &cust_close[fmt]);
+        PUT(p, ",\"context\":{\"event\":\"nested-is-not-event\"}}");
+        return p;
+    case 4:
+    case 5:
+        *p++ = '{';
+        p = putl(p, &evm[fmt]);
+        *p++ = ',';
+        if (fmt == CS_GEN_MIXPANEL) { /* the time is inside properties */
+            PUT(p, "\"properties\":{\"distinct_id\":\"c");
+            p = putu(p, cust);
+            PUT(p, "\",");
+        } else {
+            p = putl(p, &cust_open[fmt]);
+            p = putu(p, cust);
+            p = putl(p, &cust_close[fmt]);
+            *p++ = ',';
+        }
+        p = putl(p, &tkey[fmt]);
+        if (k == 4)
+            PUT(p, "\"yesterday\"");
+        else
+            PUT(p, "\"2026-13-01T10:00:00Z\"");
+        if (fmt == CS_GEN_MIXPANEL)
+            *p++ = '}';
+        *p++ = '}';
+        return p;
+    case 6:
+        PUT(p, "not json at all c");
+        return putu(p, cust);
+    default: /* 40 nested arrays */
+        *p++ = '{';
+        p = putl(p, &cust_open[fmt]);
+        p = putu(p, cust);
+        p = putl(p, &cust_close[fmt]);
+        *p++ = ',';
+        p = putl(p, &evm[fmt]);
+        PUT(p, ",\"deep\":");
+        memset(p, '[', 40), p += 40;
+        memset(p, ']', 40), p += 40;
+        *p++ = '}';
+        return p;
+    }
+}
+
+/* skewed_json's event (kind 0..3, `when` its time where it has one) in format fmt */
+static char *skewed_other(cs_gen_pstream *g, char *p, int fmt, const char *cname, size_t clen,
+                          int kind, int64_t when)
+{
+    if (fmt == CS_GEN_SNOWPLOW) {
+        int col = 0;
+        SP_AT(p, col, SP_USER_ID);
+        PUTS(p, cname, clen);
+        SP_AT(p, col, SP_PAGE_URL);
+        PUT(p, "https://shop.example/p/1");
+        SP_AT(p, col, SP_SE_CATEGORY);
+        PUT(p, "shop\tproduct_view");
+        col++;
+        SP_AT(p, col, SP_DERIVED_TSTAMP);
+        if (kind == 0) {
+            PUT(p, "9999-12-31 23:59:59.000");
+        } else if (kind == 3) {
+            PUT(p, "1970-01-01 00:00:");
+            p = put2(p, (int)when);
+            PUT(p, ".000");
+        } else {
+            p = put_sqlts(g, p, when);
+        }
+        SP_AT(p, col, SP_EVENT_NAME);
+        PUT(p, "event");
+        SP_SKIP(p, col, SP_NCOLS - 1);
+        return p;
+    }
+    gev e = {0};
+    e.cname = cname;
+    e.clen = clen;
+    e.idstyle = 3;
+    e.ev = EV_PRODUCT_VIEW;
+    lfrag nm = ev_name(fmt, e.ev);
+    PUTC(p, fmt == CS_GEN_AMPLITUDE, "{\"event_type\":\"", "{\"event\":\"");
+    p = putl(p, &nm);
+    PUT(p, "\",");
+    if (fmt == CS_GEN_MIXPANEL)
+        PUT(p, "\"properties\":{");
+    p = put_json_ids(p, fmt, &e);
+    const int iso = fmt == CS_GEN_RUDDERSTACK || fmt == CS_GEN_POSTHOG;
+    PUTC(p, fmt == CS_GEN_MIXPANEL || fmt == CS_GEN_AMPLITUDE, "\"time\":", "\"timestamp\":");
+    switch (kind) {
+    case 0: /* year 9999 */
+        if (iso)
+            PUT(p, "\"9999-12-31T23:59:59Z\"");
+        else if (fmt == CS_GEN_MIXPANEL) /* in ns: the only unit `auto` reads this far out */
+            PUT(p, "253402300799000000000");
+        else
+            PUT(p, "253402300799000");
+        break;
+    case 1: /* epoch ms */
+        p = putu(p, (uint64_t)when);
+        break;
+    case 2:
+        if (iso) {
+            *p++ = '"';
+            p = put_time(g, p, when, 0);
+            *p++ = '"';
+        } else if (fmt == CS_GEN_MIXPANEL) {
+            p = put_secs(p, when);
+        } else {
+            p = putu(p, (uint64_t)when);
+        }
+        break;
+    default: /* a clock reset to the epoch */
+        if (iso) {
+            PUT(p, "\"1970-01-01T00:00:");
+            p = put2(p, (int)when);
+            PUT(p, "Z\"");
+        } else if (fmt == CS_GEN_MIXPANEL) {
+            p = putu(p, (uint64_t)when);
+        } else {
+            p = putu(p, (uint64_t)when * 1000);
+        }
+        break;
+    }
+    if (fmt == CS_GEN_MIXPANEL)
+        *p++ = '}';
+    *p++ = '}';
     return p;
 }
 
 static char *invalid_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, int too_large)
 {
+    if (g->c->format != CS_GEN_SEGMENT)
+        return invalid_other(p, g->c->format, cust, too_large ? -1 : (int)below(r, 9), too_large);
     static const lfrag kinds[8][2] = {
         {L("{\"event\":\"page_view\",\"userId\":\"c"), L("\",\"timestamp\":\"2026-11-01T10:00:00Z\"")},
         {L("[\"c"), L("\", 1, 2]")},
@@ -796,26 +1489,37 @@ static char *invalid_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, int
 static char *skewed_json(cs_gen_pstream *g, rng *r, char *p, const char *cname, size_t clen,
                          int64_t t)
 {
+    /* the draws first, in the same order for every format */
+    const int kind = (int)below(r, 4);
+    int64_t when = 0;
+    if (kind == 1) /* days to years ahead, as epoch ms */
+        when = t + 86400000LL * (1 + (int64_t)below(r, 3650));
+    else if (kind == 2) /* a few hours ahead: more than the default max_future of 1 h */
+        when = t + 2 * 3600000LL + (int64_t)below(r, 20 * 3600000ULL);
+    else if (kind == 3) /* a clock reset to the epoch: the second */
+        when = (int64_t)below(r, 60);
+    if (g->c->format != CS_GEN_SEGMENT)
+        return skewed_other(g, p, g->c->format, cname, clen, kind, when);
     PUT(p, "{\"type\":\"track\",\"event\":\"product_view\",\"userId\":\"");
     memcpy(p, cname, 16);
     p += clen;
     PUT(p, "\",");
-    switch ((int)below(r, 4)) {
+    switch (kind) {
     case 0:
         PUT(p, "\"timestamp\":\"9999-12-31T23:59:59Z\"");
         break;
-    case 1: /* days to years ahead, as epoch ms */
+    case 1:
         PUT(p, "\"ts\":");
-        p = putu(p, (uint64_t)(t + 86400000LL * (1 + (int64_t)below(r, 3650))));
+        p = putu(p, (uint64_t)when);
         break;
-    case 2: /* a few hours ahead: more than the default max_future of 1 h */
+    case 2:
         PUT(p, "\"timestamp\":\"");
-        p = put_time(g, p, t + 2 * 3600000LL + (int64_t)below(r, 20 * 3600000ULL), 0);
+        p = put_time(g, p, when, 0);
         *p++ = '"';
         break;
-    default: /* a clock reset to the epoch */
+    default:
         PUT(p, "\"timestamp\":\"1970-01-01T00:00:");
-        p = put2(p, (int)below(r, 60));
+        p = put2(p, (int)when);
         PUT(p, "Z\"");
         break;
     }
@@ -1167,4 +1871,12 @@ void cs_gen_free(cs_gen_out *o)
     free(o->parts);
     free(o->arena);
     free(o);
+}
+
+const char *cs_gen_expect_reason(int format, const char *reason)
+{
+    if (format == CS_GEN_SNOWPLOW && (!strcmp(reason, "not_json") ||
+                                      !strcmp(reason, "not_object") || !strcmp(reason, "too_deep")))
+        return "not_tsv";
+    return reason;
 }

@@ -60,10 +60,24 @@ typedef struct cs_gen_conf {
     double long_frac;       /* share of sessions that outlive max_duration */
     double mean_events;     /* mean events per session */
     int first_pass;         /* 1: each partition's first sessions visit each of its customers once */
+    int format;             /* CS_GEN_*: how messages are spelled (same journeys in each) */
     int64_t gap_ms, lateness_ms, max_duration_ms;
 } cs_gen_conf;
 
 void cs_gen_defaults(cs_gen_conf *c);
+
+/* Formats the generator speaks (SPEC §1.1), in the order of pipeline/formats.c's table, so
+ * cs_format_at(CS_GEN_x) names them. The random draws do not depend on the format: the same
+ * seed gives the same journeys, Kafka timestamps and partitions in each, and the Segment
+ * spelling's ground truth (loadgen/refmodel.c) is every format's, except that Snowplow's TSV
+ * has no JSON-level reasons: not_json, not_object and too_deep are not_tsv there
+ * (cs_gen_expect_reason). */
+#define CS_GEN_HAS_FORMATS 1
+enum { CS_GEN_SEGMENT = 0, CS_GEN_RUDDERSTACK, CS_GEN_POSTHOG, CS_GEN_MIXPANEL, CS_GEN_AMPLITUDE,
+       CS_GEN_SNOWPLOW, CS_GEN_NFORMATS };
+/* The invalid reason the message generated as `reason` (in the Segment spelling) has in
+ * `format`. */
+const char *cs_gen_expect_reason(int format, const char *reason);
 
 /* How far a partition's event time may fall behind its pace (start + span*(k+0.5)/n): a
  * session event due earlier is sent this much behind the pace, as if the customer had paused

@@ -31,6 +31,7 @@
  * the same path) accepts the intersection of the two value lists.
  */
 #include "classify.h"
+#include "formats.h"
 #include "parse.h"
 #include "yamldoc.h"
 
@@ -539,16 +540,59 @@ static int std_field(const char *s, size_t len)
     return -1;
 }
 
+static int do_format(ctx *c, yaml_node_t *n)
+{
+    qbuf b;
+    const char *s;
+    size_t len;
+    char known[256], msg[256];
+    if (want_string(c, n, "format", &s, &len) < 0)
+        return -1;
+    const cs_format *fmt = cs_format_find(s, len);
+    cs_format_list(known, sizeof known);
+    if (!fmt)
+        return err_node(c, n, "unknown format '%s' (known formats: %s)", q(&b, s, len), known);
+    msg[0] = '\0';
+    if (cs_decode_plan_set_format(c->rs->plan, fmt, msg, sizeof msg) != 0)
+        return err_node(c, n, "format %s: %s", fmt->name, msg[0] ? msg : "cannot be used");
+    return 0;
+}
+
+static int do_time_unit(ctx *c, yaml_node_t *v)
+{
+    qbuf b;
+    const char *s;
+    size_t len;
+    if (want_string(c, v, "fields.time_unit", &s, &len) < 0)
+        return -1;
+    int u = cs_time_unit_find(s, len);
+    if (u < 0)
+        return err_node(c, v, "unknown time unit '%s' for fields.time_unit (expected ms, s, us, "
+                        "ns or auto)", q(&b, s, len));
+    const cs_format *fmt = cs_decode_plan_format(c->rs->plan);
+    if (!fmt->time_numeric)
+        return err_node(c, v, "fields.time_unit does not apply to format %s: its time is a "
+                        "'YYYY-MM-DD hh:mm:ss.fff' text, never a number", fmt->name);
+    cs_decode_plan_set_time_unit(c->rs->plan, u);
+    return 0;
+}
+
 static int do_fields(ctx *c, yaml_node_t *n)
 {
-    static const char *const keys[] = {"customer", "event", "time", "url", "channel", NULL};
+    static const char *const keys[] = {"customer", "event", "time", "url", "channel", "time_unit",
+                                       NULL};
     if (check_map(c, n, "fields", keys,
-                  "customer, event, time, url or channel") < 0)
+                  "customer, event, time, url, channel or time_unit") < 0)
         return -1;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
         size_t kl;
         const char *ks = sval(k, &kl);
+        if (kl == 9 && !memcmp(ks, "time_unit", 9)) {
+            if (do_time_unit(c, v) < 0)
+                return -1;
+            continue;
+        }
         int f = std_field(ks, kl);
         char what[64], *paths[CS_MAX_PATHS], msg[256];
         int np = 0;
@@ -791,12 +835,15 @@ static int add_prop(ctx *c, yaml_node_t *k, const char *name, size_t nl, int *fi
 {
     qbuf b;
     cs_ruleset *rs = c->rs;
-    char path[CS_MAX_PATH_LEN + 16], msg[256];
-    if (nl == 0 || memchr(name, '\0', nl) || nl + 11 >= CS_MAX_PATH_LEN)
+    char path[CS_MAX_PATH_LEN + 32], msg[256];
+    /* property.<name> is below the format's properties object (a column for TSV formats) */
+    const char *pre = cs_decode_plan_format(rs->plan)->prop_prefix;
+    const size_t pl = strlen(pre);
+    if (nl == 0 || memchr(name, '\0', nl) || nl + pl >= CS_MAX_PATH_LEN)
         return err_node(c, k, "bad match key 'property.%s'", q(&b, name, nl));
-    memcpy(path, "properties.", 11);
-    memcpy(path + 11, name, nl);
-    path[11 + nl] = '\0';
+    memcpy(path, pre, pl);
+    memcpy(path + pl, name, nl);
+    path[pl + nl] = '\0';
     const char *pp = path;
     msg[0] = '\0';
     int f = cs_decode_plan_add_field(rs->plan, &pp, 1, msg, sizeof msg);
@@ -1371,14 +1418,16 @@ static int yaml_error(ctx *c, yaml_parser_t *ps, const char *src, size_t len)
     return err_mark(c, m, "%s", msg);
 }
 
-static const char *const top_keys[] = {"journey", "stages",  "session", "customer_ttl",
-                                       "fields",  "limits",  "dimensions", "rules", NULL};
+static const char *const top_keys[] = {"journey", "stages",     "session", "customer_ttl",
+                                       "format",  "fields",     "limits",  "dimensions",
+                                       "rules",   NULL};
 
 static int load_doc(ctx *c, yaml_node_t *root)
 {
     cs_ruleset *rs = c->rs;
     if (check_map(c, root, "the rule file", top_keys,
-                  "journey, stages, session, customer_ttl, dimensions, rules, fields or limits") < 0)
+                  "journey, stages, session, customer_ttl, dimensions, rules, format, fields or "
+                  "limits") < 0)
         return -1;
     yaml_node_t *v;
     if (!(v = map_get(c, root, "journey")))
@@ -1397,6 +1446,9 @@ static int load_doc(ctx *c, yaml_node_t *root)
         if (rs->sess.customer_ttl_ms <= 0)
             return err_node(c, v, "customer_ttl must be greater than 0");
     }
+    /* the format first: fields, dimensions and property keys are read against it */
+    if ((v = map_get(c, root, "format")) && do_format(c, v) < 0)
+        return -1;
     if ((v = map_get(c, root, "fields")) && !is_null(v) && do_fields(c, v) < 0)
         return -1;
     if ((v = map_get(c, root, "limits")) && !is_null(v) && do_limits(c, v) < 0)

@@ -24,6 +24,7 @@
  *    hit per path.
  */
 #include "decode.h"
+#include "formats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +38,12 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define NOINLINE __attribute__((noinline))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define LIKELY(x) (x)
 #define UNLIKELY(x) (x)
 #define NOINLINE
+#define ALWAYS_INLINE inline
 #endif
 
 #define NONE 0xFFFFFFFFu
@@ -95,7 +98,16 @@ struct cs_decode_plan {
     uint32_t ntargets;
     hslot *hash;
     uint32_t hmask;
-    uint32_t hshift; /* 64 - log2(table size) */
+    uint32_t hshift;       /* 64 - log2(table size) */
+    int time_unit;         /* CS_TU_*: unit of a numeric time */
+    int tsv;               /* 1: messages are Snowplow enriched TSV; paths name columns */
+    const cs_format *fmt;  /* the preset the standard fields came from (segment by default) */
+    /* TSV only (kept after the JSON path's fields, so their layout is the one before formats):
+     * per column, its targets coltg[col_off[c] .. col_off[c+1]) (field, priority), and the
+     * first wanted column at or after c (CS_SNOWPLOW_NCOLS: none) */
+    uint16_t col_off[CS_SNOWPLOW_NCOLS + 1];
+    uint8_t next_want[CS_SNOWPLOW_NCOLS + 1];
+    ttarget coltg[CS_MAX_FIELDS * CS_MAX_PATHS];
 };
 
 /* value kinds seen by the scanner */
@@ -406,9 +418,54 @@ typedef struct tbuild {
     uint32_t node, field, prio;
 } tbuild;
 
+/* TSV plans: every path is a column name; build the per-column targets. On failure p is
+ * unchanged and -1 is returned. */
+static int cols_build(cs_decode_plan *p, char *errstr, size_t errlen)
+{
+    uint16_t cnt[CS_SNOWPLOW_NCOLS] = {0};
+    int16_t colof[CS_MAX_FIELDS][CS_MAX_PATHS];
+    for (int f = 0; f < p->nfields; f++)
+        for (int k = 0; k < p->fields[f].n; k++) {
+            const char *s = p->fields[f].paths[k];
+            int c = cs_snowplow_column(s, strlen(s));
+            if (c < 0) {
+                set_err(errstr, errlen,
+                        "not a column of Snowplow's enriched TSV (name a column, e.g. se_label)",
+                        s);
+                return -1;
+            }
+            colof[f][k] = (int16_t)c;
+            cnt[c]++;
+        }
+    uint16_t off = 0;
+    for (int c = 0; c < CS_SNOWPLOW_NCOLS; c++) {
+        p->col_off[c] = off;
+        off = (uint16_t)(off + cnt[c]);
+        cnt[c] = 0;
+    }
+    p->col_off[CS_SNOWPLOW_NCOLS] = off;
+    for (int f = 0; f < p->nfields; f++)
+        for (int k = 0; k < p->fields[f].n; k++) {
+            int c = colof[f][k];
+            ttarget *t = &p->coltg[p->col_off[c] + cnt[c]++];
+            t->field = (uint8_t)f;
+            t->prio = (uint8_t)k;
+        }
+    uint8_t nw = CS_SNOWPLOW_NCOLS;
+    p->next_want[CS_SNOWPLOW_NCOLS] = nw;
+    for (int c = CS_SNOWPLOW_NCOLS - 1; c >= 0; c--) {
+        if (p->col_off[c + 1] != p->col_off[c])
+            nw = (uint8_t)c;
+        p->next_want[c] = nw;
+    }
+    return 0;
+}
+
 /* Rebuild nodes/targets/hash from p->fields. On failure p is unchanged and -1 is returned. */
 static int trie_build(cs_decode_plan *p, char *errstr, size_t errlen)
 {
+    if (p->tsv)
+        return cols_build(p, errstr, errlen);
     tnode *nodes = calloc(MAX_NODES, sizeof *nodes);
     tbuild *tb = malloc((size_t)CS_MAX_FIELDS * CS_MAX_PATHS * sizeof *tb);
     ttarget *targets = NULL;
@@ -527,13 +584,6 @@ fail:
 /* ------------------------------------------------------------------------------------------ */
 /* plan API                                                                                     */
 
-static const char *const default_paths[CS_F_NSTD][CS_MAX_PATHS] = {
-    [CS_F_CUSTOMER] = {"userId", "user_id", "customer_id", "anonymousId", "anonymous_id"},
-    [CS_F_EVENT] = {"event", "type"},
-    [CS_F_TIME] = {"timestamp", "ts", "originalTimestamp"},
-    [CS_F_URL] = {"url", "context.page.url", "properties.url"},
-    [CS_F_CHANNEL] = {"channel", "context.campaign.medium", "properties.channel"},
-};
 
 static void free_field(pfield *f)
 {
@@ -551,10 +601,12 @@ cs_decode_plan *cs_decode_plan_new(void)
     p->max_depth = CS_DEFAULT_MAX_DEPTH;
     p->min_time_ms = INT64_MIN;
     p->max_future_ms = 0;
+    p->fmt = cs_format_default();
+    p->time_unit = CS_TU_MS;
     p->nfields = CS_F_NSTD;
     for (int f = 0; f < CS_F_NSTD; f++) {
-        for (int k = 0; k < CS_MAX_PATHS && default_paths[f][k]; k++) {
-            p->fields[f].paths[k] = strdup(default_paths[f][k]);
+        for (int k = 0; k < CS_FMT_MAX_PATHS && cs_format_default()->paths[f][k]; k++) {
+            p->fields[f].paths[k] = strdup(cs_format_default()->paths[f][k]);
             if (!p->fields[f].paths[k]) {
                 cs_decode_plan_destroy(p);
                 return NULL;
@@ -668,6 +720,62 @@ int cs_decode_plan_add_field(cs_decode_plan *p, const char *const *paths, int n,
     return id;
 }
 
+int cs_decode_plan_set_format(cs_decode_plan *p, const cs_format *fmt, char *errstr,
+                              size_t errlen)
+{
+    if (!p || !fmt) {
+        set_err(errstr, errlen, "no plan or format", NULL);
+        return -1;
+    }
+    pfield nf[CS_F_NSTD], old[CS_F_NSTD];
+    for (int f = 0; f < CS_F_NSTD; f++) {
+        int n = 0;
+        while (n < CS_MAX_PATHS && n < CS_FMT_MAX_PATHS && fmt->paths[f][n])
+            n++;
+        memset(&nf[f], 0, sizeof nf[f]);
+        if (copy_paths(&nf[f], fmt->paths[f], n, errstr, errlen) != 0) {
+            for (int g = 0; g < f; g++)
+                free_field(&nf[g]);
+            return -1;
+        }
+    }
+    const int old_tsv = p->tsv;
+    for (int f = 0; f < CS_F_NSTD; f++) {
+        old[f] = p->fields[f];
+        p->fields[f] = nf[f];
+    }
+    p->tsv = fmt->tsv;
+    if (trie_build(p, errstr, errlen) != 0) {
+        p->tsv = old_tsv;
+        for (int f = 0; f < CS_F_NSTD; f++) {
+            p->fields[f] = old[f];
+            free_field(&nf[f]);
+        }
+        return -1;
+    }
+    for (int f = 0; f < CS_F_NSTD; f++)
+        free_field(&old[f]);
+    p->fmt = fmt;
+    p->time_unit = fmt->time_unit;
+    return 0;
+}
+
+const cs_format *cs_decode_plan_format(const cs_decode_plan *p)
+{
+    return p ? p->fmt : NULL;
+}
+
+void cs_decode_plan_set_time_unit(cs_decode_plan *p, int unit)
+{
+    if (p && unit >= 0 && unit < CS_TU__COUNT)
+        p->time_unit = unit;
+}
+
+int cs_decode_plan_time_unit(const cs_decode_plan *p)
+{
+    return p ? p->time_unit : CS_TU_MS;
+}
+
 int cs_decode_plan_nfields(const cs_decode_plan *p)
 {
     return p ? p->nfields : 0;
@@ -757,6 +865,7 @@ const char *cs_invalid_name(cs_invalid r)
         [CS_INV_NO_EVENT] = "no_event",
         [CS_INV_BAD_TIME] = "bad_time",
         [CS_INV_FUTURE_TIME] = "future_time",
+        [CS_INV_NOT_TSV] = "not_tsv",
     };
     if ((unsigned)r >= CS_INV__COUNT)
         return "unknown";
@@ -844,6 +953,207 @@ static int parse_epoch(const char *s, size_t n, int allow_sign, int64_t *ms)
     return 0;
 }
 
+/* A decimal number as time, exactly (SPEC §1.1 time units): `-?D+(.D+)?([eE][+-]?D+)?` when
+ * `json` (a JSON number, grammar already checked by the scanner), `D+(.D+)?` otherwise (a JSON
+ * string). The value v times the unit's factor to ms is truncated toward zero digit by digit:
+ * no binary floating point, so 1790000393.702 s is 1790000393702 ms. `auto` picks the unit by
+ * the number of integer digits of |v| (<= 11: s, <= 14: ms, <= 17: us, else ns; i.e. |v| < 1e11
+ * is seconds ...). -1 when malformed or when the result does not fit in an int64. */
+static NOINLINE int parse_num_time(const char *s, size_t n, int json, int unit, int64_t *ms)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (json && n > 0 && s[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    const size_t i0 = i;
+    while (i < n && (unsigned)(s[i] - '0') <= 9)
+        i++;
+    const size_t nint = i - i0;
+    if (nint == 0)
+        return -1;
+    size_t f0 = i, nfrac = 0;
+    if (i < n && s[i] == '.') {
+        f0 = ++i;
+        while (i < n && (unsigned)(s[i] - '0') <= 9)
+            i++;
+        nfrac = i - f0;
+        if (nfrac == 0)
+            return -1;
+    }
+    int64_t e10 = 0; /* saturates far beyond any length a message can have */
+    if (i < n && (s[i] | 0x20) == 'e') {
+        if (!json)
+            return -1;
+        i++;
+        int eneg = 0;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            eneg = s[i++] == '-';
+        const size_t e0 = i;
+        while (i < n && (unsigned)(s[i] - '0') <= 9) {
+            if (e10 < (INT64_C(1) << 40))
+                e10 = e10 * 10 + (s[i] - '0');
+            i++;
+        }
+        if (i == e0)
+            return -1;
+        if (eneg)
+            e10 = -e10;
+    }
+    if (i != n)
+        return -1;
+    /* the digits d[0 .. nint+nfrac) (integer digits, then fraction digits); v = d * 10^(e10 -
+     * nfrac); z: the first non-zero digit; v has (nint + e10 - z) integer digits */
+#define DIG(k) ((k) < nint ? s[i0 + (k)] - '0' : s[f0 + (k) - nint] - '0')
+    const size_t nd = nint + nfrac;
+    size_t z = 0;
+    while (z < nd && DIG(z) == 0)
+        z++;
+    if (z == nd) {
+        *ms = 0;
+        return 0;
+    }
+    const int64_t intdig = (int64_t)nint + e10 - (int64_t)z;
+    if (unit == CS_TU_AUTO)
+        unit = intdig <= 11 ? CS_TU_S : intdig <= 14 ? CS_TU_MS : intdig <= 17 ? CS_TU_US : CS_TU_NS;
+    static const int shift[CS_TU__COUNT] = {[CS_TU_MS] = 0, [CS_TU_S] = 3, [CS_TU_US] = -3,
+                                            [CS_TU_NS] = -6};
+    const int64_t count = intdig + shift[unit]; /* digits of the result, from z on */
+    uint64_t v = 0;
+    if (count > 19)
+        return -1;
+    for (int64_t j = 0; j < count; j++) { /* <= 19 digits: no overflow in uint64 */
+        const size_t k = z + (size_t)j;
+        v = v * 10 + (uint64_t)(k < nd ? DIG(k) : 0);
+    }
+#undef DIG
+    if (v > (uint64_t)INT64_MAX)
+        return -1;
+    *ms = neg ? -(int64_t)v : (int64_t)v;
+    return 0;
+}
+
+/* The time field (if any) into out->ts_ms, then the plan's bounds. Inlined, with `tsv` a
+ * constant at each call, so that cs_decode's JSON path has only the time code it had before. */
+static ALWAYS_INLINE cs_invalid finish_time(const cs_decode_plan *pl, cs_decoded *out,
+                                            int64_t fallback_ts_ms, const int tsv)
+{
+    const cs_sv *t = &out->f[CS_F_TIME];
+    if (t->len) {
+        int64_t ms;
+        int rc;
+        if (tsv)
+            rc = cs_parse_snowplow_ts(t->p, t->len, &ms);
+        else if (t->kind == CS_SV_NUM)
+            rc = (pl->time_unit != CS_TU_MS || parse_epoch(t->p, t->len, 1, &ms) != 0)
+                     ? parse_num_time(t->p, t->len, 1, pl->time_unit, &ms)
+                     : 0;
+        else if (t->kind == CS_SV_BOOL)
+            rc = -1;
+        else if (t->len >= 20 && t->p[4] == '-') /* only RFC 3339 can look like this */
+            rc = cs_parse_rfc3339(t->p, t->len, &ms);
+        else if (pl->time_unit == CS_TU_MS)
+            rc = parse_epoch(t->p, t->len, 0, &ms) == 0
+                     ? 0
+                     : parse_num_time(t->p, t->len, 0, CS_TU_MS, &ms);
+        else
+            rc = parse_num_time(t->p, t->len, 0, pl->time_unit, &ms);
+        if (rc != 0)
+            return CS_INV_BAD_TIME;
+        out->ts_ms = ms;
+        out->ts_from_msg = 1;
+    }
+    /* Bounds (docs/semantics.md "Event time bounds"): one compare each on the common path.
+     * future: ms - fallback > max_future, written so that it cannot overflow. */
+    if (UNLIKELY(out->ts_ms < pl->min_time_ms))
+        return CS_INV_BAD_TIME;
+    if (pl->max_future_ms && out->ts_from_msg && out->ts_ms > fallback_ts_ms &&
+        (uint64_t)out->ts_ms - (uint64_t)fallback_ts_ms > (uint64_t)pl->max_future_ms)
+        return CS_INV_FUTURE_TIME;
+    return CS_DECODE_OK;
+}
+
+/* Snowplow's enriched TSV (SPEC §1.1): exactly CS_SNOWPLOW_NCOLS tab-separated columns (one
+ * trailing "\n" or "\r\n" is not part of the last column), values taken as they stand (the
+ * enrichment writes no escapes), an empty column is absent. Tabs are found 16 bytes at a time;
+ * a block whose tabs all end columns nobody wants is passed with one popcount. */
+static NOINLINE cs_invalid decode_tsv(cs_decoder *d, const cs_decode_plan *pl, const char *buf,
+                                      size_t len, int64_t fallback_ts_ms, cs_decoded *out)
+{
+    if (len && buf[len - 1] == '\n') {
+        len--;
+        if (len && buf[len - 1] == '\r')
+            len--;
+    }
+    uint8_t best[CS_MAX_FIELDS];
+    memset(best, 0xFF, (size_t)pl->nfields);
+    uint32_t col = 0, start = 0;
+    uint32_t want = pl->next_want[0];
+    const uint8_t *const u = (const uint8_t *)buf;
+#define TSV_COL_END(END)                                                                           \
+    do {                                                                                           \
+        const uint32_t e_ = (END);                                                                 \
+        if (col == want) {                                                                         \
+            if (e_ > start)                                                                        \
+                for (unsigned t_ = pl->col_off[col]; t_ < pl->col_off[col + 1]; t_++) {            \
+                    const ttarget *tg_ = &pl->coltg[t_];                                           \
+                    if (tg_->prio < best[tg_->field]) {                                            \
+                        best[tg_->field] = tg_->prio;                                              \
+                        out->f[tg_->field].p = buf + start;                                        \
+                        out->f[tg_->field].len = e_ - start;                                       \
+                    }                                                                              \
+                }                                                                                  \
+            want = pl->next_want[col + 1];                                                         \
+        }                                                                                          \
+        col++;                                                                                     \
+        start = e_ + 1;                                                                            \
+    } while (0)
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i vt = _mm_set1_epi8('\t');
+    for (; i + 16 <= len; i += 16) {
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(load16(u + i), vt));
+        if (!m)
+            continue;
+        const unsigned nt = (unsigned)__builtin_popcount(m);
+        if (col + nt <= want && col + nt < CS_SNOWPLOW_NCOLS) { /* no wanted column ends here */
+            col += nt;
+            start = (uint32_t)i + 32 - (unsigned)__builtin_clz(m);
+            continue;
+        }
+        do {
+            if (UNLIKELY(col >= CS_SNOWPLOW_NCOLS - 1))
+                goto not_tsv;
+            TSV_COL_END((uint32_t)i + (unsigned)__builtin_ctz(m));
+            m &= m - 1;
+        } while (m);
+    }
+#endif
+    for (; i < len; i++)
+        if (u[i] == '\t') {
+            if (UNLIKELY(col >= CS_SNOWPLOW_NCOLS - 1))
+                goto not_tsv;
+            TSV_COL_END((uint32_t)i);
+        }
+    if (col != CS_SNOWPLOW_NCOLS - 1)
+        goto not_tsv;
+    TSV_COL_END((uint32_t)len); /* the last column */
+#undef TSV_COL_END
+    (void)d;
+    if (out->f[CS_F_CUSTOMER].len == 0)
+        return CS_INV_NO_CUSTOMER;
+    if (out->f[CS_F_EVENT].len == 0)
+        return CS_INV_NO_EVENT;
+    return finish_time(pl, out, fallback_ts_ms, 1);
+not_tsv: /* no field of a message that is not one event */
+    for (int f = 0; f < pl->nfields; f++) {
+        out->f[f].p = NULL;
+        out->f[f].len = 0;
+    }
+    return CS_INV_NOT_TSV;
+}
+
 /* Slow path of a key: escapes, 16 bytes or more, or a control character. */
 static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl, uint32_t parent,
                                          const uint8_t *s, size_t n, int esc)
@@ -886,6 +1196,8 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
 
     if (len > (pl->max_bytes < d->cap ? pl->max_bytes : d->cap))
         return CS_INV_TOO_LARGE;
+    if (UNLIKELY(pl->tsv))
+        return decode_tsv(d, pl, buf, len, fallback_ts_ms, out);
 
     /* the message, then NUL sentinels */
     uint8_t *const copy = d->copy;
@@ -1127,33 +1439,7 @@ done:
         return CS_INV_NO_CUSTOMER;
     if (out->f[CS_F_EVENT].len == 0)
         return CS_INV_NO_EVENT;
-    {
-        const cs_sv *t = &out->f[CS_F_TIME];
-        if (t->len) {
-            int64_t ms;
-            int rc;
-            if (t->kind == CS_SV_NUM)
-                rc = parse_epoch(t->p, t->len, 1, &ms);
-            else if (t->kind == CS_SV_BOOL)
-                rc = -1;
-            else if (t->len >= 20 && t->p[4] == '-') /* only RFC 3339 can look like this */
-                rc = cs_parse_rfc3339(t->p, t->len, &ms);
-            else
-                rc = parse_epoch(t->p, t->len, 0, &ms);
-            if (rc != 0)
-                return CS_INV_BAD_TIME;
-            out->ts_ms = ms;
-            out->ts_from_msg = 1;
-        }
-        /* Bounds (docs/semantics.md "Event time bounds"): one compare each on the common path.
-         * future: ms - fallback > max_future, written so that it cannot overflow. */
-        if (UNLIKELY(out->ts_ms < pl->min_time_ms))
-            return CS_INV_BAD_TIME;
-        if (pl->max_future_ms && out->ts_from_msg && out->ts_ms > fallback_ts_ms &&
-            (uint64_t)out->ts_ms - (uint64_t)fallback_ts_ms > (uint64_t)pl->max_future_ms)
-            return CS_INV_FUTURE_TIME;
-    }
-    return CS_DECODE_OK;
+    return finish_time(pl, out, fallback_ts_ms, 0);
 
 bad:
     return CS_INV_NOT_JSON;
@@ -1263,4 +1549,28 @@ int cs_parse_rfc3339(const char *str, size_t len, int64_t *ms)
         days_from_civil(year, mo, da_) * 86400 + (int64_t)(hh * 3600 + mi * 60 + ss) - off;
     *ms = secs * 1000 + (int64_t)frac;
     return 0;
+}
+
+int cs_parse_snowplow_ts(const char *s, size_t len, int64_t *ms)
+{
+    /* "YYYY-MM-DD hh:mm:ss[.f+]" in UTC: the RFC 3339 reader on the same text with a 'Z' (the
+     * fraction cut to its first 3 digits once the rest are checked to be digits) */
+    char b[32];
+    if (!s || len < 19 || len > 19 + 1 + 4096)
+        return -1;
+    size_t n = 19;
+    memcpy(b, s, 19);
+    if (len > 19) {
+        if (s[19] != '.' || len == 20)
+            return -1;
+        for (size_t i = 20; i < len; i++)
+            if ((unsigned)(s[i] - '0') > 9)
+                return -1;
+        size_t nf = len - 20 < 3 ? len - 20 : 3;
+        b[n++] = '.';
+        memcpy(b + n, s + 20, nf);
+        n += nf;
+    }
+    b[n++] = 'Z';
+    return cs_parse_rfc3339(b, n, ms);
 }

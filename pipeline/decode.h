@@ -58,6 +58,7 @@ typedef enum cs_invalid {
     CS_INV_NO_EVENT,
     CS_INV_BAD_TIME,
     CS_INV_FUTURE_TIME, /* SPEC v1.1: more than max_future ahead of the message timestamp */
+    CS_INV_NOT_TSV,     /* SPEC v1.2: a TSV format's message without its column count */
     CS_INV__COUNT
 } cs_invalid;
 
@@ -107,6 +108,20 @@ size_t cs_decode_plan_max_bytes(const cs_decode_plan *p);
 void cs_decode_plan_set_time_bounds(cs_decode_plan *p, int64_t min_ms, int64_t max_future_ms);
 int64_t cs_decode_plan_max_future(const cs_decode_plan *p);
 
+/* Formats and time units (SPEC §1.1, pipeline/formats.h). set_format replaces the five
+ * standard fields' paths with the format's, sets its default time unit and, for a TSV format,
+ * makes the plan read tab-separated columns (every path, added ones too, must then be a column
+ * name). Returns 0, or -1 with errstr filled and the plan unchanged. */
+struct cs_format;
+int cs_decode_plan_set_format(cs_decode_plan *p, const struct cs_format *fmt, char *errstr,
+                              size_t errlen);
+const struct cs_format *cs_decode_plan_format(const cs_decode_plan *p);
+/* Unit of a numeric time (CS_TU_*, formats.h): a JSON number, or a string of digits with an
+ * optional decimal fraction, is read in it exactly (truncated to the ms); CS_TU_AUTO reads
+ * |v| < 1e11 as s, < 1e14 as ms, < 1e17 as us, else ns. Default CS_TU_MS. */
+void cs_decode_plan_set_time_unit(cs_decode_plan *p, int unit);
+int cs_decode_plan_time_unit(const cs_decode_plan *p);
+
 /* One per thread. The scratch buffer is sized from the plan's max_bytes. */
 typedef struct cs_decoder cs_decoder;
 cs_decoder *cs_decoder_new(const cs_decode_plan *p);
@@ -131,5 +146,8 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
 /* RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)" ('t'/'z'/' ' accepted) to epoch ms
  * (fraction truncated to ms). Returns 0 on success, -1 if malformed or out of range. */
 int cs_parse_rfc3339(const char *s, size_t len, int64_t *ms);
+/* Snowplow's "YYYY-MM-DD hh:mm:ss[.fraction]" (UTC, no zone) to epoch ms, fraction truncated.
+ * 0, or -1 if malformed or out of range. */
+int cs_parse_snowplow_ts(const char *s, size_t len, int64_t *ms);
 
 #endif

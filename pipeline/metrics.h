@@ -57,7 +57,7 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
     X(events_total, counter, FAMILY, events, "`result` = a stage name, `unclassified`, `late`", \
       "Valid events by result: the stage they were classified as, unclassified (no rule "      \
       "matched) or late (older than the session watermark).")                                 \
-    X(invalid_total, counter, FAMILY, invalid, "`reason` = `not_json`, `not_object`, `too_large`, `too_deep`, `no_customer`, `no_event`, `bad_time`, `future_time` (all present, zeros included)", \
+    X(invalid_total, counter, FAMILY, invalid, "`reason` = `not_json`, `not_object`, `too_large`, `too_deep`, `no_customer`, `no_event`, `bad_time`, `future_time`, `not_tsv` (all present, zeros included)", \
       "Invalid messages by reason (not counted as events; copied to the dead-letter topic "    \
       "when one is configured).")                                                              \
     X(journey_reached_total, counter, FAMILY, journey_reached, "`stage`",                       \

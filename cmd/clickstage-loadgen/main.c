@@ -28,6 +28,7 @@
 #include "classify.h"
 #include "counts.h"
 #include "decode.h"
+#include "formats.h"
 #include "lg.h"
 #include "refmodel.h"
 
@@ -77,10 +78,20 @@ static void usage(FILE *f)
         "  --out-of-order F      share of events out of order, by up to lateness/2 (default 0.2)\n"
         "  --long F              share of sessions outliving max_duration (default 0.02)\n"
         "  --rules FILE          session parameters and, for --expect, the rules (default\n"
-        "                        $CLICKSTAGE_RULES, else deploy/rules/retail.yaml)\n"
+        "                        $CLICKSTAGE_RULES, else deploy/rules/retail.yaml); with\n"
+        "                        --expect, the journey's rule file for the Segment spelling\n"
+        "  --format NAME         spell the stream as segment (default), rudderstack, posthog,\n"
+        "                        mixpanel, amplitude or snowplow-enriched (SPEC 1.1): the same\n"
+        "                        journeys, Kafka timestamps and partitions in each, so --expect\n"
+        "                        is the same ground truth (Snowplow: not_json, not_object and\n"
+        "                        too_deep messages are not_tsv); docs/formats.md\n"
         "Ground truth\n"
         "  --expect FILE         write the §4 counts `clickstage --drain` must produce (JSON)\n"
         "  --expect-only         only write --expect, produce nothing\n"
+        "  --dump FILE           write the stream to FILE instead of Kafka, one message a line:\n"
+        "                        partition TAB Kafka timestamp (ms) TAB key TAB what it was\n"
+        "                        generated as (ok, late, invalid) TAB payload\n"
+        "                        (--partitions, default 8; no broker needed)\n"
         "  --skip N              generate but do not send the first N messages, and\n"
         "  --count N             send at most N messages after those: a stream sent in parts\n"
         "                        (same seed and options each time) adds up to the whole one\n"
@@ -135,15 +146,39 @@ static int write_expect(const cs_gen_conf *gc, const char *rules, const char *pa
         fprintf(stderr, LG_NAME ": %s\n", err);
         return -1;
     }
+    /* One ground truth per seed: the reference model reads the Segment spelling of the stream
+     * (same journeys in every format) with the journey's Segment rule file; only the invalid
+     * reasons a format cannot have are renamed (Snowplow TSV: not_tsv). */
+    if (cs_decode_plan_format(cs_rules_plan(rs)) != cs_format_default()) {
+        fprintf(stderr, LG_NAME ": --expect: %s has format %s; the ground truth is computed from "
+                "the Segment spelling of the stream: give --rules the journey's rule file without "
+                "format: (the same rules, Segment's names and paths)\n", rules,
+                cs_decode_plan_format(cs_rules_plan(rs))->name);
+        cs_rules_destroy(rs);
+        return -1;
+    }
+    cs_gen_conf seg = *gc;
+    seg.format = CS_GEN_SEGMENT;
     ref_model *m = ref_new(rs, NULL, gc->nparts);
-    cs_gen *g = cs_gen_new(gc);
+    cs_gen *g = cs_gen_new(&seg);
     cs_gen_msg msg;
     while (g && cs_gen_next(g, &msg))
         ref_event(m, msg.part, msg.payload, msg.len, msg.ts_ms);
     cs_gen_destroy(g);
     ref_finish(m, CS_END_DRAIN);
-    cs_counts *c = cs_counts_new();
-    ref_counts(m, c);
+    cs_counts *c0 = cs_counts_new(), *c = cs_counts_new();
+    ref_counts(m, c0);
+    for (int r = 1; r < CS_INV__COUNT; r++) {
+        const char *from = cs_invalid_name((cs_invalid)r);
+        const char *to = cs_gen_expect_reason(gc->format, from);
+        int64_t v = cs_counts_get(c0, "invalid", from);
+        if (v && to != from) {
+            cs_counts_add(c0, "invalid", from, -v);
+            cs_counts_add(c0, "invalid", to, v);
+        }
+    }
+    cs_counts_merge(c, c0);
+    cs_counts_free(c0);
     FILE *f = fopen(path, "w");
     if (!f) {
         perror(path);
@@ -262,6 +297,7 @@ int main(int argc, char **argv)
     const char *rules = getenv("CLICKSTAGE_RULES") && *getenv("CLICKSTAGE_RULES")
                             ? getenv("CLICKSTAGE_RULES")
                             : "deploy/rules/retail.yaml";
+    const char *dump = NULL;
     const char *expect = NULL, *watch_url = NULL, *journey = NULL, *prefix = "clickstage";
     const char *lat_csv = NULL;
     int partitions = 0, create = 0, expect_only = 0, unkeyed = 0, find = 0, nthreads = 0;
@@ -314,7 +350,21 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--out-of-order")) { NUM(gc.ooo_frac); }
         else if (!strcmp(a, "--long")) { NUM(gc.long_frac); }
         else if (!strcmp(a, "--rules")) rules = v;
+        else if (!strcmp(a, "--format")) {
+            const cs_format *f = cs_format_find(v, strlen(v));
+            if (!f) {
+                char known[256];
+                cs_format_list(known, sizeof known);
+                fprintf(stderr, LG_NAME ": --format: unknown format '%s' (known formats: %s)\n", v,
+                        known);
+                return 2;
+            }
+            for (int k = 0; cs_format_at(k); k++)
+                if (cs_format_at(k) == f)
+                    gc.format = k;
+        }
         else if (!strcmp(a, "--expect")) expect = v;
+        else if (!strcmp(a, "--dump")) { dump = v; expect_only = 1; }
         else if (!strcmp(a, "--compression")) ko.compression = v;
         else if (!strcmp(a, "--linger-ms")) { NUM(d); ko.linger_ms = (int64_t)d; }
         else if (!strcmp(a, "--batch")) { NUM(d); ko.batch = (int64_t)d; }
@@ -395,6 +445,34 @@ int main(int argc, char **argv)
             return 1;
         fprintf(stderr, LG_NAME ": expected counts written to %s (%.1fs)\n", expect,
                 lg_now() - t0);
+    }
+    if (dump) { /* the stream to a file instead of Kafka (the SDK tests replay it) */
+        FILE *f = fopen(dump, "w");
+        if (!f) {
+            perror(dump);
+            return 1;
+        }
+        cs_gen *g = cs_gen_new(&gc);
+        cs_gen_msg m;
+        uint64_t nth = 0;
+        while (g && cs_gen_next(g, &m)) {
+            if (nth++ < skip)
+                continue;
+            if (nth - skip > count)
+                break;
+            fprintf(f, "%d\t%lld\t%.*s\t%s\t", m.part, (long long)m.ts_ms, (int)m.keylen, m.key,
+                    m.invalid ? "invalid" : m.late ? "late" : "ok");
+            fwrite(m.payload, 1, m.len, f);
+            fputc('\n', f);
+        }
+        cs_gen_destroy(g);
+        if (fclose(f) != 0) {
+            perror(dump);
+            return 1;
+        }
+        printf("{\"dump\":\"%s\",\"events\":%llu,\"partitions\":%d,\"seed\":%llu}\n", dump,
+               (unsigned long long)gc.nevents, gc.nparts, (unsigned long long)gc.seed);
+        return 0;
     }
     if (expect_only) {
         printf("{\"expect\":\"%s\",\"events\":%llu,\"partitions\":%d,\"seed\":%llu}\n", expect,

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "classify.h"
+#include "formats.h"
 #include "decode.h"
 #include "parse.h"
 
@@ -159,7 +160,11 @@ static int cmd_check(const char *path)
     printf("), %d rules, %d dims", cs_rules_nrules(rs), cs_rules_ndims(rs));
     for (int i = 0; i < cs_rules_ndims(rs); i++)
         printf("%s%s", i ? "," : " (", cs_rules_dim(rs, i)->name);
-    printf("%s, sha256 %s\n", cs_rules_ndims(rs) ? ")" : "", cs_rules_sha256(rs));
+    const cs_decode_plan *pl = cs_rules_plan(rs);
+    printf("%s, format %s", cs_rules_ndims(rs) ? ")" : "", cs_decode_plan_format(pl)->name);
+    if (cs_decode_plan_time_unit(pl) != cs_decode_plan_format(pl)->time_unit)
+        printf(" (time_unit %s)", cs_time_unit_name(cs_decode_plan_time_unit(pl)));
+    printf(", sha256 %s\n", cs_rules_sha256(rs));
     cs_rules_destroy(rs);
     return 0;
 }
@@ -231,6 +236,19 @@ static int cmd_explain(const char *path, const char *event, int verbose, const c
         inv = CS_INV_FUTURE_TIME;
     printf("rules:    %s (journey %s, sha256 %s)\n", path, cs_rules_journey(rs),
            cs_rules_sha256(rs));
+    {
+        const cs_decode_plan *pl = cs_rules_plan(rs);
+        const cs_format *fmt = cs_decode_plan_format(pl);
+        if (fmt->tsv)
+            printf("format:   %s (Snowplow enriched TSV, %d columns; times 'YYYY-MM-DD "
+                   "hh:mm:ss.fff' UTC)\n", fmt->name, CS_SNOWPLOW_NCOLS);
+        else if (cs_decode_plan_time_unit(pl) == CS_TU_AUTO)
+            printf("format:   %s (JSON; numeric times: auto, i.e. s below 1e11, ms below 1e14, us "
+                   "below 1e17, else ns)\n", fmt->name);
+        else
+            printf("format:   %s (JSON; numeric times in %s)\n", fmt->name,
+                   cs_time_unit_name(cs_decode_plan_time_unit(pl)));
+    }
     char ts[64];
     if (inv != CS_DECODE_OK) {
         printf("invalid:  %s\n", cs_invalid_name(inv));
@@ -238,6 +256,15 @@ static int cmd_explain(const char *path, const char *event, int verbose, const c
             printf("why:      the message is %zu bytes; limits.max_bytes is %zu (raise it, and "
                    "restart)\n",
                    len, cs_decode_plan_max_bytes(cs_rules_plan(rs)));
+        if (inv == CS_INV_NOT_TSV) {
+            size_t cols = 1, l = len;
+            if (l && buf[l - 1] == '\n')
+                l--;
+            for (size_t i = 0; i < l; i++)
+                cols += buf[i] == '\t';
+            printf("why:      %zu tab-separated columns; Snowplow's enriched TSV has %d\n", cols,
+                   CS_SNOWPLOW_NCOLS);
+        }
         if (inv == CS_INV_FUTURE_TIME || inv == CS_INV_BAD_TIME) {
             char kb[64], nb[64];
             format_rfc3339(ev.ts_ms, ts, sizeof ts);
@@ -250,8 +277,12 @@ static int cmd_explain(const char *path, const char *event, int verbose, const c
             else if (ev.ts_ms < CS_MIN_EVENT_TIME_MS)
                 printf("why:      event time %s is before 2000-01-01T00:00:00Z (a device clock "
                        "reset to the epoch?)\n", ts);
+            else if (cs_decode_plan_format(cs_rules_plan(rs))->tsv)
+                printf("why:      the time column is not 'YYYY-MM-DD hh:mm:ss[.fff]'\n");
             else
-                printf("why:      the time field is neither RFC 3339 nor epoch milliseconds\n");
+                printf("why:      the time field is neither RFC 3339 nor a number of %s (an "
+                       "integer or a decimal fraction, within the int64 range of ms)\n",
+                       cs_time_unit_name(cs_decode_plan_time_unit(cs_rules_plan(rs))));
         }
         rc = EXIT_EVENT;
         goto out;

@@ -193,5 +193,104 @@ if want skewed_clock; then
   done
 fi
 
+# 8. formats (SPEC §1.1, issue 19): the same seed spelled as each analytics stack's topic
+#    (clickstage-loadgen --format) drains, with `format: NAME` and the journey's own rules
+#    (tests/data/formats/NAME.yaml), to the one ground truth of that seed; Snowplow's TSV
+#    messages of the wrong shape are not_tsv, counted and dead-lettered; RudderStack's channel
+#    breakdown is the marketing medium, not its SDK kind (`server`), which Segment's paths take
+if want formats; then
+  FMTS="segment rudderstack posthog mixpanel amplitude snowplow-enriched"
+  for f in $FMTS; do
+    PREFIX=it8${f%%-*}; topic "t8-$f" 4; topic "t8-$f-dlq" 1
+    lg --topic "t8-$f" --format "$f" --events 100000 --customers 4000 --seed 19 --skew 0.002 \
+       --too-large 0.001 --expect "$WORK/t8-$f.json" >"$WORK/t8-$f.gen" 2>&1 || { bad "format_$f" "loadgen failed"; continue; }
+    if RULES=$ROOT/tests/data/formats/$f.yaml daemon --drain --threads 2 --topics "t8-$f" \
+         --group "g8-$f" --prefix "$PREFIX" --dead-letter-topic "t8-$f-dlq" >"$WORK/t8-$f.log" 2>&1; then
+      why=""
+      check "format_$f" "$WORK/t8-$f.json" || why="counts differ from the ground truth"
+      inv=$(sum_json "$WORK/t8-$f.json" invalid)
+      dlq=$(kcat -C -b "$KAFKA_BROKERS" -t "t8-$f-dlq" -e -q -f '%h\n' 2>/dev/null | grep -c clickstage-invalid-reason)
+      [ "$inv" = "$dlq" ] || why="$why; dead-letter copies $dlq != invalid $inv"
+      if [ "$f" = snowplow-enriched ]; then
+        nt=$(rcli HGET "$PREFIX:{model}:invalid" not_tsv)
+        dnt=$(kcat -C -b "$KAFKA_BROKERS" -t "t8-$f-dlq" -e -q -f '%h\n' 2>/dev/null | grep -c 'clickstage-invalid-reason=not_tsv')
+        { [ "${nt:-0}" -gt 0 ] && [ "$nt" = "$dnt" ]; } || why="$why; not_tsv $nt, dead-lettered as not_tsv $dnt"
+      fi
+      if [ "$f" = rudderstack ] && rcli HKEYS "$PREFIX:{model}:by:channel:reached" | grep -q '^server/'; then
+        why="$why; the channel breakdown shows server"
+      fi
+      if [ -z "$why" ]; then ok "format_$f"; else bad "format_$f" "$why"; fi
+    else tail -20 "$WORK/t8-$f.log"; bad "format_$f" "daemon exited $?"; fi
+  done
+  # one ground truth: the JSON formats' expected counts are the same file; Snowplow's differs
+  # only in the reasons TSV cannot tell apart
+  same=1
+  for f in rudderstack posthog mixpanel amplitude; do cmp -s "$WORK/t8-segment.json" "$WORK/t8-$f.json" || same=0; done
+  tsv_ok=$(python3 - "$WORK/t8-segment.json" "$WORK/t8-snowplow-enriched.json" <<'PY'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+ia, ib = a.pop('invalid'), b.pop('invalid')
+m = sum(ia.pop(r, 0) for r in ('not_json', 'not_object', 'too_deep'))
+print(int(a == b and ib.pop('not_tsv', 0) == m and ia == ib and m > 0))
+PY
+)
+  if [ $same = 1 ] && [ "$tsv_ok" = 1 ]; then ok formats_one_ground_truth
+  else bad formats_one_ground_truth "expected counts differ between formats (json same=$same, tsv=$tsv_ok)"; fi
+  # the bug the preset fixes: Segment's default paths read RudderStack's SDK kind as the channel
+  PREFIX=it8rs_as_segment
+  if daemon --drain --threads 2 --topics t8-rudderstack --group g8-rs-seg --prefix "$PREFIX" >"$WORK/t8-rs-seg.log" 2>&1 &&
+     rcli HKEYS "$PREFIX:{model}:by:channel:reached" | grep -q '^server/'; then ok rudderstack_without_preset_reads_server
+  else bad rudderstack_without_preset_reads_server "no server/ channel without the preset"; fi
+fi
+
+# 9. real payloads (issue 19): the seed's journeys sent through each stack's official Python
+#    client library (segment-analytics-python, rudder-sdk-python, posthog, mixpanel,
+#    amplitude-analytics; pinned in tests/formats/requirements.txt, a cached venv) to a local
+#    collector; what the library put on the wire, one event per message, drains with `format:
+#    NAME` to the generator's ground truth. Snowplow: the official analytics SDK reads the
+#    generator's enriched TSV and must find in its columns what the Segment spelling says.
+if want formats_sdk; then
+  VENV=$(tests/formats/sdk-venv.sh 2>"$WORK/venv.log"); vrc=$?
+  if [ $vrc = 3 ]; then
+    echo "SKIP formats_sdk: the Python package registry is unreachable, so the stacks' client libraries cannot be installed ($(tail -1 "$WORK/venv.log"))"
+  elif [ $vrc != 0 ]; then
+    tail -10 "$WORK/venv.log"; bad formats_sdk_setup "tests/formats/sdk-venv.sh exited $vrc"
+  else
+    PY=$VENV/bin/python
+    SDKGEN=(--partitions 4 --events 6000 --customers 500 --seed 29 --invalid 0 --too-large 0)
+    lg "${SDKGEN[@]}" --dump "$WORK/sdk-seg.tsv" >/dev/null 2>&1
+    lg "${SDKGEN[@]}" --expect-only --expect "$WORK/sdk.json" >/dev/null 2>&1
+    # the five libraries at once (each mostly waits on its own batching timers; its collector
+    # listens on its own loopback port), then each capture through Kafka in turn
+    SDKS="segment rudderstack posthog mixpanel amplitude"; pids=()
+    for s in $SDKS; do
+      ( "$PY" tests/formats/sdk_capture.py capture "$s" "$WORK/sdk-seg.tsv" "$WORK/sdk-$s.tsv" \
+          >"$WORK/sdk-$s.log" 2>&1; echo $? >"$WORK/sdk-$s.rc" ) &
+      pids+=($!)
+    done
+    wait "${pids[@]}"
+    for s in $SDKS; do
+      PREFIX=it9$s; topic "t9-$s" 4
+      if [ "$(cat "$WORK/sdk-$s.rc" 2>/dev/null)" != 0 ]; then
+        tail -5 "$WORK/sdk-$s.log"; bad "sdk_$s" "capture through the library failed"; continue
+      fi
+      for p in 0 1 2 3; do
+        awk -F'\t' -v p=$p '$1 == p { print $2 "\t" $3 }' "$WORK/sdk-$s.tsv" |
+          kcat -P -b "$KAFKA_BROKERS" -t "t9-$s" -p $p -K $'\t' 2>>"$WORK/sdk-$s.kcat"
+      done
+      if RULES=$ROOT/tests/data/formats/$s.yaml daemon --drain --threads 2 --topics "t9-$s" \
+           --group "g9-$s" --prefix "$PREFIX" >"$WORK/t9-$s.log" 2>&1 && check "sdk_$s" "$WORK/sdk.json"; then
+        ok "sdk_$s"
+      else tail -5 "$WORK/t9-$s.log"; bad "sdk_$s" "the library's payloads do not drain to the ground truth"; fi
+    done
+    SPGEN=(--partitions 4 --events 20000 --customers 1500 --seed 31 --skew 0.002)
+    lg "${SPGEN[@]}" --dump "$WORK/sp-seg.tsv" >/dev/null 2>&1
+    lg "${SPGEN[@]}" --format snowplow-enriched --dump "$WORK/sp-tsv.tsv" >/dev/null 2>&1
+    if "$PY" tests/formats/sdk_capture.py snowplow "$WORK/sp-seg.tsv" "$WORK/sp-tsv.tsv" >"$WORK/sp-oracle.log" 2>&1; then
+      ok sdk_snowplow_analytics_sdk_reads_the_tsv
+    else tail -5 "$WORK/sp-oracle.log"; bad sdk_snowplow_analytics_sdk_reads_the_tsv "see above"; fi
+  fi
+fi
+
 echo "integration: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -38,5 +38,32 @@ expect explain_bad_message_time 64 'neither epoch ms nor RFC 3339'
 run --frobnicate
 expect unknown_option 64 "unknown option '--frobnicate'"
 
+# issue 19: formats and time units
+run check tests/data/formats/mixpanel.yaml
+expect check_prints_format 0 ', format mixpanel, sha256 '
+run explain tests/data/formats/mixpanel.yaml '{"event":"$mp_web_page_view","properties":{"distinct_id":"u1","time":1790000393.702,"utm_medium":"social"}}'
+expect explain_prints_format 0 '^format:   mixpanel \(JSON; numeric times: auto'
+expect explain_mixpanel_float_seconds 0 '^time:     1790000393702 ms = 2026-09-21T14:19:53.702Z$'
+expect explain_mixpanel_stage 0 '^stage:    awareness'
+run explain tests/data/formats/rudderstack.yaml '{"type":"page","channel":"server","userId":"u1","timestamp":"2026-11-01T08:00:00Z","context":{"campaign":{"medium":"social"}}}'
+expect explain_rudderstack_channel_is_medium 0 '^channel:  "social"$'
+run explain tests/data/formats/snowplow-enriched.yaml "$(printf 'a\tb\tc')"
+expect explain_not_tsv 2 '^invalid:  not_tsv$'
+expect explain_not_tsv_why 2 '^why:      3 tab-separated columns; Snowplow.s enriched TSV has 131$'
+line=$(python3 -c "c=['']*131; c[12]='u1'; c[126]='page_view'; c[124]='2026-11-01 08:00:00.123'; c[47]='social'; print('\t'.join(c))")
+run explain tests/data/formats/snowplow-enriched.yaml "$line"
+expect explain_snowplow_tsv 0 '^time:     1793520000123 ms = 2026-11-01T08:00:00.123Z$'
+fmt_tmp=$(mktemp -d)
+printf 'journey: j\nstages: [a]\nformat: mixpanl\n' >"$fmt_tmp/f1.yaml"
+run check "$fmt_tmp/f1.yaml"
+expect check_unknown_format_lists_known 1 "f1.yaml:3:9: unknown format 'mixpanl' \(known formats: segment, rudderstack, posthog, mixpanel, amplitude, snowplow-enriched\)$"
+printf 'journey: j\nstages: [a]\nfields:\n  time_unit: seconds\n' >"$fmt_tmp/f2.yaml"
+run check "$fmt_tmp/f2.yaml"
+expect check_unknown_time_unit 1 "f2.yaml:4:14: unknown time unit 'seconds' for fields.time_unit \(expected ms, s, us, ns or auto\)$"
+printf 'journey: j\nstages: [a]\nformat: snowplow-enriched\nfields: {time_unit: ms}\n' >"$fmt_tmp/f3.yaml"
+run check "$fmt_tmp/f3.yaml"
+expect check_time_unit_not_numeric 1 "f3.yaml:4:21: fields.time_unit does not apply to format snowplow-enriched"
+rm -rf "$fmt_tmp"
+
 echo "rules-cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]

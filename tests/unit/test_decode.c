@@ -96,6 +96,8 @@ static void test_invalid_names(void **state)
     assert_string_equal(cs_invalid_name(CS_INV_NO_CUSTOMER), "no_customer");
     assert_string_equal(cs_invalid_name(CS_INV_NO_EVENT), "no_event");
     assert_string_equal(cs_invalid_name(CS_INV_BAD_TIME), "bad_time");
+    assert_string_equal(cs_invalid_name(CS_INV_FUTURE_TIME), "future_time");
+    assert_string_equal(cs_invalid_name(CS_INV_NOT_TSV), "not_tsv");
     assert_string_equal(cs_invalid_name(CS_INV__COUNT), "unknown");
 }
 
@@ -575,8 +577,12 @@ static void test_time_field(void **state)
     /* bad_time: present but not a time */
     EXPECT(f, EV("\"ts\":9223372036854775808,"), CS_INV_BAD_TIME);
     EXPECT(f, EV("\"ts\":\"99999999999999999999\","), CS_INV_BAD_TIME);
-    EXPECT(f, EV("\"ts\":1.7e12,"), CS_INV_BAD_TIME);
-    EXPECT(f, EV("\"ts\":1709296496789.0,"), CS_INV_BAD_TIME);
+    /* SPEC v1.2: a decimal fraction or an exponent is read exactly (tests/unit/test_formats.c) */
+    EXPECT(f, EV("\"ts\":1.7e12,"), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 1700000000000LL);
+    EXPECT(f, EV("\"ts\":1709296496789.9,"), CS_DECODE_OK);
+    assert_int_equal(f->out.ts_ms, 1709296496789LL);
+    EXPECT(f, EV("\"ts\":1.7e19,"), CS_INV_BAD_TIME);
     EXPECT(f, EV("\"ts\":true,"), CS_INV_BAD_TIME);
     EXPECT(f, EV("\"ts\":\"-1000\","), CS_INV_BAD_TIME);
     EXPECT(f, EV("\"ts\":\"yesterday\","), CS_INV_BAD_TIME);

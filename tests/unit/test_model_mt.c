@@ -15,102 +15,11 @@
 #include "clickstage.h"
 #include "counts.h"
 #include "engine.h"
+#include "engine_run.h"
 #include "gen.h"
 #include "refmodel.h"
 
 static const char *const dim_paths[] = {NULL, "properties.persona"};
-
-typedef struct run_arg {
-    cs_engine *e;
-    int w;
-    const cs_gen_out *g;
-    const int *part_ids;
-    size_t batch;
-} run_arg;
-
-/* One worker thread: round-robin over its partitions, `batch` messages at a time, ticking the
- * watermark in between (as the daemon does between librdkafka batches). */
-static void *worker_main(void *p)
-{
-    run_arg *a = p;
-    cs_worker *w = cs_engine_worker(a->e, a->w);
-    int nw = cs_engine_nworkers(a->e);
-    size_t *pos = calloc((size_t)a->g->nparts, sizeof *pos);
-    int left = 0;
-    for (int q = a->w; q < a->g->nparts; q += nw)
-        left++;
-    while (left > 0) {
-        for (int q = a->w; q < a->g->nparts; q += nw) {
-            const cs_gen_part *gp = &a->g->parts[q];
-            if (pos[q] >= gp->n)
-                continue;
-            size_t n = gp->n - pos[q] < a->batch ? gp->n - pos[q] : a->batch;
-            cs_worker_process(w, a->part_ids[q], gp->msgs + pos[q], n);
-            pos[q] += n;
-            if (pos[q] == gp->n) {
-                cs_engine_set_part_state(a->e, a->part_ids[q], CS_PART_DONE);
-                left--;
-            }
-            cs_worker_tick(w);
-        }
-    }
-    free(pos);
-    return NULL;
-}
-
-static void *end_main(void *p)
-{
-    run_arg *a = p;
-    cs_worker *w = cs_engine_worker(a->e, a->w);
-    cs_worker_tick(w);
-    cs_worker_end_all(w, CS_END_DRAIN);
-    return NULL;
-}
-
-typedef struct sink_acc {
-    cs_counts *c;
-} sink_acc;
-
-/* Runs the engine with `threads` workers; the counts are taken from the workers' aggregates
- * several times during the run (as a sink would) and summed. */
-static cs_counts *run_engine(const cs_gen_out *g, int threads, size_t batch, const char *rules)
-{
-    char err[512];
-    cs_ruleset *rs = cs_rules_load_file(rules, err, sizeof err);
-    assert_non_null(rs);
-    cs_engine *e = cs_engine_new(rs, threads, err, sizeof err);
-    assert_non_null(e);
-    int *ids = malloc((size_t)g->nparts * sizeof *ids);
-    for (int q = 0; q < g->nparts; q++) {
-        ids[q] = cs_engine_add_partition(e, q % threads);
-        assert_int_equal(ids[q], q);
-    }
-    pthread_t th[16];
-    run_arg args[16];
-    for (int i = 0; i < threads; i++) {
-        args[i] = (run_arg){e, i, g, ids, batch};
-        pthread_create(&th[i], NULL, worker_main, &args[i]);
-    }
-    for (int i = 0; i < threads; i++)
-        pthread_join(th[i], NULL);
-    /* the end of a drain: final watermark, then every worker ends its sessions */
-    int64_t Wf = cs_engine_final_watermark(e);
-    cs_engine_set_watermark(e, Wf);
-    for (int i = 0; i < threads; i++)
-        pthread_create(&th[i], NULL, end_main, &args[i]);
-    for (int i = 0; i < threads; i++)
-        pthread_join(th[i], NULL);
-    cs_counts *c = cs_counts_new();
-    for (int i = 0; i < threads; i++) {
-        cs_worker *w = cs_engine_worker(e, i);
-        cs_agg *a = cs_worker_take_agg(w);
-        cs_agg_foreach(a, cs_engine_rules(e), cs_engine_dicts(e), cs_counts_agg_cb, c);
-        cs_worker_give_agg(w, a);
-    }
-    free(ids);
-    cs_engine_destroy(e);
-    return c;
-}
 
 static cs_counts *run_ref(const cs_gen_out *g, const char *rules)
 {
@@ -134,7 +43,8 @@ static cs_counts *run_ref(const cs_gen_out *g, const char *rules)
 static void compare(const cs_gen_out *g, int threads, size_t batch)
 {
     cs_counts *ref = run_ref(g, "data/model.yaml");
-    cs_counts *eng = run_engine(g, threads, batch, "data/model.yaml");
+    cs_counts *eng = cs_test_run_engine(g, threads, batch, "data/model.yaml");
+    assert_non_null(eng);
     long d = cs_counts_diff(ref, "ref", eng, "engine", stderr, getenv("CS_DIFF_MAX") ? atol(getenv("CS_DIFF_MAX")) : 40);
     fprintf(stderr, "   %llu messages, %d threads, batch %zu: %ld counters, %ld differences\n",
             (unsigned long long)g->nmsgs, threads, batch, cs_counts_size(ref), d);

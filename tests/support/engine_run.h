@@ -1,0 +1,17 @@
+/* engine_run.h — the unit tests' run of the real core (tests/unit/test_model_mt.c,
+ * test_formats_model.c): `threads` worker threads (1..16) take the generated partitions
+ * round-robin, `batch` messages at a time with a watermark tick in between (as the daemon does
+ * between librdkafka batches); then the final watermark, every session ended as at the end of
+ * a drain, and the workers' aggregates summed into counts. NULL (reason on stderr) when the rule
+ * file or the engine cannot be set up. */
+#ifndef CS_TEST_ENGINE_RUN_H
+#define CS_TEST_ENGINE_RUN_H
+
+#include <stddef.h>
+
+#include "counts.h"
+#include "gen.h"
+
+cs_counts *cs_test_run_engine(const cs_gen_out *g, int threads, size_t batch, const char *rules);
+
+#endif
