@@ -16,6 +16,8 @@
 #include "decode.h"
 #include "engine.h"
 #include "formats.h"
+#include "counts.h"
+#include "refmodel.h"
 
 #define KTS 1793520000000LL
 
@@ -331,6 +333,157 @@ static void test_engine_refuses_for_now(void **state)
     cs_rules_destroy(rs);
 }
 
+/* ---- the reference model (loadgen/refmodel.c) on hand-made streams ---------------------- */
+
+#define T0 1793520000000LL /* 2026-11-01T08:00:00Z */
+#define MIN 60000LL
+#define SAAS                                                                                     \
+    "journey: saas\nstages: [visit, signup, paid]\ncustomer_ttl: 1d\n%s"                          \
+    "rules:\n  - { name: v, stage: visit, match: { event: page } }\n"                            \
+    "  - { name: s, stage: signup, match: { event: signup } }\n"                                 \
+    "  - { name: p, stage: paid, match: { event: pay } }\n"
+
+typedef struct rin {
+    int part;
+    const char *dev, *per, *event;
+    int64_t t;
+} rin;
+
+/* Runs the events through the reference model (identity on or off) and returns its counts. */
+static cs_counts *ref_run(int identity, const rin *in, int n)
+{
+    char y[1024];
+    snprintf(y, sizeof y, SAAS, identity ? "identity: {}\n" : "");
+    cs_ruleset *rs = load(y);
+    ref_model *m = ref_new(rs, NULL, 2);
+    for (int i = 0; i < n; i++) {
+        char msg[512];
+        int o = snprintf(msg, sizeof msg, "{\"event\":\"%s\",\"timestamp\":%lld", in[i].event,
+                         (long long)in[i].t);
+        if (in[i].dev)
+            o += snprintf(msg + o, sizeof msg - (size_t)o, ",\"anonymousId\":\"%s\"", in[i].dev);
+        if (in[i].per)
+            o += snprintf(msg + o, sizeof msg - (size_t)o, ",\"userId\":\"%s\"", in[i].per);
+        snprintf(msg + o, sizeof msg - (size_t)o, "}");
+        ref_event(m, in[i].part, msg, strlen(msg), in[i].t);
+    }
+    ref_finish(m, CS_END_DRAIN);
+    cs_counts *c = cs_counts_new();
+    ref_counts(m, c);
+    ref_free(m);
+    cs_rules_destroy(rs);
+    return c;
+}
+
+#define GET(c, h, f) cs_counts_get((c), (h), (f))
+
+/* The login inside a visit: one session, one customer (the person), merged once; the
+ * customer_time_to of the merged journey counts from the first anonymous event. */
+static void test_ref_login_mid_visit(void **state)
+{
+    (void)state;
+    const rin in[] = {
+        {0, "a1", NULL, "page", T0},
+        {0, "a1", "u7", "signup", T0 + 1 * MIN},
+        {0, "a1", NULL, "pay", T0 + 2 * MIN}, /* the alias: u7 */
+    };
+    cs_counts *c = ref_run(1, in, 3);
+    assert_int_equal(GET(c, "sessions", "started"), 1);
+    assert_int_equal(GET(c, "identity", "merged"), 1);
+    assert_int_equal(GET(c, "identity", "conflicts"), 0);
+    assert_int_equal(GET(c, "customers", "paid"), 1);
+    assert_int_equal(GET(c, "customers", "_none"), 0);
+    assert_int_equal(GET(c, "customers", "visit"), 0);
+    assert_int_equal(GET(c, "customers", "signup"), 0);
+    assert_int_equal(GET(c, "customer_time_to:visit", "0"), 1);   /* a1's, counted as it was */
+    assert_int_equal(GET(c, "customer_time_to:signup", "60"), 1); /* u7's, from a1's C.first */
+    assert_int_equal(GET(c, "customer_time_to:paid", "120"), 1);
+    assert_int_equal(GET(c, "transitions", "_entry>visit"), 1);
+    assert_int_equal(GET(c, "transitions", "signup>paid"), 1);
+    cs_counts_free(c);
+
+    /* v1 on the same stream: two sessions (a1, u7), two customers, nothing merged */
+    c = ref_run(0, in, 3);
+    assert_int_equal(GET(c, "sessions", "started"), 2);
+    assert_int_equal(GET(c, "identity", "merged"), 0);
+    assert_int_equal(GET(c, "customers", "paid"), 1);   /* a1 (userId absent: anonymousId) */
+    assert_int_equal(GET(c, "customers", "signup"), 1); /* u7 */
+    cs_counts_free(c);
+}
+
+/* The person already has a journey (another device): the device's merges into it, the
+ * further stage and the earlier C.first win. */
+static void test_ref_merge_into_existing(void **state)
+{
+    (void)state;
+    const rin in[] = {
+        {0, "b1", "u7", "pay", T0 - 60 * MIN},  /* first event with both: alias, nothing merged */
+        {0, "a1", NULL, "page", T0},
+        {0, "a1", "u7", "page", T0 + 1 * MIN}, /* merge a1 (visit) into u7 (paid) */
+        {0, "a1", NULL, "signup", T0 + 2 * MIN},
+    };
+    cs_counts *c = ref_run(1, in, 4);
+    assert_int_equal(GET(c, "identity", "merged"), 1);
+    assert_int_equal(GET(c, "customers", "paid"), 1);
+    assert_int_equal(GET(c, "customers", "visit"), 0);
+    assert_int_equal(GET(c, "customers", "_none"), 0);
+    assert_int_equal(GET(c, "sessions", "started"), 2); /* b1's, a1's */
+    cs_counts_free(c);
+}
+
+/* Another person on an aliased device: a conflict, counted for the event's own person; the
+ * alias stays. p equal to d is no person. */
+static void test_ref_conflict_and_equal(void **state)
+{
+    (void)state;
+    const rin in[] = {
+        {0, "a1", "u7", "page", T0},
+        {0, "a1", "u8", "page", T0 + 1 * MIN}, /* conflict: customer u8 */
+        {0, "a1", NULL, "signup", T0 + 2 * MIN}, /* alias: u7 */
+        {1, "c1", "c1", "page", T0},             /* no person: customer c1 */
+    };
+    cs_counts *c = ref_run(1, in, 4);
+    assert_int_equal(GET(c, "identity", "conflicts"), 1);
+    assert_int_equal(GET(c, "identity", "merged"), 0);
+    assert_int_equal(GET(c, "customers", "signup"), 1); /* u7 */
+    /* u8's event moved no session stage (a1's session was at visit already), so u8's journey
+     * stays _none: a customer's stage moves with its session's moves (docs/identity.md) */
+    assert_int_equal(GET(c, "customers", "_none"), 1);
+    assert_int_equal(GET(c, "customers", "visit"), 1); /* c1 */
+    assert_int_equal(GET(c, "sessions", "started"), 2);
+    cs_counts_free(c);
+}
+
+/* The alias is forgotten customer_ttl after the device's last event; a person on two
+ * partitions is one customer per partition. */
+static void test_ref_ttl_and_partitions(void **state)
+{
+    (void)state;
+    const rin in[] = {
+        {0, "a1", "u7", "page", T0},
+        {0, "a1", NULL, "signup", T0 + 25 * 60 * MIN}, /* > 1d later: alias gone, customer a1 */
+        {1, "b1", "u7", "pay", T0},                    /* u7 on partition 1: its own journey */
+    };
+    cs_counts *c = ref_run(1, in, 3);
+    assert_int_equal(GET(c, "identity", "merged"), 0);
+    /* a1 at signup (a journey of its own: the alias was forgotten); u7 on partition 0 still at
+     * visit and u7 on partition 1 at paid (the final watermark is partition 1's, T0 - lateness:
+     * nothing is older than a day under it) */
+    assert_int_equal(GET(c, "customers", "signup"), 1);
+    assert_int_equal(GET(c, "customers", "visit"), 1);
+    assert_int_equal(GET(c, "customers", "paid"), 1);
+    assert_int_equal(GET(c, "sessions", "started"), 3);
+    cs_counts_free(c);
+    const rin in2[] = {
+        {0, "a1", "u7", "page", T0},
+        {1, "b1", "u7", "pay", T0 + 1 * MIN},
+    };
+    c = ref_run(1, in2, 2);
+    assert_int_equal(GET(c, "customers", "visit"), 1); /* u7 on partition 0 */
+    assert_int_equal(GET(c, "customers", "paid"), 1);  /* u7 on partition 1 */
+    cs_counts_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +493,10 @@ int main(void)
         cmocka_unit_test(test_decode_tsv),
         cmocka_unit_test(test_v1_unchanged),
         cmocka_unit_test(test_engine_refuses_for_now),
+        cmocka_unit_test(test_ref_login_mid_visit),
+        cmocka_unit_test(test_ref_merge_into_existing),
+        cmocka_unit_test(test_ref_conflict_and_equal),
+        cmocka_unit_test(test_ref_ttl_and_partitions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
