@@ -61,6 +61,15 @@ typedef struct cs_gen_conf {
     double mean_events;     /* mean events per session */
     int first_pass;         /* 1: each partition's first sessions visit each of its customers once */
     int format;             /* CS_GEN_*: how messages are spelled (same journeys in each) */
+    /* SPEC §3.1 anonymous-then-known journeys (docs/identity.md "Generator"): 0 = off (v1's
+     * ids, today's bytes). Otherwise every generated "customer" is a device (the message key,
+     * its partition, `anonymousId`); a device logs in with probability login_frac (of its
+     * person), at its 1st..5th event (so mostly inside its first visit), and from then on its
+     * events also carry `userId` = its person; a share second_device_frac of the odd-numbered
+     * devices are the second device of the person of the device before them (which may be on
+     * another partition). Segment spelling only. */
+    double login_frac;
+    double second_device_frac;
     int64_t gap_ms, lateness_ms, max_duration_ms;
 } cs_gen_conf;
 

@@ -17,6 +17,7 @@
 #include "engine.h"
 #include "formats.h"
 #include "counts.h"
+#include "gen.h"
 #include "refmodel.h"
 
 #define KTS 1793520000000LL
@@ -484,6 +485,132 @@ static void test_ref_ttl_and_partitions(void **state)
     cs_counts_free(c);
 }
 
+/* ---- the generator's anonymous-then-known journeys (--login) --------------------------- */
+
+/* The value of "key":"..." in a generated Segment message, or "" */
+static const char *jstr(const char *msg, size_t len, const char *key, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    out[0] = 0;
+    const char *a = memmem(msg, len, pat, strlen(pat));
+    if (!a)
+        return out;
+    a += strlen(pat);
+    const char *b = memchr(a, '"', (size_t)(msg + len - a));
+    if (b && (size_t)(b - a) < cap) {
+        memcpy(out, a, (size_t)(b - a));
+        out[b - a] = 0;
+    }
+    return out;
+}
+
+typedef struct devseen {
+    char dev[64], person[64];
+    int part;
+} devseen;
+
+static void test_gen_login(void **state)
+{
+    (void)state;
+    cs_gen_conf gc;
+    cs_gen_defaults(&gc);
+    gc.nevents = 60000;
+    gc.ncustomers = 3000;
+    gc.nparts = 4;
+    gc.login_frac = 0.5;
+    gc.second_device_frac = 0.3;
+    static devseen seen[3000];
+    int nseen = 0, known = 0, second = 0, valid = 0;
+    cs_gen *g = cs_gen_new(&gc);
+    cs_gen_msg m;
+    char dev[64], per[64];
+    while (cs_gen_next(g, &m)) {
+        if (m.invalid)
+            continue;
+        valid++;
+        jstr(m.payload, m.len, "anonymousId", dev, sizeof dev);
+        jstr(m.payload, m.len, "userId", per, sizeof per);
+        /* keyed by device: the key is the device, on the device's partition */
+        assert_true(dev[0]);
+        assert_int_equal(m.keylen, strlen(dev));
+        assert_memory_equal(m.key, dev, m.keylen);
+        assert_int_equal(m.part, cs_gen_partition(dev, strlen(dev), gc.nparts));
+        devseen *d = NULL;
+        for (int i = 0; i < nseen && !d; i++)
+            if (!strcmp(seen[i].dev, dev))
+                d = &seen[i];
+        if (!d) {
+            assert_true(nseen < 3000);
+            d = &seen[nseen++];
+            snprintf(d->dev, sizeof d->dev, "%s", dev);
+            d->part = m.part;
+        }
+        if (d->person[0]) /* once known, always known, and always the same person */
+            assert_string_equal(per, d->person);
+        else if (per[0])
+            snprintf(d->person, sizeof d->person, "%s", per);
+        known += per[0] != 0;
+    }
+    cs_gen_destroy(g);
+    /* persons with two devices: the same userId on two device ids */
+    for (int i = 0; i < nseen; i++)
+        for (int j = i + 1; j < nseen && seen[i].person[0]; j++)
+            second += !strcmp(seen[i].person, seen[j].person);
+    int logged = 0;
+    for (int i = 0; i < nseen; i++)
+        logged += seen[i].person[0] != 0;
+    print_message("devices %d, logged in %d, persons with 2 devices %d, events with userId "
+                  "%d of %d\n", nseen, logged, second, known, valid);
+    assert_true(logged > nseen / 3 && logged < nseen * 2 / 3);
+    assert_true(second > 0);
+    assert_true(known > valid / 5);
+
+    /* ground truth: identity merges; fewer customers and sessions than v1 on the same stream */
+    cs_counts *c[2];
+    for (int id = 0; id < 2; id++) {
+        char err[512];
+        cs_ruleset *rs = cs_rules_load_file(id ? "data/identity/retail-identity.yaml"
+                                               : "../deploy/rules/retail.yaml",
+                                            err, sizeof err);
+        if (!rs)
+            fail_msg("%s", err);
+        ref_model *rm = ref_new(rs, NULL, gc.nparts);
+        g = cs_gen_new(&gc);
+        while (cs_gen_next(g, &m))
+            ref_event(rm, m.part, m.payload, m.len, m.ts_ms);
+        cs_gen_destroy(g);
+        ref_finish(rm, CS_END_DRAIN);
+        c[id] = cs_counts_new();
+        ref_counts(rm, c[id]);
+        ref_free(rm);
+        cs_rules_destroy(rs);
+    }
+    int64_t cust[2] = {0, 0};
+    static const char *const cf[] = {"_none", "awareness", "consideration", "purchase", "service",
+                                     "loyalty"};
+    for (int id = 0; id < 2; id++)
+        for (int k = 0; k < 6; k++)
+            cust[id] += cs_counts_get(c[id], "customers", cf[k]);
+    print_message("customers v1 %lld, identity %lld; sessions v1 %lld, identity %lld; merged "
+                  "%lld\n", (long long)cust[0], (long long)cust[1],
+                  (long long)cs_counts_get(c[0], "sessions", "started"),
+                  (long long)cs_counts_get(c[1], "sessions", "started"),
+                  (long long)cs_counts_get(c[1], "identity", "merged"));
+    assert_true(cs_counts_get(c[1], "identity", "merged") > 0);
+    assert_int_equal(cs_counts_get(c[0], "identity", "merged"), 0);
+    assert_true(cust[1] < cust[0]);
+    assert_true(cs_counts_get(c[1], "sessions", "started") <
+                cs_counts_get(c[0], "sessions", "started"));
+    /* the same invalid messages either way (which events are late depends on the session
+     * keys: a late event with a userId is judged against the person's session under v1) */
+    assert_int_equal(cs_counts_get(c[1], "invalid", "not_json"),
+                     cs_counts_get(c[0], "invalid", "not_json"));
+    assert_true(cs_counts_get(c[1], "events", "_late") > 0);
+    cs_counts_free(c[0]);
+    cs_counts_free(c[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -497,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_ref_merge_into_existing),
         cmocka_unit_test(test_ref_conflict_and_equal),
         cmocka_unit_test(test_ref_ttl_and_partitions),
+        cmocka_unit_test(test_gen_login),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
