@@ -681,6 +681,10 @@ static void id_prepare(cs_gen_pstream *g, uint32_t gc, uint32_t i)
     unsigned at = (unsigned)(id_u(gc, 3) * 5); /* the login at its 1st..5th event */
     g->id_known = logs_in && g->dev_sent[i] >= at;
     g->id_person = person;
+    /* a shared device (5 % of those that log in): every 4th event after the login is another
+     * person's (SPEC 3.1 conflicts) */
+    if (g->id_known && id_u(gc, 4) < 0.05 && g->dev_sent[i] > at && g->dev_sent[i] % 4 == 3)
+        g->id_person = person + 1;
 }
 
 /* "anonymousId":"<device>",["userId":"p<person>",] */

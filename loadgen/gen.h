@@ -67,7 +67,9 @@ typedef struct cs_gen_conf {
      * person), at its 1st..5th event (so mostly inside its first visit), and from then on its
      * events also carry `userId` = its person; a share second_device_frac of the odd-numbered
      * devices are the second device of the person of the device before them (which may be on
-     * another partition). Segment spelling only. */
+     * another partition); 5 % of the devices that log in are shared: every 4th of their
+     * events after the login carries another person (SPEC §3.1 conflicts). Segment spelling
+     * only. */
     double login_frac;
     double second_device_frac;
     int64_t gap_ms, lateness_ms, max_duration_ms;

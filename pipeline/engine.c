@@ -135,21 +135,10 @@ static void agg_destroy(cs_agg *a)
     }
 }
 
-/* SPEC §3.1 is being built in steps (docs/identity.md "Status"): the rule compiler and the
- * decoder know `identity:`, the sessionizer does not yet. Counting such a file with v1's keys
- * would be silently wrong, so the engine refuses it. */
-#define IDENTITY_NOT_YET                                                                         \
-    "identity: (SPEC 3.1) is not counted by this build yet (issue 21, docs/identity.md); "       \
-    "clickstage-rules check and explain accept it"
-
 cs_engine *cs_engine_new(cs_ruleset *rs, int nworkers, char *errstr, size_t errlen)
 {
     if (nworkers < 1 || nworkers > 256) {
         snprintf(errstr, errlen, "threads must be 1..256 (got %d)", nworkers);
-        return NULL;
-    }
-    if (cs_rules_identity(rs)) {
-        snprintf(errstr, errlen, "%s", IDENTITY_NOT_YET);
         return NULL;
     }
     cs_engine *e = calloc(1, sizeof *e);
@@ -250,10 +239,6 @@ int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errl
     if (!same) {
         snprintf(errstr, errlen,
                  "journey, stages and dimensions cannot change on reload (restart instead)");
-        return -1;
-    }
-    if (cs_rules_identity(rs)) {
-        snprintf(errstr, errlen, "%s", IDENTITY_NOT_YET);
         return -1;
     }
     if (e->nretired == MAX_RETIRED) {
@@ -798,6 +783,8 @@ void cs_worker_stats_get(cs_worker *w, cs_worker_stats *st)
         st->customers += ps.customers;
         st->session_bytes += ps.session_bytes;
         st->customer_bytes += ps.customer_bytes;
+        st->aliases += ps.aliases;
+        st->alias_bytes += ps.alias_bytes;
     }
 }
 

@@ -85,6 +85,8 @@ typedef struct cs_pstate_stats {
     uint64_t sessions, customers;
     size_t session_bytes;  /* session pool (incl. unused slack) + session wheel */
     size_t customer_bytes; /* customer pool + index + customer wheel */
+    uint64_t aliases;      /* SPEC §3.1: aliases held */
+    size_t alias_bytes;    /* the alias table */
 } cs_pstate_stats;
 void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st);
 

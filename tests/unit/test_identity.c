@@ -18,6 +18,7 @@
 #include "formats.h"
 #include "counts.h"
 #include "gen.h"
+#include "engine_run.h"
 #include "refmodel.h"
 
 #define KTS 1793520000000LL
@@ -314,26 +315,6 @@ static void test_v1_unchanged(void **state)
     cs_rules_destroy(rs);
 }
 
-/* Until the sessionizer implements §3.1 the engine refuses identity files (never counts them
- * with v1 keys), at start and on reload. */
-static void test_engine_refuses_for_now(void **state)
-{
-    (void)state;
-    char err[512] = "";
-    cs_ruleset *rs = load(HEAD "identity: {}\n" RULES);
-    cs_engine *e = cs_engine_new(rs, 1, err, sizeof err);
-    assert_null(e);
-    assert_non_null(strstr(err, "identity"));
-    cs_ruleset *v1 = load(HEAD RULES);
-    e = cs_engine_new(v1, 1, err, sizeof err);
-    assert_non_null(e);
-    err[0] = '\0';
-    assert_int_equal(cs_engine_swap_rules(e, rs, err, sizeof err), -1);
-    assert_non_null(strstr(err, "identity"));
-    cs_engine_destroy(e); /* it owns v1 */
-    cs_rules_destroy(rs);
-}
-
 /* ---- the reference model (loadgen/refmodel.c) on hand-made streams ---------------------- */
 
 #define T0 1793520000000LL /* 2026-11-01T08:00:00Z */
@@ -546,8 +527,8 @@ static void test_gen_login(void **state)
             snprintf(d->dev, sizeof d->dev, "%s", dev);
             d->part = m.part;
         }
-        if (d->person[0]) /* once known, always known, and always the same person */
-            assert_string_equal(per, d->person);
+        if (d->person[0]) /* once known, always known (shared devices: sometimes another) */
+            assert_true(per[0] != 0);
         else if (per[0])
             snprintf(d->person, sizeof d->person, "%s", per);
         known += per[0] != 0;
@@ -611,6 +592,75 @@ static void test_gen_login(void **state)
     cs_counts_free(c[1]);
 }
 
+/* ---- the engine against the reference model (SPEC §3.1 exactly) ------------------------- */
+
+static cs_counts *ref_of(const cs_gen_out *g, const char *rules)
+{
+    char err[512];
+    cs_ruleset *rs = cs_rules_load_file(rules, err, sizeof err);
+    if (!rs)
+        fail_msg("%s", err);
+    ref_model *m = ref_new(rs, NULL, g->nparts);
+    for (size_t k = 0;; k++) { /* partitions interleaved, each in its order */
+        int any = 0;
+        for (int q = 0; q < g->nparts; q++)
+            if (k < g->parts[q].n) {
+                const cs_msg *msg = &g->parts[q].msgs[k];
+                ref_event(m, q, msg->payload, msg->len, msg->ts_ms);
+                any = 1;
+            }
+        if (!any)
+            break;
+    }
+    ref_finish(m, CS_END_DRAIN);
+    cs_counts *c = cs_counts_new();
+    ref_counts(m, c);
+    ref_free(m);
+    cs_rules_destroy(rs);
+    return c;
+}
+
+static void engine_vs_ref(const cs_gen_conf *gc, int threads, size_t batch, const char *rules)
+{
+    cs_gen_out *g = cs_gen_run(gc);
+    cs_counts *ref = ref_of(g, rules);
+    cs_counts *eng = cs_test_run_engine(g, threads, batch, rules);
+    assert_non_null(eng);
+    long d = cs_counts_diff(ref, "ref", eng, "engine", stderr, 40);
+    print_message("%s: %llu messages, %d thread(s), batch %zu: merged %lld, conflicts %lld, "
+                  "%ld differences\n", rules, (unsigned long long)g->nmsgs, threads, batch,
+                  (long long)cs_counts_get(ref, "identity", "merged"),
+                  (long long)cs_counts_get(ref, "identity", "conflicts"), d);
+    assert_int_equal(d, 0);
+    if (strstr(rules, "identity")) {
+        assert_true(cs_counts_get(ref, "identity", "merged") > 0);
+        assert_true(cs_counts_get(ref, "identity", "conflicts") > 0);
+    }
+    cs_counts_free(ref);
+    cs_counts_free(eng);
+    cs_gen_free(g);
+}
+
+static void test_engine_exact(void **state)
+{
+    (void)state;
+    cs_gen_conf gc;
+    cs_gen_defaults(&gc);
+    gc.nevents = getenv("CS_MODEL_EVENTS") ? strtoull(getenv("CS_MODEL_EVENTS"), NULL, 10) / 2
+                                           : 200000;
+    gc.ncustomers = 8000;
+    gc.nparts = 6;
+    gc.login_frac = 0.5;
+    gc.second_device_frac = 0.3;
+    engine_vs_ref(&gc, 3, 512, "data/identity/retail-identity.yaml");
+    engine_vs_ref(&gc, 1, 64, "data/identity/retail-identity.yaml");
+    /* (v1 rules on this stream are not exact, and need not be: v1's customer is the userId,
+     * and the stream is keyed by device, so a person with two devices is a v1 customer on two
+     * partitions; test_model_mt checks v1 on streams keyed by v1's customer) */
+    /* a short customer_ttl: aliases and journeys forgotten while the stream runs */
+    engine_vs_ref(&gc, 2, 256, "data/identity/retail-identity-ttl.yaml");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -619,12 +669,12 @@ int main(void)
         cmocka_unit_test(test_decode_ids),
         cmocka_unit_test(test_decode_tsv),
         cmocka_unit_test(test_v1_unchanged),
-        cmocka_unit_test(test_engine_refuses_for_now),
         cmocka_unit_test(test_ref_login_mid_visit),
         cmocka_unit_test(test_ref_merge_into_existing),
         cmocka_unit_test(test_ref_conflict_and_equal),
         cmocka_unit_test(test_ref_ttl_and_partitions),
         cmocka_unit_test(test_gen_login),
+        cmocka_unit_test(test_engine_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
