@@ -241,6 +241,11 @@ int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errl
                  "journey, stages and dimensions cannot change on reload (restart instead)");
         return -1;
     }
+    if (cs_rules_identity(cur) != cs_rules_identity(rs)) { /* SPEC 3.1: what a key means */
+        snprintf(errstr, errlen, "identity: cannot be added or removed on reload (restart "
+                                 "instead)");
+        return -1;
+    }
     if (e->nretired == MAX_RETIRED) {
         snprintf(errstr, errlen, "too many reloads (%d) in one process; restart", MAX_RETIRED);
         return -1;

@@ -597,6 +597,7 @@ static void journey_expire(cs_pstate *p, cs_sessctx *c, cs_cust *cu, int64_t t)
     if (!(cu->sf & CUST_NOJ) && journey_over(p, c, cu, t)) {
         cs_agg_customer_forget(c->agg, cust_stage(cu));
         cu->sf = CUST_LIVE | CUST_NOJ;
+        cust_set_first(cu, 0);
     }
 }
 
@@ -652,6 +653,7 @@ static void journey_merge(cs_pstate *p, cs_sessctx *c, cs_cust *d, cs_cust *pj, 
     cs_agg_customer_add(c->agg, st);
     cs_agg_identity_merged(c->agg);
     d->sf = CUST_LIVE | CUST_NOJ;
+    cust_set_first(d, 0);
 }
 
 /* Steps 1-4 of docs/identity.md for an event whose session key entry is *ku (NULL: none yet;
@@ -997,7 +999,7 @@ void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st)
 
 /* ---- snapshot support (see sessionize.h; used by pipeline/snapshot.c) -------------------- */
 
-static void entry_fill_customer(const cs_cust *cu, cs_pstate_entry *e)
+static void entry_fill_customer(const cs_pstate *p, const cs_cust *cu, cs_pstate_entry *e)
 {
     memset(e, 0, sizeof *e);
     e->h = cu->h;
@@ -1006,6 +1008,15 @@ static void entry_fill_customer(const cs_cust *cu, cs_pstate_entry *e)
     e->first = cust_first(cu);
     e->last = cu->last;
     e->has_session = cu->sess != NIL;
+    e->nojourney = (cu->sf & CUST_NOJ) != 0;
+    if (p->al_n) {
+        long a = al_find(p, cu->h, cu->h2, NULL);
+        if (a >= 0) {
+            e->has_alias = 1;
+            e->a_h = p->al[a].ph;
+            e->a_h2 = p->al[a].ph2;
+        }
+    }
 }
 
 uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e)
@@ -1015,7 +1026,7 @@ uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e)
         if (!(cu->sf & CUST_LIVE)) /* a free entry is zeroed */
             continue;
         if (e)
-            entry_fill_customer(cu, e); /* has_session: cs_pstate_entry_get has the last word */
+            entry_fill_customer(p, cu, e); /* has_session: cs_pstate_entry_get has the last word */
         return i;
     }
     return 0;
@@ -1024,7 +1035,7 @@ uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e)
 void cs_pstate_entry_get(const cs_pstate *p, uint32_t handle, cs_pstate_entry *e)
 {
     const cs_cust *cu = CUST(p, handle);
-    entry_fill_customer(cu, e);
+    entry_fill_customer(p, cu, e);
     if (cu->sess == NIL)
         return;
     const cs_sess *s = SESS(p, cu->sess);
@@ -1116,14 +1127,21 @@ int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
             return -1;
         idx_find(p, e->h, e->h2, &slot);
     }
-    uint32_t ci = pool_alloc(&p->cp, offsetof(cs_cust, wnext));
-    if (ci == NIL)
+    if (e->has_alias && al_put(p, e->h, e->h2, e->a_h, e->a_h2) != 0)
         return -1;
+    uint32_t ci = pool_alloc(&p->cp, offsetof(cs_cust, wnext));
+    if (ci == NIL) {
+        if (e->has_alias)
+            al_del(p, e->h, e->h2);
+        return -1;
+    }
     uint32_t si = NIL;
     if (e->has_session) {
         si = pool_alloc(&p->sp, offsetof(cs_sess, wnext));
         if (si == NIL) {
             pool_free(&p->cp, ci, offsetof(cs_cust, wnext));
+            if (e->has_alias)
+                al_del(p, e->h, e->h2);
             return -1;
         }
     }
@@ -1131,9 +1149,9 @@ int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
     cu->h = e->h;
     cu->h2 = (uint16_t)e->h2;
     cu->last = e->last;
-    cu->sf = CUST_LIVE;
-    cust_set_stage(cu, e->stage);
-    cust_set_first(cu, e->first);
+    cu->sf = e->nojourney ? CUST_LIVE | CUST_NOJ : CUST_LIVE;
+    cust_set_stage(cu, e->nojourney ? 0 : e->stage);
+    cust_set_first(cu, e->nojourney ? 0 : e->first);
     cu->sess = si;
     p->idx[slot] = ci;
     p->idx_n++;

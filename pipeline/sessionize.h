@@ -137,6 +137,13 @@ typedef struct cs_pstate_entry {
                              0 when s_stage is 0) */
     uint8_t s_stage;      /* open session: stage, 0 = none yet, s + 1 */
     uint16_t s_dim[CS_MAX_DIMS]; /* open session: dimension value ids (0 _unknown, 1 _other) */
+    /* SPEC §3.1 identity (snapshot v3): the key has no customer journey (stage and first are
+     * then 0; last is the device's clock), and/or it is a device with an alias (a_h, a_h2: the
+     * person's hash, a_h2 16 bits) */
+    uint8_t nojourney;
+    uint8_t has_alias;
+    uint64_t a_h;
+    uint32_t a_h2;
 } cs_pstate_entry;
 
 uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e);

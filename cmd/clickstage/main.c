@@ -42,21 +42,12 @@ static void on_signal(int sig)
         g_term = 1;
 }
 
-/* SPEC §3.1 is being built in steps (docs/identity.md "Status"): the engine counts identity:
- * exactly in memory, but partition snapshots do not carry aliases yet, so a restore would
- * count with lost aliases. Until they do, the daemon refuses such a file (start and reload). */
-#define IDENTITY_NOT_YET                                                                         \
-    "identity: (SPEC 3.1) is not run by the daemon yet: partition snapshots do not carry "      \
-    "aliases (issue 21, docs/identity.md); clickstage-rules check and explain accept it"
-
 /* SIGHUP: a new rule table, or the old one stays (SPEC §2). */
 static void reload_rules(const cs_config *cfg, cs_engine *e, cs_coord *c)
 {
     char err[1024];
     cs_ruleset *rs = cs_rules_load_file(cfg->rules, err, sizeof err);
-    if (rs && cs_rules_identity(rs))
-        snprintf(err, sizeof err, "%s", IDENTITY_NOT_YET);
-    if (!rs || cs_rules_identity(rs) || cs_engine_swap_rules(e, rs, err, sizeof err) != 0) {
+    if (!rs || cs_engine_swap_rules(e, rs, err, sizeof err) != 0) {
         if (rs)
             cs_rules_destroy(rs);
         cs_coord_note_reload(c, 0);
@@ -107,11 +98,6 @@ int main(int argc, char **argv)
     cs_ruleset *rs = cs_rules_load_file(cfg.rules, err, sizeof err);
     if (!rs) {
         CS_LOG(CS_LOG_ERROR, "rules: %s", err);
-        return 2;
-    }
-    if (cs_rules_identity(rs)) {
-        CS_LOG(CS_LOG_ERROR, "rules: %s: %s", cfg.rules, IDENTITY_NOT_YET);
-        cs_rules_destroy(rs);
         return 2;
     }
     int nw = cfg.threads > 0 ? cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);

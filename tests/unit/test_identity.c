@@ -19,6 +19,8 @@
 #include "counts.h"
 #include "gen.h"
 #include "engine_run.h"
+#include "sessionize.h"
+#include "snapshot.h"
 #include "refmodel.h"
 
 #define KTS 1793520000000LL
@@ -661,6 +663,169 @@ static void test_engine_exact(void **state)
     engine_vs_ref(&gc, 2, 256, "data/identity/retail-identity-ttl.yaml");
 }
 
+/* ---- snapshot v3: aliases and keys without a journey, restored exactly ------------------- */
+
+typedef struct iside {
+    cs_pstate *p;
+    cs_agg agg;
+    cs_sessctx c;
+} iside;
+
+static void iside_init(iside *s, const cs_ruleset *rs, cs_dimdict_mpmc *d, cs_pstate *p)
+{
+    s->p = p ? p : cs_pstate_new(cs_rules_session(rs), cs_rules_ndims(rs));
+    assert_non_null(s->p);
+    assert_int_equal(cs_agg_init(&s->agg, rs), 0);
+    s->c.rs = rs;
+    s->c.agg = &s->agg;
+    s->c.dicts = d;
+    s->c.W = INT64_MIN;
+}
+
+/* Partition 0 of a generated login stream: A counts all of it; B counts up to `cut`, is
+ * snapshotted, restored as C (the snapshot is v3 and C's snapshot is byte for byte B's), and C
+ * counts the rest. A's counts == B's + C's, and the end states snapshot to the same bytes. */
+static void test_snapshot_v3(void **state)
+{
+    (void)state;
+    char err[512];
+    cs_ruleset *rs = cs_rules_load_file("data/identity/retail-identity-ttl.yaml", err, sizeof err);
+    if (!rs)
+        fail_msg("%s", err);
+    cs_dimdict_mpmc d[CS_MAX_DIMS];
+    for (int k = 0; k < cs_rules_ndims(rs); k++)
+        assert_int_equal(cs_dimdict_init(&d[k], cs_rules_dim(rs, k)->max_values), 0);
+    cs_gen_conf gc;
+    cs_gen_defaults(&gc);
+    gc.nevents = 120000;
+    gc.ncustomers = 4000;
+    gc.nparts = 2;
+    gc.login_frac = 0.6;
+    gc.second_device_frac = 0.3;
+    cs_gen_out *g = cs_gen_run(&gc);
+    const cs_gen_part *gp = &g->parts[0];
+    const int64_t lateness = cs_rules_session(rs)->lateness_ms;
+    iside A, B, C;
+    iside_init(&A, rs, d, NULL);
+    iside_init(&B, rs, d, NULL);
+    cs_decoder *dec = cs_decoder_new(cs_rules_plan(rs));
+    static cs_decoded ev;
+    const size_t cut = gp->n / 2;
+    char *b1 = NULL, *b2 = NULL;
+    size_t l1 = 0, l2 = 0;
+    int restored = 0;
+    for (size_t i = 0; i < gp->n; i++) {
+        if (i == cut) { /* B -> bytes -> C */
+            cs_snap_info in = {.next_offset = (int64_t)i, .applied_wm = B.c.W};
+            assert_int_equal(cs_snapshot_write(B.p, rs, d, &in, &b1, &l1), 0);
+            assert_int_equal(b1[4], 3); /* identity entries: v3 */
+            cs_snap_info out;
+            cs_pstate *p = cs_snapshot_read(b1, l1, rs, d, &out, err, sizeof err);
+            if (!p)
+                fail_msg("%s", err);
+            assert_int_equal(out.next_offset, (int64_t)i);
+            iside_init(&C, rs, d, p);
+            C.c.W = B.c.W;
+            cs_snap_info in2 = {.next_offset = (int64_t)i, .applied_wm = C.c.W};
+            assert_int_equal(cs_snapshot_write(C.p, rs, d, &in2, &b2, &l2), 0);
+            assert_int_equal(l1, l2); /* canonical: the restored state writes the same bytes */
+            assert_memory_equal(b1, b2, l1);
+            free(b1);
+            free(b2);
+            restored = 1;
+        }
+        const cs_msg *m = &gp->msgs[i];
+        if (cs_decode(dec, m->payload, m->len, m->ts_ms, &ev) != CS_DECODE_OK)
+            continue;
+        iside *sv[2] = {&A, restored ? &C : &B};
+        for (int k = 0; k < 2; k++) {
+            cs_sessionize(sv[k]->p, &sv[k]->c, &ev);
+            if ((i & 63) == 0) { /* the watermark moves between batches */
+                int64_t mt = cs_pstate_max_time(sv[k]->p);
+                if (mt != INT64_MIN && mt - lateness > sv[k]->c.W) {
+                    sv[k]->c.W = mt - lateness;
+                    cs_pstate_advance(sv[k]->p, &sv[k]->c);
+                }
+            }
+        }
+    }
+    cs_pstate_stats sa, sc;
+    cs_pstate_stats_get(A.p, &sa);
+    cs_pstate_stats_get(C.p, &sc);
+    assert_true(sa.aliases > 0);
+    assert_int_equal(sa.aliases, sc.aliases);
+    assert_int_equal(sa.customers, sc.customers);
+    assert_int_equal(sa.sessions, sc.sessions);
+    cs_snap_info ia = {0}, ic = {0};
+    assert_int_equal(cs_snapshot_write(A.p, rs, d, &ia, &b1, &l1), 0);
+    assert_int_equal(cs_snapshot_write(C.p, rs, d, &ic, &b2, &l2), 0);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(b1, b2, l1);
+    cs_agg_merge(&B.agg, &C.agg);
+    cs_counts *ca = cs_counts_new(), *cb = cs_counts_new();
+    cs_agg_foreach(&A.agg, rs, d, cs_counts_agg_cb, ca);
+    cs_agg_foreach(&B.agg, rs, d, cs_counts_agg_cb, cb);
+    assert_int_equal(cs_counts_diff(ca, "uninterrupted", cb, "snapshot+restore", stderr, 20), 0);
+    print_message("v3 snapshot of partition 0 at message %zu: %zu bytes at the end, %llu "
+                  "aliases, %llu key entries; merged %lld, conflicts %lld\n", cut, l1,
+                  (unsigned long long)sa.aliases, (unsigned long long)sa.customers,
+                  (long long)cs_counts_get(ca, "identity", "merged"),
+                  (long long)cs_counts_get(ca, "identity", "conflicts"));
+    assert_true(cs_counts_get(ca, "identity", "merged") > 0);
+    /* corrupt identity bytes are rejected: every single-byte change, re-sealed */
+    size_t rejected = 0, tried = 0;
+    for (size_t k = 56; k + 8 < l1 && tried < 4000; k += 1 + l1 / 4000, tried++) {
+        char *c = malloc(l1);
+        memcpy(c, b1, l1);
+        c[k] ^= 0x5a;
+        cs_snapshot_seal(c, l1);
+        cs_pstate *p = cs_snapshot_read(c, l1, rs, d, NULL, err, sizeof err);
+        if (!p)
+            rejected++;
+        else { /* accepted: then it must be canonical (writes back the same bytes) */
+            char *w;
+            size_t wl;
+            cs_snap_info wi = {0};
+            memcpy(&wi, &ia, sizeof wi);
+            assert_int_equal(cs_snapshot_write(p, rs, d, &wi, &w, &wl), 0);
+            assert_int_equal(wl, l1);
+            assert_memory_equal(w + 56, c + 56, wl - 56 - 8);
+            free(w);
+            cs_pstate_destroy(p);
+        }
+        free(c);
+    }
+    print_message("%zu of %zu byte changes rejected, the rest read back canonically\n", rejected,
+                  tried);
+    /* rules without identity: (same journey, stages, dimensions) refuse a v3 snapshot: its keys
+     * mean devices and persons */
+    cs_ruleset *v1 = cs_rules_load_file("../deploy/rules/retail.yaml", err, sizeof err);
+    assert_non_null(v1);
+    assert_null(cs_snapshot_read(b1, l1, v1, d, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "identity"));
+    /* nor can a reload add or remove identity: */
+    cs_engine *e = cs_engine_new(v1, 1, err, sizeof err);
+    assert_non_null(e);
+    assert_int_equal(cs_engine_swap_rules(e, rs, err, sizeof err), -1);
+    assert_non_null(strstr(err, "identity"));
+    cs_engine_destroy(e); /* it owns v1 */
+    free(b1);
+    free(b2);
+    cs_counts_free(ca);
+    cs_counts_free(cb);
+    cs_decoder_destroy(dec);
+    cs_pstate_destroy(A.p);
+    cs_pstate_destroy(B.p);
+    cs_pstate_destroy(C.p);
+    cs_agg_free(&A.agg);
+    cs_agg_free(&B.agg);
+    cs_agg_free(&C.agg);
+    cs_gen_free(g);
+    for (int k = 0; k < cs_rules_ndims(rs); k++)
+        cs_dimdict_free(&d[k]);
+    cs_rules_destroy(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -675,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_ref_ttl_and_partitions),
         cmocka_unit_test(test_gen_login),
         cmocka_unit_test(test_engine_exact),
+        cmocka_unit_test(test_snapshot_v3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
