@@ -707,6 +707,25 @@ static int identity_keys(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
     return 0;
 }
 
+void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h)
+{
+    if (p->al)
+        __builtin_prefetch(&p->al[al_home(p, h)]);
+}
+
+void cs_pstate_prefetch_alias_person(const cs_pstate *p, uint64_t h, uint32_t h2, int entry)
+{
+    if (!p->al_n)
+        return;
+    long a = al_find(p, h, h2, NULL);
+    if (a < 0)
+        return;
+    if (entry)
+        cs_pstate_prefetch_customer(p, p->al[a].ph);
+    else
+        cs_pstate_prefetch_index(p, p->al[a].ph);
+}
+
 int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint64_t h,
                          uint32_t h2)
 {

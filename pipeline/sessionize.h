@@ -70,6 +70,10 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
 void cs_pstate_prefetch_index(const cs_pstate *p, uint64_t h);
 void cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h);
 void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2);
+/* SPEC 3.1 (identity) hints of the same kind: the alias slot of device h; then (once that is
+ * in cache) the index slot (entry 0) or the entry (entry 1) of the person it aliases, if any. */
+void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h);
+void cs_pstate_prefetch_alias_person(const cs_pstate *p, uint64_t h, uint32_t h2, int entry);
 
 /* Highest event time seen on this partition (INT64_MIN if none): the caller derives the
  * partition watermark (max - lateness) from it. */
