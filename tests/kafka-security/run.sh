@@ -134,6 +134,14 @@ repartition() { # name brokers props [props-file] : unkeyed stream -> repartitio
   unset CLICKSTAGE_REPARTITION_KAFKA_FILE
   out=$(tail -1 "$WORK/$name.rp.out")
   got=$(msg_count "$name-out")
+  # a read_committed count right after the repartitioner's last commit can stop short at a
+  # partition whose stable offset has not moved past the commit marker yet (seen once under
+  # load: 4,552 of 20,000 while the daemon, which waits for the end, counted all 20,000):
+  # counted again for up to 20 s; a real loss or duplicate never becomes 20000
+  local tries=0
+  while [ "${got% *}" != 20000 ] && [ $tries -lt 10 ]; do
+    sleep 2; tries=$((tries + 1)); got=$(msg_count "$name-out")
+  done
   cs --brokers "$brokers" --kafka-props "$props" --drain --threads 2 --topics "$name-out" \
     --group "g-$name-cs" --prefix "$name" >"$WORK/$name.log" 2>&1
   local rc2=$? total; total=$(expected_total "$WORK/$name.json")
