@@ -125,6 +125,8 @@ typedef struct core_result {
     uint64_t sessions, customers;
     size_t sess_bytes, cust_bytes;
     uint64_t fields_flushed;
+    uint64_t aliases;
+    size_t alias_bytes;
 } core_result;
 
 static core_result run_core(const cs_gen_out *g, const char *rules, int threads,
@@ -148,7 +150,7 @@ static core_result run_core(const cs_gen_out *g, const char *rules, int threads,
     }
     for (int i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
-    core_result r = {now_s() - t0, 0, 0, 0, 0, 0, 0, 0, 0};
+    core_result r = {now_s() - t0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     for (int i = 0; i < threads; i++) {
         r.snaps += a[i].snaps;
         r.snap_bytes += a[i].snap_bytes;
@@ -161,6 +163,8 @@ static core_result run_core(const cs_gen_out *g, const char *rules, int threads,
         r.customers += st.customers;
         r.sess_bytes += st.session_bytes;
         r.cust_bytes += st.customer_bytes;
+        r.aliases += st.aliases;
+        r.alias_bytes += st.alias_bytes;
         r.fields_flushed += a[i].fields_flushed;
     }
     cs_engine_destroy(e);
@@ -214,6 +218,63 @@ static int cjson_decode(const char *buf, size_t len)
     return found;
 }
 
+/* SPEC 3.1 (issue 21): the core on 1 thread over one device-keyed stream with logins
+ * (--login), with the v1 rule file and with the same rules plus identity:, alternating which
+ * goes first; the per-event cost of each and the bytes per alias. */
+static int bench_identity(uint64_t nevents, uint32_t ncust, int runs, const char *rules,
+                          const char *id_rules, double login)
+{
+    cs_gen_conf gc;
+    cs_gen_defaults(&gc);
+    gc.nevents = nevents;
+    gc.ncustomers = ncust;
+    gc.first_pass = 1;
+    gc.nparts = 16;
+    gc.span_ms = 20 * 60000;
+    gc.invalid_frac = 0.001;
+    gc.too_large_frac = 0;
+    gc.late_frac = 0.001;
+    gc.long_frac = 0;
+    gc.mean_events = (double)nevents / ncust < 1.5 ? 1.5 : (double)nevents / ncust;
+    gc.login_frac = login;
+    gc.second_device_frac = 0.2;
+    cs_gen_out *g = cs_gen_run(&gc);
+    double off[15], on[15], ratio[15];
+    core_result r0 = {0}, r1 = {0};
+    if (runs > 15)
+        runs = 15;
+    for (int rr = 0; rr < runs; rr++) {
+        if (rr % 2) {
+            r1 = run_core(g, id_rules, 1, 0);
+            r0 = run_core(g, rules, 1, 0);
+        } else {
+            r0 = run_core(g, rules, 1, 0);
+            r1 = run_core(g, id_rules, 1, 0);
+        }
+        off[rr] = r0.secs * 1e9 / (double)g->nmsgs;
+        on[rr] = r1.secs * 1e9 / (double)g->nmsgs;
+        ratio[rr] = on[rr] / off[rr];
+        printf("run %d: identity off %.1f ns/event, on %.1f ns/event (%+.1f %%)\n", rr + 1,
+               off[rr], on[rr], (ratio[rr] - 1) * 100);
+        fflush(stdout);
+    }
+    double bpa = r1.aliases ? (double)r1.alias_bytes / (double)r1.aliases : 0;
+    printf("identity on: %llu aliases in %zu bytes of alias table (%.1f B/alias); %llu key "
+           "entries (%.1f B each) vs %llu customers off\n",
+           (unsigned long long)r1.aliases, r1.alias_bytes, bpa, (unsigned long long)r1.customers,
+           r1.customers ? (double)r1.cust_bytes / (double)r1.customers : 0,
+           (unsigned long long)r0.customers);
+    printf("{\"bench\":\"core_identity\",\"events\":%llu,\"devices\":%u,\"login\":%.2f,"
+           "\"ns_per_event_off\":%.1f,\"ns_per_event_on\":%.1f,\"ratio\":%.3f,"
+           "\"aliases\":%llu,\"alias_bytes\":%zu,\"bytes_per_alias\":%.1f,"
+           "\"key_entries_on\":%llu,\"customers_off\":%llu,\"runs\":%d}\n",
+           (unsigned long long)g->nmsgs, ncust, login, median(off, runs), median(on, runs),
+           median(ratio, runs), (unsigned long long)r1.aliases, r1.alias_bytes, bpa,
+           (unsigned long long)r1.customers, (unsigned long long)r0.customers, runs);
+    cs_gen_free(g);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t nevents = 5000000;
@@ -221,6 +282,8 @@ int main(int argc, char **argv)
     int threads = 2, runs = 3, core_only = 0;
     uint64_t snap_every = 0;
     const char *rules = "deploy/rules/retail.yaml";
+    const char *id_rules = NULL;
+    double login = 0.5;
     const char *formats_dir = "tests/data/formats";
     uint64_t format_events = 1000000;
     int no_formats = 0;
@@ -243,6 +306,10 @@ int main(int argc, char **argv)
             formats_dir = argv[++i];
         else if (!strcmp(argv[i], "--no-formats"))
             no_formats = 1;
+        else if (!strcmp(argv[i], "--identity") && i + 1 < argc) /* SPEC 3.1: on vs off */
+            id_rules = argv[++i];
+        else if (!strcmp(argv[i], "--login") && i + 1 < argc)
+            login = atof(argv[++i]);
         else if (!strcmp(argv[i], "--snapshot-every") && i + 1 < argc)
             snap_every = strtoull(argv[++i], NULL, 10);
         else {
@@ -255,6 +322,8 @@ int main(int argc, char **argv)
     if (runs < 1 || runs > 15 || threads < 1 || threads > 64)
         return 2;
 
+    if (id_rules)
+        return bench_identity(nevents, ncust, runs, rules, id_rules, login);
     cs_gen_conf gc;
     cs_gen_defaults(&gc);
     gc.nevents = nevents;

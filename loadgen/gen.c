@@ -488,6 +488,11 @@ struct cs_gen_pstream {
     char key[24]; /* the current message's key, NUL-terminated */
     int64_t day_cache_min[3]; /* per time style: minute of the cached "YYYY-MM-DDTHH:MM:" */
     char day_cache[3][40];
+    /* SPEC §3.1 (login_frac > 0): per device index, its valid events so far (saturating);
+     * for the message being written, whether it carries the person and which */
+    uint8_t *dev_sent;
+    int id_known;
+    uint32_t id_person;
 };
 
 /* ---- writing ---------------------------------------------------------------------------- */
@@ -650,6 +655,55 @@ static size_t custname(uint32_t c, char *buf)
 
 static inline int persona_of(uint32_t cust) { return (int)(((cust * 2654435761u) >> 16) % 3); }
 
+/* ---- SPEC §3.1 devices and persons (login_frac > 0) --------------------------------------- */
+
+/* A fixed function of (device, salt) in [0, 1): a device's identity plan depends on nothing
+ * but its number, so every partition and every run agree on it. */
+static double id_u(uint32_t dev, uint64_t salt)
+{
+    uint64_t z = (uint64_t)dev * 0x9E3779B97F4A7C15ull + salt * 0xBF58476D1CE4E5B9ull + 1;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * 0x1.0p-53;
+}
+
+/* The person of global device gc: its own number, or the device before it's (second device). */
+static uint32_t id_person_of(const cs_gen_conf *c, uint32_t gc)
+{
+    return (gc & 1) && id_u(gc, 2) < c->second_device_frac ? gc - 1 : gc;
+}
+
+/* Whether the message about to be written for device gc (local index i) carries its person. */
+static void id_prepare(cs_gen_pstream *g, uint32_t gc, uint32_t i)
+{
+    const cs_gen_conf *c = g->c;
+    uint32_t person = id_person_of(c, gc);
+    int logs_in = id_u(person, 1) < c->login_frac;
+    unsigned at = (unsigned)(id_u(gc, 3) * 5); /* the login at its 1st..5th event */
+    g->id_known = logs_in && g->dev_sent[i] >= at;
+    g->id_person = person;
+    /* a shared device (5 % of those that log in): every 4th event after the login is another
+     * person's (SPEC 3.1 conflicts) */
+    if (g->id_known && id_u(gc, 4) < 0.05 && g->dev_sent[i] > at && g->dev_sent[i] % 4 == 3)
+        g->id_person = person + 1;
+}
+
+/* "anonymousId":"<device>",["userId":"p<person>",] */
+static char *put_identity_ids(const cs_gen_pstream *g, char *p, const char *cname, size_t clen)
+{
+    PUT(p, "\"anonymousId\":\"");
+    memcpy(p, cname, 16);
+    p += clen;
+    PUT(p, "\",");
+    if (g->id_known) {
+        PUT(p, "\"userId\":\"p");
+        p = putu(p, g->id_person);
+        PUT(p, "\",");
+    }
+    return p;
+}
+
 /* One valid event of (global) customer cust in the Segment spelling. Returns its end. */
 static inline __attribute__((always_inline)) char *
 event_segment(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cname, size_t clen,
@@ -660,7 +714,9 @@ event_segment(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cna
     p = putf(p, &ev_open[ev]);
     uint64_t x = next(r), y = next(r);
     int idstyle = (int)b16(x, 20);
-    if (int_id) {
+    if (__builtin_expect(g->c->login_frac > 0, 0)) {
+        p = put_identity_ids(g, p, cname, clen);
+    } else if (int_id) {
         PUT(p, "\"userId\":");
         memcpy(p, cname, 16);
         p += clen;
@@ -1545,6 +1601,8 @@ cs_gen_pstream *cs_gen_pstream_new(const cs_gen_plan *pl, int part)
     /* its own random numbers: the seed and the partition number, nothing else */
     seed(&g->r, c->seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(part + 1)));
     g->first_seen = malloc((g->ncust ? g->ncust : 1) * sizeof *g->first_seen);
+    if (c->login_frac > 0)
+        g->dev_sent = calloc(g->ncust ? g->ncust : 1, 1);
     for (uint32_t i = 0; i < g->ncust; i++)
         g->first_seen[i] = INT64_MIN;
     g->dpace = g->n ? (double)c->span_ms / (double)g->n : 0;
@@ -1571,6 +1629,7 @@ void cs_gen_pstream_destroy(cs_gen_pstream *g)
         return;
     cal_free(&g->q);
     free(g->first_seen);
+    free(g->dev_sent);
     free(g->buf);
     free(g);
 }
@@ -1683,6 +1742,8 @@ static inline __attribute__((always_inline)) void gen_one(cs_gen_pstream *g, rng
         uint32_t lgc = g->cust[lc];
         m->keylen = put_key(g, lc);
         int ev = stage_events[below(r, 2)][below(r, 4)];
+        if (c->login_frac > 0)
+            id_prepare(g, lgc, lc);
         m->len = (size_t)(event_json(g, r, g->buf, lgc, g->key, m->keylen, lt, ev, 0, &m->ts_ms) -
                           g->buf);
         m->late = 1;
@@ -1716,6 +1777,11 @@ static inline __attribute__((always_inline)) void gen_one(cs_gen_pstream *g, rng
     else
         ev = stage_events[s.stage][(v >> 51) & 3];
     int with_channel = s.nsent == 0 || u16f(st) < 0.2;
+    if (c->login_frac > 0) {
+        id_prepare(g, gc, s.cust);
+        if (g->dev_sent[s.cust] < 255)
+            g->dev_sent[s.cust]++;
+    }
     m->len = (size_t)(event_json(g, r, g->buf, gc, g->key, m->keylen, t, ev, with_channel,
                                  &m->ts_ms) -
                       g->buf);

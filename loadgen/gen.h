@@ -67,6 +67,17 @@ typedef struct cs_gen_conf {
                                newest the most active (the Zipf-like draw from the top), so old
                                customers fade and then fall silent for good */
     int format;             /* CS_GEN_*: how messages are spelled (same journeys in each) */
+    /* SPEC §3.1 anonymous-then-known journeys (docs/identity.md "Generator"): 0 = off (v1's
+     * ids, today's bytes). Otherwise every generated "customer" is a device (the message key,
+     * its partition, `anonymousId`); a device logs in with probability login_frac (of its
+     * person), at its 1st..5th event (so mostly inside its first visit), and from then on its
+     * events also carry `userId` = its person; a share second_device_frac of the odd-numbered
+     * devices are the second device of the person of the device before them (which may be on
+     * another partition); 5 % of the devices that log in are shared: every 4th of their
+     * events after the login carries another person (SPEC §3.1 conflicts). Segment spelling
+     * only. */
+    double login_frac;
+    double second_device_frac;
     int64_t gap_ms, lateness_ms, max_duration_ms;
 } cs_gen_conf;
 

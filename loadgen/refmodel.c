@@ -19,6 +19,14 @@ typedef struct rcust {
     int64_t s_reached_at; /* event time at which the session reached s_stage */
     int s_stage;
     char *dimv[CS_MAX_DIMS]; /* NULL = _unknown */
+    /* An entry is a key: a session key (its s_* fields) and/or a customer key (the journey:
+     * last, first, stage). v1: the same key, and every entry has a journey until finish.
+     * SPEC §3.1 identity: a device that logged in keeps its entry for its session and alias. */
+    int journey;   /* 1: a live customer journey under this key */
+    char *alias;   /* identity: alias(d), the person (the key as looked up), or NULL */
+    int64_t klast; /* identity: the latest event time of this key as a session key (the device's
+                      clock: its alias is forgotten customer_ttl after it) */
+    int kseen;     /* identity: klast is set */
     struct rcust *next;
 } rcust;
 
@@ -34,6 +42,10 @@ struct ref_model {
     cs_counts *c;
     char *dimseen[CS_MAX_DIMS][CS_MAX_DIM_VALUES];
     int ndimseen[CS_MAX_DIMS];
+    /* SPEC §3.1 identity: on, and the device [0] and person [1] paths */
+    int identity;
+    const char *id_paths[2][CS_MAX_PATHS];
+    int id_n[2];
 };
 
 static const char *const std_paths[CS_F_NSTD][5] = {
@@ -62,6 +74,13 @@ ref_model *ref_new(const cs_ruleset *rs, const char *const *dim_paths, int npart
             m->dim_npaths[d] = dc->npaths;
         }
     }
+    m->identity = cs_rules_identity(rs);
+    for (int k = 0; k < 2 && m->identity; k++) {
+        const char *const *paths;
+        m->id_n[k] = cs_rules_identity_paths(rs, k, &paths);
+        for (int i = 0; i < m->id_n[k]; i++)
+            m->id_paths[k][i] = paths[i];
+    }
     m->nbuckets = 1 << 16;
     m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
     m->nparts = nparts;
@@ -78,6 +97,7 @@ void ref_free(ref_model *m)
         for (rcust *c = m->buckets[b], *n; c; c = n) {
             n = c->next;
             free(c->id);
+            free(c->alias);
             for (int d = 0; d < CS_MAX_DIMS; d++)
                 free(c->dimv[d]);
             free(c);
@@ -205,7 +225,8 @@ static int ref_rfc3339(const char *s, int64_t *out)
 }
 
 typedef struct rev {
-    char customer[512];
+    char customer[512]; /* v1: the customer; identity: the session key (device, else person) */
+    char device[512], person[512]; /* identity: "" when absent (person: also when = device) */
     int64_t t;
     cs_decoded d;
     char bufs[CS_MAX_FIELDS][1024]; /* values longer than this are cut (no generated value is) */
@@ -228,6 +249,37 @@ static int first_of(const cJSON *root, const char *const *paths, int n, char *bu
     return 0;
 }
 
+/* SPEC §3.1: an id is the first of `paths` holding a non-empty string or an integer (as its
+ * decimal text; cJSON reads numbers as doubles, exact up to 2^53, which generated ids stay
+ * under); floats, booleans, null, objects and arrays are not ids, a later path may still be. */
+static int first_id(const cJSON *root, const char *const *paths, int n, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = get_path(root, paths[i]);
+        if (cJSON_IsString(v) && v->valuestring[0]) {
+            snprintf(buf, cap, "%s", v->valuestring);
+            return 1;
+        }
+        if (cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble) {
+            snprintf(buf, cap, "%lld", (long long)v->valuedouble);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The ids of an event under identity; 0 when it has neither (no_customer). */
+static int ref_ids(const ref_model *m, const cJSON *root, rev *e)
+{
+    first_id(root, m->id_paths[0], m->id_n[0], e->device, sizeof e->device);
+    first_id(root, m->id_paths[1], m->id_n[1], e->person, sizeof e->person);
+    if (strcmp(e->person, e->device) == 0)
+        e->person[0] = 0; /* the device id sent as the person: no person */
+    snprintf(e->customer, sizeof e->customer, "%s", e->device[0] ? e->device : e->person);
+    return e->customer[0] != 0;
+}
+
 static cs_invalid ref_decode(ref_model *m, const char *payload, size_t len, int64_t kts, rev *e)
 {
     if (len > CS_DEFAULT_MAX_BYTES)
@@ -248,19 +300,20 @@ static cs_invalid ref_decode(ref_model *m, const char *payload, size_t len, int6
     memset(&e->d, 0, sizeof e->d);
     for (int f = 0; f < CS_MAX_FIELDS; f++)
         e->bufs[f][0] = 0;
-    int isnum;
+    int isnum = 0;
     int own_time = 1;
     const cJSON *node = NULL;
     if (depth_of(root) > CS_DEFAULT_MAX_DEPTH) {
         r = CS_INV_TOO_DEEP;
     } else if (!cJSON_IsObject(root)) {
         r = CS_INV_NOT_OBJECT;
-    } else if (!first_of(root, std_paths[CS_F_CUSTOMER], 5, e->customer, sizeof e->customer,
-                         &isnum, &node) ||
-               (isnum && node->valuedouble != (double)(long long)node->valuedouble)) {
+    } else if (m->identity ? !ref_ids(m, root, e)
+                           : (!first_of(root, std_paths[CS_F_CUSTOMER], 5, e->customer,
+                                        sizeof e->customer, &isnum, &node) ||
+                              (isnum && node->valuedouble != (double)(long long)node->valuedouble))) {
         r = CS_INV_NO_CUSTOMER;
     } else {
-        if (isnum)
+        if (isnum && !m->identity)
             snprintf(e->customer, sizeof e->customer, "%lld", (long long)node->valuedouble);
         const cJSON *ev = NULL;
         for (int i = 0; i < 2 && !ev; i++) {
@@ -410,30 +463,15 @@ static const char *dim_value(ref_model *m, int d, const char *v)
     return v;
 }
 
-void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t kafka_ts)
+/* The v1 journey step of a customer key: created (+1 _none), or forgotten and started over
+ * when the event is more than customer_ttl after its last, then last = max. Returns the entry. */
+static rcust *journey_touch(ref_model *m, rcust *c, const char *key, int64_t t)
 {
-    static rev e;
-    cs_invalid r = ref_decode(m, payload, len, kafka_ts, &e);
-    if (r != CS_DECODE_OK) {
-        cs_counts_add(m->c, "invalid", cs_invalid_name(r), 1);
-        return;
-    }
-    int64_t t = e.t;
-    if (t > m->part_max[part])
-        m->part_max[part] = t;
-    rcust *c = lookup(m, e.customer, 0);
-    if (c && c->has_sess) {
-        int reason;
-        int64_t dl = deadline(m, c, &reason);
-        if (t > dl) {
-            end_session(m, c, reason);
-        } else if (t < c->s_start - m->k.gap_ms) {
-            cs_counts_add(m->c, "events", "_late", 1);
-            return;
-        }
-    }
-    if (!c) {
-        c = lookup(m, e.customer, 1);
+    if (!c)
+        c = lookup(m, key, 1);
+    if (!c->journey) {
+        c->journey = 1;
+        c->stage = 0;
         c->last = t;
         c->first = t;
         cs_counts_add(m->c, "customers", "_none", 1);
@@ -446,6 +484,114 @@ void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t 
         }
         if (t > c->last)
             c->last = t;
+    }
+    return c;
+}
+
+/* A journey the event finds more than customer_ttl after its last is forgotten (as the
+ * watermark would have forgotten it): -1 under its stage. */
+static void journey_expire(ref_model *m, rcust *c, int64_t t)
+{
+    if (c && c->journey && t > c->last + m->k.customer_ttl_ms) {
+        cs_counts_add(m->c, "customers", stage_slot(m, c->stage, "_none"), -1);
+        c->journey = 0;
+    }
+}
+
+/* SPEC §3.1 keys are per partition (state lives with partitions: a person whose devices land
+ * on two partitions is one customer per partition). */
+static const char *pkey(char *buf, size_t cap, int part, const char *id)
+{
+    snprintf(buf, cap, "%d\x1f%s", part, id);
+    return buf;
+}
+
+/* SPEC §3.1 (docs/identity.md "What §3.1 means operationally", steps 3 and 4) for a valid,
+ * not late event whose session entry is s: the alias, the merge, and the customer key's
+ * entry, with the journey touched. */
+static rcust *identity_customer(ref_model *m, int part, rcust *s, const rev *e, int64_t t)
+{
+    char kp[600];
+    if (s->kseen && t > s->klast + m->k.customer_ttl_ms) {
+        free(s->alias); /* forgotten with its device */
+        s->alias = NULL;
+    }
+    if (!s->kseen || t > s->klast)
+        s->klast = t;
+    s->kseen = 1;
+    if (!e->person[0]) { /* a device alone: its alias, else itself */
+        if (s->alias)
+            return journey_touch(m, lookup(m, s->alias, 0), s->alias, t);
+        return journey_touch(m, s, s->id, t);
+    }
+    pkey(kp, sizeof kp, part, e->person);
+    rcust *c = lookup(m, kp, 0);
+    if (e->device[0]) { /* s is the device's entry */
+        if (!s->alias) {
+            s->alias = strdup(kp);
+            journey_expire(m, s, t);
+            if (s->journey) { /* merge d's journey into p's, before the event is applied */
+                journey_expire(m, c, t);
+                int st = s->stage;
+                int64_t first = s->first, last = s->last;
+                cs_counts_add(m->c, "customers", stage_slot(m, s->stage, "_none"), -1);
+                if (c && c->journey) {
+                    cs_counts_add(m->c, "customers", stage_slot(m, c->stage, "_none"), -1);
+                    if (c->stage > st)
+                        st = c->stage;
+                    if (c->first < first)
+                        first = c->first;
+                    if (c->last > last)
+                        last = c->last;
+                }
+                if (!c)
+                    c = lookup(m, kp, 1);
+                c->journey = 1;
+                c->stage = st;
+                c->first = first;
+                c->last = last;
+                s->journey = 0;
+                cs_counts_add(m->c, "customers", stage_slot(m, st, "_none"), 1);
+                cs_counts_add(m->c, "identity", "merged", 1);
+            }
+        } else if (strcmp(s->alias, kp) != 0) {
+            cs_counts_add(m->c, "identity", "conflicts", 1);
+        }
+    }
+    return journey_touch(m, c, kp, t);
+}
+
+void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t kafka_ts)
+{
+    static rev e;
+    cs_invalid r = ref_decode(m, payload, len, kafka_ts, &e);
+    if (r != CS_DECODE_OK) {
+        cs_counts_add(m->c, "invalid", cs_invalid_name(r), 1);
+        return;
+    }
+    int64_t t = e.t;
+    if (t > m->part_max[part])
+        m->part_max[part] = t;
+    char ks[600];
+    const char *skey = m->identity ? pkey(ks, sizeof ks, part, e.customer) : e.customer;
+    rcust *c = lookup(m, skey, 0); /* the session's entry; v1: the customer's too */
+    if (c && c->has_sess) {
+        int reason;
+        int64_t dl = deadline(m, c, &reason);
+        if (t > dl) {
+            end_session(m, c, reason);
+        } else if (t < c->s_start - m->k.gap_ms) {
+            cs_counts_add(m->c, "events", "_late", 1);
+            return;
+        }
+    }
+    rcust *cu; /* the customer's entry */
+    if (m->identity) {
+        if (!c)
+            c = lookup(m, skey, 1);
+        cu = identity_customer(m, part, c, &e, t);
+    } else {
+        c = cu = journey_touch(m, c, skey, t);
     }
     if (!c->has_sess) {
         c->has_sess = 1;
@@ -519,13 +665,13 @@ void ref_event(ref_model *m, int part, const char *payload, size_t len, int64_t 
             by(m, d, "reached", dimname(c, d), to, 1);
         }
         c->s_stage = to;
-        if (to > c->stage) {
-            cs_counts_add(m->c, "customers", stage_slot(m, c->stage, "_none"), -1);
+        if (to > cu->stage) {
+            cs_counts_add(m->c, "customers", stage_slot(m, cu->stage, "_none"), -1);
             cs_counts_add(m->c, "customers", cs_rules_stage_name(m->rs, stage), 1);
             char ch[128], tb2[32];
             snprintf(ch, sizeof ch, "customer_time_to:%s", cs_rules_stage_name(m->rs, stage));
-            cs_counts_add(m->c, ch, tt_bucket(t - c->first, tb2, sizeof tb2), 1);
-            c->stage = to;
+            cs_counts_add(m->c, ch, tt_bucket(t - cu->first, tb2, sizeof tb2), 1);
+            cu->stage = to;
         }
     }
 }
@@ -549,9 +695,9 @@ void ref_finish(ref_model *m, int reason)
                 int64_t dl = deadline(m, c, &r);
                 end_session(m, c, dl < W ? r : reason);
             }
-            if (c->last + m->k.customer_ttl_ms < W && c->stage >= 0) {
+            if (c->journey && c->last + m->k.customer_ttl_ms < W) {
                 cs_counts_add(m->c, "customers", stage_slot(m, c->stage, "_none"), -1);
-                c->stage = -1; /* forgotten */
+                c->journey = 0; /* forgotten */
             }
         }
 }

@@ -344,6 +344,10 @@ void cs_agg_foreach(const cs_agg *a, const cs_ruleset *rs, cs_dimdict_mpmc *dict
         cb(op, "events", "_unclassified", a->unclassified);
     if (a->late)
         cb(op, "events", "_late", a->late);
+    if (a->id_merged) /* SPEC §3.1: only written when identity: is on */
+        cb(op, "identity", "merged", a->id_merged);
+    if (a->id_conflicts)
+        cb(op, "identity", "conflicts", a->id_conflicts);
     for (int r = 1; r < CS_INV__COUNT; r++)
         if (a->invalid[r])
             cb(op, "invalid", cs_invalid_name((cs_invalid)r), a->invalid[r]);

@@ -145,6 +145,7 @@ typedef struct cs_agg {
     int64_t events[CS_MAX_STAGES];
     int64_t unclassified, late;
     int64_t invalid[CS_INV__COUNT];
+    int64_t id_merged, id_conflicts;      /* SPEC §3.1 `identity` hash: merged, conflicts */
     int64_t *by[CS_MAX_DIMS][3];          /* [metric][value * by_stride + slot]; metric 0 active,
                                              1 reached, 2 ended. A row is nstages + 1 wide, not
                                              CS_NSLOTS: with 4 dimensions of 4,096 values and 5
@@ -298,6 +299,26 @@ static inline void cs_agg_customer_advance(cs_agg *a, int from, int to, int64_t 
     for (int s = from + 1; s <= to; s++) /* a stage change, not an event: a few per customer */
         a->cfunnel[s]++;
     cs_agg_customer_move(a, from, to);
+}
+
+/* SPEC §3.1: a journey appears at a stage slot (the merge of a device's journey into a
+ * person's: the two are forgotten, the merged one added), and the identity counters. */
+static inline void cs_agg_customer_add(cs_agg *a, int slot)
+{
+    a->customers[slot]++;
+    a->changes++;
+}
+
+static inline void cs_agg_identity_merged(cs_agg *a)
+{
+    a->id_merged++;
+    a->changes++;
+}
+
+static inline void cs_agg_identity_conflict(cs_agg *a)
+{
+    a->id_conflicts++;
+    a->changes++;
 }
 
 static inline void cs_agg_customer_forget(cs_agg *a, int slot)

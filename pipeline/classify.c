@@ -160,6 +160,10 @@ struct cs_ruleset {
     cs_decode_plan *plan;
     char sha256[65];
     uint64_t load_steps; /* cs_rules_load_steps() */
+    /* SPEC §3.1 identity: on, and its device [0] and person [1] paths as in force */
+    int identity;
+    char *id_paths[2][CS_MAX_PATHS];
+    int id_n[2];
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -173,6 +177,7 @@ typedef struct ctx {
     cs_ruleset *rs;
     size_t nvalues; /* match values so far (MAX_TOTAL_VALUES) */
     size_t nbytes;  /* and their bytes (MAX_TOTAL_VALUE_BYTES) */
+    yaml_node_t *fields_customer; /* fields.customer's value, if the file sets it */
 } ctx;
 
 static int verr_at(ctx *c, size_t line0, size_t col0, const char *fmt, va_list ap)
@@ -594,6 +599,8 @@ static int do_fields(ctx *c, yaml_node_t *n)
             continue;
         }
         int f = std_field(ks, kl);
+        if (f == CS_F_CUSTOMER)
+            c->fields_customer = v;
         char what[64], *paths[CS_MAX_PATHS], msg[256];
         int np = 0;
         snprintf(what, sizeof what, "fields.%s", std_names[f]);
@@ -608,6 +615,73 @@ static int do_fields(ctx *c, yaml_node_t *n)
         if (r < 0)
             return err_node(c, v, "%s: %s", what, msg[0] ? msg : "bad path");
     }
+    return 0;
+}
+
+/* The i-th path node of a paths value (a list, or one string). */
+static yaml_node_t *path_item(ctx *c, yaml_node_t *n, int i)
+{
+    if (n->type != YAML_SEQUENCE_NODE)
+        return n;
+    return node(c, n->data.sequence.items.start[i]);
+}
+
+/* SPEC §3.1: `identity:` (docs/identity.md "Rule file"). Read after format and fields. A key
+ * left out (or the whole block empty) takes the format's preset. */
+static int do_identity(ctx *c, yaml_node_t *key, yaml_node_t *n)
+{
+    static const char *const keys[] = {"device", "person", NULL};
+    static const char *const what[2] = {"identity.device", "identity.person"};
+    cs_ruleset *rs = c->rs;
+    qbuf b;
+    yaml_node_t *v[2] = {NULL, NULL};
+    if (!is_null(n)) {
+        if (n->type != YAML_MAPPING_NODE)
+            return err_node(c, n, "identity must be a mapping with device and/or person paths, "
+                            "not %s", type_name(n));
+        if (check_map(c, n, "identity", keys, "device or person") < 0)
+            return -1;
+        v[0] = map_get(c, n, "device");
+        v[1] = map_get(c, n, "person");
+    }
+    if (c->fields_customer)
+        return err_node(c, c->fields_customer,
+                        "fields.customer cannot be used with identity: (line %zu): the customer "
+                        "is the person, else the device's alias, else the device (SPEC 3.1); "
+                        "name the paths in identity.device and identity.person",
+                        key->start_mark.line + 1);
+    const cs_format *fmt = cs_decode_plan_format(rs->plan);
+    for (int k = 0; k < 2; k++) {
+        if (v[k]) {
+            if (is_null(v[k]))
+                return err_node(c, v[k], "%s must list at least one path", what[k]);
+            if (parse_paths(c, v[k], what[k], rs->id_paths[k], &rs->id_n[k]) < 0)
+                return -1;
+        } else {
+            const char *const *pre = k ? fmt->person : fmt->device;
+            for (int i = 0; i < CS_FMT_MAX_PATHS && i < CS_MAX_PATHS && pre[i]; i++) {
+                if (!(rs->id_paths[k][i] = strdup(pre[i])))
+                    return oom(c, n);
+                rs->id_n[k] = i + 1;
+            }
+        }
+    }
+    /* one path in both lists: its value would always be "person equal to device" */
+    for (int i = 0; i < rs->id_n[1]; i++)
+        for (int j = 0; j < rs->id_n[0]; j++)
+            if (!strcmp(rs->id_paths[1][i], rs->id_paths[0][j])) {
+                yaml_node_t *at = v[1] ? path_item(c, v[1], i) : v[0] ? path_item(c, v[0], j) : n;
+                return err_node(c, at, "%s: path '%s' is also in %s (an id cannot be both the "
+                                "device and the person)", v[1] ? what[1] : what[0],
+                                q(&b, rs->id_paths[1][i], strlen(rs->id_paths[1][i])),
+                                v[1] ? what[0] : what[1]);
+            }
+    char msg[256] = "";
+    if (cs_decode_plan_set_identity(rs->plan, (const char *const *)rs->id_paths[0], rs->id_n[0],
+                                    (const char *const *)rs->id_paths[1], rs->id_n[1], msg,
+                                    sizeof msg) != 0)
+        return err_node(c, n, "identity: %s", msg[0] ? msg : "cannot be used");
+    rs->identity = 1;
     return 0;
 }
 
@@ -1420,14 +1494,14 @@ static int yaml_error(ctx *c, yaml_parser_t *ps, const char *src, size_t len)
 
 static const char *const top_keys[] = {"journey", "stages",     "session", "customer_ttl",
                                        "format",  "fields",     "limits",  "dimensions",
-                                       "rules",   NULL};
+                                       "rules",   "identity",   NULL};
 
 static int load_doc(ctx *c, yaml_node_t *root)
 {
     cs_ruleset *rs = c->rs;
     if (check_map(c, root, "the rule file", top_keys,
-                  "journey, stages, session, customer_ttl, dimensions, rules, format, fields or "
-                  "limits") < 0)
+                  "journey, stages, session, customer_ttl, dimensions, rules, format, fields, "
+                  "identity or limits") < 0)
         return -1;
     yaml_node_t *v;
     if (!(v = map_get(c, root, "journey")))
@@ -1450,6 +1524,9 @@ static int load_doc(ctx *c, yaml_node_t *root)
     if ((v = map_get(c, root, "format")) && do_format(c, v) < 0)
         return -1;
     if ((v = map_get(c, root, "fields")) && !is_null(v) && do_fields(c, v) < 0)
+        return -1;
+    /* SPEC §3.1, after fields (fields.customer is an error with it) and before dimensions */
+    if ((v = map_get(c, root, "identity")) && do_identity(c, map_key_node(c, root, "identity"), v) < 0)
         return -1;
     if ((v = map_get(c, root, "limits")) && !is_null(v) && do_limits(c, v) < 0)
         return -1;
@@ -1601,6 +1678,9 @@ void cs_rules_destroy(cs_ruleset *rs)
     }
     for (int i = 0; i < rs->nprops; i++)
         free(rs->prop_name[i]);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < rs->id_n[k]; i++)
+            free(rs->id_paths[k][i]);
     for (int i = 0; i < rs->nrules; i++)
         free(rs->rules[i].name);
     free(rs->rules);
@@ -1663,6 +1743,18 @@ int cs_rules_rule_stage(const cs_ruleset *rs, int r)
 {
     return r >= 0 && r < rs->nrules ? rs->rules[r].stage : -1;
 }
+int cs_rules_identity(const cs_ruleset *rs) { return rs->identity; }
+
+int cs_rules_identity_paths(const cs_ruleset *rs, int which, const char *const **paths)
+{
+    if (which < 0 || which > 1 || !rs->identity) {
+        *paths = NULL;
+        return 0;
+    }
+    *paths = (const char *const *)rs->id_paths[which];
+    return rs->id_n[which];
+}
+
 const cs_decode_plan *cs_rules_plan(const cs_ruleset *rs) { return rs->plan; }
 const char *cs_rules_sha256(const cs_ruleset *rs) { return rs->sha256; }
 uint64_t cs_rules_load_steps(const cs_ruleset *rs) { return rs->load_steps; }

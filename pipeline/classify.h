@@ -67,6 +67,12 @@ int cs_rules_nrules(const cs_ruleset *rs);
 const char *cs_rules_rule_name(const cs_ruleset *rs, int rule);
 int cs_rules_rule_stage(const cs_ruleset *rs, int rule);
 const cs_decode_plan *cs_rules_plan(const cs_ruleset *rs);
+/* SPEC §3.1: 1 if the file has `identity:` (sessions per device, customers per person; the
+ * decoded event's ids are described in decode.h "With identity"), else 0 (v1). */
+int cs_rules_identity(const cs_ruleset *rs);
+/* The identity paths in force (the file's, else the format's preset): which 0 = device,
+ * 1 = person. Returns their number (0 without identity) and points *paths at them. */
+int cs_rules_identity_paths(const cs_ruleset *rs, int which, const char *const **paths);
 /* Lower-case hex SHA-256 of the file's bytes (64 chars + NUL). */
 const char *cs_rules_sha256(const cs_ruleset *rs);
 

@@ -497,6 +497,8 @@ static void fill_metrics(cs_coord *c)
     for (int i = 0; i < m->nstages; i++)
         m->events_by_stage[i] = (uint64_t)t->events[i];
     m->events_unclassified = (uint64_t)t->unclassified;
+    m->identity_merged = (uint64_t)t->id_merged;
+    m->identity_conflicts = (uint64_t)t->id_conflicts;
     m->events_late = (uint64_t)t->late;
     for (int r = 0; r < CS_INV__COUNT; r++)
         m->invalid_by_reason[r] = (uint64_t)t->invalid[r];
@@ -529,9 +531,10 @@ static void fill_metrics(cs_coord *c)
      * and ended by the partition's next owner stayed "open" here for ever; restored ones ended
      * here were subtracted without having been added; the soak saw it climb) */
     int64_t open = 0;
-    uint64_t msgs = 0, cust = 0, sb = 0, cb = 0, replayed = 0, multi = 0;
+    uint64_t msgs = 0, cust = 0, sb = 0, cb = 0, replayed = 0, multi = 0, aliases = 0;
     for (int w = 0; w < c->nw; w++) {
         open += (int64_t)c->slots[w].stats.sessions_open;
+        aliases += c->slots[w].stats.aliases;
         replayed += c->slots[w].stats.replayed;
         multi += c->slots[w].stats.multi_partition;
         msgs += c->slots[w].stats.messages;
@@ -541,6 +544,7 @@ static void fill_metrics(cs_coord *c)
     }
     m->replayed_messages = replayed;
     m->multi_partition_customers = multi;
+    m->identity_aliases = aliases;
     m->messages_total = msgs;
     m->customers_tracked = cust;
     m->sessions_open = open;

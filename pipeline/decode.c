@@ -108,6 +108,7 @@ struct cs_decode_plan {
     uint16_t col_off[CS_SNOWPLOW_NCOLS + 1];
     uint8_t next_want[CS_SNOWPLOW_NCOLS + 1];
     ttarget coltg[CS_MAX_FIELDS * CS_MAX_PATHS];
+    int person_field;      /* SPEC §3.1 identity: the person's field id, 0 = no identity */
 };
 
 /* value kinds seen by the scanner */
@@ -693,7 +694,7 @@ int cs_decode_plan_add_field(cs_decode_plan *p, const char *const *paths, int n,
         return -1;
     /* the same path list as an already added field: that field */
     for (int f = CS_F_NSTD; f < p->nfields; f++) {
-        if (p->fields[f].n != n)
+        if (p->fields[f].n != n || f == p->person_field)
             continue;
         int same = 1;
         for (int i = 0; i < n && same; i++)
@@ -758,6 +759,48 @@ int cs_decode_plan_set_format(cs_decode_plan *p, const cs_format *fmt, char *err
     p->fmt = fmt;
     p->time_unit = fmt->time_unit;
     return 0;
+}
+
+int cs_decode_plan_set_identity(cs_decode_plan *p, const char *const *device, int nd,
+                                const char *const *person, int np, char *errstr, size_t errlen)
+{
+    if (!p || p->person_field) {
+        set_err(errstr, errlen, p ? "identity already set" : "no plan", NULL);
+        return -1;
+    }
+    if (p->nfields >= CS_MAX_FIELDS) {
+        set_err(errstr, errlen, "too many fields in plan (max 64)", NULL);
+        return -1;
+    }
+    pfield dev = {0}, per = {0};
+    if (copy_paths(&dev, device, nd, errstr, errlen) != 0)
+        return -1;
+    if (copy_paths(&per, person, np, errstr, errlen) != 0) {
+        free_field(&dev);
+        return -1;
+    }
+    pfield old = p->fields[CS_F_CUSTOMER];
+    const int id = p->nfields;
+    p->fields[CS_F_CUSTOMER] = dev;
+    p->fields[id] = per;
+    p->nfields++;
+    p->person_field = id;
+    if (trie_build(p, errstr, errlen) != 0) {
+        p->person_field = 0;
+        p->nfields--;
+        p->fields[id].n = 0;
+        p->fields[CS_F_CUSTOMER] = old;
+        free_field(&dev);
+        free_field(&per);
+        return -1;
+    }
+    free_field(&old);
+    return 0;
+}
+
+int cs_decode_plan_person_field(const cs_decode_plan *p)
+{
+    return p ? p->person_field : 0;
 }
 
 const cs_format *cs_decode_plan_format(const cs_decode_plan *p)
@@ -874,13 +917,25 @@ const char *cs_invalid_name(cs_invalid r)
 
 /* Does field f take a present value of kind vk? A value it does not take is "not present" for
  * that field, so a lower-priority path can still win. */
-static inline int field_accepts(unsigned f, unsigned vk)
+static inline int field_accepts(const cs_decode_plan *pl, unsigned f, unsigned vk)
 {
     switch (f) {
     case CS_F_CUSTOMER: return vk == VK_STR || vk == VK_INT; /* no floats, no booleans */
     case CS_F_EVENT: return vk == VK_STR;
-    default: return 1; /* time: anything present is taken, and must then parse */
+    default: /* time: anything present is taken, and must then parse; the person is an id */
+        return f != (unsigned)pl->person_field || vk == VK_STR || vk == VK_INT;
     }
+}
+
+/* SPEC §3.1: the ids of an event under identity (decode.h, "With identity"). */
+static NOINLINE void identity_ids(const cs_decode_plan *pl, cs_decoded *out)
+{
+    cs_sv *d = &out->f[CS_F_CUSTOMER], *p = &out->f[pl->person_field];
+    if (p->len && d->len && p->len == d->len && memcmp(p->p, d->p, d->len) == 0)
+        p->len = 0; /* the device id sent as the person: no person */
+    out->idf = (uint8_t)((d->len ? CS_ID_DEVICE : 0) | (p->len ? CS_ID_PERSON : 0));
+    if (!d->len)
+        *d = *p; /* the session key: the device, else the person */
 }
 
 /* Turn the hits of a successful scan into fields: per field, the hit of its best (lowest) path
@@ -900,7 +955,7 @@ static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out, un
         const ttarget *tg = pl->targets + t->tgt_off;
         for (unsigned i = 0; i < t->ntargets; i++) {
             unsigned f = tg[i].field;
-            if (tg[i].prio < best[f] && field_accepts(f, x->vk)) {
+            if (tg[i].prio < best[f] && field_accepts(pl, f, x->vk)) {
                 best[f] = tg[i].prio;
                 win[f] = (uint16_t)h;
             }
@@ -1141,6 +1196,8 @@ static NOINLINE cs_invalid decode_tsv(cs_decoder *d, const cs_decode_plan *pl, c
     TSV_COL_END((uint32_t)len); /* the last column */
 #undef TSV_COL_END
     (void)d;
+    if (UNLIKELY(pl->person_field))
+        identity_ids(pl, out);
     if (out->f[CS_F_CUSTOMER].len == 0)
         return CS_INV_NO_CUSTOMER;
     if (out->f[CS_F_EVENT].len == 0)
@@ -1193,6 +1250,7 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
     }
     out->ts_ms = fallback_ts_ms;
     out->ts_from_msg = 0;
+    out->idf = 0;
 
     if (len > (pl->max_bytes < d->cap ? pl->max_bytes : d->cap))
         return CS_INV_TOO_LARGE;
@@ -1435,6 +1493,8 @@ done:
     if (!top_object)
         return CS_INV_NOT_OBJECT;
     resolve(d, pl, out, nh, buf);
+    if (UNLIKELY(pl->person_field))
+        identity_ids(pl, out);
     if (out->f[CS_F_CUSTOMER].len == 0)
         return CS_INV_NO_CUSTOMER;
     if (out->f[CS_F_EVENT].len == 0)

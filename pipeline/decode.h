@@ -78,7 +78,19 @@ typedef struct cs_decoded {
     cs_sv f[CS_MAX_FIELDS]; /* indexed by field id; f[CS_F_CUSTOMER] is normalised (see below) */
     int64_t ts_ms;          /* event time in epoch ms: from the time field, else the fallback */
     uint8_t ts_from_msg;    /* 1 if ts_ms came from the message, 0 if from the fallback */
+    uint8_t idf;            /* SPEC §3.1 identity (a plan with cs_decode_plan_set_identity): which
+                               ids the event has, CS_ID_DEVICE | CS_ID_PERSON; 0 without identity */
 } cs_decoded;
+
+/* With identity (SPEC §3.1), after a valid decode:
+ *  - f[CS_F_CUSTOMER] is the SESSION key: the device id d if present, else the person id p;
+ *  - f[cs_decode_plan_person_field()] is p, absent (len 0) when the event has none or when p
+ *    equals d byte for byte (PostHog/Mixpanel send the device id as distinct_id until identify);
+ *    when d is absent it holds p too (and idf is CS_ID_PERSON);
+ *  - idf says which of d and p the event has; neither is no_customer.
+ * So: customer key = p if (idf & CS_ID_PERSON), else alias(d) if set, else d; an alias is set
+ * by an event with idf == (CS_ID_DEVICE | CS_ID_PERSON). */
+enum { CS_ID_DEVICE = 1, CS_ID_PERSON = 2 };
 
 typedef struct cs_decode_plan cs_decode_plan;
 
@@ -97,6 +109,17 @@ int cs_decode_plan_set_paths(cs_decode_plan *p, int field, const char *const *pa
  * existing field's id. */
 int cs_decode_plan_add_field(cs_decode_plan *p, const char *const *paths, int n, char *errstr,
                              size_t errlen);
+
+/* SPEC §3.1 identity: the device paths become the session key's (CS_F_CUSTOMER, replacing the
+ * customer paths: with identity the §1 customer field is not read) and a person field is added
+ * (never shared with another field, even one with the same paths). Call after
+ * cs_decode_plan_set_format (which would replace CS_F_CUSTOMER's paths). Person values take
+ * strings and integers only, like the customer's. 0, or -1 with errstr filled and the plan
+ * unchanged. */
+int cs_decode_plan_set_identity(cs_decode_plan *p, const char *const *device, int nd,
+                                const char *const *person, int np, char *errstr, size_t errlen);
+/* The person field's id (>= CS_F_NSTD), or 0 when the plan has no identity. */
+int cs_decode_plan_person_field(const cs_decode_plan *p);
 
 int cs_decode_plan_nfields(const cs_decode_plan *p);
 void cs_decode_plan_set_limits(cs_decode_plan *p, size_t max_bytes, int max_depth);

@@ -63,6 +63,7 @@ typedef struct inflight {
     uint64_t h;
     uint32_t h2;
     int ok;
+    uint64_t ph; /* SPEC 3.1: the person's hash when the event has both ids (prefetch only) */
 } inflight;
 
 struct cs_worker {
@@ -271,6 +272,11 @@ int cs_engine_swap_rules(cs_engine *e, cs_ruleset *rs, char *errstr, size_t errl
     if (!same) {
         snprintf(errstr, errlen,
                  "journey, stages and dimensions cannot change on reload (restart instead)");
+        return -1;
+    }
+    if (cs_rules_identity(cur) != cs_rules_identity(rs)) { /* SPEC 3.1: what a key means */
+        snprintf(errstr, errlen, "identity: cannot be added or removed on reload (restart "
+                                 "instead)");
         return -1;
     }
     reclaim_retired(e);
@@ -606,6 +612,7 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
      * stamps messages with the device's clock) cannot move the watermark either
      * (docs/semantics.md "Event time bounds"). */
     int64_t mf = cs_rules_session(w->rs)->max_future_ms;
+    const int pf = cs_decode_plan_person_field(cs_rules_plan(w->rs)); /* SPEC 3.1; 0: none */
     int64_t wall_limit = INT64_MAX;
     if (mf > 0 && __builtin_add_overflow(cs_wall_ms(), mf, &wall_limit))
         wall_limit = INT64_MAX;
@@ -627,12 +634,34 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
                 cs_customer_hash(f->ev.f[CS_F_CUSTOMER].p, f->ev.f[CS_F_CUSTOMER].len, &f->h,
                                  &f->h2);
                 cs_pstate_prefetch_index(st, f->h);
+                if (__builtin_expect(f->ev.idf != 0, 0)) {
+                    /* SPEC 3.1: the alias slot; the person's index slot (hash computed here for
+                     * the prefetch only; sessionize hashes it again) */
+                    cs_pstate_prefetch_alias(st, f->h);
+                    if (f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON)) {
+                        uint32_t ph2;
+                        cs_customer_hash(f->ev.f[pf].p, f->ev.f[pf].len, &f->ph, &ph2);
+                        cs_pstate_prefetch_index(st, f->ph);
+                    }
+                }
             }
         }
-        if (i >= 1 && i - 1 < n && w->fl[(i - 1) % PIPE].ok)
-            cs_pstate_prefetch_customer(st, w->fl[(i - 1) % PIPE].h);
-        if (i >= 2 && i - 2 < n && w->fl[(i - 2) % PIPE].ok)
-            cs_pstate_prefetch_session(st, w->fl[(i - 2) % PIPE].h, w->fl[(i - 2) % PIPE].h2);
+        if (i >= 1 && i - 1 < n && w->fl[(i - 1) % PIPE].ok) {
+            const inflight *f = &w->fl[(i - 1) % PIPE];
+            cs_pstate_prefetch_customer(st, f->h);
+            if (__builtin_expect(f->ev.idf != 0, 0)) {
+                if (f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON))
+                    cs_pstate_prefetch_customer(st, f->ph);
+                else if (f->ev.idf == CS_ID_DEVICE)
+                    cs_pstate_prefetch_alias_person(st, f->h, f->h2, 0);
+            }
+        }
+        if (i >= 2 && i - 2 < n && w->fl[(i - 2) % PIPE].ok) {
+            const inflight *f = &w->fl[(i - 2) % PIPE];
+            cs_pstate_prefetch_session(st, f->h, f->h2);
+            if (__builtin_expect(f->ev.idf == CS_ID_DEVICE, 0))
+                cs_pstate_prefetch_alias_person(st, f->h, f->h2, 1);
+        }
         if (i >= PIPE - 1) {
             inflight *f = &w->fl[(i - (PIPE - 1)) % PIPE];
             if (f->ok) {
@@ -843,6 +872,8 @@ void cs_worker_stats_get(cs_worker *w, cs_worker_stats *st)
         st->customers += ps.customers;
         st->session_bytes += ps.session_bytes;
         st->customer_bytes += ps.customer_bytes;
+        st->aliases += ps.aliases;
+        st->alias_bytes += ps.alias_bytes;
     }
 }
 

@@ -27,6 +27,10 @@ typedef struct cs_format {
     int time_numeric;        /* 0: the time is never a number (time_unit is an error) */
     const char *prop_prefix; /* what `property.<name>` is below: "properties." ... "" (TSV) */
     const char *paths[5][CS_FMT_MAX_PATHS]; /* per standard field (enum cs_std_field), NULL-ended */
+    /* SPEC §3.1 identity presets (docs/identity.md "Presets"): what `identity:` reads when the
+     * rule file leaves device or person out; NULL-ended */
+    const char *device[CS_FMT_MAX_PATHS];
+    const char *person[CS_FMT_MAX_PATHS];
 } cs_format;
 
 /* The known formats, in documentation order; cs_format_at(i) is NULL past the last. */

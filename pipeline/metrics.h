@@ -158,6 +158,14 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
     X(customers_multi_partition_total, counter, U64, multi_partition_customers, "",             \
       "New customer entries whose customer was recently seen on another partition: producers " \
       "not keying by customer (docs/repartition.md).")                                         \
+    X(identity_merged_total, counter, U64, identity_merged, "",                                 \
+      "SPEC 3.1: device journeys merged into a person's at the login (Redis identity field "  \
+      "merged, this process's share); 0 without identity: (docs/identity.md).")               \
+    X(identity_conflicts_total, counter, U64, identity_conflicts, "",                           \
+      "SPEC 3.1: events whose device already had another person (Redis identity field "       \
+      "conflicts, this process's share).")                                                     \
+    X(identity_aliases, gauge, U64, identity_aliases, "",                                       \
+      "SPEC 3.1: device -> person aliases held by this process's partitions.")                \
     X(redelivered_skipped_total, counter, U64, redelivered_skipped, "",                         \
       "Messages skipped because their offset was already counted (redelivery after a "        \
       "rebalance or restart).")                                                                \

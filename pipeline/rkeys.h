@@ -28,6 +28,7 @@
 #define CS_RK_EVENTS "events"
 #define CS_RK_INVALID "invalid"
 #define CS_RK_CUSTOMERS "customers"
+#define CS_RK_IDENTITY "identity" /* SPEC 3.1: merged, conflicts (only with identity:) */
 #define CS_RK_BY "by:"         /* by:<dim>:<active|reached|ended> */
 #define CS_RK_MINUTE "minute:" /* minute:<YYYYMMDDHHMM>:reached */
 #define CS_RK_MINUTE_TAIL ":reached"

@@ -98,6 +98,9 @@ typedef struct cs_cust {
 } cs_cust;
 
 #define CUST_LIVE 0x80
+#define CUST_NOJ 0x40 /* SPEC §3.1 identity only: a key entry with no customer journey (a device
+                         that logged in keeps its entry for its session and its alias's clock;
+                         `last` is then the device's latest event) */
 #define CUST_STAGE 0x3f
 
 static inline int cust_stage(const cs_cust *c)
@@ -152,7 +155,21 @@ struct cs_pstate {
     uint32_t idx_mask;
     uint32_t idx_n;
     uint64_t nopen; /* open sessions (pool entries may also be DEAD, awaiting their bucket) */
+    /* SPEC §3.1 aliases: device hash -> person hash, open addressing (linear probing,
+     * backward-shift deletion), at most 3/4 full; NULL until the first alias. An alias lives
+     * as long as its device's key entry: deleted with it (cust_fire) or when an event finds
+     * the device past customer_ttl. */
+    struct alias_ent *al;
+    uint32_t al_mask, al_n;
 };
+
+/* 24 bytes: device (h, h2) -> person (h, h2). used = 0: empty slot. */
+typedef struct alias_ent {
+    uint64_t dh, ph;
+    uint16_t dh2, ph2;
+    uint32_t used;
+} alias_ent;
+_Static_assert(sizeof(alias_ent) == 24, "an alias slot is 24 bytes");
 
 /* ---- pools ------------------------------------------------------------------------------- */
 
@@ -318,6 +335,95 @@ static void idx_delete(cs_pstate *p, uint32_t slot)
     }
 }
 
+/* ---- SPEC §3.1 aliases ------------------------------------------------------------------- */
+
+static inline uint32_t al_home(const cs_pstate *p, uint64_t dh)
+{
+    return (uint32_t)(dh >> 20) & p->al_mask;
+}
+
+/* The slot of device (dh, dh2), or -1; *free_slot: where it would go. */
+static long al_find(const cs_pstate *p, uint64_t dh, uint32_t dh2, uint32_t *free_slot)
+{
+    if (!p->al)
+        return -1;
+    for (uint32_t i = al_home(p, dh);; i = (i + 1) & p->al_mask) {
+        const alias_ent *e = &p->al[i];
+        if (!e->used) {
+            if (free_slot)
+                *free_slot = i;
+            return -1;
+        }
+        if (e->dh == dh && e->dh2 == (uint16_t)dh2)
+            return (long)i;
+    }
+}
+
+static int al_grow(cs_pstate *p)
+{
+    uint32_t ncap = p->al ? (p->al_mask + 1) * 2 : 256;
+    alias_ent *n = calloc(ncap, sizeof *n);
+    if (!n)
+        return -1;
+    alias_ent *old = p->al;
+    uint32_t ocap = old ? p->al_mask + 1 : 0;
+    p->al = n;
+    p->al_mask = ncap - 1;
+    for (uint32_t i = 0; i < ocap; i++) {
+        if (!old[i].used)
+            continue;
+        uint32_t j = al_home(p, old[i].dh);
+        while (n[j].used)
+            j = (j + 1) & p->al_mask;
+        n[j] = old[i];
+    }
+    free(old);
+    return 0;
+}
+
+/* Sets alias(d) = p (d has none). 0, or -1 out of memory (the alias is then not kept). */
+static int al_put(cs_pstate *p, uint64_t dh, uint32_t dh2, uint64_t ph, uint32_t ph2)
+{
+    if (!p->al || p->al_n + 1 > (p->al_mask + 1) / 4 * 3)
+        if (al_grow(p) != 0)
+            return -1;
+    uint32_t slot = 0;
+    if (al_find(p, dh, dh2, &slot) >= 0)
+        return 0;
+    alias_ent *e = &p->al[slot];
+    e->dh = dh;
+    e->dh2 = (uint16_t)dh2;
+    e->ph = ph;
+    e->ph2 = (uint16_t)ph2;
+    e->used = 1;
+    p->al_n++;
+    return 0;
+}
+
+static void al_del(cs_pstate *p, uint64_t dh, uint32_t dh2)
+{
+    long f = al_find(p, dh, dh2, NULL);
+    if (f < 0)
+        return;
+    uint32_t i = (uint32_t)f;
+    for (;;) {
+        p->al[i].used = 0;
+        uint32_t j = i;
+        for (;;) {
+            j = (j + 1) & p->al_mask;
+            if (!p->al[j].used) {
+                p->al_n--;
+                return;
+            }
+            uint32_t home = al_home(p, p->al[j].dh);
+            if (((j - home) & p->al_mask) >= ((j - i) & p->al_mask))
+                break;
+        }
+        p->al[i] = p->al[j];
+        i = j;
+    }
+}
+
 /* ---- life cycle -------------------------------------------------------------------------- */
 
 cs_pstate *cs_pstate_new(const cs_session_conf *conf, int ndims)
@@ -350,6 +456,7 @@ void cs_pstate_destroy(cs_pstate *p)
     free(p->sw.head);
     free(p->cw.head);
     free(p->idx);
+    free(p->al);
     free(p);
 }
 
@@ -444,6 +551,181 @@ void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2)
         __builtin_prefetch(pool_at(&p->sp, cu->sess));
 }
 
+/* ---- SPEC §3.1 identity: key entries, aliases, merges (docs/identity.md) ------------------ */
+
+/* A new key entry for (h, h2) with no journey, its clock at t, linked in the customer wheel.
+ * NIL when out of memory. Invalidates index slots found before. */
+static uint32_t key_new(cs_pstate *p, uint64_t h, uint32_t h2, int64_t t)
+{
+    uint32_t slot;
+    if (p->idx_n + 1 > (p->idx_mask + 1) / 4 * 3)
+        idx_grow(p);
+    idx_find(p, h, h2, &slot);
+    uint32_t ci = pool_alloc(&p->cp, offsetof(cs_cust, wnext));
+    if (ci == NIL)
+        return NIL;
+    cs_cust *cu = CUST(p, ci);
+    cu->h = h;
+    cu->h2 = (uint16_t)h2;
+    cu->last = t;
+    cu->sf = CUST_LIVE | CUST_NOJ;
+    p->idx[slot] = ci;
+    p->idx_n++;
+    wheel_link(&p->cw, &cu->wnext, ci, sat_add(t, p->conf.customer_ttl_ms));
+    return ci;
+}
+
+/* The entry of (h, h2), created (no journey) if absent; NULL when out of memory. */
+static cs_cust *key_get(cs_pstate *p, uint64_t h, uint32_t h2, int64_t t)
+{
+    uint32_t slot, ci = idx_find(p, h, h2, &slot);
+    if (ci == NIL && (ci = key_new(p, h, h2, t)) == NIL)
+        return NULL;
+    return CUST(p, ci);
+}
+
+static inline int journey_over(const cs_pstate *p, const cs_sessctx *c, const cs_cust *cu,
+                               int64_t t)
+{
+    int64_t forget_at = sat_add(cu->last, p->conf.customer_ttl_ms);
+    return t > forget_at || forget_at < c->W;
+}
+
+/* An expired journey is forgotten (as the wheel would have): -1 under its stage. */
+static void journey_expire(cs_pstate *p, cs_sessctx *c, cs_cust *cu, int64_t t)
+{
+    if (!(cu->sf & CUST_NOJ) && journey_over(p, c, cu, t)) {
+        cs_agg_customer_forget(c->agg, cust_stage(cu));
+        cu->sf = CUST_LIVE | CUST_NOJ;
+        cust_set_first(cu, 0);
+    }
+}
+
+/* The customer's journey for an event at t: begun if the entry has none (+1 _none, C.first =
+ * t), else v1's touch (started over past customer_ttl; last = max). */
+static void journey_touch(cs_pstate *p, cs_sessctx *c, cs_cust *cu, int64_t t)
+{
+    if (cu->sf & CUST_NOJ) {
+        cu->sf = CUST_LIVE;
+        if (t > cu->last)
+            cu->last = t;
+        cust_set_first(cu, (uint64_t)(cu->last - t));
+        cs_agg_customer_new(c->agg);
+        return;
+    }
+    int over = journey_over(p, c, cu, t);
+    if (over) {
+        cs_agg_customer_move(c->agg, cust_stage(cu), 0);
+        cust_set_stage(cu, 0);
+    }
+    if (t > cu->last) {
+        cust_set_first(cu, cust_first(cu) + (uint64_t)(t - cu->last));
+        cu->last = t;
+    }
+    if (over)
+        cust_set_first(cu, (uint64_t)(cu->last - t));
+}
+
+/* At the login: d's live journey merges into pj's (SPEC §3.1). d keeps its entry, with no
+ * journey, its last the device's clock. */
+static void journey_merge(cs_pstate *p, cs_sessctx *c, cs_cust *d, cs_cust *pj, int64_t t)
+{
+    journey_expire(p, c, d, t);
+    if (d->sf & CUST_NOJ)
+        return;
+    journey_expire(p, c, pj, t);
+    int st = cust_stage(d);
+    int64_t last = d->last, cfirst = d->last - (int64_t)cust_first(d);
+    cs_agg_customer_forget(c->agg, st);
+    if (!(pj->sf & CUST_NOJ)) {
+        cs_agg_customer_forget(c->agg, cust_stage(pj));
+        if (cust_stage(pj) > st)
+            st = cust_stage(pj);
+        int64_t pf = pj->last - (int64_t)cust_first(pj);
+        if (pf < cfirst)
+            cfirst = pf;
+        if (pj->last > last)
+            last = pj->last;
+    }
+    pj->sf = (uint8_t)(CUST_LIVE | st);
+    pj->last = last; /* the wheel re-links it lazily if that is later */
+    cust_set_first(pj, (uint64_t)(last - cfirst));
+    cs_agg_customer_add(c->agg, st);
+    cs_agg_identity_merged(c->agg);
+    d->sf = CUST_LIVE | CUST_NOJ;
+    cust_set_first(d, 0);
+}
+
+/* Steps 1-4 of docs/identity.md for an event whose session key entry is *ku (NULL: none yet;
+ * created here). *cj: the customer's entry, its journey touched. 0, or -1 out of memory. */
+static int identity_keys(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint64_t h,
+                         uint32_t h2, cs_cust **ku, uint32_t *kci, cs_cust **cj, int *created)
+{
+    const int64_t t = ev->ts_ms;
+    cs_cust *cu = *ku;
+    if (!cu) {
+        uint32_t ci = key_new(p, h, h2, t);
+        if (ci == NIL)
+            return -1;
+        *kci = ci;
+        cu = *ku = CUST(p, ci);
+        *created = CS_EV_NEW_CUSTOMER;
+    } else if ((ev->idf & CS_ID_DEVICE) && p->al_n && journey_over(p, c, cu, t)) {
+        al_del(p, h, h2); /* forgotten with its device: no event for customer_ttl */
+    }
+    cs_cust *cust = cu;
+    if (ev->idf & CS_ID_PERSON) {
+        if (ev->idf & CS_ID_DEVICE) {
+            const cs_sv *pv = &ev->f[cs_decode_plan_person_field(cs_rules_plan(c->rs))];
+            uint64_t ph;
+            uint32_t ph2;
+            cs_customer_hash(pv->p, pv->len, &ph, &ph2);
+            long a = al_find(p, h, h2, NULL);
+            if (!(cust = key_get(p, ph, ph2, t)))
+                return -1;
+            if (a < 0) { /* the login: alias(d) = p, d's journey merged into p's */
+                if (al_put(p, h, h2, ph, ph2) != 0)
+                    return -1;
+                journey_merge(p, c, cu, cust, t);
+            } else if (p->al[a].ph != ph || p->al[a].ph2 != (uint16_t)ph2) {
+                cs_agg_identity_conflict(c->agg); /* another person: the event's own */
+            }
+        } /* else the person alone is the session key: cu is its entry */
+    } else {
+        long a = p->al_n ? al_find(p, h, h2, NULL) : -1;
+        if (a >= 0) {
+            uint64_t ph = p->al[a].ph;
+            uint32_t ph2 = p->al[a].ph2;
+            if (!(cust = key_get(p, ph, ph2, t)))
+                return -1;
+        }
+    }
+    journey_touch(p, c, cust, t);
+    if ((cu->sf & CUST_NOJ) && t > cu->last)
+        cu->last = t; /* the device's clock (its alias's) */
+    *cj = cust;
+    return 0;
+}
+
+void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h)
+{
+    if (p->al)
+        __builtin_prefetch(&p->al[al_home(p, h)]);
+}
+
+void cs_pstate_prefetch_alias_person(const cs_pstate *p, uint64_t h, uint32_t h2, int entry)
+{
+    if (!p->al_n)
+        return;
+    long a = al_find(p, h, h2, NULL);
+    if (a < 0)
+        return;
+    if (entry)
+        cs_pstate_prefetch_customer(p, p->al[a].ph);
+    else
+        cs_pstate_prefetch_index(p, p->al[a].ph);
+}
+
 int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint64_t h,
                          uint32_t h2)
 {
@@ -493,7 +775,13 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         return CS_EV_LATE;
     }
 
-    if (!cu) {
+    cs_cust *cj = cu; /* the customer's journey entry: the key's own, except under identity */
+    if (__builtin_expect(ev->idf != 0, 0)) {
+        if (identity_keys(p, c, ev, h, h2, &cu, &ci, &cj, &created) != 0) {
+            cs_agg_event_late(a); /* out of memory: cannot track the ids; counted */
+            return CS_EV_LATE;
+        }
+    } else if (!cu) {
         if (p->idx_n + 1 > (p->idx_mask + 1) / 4 * 3) {
             if (idx_grow(p) == 0)
                 idx_find(p, h, h2, &slot);
@@ -503,7 +791,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
             cs_agg_event_late(a); /* out of memory: cannot track the customer; counted */
             return CS_EV_LATE;
         }
-        cu = CUST(p, ci);
+        cj = cu = CUST(p, ci);
         cu->h = h;
         cu->h2 = (uint16_t)h2;
         cu->last = t;
@@ -600,13 +888,13 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         cs_agg_session_advance(a, from, to, dim, p->ndims, t, d_start, d_from);
         sess_set_stage(s, to);
         s->reach = d_start > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)d_start;
-        int cst = cust_stage(cu);
+        int cst = cust_stage(cj);
         if (to > cst) {
             /* t - C.first = first - (last - t); last >= t */
-            uint64_t back = (uint64_t)cu->last - (uint64_t)t;
-            uint64_t f = cust_first(cu);
+            uint64_t back = (uint64_t)cj->last - (uint64_t)t;
+            uint64_t f = cust_first(cj);
             cs_agg_customer_advance(a, cst, to, f >= back ? (int64_t)(f - back) : 0);
-            cust_set_stage(cu, to);
+            cust_set_stage(cj, to);
         }
     }
     return created;
@@ -638,7 +926,10 @@ static void cust_fire(cs_pstate *p, cs_sessctx *c, uint32_t ci)
     cs_cust *cu = CUST(p, ci);
     int64_t forget_at = sat_add(cu->last, p->conf.customer_ttl_ms);
     if (forget_at < c->W && cu->sess == NIL) {
-        cs_agg_customer_forget(c->agg, cust_stage(cu));
+        if (!(cu->sf & CUST_NOJ))
+            cs_agg_customer_forget(c->agg, cust_stage(cu));
+        if (p->al_n) /* SPEC §3.1: an alias is forgotten with its device */
+            al_del(p, cu->h, cu->h2);
         uint32_t slot;
         idx_find(p, cu->h, cu->h2, &slot);
         idx_delete(p, slot);
@@ -721,11 +1012,13 @@ void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st)
     st->customer_bytes = (size_t)p->cp.nchunks * CHUNK * sizeof(cs_cust) +
                          p->cp.cap_chunks * sizeof(char *) + (p->cw.mask + 1) * sizeof(uint32_t) +
                          (size_t)(p->idx_mask + 1) * sizeof(uint32_t) + sizeof *p;
+    st->aliases = p->al_n;
+    st->alias_bytes = p->al ? (size_t)(p->al_mask + 1) * sizeof(alias_ent) : 0;
 }
 
 /* ---- snapshot support (see sessionize.h; used by pipeline/snapshot.c) -------------------- */
 
-static void entry_fill_customer(const cs_cust *cu, cs_pstate_entry *e)
+static void entry_fill_customer(const cs_pstate *p, const cs_cust *cu, cs_pstate_entry *e)
 {
     memset(e, 0, sizeof *e);
     e->h = cu->h;
@@ -734,6 +1027,15 @@ static void entry_fill_customer(const cs_cust *cu, cs_pstate_entry *e)
     e->first = cust_first(cu);
     e->last = cu->last;
     e->has_session = cu->sess != NIL;
+    e->nojourney = (cu->sf & CUST_NOJ) != 0;
+    if (p->al_n) {
+        long a = al_find(p, cu->h, cu->h2, NULL);
+        if (a >= 0) {
+            e->has_alias = 1;
+            e->a_h = p->al[a].ph;
+            e->a_h2 = p->al[a].ph2;
+        }
+    }
 }
 
 uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e)
@@ -743,7 +1045,7 @@ uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e)
         if (!(cu->sf & CUST_LIVE)) /* a free entry is zeroed */
             continue;
         if (e)
-            entry_fill_customer(cu, e); /* has_session: cs_pstate_entry_get has the last word */
+            entry_fill_customer(p, cu, e); /* has_session: cs_pstate_entry_get has the last word */
         return i;
     }
     return 0;
@@ -752,7 +1054,7 @@ uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e)
 void cs_pstate_entry_get(const cs_pstate *p, uint32_t handle, cs_pstate_entry *e)
 {
     const cs_cust *cu = CUST(p, handle);
-    entry_fill_customer(cu, e);
+    entry_fill_customer(p, cu, e);
     if (cu->sess == NIL)
         return;
     const cs_sess *s = SESS(p, cu->sess);
@@ -844,14 +1146,21 @@ int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
             return -1;
         idx_find(p, e->h, e->h2, &slot);
     }
-    uint32_t ci = pool_alloc(&p->cp, offsetof(cs_cust, wnext));
-    if (ci == NIL)
+    if (e->has_alias && al_put(p, e->h, e->h2, e->a_h, e->a_h2) != 0)
         return -1;
+    uint32_t ci = pool_alloc(&p->cp, offsetof(cs_cust, wnext));
+    if (ci == NIL) {
+        if (e->has_alias)
+            al_del(p, e->h, e->h2);
+        return -1;
+    }
     uint32_t si = NIL;
     if (e->has_session) {
         si = pool_alloc(&p->sp, offsetof(cs_sess, wnext));
         if (si == NIL) {
             pool_free(&p->cp, ci, offsetof(cs_cust, wnext));
+            if (e->has_alias)
+                al_del(p, e->h, e->h2);
             return -1;
         }
     }
@@ -859,9 +1168,9 @@ int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
     cu->h = e->h;
     cu->h2 = (uint16_t)e->h2;
     cu->last = e->last;
-    cu->sf = CUST_LIVE;
-    cust_set_stage(cu, e->stage);
-    cust_set_first(cu, e->first);
+    cu->sf = e->nojourney ? CUST_LIVE | CUST_NOJ : CUST_LIVE;
+    cust_set_stage(cu, e->nojourney ? 0 : e->stage);
+    cust_set_first(cu, e->nojourney ? 0 : e->first);
     cu->sess = si;
     p->idx[slot] = ci;
     p->idx_n++;

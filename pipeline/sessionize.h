@@ -70,6 +70,10 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
 void cs_pstate_prefetch_index(const cs_pstate *p, uint64_t h);
 void cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h);
 void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2);
+/* SPEC 3.1 (identity) hints of the same kind: the alias slot of device h; then (once that is
+ * in cache) the index slot (entry 0) or the entry (entry 1) of the person it aliases, if any. */
+void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h);
+void cs_pstate_prefetch_alias_person(const cs_pstate *p, uint64_t h, uint32_t h2, int entry);
 
 /* Highest event time seen on this partition (INT64_MIN if none): the caller derives the
  * partition watermark (max - lateness) from it. */
@@ -85,6 +89,8 @@ typedef struct cs_pstate_stats {
     uint64_t sessions, customers;
     size_t session_bytes;  /* session pool (incl. unused slack) + session wheel */
     size_t customer_bytes; /* customer pool + index + customer wheel */
+    uint64_t aliases;      /* SPEC §3.1: aliases held */
+    size_t alias_bytes;    /* the alias table */
 } cs_pstate_stats;
 void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st);
 
@@ -135,6 +141,13 @@ typedef struct cs_pstate_entry {
                              0 when s_stage is 0) */
     uint8_t s_stage;      /* open session: stage, 0 = none yet, s + 1 */
     uint16_t s_dim[CS_MAX_DIMS]; /* open session: dimension value ids (0 _unknown, 1 _other) */
+    /* SPEC §3.1 identity (snapshot v3): the key has no customer journey (stage and first are
+     * then 0; last is the device's clock), and/or it is a device with an alias (a_h, a_h2: the
+     * person's hash, a_h2 16 bits) */
+    uint8_t nojourney;
+    uint8_t has_alias;
+    uint64_t a_h;
+    uint32_t a_h2;
 } cs_pstate_entry;
 
 uint32_t cs_pstate_iter(const cs_pstate *p, uint32_t it, cs_pstate_entry *e);

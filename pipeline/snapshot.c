@@ -22,6 +22,8 @@
 #define FLAG_STAGE 0x3f
 #define FLAG_SESSION 0x40
 #define FLAG_SLAST 0x80 /* the session's last differs from the customer's: a delta follows */
+#define ID_NOJOURNEY 0x01 /* v3 identity byte: the key has no customer journey */
+#define ID_ALIAS 0x02     /* v3 identity byte: a device with an alias: person h (8), h2 (2) */
 
 /* ---- little-endian fixed ints and LEB128 varints ----------------------------------------- */
 
@@ -229,10 +231,12 @@ int cs_snapshot_write(const cs_pstate *p, const cs_ruleset *rs, cs_dimdict_mpmc 
 
     /* pass 1: the keys, in pool order */
     size_t k = 0;
+    int v3 = 0; /* SPEC §3.1 identity entries: written as v3 */
     cs_pstate_entry e;
     for (uint32_t it = cs_pstate_iter(p, 0, &e); it; it = cs_pstate_iter(p, it, &e)) {
         if (k == n || e.last > max_t || e.stage > ns)
             goto done; /* broken invariants: nothing cs_sessionize produces */
+        v3 |= e.nojourney | e.has_alias;
         keys[k].h = e.h;
         keys[k].h2 = e.h2;
         keys[k].it = it;
@@ -255,7 +259,7 @@ int cs_snapshot_write(const cs_pstate *p, const cs_ruleset *rs, cs_dimdict_mpmc 
         goto done;
     uint8_t *o = w.b;
     memcpy(o, SNAP_MAGIC, 4);
-    put_u16(o + 4, CS_SNAPSHOT_VERSION);
+    put_u16(o + 4, v3 ? 3 : 2);
     o[6] = (uint8_t)ns;
     o[7] = (uint8_t)nd;
     put_u64(o + 8, sig);
@@ -265,7 +269,7 @@ int cs_snapshot_write(const cs_pstate *p, const cs_ruleset *rs, cs_dimdict_mpmc 
     w.len = HDR_LEN; /* the counts at 40 and 48 are written at the end */
 
     /* pass 2: records in hash order */
-    const size_t rec_max = 10 + 4 + 10 + 1 + 10 + 5 + 1 + (size_t)CS_MAX_DIMS * 3;
+    const size_t rec_max = 10 + 4 + 10 + 1 + 10 + 5 + 1 + (size_t)CS_MAX_DIMS * 3 + 11;
     uint64_t prev_h = 0, nsess = 0;
     const uint64_t umax = ubias(max_t);
     for (size_t i = 0; i < n; i++) {
@@ -288,6 +292,16 @@ int cs_snapshot_write(const cs_pstate *p, const cs_ruleset *rs, cs_dimdict_mpmc 
         o = put_uv(o, e.first);
         uint8_t *flags = o++;
         *flags = e.stage;
+        if (v3) { /* the identity byte, then the alias */
+            if (e.nojourney && (e.stage || e.first))
+                goto done;
+            *o++ = (uint8_t)((e.nojourney ? ID_NOJOURNEY : 0) | (e.has_alias ? ID_ALIAS : 0));
+            if (e.has_alias) {
+                put_u64(o, e.a_h);
+                put_u16(o + 8, (uint16_t)e.a_h2);
+                o += 10;
+            }
+        }
         if (e.has_session) {
             if (e.s_last > e.last || e.s_stage > ns || ubias(e.s_last) < e.s_span)
                 goto done;
@@ -378,6 +392,7 @@ typedef struct rd {
     int64_t max_t;
     uint64_t customers, sessions;
     uint64_t prev_h, nsess;             /* the previous record's hash; sessions so far */
+    uint64_t nid;                       /* v3: records with identity bits */
     uint32_t prev_h2;
     uint32_t nref[CS_MAX_DIMS];         /* table entries referenced so far (first-use order) */
     const uint16_t *idmap[CS_MAX_DIMS]; /* building pass: table index -> dictionary id */
@@ -481,6 +496,31 @@ static int parse_record(rd *r, uint64_t i, cs_pstate_entry *e)
     if (e->stage > r->nstages)
         return bad(r, "customer %" PRIu64 ": journey stage %u out of range (%d stages)", i,
                    e->stage, r->nstages);
+    e->nojourney = e->has_alias = 0;
+    e->a_h = 0;
+    e->a_h2 = 0;
+    if (r->version >= 3) { /* SPEC §3.1 identity byte */
+        uint8_t idb = 0;
+        if (get_byte(r, &idb, "customer identity"))
+            return -1;
+        if (idb & ~(ID_NOJOURNEY | ID_ALIAS))
+            return bad(r, "customer %" PRIu64 ": unknown identity bits 0x%02x", i, idb);
+        e->nojourney = (idb & ID_NOJOURNEY) != 0;
+        if (e->nojourney && (e->stage || e->first))
+            return bad(r, "customer %" PRIu64 ": a key with no journey has a journey stage or "
+                          "start", i);
+        if (idb & ID_ALIAS) {
+            if (r->end - r->p < 10)
+                return bad(r, "truncated in alias");
+            e->has_alias = 1;
+            e->a_h = get_u64(r->p);
+            e->a_h2 = get_u16(r->p + 8);
+            r->p += 10;
+            if (e->a_h == e->h && e->a_h2 == e->h2)
+                return bad(r, "customer %" PRIu64 ": a device aliased to itself", i);
+        }
+        r->nid += idb != 0;
+    }
     e->has_session = (f & FLAG_SESSION) != 0;
     if ((f & FLAG_SLAST) && !e->has_session)
         return bad(r, "customer %" PRIu64 ": session flag bits without a session", i);
@@ -557,6 +597,7 @@ static void rd_rewind(rd *r)
     r->prev_h = 0;
     r->prev_h2 = 0;
     r->nsess = 0;
+    r->nid = 0;
     memset(r->nref, 0, sizeof r->nref);
 }
 
@@ -571,6 +612,8 @@ static int check_records(rd *r)
     if (r->nsess != r->sessions)
         return bad(r, "header says %" PRIu64 " sessions, the records hold %" PRIu64, r->sessions,
                    r->nsess);
+    if (r->version == 3 && r->nid == 0)
+        return bad(r, "a v3 snapshot with no identity entry (that state is written as v2)");
     return 0;
 }
 
@@ -693,8 +736,8 @@ cs_pstate *cs_snapshot_read(const char *buf, size_t len, const cs_ruleset *rs,
         return NULL;
     }
     unsigned version = get_u16(b + 4);
-    if (version != CS_SNAPSHOT_VERSION && version != 1) {
-        cs_seterr(errstr, errlen, "snapshot: unsupported version %u (this build reads 1 and %d)",
+    if (version < 1 || version > CS_SNAPSHOT_VERSION) {
+        cs_seterr(errstr, errlen, "snapshot: unsupported version %u (this build reads 1 to %d)",
                   version, CS_SNAPSHOT_VERSION);
         return NULL;
     }
@@ -729,6 +772,14 @@ cs_pstate *cs_snapshot_read(const char *buf, size_t len, const cs_ruleset *rs,
         return NULL;
     }
 
+    if (version == 3 && !cs_rules_identity(rs)) {
+        cs_seterr(errstr, errlen,
+                  "snapshot: written with identity: (SPEC 3.1: aliases, keys without a journey), "
+                  "the rules of journey '%s' have none",
+                  cs_rules_journey(rs));
+        return NULL;
+    }
+
     rd r = {0};
     r.base = b;
     rd_rewind(&r);
@@ -743,7 +794,7 @@ cs_pstate *cs_snapshot_read(const char *buf, size_t len, const cs_ruleset *rs,
     r.customers = get_u64(b + OFF_CUSTOMERS);
     r.sessions = get_u64(b + OFF_SESSIONS);
     size_t left = (size_t)(r.end - r.p);
-    const size_t cust_min = version == 1 ? CUST_MIN_V1 : CUST_MIN;
+    const size_t cust_min = version == 1 ? CUST_MIN_V1 : version == 2 ? CUST_MIN : CUST_MIN + 1;
     if (r.customers > left / cust_min || r.customers > UINT32_MAX - 2 ||
         r.sessions > r.customers ||
         r.sessions > (left - r.customers * cust_min) / (SESS_MIN + (size_t)nd)) {

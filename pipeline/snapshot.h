@@ -70,9 +70,12 @@
 #include "classify.h"
 #include "sessionize.h"
 
-/* Written: 2 (SPEC §4.1: a customer's journey start, a session's stage time; 16 bits of h2).
- * Read: 2, and 1 with stand-ins for the two times (docs/snapshot-format.md "Reading v1"). */
-#define CS_SNAPSHOT_VERSION 2
+/* Written: 2 (SPEC §4.1: a customer's journey start, a session's stage time; 16 bits of h2),
+ * or 3 when the state holds SPEC §3.1 identity entries (a key with no journey, a device's
+ * alias): v2 plus an identity byte per record (docs/snapshot-format.md "v3"). A state has one
+ * encoding: v3 only when some record needs it, so a state without identity is written as
+ * before, byte for byte. Read: 3, 2, and 1 with stand-ins for the two times ("Reading v1"). */
+#define CS_SNAPSHOT_VERSION 3
 
 typedef struct cs_snap_info {
     int64_t next_offset; /* next Kafka offset the state has not consumed (-1 none) */

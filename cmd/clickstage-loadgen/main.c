@@ -81,6 +81,14 @@ static void usage(FILE *f)
         "                        (default 0)\n"
         "  --out-of-order F      share of events out of order, by up to lateness/2 (default 0.2)\n"
         "  --long F              share of sessions outliving max_duration (default 0.02)\n"
+        "  --login F             SPEC 3.1 anonymous-then-known journeys: messages keyed by\n"
+        "                        device (anonymousId); the person of a share F of devices\n"
+        "                        logs in at the device's 1st..5th event (userId from then on);\n"
+        "                        Segment spelling only; --expect follows 3.1 when --rules\n"
+        "                        has identity: (docs/identity.md) (default 0: off, v1 ids)\n"
+        "  --second-device F     with --login: share of odd-numbered devices that are the\n"
+        "                        second device of the person of the device before them\n"
+        "                        (default 0.2)\n"
         "  --rules FILE          session parameters and, for --expect, the rules (default\n"
         "                        $CLICKSTAGE_RULES, else deploy/rules/retail.yaml); with\n"
         "                        --expect, the journey's rule file for the Segment spelling\n"
@@ -313,7 +321,7 @@ int main(int argc, char **argv)
     cs_gen_defaults(&gc);
     gc.nevents = 1000000;
     gc.ncustomers = 100000;
-    int events_set = 0;
+    int events_set = 0, second_set = 0;
     uint64_t skip = 0, count = UINT64_MAX;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -354,6 +362,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--skew")) { NUM(gc.skew_frac); }
         else if (!strcmp(a, "--out-of-order")) { NUM(gc.ooo_frac); }
         else if (!strcmp(a, "--long")) { NUM(gc.long_frac); }
+        else if (!strcmp(a, "--login")) { NUM(gc.login_frac); }
+        else if (!strcmp(a, "--second-device")) { NUM(gc.second_device_frac); second_set = 1; }
         else if (!strcmp(a, "--rules")) rules = v;
         else if (!strcmp(a, "--format")) {
             const cs_format *f = cs_format_find(v, strlen(v));
@@ -400,6 +410,18 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (gc.login_frac < 0 || gc.login_frac > 1 || gc.second_device_frac < 0 ||
+        gc.second_device_frac > 1) {
+        fprintf(stderr, LG_NAME ": --login and --second-device are shares in 0..1\n");
+        return 2;
+    }
+    if (gc.login_frac > 0 && gc.format != CS_GEN_SEGMENT) {
+        fprintf(stderr, LG_NAME ": --login: only the Segment spelling (--format segment) has "
+                        "device and person ids yet (issue 21)\n");
+        return 2;
+    }
+    if (gc.login_frac > 0 && !second_set)
+        gc.second_device_frac = 0.2;
     if (gc.ncustomers < 1 || gc.mean_events < 1 || gc.invalid_frac < 0 || gc.late_frac < 0 ||
         gc.invalid_frac + gc.too_large_frac + gc.late_frac > 0.9 || rate < 0) {
         fprintf(stderr, LG_NAME ": bad values (customers >= 1, mean-events >= 1, "

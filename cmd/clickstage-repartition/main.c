@@ -923,6 +923,9 @@ static int produce(rd_kafka_message_t *m)
     int64_t out_ts = ts > 0 ? ts : 0; /* 0: now (the input had none) */
     const void *key = NULL;
     size_t klen = 0;
+    /* the key: the customer (SPEC §1); with identity: in the rule file, the session key, i.e.
+     * the device, else the person (SPEC 3.1: sessions and aliases need a device's events on
+     * one partition; docs/identity.md "Partitions and keying") */
     if (cs_decode(R.dec, m->payload, m->len, out_ts, &ev) == CS_DECODE_OK) {
         key = ev.f[CS_F_CUSTOMER].p;
         klen = ev.f[CS_F_CUSTOMER].len;

@@ -164,6 +164,16 @@ static int cmd_check(const char *path)
     printf("%s, format %s", cs_rules_ndims(rs) ? ")" : "", cs_decode_plan_format(pl)->name);
     if (cs_decode_plan_time_unit(pl) != cs_decode_plan_format(pl)->time_unit)
         printf(" (time_unit %s)", cs_time_unit_name(cs_decode_plan_time_unit(pl)));
+    if (cs_rules_identity(rs)) /* SPEC §3.1 */
+        for (int k = 0; k < 2; k++) {
+            const char *const *paths;
+            int n = cs_rules_identity_paths(rs, k, &paths);
+            printf("%s%s ", k ? "; " : ", identity (", k ? "person" : "device");
+            for (int i = 0; i < n; i++)
+                printf("%s%s", i ? "|" : "", paths[i]);
+            if (k)
+                putchar(')');
+        }
     printf(", sha256 %s\n", cs_rules_sha256(rs));
     cs_rules_destroy(rs);
     return 0;
@@ -288,8 +298,35 @@ static int cmd_explain(const char *path, const char *event, int verbose, const c
         goto out;
     }
     format_rfc3339(ev.ts_ms, ts, sizeof ts);
-    printf("customer: ");
-    print_value(&ev.f[CS_F_CUSTOMER]);
+    if (cs_rules_identity(rs)) { /* SPEC §3.1: the ids, the session key, the customer key */
+        const cs_sv *pv = &ev.f[cs_decode_plan_person_field(cs_rules_plan(rs))];
+        printf("device:   ");
+        if (ev.idf & CS_ID_DEVICE)
+            print_value(&ev.f[CS_F_CUSTOMER]);
+        else
+            fputs("(absent)", stdout);
+        printf("\nperson:   ");
+        if (ev.idf & CS_ID_PERSON)
+            print_value(pv);
+        else
+            fputs(ev.idf & CS_ID_DEVICE ? "(absent, or equal to the device: no person)" : "(absent)",
+                  stdout);
+        printf("\nsession:  ");
+        print_value(&ev.f[CS_F_CUSTOMER]);
+        printf(ev.idf & CS_ID_DEVICE ? " (the device)" : " (the person: no device)");
+        printf("\ncustomer: ");
+        if (ev.idf & CS_ID_PERSON) {
+            print_value(pv);
+            printf(ev.idf & CS_ID_DEVICE ? " (the person; sets the device's alias if it has none)"
+                                         : " (the person)");
+        } else {
+            printf("the device's alias if an earlier event set one, else ");
+            print_value(&ev.f[CS_F_CUSTOMER]);
+        }
+    } else {
+        printf("customer: ");
+        print_value(&ev.f[CS_F_CUSTOMER]);
+    }
     printf("\nevent:    ");
     print_value(&ev.f[CS_F_EVENT]);
     printf("\ntime:     %lld ms = %s%s\n", (long long)ev.ts_ms, ts,

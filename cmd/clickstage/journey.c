@@ -70,7 +70,7 @@ static int link_failed(cs_journey_reader *h)
 
 static const char *const HASHES[] = {
     CS_RK_ACTIVE, CS_RK_REACHED, CS_RK_ENDED,    CS_RK_CUSTOMERS, CS_RK_TRANSITIONS,
-    CS_RK_EVENTS, CS_RK_INVALID, CS_RK_SESSIONS, CS_RK_ENDED_BY};
+    CS_RK_EVENTS, CS_RK_INVALID, CS_RK_SESSIONS, CS_RK_ENDED_BY, CS_RK_IDENTITY};
 #define NHASHES (int)(sizeof HASHES / sizeof HASHES[0])
 
 typedef struct {
@@ -610,8 +610,13 @@ static int journey_json(cs_journey_reader *h, const cs_metrics *m, FILE *f)
         fputs("null", f);
     fprintf(f, ",\"server_ms\":%" PRId64, now);
     for (int i = 0; i < NHASHES; i++) {
+        const int id = !strcmp(HASHES[i], CS_RK_IDENTITY);
+        /* SPEC 3.1 merges and conflicts: only when the journey has them (without identity:
+         * the key is never written and the JSON stays what it was) */
+        if (id && (rep[i + 1]->type != REDIS_REPLY_ARRAY || rep[i + 1]->elements == 0))
+            continue;
         fprintf(f, ",\"%s\":", HASHES[i]);
-        put_hash(f, rep[i + 1], stages, strcmp(HASHES[i], "transitions") ? ns : 0);
+        put_hash(f, rep[i + 1], stages, strcmp(HASHES[i], "transitions") && !id ? ns : 0);
     }
     int trc = journey_json_timeto(h, &rk, m, stages, ns, rep + 1, f);
     for (int i = 0; i <= NHASHES; i++)

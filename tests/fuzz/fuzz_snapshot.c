@@ -17,11 +17,13 @@
  *   make fuzz   (or: build-fuzz/fuzz_snapshot -max_total_time=60 -max_len=70000 \
  *                    build-fuzz/corpus-fuzz_snapshot tests/fuzz/corpus/snapshot)
  *
- * Seed corpus: tests/fuzz/corpus/snapshot/ was written by this file's seed generator:
+ * Seed corpus: tests/fuzz/corpus/snapshot/ was written by this file's seed generator (the four
+ * v1 seeds by the build of that time; identity_*.bin, v3, SPEC 3.1, by this one):
  *   cc -std=c11 -D_GNU_SOURCE -DCS_FUZZ_SEED_MAIN -Iinclude -Ipipeline -o /tmp/snapseed \
- *      tests/fuzz/fuzz_snapshot.c \
- *      pipeline/{aggregate,classify,decode,engine,redisurl,sessionize,snapshot}.c \
+ *      tests/fuzz/fuzz_snapshot.c pipeline/{aggregate,classify,decode,engine,formats,redisurl,\
+ *      sessionize,snapshot,timeto,yamldoc,parse,log,kprops,rkeys}.c \
  *      -lxxhash -lyaml -lcrypto -lm -pthread && /tmp/snapseed tests/fuzz/corpus/snapshot
+ * Every input is read with the rules below and with the same rules plus identity: (v3).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -48,18 +50,22 @@ static const char *yaml =
     "  - { name: support, stage: service, match: { event: [support_chat] } }\n"
     "  - { name: advocacy, stage: loyalty, match: { event: [referral_sent] } }\n";
 
-static cs_ruleset *rules(void)
+/* k = 0: the rules above; k = 1: the same with SPEC 3.1 identity: (snapshot v3: keys without a
+ * journey, aliases). Every input is read with both: v1 rules refuse v3, identity rules read
+ * v1, v2 and v3. */
+static cs_ruleset *rules_at(int k)
 {
-    static cs_ruleset *rs;
-    if (!rs) {
-        char err[256];
-        rs = cs_rules_load_string(yaml, strlen(yaml), "fuzz.yaml", err, sizeof err);
-        if (!rs) {
+    static cs_ruleset *rs[2];
+    if (!rs[k]) {
+        char err[256], y[4096];
+        snprintf(y, sizeof y, "%s%s", yaml, k ? "identity: {}\n" : "");
+        rs[k] = cs_rules_load_string(y, strlen(y), "fuzz.yaml", err, sizeof err);
+        if (!rs[k]) {
             fprintf(stderr, "%s\n", err);
             abort();
         }
     }
-    return rs;
+    return rs[k];
 }
 
 static int64_t sat(int64_t a, int64_t b)
@@ -68,13 +74,24 @@ static int64_t sat(int64_t a, int64_t b)
     return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
 }
 
-static void feed(cs_pstate *p, cs_sessctx *c, const char *cust, const char *event,
-                 const char *channel, int64_t t)
+/* person: NULL for v1 rules; with identity rules, "" for a device alone, else the person id
+ * the event carries too (its login, an alias, maybe a merge or a conflict) */
+static void feed_id(cs_pstate *p, cs_sessctx *c, const char *cust, const char *person,
+                    const char *event, const char *channel, int64_t t)
 {
     cs_decoded ev;
     memset(&ev, 0, sizeof ev);
     ev.f[CS_F_CUSTOMER].p = cust;
     ev.f[CS_F_CUSTOMER].len = (uint32_t)strlen(cust);
+    if (person) {
+        ev.idf = CS_ID_DEVICE;
+        if (*person) {
+            int pf = cs_decode_plan_person_field(cs_rules_plan(c->rs));
+            ev.f[pf].p = person;
+            ev.f[pf].len = (uint32_t)strlen(person);
+            ev.idf |= CS_ID_PERSON;
+        }
+    }
     ev.f[CS_F_EVENT].p = event;
     ev.f[CS_F_EVENT].len = (uint32_t)strlen(event);
     if (channel) {
@@ -86,9 +103,15 @@ static void feed(cs_pstate *p, cs_sessctx *c, const char *cust, const char *even
     cs_sessionize(p, c, &ev);
 }
 
-static void try_read(const char *buf, size_t n)
+static void feed(cs_pstate *p, cs_sessctx *c, const char *cust, const char *event,
+                 const char *channel, int64_t t)
 {
-    cs_ruleset *rs = rules();
+    feed_id(p, c, cust, cs_rules_identity(c->rs) ? "" : NULL, event, channel, t);
+}
+
+static void try_read(const char *buf, size_t n, int k)
+{
+    cs_ruleset *rs = rules_at(k);
     int nd = cs_rules_ndims(rs), ns = cs_rules_nstages(rs);
     cs_dimdict_mpmc dicts[CS_MAX_DIMS];
     for (int d = 0; d < nd; d++)
@@ -118,6 +141,8 @@ static void try_read(const char *buf, size_t n)
     size_t outlen = 0;
     if (cs_snapshot_write(p, rs, dicts, &wi, &out, &outlen) != 0)
         abort();
+    if (!k && n >= 6 && (unsigned char)buf[4] == 3)
+        abort(); /* v1 rules must refuse v3 */
     /* a v1 snapshot (still read, with stand-in times) is re-written as v2: canonical is then
      * the v2 bytes, which must read back and re-write to themselves */
     const int v1 = n >= 6 && (unsigned char)buf[4] == 1 && buf[5] == 0;
@@ -146,7 +171,14 @@ static void try_read(const char *buf, size_t n)
         abort();
     free(out);
 
-    /* what a daemon does with it */
+    /* what a daemon does with it; first the restored customer journeys (keys without one, SPEC
+     * 3.1, are not counted) */
+    int64_t journeys = 0;
+    for (uint32_t it = cs_pstate_iter(p, 0, NULL); it; it = cs_pstate_iter(p, it, NULL)) {
+        cs_pstate_entry je;
+        cs_pstate_entry_get(p, it, &je);
+        journeys += !je.nojourney;
+    }
     cs_agg agg;
     if (cs_agg_init(&agg, rs))
         abort();
@@ -177,6 +209,11 @@ static void try_read(const char *buf, size_t n)
     if (sane) {
         feed(p, &c, "fuzz-a", "page", "social", base);
         feed(p, &c, "fuzz-b", "checkout_started", "email", sat(base, -5 * 60000));
+        if (k) { /* SPEC 3.1: a login (alias, merge), a conflict, the alias used */
+            feed_id(p, &c, "fuzz-a", "fuzz-p", "product_view", NULL, sat(base, 1000));
+            feed_id(p, &c, "fuzz-a", "fuzz-q", "page", NULL, sat(base, 2000));
+            feed_id(p, &c, "fuzz-a", "", "checkout_started", NULL, sat(base, 3000));
+        }
     }
     static const int64_t steps[] = {-3600000LL, 1, 1800001LL, 7200001LL, 3 * 86400000LL};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
@@ -201,6 +238,16 @@ static void try_read(const char *buf, size_t n)
     }
     if (active != -(int64_t)info.sessions || ended != agg.ended_n)
         abort();
+    /* every journey, restored or new or merged, forgotten exactly once (3 days past a 2-day
+     * customer_ttl): the customers gauge ends at minus the restored journeys */
+    int64_t cust = 0;
+    for (int s = 0; s <= ns; s++)
+        cust += agg.customers[s];
+    if (sane && info.max_t == base && cust != -journeys) {
+        fprintf(stderr, "rules %d: customers gauge %lld, restored journeys %lld\n", k, (long long)cust,
+                (long long)journeys);
+        abort();
+    }
     cs_agg_free(&agg);
     cs_pstate_destroy(p);
 out:
@@ -215,10 +262,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!b)
         return 0;
     memcpy(b, data, size);
-    try_read(b, size);
-    if (size >= 8) {
-        cs_snapshot_seal(b, size);
-        try_read(b, size);
+    for (int k = 0; k < 2; k++) {
+        try_read(b, size, k);
+        if (size >= 8) {
+            cs_snapshot_seal(b, size);
+            try_read(b, size, k);
+        }
     }
     free(b);
     return 0;
@@ -227,12 +276,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #ifdef CS_FUZZ_SEED_MAIN
 /* The seed corpus: a few real snapshots of states made by events. */
 static void write_seed(const char *dir, const char *name, cs_pstate *p, cs_dimdict_mpmc *dicts,
-                       int64_t W)
+                       int64_t W, const cs_ruleset *rs)
 {
     char *buf;
     size_t n;
     cs_snap_info info = {.next_offset = 42, .applied_wm = W};
-    if (cs_snapshot_write(p, rules(), dicts, &info, &buf, &n))
+    if (cs_snapshot_write(p, rs, dicts, &info, &buf, &n))
         abort();
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -247,12 +296,12 @@ static void write_seed(const char *dir, const char *name, cs_pstate *p, cs_dimdi
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : ".";
-    cs_ruleset *rs = rules();
     static const char *const chan[] = {"social", "search", "email", "print", "display",
                                        "tv", "radio", "sms", "push", "affiliate"};
     static const char *const evn[] = {"page", "product_view", "checkout_started",
                                       "support_chat", "referral_sent", "scroll"};
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) { /* 4, 5: SPEC 3.1 identity (v3) */
+        cs_ruleset *rs = rules_at(k >= 4);
         cs_dimdict_mpmc dicts[CS_MAX_DIMS];
         for (int d = 0; d < cs_rules_ndims(rs); d++)
             cs_dimdict_init(&dicts[d], cs_rules_dim(rs, d)->max_values);
@@ -261,7 +310,7 @@ int main(int argc, char **argv)
         cs_sessctx c = {.rs = rs, .agg = &agg, .dicts = dicts, .W = INT64_MIN};
         cs_pstate *p = cs_pstate_new(cs_rules_session(rs), cs_rules_ndims(rs));
         const int64_t t0 = 1793520000000LL;
-        int ncust = k == 0 ? 0 : k == 1 ? 3 : k == 2 ? 12 : 40;
+        int ncust = k == 0 ? 0 : k == 1 ? 3 : k == 2 || k == 4 ? 12 : 40;
         uint64_t s = 12345 + (uint64_t)k;
         int64_t t = t0;
         for (int i = 0; i < ncust * 4; i++) {
@@ -269,16 +318,21 @@ int main(int argc, char **argv)
             char cust[16];
             snprintf(cust, sizeof cust, "c%d", (int)((s >> 33) % (uint64_t)ncust));
             t += (int64_t)((s >> 20) % 600000);
-            feed(p, &c, cust, evn[(s >> 40) % 6], (s >> 50) % 3 ? chan[(s >> 45) % 10] : NULL,
-                 (s >> 60) == 0 ? t - 1200000 : t);
+            char person[16] = "";
+            if (k >= 4 && (s >> 52) % 3 == 0) /* logins; now and then another person */
+                snprintf(person, sizeof person, "u%d",
+                         (int)((s >> 33) % (uint64_t)ncust) / 2 + ((s >> 56) % 8 == 0));
+            feed_id(p, &c, cust, k >= 4 ? person : NULL, evn[(s >> 40) % 6],
+                    (s >> 50) % 3 ? chan[(s >> 45) % 10] : NULL, (s >> 60) == 0 ? t - 1200000 : t);
             if (i % 5 == 4) {
                 c.W = t - 30000;
                 cs_pstate_advance(p, &c);
             }
         }
-        static const char *const names[] = {"empty.bin", "three.bin", "twelve.bin",
-                                            "forty_other.bin"};
-        write_seed(dir, names[k], p, dicts, c.W);
+        static const char *const names[] = {"empty.bin",       "three.bin",
+                                            "twelve.bin",      "forty_other.bin",
+                                            "identity_twelve.bin", "identity_forty.bin"};
+        write_seed(dir, names[k], p, dicts, c.W, rs);
         cs_pstate_destroy(p);
         cs_agg_free(&agg);
         for (int d = 0; d < cs_rules_ndims(rs); d++)

@@ -498,6 +498,15 @@ sys.exit(0 if len(m)==60 and m[-1]=={"minute":"202611221505","reached":{"visit":
 else bad api_journey_new_minute "not shown"; fi
 rcli DEL 'clickstage:{demo}:minute:202611221505:reached' >/dev/null
 rcli HINCRBY 'clickstage:{demo}:reached' purchase -1 >/dev/null
+# SPEC 3.1: no "identity" object without the hash (v1 output unchanged); with it, merges and
+# conflicts beside the customers
+if python3 -c 'import json,sys;sys.exit(1 if "identity" in json.load(open(sys.argv[1])) else 0)' "$WORK/j.json" &&
+   rcli HSET 'clickstage:{demo}:identity' merged 42 conflicts 3 >/dev/null &&
+   curl -s "$U/api/journey" | python3 -c '
+import json,sys; d=json.load(sys.stdin); sys.exit(0 if d.get("identity")=={"conflicts":3,"merged":42} else 1)'; then
+  ok api_journey_identity
+else bad api_journey_identity "identity object wrong or shown without the hash"; fi
+rcli DEL 'clickstage:{demo}:identity' >/dev/null
 
 if curl -s "$U/api/metrics" | python3 -c '
 import json,sys; d=json.load(sys.stdin)

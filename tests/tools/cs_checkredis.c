@@ -76,7 +76,8 @@ static void json_str(FILE *o, const char *s)
 static int count_hash(const char *hash)
 {
     static const char *const names[] = {"active", "reached", "transitions", "ended", "ended_by",
-                                        "sessions", "events", "invalid", "customers"};
+                                        "sessions", "events", "invalid", "customers",
+                                        "identity" /* SPEC 3.1 */};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(hash, names[i]))
             return 1;

@@ -590,7 +590,10 @@ static void rejects_truncation_and_bit_flips(void **st)
         char what[64];
         snprintf(what, sizeof what, "bit %zu flipped", bit);
         expect_reject(c, n, rs, dx.d,
-                      bit < 32 ? "bad magic" : bit < 48 ? "unsupported version" : "checksum",
+                      bit < 32    ? "bad magic"
+                      : bit == 32 ? "checksum" /* version 2 -> 3, which is read (SPEC 3.1) */
+                      : bit < 48  ? "unsupported version"
+                                  : "checksum",
                       what);
         c[bit / 8] ^= (char)(1 << (bit % 8));
     }
@@ -600,10 +603,14 @@ static void rejects_truncation_and_bit_flips(void **st)
     t[n] = 0;
     expect_reject(t, n + 1, rs, dx.d, "checksum", "appended byte");
     free(t);
-    /* version 3, correctly sealed */
+    /* version 4, correctly sealed */
+    c[4] = 4;
+    cs_snapshot_seal(c, n);
+    expect_reject(c, n, rs, dx.d, "unsupported version 4", "version 4");
+    /* a v2 state labelled v3 (no identity byte in its records), correctly sealed */
     c[4] = 3;
     cs_snapshot_seal(c, n);
-    expect_reject(c, n, rs, dx.d, "unsupported version 3", "version 3");
+    expect_reject(c, n, rs, dx.d, "snapshot", "v2 records as version 3");
     free(c);
 
     /* other layouts */

@@ -158,6 +158,17 @@ function updateFunnel(j) {
     setDur(crow.querySelector('[data-metric="customer_time_median"]'), st.customers, 'median');
     setDur(crow.querySelector('[data-metric="customer_time_p90"]'), st.customers, 'p90');
   });
+  /* SPEC 3.1 identity: customers are persons; the merges and conflicts beside them */
+  const idl = $('identity-line');
+  if (idl) {
+    const id = j.identity;
+    if (id && (id.merged || id.conflicts)) {
+      idl.hidden = false;
+      idl.textContent = `customers are people (identity): ${fmtInt(id.merged || 0)} anonymous device journeys merged into a person's at login · ${fmtInt(id.conflicts || 0)} events of another person on an identified device`;
+    } else {
+      idl.hidden = true;
+    }
+  }
   const none = $('funnel-none');
   const na = num(j.active, '_none'), ne = num(j.ended, '_none');
   none.innerHTML = '';
