@@ -8,6 +8,7 @@
 #include "aggregate.h"
 #include "classify.h"
 #include "engine.h"
+#include "refmodel.h"
 
 typedef struct run_arg {
     cs_engine *e;
@@ -110,5 +111,27 @@ cs_counts *cs_test_run_engine(const cs_gen_out *g, int threads, size_t batch, co
     }
     free(ids);
     cs_engine_destroy(e);
+    return c;
+}
+
+cs_counts *cs_test_run_model(const cs_gen_out *g, const char *rules,
+                             const char *const *dim_paths)
+{
+    char err[512];
+    cs_ruleset *rs = cs_rules_load_file(rules, err, sizeof err);
+    if (!rs) {
+        fprintf(stderr, "%s\n", err);
+        return NULL;
+    }
+    ref_model *m = ref_new(rs, dim_paths, g->nparts);
+    for (int q = 0; q < g->nparts; q++)
+        for (size_t i = 0; i < g->parts[q].n; i++)
+            ref_event(m, q, g->parts[q].msgs[i].payload, g->parts[q].msgs[i].len,
+                      g->parts[q].msgs[i].ts_ms);
+    ref_finish(m, CS_END_DRAIN);
+    cs_counts *c = cs_counts_new();
+    ref_counts(m, c);
+    ref_free(m);
+    cs_rules_destroy(rs);
     return c;
 }

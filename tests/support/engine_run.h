@@ -14,4 +14,10 @@
 
 cs_counts *cs_test_run_engine(const cs_gen_out *g, int threads, size_t batch, const char *rules);
 
+/* The reference model's counts of the whole stream (loadgen/refmodel.c), partition by partition,
+ * ended as at the end of a drain; dim_paths as ref_new takes them. NULL (reason on stderr) when
+ * the rule file cannot be loaded. */
+cs_counts *cs_test_run_model(const cs_gen_out *g, const char *rules,
+                             const char *const *dim_paths);
+
 #endif

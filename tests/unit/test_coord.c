@@ -41,7 +41,7 @@
 #include "gen.h"
 #include "log.h"
 #include "redis.h"
-#include "refmodel.h"
+#include "engine_run.h"
 #include "rkeys.h"
 #include "sink.h"
 #include "testsrv.h"
@@ -69,19 +69,8 @@ static cs_gen_out *stream(uint64_t seed, uint64_t nevents)
 
 static cs_counts *ref_of(const cs_gen_out *g)
 {
-    char err[512];
-    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
-    assert_non_null(rs);
-    ref_model *m = ref_new(rs, dim_paths, g->nparts);
-    for (int q = 0; q < g->nparts; q++)
-        for (size_t i = 0; i < g->parts[q].n; i++)
-            ref_event(m, q, g->parts[q].msgs[i].payload, g->parts[q].msgs[i].len,
-                      g->parts[q].msgs[i].ts_ms);
-    ref_finish(m, CS_END_DRAIN);
-    cs_counts *c = cs_counts_new();
-    ref_counts(m, c);
-    ref_free(m);
-    cs_rules_destroy(rs);
+    cs_counts *c = cs_test_run_model(g, "data/model.yaml", dim_paths);
+    assert_non_null(c);
     return c;
 }
 

@@ -28,7 +28,7 @@
 #include "counts.h"
 #include "engine.h"
 #include "gen.h"
-#include "refmodel.h"
+#include "engine_run.h"
 #include "snapshot.h"
 #include "source.h"
 
@@ -144,7 +144,6 @@ static cs_gen_out *gen_stream(uint64_t seed)
  * `got` so far); returns the differences. */
 static long compare_with_model(fx *f, const cs_gen_out *g, cs_counts *got, int nw)
 {
-    char err[512];
     cs_engine_set_watermark(f->e, cs_engine_final_watermark(f->e));
     for (int i = 0; i < nw; i++) {
         cs_worker *w = cs_engine_worker(f->e, i);
@@ -153,19 +152,10 @@ static long compare_with_model(fx *f, const cs_gen_out *g, cs_counts *got, int n
         cs_agg_foreach(a, cs_engine_rules(f->e), cs_engine_dicts(f->e), cs_counts_agg_cb, got);
         cs_worker_give_agg(w, a);
     }
-    cs_ruleset *rs2 = cs_rules_load_file("data/model.yaml", err, sizeof err);
-    ref_model *m = ref_new(rs2, dim_paths, g->nparts);
-    for (int q = 0; q < g->nparts; q++)
-        for (size_t i = 0; i < g->parts[q].n; i++)
-            ref_event(m, q, g->parts[q].msgs[i].payload, g->parts[q].msgs[i].len,
-                      g->parts[q].msgs[i].ts_ms);
-    ref_finish(m, CS_END_DRAIN);
-    cs_counts *want = cs_counts_new();
-    ref_counts(m, want);
+    cs_counts *want = cs_test_run_model(g, "data/model.yaml", dim_paths);
+    assert_non_null(want);
     long d = cs_counts_diff(want, "ref", got, "source", stderr, 30);
     cs_counts_free(want);
-    ref_free(m);
-    cs_rules_destroy(rs2);
     return d;
 }
 
@@ -259,15 +249,8 @@ static void run(int fault, int nh)
     if (!fault) /* in order and once: nothing arrived below the offset expected next */
         assert_int_equal(st.redelivered_skipped, 0);
 
-    cs_ruleset *rs2 = cs_rules_load_file("data/model.yaml", err, sizeof err);
-    ref_model *m = ref_new(rs2, dim_paths, g->nparts);
-    for (int q = 0; q < g->nparts; q++)
-        for (size_t i = 0; i < g->parts[q].n; i++)
-            ref_event(m, q, g->parts[q].msgs[i].payload, g->parts[q].msgs[i].len,
-                      g->parts[q].msgs[i].ts_ms);
-    ref_finish(m, CS_END_DRAIN);
-    cs_counts *want = cs_counts_new();
-    ref_counts(m, want);
+    cs_counts *want = cs_test_run_model(g, "data/model.yaml", dim_paths);
+    assert_non_null(want);
     long d = cs_counts_diff(want, "ref", got, "source", stderr, getenv("CS_DIFF_MAX") ? atol(getenv("CS_DIFF_MAX")) : 30);
     fprintf(stderr, "   fault %d, %d handle(s): %llu messages, %ld counters, %ld differences, %llu redelivered "
                     "skipped, %llu stray, %llu past end, %llu errors\n", fault, nh, (unsigned long long)g->nmsgs, cs_counts_size(want), d,
@@ -275,8 +258,6 @@ static void run(int fault, int nh)
     assert_int_equal(d, 0);
     cs_counts_free(want);
     cs_counts_free(got);
-    ref_free(m);
-    cs_rules_destroy(rs2);
     cs_source_close(f.src);
     cs_source_destroy(f.src);
     cs_engine_destroy(f.e);
