@@ -1102,7 +1102,9 @@ static void test_big_transaction_frozen(void **st)
                 *cs_agg_by(&a, 0, m, id, slot) = 1;
     }
     a.changes = 1;
-    cs_sink *s = new_sink(f, NULL, 300);
+    /* 1.5 s: the first flush (24,000 commands) must land whole; at 300 ms it timed out now and
+     * then under ASan on a loaded 2-core machine, failing the test before its point */
+    cs_sink *s = new_sink(f, NULL, 1500);
     cs_flush fl = {.seq = 1, .agg = &a, .rs = rs, .dicts = &dict, .now_ms = 1};
     flush_ok(s, &fl);
     cs_sink_stats stt;
