@@ -5,7 +5,8 @@
 #   3. the multi-thread tests under ThreadSanitizer
 #   4. clickstage-rules check/explain as a user runs them (tests/rules/cli.sh); every libFuzzer
 #      target for FUZZ_SECONDS (default 20) each
-#   5. clickstage-top driven in tmux against its own redis-server (tests/top/run.sh); the HTTP
+#   5. clickstage-top driven in tmux against its own redis-server, its identity merges line after a
+#      drain through its own Kafka broker (tests/top/run.sh); the HTTP
 #      endpoints and the web view in headless Chromium (tests/http/run.sh); the deploy files
 #      (scripts/deploy-check.sh: lint, validate, release build run with env-only configuration)
 #   6. integration tests against a real Kafka broker and redis-server (tests/integration/*.sh),

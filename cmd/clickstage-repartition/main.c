@@ -52,11 +52,13 @@
 #define CHUNK 4096         /* messages emitted between two looks at the clock and the group */
 
 enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_START = 2, EXIT_FATAL = 3 };
+enum { KEY_SESSION = 0, KEY_DEVICE, KEY_PERSON };
+static const char *const KEY_NAMES[] = {"session", "device", "person"};
 
 /* ---- options: one table drives parsing, the environment and --help ------------------------ */
 
 enum {
-    O_BROKERS, O_INPUT, O_OUTPUT, O_GROUP, O_INSTANCE, O_TXID, O_RULES, O_COMMIT_INTERVAL,
+    O_BROKERS, O_INPUT, O_OUTPUT, O_GROUP, O_INSTANCE, O_TXID, O_RULES, O_KEY, O_COMMIT_INTERVAL,
     O_COMMIT_MESSAGES, O_ORDER, O_MAX_IDLE, O_DRAIN, O_CREATE, O_PARTITIONS, O_RF, O_OFFSET_RESET,
     O_RATE, O_COMPRESSION, O_PROGRESS, O_KAFKA, O_KAFKA_CONSUMER, O_KAFKA_PRODUCER, O__COUNT
 };
@@ -89,6 +91,12 @@ static const opt O[O__COUNT] = {
     [O_RULES] = {"rules", "FILE", "$CLICKSTAGE_RULES, else deploy/rules/retail.yaml",
                  "clickstage rule file: where the customer id is (SPEC §1 paths, size and depth "
                  "limits); use the daemon's"},
+    [O_KEY] = {"key", "WHICH", "session",
+               "the output key: session = what clickstage keeps sessions by (the SPEC §1 "
+               "customer; with identity: in --rules the device, else the person); device = "
+               "the device, else the person, and refuse a rule file without identity:; "
+               "person = the person, else the device (not for clickstage's identity: it "
+               "needs a device's events on one partition)"},
     [O_COMMIT_INTERVAL] = {"commit-interval", "D", "100ms",
                            "commit the open transaction at least this often (ms, s, m)"},
     [O_COMMIT_MESSAGES] = {"commit-messages", "N", "100000",
@@ -231,6 +239,8 @@ static struct {
     int ntopics;
     int64_t commit_ms, commit_msgs, max_idle_ms, partitions, rf, rate, progress_ms;
     int order_ts, drain, create, earliest;
+    int key;                  /* --key: KEY_SESSION, KEY_DEVICE, KEY_PERSON */
+    int person_field;         /* the plan's person field (identity), 0 without */
     char txid[512];
     /* clients */
     rd_kafka_t *c, *p;
@@ -923,12 +933,17 @@ static int produce(rd_kafka_message_t *m)
     int64_t out_ts = ts > 0 ? ts : 0; /* 0: now (the input had none) */
     const void *key = NULL;
     size_t klen = 0;
-    /* the key: the customer (SPEC §1); with identity: in the rule file, the session key, i.e.
-     * the device, else the person (SPEC 3.1: sessions and aliases need a device's events on
-     * one partition; docs/identity.md "Partitions and keying") */
+    /* the key (--key): session = the decoder's session key, the customer (SPEC §1), with
+     * identity: in the rule file the device, else the person (SPEC 3.1: sessions and aliases
+     * need a device's events on one partition; docs/identity.md "Partitions and keying");
+     * device = the same, spelled out (an event without a device is its person's session);
+     * person = the person (absent when equal to the device), else the device */
     if (cs_decode(R.dec, m->payload, m->len, out_ts, &ev) == CS_DECODE_OK) {
-        key = ev.f[CS_F_CUSTOMER].p;
-        klen = ev.f[CS_F_CUSTOMER].len;
+        const cs_sv *k = &ev.f[CS_F_CUSTOMER];
+        if (R.key == KEY_PERSON && (ev.idf & CS_ID_PERSON) && ev.f[R.person_field].len)
+            k = &ev.f[R.person_field];
+        key = k->p;
+        klen = k->len;
     }
     rd_kafka_headers_t *h = NULL, *hc = NULL;
     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h)
@@ -1244,6 +1259,12 @@ static int configure(int argc, char **argv)
         R.order_ts = 1;
     else if (strcmp(V[O_ORDER].val, "none"))
         return bad(O_ORDER, "not timestamp|none", V[O_ORDER].val);
+    R.key = -1;
+    for (int k = 0; k < (int)(sizeof KEY_NAMES / sizeof KEY_NAMES[0]); k++)
+        if (!strcmp(V[O_KEY].val, KEY_NAMES[k]))
+            R.key = k;
+    if (R.key < 0)
+        return bad(O_KEY, "not session|device|person", V[O_KEY].val);
     if (!strcmp(V[O_OFFSET_RESET].val, "earliest"))
         R.earliest = 1;
     else if (strcmp(V[O_OFFSET_RESET].val, "latest"))
@@ -1289,6 +1310,15 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": --rules: %s\n", err);
         die(EXIT_START);
     }
+    if (R.key != KEY_SESSION && !cs_rules_identity(R.rs)) {
+        fprintf(stderr,
+                PROG ": --key %s needs identity: in the rule file (SPEC 3.1); %s has none, so "
+                "its events have one id, the customer: use --key session, or add identity: "
+                "(docs/identity.md)\n",
+                KEY_NAMES[R.key], V[O_RULES].val);
+        die(EXIT_CONFIG);
+    }
+    R.person_field = cs_decode_plan_person_field(cs_rules_plan(R.rs));
     if (!(R.dec = cs_decoder_new(cs_rules_plan(R.rs)))) {
         CS_LOG(CS_LOG_ERROR, "out of memory");
         die(EXIT_START);
@@ -1384,9 +1414,13 @@ int main(int argc, char **argv)
         }
     }
     CS_LOG(CS_LOG_INFO,
-           "%s -> %s (%d partitions, keyed by customer), group %s, transactional.id %s, "
+           "%s -> %s (%d partitions, keyed by %s%s), group %s, transactional.id %s, "
            "order %s%s",
-           V[O_INPUT].val, V[O_OUTPUT].val, have, V[O_GROUP].val, R.txid, V[O_ORDER].val,
+           V[O_INPUT].val, V[O_OUTPUT].val, have, KEY_NAMES[R.key],
+           R.key == KEY_SESSION ? (cs_rules_identity(R.rs) ? ": the device, else the person"
+                                                           : ": the customer")
+                                : "",
+           V[O_GROUP].val, R.txid, V[O_ORDER].val,
            R.drain ? ", drain" : "");
     txn_begin();
 

@@ -734,6 +734,9 @@ int main(int argc, char **argv)
     if (top_url_parse(a.o.redis, &a.url, err, sizeof err) < 0)
         return usage_error("--redis: %s", err);
     setlocale(LC_ALL, "");
+    /* the locale's character set (UTF-8 bars), never its numbers: printf's %.1f would print
+     * "61,7%" and "1,8m" under de_DE and others (tests/top: the screen is the same in any locale) */
+    setlocale(LC_NUMERIC, "C");
     const char *cs = nl_langinfo(CODESET);
     a.utf8 = cs && (strcmp(cs, "UTF-8") == 0 || strcmp(cs, "utf8") == 0);
     signal(SIGPIPE, SIG_IGN); /* a write to a Redis that went away: an error, not a death */

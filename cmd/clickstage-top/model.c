@@ -14,7 +14,7 @@ const char *const top_hash_suffix[TOP_NHASH] = {
     [TOP_ACTIVE] = "active",   [TOP_REACHED] = "reached",   [TOP_TRANSITIONS] = "transitions",
     [TOP_ENDED] = "ended",     [TOP_ENDED_BY] = "ended_by", [TOP_SESSIONS] = "sessions",
     [TOP_EVENTS] = "events",   [TOP_INVALID] = "invalid",   [TOP_CUSTOMERS] = "customers",
-    [TOP_BY_REACHED] = NULL,   [TOP_BY_ACTIVE] = NULL,
+    [TOP_IDENTITY] = CS_RK_IDENTITY, [TOP_BY_REACHED] = NULL,  [TOP_BY_ACTIVE] = NULL,
 };
 
 /* ---- hash ---------------------------------------------------------------------------------- */

@@ -45,6 +45,7 @@ enum top_hid {
     TOP_EVENTS,
     TOP_INVALID,
     TOP_CUSTOMERS,
+    TOP_IDENTITY,               /* SPEC 3.1 merged, conflicts: only written with identity: */
     TOP_BY_REACHED,             /* by:<dim>:reached of the selected dimension */
     TOP_BY_ACTIVE,              /* by:<dim>:active of the selected dimension */
     TOP_NHASH

@@ -430,6 +430,19 @@ static int render_stages(const top_model *m, const top_view *v, top_frame *f, lb
         return -1;
     if (extras && emit_text(f, b, TOP_A_DIM, "* counted but not in meta.stages") < 0)
         return -1;
+    /* SPEC 3.1: customers are persons; the merges line only when the identity hash exists
+     * (never written without identity:, so a v1 journey's screen is what it was) */
+    const top_hash *id = &m->h[TOP_IDENTITY];
+    if (id->n) {
+        lb_printf(b, TOP_A_TITLE, "merges");
+        lb_printf(b, TOP_A_NORMAL, "  %lld merged  %lld conflicts",
+                  (long long)top_hash_get(id, "merged"), (long long)top_hash_get(id, "conflicts"));
+        lb_printf(b, TOP_A_DIM, "  (identity: customers are people; merged: anonymous device "
+                                "journeys joined to their person's at login; conflicts: events "
+                                "of another person on an identified device)");
+        if (emit(f, b) < 0)
+            return -1;
+    }
     return 0;
 }
 

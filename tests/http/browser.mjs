@@ -100,6 +100,44 @@ try {
     }
   });
 
+  // SPEC 3.1 identity: the merges line under the customer funnel. The fixture has no identity
+  // hash (a journey without identity:, whose JSON has no "identity"): no line. Once the hash
+  // exists (what a drain with identity: writes), the line shows its numbers; deleted, gone again.
+  const idLine = () => page.$eval('#identity-line', (e) => ({
+    hidden: e.hidden, shown: e.getClientRects().length > 0, text: e.textContent,
+    merged: e.querySelector('[data-metric="identity_merged"]')?.dataset.value,
+    conflicts: e.querySelector('[data-metric="identity_conflicts"]')?.dataset.value,
+  }));
+  await check('identity_line_absent_without_identity', async () => {
+    const l = await idLine();
+    if (!l.hidden || l.shown || l.text !== '' || l.merged !== undefined) throw new Error(`shown: ${JSON.stringify(l)}`);
+  });
+  await check('identity_line_numbers', async () => {
+    rcli('HSET', key('identity'), 'merged', '3842', 'conflicts', '17');
+    rcli('HSET', key('meta'), 'updated_ms', String(Date.now()));
+    try {
+      await waitValue('#identity-line [data-metric="identity_merged"]', 3842, 5000);
+      const l = await idLine();
+      if (l.hidden || !l.shown) throw new Error('not visible');
+      if (l.conflicts !== '17') throw new Error(`conflicts ${l.conflicts}`);
+      const want = "customers are people (identity): 3,842 anonymous device journeys merged into a person's at login · 17 events of another person on an identified device";
+      if (l.text !== want) throw new Error(`text '${l.text}'`);
+      // under the customer funnel, in its card
+      const pos = await page.evaluate(() => {
+        const f = document.querySelector('#cfunnel').getBoundingClientRect(), i = document.querySelector('#identity-line').getBoundingClientRect();
+        return { f: f.bottom, i: i.top, same: document.querySelector('#identity-line').closest('section') === document.querySelector('#cfunnel').closest('section') };
+      });
+      if (!(pos.i >= pos.f && pos.same)) throw new Error(`not under the customer funnel: ${JSON.stringify(pos)}`);
+      mkdirSync(outDir, { recursive: true });
+      const card = await page.$('section.card:has(#cfunnel)');
+      await card.screenshot({ path: join(outDir, 'web-identity.png') });
+    } finally {
+      rcli('DEL', key('identity'));
+      rcli('HSET', key('meta'), 'updated_ms', String(Date.now()));
+    }
+    await page.waitForFunction(() => document.querySelector('#identity-line').hidden, null, { timeout: 5000 });
+  });
+
   // median and p90 per stage (seconds, interpolated within the bucket): the values the fixture's
   // histograms give, computed independently by run.sh
   const secs = (x) => (x === null ? '' : x.toFixed(3));

@@ -118,16 +118,11 @@ def murmur2(data):
     return h ^ (h >> 15)
 
 CUSTOMER_PATHS = ['userId', 'user_id', 'customer_id', 'anonymousId', 'anonymous_id']  # SPEC §1
+# SPEC 3.1, tests/data/identity/model-identity.yaml's identity: block
+DEVICE_PATHS, PERSON_PATHS = ['anonymousId', 'anonymous_id'], ['userId', 'user_id']
 
-def customer(val):
-    """The customer id of SPEC §1 (first present, non-empty; integers as written), or None."""
-    try:
-        d = json.loads(val, parse_int=lambda s: ('int', s), parse_float=lambda s: ('float', s))
-    except Exception:
-        return None
-    if not isinstance(d, dict):
-        return None
-    for path in CUSTOMER_PATHS:
+def first_of(d, paths):
+    for path in paths:
         v = d.get(path)
         if isinstance(v, str) and v:
             return v.encode()
@@ -135,11 +130,31 @@ def customer(val):
             return v[1].encode()
     return None
 
+def ident(val, kind='customer'):
+    """The id a message is keyed by (first present, non-empty; integers as written), or None:
+    customer = SPEC §1's; device = the device, else the person (--key device); person = the
+    person (none when equal to the device), else the device (--key person)."""
+    try:
+        d = json.loads(val, parse_int=lambda s: ('int', s), parse_float=lambda s: ('float', s))
+    except Exception:
+        return None
+    if not isinstance(d, dict):
+        return None
+    if kind == 'customer':
+        return first_of(d, CUSTOMER_PATHS)
+    dev, per = first_of(d, DEVICE_PATHS), first_of(d, PERSON_PATHS)
+    if per == dev:
+        per = None
+    return (dev or per) if kind == 'device' else (per or dev)
+
+def customer(val):
+    return ident(val, 'customer')
+
 def sig(msgs):
     return collections.Counter((hashlib.sha1(v or b'').hexdigest(), v is None, ts)
                                for _, _, _, v, ts in msgs)
 
-def check(name, in_dump, out_dump, nparts, expect, lateness_ms, late):
+def check(name, in_dump, out_dump, nparts, expect, lateness_ms, late, kind='customer'):
     inp, out = parse(in_dump), parse(out_dump)
     e = json.load(open(expect))
     n_invalid = sum(e.get('invalid', {}).values())
@@ -154,21 +169,40 @@ def check(name, in_dump, out_dump, nparts, expect, lateness_ms, late):
                   f'{sum((b - a).values())} output messages not in the input')
         else:
             print(f'PASS {name}_exactly_once ({len(out)} messages, values and timestamps as in)')
-    # keyed by the customer id, placed by Java's murmur2; invalid ones unkeyed
+    # keyed by the customer id (or --key's id), placed by Java's murmur2; invalid ones unkeyed
     keyed = [m for m in out if m[2] is not None]
     unkeyed = len(out) - len(keyed)
-    wrong_key = sum(1 for m in keyed if customer(m[3]) != m[2])
+    wrong_key = sum(1 for m in keyed if ident(m[3], kind) != m[2])
     wrong_part = sum(1 for m in keyed if (murmur2(m[2]) & 0x7fffffff) % nparts != m[0])
     parts = collections.defaultdict(set)
     for m in keyed:
         parts[m[2]].add(m[0])
     multi = sum(1 for s in parts.values() if len(s) > 1)
     if wrong_key or wrong_part or multi:
-        print(f'FAIL {name}_keyed_by_customer: {wrong_key} keys are not the customer id, '
-              f'{wrong_part} not on murmur2(key) % {nparts}, {multi} customers on several partitions')
+        print(f'FAIL {name}_keyed_by_{kind}: {wrong_key} keys are not the {kind} id, '
+              f'{wrong_part} not on murmur2(key) % {nparts}, {multi} {kind}s on several partitions')
     else:
-        print(f'PASS {name}_keyed_by_customer ({len(parts)} customers, each on the one partition '
+        print(f'PASS {name}_keyed_by_{kind} ({len(parts)} {kind}s, each on the one partition '
               f'Java\'s murmur2 picks)')
+    if kind == 'device':
+        # every device's events (with or without its person) on one partition
+        dparts = collections.defaultdict(set)
+        for m in keyed:
+            try:
+                d = json.loads(m[3])
+            except Exception:
+                continue
+            dev = next((d[p] for p in DEVICE_PATHS if isinstance(d.get(p), str) and d[p]), None)
+            if dev is not None:
+                dparts[dev].add(m[0])
+        logged = sum(1 for m in keyed if ident(m[3], 'person') != ident(m[3], 'device'))
+        split = sum(1 for s in dparts.values() if len(s) > 1)
+        if split or not logged:
+            print(f'FAIL {name}_device_on_one_partition: {split} of {len(dparts)} devices on several '
+                  f'partitions ({logged} events carry a person)')
+        else:
+            print(f'PASS {name}_device_on_one_partition ({len(dparts)} devices; {logged} events '
+                  f'carry a person too, keyed by their device all the same)')
     if unkeyed != n_invalid or len(keyed) != n_events:
         print(f'FAIL {name}_invalid_unkeyed: {unkeyed} unkeyed / {len(keyed)} keyed, expected '
               f'{n_invalid} invalid / {n_events} events')
@@ -255,7 +289,8 @@ def expected_total(expect):
 if __name__ == '__main__':
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == 'check':
-        check(args[0], args[1], args[2], int(args[3]), args[4], int(args[5]), int(args[6]))
+        check(args[0], args[1], args[2], int(args[3]), args[4], int(args[5]), int(args[6]),
+              *(args[7:8]))
     elif cmd == 'headers':
         headers(*args)
     elif cmd == 'redis':
@@ -433,6 +468,62 @@ if [ "${COMPARE:-1}" != 0 ]; then
     info "compare_order_none (re-keyed with --order none): $(A diff "$WORK/drc.diff.json")"
   fi
 fi
+
+# ---- 7. SPEC 3.1 identity: --key device on an unkeyed anonymous-then-known stream ----------------
+# Producers that key by userId-else-anonymousId (or not at all) split a device's visit over
+# partitions; re-keyed by the device, every device's events (before and after its login) are on
+# one partition, and `clickstage --drain` with identity: over the output gives the 3.1 ground
+# truth (merged and conflicts exact; customers as for section 6: layout-dependent at the end)
+IDRULES=$ROOT/tests/data/identity/model-identity.yaml
+ID_EVENTS=${ID_EVENTS:-60000}
+topic rp-id-in 4
+"$B/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --rules "$IDRULES" --progress 0 --topic rp-id-in \
+  --unkeyed --login 0.5 --events "$ID_EVENTS" --customers 4000 --seed 21 --expect "$WORK/id-expect.json" \
+  >"$WORK/id-gen.out" 2>"$WORK/id-gen.err" || { bad identity_loadgen "exit $?"; tail -3 "$WORK/id-gen.err"; }
+dump rp-id-in "$WORK/id-in.dump"
+ID_LATE=$(json_field "$WORK/id-gen.out" late); ID_LATE=${ID_LATE:-0}
+if rp --rules "$IDRULES" --key device --input rp-id-in --output rp-id-dev --create --partitions 4 \
+     --group rp-gid --drain --progress 0 >"$WORK/rpid.out" 2>"$WORK/rpid.err" &&
+   grep -q 'keyed by device' "$WORK/rpid.err"; then
+  ok "identity_key_device_drain ($(tail -1 "$WORK/rpid.out"))"
+else
+  bad identity_key_device_drain "exit or log: $(tail -3 "$WORK/rpid.err")"
+fi
+dump rp-id-dev "$WORK/id-dev.dump"
+tally < <(A check identity_device "$WORK/id-in.dump" "$WORK/id-dev.dump" 4 "$WORK/id-expect.json" \
+  "$LATENESS_MS" "$ID_LATE" device | grep -v '^INFO')
+RULES_V1=$RULES; RULES=$IDRULES
+if daemon_drain rp-id-dev dri; then
+  want=$(A total "$WORK/id-expect.json"); got=$(counted dri)
+  if [ "$got" = "$want" ]; then ok "identity_daemon_totals (events + invalid = $got)"
+  else bad identity_daemon_totals "counted $got, expected $want"; fi
+  # merged and conflicts are per device: exact whatever the layout. Not ended_by (nor customers,
+  # as in section 6): a session whose deadline the final watermark (the minimum over partitions
+  # of their newest event time) only just passes ends by gap on one layout and by drain on the
+  # other, and the generator lays devices out by XXH3, the repartitioner by murmur2
+  tally < <(A redis identity_daemon_exact "$WORK/id-expect.json" "$REDIS_PORT" dri model \
+    events,invalid,sessions,ended,active,identity)
+  if full_compare dri "$WORK/id-expect.json"; then ok "identity_daemon_full_compare (every §4 hash exact)"
+  else info "identity_daemon_full_compare: $(A diff "$WORK/dri.diff.json") — see docs/repartition.md, Limits"; fi
+else
+  bad identity_daemon_totals "clickstage --drain exited $?"; tail -10 "$WORK/dri.log"
+fi
+RULES=$RULES_V1
+# --key person: the person once known, else the device (a person's devices together)
+if rp --rules "$IDRULES" --key person --input rp-id-in --output rp-id-per --create --partitions 4 \
+     --group rp-gidp --drain --progress 0 >"$WORK/rpip.out" 2>"$WORK/rpip.err"; then
+  dump rp-id-per "$WORK/id-per.dump"
+  tally < <(A check identity_person "$WORK/id-in.dump" "$WORK/id-per.dump" 4 "$WORK/id-expect.json" \
+    "$LATENESS_MS" "$ID_LATE" person | grep -v '^INFO')
+else
+  bad identity_person_keyed_by_person "exit $?: $(tail -3 "$WORK/rpip.err")"
+fi
+# --key device with a rule file without identity: refused before it connects (exit 1)
+rp --key device --input rp-id-in --output rp-id-never --drain --progress 0 >/dev/null 2>"$WORK/rpin.err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q -- '--key device needs identity: in the rule file' "$WORK/rpin.err"; then
+  ok identity_key_device_needs_identity_rules
+else bad identity_key_device_needs_identity_rules "exit $rc: $(head -2 "$WORK/rpin.err")"; fi
 
 info "duration $(( $(date +%s) - T_START ))s"
 echo "repartition: $pass passed, $fail failed"

@@ -4,6 +4,11 @@
 #   0. the unit tests of the pure layers (tests/top/test_model.c, cmocka);
 #   1. --once: the exact numbers and conversion percentages (expected strings computed here from
 #      what redis-cli reads back), journey discovery, --dimension, STALE, unix socket, errors;
+#      the same numbers under a decimal-comma locale (de_DE.UTF-8, made here with localedef);
+#      SPEC 3.1 identity: a real Kafka broker (scripts/stack.sh, in the temp dir) and
+#      `clickstage --drain` of a --login stream with identity: -> the merges line with the
+#      identity hash's numbers (= the generator's ground truth); the same stream drained without
+#      identity: -> no merges line (TOP_NO_KAFKA=1 skips this part);
 #   2. the live view in tmux (140x45): numbers on screen; HINCRBY + PUBLISH shows within 2 s
 #      (with --poll 30, so only the update message can have caused it); 'r' refreshes; 'd'
 #      switches the breakdown dimension; Redis stopped -> "REDIS DOWN" banner; Redis restarted on
@@ -13,6 +18,7 @@
 # Each check prints "PASS name" or "FAIL name: why"; the last line is "top: N passed, N failed".
 #   TOP_BIN=/path/to/clickstage-top tests/top/run.sh   test another build (e.g. ASan)
 #   KEEP=1                                             keep the temp dir
+#   TOP_NO_KAFKA=1                                     skip the identity drain (no broker)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 B=${BUILD:-build}
@@ -57,9 +63,11 @@ stop_redis() {
   wait "$RPID" 2>/dev/null
   RPID=
 }
+STACK=
 cleanup() {
   tm kill-server >/dev/null 2>&1
   stop_redis
+  [ -n "$STACK" ] && scripts/stack.sh down "$STACK" >/dev/null 2>&1
   [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -268,6 +276,74 @@ rcli DEL 'clickstage:{demo2}:meta' >/dev/null
 "$BIN" --redis "redis://127.0.0.1:1/0" --once >/dev/null 2>&1; check once_redis_down_exit "$?" 1
 "$BIN" --nope >/dev/null 2>&1; check usage_error_exit "$?" 64
 "$BIN" --help >/dev/null 2>&1; check help_exit "$?" 0
+
+# SPEC 3.1: no identity hash (the fixture, like every journey without identity:): no merges line
+once=$("$BIN" --redis "$URL" --once 2>&1)
+expect_not once_no_merges_line_without_identity "$once" "merges"
+
+# ---- 1b. a decimal-comma locale: the numbers are the same (LC_NUMERIC stays "C") ---------------
+# de_DE.UTF-8 compiled into the temp dir (glibc reads LOCPATH): no root, nothing installed
+if mkdir -p "$WORK/locale" && localedef -i de_DE -f UTF-8 "$WORK/locale/de_DE.UTF-8" >"$WORK/localedef.log" 2>&1 &&
+   [ "$(LOCPATH=$WORK/locale LC_ALL=de_DE.UTF-8 awk 'BEGIN { printf "%.1f", 1.5 }')" = "1,5" ]; then
+  de=$(LOCPATH=$WORK/locale LANG=de_DE.UTF-8 LC_ALL=de_DE.UTF-8 "$BIN" --redis "$URL" --once 2>&1)
+  printf '%s\n' "$de" >"$OUT/once-de_DE.txt"
+  check_rows locale_de "$de"
+  if grep -qE '[0-9],[0-9]' <<<"$de"; then bad locale_de_no_decimal_comma "$(grep -E '[0-9],[0-9]' <<<"$de" | head -3)"
+  else ok locale_de_no_decimal_comma; fi
+  expect_has locale_de_keeps_utf8_bars "$de" "█"
+else
+  echo "SKIP locale_de: localedef -i de_DE -f UTF-8 failed or the locale has no decimal comma ($(tail -1 "$WORK/localedef.log"))"
+fi
+
+# ---- 1c. SPEC 3.1 identity after a real drain: the merges line ----------------------------------
+identity_case() {
+  if ! make -s BUILD="$B" "$B/clickstage" "$B/clickstage-loadgen" >"$WORK/make-id.log" 2>&1; then
+    bad identity_build "$(tail -3 "$WORK/make-id.log")"; return
+  fi
+  STACK=$WORK/stack
+  if ! scripts/stack.sh up "$STACK" >"$WORK/stack-up.log" 2>&1; then
+    bad identity_kafka "scripts/stack.sh up: $(tail -1 "$WORK/stack-up.log")"; return
+  fi
+  local KAFKA_BROKERS
+  KAFKA_BROKERS=$(sed -n 's/^KAFKA_BROKERS=//p' "$STACK/env")
+  scripts/stack.sh topic top-id 4 "$STACK" >/dev/null 2>&1
+  local IDR=tests/data/identity/model-identity.yaml V1R=tests/data/model.yaml
+  # anonymous-then-known journeys keyed by device (docs/identity.md "Generator and ground truth")
+  if ! "$B/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --topic top-id --partitions 4 --events 30000 \
+       --customers 3000 --seed 21 --login 0.5 --rules "$IDR" --progress 0 --expect "$WORK/id-expect.json" \
+       >"$WORK/id-gen.out" 2>"$WORK/id-gen.err"; then
+    bad identity_loadgen "$(tail -3 "$WORK/id-gen.err")"; return
+  fi
+  drain() { # rules prefix
+    timeout 300 "$B/clickstage" --brokers "$KAFKA_BROKERS" --redis "$URL" --rules "$1" --http-listen "" \
+      --log-format text --drain --threads 2 --topics top-id --group "g-$2" --prefix "$2" >"$WORK/$2.log" 2>&1
+  }
+  if ! drain "$IDR" idt; then bad identity_drain "exit $?: $(tail -3 "$WORK/idt.log")"; return; fi
+  local m c em ec out
+  m=$(rcli HGET 'idt:{model}:identity' merged); c=$(rcli HGET 'idt:{model}:identity' conflicts)
+  read -r em ec < <(python3 -c 'import json,sys; i=json.load(open(sys.argv[1])).get("identity",{}); print(i.get("merged",0), i.get("conflicts",0))' "$WORK/id-expect.json")
+  # the drain is exact (tests/integration identity_drain): Redis holds the ground truth's numbers
+  if [ "${m:-0}" -gt 0 ] && [ "${m:-}" = "$em" ] && [ "${c:-0}" = "$ec" ]; then
+    ok "identity_drain_hash ($m merged, ${c:-0} conflicts, as the ground truth)"
+  else bad identity_drain_hash "Redis merged=$m conflicts=$c, ground truth $em $ec"; fi
+  out=$("$BIN" --redis "$URL" --prefix idt --once 2>&1)
+  printf '%s\n' "$out" >"$OUT/once-identity.txt"
+  check identity_merges_line "$(grep -oE '^merges +[0-9]+ merged +[0-9]+ conflicts' <<<"$out" | tr -s ' ')" \
+    "merges ${em} merged ${ec} conflicts"
+  # it sits under the stage table, whose customers column is the persons' journeys
+  check identity_merges_under_stages "$(grep -B1 '^merges ' <<<"$out" | head -1 | awk '{print $1}')" "_none"
+  check identity_customers_column "$(awk '$1=="_none" {print $4; exit}' <<<"$out")" \
+    "$(rcli HGET 'idt:{model}:customers' _none)"
+  # the same stream without identity: (v1 ids): no identity hash, no merges line
+  if drain "$V1R" v1t; then
+    out=$("$BIN" --redis "$URL" --prefix v1t --once 2>&1)
+    if [ "$(rcli EXISTS 'v1t:{model}:identity')" = 0 ] && grep -q 'journey model' <<<"$out" &&
+       ! grep -q '^merges' <<<"$out"; then ok identity_no_merges_line_v1_drain
+    else bad identity_no_merges_line_v1_drain "identity hash or merges line after a drain without identity:"; fi
+  else bad identity_no_merges_line_v1_drain "v1 drain exit $?: $(tail -3 "$WORK/v1t.log")"; fi
+  scripts/stack.sh down "$STACK" >/dev/null 2>&1; STACK=
+}
+if [ -n "${TOP_NO_KAFKA:-}" ]; then echo "SKIP identity: TOP_NO_KAFKA set"; else identity_case; fi
 
 # ---- 2. live, in tmux --------------------------------------------------------------------------
 screen() { tm capture-pane -p -t top 2>/dev/null; }

@@ -377,6 +377,39 @@ static void test_render(void **st)
     top_model_free(&m);
 }
 
+/* SPEC 3.1: the merges line under the stage table only when the identity hash exists */
+static void test_render_identity(void **st)
+{
+    top_model m;
+    load_demo(&m);
+    top_view v = {.journey = "demo", .where = "127.0.0.1:6379/0", .now_ms = 1763826001123LL,
+                  .last_update_ms = 1763826000123LL, .stale_s = 5, .utf8 = 1, .width = 140,
+                  .have_data = 1};
+    top_frame f = {0};
+    assert_int_equal(top_render(&m, &v, &f), 0);
+    assert_null(find_line(&f, "merges"));
+    assert_null(find_line(&f, "identity"));
+    size_t n_without = f.n;
+    hset(&m.h[TOP_IDENTITY], "merged", "3842");
+    hset(&m.h[TOP_IDENTITY], "conflicts", "12");
+    assert_int_equal(top_render(&m, &v, &f), 0);
+    assert_int_equal(f.n, n_without + 1);
+    const char *l = find_line(&f, "merges  ");
+    assert_non_null(l);
+    assert_int_equal(strncmp(l, "merges  3842 merged  12 conflicts  (identity: ", 46), 0);
+    /* right under the stage table's _none row */
+    for (size_t i = 1; i < f.n; i++)
+        if (f.lines[i].text == l)
+            assert_int_equal(strncmp(f.lines[i - 1].text, "_none", 5), 0);
+    /* a hash with one field only: the other shows 0 */
+    top_hash_clear(&m.h[TOP_IDENTITY]);
+    hset(&m.h[TOP_IDENTITY], "conflicts", "5");
+    assert_int_equal(top_render(&m, &v, &f), 0);
+    assert_non_null(find_line(&f, "merges  0 merged  5 conflicts"));
+    top_frame_free(&f);
+    top_model_free(&m);
+}
+
 static void test_format(void **st)
 {
     char b[64];
@@ -449,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_breakdown),   cmocka_unit_test(test_update_json),
         cmocka_unit_test(test_rates),       cmocka_unit_test(test_keys),
         cmocka_unit_test(test_url),         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_render_identity),
         cmocka_unit_test(test_format),      cmocka_unit_test(test_info_hint),
     };
     return cmocka_run_group_tests_name("top_model", tests, NULL, NULL);

@@ -158,14 +158,23 @@ function updateFunnel(j) {
     setDur(crow.querySelector('[data-metric="customer_time_median"]'), st.customers, 'median');
     setDur(crow.querySelector('[data-metric="customer_time_p90"]'), st.customers, 'p90');
   });
-  /* SPEC 3.1 identity: customers are persons; the merges and conflicts beside them */
+  /* SPEC 3.1 identity: customers are persons; the merges and conflicts beside them. /api/journey
+   * has "identity" exactly when the journey's identity hash exists (never without identity:) */
   const idl = $('identity-line');
   if (idl) {
     const id = j.identity;
-    if (id && (id.merged || id.conflicts)) {
+    if (id) {
+      const m = el('span', '', { 'data-metric': 'identity_merged' });
+      const c = el('span', '', { 'data-metric': 'identity_conflicts' });
+      setMetric(m, num(id, 'merged'), fmtInt(num(id, 'merged')));
+      setMetric(c, num(id, 'conflicts'), fmtInt(num(id, 'conflicts')));
+      const t = (s) => document.createTextNode(s);
+      idl.replaceChildren(t('customers are people (identity): '), m,
+        t(" anonymous device journeys merged into a person's at login · "), c,
+        t(' events of another person on an identified device'));
       idl.hidden = false;
-      idl.textContent = `customers are people (identity): ${fmtInt(id.merged || 0)} anonymous device journeys merged into a person's at login · ${fmtInt(id.conflicts || 0)} events of another person on an identified device`;
     } else {
+      idl.replaceChildren();
       idl.hidden = true;
     }
   }
