@@ -236,7 +236,7 @@ test-soak: deps all tools
 # Debian packages the build, tests and local stack need. Installs only what is missing.
 DEB_PKGS = build-essential clang libclang-rt-14-dev pkg-config librdkafka-dev libhiredis-dev \
   libxxhash-dev libyaml-dev libssl-dev libmicrohttpd-dev libncurses-dev libcmocka-dev libcjson-dev \
-  redis-server kcat tmux valgrind gnuplot-nox python3-venv shellcheck stunnel4
+  redis-server kcat tmux valgrind gnuplot-nox python3-venv shellcheck stunnel4 locales
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "installing: $$missing"; \
