@@ -13,7 +13,8 @@
 #      the repartitioner's (tests/repartition/run.sh), the load generator's (tests/loadgen/run.sh)
 #      and the bounded fault suite
 #      (tests/faults/run.sh with FAULTS_PROFILE=ci: kill -9, members joining and leaving, a
-#      SIGSTOPped zombie, broker and Redis restarts, Redis coming back empty), and the Redis
+#      SIGSTOPped zombie, broker and Redis restarts, Redis coming back empty, kill -9 and member
+#      changes on a SPEC 3.1 identity stream), and the Redis
 #      refusals (tests/refusals/run.sh with REFUSALS_PROFILE=ci: OOM, READONLY, NOPERM,
 #      WRONGTYPE, BUSY, LOADING in a live run)
 #   7. Kafka security (tests/kafka-security/run.sh): clickstage, its dead-letter producer, the load

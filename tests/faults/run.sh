@@ -2,7 +2,9 @@
 # Fault suite: clickstage against a real Kafka broker and a real redis-server (scripts/stack.sh,
 # in a temporary directory, stopped at the end) while things break — kill -9 of the daemon,
 # members joining and leaving the group, Redis killed (losing its last second of AOF) and
-# restarted, Redis coming back empty, the broker stopped and killed, a SIGSTOPped zombie.
+# restarted, Redis coming back empty, the broker stopped and killed, a SIGSTOPped zombie; and
+# kill -9 and member changes on a SPEC §3.1 anonymous-then-known stream (identity_kill9,
+# identity_members: devices logging in while the faults land).
 # Every case has its own topic (4 partitions), group and key prefix; its events come from
 # clickstage-loadgen, whose --expect file is what ONE uninterrupted `clickstage --drain` over the
 # whole stream writes. After the faults each case stops its live daemons (SIGTERM), runs
@@ -14,8 +16,10 @@
 #   CASES="kill9 zombie" tests/faults/run.sh  only those cases
 #
 # Knobs: BUILD (binaries' dir, default build), FAULTS_NO_BUILD=1 (do not run make),
-# FAULTS_SEED (random timings; printed), FAULTS_KILLS (kills in kill9), FAULTS_RATE (messages/s
-# of the background producer), KEEP=1 (keep the work dir: logs, expect files, diffs).
+# FAULTS_SEED (random timings; printed), FAULTS_KILLS (kills in kill9 and identity_kill9),
+# FAULTS_RATE (messages/s of the background producer), FAULTS_ID_RULES (the identity cases' rule
+# file, journey model), FAULTS_IDENTITY=1 (every case on a SPEC §3.1 stream with those rules),
+# KEEP=1 (keep the work dir: logs, expect files, diffs).
 # Output: "PASS name" / "FAIL name: why" per case, a table, "faults: N passed, N failed", and as
 # the last line one JSON object (totals and per case). Exit 0 only if every case passed.
 set -uo pipefail
@@ -23,10 +27,10 @@ cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 B=${BUILD:-build}
 PROFILE=${FAULTS_PROFILE:-full}
-ALL_CASES="baseline kill9 members zombie broker_restart redis_aof_restart redis_empty redis_empty_fail"
+ALL_CASES="baseline kill9 members zombie broker_restart redis_aof_restart redis_empty redis_empty_fail identity_kill9 identity_members"
 case $PROFILE in
-  full) KILLS=${FAULTS_KILLS:-20}; K9_EVENTS=600000; EVENTS=240000; BROKER_FAULTS=2; AOF_FAULTS=3 ;;
-  ci) KILLS=${FAULTS_KILLS:-5}; K9_EVENTS=150000; EVENTS=160000; BROKER_FAULTS=1; AOF_FAULTS=2 ;;
+  full) KILLS=${FAULTS_KILLS:-20}; K9_EVENTS=600000; ID_K9_EVENTS=600000; EVENTS=240000; BROKER_FAULTS=2; AOF_FAULTS=3 ;;
+  ci) KILLS=${FAULTS_KILLS:-5}; K9_EVENTS=150000; ID_K9_EVENTS=150000; EVENTS=160000; BROKER_FAULTS=1; AOF_FAULTS=2 ;;
   *) echo "FAULTS_PROFILE must be full or ci, not '$PROFILE'" >&2; echo "faults: 0 passed, 1 failed"; exit 2 ;;
 esac
 for c in ${CASES:-}; do
@@ -39,7 +43,9 @@ TIME_SCALE=${FAULTS_TIME_SCALE:-60}  # event-time speed of the multi-instance ca
 RECOVERY_TIMEOUT=${FAULTS_RECOVERY_TIMEOUT:-60}   # s: a fault not recovered from by then fails the case
 FLUSH=100ms
 KPROPS=session.timeout.ms=6000,heartbeat.interval.ms=1000
-RULES=$ROOT/tests/data/model.yaml
+MODEL_RULES=$ROOT/tests/data/model.yaml
+ID_RULES=${FAULTS_ID_RULES:-$ROOT/tests/data/identity/model-identity.yaml}   # SPEC §3.1 identity: (docs/identity.md); journey model
+ID_LOGIN=0.5   # identity cases: the person of half the devices logs in at its 1st..5th event
 T_SUITE=${EPOCHREALTIME//[.,]/}
 
 if [ -z "${FAULTS_NO_BUILD:-}" ]; then
@@ -118,6 +124,11 @@ PASSED=0; FAILED=0
 case_begin() { # NAME
   CASE=$1; CDIR=$WORK/$1; mkdir -p "$CDIR"
   PREFIX=f_$1; TOPIC=f-$1; GROUP=g-$1; OKEY="$PREFIX:{model}:offsets"
+  RULES=$MODEL_RULES; GEN_EXTRA=()
+  # FAULTS_IDENTITY=1: every case on a §3.1 stream with the identity rules (a wider hunt than the
+  # two identity cases; not part of any profile)
+  if [ -n "${FAULTS_IDENTITY:-}" ]; then RULES=$ID_RULES; GEN_EXTRA=(--login "$ID_LOGIN"); fi
+  IKEY="$PREFIX:{model}:identity"
   SNAP=2s; NEVENTS=0; FAULTS=0; FAULT_KINDS=""; CHECKED=0; TT=""; INV=""
   : >"$CDIR/reasons"; : >"$CDIR/recovery"; : >"$CDIR/meta"
   T_CASE=$(now_ms)
@@ -139,6 +150,7 @@ gen_expect() { # N CUSTOMERS SEED [SPAN]: the stream of this case and what one d
   # must not move any watermark, through every fault
   LGARGS=(--topic "$TOPIC" --events "$1" --customers "$2" --seed "$3" --partitions 4 --skew 0.001)
   [ -z "${4:-}" ] || LGARGS+=(--span "$4")
+  LGARGS+=("${GEN_EXTRA[@]}")
   if ! lg "${LGARGS[@]}" --expect "$CDIR/expect.json" --expect-only >"$CDIR/expect.log" 2>&1; then
     fail "clickstage-loadgen --expect-only failed: $(tail -1 "$CDIR/expect.log")"; return 1
   fi
@@ -209,6 +221,9 @@ daemon_stop() { # PID ID: graceful stop (SIGTERM), must exit 0 within 60 s
 }
 last_log() { grep -v '^==== faults' "$CDIR/$1.log" | grep -E ' (error|fatal|warn) ' | tail -1 | cut -c1-200; }
 final_drain() { # [FLAGS...]: the ground truth's run, after every fault
+  # what the live instances left (for a look with KEEP=1): per partition its watermark, and ended_by
+  rcli HGETALL "$PREFIX:{model}:wm" 2>/dev/null | paste - - >"$CDIR/wm-before-drain"
+  rcli HGETALL "$PREFIX:{model}:ended_by" 2>/dev/null | paste - - >"$CDIR/ended_by-before-drain"
   dflags
   timeout 300 "$B/clickstage" "${DFLAGS[@]}" --drain --instance-id "$CASE-drain" "$@" \
     >"$CDIR/drain.log" 2>&1
@@ -236,7 +251,11 @@ check_counts() {
     local me mc
     me=$(sed -n 's/.*"messages_expected":\([0-9-]*\).*/\1/p' "$CDIR/check.json" | head -1)
     mc=$(sed -n 's/.*"messages_counted":\([0-9-]*\).*/\1/p' "$CDIR/check.json" | head -1)
-    fail "$MISMATCH field(s) differ from the ground truth (lost $LOST, double-counted $DOUBLE, messages counted $mc of $me; by hash: $(by_hash))"
+    # the drain's offsets sum to what the topic holds (a fresh topic, no control records): more
+    # than produced means the producer wrote duplicates, not that the daemon counted twice
+    local held
+    held=$(rcli HGETALL "$OKEY" 2>/dev/null | paste - - | awk '{ s += $2 } END { print s + 0 }')
+    fail "$MISMATCH field(s) differ from the ground truth (lost $LOST, double-counted $DOUBLE, messages counted $mc of $me, the topic holds $held; by hash: $(by_hash))"
     return 1
   fi
   [ "${TT:-0}" -gt 0 ] || { fail "no SPEC §4.1 field (time_to, transition_time, customer_time_to) in the comparison"; return 1; }
@@ -340,12 +359,15 @@ case_baseline() {
 # Redis past its value at the kill. A kill that lands before that counts as "during recovery";
 # the restart after such a kill is always allowed to recover (and measured) before the next kill.
 case_kill9() {
-  local k=0 during=0 prev_unrec=0 first=1 t0 dl pid
   SNAP=2s
   gen_expect "$K9_EVENTS" 20000 101 || return
+  kill9_run k9
+}
+kill9_run() { # ID: after gen_expect, the producer, the kills, the drain and the comparison
+  local id=$1 k=0 during=0 prev_unrec=0 first=1 t0 dl pid
   producer_start "$RATE" $((RATE * 2))
   : >"$CDIR/at-kill"
-  daemon_start k9 --group-instance-id k9; pid=$DPID; t0=$(now_ms)
+  daemon_start "$id" --group-instance-id "$id"; pid=$DPID; t0=$(now_ms)
   while [ "$k" -lt "$KILLS" ]; do
     rand 500 4000; dl=$((t0 + R))
     if poll_advanced "$CDIR/at-kill" "$t0" "$dl"; then
@@ -355,7 +377,7 @@ case_kill9() {
     elif [ "$prev_unrec" = 1 ] || [ "$first" = 1 ]; then
       # two kills in a row before any progress would prove nothing: wait for it, then kill soon
       if ! poll_advanced "$CDIR/at-kill" "$t0" $((t0 + RECOVERY_TIMEOUT * 1000)); then
-        fail "no progress within ${RECOVERY_TIMEOUT} s after $([ "$first" = 1 ] && echo "the start" || echo "restart $k"): $(last_log k9)"
+        fail "no progress within ${RECOVERY_TIMEOUT} s after $([ "$first" = 1 ] && echo "the start" || echo "restart $k"): $(last_log "$id")"
         break
       fi
       [ "$first" = 1 ] || recovered "$REC" "restart $k"
@@ -366,25 +388,27 @@ case_kill9() {
     fi
     first=0
     if ! alive "$pid"; then
-      reap "$pid"; fail "the daemon exited by itself (rc $RC) before kill $((k + 1)): $(last_log k9)"
+      reap "$pid"; fail "the daemon exited by itself (rc $RC) before kill $((k + 1)): $(last_log "$id")"
     else
       kill -KILL "$pid"; reap "$pid"
     fi
     k=$((k + 1)); fault "kill -9"
     sleep 0.1; offsets_save "$CDIR/at-kill"   # a transaction sent just before the kill is in
+    cp "$CDIR/at-kill" "$CDIR/at-kill.$k"
+    [ "$RULES" != "$ID_RULES" ] || rcli HGET "$IKEY" merged >"$CDIR/merged-at-kill.$k" 2>/dev/null
     echo "kill $k at +$(($(now_ms) - t0)) ms after the (re)start; offsets: $(paste -sd' ' "$CDIR/at-kill")" >>"$CDIR/kills.log"
-    daemon_start k9 --group-instance-id k9; pid=$DPID; t0=$(now_ms)
+    daemon_start "$id" --group-instance-id "$id"; pid=$DPID; t0=$(now_ms)
   done
   if poll_advanced "$CDIR/at-kill" "$t0" $((t0 + RECOVERY_TIMEOUT * 1000)); then
     recovered "$REC" "restart $k"
   else
-    fail "no progress within ${RECOVERY_TIMEOUT} s after the last restart: $(last_log k9)"
+    fail "no progress within ${RECOVERY_TIMEOUT} s after the last restart: $(last_log "$id")"
   fi
   meta kills_during_recovery "$during"
   say "   $k kills ($during during recovery)"
   producer_finish
-  daemon_stop "$pid" k9
-  final_drain --group-instance-id k9
+  daemon_stop "$pid" "$id"
+  final_drain --group-instance-id "$id"
   check_counts
 }
 
@@ -404,10 +428,13 @@ member_join() { # ID: starts it, waits for its first partitions
   member_change "$1 joined"
 }
 case_members() {
-  local p1 p2 p3
   SNAP=30s   # a long interval: the kill -9 below makes the next owner replay up to 30 s
   NEVENTS_PLANNED=$EVENTS
   gen_expect "$EVENTS" 10000 102 "$(slow_span)" || return
+  members_run
+}
+members_run() { # after gen_expect: the producer, the member changes, the drain, the comparison
+  local p1 p2 p3
   producer_start "$RATE" $((RATE * 2))
   daemon_start m1; p1=$DPID
   wait_first_offsets
@@ -677,6 +704,99 @@ case_redis_empty_fail() {
   check_counts
 }
 
+# ---- 7. identity_kill9 / identity_members ------------------------------------------------------
+# SPEC §3.1 (docs/identity.md): the same faults on an anonymous-then-known stream — messages
+# keyed by device, the person of half the devices logging in at the device's 1st..5th event, a
+# fifth of the odd devices a second device of the person before it, 5 % of the logged-in
+# devices shared (conflicts) — with tests/data/identity/model-identity.yaml (journey model). The
+# expect file is §3.1's ground truth (the reference model), so the drain is compared on every
+# §4 hash and on the identity hash (merged, conflicts). Besides the counts, identity_window
+# shows the faults hit the window the feature is about: the stream is generated again (--dump)
+# and, per device, the offsets of its first event and of its login (first event with userId)
+# are compared with the offsets in Redis at each kill (devices whose first event was counted
+# and whose login was not: pending at the kill) and with each "restored ... snapshot at offset S
+# ... up to offset O" log line (devices in the snapshot without an alias, their login counted by
+# the new owner: first < S, login >= O; rebuilt by the replay: S <= first < O <= login).
+case_identity_kill9() {
+  SNAP=2s; RULES=$ID_RULES; GEN_EXTRA=(--login "$ID_LOGIN")
+  gen_expect "$ID_K9_EVENTS" 20000 108 || return
+  kill9_run ik9
+  identity_window kill9
+}
+case_identity_members() {
+  SNAP=30s; RULES=$ID_RULES; GEN_EXTRA=(--login "$ID_LOGIN")
+  NEVENTS_PLANNED=$EVENTS
+  gen_expect "$EVENTS" 10000 109 "$(slow_span)" || return
+  members_run
+  identity_window members
+}
+identity_window() { # KIND (kill9|members), after check_counts
+  local m c out
+  m=$(rcli HGET "$IKEY" merged 2>/dev/null); c=$(rcli HGET "$IKEY" conflicts 2>/dev/null)
+  meta identity_merged "${m:-0}"; meta identity_conflicts "${c:-0}"
+  if [ "${m:-0}" -le 0 ] || [ "${c:-0}" -le 0 ]; then
+    fail "identity hash merged=${m:-none} conflicts=${c:-none}: the §3.1 comparison had nothing to compare"
+  fi
+  if ! lg "${LGARGS[@]}" --dump "$CDIR/stream.tsv" >"$CDIR/dump.log" 2>&1; then
+    fail "clickstage-loadgen --dump failed: $(tail -1 "$CDIR/dump.log")"; return 1
+  fi
+  out=$(python3 - "$CDIR" "$TOPIC" <<'PY'
+import glob, os, re, sys
+cdir, topic = sys.argv[1], sys.argv[2]
+nxt, first, login = {}, {}, {}
+for line in open(os.path.join(cdir, "stream.tsv")):
+    p, _, key, kind, payload = line.split("\t", 4)
+    p = int(p); o = nxt.get(p, 0); nxt[p] = o + 1   # a fresh topic: offsets 0, 1, ... per partition
+    if kind != "ok": continue
+    if key not in first: first[key] = (p, o)
+    if key not in login and '"userId"' in payload: login[key] = o
+devs = [(first[k][0], first[k][1], login[k]) for k in login]   # devices that log in
+def offsets(f):
+    r = {}
+    for l in open(f):
+        a = l.split()
+        if len(a) == 2 and a[0].startswith(topic + "/"): r[int(a[0].rsplit("/", 1)[1])] = int(a[1])
+    return r
+kills = sorted(glob.glob(os.path.join(cdir, "at-kill.*")), key=lambda f: int(f.rsplit(".", 1)[1]))
+pend = []
+for f in kills:
+    o = offsets(f)
+    pend.append(sum(1 for p, fo, lo in devs if p in o and fo < o[p] <= lo))
+rx = re.compile(r"(\S+)\[(\d+)\]: restored \d+ sessions and \d+ customers from a \d+-byte snapshot "
+                r"at offset (\d+) in \d+ ms; re-reading \d+ message\(s\) up to offset (\d+)")
+restores = with_pend = in_snap = in_replay = 0
+for f in glob.glob(os.path.join(cdir, "*.log")):
+    if os.path.basename(f) == "drain.log": continue
+    for l in open(f, errors="replace"):
+        m = rx.search(l)
+        if not m or m.group(1) != topic: continue
+        p, S, O = int(m.group(2)), int(m.group(3)), int(m.group(4))
+        a = sum(1 for q, fo, lo in devs if q == p and fo < S and lo >= O)
+        b = sum(1 for q, fo, lo in devs if q == p and S <= fo < O <= lo)
+        restores += 1; in_snap += a; in_replay += b; with_pend += a > 0
+merged = []
+for k in range(1, len(kills) + 1):
+    try: merged.append(int(open(os.path.join(cdir, "merged-at-kill.%d" % k)).read().strip() or 0))
+    except (OSError, ValueError): pass
+grew = sum(1 for i in range(len(merged) - 1) if merged[i + 1] > merged[i])
+print(len(devs), ",".join(map(str, pend)) or "-", sum(pend), restores, with_pend, in_snap, in_replay, grew)
+PY
+  ) || { fail "the identity window analysis failed"; rm -f "$CDIR/stream.tsv"; return 1; }
+  [ -n "${KEEP:-}" ] || rm -f "$CDIR/stream.tsv"
+  local ndev pk pks nrest rwp isnap irep grew
+  read -r ndev pk pks nrest rwp isnap irep grew <<<"$out"
+  meta id_login_devices "$ndev"; meta id_restores "$nrest"; meta id_restores_with_pending "$rwp"
+  meta id_pending_in_snapshots "$isnap"; meta id_pending_in_replays "$irep"
+  say "   identity: merged $m, conflicts $c; $ndev devices log in; $nrest restores from snapshots, $rwp with devices pending their login ($isnap in the snapshots, $irep rebuilt by the replay)"
+  if [ "$1" = kill9 ]; then
+    meta id_pending_at_kills "$pk"; meta id_restarts_with_merges "$grew"
+    say "   identity: devices between their first event and their login at each kill: $pk; restarts that counted merges before the next kill: $grew"
+    [ "$pks" -gt 0 ] || fail "no kill landed between a device's first event and its login (pending per kill: $pk)"
+  fi
+  [ "$nrest" -gt 0 ] || fail "no partition was restored from a snapshot"
+  [ "$rwp" -gt 0 ] || fail "no restored snapshot held a device still waiting for its login ($nrest restores)"
+}
+
 # ---- run ---------------------------------------------------------------------------------------
 for c in $ALL_CASES; do
   want "$c" || continue
@@ -716,8 +836,12 @@ for n in names:
          "recovery_ms": {"n": len(rec), "median": int(statistics.median(rec)) if rec else None,
                          "max": max(rec) if rec else None, "all": rec},
          "seconds": num("seconds"), "reasons": [r for r in rd(n, "reasons").splitlines() if r]}
-    for k in ("kills_during_recovery", "aof_cut_bytes", "offsets_rolled_back"):
+    for k in ("kills_during_recovery", "aof_cut_bytes", "offsets_rolled_back", "identity_merged",
+              "identity_conflicts", "id_login_devices", "id_restores", "id_restores_with_pending",
+              "id_pending_in_snapshots", "id_pending_in_replays", "id_restarts_with_merges"):
         if k in m: c[k] = int(m[k])
+    if m.get("id_pending_at_kills", "-") != "-":
+        c["id_pending_at_kills"] = [int(x) for x in m["id_pending_at_kills"].split(",")]
     for k in ("fenced_line", "lost_line"):
         if k in m: c[k] = m[k]
     cases[n] = c
