@@ -648,19 +648,20 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
         }
         if (i >= 1 && i - 1 < n && w->fl[(i - 1) % PIPE].ok) {
             const inflight *f = &w->fl[(i - 1) % PIPE];
-            cs_pstate_prefetch_customer(st, f->h);
-            if (__builtin_expect(f->ev.idf != 0, 0)) {
-                if (f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON))
+            if (__builtin_expect(f->ev.idf == CS_ID_DEVICE, 0)) {
+                cs_pstate_prefetch_customer_dev(st, f->h, f->h2); /* SPEC 3.1, and its alias */
+            } else {
+                cs_pstate_prefetch_customer(st, f->h);
+                if (__builtin_expect(f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON), 0))
                     cs_pstate_prefetch_customer(st, f->ph);
-                else if (f->ev.idf == CS_ID_DEVICE)
-                    cs_pstate_prefetch_alias_person(st, f->h, f->h2, 0);
             }
         }
         if (i >= 2 && i - 2 < n && w->fl[(i - 2) % PIPE].ok) {
             const inflight *f = &w->fl[(i - 2) % PIPE];
-            cs_pstate_prefetch_session(st, f->h, f->h2);
             if (__builtin_expect(f->ev.idf == CS_ID_DEVICE, 0))
-                cs_pstate_prefetch_alias_person(st, f->h, f->h2, 1);
+                cs_pstate_prefetch_session_dev(st, f->h, f->h2);
+            else
+                cs_pstate_prefetch_session(st, f->h, f->h2);
         }
         if (i >= PIPE - 1) {
             inflight *f = &w->fl[(i - (PIPE - 1)) % PIPE];

@@ -755,19 +755,35 @@ void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h)
         __builtin_prefetch(&p->al[al_home(p, h)]);
 }
 
-void cs_pstate_prefetch_alias_person(const cs_pstate *p, uint64_t h, uint32_t h2, int entry)
+/* The alias of the entry in h's home index slot (h's own entry but on a collision: a hint), or
+ * -1: none, and then no alias probe at all. */
+static inline long al_hint(const cs_pstate *p, uint32_t ci, uint64_t h, uint32_t h2)
 {
-    /* the entry in h's home slot is h's own but on a collision; its bit is a hint only */
-    uint32_t ci = p->idx[idx_home(p, h)];
-    if (ci == NIL || !alb_get(p, ci))
+    return ci != NIL && alb_get(p, ci) ? al_find(p, h, h2, NULL) : -1;
+}
+
+void cs_pstate_prefetch_customer_dev(const cs_pstate *p, uint64_t h, uint32_t h2)
+{
+    uint32_t c = p->idx[idx_home(p, h)];
+    if (c == NIL)
         return;
-    long a = al_find(p, h, h2, NULL);
-    if (a < 0)
-        return;
-    if (entry)
-        cs_pstate_prefetch_customer(p, p->al[a].ph);
-    else
+    __builtin_prefetch(pool_at(&p->cp, c));
+    long a = al_hint(p, c, h, h2);
+    if (a >= 0)
         cs_pstate_prefetch_index(p, p->al[a].ph);
+}
+
+void cs_pstate_prefetch_session_dev(const cs_pstate *p, uint64_t h, uint32_t h2)
+{
+    uint32_t c = p->idx[idx_home(p, h)];
+    if (c == NIL)
+        return;
+    const cs_cust *cu = CUST(p, c);
+    if (cu->h == h && cu->sess != NIL)
+        __builtin_prefetch(pool_at(&p->sp, cu->sess));
+    long a = al_hint(p, c, h, h2);
+    if (a >= 0)
+        cs_pstate_prefetch_customer(p, p->al[a].ph);
 }
 
 int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint64_t h,

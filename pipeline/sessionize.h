@@ -72,11 +72,13 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
 void cs_pstate_prefetch_index(const cs_pstate *p, uint64_t h);
 void cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h);
 void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2);
-/* SPEC 3.1 (identity) hints of the same kind: the alias slot of device h; then (once h's index
- * slot is in cache) the index slot (entry 0) or the entry (entry 1) of the person it aliases, if
- * the entry in h's index slot has an alias (no alias probe at all otherwise). */
+/* SPEC 3.1 (identity) hints of the same kind: the alias slot of device h (for an event with
+ * both ids); for an event with a device alone, prefetch_customer and prefetch_session that also
+ * prefetch, when the entry in h's index slot has an alias (else no alias probe at all), the
+ * index slot, then the entry, of the person it aliases. */
 void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h);
-void cs_pstate_prefetch_alias_person(const cs_pstate *p, uint64_t h, uint32_t h2, int entry);
+void cs_pstate_prefetch_customer_dev(const cs_pstate *p, uint64_t h, uint32_t h2);
+void cs_pstate_prefetch_session_dev(const cs_pstate *p, uint64_t h, uint32_t h2);
 
 /* Highest event time seen on this partition (INT64_MIN if none): the caller derives the
  * partition watermark (max - lateness) from it. */
