@@ -1075,7 +1075,8 @@ void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st)
                          p->cp.cap_chunks * sizeof(char *) + (p->cw.mask + 1) * sizeof(uint32_t) +
                          (size_t)(p->idx_mask + 1) * sizeof(uint32_t) + sizeof *p;
     st->aliases = p->al_n;
-    st->alias_bytes = p->al ? (size_t)(p->al_mask + 1) * sizeof(alias_ent) : 0;
+    st->alias_bytes = (p->al ? (size_t)(p->al_mask + 1) * sizeof(alias_ent) : 0) +
+                      (size_t)p->alb_words * sizeof(uint64_t);
 }
 
 /* ---- snapshot support (see sessionize.h; used by pipeline/snapshot.c) -------------------- */

@@ -95,7 +95,7 @@ typedef struct cs_pstate_stats {
     size_t session_bytes;  /* session pool (incl. unused slack) + session wheel */
     size_t customer_bytes; /* customer pool + index + customer wheel */
     uint64_t aliases;      /* SPEC §3.1: aliases held */
-    size_t alias_bytes;    /* the alias table */
+    size_t alias_bytes;    /* the alias table and the key entries' alias bits */
 } cs_pstate_stats;
 void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st);
 
