@@ -113,7 +113,7 @@ typedef struct cs_worker_stats {
     uint64_t sessions_open, customers;
     size_t session_bytes, customer_bytes;
     uint64_t aliases;   /* SPEC 3.1 identity: device -> person aliases held */
-    size_t alias_bytes; /* and their table */
+    size_t alias_bytes; /* and their table (with the key entries' alias bits) */
 } cs_worker_stats;
 void cs_worker_stats_get(cs_worker *w, cs_worker_stats *st);
 

@@ -50,6 +50,8 @@
 #define ROOT 0u
 /* Internal limits (documented in docs/decoder.md). */
 #define MAX_NODES 4096     /* trie nodes (distinct path prefixes) in one plan */
+#define PERFECT_MAX_NODES 128 /* trie_build looks for a perfect key table up to this many nodes */
+#define PERFECT_TRIES 256     /* multipliers tried per table size */
 #define MAX_DEPTH_CAP 1024 /* max_depth is clamped to 1..MAX_DEPTH_CAP */
 #define PAD 64             /* NUL bytes after the copied message (>= 16 + 12) */
 #define MAX_HITS (CS_MAX_FIELDS * CS_MAX_PATHS) /* one hit per path at most */
@@ -99,6 +101,8 @@ struct cs_decode_plan {
     hslot *hash;
     uint32_t hmask;
     uint32_t hshift;       /* 64 - log2(table size) */
+    uint32_t hperfect;     /* 1: every node is in its home slot (a key not there is absent) */
+    uint64_t hmul;         /* khash's multiplier, picked by trie_build (odd) */
     int time_unit;         /* CS_TU_*: unit of a numeric time */
     int tsv;               /* 1: messages are Snowplow enriched TSV; paths name columns */
     const cs_format *fmt;  /* the preset the standard fields came from (segment by default) */
@@ -329,11 +333,13 @@ static inline uint64_t psalt(uint32_t parent)
 
 /* Hash of (parent, key). lo/hi: the key's first 16 bytes, zero padded past its end (which
  * identifies keys of up to 16 bytes, as keys looked up this way never contain a NUL); longer
- * keys add their length. The table index is the top bits of the product. */
-static inline uint64_t khash(uint64_t salt, uint64_t lo, uint64_t hi, size_t len)
+ * keys add their length. The table index is the top bits of the product; the multiplier is the
+ * plan's (trie_build tries a few for a table where every node sits in its home slot). */
+#define KHASH_MUL0 0xD6E8FEB86659FD93u
+static inline uint64_t khash(uint64_t mul, uint64_t salt, uint64_t lo, uint64_t hi, size_t len)
 {
     uint64_t lterm = len > 16 ? (uint64_t)len : 0;
-    return ((lo ^ ((hi << 29) | (hi >> 35)) ^ lterm) + salt) * 0xD6E8FEB86659FD93u;
+    return ((lo ^ ((hi << 29) | (hi >> 35)) ^ lterm) + salt) * mul;
 }
 
 static inline void key16(const uint8_t *k, size_t len, uint8_t out[16])
@@ -350,7 +356,7 @@ static uint32_t trie_lookup(const cs_decode_plan *pl, uint32_t parent, const uin
     uint8_t kb[16];
     key16(k, len, kb);
     const uint64_t salt = psalt(parent);
-    uint32_t i = (uint32_t)(khash(salt, rd64(kb), rd64(kb + 8), len) >> pl->hshift);
+    uint32_t i = (uint32_t)(khash(pl->hmul, salt, rd64(kb), rd64(kb + 8), len) >> pl->hshift);
     for (;;) {
         const hslot *s = &pl->hash[i];
         if (s->child == NONE)
@@ -358,27 +364,32 @@ static uint32_t trie_lookup(const cs_decode_plan *pl, uint32_t parent, const uin
         if (s->salt == salt && s->len == len && memcmp(s->key, kb, 16) == 0 &&
             (len <= 16 || memcmp(s->seg, k, len) == 0))
             return s->child;
+        if (pl->hperfect)
+            return NONE;
         i = (i + 1) & pl->hmask;
     }
 }
 
 #ifdef __SSE2__
 /* Look-up of a raw key of 1..16 bytes whose bytes, zero padded, are in `xk`. An empty slot's
- * key is all zero, which never equals a non-empty key, so a hit needs no emptiness test. */
+ * key is all zero, which never equals a non-empty key, so a hit needs no emptiness test. With a
+ * perfect table (hperfect) the home slot decides: one slot per key, no probe loop to mispredict
+ * on the keys of a message that no path names. */
 static inline uint32_t trie_lookup_short(const hslot *tab, uint32_t hmask, uint32_t hshift,
-                                         uint32_t parent, __m128i xk, uint32_t len)
+                                         uint64_t hmul, uint32_t hperfect, uint32_t parent,
+                                         __m128i xk, uint32_t len)
 {
     const uint64_t lo = (uint64_t)_mm_cvtsi128_si64(xk);
     const uint64_t hi = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(xk, xk));
     const uint64_t salt = psalt(parent);
-    uint32_t i = (uint32_t)(khash(salt, lo, hi, 0) >> hshift);
+    uint32_t i = (uint32_t)(khash(hmul, salt, lo, hi, 0) >> hshift);
     for (;;) {
         const hslot *s = &tab[i];
         if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_load_si128((const __m128i *)(const void *)s->key),
                                              xk)) == 0xFFFF &&
             s->salt == salt && s->len == len)
             return s->child;
-        if (s->child == NONE)
+        if (hperfect || s->child == NONE)
             return NONE;
         i = (i + 1) & hmask;
     }
@@ -534,11 +545,43 @@ static int trie_build(cs_decode_plan *p, char *errstr, size_t errlen)
             n->ntargets++;
         }
     }
-    /* hash of all non-root nodes: a power of two >= 2 * nodes, at least 32 slots */
+    /* hash of all non-root nodes: a power of two >= 2 * nodes, at least 32 slots; linear
+     * probing with KHASH_MUL0, unless a multiplier is found (a few tried, at this size and at
+     * twice it) that puts every node in a slot of its own: then a look-up reads one slot */
     uint32_t hsize = 32, hbits = 5;
     while (hsize < 2 * nn) {
         hsize <<= 1;
         hbits++;
+    }
+    uint64_t hmul = KHASH_MUL0;
+    uint32_t hperfect = 0;
+    if (nn <= PERFECT_MAX_NODES) {
+        uint64_t used[2 * (2 * PERFECT_MAX_NODES / 64 + 1)];
+        for (uint32_t grow = 0; grow < 2 && !hperfect; grow++) {
+            const uint32_t sz = hsize << grow, bits = hbits + grow;
+            for (uint32_t k = 0; k < PERFECT_TRIES && !hperfect; k++) {
+                const uint64_t mul = KHASH_MUL0 + 2 * (uint64_t)k * 0x9E3779B97F4A7C15u;
+                memset(used, 0, sizeof used);
+                uint32_t c = 1;
+                for (; c < nn; c++) {
+                    uint8_t kb[16];
+                    key16((const uint8_t *)nodes[c].seg, nodes[c].seg_len, kb);
+                    uint32_t i = (uint32_t)(khash(mul, psalt(nodes[c].parent), rd64(kb),
+                                                  rd64(kb + 8), nodes[c].seg_len) >>
+                                            (64 - bits)) &
+                                 (sz - 1);
+                    if (used[i >> 6] >> (i & 63) & 1)
+                        break;
+                    used[i >> 6] |= (uint64_t)1 << (i & 63);
+                }
+                if (c == nn) {
+                    hperfect = 1;
+                    hmul = mul;
+                    hsize = sz;
+                    hbits = bits;
+                }
+            }
+        }
     }
     hash = aligned_alloc(16, (size_t)hsize * sizeof *hash);
     if (!hash) {
@@ -552,7 +595,7 @@ static int trie_build(cs_decode_plan *p, char *errstr, size_t errlen)
         const tnode *n = &nodes[c];
         uint8_t kb[16];
         key16((const uint8_t *)n->seg, n->seg_len, kb);
-        uint64_t h = khash(psalt(n->parent), rd64(kb), rd64(kb + 8), n->seg_len);
+        uint64_t h = khash(hmul, psalt(n->parent), rd64(kb), rd64(kb + 8), n->seg_len);
         uint32_t i = (uint32_t)(h >> (64 - hbits)) & (hsize - 1);
         while (hash[i].child != NONE)
             i = (i + 1) & (hsize - 1);
@@ -573,6 +616,8 @@ static int trie_build(cs_decode_plan *p, char *errstr, size_t errlen)
     p->hash = hash;
     p->hmask = hsize - 1;
     p->hshift = 64 - hbits;
+    p->hmul = hmul;
+    p->hperfect = hperfect;
     return 0;
 fail:
     free(nodes);
@@ -928,7 +973,7 @@ static inline int field_accepts(const cs_decode_plan *pl, unsigned f, unsigned v
 }
 
 /* SPEC §3.1: the ids of an event under identity (decode.h, "With identity"). */
-static NOINLINE void identity_ids(const cs_decode_plan *pl, cs_decoded *out)
+static ALWAYS_INLINE void identity_ids(const cs_decode_plan *pl, cs_decoded *out)
 {
     cs_sv *d = &out->f[CS_F_CUSTOMER], *p = &out->f[pl->person_field];
     if (p->len && d->len && p->len == d->len && memcmp(p->p, d->p, d->len) == 0)
@@ -1274,7 +1319,8 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
     const tnode *const nodes = pl->nodes;
 #ifdef __SSE2__
     const hslot *const htab = pl->hash;
-    const uint32_t hmask = pl->hmask, hshift = pl->hshift;
+    const uint32_t hmask = pl->hmask, hshift = pl->hshift, hperfect = pl->hperfect;
+    const uint64_t hmul = pl->hmul;
 #endif
     hit *const hits = d->hits;
     unsigned nh = 0;
@@ -1457,7 +1503,7 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
     if (LIKELY(s[n] == '"')) {
         q = s + n;
         if (cur != STK_NONE && n)
-            child = trie_lookup_short(htab, hmask, hshift, cur,
+            child = trie_lookup_short(htab, hmask, hshift, hmul, hperfect, cur,
                                       _mm_and_si128(x, load16(ones_zeros + 16 - n)), n);
     } else
 #endif

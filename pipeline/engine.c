@@ -63,7 +63,8 @@ typedef struct inflight {
     uint64_t h;
     uint32_t h2;
     int ok;
-    uint64_t ph; /* SPEC 3.1: the person's hash when the event has both ids (prefetch only) */
+    uint64_t ph; /* SPEC 3.1: the person's hash when the event has both ids */
+    uint32_t ph2;
 } inflight;
 
 struct cs_worker {
@@ -634,38 +635,38 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
                 cs_customer_hash(f->ev.f[CS_F_CUSTOMER].p, f->ev.f[CS_F_CUSTOMER].len, &f->h,
                                  &f->h2);
                 cs_pstate_prefetch_index(st, f->h);
-                if (__builtin_expect(f->ev.idf != 0, 0)) {
-                    /* SPEC 3.1: the alias slot; the person's index slot (hash computed here for
-                     * the prefetch only; sessionize hashes it again) */
+                if (__builtin_expect(f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON), 0)) {
+                    /* SPEC 3.1: the person's hash (once, for the prefetch and the sessionizer)
+                     * and index slot; the alias slot, which the sessionizer reads when the
+                     * device has an alias or gets one now. A device alone probes the alias
+                     * table only when its entry has an alias (one stage later). */
+                    cs_customer_hash(f->ev.f[pf].p, f->ev.f[pf].len, &f->ph, &f->ph2);
+                    cs_pstate_prefetch_index(st, f->ph);
                     cs_pstate_prefetch_alias(st, f->h);
-                    if (f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON)) {
-                        uint32_t ph2;
-                        cs_customer_hash(f->ev.f[pf].p, f->ev.f[pf].len, &f->ph, &ph2);
-                        cs_pstate_prefetch_index(st, f->ph);
-                    }
                 }
             }
         }
         if (i >= 1 && i - 1 < n && w->fl[(i - 1) % PIPE].ok) {
             const inflight *f = &w->fl[(i - 1) % PIPE];
-            cs_pstate_prefetch_customer(st, f->h);
-            if (__builtin_expect(f->ev.idf != 0, 0)) {
-                if (f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON))
+            if (__builtin_expect(f->ev.idf == CS_ID_DEVICE, 0)) {
+                cs_pstate_prefetch_customer_dev(st, f->h, f->h2); /* SPEC 3.1, and its alias */
+            } else {
+                cs_pstate_prefetch_customer(st, f->h);
+                if (__builtin_expect(f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON), 0))
                     cs_pstate_prefetch_customer(st, f->ph);
-                else if (f->ev.idf == CS_ID_DEVICE)
-                    cs_pstate_prefetch_alias_person(st, f->h, f->h2, 0);
             }
         }
         if (i >= 2 && i - 2 < n && w->fl[(i - 2) % PIPE].ok) {
             const inflight *f = &w->fl[(i - 2) % PIPE];
-            cs_pstate_prefetch_session(st, f->h, f->h2);
             if (__builtin_expect(f->ev.idf == CS_ID_DEVICE, 0))
-                cs_pstate_prefetch_alias_person(st, f->h, f->h2, 1);
+                cs_pstate_prefetch_session_dev(st, f->h, f->h2);
+            else
+                cs_pstate_prefetch_session(st, f->h, f->h2);
         }
         if (i >= PIPE - 1) {
             inflight *f = &w->fl[(i - (PIPE - 1)) % PIPE];
             if (f->ok) {
-                int r = cs_sessionize_hashed(st, &w->ctx, &f->ev, f->h, f->h2);
+                int r = cs_sessionize_hashed(st, &w->ctx, &f->ev, f->h, f->h2, f->ph, f->ph2);
                 late += r == CS_EV_LATE;
                 if (r == CS_EV_NEW_CUSTOMER && !replay)
                     note_new_customer(w, p, f->h);

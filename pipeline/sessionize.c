@@ -161,6 +161,11 @@ struct cs_pstate {
      * the device past customer_ttl. */
     struct alias_ent *al;
     uint32_t al_mask, al_n;
+    /* One bit per key entry (by its pool index): set exactly when the entry's key has an alias,
+     * so an event of a device without one (the common case) never probes the alias table.
+     * Words past alb_words are 0; grown with the entries that get an alias, never shrunk. */
+    uint64_t *alb;
+    uint32_t alb_words;
 };
 
 /* 24 bytes: device (h, h2) -> person (h, h2). used = 0: empty slot. */
@@ -400,6 +405,41 @@ static int al_put(cs_pstate *p, uint64_t dh, uint32_t dh2, uint64_t ph, uint32_t
     return 0;
 }
 
+/* Does key entry ci have an alias (the bit above)? */
+static inline int alb_get(const cs_pstate *p, uint32_t ci)
+{
+    uint32_t w = ci >> 6;
+    return w < p->alb_words && ((p->alb[w] >> (ci & 63)) & 1);
+}
+
+/* Room for entry ci's bit: 0, or -1 out of memory. */
+static int alb_reserve(cs_pstate *p, uint32_t ci)
+{
+    uint32_t w = ci >> 6;
+    if (w < p->alb_words)
+        return 0;
+    uint32_t nw = p->alb_words ? p->alb_words : 64;
+    while (nw <= w)
+        nw = nw > UINT32_MAX / 2 ? w + 1 : nw * 2;
+    uint64_t *n = realloc(p->alb, (size_t)nw * sizeof *n);
+    if (!n)
+        return -1;
+    memset(n + p->alb_words, 0, (size_t)(nw - p->alb_words) * sizeof *n);
+    p->alb = n;
+    p->alb_words = nw;
+    return 0;
+}
+
+/* Sets or clears entry ci's bit (set: alb_reserve(ci) has succeeded). */
+static inline void alb_put(cs_pstate *p, uint32_t ci, int on)
+{
+    uint32_t w = ci >> 6;
+    if (on)
+        p->alb[w] |= (uint64_t)1 << (ci & 63);
+    else if (w < p->alb_words)
+        p->alb[w] &= ~((uint64_t)1 << (ci & 63));
+}
+
 static void al_del(cs_pstate *p, uint64_t dh, uint32_t dh2)
 {
     long f = al_find(p, dh, dh2, NULL);
@@ -457,6 +497,7 @@ void cs_pstate_destroy(cs_pstate *p)
     free(p->cw.head);
     free(p->idx);
     free(p->al);
+    free(p->alb);
     free(p);
 }
 
@@ -523,10 +564,14 @@ static void count_start(cs_pstate *p, cs_sessctx *c, cs_sess *s)
 
 int cs_sessionize(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev)
 {
-    uint64_t h;
-    uint32_t h2;
+    uint64_t h, ph = 0;
+    uint32_t h2, ph2 = 0;
     cs_customer_hash(ev->f[CS_F_CUSTOMER].p, ev->f[CS_F_CUSTOMER].len, &h, &h2);
-    return cs_sessionize_hashed(p, c, ev, h, h2);
+    if (ev->idf == (CS_ID_DEVICE | CS_ID_PERSON)) {
+        const cs_sv *pv = &ev->f[cs_decode_plan_person_field(cs_rules_plan(c->rs))];
+        cs_customer_hash(pv->p, pv->len, &ph, &ph2);
+    }
+    return cs_sessionize_hashed(p, c, ev, h, h2, ph, ph2);
 }
 
 void cs_pstate_prefetch_index(const cs_pstate *p, uint64_t h)
@@ -657,9 +702,11 @@ static void journey_merge(cs_pstate *p, cs_sessctx *c, cs_cust *d, cs_cust *pj, 
 }
 
 /* Steps 1-4 of docs/identity.md for an event whose session key entry is *ku (NULL: none yet;
- * created here). *cj: the customer's entry, its journey touched. 0, or -1 out of memory. */
+ * created here), *kci its index. (ph, ph2): the person's hash when the event has both ids.
+ * *cj: the customer's entry, its journey touched. 0, or -1 out of memory. */
 static int identity_keys(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint64_t h,
-                         uint32_t h2, cs_cust **ku, uint32_t *kci, cs_cust **cj, int *created)
+                         uint32_t h2, uint64_t ph, uint32_t ph2, cs_cust **ku, uint32_t *kci,
+                         cs_cust **cj, int *created)
 {
     const int64_t t = ev->ts_ms;
     cs_cust *cu = *ku;
@@ -670,35 +717,30 @@ static int identity_keys(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         *kci = ci;
         cu = *ku = CUST(p, ci);
         *created = CS_EV_NEW_CUSTOMER;
-    } else if ((ev->idf & CS_ID_DEVICE) && p->al_n && journey_over(p, c, cu, t)) {
+    } else if ((ev->idf & CS_ID_DEVICE) && alb_get(p, *kci) && journey_over(p, c, cu, t)) {
         al_del(p, h, h2); /* forgotten with its device: no event for customer_ttl */
+        alb_put(p, *kci, 0);
     }
     cs_cust *cust = cu;
+    const uint32_t ki = *kci;
     if (ev->idf & CS_ID_PERSON) {
         if (ev->idf & CS_ID_DEVICE) {
-            const cs_sv *pv = &ev->f[cs_decode_plan_person_field(cs_rules_plan(c->rs))];
-            uint64_t ph;
-            uint32_t ph2;
-            cs_customer_hash(pv->p, pv->len, &ph, &ph2);
-            long a = al_find(p, h, h2, NULL);
+            long a = alb_get(p, ki) ? al_find(p, h, h2, NULL) : -1;
             if (!(cust = key_get(p, ph, ph2, t)))
                 return -1;
             if (a < 0) { /* the login: alias(d) = p, d's journey merged into p's */
-                if (al_put(p, h, h2, ph, ph2) != 0)
+                if (alb_reserve(p, ki) != 0 || al_put(p, h, h2, ph, ph2) != 0)
                     return -1;
+                alb_put(p, ki, 1);
                 journey_merge(p, c, cu, cust, t);
             } else if (p->al[a].ph != ph || p->al[a].ph2 != (uint16_t)ph2) {
                 cs_agg_identity_conflict(c->agg); /* another person: the event's own */
             }
         } /* else the person alone is the session key: cu is its entry */
     } else {
-        long a = p->al_n ? al_find(p, h, h2, NULL) : -1;
-        if (a >= 0) {
-            uint64_t ph = p->al[a].ph;
-            uint32_t ph2 = p->al[a].ph2;
-            if (!(cust = key_get(p, ph, ph2, t)))
-                return -1;
-        }
+        long a = alb_get(p, ki) ? al_find(p, h, h2, NULL) : -1;
+        if (a >= 0 && !(cust = key_get(p, p->al[a].ph, p->al[a].ph2, t)))
+            return -1;
     }
     journey_touch(p, c, cust, t);
     if ((cu->sf & CUST_NOJ) && t > cu->last)
@@ -713,21 +755,39 @@ void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h)
         __builtin_prefetch(&p->al[al_home(p, h)]);
 }
 
-void cs_pstate_prefetch_alias_person(const cs_pstate *p, uint64_t h, uint32_t h2, int entry)
+/* The alias of the entry in h's home index slot (h's own entry but on a collision: a hint), or
+ * -1: none, and then no alias probe at all. */
+static inline long al_hint(const cs_pstate *p, uint32_t ci, uint64_t h, uint32_t h2)
 {
-    if (!p->al_n)
+    return ci != NIL && alb_get(p, ci) ? al_find(p, h, h2, NULL) : -1;
+}
+
+void cs_pstate_prefetch_customer_dev(const cs_pstate *p, uint64_t h, uint32_t h2)
+{
+    uint32_t c = p->idx[idx_home(p, h)];
+    if (c == NIL)
         return;
-    long a = al_find(p, h, h2, NULL);
-    if (a < 0)
-        return;
-    if (entry)
-        cs_pstate_prefetch_customer(p, p->al[a].ph);
-    else
+    __builtin_prefetch(pool_at(&p->cp, c));
+    long a = al_hint(p, c, h, h2);
+    if (a >= 0)
         cs_pstate_prefetch_index(p, p->al[a].ph);
 }
 
+void cs_pstate_prefetch_session_dev(const cs_pstate *p, uint64_t h, uint32_t h2)
+{
+    uint32_t c = p->idx[idx_home(p, h)];
+    if (c == NIL)
+        return;
+    const cs_cust *cu = CUST(p, c);
+    if (cu->h == h && cu->sess != NIL)
+        __builtin_prefetch(pool_at(&p->sp, cu->sess));
+    long a = al_hint(p, c, h, h2);
+    if (a >= 0)
+        cs_pstate_prefetch_customer(p, p->al[a].ph);
+}
+
 int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint64_t h,
-                         uint32_t h2)
+                         uint32_t h2, uint64_t ph, uint32_t ph2)
 {
     const int64_t t = ev->ts_ms;
     const int64_t gap = p->conf.gap_ms;
@@ -777,7 +837,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
 
     cs_cust *cj = cu; /* the customer's journey entry: the key's own, except under identity */
     if (__builtin_expect(ev->idf != 0, 0)) {
-        if (identity_keys(p, c, ev, h, h2, &cu, &ci, &cj, &created) != 0) {
+        if (identity_keys(p, c, ev, h, h2, ph, ph2, &cu, &ci, &cj, &created) != 0) {
             cs_agg_event_late(a); /* out of memory: cannot track the ids; counted */
             return CS_EV_LATE;
         }
@@ -928,8 +988,10 @@ static void cust_fire(cs_pstate *p, cs_sessctx *c, uint32_t ci)
     if (forget_at < c->W && cu->sess == NIL) {
         if (!(cu->sf & CUST_NOJ))
             cs_agg_customer_forget(c->agg, cust_stage(cu));
-        if (p->al_n) /* SPEC §3.1: an alias is forgotten with its device */
+        if (alb_get(p, ci)) { /* SPEC §3.1: an alias is forgotten with its device */
             al_del(p, cu->h, cu->h2);
+            alb_put(p, ci, 0);
+        }
         uint32_t slot;
         idx_find(p, cu->h, cu->h2, &slot);
         idx_delete(p, slot);
@@ -1013,7 +1075,8 @@ void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st)
                          p->cp.cap_chunks * sizeof(char *) + (p->cw.mask + 1) * sizeof(uint32_t) +
                          (size_t)(p->idx_mask + 1) * sizeof(uint32_t) + sizeof *p;
     st->aliases = p->al_n;
-    st->alias_bytes = p->al ? (size_t)(p->al_mask + 1) * sizeof(alias_ent) : 0;
+    st->alias_bytes = (p->al ? (size_t)(p->al_mask + 1) * sizeof(alias_ent) : 0) +
+                      (size_t)p->alb_words * sizeof(uint64_t);
 }
 
 /* ---- snapshot support (see sessionize.h; used by pipeline/snapshot.c) -------------------- */
@@ -1149,7 +1212,9 @@ int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
     if (e->has_alias && al_put(p, e->h, e->h2, e->a_h, e->a_h2) != 0)
         return -1;
     uint32_t ci = pool_alloc(&p->cp, offsetof(cs_cust, wnext));
-    if (ci == NIL) {
+    if (ci == NIL || (e->has_alias && alb_reserve(p, ci) != 0)) {
+        if (ci != NIL)
+            pool_free(&p->cp, ci, offsetof(cs_cust, wnext));
         if (e->has_alias)
             al_del(p, e->h, e->h2);
         return -1;
@@ -1164,6 +1229,8 @@ int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
             return -1;
         }
     }
+    if (e->has_alias)
+        alb_put(p, ci, 1);
     cs_cust *cu = CUST(p, ci);
     cu->h = e->h;
     cu->h2 = (uint16_t)e->h2;

@@ -59,9 +59,11 @@ enum cs_ev_result { CS_EV_COUNTED = 0, CS_EV_LATE = 1, CS_EV_NEW_CUSTOMER = 2 };
  * engine's unkeyed-producer detector looks at those), else CS_EV_COUNTED. */
 int cs_sessionize(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev);
 
-/* The same with the customer hash already computed (cs_customer_hash). */
+/* The same with the hashes already computed (cs_customer_hash): (h, h2) of the session key
+ * ev->f[CS_F_CUSTOMER]; (ph, ph2) of the person field when ev->idf has both ids (SPEC 3.1),
+ * ignored otherwise. */
 int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint64_t h,
-                         uint32_t h2);
+                         uint32_t h2, uint64_t ph, uint32_t ph2);
 
 /* Software prefetch, for a worker that looks a few events ahead: the index slot of a hash, then
  * (once that is in cache) the customer entry it points to, then that customer's open session.
@@ -70,10 +72,13 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
 void cs_pstate_prefetch_index(const cs_pstate *p, uint64_t h);
 void cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h);
 void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2);
-/* SPEC 3.1 (identity) hints of the same kind: the alias slot of device h; then (once that is
- * in cache) the index slot (entry 0) or the entry (entry 1) of the person it aliases, if any. */
+/* SPEC 3.1 (identity) hints of the same kind: the alias slot of device h (for an event with
+ * both ids); for an event with a device alone, prefetch_customer and prefetch_session that also
+ * prefetch, when the entry in h's index slot has an alias (else no alias probe at all), the
+ * index slot, then the entry, of the person it aliases. */
 void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h);
-void cs_pstate_prefetch_alias_person(const cs_pstate *p, uint64_t h, uint32_t h2, int entry);
+void cs_pstate_prefetch_customer_dev(const cs_pstate *p, uint64_t h, uint32_t h2);
+void cs_pstate_prefetch_session_dev(const cs_pstate *p, uint64_t h, uint32_t h2);
 
 /* Highest event time seen on this partition (INT64_MIN if none): the caller derives the
  * partition watermark (max - lateness) from it. */
@@ -90,7 +95,7 @@ typedef struct cs_pstate_stats {
     size_t session_bytes;  /* session pool (incl. unused slack) + session wheel */
     size_t customer_bytes; /* customer pool + index + customer wheel */
     uint64_t aliases;      /* SPEC §3.1: aliases held */
-    size_t alias_bytes;    /* the alias table */
+    size_t alias_bytes;    /* the alias table and the key entries' alias bits */
 } cs_pstate_stats;
 void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st);
 
