@@ -25,7 +25,9 @@
 # Every SOAK_SAMPLE seconds: main's RSS, open sessions, customers tracked, flush duration (mean
 # over the interval), tick cost (mean over the interval, clickstage_worker_tick_seconds_total /
 # clickstage_worker_ticks_total), partitions assigned so far, engine slots, Redis used_memory,
-# DBSIZE and the fields of the meta hash. Growth of each = mean (RSS, Redis memory, keys, sessions,
+# DBSIZE, the fields of the meta hash, and main's heap as malloc sees it (clickstage_heap_in_use_bytes:
+# glibc mallinfo2() uordblks + hblkhd, the live heap; clickstage_heap_free_bytes: free memory malloc
+# keeps in its arenas; clickstage_malloc_arenas), so RSS growth can be told from live-heap growth. Growth of each = mean (RSS, Redis memory, keys, sessions,
 # customers) or median (flush, tick: noisy) of the last quarter of the samples vs the first
 # quarter, over the samples after a warm-up of SOAK_WARMUP seconds.
 # At the end: joiners gone, the producer done, `main` stopped (SIGTERM), one `clickstage --drain`
@@ -200,7 +202,7 @@ say "main (pid $MAINPID, metrics on 127.0.0.1:$HTTP_PORT), joiners and producer 
 
 # ---- sampling ------------------------------------------------------------------------------------
 mval() { awk -v k="$1" '$1 == k { print $2; f = 1; exit } END { if (!f) print 0 }' "$WORK/m.txt"; }
-echo "t_s,rss_kb,sessions_open,customers,flush_sum_s,flush_count,tick_sum_s,ticks,assignments,slots,assigned_now,redis_used_memory,redis_keys,meta_fields,reloads_ok" >"$WORK/samples.csv"
+echo "t_s,rss_kb,sessions_open,customers,flush_sum_s,flush_count,tick_sum_s,ticks,assignments,slots,assigned_now,redis_used_memory,redis_keys,meta_fields,reloads_ok,heap_in_use,heap_free,malloc_arenas" >"$WORK/samples.csv"
 sample() {
   metrics >"$WORK/m.txt" 2>/dev/null || return 0
   local rss mem keys meta
@@ -208,7 +210,7 @@ sample() {
   mem=$(rcli INFO memory 2>/dev/null | tr -d '\r' | sed -n 's/^used_memory://p')
   keys=$(rcli DBSIZE 2>/dev/null)
   meta=$(rcli HLEN "$PREFIX:{model}:meta" 2>/dev/null)
-  echo "$((($(now_ms) - T0) / 1000)).$(printf '%03d' $((($(now_ms) - T0) % 1000))),${rss:-0},$(mval clickstage_sessions_open),$(mval clickstage_customers_tracked),$(mval clickstage_flush_duration_seconds_sum),$(mval clickstage_flush_duration_seconds_count),$(mval clickstage_worker_tick_seconds_total),$(mval clickstage_worker_ticks_total),$(mval clickstage_partitions_assigned_total),$(mval clickstage_partition_slots),$(mval clickstage_partitions_assigned),${mem:-0},${keys:-0},${meta:-0},$(awk '$1 ~ /^clickstage_rule_reloads_total\{result="ok"\}/ { print $2; f = 1 } END { if (!f) print 0 }' "$WORK/m.txt")" >>"$WORK/samples.csv"
+  echo "$((($(now_ms) - T0) / 1000)).$(printf '%03d' $((($(now_ms) - T0) % 1000))),${rss:-0},$(mval clickstage_sessions_open),$(mval clickstage_customers_tracked),$(mval clickstage_flush_duration_seconds_sum),$(mval clickstage_flush_duration_seconds_count),$(mval clickstage_worker_tick_seconds_total),$(mval clickstage_worker_ticks_total),$(mval clickstage_partitions_assigned_total),$(mval clickstage_partition_slots),$(mval clickstage_partitions_assigned),${mem:-0},${keys:-0},${meta:-0},$(awk '$1 ~ /^clickstage_rule_reloads_total\{result="ok"\}/ { print $2; f = 1 } END { if (!f) print 0 }' "$WORK/m.txt"),$(mval clickstage_heap_in_use_bytes),$(mval clickstage_heap_free_bytes),$(mval clickstage_malloc_arenas)" >>"$WORK/samples.csv"
 }
 NRELOAD=0; NEXT_RELOAD=$((T0 + RELOAD * 1000)); NEXT_SAMPLE=$T0; LAST_SAY=$T0
 while kill -0 "$PRODPID" 2>/dev/null; do
@@ -219,7 +221,7 @@ while kill -0 "$PRODPID" 2>/dev/null; do
     kill -HUP "$MAINPID"; NEXT_RELOAD=$((NEXT_RELOAD + RELOAD * 1000))
   fi
   if [ $((t - LAST_SAY)) -ge 30000 ]; then
-    LAST_SAY=$t; say "$(tail -1 "$WORK/samples.csv" | awk -F, '{ printf "t=%ss rss=%.1f MB sessions=%s customers=%s assignments=%s slots=%s redis_keys=%s", $1, $2 / 1024, $3, $4, $9, $10, $13 }'), cycles $(wc -l <"$WORK/cycles.log" 2>/dev/null || echo 0)"
+    LAST_SAY=$t; say "$(tail -1 "$WORK/samples.csv" | awk -F, '{ printf "t=%ss rss=%.1f MB heap=%.1f MB sessions=%s customers=%s assignments=%s slots=%s redis_keys=%s", $1, $2 / 1024, $16 / 1048576, $3, $4, $9, $10, $13 }'), cycles $(wc -l <"$WORK/cycles.log" 2>/dev/null || echo 0)"
   fi
   kill -0 "$MAINPID" 2>/dev/null || break
   sleep 0.2
@@ -271,7 +273,7 @@ MSGS=$(sed -n 's/.*"messages_counted":\([0-9-]*\).*/\1/p' "$WORK/check.json" 2>/
 awk -F, -v w="$WARMUP" -v e="$(((T_END - T0) / 1000))" 'NR == 1 { next }
   { if (n0++ && $6 > pc && $8 > pt) { fms = ($5 - ps) / ($6 - pc) * 1000; tus = ($7 - pts) / ($8 - pt) * 1e6 } else { fms = "-"; tus = "-" }
     ps = $5; pc = $6; pts = $7; pt = $8
-    if ($1 + 0 >= w && $1 + 0 <= e) print $1, $2, $3, $4, fms, tus, $12, $13 }' "$WORK/samples.csv" >"$WORK/steady.txt"
+    if ($1 + 0 >= w && $1 + 0 <= e) print $1, $2, $3, $4, fms, tus, $12, $13, $16 / 1024, $17 / 1024, $18 }' "$WORK/samples.csv" >"$WORK/steady.txt"
 # growth of column C (1-based in steady.txt) between the first and last quarter: mean or median
 growth() { # COL mean|median -> "first last pct"
   awk -v c="$1" -v how="$2" '
@@ -293,6 +295,9 @@ read -r FMS_F FMS_L FMS_G <<<"$(growth 5 median)"
 read -r TUS_F TUS_L TUS_G <<<"$(growth 6 median)"
 read -r RMEM_F RMEM_L RMEM_G <<<"$(growth 7 mean)"
 read -r KEYS_F KEYS_L KEYS_G <<<"$(growth 8 mean)"
+read -r HEAP_F HEAP_L HEAP_G <<<"$(growth 9 mean)"    # kB, like RSS
+read -r HFREE_F HFREE_L HFREE_G <<<"$(growth 10 mean)"
+ARENAS=$(awk -F, 'NR > 1 && $18 > m { m = $18 } END { print m + 0 }' "$WORK/samples.csv")
 NSAMPLES=$(wc -l <"$WORK/steady.txt")
 LASTROW=$(tail -1 "$WORK/samples.csv")
 ASSIGN=$(cut -d, -f9 <<<"$LASTROW"); SLOTS=$(cut -d, -f10 <<<"$LASTROW")
@@ -304,6 +309,7 @@ check "$([ "$CHK_RC" -eq 0 ] && [ "${DIFF:-1}" = 0 ] && echo 1 || echo 0)" exact
   "$COMPARED fields compared, $DIFF differ (lost $LOST, double-counted $DOUBLE), messages counted ${MSGS:-?} of $EVENTS; minute fields exact $MEXACT, below (expired) $MBELOW"
 check "$([ "${ASSIGN:-0}" -ge "$MIN_ASSIGN" ] && echo 1 || echo 0)" assignments "$ASSIGN partition assignments in main (>= $MIN_ASSIGN), $NCYCLES join/leave cycles, engine slots $SLOTS"
 check "$(le "$RSS_G" "$MAX_RSS")" rss "RSS $(awk -v a="$RSS_F" -v b="$RSS_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }') (growth $RSS_G % <= $MAX_RSS %)"
+say "heap in use $(awk -v a="$HEAP_F" -v b="$HEAP_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }') (growth $HEAP_G %), malloc free $(awk -v a="$HFREE_F" -v b="$HFREE_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }'), arenas at most $ARENAS"
 check "$(le "$TUS_G" "$MAX_COST")" tick_cost "tick $TUS_F -> $TUS_L us (growth $TUS_G % <= $MAX_COST %)"
 check "$(le "$FMS_G" "$MAX_COST")" flush_cost "flush $FMS_F -> $FMS_L ms (growth $FMS_G % <= $MAX_COST %)"
 check "$(le "$KEYS_G" "$MAX_KEYS")" redis_keys "Redis keys $KEYS_F -> $KEYS_L (growth $KEYS_G % <= $MAX_KEYS %), at most $MAXKEYS; meta fields at the end: $META"
@@ -319,7 +325,7 @@ set output "$PLOT"
 set datafile separator ","
 set title "clickstage soak: $((SECS / 60)) min, $ASSIGN assignments, event time x$SPEED, $RATE msg/s"
 set xlabel "wall time (s)"
-set ylabel "RSS (MB)"
+set ylabel "memory (MB)"
 set y2label "open sessions"
 set yrange [0:*]
 set y2range [0:*]
@@ -327,6 +333,8 @@ set ytics nomirror
 set y2tics
 set key bottom right
 plot "$WORK/samples.csv" every ::1 using 1:(\$2/1024) with lines lw 2 title "RSS (MB)", \
+     "" every ::1 using 1:(\$16/1048576) with lines lw 2 title "heap in use (MB, mallinfo2)", \
+     "" every ::1 using 1:((\$16+\$17)/1048576) with lines dt 2 title "heap in use + malloc free (MB)", \
      "" every ::1 using 1:3 axes x1y2 with lines title "open sessions", \
      "" every ::1 using 1:(\$4/10) axes x1y2 with lines title "customers tracked / 10"
 EOF
@@ -335,10 +343,12 @@ fi
 
 echo "soak: $PASS passed, $FAIL failed"
 nz() { [ -n "$1" ] && echo "$1" || echo null; }
-printf '{"profile":"%s","seconds":%d,"events":%d,"rate":%d,"partitions":%d,"joiners":%d,"cycles":%d,"event_time_speed":%d,"customers":%d,"churn":%d,"assignments":%s,"partition_slots":%s,"reloads":%s,"samples":%d,"rss_mb_first_q":%s,"rss_mb_last_q":%s,"rss_growth_pct":%s,"sessions_open_first_q":%s,"sessions_open_last_q":%s,"sessions_open_growth_pct":%s,"customers_first_q":%s,"customers_last_q":%s,"customers_growth_pct":%s,"flush_ms_first_q":%s,"flush_ms_last_q":%s,"flush_ms_growth_pct":%s,"tick_us_first_q":%s,"tick_us_last_q":%s,"tick_us_growth_pct":%s,"redis_mem_mb_first_q":%s,"redis_mem_mb_last_q":%s,"redis_mem_growth_pct":%s,"redis_keys_growth_pct":%s,"redis_keys_max":%s,"meta_fields_end":%s,"lost_rebalances":%s,"differences":%s,"lost":%s,"double_counted":%s,"passed":%d,"failed":%d}\n' \
+printf '{"profile":"%s","seconds":%d,"events":%d,"rate":%d,"partitions":%d,"joiners":%d,"cycles":%d,"event_time_speed":%d,"customers":%d,"churn":%d,"assignments":%s,"partition_slots":%s,"reloads":%s,"samples":%d,"rss_mb_first_q":%s,"rss_mb_last_q":%s,"rss_growth_pct":%s,"sessions_open_first_q":%s,"sessions_open_last_q":%s,"sessions_open_growth_pct":%s,"customers_first_q":%s,"customers_last_q":%s,"customers_growth_pct":%s,"flush_ms_first_q":%s,"flush_ms_last_q":%s,"flush_ms_growth_pct":%s,"tick_us_first_q":%s,"tick_us_last_q":%s,"tick_us_growth_pct":%s,"redis_mem_mb_first_q":%s,"redis_mem_mb_last_q":%s,"redis_mem_growth_pct":%s,"redis_keys_growth_pct":%s,"heap_mb_first_q":%s,"heap_mb_last_q":%s,"heap_growth_pct":%s,"malloc_free_mb_first_q":%s,"malloc_free_mb_last_q":%s,"malloc_arenas_max":%s,"redis_keys_max":%s,"meta_fields_end":%s,"lost_rebalances":%s,"differences":%s,"lost":%s,"double_counted":%s,"passed":%d,"failed":%d}\n' \
   "$PROFILE" "$(((T_END - T0) / 1000))" "$EVENTS" "$RATE" "$PARTS" "$JOINERS" "$NCYCLES" "$SPEED" "$CUSTOMERS" "$CHURN" \
   "$(nz "$ASSIGN")" "$(nz "$SLOTS")" "$(nz "$RELOADS_OK")" "$NSAMPLES" \
   "$(awk -v a="$RSS_F" 'BEGIN { printf "%.1f", a / 1024 }')" "$(awk -v a="$RSS_L" 'BEGIN { printf "%.1f", a / 1024 }')" "$RSS_G" "$SES_F" "$SES_L" "$SES_G" "$CUS_F" "$CUS_L" "$CUS_G" \
-  "$FMS_F" "$FMS_L" "$FMS_G" "$TUS_F" "$TUS_L" "$TUS_G" "$(awk -v a="$RMEM_F" 'BEGIN { printf "%.1f", a / 1048576 }')" "$(awk -v a="$RMEM_L" 'BEGIN { printf "%.1f", a / 1048576 }')" "$RMEM_G" "$KEYS_G" "$MAXKEYS" "$(nz "$META")" \
+  "$FMS_F" "$FMS_L" "$FMS_G" "$TUS_F" "$TUS_L" "$TUS_G" "$(awk -v a="$RMEM_F" 'BEGIN { printf "%.1f", a / 1048576 }')" "$(awk -v a="$RMEM_L" 'BEGIN { printf "%.1f", a / 1048576 }')" "$RMEM_G" "$KEYS_G" \
+  "$(awk -v a="$HEAP_F" 'BEGIN { printf "%.1f", a / 1024 }')" "$(awk -v a="$HEAP_L" 'BEGIN { printf "%.1f", a / 1024 }')" "$HEAP_G" \
+  "$(awk -v a="$HFREE_F" 'BEGIN { printf "%.1f", a / 1024 }')" "$(awk -v a="$HFREE_L" 'BEGIN { printf "%.1f", a / 1024 }')" "$ARENAS" "$MAXKEYS" "$(nz "$META")" \
   "$(grep -c 'lost: the group moved on' "$WORK/main.log")" "$(nz "$DIFF")" "$(nz "$LOST")" "$(nz "$DOUBLE")" "$PASS" "$FAIL"
 [ "$FAIL" -eq 0 ]

@@ -11,6 +11,9 @@
 #include "coord.h"
 
 #include <errno.h>
+#if defined(__GLIBC__) || defined(__linux__)
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -477,6 +480,46 @@ static int flush_until(cs_coord *c, int64_t deadline_ms)
 
 /* ---- metrics ---------------------------------------------------------------------------------- */
 
+/* The heap as malloc sees it (metrics heap_in_use_bytes, heap_free_bytes, malloc_arenas): the
+ * live heap, to tell from RSS (the soak, bench/soak.sh). mallinfo2() walks every arena's bins
+ * under its lock, malloc_info() every chunk: read at most every 1 s and 10 s, on the control
+ * thread only (the statics). */
+static void heap_figures(cs_metrics *m)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    static int64_t next_mi, next_arenas;
+    static uint64_t in_use, free_b, arenas;
+    int64_t now = cs_mono_ms();
+    if (now >= next_mi) {
+        struct mallinfo2 mi = mallinfo2();
+        in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+        free_b = (uint64_t)mi.fordblks;
+        next_mi = now + 1000;
+    }
+    if (now >= next_arenas) { /* <heap nr="k"> once per arena in malloc_info's XML */
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (f) {
+            if (malloc_info(0, f) == 0 && fflush(f) == 0) {
+                uint64_t n = 0;
+                for (const char *q = buf; q && (q = strstr(q, "<heap nr=")); q++)
+                    n++;
+                arenas = n;
+            }
+            fclose(f);
+            free(buf);
+        }
+        next_arenas = now + 10000;
+    }
+    m->heap_in_use = in_use;
+    m->heap_free = free_b;
+    m->malloc_arenas = arenas;
+#else
+    (void)m;
+#endif
+}
+
 static void fill_metrics(cs_coord *c)
 {
     cs_metrics *m = &c->m;
@@ -597,6 +640,7 @@ static void fill_metrics(cs_coord *c)
     m->worker_ticks = ticks;
     m->worker_tick_seconds = (double)tick_ns * 1e-9;
     m->partition_slots = cs_engine_slots_used(c->e);
+    heap_figures(m);
     for (int w = 0; w < m->nworkers; w++) {
         m->worker_loops_n[w] = atomic_load_explicit(&c->loops[w], memory_order_relaxed);
         m->worker_last_loop_ms[w] = atomic_load_explicit(&c->last_loop_ms[w], memory_order_relaxed);
