@@ -108,6 +108,13 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
     X(malloc_arenas, gauge, U64, malloc_arenas, "",                                             \
       "glibc malloc arenas (main + per-thread; from malloc_info(), read at most every 10 s; "  \
       "0 without glibc).")                                                                     \
+    X(malloc_trims_total, counter, U64, malloc_trims, "",                                      \
+      "malloc_trim(0) calls: after partitions are revoked, at most every 10 s, free memory "  \
+      "in malloc's arenas is handed back to the system (RSS would otherwise creep up over "    \
+      "thousands of assignments, the live heap flat).")                                       \
+    X(malloc_trim_seconds_total, counter, SECONDS, malloc_trim_seconds, "",                     \
+      "Time spent in those malloc_trim(0) calls, seconds (the control thread's; each arena "   \
+      "is locked while it is trimmed).")                                                       \
     X(watermark_seconds, gauge, TIME, watermark_ms, "",                                         \
       "Event-time watermark over all assigned partitions, Unix time in seconds (absent until " \
       "one is known).")                                                                        \
