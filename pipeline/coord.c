@@ -132,10 +132,10 @@ struct cs_coord {
  * (sessionize.c, CHUNK entries: ~270 KB a partition, touched only as far as it is used);
  * freed on revoke, they go back to glibc's arenas, and the next assignments reuse that memory
  * at other offsets and touch other pages, so RSS crept up towards the arenas' size (~145 MB at
- * 384 partitions) while the live heap stayed flat: +7.7 % RSS over the 20-minute soak, heap in
- * use flat (bench/RESULTS.md, "Soak"). malloc_trim(0) madvises the free pages of every arena
- * away. It holds each arena's lock while it walks it (a few ms at most, measured: the
- * malloc_trim_* metrics), hence at most every 10 s. Rejected: bounding the arenas
+ * 384 partitions) while the live heap stayed flat: RSS +26.8 % over a 20-minute soak, heap in
+ * use at full assignment +0.1 % (bench/RESULTS.md, "Soak"). malloc_trim(0) madvises the free
+ * pages of every arena away. It holds each arena's lock while it walks it (~3 ms a call in the
+ * soak: the malloc_trim_* metrics), hence at most every 10 s. Rejected: bounding the arenas
  * (mallopt(M_ARENA_MAX)) does not stop the page drift inside an arena (measured, RESULTS.md). */
 #define CS_TRIM_INTERVAL_MS 10000
 
