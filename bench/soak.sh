@@ -21,11 +21,21 @@
 #    over many times;
 #  - SIGHUP to `main` every SOAK_RELOAD seconds (the rule file rewritten with a new comment each
 #    time: a real reload, the same rules);
-#  - minute hashes expire after SOAK_MINUTE_TTL (Redis's key count must stay bounded).
+#  - minute hashes expire after SOAK_MINUTE_TTL (Redis's key count must stay bounded);
+#  - the persona dimension (max_values 16) gets far more distinct values than it keeps: with
+#    SOAK_COHORT=K (default 250; 0 = the generator's three personas) the persona property is the
+#    customer's cohort, c<id / K> (clickstage-loadgen --persona-cohort), so with the churn new
+#    values arrive all through the run ((customers + churn) / K of them: 1,040 in the long run).
+#    Which 16 values a process names is first-come in that process (docs/semantics.md
+#    "Dimensions"), and `main` and the joiners come to different ones: by:persona:* is checked
+#    per stage, summed over the values (cs_checkredis --dim-totals persona), everything else
+#    field by field.
 # Every SOAK_SAMPLE seconds: main's RSS, open sessions, customers tracked, flush duration (mean
 # over the interval), tick cost (mean over the interval, clickstage_worker_tick_seconds_total /
 # clickstage_worker_ticks_total), partitions assigned so far, engine slots, Redis used_memory,
-# DBSIZE and the fields of the meta hash. Growth of each = mean (RSS, Redis memory, keys, sessions,
+# DBSIZE, the fields of the meta hash, and main's heap as malloc sees it (clickstage_heap_in_use_bytes:
+# glibc mallinfo2() uordblks + hblkhd, the live heap; clickstage_heap_free_bytes: free memory malloc
+# keeps in its arenas; clickstage_malloc_arenas), so RSS growth can be told from live-heap growth. Growth of each = mean (RSS, Redis memory, keys, sessions,
 # customers) or median (flush, tick: noisy) of the last quarter of the samples vs the first
 # quarter, over the samples after a warm-up of SOAK_WARMUP seconds.
 # At the end: joiners gone, the producer done, `main` stopped (SIGTERM), one `clickstage --drain`
@@ -67,6 +77,7 @@ SAMPLE=${SOAK_SAMPLE:-$D_SAMPLE}
 WARMUP=${SOAK_WARMUP:-$D_WARMUP}
 MTTL=${SOAK_MINUTE_TTL:-$D_MTTL}
 CUSTOMERS=${SOAK_CUSTOMERS:-20000}
+COHORT=${SOAK_COHORT:-250}
 EVENTS=$((RATE * SECS))
 CHURN=${SOAK_CHURN:-$((EVENTS / 10))}   # new customers over the run (1 in 10 events brings one)
 MIN_ASSIGN=${SOAK_MIN_ASSIGNMENTS:-$D_MIN}
@@ -127,7 +138,7 @@ SPAN=$((SECS * SPEED))s
 START=$(($(now_ms) - SECS * SPEED * 1000 - 3600000))
 LGARGS=(--brokers "$KAFKA_BROKERS" --rules "$RULES" --topic "$TOPIC" --partitions "$PARTS"
   --events "$EVENTS" --customers "$CUSTOMERS" --churn "$CHURN" --span "$SPAN" --start "$START"
-  --seed 12)
+  --seed 12 --persona-cohort "$COHORT")
 "$B/clickstage-loadgen" "${LGARGS[@]}" --expect "$WORK/expect.json" --expect-only \
   >"$WORK/expect.log" 2>&1 || finish_fail "loadgen --expect-only: $(tail -1 "$WORK/expect.log")"
 
@@ -200,7 +211,7 @@ say "main (pid $MAINPID, metrics on 127.0.0.1:$HTTP_PORT), joiners and producer 
 
 # ---- sampling ------------------------------------------------------------------------------------
 mval() { awk -v k="$1" '$1 == k { print $2; f = 1; exit } END { if (!f) print 0 }' "$WORK/m.txt"; }
-echo "t_s,rss_kb,sessions_open,customers,flush_sum_s,flush_count,tick_sum_s,ticks,assignments,slots,assigned_now,redis_used_memory,redis_keys,meta_fields,reloads_ok" >"$WORK/samples.csv"
+echo "t_s,rss_kb,sessions_open,customers,flush_sum_s,flush_count,tick_sum_s,ticks,assignments,slots,assigned_now,redis_used_memory,redis_keys,meta_fields,reloads_ok,heap_in_use,heap_free,malloc_arenas,malloc_trims,malloc_trim_s" >"$WORK/samples.csv"
 sample() {
   metrics >"$WORK/m.txt" 2>/dev/null || return 0
   local rss mem keys meta
@@ -208,7 +219,7 @@ sample() {
   mem=$(rcli INFO memory 2>/dev/null | tr -d '\r' | sed -n 's/^used_memory://p')
   keys=$(rcli DBSIZE 2>/dev/null)
   meta=$(rcli HLEN "$PREFIX:{model}:meta" 2>/dev/null)
-  echo "$((($(now_ms) - T0) / 1000)).$(printf '%03d' $((($(now_ms) - T0) % 1000))),${rss:-0},$(mval clickstage_sessions_open),$(mval clickstage_customers_tracked),$(mval clickstage_flush_duration_seconds_sum),$(mval clickstage_flush_duration_seconds_count),$(mval clickstage_worker_tick_seconds_total),$(mval clickstage_worker_ticks_total),$(mval clickstage_partitions_assigned_total),$(mval clickstage_partition_slots),$(mval clickstage_partitions_assigned),${mem:-0},${keys:-0},${meta:-0},$(awk '$1 ~ /^clickstage_rule_reloads_total\{result="ok"\}/ { print $2; f = 1 } END { if (!f) print 0 }' "$WORK/m.txt")" >>"$WORK/samples.csv"
+  echo "$((($(now_ms) - T0) / 1000)).$(printf '%03d' $((($(now_ms) - T0) % 1000))),${rss:-0},$(mval clickstage_sessions_open),$(mval clickstage_customers_tracked),$(mval clickstage_flush_duration_seconds_sum),$(mval clickstage_flush_duration_seconds_count),$(mval clickstage_worker_tick_seconds_total),$(mval clickstage_worker_ticks_total),$(mval clickstage_partitions_assigned_total),$(mval clickstage_partition_slots),$(mval clickstage_partitions_assigned),${mem:-0},${keys:-0},${meta:-0},$(awk '$1 ~ /^clickstage_rule_reloads_total\{result="ok"\}/ { print $2; f = 1 } END { if (!f) print 0 }' "$WORK/m.txt"),$(mval clickstage_heap_in_use_bytes),$(mval clickstage_heap_free_bytes),$(mval clickstage_malloc_arenas),$(mval clickstage_malloc_trims_total),$(mval clickstage_malloc_trim_seconds_total)" >>"$WORK/samples.csv"
 }
 NRELOAD=0; NEXT_RELOAD=$((T0 + RELOAD * 1000)); NEXT_SAMPLE=$T0; LAST_SAY=$T0
 while kill -0 "$PRODPID" 2>/dev/null; do
@@ -219,7 +230,7 @@ while kill -0 "$PRODPID" 2>/dev/null; do
     kill -HUP "$MAINPID"; NEXT_RELOAD=$((NEXT_RELOAD + RELOAD * 1000))
   fi
   if [ $((t - LAST_SAY)) -ge 30000 ]; then
-    LAST_SAY=$t; say "$(tail -1 "$WORK/samples.csv" | awk -F, '{ printf "t=%ss rss=%.1f MB sessions=%s customers=%s assignments=%s slots=%s redis_keys=%s", $1, $2 / 1024, $3, $4, $9, $10, $13 }'), cycles $(wc -l <"$WORK/cycles.log" 2>/dev/null || echo 0)"
+    LAST_SAY=$t; say "$(tail -1 "$WORK/samples.csv" | awk -F, '{ printf "t=%ss rss=%.1f MB heap=%.1f MB sessions=%s customers=%s assignments=%s slots=%s redis_keys=%s", $1, $2 / 1024, $16 / 1048576, $3, $4, $9, $10, $13 }'), cycles $(wc -l <"$WORK/cycles.log" 2>/dev/null || echo 0)"
   fi
   kill -0 "$MAINPID" 2>/dev/null || break
   sleep 0.2
@@ -257,13 +268,16 @@ wait "$MAINPID"; MAIN_RC=$?; MAINPID=
 timeout 300 "$B/clickstage" "${DFLAGS[@]}" --threads 2 --http-listen "" --drain --instance-id drain \
   >"$WORK/drain.log" 2>&1
 DRAIN_RC=$?
-"$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$PREFIX" --journey model \
+DIMARGS=(); [ "$COHORT" -gt 0 ] && DIMARGS=(--dim-totals persona)
+"$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$PREFIX" --journey model "${DIMARGS[@]}" \
   --expect "$WORK/expect.json" --minutes-expire --json "$WORK/check.json" >"$WORK/check.out" 2>&1
 CHK_RC=$?
 CHK=$(grep '^{' "$WORK/check.out" | tail -1)
 jnum() { sed -n "s/.*\"$1\": *\\([0-9-]*\\).*/\\1/p" <<<"$CHK" | head -1; }
 DIFF=$(jnum differences); LOST=$(jnum lost); DOUBLE=$(jnum double_counted); COMPARED=$(jnum compared)
 MEXACT=$(sed -n 's/.*"exact": *\([0-9]*\).*/\1/p' <<<"$CHK"); MBELOW=$(sed -n 's/.*"below": *\([0-9]*\).*/\1/p' <<<"$CHK")
+DIMV=$(sed -n 's/.*"dim_values":\([0-9-]*\).*/\1/p' "$WORK/check.json" 2>/dev/null | head -1)
+DIMNZ=$(sed -n 's/.*"dim_active_nonzero":\([0-9-]*\).*/\1/p' "$WORK/check.json" 2>/dev/null | head -1)
 MSGS=$(sed -n 's/.*"messages_counted":\([0-9-]*\).*/\1/p' "$WORK/check.json" 2>/dev/null | head -1)
 
 # ---- the figures -------------------------------------------------------------------------------
@@ -271,11 +285,11 @@ MSGS=$(sed -n 's/.*"messages_counted":\([0-9-]*\).*/\1/p' "$WORK/check.json" 2>/
 awk -F, -v w="$WARMUP" -v e="$(((T_END - T0) / 1000))" 'NR == 1 { next }
   { if (n0++ && $6 > pc && $8 > pt) { fms = ($5 - ps) / ($6 - pc) * 1000; tus = ($7 - pts) / ($8 - pt) * 1e6 } else { fms = "-"; tus = "-" }
     ps = $5; pc = $6; pts = $7; pt = $8
-    if ($1 + 0 >= w && $1 + 0 <= e) print $1, $2, $3, $4, fms, tus, $12, $13 }' "$WORK/samples.csv" >"$WORK/steady.txt"
+    if ($1 + 0 >= w && $1 + 0 <= e) print $1, $2, $3, $4, fms, tus, $12, $13, $16 / 1024, $17 / 1024, $18, $11 }' "$WORK/samples.csv" >"$WORK/steady.txt"
 # growth of column C (1-based in steady.txt) between the first and last quarter: mean or median
-growth() { # COL mean|median -> "first last pct"
-  awk -v c="$1" -v how="$2" '
-    { if ($c != "-") v[n++] = $c + 0 }
+growth() { # COL mean|median [FCOL FVAL: only the rows whose column FCOL is FVAL] -> "first last pct"
+  awk -v c="$1" -v how="$2" -v fc="${3:-0}" -v fv="${4:-}" '
+    { if ($c != "-" && (fc == 0 || $fc == fv)) v[n++] = $c + 0 }
     function stat(lo, hi,   i, k, a, t, s) { k = 0; s = 0
       for (i = lo; i < hi; i++) { a[k++] = v[i]; s += v[i] }
       if (k == 0) return 0
@@ -293,6 +307,14 @@ read -r FMS_F FMS_L FMS_G <<<"$(growth 5 median)"
 read -r TUS_F TUS_L TUS_G <<<"$(growth 6 median)"
 read -r RMEM_F RMEM_L RMEM_G <<<"$(growth 7 mean)"
 read -r KEYS_F KEYS_L KEYS_G <<<"$(growth 8 mean)"
+# heap in use swings with the join cycle's phase (~33 MB more while main holds all 384
+# partitions than 128: each partition's tables, allocated whole, touched sparsely), so its growth
+# is taken over the samples where main holds every partition (the same phase in both quarters)
+read -r HEAP_F HEAP_L HEAP_G <<<"$(growth 9 median 12 "$PARTS")"    # kB, like RSS (median: the figure lags the phase by up to 1 s)
+read -r HFREE_F HFREE_L HFREE_G <<<"$(growth 10 median 12 "$PARTS")"
+read -r RSSP_F RSSP_L RSSP_G <<<"$(growth 2 mean 12 "$PARTS")"   # RSS, same samples
+TRIMS=$(awk -F, 'NR > 1 && $19 != "" { n = $19; s = $20 } END { printf "%d %.3f", n, (n > 0 ? s / n * 1000 : 0) }' "$WORK/samples.csv")
+ARENAS=$(awk -F, 'NR > 1 && $18 > m { m = $18 } END { print m + 0 }' "$WORK/samples.csv")
 NSAMPLES=$(wc -l <"$WORK/steady.txt")
 LASTROW=$(tail -1 "$WORK/samples.csv")
 ASSIGN=$(cut -d, -f9 <<<"$LASTROW"); SLOTS=$(cut -d, -f10 <<<"$LASTROW")
@@ -301,9 +323,10 @@ MAXKEYS=$(awk -F, 'NR > 1 && $13 > m { m = $13 } END { print m + 0 }' "$WORK/sam
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "null" && a + 0 <= b + 0) }' && echo 1 || echo 0; }
 
 check "$([ "$CHK_RC" -eq 0 ] && [ "${DIFF:-1}" = 0 ] && echo 1 || echo 0)" exact \
-  "$COMPARED fields compared, $DIFF differ (lost $LOST, double-counted $DOUBLE), messages counted ${MSGS:-?} of $EVENTS; minute fields exact $MEXACT, below (expired) $MBELOW"
+  "$COMPARED fields compared, $DIFF differ (lost $LOST, double-counted $DOUBLE), messages counted ${MSGS:-?} of $EVENTS; minute fields exact $MEXACT, below (expired) $MBELOW$( [ "$COHORT" -gt 0 ] && echo "; persona: $(((CUSTOMERS + CHURN + COHORT - 1) / COHORT)) values generated (max_values 16), ${DIMV:-?} named in by:persona:reached, per-stage totals compared, ${DIMNZ:-?} by:persona:active fields not 0 at the end")"
 check "$([ "${ASSIGN:-0}" -ge "$MIN_ASSIGN" ] && echo 1 || echo 0)" assignments "$ASSIGN partition assignments in main (>= $MIN_ASSIGN), $NCYCLES join/leave cycles, engine slots $SLOTS"
 check "$(le "$RSS_G" "$MAX_RSS")" rss "RSS $(awk -v a="$RSS_F" -v b="$RSS_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }') (growth $RSS_G % <= $MAX_RSS %)"
+say "heap in use $(awk -v a="$HEAP_F" -v b="$HEAP_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }') (growth $HEAP_G %; RSS over the same samples $RSSP_G %), malloc free $(awk -v a="$HFREE_F" -v b="$HFREE_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }'), arenas at most $ARENAS; malloc_trim calls (count, mean ms): $TRIMS"
 check "$(le "$TUS_G" "$MAX_COST")" tick_cost "tick $TUS_F -> $TUS_L us (growth $TUS_G % <= $MAX_COST %)"
 check "$(le "$FMS_G" "$MAX_COST")" flush_cost "flush $FMS_F -> $FMS_L ms (growth $FMS_G % <= $MAX_COST %)"
 check "$(le "$KEYS_G" "$MAX_KEYS")" redis_keys "Redis keys $KEYS_F -> $KEYS_L (growth $KEYS_G % <= $MAX_KEYS %), at most $MAXKEYS; meta fields at the end: $META"
@@ -314,31 +337,38 @@ check "$([ "${RELOADS_OK:-0}" -ge 1 ] && [ "$RELOADS_OK" -ge $((NRELOAD - 1)) ] 
 if [ -n "$PLOT" ] && command -v gnuplot >/dev/null; then
   mkdir -p "$(dirname "$PLOT")"
   gnuplot <<EOF 2>"$WORK/gnuplot.log" && say "plot: $PLOT"
-set terminal pngcairo size 1000,500
+set terminal pngcairo size 1000,700
 set output "$PLOT"
 set datafile separator ","
-set title "clickstage soak: $((SECS / 60)) min, $ASSIGN assignments, event time x$SPEED, $RATE msg/s"
+set multiplot layout 2,1 title "clickstage soak: $((SECS / 60)) min, $ASSIGN assignments, x$SPEED, $RATE msg/s\nRSS growth $RSS_G %, heap in use growth (main holding all $PARTS partitions) $HEAP_G %"
 set xlabel "wall time (s)"
-set ylabel "RSS (MB)"
-set y2label "open sessions"
+set ylabel "memory (MB)"
 set yrange [0:*]
-set y2range [0:*]
-set ytics nomirror
-set y2tics
-set key bottom right
-plot "$WORK/samples.csv" every ::1 using 1:(\$2/1024) with lines lw 2 title "RSS (MB)", \
-     "" every ::1 using 1:3 axes x1y2 with lines title "open sessions", \
-     "" every ::1 using 1:(\$4/10) axes x1y2 with lines title "customers tracked / 10"
+set key outside right top
+set xrange [0:$(((T_END - T0) / 1000 + 5))]
+set grid ytics
+plot "$WORK/samples.csv" every ::1 using 1:(\$2/1024) with lines lw 2 lc rgb "#c00000" title "RSS", \
+     "" every ::1 using 1:(\$16/1048576) with lines lw 1 lc rgb "#b0c4de" title "heap in use", \
+     "" every ::1 using 1:(\$11 == $PARTS ? \$16/1048576 : 1/0) with points pt 7 ps 0.6 lc rgb "#1f4e9a" title "heap in use, all held", \
+     "" every ::1 using 1:((\$16+\$17)/1048576) with lines dt 2 lc rgb "#606060" title "in use + malloc free"
+set ylabel "count"
+unset grid
+plot "$WORK/samples.csv" every ::1 using 1:3 with lines lc rgb "#e69f00" title "open sessions", \
+     "" every ::1 using 1:4 with lines lc rgb "#009e73" title "customers tracked", \
+     "" every ::1 using 1:11 with lines lc rgb "#808080" title "partitions held"
+unset multiplot
 EOF
 fi
 [ -n "${SOAK_SAMPLES:-}" ] && cp "$WORK/samples.csv" "$SOAK_SAMPLES"
 
 echo "soak: $PASS passed, $FAIL failed"
 nz() { [ -n "$1" ] && echo "$1" || echo null; }
-printf '{"profile":"%s","seconds":%d,"events":%d,"rate":%d,"partitions":%d,"joiners":%d,"cycles":%d,"event_time_speed":%d,"customers":%d,"churn":%d,"assignments":%s,"partition_slots":%s,"reloads":%s,"samples":%d,"rss_mb_first_q":%s,"rss_mb_last_q":%s,"rss_growth_pct":%s,"sessions_open_first_q":%s,"sessions_open_last_q":%s,"sessions_open_growth_pct":%s,"customers_first_q":%s,"customers_last_q":%s,"customers_growth_pct":%s,"flush_ms_first_q":%s,"flush_ms_last_q":%s,"flush_ms_growth_pct":%s,"tick_us_first_q":%s,"tick_us_last_q":%s,"tick_us_growth_pct":%s,"redis_mem_mb_first_q":%s,"redis_mem_mb_last_q":%s,"redis_mem_growth_pct":%s,"redis_keys_growth_pct":%s,"redis_keys_max":%s,"meta_fields_end":%s,"lost_rebalances":%s,"differences":%s,"lost":%s,"double_counted":%s,"passed":%d,"failed":%d}\n' \
-  "$PROFILE" "$(((T_END - T0) / 1000))" "$EVENTS" "$RATE" "$PARTS" "$JOINERS" "$NCYCLES" "$SPEED" "$CUSTOMERS" "$CHURN" \
+printf '{"profile":"%s","seconds":%d,"events":%d,"rate":%d,"partitions":%d,"joiners":%d,"cycles":%d,"event_time_speed":%d,"customers":%d,"churn":%d,"persona_cohort":%d,"persona_values_named":%s,"persona_active_nonzero":%s,"assignments":%s,"partition_slots":%s,"reloads":%s,"samples":%d,"rss_mb_first_q":%s,"rss_mb_last_q":%s,"rss_growth_pct":%s,"sessions_open_first_q":%s,"sessions_open_last_q":%s,"sessions_open_growth_pct":%s,"customers_first_q":%s,"customers_last_q":%s,"customers_growth_pct":%s,"flush_ms_first_q":%s,"flush_ms_last_q":%s,"flush_ms_growth_pct":%s,"tick_us_first_q":%s,"tick_us_last_q":%s,"tick_us_growth_pct":%s,"redis_mem_mb_first_q":%s,"redis_mem_mb_last_q":%s,"redis_mem_growth_pct":%s,"redis_keys_growth_pct":%s,"heap_mb_first_q":%s,"heap_mb_last_q":%s,"heap_growth_pct":%s,"rss_growth_pct_full_assignment":%s,"malloc_free_mb_first_q":%s,"malloc_free_mb_last_q":%s,"malloc_arenas_max":%s,"malloc_trims":%s,"malloc_trim_ms_mean":%s,"redis_keys_max":%s,"meta_fields_end":%s,"lost_rebalances":%s,"differences":%s,"lost":%s,"double_counted":%s,"passed":%d,"failed":%d}\n' \
+  "$PROFILE" "$(((T_END - T0) / 1000))" "$EVENTS" "$RATE" "$PARTS" "$JOINERS" "$NCYCLES" "$SPEED" "$CUSTOMERS" "$CHURN" "$COHORT" "$(nz "$DIMV")" "$(nz "$DIMNZ")" \
   "$(nz "$ASSIGN")" "$(nz "$SLOTS")" "$(nz "$RELOADS_OK")" "$NSAMPLES" \
   "$(awk -v a="$RSS_F" 'BEGIN { printf "%.1f", a / 1024 }')" "$(awk -v a="$RSS_L" 'BEGIN { printf "%.1f", a / 1024 }')" "$RSS_G" "$SES_F" "$SES_L" "$SES_G" "$CUS_F" "$CUS_L" "$CUS_G" \
-  "$FMS_F" "$FMS_L" "$FMS_G" "$TUS_F" "$TUS_L" "$TUS_G" "$(awk -v a="$RMEM_F" 'BEGIN { printf "%.1f", a / 1048576 }')" "$(awk -v a="$RMEM_L" 'BEGIN { printf "%.1f", a / 1048576 }')" "$RMEM_G" "$KEYS_G" "$MAXKEYS" "$(nz "$META")" \
+  "$FMS_F" "$FMS_L" "$FMS_G" "$TUS_F" "$TUS_L" "$TUS_G" "$(awk -v a="$RMEM_F" 'BEGIN { printf "%.1f", a / 1048576 }')" "$(awk -v a="$RMEM_L" 'BEGIN { printf "%.1f", a / 1048576 }')" "$RMEM_G" "$KEYS_G" \
+  "$(awk -v a="$HEAP_F" 'BEGIN { printf "%.1f", a / 1024 }')" "$(awk -v a="$HEAP_L" 'BEGIN { printf "%.1f", a / 1024 }')" "$HEAP_G" "$RSSP_G" \
+  "$(awk -v a="$HFREE_F" 'BEGIN { printf "%.1f", a / 1024 }')" "$(awk -v a="$HFREE_L" 'BEGIN { printf "%.1f", a / 1024 }')" "$ARENAS" "${TRIMS% *}" "${TRIMS#* }" "$MAXKEYS" "$(nz "$META")" \
   "$(grep -c 'lost: the group moved on' "$WORK/main.log")" "$(nz "$DIFF")" "$(nz "$LOST")" "$(nz "$DOUBLE")" "$PASS" "$FAIL"
 [ "$FAIL" -eq 0 ]

@@ -544,6 +544,16 @@ static inline char *putu(char *p, uint64_t v)
         s[-1] = (char)('0' + v);
     return e;
 }
+
+/* The persona property's value: the customer's persona, or with cs_gen_conf.persona_cohort = K
+ * the customer's cohort "c<id / K>" (a dimension whose values keep arriving with --churn). */
+static inline char *put_persona_value(char *p, int persona, uint32_t cust, uint32_t cohort)
+{
+    if (__builtin_expect(cohort == 0, 1))
+        return putf(p, &persona_name[persona]);
+    *p++ = 'c';
+    return putu(p, cust / cohort);
+}
 static inline char *put2(char *p, int v)
 {
     memcpy(p, digits2 + 2 * v, 2);
@@ -801,7 +811,7 @@ event_segment(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cna
     PUT(p, ".99");
     if (b16(y >> 48, 10) < 9) {
         PUT(p, ",\"persona\":\"");
-        p = putf(p, &persona_name[persona]);
+        p = put_persona_value(p, persona, cust, g->c->persona_cohort);
         *p++ = '"';
     }
     if (ev == EV_TICKET_OPENED || ev == EV_SUPPORT_CHAT ||
@@ -836,6 +846,7 @@ typedef struct gev {
     const char *cname; /* the customer id (16 readable bytes: padded) */
     size_t clen;
     int int_id, idstyle, tstyle, ev, persona, has_persona, service, reviews, ch_where;
+    uint32_t cohort; /* cs_gen_conf.persona_cohort */
     int64_t t;
     const frag *ch;
     unsigned sku;
@@ -849,7 +860,7 @@ static inline char *put_persona_service(char *p, const gev *e)
 {
     if (e->has_persona) {
         PUT(p, ",\"persona\":\"");
-        p = putf(p, &persona_name[e->persona]);
+        p = put_persona_value(p, e->persona, e->cust, e->cohort);
         *p++ = '"';
     }
     if (e->service) {
@@ -1148,7 +1159,7 @@ static char *render_snowplow(cs_gen_pstream *g, char *p, const gev *e, int64_t k
     }
     if (e->has_persona) { /* the audience segment of the campaign tagging (utm_content) */
         SP_AT(p, col, SP_MKT_CONTENT);
-        p = putf(p, &persona_name[e->persona]);
+        p = put_persona_value(p, e->persona, e->cust, e->cohort);
     }
     if (e->ch_where <= 1) {
         SP_AT(p, col, SP_MKT_CAMPAIGN);
@@ -1191,6 +1202,7 @@ event_json(cs_gen_pstream *g, rng *r, char *p, uint32_t cust, const char *cname,
         return event_segment(g, r, p, cust, cname, clen, t, ev, with_channel, kts);
     gev e;
     e.cust = cust;
+    e.cohort = g->c->persona_cohort;
     e.cname = cname;
     e.clen = clen;
     e.int_id = (cust % 7) == 3;

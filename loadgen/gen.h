@@ -66,6 +66,10 @@ typedef struct cs_gen_conf {
                                the active ones are [x * churn, x * churn + ncustomers), the
                                newest the most active (the Zipf-like draw from the top), so old
                                customers fade and then fall silent for good */
+    uint32_t persona_cohort; /* 0: the persona property is the customer's persona (young,
+                               family, senior); K > 0: it is the customer's cohort "c<id / K>"
+                               instead (same draws, same journeys): with churn, new values keep
+                               arriving all through the stream, past any max_values (the soak) */
     int format;             /* CS_GEN_*: how messages are spelled (same journeys in each) */
     /* SPEC §3.1 anonymous-then-known journeys (docs/identity.md "Generator"): 0 = off (v1's
      * ids, today's bytes). Otherwise every generated "customer" is a device (the message key,

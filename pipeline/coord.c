@@ -11,6 +11,9 @@
 #include "coord.h"
 
 #include <errno.h>
+#if defined(__GLIBC__) || defined(__linux__)
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -120,7 +123,21 @@ struct cs_coord {
     _Atomic uint64_t *tick_ns;     /* per worker: time spent in cs_worker_tick (metrics) */
     _Atomic int64_t *last_loop_ms;
     int64_t flush_cpu_ns;  /* control thread CPU spent collecting and writing flushes */
+    int trim_due;          /* partitions were let go since the last malloc_trim */
+    int64_t next_trim_ms;  /* not before (CS_TRIM_INTERVAL_MS apart) */
 };
+
+/* After partitions are let go (revoke), free memory is handed back to the system with
+ * malloc_trim(0), at most this often. Why: each partition's pools are allocated in chunks
+ * (sessionize.c, CHUNK entries: ~270 KB a partition, touched only as far as it is used);
+ * freed on revoke, they go back to glibc's arenas, and the next assignments reuse that memory
+ * at other offsets and touch other pages, so RSS crept up towards the arenas' size (~145 MB at
+ * 384 partitions) while the live heap stayed flat: RSS +26.8 % over a 20-minute soak, heap in
+ * use at full assignment +0.1 % (bench/RESULTS.md, "Soak"). malloc_trim(0) madvises the free
+ * pages of every arena away. It holds each arena's lock while it walks it (~3 ms a call in the
+ * soak: the malloc_trim_* metrics), hence at most every 10 s. Rejected: bounding the arenas
+ * (mallopt(M_ARENA_MAX)) does not stop the page drift inside an arena (measured, RESULTS.md). */
+#define CS_TRIM_INTERVAL_MS 10000
 
 /* ---- workers --------------------------------------------------------------------------------- */
 
@@ -477,6 +494,64 @@ static int flush_until(cs_coord *c, int64_t deadline_ms)
 
 /* ---- metrics ---------------------------------------------------------------------------------- */
 
+/* The heap as malloc sees it (metrics heap_in_use_bytes, heap_free_bytes, malloc_arenas): the
+ * live heap, to tell from RSS (the soak, bench/soak.sh). mallinfo2() walks every arena's bins
+ * under its lock, malloc_info() every chunk: read at most every 1 s and 10 s, on the control
+ * thread only (the statics). */
+static void heap_figures(cs_metrics *m)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    static int64_t next_mi, next_arenas;
+    static uint64_t in_use, free_b, arenas;
+    int64_t now = cs_mono_ms();
+    if (now >= next_mi) {
+        struct mallinfo2 mi = mallinfo2();
+        in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+        free_b = (uint64_t)mi.fordblks;
+        next_mi = now + 1000;
+    }
+    if (now >= next_arenas) { /* <heap nr="k"> once per arena in malloc_info's XML */
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (f) {
+            if (malloc_info(0, f) == 0 && fflush(f) == 0) {
+                uint64_t n = 0;
+                for (const char *q = buf; q && (q = strstr(q, "<heap nr=")); q++)
+                    n++;
+                arenas = n;
+            }
+            fclose(f);
+            free(buf);
+        }
+        next_arenas = now + 10000;
+    }
+    m->heap_in_use = in_use;
+    m->heap_free = free_b;
+    m->malloc_arenas = arenas;
+#else
+    (void)m;
+#endif
+}
+
+/* malloc_trim(0) after revokes, at most every CS_TRIM_INTERVAL_MS (see struct cs_coord) */
+static void maybe_trim(cs_coord *c, int64_t now)
+{
+#if defined(__GLIBC__)
+    if (!c->trim_due || now < c->next_trim_ms)
+        return;
+    int64_t t0 = cs_mono_ns();
+    malloc_trim(0);
+    c->m.malloc_trims++;
+    c->m.malloc_trim_seconds += (double)(cs_mono_ns() - t0) * 1e-9;
+    c->trim_due = 0;
+    c->next_trim_ms = now + CS_TRIM_INTERVAL_MS;
+#else
+    (void)c;
+    (void)now;
+#endif
+}
+
 static void fill_metrics(cs_coord *c)
 {
     cs_metrics *m = &c->m;
@@ -597,6 +672,7 @@ static void fill_metrics(cs_coord *c)
     m->worker_ticks = ticks;
     m->worker_tick_seconds = (double)tick_ns * 1e-9;
     m->partition_slots = cs_engine_slots_used(c->e);
+    heap_figures(m);
     for (int w = 0; w < m->nworkers; w++) {
         m->worker_loops_n[w] = atomic_load_explicit(&c->loops[w], memory_order_relaxed);
         m->worker_last_loop_ms[w] = atomic_load_explicit(&c->last_loop_ms[w], memory_order_relaxed);
@@ -762,6 +838,7 @@ static void on_revoke(void *opaque, const int *parts, size_t n)
     /* snapshot the revoked partitions, hand their final counts over, write them with their
      * offsets, then let them go: the next owner restores exactly this */
     collect(c, parts, n, REQ_RELEASE);
+    c->trim_due = 1;
     if (flush_until(c, cs_mono_ms() + c->cf.shutdown_timeout_ms) != 0 &&
         c->status == CS_COORD_RUNNING) {
         /* The revoked partitions' last counts are merged, in the buffers still to be written,
@@ -938,6 +1015,7 @@ int cs_coord_step(cs_coord *c, int max_wait_ms)
             c->paused = 1;
         }
         c->next_flush_ms = now + c->cf.flush_interval_ms;
+        maybe_trim(c, now);
         fill_metrics(c);
         c->flush_cpu_ns += cs_thread_cpu_ns() - cpu0;
     }

@@ -98,6 +98,23 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
       "Customers with state in this process's tables.")                                        \
     X(state_bytes, gauge, FAMILY, state_bytes, "`kind` = `sessions`, `customers`",              \
       "Memory held by per-session and per-customer state, bytes.")                             \
+    X(heap_in_use_bytes, gauge, U64, heap_in_use, "",                                          \
+      "Bytes the C library's malloc has handed out and not got back (glibc mallinfo2(): "     \
+      "uordblks + hblkhd, read at most once a second; 0 without glibc 2.33+): the live heap, " \
+      "to tell from RSS, which also holds free memory malloc keeps.")                         \
+    X(heap_free_bytes, gauge, U64, heap_free, "",                                              \
+      "Free bytes malloc holds in its arenas (mallinfo2() fordblks): RSS above the live heap " \
+      "that the allocator keeps for reuse (fragmentation, high-water marks).")                \
+    X(malloc_arenas, gauge, U64, malloc_arenas, "",                                             \
+      "glibc malloc arenas (main + per-thread; from malloc_info(), read at most every 10 s; "  \
+      "0 without glibc).")                                                                     \
+    X(malloc_trims_total, counter, U64, malloc_trims, "",                                      \
+      "malloc_trim(0) calls: after partitions are revoked, at most every 10 s, free memory "  \
+      "in malloc's arenas is handed back to the system (RSS would otherwise creep up over "    \
+      "thousands of assignments, the live heap flat).")                                       \
+    X(malloc_trim_seconds_total, counter, SECONDS, malloc_trim_seconds, "",                     \
+      "Time spent in those malloc_trim(0) calls, seconds (the control thread's; each arena "   \
+      "is locked while it is trimmed).")                                                       \
     X(watermark_seconds, gauge, TIME, watermark_ms, "",                                         \
       "Event-time watermark over all assigned partitions, Unix time in seconds (absent until " \
       "one is known).")                                                                        \

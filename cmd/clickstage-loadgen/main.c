@@ -69,6 +69,10 @@ static void usage(FILE *f)
         "  --churn N             N new customers arrive over the stream while as many old ones\n"
         "                        fall silent for good (the newest are the most active): the\n"
         "                        active window slides over C + N ids (default 0: none)\n"
+        "  --persona-cohort K    the persona property is the customer's cohort, c<id / K>,\n"
+        "                        instead of its persona (same journeys): with --churn new\n"
+        "                        values keep arriving, past the rules' max_values (default 0:\n"
+        "                        the three personas)\n"
         "  --start TIME          event time of the first event, epoch ms (default 1793520000000 =\n"
         "                        2026-11-01T08:00:00Z)\n"
         "  --span D              event time the stream covers (default 6d)\n"
@@ -353,6 +357,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--seed")) { NUM(d); gc.seed = (uint64_t)d; }
         else if (!strcmp(a, "--customers")) { NUM(d); gc.ncustomers = (uint32_t)d; }
         else if (!strcmp(a, "--churn")) { NUM(d); if (d < 0 || d > 1e9) { fprintf(stderr, LG_NAME ": --churn: 0..1000000000\n"); return 2; } gc.churn = (uint32_t)d; }
+        else if (!strcmp(a, "--persona-cohort")) { NUM(d); if (d < 0 || d > 1e9) { fprintf(stderr, LG_NAME ": --persona-cohort: 0..1000000000\n"); return 2; } gc.persona_cohort = (uint32_t)d; }
         else if (!strcmp(a, "--start")) { NUM(d); gc.start_ms = (int64_t)d; }
         else if (!strcmp(a, "--span")) { DUR(gc.span_ms); if (!gc.span_ms) { fprintf(stderr, LG_NAME ": --span: must be > 0\n"); return 2; } }
         else if (!strcmp(a, "--mean-events")) { NUM(gc.mean_events); }

@@ -23,6 +23,13 @@
  *                   one below it or missing is not (expired, or expired and written again);
  *                   the summary adds "minute_fields": {"expected":E,"exact":X,"below":B,
  *                   "above":A}, "minute_keys_present":K)
+ *                 [--dim-totals DIM] (the by:DIM:* hashes compared per stage, summed over
+ *                   the values: fields "<stage>" prefixed by "*" and a slash. For a dimension with more distinct values
+ *                   than max_values: which values are named and which are `_other` is
+ *                   first-come in each process (docs/semantics.md "Dimensions"), so instances
+ *                   that come and go name different ones; the totals per stage are exact all
+ *                   the same. The summary adds "dim_values": the distinct values named in
+ *                   Redis's by:DIM:reached, "dim_active_nonzero": by:DIM:active fields not 0)
  *                 [--json FILE]     (also write the summary with every differing field:
  *                   {"differences":N,"compared":M,"lost":L,"double_counted":D,
  *                    "messages_expected":E,"messages_counted":C,   (sums of events + invalid)
@@ -97,11 +104,40 @@ static int message_level(const char *hash)
     return !strcmp(hash, "events") || !strcmp(hash, "invalid");
 }
 
+/* --dim-totals: a by:DIM field "<value>/<stage>" as "*" "/<stage>" (the value is everything
+ * before the last '/': a value may hold one); other hashes' fields unchanged */
+static const char *dim_field(const char *dim_pre, const char *hash, const char *field)
+{
+    static char buf[600];
+    if (!dim_pre[0] || strncmp(hash, dim_pre, strlen(dim_pre)))
+        return field;
+    const char *sl = strrchr(field, '/');
+    snprintf(buf, sizeof buf, "*/%s", sl ? sl + 1 : field);
+    return buf;
+}
+
+/* 1 the first time the value of "<value>/<stage>" is seen */
+static int count_value(keylist *k, const char *field)
+{
+    char v[600];
+    const char *sl = strrchr(field, '/');
+    size_t n = sl ? (size_t)(sl - field) : strlen(field);
+    if (n >= sizeof v) n = sizeof v - 1;
+    memcpy(v, field, n);
+    v[n] = 0;
+    size_t before = k->n;
+    keys_add(k, "v", v);
+    return k->n > before;
+}
+
 int main(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:6379", *prefix = "clickstage", *journey = NULL, *expect = NULL;
     const char *json_out = NULL;
     int events_only = 0, minutes_expire = 0;
+    const char *dim_totals = NULL;
+    char dim_pre[300] = "";
+    long dim_values = 0, dim_active_nonzero = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events-only")) { events_only = 1; continue; }
         if (!strcmp(argv[i], "--minutes-expire")) { minutes_expire = 1; continue; }
@@ -111,6 +147,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--journey")) journey = argv[++i];
         else if (!strcmp(argv[i], "--expect")) expect = argv[++i];
         else if (!strcmp(argv[i], "--json")) json_out = argv[++i];
+        else if (!strcmp(argv[i], "--dim-totals")) dim_totals = argv[++i];
     }
     if (!journey || !expect) {
         fprintf(stderr, "usage: cs_checkredis --redis HOST:PORT --journey J --expect FILE\n");
@@ -125,6 +162,8 @@ int main(int argc, char **argv)
     if (fread(buf, 1, (size_t)n, f) != (size_t)n) { perror("read"); return 2; }
     buf[n] = 0;
     fclose(f);
+    if (dim_totals)
+        snprintf(dim_pre, sizeof dim_pre, "by:%s:", dim_totals);
     cJSON *root = cJSON_Parse(buf);
     if (!root) { fprintf(stderr, "%s: not JSON\n", expect); return 2; }
     cs_counts *want = cs_counts_new(), *got = cs_counts_new();
@@ -141,8 +180,9 @@ int main(int argc, char **argv)
                 cs_counts_add(want_m, h->string, fl->string, (int64_t)fl->valuedouble);
                 keys_add(&mkeys, h->string, fl->string);
             } else if (!events_only || !strcmp(h->string, "events") || !strcmp(h->string, "invalid")) {
-                cs_counts_add(want, h->string, fl->string, (int64_t)fl->valuedouble);
-                keys_add(&keys, h->string, fl->string);
+                const char *field = dim_field(dim_pre, h->string, fl->string);
+                cs_counts_add(want, h->string, field, (int64_t)fl->valuedouble);
+                keys_add(&keys, h->string, field);
             }
 
     /* a URL (pipeline/redis.h: redis://, unix://, a socket path) or the older HOST:PORT */
@@ -166,6 +206,8 @@ int main(int argc, char **argv)
     /* a Redis Cluster (a redis:// URL of one of its nodes, or redis+cluster://): the SCAN and the
      * reads go to the node of the journey's slot; redirections are the layer's */
     cs_redis_route(c, rk.base, rk.len);
+    keylist dimvals = {0};
+    dimvals.seen = cs_counts_new();
     char cursor[32] = "0";
     do {
         const char *sa[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
@@ -189,10 +231,18 @@ int main(int argc, char **argv)
             if (hr->type != REDIS_REPLY_ARRAY) { freeReplyObject(hr); continue; }
             int minute = minutes_expire && !strncmp(hash, "minute:", 7);
             minute_keys_present += minute;
+            int dimh = dim_pre[0] && !strncmp(hash, dim_pre, strlen(dim_pre));
             for (size_t j = 0; j + 1 < hr->elements; j += 2) {
-                cs_counts_add(minute ? got_m : got, hash, hr->element[j]->str,
-                              atoll(hr->element[j + 1]->str));
-                keys_add(minute ? &mkeys : &keys, hash, hr->element[j]->str);
+                const char *field = dim_field(dim_pre, hash, hr->element[j]->str);
+                int64_t v = atoll(hr->element[j + 1]->str);
+                if (dimh && !strcmp(hash + strlen(dim_pre), "reached") &&
+                    strncmp(hr->element[j]->str, "_other/", 7) &&
+                    strncmp(hr->element[j]->str, "_unknown/", 9))
+                    dim_values += count_value(&dimvals, hr->element[j]->str);
+                if (dimh && !strcmp(hash + strlen(dim_pre), "active") && v)
+                    dim_active_nonzero++;
+                cs_counts_add(minute ? got_m : got, hash, field, v);
+                keys_add(minute ? &mkeys : &keys, hash, field);
             }
             freeReplyObject(hr);
         }
@@ -281,6 +331,9 @@ int main(int argc, char **argv)
             fprintf(o, ",\"expected\":%lld,\"got\":%lld}", (long long)e, (long long)g);
         }
         fprintf(o, "]");
+        if (dim_totals)
+            fprintf(o, ",\"dim_values\":%ld,\"dim_active_nonzero\":%ld", dim_values,
+                    dim_active_nonzero);
         if (minutes_expire)
             fprintf(o, ",\"minute_fields\":{\"expected\":%ld,\"exact\":%ld,\"below\":%ld,"
                        "\"above\":%ld},\"minute_keys_present\":%ld",
@@ -288,6 +341,9 @@ int main(int argc, char **argv)
         fprintf(o, "}\n");
         if (fclose(o) != 0) { perror(json_out); return 2; }
     }
+    if (dim_totals)
+        printf("--dim-totals %s: %ld distinct values named in by:%s:reached, %ld by:%s:active "
+               "fields not 0\n", dim_totals, dim_values, dim_totals, dim_active_nonzero, dim_totals);
     if (minutes_expire)
         printf("{\"differences\": %ld, \"compared\": %ld, \"lost\": %lld, \"double_counted\": %lld, "
                "\"tt_compared\": %ld, \"invariants\": %ld, "
