@@ -202,7 +202,8 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
       "Ticks of the worker threads, summed (one per loop: the watermark, and expiry of the "   \
       "worker's partitions).")                                                                 \
     X(worker_tick_seconds_total, counter, SECONDS, worker_tick_seconds, "",                     \
-      "Time the worker threads spent in ticks, summed, seconds; divided by "                   \
+      "CPU time the worker threads spent in ticks (thread CPU clock: preemption by other "     \
+      "processes not counted), summed, seconds; divided by "                                   \
       "worker_ticks_total: the mean cost of a tick (flat over uptime: it loops over the "      \
       "partition slots, not over every assignment ever made).")                                \
     X(partition_slots, gauge, I64, partition_slots, "",                                         \
