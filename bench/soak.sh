@@ -333,7 +333,14 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "null" && a + 0 <= b + 0) }'
 check "$([ "$CHK_RC" -eq 0 ] && [ "${DIFF:-1}" = 0 ] && echo 1 || echo 0)" exact \
   "$COMPARED fields compared, $DIFF differ (lost $LOST, double-counted $DOUBLE), messages counted ${MSGS:-?} of $EVENTS; minute fields exact $MEXACT, below (expired) $MBELOW$( [ "$COHORT" -gt 0 ] && echo "; persona: $(((CUSTOMERS + CHURN + COHORT - 1) / COHORT)) values generated (max_values 16), ${DIMV:-?} named in by:persona:reached, per-stage totals compared, ${DIMNZ:-?} by:persona:active fields not 0 at the end")"
 check "$([ "${ASSIGN:-0}" -ge "$MIN_ASSIGN" ] && echo 1 || echo 0)" assignments "$ASSIGN partition assignments in main (>= $MIN_ASSIGN), $NCYCLES join/leave cycles, engine slots $SLOTS"
-check "$(le "$RSS_G" "$MAX_RSS")" rss "RSS $(awk -v a="$RSS_F" -v b="$RSS_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }') (growth $RSS_G % <= $MAX_RSS %)"
+# ci: RSS swings ~6 MB with the join cycle's phase (26.6-32.6 MB in one run) and a 22 s quarter
+# holds three or four cycles, so one quarter caught mostly 128 partitions held and the other 384:
+# +10.1 % with heap in use flat and +2.3 % at the same phase. The ci check compares the samples
+# where main holds every partition (rss_growth_pct_full_assignment); the long run's 5-minute
+# quarters average over dozens of cycles and check every sample.
+RSS_CHECK_G=$RSS_G; RSS_CHECK_HOW="every sample"
+if [ "$PROFILE" = ci ] && [ "$RSSP_G" != null ]; then RSS_CHECK_G=$RSSP_G; RSS_CHECK_HOW="samples with all $PARTS partitions held; every sample $RSS_G %"; fi
+check "$(le "$RSS_CHECK_G" "$MAX_RSS")" rss "RSS $(awk -v a="$RSS_F" -v b="$RSS_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }') (growth $RSS_CHECK_G % <= $MAX_RSS %, $RSS_CHECK_HOW)"
 say "heap in use $(awk -v a="$HEAP_F" -v b="$HEAP_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }') (growth $HEAP_G %; RSS over the same samples $RSSP_G %), malloc free $(awk -v a="$HFREE_F" -v b="$HFREE_L" 'BEGIN { printf "%.1f -> %.1f MB", a / 1024, b / 1024 }'), arenas at most $ARENAS; malloc_trim calls (count, mean ms): $TRIMS"
 check "$(le "$TMS_G" "$MAX_COST")" tick_cost "tick CPU $TMS_F -> $TMS_L ms/s (growth $TMS_G % <= $MAX_COST %); per tick $TUS_F -> $TUS_L us ($TUS_G %)"
 check "$(le "$FMS_G" "$MAX_COST")" flush_cost "flush $FMS_F -> $FMS_L ms (growth $FMS_G % <= $MAX_COST %)"
