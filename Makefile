@@ -83,7 +83,7 @@ $(BUILD)/clickstage: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage/*.c))
 # The load generator's ground truth comes from the reference model in loadgen/ (cJSON-based,
 # shares no code path with the daemon's pipeline beyond the rule table).
 $(BUILD)/clickstage-loadgen: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-loadgen/*.c)) $(LOADGEN_OBJ) $(LIB)
-	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_REDIS) $(LDLIBS_CORE) -lcjson -llz4
 $(BUILD)/clickstage-repartition: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-repartition/*.c)) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_KAFKA) $(LDLIBS_CORE)
 $(BUILD)/clickstage-top: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/clickstage-top/*.c)) $(LIB)
@@ -235,7 +235,7 @@ test-soak: deps all tools
 
 # Debian packages the build, tests and local stack need. Installs only what is missing.
 DEB_PKGS = build-essential clang libclang-rt-14-dev pkg-config librdkafka-dev libhiredis-dev \
-  libxxhash-dev libyaml-dev libssl-dev libmicrohttpd-dev libncurses-dev libcmocka-dev libcjson-dev \
+  libxxhash-dev libyaml-dev libssl-dev libmicrohttpd-dev libncurses-dev libcmocka-dev libcjson-dev liblz4-dev \
   redis-server kcat tmux valgrind gnuplot-nox python3-venv shellcheck stunnel4 locales
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
