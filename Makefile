@@ -98,6 +98,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TESTSUPPORT_OBJ) $(LOADGEN_OBJ) $(LI
 # the daemon's option table is not in the library: test_config links it
 $(BUILD)/tests/test_config: $(BUILD)/cmd/clickstage/config.o
 $(BUILD)/tests/unit/test_config.o: CFLAGS_BASE += -Icmd/clickstage
+# the load generator's producers (direct and librdkafka) are not in a library either
+LG_PROD_OBJ = $(patsubst %.c,$(BUILD)/%.o,cmd/clickstage-loadgen/produce.c cmd/clickstage-loadgen/direct.c cmd/clickstage-loadgen/hist.c)
+$(BUILD)/tests/test_loadgen_direct: $(LG_PROD_OBJ)
+$(BUILD)/tests/test_loadgen_direct: LDLIBS_TEST += -llz4
+$(BUILD)/tests/unit/test_loadgen_direct.o: CFLAGS_BASE += -Icmd/clickstage-loadgen
 
 # Test tools for the integration tests (producer with expected counts, Redis checker).
 TOOLS = $(BUILD)/cs_checkredis $(BUILD)/cs_mockbroker
