@@ -77,7 +77,7 @@ mock() { # NAME BINARY
   "$BIN/cs_mockbroker" clickstream:8 >"$WORK/mock.out" 2>"$WORK/mock.err" & MOCKPID=$!
   # a whole first line (the bootstrap list), not just a non-empty file
   local i; for i in $(seq 1 300); do [ -n "$(head -1 "$WORK/mock.out")" ] && break; sleep 0.1; done
-  [ -n "$(head -1 "$WORK/mock.out")" ] || { cat "$WORK/mock.err"; die "cs_mockbroker did not start"; }
+  [ -n "$(head -1 "$WORK/mock.out")" ] || { cat "$WORK/mock.err"; die "cs_mockbroker did not start (after $i waits; $(kill -0 "$MOCKPID" 2>&1 && echo running || echo exited))"; }
   gen "$1" "$2" "$(head -1 "$WORK/mock.out")" clickstream "$MOCK_EVENTS"
   kill "$MOCKPID"; wait "$MOCKPID" 2>/dev/null; MOCKPID=
 }

@@ -1,8 +1,10 @@
 /* lg.h — the parts of clickstage-loadgen and what they share.
  *
  *   main.c     options, topic metadata, --expect, one run (produce, optionally watched)
- *   produce.c  the producers: N threads, each with its own librdkafka producer and a disjoint
- *              set of partitions, generating each partition's stream itself (loadgen/gen.h)
+ *   produce.c  the producers: N threads, each with its own producer (librdkafka's, or the
+ *              direct one) and a disjoint set of partitions, generating each partition's stream
+ *              itself (loadgen/gen.h)
+ *   direct.c   the direct producer: Kafka's wire protocol on PLAINTEXT clusters (--producer)
  *   watch.c    produce -> visible latency and consumer lag from what clickstage wrote to Redis
  *   sustain.c  --find-sustainable: steps at rising rates, bisection, table, JSON, plot
  *   hist.c     log-linear latency histograms (percentiles without keeping samples)

@@ -19,6 +19,12 @@
  *  - --unkeyed: one thread, the merged stream (cs_gen_next) in its order, each message to a
  *    partition picked from its position: the same placement as before issue 15.
  *
+ * --producer direct (direct.c, lg_producer_pick): each thread owns an lg_direct instead of an
+ * rd_kafka_t; produce_one appends to the partition's open batch, tpoll sends lingered batches and
+ * reads the responses that arrived, a segment's end sends every open batch, and lg_prod_flush
+ * waits until the threads' idle polls have every record answered (the sockets stay with their
+ * thread). Delivered offsets come from the responses' base offsets.
+ *
  * Why one librdkafka producer per thread: a librdkafka producer builds and compresses message
  * sets in one thread per broker; with one broker, one handle's throughput is one core's, and the
  * application threads would contend on its partition queues and its memory accounting.
