@@ -418,6 +418,7 @@ int lg_producer_pick(const lg_kafka_opts *ko)
     }
     /* --kafka: security settings need librdkafka; anything else is librdkafka's tuning */
     int security = 0, other = 0;
+    char keys[512] = ""; /* the other properties' names (never their values: secrets) */
     if (ko->extra && *ko->extra) {
         char *dup = strdup(ko->extra), *save = NULL;
         for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
@@ -430,8 +431,11 @@ int lg_producer_pick(const lg_kafka_opts *ko)
             else if (!strncmp(kv, "sasl.", 5) || !strncmp(kv, "ssl.", 4) ||
                      !strncmp(kv, "ssl_", 4))
                 security = 1;
-            else
+            else {
                 other = 1;
+                size_t n = strlen(keys);
+                snprintf(keys + n, sizeof keys - n, "%s%s", n ? "," : "", kv);
+            }
         }
         free(dup);
     }
@@ -449,8 +453,8 @@ int lg_producer_pick(const lg_kafka_opts *ko)
         return 0;
     }
     if (other)
-        fprintf(stderr, LG_NAME ": --producer direct: --kafka %s is librdkafka's, ignored\n",
-                ko->extra);
+        fprintf(stderr, LG_NAME ": --producer direct: --kafka %s: librdkafka's, ignored\n",
+                keys);
     return 1;
 }
 
