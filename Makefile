@@ -308,7 +308,8 @@ test-faults: deps all tools
 	BUILD=$(BUILD) tests/faults/run.sh
 .PHONY: test-faults
 # clickstage-loadgen through a real broker: partitions byte-identical for 1/4 threads and a
-# stream sent in parts, --watch-redis latency against a live daemon, a short --find-sustainable.
+# stream sent in parts, --watch-redis latency against a live daemon, a short --find-sustainable,
+# the direct producer's partitions byte-identical to librdkafka's and a drain of them exact.
 test-loadgen: deps all tools
 	BUILD=$(BUILD) tests/loadgen/run.sh
 .PHONY: test-loadgen
