@@ -284,10 +284,13 @@ static int dial(const char *host, int port, char *err, size_t errlen)
     return fd;
 }
 
+/* sendmsg with MSG_NOSIGNAL: a connection the broker closed is an error to report, not a
+ * SIGPIPE that ends the process without a word */
 static int write_all(int fd, struct iovec *iov, int n)
 {
     while (n > 0) {
-        ssize_t w = writev(fd, iov, n);
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -732,6 +735,17 @@ static int on_response(lg_direct *d, dconn *c, size_t n)
     return 0;
 }
 
+/* Counts every request in flight on c as failed (the connection is lost). */
+static void fail_inflight(lg_direct *d, dconn *c)
+{
+    int64_t lost = 0;
+    for (int i = 0; i < c->qn; i++)
+        lost += c->q[(c->qhead + i) % LG_DIRECT_INFLIGHT].count;
+    atomic_fetch_add(&d->failed, (uint64_t)lost);
+    atomic_fetch_sub(&d->pending, (uint64_t)lost);
+    c->qn = 0;
+}
+
 /* Reads responses on c: while more than `keep` are in flight (blocking), then whatever has
  * already arrived (non-blocking). */
 static int read_responses(lg_direct *d, dconn *c, int keep)
@@ -742,12 +756,9 @@ static int read_responses(lg_direct *d, dconn *c, int keep)
         if (n == 0)
             return 0;
         if (n < 0) {
-            int64_t lost = 0;
-            for (int i = 0; i < c->qn; i++)
-                lost += c->q[(c->qhead + i) % LG_DIRECT_INFLIGHT].count;
-            atomic_fetch_add(&d->failed, (uint64_t)lost);
-            atomic_fetch_sub(&d->pending, (uint64_t)lost);
-            c->qn = 0;
+            int e = errno;
+            fail_inflight(d, c);
+            errno = e;
             fail_with(d, "broker %d: %s", c->node,
                       errno == EAGAIN || errno == EWOULDBLOCK ? "no response (timed out)"
                                                                : strerror(errno));
@@ -836,8 +847,7 @@ static int send_batch(lg_direct *d, int part)
     bp->nsamp = 0;
     if (write_all(c->fd, iov, 2) < 0) {
         int e = errno;
-        read_responses(d, c, 0); /* counts what was in flight as failed */
-        errno = e;
+        fail_inflight(d, c); /* this request and those before it */
         fail_with(d, "broker %d: send: %s", c->node, strerror(e));
         return -1;
     }
