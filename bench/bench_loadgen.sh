@@ -4,7 +4,8 @@
 # On this machine, with its own Kafka broker + redis-server (scripts/stack.sh in a temp dir,
 # stopped at the end), LG_RUNS rounds of, in alternating order:
 #   new   this build's clickstage-loadgen, flat out, LG_EVENTS events into a fresh 8-partition
-#         topic (lz4, defaults; --threads default: one per core)
+#         topic (lz4, defaults; --threads default: one per core; --producer auto: the direct
+#         producer on these PLAINTEXT brokers, LG_ARGS="--producer librdkafka" for the other)
 #   old   the generator before issue 15 (LG_BASE_REV, built from git in a worktree; or
 #         LG_BASE_BIN=path), the same events count into another fresh topic
 #   drain `clickstage --drain --threads 2` of the new generator's topic (the events it would
@@ -60,7 +61,7 @@ gen() { # NAME BINARY BROKERS TOPIC EVENTS [ARGS]: last JSON line to $WORK/NAME.
   "$bin" --brokers "$brokers" --topic "$tp" --events "$n" --rules "$RULES" --progress 0 "$@" \
     >"$WORK/$name.log" 2>&1 || { tail -3 "$WORK/$name.log"; die "$name"; }
   tail -1 "$WORK/$name.log" >"$WORK/$name.json"
-  say "    $name: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["events_per_sec"], "events/s")' "$WORK/$name.json")"
+  say "    $name: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["events_per_sec"], "events/s", d.get("producer", ""))' "$WORK/$name.json")"
 }
 drain() { # NAME TOPIC
   local t0 t1
@@ -74,8 +75,9 @@ drain() { # NAME TOPIC
 }
 mock() { # NAME BINARY
   "$BIN/cs_mockbroker" clickstream:8 >"$WORK/mock.out" 2>"$WORK/mock.err" & MOCKPID=$!
-  local i; for i in $(seq 1 300); do [ -s "$WORK/mock.out" ] && break; sleep 0.1; done
-  [ -s "$WORK/mock.out" ] || die "cs_mockbroker did not start"
+  # a whole first line (the bootstrap list), not just a non-empty file
+  local i; for i in $(seq 1 300); do [ -n "$(head -1 "$WORK/mock.out")" ] && break; sleep 0.1; done
+  [ -n "$(head -1 "$WORK/mock.out")" ] || { cat "$WORK/mock.err"; die "cs_mockbroker did not start (after $i waits; $(kill -0 "$MOCKPID" 2>&1 && echo running || echo exited))"; }
   gen "$1" "$2" "$(head -1 "$WORK/mock.out")" clickstream "$MOCK_EVENTS"
   kill "$MOCKPID"; wait "$MOCKPID" 2>/dev/null; MOCKPID=
 }

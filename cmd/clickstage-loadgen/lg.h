@@ -1,8 +1,10 @@
 /* lg.h — the parts of clickstage-loadgen and what they share.
  *
  *   main.c     options, topic metadata, --expect, one run (produce, optionally watched)
- *   produce.c  the producers: N threads, each with its own librdkafka producer and a disjoint
- *              set of partitions, generating each partition's stream itself (loadgen/gen.h)
+ *   produce.c  the producers: N threads, each with its own producer (librdkafka's, or the
+ *              direct one) and a disjoint set of partitions, generating each partition's stream
+ *              itself (loadgen/gen.h)
+ *   direct.c   the direct producer: Kafka's wire protocol on PLAINTEXT clusters (--producer)
  *   watch.c    produce -> visible latency and consumer lag from what clickstage wrote to Redis
  *   sustain.c  --find-sustainable: steps at rising rates, bisection, table, JSON, plot
  *   hist.c     log-linear latency histograms (percentiles without keeping samples)
@@ -17,6 +19,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -72,7 +75,14 @@ void lg_track_free(lg_track *t);
 typedef struct lg_kafka_opts {
     const char *brokers, *topic, *compression, *extra;
     int64_t linger_ms, batch;
+    const char *producer; /* "direct", "librdkafka" or "auto" (NULL: auto); lg_producer_pick */
 } lg_kafka_opts;
+
+/* Which producer a run uses (--producer): 1 direct, 0 librdkafka, -1 refused (message on
+ * stderr). auto: direct when the compression is none or lz4 and --kafka sets nothing but
+ * security.protocol=plaintext; else librdkafka. direct with gzip/snappy/zstd falls back to
+ * librdkafka (a log line); direct with SASL/SSL settings is refused. */
+int lg_producer_pick(const lg_kafka_opts *ko);
 
 typedef struct lg_prod lg_prod;
 /* Starts nthreads producer threads (1 when unkeyed) over the plan's partitions; nothing is sent
@@ -86,6 +96,8 @@ int lg_prod_new(const lg_kafka_opts *ko, const cs_gen_plan *pl, int nthreads, in
  * other: from is where the previous one ended. Returns the messages handed over. */
 uint64_t lg_prod_segment(lg_prod *p, uint64_t from, uint64_t to, double rate, double deadline,
                          volatile int *stop);
+/* "direct" or "librdkafka": the producer the run uses. */
+const char *lg_prod_kind(const lg_prod *p);
 /* Messages handed to librdkafka so far (any thread). */
 uint64_t lg_prod_sent(const lg_prod *p);
 /* Waits for every delivery report (up to timeout_ms); then the totals. */
@@ -95,6 +107,36 @@ typedef struct lg_prod_stats {
 } lg_prod_stats;
 void lg_prod_flush(lg_prod *p, int timeout_ms, lg_prod_stats *st);
 void lg_prod_free(lg_prod *p);
+
+/* ---- the direct producer (direct.c): Kafka's wire protocol for PLAINTEXT clusters ---------
+ * One lg_direct per producer thread, owned by it (not thread-safe), except lg_direct_pending,
+ * lg_direct_failed and lg_direct_stats (atomics, any thread). */
+typedef struct lg_dmeta lg_dmeta; /* the topic's partition leaders and the versions to speak */
+int lg_dmeta_fetch(const char *brokers, const char *topic, lg_dmeta **out, char *err,
+                   size_t errlen);
+int lg_dmeta_nparts(const lg_dmeta *m);
+int lg_dmeta_produce_version(const lg_dmeta *m);
+void lg_dmeta_free(lg_dmeta *m);
+typedef struct lg_direct lg_direct;
+/* compression: "none" or "lz4"; batch_msgs: records per batch at most (plus a byte bound:
+ * 1,000,000 bytes of records uncompressed, 2,000,000 before lz4); linger_ms: an open batch is
+ * sent at the first lg_direct_poll after it is this old. track: NULL or delivered offsets. */
+lg_direct *lg_direct_new(const lg_dmeta *md, const char *compression, int64_t linger_ms,
+                         int64_t batch_msgs, lg_track *track);
+/* Appends a record (key NULL: null key) to partition part's batch, sending the batch first when
+ * it is full. sample_us: 0, or a latency sample's wall time. 0, or -1 once anything failed. */
+int lg_direct_add(lg_direct *d, int part, const void *key, size_t keylen, const void *val,
+                  size_t len, int64_t ts_ms, int64_t sample_us);
+int lg_direct_poll(lg_direct *d);     /* sends lingered batches, reads arrived responses */
+int lg_direct_send_all(lg_direct *d); /* sends every open batch */
+int lg_direct_flush(lg_direct *d);    /* sends every open batch, waits for every response */
+uint64_t lg_direct_pending(const lg_direct *d); /* records added and not yet answered */
+int lg_direct_failed(const lg_direct *d);
+void lg_direct_stats(const lg_direct *d, uint64_t *delivered, uint64_t *failed, char *err,
+                     size_t errlen);
+void lg_direct_free(lg_direct *d);
+uint32_t lg_crc32c(const void *data, size_t n);
+uint32_t lg_crc32c_update(uint32_t crc, const void *data, size_t n);
 
 /* ---- the watcher (watch.c) --------------------------------------------------------------- */
 typedef struct lg_watch_opts {

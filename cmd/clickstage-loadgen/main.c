@@ -58,7 +58,7 @@ static void usage(FILE *f)
         "                        flat out without --events: up to 1000000000 events\n"
         "  --rate R              messages per second, all threads together; 0 = flat out\n"
         "                        (default 0)\n"
-        "  --threads N           producer threads, each with its own librdkafka producer and\n"
+        "  --threads N           producer threads, each with its own producer (--producer) and\n"
         "                        its own partitions (p %% N); the bytes of every partition are\n"
         "                        the same for any N (default: one per core, at most one per\n"
         "                        partition)\n"
@@ -112,10 +112,22 @@ static void usage(FILE *f)
         "  --count N             send at most N messages after those: a stream sent in parts\n"
         "                        (same seed and options each time) adds up to the whole one\n"
         "Producer\n"
+        "  --producer P          direct|librdkafka|auto (default auto). direct: the load\n"
+        "                        generator's own Kafka producer (Kafka's wire protocol over\n"
+        "                        plain TCP, Produce v3-v7, record batches v2, acks=all, up to\n"
+        "                        5 requests in flight per broker, no retries: any error fails\n"
+        "                        the run); PLAINTEXT only, compression none or lz4 (gzip,\n"
+        "                        snappy, zstd: falls back to librdkafka, with a log line).\n"
+        "                        auto: direct when --compression is none or lz4 and --kafka\n"
+        "                        sets nothing but security.protocol=plaintext; otherwise\n"
+        "                        librdkafka. Both send the same bytes per partition\n"
         "  --compression C       none|gzip|snappy|lz4|zstd (default lz4)\n"
-        "  --linger-ms N         (default 5)\n"
-        "  --batch N             messages per batch (default 10000)\n"
-        "  --kafka k=v,...       more librdkafka producer properties (every thread's producer)\n"
+        "  --linger-ms N         how long a partition's batch may wait to fill (default 5)\n"
+        "  --batch N             messages per batch (default 10000); direct: also at most\n"
+        "                        1,000,000 bytes of records (none) or 2,000,000 before lz4\n"
+        "  --kafka k=v,...       more librdkafka producer properties (every thread's producer;\n"
+        "                        with --producer auto, any but security.protocol=plaintext\n"
+        "                        selects librdkafka)\n"
         "  --progress D          progress line interval, 0 = none (default 1s)\n"
         "Watching clickstage (produce -> visible latency and consumer lag)\n"
         "  --watch-redis URL     the Redis clickstage writes to (redis://[:pw@]host:port/db or a\n"
@@ -308,7 +320,7 @@ static void lat_json(char *buf, size_t n, const lg_hist *h)
 
 int main(int argc, char **argv)
 {
-    lg_kafka_opts ko = {"127.0.0.1:9092", "clickstream", "lz4", NULL, 5, 10000};
+    lg_kafka_opts ko = {"127.0.0.1:9092", "clickstream", "lz4", NULL, 5, 10000, "auto"};
     /* the same rule file as the daemon's when run beside it (e.g. in the container image) */
     const char *rules = getenv("CLICKSTAGE_RULES") && *getenv("CLICKSTAGE_RULES")
                             ? getenv("CLICKSTAGE_RULES")
@@ -389,6 +401,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--linger-ms")) { NUM(d); ko.linger_ms = (int64_t)d; }
         else if (!strcmp(a, "--batch")) { NUM(d); ko.batch = (int64_t)d; }
         else if (!strcmp(a, "--kafka")) ko.extra = v;
+        else if (!strcmp(a, "--producer")) ko.producer = v;
         else if (!strcmp(a, "--skip")) { NUM(d); skip = (uint64_t)d; }
         else if (!strcmp(a, "--count")) { NUM(d); count = (uint64_t)d; }
         else if (!strcmp(a, "--progress")) { DUR(ms); progress_s = (double)ms / 1000; }
@@ -541,8 +554,9 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    fprintf(stderr, LG_NAME ": %d partitions, %d producer thread%s%s%s\n", gc.nparts, nthreads,
-            nthreads == 1 ? "" : "s", watch ? ", watching " : "", watch ? watch_url : "");
+    fprintf(stderr, LG_NAME ": %d partitions, %d producer thread%s (%s producer)%s%s\n",
+            gc.nparts, nthreads, nthreads == 1 ? "" : "s", lg_prod_kind(prod),
+            watch ? ", watching " : "", watch ? watch_url : "");
 
     int rc = 0;
     if (find) {
@@ -647,13 +661,14 @@ int main(int argc, char **argv)
         fclose(lcsv);
     printf("{\"events\":%llu,\"delivered\":%llu,\"failed\":%llu,\"invalid\":%llu,\"late\":%llu,"
            "\"bytes\":%llu,\"partitions\":%d,\"seed\":%llu,\"threads\":%d,\"seconds\":%.3f,"
-           "\"events_per_sec\":%.0f,\"send_events_per_sec\":%.0f,\"rate\":%.0f,\"keyed\":%s%s}\n",
+           "\"events_per_sec\":%.0f,\"send_events_per_sec\":%.0f,\"rate\":%.0f,\"keyed\":%s,"
+           "\"producer\":\"%s\"%s}\n",
            (unsigned long long)st.sent, (unsigned long long)st.delivered,
            (unsigned long long)st.failed, (unsigned long long)st.invalid,
            (unsigned long long)st.late, (unsigned long long)st.bytes, gc.nparts,
            (unsigned long long)gc.seed, nthreads, t_done - t0,
            (double)st.sent / (t_done - t0), (double)st.sent / (t_sent - t0), rate,
-           unkeyed ? "false" : "true", latj);
+           unkeyed ? "false" : "true", lg_prod_kind(prod), latj);
     rc = st.failed || st.delivered != st.sent ? 1 : 0;
     lg_prod_free(prod);
     lg_track_free(track);

@@ -19,6 +19,12 @@
  *  - --unkeyed: one thread, the merged stream (cs_gen_next) in its order, each message to a
  *    partition picked from its position: the same placement as before issue 15.
  *
+ * --producer direct (direct.c, lg_producer_pick): each thread owns an lg_direct instead of an
+ * rd_kafka_t; produce_one appends to the partition's open batch, tpoll sends lingered batches and
+ * reads the responses that arrived, a segment's end sends every open batch, and lg_prod_flush
+ * waits until the threads' idle polls have every record answered (the sockets stay with their
+ * thread). Delivered offsets come from the responses' base offsets.
+ *
  * Why one librdkafka producer per thread: a librdkafka producer builds and compresses message
  * sets in one thread per broker; with one broker, one handle's throughput is one core's, and the
  * application threads would contend on its partition queues and its memory accounting.
@@ -30,6 +36,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +56,7 @@ typedef struct lg_thread {
     int started;
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
+    lg_direct *d;          /* --producer direct: instead of rk */
     int nmine;
     int *parts;            /* [nmine] */
     cs_gen_pstream **ps;   /* [nmine] */
@@ -65,6 +73,8 @@ struct lg_prod {
     const cs_gen_plan *pl;
     const cs_gen_conf *gc;
     int nthreads, unkeyed, dr_all;
+    int direct;            /* the direct producer (direct.c) instead of librdkafka */
+    lg_dmeta *md;
     lg_track *track;
     lg_thread *t;
     /* the segment, published under mu */
@@ -181,15 +191,25 @@ static rd_kafka_t *make_producer(const lg_kafka_opts *ko, int idx, int dr_all, l
     return rk;
 }
 
+/* Serves delivery reports (librdkafka) or sends lingered batches and reads the responses that
+ * have arrived (direct). */
+static inline void tpoll(lg_thread *t, int ms)
+{
+    if (t->d)
+        lg_direct_poll(t->d);
+    else
+        rd_kafka_poll(t->rk, ms);
+}
+
 /* Sleeps until lg_now() >= when (in slices, so that delivery reports keep flowing). */
-static void sleep_until(rd_kafka_t *rk, double when)
+static void sleep_until(lg_thread *t, double when)
 {
     for (;;) {
         double d = when - lg_now();
         if (d <= 0)
             return;
         if (d > 0.002) {
-            rd_kafka_poll(rk, 0);
+            tpoll(t, 0);
             d = when - lg_now();
             if (d <= 0)
                 return;
@@ -206,6 +226,16 @@ static int produce_one(lg_thread *t, int part, const cs_gen_msg *m, const char *
                        size_t keylen, void *opaque)
 {
     lg_prod *P = t->P;
+    if (t->d) {
+        if (lg_direct_add(t->d, part, key, keylen, m->payload, m->len, m->ts_ms,
+                          (int64_t)(uintptr_t)opaque) < 0)
+            return -1;
+        t->bytes += m->len;
+        t->invalid += (uint64_t)m->invalid;
+        t->late += (uint64_t)m->late;
+        atomic_fetch_add_explicit(&P->sent, 1, memory_order_relaxed);
+        return 0;
+    }
     /* A full queue: without success reports nothing needs polling, so producev blocks until
      * librdkafka frees room (woken exactly then); with reports this thread must serve them,
      * so it polls instead. */
@@ -279,7 +309,7 @@ static void run_keyed(lg_thread *t, uint64_t from, uint64_t to, double rate, dou
                 if (due > now + LG_PACE_QUANTUM) {
                     now = lg_now();
                     if (due > now + LG_PACE_QUANTUM) {
-                        sleep_until(t->rk, due);
+                        sleep_until(t, due);
                         now = due;
                     }
                 }
@@ -291,10 +321,12 @@ static void run_keyed(lg_thread *t, uint64_t from, uint64_t to, double rate, dou
         }
         t->nextkey[best] = t->pos[best] < t->hi[best] ? cs_gen_plan_key(P->pl, p, t->pos[best])
                                                       : UINT64_MAX;
-        rd_kafka_poll(t->rk, 0);
+        tpoll(t, 0);
         if (deadline > 0 && (now = lg_now()) >= deadline)
             break;
     }
+    if (t->d) /* a segment's end: what it generated goes out now, not after linger.ms */
+        lg_direct_send_all(t->d);
 }
 
 /* One segment, unkeyed: the merged stream, in its order. */
@@ -312,7 +344,7 @@ static void run_unkeyed(lg_thread *t, uint64_t from, uint64_t to, double rate, d
             if (due > now + LG_PACE_QUANTUM) {
                 now = lg_now();
                 if (due > now + LG_PACE_QUANTUM) {
-                    sleep_until(t->rk, due);
+                    sleep_until(t, due);
                     now = due;
                 }
             }
@@ -324,11 +356,13 @@ static void run_unkeyed(lg_thread *t, uint64_t from, uint64_t to, double rate, d
             break;
         }
         if ((pos & 1023) == 0) {
-            rd_kafka_poll(t->rk, 0);
+            tpoll(t, 0);
             if (deadline > 0 && (now = lg_now()) >= deadline)
                 break;
         }
     }
+    if (t->d)
+        lg_direct_send_all(t->d);
 }
 
 static void *thread_main(void *arg)
@@ -341,7 +375,7 @@ static void *thread_main(void *arg)
         while (!P->quit && P->seg_id == seen) {
             /* idle: keep delivery reports flowing (the watcher reads delivered offsets) */
             pthread_mutex_unlock(&P->mu);
-            rd_kafka_poll(t->rk, 0);
+            tpoll(t, 0);
             pthread_mutex_lock(&P->mu);
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -372,6 +406,60 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+int lg_producer_pick(const lg_kafka_opts *ko)
+{
+    const char *want = ko->producer && *ko->producer ? ko->producer : "auto";
+    int is_direct = !strcmp(want, "direct"), is_auto = !strcmp(want, "auto");
+    if (!strcmp(want, "librdkafka"))
+        return 0;
+    if (!is_direct && !is_auto) {
+        fprintf(stderr, LG_NAME ": --producer %s: direct, librdkafka or auto\n", want);
+        return -1;
+    }
+    /* --kafka: security settings need librdkafka; anything else is librdkafka's tuning */
+    int security = 0, other = 0;
+    char keys[512] = ""; /* the other properties' names (never their values: secrets) */
+    if (ko->extra && *ko->extra) {
+        char *dup = strdup(ko->extra), *save = NULL;
+        for (char *kv = strtok_r(dup, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(kv, '=');
+            const char *v = eq ? eq + 1 : "";
+            if (eq)
+                *eq = 0;
+            if (!strcmp(kv, "security.protocol"))
+                security |= strcasecmp(v, "plaintext") != 0;
+            else if (!strncmp(kv, "sasl.", 5) || !strncmp(kv, "ssl.", 4) ||
+                     !strncmp(kv, "ssl_", 4))
+                security = 1;
+            else {
+                other = 1;
+                size_t n = strlen(keys);
+                snprintf(keys + n, sizeof keys - n, "%s%s", n ? "," : "", kv);
+            }
+        }
+        free(dup);
+    }
+    int codec_ok = !strcmp(ko->compression, "none") || !strcmp(ko->compression, "lz4");
+    if (is_auto)
+        return codec_ok && !security && !other;
+    if (security) {
+        fprintf(stderr, LG_NAME ": --producer direct speaks PLAINTEXT only; --kafka sets "
+                "SASL/SSL: use --producer librdkafka (or auto)\n");
+        return -1;
+    }
+    if (!codec_ok) {
+        fprintf(stderr, LG_NAME ": --producer direct has no %s compression (none, lz4): "
+                "falling back to librdkafka\n", ko->compression);
+        return 0;
+    }
+    if (other)
+        fprintf(stderr, LG_NAME ": --producer direct: --kafka %s: librdkafka's, ignored\n",
+                keys);
+    return 1;
+}
+
+const char *lg_prod_kind(const lg_prod *P) { return P->direct ? "direct" : "librdkafka"; }
+
 int lg_prod_new(const lg_kafka_opts *ko, const cs_gen_plan *pl, int nthreads, int unkeyed,
                 lg_track *track, lg_prod **out)
 {
@@ -382,7 +470,30 @@ int lg_prod_new(const lg_kafka_opts *ko, const cs_gen_plan *pl, int nthreads, in
         nthreads = gc->nparts;
     if (nthreads < 1)
         nthreads = 1;
+    int direct = lg_producer_pick(ko);
+    if (direct < 0)
+        return -1;
+    if (!direct && ko->producer && !strcmp(ko->producer, "auto") &&
+        strcmp(ko->compression, "none") && strcmp(ko->compression, "lz4"))
+        fprintf(stderr, LG_NAME ": --compression %s: the librdkafka producer (the direct one "
+                "has none and lz4)\n", ko->compression);
+    lg_dmeta *md = NULL;
+    if (direct) {
+        char err[512];
+        if (lg_dmeta_fetch(ko->brokers, ko->topic, &md, err, sizeof err) < 0) {
+            fprintf(stderr, LG_NAME ": direct producer: %s\n", err);
+            return -1;
+        }
+        if (lg_dmeta_nparts(md) != gc->nparts) {
+            fprintf(stderr, LG_NAME ": direct producer: topic %s has %d partitions, not %d\n",
+                    ko->topic, lg_dmeta_nparts(md), gc->nparts);
+            lg_dmeta_free(md);
+            return -1;
+        }
+    }
     lg_prod *P = calloc(1, sizeof *P);
+    P->direct = direct;
+    P->md = md;
     P->pl = pl;
     P->gc = gc;
     P->nthreads = nthreads;
@@ -414,6 +525,15 @@ int lg_prod_new(const lg_kafka_opts *ko, const cs_gen_plan *pl, int nthreads, in
                 t->parts[j] = p;
                 t->ps[j] = cs_gen_pstream_new(pl, p);
             }
+        }
+        if (direct) {
+            t->d = lg_direct_new(md, ko->compression, ko->linger_ms, ko->batch, track);
+            if (!t->d) {
+                fprintf(stderr, LG_NAME ": direct producer: no lz4 context\n");
+                lg_prod_free(P);
+                return -1;
+            }
+            continue;
         }
         t->rk = make_producer(ko, i, P->dr_all, t);
         if (!t->rk) {
@@ -487,6 +607,38 @@ void lg_prod_flush(lg_prod *P, int timeout_ms, lg_prod_stats *st)
     memset(st, 0, sizeof *st);
     double end = lg_now() + timeout_ms / 1000.0;
     uint64_t outq = 0;
+    if (P->direct) {
+        /* the owning threads send and read (their idle loop polls every 10 ms): wait for every
+         * record to be answered, or a failure */
+        for (;;) {
+            uint64_t pend = 0;
+            int failed = 0;
+            for (int i = 0; i < P->nthreads; i++) {
+                pend += lg_direct_pending(P->t[i].d);
+                failed |= lg_direct_failed(P->t[i].d);
+            }
+            if (!pend || failed || lg_now() >= end)
+                break;
+            usleep(1000);
+        }
+        for (int i = 0; i < P->nthreads; i++) {
+            lg_thread *t = &P->t[i];
+            uint64_t dl, f;
+            char e[256];
+            lg_direct_stats(t->d, &dl, &f, e, sizeof e);
+            st->bytes += t->bytes;
+            st->invalid += t->invalid;
+            st->late += t->late;
+            st->delivered += dl;
+            st->failed += f;
+            if (e[0] && !st->first_error[0])
+                snprintf(st->first_error, sizeof st->first_error, "%s", e);
+        }
+        st->sent = lg_prod_sent(P);
+        if (st->first_error[0] && !st->failed) /* failed before anything was answered */
+            st->failed = st->sent > st->delivered ? st->sent - st->delivered : 1;
+        return;
+    }
     for (int i = 0; i < P->nthreads; i++) {
         lg_thread *t = &P->t[i];
         int left = (int)((end - lg_now()) * 1000);
@@ -523,6 +675,7 @@ void lg_prod_free(lg_prod *P)
             rd_kafka_topic_destroy(t->rkt);
         if (t->rk)
             rd_kafka_destroy(t->rk);
+        lg_direct_free(t->d);
         for (int j = 0; j < t->nmine; j++)
             cs_gen_pstream_destroy(t->ps[j]);
         free(t->parts);
@@ -532,6 +685,7 @@ void lg_prod_free(lg_prod *P)
         free(t->pos);
     }
     cs_gen_destroy(P->merged);
+    lg_dmeta_free(P->md);
     free(P->t);
     pthread_mutex_destroy(&P->mu);
     pthread_cond_destroy(&P->cv_go);

@@ -87,7 +87,9 @@ rand() { R=$(($1 + (RANDOM * 32768 + RANDOM) % ($2 - $1 + 1))); }   # sets R in 
 sleep_ms() { [ "$1" -gt 0 ] && sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; return 0; }
 stk() { scripts/stack.sh "$@" "$STACK" >>"$WORK/stack-ops.log" 2>&1; }
 rcli() { timeout 5 redis-cli -p "$REDIS_PORT" "$@"; }
-lg() { "$B/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --rules "$RULES" --progress 0 "$@"; }
+# librdkafka's producer: the producer must ride out broker outages (broker_restart), which the
+# direct producer (no retries, docs/benchmarking.md) does not
+lg() { "$B/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --rules "$RULES" --progress 0 --producer librdkafka "$@"; }
 want() { [[ " ${CASES:-all} " == *" all "* || " ${CASES:-} " == *" $1 "* ]]; }
 alive() { # a running (not zombie) process
   local st

@@ -7,6 +7,9 @@
 #      visible latency and lag 0 at the end; every event counted as the ground truth says (the
 #      daemon is stopped live, so sessions stay open: events and invalid are what must match)
 #   3. --find-sustainable: a short search reports a figure, its p99, a table and a plot
+#   4. --producer direct: the same seed through the direct producer (lz4 with 2 threads, none
+#      with 1 thread and small batches) and through librdkafka gives byte-identical partitions;
+#      clickstage --drain of the direct topic equals the ground truth exactly (cs_checkredis)
 # Each case prints "PASS name" or "FAIL name: why"; the last line is "loadgen: N passed, N failed".
 #   CASES="determinism" tests/loadgen/run.sh   runs only those cases
 set -uo pipefail
@@ -115,6 +118,33 @@ if want sustain; then
   else
     printf '%s\n' "$out" | tail -8 | sed 's/^/    /'; tail -3 "$WORK/s.err"
     bad find_sustainable "rc=$rc figure '$fig'"
+  fi
+fi
+
+# 4. the direct producer: the same bytes as librdkafka's, and a drain of them exact
+if want direct; then
+  N=150000; ARGS=(--events "$N" --customers 7000 --seed 1516 --skew 0.001)
+  topic xr 8; topic xd 8; topic xn 8
+  rr=$(lg --topic xr --producer librdkafka --threads 2 "${ARGS[@]}" --expect "$WORK/x.json" 2>"$WORK/xr.err" | tail -1)
+  rd=$(lg --topic xd --threads 2 "${ARGS[@]}" 2>"$WORK/xd.err" | tail -1) # auto: direct
+  rn=$(lg --topic xn --producer direct --threads 1 --compression none --batch 500 "${ARGS[@]}" 2>"$WORK/xn.err" | tail -1)
+  dump xr 8 >"$WORK/xr.md5"; dump xd 8 >"$WORK/xd.md5"; dump xn 8 >"$WORK/xn.md5"
+  nd=$(count xd)
+  "$B/clickstage" --brokers "$KAFKA_BROKERS" --redis "$REDIS_URL" --rules "$RULES" --http-listen "" \
+    --log-format text --drain --threads 2 --topics xd --group gx --prefix itx >"$WORK/x.log" 2>&1
+  rcd=$?
+  "$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix itx --journey model --expect "$WORK/x.json" \
+    >"$WORK/x.check" 2>&1
+  rcc=$?
+  if [ "$nd" = "$N" ] && [[ $rr == *'"producer":"librdkafka"'* ]] && [[ $rd == *'"producer":"direct"'* ]] \
+     && [[ $rn == *'"producer":"direct"'* ]] && [[ $rd == *"\"delivered\":$N,"* ]] \
+     && cmp -s "$WORK/xr.md5" "$WORK/xd.md5" && cmp -s "$WORK/xr.md5" "$WORK/xn.md5" \
+     && [ $rcd = 0 ] && [ $rcc = 0 ]; then
+    ok "direct_producer ($N messages, 8 partitions byte-identical to librdkafka's for lz4/2 threads and none/1 thread; drain exact: $(tail -1 "$WORK/x.check"))"
+  else
+    paste "$WORK/xr.md5" "$WORK/xd.md5" "$WORK/xn.md5" | sed 's/^/    /'
+    tail -3 "$WORK/xr.err" "$WORK/xd.err" "$WORK/xn.err" "$WORK/x.log" "$WORK/x.check"
+    bad direct_producer "messages $nd/$N, drain rc $rcd, check rc $rcc, or partitions differ"
   fi
 fi
 
