@@ -33,6 +33,7 @@
 #include "classify.h"
 #include "formats.h"
 #include "parse.h"
+#include "util.h"
 #include "yamldoc.h"
 
 #include <errno.h>
@@ -1855,7 +1856,7 @@ static int pred_holds(const pred *p, const cs_sv *v)
         const val *x = &p->v[i];
         switch (p->kind) {
         case P_EXACT:
-            if (x->len == v->len && !memcmp(x->p, v->p, v->len))
+            if (x->len == v->len && cs_bytes_eq(x->p, v->p, v->len))
                 return 1;
             break;
         case P_GLOB:
@@ -1881,7 +1882,7 @@ static const xslot *xlookup(const xfield *x, const cs_sv *v)
         const xslot *s = &x->slots[i];
         if (s->klen == 0)
             return NULL;
-        if (s->h == h && s->klen == v->len && !memcmp(x->keys + s->koff, v->p, v->len))
+        if (s->h == h && s->klen == v->len && cs_bytes_eq(x->keys + s->koff, v->p, v->len))
             return s;
         i = (i + 1) & x->mask;
     }
