@@ -1635,7 +1635,12 @@ int cs_parse_rfc3339(const char *str, size_t len, int64_t *ms)
 #define D(i) ((unsigned)(s[i] - '0'))
     size_t i = 19;
     unsigned frac = 0;
-    if (s[i] == '.') {
+    if (s[i] == '.' && len >= 24 && D(20) <= 9 && D(21) <= 9 && D(22) <= 9 && D(23) > 9) {
+        /* exactly 3 digits, the common spelling: what the loop below finds, without it (a loop
+         * of ~24 instructions a message; callgrind, issue 18) */
+        frac = D(20) * 100 + D(21) * 10 + D(22);
+        i = 23;
+    } else if (s[i] == '.') {
         /* any number of digits (at least one); truncated to milliseconds */
         size_t f0 = ++i;
         while (i < len && D(i) <= 9)
