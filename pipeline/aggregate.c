@@ -1,5 +1,6 @@
 /* aggregate.c — see aggregate.h for the contract. */
 #include "aggregate.h"
+#include "util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -73,7 +74,7 @@ static cs_dimval *dimdict_find(cs_dimdict_mpmc *d, const char *s, uint32_t len, 
             *at = i;
             return NULL;
         }
-        if (v->h == h && v->len == len && memcmp(v->s, s, len) == 0)
+        if (v->h == h && v->len == len && cs_bytes_eq(v->s, s, len))
             return v;
     }
 }

@@ -71,6 +71,8 @@ typedef struct tnode {
 typedef struct ttarget {
     uint8_t field;
     uint8_t prio;
+    uint8_t acc; /* JSON trie only: bit VK_x set when the field takes a value of kind x
+                  * (field_accepts, evaluated once by trie_build instead of per hit) */
 } ttarget;
 
 typedef struct hslot {
@@ -118,11 +120,11 @@ struct cs_decode_plan {
 /* value kinds seen by the scanner */
 enum { VK_STR, VK_INT, VK_FLOAT, VK_BOOL };
 
-/* A present value met at a trie node that ends some path; resolved into fields after the scan. */
+/* A present value met at a trie node that ends some path: it bid for the node's fields as it
+ * was met (bid()); the winners are turned into fields after the scan (resolve()). */
 typedef struct hit {
     const uint8_t *s; /* in the decoder's copy of the message */
     uint32_t len;
-    uint32_t node;
     uint8_t vk;  /* VK_* */
     uint8_t esc; /* string with escapes still to undo */
 } hit;
@@ -133,7 +135,6 @@ struct cs_decoder {
     char *scratch;  /* cap bytes: unescaped strings */
     size_t cap;
     uint32_t gen;
-    uint8_t best[CS_MAX_FIELDS];
     char keybuf[CS_MAX_PATH_LEN];
     uint32_t stack[MAX_DEPTH_CAP + 1];
     uint32_t seen[MAX_NODES];
@@ -153,14 +154,18 @@ static const uint8_t str_stop[256] = {
 
 static const uint8_t is_ws[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
 
+/* Hex digit values plus one (0: not a hex digit, the default of the bytes not listed): one load
+ * a digit. Rejected: the range tests (~6 instructions and two branches a digit; a \uXXXX
+ * escape is in every message of bench_core, callgrind issue 18). */
+static const int8_t hex_plus1[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
+    ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
 static inline int hexval(uint8_t c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
+    return hex_plus1[c] - 1;
 }
 
 static inline long hex4(const uint8_t *p)
@@ -474,6 +479,18 @@ static int cols_build(cs_decode_plan *p, char *errstr, size_t errlen)
 }
 
 /* Rebuild nodes/targets/hash from p->fields. On failure p is unchanged and -1 is returned. */
+/* Does field f take a present value of kind vk? A value it does not take is "not present" for
+ * that field, so a lower-priority path can still win. */
+static inline int field_accepts(const cs_decode_plan *pl, unsigned f, unsigned vk)
+{
+    switch (f) {
+    case CS_F_CUSTOMER: return vk == VK_STR || vk == VK_INT; /* no floats, no booleans */
+    case CS_F_EVENT: return vk == VK_STR;
+    default: /* time: anything present is taken, and must then parse; the person is an id */
+        return f != (unsigned)pl->person_field || vk == VK_STR || vk == VK_INT;
+    }
+}
+
 static int trie_build(cs_decode_plan *p, char *errstr, size_t errlen)
 {
     if (p->tsv)
@@ -542,6 +559,10 @@ static int trie_build(cs_decode_plan *p, char *errstr, size_t errlen)
             tnode *n = &nodes[tb[i].node];
             targets[n->tgt_off + n->ntargets].field = (uint8_t)tb[i].field;
             targets[n->tgt_off + n->ntargets].prio = (uint8_t)tb[i].prio;
+            uint8_t acc = 0;
+            for (unsigned vk = VK_STR; vk <= VK_BOOL; vk++)
+                acc |= (uint8_t)(field_accepts(p, tb[i].field, vk) << vk);
+            targets[n->tgt_off + n->ntargets].acc = acc;
             n->ntargets++;
         }
     }
@@ -960,18 +981,6 @@ const char *cs_invalid_name(cs_invalid r)
     return names[r];
 }
 
-/* Does field f take a present value of kind vk? A value it does not take is "not present" for
- * that field, so a lower-priority path can still win. */
-static inline int field_accepts(const cs_decode_plan *pl, unsigned f, unsigned vk)
-{
-    switch (f) {
-    case CS_F_CUSTOMER: return vk == VK_STR || vk == VK_INT; /* no floats, no booleans */
-    case CS_F_EVENT: return vk == VK_STR;
-    default: /* time: anything present is taken, and must then parse; the person is an id */
-        return f != (unsigned)pl->person_field || vk == VK_STR || vk == VK_INT;
-    }
-}
-
 /* SPEC §3.1: the ids of an event under identity (decode.h, "With identity"). */
 static ALWAYS_INLINE void identity_ids(const cs_decode_plan *pl, cs_decoded *out)
 {
@@ -983,29 +992,33 @@ static ALWAYS_INLINE void identity_ids(const cs_decode_plan *pl, cs_decoded *out
         *d = *p; /* the session key: the device, else the person */
 }
 
-/* Turn the hits of a successful scan into fields: per field, the hit of its best (lowest) path
- * priority whose kind the field accepts. Escaped strings are undone into the scratch buffer,
- * once per hit: unescaped text is never longer than its source and sources do not overlap, so
- * the scratch buffer (cap >= message length) always has room. */
-static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out, unsigned nh,
-                    const char *buf)
+/* A hit's bid for the fields its node is a path of: per field, the hit of the best (lowest)
+ * path priority whose kind the field takes wins; on equal priority the first hit (one node is
+ * hit once per message, so only different nodes of one field can tie, and they never share a
+ * priority). Done as each hit is met, so resolve() need not walk the hits again: rejected, the
+ * walk after the scan (a second pass re-reading every hit, its node and its targets; callgrind,
+ * issue 18: about a tenth of cs_decode's instructions). The hit of a message that turns out
+ * invalid has bid for nothing that is read: resolve() runs on a successful scan only. */
+static ALWAYS_INLINE void bid(const ttarget *tg, unsigned nt, unsigned vk, unsigned h,
+                              uint8_t *best, uint16_t *win)
 {
-    uint16_t win[CS_MAX_FIELDS];
-    uint8_t *best = d->best;
-    const int nf = pl->nfields;
-    memset(best, 0xFF, (size_t)nf);
-    for (unsigned h = 0; h < nh; h++) {
-        const hit *x = &d->hits[h];
-        const tnode *t = &pl->nodes[x->node];
-        const ttarget *tg = pl->targets + t->tgt_off;
-        for (unsigned i = 0; i < t->ntargets; i++) {
-            unsigned f = tg[i].field;
-            if (tg[i].prio < best[f] && field_accepts(pl, f, x->vk)) {
-                best[f] = tg[i].prio;
-                win[f] = (uint16_t)h;
-            }
+    for (unsigned i = 0; i < nt; i++) {
+        const unsigned f = tg[i].field;
+        if (tg[i].prio < best[f] && ((tg[i].acc >> vk) & 1)) {
+            best[f] = tg[i].prio;
+            win[f] = (uint16_t)h;
         }
     }
+}
+
+/* Turn the winning hits of a successful scan into fields (bid() picked them: best[f] is the
+ * winner's priority, 0xFF for none, win[f] its hit). Escaped strings are undone into the
+ * scratch buffer, once per hit: unescaped text is never longer than its source and sources do
+ * not overlap, so the scratch buffer (cap >= message length) always has room. */
+static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out,
+                    const uint8_t *best, const uint16_t *win, const char *buf)
+{
+    const int nf = pl->nfields;
     size_t used = 0;
     for (int f = 0; f < nf; f++) {
         if (best[f] == 0xFF)
@@ -1274,14 +1287,16 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
 
 #define HIT(S, N, VK, ESC)                                                                         \
     do {                                                                                           \
-        if (!nodes[vnode].ntargets)                                                                \
+        const tnode *t_ = &nodes[vnode];                                                           \
+        if (!t_->ntargets)                                                                         \
             break;                                                                                 \
-        hit *h_ = &hits[nh++];                                                                     \
+        hit *h_ = &hits[nh];                                                                       \
         h_->s = (S);                                                                               \
         h_->len = (uint32_t)(N);                                                                   \
-        h_->node = vnode;                                                                          \
         h_->vk = (uint8_t)(VK);                                                                    \
         h_->esc = (uint8_t)(ESC);                                                                  \
+        bid(targets + t_->tgt_off, t_->ntargets, (VK), nh, best, win);                             \
+        nh++;                                                                                      \
     } while (0)
 
 cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
@@ -1323,7 +1338,11 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
     const uint64_t hmul = pl->hmul;
 #endif
     hit *const hits = d->hits;
+    const ttarget *const targets = pl->targets;
     unsigned nh = 0;
+    uint8_t best[CS_MAX_FIELDS]; /* bid(): per field, the winning priority (0xFF: none) */
+    uint16_t win[CS_MAX_FIELDS]; /* and its hit */
+    memset(best, 0xFF, sizeof best);
     int depth = 0;        /* containers open, including cur */
     uint32_t cur = 0;     /* the innermost open container: trie node or STK_NONE, | STK_ARR */
     uint32_t vnode;       /* trie node of the value about to be scanned, or NONE */
@@ -1348,13 +1367,23 @@ value: /* *p is the first byte of a value (or garbage) */
         const uint8_t *s = p + 1, *q;
         int esc = 0;
 #ifdef __SSE2__
+        /* The first 32 bytes inline, then scan_string: a value of 16 to 31 bytes (a timestamp,
+         * a url, a message id) is common, and the call cost more than the scan (callgrind,
+         * issue 18: ~50 instructions a call, 2.8 calls per event of bench_core). The second
+         * load is in bounds as scan_string's are: no stop byte (NUL included) in s[0..15], so
+         * the message goes on to s[15] at least, and PAD NULs follow it. */
         unsigned m = stopmask(load16(s));
+        const uint8_t *s2 = s;
+        if (UNLIKELY(!m)) {
+            s2 = s + 16;
+            m = stopmask(load16(s2));
+        }
         if (LIKELY(m)) {
-            q = s + __builtin_ctz(m);
+            q = s2 + __builtin_ctz(m);
             if (UNLIKELY(*q != '"'))
                 q = scan_string(q, &esc);
         } else {
-            q = scan_string(s + 16, &esc);
+            q = scan_string(s2 + 16, &esc);
         }
 #else
         q = scan_string(s, &esc);
@@ -1538,7 +1567,7 @@ done:
         goto bad;
     if (!top_object)
         return CS_INV_NOT_OBJECT;
-    resolve(d, pl, out, nh, buf);
+    resolve(d, pl, out, best, win, buf);
     if (UNLIKELY(pl->person_field))
         identity_ids(pl, out);
     if (out->f[CS_F_CUSTOMER].len == 0)
@@ -1606,7 +1635,12 @@ int cs_parse_rfc3339(const char *str, size_t len, int64_t *ms)
 #define D(i) ((unsigned)(s[i] - '0'))
     size_t i = 19;
     unsigned frac = 0;
-    if (s[i] == '.') {
+    if (s[i] == '.' && len >= 24 && D(20) <= 9 && D(21) <= 9 && D(22) <= 9 && D(23) > 9) {
+        /* exactly 3 digits, the common spelling: what the loop below finds, without it (a loop
+         * of ~24 instructions a message; callgrind, issue 18) */
+        frac = D(20) * 100 + D(21) * 10 + D(22);
+        i = 23;
+    } else if (s[i] == '.') {
         /* any number of digits (at least one); truncated to milliseconds */
         size_t f0 = ++i;
         while (i < len && D(i) <= 9)

@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "classify.h"
+#include "util.h"
 #include "decode.h"
 
 #define RETAIL "../deploy/rules/retail.yaml"
@@ -768,6 +769,14 @@ static void test_glob(void **state)
         {"a*b*c*d", "abcd", 1},  {"a*b*c*d", "abdc", 0}, {"a*b*c*d", "aXbYcZd", 1},
         {"*aba", "ababa", 1},    {"ab*ba", "aba", 0},    {"ab*ba", "abba", 1},
         {"x?y", "x?y", 1},       {"x?y", "xzy", 0}, /* '?' is literal here */
+        /* middle literals past the first 16 start positions (find_lit's 16-wide block, then
+         * its one-at-a-time tail), and first/last-byte candidates that fail in the middle */
+        {"*/reviews/*", "https://shop.example/reviews/123", 1},
+        {"*/reviews/*", "https://shop.example/r/reviewz/a/reviews/x", 1},
+        {"*/reviews/*", "https://shop.example/r/reviewz/a/b/c/d/reviews", 0},
+        {"*ab*ab*", "xxxxxxxxxxxxxxxxxxxxxxabxxxxxxxxxxxxxxxxxxxxxxab", 1},
+        {"*ab*ab*", "xxxxxxxxxxxxxxxxxxxxxxabxxxxxxxxxxxxxxxxxxxxxxa", 0},
+        {"*abc*", "abxabxabxabxabxabxabxabxabxabxabc", 1},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         int got = cs_glob_match(t[i].pat, strlen(t[i].pat), t[i].s, strlen(t[i].s));
@@ -777,6 +786,39 @@ static void test_glob(void **state)
     /* embedded NUL bytes are ordinary bytes */
     assert_true(cs_glob_match("a*\0b", 4, "axx\0b", 5));
     assert_false(cs_glob_match("a*\0b", 4, "axxb", 4));
+    /* a value over 256 bytes (memmem), the literal near its end or absent */
+    char big[301];
+    memset(big, 'x', 300);
+    memcpy(big + 280, "/reviews/", 9);
+    assert_true(cs_glob_match("*/reviews/*", 11, big, 300));
+    big[281] = 'R';
+    assert_false(cs_glob_match("*/reviews/*", 11, big, 300));
+}
+
+/* cs_bytes_eq (util.h), which confirms classify's and the dimension dictionary's hash hits:
+ * memcmp's answer for every length 0..40 and a difference at each byte, on exact-size copies
+ * (ASan, make asan-test, sees any read outside them). */
+static void test_bytes_eq(void **state)
+{
+    unsigned char a[40], b[40];
+    for (size_t i = 0; i < sizeof a; i++)
+        a[i] = (unsigned char)(i * 37 + 11);
+    for (size_t n = 0; n <= sizeof a; n++) {
+        for (size_t k = 0; k <= n; k++) { /* k == n: no difference */
+            memcpy(b, a, n);
+            if (k < n)
+                b[k] ^= 0x40;
+            unsigned char *x = malloc(n ? n : 1), *y = malloc(n ? n : 1);
+            assert_non_null(x);
+            assert_non_null(y);
+            memcpy(x, a, n);
+            memcpy(y, b, n);
+            if (cs_bytes_eq(x, y, n) != (memcmp(x, y, n) == 0))
+                fail_msg("cs_bytes_eq: n %zu, difference at %zu", n, k);
+            free(x);
+            free(y);
+        }
+    }
 }
 
 static void test_match_semantics(void **state)
@@ -1373,6 +1415,7 @@ int main(void)
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_fixture_all_keys),
         cmocka_unit_test(test_glob),
+        cmocka_unit_test(test_bytes_eq),
         cmocka_unit_test(test_match_semantics),
         cmocka_unit_test(test_many_rules_bitset_words),
         cmocka_unit_test(test_random_vs_model),
