@@ -222,6 +222,16 @@ static void sleep_until(lg_thread *t, double when)
 }
 
 /* Hands one message to librdkafka (waits while its queue is full). 0, or -1 on an error. */
+/* A message handed over (to the direct producer's batch or librdkafka's queue): the thread's
+ * figures and the shared sent count (relaxed: a progress figure, read for rates) */
+static inline void count_sent(lg_thread *t, const cs_gen_msg *m)
+{
+    t->bytes += m->len;
+    t->invalid += (uint64_t)m->invalid;
+    t->late += (uint64_t)m->late;
+    atomic_fetch_add_explicit(&t->P->sent, 1, memory_order_relaxed);
+}
+
 static int produce_one(lg_thread *t, int part, const cs_gen_msg *m, const char *key,
                        size_t keylen, void *opaque)
 {
@@ -230,10 +240,7 @@ static int produce_one(lg_thread *t, int part, const cs_gen_msg *m, const char *
         if (lg_direct_add(t->d, part, key, keylen, m->payload, m->len, m->ts_ms,
                           (int64_t)(uintptr_t)opaque) < 0)
             return -1;
-        t->bytes += m->len;
-        t->invalid += (uint64_t)m->invalid;
-        t->late += (uint64_t)m->late;
-        atomic_fetch_add_explicit(&P->sent, 1, memory_order_relaxed);
+        count_sent(t, m);
         return 0;
     }
     /* A full queue: without success reports nothing needs polling, so producev blocks until
@@ -256,10 +263,7 @@ static int produce_one(lg_thread *t, int part, const cs_gen_msg *m, const char *
                          rd_kafka_err2str(e));
             return -1;
         }
-        t->bytes += m->len;
-        t->invalid += (uint64_t)m->invalid;
-        t->late += (uint64_t)m->late;
-        atomic_fetch_add_explicit(&P->sent, 1, memory_order_relaxed);
+        count_sent(t, m);
         return 0;
     }
 }
