@@ -568,20 +568,27 @@ roles = {k: med_role(d, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 
                                      'worker_busiest', 'worker_threads', 'flush', 'control',
                                      'unattributed')} if d else None
 r['threads'] = nthreads
+if roles:
+    roles['fetch_auto'] = '--fetch-threads' not in os.environ.get('E2E_DRAIN_ARGS', '')
 r['roles_ns_per_event'] = roles
 def model(ro, total, parts=8):
     # Each role's CPU per event of the whole stream, and how many threads it can spread over on
     # n cores: workers over min(n, partitions); fetch over the fetch threads that carried load
-    # (librdkafka: one per broker per consumer handle): when the run had one per worker
-    # (fetch_threads auto in drain mode), they grow with the workers, min(n, partitions), else
-    # they stay what was measured; flush + control over one thread. The ceiling is the lowest
-    # of: every core busy (n * 1e9 / total), and each role's threads busy (docs/performance.md).
+    # (librdkafka: one per broker per consumer handle): when the run left fetch_threads at auto
+    # (the drains of (a) unless E2E_DRAIN_ARGS sets --fetch-threads), they grow with the
+    # workers at the ratio measured (auto: one handle per worker, or per two workers with
+    # librdkafka 2.0.2: pipeline/source.h), at least one; else they stay what was measured;
+    # flush + control over one thread. The ceiling is the lowest of: every core busy
+    # (n * 1e9 / total), and each role's threads busy (docs/performance.md).
     if not ro or not total: return None
     out = {}
-    per_worker = ro['fetch_threads'] and ro.get('worker_threads') and ro['fetch_threads'] >= ro['worker_threads']
+    auto = ro.get('fetch_auto') and ro['fetch_threads'] and ro.get('worker_threads')
     for n in (2, 4, 8, 16):
         b = {'cpu': n * 1e9 / total}
-        ft = min(n, parts) if per_worker else max(1, min(n, int(ro['fetch_threads'] or 1)))
+        if auto:
+            ft = max(1, int(min(n, parts) * ro['fetch_threads'] / ro['worker_threads']))
+        else:
+            ft = max(1, min(n, int(ro['fetch_threads'] or 1)))
         if ro['fetch']: b['fetch'] = ft * 1e9 / ro['fetch']
         if ro['workers']: b['workers'] = min(n, parts) * 1e9 / ro['workers']
         ctl = (ro['control'] or 0) + (ro['flush'] or 0)
@@ -596,12 +603,14 @@ if base:
     bmed = lambda k: statistics.median(x[k] for x in base)
     r['baseline'] = dict(cpu_ns_per_event=bmed('cpu_ns_per_event'), events_per_sec=round(bmed('events_per_sec')),
                          roles_ns_per_event={k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'workers', 'control')},
-                         cpu_ns_per_event_runs=[x['cpu_ns_per_event'] for x in base])
-    r['baseline']['model_ceiling'] = model({**{k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 'workers', 'worker_threads', 'control')}, 'flush': None},
+                         cpu_ns_per_event_runs=[x['cpu_ns_per_event'] for x in base],
+                         events_per_sec_runs=[round(x['events_per_sec']) for x in base])
+    r['baseline']['model_ceiling'] = model({**{k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 'workers', 'worker_threads', 'control')}, 'flush': None, 'fetch_auto': True},
                                            bmed('cpu_ns_per_event'))
     r['cpu_vs_baseline'] = round(med('cpu_ns_per_event') / bmed('cpu_ns_per_event'), 3)
     r['events_per_sec_vs_baseline'] = round(eps / bmed('events_per_sec'), 3)
     r['cpu_ns_per_event_runs'] = [x['cpu_ns_per_event'] for x in d]
+    r['events_per_sec_runs'] = [round(x['events_per_sec']) for x in d]
 sw = {}
 for t in sweep_t:
     xs = [load(f'sweep{t}-{i}') for i in range(1, sweep_runs + 1)]

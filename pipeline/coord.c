@@ -29,6 +29,7 @@
 #include "sink.h"
 #include "snapshot.h"
 #include "timeto.h"
+#include "sessionize.h"
 #include "source.h"
 #include "util.h"
 
@@ -510,7 +511,8 @@ static void heap_figures(cs_metrics *m)
     int64_t now = cs_mono_ms();
     if (now >= next_mi) {
         struct mallinfo2 mi = mallinfo2();
-        in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+        /* + the partition pools' chunks mapped outside malloc (sessionize.c) */
+        in_use = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd + cs_pstate_mapped_bytes();
         free_b = (uint64_t)mi.fordblks;
         next_mi = now + 1000;
     }

@@ -63,7 +63,7 @@ typedef struct cs_coord_conf {
     int earliest;                  /* auto.offset.reset */
     int drain;
     int batch_size;
-    int fetch_threads;             /* consumer handles (pipeline/source.h); 0: one */
+    int fetch_threads;             /* consumer handles (pipeline/source.h); 0: auto */
     /* Redis (pipeline/sink.h) */
     const char *redis_url, *prefix, *instance_id;
     int64_t minute_ttl_ms;

@@ -100,7 +100,8 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
       "Memory held by per-session and per-customer state, bytes.")                             \
     X(heap_in_use_bytes, gauge, U64, heap_in_use, "",                                          \
       "Bytes the C library's malloc has handed out and not got back (glibc mallinfo2(): "     \
-      "uordblks + hblkhd, read at most once a second; 0 without glibc 2.33+): the live heap, " \
+      "uordblks + hblkhd, read at most once a second; 0 without glibc 2.33+), plus the "       \
+      "partition pools' first chunks, which are mapped outside malloc: the live heap, "        \
       "to tell from RSS, which also holds free memory malloc keeps.")                         \
     X(heap_free_bytes, gauge, U64, heap_free, "",                                              \
       "Free bytes malloc holds in its arenas (mallinfo2() fordblks): RSS above the live heap " \

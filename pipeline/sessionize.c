@@ -2,8 +2,10 @@
 #include "sessionize.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #define CHUNK_BITS 12
@@ -136,6 +138,7 @@ typedef struct pool {
     uint32_t free_head; /* 1-based */
     uint32_t live;
     uint32_t esz;
+    uint32_t mapped; /* bit c: chunk c came from mmap (c < POOL_MAPPED_CHUNKS) */
 } pool;
 
 typedef struct wheel {
@@ -186,6 +189,66 @@ static inline void *pool_at(const pool *p, uint32_t i)
 #define SESS(p, i) ((cs_sess *)pool_at(&(p)->sp, (i)))
 #define CUST(p, i) ((cs_cust *)pool_at(&(p)->cp, (i)))
 
+/* A pool's first POOL_MAPPED_CHUNKS chunks (128 KiB each: CHUNK entries of 32 bytes) come
+ * straight from the kernel, the rest from malloc. Why: most partitions hold a few hundred open
+ * sessions at most, so their pools are one chunk each, touched only as far as they are used, and
+ * a process under partition churn allocates and frees them at every assignment. From malloc
+ * (glibc raises its mmap threshold past 128 KiB after the first such free), they were carved
+ * out of the arenas between small long-lived allocations; the free ones were given back by
+ * malloc_trim, but the arenas' free memory grew 27 -> 66 MB over a 20-minute soak and RSS crept
+ * +5.2 % with the live heap flat (bench/RESULTS.md "Soak", run 8). An mmapped chunk is all
+ * returned by munmap, and its untouched pages never count. Rejected: a lower fixed
+ * M_MMAP_THRESHOLD for the whole process (librdkafka's fetch and decompression buffers would
+ * then be mapped and faulted afresh at every fetch: issue 18 measured 173k page faults per 4M
+ * events that way); every chunk mapped (a partition with millions of sessions would map
+ * thousands of regions against vm.max_map_count, 65,530 by default: the first chunks of
+ * CS_MAX_PARTITIONS partitions are at most 4,096 x 2 pools x 2 = 16,384 mappings).
+ * cs_pstate_mapped_bytes() counts them (clickstage_heap_in_use_bytes adds them to malloc's). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CS_POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS_POOL_ASAN 1
+#endif
+#endif
+#ifdef CS_POOL_ASAN
+#define POOL_MAPPED_CHUNKS 0 /* under ASan from malloc: its redzones catch an entry overrun */
+#else
+#define POOL_MAPPED_CHUNKS 2
+#endif
+_Static_assert(POOL_MAPPED_CHUNKS <= 32, "pool.mapped has a bit per mapped chunk");
+
+/* relaxed: a statistic, summed by any thread, no data hangs off it */
+static _Atomic uint64_t mapped_bytes;
+
+uint64_t cs_pstate_mapped_bytes(void)
+{
+    return atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
+}
+
+static char *chunk_alloc(pool *p, size_t bytes)
+{
+    uint32_t nth = p->nchunks;
+    if ((int)nth >= POOL_MAPPED_CHUNKS) /* int: POOL_MAPPED_CHUNKS may be 0 */
+        return malloc(bytes);
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return malloc(bytes); /* e.g. vm.max_map_count reached: the heap still works */
+    p->mapped |= 1u << nth;
+    atomic_fetch_add_explicit(&mapped_bytes, bytes, memory_order_relaxed);
+    return m;
+}
+
+static void chunk_free(const pool *p, uint32_t nth, char *c, size_t bytes)
+{
+    if (nth < 32 && (p->mapped >> nth & 1u)) { /* only mapped chunks have their bit */
+        munmap(c, bytes);
+        atomic_fetch_sub_explicit(&mapped_bytes, bytes, memory_order_relaxed);
+    } else {
+        free(c);
+    }
+}
+
 /* Returns a zeroed entry index, or NIL when out of memory. The wnext field of a free entry is
  * the free-list link, so both entry types keep it at the same offset. */
 static uint32_t pool_alloc(pool *p, size_t link_off)
@@ -206,7 +269,7 @@ static uint32_t pool_alloc(pool *p, size_t link_off)
                 p->chunks = n;
                 p->cap_chunks = nc;
             }
-            p->chunks[p->nchunks] = malloc((size_t)CHUNK * p->esz);
+            p->chunks[p->nchunks] = chunk_alloc(p, (size_t)CHUNK * p->esz);
             if (!p->chunks[p->nchunks])
                 return NIL;
             p->nchunks++;
@@ -230,7 +293,7 @@ static void pool_free(pool *p, uint32_t i, size_t link_off)
 static void pool_destroy(pool *p)
 {
     for (uint32_t c = 0; c < p->nchunks; c++)
-        free(p->chunks[c]);
+        chunk_free(p, c, p->chunks[c], (size_t)CHUNK * p->esz);
     free(p->chunks);
     memset(p, 0, sizeof *p);
 }

@@ -83,6 +83,9 @@ void cs_pstate_prefetch_session_dev(const cs_pstate *p, uint64_t h, uint32_t h2)
 /* Highest event time seen on this partition (INT64_MIN if none): the caller derives the
  * partition watermark (max - lateness) from it. */
 int64_t cs_pstate_max_time(const cs_pstate *p);
+/* Bytes of session and customer pool chunks mapped directly from the kernel, over every
+ * partition state of the process (any thread; see sessionize.c POOL_MAPPED_CHUNKS). */
+uint64_t cs_pstate_mapped_bytes(void);
 
 /* Ends sessions whose deadline is < c->W and forgets customers whose last + ttl < c->W. */
 void cs_pstate_advance(cs_pstate *p, cs_sessctx *c);

@@ -358,7 +358,8 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     rd_kafka_conf_set_error_cb(kc, error_cb);
     if (!conf->drain)
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
-    s->nh = conf->fetch_threads > 0 ? conf->fetch_threads : 1;
+    s->nh = conf->fetch_threads > 0 ? conf->fetch_threads
+                                    : cs_source_auto_fetch_threads(s->nworkers, conf->drain);
     if (s->nh > s->nworkers)
         s->nh = s->nworkers;
     if (s->nh > MAX_HANDLES)
@@ -1119,6 +1120,26 @@ void cs_source_close(cs_source *s)
 {
     for (int h = 0; h < s->nh; h++)
         rd_kafka_consumer_close(s->hk[h]);
+}
+
+int cs_source_auto_fetch_threads(int workers, int drain)
+{
+    if (!drain || workers <= 1)
+        return 1;
+    /* does this librdkafka know fetch.queue.backoff.ms? (probed once: a conf object, no handle) */
+    static _Atomic int short_backoff = -1;
+    int sb = atomic_load_explicit(&short_backoff, memory_order_relaxed);
+    if (sb < 0) {
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        char e[128];
+        sb = kc && rd_kafka_conf_set(kc, "fetch.queue.backoff.ms", "5", e, sizeof e) ==
+                       RD_KAFKA_CONF_OK;
+        if (kc)
+            rd_kafka_conf_destroy(kc);
+        /* relaxed: every thread computes the same answer */
+        atomic_store_explicit(&short_backoff, sb, memory_order_relaxed);
+    }
+    return sb ? workers : workers / 2;
 }
 
 int cs_source_fetch_handles(const cs_source *s)

@@ -126,6 +126,17 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st);
 /* Closes the consumer (leaves the group) after a final commit. */
 void cs_source_close(cs_source *s);
 
+/* The consumer handles `fetch_threads = auto` asks for, given the workers and the mode: one
+ * per worker in drain mode when this librdkafka backs off briefly from a full prefetch queue
+ * (it has fetch.queue.backoff.ms, 2.2+; set to 5 ms here), else one per two workers (at least
+ * one); one in live mode. Why not one per worker everywhere: a handle fetches for its worker
+ * faster than the worker consumes (~400 ns of fetch per lz4 event against ~720 ns of worker
+ * per event it handles), so its partitions' prefetch queues fill, and librdkafka 2.0.2 then
+ * waits up to 1 s (rd_kafka_max_block_ms) before it fetches for them again while the worker
+ * runs dry: a 10M-event drain with --threads 2 on 2 cores ran at 0.88M events/s with two
+ * handles, 1.29M with one (bench/RESULTS-e2e.md "Issue 18: the handle default"). A handle
+ * serving two workers is the slower side, so its queues do not fill. */
+int cs_source_auto_fetch_threads(int workers, int drain);
 /* Consumer handles in use (conf.fetch_threads, bounded), and the one that fetches an engine
  * partition (-1 unknown). Control thread. */
 int cs_source_fetch_handles(const cs_source *s);

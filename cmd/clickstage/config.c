@@ -100,7 +100,9 @@ const cs_opt cs_cfg_opts[] = {
      .check = check_fetch_threads, .metavar = "N|auto", .values = "`auto` or 1..256",
      .desc = "Kafka consumer handles fetching for the workers, each with its own librdkafka "
              "threads (fetch, decompression, message hand-over); worker i is served by handle "
-             "i mod N. `auto`: one per worker with `drain`, one otherwise. At most `threads`; "
+             "i mod N. `auto`: with `drain`, one per two workers (one per worker with "
+             "librdkafka 2.2+, whose fetch.queue.backoff.ms keeps a full prefetch queue from "
+             "stalling its worker: docs/kafka.md), one otherwise. At most `threads`; "
              "more than 1 needs `drain` (live, each handle would be a member of the consumer "
              "group: docs/performance.md)."},
     {.name = "rules", .type = T_STR, .off = OFF(rules), .def = "deploy/rules/retail.yaml",
@@ -1577,7 +1579,7 @@ static int cross_checks(ctx *x)
         char lab[600];
         origin_label(x, opt_index(offsetof(cs_config, fetch_threads_opt)), lab, sizeof lab);
         if (strcmp(c->fetch_threads_opt, "auto") == 0) {
-            c->fetch_threads = c->drain ? (int)nw : 1;
+            c->fetch_threads = 0; /* the source decides: cs_source_auto_fetch_threads() */
         } else {
             long k = strtol(c->fetch_threads_opt, NULL, 10);
             if (k > nw)

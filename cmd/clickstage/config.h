@@ -32,7 +32,8 @@ typedef struct cs_config {
     char *group;            /* default "clickstage" */
     int threads;            /* 0 = online cores (default 0), 0..256 */
     char *fetch_threads_opt; /* option fetch_threads: "auto" (default) or 1..256 */
-    int fetch_threads;      /* resolved at load: auto = the workers in drain mode, 1 live;
+    int fetch_threads;      /* checked at load: 0 = auto (resolved by main with
+                               cs_source_auto_fetch_threads: it depends on librdkafka), else
                                never above the workers; > 1 only in drain mode */
     char *rules;            /* default "deploy/rules/retail.yaml" */
     char *redis;            /* default "redis://127.0.0.1:6379/0"; also unix:///path.sock

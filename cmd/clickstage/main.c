@@ -26,6 +26,7 @@
 #include "clickstage.h"
 #include "config.h"
 #include "coord.h"
+#include "source.h"
 #include "log.h"
 #include "metrics.h"
 #ifdef CS_HAVE_HTTP
@@ -103,6 +104,8 @@ int main(int argc, char **argv)
     int nw = cfg.threads > 0 ? cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nw < 1)
         nw = 1;
+    if (cfg.fetch_threads <= 0) /* fetch_threads auto */
+        cfg.fetch_threads = cs_source_auto_fetch_threads(nw, cfg.drain);
     CS_LOG(CS_LOG_INFO, "clickstage %s starting: journey %s, %d stage(s), %d rule(s), %d worker(s), "
            "%d fetch thread(s), %s",
            CLICKSTAGE_VERSION, cs_rules_journey(rs), cs_rules_nstages(rs), cs_rules_nrules(rs),

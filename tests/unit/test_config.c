@@ -1126,17 +1126,18 @@ static void test_roundtrip(void **state)
     cs_config_free(&b);
 }
 
-/* fetch_threads (issue 18): auto follows the mode and the workers; 0, more than the workers, or
- * more than one in live mode is refused naming the option */
+/* fetch_threads (issue 18): auto is left to the source (0: cs_source_auto_fetch_threads, tested
+ * in test_source_mock); 0, more than the workers, or more than one in live mode is refused
+ * naming the option */
 static void test_fetch_threads(void **state)
 {
     cs_config c;
     load_ok(&c, ARGV("--threads=3", "--drain"), NULL);
     assert_string_equal(c.fetch_threads_opt, "auto");
-    assert_int_equal(c.fetch_threads, 3);
+    assert_int_equal(c.fetch_threads, 0);
     cs_config_free(&c);
     load_ok(&c, ARGV("--threads=3"), NULL);
-    assert_int_equal(c.fetch_threads, 1);
+    assert_int_equal(c.fetch_threads, 0);
     cs_config_free(&c);
     load_ok(&c, ARGV("--threads=4", "--drain", "--fetch-threads=2"), NULL);
     assert_int_equal(c.fetch_threads, 2);

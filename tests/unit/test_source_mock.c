@@ -421,6 +421,27 @@ static void moved_between_handles(void **state)
     cs_gen_free(g);
 }
 
+/* fetch_threads auto (issue 18, the handle default): one in live mode and for one worker; in
+ * drain mode one per two workers, unless this librdkafka has fetch.queue.backoff.ms (2.2+: a
+ * full prefetch queue no longer stalls a handle's worker for up to 1 s), then one per worker */
+static void auto_fetch_threads(void **state)
+{
+    (void)state;
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    char e[128];
+    int short_backoff =
+        rd_kafka_conf_set(kc, "fetch.queue.backoff.ms", "5", e, sizeof e) == RD_KAFKA_CONF_OK;
+    rd_kafka_conf_destroy(kc);
+    if (rd_kafka_version() < 0x020100ff) /* e.g. Debian 12's 2.0.2: no such property */
+        assert_false(short_backoff);
+    for (int w = 1; w <= 16; w++) {
+        assert_int_equal(cs_source_auto_fetch_threads(w, 0), 1);
+        int d = cs_source_auto_fetch_threads(w, 1);
+        assert_int_equal(d, short_backoff ? w : (w / 2 > 0 ? w / 2 : 1));
+        assert_true(d >= 1 && d <= w);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +455,7 @@ int main(void)
         cmocka_unit_test(injected_fetch_errors_2_handles),
         cmocka_unit_test(leader_and_coordinator_move_2_handles),
         cmocka_unit_test(moved_between_handles),
+        cmocka_unit_test(auto_fetch_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
