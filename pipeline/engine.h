@@ -53,4 +53,8 @@ uint64_t cs_worker_part_counted(const cs_worker *w, int part);
 /* Ends any replay still open (nothing below its end is coming: drain end). */
 void cs_worker_finish_replays(cs_worker *w);
 
+/* Tests only: fn(arg) runs inside cs_worker_tick between computing the overall watermark and
+ * advancing the worker's partitions (where the control thread may publish a partition). */
+void cs_engine_set_tick_hook(cs_engine *e, void (*fn)(void *), void *arg);
+
 #endif
