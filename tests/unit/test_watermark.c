@@ -252,22 +252,31 @@ static void test_regression_restored_snapshot_with_future_time(void **state)
     cs_engine_destroy(neu);
 }
 
+/* One worker, one partition with an event 10 h past T0, ticked: the watermark is 10 h past T0,
+ * less the lateness. s keeps the partition's messages. */
+static cs_engine *engine_ahead(stream *s)
+{
+    char err[256];
+    cs_engine *e = cs_engine_new(rules(rules_yaml), 1, err, sizeof err);
+    assert_non_null(e);
+    cs_worker *w = cs_engine_worker(e, 0);
+    int ahead = cs_engine_add_partition(e, 0);
+    add(s, T0 + 600 * MIN, "{\"userId\":\"ahead\",\"event\":\"page\",\"timestamp\":%lld}",
+        (long long)(T0 + 600 * MIN));
+    cs_worker_process(w, ahead, s->m, s->n);
+    cs_worker_tick(w);
+    return e;
+}
+
 /* Regression (issue 12, found by the 20-minute soak: 721 events _late in 2.4 M): a partition
  * assigned since the worker's last tick is not in the minimum that tick computed; one that came
  * back hours (of event time) behind the others had its first events judged late against them. */
 static void test_regression_partition_assigned_since_the_tick(void **state)
 {
     (void)state;
-    char err[256];
-    cs_engine *e = cs_engine_new(rules(rules_yaml), 1, err, sizeof err);
-    assert_non_null(e);
-    cs_worker *w = cs_engine_worker(e, 0);
-    int ahead = cs_engine_add_partition(e, 0);
     stream s = {0}, t = {0};
-    add(&s, T0 + 600 * MIN, "{\"userId\":\"ahead\",\"event\":\"page\",\"timestamp\":%lld}",
-        (long long)(T0 + 600 * MIN));
-    cs_worker_process(w, ahead, s.m, s.n);
-    cs_worker_tick(w); /* the watermark: 10 h past T0, less the lateness */
+    cs_engine *e = engine_ahead(&s);
+    cs_worker *w = cs_engine_worker(e, 0);
     int behind = cs_engine_add_partition(e, 0); /* 10 h behind, assigned now, no tick since */
     add(&t, T0, "{\"userId\":\"behind\",\"event\":\"page\",\"timestamp\":%lld}",
         (long long)T0);
@@ -303,16 +312,9 @@ static void publish_during_tick(void *arg)
 static void test_regression_partition_published_during_the_tick(void **state)
 {
     (void)state;
-    char err[256];
-    cs_engine *e = cs_engine_new(rules(rules_yaml), 1, err, sizeof err);
-    assert_non_null(e);
-    cs_worker *w = cs_engine_worker(e, 0);
-    int ahead = cs_engine_add_partition(e, 0);
     stream s = {0}, t = {0};
-    add(&s, T0 + 600 * MIN, "{\"userId\":\"ahead\",\"event\":\"page\",\"timestamp\":%lld}",
-        (long long)(T0 + 600 * MIN));
-    cs_worker_process(w, ahead, s.m, s.n);
-    cs_worker_tick(w);
+    cs_engine *e = engine_ahead(&s);
+    cs_worker *w = cs_engine_worker(e, 0);
     publish_arg a = {e, -1};
     cs_engine_set_tick_hook(e, publish_during_tick, &a);
     cs_worker_tick(w); /* the minimum is 10 h past T0; the partition appears after it */
