@@ -34,6 +34,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -52,7 +53,21 @@
 #define API_VERSIONS 18
 #define IO_TIMEOUT_S 60
 
+/* realloc, or exit with a message: the load generator has no way to go on without the buffer
+ * (a send batch, a response, the compression buffer), and a NULL written through would crash
+ * without saying why. */
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q) {
+        fprintf(stderr, "clickstage-loadgen: out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return q;
+}
+
 /* ---- CRC-32C (Castagnoli, reflected 0x82F63B78) ------------------------------------------- */
+
 static uint32_t crc_tab[8][256];
 static int crc_hw = -1;
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
@@ -326,12 +341,12 @@ static int64_t rx_frame(dconn *c, int nonblock)
                 return n;
             if (c->rxcap < 4 + (size_t)n) {
                 c->rxcap = 4 + (size_t)n;
-                c->rx = realloc(c->rx, c->rxcap);
+                c->rx = xrealloc(c->rx, c->rxcap);
             }
         }
         if (c->rxcap - c->rxlen < 4096) {
             c->rxcap = c->rxcap * 2 + 65536;
-            c->rx = realloc(c->rx, c->rxcap);
+            c->rx = xrealloc(c->rx, c->rxcap);
         }
         ssize_t r = recv(c->fd, c->rx + c->rxlen, c->rxcap - c->rxlen, nonblock ? MSG_DONTWAIT : 0);
         if (r > 0) {
@@ -660,7 +675,7 @@ static int conn_for(lg_direct *d, int part)
         fail_with(d, "broker %d: %s", node, nd ? err : "unknown");
         return -1;
     }
-    d->conns = realloc(d->conns, (size_t)(d->nconns + 1) * sizeof *d->conns);
+    d->conns = xrealloc(d->conns, (size_t)(d->nconns + 1) * sizeof *d->conns);
     d->conns[d->nconns] = (dconn){.fd = fd, .node = node};
     return d->nconns++;
 }
@@ -788,7 +803,7 @@ static int send_batch(lg_direct *d, int part)
         size_t need = LZ4F_compressBound(rlen, &prefs) + LZ4F_HEADER_SIZE_MAX + 64;
         if (d->zcap < need) {
             d->zcap = need;
-            d->zbuf = realloc(d->zbuf, need);
+            d->zbuf = xrealloc(d->zbuf, need);
         }
         size_t o = LZ4F_compressBegin(d->cctx, d->zbuf, d->zcap, &prefs), o2 = 0, o3 = 0;
         if (!LZ4F_isError(o))
@@ -880,7 +895,7 @@ int lg_direct_add(lg_direct *d, int part, const void *key, size_t keylen, const 
         size_t cap = bp->cap ? bp->cap : 65536;
         while (cap < want)
             cap *= 2;
-        bp->buf = realloc(bp->buf, cap);
+        bp->buf = xrealloc(bp->buf, cap);
         bp->cap = cap;
     }
     int64_t tsd = ts_ms - bp->base_ts;
