@@ -434,24 +434,31 @@ sum_hash() { redis-cli -p "$REDIS_PORT" HVALS "$1" | awk '{s+=$1} END {print s+0
 counted() { echo $(( $(sum_hash "$1:{model}:events") + $(sum_hash "$1:{model}:invalid") )); }
 full_compare() { "$B/cs_checkredis" --redis "127.0.0.1:$REDIS_PORT" --prefix "$1" --journey model \
   --expect "$2" --json "$WORK/$1.diff.json" >"$WORK/$1.diff" 2>&1; }
+# `clickstage --drain` of TOPIC into PREFIX against EXPECT: the totals (LABEL_daemon_totals), the
+# hashes in KEYS exactly (the check EXACT), and every §4 hash (LABEL_daemon_full_compare: a pass,
+# or information only, as some hashes depend on the partition layout: docs/repartition.md)
+drain_and_compare() { # LABEL TOPIC PREFIX EXPECT EXACT KEYS
+  local l=$1 want got
+  if daemon_drain "$2" "$3"; then
+    want=$(A total "$4"); got=$(counted "$3")
+    if [ "$got" = "$want" ]; then ok "${l}daemon_totals (events + invalid = $got)"
+    else bad "${l}daemon_totals" "counted $got, expected $want"; fi
+    tally < <(A redis "$5" "$4" "$REDIS_PORT" "$3" model "$6")
+    if full_compare "$3" "$4"; then ok "${l}daemon_full_compare (every §4 hash exact)"
+    else info "${l}daemon_full_compare: $(A diff "$WORK/$3.diff.json") — see docs/repartition.md, Limits"; fi
+  else
+    bad "${l}daemon_totals" "clickstage --drain exited $?"; tail -10 "$WORK/$3.log"
+  fi
+}
 
-if daemon_drain rp-out dra; then
-  want=$(A total "$WORK/expect.json"); got=$(counted dra)
-  if [ "$got" = "$want" ]; then ok "daemon_totals (events + invalid = $got)"
-  else bad daemon_totals "counted $got, expected $want"; fi
-  # what does not depend on the order of a customer's events within lateness. Not `customers`:
-  # at the end of a drain a customer whose last event is customer_ttl before the final
-  # watermark is forgotten, and that watermark (min over partitions of the newest event time)
-  # depends on how customers are laid out over partitions: the ground truth's (the generator's
-  # keying) is not the repartitioner's (murmur2), so one customer near that boundary can be
-  # forgotten on one side only (seed 31 of the issue-15 generator has one)
-  tally < <(A redis daemon_sessions_exact "$WORK/expect.json" "$REDIS_PORT" dra model \
-    events,invalid,sessions,ended_by,ended,active)
-  if full_compare dra "$WORK/expect.json"; then ok "daemon_full_compare (every §4 hash exact)"
-  else info "daemon_full_compare: $(A diff "$WORK/dra.diff.json") — see docs/repartition.md, Limits"; fi
-else
-  bad daemon_totals "clickstage --drain exited $?"; tail -10 "$WORK/dra.log"
-fi
+# what does not depend on the order of a customer's events within lateness. Not `customers`:
+# at the end of a drain a customer whose last event is customer_ttl before the final
+# watermark is forgotten, and that watermark (min over partitions of the newest event time)
+# depends on how customers are laid out over partitions: the ground truth's (the generator's
+# keying) is not the repartitioner's (murmur2), so one customer near that boundary can be
+# forgotten on one side only (seed 31 of the issue-15 generator has one)
+drain_and_compare "" rp-out dra "$WORK/expect.json" daemon_sessions_exact \
+  events,invalid,sessions,ended_by,ended,active
 
 if [ "${COMPARE:-1}" != 0 ]; then
   # the same stream without the repartitioner, and re-keyed without the timestamp merge
@@ -493,21 +500,12 @@ dump rp-id-dev "$WORK/id-dev.dump"
 tally < <(A check identity_device "$WORK/id-in.dump" "$WORK/id-dev.dump" 4 "$WORK/id-expect.json" \
   "$LATENESS_MS" "$ID_LATE" device | grep -v '^INFO')
 RULES_V1=$RULES; RULES=$IDRULES
-if daemon_drain rp-id-dev dri; then
-  want=$(A total "$WORK/id-expect.json"); got=$(counted dri)
-  if [ "$got" = "$want" ]; then ok "identity_daemon_totals (events + invalid = $got)"
-  else bad identity_daemon_totals "counted $got, expected $want"; fi
-  # merged and conflicts are per device: exact whatever the layout. Not ended_by (nor customers,
-  # as in section 6): a session whose deadline the final watermark (the minimum over partitions
-  # of their newest event time) only just passes ends by gap on one layout and by drain on the
-  # other, and the generator lays devices out by XXH3, the repartitioner by murmur2
-  tally < <(A redis identity_daemon_exact "$WORK/id-expect.json" "$REDIS_PORT" dri model \
-    events,invalid,sessions,ended,active,identity)
-  if full_compare dri "$WORK/id-expect.json"; then ok "identity_daemon_full_compare (every §4 hash exact)"
-  else info "identity_daemon_full_compare: $(A diff "$WORK/dri.diff.json") — see docs/repartition.md, Limits"; fi
-else
-  bad identity_daemon_totals "clickstage --drain exited $?"; tail -10 "$WORK/dri.log"
-fi
+# merged and conflicts are per device: exact whatever the layout. Not ended_by (nor customers,
+# as in section 6): a session whose deadline the final watermark (the minimum over partitions
+# of their newest event time) only just passes ends by gap on one layout and by drain on the
+# other, and the generator lays devices out by XXH3, the repartitioner by murmur2
+drain_and_compare identity_ rp-id-dev dri "$WORK/id-expect.json" identity_daemon_exact \
+  events,invalid,sessions,ended,active,identity
 RULES=$RULES_V1
 # --key person: the person once known, else the device (a person's devices together)
 if rp --rules "$IDRULES" --key person --input rp-id-in --output rp-id-per --create --partitions 4 \
