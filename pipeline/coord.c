@@ -26,10 +26,10 @@
 #include "classify.h"
 #include "engine.h"
 #include "log.h"
+#include "sessionize.h"
 #include "sink.h"
 #include "snapshot.h"
 #include "timeto.h"
-#include "sessionize.h"
 #include "source.h"
 #include "util.h"
 

@@ -763,8 +763,8 @@ void cs_worker_tick(cs_worker *w)
              * loop finds it owned. Advanced to W, a partition restored hours (of event time)
              * behind the others had its open sessions ended early and its applied watermark
              * raised, so its next events were judged against the others' watermark: sessions
-             * split, events late. The 20-minute soak's run 6 moved 18 counts between fields that
-             * way, once in ~330,000 assignments (bench/RESULTS.md "Soak"; regression test
+             * split, events late. 20-minute soaks moved 18 and 3 counts between fields that way,
+             * in 2 runs of 10 (~60,000 assignments each; bench/RESULTS.md "Soak"; regression test
              * test_watermark.c test_regression_partition_published_during_the_tick). The owner
              * load above is an acquire that pairs with the release of owner at publication, so
              * state and wm read here are the published ones. An IDLE partition is advanced past

@@ -26,9 +26,9 @@
 #include "clickstage.h"
 #include "config.h"
 #include "coord.h"
-#include "source.h"
 #include "log.h"
 #include "metrics.h"
+#include "source.h"
 #ifdef CS_HAVE_HTTP
 #include "http.h"
 #endif

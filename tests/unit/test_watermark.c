@@ -291,8 +291,8 @@ static void test_regression_partition_assigned_since_the_tick(void **state)
     cs_engine_destroy(e);
 }
 
-/* Regression (issue 12, the 20-minute soak's run 6: 18 counts moved between 67 fields, once in
- * ~330,000 assignments): a partition the control thread publishes while a worker ticks, after
+/* Regression (issue 12, 20-minute soaks: 18 and 3 counts moved between fields in runs 6 and 9 of
+ * 10, ~60,000 assignments each): a partition the control thread publishes while a worker ticks, after
  * the tick computed the minimum and before it advanced its partitions, was advanced to a
  * watermark it was not part of. Hours (of event time) behind, it got an applied watermark far
  * above its own, and its first events were judged late against it. The hook publishes the
