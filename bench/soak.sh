@@ -334,8 +334,9 @@ META=$(cut -d, -f14 <<<"$LASTROW"); RELOADS_OK=$(cut -d, -f15 <<<"$LASTROW")
 MAXKEYS=$(awk -F, 'NR > 1 && $13 > m { m = $13 } END { print m + 0 }' "$WORK/samples.csv")
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "null" && a + 0 <= b + 0) }' && echo 1 || echo 0; }
 
-{ [ "$CHK_RC" -eq 0 ] && [ "${DIFF:-1}" = 0 ]; } || touch "$WORK/keep"   # the evidence stays
-check "$([ "$CHK_RC" -eq 0 ] && [ "${DIFF:-1}" = 0 ] && echo 1 || echo 0)" exact \
+EXACT=$([ "$CHK_RC" -eq 0 ] && [ "${DIFF:-1}" = 0 ] && echo 1 || echo 0)
+[ "$EXACT" = 1 ] || touch "$WORK/keep"   # the evidence stays
+check "$EXACT" exact \
   "$COMPARED fields compared, $DIFF differ (lost $LOST, double-counted $DOUBLE), messages counted ${MSGS:-?} of $EVENTS; minute fields exact $MEXACT, below (expired) $MBELOW$( [ "$COHORT" -gt 0 ] && echo "; persona: $(((CUSTOMERS + CHURN + COHORT - 1) / COHORT)) values generated (max_values 16), ${DIMV:-?} named in by:persona:reached, per-stage totals compared, ${DIMNZ:-?} by:persona:active fields not 0 at the end")"
 check "$([ "${ASSIGN:-0}" -ge "$MIN_ASSIGN" ] && echo 1 || echo 0)" assignments "$ASSIGN partition assignments in main (>= $MIN_ASSIGN), $NCYCLES join/leave cycles, engine slots $SLOTS"
 # ci: RSS swings ~6 MB with the join cycle's phase (26.6-32.6 MB in one run) and a 22 s quarter

@@ -221,7 +221,6 @@ static void sleep_until(lg_thread *t, double when)
     }
 }
 
-/* Hands one message to librdkafka (waits while its queue is full). 0, or -1 on an error. */
 /* A message handed over (to the direct producer's batch or librdkafka's queue): the thread's
  * figures and the shared sent count (relaxed: a progress figure, read for rates) */
 static inline void count_sent(lg_thread *t, const cs_gen_msg *m)
@@ -232,6 +231,7 @@ static inline void count_sent(lg_thread *t, const cs_gen_msg *m)
     atomic_fetch_add_explicit(&t->P->sent, 1, memory_order_relaxed);
 }
 
+/* Hands one message to librdkafka (waits while its queue is full). 0, or -1 on an error. */
 static int produce_one(lg_thread *t, int part, const cs_gen_msg *m, const char *key,
                        size_t keylen, void *opaque)
 {

@@ -46,7 +46,11 @@
 #include <sanitizer/allocator_interface.h>
 static size_t malloc_in_use(void) { return __sanitizer_get_current_allocated_bytes(); }
 #else
-static size_t malloc_in_use(void) { return mallinfo2().uordblks + mallinfo2().hblkhd; }
+static size_t malloc_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2(); /* walks every arena: once */
+    return mi.uordblks + mi.hblkhd;
+}
 #endif
 /* the pools' first chunks are mapped outside malloc (sessionize.c POOL_MAPPED_CHUNKS): a leaked
  * partition state shows there */
