@@ -4,7 +4,8 @@
  * What it speaks (blocking TCP sockets, one per producer thread and leader broker):
  *  - ApiVersions v0 to the bootstrap broker, then Metadata v1..v7 (the highest both sides have,
  *    at most 7: librdkafka 2.0.2's mock cluster writes v8's response without its authorized
- *    operations) for the topic's partition leaders;
+ *    operations) for the topic's partition leaders, then ListOffsets v1 to each leader until
+ *    every partition is ready (leaders_ready: a topic created a moment ago is not);
  *  - Produce v3..v7 (the highest both have, at most 7: the mock cluster supports 0..7, Kafka 4
  *    dropped 0..2; 7 is the last version before flexible encoding), acks=-1 (all, as the
  *    librdkafka path's acks=all), one record batch v2 (magic 2) per request: CRC-32C over
@@ -39,6 +40,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h> /* rd_kafka_err2str: Kafka error names */
@@ -49,6 +51,7 @@
 #define LG_DIRECT_SAMPLES 64 /* latency samples kept per batch (more are dropped) */
 #define BATCH_HDR 61         /* record batch v2 header bytes before the records */
 #define API_PRODUCE 0
+#define API_LIST_OFFSETS 2
 #define API_METADATA 3
 #define API_VERSIONS 18
 #define IO_TIMEOUT_S 60
@@ -414,6 +417,7 @@ struct lg_dmeta {
     int nnodes;
     dnode *nodes;
     int16_t produce_ver;
+    int16_t list_offsets_max; /* the broker's highest ListOffsets version (-1: none) */
 };
 
 int lg_dmeta_nparts(const lg_dmeta *m) { return m->nparts; }
@@ -428,6 +432,8 @@ void lg_dmeta_free(lg_dmeta *m)
     free(m);
 }
 
+/* ApiVersions and Metadata from one server. Returns 0, -1 an error, -2 a partition without a
+ * leader (worth asking again) */
 static int meta_from(const char *host, int port, const char *topic, lg_dmeta **out, char *err,
                      size_t errlen)
 {
@@ -437,7 +443,8 @@ static int meta_from(const char *host, int port, const char *topic, lg_dmeta **o
     uint8_t req[1024], *p;
     rd r;
     lg_dmeta *m = NULL;
-    int16_t pmin = -1, pmax = -1, mmin = -1, mmax = -1;
+    int16_t pmin = -1, pmax = -1, mmin = -1, mmax = -1, lmax = -1;
+    int transient = 0;
     /* ApiVersions v0 */
     p = req_header(req, API_VERSIONS, 0, c.corr);
     if (sync_call(&c, req, (size_t)(p - req), &r, err, errlen) < 0)
@@ -450,6 +457,8 @@ static int meta_from(const char *host, int port, const char *topic, lg_dmeta **o
             pmin = lo, pmax = hi;
         else if (k == API_METADATA)
             mmin = lo, mmax = hi;
+        else if (k == API_LIST_OFFSETS)
+            lmax = hi;
     }
     if (r.bad || ec) {
         snprintf(err, errlen, "ApiVersions: %s", r.bad ? "malformed response" : rd_kafka_err2str(ec));
@@ -476,6 +485,7 @@ static int meta_from(const char *host, int port, const char *topic, lg_dmeta **o
     m = calloc(1, sizeof *m);
     snprintf(m->topic, sizeof m->topic, "%s", topic);
     m->produce_ver = pv;
+    m->list_offsets_max = lmax;
     if (mv >= 3)
         rn(&r, 4); /* throttle */
     n = (int32_t)rn(&r, 4);
@@ -545,6 +555,7 @@ static int meta_from(const char *host, int port, const char *topic, lg_dmeta **o
             found |= m->nodes[j].id == m->leader[k];
         if (!found) {
             snprintf(err, errlen, "topic %s partition %d has no leader", topic, k);
+            transient = 1; /* a topic just created, or a leader election under way */
             goto fail;
         }
     }
@@ -556,14 +567,89 @@ fail:
     close(c.fd);
     free(c.rx);
     lg_dmeta_free(m);
-    return -1;
+    return transient ? -2 : -1;
 }
 
-int lg_dmeta_fetch(const char *brokers, const char *topic, lg_dmeta **out, char *err,
-                   size_t errlen)
+/* Is every partition's leader ready to take writes? A topic created a moment ago is in the
+ * metadata (with its leader) before that broker has become the partition's leader: a Produce
+ * then fails with NOT_LEADER_OR_FOLLOWER, and the direct producer does not retry (see the top of
+ * this file). ListOffsets v1 (latest) asks each leader for its partitions without writing
+ * anything; the same transient errors come back until it is ready. Returns 1 ready, 0 not yet
+ * (a transient error: ask again), -1 an error to report. A broker without ListOffsets v1 is
+ * taken as ready. */
+static int leaders_ready(const lg_dmeta *m, char *err, size_t errlen)
+{
+    if (m->list_offsets_max < 1)
+        return 1;
+    for (int j = 0; j < m->nnodes; j++) {
+        const dnode *nd = &m->nodes[j];
+        int np = 0;
+        for (int k = 0; k < m->nparts; k++)
+            np += m->leader[k] == nd->id;
+        if (!np)
+            continue;
+        size_t cap = 512 + strlen(m->topic) + (size_t)np * 12;
+        uint8_t *req = malloc(cap), *p;
+        if (!req)
+            return set_err(err, errlen, "out of memory%s%s", "", "");
+        dconn c = {.fd = dial(nd->host, nd->port, err, errlen)};
+        if (c.fd < 0) {
+            free(req);
+            return -1;
+        }
+        p = req_header(req, API_LIST_OFFSETS, 1, c.corr);
+        p = w32(p, -1); /* replica id: a client */
+        p = w32(p, 1);
+        p = wstr(p, m->topic);
+        p = w32(p, np);
+        for (int k = 0; k < m->nparts; k++)
+            if (m->leader[k] == nd->id) {
+                p = w32(p, k);
+                p = w64(p, -1); /* latest */
+            }
+        rd r;
+        int rc = sync_call(&c, req, (size_t)(p - req), &r, err, errlen) < 0 ? -1 : 1;
+        free(req);
+        int32_t nt = rc > 0 ? (int32_t)rn(&r, 4) : 0;
+        for (int32_t t = 0; t < nt && !r.bad && rc > 0; t++) {
+            rstr(&r, NULL, 0);
+            int32_t n = (int32_t)rn(&r, 4);
+            for (int32_t i = 0; i < n && !r.bad; i++) {
+                int32_t part = (int32_t)rn(&r, 4);
+                int16_t ec = (int16_t)rn(&r, 2);
+                rn(&r, 8); /* timestamp */
+                rn(&r, 8); /* offset */
+                if (r.bad || !ec)
+                    continue;
+                if (ec == 3 || ec == 5 || ec == 6) { /* UNKNOWN_TOPIC_OR_PARTITION,
+                                                      * LEADER_NOT_AVAILABLE, NOT_LEADER */
+                    snprintf(err, errlen, "partition %d: %s", (int)part, rd_kafka_err2str(ec));
+                    rc = 0;
+                } else {
+                    snprintf(err, errlen, "ListOffsets partition %d: %s", (int)part,
+                             rd_kafka_err2str(ec));
+                    rc = -1;
+                }
+            }
+        }
+        if (rc > 0 && r.bad) {
+            snprintf(err, errlen, "ListOffsets v1: malformed response");
+            rc = -1;
+        }
+        close(c.fd);
+        free(c.rx);
+        if (rc <= 0)
+            return rc;
+    }
+    return 1;
+}
+
+/* the metadata from the first bootstrap server that answers (meta_from's return codes) */
+static int meta_any(const char *brokers, const char *topic, lg_dmeta **out, char *err,
+                    size_t errlen)
 {
     char *dup = strdup(brokers), *save = NULL;
-    int rc = -1;
+    int rc = -1, transient = 0;
     snprintf(err, errlen, "no bootstrap server");
     for (char *b = strtok_r(dup, ",", &save); b && rc < 0; b = strtok_r(NULL, ",", &save)) {
         while (*b == ' ')
@@ -589,9 +675,46 @@ int lg_dmeta_fetch(const char *brokers, const char *topic, lg_dmeta **out, char 
         rc = meta_from(host, port, topic, out, e2, sizeof e2);
         if (rc < 0)
             snprintf(err, errlen, "%s: %s", b, e2);
+        transient |= rc == -2;
     }
     free(dup);
-    return rc;
+    return rc < 0 && transient ? -2 : rc;
+}
+
+/* The metadata, once every partition's leader answers as the leader: a topic just created
+ * becomes ready within a second or two; this waits up to LG_READY_WAIT_S for it. */
+#define LG_READY_WAIT_S 30
+int lg_dmeta_fetch(const char *brokers, const char *topic, lg_dmeta **out, char *err,
+                   size_t errlen)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        lg_dmeta *m = NULL;
+        char e2[1024] = "";
+        int rc = meta_any(brokers, topic, &m, e2, sizeof e2);
+        if (rc == -1) {
+            snprintf(err, errlen, "%s", e2);
+            return -1;
+        }
+        int ready = rc == -2 ? 0 : leaders_ready(m, e2, sizeof e2);
+        if (ready > 0) {
+            *out = m;
+            return 0;
+        }
+        lg_dmeta_free(m);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (ready < 0 || now.tv_sec - t0.tv_sec >= LG_READY_WAIT_S) {
+            if (ready < 0)
+                snprintf(err, errlen, "topic %s: %s", topic, e2);
+            else
+                snprintf(err, errlen, "topic %s: %s (still, after %d s)", topic, e2,
+                         LG_READY_WAIT_S);
+            return -1;
+        }
+        struct timespec pause = {0, 100 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
 }
 
 /* ---- the producer ------------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
  *  - --unkeyed: direct and librdkafka place and order the same;
  *  - failures are loud: an injected Produce error fails the run with the Kafka error; a missing
  *    topic fails lg_prod_new;
+ *  - a topic whose leaders are not ready yet (ListOffsets answers NOT_LEADER) is waited for;
  *  - --producer auto's rule (lg_producer_pick).
  * Named *mt*-free: the producer threads are exercised, but against the mock cluster's own
  * threads, which ThreadSanitizer does not see. */
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include <cmocka.h>
@@ -293,6 +295,43 @@ static void test_kafka_error_fails(void **state)
     cs_gen_plan_free(pl);
 }
 
+/* Regression: a bench's fresh topic failed its first Produce with "Not leader for partition"
+ * (Kafka error 6) when the broker listed itself as leader in the metadata before it had taken
+ * the partition's leadership; the direct producer does not retry, so the whole preload failed
+ * (twice in a row on a loaded machine). lg_dmeta_fetch now asks every leader with ListOffsets
+ * until none answers NOT_LEADER / LEADER_NOT_AVAILABLE / UNKNOWN_TOPIC_OR_PARTITION. The mock
+ * cluster answers the next 4 ListOffsets with NOT_LEADER: the call waits (100 ms between tries)
+ * and then succeeds; another error is reported at once. */
+static void test_regression_not_leader_right_after_create(void **state)
+{
+    assert_int_equal(rd_kafka_mock_topic_create(g_mc, "fresh", NP, 1), 0);
+    rd_kafka_mock_push_request_errors(g_mc, 2 /* ListOffsets */, 4,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+                                      RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    char err[1024] = "";
+    lg_dmeta *m = NULL;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(lg_dmeta_fetch(g_boot, "fresh", &m, err, sizeof err), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    assert_true(s >= 0.35); /* 4 refusals, 100 ms apart */
+    assert_true(s < 10);
+    assert_int_equal(lg_dmeta_nparts(m), NP);
+    lg_dmeta_free(m);
+    /* not a transient error: reported without waiting */
+    rd_kafka_mock_push_request_errors(g_mc, 2, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    m = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(lg_dmeta_fetch(g_boot, "fresh", &m, err, sizeof err), -1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_null(m);
+    assert_non_null(strstr(err, "ListOffsets partition"));
+    assert_true(t1.tv_sec - t0.tv_sec < 5);
+}
+
 static void test_producer_pick(void **state)
 {
     lg_kafka_opts ko = {g_boot, "t", "lz4", NULL, 5, 10000, "auto"};
@@ -351,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_keyed_lz4),
         cmocka_unit_test(test_unkeyed),
         cmocka_unit_test(test_kafka_error_fails),
+        cmocka_unit_test(test_regression_not_leader_right_after_create),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
