@@ -102,6 +102,8 @@ struct cs_engine {
     void *invalid_opaque;
     void (*tick_hook)(void *); /* tests only: cs_engine_set_tick_hook */
     void *tick_hook_arg;
+    void (*idle_hook)(void *); /* tests only: cs_engine_set_idle_hook */
+    void *idle_hook_arg;
     /* Unkeyed-producer detector: a lossy table of recently created customer entries, each
      * (customer hash with its low 16 bits replaced by the partition label). A new customer
      * entry whose hash is found under another label means one customer on two partitions.
@@ -461,6 +463,52 @@ void cs_engine_set_part_state(cs_engine *e, int part, int state)
 int cs_engine_part_state(const cs_engine *e, int part)
 {
     return atomic_load_explicit(&((cs_engine *)e)->parts[part]->state, memory_order_relaxed);
+}
+
+/* A partition marked IDLE while a message for it was being counted stayed IDLE until its next
+ * batch (the control thread read the old last-message time, the worker then stored the new one
+ * and saw ACTIVE, then the control thread stored IDLE), and meanwhile ticks could advance it past
+ * its own watermark. Both sides now write first and read second, all seq_cst (a store-load
+ * pair: only sequential consistency orders a store before a later load of another location):
+ * the worker stores the time, then moves IDLE -> ACTIVE; the control thread moves
+ * ACTIVE -> IDLE, then reads the time again. In the single order of those four operations, either
+ * the worker's move comes after the control thread's and finds IDLE, or the control thread's
+ * re-read comes after the worker's store and finds it fresh, and moves the partition back.
+ * What is left: between the control thread's two steps (nanoseconds, unless it is preempted
+ * there) a tick may see IDLE. Rejected: a lock per partition (taken per run by the worker). */
+void cs_engine_part_heard(cs_engine *e, int part, _Atomic int64_t *last_ms, int64_t now_ms)
+{
+    atomic_store_explicit(last_ms, now_ms, memory_order_seq_cst);
+    int idle = CS_PART_IDLE;
+    atomic_compare_exchange_strong_explicit(&e->parts[part]->state, &idle, CS_PART_ACTIVE,
+                                            memory_order_seq_cst, memory_order_seq_cst);
+}
+
+int cs_engine_part_quiet(cs_engine *e, int part, _Atomic int64_t *last_ms, int64_t now_ms,
+                         int64_t idle_ms)
+{
+    _Atomic int *st = &e->parts[part]->state;
+    if (now_ms - atomic_load_explicit(last_ms, memory_order_seq_cst) <= idle_ms)
+        return atomic_load_explicit(st, memory_order_relaxed) == CS_PART_IDLE;
+    int active = CS_PART_ACTIVE;
+    if (!atomic_compare_exchange_strong_explicit(st, &active, CS_PART_IDLE, memory_order_seq_cst,
+                                                 memory_order_seq_cst))
+        return active == CS_PART_IDLE;
+    if (e->idle_hook)
+        e->idle_hook(e->idle_hook_arg);
+    if (now_ms - atomic_load_explicit(last_ms, memory_order_seq_cst) <= idle_ms) {
+        int idle = CS_PART_IDLE; /* heard meanwhile: back, unless the worker moved it already */
+        atomic_compare_exchange_strong_explicit(st, &idle, CS_PART_ACTIVE, memory_order_seq_cst,
+                                                memory_order_seq_cst);
+        return 0;
+    }
+    return 1;
+}
+
+void cs_engine_set_idle_hook(cs_engine *e, void (*fn)(void *), void *arg)
+{
+    e->idle_hook = fn;
+    e->idle_hook_arg = arg;
 }
 
 int cs_engine_part_owner(const cs_engine *e, int part)

@@ -53,8 +53,22 @@ uint64_t cs_worker_part_counted(const cs_worker *w, int part);
 /* Ends any replay still open (nothing below its end is coming: drain end). */
 void cs_worker_finish_replays(cs_worker *w);
 
+/* Idle marking, the two sides of one protocol. `last_ms` is the partition's last-message time,
+ * written by the worker that owns it. cs_engine_part_heard (that worker, after a run of the
+ * partition's messages): stores now_ms in *last_ms and turns IDLE back into ACTIVE.
+ * cs_engine_part_quiet (the control thread): turns ACTIVE into IDLE when *last_ms is more than
+ * idle_ms before now_ms, and back if a message was heard meanwhile; returns 1 when the partition
+ * is IDLE afterwards. Either order of the two leaves a partition that just heard a message
+ * ACTIVE (see engine.c). */
+void cs_engine_part_heard(cs_engine *e, int part, _Atomic int64_t *last_ms, int64_t now_ms);
+int cs_engine_part_quiet(cs_engine *e, int part, _Atomic int64_t *last_ms, int64_t now_ms,
+                         int64_t idle_ms);
+
 /* Tests only: fn(arg) runs inside cs_worker_tick between computing the overall watermark and
  * advancing the worker's partitions (where the control thread may publish a partition). */
 void cs_engine_set_tick_hook(cs_engine *e, void (*fn)(void *), void *arg);
+/* Tests only: fn(arg) runs inside cs_engine_part_quiet between marking the partition IDLE and
+ * reading its last-message time again (where its worker may hear a message). */
+void cs_engine_set_idle_hook(cs_engine *e, void (*fn)(void *), void *arg);
 
 #endif

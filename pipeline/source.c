@@ -1,6 +1,7 @@
 /* source.c — librdkafka consumer, partition queues per worker, assignment and offsets.
  * See source.h for the contract. */
 #include "source.h"
+#include "engine.h"
 #include "kprops.h"
 #include "log.h"
 #include "util.h"
@@ -991,10 +992,8 @@ int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
             if (k) {
                 cs_worker_process(wk, part, b->run, k);
                 processed += (int)k;
-                tp *x = s->by_part[part];
-                atomic_store_explicit(&x->last_msg_ms, now, memory_order_relaxed);
-                if (!s->c.drain && cs_engine_part_state(s->e, part) == CS_PART_IDLE)
-                    cs_engine_set_part_state(s->e, part, CS_PART_ACTIVE);
+                if (!s->c.drain) /* its last-message time, and IDLE back to ACTIVE */
+                    cs_engine_part_heard(s->e, part, &s->by_part[part]->last_msg_ms, now);
                 if (s->c.drain && cs_worker_next_offset(wk, part) >= end &&
                     cs_engine_part_state(s->e, part) != CS_PART_DONE) {
                     cs_engine_set_part_state(s->e, part, CS_PART_DONE);
@@ -1023,9 +1022,7 @@ void cs_source_update_idle(cs_source *s, int64_t now, int64_t idle_ms)
         tp *x = &s->tps[i];
         if (x->part < 0)
             continue;
-        int64_t last = atomic_load_explicit(&x->last_msg_ms, memory_order_relaxed);
-        if (now - last > idle_ms && cs_engine_part_state(s->e, x->part) == CS_PART_ACTIVE)
-            cs_engine_set_part_state(s->e, x->part, CS_PART_IDLE);
+        cs_engine_part_quiet(s->e, x->part, &x->last_msg_ms, now, idle_ms);
     }
 }
 

@@ -12,6 +12,7 @@
  *  - times before 2000 (a clock reset to the epoch): bad_time, no minute key. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -448,6 +449,65 @@ static void test_max_future_zero_is_off(void **state)
     assert_non_null(strstr(err, "max_future"));
 }
 
+/* Regression (issue 12's code review): cs_source_update_idle read a partition's last-message
+ * time, then marked it IDLE; a worker that stored a new time in between and then read the state
+ * (still ACTIVE) left it IDLE with fresh messages until its next batch, and ticks could advance
+ * it past its own watermark meanwhile. cs_engine_part_quiet marks first and reads again; the
+ * hook runs in between, where the worker's store (and its own IDLE -> ACTIVE) can land. */
+typedef struct hear_arg {
+    cs_engine *e;
+    int part;
+    _Atomic int64_t *last;
+    int64_t now;
+    int full; /* 1: the worker's whole step; 0: only its store (its state read came first) */
+} hear_arg;
+
+static void hear_during_quiet(void *arg)
+{
+    hear_arg *a = arg;
+    if (a->full)
+        cs_engine_part_heard(a->e, a->part, a->last, a->now);
+    else
+        atomic_store(a->last, a->now);
+}
+
+static void test_regression_message_heard_while_marked_idle(void **state)
+{
+    (void)state;
+    char err[256];
+    cs_engine *e = cs_engine_new(rules(rules_yaml), 1, err, sizeof err);
+    assert_non_null(e);
+    int part = cs_engine_add_partition(e, 0);
+    assert_true(part >= 0);
+    cs_engine_set_part_state(e, part, CS_PART_ACTIVE);
+    _Atomic int64_t last = 1000;
+    /* heard 30 s ago: stays ACTIVE; 70 s: IDLE; a message: ACTIVE again */
+    assert_int_equal(cs_engine_part_quiet(e, part, &last, 31000, 60000), 0);
+    assert_int_equal(cs_engine_part_state(e, part), CS_PART_ACTIVE);
+    assert_int_equal(cs_engine_part_quiet(e, part, &last, 71000, 60000), 1);
+    assert_int_equal(cs_engine_part_state(e, part), CS_PART_IDLE);
+    cs_engine_part_heard(e, part, &last, 72000);
+    assert_int_equal(cs_engine_part_state(e, part), CS_PART_ACTIVE);
+    assert_int_equal(atomic_load(&last), 72000);
+    /* the races: a message heard between the control thread's two steps */
+    for (int full = 0; full <= 1; full++) {
+        atomic_store(&last, 1000);
+        hear_arg a = {e, part, &last, 71000, full};
+        cs_engine_set_idle_hook(e, hear_during_quiet, &a);
+        assert_int_equal(cs_engine_part_quiet(e, part, &last, 71000, 60000), 0);
+        cs_engine_set_idle_hook(e, NULL, NULL);
+        assert_int_equal(cs_engine_part_state(e, part), CS_PART_ACTIVE);
+    }
+    /* DONE and UNASSIGNED partitions are left alone */
+    cs_engine_set_part_state(e, part, CS_PART_DONE);
+    atomic_store(&last, 1000);
+    assert_int_equal(cs_engine_part_quiet(e, part, &last, 71000, 60000), 0);
+    assert_int_equal(cs_engine_part_state(e, part), CS_PART_DONE);
+    cs_engine_part_heard(e, part, &last, 72000);
+    assert_int_equal(cs_engine_part_state(e, part), CS_PART_DONE);
+    cs_engine_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_max_future_zero_is_off),
         cmocka_unit_test(test_regression_partition_assigned_since_the_tick),
         cmocka_unit_test(test_regression_partition_published_during_the_tick),
+        cmocka_unit_test(test_regression_message_heard_while_marked_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
