@@ -365,13 +365,6 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
         s->nh = s->nworkers;
     if (s->nh > MAX_HANDLES)
         s->nh = MAX_HANDLES;
-    if (s->nh > 1 && !conf->drain) {
-        /* several handles would be several members of the group: not in this version */
-        snprintf(errstr, errlen, "more than one fetch thread needs drain mode");
-        rd_kafka_conf_destroy(kc);
-        cs_source_destroy(s);
-        return NULL;
-    }
     for (int h = s->nh - 1; h >= 0; h--) {
         /* the last one takes kc itself, the others a copy */
         rd_kafka_conf_t *hc = h ? rd_kafka_conf_dup(kc) : kc;
@@ -615,46 +608,66 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             for (int i = 0; i < com->cnt; i++)
                 com->elems[i].offset = -1;
         }
-        rd_kafka_topic_partition_list_t *ok = rd_kafka_topic_partition_list_new(parts->cnt);
+        /* ok[h]: what handle h fetches (prepare_one picks the worker, hence the handle) */
+        rd_kafka_topic_partition_list_t *ok[MAX_HANDLES];
+        for (int h = 0; h < s->nh; h++)
+            ok[h] = rd_kafka_topic_partition_list_new(parts->cnt);
+        int nok = 0;
         for (int i = 0; i < parts->cnt; i++) {
-            rd_kafka_topic_partition_t *p =
-                rd_kafka_topic_partition_list_add(ok, parts->elems[i].topic,
-                                                  parts->elems[i].partition);
+            rd_kafka_topic_partition_t p = {.topic = parts->elems[i].topic,
+                                            .partition = parts->elems[i].partition};
             int64_t c = !com->elems[i].err && com->elems[i].offset >= 0 ? com->elems[i].offset
                                                                         : -1;
-            if (prepare_one(s, p, c) != 0)
-                /* drop it: not consumed until the next rebalance (deleted, not cnt--: that
-                 * leaked the element's copy of the topic name, per failed assignment) */
-                rd_kafka_topic_partition_list_del_by_idx(ok, ok->cnt - 1);
-            else
-                s->assigned++;
+            /* a failed one is dropped: not consumed until the next rebalance */
+            if (prepare_one(s, &p, c) != 0)
+                continue;
+            tp *x = tp_get(s, topic_index(s, p.topic), p.partition, 0);
+            rd_kafka_topic_partition_list_add(ok[x->handle], p.topic, p.partition)->offset =
+                p.offset;
+            s->assigned++;
+            nok++;
         }
         rd_kafka_topic_partition_list_destroy(com);
         slog(s, 6, "rebalance (%s): assigned %d partition(s), %d failed, now %zu",
-             s->cooperative ? "cooperative" : "eager", ok->cnt, parts->cnt - ok->cnt,
+             s->cooperative ? "cooperative" : "eager", nok, parts->cnt - nok,
              count_assigned(s) );
-        rd_kafka_error_t *e = NULL;
-        rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (s->cooperative)
-            e = rd_kafka_incremental_assign(rk, ok);
-        else
-            r = rd_kafka_assign(rk, ok);
-        if (e) {
-            slog(s, 3, "incremental_assign: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        } else if (r) {
-            slog(s, 3, "assign: %s", rd_kafka_err2str(r));
+        /* The group member (handle 0) is told its share, possibly none: the call itself is what
+         * completes the rebalance on its side. The other handles never join the group: they are
+         * assigned their share by hand (incremental_assign works on a consumer that has not
+         * subscribed: its rebalance protocol is NONE) and fetch it from the given offsets. */
+        for (int h = 0; h < s->nh; h++) {
+            rd_kafka_error_t *e = NULL;
+            rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
+            if (h && !ok[h]->cnt)
+                ;
+            else if (s->cooperative || h)
+                e = rd_kafka_incremental_assign(s->hk[h], ok[h]);
+            else
+                r = rd_kafka_assign(rk, ok[h]);
+            if (e) {
+                slog(s, 3, "incremental_assign (handle %d): %s", h, rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            } else if (r) {
+                slog(s, 3, "assign: %s", rd_kafka_err2str(r));
+            }
+            rd_kafka_topic_partition_list_destroy(ok[h]);
         }
-        rd_kafka_topic_partition_list_destroy(ok);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         int *ids = calloc((size_t)parts->cnt + 1, sizeof *ids);
         size_t n = 0;
+        /* mine[h]: what handle h was assigned of it (a partition prepare_one refused was
+         * assigned to none, and librdkafka refuses to unassign what it does not have) */
+        rd_kafka_topic_partition_list_t *mine[MAX_HANDLES];
+        for (int h = 0; h < s->nh; h++)
+            mine[h] = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++) {
             int t = topic_index(s, parts->elems[i].topic);
             tp *x = t >= 0 ? tp_get(s, t, parts->elems[i].partition, 0) : NULL;
             if (x && x->part >= 0) {
                 ids[n++] = x->part;
                 set_part_of(s, x->topic, x->partition, -1); /* workers skip it from now on */
+                rd_kafka_topic_partition_list_add(mine[x->handle], parts->elems[i].topic,
+                                                  parts->elems[i].partition);
             }
         }
         /* counts of the revoked partitions become durable before anyone else reads them */
@@ -672,16 +685,26 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
              s->cooperative ? "cooperative" : "eager", parts->cnt,
              rd_kafka_assignment_lost(rk) ? " (lost: the group moved on without us)" : "",
              count_assigned(s));
-        if (s->cooperative) {
-            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-            if (e)
+        /* handle 0 is told (possibly nothing: the call completes the revocation on its side),
+         * the others let go of theirs by hand */
+        for (int h = 0; h < s->nh; h++) {
+            rd_kafka_error_t *e = NULL;
+            if (h && !mine[h]->cnt)
+                ;
+            else if (s->cooperative || h)
+                e = rd_kafka_incremental_unassign(s->hk[h], mine[h]);
+            else
+                rd_kafka_assign(rk, NULL);
+            if (e) {
+                slog(s, 3, "incremental_unassign (handle %d): %s", h, rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
-        } else {
-            rd_kafka_assign(rk, NULL);
+            }
+            rd_kafka_topic_partition_list_destroy(mine[h]);
         }
     } else {
         slog(s, 3, "rebalance error: %s", rd_kafka_err2str(err));
-        rd_kafka_assign(rk, NULL);
+        for (int h = 0; h < s->nh; h++)
+            rd_kafka_assign(s->hk[h], NULL);
     }
 }
 
@@ -844,7 +867,7 @@ static int start(cs_source *s, char *errstr, size_t errlen)
 
 void cs_source_poll(cs_source *s, int timeout_ms)
 {
-    /* handle 0 waits; the others (drain mode only) are served without waiting */
+    /* handle 0 waits; the others are served without waiting */
     for (int h = 0; h < s->nh; h++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(s->hk[h], h ? 0 : timeout_ms);
         if (!m)
@@ -1044,8 +1067,9 @@ void cs_source_commit(cs_source *s, const cs_source_tp *tps, const int64_t *next
         if (next[i] >= 0)
             rd_kafka_topic_partition_list_add(l, tps[i].topic, tps[i].partition)->offset =
                 next[i];
-    /* through handle 0 whatever handle fetches the partition: with several handles (drain mode)
-     * no handle is a group member, and a commit of explicit offsets needs none */
+    /* through handle 0 whatever handle fetches the partition: in drain mode no handle is a group
+     * member, and a commit of explicit offsets needs none; live, handle 0 is the member, and the
+     * coordinator checks the member and generation of a commit, not which partitions it holds */
     if (l->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_commit(s->rk, l, !sync);
         if (err)
@@ -1121,7 +1145,8 @@ void cs_source_close(cs_source *s)
 
 int cs_source_auto_fetch_threads(int workers, int drain)
 {
-    if (!drain || workers <= 1)
+    (void)drain; /* live mode splits fetching the same way (handle 0 is the group member) */
+    if (workers <= 1)
         return 1;
     /* does this librdkafka know fetch.queue.backoff.ms? (probed once: a conf object, no handle) */
     static _Atomic int short_backoff = -1;

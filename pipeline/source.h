@@ -3,9 +3,12 @@
  *
  * Contract
  *  - One high-level consumer (consumer group, cooperative-sticky assignment when the broker
- *    agrees) or, in drain mode, a plain assign() of every partition of the topics, split over
- *    conf.fetch_threads consumer handles (worker w's partitions are fetched by handle
- *    w % fetch_threads, so fetching and decompression run on that many librdkafka threads). Each assigned
+ *    agrees) or, in drain mode, a plain assign() of every partition of the topics. Either way
+ *    the partitions are split over conf.fetch_threads consumer handles (worker w's partitions
+ *    are fetched by handle w % fetch_threads, so fetching and decompression run on that many
+ *    librdkafka threads). Live, handle 0 is the group's one member: its rebalance callback
+ *    assigns each handle its share by hand (the others never join), so for the group a process
+ *    is one member whatever fetch_threads is. Each assigned
  *    partition's queue is forwarded, BEFORE the partition is assigned, to the queue of the worker
  *    that owns it, so a worker gets its partitions' messages in partition order straight from
  *    librdkafka with no hand-off of ours per message. Workers take them with
@@ -48,8 +51,7 @@ typedef struct cs_source_conf {
     int batch_size;
     /* Consumer handles fetching for the workers (each with its own librdkafka broker threads:
      * fetch, decompression, message ops); worker w is served by handle w % n. 0 or 1: one.
-     * More than the workers: as many as workers. More than 1 needs drain mode (live, several
-     * handles would be several members of the group; docs/performance.md). */
+     * More than the workers: as many as workers. */
     int fetch_threads;
     /* Called on the control thread when partitions are assigned: returns the engine partition
      * id for the new state (the callee creates it, restored or empty) and sets *start to the
@@ -126,10 +128,10 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st);
 /* Closes the consumer (leaves the group) after a final commit. */
 void cs_source_close(cs_source *s);
 
-/* The consumer handles `fetch_threads = auto` asks for, given the workers and the mode: one
- * per worker in drain mode when this librdkafka backs off briefly from a full prefetch queue
+/* The consumer handles `fetch_threads = auto` asks for, given the workers (the same in both
+ * modes): one per worker when this librdkafka backs off briefly from a full prefetch queue
  * (it has fetch.queue.backoff.ms, 2.2+; set to 5 ms here), else one per two workers (at least
- * one); one in live mode. Why not one per worker everywhere: a handle fetches for its worker
+ * one). Why not one per worker everywhere: a handle fetches for its worker
  * faster than the worker consumes (~400 ns of fetch per lz4 event against ~720 ns of worker
  * per event it handles), so its partitions' prefetch queues fill, and librdkafka 2.0.2 then
  * waits up to 1 s (rd_kafka_max_block_ms) before it fetches for them again while the worker

@@ -100,11 +100,11 @@ const cs_opt cs_cfg_opts[] = {
      .check = check_fetch_threads, .metavar = "N|auto", .values = "`auto` or 1..256",
      .desc = "Kafka consumer handles fetching for the workers, each with its own librdkafka "
              "threads (fetch, decompression, message hand-over); worker i is served by handle "
-             "i mod N. `auto`: with `drain`, one per two workers (one per worker with "
+             "i mod N. `auto`: one per two workers, at least one (one per worker with "
              "librdkafka 2.2+, whose fetch.queue.backoff.ms keeps a full prefetch queue from "
-             "stalling its worker: docs/kafka.md), one otherwise. At most `threads`; "
-             "more than 1 needs `drain` (live, each handle would be a member of the consumer "
-             "group: docs/performance.md)."},
+             "stalling its worker: docs/kafka.md). At most `threads`. Live, the process is one "
+             "member of the consumer group whatever N is: handle 0 joins, the others fetch "
+             "their share of what it is assigned."},
     {.name = "rules", .type = T_STR, .off = OFF(rules), .def = "deploy/rules/retail.yaml",
      .check = check_path, .metavar = "PATH", .values = "path",
      .desc = "Rule file (journey, stages, sessions, rules; SPEC §2). Reloaded on SIGHUP."},
@@ -1586,10 +1586,6 @@ static int cross_checks(ctx *x)
                 return set_err(x, "%s: %ld is above the worker count (%ld%s): a consumer handle "
                                   "serves at least one worker", lab, k, nw,
                                c->threads > 0 ? ", threads" : ", one per online CPU core");
-            if (k > 1 && !c->drain)
-                return set_err(x, "%s: %ld needs drain: in live mode several consumer handles "
-                                  "would be several members of the consumer group (one handle "
-                                  "in this version; docs/performance.md)", lab, k);
             c->fetch_threads = (int)k;
         }
     }

@@ -17,6 +17,7 @@
 #
 # Knobs: BUILD (binaries' dir, default build), FAULTS_NO_BUILD=1 (do not run make),
 # FAULTS_SEED (random timings; printed), FAULTS_KILLS (kills in kill9 and identity_kill9),
+# FAULTS_DAEMON_ARGS (more flags for every daemon, e.g. "--fetch-threads 2"),
 # FAULTS_RATE (messages/s of the background producer), FAULTS_ID_RULES (the identity cases' rule
 # file, journey model), FAULTS_IDENTITY=1 (every case on a SPEC §3.1 stream with those rules),
 # KEEP=1 (keep the work dir: logs, expect files, diffs).
@@ -194,6 +195,9 @@ dflags() {
   DFLAGS=(--brokers "$KAFKA_BROKERS" --redis "$REDIS_URL" --rules "$RULES" --http-listen ""
     --log-format text --flush-interval "$FLUSH" --threads 2 --topics "$TOPIC" --group "$GROUP"
     --prefix "$PREFIX" --snapshot-interval "$SNAP" --kafka-props "$KPROPS")
+  # FAULTS_DAEMON_ARGS: more flags for every daemon (e.g. --fetch-threads 2), word-split
+  # shellcheck disable=SC2206
+  [ -z "${FAULTS_DAEMON_ARGS:-}" ] || DFLAGS+=($FAULTS_DAEMON_ARGS)
 }
 # A live daemon in the background, a direct child (signals reach clickstage itself): sets DPID.
 # Its log is CDIR/ID.log (appended across restarts, each start marked).

@@ -1154,10 +1154,13 @@ static void test_fetch_threads(void **state)
     load_err(ARGV("--threads=2", "--drain", "--fetch-threads=3"), NULL,
              "--fetch-threads: 3 is above the worker count (2, threads): a consumer handle "
              "serves at least one worker");
-    load_err(ARGV("--threads=2", "--fetch-threads=2"), NULL,
-             "--fetch-threads: 2 needs drain: in live mode several consumer handles would be "
-             "several members of the consumer group (one handle in this version; "
-             "docs/performance.md)");
+    /* live mode: the process stays one member of the group (handle 0 assigns the others) */
+    load_ok(&c, ARGV("--threads=2", "--fetch-threads=2"), NULL);
+    assert_int_equal(c.fetch_threads, 2);
+    cs_config_free(&c);
+    load_err(ARGV("--threads=2", "--fetch-threads=3"), NULL,
+             "--fetch-threads: 3 is above the worker count (2, threads): a consumer handle "
+             "serves at least one worker");
 }
 
 /* ---------------------------------------------------------------------------------------- */
