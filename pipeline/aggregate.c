@@ -97,7 +97,7 @@ uint16_t cs_dimdict_id(cs_dimdict_mpmc *d, const char *s, uint32_t len)
     len = dimval_len(s, len);
     if (len == 0)
         return CS_DIM_UNKNOWN;
-    uint64_t h = XXH3_64bits(s, len);
+    uint64_t h = cs_vhash(s, len);
     uint32_t at;
     cs_dimval *v = dimdict_find(d, s, len, h, &at);
     if (v)

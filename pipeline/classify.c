@@ -1150,7 +1150,7 @@ static int xfill(ctx *c, yaml_node_t *root, xfield *x, int pass)
         }
         for (uint32_t vi = 0; vi < last->nv; vi++) {
             const val *v = &last->v[vi];
-            uint64_t h = XXH3_64bits(v->p, v->len);
+            uint64_t h = cs_vhash(v->p, v->len);
             xslot *s = xfind(x, v->p, v->len, h);
             if (pass == 1) {
                 x->words[s->woff + r / 64 - s->lo] |= 1ull << (r % 64);
@@ -1876,7 +1876,7 @@ static const xslot *xlookup(const xfield *x, const cs_sv *v)
 {
     if (v->len == 0)
         return NULL;
-    uint64_t h = XXH3_64bits(v->p, v->len);
+    uint64_t h = cs_vhash(v->p, v->len);
     uint32_t i = (uint32_t)h & x->mask;
     for (;;) {
         const xslot *s = &x->slots[i];

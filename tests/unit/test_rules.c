@@ -821,6 +821,42 @@ static void test_bytes_eq(void **state)
     }
 }
 
+/* cs_vhash (util.h), the hash of classify's value index and the dimension dictionaries: the
+ * same value at two addresses hashes alike, each one-byte change (every length 0..40, every
+ * position) and each length change hashes differently, longer values are XXH3_64bits; on
+ * exact-size copies (ASan, make asan-test, sees any read outside them). */
+static void test_vhash(void **state)
+{
+    unsigned char a[40];
+    for (size_t i = 0; i < sizeof a; i++)
+        a[i] = (unsigned char)(i * 37 + 11);
+    uint64_t prev = 0;
+    for (size_t n = 0; n <= sizeof a; n++) {
+        unsigned char *x = malloc(n ? n : 1), *y = malloc(n ? n : 1);
+        assert_non_null(x);
+        assert_non_null(y);
+        memcpy(x, a, n);
+        memcpy(y, a, n);
+        const uint64_t h = cs_vhash(x, n);
+        assert_true(cs_vhash(y, n) == h);
+        if (n > 16)
+            assert_true(h == XXH3_64bits(x, n));
+        if (n > 0)
+            assert_true(h != prev); /* a[0..n) against a[0..n-1) */
+        prev = h;
+        for (size_t k = 0; k < n; k++) {
+            for (unsigned bit = 0; bit < 8; bit++) {
+                y[k] ^= (unsigned char)(1u << bit);
+                if (cs_vhash(y, n) == h)
+                    fail_msg("cs_vhash: n %zu, byte %zu bit %u changed, same hash", n, k, bit);
+                y[k] ^= (unsigned char)(1u << bit);
+            }
+        }
+        free(x);
+        free(y);
+    }
+}
+
 static void test_match_semantics(void **state)
 {
     cs_ruleset *rs = load_ok(
@@ -1416,6 +1452,7 @@ int main(void)
         cmocka_unit_test(test_fixture_all_keys),
         cmocka_unit_test(test_glob),
         cmocka_unit_test(test_bytes_eq),
+        cmocka_unit_test(test_vhash),
         cmocka_unit_test(test_match_semantics),
         cmocka_unit_test(test_many_rules_bitset_words),
         cmocka_unit_test(test_random_vs_model),
