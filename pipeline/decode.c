@@ -1018,6 +1018,16 @@ static ALWAYS_INLINE void bid(const ttarget *tg, unsigned nt, unsigned vk, unsig
     }
 }
 
+/* Every field absent (what resolve() leaves for a field without a hit). */
+static NOINLINE void clear_fields(const cs_decode_plan *pl, cs_decoded *out)
+{
+    for (int i = 0; i < pl->nfields; i++) {
+        out->f[i].p = NULL;
+        out->f[i].len = 0;
+        out->f[i].kind = CS_SV_STR;
+    }
+}
+
 /* Turn the winning hits of a successful scan into fields (bid() picked them: best[f] is the
  * winner's priority, 0xFF for none, win[f] its hit). Escaped strings are undone into the
  * scratch buffer, once per hit: unescaped text is never longer than its source and sources do
@@ -1028,8 +1038,12 @@ static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out,
     const int nf = pl->nfields;
     size_t used = 0;
     for (int f = 0; f < nf; f++) {
-        if (best[f] == 0xFF)
+        if (best[f] == 0xFF) {
+            out->f[f].p = NULL;
+            out->f[f].len = 0;
+            out->f[f].kind = CS_SV_STR;
             continue;
+        }
         hit *x = &d->hits[win[f]];
         if (x->esc == 1) { /* 2: already undone for another field */
             char *o = d->scratch + used;
@@ -1312,19 +1326,21 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
                      cs_decoded *out)
 {
     const cs_decode_plan *pl = d->plan;
-    for (int i = 0; i < pl->nfields; i++) {
-        out->f[i].p = NULL;
-        out->f[i].len = 0;
-        out->f[i].kind = CS_SV_STR;
-    }
+    /* out->f: cleared here on the paths that return before resolve(), by resolve() itself on
+     * a complete scan (each field it has no hit for), not first for every message */
     out->ts_ms = fallback_ts_ms;
     out->ts_from_msg = 0;
     out->idf = 0;
+    cs_invalid fail;
 
-    if (len > (pl->max_bytes < d->cap ? pl->max_bytes : d->cap))
-        return CS_INV_TOO_LARGE;
-    if (UNLIKELY(pl->tsv))
+    if (len > (pl->max_bytes < d->cap ? pl->max_bytes : d->cap)) {
+        fail = CS_INV_TOO_LARGE;
+        goto failed;
+    }
+    if (UNLIKELY(pl->tsv)) {
+        clear_fields(pl, out);
         return decode_tsv(d, pl, buf, len, fallback_ts_ms, out);
+    }
 
     /* the message, then NUL sentinels */
     uint8_t *const copy = d->copy;
@@ -1405,8 +1421,10 @@ value: /* *p is the first byte of a value (or garbage) */
         goto after;
     }
     if (c == '{') {
-        if (UNLIKELY(depth >= maxdepth))
-            return CS_INV_TOO_DEEP;
+        if (UNLIKELY(depth >= maxdepth)) {
+            fail = CS_INV_TOO_DEEP;
+            goto failed;
+        }
         stk[depth++] = cur;
         cur = (vnode != NONE && nodes[vnode].nchildren) ? vnode : STK_NONE;
         p++;
@@ -1421,8 +1439,10 @@ value: /* *p is the first byte of a value (or garbage) */
     }
     switch (c) {
     case '[':
-        if (UNLIKELY(depth >= maxdepth))
-            return CS_INV_TOO_DEEP;
+        if (UNLIKELY(depth >= maxdepth)) {
+            fail = CS_INV_TOO_DEEP;
+            goto failed;
+        }
         stk[depth++] = cur;
         cur = STK_ARR | STK_NONE;
         p++;
@@ -1574,8 +1594,10 @@ done:
     SKIP_WS();
     if (p != copy + len)
         goto bad;
-    if (!top_object)
-        return CS_INV_NOT_OBJECT;
+    if (!top_object) {
+        fail = CS_INV_NOT_OBJECT;
+        goto failed;
+    }
     resolve(d, pl, out, best, win, buf);
     if (UNLIKELY(pl->person_field))
         identity_ids(pl, out);
@@ -1586,7 +1608,10 @@ done:
     return finish_time(d, pl, out, fallback_ts_ms, 0);
 
 bad:
-    return CS_INV_NOT_JSON;
+    fail = CS_INV_NOT_JSON;
+failed:
+    clear_fields(pl, out);
+    return fail;
 }
 
 /* ------------------------------------------------------------------------------------------ */
