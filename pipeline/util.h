@@ -43,6 +43,32 @@ static inline int cs_bytes_eq(const void *a, const void *b, size_t n)
 }
 
 /* Wall-clock milliseconds since the epoch (timestamps people and Redis see). */
+/* Whether s[0..n) holds a NUL, n <= 16, read as cs_bytes_eq reads (nothing outside [0, n)):
+ * SWAR, a byte b is zero iff (b - 1) & ~b has its top bit set (a borrow into a higher byte only
+ * follows a zero byte, so the answer is exact). */
+static inline int cs_has_nul_short(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        const uint64_t lo = 0x0101010101010101u, hi = 0x8080808080808080u;
+        return (((a - lo) & ~a) | ((b - lo) & ~b)) & hi ? 1 : 0;
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        const uint32_t lo = 0x01010101u, hi = 0x80808080u;
+        return (((a - lo) & ~a) | ((b - lo) & ~b)) & hi ? 1 : 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!s[i])
+            return 1;
+    return 0;
+}
+
 /* Hash of a short value for the per-event tables (classify's value index, the dimension
  * dictionaries): values of up to 16 bytes, nearly all of them, are read as cs_bytes_eq reads
  * them (two overlapping loads, or three bytes; nothing outside [0, n)) and mixed by one

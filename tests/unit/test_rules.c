@@ -857,6 +857,32 @@ static void test_vhash(void **state)
     }
 }
 
+/* cs_has_nul_short (util.h), the dimension dictionary's NUL test for values of up to 16 bytes:
+ * memchr's answer for every length 0..16, with no NUL and with one at each position, over
+ * bytes around the SWAR borrow (0x00, 0x01, 0x7F, 0x80, 0x81, 0xFF), on exact-size copies. */
+static void test_has_nul_short(void **state)
+{
+    static const unsigned char fill[] = {0x01, 0x7F, 0x80, 0x81, 0xFF, 'a'};
+    for (size_t n = 0; n <= 16; n++) {
+        for (size_t fi = 0; fi < sizeof fill; fi++) {
+            for (size_t z = 0; z <= n; z++) { /* z == n: no NUL */
+                for (unsigned v = 0; v < 2; v++) {
+                    unsigned char *x = malloc(n ? n : 1);
+                    assert_non_null(x);
+                    for (size_t i = 0; i < n; i++)
+                        x[i] = v && (i & 1) ? 0x01 : fill[fi];
+                    if (z < n)
+                        x[z] = 0;
+                    const int want = n && memchr(x, 0, n) != NULL;
+                    if (cs_has_nul_short(x, n) != want)
+                        fail_msg("cs_has_nul_short: n %zu, fill %#x, NUL at %zu", n, fill[fi], z);
+                    free(x);
+                }
+            }
+        }
+    }
+}
+
 static void test_match_semantics(void **state)
 {
     cs_ruleset *rs = load_ok(
@@ -1453,6 +1479,7 @@ int main(void)
         cmocka_unit_test(test_glob),
         cmocka_unit_test(test_bytes_eq),
         cmocka_unit_test(test_vhash),
+        cmocka_unit_test(test_has_nul_short),
         cmocka_unit_test(test_match_semantics),
         cmocka_unit_test(test_many_rules_bitset_words),
         cmocka_unit_test(test_random_vs_model),
