@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "aggregate.h"
 #include "classify.h"
 #include "util.h"
 #include "decode.h"
@@ -883,6 +884,38 @@ static void test_has_nul_short(void **state)
     }
 }
 
+/* cs_dimdict_id: the inlined look-up and the insert behind it (a new value, one seen before,
+ * the dictionary full), and the kept part of a value (cut at the first NUL, short or long; cut
+ * at CS_MAX_DIM_VALUE_BYTES) against the same value spelt without what is cut. */
+static void test_dimdict_ids(void **state)
+{
+    cs_dimdict_mpmc d;
+    assert_int_equal(cs_dimdict_init(&d, 3), 0);
+    const uint16_t a = cs_dimdict_id(&d, "social", 6), b = cs_dimdict_id(&d, "print", 5);
+    assert_true(a >= 2 && b >= 2 && a != b);
+    assert_int_equal(cs_dimdict_id(&d, "social", 6), a);
+    assert_int_equal(cs_dimdict_id(&d, "social\0junk", 11), a);   /* 11 bytes, NUL in the first 16 */
+    char big[400];
+    memset(big, 'p', sizeof big);
+    memcpy(big, "print", 5);
+    big[5] = 0;
+    assert_int_equal(cs_dimdict_id(&d, big, 300), b);              /* NUL past 16 bytes */
+    assert_int_equal(cs_dimdict_id(&d, "\0x", 2), CS_DIM_UNKNOWN); /* empty once cut */
+    assert_int_equal(cs_dimdict_id(&d, "", 0), CS_DIM_UNKNOWN);
+    memset(big, 'q', sizeof big);
+    const uint16_t c = cs_dimdict_id(&d, big, 400);                /* cut at 256 bytes */
+    assert_true(c >= 2 && c != a && c != b);
+    assert_int_equal(cs_dimdict_id(&d, big, CS_MAX_DIM_VALUE_BYTES), c);
+    assert_int_equal(cs_dimdict_id(&d, "search", 6), CS_DIM_OTHER); /* full: 3 values */
+    assert_int_equal(cs_dimdict_id(&d, "print", 5), b);
+    uint32_t n = 0;
+    const char *name = cs_dimdict_name(&d, a, &n);
+    assert_non_null(name);
+    assert_int_equal(n, 6);
+    assert_memory_equal(name, "social", 6);
+    cs_dimdict_free(&d);
+}
+
 static void test_match_semantics(void **state)
 {
     cs_ruleset *rs = load_ok(
@@ -1480,6 +1513,7 @@ int main(void)
         cmocka_unit_test(test_bytes_eq),
         cmocka_unit_test(test_vhash),
         cmocka_unit_test(test_has_nul_short),
+        cmocka_unit_test(test_dimdict_ids),
         cmocka_unit_test(test_match_semantics),
         cmocka_unit_test(test_many_rules_bitset_words),
         cmocka_unit_test(test_random_vs_model),
