@@ -796,6 +796,65 @@ static void test_glob(void **state)
     assert_false(cs_glob_match("*/reviews/*", 11, big, 300));
 }
 
+static unsigned lcg_next(uint64_t *s)
+{
+    *s = *s * 6364136223846793005u + 1442695040888963407u;
+    return (unsigned)(*s >> 33);
+}
+
+/* '*' matches any run of bytes, everything else itself: the definition, recursively. */
+static int ref_glob(const char *p, size_t pl, const char *s, size_t sl)
+{
+    if (pl == 0)
+        return sl == 0;
+    if (*p == '*') {
+        for (size_t k = 0; k <= sl; k++)
+            if (ref_glob(p + 1, pl - 1, s + k, sl - k))
+                return 1;
+        return 0;
+    }
+    return sl > 0 && *p == *s && ref_glob(p + 1, pl - 1, s + 1, sl - 1);
+}
+
+/* Url globs as rules use them (the loader's first and last '*' positions, glob_match_at) and
+ * cs_glob_match, against ref_glob: random patterns of a, b, '/' and '*' (with and without a
+ * '*', stars side by side, at either end), random values of a, b and '/', 0..20 bytes. */
+static void test_glob_rules_differential(void **state)
+{
+    uint64_t seed = 99;
+    for (int i = 0; i < 400; i++) {
+        char pat[16];
+        const size_t pl = 1 + lcg_next(&seed) % 10;
+        int stars = 0;
+        for (size_t k = 0; k < pl; k++) {
+            const unsigned c = lcg_next(&seed) % 5;
+            pat[k] = c == 4 && stars < 4 ? '*' : "ab/a"[c & 3];
+            stars += pat[k] == '*';
+        }
+        pat[pl] = 0;
+        char yaml[256];
+        snprintf(yaml, sizeof yaml,
+                 "journey: j\nstages: [s1]\nrules:\n  - {name: g, stage: s1, match: {url: \"%s\"}}\n",
+                 pat);
+        cs_ruleset *rs = load_ok(yaml);
+        for (int j = 0; j < 300; j++) {
+            char s[24];
+            const size_t sl = lcg_next(&seed) % 21;
+            for (size_t k = 0; k < sl; k++)
+                s[k] = "ab/"[lcg_next(&seed) % 3];
+            s[sl] = 0;
+            const int want = ref_glob(pat, pl, s, sl);
+            if (cs_glob_match(pat, pl, s, sl) != want)
+                fail_msg("cs_glob_match '%s' vs '%s': want %d", pat, s, want);
+            cs_decoded e = ev3("e", NULL, sl ? s : NULL);
+            const int got = strcmp(rule_of(rs, &e), "g") == 0;
+            if (got != (want && sl > 0)) /* an empty url is absent: no rule holds on it */
+                fail_msg("rule url '%s' vs '%s': got %d want %d", pat, s, got, want);
+        }
+        cs_rules_destroy(rs);
+    }
+}
+
 /* cs_bytes_eq (util.h), which confirms classify's and the dimension dictionary's hash hits:
  * memcmp's answer for every length 0..40 and a difference at each byte, on exact-size copies
  * (ASan, make asan-test, sees any read outside them). */
@@ -1511,6 +1570,7 @@ int main(void)
         cmocka_unit_test(test_fixture_all_keys),
         cmocka_unit_test(test_glob),
         cmocka_unit_test(test_bytes_eq),
+        cmocka_unit_test(test_glob_rules_differential),
         cmocka_unit_test(test_vhash),
         cmocka_unit_test(test_has_nul_short),
         cmocka_unit_test(test_dimdict_ids),
