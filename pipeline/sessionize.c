@@ -343,13 +343,6 @@ static inline void wheel_link(wheel *w, uint32_t *wnext, uint32_t id, int64_t de
 
 /* ---- hashing and the customer index ------------------------------------------------------ */
 
-void cs_customer_hash(const char *s, size_t len, uint64_t *h, uint32_t *h2)
-{
-    XXH128_hash_t x = XXH3_128bits(s, len);
-    *h = x.low64;
-    *h2 = (uint32_t)x.high64;
-}
-
 static inline uint32_t idx_home(const cs_pstate *p, uint64_t h)
 {
     return (uint32_t)(h >> 32) & p->idx_mask;
