@@ -62,8 +62,10 @@ void cs_dimdict_free(cs_dimdict_mpmc *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Probe for s; returns the value or NULL at the first empty slot (the slot index in *at). */
-static cs_dimval *dimdict_find(cs_dimdict_mpmc *d, const char *s, uint32_t len, uint64_t h,
+/* Probe for s; returns the value or NULL at the first empty slot (the slot index in *at).
+ * Inlined into cs_dimdict_id's look-up (a call cost ~20 instructions of saves and restores
+ * around a one-slot probe; callgrind, issue 18, second pass). */
+static inline __attribute__((always_inline)) cs_dimval *dimdict_find(cs_dimdict_mpmc *d, const char *s, uint32_t len, uint64_t h,
                                uint32_t *at)
 {
     for (uint32_t i = (uint32_t)h & d->mask;; i = (i + 1) & d->mask) {
@@ -88,20 +90,33 @@ static uint32_t dimval_len(const char *s, uint32_t len)
         for (int k = 0; k < 3 && ((unsigned char)s[len] & 0xC0) == 0x80; k++)
             len--;
     }
+    if (len <= 16 && !cs_has_nul_short(s, len))
+        return len; /* the common case, without a call (callgrind, issue 18, second pass) */
     const char *z = memchr(s, '\0', len);
     return z ? (uint32_t)(z - s) : len;
 }
+
+static uint16_t dimdict_insert(cs_dimdict_mpmc *d, const char *s, uint32_t len, uint64_t h);
 
 uint16_t cs_dimdict_id(cs_dimdict_mpmc *d, const char *s, uint32_t len)
 {
     len = dimval_len(s, len);
     if (len == 0)
         return CS_DIM_UNKNOWN;
-    uint64_t h = XXH3_64bits(s, len);
+    uint64_t h = cs_vhash(s, len);
     uint32_t at;
     cs_dimval *v = dimdict_find(d, s, len, h, &at);
-    if (v)
+    if (__builtin_expect(v != NULL, 1))
         return (uint16_t)v->id;
+    return dimdict_insert(d, s, len, h);
+}
+
+/* cs_dimdict_id for a value not found: a new id under the lock, or CS_DIM_OTHER when full. */
+static __attribute__((noinline)) uint16_t dimdict_insert(cs_dimdict_mpmc *d, const char *s,
+                                                         uint32_t len, uint64_t h)
+{
+    uint32_t at;
+    cs_dimval *v;
     /* relaxed: only a hint; the authoritative check is repeated under the lock. */
     if (atomic_load_explicit(&d->count, memory_order_relaxed) >= d->max_values)
         return CS_DIM_OTHER;
@@ -209,27 +224,35 @@ static inline uint32_t minute_slot(int64_t m, uint32_t cap)
     return (uint32_t)(((uint64_t)m * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
 }
 
-static cs_minute *minute_get(cs_agg *a, int64_t m)
+/* The minutes table doubled: 0, or -1 when out of memory. */
+static __attribute__((noinline)) int minutes_grow(cs_agg *a)
 {
-    if (a->minutes_n * 2 >= a->minutes_cap) {
-        uint32_t ncap = a->minutes_cap * 2;
-        cs_minute *n = malloc(ncap * sizeof *n);
-        if (!n)
-            return NULL; /* out of memory: caller drops the sample; counted nowhere else */
-        for (uint32_t i = 0; i < ncap; i++)
-            n[i].minute = INT64_MIN;
-        for (uint32_t i = 0; i < a->minutes_cap; i++) {
-            if (a->minutes[i].minute == INT64_MIN)
-                continue;
-            uint32_t j = minute_slot(a->minutes[i].minute, ncap);
-            while (n[j].minute != INT64_MIN)
-                j = (j + 1) & (ncap - 1);
-            n[j] = a->minutes[i];
-        }
-        free(a->minutes);
-        a->minutes = n;
-        a->minutes_cap = ncap;
+    uint32_t ncap = a->minutes_cap * 2;
+    cs_minute *n = malloc(ncap * sizeof *n);
+    if (!n)
+        return -1;
+    for (uint32_t i = 0; i < ncap; i++)
+        n[i].minute = INT64_MIN;
+    for (uint32_t i = 0; i < a->minutes_cap; i++) {
+        if (a->minutes[i].minute == INT64_MIN)
+            continue;
+        uint32_t j = minute_slot(a->minutes[i].minute, ncap);
+        while (n[j].minute != INT64_MIN)
+            j = (j + 1) & (ncap - 1);
+        n[j] = a->minutes[i];
     }
+    free(a->minutes);
+    a->minutes = n;
+    a->minutes_cap = ncap;
+    return 0;
+}
+
+/* Inlined, the growth out of line: as a call it cost ~39 instructions a sample (callgrind,
+ * issue 18, second pass). */
+static inline __attribute__((always_inline)) cs_minute *minute_get(cs_agg *a, int64_t m)
+{
+    if (a->minutes_n * 2 >= a->minutes_cap && minutes_grow(a) != 0)
+        return NULL; /* out of memory: caller drops the sample; counted nowhere else */
     uint32_t j = minute_slot(m, a->minutes_cap);
     while (a->minutes[j].minute != m) {
         if (a->minutes[j].minute == INT64_MIN) {

@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <xxhash.h>
 
 #include "aggregate.h"
 #include "classify.h"
@@ -102,8 +103,15 @@ typedef struct cs_pstate_stats {
 } cs_pstate_stats;
 void cs_pstate_stats_get(const cs_pstate *p, cs_pstate_stats *st);
 
-/* XXH3-128 of a customer id, as the tables use it. */
-void cs_customer_hash(const char *s, size_t len, uint64_t *h, uint32_t *h2);
+/* XXH3-128 of a customer id, as the tables (and snapshots) use it. Inline: the engine calls it
+ * per event, and a call to this wrapper cost ~13 instructions around XXH3_128bits' ~49
+ * (callgrind, issue 18, second pass). */
+static inline void cs_customer_hash(const char *s, size_t len, uint64_t *h, uint32_t *h2)
+{
+    XXH128_hash_t x = XXH3_128bits(s, len);
+    *h = x.low64;
+    *h2 = (uint32_t)x.high64;
+}
 
 /* ---- snapshot support (pipeline/snapshot.c) -----------------------------------------------
  * What a snapshot codec needs to read a partition's state out and to rebuild it elsewhere. Not

@@ -556,6 +556,141 @@ static void test_rfc3339_vs_timegm(void **state)
     }
 }
 
+static unsigned lcg33(uint64_t *s)
+{
+    *s = *s * 6364136223846793005u + 1442695040888963407u;
+    return (unsigned)(*s >> 33);
+}
+
+/* The decoder keeps recent minutes of RFC 3339 times (rfc3339_cached): one long-lived decoder,
+ * its cache warm, against cs_parse_rfc3339 (no cache) and a new decoder (cache empty) on times
+ * drawn from a few nearby minutes in several offsets and spellings, some with one byte changed
+ * (in the minute or after it), so that keys hit, miss, collide and are refused. */
+static void test_rfc3339_cache_differential(void **state)
+{
+    fx *f = *state;
+    static const char *const base[] = {
+        "2026-11-01T08:00", "2026-11-01T07:59", "2026-11-01T10:00", "2026-11-01T02:30",
+        "2026-11-01t08:00", "2026-11-01 08:01", "2024-02-29T23:59", "2024-03-01T00:00",
+        "2023-02-28T23:59", "2016-12-31T23:59", "1970-01-01T00:00", "9999-12-31T23:59",
+    };
+    static const char *const zone[] = {"Z", "z", "+02:00", "-05:30", "+00:00", "-00:00", "+23:59", "+24:00", ""};
+    static const char mut[] = "0123456789-:Tt .Zz+x\"";
+    uint64_t seed = 0x9E3779B97F4A7C15u;
+#define RND() lcg33(&seed)
+    int hits_ok = 0, refused = 0;
+    for (int i = 0; i < 60000; i++) {
+        char t[64];
+        const char *b = base[RND() % 12];
+        int n = snprintf(t, sizeof t, "%s:%02u", b, RND() % 62);
+        unsigned nf = RND() % 6;
+        if (nf) {
+            t[n++] = '.';
+            for (unsigned k = 0; k < nf - 1; k++)
+                t[n++] = (char)('0' + RND() % 10);
+        }
+        n += snprintf(t + n, sizeof t - (size_t)n, "%s", zone[RND() % 9]);
+        if (RND() % 8 == 0) {
+            const unsigned at = RND() % (unsigned)n;
+            t[at] = mut[RND() % (sizeof mut - 1)];
+        }
+        char json[160];
+        snprintf(json, sizeof json, "{\"userId\":\"u1\",\"event\":\"e1\",\"timestamp\":\"%s\"}", t);
+        if (strchr(t, '"')) /* a changed byte that ends the string: not a time test */
+            continue;
+        int64_t want = 0;
+        const int ok = cs_parse_rfc3339(t, strlen(t), &want) == 0;
+        const cs_invalid r = dec(f, json);
+        cs_decoder *fresh = cs_decoder_new(f->plan);
+        assert_non_null(fresh);
+        cs_decoded o2;
+        const cs_invalid r2 = cs_decode(fresh, json, strlen(json), 4242, &o2);
+        cs_decoder_destroy(fresh);
+        if (r != r2)
+            fail_msg("<%s>: %s, a new decoder %s", t, rname(r), rname(r2));
+        if (ok) {
+            if (r != CS_DECODE_OK || f->out.ts_ms != want || o2.ts_ms != want)
+                fail_msg("<%s>: %s %lld, want %lld", t, rname(r), (long long)f->out.ts_ms,
+                         (long long)want);
+            hits_ok++;
+        } else {
+            if (strlen(t) >= 20 && t[4] == '-' && r != CS_INV_BAD_TIME)
+                fail_msg("<%s>: %s, want bad_time", t, rname(r));
+            refused++;
+        }
+    }
+#undef RND
+    assert_true(hits_ok > 20000);
+    assert_true(refused > 5000);
+}
+
+/* One decoder reused over a stream of messages against a new decoder per message whose output
+ * starts as garbage: the same result and the same fields (every field below nfields), whatever
+ * the message before left. The fields are cleared by resolve() for a complete scan and by the
+ * failure paths otherwise, not up front; this walks messages with fields present then absent,
+ * times hitting and missing the decoder's minutes, and every reason (truncated, changed bytes,
+ * too deep, too large, not an object). */
+static void test_decoder_reuse_differential(void **state)
+{
+    fx *f = *state;
+    const char *extra[] = {"persona", "context.page.url"};
+    for (int i = 0; i < 2; i++)
+        assert_true(cs_decode_plan_add_field(f->plan, &extra[i], 1, NULL, 0) >= CS_F_NSTD);
+    cs_decode_plan_set_limits(f->plan, 160, 6);
+    renew_decoder(f);
+    const int nf = cs_decode_plan_nfields(f->plan);
+    static const char *const tpl[] = {
+        "{\"userId\":\"u1\",\"event\":\"buy\",\"timestamp\":\"2026-11-01T08:00:01.123Z\",\"persona\":\"x\",\"context\":{\"page\":{\"url\":\"/a\"}}}",
+        "{\"anonymousId\":\"a\\u00e9\",\"event\":\"view\",\"channel\":\"web\"}",
+        "{\"userId\":\"u2\",\"event\":\"e\",\"ts\":1793520000000,\"persona\":true}",
+        "{\"userId\":\"u3\",\"timestamp\":\"2026-11-01T08:01:00+02:00\"}",
+        "{\"event\":\"e\",\"context\":{\"page\":{\"url\":[1,{\"a\":[[[[[[1]]]]]]}]}}}",
+        "[1,2]",
+        "{\"userId\":\"u4\",\"event\":\"e\",\"timestamp\":\"2026-11-01T08:00:59.9Z\",\"persona\":12.5e3,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+    };
+    static const char mut[] = "{}[]\",:\\0 1aZ-.";
+    uint64_t seed = 7;
+    int reasons[CS_INV__COUNT] = {0};
+    for (int i = 0; i < 40000; i++) {
+        char m[256];
+        const char *src = tpl[lcg33(&seed) % (sizeof tpl / sizeof *tpl)];
+        size_t n = strlen(src);
+        memcpy(m, src, n);
+        const unsigned how = lcg33(&seed) % 4;
+        if (how == 1) {
+            const size_t at = lcg33(&seed) % n;
+            m[at] = mut[lcg33(&seed) % (sizeof mut - 1)];
+        } else if (how == 2) {
+            n = lcg33(&seed) % n;
+        }
+        cs_decoded o2;
+        memset(&o2, 0xAB, sizeof o2);
+        cs_decoder *fresh = cs_decoder_new(f->plan);
+        assert_non_null(fresh);
+        const cs_invalid r2 = cs_decode(fresh, m, n, 4242, &o2);
+        const cs_invalid r = decn(f, m, n);
+        if (r != r2)
+            fail_msg("message %d: %s, a new decoder %s", i, rname(r), rname(r2));
+        reasons[r]++;
+        for (int k = 0; k < nf; k++) {
+            const cs_sv *a = &f->out.f[k], *b = &o2.f[k];
+            if (a->len != b->len || (a->len && (a->kind != b->kind || memcmp(a->p, b->p, a->len))) ||
+                (!a->len && (a->p != NULL || b->p != NULL || a->kind != CS_SV_STR || b->kind != CS_SV_STR)))
+                fail_msg("message %d (%s): field %d differs (%u/%u bytes)", i, rname(r), k,
+                         a->len, b->len);
+        }
+        if (f->out.ts_ms != o2.ts_ms || f->out.ts_from_msg != o2.ts_from_msg || f->out.idf != o2.idf)
+            fail_msg("message %d: time or ids differ", i);
+        cs_decoder_destroy(fresh);
+    }
+    static const cs_invalid want[] = {CS_DECODE_OK, CS_INV_NOT_JSON, CS_INV_NOT_OBJECT,
+                                      CS_INV_TOO_DEEP, CS_INV_NO_CUSTOMER, CS_INV_NO_EVENT,
+                                      CS_INV_TOO_LARGE};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        if (reasons[want[i]] == 0)
+            fail_msg("no message was %s", rname(want[i]));
+}
+
 static void test_time_field(void **state)
 {
     fx *f = *state;
@@ -955,6 +1090,8 @@ int main(void)
         cmocka_unit_test(test_rfc3339_values),
         cmocka_unit_test(test_rfc3339_invalid),
         cmocka_unit_test(test_rfc3339_vs_timegm),
+        cmocka_unit_test_setup_teardown(test_rfc3339_cache_differential, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decoder_reuse_differential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_time_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_boundary, setup, teardown),

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "aggregate.h"
 #include "classify.h"
 #include "util.h"
 #include "decode.h"
@@ -795,6 +796,65 @@ static void test_glob(void **state)
     assert_false(cs_glob_match("*/reviews/*", 11, big, 300));
 }
 
+static unsigned lcg_next(uint64_t *s)
+{
+    *s = *s * 6364136223846793005u + 1442695040888963407u;
+    return (unsigned)(*s >> 33);
+}
+
+/* '*' matches any run of bytes, everything else itself: the definition, recursively. */
+static int ref_glob(const char *p, size_t pl, const char *s, size_t sl)
+{
+    if (pl == 0)
+        return sl == 0;
+    if (*p == '*') {
+        for (size_t k = 0; k <= sl; k++)
+            if (ref_glob(p + 1, pl - 1, s + k, sl - k))
+                return 1;
+        return 0;
+    }
+    return sl > 0 && *p == *s && ref_glob(p + 1, pl - 1, s + 1, sl - 1);
+}
+
+/* Url globs as rules use them (the loader's first and last '*' positions, glob_match_at) and
+ * cs_glob_match, against ref_glob: random patterns of a, b, '/' and '*' (with and without a
+ * '*', stars side by side, at either end), random values of a, b and '/', 0..20 bytes. */
+static void test_glob_rules_differential(void **state)
+{
+    uint64_t seed = 99;
+    for (int i = 0; i < 400; i++) {
+        char pat[16];
+        const size_t pl = 1 + lcg_next(&seed) % 10;
+        int stars = 0;
+        for (size_t k = 0; k < pl; k++) {
+            const unsigned c = lcg_next(&seed) % 5;
+            pat[k] = c == 4 && stars < 4 ? '*' : "ab/a"[c & 3];
+            stars += pat[k] == '*';
+        }
+        pat[pl] = 0;
+        char yaml[256];
+        snprintf(yaml, sizeof yaml,
+                 "journey: j\nstages: [s1]\nrules:\n  - {name: g, stage: s1, match: {url: \"%s\"}}\n",
+                 pat);
+        cs_ruleset *rs = load_ok(yaml);
+        for (int j = 0; j < 300; j++) {
+            char s[24];
+            const size_t sl = lcg_next(&seed) % 21;
+            for (size_t k = 0; k < sl; k++)
+                s[k] = "ab/"[lcg_next(&seed) % 3];
+            s[sl] = 0;
+            const int want = ref_glob(pat, pl, s, sl);
+            if (cs_glob_match(pat, pl, s, sl) != want)
+                fail_msg("cs_glob_match '%s' vs '%s': want %d", pat, s, want);
+            cs_decoded e = ev3("e", NULL, sl ? s : NULL);
+            const int got = strcmp(rule_of(rs, &e), "g") == 0;
+            if (got != (want && sl > 0)) /* an empty url is absent: no rule holds on it */
+                fail_msg("rule url '%s' vs '%s': got %d want %d", pat, s, got, want);
+        }
+        cs_rules_destroy(rs);
+    }
+}
+
 /* cs_bytes_eq (util.h), which confirms classify's and the dimension dictionary's hash hits:
  * memcmp's answer for every length 0..40 and a difference at each byte, on exact-size copies
  * (ASan, make asan-test, sees any read outside them). */
@@ -819,6 +879,100 @@ static void test_bytes_eq(void **state)
             free(y);
         }
     }
+}
+
+/* cs_vhash (util.h), the hash of classify's value index and the dimension dictionaries: the
+ * same value at two addresses hashes alike, each one-byte change (every length 0..40, every
+ * position) and each length change hashes differently, longer values are XXH3_64bits; on
+ * exact-size copies (ASan, make asan-test, sees any read outside them). */
+static void test_vhash(void **state)
+{
+    unsigned char a[40];
+    for (size_t i = 0; i < sizeof a; i++)
+        a[i] = (unsigned char)(i * 37 + 11);
+    uint64_t prev = 0;
+    for (size_t n = 0; n <= sizeof a; n++) {
+        unsigned char *x = malloc(n ? n : 1), *y = malloc(n ? n : 1);
+        assert_non_null(x);
+        assert_non_null(y);
+        memcpy(x, a, n);
+        memcpy(y, a, n);
+        const uint64_t h = cs_vhash(x, n);
+        assert_true(cs_vhash(y, n) == h);
+        if (n > 16)
+            assert_true(h == XXH3_64bits(x, n));
+        if (n > 0)
+            assert_true(h != prev); /* a[0..n) against a[0..n-1) */
+        prev = h;
+        for (size_t k = 0; k < n; k++) {
+            for (unsigned bit = 0; bit < 8; bit++) {
+                y[k] ^= (unsigned char)(1u << bit);
+                if (cs_vhash(y, n) == h)
+                    fail_msg("cs_vhash: n %zu, byte %zu bit %u changed, same hash", n, k, bit);
+                y[k] ^= (unsigned char)(1u << bit);
+            }
+        }
+        free(x);
+        free(y);
+    }
+}
+
+/* cs_has_nul_short (util.h), the dimension dictionary's NUL test for values of up to 16 bytes:
+ * memchr's answer for every length 0..16, with no NUL and with one at each position, over
+ * bytes around the SWAR borrow (0x00, 0x01, 0x7F, 0x80, 0x81, 0xFF), on exact-size copies. */
+static void test_has_nul_short(void **state)
+{
+    static const unsigned char fill[] = {0x01, 0x7F, 0x80, 0x81, 0xFF, 'a'};
+    for (size_t n = 0; n <= 16; n++) {
+        for (size_t fi = 0; fi < sizeof fill; fi++) {
+            for (size_t z = 0; z <= n; z++) { /* z == n: no NUL */
+                for (unsigned v = 0; v < 2; v++) {
+                    unsigned char *x = malloc(n ? n : 1);
+                    assert_non_null(x);
+                    for (size_t i = 0; i < n; i++)
+                        x[i] = v && (i & 1) ? 0x01 : fill[fi];
+                    if (z < n)
+                        x[z] = 0;
+                    const int want = n && memchr(x, 0, n) != NULL;
+                    if (cs_has_nul_short(x, n) != want)
+                        fail_msg("cs_has_nul_short: n %zu, fill %#x, NUL at %zu", n, fill[fi], z);
+                    free(x);
+                }
+            }
+        }
+    }
+}
+
+/* cs_dimdict_id: the inlined look-up and the insert behind it (a new value, one seen before,
+ * the dictionary full), and the kept part of a value (cut at the first NUL, short or long; cut
+ * at CS_MAX_DIM_VALUE_BYTES) against the same value spelt without what is cut. */
+static void test_dimdict_ids(void **state)
+{
+    cs_dimdict_mpmc d;
+    assert_int_equal(cs_dimdict_init(&d, 3), 0);
+    const uint16_t a = cs_dimdict_id(&d, "social", 6), b = cs_dimdict_id(&d, "print", 5);
+    assert_true(a >= 2 && b >= 2 && a != b);
+    assert_int_equal(cs_dimdict_id(&d, "social", 6), a);
+    assert_int_equal(cs_dimdict_id(&d, "social\0junk", 11), a);   /* 11 bytes, NUL in the first 16 */
+    char big[400];
+    memset(big, 'p', sizeof big);
+    memcpy(big, "print", 5);
+    big[5] = 0;
+    assert_int_equal(cs_dimdict_id(&d, big, 300), b);              /* NUL past 16 bytes */
+    assert_int_equal(cs_dimdict_id(&d, "\0x", 2), CS_DIM_UNKNOWN); /* empty once cut */
+    assert_int_equal(cs_dimdict_id(&d, "", 0), CS_DIM_UNKNOWN);
+    memset(big, 'q', sizeof big);
+    const uint16_t c = cs_dimdict_id(&d, big, 400);                /* cut at 256 bytes */
+    assert_true(c >= 2 && c != a && c != b);
+    assert_int_equal(cs_dimdict_id(&d, big, CS_MAX_DIM_VALUE_BYTES), c);
+    assert_int_equal(cs_dimdict_id(&d, "search", 6), CS_DIM_OTHER); /* full: 3 values */
+    assert_int_equal(cs_dimdict_id(&d, "print", 5), b);
+    uint32_t n = 0;
+    const char *name = cs_dimdict_name(&d, a, &n);
+    assert_non_null(name);
+    assert_int_equal(n, 6);
+    assert_memory_equal(name, "social", 6);
+    cs_dimdict_free(&d);
 }
 
 static void test_match_semantics(void **state)
@@ -1416,6 +1570,10 @@ int main(void)
         cmocka_unit_test(test_fixture_all_keys),
         cmocka_unit_test(test_glob),
         cmocka_unit_test(test_bytes_eq),
+        cmocka_unit_test(test_glob_rules_differential),
+        cmocka_unit_test(test_vhash),
+        cmocka_unit_test(test_has_nul_short),
+        cmocka_unit_test(test_dimdict_ids),
         cmocka_unit_test(test_match_semantics),
         cmocka_unit_test(test_many_rules_bitset_words),
         cmocka_unit_test(test_random_vs_model),
