@@ -259,10 +259,23 @@ check_counts() {
     mc=$(sed -n 's/.*"messages_counted":\([0-9-]*\).*/\1/p' "$CDIR/check.json" | head -1)
     # the drain's offsets sum to what the topic holds (a fresh topic, no control records): more
     # than produced means the producer wrote duplicates, not that the daemon counted twice
-    local held
+    local held bh
     held=$(rcli HGETALL "$OKEY" 2>/dev/null | paste - - | awk '{ s += $2 } END { print s + 0 }')
-    fail "$MISMATCH field(s) differ from the ground truth (lost $LOST, double-counted $DOUBLE, messages counted $mc of $me, the topic holds $held; by hash: $(by_hash))"
-    return 1
+    bh=$(by_hash)
+    # Duplicates written by the producer: librdkafka's idempotent producer wrote 8 messages twice
+    # during a broker stop (broker_restart, once in 32 CI runs). The daemon is exact if it
+    # counted every message the topic holds once: nothing lost, the messages counted equal to
+    # what the topic holds, and the only differences in the events hash, above the generator's
+    # counts by exactly the extra messages. Anything else still fails.
+    if [[ "$me" =~ ^[0-9]+$ && "$mc" =~ ^[0-9]+$ ]] && [ "$held" -gt "$me" ] &&
+       [ "$mc" -eq "$held" ] && [ "${LOST:-1}" -eq 0 ] && [ "${DOUBLE:-0}" -eq $((held - me)) ] &&
+       [[ "$bh" =~ ^events\ [0-9]+$ ]]; then
+      say "   $CASE: the producer wrote $((held - me)) message(s) twice (the topic holds $held of $me sent); the daemon counted each of the $held once (events hash +$DOUBLE, nothing else differs)"
+      DOUBLE=0; MISMATCH=0
+    else
+      fail "$MISMATCH field(s) differ from the ground truth (lost $LOST, double-counted $DOUBLE, messages counted $mc of $me, the topic holds $held; by hash: $bh)"
+      return 1
+    fi
   fi
   [ "${TT:-0}" -gt 0 ] || { fail "no SPEC §4.1 field (time_to, transition_time, customer_time_to) in the comparison"; return 1; }
   [ "${INV:-0}" -eq 0 ] || { fail "$INV SPEC §4.1 invariant(s) broken: $(grep -m3 -E ' (reached|sum of)' "$CDIR/check.out" | tr '\n' ' ')"; return 1; }
