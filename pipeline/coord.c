@@ -1088,12 +1088,14 @@ int cs_coord_stop(cs_coord *c)
         CS_LOG(CS_LOG_WARN, "fenced: nothing more is written by this process");
     else if (c->status != CS_COORD_FATAL)
         CS_LOG(ok ? CS_LOG_INFO : CS_LOG_ERROR,
-               "%s: %llu flushes, %llu redis commands, %llu redelivered skipped, %llu stray",
+               "%s: %llu flushes, %llu redis commands, %llu redelivered skipped, %llu stray, "
+               "%llu fetch wakes",
                ok ? "stopped cleanly"
                   : "final flush failed; counts since the last flush will be read again on "
                     "restart",
                (unsigned long long)sst.flushes_ok, (unsigned long long)sst.commands,
-               (unsigned long long)srs.redelivered_skipped, (unsigned long long)srs.stray);
+               (unsigned long long)srs.redelivered_skipped, (unsigned long long)srs.stray,
+               (unsigned long long)srs.fetch_wakes);
     cs_source_close(c->src);
     if (c->status == CS_COORD_FENCED)
         return CS_COORD_STOPPED_FENCED;

@@ -51,6 +51,11 @@ typedef struct cs_source_conf {
      * More than the workers: as many as workers. More than 1 needs drain mode (live, several
      * handles would be several members of the group; docs/performance.md). */
     int fetch_threads;
+    /* The fetch wake (source.c "the fetch wake"): a worker whose prefetch queue was full and is
+     * below the limit again wakes the broker threads of its handle, which librdkafka < 2.1 leaves
+     * asleep for up to 1 s. 0: on where librdkafka lacks fetch.queue.backoff.ms; 1 on; -1 off
+     * (tests). */
+    int fetch_wake;
     /* Called on the control thread when partitions are assigned: returns the engine partition
      * id for the new state (the callee creates it, restored or empty) and sets *start to the
      * offset to read from: >= 0 that offset, CS_START_RESET where auto.offset.reset says,
@@ -119,6 +124,7 @@ void cs_source_dead_letter(cs_source *s, const cs_msg *m, const char *reason);
 typedef struct cs_source_stats {
     uint64_t rebalances, assigned, revoked, redelivered_skipped, past_end_skipped, stray,
         consume_errors, dead_lettered, dead_letter_failed;
+    uint64_t fetch_wakes; /* wakes the workers sent to their fetch handles (fetch_wake) */
     int npartitions;
 } cs_source_stats;
 void cs_source_stats_get(cs_source *s, cs_source_stats *st);
@@ -126,16 +132,13 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st);
 /* Closes the consumer (leaves the group) after a final commit. */
 void cs_source_close(cs_source *s);
 
-/* The consumer handles `fetch_threads = auto` asks for, given the workers and the mode: one
- * per worker in drain mode when this librdkafka backs off briefly from a full prefetch queue
- * (it has fetch.queue.backoff.ms, 2.2+; set to 5 ms here), else one per two workers (at least
- * one); one in live mode. Why not one per worker everywhere: a handle fetches for its worker
- * faster than the worker consumes (~400 ns of fetch per lz4 event against ~720 ns of worker
- * per event it handles), so its partitions' prefetch queues fill, and librdkafka 2.0.2 then
- * waits up to 1 s (rd_kafka_max_block_ms) before it fetches for them again while the worker
- * runs dry: a 10M-event drain with --threads 2 on 2 cores ran at 0.88M events/s with two
- * handles, 1.29M with one (bench/RESULTS-e2e.md "Issue 18: the handle default"). A handle
- * serving two workers is the slower side, so its queues do not fill. */
+/* The consumer handles `fetch_threads = auto` asks for, given the workers and the mode: one per
+ * worker in drain mode, one in live mode (several would be several members of the group). A
+ * handle fetches for its worker faster than the worker consumes (~400 ns of fetch per lz4 event
+ * against ~720 ns of worker), so its partitions' prefetch queues fill; librdkafka 2.1+ looks
+ * at them again after fetch.queue.backoff.ms (5 ms here), and for 2.0.2, which waited up to 1 s
+ * (0.74x the events/s of one handle at --threads 2), the workers wake their handle's broker
+ * threads (conf.fetch_wake, source.c "the fetch wake"). */
 int cs_source_auto_fetch_threads(int workers, int drain);
 /* Consumer handles in use (conf.fetch_threads, bounded), and the one that fetches an engine
  * partition (-1 unknown). Control thread. */

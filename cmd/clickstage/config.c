@@ -100,9 +100,7 @@ const cs_opt cs_cfg_opts[] = {
      .check = check_fetch_threads, .metavar = "N|auto", .values = "`auto` or 1..256",
      .desc = "Kafka consumer handles fetching for the workers, each with its own librdkafka "
              "threads (fetch, decompression, message hand-over); worker i is served by handle "
-             "i mod N. `auto`: with `drain`, one per two workers (one per worker with "
-             "librdkafka 2.2+, whose fetch.queue.backoff.ms keeps a full prefetch queue from "
-             "stalling its worker: docs/kafka.md), one otherwise. At most `threads`; "
+             "i mod N. `auto`: with `drain`, one per worker, one otherwise. At most `threads`; "
              "more than 1 needs `drain` (live, each handle would be a member of the consumer "
              "group: docs/performance.md)."},
     {.name = "rules", .type = T_STR, .off = OFF(rules), .def = "deploy/rules/retail.yaml",
