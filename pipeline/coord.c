@@ -650,6 +650,7 @@ static void fill_metrics(cs_coord *c)
     m->redelivered_skipped = st.redelivered_skipped;
     m->dead_lettered = st.dead_lettered;
     m->consume_errors = st.consume_errors;
+    m->fetch_wakes = st.fetch_wakes;
     cs_source_tp tps[CS_MAX_PARTITIONS];
     size_t n = cs_source_assigned(c->src, tps, CS_MAX_PARTITIONS);
     m->npartitions = 0;

@@ -978,7 +978,7 @@ static void drain_eof(cs_source *s, const wrec *r)
  * "queued.min.messages exceeded", so rd_kafka_broker_consumer_serve blocks in
  * rd_kafka_broker_ops_io_serve until its own timeout, rd_kafka_max_block_ms = 1000 ms, unless an
  * op arrives on the broker's ops queue or its socket has something to read. Consuming from the
- * queue wakes nothing (2.1+ re-checks after fetch.queue.backoff.ms). The queue that counts is the
+ * queue wakes nothing (2.2+ re-checks after fetch.queue.backoff.ms). The queue that counts is the
  * worker's: a forwarded partition queue reports the length of the queue it forwards to
  * (rd_kafka_q_len follows the forward), so all partitions of a worker stop together. With one
  * handle per worker nothing else reaches those broker threads (the commits go through handle 0
@@ -1242,7 +1242,7 @@ void cs_source_close(cs_source *s)
 
 int cs_source_auto_fetch_threads(int workers, int drain)
 {
-    /* one per worker in drain mode: with fetch.queue.backoff.ms (librdkafka 2.1+) a full
+    /* one per worker in drain mode: with fetch.queue.backoff.ms (librdkafka 2.2+) a full
      * prefetch queue is looked at again after 5 ms; without it (2.0.2) the fetch wake does it */
     if (!drain || workers <= 1)
         return 1;

@@ -52,7 +52,7 @@ typedef struct cs_source_conf {
      * handles would be several members of the group; docs/performance.md). */
     int fetch_threads;
     /* The fetch wake (source.c "the fetch wake"): a worker whose prefetch queue was full and is
-     * below the limit again wakes the broker threads of its handle, which librdkafka < 2.1 leaves
+     * below the limit again wakes the broker threads of its handle, which librdkafka < 2.2 leaves
      * asleep for up to 1 s. 0: on where librdkafka lacks fetch.queue.backoff.ms; 1 on; -1 off
      * (tests). */
     int fetch_wake;
@@ -135,7 +135,7 @@ void cs_source_close(cs_source *s);
 /* The consumer handles `fetch_threads = auto` asks for, given the workers and the mode: one per
  * worker in drain mode, one in live mode (several would be several members of the group). A
  * handle fetches for its worker faster than the worker consumes (~400 ns of fetch per lz4 event
- * against ~720 ns of worker), so its partitions' prefetch queues fill; librdkafka 2.1+ looks
+ * against ~720 ns of worker), so its partitions' prefetch queues fill; librdkafka 2.2+ looks
  * at them again after fetch.queue.backoff.ms (5 ms here), and for 2.0.2, which waited up to 1 s
  * (0.74x the events/s of one handle at --threads 2), the workers wake their handle's broker
  * threads (conf.fetch_wake, source.c "the fetch wake"). */
