@@ -38,7 +38,7 @@ typedef struct wbuf {
     int oom;
     cs_msg *run;
     /* The fetch wake (see fetch_wake below). Worker thread only, except `pl`: */
-    int armed;            /* the queue was seen at (or within a batch of) the prefetch limit */
+    int armed;            /* the queue may have been at the prefetch limit since the last wake */
     size_t avg_len;       /* payload bytes per message of the last batch: the bytes limit */
     int64_t wake_ms;      /* monotonic ms of the last wake */
     /* this worker's assigned partitions (offset RD_KAFKA_OFFSET_END): the control thread adds
@@ -985,8 +985,9 @@ static void drain_eof(cs_source *s, const wrec *r)
  * to the group coordinator), and a worker that empties its queue waits for the rest of the
  * second: two handles at --threads 2 drained at 0.74x the events/s of one (bench/RESULTS-e2e.md).
  *
- * The wake: when the worker's queue has been at the limit (within one batch of it, so that a
- * response landing between two looks is not missed) and is now below it, the worker sends one
+ * The wake: when the worker's queue may have been at the limit since its last look (its length
+ * now plus what this consume call took: nothing between two looks is missed) and has been below
+ * it for a whole look since (or is empty), the worker sends one
  * ListOffsets request (latest offset) for its partitions through the handle that fetches them,
  * with rd_kafka_offsets_for_times(.., timeout 0): it enqueues the request as an op on the ops
  * queue of each partition leader's broker thread of that handle and returns without waiting
@@ -1018,24 +1019,31 @@ static void fetch_wake_send(cs_source *s, wbuf *b, int64_t now)
     pthread_mutex_unlock(&b->pl_mu);
 }
 
+static int at_limit(const cs_source *s, int64_t msgs, size_t avg_len)
+{
+    return msgs >= s->qmin || msgs * (int64_t)avg_len >= s->qmax_bytes;
+}
+
 /* After each consume call of worker w (n messages taken). */
 static void fetch_wake(cs_source *s, wbuf *b, int w, size_t n)
 {
     if (n)
         b->avg_len = b->used / n;
     int64_t len = (int64_t)rd_kafka_queue_length(s->wq[w]);
-    int64_t mark = len + (int64_t)b->max; /* one batch: what may go between two looks */
-    if (mark >= s->qmin || mark * (int64_t)b->avg_len >= s->qmax_bytes) {
+    /* The most the queue can have held since the last look is what is in it now plus what this
+     * call took: responses only add to it and only this call takes from it. If that reached
+     * the limit, the broker thread may have stopped fetching for it in the meantime. */
+    int full = at_limit(s, len + (int64_t)n, b->avg_len);
+    if (full)
         b->armed = 1;
-        return;
-    }
-    if (b->armed) {
+    if (b->armed && (!full || len == 0)) {
+        /* below the limit for a whole interval (or empty): fetch_decide would fetch now */
         int64_t now = cs_mono_ms();
         if (now - b->wake_ms < WAKE_MIN_MS)
-            return; /* stays armed: the next batch tries */
+            return; /* stays armed: the next look tries */
         b->armed = 0;
         fetch_wake_send(s, b, now);
-    } else if (n == 0 && s->c.drain && len == 0) {
+    } else if (!b->armed && n == 0 && s->c.drain && len == 0) {
         /* nothing for a whole consume timeout in a drain: should the byte estimate have missed
          * a full queue (messages of very different sizes), the fetcher waits 100 ms, not 1 s */
         int64_t now = cs_mono_ms();
