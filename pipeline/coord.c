@@ -650,6 +650,7 @@ static void fill_metrics(cs_coord *c)
     m->redelivered_skipped = st.redelivered_skipped;
     m->dead_lettered = st.dead_lettered;
     m->consume_errors = st.consume_errors;
+    m->fetch_wakes = st.fetch_wakes;
     cs_source_tp tps[CS_MAX_PARTITIONS];
     size_t n = cs_source_assigned(c->src, tps, CS_MAX_PARTITIONS);
     m->npartitions = 0;
@@ -1088,12 +1089,14 @@ int cs_coord_stop(cs_coord *c)
         CS_LOG(CS_LOG_WARN, "fenced: nothing more is written by this process");
     else if (c->status != CS_COORD_FATAL)
         CS_LOG(ok ? CS_LOG_INFO : CS_LOG_ERROR,
-               "%s: %llu flushes, %llu redis commands, %llu redelivered skipped, %llu stray",
+               "%s: %llu flushes, %llu redis commands, %llu redelivered skipped, %llu stray, "
+               "%llu fetch wakes",
                ok ? "stopped cleanly"
                   : "final flush failed; counts since the last flush will be read again on "
                     "restart",
                (unsigned long long)sst.flushes_ok, (unsigned long long)sst.commands,
-               (unsigned long long)srs.redelivered_skipped, (unsigned long long)srs.stray);
+               (unsigned long long)srs.redelivered_skipped, (unsigned long long)srs.stray,
+               (unsigned long long)srs.fetch_wakes);
     cs_source_close(c->src);
     if (c->status == CS_COORD_FENCED)
         return CS_COORD_STOPPED_FENCED;

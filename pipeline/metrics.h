@@ -191,6 +191,9 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
       "Invalid messages copied to the dead-letter topic.")                                     \
     X(consume_errors_total, counter, U64, consume_errors, "",                                   \
       "Errors reported by the Kafka consumer.")                                                \
+    X(fetch_wakes_total, counter, U64, fetch_wakes, "",                                         \
+      "Times a worker woke its Kafka consumer handle's fetcher after its prefetch queue had "  \
+      "been full (librdkafka 2.0.2 waits up to 1 s otherwise: docs/kafka.md).")               \
     X(paused, gauge, FLAG, paused, "",                                                          \
       "1 while consumption is paused because counts could not be written to Redis.")           \
     X(rule_reloads_total, counter, FAMILY, rule_reloads, "`result` = `ok`, `failed`",           \

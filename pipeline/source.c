@@ -38,6 +38,16 @@ typedef struct wbuf {
     int cur_t;
     int oom;
     cs_msg *run;
+    /* The fetch wake (see fetch_wake below). Worker thread only, except `pl`: */
+    int armed;            /* the queue may have been at the prefetch limit since the last wake */
+    size_t avg_len;       /* payload bytes per message of the last batch: the bytes limit */
+    int64_t wake_ms;      /* monotonic ms of the last wake */
+    /* this worker's assigned partitions (offset RD_KAFKA_OFFSET_END): the control thread adds
+     * and removes entries (prepare_one, release_one), the worker reads it to wake; both under
+     * pl_mu, which is never held across anything but these list operations and the wake's
+     * non-blocking rd_kafka_offsets_for_times */
+    pthread_mutex_t pl_mu;
+    rd_kafka_topic_partition_list_t *pl;
 } wbuf;
 
 
@@ -84,6 +94,11 @@ struct cs_source {
     int *assign_count;    /* per worker, for balancing */
     _Atomic uint64_t redelivered, past_end, stray, consume_errors, dead_lettered;
     _Atomic uint64_t dead_letter_failed;
+    /* fetch wakes sent (fetch_wake); relaxed: a statistic, read by the control thread */
+    _Atomic uint64_t fetch_wakes;
+    int wake;             /* fetch_wake on (cs_source_new) */
+    int64_t qmin;         /* the handles' queued.min.messages */
+    int64_t qmax_bytes;   /* and queued.max.messages.kbytes, in bytes */
     uint64_t rebalances, assigned, revoked;
     /* cs_source_start's wait for the cluster's first answer (see await_cluster) */
     _Atomic int starting;
@@ -340,9 +355,12 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     }
     char ignore[256];
     /* Not in every librdkafka version (2.0.2 lacks it); where it exists its 1000 ms default
-     * stalls a catching-up consumer whenever the prefetch queue was full once. */
-    if (set(kc, "fetch.queue.backoff.ms", "5", ignore, sizeof ignore) != 0)
+     * stalls a catching-up consumer whenever the prefetch queue was full once. Without it the
+     * workers wake the fetcher themselves (fetch_wake). */
+    int short_backoff = set(kc, "fetch.queue.backoff.ms", "5", ignore, sizeof ignore) == 0;
+    if (!short_backoff)
         slog(s, 7, "librdkafka has no fetch.queue.backoff.ms (%s)", ignore);
+    s->wake = conf->fetch_wake > 0 ? 1 : conf->fetch_wake < 0 ? 0 : !short_backoff;
     if (conf->group_instance_id && *conf->group_instance_id &&
         set(kc, "group.instance.id", conf->group_instance_id, errstr, errlen)) {
         rd_kafka_conf_destroy(kc);
@@ -354,6 +372,15 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
         cs_source_destroy(s);
         return NULL;
     }
+    /* the prefetch limits as finally set (kafka_props may override ours): fetch_wake's marks */
+    char num[64];
+    size_t numlen = sizeof num;
+    s->qmin = rd_kafka_conf_get(kc, "queued.min.messages", num, &numlen) == RD_KAFKA_CONF_OK
+                  ? atoll(num) : 100000;
+    numlen = sizeof num;
+    s->qmax_bytes = (rd_kafka_conf_get(kc, "queued.max.messages.kbytes", num, &numlen) ==
+                             RD_KAFKA_CONF_OK
+                         ? atoll(num) : 65536) * 1024;
     rd_kafka_conf_set_opaque(kc, s);
     rd_kafka_conf_set_log_cb(kc, kafka_log_cb);
     rd_kafka_conf_set_error_cb(kc, error_cb);
@@ -393,6 +420,8 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
             s->wb[i]->max = (size_t)maxb;
             s->wb[i]->recs = malloc((size_t)maxb * sizeof *s->wb[i]->recs);
             s->wb[i]->run = malloc((size_t)maxb * sizeof *s->wb[i]->run);
+            pthread_mutex_init(&s->wb[i]->pl_mu, NULL);
+            s->wb[i]->pl = rd_kafka_topic_partition_list_new(8);
         }
         if (!s->wb[i] || !s->wb[i]->recs || !s->wb[i]->run) {
             snprintf(errstr, errlen, "out of memory");
@@ -494,6 +523,9 @@ void cs_source_destroy(cs_source *s)
             free(s->wb[i]->recs);
             free(s->wb[i]->run);
             free(s->wb[i]->arena);
+            if (s->wb[i]->pl)
+                rd_kafka_topic_partition_list_destroy(s->wb[i]->pl);
+            pthread_mutex_destroy(&s->wb[i]->pl_mu);
             free(s->wb[i]);
         }
     }
@@ -564,12 +596,21 @@ static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t comm
     x->pq = rd_kafka_queue_get_partition(s->hk[x->handle], p->topic, p->partition);
     rd_kafka_queue_forward(x->pq, s->wq[w]);
     set_part_of(s, t, p->partition, part);
+    wbuf *b = s->wb[w];
+    pthread_mutex_lock(&b->pl_mu);
+    rd_kafka_topic_partition_list_add(b->pl, p->topic, p->partition)->offset =
+        RD_KAFKA_OFFSET_END;
+    pthread_mutex_unlock(&b->pl_mu);
     return 0;
 }
 
 static void release_one(cs_source *s, tp *x)
 {
     set_part_of(s, x->topic, x->partition, -1);
+    wbuf *b = s->wb[x->worker];
+    pthread_mutex_lock(&b->pl_mu);
+    rd_kafka_topic_partition_list_del(b->pl, s->topics[x->topic], x->partition);
+    pthread_mutex_unlock(&b->pl_mu);
     if (x->pq) {
         rd_kafka_queue_forward(x->pq, NULL);
         rd_kafka_queue_destroy(x->pq);
@@ -953,6 +994,88 @@ static void drain_eof(cs_source *s, const wrec *r)
     }
 }
 
+/* ---- the fetch wake ------------------------------------------------------------------------
+ *
+ * librdkafka 2.0.2 (Debian 12's) stops fetching a partition whose prefetch queue holds
+ * queued.min.messages (or queued.max.messages.kbytes) and does not look again until its broker
+ * thread wakes: rd_kafka_toppar_fetch_decide returns an unbounded back-off (RD_TS_MAX) for
+ * "queued.min.messages exceeded", so rd_kafka_broker_consumer_serve blocks in
+ * rd_kafka_broker_ops_io_serve until its own timeout, rd_kafka_max_block_ms = 1000 ms, unless an
+ * op arrives on the broker's ops queue or its socket has something to read. Consuming from the
+ * queue wakes nothing (2.2+ re-checks after fetch.queue.backoff.ms). The queue that counts is the
+ * worker's: a forwarded partition queue reports the length of the queue it forwards to
+ * (rd_kafka_q_len follows the forward), so all partitions of a worker stop together. With one
+ * handle per worker nothing else reaches those broker threads (the commits go through handle 0
+ * to the group coordinator), and a worker that empties its queue waits for the rest of the
+ * second: two handles at --threads 2 drained at 0.74x the events/s of one (bench/RESULTS-e2e.md).
+ *
+ * The wake: when the worker's queue may have been at the limit since its last look (its length
+ * now plus what this consume call took: nothing between two looks is missed) and has been below
+ * it for a whole look since (or is empty), the worker sends one
+ * ListOffsets request (latest offset) for its partitions through the handle that fetches them,
+ * with rd_kafka_offsets_for_times(.., timeout 0): it enqueues the request as an op on the ops
+ * queue of each partition leader's broker thread of that handle and returns without waiting
+ * (the answer is dropped: librdkafka destroys the reply queue, and the request's callback
+ * sees RD_KAFKA_RESP_ERR__DESTROY and ignores it). The op wakes the broker thread; its serve
+ * loop runs rd_kafka_toppar_fetch_decide for every partition again, finds the queue below the
+ * limit and fetches. A ListOffsets is read-only: no fetch version, position or pause state
+ * changes (pause/resume/seek would bump the version and discard what was prefetched).
+ * Once per refill of the queue (a fetch response: tens of thousands of events), per batch only a
+ * queue-length read (a mutex); nothing per event. Where librdkafka has fetch.queue.backoff.ms
+ * (set to 5 ms) the wake is off by default. */
+#define WAKE_MIN_MS 2      /* at most one wake per worker per this */
+#define WAKE_IDLE_MS 100   /* drain: an empty queue wakes at most this often (a safety net) */
+
+static void fetch_wake_send(cs_source *s, wbuf *b, int64_t now)
+{
+    b->wake_ms = now;
+    pthread_mutex_lock(&b->pl_mu);
+    if (b->pl->cnt > 0) {
+        /* timeout 0: send and return; the leaders come from the handle's metadata cache (an
+         * unknown one makes it return without sending: the next wake tries again) */
+        rd_kafka_offsets_for_times(b->rk, b->pl, 0);
+        for (int i = 0; i < b->pl->cnt; i++) { /* it may set these; they are ours to reuse */
+            b->pl->elems[i].offset = RD_KAFKA_OFFSET_END;
+            b->pl->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        atomic_fetch_add_explicit(&s->fetch_wakes, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&b->pl_mu);
+}
+
+static int at_limit(const cs_source *s, int64_t msgs, size_t avg_len)
+{
+    return msgs >= s->qmin || msgs * (int64_t)avg_len >= s->qmax_bytes;
+}
+
+/* After each consume call of worker w (n messages taken). */
+static void fetch_wake(cs_source *s, wbuf *b, int w, size_t n)
+{
+    if (n)
+        b->avg_len = b->used / n;
+    int64_t len = (int64_t)rd_kafka_queue_length(s->wq[w]);
+    /* The most the queue can have held since the last look is what is in it now plus what this
+     * call took: responses only add to it and only this call takes from it. If that reached
+     * the limit, the broker thread may have stopped fetching for it in the meantime. */
+    int full = at_limit(s, len + (int64_t)n, b->avg_len);
+    if (full)
+        b->armed = 1;
+    if (b->armed && (!full || len == 0)) {
+        /* below the limit for a whole interval (or empty): fetch_decide would fetch now */
+        int64_t now = cs_mono_ms();
+        if (now - b->wake_ms < WAKE_MIN_MS)
+            return; /* stays armed: the next look tries */
+        b->armed = 0;
+        fetch_wake_send(s, b, now);
+    } else if (!b->armed && n == 0 && s->c.drain && len == 0) {
+        /* nothing for a whole consume timeout in a drain: should the byte estimate have missed
+         * a full queue (messages of very different sizes), the fetcher waits 100 ms, not 1 s */
+        int64_t now = cs_mono_ms();
+        if (now - b->wake_ms >= WAKE_IDLE_MS)
+            fetch_wake_send(s, b, now);
+    }
+}
+
 int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
 {
     wbuf *b = s->wb[w];
@@ -963,6 +1086,8 @@ int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
     b->oom = 0;
     rd_kafka_consume_callback_queue(s->wq[w], timeout_ms, consume_cb, b);
     size_t n = b->n;
+    if (s->wake)
+        fetch_wake(s, b, w, n);
     if (b->oom) {
         /* a message could not be kept: count nothing of this call after it. The offsets
          * of the kept ones are handed on; the lost one is re-read after a restart at worst. */
@@ -1131,6 +1256,7 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st)
     st->consume_errors = atomic_load(&s->consume_errors);
     st->dead_lettered = atomic_load(&s->dead_lettered);
     st->dead_letter_failed = atomic_load(&s->dead_letter_failed);
+    st->fetch_wakes = atomic_load_explicit(&s->fetch_wakes, memory_order_relaxed);
     int n = 0;
     for (size_t i = 0; i < s->ntps; i++)
         n += s->tps[i].part >= 0;
@@ -1145,23 +1271,13 @@ void cs_source_close(cs_source *s)
 
 int cs_source_auto_fetch_threads(int workers, int drain)
 {
-    (void)drain; /* live mode splits fetching the same way (handle 0 is the group member) */
+    /* one per worker, live or drain: with fetch.queue.backoff.ms (librdkafka 2.2+) a full
+     * prefetch queue is looked at again after 5 ms; without it (2.0.2) the fetch wake does it.
+     * Live, handle 0 is the group's member and assigns the others their share. */
+    (void)drain;
     if (workers <= 1)
         return 1;
-    /* does this librdkafka know fetch.queue.backoff.ms? (probed once: a conf object, no handle) */
-    static _Atomic int short_backoff = -1;
-    int sb = atomic_load_explicit(&short_backoff, memory_order_relaxed);
-    if (sb < 0) {
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        char e[128];
-        sb = kc && rd_kafka_conf_set(kc, "fetch.queue.backoff.ms", "5", e, sizeof e) ==
-                       RD_KAFKA_CONF_OK;
-        if (kc)
-            rd_kafka_conf_destroy(kc);
-        /* relaxed: every thread computes the same answer */
-        atomic_store_explicit(&short_backoff, sb, memory_order_relaxed);
-    }
-    return sb ? workers : workers / 2;
+    return workers;
 }
 
 int cs_source_fetch_handles(const cs_source *s)

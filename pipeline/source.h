@@ -53,6 +53,11 @@ typedef struct cs_source_conf {
      * fetch, decompression, message ops); worker w is served by handle w % n. 0 or 1: one.
      * More than the workers: as many as workers. */
     int fetch_threads;
+    /* The fetch wake (source.c "the fetch wake"): a worker whose prefetch queue was full and is
+     * below the limit again wakes the broker threads of its handle, which librdkafka < 2.2 leaves
+     * asleep for up to 1 s. 0: on where librdkafka lacks fetch.queue.backoff.ms; 1 on; -1 off
+     * (tests). */
+    int fetch_wake;
     /* Called on the control thread when partitions are assigned: returns the engine partition
      * id for the new state (the callee creates it, restored or empty) and sets *start to the
      * offset to read from: >= 0 that offset, CS_START_RESET where auto.offset.reset says,
@@ -121,6 +126,7 @@ void cs_source_dead_letter(cs_source *s, const cs_msg *m, const char *reason);
 typedef struct cs_source_stats {
     uint64_t rebalances, assigned, revoked, redelivered_skipped, past_end_skipped, stray,
         consume_errors, dead_lettered, dead_letter_failed;
+    uint64_t fetch_wakes; /* wakes the workers sent to their fetch handles (fetch_wake) */
     int npartitions;
 } cs_source_stats;
 void cs_source_stats_get(cs_source *s, cs_source_stats *st);
@@ -128,16 +134,13 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st);
 /* Closes the consumer (leaves the group) after a final commit. */
 void cs_source_close(cs_source *s);
 
-/* The consumer handles `fetch_threads = auto` asks for, given the workers (the same in both
- * modes): one per worker when this librdkafka backs off briefly from a full prefetch queue
- * (it has fetch.queue.backoff.ms, 2.2+; set to 5 ms here), else one per two workers (at least
- * one). Why not one per worker everywhere: a handle fetches for its worker
- * faster than the worker consumes (~400 ns of fetch per lz4 event against ~720 ns of worker
- * per event it handles), so its partitions' prefetch queues fill, and librdkafka 2.0.2 then
- * waits up to 1 s (rd_kafka_max_block_ms) before it fetches for them again while the worker
- * runs dry: a 10M-event drain with --threads 2 on 2 cores ran at 0.88M events/s with two
- * handles, 1.29M with one (bench/RESULTS-e2e.md "Issue 18: the handle default"). A handle
- * serving two workers is the slower side, so its queues do not fill. */
+/* The consumer handles `fetch_threads = auto` asks for, given the workers: one per worker, in
+ * both modes (live, handle 0 is the group's one member and assigns the others their share). A
+ * handle fetches for its worker faster than the worker consumes (~400 ns of fetch per lz4 event
+ * against ~720 ns of worker), so its partitions' prefetch queues fill; librdkafka 2.2+ looks
+ * at them again after fetch.queue.backoff.ms (5 ms here), and for 2.0.2, which waited up to 1 s
+ * (0.74x the events/s of one handle at --threads 2), the workers wake their handle's broker
+ * threads (conf.fetch_wake, source.c "the fetch wake"). `drain` is not used. */
 int cs_source_auto_fetch_threads(int workers, int drain);
 /* Consumer handles in use (conf.fetch_threads, bounded), and the one that fetches an engine
  * partition (-1 unknown). Control thread. */
