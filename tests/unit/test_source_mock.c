@@ -49,6 +49,9 @@ typedef struct fx {
     volatile int stop;
     _Atomic uint64_t processed; /* messages the workers have processed so far */
     moved_part *moved;    /* [4]: on_assign restores these (the moving test) */
+    int nw;               /* worker threads running (workers_start) */
+    pthread_t th[4];
+    void *args[4][2];
 } fx;
 
 static int on_assign(void *opaque, const char *topic, int32_t partition, int worker,
@@ -91,6 +94,29 @@ static void *worker(void *p)
         cs_worker_tick(cs_engine_worker(f->e, w));
     }
     return NULL;
+}
+
+/* One thread per engine worker (at most 4), each fetching and ticking until workers_stop. */
+static void workers_start(fx *f, int nw)
+{
+    assert_true(nw >= 1 && nw <= 4);
+    f->stop = 0;
+    f->nw = nw;
+    for (int i = 0; i < nw; i++) {
+        f->args[i][0] = f;
+        f->args[i][1] = (void *)(intptr_t)i;
+        pthread_create(&f->th[i], NULL, worker, f->args[i]);
+    }
+}
+
+static void workers_stop(fx *f)
+{
+    f->stop = 1;
+    for (int i = 0; i < f->nw; i++) {
+        cs_source_wake(f->src, i);
+        pthread_join(f->th[i], NULL);
+    }
+    f->nw = 0;
 }
 
 static void dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o)
@@ -187,13 +213,7 @@ static void run_mode(int fault, int nh, int live)
     assert_non_null(f.src);
     assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
     assert_int_equal(cs_source_fetch_handles(f.src), nh);
-    pthread_t th[NW];
-    void *args[NW][2];
-    for (int i = 0; i < NW; i++) {
-        args[i][0] = &f;
-        args[i][1] = (void *)(intptr_t)i;
-        pthread_create(&th[i], NULL, worker, args[i]);
-    }
+    workers_start(&f, NW);
 
     int16_t fetch_errs = 0;
     int injected_at = -1;
@@ -228,11 +248,7 @@ static void run_mode(int fault, int nh, int live)
 #undef NOT_DONE
     if (fault)
         assert_true(injected_at >= 0);
-    f.stop = 1;
-    for (int i = 0; i < NW; i++) {
-        cs_source_wake(f.src, i);
-        pthread_join(th[i], NULL);
-    }
+    workers_stop(&f);
     cs_engine_set_watermark(f.e, cs_engine_final_watermark(f.e));
     cs_counts *got = cs_counts_new();
     for (int i = 0; i < NW; i++) {
@@ -356,28 +372,17 @@ static void moved_between_handles(void **state)
                              .extra_props = "fetch.max.bytes=1000000,max.partition.fetch.bytes="
                                             "16384,message.max.bytes=65536"};
         f.moved = phase ? mp : NULL;
-        f.stop = 0;
         f.src = cs_source_new(f.e, &sc, err, sizeof err);
         assert_non_null(f.src);
         assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
         assert_int_equal(cs_source_fetch_handles(f.src), phase ? NW : 1);
-        pthread_t th[NW];
-        void *args[NW][2];
-        for (int i = 0; i < NW; i++) {
-            args[i][0] = &f;
-            args[i][1] = (void *)(intptr_t)i;
-            pthread_create(&th[i], NULL, worker, args[i]);
-        }
+        workers_start(&f, NW);
         for (int tick = 0; !cs_source_drained(f.src) && tick < 6000; tick++) {
             cs_source_poll(f.src, 5);
             if (!phase && atomic_load(&f.processed) >= g->nmsgs * 4 / 10)
                 break;
         }
-        f.stop = 1;
-        for (int i = 0; i < NW; i++) {
-            cs_source_wake(f.src, i);
-            pthread_join(th[i], NULL);
-        }
+        workers_stop(&f);
         cs_source_tp tps[16];
         size_t ntp = cs_source_assigned(f.src, tps, 16);
         assert_int_equal(ntp, 4);
@@ -466,22 +471,12 @@ static void wake_drain(int batch)
     assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
     assert_int_equal(cs_source_fetch_handles(f.src), NW);
     int64_t t0 = cs_mono_ms();
-    pthread_t th[NW];
-    void *args[NW][2];
-    for (int i = 0; i < NW; i++) {
-        args[i][0] = &f;
-        args[i][1] = (void *)(intptr_t)i;
-        pthread_create(&th[i], NULL, worker, args[i]);
-    }
+    workers_start(&f, NW);
     for (int tick = 0; !cs_source_drained(f.src) && tick < 6000; tick++)
         cs_source_poll(f.src, 5);
     int64_t ms = cs_mono_ms() - t0;
     assert_true(cs_source_drained(f.src));
-    f.stop = 1;
-    for (int i = 0; i < NW; i++) {
-        cs_source_wake(f.src, i);
-        pthread_join(th[i], NULL);
-    }
+    workers_stop(&f);
     cs_source_stats st;
     cs_source_stats_get(f.src, &st);
     cs_counts *got = cs_counts_new();
@@ -539,9 +534,7 @@ static void wake_live_mode(void **state)
     f.src = cs_source_new(f.e, &sc, err, sizeof err);
     assert_non_null(f.src);
     assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
-    pthread_t th;
-    void *args[2] = {&f, (void *)(intptr_t)0};
-    pthread_create(&th, NULL, worker, args);
+    workers_start(&f, 1);
     int64_t t_first = -1, deadline = cs_mono_ms() + 30000;
     while (atomic_load(&f.processed) < g->nmsgs && cs_mono_ms() < deadline) {
         cs_source_poll(f.src, 5);
@@ -549,9 +542,7 @@ static void wake_live_mode(void **state)
             t_first = cs_mono_ms();
     }
     int64_t ms = cs_mono_ms() - t_first;
-    f.stop = 1;
-    cs_source_wake(f.src, 0);
-    pthread_join(th, NULL);
+    workers_stop(&f);
     cs_source_stats st;
     cs_source_stats_get(f.src, &st);
     fprintf(stderr, "   live, wake %s: %llu of %llu messages in %lld ms after the first, %llu "
@@ -568,9 +559,9 @@ static void wake_live_mode(void **state)
     cs_gen_free(g);
 }
 
-/* fetch_threads auto (issue 18, the handle default): one in live mode and for one worker, one
- * per worker in drain mode (with librdkafka 2.0.2 too: the fetch wake keeps a full prefetch queue
- * from stalling the worker, wake_after_full_queue) */
+/* fetch_threads auto (issue 18, the handle default): one per worker, live and drain (with
+ * librdkafka 2.0.2 too: the fetch wake keeps a full prefetch queue from stalling the worker,
+ * wake_after_full_queue; live, handle 0 is the group's member, live_2_handles) */
 static void auto_fetch_threads(void **state)
 {
     (void)state;
