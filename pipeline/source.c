@@ -1271,11 +1271,10 @@ void cs_source_close(cs_source *s)
 
 int cs_source_auto_fetch_threads(int workers, int drain)
 {
-    /* one per worker, live or drain: with fetch.queue.backoff.ms (librdkafka 2.2+) a full
-     * prefetch queue is looked at again after 5 ms; without it (2.0.2) the fetch wake does it.
-     * Live, handle 0 is the group's member and assigns the others their share. */
-    (void)drain;
-    if (workers <= 1)
+    /* drain: one per worker; with fetch.queue.backoff.ms (librdkafka 2.2+) a full prefetch queue
+     * is looked at again after 5 ms, without it (2.0.2) the fetch wake does it. Live: one, see
+     * source.h. */
+    if (!drain || workers <= 1)
         return 1;
     return workers;
 }
