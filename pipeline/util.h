@@ -42,7 +42,6 @@ static inline int cs_bytes_eq(const void *a, const void *b, size_t n)
     return x[0] == y[0] && x[n >> 1] == y[n >> 1] && x[n - 1] == y[n - 1];
 }
 
-/* Wall-clock milliseconds since the epoch (timestamps people and Redis see). */
 /* Whether s[0..n) holds a NUL, n <= 16, read as cs_bytes_eq reads (nothing outside [0, n)):
  * SWAR, a byte b is zero iff (b - 1) & ~b has its top bit set (a borrow into a higher byte only
  * follows a zero byte, so the answer is exact). */
@@ -101,6 +100,7 @@ static inline uint64_t cs_vhash(const void *p, size_t n)
     return (uint64_t)m ^ (uint64_t)(m >> 64);
 }
 
+/* Wall-clock milliseconds since the epoch (timestamps people and Redis see). */
 static inline int64_t cs_wall_ms(void)
 {
     struct timespec ts;
