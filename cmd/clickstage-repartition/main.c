@@ -303,6 +303,28 @@ static _Noreturn void die(int code)
     exit(code);
 }
 
+/* A failed start (exit 2) from the main thread, before anything was consumed. The handles that
+ * exist are destroyed first: exit() with their broker threads still inside a failed TLS or SASL handshake
+ * ran OpenSSL's atexit clean-up under them, and the process ended with SIGSEGV after its error
+ * line (kafka-security's repartition_wrong_password, once in four CI runs). The daemon does the
+ * same (source.c, kafka_release). The consumer has not joined a group: no consumer close. */
+static _Noreturn void die_start(void)
+{
+    if (R.out) {
+        rd_kafka_topic_destroy(R.out);
+        R.out = NULL;
+    }
+    if (R.c) {
+        rd_kafka_destroy_flags(R.c, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        R.c = NULL;
+    }
+    if (R.p) {
+        rd_kafka_destroy(R.p);
+        R.p = NULL;
+    }
+    die(EXIT_START);
+}
+
 static void fatal_error(const char *what, rd_kafka_error_t *e)
 {
     CS_LOG(CS_LOG_ERROR, "fatal: %s: %s: %s", what, rd_kafka_error_name(e),
@@ -1308,7 +1330,7 @@ int main(int argc, char **argv)
     char err[512];
     if (!(R.rs = cs_rules_load_file(V[O_RULES].val, err, sizeof err))) {
         fprintf(stderr, PROG ": --rules: %s\n", err);
-        die(EXIT_START);
+        die_start();
     }
     if (R.key != KEY_SESSION && !cs_rules_identity(R.rs)) {
         fprintf(stderr,
@@ -1321,12 +1343,12 @@ int main(int argc, char **argv)
     R.person_field = cs_decode_plan_person_field(cs_rules_plan(R.rs));
     if (!(R.dec = cs_decoder_new(cs_rules_plan(R.rs)))) {
         CS_LOG(CS_LOG_ERROR, "out of memory");
-        die(EXIT_START);
+        die_start();
     }
     if (pipe(R.wake) != 0 || fcntl(R.wake[0], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(R.wake[1], F_SETFL, O_NONBLOCK) != 0) {
         CS_LOG(CS_LOG_ERROR, "pipe: %s", strerror(errno));
-        die(EXIT_START);
+        die_start();
     }
     /* option errors first: both clients are configured before anything connects */
     if (!(R.p = make_producer()) || !(R.c = make_consumer()))
@@ -1351,7 +1373,7 @@ int main(int argc, char **argv)
         rd_kafka_poll(R.p, 0);
         if (R.start_failed) {
             CS_LOG(CS_LOG_ERROR, "kafka: %s", R.start_error);
-            die(EXIT_START);
+            die_start();
         }
         if (!me)
             break;
@@ -1360,20 +1382,20 @@ int main(int argc, char **argv)
     for (int t = 0; t < R.ntopics; t++) {
         int n = topic_partitions(R.p, R.topics[t]);
         if (n < 0)
-            die(EXIT_START);
+            die_start();
         if (n == 0) {
             CS_LOG(CS_LOG_ERROR, "input topic %s does not exist", R.topics[t]);
-            die(EXIT_START);
+            die_start();
         }
         if (t == 0 && R.partitions == 0 && R.create)
             R.partitions = n;
     }
     int have = topic_partitions(R.p, V[O_OUTPUT].val);
     if (have < 0)
-        die(EXIT_START);
+        die_start();
     if (!have && R.create) {
         if (create_topic(V[O_OUTPUT].val, (int)R.partitions, (int)R.rf) != 0)
-            die(EXIT_START);
+            die_start();
         for (int i = 0; i < 100 && have <= 0; i++) {
             have = topic_partitions(R.p, V[O_OUTPUT].val);
             if (have <= 0)
@@ -1382,12 +1404,12 @@ int main(int argc, char **argv)
     }
     if (have <= 0) {
         CS_LOG(CS_LOG_ERROR, "output topic %s does not exist (--create makes it)", V[O_OUTPUT].val);
-        die(EXIT_START);
+        die_start();
     }
     if (R.partitions && have != R.partitions) {
         CS_LOG(CS_LOG_ERROR, "--partitions: output topic %s has %d partitions, not %lld",
                V[O_OUTPUT].val, have, (long long)R.partitions);
-        die(EXIT_START);
+        die_start();
     }
     R.out = rd_kafka_topic_new(R.p, V[O_OUTPUT].val, NULL);
 
@@ -1397,11 +1419,11 @@ int main(int argc, char **argv)
         CS_LOG(CS_LOG_ERROR, "init_transactions (transactional.id %s): %s", R.txid,
                rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
-        die(EXIT_START);
+        die_start();
     }
     if (R.drain) {
         if (drain_assign() != 0)
-            die(EXIT_START);
+            die_start();
     } else {
         rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(R.ntopics);
         for (int t = 0; t < R.ntopics; t++)
@@ -1410,7 +1432,7 @@ int main(int argc, char **argv)
         rd_kafka_topic_partition_list_destroy(sub);
         if (se) {
             CS_LOG(CS_LOG_ERROR, "subscribe: %s", rd_kafka_err2str(se));
-            die(EXIT_START);
+            die_start();
         }
     }
     CS_LOG(CS_LOG_INFO,
