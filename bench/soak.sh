@@ -150,8 +150,10 @@ HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 DFLAGS=(--brokers "$KAFKA_BROKERS" --redis "$REDIS_URL" --rules "$RULES" --log-format text
   --flush-interval 250ms --snapshot-interval 5s --topics "$TOPIC" --group "$GROUP" --prefix "$PREFIX"
   --kafka-props "$KPROPS" --minute-ttl "$MTTL")
+# SOAK_MAIN_ARGS: more options for `main` only (e.g. "--fetch-threads 2"), word-split
+# shellcheck disable=SC2086
 "$B/clickstage" "${DFLAGS[@]}" --threads 2 --http-listen "127.0.0.1:$HTTP_PORT" --instance-id main \
-  >"$WORK/main.log" 2>&1 &
+  ${SOAK_MAIN_ARGS:-} >"$WORK/main.log" 2>&1 &
 MAINPID=$!
 metrics() { curl -s -m 3 "http://127.0.0.1:$HTTP_PORT/metrics"; }
 # (the page is read whole first: `metrics | grep -q` fails under pipefail when grep stops
