@@ -651,6 +651,7 @@ static void fill_metrics(cs_coord *c)
     m->dead_lettered = st.dead_lettered;
     m->consume_errors = st.consume_errors;
     m->fetch_wakes = st.fetch_wakes;
+    m->fetch_discarded = st.revoked_discarded;
     cs_source_tp tps[CS_MAX_PARTITIONS];
     size_t n = cs_source_assigned(c->src, tps, CS_MAX_PARTITIONS);
     m->npartitions = 0;

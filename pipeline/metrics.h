@@ -194,6 +194,10 @@ extern const double cs_metrics_flush_le[CS_METRICS_FLUSH_BUCKETS];
     X(fetch_wakes_total, counter, U64, fetch_wakes, "",                                         \
       "Times a worker woke its Kafka consumer handle's fetcher after its prefetch queue had "  \
       "been full (librdkafka 2.0.2 waits up to 1 s otherwise: docs/kafka.md).")               \
+    X(fetch_discarded_total, counter, U64, fetch_discarded, "",                                 \
+      "Messages librdkafka had fetched for partitions after they were revoked from this "     \
+      "process (in flight when the revocation took effect), dropped unread: the partition's "  \
+      "next owner reads them from the offset in Redis.")                                       \
     X(paused, gauge, FLAG, paused, "",                                                          \
       "1 while consumption is paused because counts could not be written to Redis.")           \
     X(rule_reloads_total, counter, FAMILY, rule_reloads, "`result` = `ok`, `failed`",           \

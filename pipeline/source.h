@@ -127,6 +127,8 @@ typedef struct cs_source_stats {
     uint64_t rebalances, assigned, revoked, redelivered_skipped, past_end_skipped, stray,
         consume_errors, dead_lettered, dead_letter_failed;
     uint64_t fetch_wakes; /* wakes the workers sent to their fetch handles (fetch_wake) */
+    uint64_t revoked_discarded; /* messages fetched for partitions after their revocation,
+                                   dropped (source.c, dq) */
     int npartitions;
 } cs_source_stats;
 void cs_source_stats_get(cs_source *s, cs_source_stats *st);
@@ -149,5 +151,10 @@ int cs_source_auto_fetch_threads(int workers, int drain);
  * partition (-1 unknown). Control thread. */
 int cs_source_fetch_handles(const cs_source *s);
 int cs_source_part_handle(cs_source *s, int part);
+/* Messages waiting in the queues of partitions that no worker is served from: partitions this
+ * process no longer owns, or owns on another handle. cs_source_poll keeps it at 0 once
+ * librdkafka has stopped fetching them (a test's measure of regression_revoked_prefetch_
+ * stranded). Control thread. */
+size_t cs_source_stranded(cs_source *s);
 
 #endif
