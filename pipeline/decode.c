@@ -131,13 +131,9 @@ typedef struct hit {
 
 #define TS_WAYS 4 /* rfc3339_cached's minutes: a power of two */
 
-typedef void (*stops_fn)(uint8_t *dst, const uint8_t *src, size_t len, uint64_t *out);
-
 struct cs_decoder {
     const cs_decode_plan *plan;
     uint8_t *copy;  /* cap + PAD bytes: the message, then NULs */
-    uint64_t *stops; /* cap / 64 + 2 words: bit i set when copy[i] is a stop byte (stops_bits) */
-    stops_fn stopsf; /* the builder of stops: AVX2, SSE2 or portable (cs_decoder_set_scan) */
     char *scratch;  /* cap bytes: unescaped strings */
     size_t cap;
     uint32_t gen;
@@ -154,12 +150,13 @@ struct cs_decoder {
 /* ------------------------------------------------------------------------------------------ */
 /* character level                                                                              */
 
-/* 1 for the stop bytes, those that end the fast scan of a string body: '"', '\\', and controls
- * < 0x20 (NUL included, so the padding after a message stops every scan). */
+#ifndef __SSE2__
+/* 1 for bytes that end the fast scan of a string body: '"', '\\', and controls < 0x20. */
 static const uint8_t str_stop[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     ['"'] = 1, ['\\'] = 1,
 };
+#endif
 
 static const uint8_t is_ws[256] = {[' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1};
 
@@ -234,148 +231,21 @@ static const uint8_t ones_zeros[32] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
                                        0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
 #endif
 
-/* The stop bitmap (issue 18, "the structural scanner"). Before the scan, the copied message is
- * classified 64 bytes at a time: bit i of stops[i / 64] is set when copy[i] is a stop byte. The
- * end of a key or a string is then the next set bit: a shift and a count of trailing zeros
- * instead of a 16-byte test per token. The words cover the message and the first padding NUL
- * (blocks 0 .. len / 64); every scan starts at or before that NUL (a string body starts after a
- * quote of the message), so it always finds a set bit in a computed word. */
-static uint64_t stops64_portable(const uint8_t *b)
-{
-    uint64_t m = 0;
-    for (unsigned i = 0; i < 64; i++)
-        m |= (uint64_t)str_stop[b[i]] << i;
-    return m;
-}
-
-/* The message's tail (after its last whole 64-byte block) and the NUL padding, then the bitmap
- * word of the block that holds them, read from the copy. */
-#define COPY_TAIL(STOPS64)                                                                         \
-    do {                                                                                           \
-        const size_t o_ = w * 64;                                                                  \
-        if (len > o_)                                                                              \
-            memcpy(dst + o_, src + o_, len - o_);                                                  \
-        memset(dst + len, 0, PAD);                                                                 \
-        out[w] = STOPS64(dst + o_);                                                                \
-    } while (0)
-
-/* Copy the message into the decoder's buffer (then NUL padding) and build its stop bitmap, in
- * the same pass over the whole 64-byte blocks. */
-static void stops_portable(uint8_t *dst, const uint8_t *src, size_t len, uint64_t *out)
-{
-    size_t w = 0;
-    for (; (w + 1) * 64 <= len; w++) {
-        memcpy(dst + w * 64, src + w * 64, 64);
-        out[w] = stops64_portable(dst + w * 64);
-    }
-    COPY_TAIL(stops64_portable);
-}
-
-#ifdef __SSE2__
-static inline uint64_t stops64_sse2(const uint8_t *b)
-{
-    return (uint64_t)stopmask(load16(b)) | (uint64_t)stopmask(load16(b + 16)) << 16 |
-           (uint64_t)stopmask(load16(b + 32)) << 32 | (uint64_t)stopmask(load16(b + 48)) << 48;
-}
-
-static void stops_sse2(uint8_t *dst, const uint8_t *src, size_t len, uint64_t *out)
-{
-    size_t w = 0;
-    for (; (w + 1) * 64 <= len; w++) {
-        const uint8_t *b = src + w * 64;
-        __m128i x0 = load16(b), x1 = load16(b + 16), x2 = load16(b + 32), x3 = load16(b + 48);
-        _mm_storeu_si128((__m128i *)(void *)(dst + w * 64), x0);
-        _mm_storeu_si128((__m128i *)(void *)(dst + w * 64 + 16), x1);
-        _mm_storeu_si128((__m128i *)(void *)(dst + w * 64 + 32), x2);
-        _mm_storeu_si128((__m128i *)(void *)(dst + w * 64 + 48), x3);
-        out[w] = (uint64_t)stopmask(x0) | (uint64_t)stopmask(x1) << 16 |
-                 (uint64_t)stopmask(x2) << 32 | (uint64_t)stopmask(x3) << 48;
-    }
-    COPY_TAIL(stops64_sse2);
-}
-#endif
-
-#if defined(__SSE2__) && defined(__x86_64__) && defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 5)
-#define HAVE_STOPS_AVX2 1
-#include <immintrin.h>
-__attribute__((target("avx2"))) static inline uint32_t stopmask32(__m256i x)
-{
-    const __m256i m = _mm256_or_si256(
-        _mm256_or_si256(_mm256_cmpeq_epi8(x, _mm256_set1_epi8('"')),
-                        _mm256_cmpeq_epi8(x, _mm256_set1_epi8('\\'))),
-        _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(0x1F)), x));
-    return (uint32_t)_mm256_movemask_epi8(m);
-}
-
-__attribute__((target("avx2"))) static inline uint64_t stops64_avx2(const uint8_t *b)
-{
-    return (uint64_t)stopmask32(_mm256_loadu_si256((const __m256i *)(const void *)b)) |
-           (uint64_t)stopmask32(_mm256_loadu_si256((const __m256i *)(const void *)(b + 32))) << 32;
-}
-
-__attribute__((target("avx2"))) static void stops_avx2(uint8_t *dst, const uint8_t *src,
-                                                       size_t len, uint64_t *out)
-{
-    size_t w = 0;
-    for (; (w + 1) * 64 <= len; w++) {
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(src + w * 64));
-        const __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(src + w * 64 + 32));
-        _mm256_storeu_si256((__m256i *)(void *)(dst + w * 64), a);
-        _mm256_storeu_si256((__m256i *)(void *)(dst + w * 64 + 32), b);
-        out[w] = (uint64_t)stopmask32(a) | (uint64_t)stopmask32(b) << 32;
-    }
-    COPY_TAIL(stops64_avx2);
-}
-
-static int avx2_ok(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
-#endif
-
-static stops_fn stops_best(void)
-{
-#ifdef HAVE_STOPS_AVX2
-    if (avx2_ok())
-        return stops_avx2;
-#endif
-#ifdef __SSE2__
-    return stops_sse2;
-#else
-    return stops_portable;
-#endif
-}
-
-/* Slow part of next_stop(): no stop in the rest of the word of `off`. */
-static NOINLINE const uint8_t *next_stop_far(const uint8_t *base, const uint64_t *stops,
-                                             size_t off)
-{
-    size_t w = (off >> 6) + 1;
-    while (!stops[w])
-        w++;
-    return base + w * 64 + (size_t)__builtin_ctzll(stops[w]);
-}
-
-/* The first stop byte at or after s (base: the message's copy, stops: its bitmap). */
-static ALWAYS_INLINE const uint8_t *next_stop(const uint8_t *base, const uint64_t *stops,
-                                              const uint8_t *s)
-{
-    const size_t off = (size_t)(s - base);
-    const uint64_t m = stops[off >> 6] >> (off & 63);
-    if (LIKELY(m))
-        return s + __builtin_ctzll(m);
-    return next_stop_far(base, stops, off);
-}
-
-/* p points inside a string body of the message's copy (base, with its stop bitmap). Returns its
- * closing quote, or NULL if the string is invalid or unterminated (the NUL padding stops the
- * scan). *esc is set to 1 if an escape was met. */
-static NOINLINE const uint8_t *scan_string(const uint8_t *base, const uint64_t *stops,
-                                           const uint8_t *p, int *esc)
+/* p points inside a string body of a NUL-padded buffer. Returns its closing quote, or NULL if
+ * the string is invalid or unterminated (the NUL padding stops the scan). *esc is set to 1 if
+ * an escape was met. */
+static NOINLINE const uint8_t *scan_string(const uint8_t *p, int *esc)
 {
     for (;;) {
-        p = next_stop(base, stops, p);
+#ifdef __SSE2__
+        unsigned m;
+        while (!(m = stopmask(load16(p))))
+            p += 16;
+        p += __builtin_ctz(m);
+#else
+        while (!str_stop[*p])
+            p++;
+#endif
         if (*p == '"')
             return p;
         if (*p != '\\')
@@ -1070,9 +940,7 @@ cs_decoder *cs_decoder_new(const cs_decode_plan *p)
         return NULL;
     d->copy = malloc(p->max_bytes + PAD);
     d->scratch = malloc(p->max_bytes ? p->max_bytes : 1);
-    d->stops = malloc((p->max_bytes / 64 + 2) * sizeof *d->stops);
-    if (!d->copy || !d->scratch || !d->stops) {
-        free(d->stops);
+    if (!d->copy || !d->scratch) {
         free(d->copy);
         free(d->scratch);
         free(d);
@@ -1080,7 +948,6 @@ cs_decoder *cs_decoder_new(const cs_decode_plan *p)
     }
     d->cap = p->max_bytes;
     d->plan = p;
-    d->stopsf = stops_best();
     d->gen = 1;
     memset(d->ts, 0, sizeof d->ts);
     memset(d->seen, 0, sizeof d->seen);
@@ -1091,36 +958,9 @@ void cs_decoder_destroy(cs_decoder *d)
 {
     if (!d)
         return;
-    free(d->stops);
     free(d->copy);
     free(d->scratch);
     free(d);
-}
-
-int cs_decoder_set_scan(cs_decoder *d, int impl)
-{
-    switch (impl) {
-    case CS_SCAN_BEST:
-        d->stopsf = stops_best();
-        return 0;
-    case CS_SCAN_PORTABLE:
-        d->stopsf = stops_portable;
-        return 0;
-#ifdef __SSE2__
-    case CS_SCAN_SSE2:
-        d->stopsf = stops_sse2;
-        return 0;
-#endif
-#ifdef HAVE_STOPS_AVX2
-    case CS_SCAN_AVX2:
-        if (!avx2_ok())
-            return -1;
-        d->stopsf = stops_avx2;
-        return 0;
-#endif
-    default:
-        return -1;
-    }
 }
 
 void cs_decoder_set_plan(cs_decoder *d, const cs_decode_plan *p)
@@ -1504,8 +1344,9 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
 
     /* the message, then NUL sentinels */
     uint8_t *const copy = d->copy;
-    uint64_t *const stops = d->stops;
-    d->stopsf(copy, (const uint8_t *)buf, len, stops);
+    if (len)
+        memcpy(copy, buf, len);
+    memset(copy + len, 0, PAD);
 
     if (UNLIKELY(++d->gen == 0)) {
         memset(d->seen, 0, sizeof d->seen);
@@ -1550,9 +1391,28 @@ value: /* *p is the first byte of a value (or garbage) */
     if (c == '"') {
         const uint8_t *s = p + 1, *q;
         int esc = 0;
-        q = next_stop(copy, stops, s);
-        if (UNLIKELY(*q != '"'))
-            q = scan_string(copy, stops, q, &esc);
+#ifdef __SSE2__
+        /* The first 32 bytes inline, then scan_string: a value of 16 to 31 bytes (a timestamp,
+         * a url, a message id) is common, and the call cost more than the scan (callgrind,
+         * issue 18: ~50 instructions a call, 2.8 calls per event of bench_core). The second
+         * load is in bounds as scan_string's are: no stop byte (NUL included) in s[0..15], so
+         * the message goes on to s[15] at least, and PAD NULs follow it. */
+        unsigned m = stopmask(load16(s));
+        const uint8_t *s2 = s;
+        if (UNLIKELY(!m)) {
+            s2 = s + 16;
+            m = stopmask(load16(s2));
+        }
+        if (LIKELY(m)) {
+            q = s2 + __builtin_ctz(m);
+            if (UNLIKELY(*q != '"'))
+                q = scan_string(q, &esc);
+        } else {
+            q = scan_string(s2 + 16, &esc);
+        }
+#else
+        q = scan_string(s, &esc);
+#endif
         if (UNLIKELY(!q))
             goto bad;
         if (UNLIKELY(vnode != NONE) && q != s)
@@ -1707,7 +1567,7 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
 #endif
     {
         int esc = 0;
-        q = scan_string(copy, stops, s, &esc);
+        q = scan_string(s, &esc);
         if (UNLIKELY(!q))
             goto bad;
         if (cur != STK_NONE)

@@ -152,11 +152,6 @@ void cs_decoder_destroy(cs_decoder *d);
 /* Point the decoder at another plan (after a rule reload). The new plan must have the same
  * max_bytes or smaller. */
 void cs_decoder_set_plan(cs_decoder *d, const cs_decode_plan *p);
-/* Which builder of the scanner's stop bitmap the decoder uses (docs/decoder.md): by default
- * (CS_SCAN_BEST) AVX2 when the CPU has it, else SSE2 on x86-64, else portable C. All give the
- * same bitmap; tests and benchmarks pick one. Returns 0, or -1 when this build or CPU lacks it. */
-enum { CS_SCAN_BEST, CS_SCAN_PORTABLE, CS_SCAN_SSE2, CS_SCAN_AVX2 };
-int cs_decoder_set_scan(cs_decoder *d, int impl);
 
 /* Decode one message. fallback_ts_ms is the Kafka message timestamp, used when no time field
  * is present. Checks, in order: size (too_large), JSON grammar and depth (not_json / too_deep,
