@@ -158,6 +158,10 @@ else
 $(BUILD)/bench_core: $(BUILD)/bench/bench_core.o $(LOADGEN_OBJ) $(LIB)
 	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 endif
+# The first stage of a simdjson-style structural scanner alone on bench_core's messages
+# (bench/stage1_probe.c; issue 18, measured and not adopted): run it under callgrind.
+$(BUILD)/stage1_probe: $(BUILD)/bench/stage1_probe.o $(LOADGEN_OBJ) $(LIB)
+	$(CC) $(CFLAGS_BASE) -o $@ $^ $(LDLIBS_CORE) -lcjson
 # Snapshot size and restore time per million sessions (bench/bench_restore.c), last line JSON.
 bench-restore: deps
 	$(MAKE) $(BUILD)/bench_restore

@@ -691,6 +691,468 @@ static void test_decoder_reuse_differential(void **state)
             fail_msg("no message was %s", rname(want[i]));
 }
 
+/* ---- the scanner against a reference, at every alignment ------------------------------------ */
+
+/* An independent reader of RFC 8259 (recursive descent, one byte at a time) that also finds the
+ * values of a few dotted paths with the decoder's rules: a key counts at its first occurrence in
+ * an object that itself counts, a value is present when it is a non-empty string, a number or a
+ * boolean, and a field takes its first path (in its list's order) that is present. It is the
+ * reference for test_scan_vs_reference_at_every_alignment below. */
+#define RF_NODES 10
+static const struct rf_node {
+    int parent;
+    const char *seg;
+} rf_nodes[RF_NODES] = {
+    {-1, ""}, {0, "k0"}, {0, "k1"}, {0, "ka"}, {3, "k0"}, {3, "kb"}, {5, "k1"},
+    {0, "klong_key_longer_than_16"}, {0, "k_exactly16bytes"}, {5, "kc"},
+};
+#define RF_NFIELDS 6
+static const char *const rf_paths[RF_NFIELDS][2] = {
+    {"k0", NULL}, {"ka.kb.k1", "k1"}, {"ka.k0", NULL}, {"klong_key_longer_than_16", NULL},
+    {"ka", NULL}, {"k_exactly16bytes", NULL},
+};
+static const int rf_field_nodes[RF_NFIELDS][2] = {{1, -1}, {6, 2}, {4, -1}, {7, -1}, {3, -1}, {8, -1}};
+
+typedef struct rf_hit {
+    int present, kind;
+    char v[4096];
+    size_t n;
+} rf_hit;
+
+typedef struct rf {
+    const uint8_t *s, *e;
+    int maxdepth;
+    int err; /* 0, CS_INV_NOT_JSON or CS_INV_TOO_DEEP: the first met */
+    rf_hit hit[RF_NODES];
+} rf;
+
+static void rf_ws(rf *r)
+{
+    while (r->s < r->e && (*r->s == ' ' || *r->s == '\t' || *r->s == '\n' || *r->s == '\r'))
+        r->s++;
+}
+
+static int rf_hex(const uint8_t *p, const uint8_t *e)
+{
+    int v = 0;
+    if (e - p < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        int c = p[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static void rf_put(char *o, size_t *n, size_t cap, uint32_t cp)
+{
+    uint8_t b[4];
+    size_t k;
+    if (cp < 0x80) { b[0] = (uint8_t)cp; k = 1; }
+    else if (cp < 0x800) { b[0] = (uint8_t)(0xC0 | cp >> 6); b[1] = (uint8_t)(0x80 | (cp & 0x3F)); k = 2; }
+    else if (cp < 0x10000) { b[0] = (uint8_t)(0xE0 | cp >> 12); b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); b[2] = (uint8_t)(0x80 | (cp & 0x3F)); k = 3; }
+    else { b[0] = (uint8_t)(0xF0 | cp >> 18); b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F)); b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)); b[3] = (uint8_t)(0x80 | (cp & 0x3F)); k = 4; }
+    for (size_t i = 0; i < k; i++)
+        if (*n < cap)
+            o[(*n)++] = (char)b[i];
+}
+
+/* a string at r->s (its opening quote), unescaped into o (up to cap bytes, *n its length) */
+static int rf_string(rf *r, char *o, size_t *n, size_t cap)
+{
+    *n = 0;
+    r->s++;
+    for (;;) {
+        if (r->s >= r->e || *r->s < 0x20)
+            return -1;
+        const uint8_t c = *r->s++;
+        if (c == '"')
+            return 0;
+        if (c != '\\') {
+            if (*n < cap)
+                o[(*n)++] = (char)c;
+            continue;
+        }
+        if (r->s >= r->e)
+            return -1;
+        const uint8_t x = *r->s++;
+        const char *simple = strchr("\"\\/bfnrt", x);
+        if (x && simple) {
+            static const char to[] = "\"\\/\b\f\n\r\t";
+            if (*n < cap)
+                o[(*n)++] = to[simple - "\"\\/bfnrt"];
+            continue;
+        }
+        if (x != 'u')
+            return -1;
+        int cp = rf_hex(r->s, r->e);
+        if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+            return -1;
+        r->s += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (r->e - r->s < 2 || r->s[0] != '\\' || r->s[1] != 'u')
+                return -1;
+            int lo = rf_hex(r->s + 2, r->e);
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                return -1;
+            r->s += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        rf_put(o, n, cap, (uint32_t)cp);
+    }
+}
+
+static int rf_digits(rf *r)
+{
+    const uint8_t *b = r->s;
+    while (r->s < r->e && *r->s >= '0' && *r->s <= '9')
+        r->s++;
+    return r->s > b;
+}
+
+/* one value at depth `depth` (containers open), at trie node `node` (-1: not tracked) */
+static int rf_value(rf *r, int depth, int node)
+{
+    rf_ws(r);
+    if (r->s >= r->e)
+        return -1;
+    const uint8_t *b = r->s;
+    const uint8_t c = *r->s;
+    if (c == '{' || c == '[') {
+        if (depth >= r->maxdepth) {
+            r->err = CS_INV_TOO_DEEP;
+            return -1;
+        }
+        r->s++;
+        rf_ws(r);
+        const uint8_t close = c == '{' ? '}' : ']';
+        if (r->s < r->e && *r->s == close) {
+            r->s++;
+            return 0;
+        }
+        int seen[RF_NODES] = {0};
+        for (;;) {
+            int child = -1;
+            if (c == '{') {
+                rf_ws(r);
+                if (r->s >= r->e || *r->s != '"')
+                    return -1;
+                char k[300];
+                size_t kn;
+                if (rf_string(r, k, &kn, sizeof k) != 0)
+                    return -1;
+                if (node >= 0)
+                    for (int i = 1; i < RF_NODES; i++)
+                        if (rf_nodes[i].parent == node && strlen(rf_nodes[i].seg) == kn &&
+                            memcmp(rf_nodes[i].seg, k, kn) == 0) {
+                            if (!seen[i]) /* a second occurrence is not looked at */
+                                child = i;
+                            seen[i] = 1;
+                        }
+                rf_ws(r);
+                if (r->s >= r->e || *r->s != ':')
+                    return -1;
+                r->s++;
+            }
+            if (rf_value(r, depth + 1, child) != 0)
+                return -1;
+            rf_ws(r);
+            if (r->s >= r->e)
+                return -1;
+            if (*r->s == ',') {
+                r->s++;
+                continue;
+            }
+            if (*r->s != close)
+                return -1;
+            r->s++;
+            return 0;
+        }
+    }
+    rf_hit *h = node >= 0 ? &r->hit[node] : NULL;
+    if (c == '"') {
+        char tmp[4096];
+        size_t n;
+        if (rf_string(r, h ? h->v : tmp, &n, sizeof tmp) != 0)
+            return -1;
+        if (h && n) {
+            h->present = 1;
+            h->kind = CS_SV_STR;
+            h->n = n;
+        }
+        return 0;
+    }
+    static const char *const lit[] = {"true", "false", "null"};
+    for (int i = 0; i < 3; i++) {
+        const size_t n = strlen(lit[i]);
+        if ((size_t)(r->e - r->s) >= n && memcmp(r->s, lit[i], n) == 0) {
+            r->s += n;
+            if (h && i < 2) {
+                h->present = 1;
+                h->kind = CS_SV_BOOL;
+                memcpy(h->v, b, n);
+                h->n = n;
+            }
+            return 0;
+        }
+    }
+    if (*r->s == '-')
+        r->s++;
+    if (r->s < r->e && *r->s == '0')
+        r->s++;
+    else if (!rf_digits(r))
+        return -1;
+    if (r->s < r->e && *r->s == '.') {
+        r->s++;
+        if (!rf_digits(r))
+            return -1;
+    }
+    if (r->s < r->e && (*r->s == 'e' || *r->s == 'E')) {
+        r->s++;
+        if (r->s < r->e && (*r->s == '+' || *r->s == '-'))
+            r->s++;
+        if (!rf_digits(r))
+            return -1;
+    }
+    if (h) {
+        h->present = 1;
+        h->kind = CS_SV_NUM;
+        h->n = (size_t)(r->s - b);
+        memcpy(h->v, b, h->n);
+    }
+    return 0;
+}
+
+/* CS_DECODE_OK for a valid object, else not_json, too_deep or not_object */
+static cs_invalid rf_read(rf *r, const uint8_t *m, size_t n, int maxdepth)
+{
+    memset(r, 0, sizeof *r);
+    r->s = m;
+    r->e = m + n;
+    r->maxdepth = maxdepth;
+    if (n >= 3 && m[0] == 0xEF && m[1] == 0xBB && m[2] == 0xBF)
+        r->s += 3;
+    rf_ws(r);
+    const int obj = r->s < r->e && *r->s == '{';
+    if (rf_value(r, 0, obj ? 0 : -1) != 0)
+        return r->err ? (cs_invalid)r->err : CS_INV_NOT_JSON;
+    rf_ws(r);
+    if (r->s != r->e)
+        return CS_INV_NOT_JSON;
+    return obj ? CS_DECODE_OK : CS_INV_NOT_OBJECT;
+}
+
+typedef struct gbuf {
+    char b[8192];
+    size_t n;
+    uint64_t seed;
+    int ws; /* 1: whitespace between tokens */
+} gbuf;
+
+static unsigned g_rnd(gbuf *g, unsigned n)
+{
+    return lcg33(&g->seed) % n;
+}
+
+static void g_put(gbuf *g, const char *s)
+{
+    const size_t k = strlen(s);
+    if (g->n + k < sizeof g->b - 64) {
+        memcpy(g->b + g->n, s, k);
+        g->n += k;
+    }
+}
+
+static void g_ws(gbuf *g)
+{
+    static const char *const w[] = {" ", "\t", "\n", "\r", "  ", " \n  "};
+    if (g->ws && g_rnd(g, 2))
+        g_put(g, w[g_rnd(g, 6)]);
+}
+
+/* a string body: plain runs, escapes of every kind, UTF-8, runs long enough to cross blocks */
+static void g_string(gbuf *g, unsigned maxlen)
+{
+    static const char *const piece[] = {
+        "a", "Item ", "https://shop.example/p/", "\\u00e9", "\\\"", "\\\\", "\\/", "\\n", "\\t",
+        "\\b\\f\\r", "\\ud83d\\ude00", "\\u0000", "\xc3\xa9", "\xe2\x82\xac", " ", "0123456789",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "{}[]:,", "\\u20AC",
+    };
+    static const unsigned ucp[] = {0x0000, 0x001F, 0x007F, 0x0080, 0x07FF, 0x0800, 0xD7FF, 0xD800,
+                                   0xDBFF, 0xDC00, 0xDFFF, 0xE000, 0xFFFF};
+    g_put(g, "\"");
+    const unsigned n = g_rnd(g, maxlen + 1);
+    for (unsigned i = 0; i < n; i++) {
+        if (g_rnd(g, 24)) {
+            g_put(g, piece[g_rnd(g, sizeof piece / sizeof *piece)]);
+            continue;
+        }
+        /* \u escapes around the UTF-8 and surrogate boundaries, in pairs or alone */
+        char u[16];
+        const unsigned a = ucp[g_rnd(g, sizeof ucp / sizeof *ucp)] + g_rnd(g, 2);
+        snprintf(u, sizeof u, g_rnd(g, 2) ? "\\u%04X" : "\\u%04x", a & 0xFFFF);
+        g_put(g, u);
+        if (a >= 0xD800 && a <= 0xDBFF && g_rnd(g, 4)) { /* mostly a low half after it */
+            snprintf(u, sizeof u, "\\u%04x", 0xDC00 + (g_rnd(g, 2) ? 0x3FF : g_rnd(g, 0x400)));
+            g_put(g, u);
+        }
+    }
+    g_put(g, "\"");
+}
+
+static void g_value(gbuf *g, int depth);
+
+static void g_key(gbuf *g)
+{
+    static const char *const key[] = {
+        "\"k0\"", "\"k1\"", "\"ka\"", "\"kb\"", "\"kc\"", "\"klong_key_longer_than_16\"",
+        "\"k_exactly16bytes\"", "\"k\\u0030\"", "\"\\u006b1\"", "\"k\\u0061\"", "\"x\"", "\"\"",
+        "\"k_exactly16bytesX\"", "\"k_exactly16byte\"", "\"klong_key_longer_than_1\"",
+    };
+    g_ws(g);
+    if (g_rnd(g, 8) == 0)
+        g_string(g, 6);
+    else
+        g_put(g, key[g_rnd(g, sizeof key / sizeof *key)]);
+    g_ws(g);
+    g_put(g, ":");
+}
+
+static void g_value(gbuf *g, int depth)
+{
+    static const char *const scalar[] = {"0", "-0", "12", "-3.25", "1e5", "2.5E-3", "1.0e+2",
+                                         "true", "false", "null", "1234567890123"};
+    g_ws(g);
+    const unsigned k = g_rnd(g, depth < 8 ? 10 : 6);
+    if (k < 3) {
+        g_string(g, k == 0 ? 40 : 6);
+    } else if (k < 6) {
+        g_put(g, scalar[g_rnd(g, sizeof scalar / sizeof *scalar)]);
+    } else if (k < 9) {
+        g_put(g, "{");
+        const unsigned n = g_rnd(g, 5);
+        for (unsigned i = 0; i < n; i++) {
+            if (i)
+                g_put(g, ",");
+            g_key(g);
+            g_value(g, depth + 1);
+            g_ws(g);
+        }
+        g_ws(g);
+        g_put(g, "}");
+    } else {
+        g_put(g, "[");
+        const unsigned n = g_rnd(g, 4);
+        for (unsigned i = 0; i < n; i++) {
+            if (i)
+                g_put(g, ",");
+            g_value(g, depth + 1);
+            g_ws(g);
+        }
+        g_ws(g);
+        g_put(g, "]");
+    }
+    g_ws(g);
+}
+
+static void rf_check(fx *f, int i, const char *what, const char *m, size_t n, cs_invalid want,
+                     const rf *r, const int *ids)
+{
+    const cs_invalid got = decn(f, m, n);
+    const int valid_object = want == CS_DECODE_OK;
+    if (valid_object ? !(got == CS_DECODE_OK || got == CS_INV_NO_CUSTOMER ||
+                         got == CS_INV_NO_EVENT || got == CS_INV_BAD_TIME)
+                     : got != want)
+        fail_msg("message %d (%s, %zu bytes): %s, the reference %s: %.*s", i, what, n, rname(got),
+                 rname(want), (int)n, m);
+    if (got != CS_DECODE_OK)
+        return;
+    for (int k = 0; k < RF_NFIELDS; k++) {
+        const rf_hit *h = NULL;
+        for (int j = 0; j < 2 && !h; j++)
+            if (rf_field_nodes[k][j] >= 0 && r->hit[rf_field_nodes[k][j]].present)
+                h = &r->hit[rf_field_nodes[k][j]];
+        const cs_sv *v = &f->out.f[ids[k]];
+        if (!h ? v->len != 0
+               : (v->len != h->n || v->kind != h->kind || memcmp(v->p, h->v, h->n) != 0))
+            fail_msg("message %d (%s): field %s: %u bytes <%.*s>, the reference %zu <%.*s>: %.*s",
+                     i, what, rf_paths[k][0], v->len, (int)v->len, v->p ? v->p : "",
+                     h ? h->n : 0, h ? (int)h->n : 0, h ? h->v : "", (int)n, m);
+    }
+}
+
+/* The scanner (string bodies, keys of up to 16 bytes and longer, escapes, nesting, whitespace,
+ * the NUL padding) against the reference above, on generated messages and on mutations of them
+ * (bytes changed, inserted, deleted, truncated); then the same message after 0..63 leading
+ * spaces, which moves every token across 16-, 32- and 64-byte boundaries: the same result and
+ * the same fields at every alignment. */
+static void test_scan_vs_reference_at_every_alignment(void **state)
+{
+    fx *f = *state;
+    int ids[RF_NFIELDS];
+    for (int k = 0; k < RF_NFIELDS; k++) {
+        const int np = rf_paths[k][1] ? 2 : 1;
+        ids[k] = cs_decode_plan_add_field(f->plan, (const char *const *)rf_paths[k], np, NULL, 0);
+        assert_true(ids[k] >= CS_F_NSTD);
+    }
+    const int maxdepth = 7;
+    cs_decode_plan_set_limits(f->plan, 16384, maxdepth);
+    renew_decoder(f);
+    static const char mut[] = "{}[]\":,\\ \t\n0123456789-+.eEuatfnlx\x01\x1f\x7f\xc3\xff";
+    static gbuf g;
+    static char sh[8192 + 128];
+    static rf r;
+    g.seed = 0x5eed5eedULL;
+    int count[CS_INV__COUNT] = {0}, present = 0;
+    for (int i = 0; i < 30000; i++) {
+        g.n = 0;
+        g.ws = g_rnd(&g, 3) == 0;
+        if (g_rnd(&g, 40) == 0)
+            g_put(&g, "\xef\xbb\xbf");
+        g_ws(&g);
+        g_put(&g, "{\"userId\":\"u\",\"event\":\"e\"");
+        const unsigned nm = g_rnd(&g, 9);
+        for (unsigned k = 0; k < nm; k++) {
+            g_put(&g, ",");
+            g_key(&g);
+            g_value(&g, 1);
+        }
+        g_put(&g, "}");
+        g_ws(&g);
+        const unsigned nmut = g_rnd(&g, 2) ? 0 : 1 + g_rnd(&g, 3);
+        for (unsigned k = 0; k < nmut && g.n; k++) {
+            const size_t at = g_rnd(&g, (unsigned)g.n);
+            switch (g_rnd(&g, 4)) {
+            case 0: g.b[at] = mut[g_rnd(&g, sizeof mut - 1)]; break;
+            case 1: memmove(g.b + at, g.b + at + 1, g.n - at - 1); g.n--; break;
+            case 2: memmove(g.b + at + 1, g.b + at, g.n - at); g.b[at] = mut[g_rnd(&g, sizeof mut - 1)]; g.n++; break;
+            default: g.n = at; break;
+            }
+        }
+        const cs_invalid want = rf_read(&r, (const uint8_t *)g.b, g.n, maxdepth);
+        rf_check(f, i, "as generated", g.b, g.n, want, &r, ids);
+        count[want]++;
+        for (int k = 0; k < RF_NFIELDS; k++)
+            present += r.hit[rf_field_nodes[k][0]].present;
+        if (g.n >= 3 && memcmp(g.b, "\xef\xbb\xbf", 3) == 0)
+            continue; /* a BOM is only one at the start */
+        const unsigned shifts = i % 16 == 0 ? 64 : 2;
+        for (unsigned k = 0; k < shifts; k++) {
+            const unsigned s = shifts == 64 ? k : 1 + g_rnd(&g, 63);
+            memset(sh, ' ', s);
+            memcpy(sh + s, g.b, g.n);
+            rf_check(f, i, "shifted", sh, g.n + s, want, &r, ids);
+        }
+    }
+    assert_true(count[CS_DECODE_OK] > 10000);
+    assert_true(count[CS_INV_NOT_JSON] > 5000);
+    assert_true(count[CS_INV_TOO_DEEP] > 20);
+    assert_true(present > 5000);
+}
+
 static void test_time_field(void **state)
 {
     fx *f = *state;
@@ -1092,6 +1554,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339_vs_timegm),
         cmocka_unit_test_setup_teardown(test_rfc3339_cache_differential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decoder_reuse_differential, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_vs_reference_at_every_alignment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_time_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_boundary, setup, teardown),
