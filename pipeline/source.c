@@ -82,7 +82,7 @@ struct cs_source {
      *   itself, and a fetch response handled on the broker thread after the stop but before
      *   its next fetch decision is still enqueued (outdated: no consumer would return it). So
      *   for a while after each revocation cs_source_poll forwards every partition queue that
-     *   feeds no worker here again (sweep_strays): forwarding moves what a queue holds.
+     *   feeds no worker here again (strays): forwarding moves what a queue holds.
      * Rejected: forwarding to nothing and nothing more (the first design). The partition's
      * own queue then kept those messages, each holding its whole fetch response, until the
      * partition was assigned to the same handle again, when they were moved to a worker and
@@ -92,7 +92,7 @@ struct cs_source {
      * 556 partition queues); see regression_revoked_prefetch_stranded. */
     rd_kafka_queue_t *dq[MAX_HANDLES];
     _Atomic uint64_t discarded; /* messages dropped from dq; relaxed: a statistic */
-    int64_t sweep_until, next_sweep; /* sweep_strays' window (monotonic ms); control thread */
+    int64_t sweep_until, next_sweep; /* the sweeps' window (monotonic ms); control thread */
     rd_kafka_t *dlq;
     rd_kafka_queue_t **wq;
     struct wbuf **wb;     /* per worker: what one consume call handed over (copies) */
@@ -128,11 +128,12 @@ struct cs_source {
     char last_error[512]; /* the consumer's last error_cb reason (control thread) */
 };
 
-/* sweep_strays (see dq): every SWEEP_EVERY_MS until SWEEP_WINDOW_MS after the last revocation.
- * A fetch response in flight at a revocation is handled within fetch.wait.max.ms (500 ms) plus a
- * round trip; a slower one (a broker stalling up to socket.timeout.ms) is caught by the next
- * revocation's window or when the partition comes back. A sweep costs one partition-queue
- * look-up per partition and handle: ~0.4 ms for 384 partitions and two handles. */
+/* The sweeps (strays, see dq): every SWEEP_EVERY_MS until SWEEP_WINDOW_MS after the last
+ * revocation. A fetch response in flight at a revocation is handled within fetch.wait.max.ms
+ * (500 ms) plus a round trip; a slower one (a broker stalling up to socket.timeout.ms) is caught
+ * by the next revocation's window or when the partition comes back. A sweep costs a look-up of
+ * the partition's queue (locks and one small allocation) per partition and handle that has
+ * fetched it and does not now. */
 enum { SWEEP_EVERY_MS = 250, SWEEP_WINDOW_MS = 10000 };
 
 /* the one logger (pipeline/log.h); `s` names the consumer for nothing but symmetry */
@@ -943,11 +944,14 @@ static int start(cs_source *s, char *errstr, size_t errlen)
     return 0;
 }
 
-/* See dq: every partition queue of a handle that has fetched the partition but does not now
- * feed a worker with it is forwarded to that handle's dq, which moves what it holds there.
- * Control thread. */
-static void sweep_strays(cs_source *s)
+/* The partition queues of handles that have fetched the partition but do not now feed a worker
+ * with it (see dq). sweep: each is forwarded to its handle's dq, which moves what it holds
+ * there; returns 0. Otherwise: returns how many messages they hold (cs_source_stranded). A
+ * queue forwarded to dq reports dq's length (librdkafka follows forwarding), which
+ * cs_source_poll keeps at 0; one forwarded to nothing, its own. Control thread. */
+static size_t strays(cs_source *s, int sweep)
 {
+    size_t n = 0;
     for (size_t i = 0; i < s->ntps; i++) {
         tp *x = &s->tps[i];
         for (int h = 0; h < s->nh; h++) {
@@ -955,12 +959,16 @@ static void sweep_strays(cs_source *s)
                 continue;
             rd_kafka_queue_t *q =
                 rd_kafka_queue_get_partition(s->hk[h], s->topics[x->topic], x->partition);
-            if (q) {
+            if (!q)
+                continue;
+            if (sweep)
                 rd_kafka_queue_forward(q, s->dq[h]);
-                rd_kafka_queue_destroy(q);
-            }
+            else
+                n += rd_kafka_queue_length(q);
+            rd_kafka_queue_destroy(q);
         }
     }
+    return n;
 }
 
 void cs_source_poll(cs_source *s, int timeout_ms)
@@ -968,7 +976,7 @@ void cs_source_poll(cs_source *s, int timeout_ms)
     if (s->sweep_until) {
         int64_t now = cs_mono_ms();
         if (now >= s->next_sweep) {
-            sweep_strays(s);
+            strays(s, 1);
             s->next_sweep = now + SWEEP_EVERY_MS;
             if (now > s->sweep_until)
                 s->sweep_until = 0;
@@ -999,26 +1007,7 @@ void cs_source_poll(cs_source *s, int timeout_ms)
         rd_kafka_poll(s->dlq, 0);
 }
 
-size_t cs_source_stranded(cs_source *s)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < s->ntps; i++) {
-        tp *x = &s->tps[i];
-        for (int h = 0; h < s->nh; h++) {
-            if (!(x->had & (1u << h)) || (x->part >= 0 && h == x->handle))
-                continue;
-            rd_kafka_queue_t *q =
-                rd_kafka_queue_get_partition(s->hk[h], s->topics[x->topic], x->partition);
-            if (q) {
-                /* a queue forwarded to dq reports dq's length (librdkafka follows forwarding),
-                 * which cs_source_poll keeps at 0; one forwarded to nothing, its own */
-                n += rd_kafka_queue_length(q);
-                rd_kafka_queue_destroy(q);
-            }
-        }
-    }
-    return n;
-}
+size_t cs_source_stranded(cs_source *s) { return strays(s, 0); }
 
 /* ---- the worker's side --------------------------------------------------------------------
  *

@@ -357,7 +357,7 @@ static void live_injected_fetch_errors_2_handles(void **st) { run_mode(2, 2, 1);
  * After each revocation, once cs_source_poll has run for a while, no partition queue that feeds
  * no worker may hold a message. Fails without the fix: 4 stranded with release_one forwarding to
  * NULL; 2 (outdated ones, enqueued after librdkafka's fetch stop un-forwarded the queue) with
- * the forward to dq but no sweep_strays. */
+ * the forward to dq but no sweeps (strays). */
 static void regression_revoked_prefetch_stranded(void **st)
 {
     enum { NW = 2 };
