@@ -59,7 +59,7 @@ typedef struct tp {
     int handle;           /* index into s->hk: the consumer handle that fetches it */
     int64_t end;          /* drain: the high watermark at start */
     rd_kafka_queue_t *pq; /* forwarded to the worker's queue while assigned */
-    unsigned had;         /* handles (bit h) that have fetched it: cs_source_stranded */
+    uint64_t had[MAX_HANDLES / 64]; /* handles (bit h) that have fetched it: strays */
     _Atomic int64_t last_msg_ms;
 } tp;
 
@@ -629,7 +629,7 @@ static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t comm
     /* forward before assigning: messages must never reach the consumer's own queue */
     x->pq = rd_kafka_queue_get_partition(s->hk[x->handle], p->topic, p->partition);
     rd_kafka_queue_forward(x->pq, s->wq[w]);
-    x->had |= 1u << x->handle;
+    x->had[x->handle / 64] |= 1ull << (x->handle % 64);
     set_part_of(s, t, p->partition, part);
     wbuf *b = s->wb[w];
     pthread_mutex_lock(&b->pl_mu);
@@ -955,7 +955,7 @@ static size_t strays(cs_source *s, int sweep)
     for (size_t i = 0; i < s->ntps; i++) {
         tp *x = &s->tps[i];
         for (int h = 0; h < s->nh; h++) {
-            if (!(x->had & (1u << h)) || (x->part >= 0 && h == x->handle))
+            if (!(x->had[h / 64] & (1ull << (h % 64))) || (x->part >= 0 && h == x->handle))
                 continue;
             rd_kafka_queue_t *q =
                 rd_kafka_queue_get_partition(s->hk[h], s->topics[x->topic], x->partition);
@@ -1357,12 +1357,11 @@ void cs_source_close(cs_source *s)
 
 int cs_source_auto_fetch_threads(int workers, int drain)
 {
-    /* drain: one per worker; with fetch.queue.backoff.ms (librdkafka 2.2+) a full prefetch queue
-     * is looked at again after 5 ms, without it (2.0.2) the fetch wake does it. Live: one, see
-     * source.h. */
-    if (!drain || workers <= 1)
-        return 1;
-    return workers;
+    /* one per worker, drain and live; with fetch.queue.backoff.ms (librdkafka 2.2+) a full
+     * prefetch queue is looked at again after 5 ms, without it (2.0.2) the fetch wake does it.
+     * See source.h. */
+    (void)drain;
+    return workers < 1 ? 1 : workers;
 }
 
 int cs_source_fetch_handles(const cs_source *s)

@@ -100,7 +100,7 @@ const cs_opt cs_cfg_opts[] = {
      .check = check_fetch_threads, .metavar = "N|auto", .values = "`auto` or 1..256",
      .desc = "Kafka consumer handles fetching for the workers, each with its own librdkafka "
              "threads (fetch, decompression, message hand-over); worker i is served by handle "
-             "i mod N. `auto`: with `drain`, one per worker; one otherwise. At most `threads`. "
+             "i mod N. `auto`: one per worker. At most `threads`. "
              "Live, the process is one member of the consumer group whatever N is: handle 0 "
              "joins, the others fetch their share of what it is assigned (docs/kafka.md)."},
     {.name = "rules", .type = T_STR, .off = OFF(rules), .def = "deploy/rules/retail.yaml",

@@ -669,14 +669,14 @@ static void wake_live_mode(void **state)
     cs_gen_free(g);
 }
 
-/* fetch_threads auto (issue 18, the handle default): one per worker in drain mode (with
+/* fetch_threads auto (issue 18, the handle default): one per worker, in drain mode (with
  * librdkafka 2.0.2 too: the fetch wake keeps a full prefetch queue from stalling the worker,
- * wake_after_full_queue); one live, where more are opt-in (live_2_handles) */
+ * wake_after_full_queue) and live (live_2_handles; regression_revoked_prefetch_stranded) */
 static void auto_fetch_threads(void **state)
 {
     (void)state;
     for (int w = 1; w <= 16; w++) {
-        assert_int_equal(cs_source_auto_fetch_threads(w, 0), 1); /* live: opt-in (source.h) */
+        assert_int_equal(cs_source_auto_fetch_threads(w, 0), w);
         assert_int_equal(cs_source_auto_fetch_threads(w, 1), w);
     }
 }
