@@ -304,10 +304,11 @@ static _Noreturn void die(int code)
 }
 
 /* A failed start (exit 2) from the main thread, before anything was consumed. The handles that
- * exist are destroyed first: exit() with their broker threads still inside a failed TLS or SASL handshake
- * ran OpenSSL's atexit clean-up under them, and the process ended with SIGSEGV after its error
- * line (kafka-security's repartition_wrong_password, once in four CI runs). The daemon does the
- * same (source.c, kafka_release). The consumer has not joined a group: no consumer close. */
+ * exist are destroyed first: exit() with their broker threads still inside a failed TLS or
+ * SASL handshake ran OpenSSL's atexit clean-up under them, and the process ended with SIGSEGV
+ * after its error line (kafka-security's repartition_wrong_password, once in four CI runs). The
+ * daemon does the same (source.c, kafka_release). The consumer has not joined a group: no
+ * consumer close. */
 static _Noreturn void die_start(void)
 {
     if (R.out) {
