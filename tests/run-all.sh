@@ -14,8 +14,9 @@
 #      and the bounded fault suite
 #      (tests/faults/run.sh with FAULTS_PROFILE=ci: kill -9, members joining and leaving, a
 #      SIGSTOPped zombie, broker and Redis restarts, Redis coming back empty, kill -9 and member
-#      changes on a SPEC 3.1 identity stream), its kill -9, members and zombie cases again with
-#      two fetch handles per live daemon (phase faults-handles: --fetch-threads 2), and the Redis
+#      changes on a SPEC 3.1 identity stream; every live daemon there has --threads 2, so two
+#      fetch handles by default), its kill -9, members and zombie cases again with one fetch
+#      handle per daemon (phase faults-1handle: --fetch-threads 1, the opt-out), and the Redis
 #      refusals (tests/refusals/run.sh with REFUSALS_PROFILE=ci: OOM, READONLY, NOPERM,
 #      WRONGTYPE, BUSY, LOADING in a live run)
 #   7. Kafka security (tests/kafka-security/run.sh): clickstage, its dead-letter producer, the load
@@ -67,8 +68,8 @@ phase repartition tests/repartition/run.sh
 phase kafka-security tests/kafka-security/run.sh
 phase loadgen tests/loadgen/run.sh
 phase faults env FAULTS_PROFILE="${FAULTS_PROFILE:-ci}" tests/faults/run.sh
-phase faults-handles env FAULTS_PROFILE="${FAULTS_PROFILE:-ci}" CASES="kill9 members zombie" \
-  FAULTS_DAEMON_ARGS="--fetch-threads 2" tests/faults/run.sh
+phase faults-1handle env FAULTS_PROFILE="${FAULTS_PROFILE:-ci}" CASES="kill9 members zombie" \
+  FAULTS_DAEMON_ARGS="--fetch-threads 1" tests/faults/run.sh
 phase refusals env REFUSALS_PROFILE="${REFUSALS_PROFILE:-ci}" tests/refusals/run.sh
 phase redis-ha env REDIS_HA_PROFILE="${REDIS_HA_PROFILE:-ci}" tests/redis-ha/run.sh
 phase soak env SOAK_PROFILE="${SOAK_PROFILE:-ci}" bench/soak.sh
