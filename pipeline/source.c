@@ -358,14 +358,22 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
         set(kc, "auto.offset.reset", conf->earliest ? "earliest" : "latest", errstr, errlen) ||
         /* state moves with partitions: move as few as possible on a rebalance */
         set(kc, "partition.assignment.strategy", "cooperative-sticky", errstr, errlen) ||
-        /* throughput: a deep prefetch queue per partition, fed by fetches of at most 16 MB
-         * (1 MB per partition). Larger responses (100 MB / 8 MB before issue 18) are
-         * allocated with mmap and page-faulted in afresh each time: 173k page faults for a
-         * 4M-event drain against 50k, ~8 % of the daemon's CPU (bench/RESULTS-e2e.md). */
+        /* throughput: fetches of at most 16 MB (1 MB per partition). Larger responses
+         * (100 MB / 8 MB before issue 18) are allocated with mmap and page-faulted in afresh
+         * each time: 173k page faults for a 4M-event drain against 50k, ~8 % of the daemon's
+         * CPU (bench/RESULTS-e2e.md).
+         * The prefetch bound: the partition queues are forwarded to their worker's queue, and
+         * librdkafka compares that queue's length with these (rd_kafka_q_len follows the
+         * forward), so they bound each worker's queue, not each partition's. 50,000 messages
+         * (~17 MB of 344-byte events) / 32 MB: with the fetch wake a refill starts as soon as
+         * the queue is below the bound, so a deeper queue only holds more memory and faults
+         * more of it in (200,000 / 128 MB before: 2.4x the peak RSS of a drain and more of its
+         * system time; 20,000 / 16 MB starved the workers: bench/RESULTS-e2e.md "the prefetch
+         * depth"). */
         set(kc, "fetch.max.bytes", "16777216", errstr, errlen) ||
         set(kc, "max.partition.fetch.bytes", "1048576", errstr, errlen) ||
-        set(kc, "queued.min.messages", "200000", errstr, errlen) ||
-        set(kc, "queued.max.messages.kbytes", "131072", errstr, errlen) ||
+        set(kc, "queued.min.messages", "50000", errstr, errlen) ||
+        set(kc, "queued.max.messages.kbytes", "32768", errstr, errlen) ||
         /* latency: the broker answers a fetch after at most 50 ms even when little is there */
         set(kc, "fetch.wait.max.ms", "50", errstr, errlen) ||
         /* drain: the end of a partition is also "no more messages": the last offsets of a
