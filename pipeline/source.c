@@ -414,7 +414,7 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     if (!conf->drain)
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     s->nh = conf->fetch_threads > 0 ? conf->fetch_threads
-                                    : cs_source_auto_fetch_threads(s->nworkers, conf->drain);
+                                    : cs_source_auto_fetch_threads(s->nworkers);
     if (s->nh > s->nworkers)
         s->nh = s->nworkers;
     if (s->nh > MAX_HANDLES)
@@ -1355,12 +1355,11 @@ void cs_source_close(cs_source *s)
         rd_kafka_consumer_close(s->hk[h]);
 }
 
-int cs_source_auto_fetch_threads(int workers, int drain)
+int cs_source_auto_fetch_threads(int workers)
 {
     /* one per worker, drain and live; with fetch.queue.backoff.ms (librdkafka 2.2+) a full
      * prefetch queue is looked at again after 5 ms, without it (2.0.2) the fetch wake does it.
      * See source.h. */
-    (void)drain;
     return workers < 1 ? 1 : workers;
 }
 

@@ -676,10 +676,8 @@ static void wake_live_mode(void **state)
 static void auto_fetch_threads(void **state)
 {
     (void)state;
-    for (int w = 1; w <= 16; w++) {
-        assert_int_equal(cs_source_auto_fetch_threads(w, 0), w);
-        assert_int_equal(cs_source_auto_fetch_threads(w, 1), w);
-    }
+    for (int w = 1; w <= 16; w++)
+        assert_int_equal(cs_source_auto_fetch_threads(w), w);
 }
 
 int main(void)
