@@ -225,17 +225,7 @@ static int bench_identity(uint64_t nevents, uint32_t ncust, int runs, const char
                           const char *id_rules, double login)
 {
     cs_gen_conf gc;
-    cs_gen_defaults(&gc);
-    gc.nevents = nevents;
-    gc.ncustomers = ncust;
-    gc.first_pass = 1;
-    gc.nparts = 16;
-    gc.span_ms = 20 * 60000;
-    gc.invalid_frac = 0.001;
-    gc.too_large_frac = 0;
-    gc.late_frac = 0.001;
-    gc.long_frac = 0;
-    gc.mean_events = (double)nevents / ncust < 1.5 ? 1.5 : (double)nevents / ncust;
+    bench_core_gen_conf(&gc, nevents, ncust);
     gc.login_frac = login;
     gc.second_device_frac = 0.2;
     cs_gen_out *g = cs_gen_run(&gc);
@@ -278,7 +268,7 @@ static int bench_identity(uint64_t nevents, uint32_t ncust, int runs, const char
 int main(int argc, char **argv)
 {
     uint64_t nevents = 5000000;
-    uint32_t ncust = 1000000;
+    uint32_t ncust = BENCH_CORE_CUSTOMERS;
     int threads = 2, runs = 3, core_only = 0;
     uint64_t snap_every = 0;
     const char *rules = "deploy/rules/retail.yaml";
@@ -325,19 +315,7 @@ int main(int argc, char **argv)
     if (id_rules)
         return bench_identity(nevents, ncust, runs, rules, id_rules, login);
     cs_gen_conf gc;
-    cs_gen_defaults(&gc);
-    gc.nevents = nevents;
-    gc.ncustomers = ncust;
-    gc.first_pass = 1;
-    gc.nparts = 16;
-    gc.span_ms = 20 * 60000; /* < gap: every session is still open at the end */
-    gc.invalid_frac = 0.001;
-    gc.too_large_frac = 0;
-    gc.late_frac = 0.001;
-    gc.long_frac = 0;
-    gc.mean_events = (double)nevents / ncust;
-    if (gc.mean_events < 1.5)
-        gc.mean_events = 1.5;
+    bench_core_gen_conf(&gc, nevents, ncust);
     double t0 = now_s();
     cs_gen_out *g = cs_gen_run(&gc);
     size_t bytes = 0;

@@ -1,7 +1,8 @@
 /* stage1_probe — what a simdjson-style first stage would cost on bench_core's messages (issue 18,
  * "the structural scanner": measured, not adopted; bench/RESULTS-e2e.md).
  *
- * The same messages as bench_core (same generator settings), each copied into a NUL-padded
+ * The same messages as bench_core (its generator settings, bench_util.h bench_core_gen_conf,
+ * with its default --customers), each copied into a NUL-padded
  * buffer as cs_decode does, then:
  *   stage1_classify: per 64-byte block (two AVX2 halves), bitmaps of '"', '\\', control bytes,
  *     the structural characters {}[]:, and whitespace (nibble tables, vpshufb), escaped quotes
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "gen.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -115,18 +117,8 @@ int main(int argc, char **argv)
         return 0;
     }
 #if defined(__x86_64__) && defined(__GNUC__)
-    cs_gen_conf gc; /* bench_core's settings for its default --customers */
-    cs_gen_defaults(&gc);
-    gc.nevents = nevents;
-    gc.ncustomers = 1000000;
-    gc.first_pass = 1;
-    gc.nparts = 16;
-    gc.span_ms = 20 * 60000;
-    gc.invalid_frac = 0.001;
-    gc.too_large_frac = 0;
-    gc.late_frac = 0.001;
-    gc.long_frac = 0;
-    gc.mean_events = (double)nevents / gc.ncustomers < 1.5 ? 1.5 : (double)nevents / gc.ncustomers;
+    cs_gen_conf gc;
+    bench_core_gen_conf(&gc, nevents, BENCH_CORE_CUSTOMERS);
     cs_gen_out *g = cs_gen_run(&gc);
     size_t cap = 1 << 16;
     uint8_t *pad = malloc(cap + 64);

@@ -422,7 +422,7 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
     if (!conf->drain)
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     s->nh = conf->fetch_threads > 0 ? conf->fetch_threads
-                                    : cs_source_auto_fetch_threads(s->nworkers, conf->drain);
+                                    : cs_source_auto_fetch_threads(s->nworkers);
     if (s->nh > s->nworkers)
         s->nh = s->nworkers;
     if (s->nh > MAX_HANDLES)
@@ -673,6 +673,66 @@ static size_t count_assigned(const cs_source *s)
     return n;
 }
 
+/* Gives up `parts` (those of them this process has): their counts are made durable
+ * (on_revoke) before the workers lose them, each is released (release_one: the engine partition
+ * is forgotten, the queue forwarded to dq, the worker's count and wake list updated), and every
+ * handle lets go of its share in librdkafka (handle 0's call, possibly with nothing, completes
+ * the revocation on the group's side). Partitions not assigned here are ignored. The one path
+ * by which a live source lets partitions go: a revocation, and a rebalance error (rebalance_cb).
+ * Control thread (the rebalance callback runs in cs_source_poll). */
+static void give_up(cs_source *s, rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts)
+{
+    int *ids = calloc((size_t)parts->cnt + 1, sizeof *ids);
+    size_t n = 0;
+    /* mine[h]: what handle h was assigned of it (a partition prepare_one refused was
+     * assigned to none, and librdkafka refuses to unassign what it does not have) */
+    rd_kafka_topic_partition_list_t *mine[MAX_HANDLES];
+    for (int h = 0; h < s->nh; h++)
+        mine[h] = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        int t = topic_index(s, parts->elems[i].topic);
+        tp *x = t >= 0 ? tp_get(s, t, parts->elems[i].partition, 0) : NULL;
+        if (x && x->part >= 0) {
+            ids[n++] = x->part;
+            set_part_of(s, x->topic, x->partition, -1); /* workers skip it from now on */
+            rd_kafka_topic_partition_list_add(mine[x->handle], parts->elems[i].topic,
+                                              parts->elems[i].partition);
+        }
+    }
+    /* counts of the revoked partitions become durable before anyone else reads them */
+    s->c.on_revoke(s->c.opaque, ids, n);
+    s->sweep_until = cs_mono_ms() + SWEEP_WINDOW_MS; /* see dq */
+    for (int i = 0; i < parts->cnt; i++) {
+        int t = topic_index(s, parts->elems[i].topic);
+        tp *x = t >= 0 ? tp_get(s, t, parts->elems[i].partition, 0) : NULL;
+        if (x && x->part >= 0) {
+            release_one(s, x);
+            s->revoked++;
+        }
+    }
+    free(ids);
+    slog(s, 6, "rebalance (%s): revoked %d partition(s)%s, now %zu",
+         s->cooperative ? "cooperative" : "eager", parts->cnt,
+         rd_kafka_assignment_lost(rk) ? " (lost: the group moved on without us)" : "",
+         count_assigned(s));
+    /* handle 0 is told (possibly nothing: the call completes the revocation on its side),
+     * the others let go of theirs by hand */
+    for (int h = 0; h < s->nh; h++) {
+        rd_kafka_error_t *e = NULL;
+        if (h && !mine[h]->cnt)
+            ;
+        else if (s->cooperative || h)
+            e = rd_kafka_incremental_unassign(s->hk[h], mine[h]);
+        else
+            rd_kafka_assign(rk, NULL);
+        if (e) {
+            slog(s, 3, "incremental_unassign (handle %d): %s", h, rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        rd_kafka_topic_partition_list_destroy(mine[h]);
+    }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -739,59 +799,31 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_list_destroy(ok[h]);
         }
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        int *ids = calloc((size_t)parts->cnt + 1, sizeof *ids);
-        size_t n = 0;
-        /* mine[h]: what handle h was assigned of it (a partition prepare_one refused was
-         * assigned to none, and librdkafka refuses to unassign what it does not have) */
-        rd_kafka_topic_partition_list_t *mine[MAX_HANDLES];
-        for (int h = 0; h < s->nh; h++)
-            mine[h] = rd_kafka_topic_partition_list_new(parts->cnt);
-        for (int i = 0; i < parts->cnt; i++) {
-            int t = topic_index(s, parts->elems[i].topic);
-            tp *x = t >= 0 ? tp_get(s, t, parts->elems[i].partition, 0) : NULL;
-            if (x && x->part >= 0) {
-                ids[n++] = x->part;
-                set_part_of(s, x->topic, x->partition, -1); /* workers skip it from now on */
-                rd_kafka_topic_partition_list_add(mine[x->handle], parts->elems[i].topic,
-                                                  parts->elems[i].partition);
-            }
-        }
-        /* counts of the revoked partitions become durable before anyone else reads them */
-        s->c.on_revoke(s->c.opaque, ids, n);
-        s->sweep_until = cs_mono_ms() + SWEEP_WINDOW_MS; /* see dq */
-        for (int i = 0; i < parts->cnt; i++) {
-            int t = topic_index(s, parts->elems[i].topic);
-            tp *x = t >= 0 ? tp_get(s, t, parts->elems[i].partition, 0) : NULL;
-            if (x && x->part >= 0) {
-                release_one(s, x);
-                s->revoked++;
-            }
-        }
-        free(ids);
-        slog(s, 6, "rebalance (%s): revoked %d partition(s)%s, now %zu",
-             s->cooperative ? "cooperative" : "eager", parts->cnt,
-             rd_kafka_assignment_lost(rk) ? " (lost: the group moved on without us)" : "",
-             count_assigned(s));
-        /* handle 0 is told (possibly nothing: the call completes the revocation on its side),
-         * the others let go of theirs by hand */
-        for (int h = 0; h < s->nh; h++) {
-            rd_kafka_error_t *e = NULL;
-            if (h && !mine[h]->cnt)
-                ;
-            else if (s->cooperative || h)
-                e = rd_kafka_incremental_unassign(s->hk[h], mine[h]);
-            else
-                rd_kafka_assign(rk, NULL);
-            if (e) {
-                slog(s, 3, "incremental_unassign (handle %d): %s", h, rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
-            }
-            rd_kafka_topic_partition_list_destroy(mine[h]);
-        }
+        give_up(s, rk, parts);
     } else {
-        slog(s, 3, "rebalance error: %s", rd_kafka_err2str(err));
-        for (int h = 0; h < s->nh; h++)
-            rd_kafka_assign(s->hk[h], NULL);
+        /* Any other err. librdkafka 2.0.2 never passes one: rd_kafka_rebalance_op (eager) and
+         * rd_kafka_rebalance_op_incr (cooperative), rdkafka_cgrp.c, the only places that queue
+         * a rebalance op, are always given __ASSIGN_PARTITIONS or __REVOKE_PARTITIONS, and a
+         * lost assignment comes as a revocation with rd_kafka_assignment_lost(). Should one
+         * come, the contract (rdkafka.h's rd_kafka_conf_set_rebalance_cb example:
+         * "rd_kafka_assign(rk, NULL); // sync state") is to drop the whole assignment, whatever
+         * `parts` holds. So everything this process has is given up exactly as a revocation
+         * gives it up (give_up): counts made durable, engine partitions released, every handle
+         * unassigned (handle 0 incrementally when cooperative: rd_kafka_assign(NULL) is refused
+         * with __STATE under the cooperative protocol). The group assigns them again on its
+         * next rebalance. Not reachable on cue with the 2.0.2 mock cluster, so no test drives
+         * this branch; give_up itself runs on every revocation (live_2_handles,
+         * regression_revoked_prefetch_stranded). */
+        slog(s, 3, "rebalance error: %s: giving up all %zu partition(s)", rd_kafka_err2str(err),
+             count_assigned(s));
+        rd_kafka_topic_partition_list_t *all =
+            rd_kafka_topic_partition_list_new((int)count_assigned(s) + 1);
+        for (size_t i = 0; i < s->ntps; i++)
+            if (s->tps[i].part >= 0)
+                rd_kafka_topic_partition_list_add(all, s->topics[s->tps[i].topic],
+                                                  s->tps[i].partition);
+        give_up(s, rk, all);
+        rd_kafka_topic_partition_list_destroy(all);
     }
 }
 
@@ -1363,12 +1395,11 @@ void cs_source_close(cs_source *s)
         rd_kafka_consumer_close(s->hk[h]);
 }
 
-int cs_source_auto_fetch_threads(int workers, int drain)
+int cs_source_auto_fetch_threads(int workers)
 {
     /* one per worker, drain and live; with fetch.queue.backoff.ms (librdkafka 2.2+) a full
      * prefetch queue is looked at again after 5 ms, without it (2.0.2) the fetch wake does it.
      * See source.h. */
-    (void)drain;
     return workers < 1 ? 1 : workers;
 }
 

@@ -33,8 +33,8 @@ typedef struct cs_config {
     int threads;            /* 0 = online cores (default 0), 0..256 */
     char *fetch_threads_opt; /* option fetch_threads: "auto" (default) or 1..256 */
     int fetch_threads;      /* checked at load: 0 = auto (resolved by main with
-                               cs_source_auto_fetch_threads: it depends on librdkafka), else
-                               never above the workers; > 1 only in drain mode */
+                               cs_source_auto_fetch_threads: one per worker, drain and live),
+                               else never above the workers, in either mode */
     char *rules;            /* default "deploy/rules/retail.yaml" */
     char *redis;            /* default "redis://127.0.0.1:6379/0"; also unix:///path.sock
                                and /path.sock (see cs_config_parse_redis_url) */

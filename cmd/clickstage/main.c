@@ -105,7 +105,7 @@ int main(int argc, char **argv)
     if (nw < 1)
         nw = 1;
     if (cfg.fetch_threads <= 0) /* fetch_threads auto */
-        cfg.fetch_threads = cs_source_auto_fetch_threads(nw, cfg.drain);
+        cfg.fetch_threads = cs_source_auto_fetch_threads(nw);
     CS_LOG(CS_LOG_INFO, "clickstage %s starting: journey %s, %d stage(s), %d rule(s), %d worker(s), "
            "%d fetch thread(s), %s",
            CLICKSTAGE_VERSION, cs_rules_journey(rs), cs_rules_nstages(rs), cs_rules_nrules(rs),

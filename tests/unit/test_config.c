@@ -1127,8 +1127,8 @@ static void test_roundtrip(void **state)
 }
 
 /* fetch_threads (issue 18): auto is left to the source (0: cs_source_auto_fetch_threads, tested
- * in test_source_mock); 0, more than the workers, or more than one in live mode is refused
- * naming the option */
+ * in test_source_mock); 0 or more than the workers is refused naming the option, in drain mode
+ * and live (where several handles are allowed) */
 static void test_fetch_threads(void **state)
 {
     cs_config c;

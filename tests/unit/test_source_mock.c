@@ -53,6 +53,11 @@ typedef struct fx {
     int slow_us;          /* a pause after each consume call (the stranded test) */
     pthread_t th[4];
     void *args[4][2];
+    /* fx_setup: the stream, the mock cluster holding it, the producer that owns the cluster */
+    cs_gen_out *g;
+    rd_kafka_mock_cluster_t *mc;
+    const char *boot;     /* the cluster's bootstrap servers */
+    rd_kafka_t *prod;
 } fx;
 
 static int on_assign(void *opaque, const char *topic, int32_t partition, int worker,
@@ -170,6 +175,54 @@ static cs_gen_out *gen_stream(uint64_t seed)
     return cs_gen_run(&gc);
 }
 
+/* The shared fixture, on a zeroed f: the stream of `seed` (gen_stream) in a mock cluster
+ * (produce_mock) and an engine of nw workers on data/model.yaml. No source yet: fx_open. */
+static void fx_setup(fx *f, uint64_t seed, int nw)
+{
+    char err[512];
+    f->g = gen_stream(seed);
+    f->prod = produce_mock(f->g, &f->mc);
+    f->boot = rd_kafka_mock_cluster_bootstraps(f->mc);
+    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
+    assert_non_null(rs);
+    f->e = cs_engine_new(rs, nw, err, sizeof err);
+    atomic_init(&f->processed, 0);
+}
+
+/* Creates and starts f->src from sc (group, topics, mode, tuning: the test's own); the brokers
+ * (the fixture's cluster) and the callbacks (on_assign, on_revoke, opaque f) are set here. */
+static void fx_open(fx *f, cs_source_conf sc)
+{
+    char err[512];
+    sc.brokers = f->boot;
+    sc.on_assign = on_assign;
+    sc.on_revoke = on_revoke;
+    sc.opaque = f;
+    f->src = cs_source_new(f->e, &sc, err, sizeof err);
+    if (!f->src)
+        fprintf(stderr, "cs_source_new: %s\n", err);
+    assert_non_null(f->src);
+    assert_int_equal(cs_source_start(f->src, err, sizeof err), 0);
+}
+
+/* Closes (leaves the group) and destroys f->src; the workers must have stopped. */
+static void fx_close(fx *f)
+{
+    cs_source_close(f->src);
+    cs_source_destroy(f->src);
+    f->src = NULL;
+}
+
+/* Undoes fx_setup (and fx_open, if the source is still open). */
+static void fx_teardown(fx *f)
+{
+    if (f->src)
+        fx_close(f);
+    cs_engine_destroy(f->e);
+    rd_kafka_destroy(f->prod);
+    cs_gen_free(f->g);
+}
+
 /* The reference model's counts of the whole stream against what the workers counted (plus
  * `got` so far); returns the differences. */
 static long compare_with_model(fx *f, const cs_gen_out *g, cs_counts *got, int nw)
@@ -194,27 +247,15 @@ static long compare_with_model(fx *f, const cs_gen_out *g, cs_counts *got, int n
 static void run_mode(int fault, int nh, int live)
 {
     enum { NW = 3 };
-    cs_gen_out *g = gen_stream(100 + (uint64_t)fault);
-    char err[512];
-    rd_kafka_mock_cluster_t *mc = NULL;
-    rd_kafka_t *prod = produce_mock(g, &mc);
-
-    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
-    assert_non_null(rs);
     fx f = {0};
-    f.e = cs_engine_new(rs, NW, err, sizeof err);
-    atomic_init(&f.processed, 0);
-    cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g",
-                         .topics = "clicks", .earliest = 1, .drain = !live, .batch_size = 500,
-                         .fetch_threads = nh,
-                         .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &f,
-                         /* small fetches: many round trips for the faults to hit */
-                         .extra_props = "fetch.max.bytes=1000000,max.partition.fetch.bytes=16384,message.max.bytes=65536"};
-    f.src = cs_source_new(f.e, &sc, err, sizeof err);
-    if (!f.src)
-        fprintf(stderr, "cs_source_new: %s\n", err);
-    assert_non_null(f.src);
-    assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
+    fx_setup(&f, 100 + (uint64_t)fault, NW);
+    const cs_gen_out *g = f.g;
+    rd_kafka_mock_cluster_t *mc = f.mc;
+    fx_open(&f, (cs_source_conf){.group = "g", .topics = "clicks", .earliest = 1, .drain = !live,
+                                 .batch_size = 500, .fetch_threads = nh,
+                                 /* small fetches: many round trips for the faults to hit */
+                                 .extra_props = "fetch.max.bytes=1000000,max.partition.fetch."
+                                                "bytes=16384,message.max.bytes=65536"});
     assert_int_equal(cs_source_fetch_handles(f.src), nh);
     workers_start(&f, NW);
 
@@ -282,11 +323,7 @@ static void run_mode(int fault, int nh, int live)
     assert_int_equal(d, 0);
     cs_counts_free(want);
     cs_counts_free(got);
-    cs_source_close(f.src);
-    cs_source_destroy(f.src);
-    cs_engine_destroy(f.e);
-    rd_kafka_destroy(prod);
-    cs_gen_free(g);
+    fx_teardown(&f);
 }
 
 /* librdkafka < 2.3.0 asserted in rd_kafka_destroy ("rd_kafka_sticky_assignor_state_destroy:
@@ -361,26 +398,16 @@ static void live_injected_fetch_errors_2_handles(void **st) { run_mode(2, 2, 1);
 static void regression_revoked_prefetch_stranded(void **st)
 {
     enum { NW = 2 };
-    cs_gen_out *g = gen_stream(300);
     char err[512];
-    rd_kafka_mock_cluster_t *mc = NULL;
-    rd_kafka_t *prod = produce_mock(g, &mc);
-    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
-    assert_non_null(rs);
     fx f = {0};
-    f.e = cs_engine_new(rs, NW, err, sizeof err);
-    atomic_init(&f.processed, 0);
-    const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
-    cs_source_conf sc = {.brokers = boot, .group = "g-strand", .topics = "clicks", .earliest = 1,
-                         .batch_size = 50, .fetch_threads = 2, .on_assign = on_assign,
-                         .on_revoke = on_revoke, .opaque = &f,
-                         /* a few messages per fetch: a fetch is always in flight */
-                         .extra_props = "fetch.max.bytes=65536,max.partition.fetch.bytes=2048,"
-                                        "message.max.bytes=65536,session.timeout.ms=6000,"
-                                        "heartbeat.interval.ms=300"};
-    f.src = cs_source_new(f.e, &sc, err, sizeof err);
-    assert_non_null(f.src);
-    assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
+    fx_setup(&f, 300, NW);
+    const char *boot = f.boot;
+    fx_open(&f, (cs_source_conf){.group = "g-strand", .topics = "clicks", .earliest = 1,
+                                 .batch_size = 50, .fetch_threads = 2,
+                                 /* a few messages per fetch: a fetch is always in flight */
+                                 .extra_props = "fetch.max.bytes=65536,max.partition.fetch.bytes="
+                                                "2048,message.max.bytes=65536,session.timeout."
+                                                "ms=6000,heartbeat.interval.ms=300"});
     f.slow_us = 5000;
     workers_start(&f, NW);
     cs_source_tp tps[8];
@@ -447,11 +474,7 @@ static void regression_revoked_prefetch_stranded(void **st)
             (unsigned long long)ss.revoked, (unsigned long long)ss.revoked_discarded);
     assert_true(ss.revoked >= 3);
     workers_stop(&f);
-    cs_source_close(f.src);
-    cs_source_destroy(f.src);
-    cs_engine_destroy(f.e);
-    rd_kafka_destroy(prod);
-    cs_gen_free(g);
+    fx_teardown(&f);
 }
 
 /* A partition moves between handles: a drain with one handle (3 workers) stops at ~40 %; each
@@ -462,30 +485,19 @@ static void regression_revoked_prefetch_stranded(void **st)
 static void moved_between_handles(void **state)
 {
     enum { NW = 3 };
-    cs_gen_out *g = gen_stream(200);
-    char err[512];
-    rd_kafka_mock_cluster_t *mc = NULL;
-    rd_kafka_t *prod = produce_mock(g, &mc);
-    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
-    assert_non_null(rs);
     fx f = {0};
-    f.e = cs_engine_new(rs, NW, err, sizeof err);
-    atomic_init(&f.processed, 0);
+    fx_setup(&f, 200, NW);
+    const cs_gen_out *g = f.g;
     cs_counts *got = cs_counts_new();
     moved_part mp[4] = {{0}};
     int before[4];
     uint64_t redelivered = 0;
     for (int phase = 0; phase < 2; phase++) {
-        cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g",
-                             .topics = "clicks", .earliest = 1, .drain = 1, .batch_size = 500,
-                             .fetch_threads = phase ? NW : 1, .on_assign = on_assign,
-                             .on_revoke = on_revoke, .opaque = &f,
-                             .extra_props = "fetch.max.bytes=1000000,max.partition.fetch.bytes="
-                                            "16384,message.max.bytes=65536"};
         f.moved = phase ? mp : NULL;
-        f.src = cs_source_new(f.e, &sc, err, sizeof err);
-        assert_non_null(f.src);
-        assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
+        fx_open(&f, (cs_source_conf){.group = "g", .topics = "clicks", .earliest = 1, .drain = 1,
+                                     .batch_size = 500, .fetch_threads = phase ? NW : 1,
+                                     .extra_props = "fetch.max.bytes=1000000,max.partition."
+                                                    "fetch.bytes=16384,message.max.bytes=65536"});
         assert_int_equal(cs_source_fetch_handles(f.src), phase ? NW : 1);
         workers_start(&f, NW);
         for (int tick = 0; !cs_source_drained(f.src) && tick < 6000; tick++) {
@@ -534,8 +546,7 @@ static void moved_between_handles(void **state)
             }
             assert_true(moved >= 2);
         }
-        cs_source_close(f.src);
-        cs_source_destroy(f.src);
+        fx_close(&f);
     }
     assert_int_equal(redelivered, 0); /* each part started exactly where the last one stopped */
     long d = compare_with_model(&f, g, got, NW);
@@ -545,9 +556,7 @@ static void moved_between_handles(void **state)
     for (int q = 0; q < 4; q++)
         free(mp[q].snap);
     cs_counts_free(got);
-    cs_engine_destroy(f.e);
-    rd_kafka_destroy(prod);
-    cs_gen_free(g);
+    fx_teardown(&f);
 }
 
 /* The fetch wake (source.c): with one handle per worker and a small prefetch limit, every
@@ -560,26 +569,16 @@ static void wake_drain(int batch)
 {
     enum { NW = 2 };
     int off = getenv("CS_TEST_FETCH_WAKE_OFF") != NULL;
-    cs_gen_out *g = gen_stream(300);
-    char err[512];
-    rd_kafka_mock_cluster_t *mc = NULL;
-    rd_kafka_t *prod = produce_mock(g, &mc);
-    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
-    assert_non_null(rs);
     fx f = {0};
-    f.e = cs_engine_new(rs, NW, err, sizeof err);
-    atomic_init(&f.processed, 0);
-    cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g",
-                         .topics = "clicks", .earliest = 1, .drain = 1, .batch_size = batch,
-                         .fetch_threads = NW, .fetch_wake = off ? -1 : 1,
-                         .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &f,
-                         /* one response fills the queue past queued.min.messages */
-                         .extra_props = "queued.min.messages=1000,fetch.max.bytes=4000000,"
-                                        "max.partition.fetch.bytes=1000000,"
-                                        "message.max.bytes=65536"};
-    f.src = cs_source_new(f.e, &sc, err, sizeof err);
-    assert_non_null(f.src);
-    assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
+    fx_setup(&f, 300, NW);
+    const cs_gen_out *g = f.g;
+    fx_open(&f, (cs_source_conf){.group = "g", .topics = "clicks", .earliest = 1, .drain = 1,
+                                 .batch_size = batch, .fetch_threads = NW,
+                                 .fetch_wake = off ? -1 : 1,
+                                 /* one response fills the queue past queued.min.messages */
+                                 .extra_props = "queued.min.messages=1000,fetch.max.bytes="
+                                                "4000000,max.partition.fetch.bytes=1000000,"
+                                                "message.max.bytes=65536"});
     assert_int_equal(cs_source_fetch_handles(f.src), NW);
     int64_t t0 = cs_mono_ms();
     workers_start(&f, NW);
@@ -602,11 +601,7 @@ static void wake_drain(int batch)
     /* without the wake each refill may cost up to 1 s (3-4 s in all here) */
     assert_true(ms < 1500);
     cs_counts_free(got);
-    cs_source_close(f.src);
-    cs_source_destroy(f.src);
-    cs_engine_destroy(f.e);
-    rd_kafka_destroy(prod);
-    cs_gen_free(g);
+    fx_teardown(&f);
 }
 
 /* batches of 200 and of 2000, twice queued.min.messages (the worker may take the whole queue
@@ -626,25 +621,15 @@ static void wake_live_mode(void **state)
 {
     (void)state;
     int off = getenv("CS_TEST_FETCH_WAKE_OFF") != NULL;
-    cs_gen_out *g = gen_stream(400);
-    char err[512];
-    rd_kafka_mock_cluster_t *mc = NULL;
-    rd_kafka_t *prod = produce_mock(g, &mc);
-    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
-    assert_non_null(rs);
     fx f = {0};
-    f.e = cs_engine_new(rs, 1, err, sizeof err);
-    atomic_init(&f.processed, 0);
-    cs_source_conf sc = {.brokers = rd_kafka_mock_cluster_bootstraps(mc), .group = "g-live",
-                         .topics = "clicks", .earliest = 1, .batch_size = 200,
-                         .fetch_wake = off ? -1 : 0, /* 0: on with librdkafka 2.0.2 */
-                         .on_assign = on_assign, .on_revoke = on_revoke, .opaque = &f,
-                         .extra_props = "queued.min.messages=1000,fetch.max.bytes=4000000,"
-                                        "max.partition.fetch.bytes=1000000,"
-                                        "message.max.bytes=65536"};
-    f.src = cs_source_new(f.e, &sc, err, sizeof err);
-    assert_non_null(f.src);
-    assert_int_equal(cs_source_start(f.src, err, sizeof err), 0);
+    fx_setup(&f, 400, 1);
+    const cs_gen_out *g = f.g;
+    fx_open(&f, (cs_source_conf){.group = "g-live", .topics = "clicks", .earliest = 1,
+                                 .batch_size = 200,
+                                 .fetch_wake = off ? -1 : 0, /* 0: on with librdkafka 2.0.2 */
+                                 .extra_props = "queued.min.messages=1000,fetch.max.bytes="
+                                                "4000000,max.partition.fetch.bytes=1000000,"
+                                                "message.max.bytes=65536"});
     workers_start(&f, 1);
     int64_t t_first = -1, deadline = cs_mono_ms() + 30000;
     while (atomic_load(&f.processed) < g->nmsgs && cs_mono_ms() < deadline) {
@@ -663,11 +648,7 @@ static void wake_live_mode(void **state)
     if (!off)
         assert_true(st.fetch_wakes > 0);
     assert_true(ms < 1500);
-    cs_source_close(f.src);
-    cs_source_destroy(f.src);
-    cs_engine_destroy(f.e);
-    rd_kafka_destroy(prod);
-    cs_gen_free(g);
+    fx_teardown(&f);
 }
 
 /* fetch_threads auto (issue 18, the handle default): one per worker, in drain mode (with
@@ -676,10 +657,8 @@ static void wake_live_mode(void **state)
 static void auto_fetch_threads(void **state)
 {
     (void)state;
-    for (int w = 1; w <= 16; w++) {
-        assert_int_equal(cs_source_auto_fetch_threads(w, 0), w);
-        assert_int_equal(cs_source_auto_fetch_threads(w, 1), w);
-    }
+    for (int w = 1; w <= 16; w++)
+        assert_int_equal(cs_source_auto_fetch_threads(w), w);
 }
 
 int main(void)
