@@ -1036,7 +1036,7 @@ static NOINLINE void clear_fields(const cs_decode_plan *pl, cs_decoded *out)
  * winner's priority, 0xFF for none, win[f] its hit). Escaped strings are undone into the
  * scratch buffer, once per hit: unescaped text is never longer than its source and sources do
  * not overlap, so the scratch buffer (cap >= message length) always has room. */
-static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out,
+static ALWAYS_INLINE void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out,
                     const uint8_t *best, const uint16_t *win, const uint8_t *base,
                     const char *buf)
 {
@@ -1173,7 +1173,7 @@ static NOINLINE int parse_num_time(const char *s, size_t n, int json, int unit, 
     return 0;
 }
 
-static int rfc3339_cached(cs_decoder *d, const char *str, size_t len, int64_t *ms);
+static ALWAYS_INLINE int rfc3339_cached(cs_decoder *d, const char *str, size_t len, int64_t *ms);
 
 /* The time field (if any) into out->ts_ms, then the plan's bounds. Inlined, with `tsv` a
  * constant at each call, so that cs_decode's JSON path has only the time code it had before. */
@@ -1330,11 +1330,15 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
 /* cs_decode and cs_decode_padded: `padded` says that buf[len .. len + PAD) are NULs already
  * (the caller's guarantee, decode.h), so the scan runs on buf itself; otherwise on the decoder's
  * copy. Either way `base` is what the scanner reads and hit pointers point into; nothing is ever
- * written through it (unescaped text goes to d->scratch, unescaped keys to d->keybuf). One
- * function with a flag rather than an inlined copy of the scanner per entry point: the flag
- * costs a compare per message. */
-static cs_invalid decode_json(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
-                              cs_decoded *out, const int padded)
+ * written through it (unescaped text goes to d->scratch, unescaped keys to d->keybuf).
+ * Inlined into each entry point with `padded` a constant, as finish_time is (resolve and
+ * rfc3339_cached, now with two callers each, are forced inline as they were with one): rejected,
+ * one function with a run-time flag (callgrind: +22 instructions per message on cs_decode's
+ * path, bench_decode; cs_decode_padded's 2908 per bench_core event against 2847 inlined), for
+ * one more copy of the scanner in the binary. */
+static ALWAYS_INLINE cs_invalid decode_json(cs_decoder *d, const char *buf, size_t len,
+                                            int64_t fallback_ts_ms, cs_decoded *out,
+                                            const int padded)
 {
     const cs_decode_plan *pl = d->plan;
     /* out->f: cleared here on the paths that return before resolve(), by resolve() itself on
@@ -1775,7 +1779,7 @@ int cs_parse_rfc3339(const char *str, size_t len, int64_t *ms)
  * picked by the hour's and the minute's last digits, so the minute before (an event a little
  * out of order) and the same minute in another UTC offset mostly keep their own slots. len >=
  * 20. The initial keys (all zero bytes) are not a valid prefix, so they never match. */
-static int rfc3339_cached(cs_decoder *d, const char *str, size_t len, int64_t *ms)
+static ALWAYS_INLINE int rfc3339_cached(cs_decoder *d, const char *str, size_t len, int64_t *ms)
 {
     const unsigned char *s = (const unsigned char *)str;
     uint64_t a, b;
