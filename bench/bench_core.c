@@ -2,12 +2,16 @@
  *
  * Generates N events (default 5M) for C customers (default 1M, every one visited) within less
  * than one session gap of event time, so that ~C sessions are open at the end, then measures:
- *   - decode only (the hand-written scanner) vs cJSON parse + the five field look-ups;
+ *   - decode only (the hand-written scanner: cs_decode, which copies each message into the
+ *     decoder, "decode_ns" as always; cs_decode_padded on the same messages in place,
+ *     "decode_inplace_ns") vs cJSON parse + the five field look-ups;
  *   - when built with libsimdjson-dev (CS_HAVE_SIMDJSON): simdjson On-Demand taking the same
  *     fields, beside the scanner, on the same 1M-message sample (padded copies in one arena,
  *     both timed on it), each run;
  *   - the whole core (decode + hash + sessionize + classify + aggregate, with a simulated flush
- *     hand-off every 250k events per worker) on 1 thread and on T threads (default 2).
+ *     hand-off every 250k events per worker) on 1 thread and on T threads (default 2), through
+ *     cs_worker_process_padded as the daemon's workers run it: the messages are generated
+ *     with CS_MSG_PAD NULs after each (cs_gen_run_padded), partition after partition.
  * Each figure is the median of R runs (default 3). The last stdout line is one JSON object.
  *
  * Decode per format (SPEC §1.1): the same journeys spelled in every format the generator speaks
@@ -81,7 +85,10 @@ static void *worker(void *p)
             if (pos[q] >= gp->n)
                 continue;
             size_t n = gp->n - pos[q] < a->batch ? gp->n - pos[q] : a->batch;
-            cs_worker_process(w, q, gp->msgs + pos[q], n);
+            if (a->g->pad >= CS_MSG_PAD) /* the daemon's path (source.c pads its arena) */
+                cs_worker_process_padded(w, q, gp->msgs + pos[q], n);
+            else
+                cs_worker_process(w, q, gp->msgs + pos[q], n);
             pos[q] += n;
             since_flush += n;
             since_snap += n;
@@ -228,7 +235,7 @@ static int bench_identity(uint64_t nevents, uint32_t ncust, int runs, const char
     bench_core_gen_conf(&gc, nevents, ncust);
     gc.login_frac = login;
     gc.second_device_frac = 0.2;
-    cs_gen_out *g = cs_gen_run(&gc);
+    cs_gen_out *g = cs_gen_run_padded(&gc, CS_MSG_PAD);
     double off[15], on[15], ratio[15];
     core_result r0 = {0}, r1 = {0};
     if (runs > 15)
@@ -317,7 +324,9 @@ int main(int argc, char **argv)
     cs_gen_conf gc;
     bench_core_gen_conf(&gc, nevents, ncust);
     double t0 = now_s();
-    cs_gen_out *g = cs_gen_run(&gc);
+    /* padded as the source's arena is, so that the core runs decode in place as the daemon's
+     * workers do (cs_worker_process_padded) */
+    cs_gen_out *g = cs_gen_run_padded(&gc, CS_MSG_PAD);
     size_t bytes = 0;
     for (int q = 0; q < g->nparts; q++)
         for (size_t i = 0; i < g->parts[q].n; i++)
@@ -354,7 +363,7 @@ int main(int argc, char **argv)
                 b += fg[f]->parts[q].msgs[i].len;
         fbytes[f] = (double)b / (double)fg[f]->nmsgs;
     }
-    double dec[15], cj[15], one[15], many[15], snapr[15], ratio[15], decs[15], sj[15];
+    double dec[15], decp[15], cj[15], one[15], many[15], snapr[15], ratio[15], decs[15], sj[15];
     int have_sj = 0;
 #ifdef CS_HAVE_SIMDJSON
     /* the sample (the first 1M messages, as cJSON's), each copied with simdjson's padding */
@@ -413,7 +422,7 @@ int main(int argc, char **argv)
             if (!snap_every)
                 r1 = run_core(g, rules, 1, 0);
             one[rr] = many[rr] = (double)g->nmsgs / r1.secs;
-            dec[rr] = cj[rr] = 0;
+            dec[rr] = decp[rr] = cj[rr] = 0;
             printf("run %d: core 1 thread %.2f M events/s\n", rr + 1, one[rr] / 1e6);
             continue;
         }
@@ -426,6 +435,14 @@ int main(int argc, char **argv)
                 ok += cs_decode(d, g->parts[q].msgs[i].payload, g->parts[q].msgs[i].len,
                                 g->parts[q].msgs[i].ts_ms, &ev) == CS_DECODE_OK;
         dec[rr] = (now_s() - s) * 1e9 / (double)n;
+        /* the same messages decoded in place (what the core and the daemon do) */
+        n = 0;
+        s = now_s();
+        for (int q = 0; q < g->nparts; q++)
+            for (size_t i = 0; i < g->parts[q].n; i++, n++)
+                cs_decode_padded(d, g->parts[q].msgs[i].payload, g->parts[q].msgs[i].len,
+                                 g->parts[q].msgs[i].ts_ms, &ev);
+        decp[rr] = (now_s() - s) * 1e9 / (double)n;
         cs_decoder_destroy(d);
         if (ok < n * 9 / 10) { /* the generated stream is ~98 % valid */
             fprintf(stderr, "bench_core: only %llu of %llu messages decoded: the decode figure "
@@ -483,10 +500,10 @@ int main(int argc, char **argv)
                 printf(" %s %.1f", cs_format_at(f)->name, fdec[f][rr]);
             putchar('\n');
         }
-        printf("run %d: decode %.1f ns, cJSON %.1f ns (ok %llu, found %llu), core 1 thread "
-               "%.2f M events/s, %d threads %.2f M events/s\n",
-               rr + 1, dec[rr], cj[rr], (unsigned long long)ok, (unsigned long long)found,
-               one[rr] / 1e6, threads, many[rr] / 1e6);
+        printf("run %d: decode %.1f ns (in place %.1f ns), cJSON %.1f ns (ok %llu, found %llu), "
+               "core 1 thread %.2f M events/s, %d threads %.2f M events/s\n",
+               rr + 1, dec[rr], decp[rr], cj[rr], (unsigned long long)ok,
+               (unsigned long long)found, one[rr] / 1e6, threads, many[rr] / 1e6);
         fflush(stdout);
     }
     double eps1 = median(one, runs), epsn = median(many, runs);
@@ -516,10 +533,11 @@ int main(int argc, char **argv)
            "\"events_per_sec\":%.0f,\"ns_per_event\":%.1f,\"events_per_sec_1t\":%.0f,"
            "\"ns_per_event_1t\":%.1f,\"scaling\":%.2f,\"bytes_per_session\":%.1f,"
            "\"bytes_per_customer\":%.1f,\"open_sessions\":%llu,\"decode_ns\":%.1f,"
-           "\"cjson_decode_ns\":%.1f,\"cjson_sample\":%zu,\"decode_speedup\":%.1f,"
+           "\"decode_inplace_ns\":%.1f,\"cjson_decode_ns\":%.1f,\"cjson_sample\":%zu,\"decode_speedup\":%.1f,"
            "\"avg_event_bytes\":%.0f,\"runs\":%d,\"max_rss_kb\":%ld",
            (unsigned long long)g->nmsgs, ncust, threads, epsn, 1e9 / epsn, eps1, 1e9 / eps1,
-           epsn / eps1, bps, bpc, (unsigned long long)r1.sessions, decode_ns, cjson_ns, sample,
+           epsn / eps1, bps, bpc, (unsigned long long)r1.sessions, decode_ns,
+           median(decp, runs), cjson_ns, sample,
            cjson_ns / decode_ns, (double)bytes / (double)g->nmsgs, runs, ru.ru_maxrss);
     if (nfmt) {
         printf(",\"format_events\":%llu,\"decode_ns_by_format\":{",

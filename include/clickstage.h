@@ -91,6 +91,13 @@ void cs_engine_set_watermark(cs_engine *e, int64_t W);
 /* ---- worker (its own thread only) ---- */
 /* Decodes, sessionizes, classifies and counts a batch of one partition, in order. */
 void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n);
+/* The same, without the decoder's copy of each payload: the caller guarantees that every
+ * msgs[i].payload is followed by CS_MSG_PAD NUL bytes (payload[len .. len + CS_MSG_PAD)
+ * readable and 0, len 0 included), and that they stay there until the call returns; payloads
+ * are decoded where they lie and only read. The padding is not part of the message: len
+ * excludes it, and the invalid hook gets the message as given (payload, len). */
+#define CS_MSG_PAD 64
+void cs_worker_process_padded(cs_worker *w, int part, const cs_msg *msgs, size_t n);
 /* Publishes this worker's partition watermarks, refreshes the overall one and expires what it
  * has passed. Call between batches. */
 void cs_worker_tick(cs_worker *w);

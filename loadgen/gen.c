@@ -1917,8 +1917,14 @@ int cs_gen_next(cs_gen *g, cs_gen_msg *m)
 
 cs_gen_out *cs_gen_run(const cs_gen_conf *c)
 {
+    return cs_gen_run_padded(c, 0);
+}
+
+cs_gen_out *cs_gen_run_padded(const cs_gen_conf *c, size_t pad)
+{
     cs_gen_out *o = calloc(1, sizeof *o);
     o->nparts = c->nparts;
+    o->pad = pad;
     o->parts = calloc((size_t)c->nparts, sizeof *o->parts);
     cs_gen_plan *pl = cs_gen_plan_new(c);
     if (!pl)
@@ -1935,16 +1941,17 @@ cs_gen_out *cs_gen_run(const cs_gen_conf *c)
         cs_gen_pstream *s = cs_gen_pstream_new(pl, p);
         cs_gen_msg m;
         while (cs_gen_pstream_next(s, &m)) {
-            if (o->arena_len + m.len > o->arena_cap) {
-                while (o->arena_len + m.len > o->arena_cap)
+            if (o->arena_len + m.len + pad > o->arena_cap) {
+                while (o->arena_len + m.len + pad > o->arena_cap)
                     o->arena_cap *= 2;
                 o->arena = realloc(o->arena, o->arena_cap);
             }
             memcpy(o->arena + o->arena_len, m.payload, m.len);
+            memset(o->arena + o->arena_len + m.len, 0, pad);
             gp->msgs[gp->n] = (cs_msg){(const char *)(uintptr_t)o->arena_len, m.len, m.ts_ms,
                                        (int64_t)gp->n};
             gp->n++;
-            o->arena_len += m.len;
+            o->arena_len += m.len + pad;
             o->nmsgs++;
             o->ninvalid += (uint64_t)m.invalid;
             o->nlate += (uint64_t)m.late;

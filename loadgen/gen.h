@@ -160,9 +160,13 @@ typedef struct cs_gen_out {
     cs_gen_part *parts;
     int nparts;
     uint64_t nmsgs, ninvalid, nlate;
+    size_t pad; /* NUL bytes after every payload in the arena (cs_gen_run_padded) */
 } cs_gen_out;
 
 cs_gen_out *cs_gen_run(const cs_gen_conf *c);
+/* cs_gen_run with every payload followed by `pad` NUL bytes in the arena (not in len), as the
+ * source's arena holds them: pad = CS_MSG_PAD for cs_worker_process_padded. Same messages. */
+cs_gen_out *cs_gen_run_padded(const cs_gen_conf *c, size_t pad);
 void cs_gen_free(cs_gen_out *o);
 
 /* The partition a keyed producer of this generator picks for a customer id. */

@@ -7,10 +7,14 @@
  *  - Child look-up is one open-addressing hash table for the whole trie, keyed by (parent node,
  *    segment): for keys of up to 16 bytes, a multiplicative hash of the key's bytes as already
  *    loaded in an SSE register, and one 16-byte compare.
- *  - The message is first copied into the decoder's buffer followed by NUL padding. A NUL byte
- *    is invalid everywhere in JSON (not whitespace, not a token, a control character inside a
+ *  - The scanner reads the message followed by PAD (CS_DECODE_PAD) NUL bytes. A NUL byte is
+ *    invalid everywhere in JSON (not whitespace, not a token, a control character inside a
  *    string), so the scanner needs no end-of-buffer checks: every path stops at the sentinel
- *    and fails, and 16-byte loads never leave the buffer. Copying ~330 bytes costs a few ns.
+ *    and fails, and 16-byte loads never leave the buffer. cs_decode copies the message into
+ *    the decoder's buffer and pads it there; cs_decode_padded scans the caller's buffer in
+ *    place, the caller having put the NULs after it (the worker's arena does: source.c). The
+ *    scanner never writes to the bytes it scans, so both see the same bytes and give the same
+ *    results (tests/unit/test_decode.c, the fuzzer fuzz_decode compare them).
  *  - The scanner is an explicit state machine (no recursion) with a stack of containers. Each
  *    open object remembers the trie node it corresponds to, or none when nothing below it is
  *    wanted; keys of such objects are never looked up, their values are only validated.
@@ -53,7 +57,7 @@
 #define PERFECT_MAX_NODES 128 /* trie_build looks for a perfect key table up to this many nodes */
 #define PERFECT_TRIES 256     /* multipliers tried per table size */
 #define MAX_DEPTH_CAP 1024 /* max_depth is clamped to 1..MAX_DEPTH_CAP */
-#define PAD 64             /* NUL bytes after the copied message (>= 16 + 12) */
+#define PAD CS_DECODE_PAD  /* NUL bytes after the scanned message (>= 16 + 12) */
 #define MAX_HITS (CS_MAX_FIELDS * CS_MAX_PATHS) /* one hit per path at most */
 
 #define STK_ARR 0x80000000u /* stack entry flag: container is an array */
@@ -123,7 +127,7 @@ enum { VK_STR, VK_INT, VK_FLOAT, VK_BOOL };
 /* A present value met at a trie node that ends some path: it bid for the node's fields as it
  * was met (bid()); the winners are turned into fields after the scan (resolve()). */
 typedef struct hit {
-    const uint8_t *s; /* in the decoder's copy of the message */
+    const uint8_t *s; /* in the scanned bytes (decode_json's base), or in scratch (esc 2) */
     uint32_t len;
     uint8_t vk;  /* VK_* */
     uint8_t esc; /* string with escapes still to undo */
@@ -1032,8 +1036,9 @@ static NOINLINE void clear_fields(const cs_decode_plan *pl, cs_decoded *out)
  * winner's priority, 0xFF for none, win[f] its hit). Escaped strings are undone into the
  * scratch buffer, once per hit: unescaped text is never longer than its source and sources do
  * not overlap, so the scratch buffer (cap >= message length) always has room. */
-static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out,
-                    const uint8_t *best, const uint16_t *win, const char *buf)
+static ALWAYS_INLINE void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out,
+                    const uint8_t *best, const uint16_t *win, const uint8_t *base,
+                    const char *buf)
 {
     const int nf = pl->nfields;
     size_t used = 0;
@@ -1055,7 +1060,7 @@ static void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out,
             x->len = (uint32_t)m;
             x->esc = 2; /* now points into scratch */
         }
-        out->f[f].p = x->esc == 2 ? (const char *)x->s : buf + (x->s - d->copy);
+        out->f[f].p = x->esc == 2 ? (const char *)x->s : buf + (x->s - base);
         out->f[f].len = x->len;
         out->f[f].kind = x->vk == VK_STR ? CS_SV_STR : x->vk == VK_BOOL ? CS_SV_BOOL : CS_SV_NUM;
     }
@@ -1168,7 +1173,7 @@ static NOINLINE int parse_num_time(const char *s, size_t n, int json, int unit, 
     return 0;
 }
 
-static int rfc3339_cached(cs_decoder *d, const char *str, size_t len, int64_t *ms);
+static ALWAYS_INLINE int rfc3339_cached(cs_decoder *d, const char *str, size_t len, int64_t *ms);
 
 /* The time field (if any) into out->ts_ms, then the plan's bounds. Inlined, with `tsv` a
  * constant at each call, so that cs_decode's JSON path has only the time code it had before. */
@@ -1322,8 +1327,18 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
         nh++;                                                                                      \
     } while (0)
 
-cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
-                     cs_decoded *out)
+/* cs_decode and cs_decode_padded: `padded` says that buf[len .. len + PAD) are NULs already
+ * (the caller's guarantee, decode.h), so the scan runs on buf itself; otherwise on the decoder's
+ * copy. Either way `base` is what the scanner reads and hit pointers point into; nothing is ever
+ * written through it (unescaped text goes to d->scratch, unescaped keys to d->keybuf).
+ * Inlined into each entry point with `padded` a constant, as finish_time is (resolve and
+ * rfc3339_cached, now with two callers each, are forced inline as they were with one): rejected,
+ * one function with a run-time flag (callgrind: +22 instructions per message on cs_decode's
+ * path, bench_decode; cs_decode_padded's 2908 per bench_core event against 2847 inlined), for
+ * one more copy of the scanner in the binary. */
+static ALWAYS_INLINE cs_invalid decode_json(cs_decoder *d, const char *buf, size_t len,
+                                            int64_t fallback_ts_ms, cs_decoded *out,
+                                            const int padded)
 {
     const cs_decode_plan *pl = d->plan;
     /* out->f: cleared here on the paths that return before resolve(), by resolve() itself on
@@ -1342,11 +1357,18 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
         return decode_tsv(d, pl, buf, len, fallback_ts_ms, out);
     }
 
-    /* the message, then NUL sentinels */
-    uint8_t *const copy = d->copy;
-    if (len)
-        memcpy(copy, buf, len);
-    memset(copy + len, 0, PAD);
+    /* the message, then NUL sentinels: the caller's buffer when it has them (cs_decode_padded),
+     * else the decoder's copy */
+    const uint8_t *base;
+    if (padded) {
+        base = (const uint8_t *)buf;
+    } else {
+        uint8_t *const copy = d->copy;
+        if (len)
+            memcpy(copy, buf, len);
+        memset(copy + len, 0, PAD);
+        base = copy;
+    }
 
     if (UNLIKELY(++d->gen == 0)) {
         memset(d->seen, 0, sizeof d->seen);
@@ -1373,7 +1395,7 @@ cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallbac
     uint32_t vnode;       /* trie node of the value about to be scanned, or NONE */
     unsigned c;
 
-    const uint8_t *p = copy;
+    const uint8_t *p = base;
     /* a UTF-8 byte order mark is ignored (RFC 8259 §8.1 allows it; cJSON does the same) */
     if (len >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF)
         p += 3;
@@ -1592,13 +1614,13 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
 
 done:
     SKIP_WS();
-    if (p != copy + len)
+    if (p != base + len)
         goto bad;
     if (!top_object) {
         fail = CS_INV_NOT_OBJECT;
         goto failed;
     }
-    resolve(d, pl, out, best, win, buf);
+    resolve(d, pl, out, best, win, base, buf);
     if (UNLIKELY(pl->person_field))
         identity_ids(pl, out);
     if (out->f[CS_F_CUSTOMER].len == 0)
@@ -1612,6 +1634,18 @@ bad:
 failed:
     clear_fields(pl, out);
     return fail;
+}
+
+cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
+                     cs_decoded *out)
+{
+    return decode_json(d, buf, len, fallback_ts_ms, out, 0);
+}
+
+cs_invalid cs_decode_padded(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
+                            cs_decoded *out)
+{
+    return decode_json(d, buf, len, fallback_ts_ms, out, 1);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1745,7 +1779,7 @@ int cs_parse_rfc3339(const char *str, size_t len, int64_t *ms)
  * picked by the hour's and the minute's last digits, so the minute before (an event a little
  * out of order) and the same minute in another UTC offset mostly keep their own slots. len >=
  * 20. The initial keys (all zero bytes) are not a valid prefix, so they never match. */
-static int rfc3339_cached(cs_decoder *d, const char *str, size_t len, int64_t *ms)
+static ALWAYS_INLINE int rfc3339_cached(cs_decoder *d, const char *str, size_t len, int64_t *ms)
 {
     const unsigned char *s = (const unsigned char *)str;
     uint64_t a, b;

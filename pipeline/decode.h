@@ -4,8 +4,8 @@
  *  - cs_decode() validates the whole message as JSON (RFC 8259 grammar) in one pass and extracts
  *    only the fields named in a cs_decode_plan. It allocates nothing: extracted values are slices
  *    of the input, or of the decoder's own scratch buffer when a string had escapes to undo.
- *    Slices stay valid until the next cs_decode() call on the same decoder or until the input
- *    buffer goes away, whichever comes first.
+ *    Slices stay valid until the next cs_decode()/cs_decode_padded() call on the same decoder
+ *    or until the input buffer goes away (or is overwritten), whichever comes first.
  *  - Every field has an ordered list of dotted paths (at most CS_MAX_PATHS); the first path whose
  *    value is present and non-empty wins, whatever the order of keys in the message.
  *  - Values: JSON strings (escapes undone exactly, \uXXXX surrogate pairs to UTF-8; a lone
@@ -165,6 +165,21 @@ void cs_decoder_set_plan(cs_decoder *d, const cs_decode_plan *p);
  * The customer of an integer id is its decimal text as written in the message. */
 cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
                      cs_decoded *out);
+
+/* NUL bytes a caller of cs_decode_padded() puts after the message (>= 16 + 12: the scanner's
+ * 16-byte loads and a surrogate pair's 12-byte escape stay inside them, decode.c). */
+#define CS_DECODE_PAD 64
+
+/* cs_decode() without the copy: the same checks and the same results for the same bytes, but
+ * the message is scanned where it lies. The caller guarantees that buf[len] ..
+ * buf[len + CS_DECODE_PAD - 1] are readable and all NUL (the scanner needs them as sentinels
+ * and reads up to that far; len == 0 included). buf itself and its padding are only read,
+ * never written. Slices in *out that are not in the decoder's scratch buffer point into buf:
+ * valid while buf is, and until the next decode on d (see Contract above). A TSV plan does not
+ * need the padding but accepts it. Used by the worker on the source's arena (source.c
+ * consume_cb pads every payload, cs_worker_process_padded). */
+cs_invalid cs_decode_padded(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
+                            cs_decoded *out);
 
 /* RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)" ('t'/'z'/' ' accepted) to epoch ms
  * (fraction truncated to ms). Returns 0 on success, -1 if malformed or out of range. */

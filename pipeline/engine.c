@@ -658,8 +658,12 @@ static void note_new_customer(cs_worker *w, const cs_part *p, uint64_t h)
 
 /* Decode -> sessionize -> classify -> count, in partition order, through the software pipeline
  * (see PIPE). `replay`: counts go to the discard buffer and invalid messages are not
- * dead-lettered again (the earlier owner did both). */
-static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, int replay)
+ * dead-lettered again (the earlier owner did both). `padded`: every payload is followed by
+ * CS_MSG_PAD NULs (cs_worker_process_padded), so it is scanned where it lies instead of in the
+ * decoder's copy; either way the events' slices point into the payloads (or into a slot's
+ * decoder's scratch), valid for the whole call, which is as long as the pipeline holds them. */
+static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, int replay,
+                        const int padded)
 {
     cs_pstate *st = p->st;
     cs_agg *a = w->ctx.agg;
@@ -676,8 +680,10 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
     for (size_t i = 0; i < n + PIPE - 1; i++) {
         if (i < n) {
             inflight *f = &w->fl[i % PIPE];
-            cs_invalid r = cs_decode(w->dec[i % PIPE], msgs[i].payload, msgs[i].len,
-                                     msgs[i].ts_ms, &f->ev);
+            cs_invalid r = padded ? cs_decode_padded(w->dec[i % PIPE], msgs[i].payload,
+                                                     msgs[i].len, msgs[i].ts_ms, &f->ev)
+                                  : cs_decode(w->dec[i % PIPE], msgs[i].payload, msgs[i].len,
+                                              msgs[i].ts_ms, &f->ev);
             if (r == CS_DECODE_OK && __builtin_expect(f->ev.ts_ms > wall_limit, 0))
                 r = CS_INV_FUTURE_TIME;
             f->ok = r == CS_DECODE_OK;
@@ -749,7 +755,9 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
     }
 }
 
-void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
+_Static_assert(CS_MSG_PAD >= CS_DECODE_PAD, "the engine's padding must be the decoder's");
+
+static void worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n, const int padded)
 {
     worker_pick_rules(w);
     cs_part *p = w->e->parts[part];
@@ -764,7 +772,7 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
             int64_t own = atomic_load_explicit(&p->wm, memory_order_relaxed);
             w->ctx.W = own < p->replay_wm ? own : p->replay_wm;
             w->ctx.agg = w->discard;
-            process_run(w, p, msgs, k, 1);
+            process_run(w, p, msgs, k, 1, padded);
             cs_agg_reset(w->discard);
             w->ctx.agg = w->agg;
             w->ctx.W = W;
@@ -790,9 +798,19 @@ void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
             w->ctx.W = own; /* INT64_MIN (no events yet) included, as compute_min does */
         if (w->ctx.W < p->applied_wm)
             w->ctx.W = p->applied_wm;
-        process_run(w, p, msgs, n, 0);
+        process_run(w, p, msgs, n, 0, padded);
         w->ctx.W = W;
     }
+}
+
+void cs_worker_process(cs_worker *w, int part, const cs_msg *msgs, size_t n)
+{
+    worker_process(w, part, msgs, n, 0);
+}
+
+void cs_worker_process_padded(cs_worker *w, int part, const cs_msg *msgs, size_t n)
+{
+    worker_process(w, part, msgs, n, 1);
 }
 
 void cs_worker_tick(cs_worker *w)

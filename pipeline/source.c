@@ -32,8 +32,9 @@ typedef struct wbuf {
     rd_kafka_t *rk;       /* the handle whose queue this worker serves */
     wrec *recs;
     size_t n, max;
-    char *arena;
+    char *arena;          /* payloads, each followed by CS_MSG_PAD NULs (consume_cb) */
     size_t used, cap;
+    size_t bytes;         /* payload bytes in the arena (used less the padding) */
     const rd_kafka_topic_t *cur_rkt;
     int cur_t;
     int oom;
@@ -1061,7 +1062,10 @@ size_t cs_source_stranded(cs_source *s) { return strays(s, 0); }
  * rd_kafka_consume_callback_queue checks each op's version when it hands it over and advances
  * the application offset only for what it hands over. A message is valid only during the
  * callback, so its payload is copied into the worker's arena (~30 ns for a 330-byte event;
- * the batch API's array of pointers is what we give up). */
+ * the batch API's array of pointers is what we give up). Each payload is followed there by
+ * CS_MSG_PAD NUL bytes, so the worker decodes it in place (cs_worker_process_padded) rather
+ * than copying it once more into the decoder; the arena stays put until the next
+ * cs_source_fetch_process, after the batch's cs_worker_process_padded calls returned. */
 
 static void consume_cb(rd_kafka_message_t *m, void *opaque)
 {
@@ -1079,10 +1083,11 @@ static void consume_cb(rd_kafka_message_t *m, void *opaque)
     r->ts = m->err ? -1 : rd_kafka_message_timestamp(m, &tt);
     r->off = b->used;
     r->len = m->err ? 0 : m->len;
-    if (r->len) {
-        if (b->used + r->len > b->cap) {
+    if (!m->err) { /* an empty payload too: it is decoded, so it needs its padding */
+        const size_t need = r->len + CS_MSG_PAD;
+        if (b->used + need > b->cap) {
             size_t nc = b->cap ? b->cap : 1 << 20;
-            while (nc < b->used + r->len)
+            while (nc < b->used + need)
                 nc *= 2;
             char *na = realloc(b->arena, nc);
             if (!na) {
@@ -1095,8 +1100,11 @@ static void consume_cb(rd_kafka_message_t *m, void *opaque)
             b->arena = na;
             b->cap = nc;
         }
-        memcpy(b->arena + b->used, m->payload, r->len);
-        b->used += r->len;
+        if (r->len)
+            memcpy(b->arena + b->used, m->payload, r->len);
+        memset(b->arena + b->used + r->len, 0, CS_MSG_PAD); /* cs_worker_process_padded's */
+        b->used += need;
+        b->bytes += r->len;
     }
     if (++b->n >= b->max)
         rd_kafka_yield(b->rk); /* the rest stays queued for the next call */
@@ -1176,8 +1184,8 @@ static int at_limit(const cs_source *s, int64_t msgs, size_t avg_len)
 /* After each consume call of worker w (n messages taken). */
 static void fetch_wake(cs_source *s, wbuf *b, int w, size_t n)
 {
-    if (n)
-        b->avg_len = b->used / n;
+    if (n) /* payload bytes: the arena's padding is not in the queue */
+        b->avg_len = b->bytes / n;
     int64_t len = (int64_t)rd_kafka_queue_length(s->wq[w]);
     /* The most the queue can have held since the last look is what is in it now plus what this
      * call took: responses only add to it and only this call takes from it. If that reached
@@ -1206,6 +1214,7 @@ int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
     wbuf *b = s->wb[w];
     b->n = 0;
     b->used = 0;
+    b->bytes = 0;
     b->cur_rkt = NULL;
     b->cur_t = -1;
     b->oom = 0;
@@ -1263,7 +1272,7 @@ int cs_source_fetch_process(cs_source *s, int w, int timeout_ms)
                                        x->offset};
             }
             if (k) {
-                cs_worker_process(wk, part, b->run, k);
+                cs_worker_process_padded(wk, part, b->run, k); /* consume_cb padded them */
                 processed += (int)k;
                 if (!s->c.drain) /* its last-message time, and IDLE back to ACTIVE */
                     cs_engine_part_heard(s->e, part, &s->by_part[part]->last_msg_ms, now);

@@ -32,6 +32,11 @@
  *     number nodes, which gives the literal text cs_decode must report.
  * Everything else (duplicate keys: first wins; case-sensitive keys; invalid UTF-8 passed
  * through; escapes; top-level scalars are valid JSON but not objects) is compared as is.
+ *
+ * In place: every input is also decoded with cs_decode_padded() from an exactly sized buffer of
+ * the input and CS_DECODE_PAD NULs (ASan catches a read past the padding) and must give what
+ * cs_decode() gave, field for field, its slices at the same offsets of that buffer, which it
+ * leaves unchanged.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -81,7 +86,7 @@ static const char *const std_paths[CS_F_NSTD][6] = {
 };
 
 static cs_decode_plan *plan_deep, *plan_def, *plan_bnd;
-static cs_decoder *dec_deep, *dec_def, *dec_bnd;
+static cs_decoder *dec_deep, *dec_def, *dec_bnd, *dec_pad;
 /* the bounded plan (SPEC v1.1 time bounds) is checked against the unbounded one with this
  * message timestamp and this max_future */
 #define BND_KTS 1793520000000LL
@@ -111,7 +116,8 @@ static void init(void)
     dec_deep = cs_decoder_new(plan_deep);
     dec_def = cs_decoder_new(plan_def);
     dec_bnd = cs_decoder_new(plan_bnd);
-    if (!dec_deep || !dec_def || !dec_bnd)
+    dec_pad = cs_decoder_new(plan_deep);
+    if (!dec_deep || !dec_def || !dec_bnd || !dec_pad)
         abort();
 }
 
@@ -564,6 +570,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         CHECK(rb == want, "bounded decoder %s, expected %s (time %lld, from message %d)",
               rn(rb), rn(want), (long long)ou.ts_ms, ou.ts_from_msg);
+    }
+
+    /* in place: cs_decode_padded on the input followed by CS_DECODE_PAD NULs, against od */
+    {
+        char *pb = malloc(size + CS_DECODE_PAD);
+        if (!pb)
+            abort();
+        if (size)
+            memcpy(pb, data, size);
+        memset(pb + size, 0, CS_DECODE_PAD);
+        cs_decoded op;
+        cs_invalid rp = cs_decode_padded(dec_pad, pb, size, FALLBACK_TS, &op);
+        CHECK(rp == r, "in place %s, copy %s", rn(rp), rn(r));
+        CHECK(op.ts_ms == od.ts_ms && op.ts_from_msg == od.ts_from_msg && op.idf == od.idf,
+              "in place: time or ids differ");
+        for (int f = 0; f < cs_decode_plan_nfields(plan_deep); f++) {
+            const cs_sv *a = &od.f[f], *b = &op.f[f];
+            CHECK(a->len == b->len && a->kind == b->kind &&
+                      (a->len == 0 || memcmp(a->p, b->p, a->len) == 0),
+                  "in place: field %d differs (%u / %u bytes)", f, a->len, b->len);
+            if (!a->len)
+                continue;
+            const char *in = (const char *)data;
+            const int a_in = a->p >= in && a->p + a->len <= in + size;
+            const int b_in = b->p >= pb && b->p + b->len <= pb + size;
+            CHECK(a_in ? b->p == pb + (a->p - in) : !b_in,
+                  "in place: field %d's slice is %s the input, the copy's %s", f,
+                  b_in ? "in" : "not in", a_in ? "in" : "not in");
+        }
+        CHECK(size == 0 || memcmp(pb, data, size) == 0, "in place: the input was changed");
+        for (size_t i = 0; i < CS_DECODE_PAD; i++)
+            CHECK(pb[size + i] == 0, "in place: the padding was changed");
+        free(pb);
     }
 
     /* every returned slice lies in the input or in the decoder's scratch and is readable */

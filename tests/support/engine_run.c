@@ -35,7 +35,10 @@ static void *worker_main(void *p)
             if (pos[q] >= gp->n)
                 continue;
             size_t n = gp->n - pos[q] < a->batch ? gp->n - pos[q] : a->batch;
-            cs_worker_process(w, a->part_ids[q], gp->msgs + pos[q], n);
+            if (a->g->pad >= CS_MSG_PAD) /* cs_gen_run_padded: decoded in place, as the daemon */
+                cs_worker_process_padded(w, a->part_ids[q], gp->msgs + pos[q], n);
+            else
+                cs_worker_process(w, a->part_ids[q], gp->msgs + pos[q], n);
             pos[q] += n;
             if (pos[q] == gp->n) {
                 cs_engine_set_part_state(a->e, a->part_ids[q], CS_PART_DONE);

@@ -3,7 +3,8 @@
  * round-robin, `batch` messages at a time with a watermark tick in between (as the daemon does
  * between librdkafka batches); then the final watermark, every session ended as at the end of
  * a drain, and the workers' aggregates summed into counts. NULL (reason on stderr) when the rule
- * file or the engine cannot be set up. */
+ * file or the engine cannot be set up. A stream from cs_gen_run_padded(.., CS_MSG_PAD) goes
+ * through cs_worker_process_padded (the daemon's path), any other through cs_worker_process. */
 #ifndef CS_TEST_ENGINE_RUN_H
 #define CS_TEST_ENGINE_RUN_H
 

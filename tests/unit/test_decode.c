@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "decode.h"
+#include "formats.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -1153,6 +1154,260 @@ static void test_scan_vs_reference_at_every_alignment(void **state)
     assert_true(present > 5000);
 }
 
+/* ---- in place (cs_decode_padded) against the copy (cs_decode) -------------------------------- */
+
+/* One message both ways: cs_decode on an exactly sized copy (ASan: the copying path reads
+ * nothing past len) and cs_decode_padded on an exactly sized buffer of n + CS_DECODE_PAD bytes
+ * (ASan: nothing past the padding). The same return code, time, ids and fields (kind, length,
+ * bytes); a slice the copying decoder took from its input must be the same offset of the padded
+ * buffer (in place means in place), one it took from its scratch buffer must be in neither
+ * input; and the padded buffer is unchanged (the decoder never writes to it). */
+static int pad_check(cs_decoder *dc, cs_decoder *dp, int nf, const char *m, size_t n, int64_t kts,
+                     int i, const char *what)
+{
+    char *c = malloc(n ? n : 1);
+    char *p = malloc(n + CS_DECODE_PAD);
+    assert_non_null(c);
+    assert_non_null(p);
+    if (n) {
+        memcpy(c, m, n);
+        memcpy(p, m, n);
+    }
+    memset(p + n, 0, CS_DECODE_PAD);
+    cs_decoded oc, op;
+    memset(&oc, 0xAB, sizeof oc);
+    memset(&op, 0xCD, sizeof op);
+    const cs_invalid rc = cs_decode(dc, c, n, kts, &oc);
+    const cs_invalid rp = cs_decode_padded(dp, p, n, kts, &op);
+    if (rc != rp)
+        fail_msg("message %d (%s, %zu bytes): copy %s, in place %s: %.*s", i, what, n, rname(rc),
+                 rname(rp), (int)n, m);
+    if (oc.ts_ms != op.ts_ms || oc.ts_from_msg != op.ts_from_msg || oc.idf != op.idf)
+        fail_msg("message %d (%s): time or ids differ: %lld/%d/%d vs %lld/%d/%d", i, what,
+                 (long long)oc.ts_ms, oc.ts_from_msg, oc.idf, (long long)op.ts_ms,
+                 op.ts_from_msg, op.idf);
+    for (int k = 0; k < nf; k++) {
+        const cs_sv *a = &oc.f[k], *b = &op.f[k];
+        if (a->len != b->len || a->kind != b->kind || (a->len && memcmp(a->p, b->p, a->len)))
+            fail_msg("message %d (%s, %s): field %d: copy %u bytes <%.*s>, in place %u <%.*s>",
+                     i, what, rname(rc), k, a->len, (int)a->len, a->len ? a->p : "", b->len,
+                     (int)b->len, b->len ? b->p : "");
+        if (!a->len)
+            continue;
+        const int a_in = a->p >= c && a->p + a->len <= c + n;
+        const int b_in = b->p >= p && b->p + b->len <= p + n;
+        if (a_in ? b->p != p + (a->p - c) : b_in)
+            fail_msg("message %d (%s): field %d: the copy's slice is %s its input, the in-place "
+                     "one is %s (offset %td)",
+                     i, what, k, a_in ? "in" : "not in", b_in ? "in" : "not in", b->p - p);
+    }
+    if ((n && memcmp(p, m, n) != 0))
+        fail_msg("message %d (%s): cs_decode_padded changed its input", i, what);
+    for (size_t k = 0; k < CS_DECODE_PAD; k++)
+        if (p[n + k] != 0)
+            fail_msg("message %d (%s): cs_decode_padded changed the padding", i, what);
+    free(c);
+    free(p);
+    return (int)rc;
+}
+
+/* cs_decode_padded (the worker's path on the source's padded arena) against cs_decode, on every
+ * kind of message: the generator of the alignment test above (escapes, \u escapes and
+ * surrogates, long and 16-byte keys, nesting past max_depth, whitespace, a BOM) and mutations
+ * of it; hand-written edge messages and every prefix of each (truncated strings, escapes and
+ * literals, numbers at the very end, top-level scalars, a lone BOM, whitespace only, empty);
+ * the time and identity paths; too_large; and Snowplow TSV lines (a TSV plan reads buf itself,
+ * padded or not). Every reason must show up. */
+static void test_padded_vs_copy(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"persona", "context.page.url", "k0", "ka.kb", "x",
+                                        "klong_key_longer_than_16", "k_exactly16bytes", ""};
+    cs_decode_plan *pl = cs_decode_plan_new();
+    assert_non_null(pl);
+    for (int k = 0; extra[k][0]; k++)
+        assert_true(cs_decode_plan_add_field(pl, &extra[k], 1, NULL, 0) >= CS_F_NSTD);
+    cs_decode_plan_set_limits(pl, 4096, 7);
+    cs_decode_plan_set_time_bounds(pl, CS_MIN_EVENT_TIME_MS, 3600000);
+    /* SPEC 3.1 identity on a second plan: the person/device comparison reads both slices */
+    cs_decode_plan *pli = cs_decode_plan_new();
+    assert_non_null(pli);
+    static const char *const dev[] = {"anonymousId"}, *const per[] = {"userId"};
+    assert_int_equal(cs_decode_plan_set_identity(pli, dev, 1, per, 1, NULL, 0), 0);
+    cs_decode_plan *pla = cs_decode_plan_new(); /* numeric times in any unit */
+    assert_non_null(pla);
+    cs_decode_plan_set_time_unit(pla, CS_TU_AUTO);
+    cs_decode_plan *plans[] = {pl, pli, pla};
+    cs_decoder *dc[3], *dp[3];
+    int nf[3];
+    for (int k = 0; k < 3; k++) {
+        dc[k] = cs_decoder_new(plans[k]);
+        dp[k] = cs_decoder_new(plans[k]);
+        assert_non_null(dc[k]);
+        assert_non_null(dp[k]);
+        nf[k] = cs_decode_plan_nfields(plans[k]);
+    }
+    const int64_t KTS = 1793520000000LL;
+    int count[CS_INV__COUNT] = {0};
+
+    /* hand-written messages and every prefix of each */
+    static const char *const edge[] = {
+        "{\"userId\":\"u1\",\"event\":\"buy\",\"timestamp\":\"2026-11-01T08:00:01.123Z\"}",
+        "{\"userId\":12345,\"event\":\"e\",\"ts\":1793520000000}",
+        "{\"userId\":-7,\"event\":\"e\",\"ts\":1793520000.5}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"ts\":1.7935200001e12}",
+        "{\"anonymousId\":\"d1\",\"userId\":\"d1\",\"event\":\"e\"}",
+        "{\"anonymousId\":\"d1\",\"userId\":\"p\\u00e9\",\"event\":\"e\"}",
+        "{\"userId\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\",\"event\":\"\\ud83d\\ude00\",\"x\":\"\\u0000\"}",
+        "{\"us\\u0065rId\":\"esc key\",\"event\":\"e\",\"k_exactly16bytes\":true,\"x\":false}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"persona\":12.5e-3}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"context\":{\"page\":{\"url\":\"/a\"}},\"ka\":{\"kb\":0}}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"timestamp\":\"2099-01-01T00:00:00Z\"}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"timestamp\":\"1999-12-31T23:59:59Z\"}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"timestamp\":\"not a time at all!!\"}",
+        "{\"userId\":\"u\",\"event\":\"e\"}   \n",
+        "\xef\xbb\xbf{\"userId\":\"bom\",\"event\":\"e\"}",
+        "\xef\xbb\xbf",
+        "{\"userId\":\"u\",\"event\":\"e\",\"a\":[[[[[[[[1]]]]]]]]}",
+        "{\"event\":\"e\"}",
+        "{\"userId\":\"u\"}",
+        "{\"userId\":\"u\",\"event\":\"e\"} x",
+        "{\"userId\":\"u\",\"event\":\"e\",}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"x\":\"\\ud800\"}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"x\":\"\\uDBFF\\uDFFF\"}",
+        "12345678901234567890",
+        "-0.5e+10",
+        "0",
+        "-",
+        "1.",
+        "true",
+        "false",
+        "null",
+        "\"a top-level string that is longer than thirty-two bytes\"",
+        "[1,\"two\",{\"three\":3}]",
+        " \t\r\n ",
+        "",
+        "{}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"timestamp\":1793520000000}",
+        "{\"userId\":\"u\",\"event\":\"e\",\"x\":1}",
+    };
+    int i = 0;
+    for (size_t e = 0; e < sizeof edge / sizeof *edge; e++) {
+        const size_t len = strlen(edge[e]);
+        for (size_t n = 0; n <= len; n++, i++)
+            for (int k = 0; k < 3; k++) {
+                const int r = pad_check(dc[k], dp[k], nf[k], edge[e], n, KTS, i, "edge");
+                if (k == 0)
+                    count[r]++;
+            }
+    }
+
+    /* generated and mutated, as in the alignment test */
+    static const char mut[] = "{}[]\":,\\ \t\n0123456789-+.eEuatfnlx\x01\x1f\x7f\xc3\xff";
+    static gbuf g;
+    g.seed = 0xfadedULL;
+    for (int j = 0; j < 20000; j++, i++) {
+        g.n = 0;
+        g.ws = g_rnd(&g, 3) == 0;
+        if (g_rnd(&g, 40) == 0)
+            g_put(&g, "\xef\xbb\xbf");
+        g_ws(&g);
+        if (g_rnd(&g, 20) == 0) {
+            g_value(&g, 1); /* any top-level value */
+        } else {
+            g_put(&g, g_rnd(&g, 2) ? "{\"userId\":\"u\",\"event\":\"e\"" : "{\"anonymousId\":\"d\"");
+            const unsigned nm = g_rnd(&g, 9);
+            for (unsigned k = 0; k < nm; k++) {
+                g_put(&g, ",");
+                g_key(&g);
+                g_value(&g, 1);
+            }
+            if (g_rnd(&g, 3) == 0)
+                g_put(&g, g_rnd(&g, 2) ? ",\"ts\":1793520000123" : ",\"timestamp\":\"2026-11-01T08:00:01Z\"");
+            g_put(&g, "}");
+        }
+        g_ws(&g);
+        const unsigned nmut = g_rnd(&g, 2) ? 0 : 1 + g_rnd(&g, 3);
+        for (unsigned k = 0; k < nmut && g.n; k++) {
+            const size_t at = g_rnd(&g, (unsigned)g.n);
+            switch (g_rnd(&g, 4)) {
+            case 0: g.b[at] = mut[g_rnd(&g, sizeof mut - 1)]; break;
+            case 1: memmove(g.b + at, g.b + at + 1, g.n - at - 1); g.n--; break;
+            case 2: memmove(g.b + at + 1, g.b + at, g.n - at); g.b[at] = mut[g_rnd(&g, sizeof mut - 1)]; g.n++; break;
+            default: g.n = at; break;
+            }
+        }
+        const int k = (int)g_rnd(&g, 3);
+        const int r = pad_check(dc[k], dp[k], nf[k], g.b, g.n, KTS, i, "generated");
+        if (k == 0)
+            count[r]++;
+    }
+
+    /* too_large: one byte past the plan's max_bytes, and exactly at it */
+    {
+        static char big[4097];
+        memset(big, ' ', sizeof big);
+        memcpy(big, "{\"userId\":\"u\",\"event\":\"e\"}", 26);
+        count[pad_check(dc[0], dp[0], nf[0], big, 4097, KTS, i++, "too large")]++;
+        count[pad_check(dc[0], dp[0], nf[0], big, 4096, KTS, i++, "max bytes")]++;
+    }
+
+    static const cs_invalid want[] = {CS_DECODE_OK,        CS_INV_NOT_JSON, CS_INV_NOT_OBJECT,
+                                      CS_INV_TOO_LARGE,    CS_INV_TOO_DEEP, CS_INV_NO_CUSTOMER,
+                                      CS_INV_NO_EVENT,     CS_INV_BAD_TIME, CS_INV_FUTURE_TIME};
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++)
+        if (count[want[k]] == 0)
+            fail_msg("no JSON message was %s", rname(want[k]));
+    for (int k = 0; k < 3; k++) {
+        cs_decoder_destroy(dc[k]);
+        cs_decoder_destroy(dp[k]);
+        cs_decode_plan_destroy(plans[k]);
+    }
+
+    /* Snowplow enriched TSV */
+    const cs_format *sp = cs_format_find("snowplow-enriched", strlen("snowplow-enriched"));
+    assert_non_null(sp);
+    cs_decode_plan *pt = cs_decode_plan_new();
+    assert_non_null(pt);
+    assert_int_equal(cs_decode_plan_set_format(pt, sp, NULL, 0), 0);
+    cs_decoder *tc = cs_decoder_new(pt), *tp = cs_decoder_new(pt);
+    assert_non_null(tc);
+    assert_non_null(tp);
+    const int tnf = cs_decode_plan_nfields(pt);
+    static const char *const cell[] = {"u1", "page_view", "https://shop.example/p/1", "e"};
+    int tcount[CS_INV__COUNT] = {0};
+    for (int j = 0; j < 3000; j++, i++) {
+        g.n = 0;
+        const unsigned ncols = g_rnd(&g, 4) ? CS_SNOWPLOW_NCOLS /* else 130 or 132 */
+                                            : CS_SNOWPLOW_NCOLS - 1 + 2 * g_rnd(&g, 2);
+        for (unsigned c = 0; c < ncols; c++) {
+            if (c)
+                g_put(&g, "\t");
+            const int ts = c < CS_SNOWPLOW_NCOLS && strstr(cs_snowplow_columns[c], "tstamp");
+            const unsigned pick = g_rnd(&g, 40);
+            if (pick == 0)
+                continue; /* empty: absent */
+            if (pick == 1 && j % 8 == 0)
+                g_put(&g, "x\ty"); /* a column too many */
+            else if (ts && pick > 4)
+                g_put(&g, pick & 1 ? "2026-11-01 08:00:01.123" : "2026-11-01 08:00:01");
+            else
+                g_put(&g, cell[pick % 4]); /* in a time column: bad_time */
+        }
+        if (g_rnd(&g, 2))
+            g_put(&g, g_rnd(&g, 2) ? "\n" : "\r\n");
+        if (g_rnd(&g, 8) == 0 && g.n)
+            g.n = g_rnd(&g, (unsigned)g.n);
+        tcount[pad_check(tc, tp, tnf, g.b, g.n, KTS, i, "tsv")]++;
+    }
+    assert_true(tcount[CS_DECODE_OK] > 0);
+    assert_true(tcount[CS_INV_NOT_TSV] > 0);
+    assert_true(tcount[CS_INV_BAD_TIME] + tcount[CS_INV_NO_CUSTOMER] + tcount[CS_INV_NO_EVENT] > 0);
+    cs_decoder_destroy(tc);
+    cs_decoder_destroy(tp);
+    cs_decode_plan_destroy(pt);
+}
+
 static void test_time_field(void **state)
 {
     fx *f = *state;
@@ -1555,6 +1810,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rfc3339_cache_differential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decoder_reuse_differential, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_vs_reference_at_every_alignment, setup, teardown),
+        cmocka_unit_test(test_padded_vs_copy),
         cmocka_unit_test_setup_teardown(test_time_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes_boundary, setup, teardown),

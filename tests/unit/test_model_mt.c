@@ -136,6 +136,104 @@ static void model_skewed_clocks_every_batch_size(void **st)
     cs_gen_free(g);
 }
 
+/* In place (cs_worker_process_padded, what the daemon runs on the source's padded arena): the
+ * skewed-clock stream generated with CS_MSG_PAD NULs after every payload; the engine decodes
+ * the payloads where they lie and still agrees with the reference model, at small and large
+ * batches and on 1 and 2 threads. */
+static void model_padded_in_place(void **st)
+{
+    cs_gen_conf c;
+    cs_gen_defaults(&c);
+    c.nevents = 60000;
+    c.ncustomers = 3000;
+    c.skew_frac = 0.002;
+    c.seed = 17;
+    cs_gen_out *g = cs_gen_run_padded(&c, CS_MSG_PAD);
+    assert_int_equal(g->pad, CS_MSG_PAD);
+    for (int q = 0; q < g->nparts; q++) /* the padding is there, the payloads are unchanged */
+        for (size_t i = 0; i < g->parts[q].n; i++)
+            for (size_t k = 0; k < CS_MSG_PAD; k++)
+                assert_int_equal(g->parts[q].msgs[i].payload[g->parts[q].msgs[i].len + k], 0);
+    compare(g, 1, 3);
+    compare(g, 2, 1000);
+    cs_gen_free(g);
+}
+
+typedef struct hook_log {
+    int n;
+    const char *p[16];
+    size_t len[16];
+    char reason[16][32];
+} hook_log;
+
+static void log_invalid(void *opaque, const cs_msg *m, const char *reason)
+{
+    hook_log *h = opaque;
+    if (h->n < 16) {
+        h->p[h->n] = m->payload;
+        h->len[h->n] = m->len;
+        snprintf(h->reason[h->n], sizeof h->reason[h->n], "%s", reason);
+    }
+    h->n++;
+}
+
+/* The invalid hook (dead letters) of a padded batch gets each invalid message exactly as given:
+ * the same payload pointer and length (the padding is not part of it), the bytes unchanged. */
+static void padded_invalid_hook_gets_the_message(void **st)
+{
+    static const char *const m[] = {
+        "{\"userId\":\"u1\",\"event\":\"view\",\"timestamp\":\"2026-11-01T08:00:00Z\"}",
+        "{\"userId\":\"u1\",\"event\":\"vi",
+        "",
+        "[1,2,3]",
+        "{\"event\":\"view\"}",
+        "{\"userId\":\"u2\",\"event\":\"buy\",\"timestamp\":\"2026-11-01T08:00:01Z\"}",
+        "12345",
+    };
+    static const char *const want[] = {"not_json", "not_json", "not_object", "no_customer",
+                                       "not_object"};
+    enum { N = sizeof m / sizeof *m };
+    char *arena = malloc(4096);
+    assert_non_null(arena);
+    cs_msg msgs[N];
+    size_t at = 0;
+    for (int i = 0; i < N; i++) {
+        const size_t n = strlen(m[i]);
+        memcpy(arena + at, m[i], n);
+        memset(arena + at + n, 0, CS_MSG_PAD);
+        msgs[i] = (cs_msg){arena + at, n, 1793520000000LL, i};
+        at += n + CS_MSG_PAD;
+    }
+    char err[512];
+    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
+    assert_non_null(rs);
+    cs_engine *e = cs_engine_new(rs, 1, err, sizeof err);
+    assert_non_null(e);
+    hook_log h = {0};
+    cs_engine_set_invalid_hook(e, log_invalid, &h);
+    const int part = cs_engine_add_partition(e, 0);
+    assert_true(part >= 0);
+    cs_worker *w = cs_engine_worker(e, 0);
+    cs_worker_process_padded(w, part, msgs, N);
+    assert_int_equal(h.n, 5);
+    static const int invalid_at[] = {1, 2, 3, 4, 6};
+    for (int k = 0; k < 5; k++) {
+        const cs_msg *x = &msgs[invalid_at[k]];
+        assert_ptr_equal(h.p[k], x->payload);
+        assert_int_equal(h.len[k], strlen(m[invalid_at[k]]));
+        assert_memory_equal(h.p[k], m[invalid_at[k]], h.len[k]);
+        assert_string_equal(h.reason[k], want[k]);
+    }
+    cs_worker_stats ws;
+    cs_worker_stats_get(w, &ws);
+    assert_int_equal(ws.messages, N);
+    assert_int_equal(ws.invalid, 5);
+    assert_int_equal(ws.events, 2);
+    assert_int_equal(cs_worker_next_offset(w, part), N);
+    cs_engine_destroy(e);
+    free(arena);
+}
+
 /* Customer churn (issue 12): new customers keep arriving, old ones fall silent past the 2-day
  * customer_ttl and are forgotten; the engine still agrees with the reference model. */
 static void model_customer_churn(void **st)
@@ -157,6 +255,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(model_customer_churn),
         cmocka_unit_test(model_small_single_thread),
+        cmocka_unit_test(model_padded_in_place),
+        cmocka_unit_test(padded_invalid_hook_gets_the_message),
         cmocka_unit_test(stress_small_batches_8_threads),
         cmocka_unit_test(model_1m_events_4_threads),
         cmocka_unit_test(model_skewed_clocks_every_batch_size),
