@@ -974,6 +974,28 @@ static void g_ws(gbuf *g)
         g_put(g, w[g_rnd(g, 6)]);
 }
 
+/* Half of the messages unchanged, the others 1..3 mutations: a byte changed to or inserted from
+ * the set JSON's grammar turns on (structure, quotes, escapes, digits, letters of literals,
+ * control and invalid UTF-8 bytes), a byte deleted, or the message truncated. */
+static void g_mutate(gbuf *g)
+{
+    static const char mut[] = "{}[]\":,\\ \t\n0123456789-+.eEuatfnlx\x01\x1f\x7f\xc3\xff";
+    const unsigned nmut = g_rnd(g, 2) ? 0 : 1 + g_rnd(g, 3);
+    for (unsigned k = 0; k < nmut && g->n; k++) {
+        const size_t at = g_rnd(g, (unsigned)g->n);
+        switch (g_rnd(g, 4)) {
+        case 0: g->b[at] = mut[g_rnd(g, sizeof mut - 1)]; break;
+        case 1: memmove(g->b + at, g->b + at + 1, g->n - at - 1); g->n--; break;
+        case 2:
+            memmove(g->b + at + 1, g->b + at, g->n - at);
+            g->b[at] = mut[g_rnd(g, sizeof mut - 1)];
+            g->n++;
+            break;
+        default: g->n = at; break;
+        }
+    }
+}
+
 /* a string body: plain runs, escapes of every kind, UTF-8, runs long enough to cross blocks */
 static void g_string(gbuf *g, unsigned maxlen)
 {
@@ -1102,7 +1124,6 @@ static void test_scan_vs_reference_at_every_alignment(void **state)
     const int maxdepth = 7;
     cs_decode_plan_set_limits(f->plan, 16384, maxdepth);
     renew_decoder(f);
-    static const char mut[] = "{}[]\":,\\ \t\n0123456789-+.eEuatfnlx\x01\x1f\x7f\xc3\xff";
     static gbuf g;
     static char sh[8192 + 128];
     static rf r;
@@ -1123,16 +1144,7 @@ static void test_scan_vs_reference_at_every_alignment(void **state)
         }
         g_put(&g, "}");
         g_ws(&g);
-        const unsigned nmut = g_rnd(&g, 2) ? 0 : 1 + g_rnd(&g, 3);
-        for (unsigned k = 0; k < nmut && g.n; k++) {
-            const size_t at = g_rnd(&g, (unsigned)g.n);
-            switch (g_rnd(&g, 4)) {
-            case 0: g.b[at] = mut[g_rnd(&g, sizeof mut - 1)]; break;
-            case 1: memmove(g.b + at, g.b + at + 1, g.n - at - 1); g.n--; break;
-            case 2: memmove(g.b + at + 1, g.b + at, g.n - at); g.b[at] = mut[g_rnd(&g, sizeof mut - 1)]; g.n++; break;
-            default: g.n = at; break;
-            }
-        }
+        g_mutate(&g);
         const cs_invalid want = rf_read(&r, (const uint8_t *)g.b, g.n, maxdepth);
         rf_check(f, i, "as generated", g.b, g.n, want, &r, ids);
         count[want]++;
@@ -1303,7 +1315,6 @@ static void test_padded_vs_copy(void **state)
     }
 
     /* generated and mutated, as in the alignment test */
-    static const char mut[] = "{}[]\":,\\ \t\n0123456789-+.eEuatfnlx\x01\x1f\x7f\xc3\xff";
     static gbuf g;
     g.seed = 0xfadedULL;
     for (int j = 0; j < 20000; j++, i++) {
@@ -1327,16 +1338,7 @@ static void test_padded_vs_copy(void **state)
             g_put(&g, "}");
         }
         g_ws(&g);
-        const unsigned nmut = g_rnd(&g, 2) ? 0 : 1 + g_rnd(&g, 3);
-        for (unsigned k = 0; k < nmut && g.n; k++) {
-            const size_t at = g_rnd(&g, (unsigned)g.n);
-            switch (g_rnd(&g, 4)) {
-            case 0: g.b[at] = mut[g_rnd(&g, sizeof mut - 1)]; break;
-            case 1: memmove(g.b + at, g.b + at + 1, g.n - at - 1); g.n--; break;
-            case 2: memmove(g.b + at + 1, g.b + at, g.n - at); g.b[at] = mut[g_rnd(&g, sizeof mut - 1)]; g.n++; break;
-            default: g.n = at; break;
-            }
-        }
+        g_mutate(&g);
         const int k = (int)g_rnd(&g, 3);
         const int r = pad_check(dc[k], dp[k], nf[k], g.b, g.n, KTS, i, "generated");
         if (k == 0)
