@@ -533,7 +533,8 @@ int main(int argc, char **argv)
            "\"events_per_sec\":%.0f,\"ns_per_event\":%.1f,\"events_per_sec_1t\":%.0f,"
            "\"ns_per_event_1t\":%.1f,\"scaling\":%.2f,\"bytes_per_session\":%.1f,"
            "\"bytes_per_customer\":%.1f,\"open_sessions\":%llu,\"decode_ns\":%.1f,"
-           "\"decode_inplace_ns\":%.1f,\"cjson_decode_ns\":%.1f,\"cjson_sample\":%zu,\"decode_speedup\":%.1f,"
+           "\"decode_inplace_ns\":%.1f,\"cjson_decode_ns\":%.1f,\"cjson_sample\":%zu,"
+           "\"decode_speedup\":%.1f,"
            "\"avg_event_bytes\":%.0f,\"runs\":%d,\"max_rss_kb\":%ld",
            (unsigned long long)g->nmsgs, ncust, threads, epsn, 1e9 / epsn, eps1, 1e9 / eps1,
            epsn / eps1, bps, bpc, (unsigned long long)r1.sessions, decode_ns,

@@ -815,10 +815,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * next rebalance. Not reachable on cue with the 2.0.2 mock cluster, so no test drives
          * this branch; give_up itself runs on every revocation (live_2_handles,
          * regression_revoked_prefetch_stranded). */
+        const size_t held = count_assigned(s);
         slog(s, 3, "rebalance error: %s: giving up all %zu partition(s)", rd_kafka_err2str(err),
-             count_assigned(s));
-        rd_kafka_topic_partition_list_t *all =
-            rd_kafka_topic_partition_list_new((int)count_assigned(s) + 1);
+             held);
+        rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new((int)held + 1);
         for (size_t i = 0; i < s->ntps; i++)
             if (s->tps[i].part >= 0)
                 rd_kafka_topic_partition_list_add(all, s->topics[s->tps[i].topic],

@@ -137,15 +137,15 @@ void cs_source_stats_get(cs_source *s, cs_source_stats *st);
 void cs_source_close(cs_source *s);
 
 /* The consumer handles `fetch_threads = auto` asks for, given the workers: one per worker (at
- * least one), in drain mode and live alike. A handle fetches for its worker faster than the worker consumes (~400 ns of
- * fetch per lz4 event against ~720 ns of worker), so its partitions' prefetch queues fill;
- * librdkafka 2.2+ looks at them again after fetch.queue.backoff.ms (5 ms here), and for 2.0.2,
- * which waited up to 1 s (0.74x the events/s of one handle at --threads 2), the workers wake
- * their handle's broker threads (conf.fetch_wake, source.c "the fetch wake"). Live, handle 0
+ * least one), in drain mode and live alike. A handle fetches for its worker faster than the worker
+ * consumes (~400 ns of fetch per lz4 event against ~720 ns of worker), so its partitions' prefetch
+ * queues fill; librdkafka 2.2+ looks at them again after fetch.queue.backoff.ms (5 ms here), and
+ * for 2.0.2, which waited up to 1 s (0.74x the events/s of one handle at --threads 2), the workers
+ * wake their handle's broker threads (conf.fetch_wake, source.c "the fetch wake"). Live, handle 0
  * is the group's one member and assigns the others their share. Live was one handle until the
  * soak's RSS growth with two (+23 % in 3 minutes) was found: revoked partitions' prefetched
- * messages stranded in their queues (source.c, dq); with that fixed, two handles held RSS
- * within 0.2 % over the 20-minute soak. */
+ * messages stranded in their queues (source.c, dq); with that fixed, two handles held RSS within
+ * 0.2 % over the 20-minute soak. */
 int cs_source_auto_fetch_threads(int workers);
 /* Consumer handles in use (conf.fetch_threads, bounded), and the one that fetches an engine
  * partition (-1 unknown). Control thread. */
