@@ -154,9 +154,13 @@ struct cs_pstate {
     int64_t max_t;
     pool sp, cp;
     wheel sw, cw;
-    uint32_t *idx; /* customer index: 1-based cust ids, 0 empty */
+    /* Customer index: open addressing (linear probing, backward-shift deletion), at most 3/4
+     * full. A slot is 0 (empty) or tag | id: the entry's 1-based pool id in the bits of id_mask,
+     * and in the bits above them the same bits of the low word of its hash (idx_tag). */
+    uint32_t *idx;
     uint32_t idx_mask;
     uint32_t idx_n;
+    uint32_t id_mask; /* the id's bits of a slot: 2^k - 1, k = 16, 20, .. 32 (idx_put grows it) */
     uint64_t nopen; /* open sessions (pool entries may also be DEAD, awaiting their bucket) */
     /* SPEC §3.1 aliases: device hash -> person hash, open addressing (linear probing,
      * backward-shift deletion), at most 3/4 full; NULL until the first alias. An alias lives
@@ -348,13 +352,45 @@ static inline uint32_t idx_home(const cs_pstate *p, uint64_t h)
     return (uint32_t)(h >> 32) & p->idx_mask;
 }
 
+/* The tag of hash h in a slot: the low word's bits above id_mask. The home slot takes the high
+ * word and h2 is compared in the entry, so the tag is bits no other test uses.
+ *
+ * Why a tag: without it every slot a probe passes costs a read of the entry it names, and the
+ * entries are a random access into tens of MB (1M customers: ~50 MB a worker). At the load of a
+ * real index (3/8..3/4) ~1/3 of the look-ups of a known customer do not find it in the home
+ * slot, and a new customer passes ~1.5 slots before the empty one; each such read was a cache
+ * miss the worker's prefetches could not cover, because they followed the home slot only (perf,
+ * bench_core: 64 % of cs_sessionize_hashed's samples on the entry's first load). With a tag of
+ * 12..16 bits a probe reads an entry that is not its own once in 4096..65536 slots, and the
+ * prefetches follow the same tags to the right entry. Rejected: a 64-bit slot (id + a 32-bit
+ * tag), 4..11 more bytes per customer for bits that 12..16 already make useless; a separate
+ * tag array, a second cache line per look-up. */
+static inline uint32_t idx_tag(const cs_pstate *p, uint64_t h)
+{
+    return (uint32_t)h & ~p->id_mask;
+}
+
+/* The id in index slot i's tag's chain for h: the slot with h's tag, NIL at the first empty
+ * slot (*slot: where it is or would go). It only reads the index; a match is a candidate the
+ * caller confirms against the entry (idx_find), or only prefetches. */
+static inline __attribute__((always_inline)) uint32_t idx_probe(const cs_pstate *p, uint32_t *i,
+                                                                uint32_t tag)
+{
+    for (;; *i = (*i + 1) & p->idx_mask) {
+        uint32_t s = p->idx[*i];
+        if (s == NIL || (s & ~p->id_mask) == tag)
+            return s & p->id_mask;
+    }
+}
+
 /* Always inlined: a call from cs_sessionize_hashed cost ~25 instructions of the ~55 of a
  * look-up (callgrind, issue 18, second pass). */
 static inline __attribute__((always_inline)) uint32_t idx_find(const cs_pstate *p, uint64_t h,
                                                                uint32_t h2, uint32_t *slot)
 {
+    const uint32_t tag = idx_tag(p, h);
     for (uint32_t i = idx_home(p, h);; i = (i + 1) & p->idx_mask) {
-        uint32_t c = p->idx[i];
+        uint32_t c = idx_probe(p, &i, tag);
         if (c == NIL) {
             *slot = i;
             return NIL;
@@ -365,6 +401,33 @@ static inline __attribute__((always_inline)) uint32_t idx_find(const cs_pstate *
             return c;
         }
     }
+}
+
+/* Every used slot's tag again, for id bits k (the slots stay where they are: the home does not
+ * depend on the tag). */
+static __attribute__((noinline)) void idx_retag(cs_pstate *p, uint32_t id_mask)
+{
+    uint32_t old = p->id_mask;
+    p->id_mask = id_mask;
+    for (uint32_t i = 0; i <= p->idx_mask; i++) {
+        uint32_t c = p->idx[i] & old;
+        if (c != NIL)
+            p->idx[i] = idx_tag(p, CUST(p, c)->h) | c;
+    }
+}
+
+/* Customer ci (hash h) into the empty slot idx_find found; the id bits grow first when ci
+ * needs more of them (the slot found stays valid: retagging moves no slot). */
+static inline void idx_put(cs_pstate *p, uint32_t slot, uint32_t ci, uint64_t h)
+{
+    if (__builtin_expect(ci > p->id_mask, 0)) {
+        uint32_t m = p->id_mask;
+        while (ci > m)
+            m = (m << 4) | 0xF; /* 0xFFFF .. 0xFFFFFFFF: ci <= UINT32_MAX ends it */
+        idx_retag(p, m);
+    }
+    p->idx[slot] = idx_tag(p, h) | ci;
+    p->idx_n++;
 }
 
 static int idx_grow(cs_pstate *p)
@@ -379,7 +442,7 @@ static int idx_grow(cs_pstate *p)
     for (uint32_t i = 0; i < ocap; i++) {
         if (old[i] == NIL)
             continue;
-        uint32_t j = idx_home(p, CUST(p, old[i])->h);
+        uint32_t j = idx_home(p, CUST(p, old[i] & p->id_mask)->h);
         while (n[j] != NIL)
             j = (j + 1) & p->idx_mask;
         n[j] = old[i];
@@ -401,7 +464,7 @@ static void idx_delete(cs_pstate *p, uint32_t slot)
                 p->idx_n--;
                 return;
             }
-            uint32_t home = idx_home(p, CUST(p, p->idx[j])->h);
+            uint32_t home = idx_home(p, CUST(p, p->idx[j] & p->id_mask)->h);
             /* j's entry may move to i if its home is not cyclically in (i, j]. */
             if (((j - home) & p->idx_mask) >= ((j - i) & p->idx_mask))
                 break;
@@ -548,6 +611,7 @@ cs_pstate *cs_pstate_new(const cs_session_conf *conf, int ndims)
     p->sp.esz = sizeof(cs_sess);
     p->cp.esz = sizeof(cs_cust);
     p->idx_mask = 1024 - 1;
+    p->id_mask = 0xFFFF;
     p->idx = calloc(1024, sizeof *p->idx);
     /* Session deadlines lie within gap of the newest event, customer ones within ttl. */
     if (!p->idx || wheel_init(&p->sw, conf->gap_ms, 1024) ||
@@ -650,16 +714,18 @@ void cs_pstate_prefetch_index(const cs_pstate *p, uint64_t h)
     __builtin_prefetch(&p->idx[idx_home(p, h)]);
 }
 
-/* The entry in h's home index slot (NIL: none), its customer entry prefetched; the session
- * variant prefetches instead the open session of that entry when the entry is h's own. They
- * return the entry so that the _dev prefetches below take their alias step from it: one read
- * of the home slot each, the code not repeated. always_inline is needed: as plain static
+/* The entry h's tag names in h's chain of the index (NIL: none), its customer entry prefetched;
+ * the session variant prefetches instead the open session of that entry when the entry is h's
+ * own. They return the entry so that the _dev prefetches below take their alias step from it:
+ * one walk of the chain each, the code not repeated. The chain's slots are read from the index
+ * line cs_pstate_prefetch_index asked for. always_inline is needed: as plain static
  * inline functions, GCC 12 -O2 found them pure (a prefetch is no side effect to it) and deleted
  * the calls whose result is unused, so cs_pstate_prefetch_session and _customer compiled to a
  * bare `ret` (no prefetch left; callgrind showed fewer instructions, the cache misses return). */
 static inline __attribute__((always_inline)) uint32_t prefetch_home_customer(const cs_pstate *p, uint64_t h)
 {
-    uint32_t c = p->idx[idx_home(p, h)];
+    uint32_t i = idx_home(p, h);
+    uint32_t c = idx_probe(p, &i, idx_tag(p, h));
     if (c != NIL)
         __builtin_prefetch(pool_at(&p->cp, c));
     return c;
@@ -667,7 +733,8 @@ static inline __attribute__((always_inline)) uint32_t prefetch_home_customer(con
 
 static inline __attribute__((always_inline)) uint32_t prefetch_home_session(const cs_pstate *p, uint64_t h)
 {
-    uint32_t c = p->idx[idx_home(p, h)];
+    uint32_t i = idx_home(p, h);
+    uint32_t c = idx_probe(p, &i, idx_tag(p, h));
     if (c != NIL) {
         const cs_cust *cu = CUST(p, c);
         if (cu->h == h && cu->sess != NIL)
@@ -704,8 +771,7 @@ static uint32_t key_new(cs_pstate *p, uint64_t h, uint32_t h2, int64_t t)
     cu->h2 = (uint16_t)h2;
     cu->last = t;
     cu->sf = CUST_LIVE | CUST_NOJ;
-    p->idx[slot] = ci;
-    p->idx_n++;
+    idx_put(p, slot, ci, h);
     wheel_link(&p->cw, &cu->wnext, ci, sat_add(t, p->conf.customer_ttl_ms));
     return ci;
 }
@@ -845,8 +911,8 @@ void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h)
         __builtin_prefetch(&p->al[al_home(p, h)]);
 }
 
-/* The alias of the entry in h's home index slot (h's own entry but on a collision: a hint), or
- * -1: none, and then no alias probe at all. */
+/* The alias of the entry h's tag names (h's own entry but on a collision of h's tag: a hint),
+ * or -1: none, and then no alias probe at all. */
 static inline long al_hint(const cs_pstate *p, uint32_t ci, uint64_t h, uint32_t h2)
 {
     return ci != NIL && alb_get(p, ci) ? al_find(p, h, h2, NULL) : -1;
@@ -942,8 +1008,7 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
         cu->h2 = (uint16_t)h2;
         cu->last = t;
         cu->sf = CUST_LIVE; /* first = 0: this event begins the journey */
-        p->idx[slot] = ci;
-        p->idx_n++;
+        idx_put(p, slot, ci, h);
         cs_agg_customer_new(a);
         wheel_link(&p->cw, &cu->wnext, ci, sat_add(t, p->conf.customer_ttl_ms));
         created = CS_EV_NEW_CUSTOMER;
@@ -1325,8 +1390,7 @@ int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
     cust_set_stage(cu, e->nojourney ? 0 : e->stage);
     cust_set_first(cu, e->nojourney ? 0 : e->first);
     cu->sess = si;
-    p->idx[slot] = ci;
-    p->idx_n++;
+    idx_put(p, slot, ci, e->h);
     wheel_link_restore(&p->cw, &cu->wnext, ci, sat_add(e->last, p->conf.customer_ttl_ms));
     if (si != NIL) {
         cs_sess *s = SESS(p, si);

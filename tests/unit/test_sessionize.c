@@ -369,6 +369,55 @@ static void regression_long_dimension_values(void **st)
     assert_int_equal(cs_counts_get(c, "by:channel:active", k), 0);
 }
 
+/* Customers prefix0 .. prefix(n-1), one event `name` each at T0 + minutes, in batches of 1024
+ * messages through cs_worker_process (a tick after each batch). */
+static void evs(fx *f, const char *prefix, int n, const char *name, double minutes)
+{
+    enum { B = 1024 };
+    static char buf[B][128];
+    static cs_msg m[B];
+    int64_t ts = T0 + (int64_t)(minutes * MIN);
+    for (int i = 0; i < n; i += B) {
+        int k = n - i < B ? n - i : B;
+        for (int j = 0; j < k; j++) {
+            int len = snprintf(buf[j], sizeof buf[j],
+                               "{\"userId\":\"%s%d\",\"event\":\"%s\",\"ts\":%lld}", prefix,
+                               i + j, name, (long long)ts);
+            m[j] = (cs_msg){buf[j], (size_t)len, ts, f->off++};
+        }
+        cs_worker_process(f->w, f->part, m, (size_t)k);
+        cs_worker_tick(f->w);
+    }
+}
+
+/* The customer index keeps a tag of each hash beside the entry's id and re-tags every slot when
+ * the ids outgrow their bits (16 to 20 at id 65,536; sessionize.c idx_put). 140,000 customers in
+ * one partition cross that, with the index grown from 1,024 slots to 262,144 on the way (its
+ * last growth at 98,305 customers, with 20-bit ids); half of
+ * them are then forgotten (customer_ttl), which shifts the others' slots back over theirs, and
+ * come back on the freed ids. Any look-up that misses its own entry starts a second journey
+ * (cstarted) and moves the gauges. */
+static void index_tags_across_id_growth_and_deletion(void **st)
+{
+    fx *f = *st;
+    enum { N = 140000 };
+    evs(f, "a", N / 2, "view", 0);         /* ids 1 .. 70,000: the re-tag at 65,536 */
+    evs(f, "b", N / 2, "view", 23 * 60);   /* ids to 140,000: the index grows at 98,305 */
+    evs(f, "b", N / 2, "view", 23 * 60 + 1); /* every b found again after it */
+    ev(f, "z", "view", 24 * 60 + 2, NULL); /* W passes a's last + 1 day: a forgotten */
+    evs(f, "b", N / 2, "product", 24 * 60 + 3);
+    evs(f, "a", N / 2, "view", 24 * 60 + 4); /* new journeys, on the freed ids */
+    evs(f, "a", N / 2, "buy", 24 * 60 + 5);
+    cs_agg *a = cs_worker_take_agg(f->w); /* as counts(), cstarted read on the way */
+    int64_t started = a->cstarted;
+    cs_agg_foreach(a, cs_engine_rules(f->e), cs_engine_dicts(f->e), cs_counts_agg_cb, f->c);
+    cs_worker_give_agg(f->w, a);
+    assert_int_equal(started, N + 1 + N / 2);
+    assert_int_equal(cs_counts_get(f->c, "customers", "awareness"), 1); /* z */
+    assert_int_equal(cs_counts_get(f->c, "customers", "consideration"), N / 2);
+    assert_int_equal(cs_counts_get(f->c, "customers", "purchase"), N / 2);
+}
+
 /* One event at T0 + ms (exact milliseconds; ev() takes minutes). */
 static void evms(fx *f, const char *cust, const char *name, int64_t ms)
 {
@@ -452,6 +501,7 @@ int main(void)
         T(invalid_counted_by_reason),
         T(restart_in_place_keeps_wheel_links),
         T_DIMS(regression_long_dimension_values),
+        T(index_tags_across_id_growth_and_deletion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
