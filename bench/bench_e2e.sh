@@ -26,6 +26,8 @@
 #
 # Knobs (environment):
 #   E2E_EVENTS=10000000      drain events              E2E_RUNS=3          drain runs (median)
+#   E2E_CUSTOMERS=100000     distinct customers of the drain topic (a): 100k fit in the L3 cache;
+#                            millions show the cost of state bigger than the caches
 #   E2E_NAIVE_EVENTS=min(E2E_EVENTS/5,2000000)  events for the unpipelined naive reference
 #   E2E_NAIVE_PIPELINE=64    depth of the second, pipelined naive run (0 = skip it)
 #   E2E_SESS_EVENTS=E2E_EVENTS  E2E_SESS_CUSTOMERS=1000000   bytes-per-session variant (0 = skip)
@@ -54,6 +56,7 @@ ROOT=$PWD
 B=${BUILD:-build}
 E2E_EVENTS=${E2E_EVENTS:-10000000}
 E2E_RUNS=${E2E_RUNS:-3}
+E2E_CUSTOMERS=${E2E_CUSTOMERS:-100000}
 # the unpipelined reference runs at the speed of one loopback round trip: a fifth of the events
 # (at most 2M) gives the same rate in a fifth of the time
 E2E_NAIVE_EVENTS=${E2E_NAIVE_EVENTS:-$((E2E_EVENTS / 5 < 2000000 ? E2E_EVENTS / 5 : 2000000))}
@@ -146,11 +149,12 @@ loadgen() { # OUTFILE ARGS...: runs the generator, its last stdout line goes to 
 
 # ---- (a) drain -------------------------------------------------------------------------------
 if part drain || part naive; then
-say "(a) preloading $E2E_EVENTS events into topic drain (8 partitions, lz4), expected counts alongside"
+say "(a) preloading $E2E_EVENTS events of $E2E_CUSTOMERS customers into topic drain (8 partitions, lz4), expected counts alongside"
 topic drain
 "$BIN/clickstage-loadgen" --rules "$RULES" --partitions 8 --events "$E2E_EVENTS" --expect-only \
-  --expect "$WORK/drain.expect.json" --progress 0 >"$WORK/expect.log" 2>&1 & EXP_PID=$!; BG+=("$EXP_PID")
-loadgen "$WORK/preload.json" --topic drain --events "$E2E_EVENTS"
+  --customers "$E2E_CUSTOMERS" --expect "$WORK/drain.expect.json" --progress 0 >"$WORK/expect.log" 2>&1 &
+EXP_PID=$!; BG+=("$EXP_PID")
+loadgen "$WORK/preload.json" --topic drain --events "$E2E_EVENTS" --customers "$E2E_CUSTOMERS"
 say "    produced: $(cat "$WORK/preload.json")"
 wait "$EXP_PID" || { tail -5 "$WORK/expect.log"; die "loadgen --expect-only"; }
 say "    expected counts: $(tail -1 "$WORK/expect.log")"
@@ -528,7 +532,7 @@ cp "$WORK"/*.json "$OUT/" 2>/dev/null
 cp "$WORK"/drain*.log "$WORK"/sess*.log "$WORK"/*.rss "$WORK"/sess*.open "$OUT/" 2>/dev/null
 say "done; load average $(cut -d' ' -f1-3 /proc/loadavg); details in bench/out/"
 py "$WORK" "$E2E_RUNS" "$exact" "$bps" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$bps_slope" "$COMMIT" \
-   "$E2E_SWEEP" "$E2E_SWEEP_RUNS" "$sweep_ok" "$E2E_COMPR" "$E2E_COMPR_RUNS" "$compr_ok" "$E2E_THREADS" <<'EOF' | tee "$OUT/summary.json"
+   "$E2E_SWEEP" "$E2E_SWEEP_RUNS" "$sweep_ok" "$E2E_COMPR" "$E2E_COMPR_RUNS" "$compr_ok" "$E2E_THREADS" "$E2E_CUSTOMERS" <<'EOF' | tee "$OUT/summary.json"
 import json, os, statistics, sys
 w, runs, exact, bps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 sweep_t, sweep_runs, sweep_ok = sys.argv[9].split(), int(sys.argv[10]), sys.argv[11]
@@ -568,6 +572,7 @@ roles = {k: med_role(d, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 
                                      'worker_busiest', 'worker_threads', 'flush', 'control',
                                      'unattributed')} if d else None
 r['threads'] = nthreads
+r['drain_customers'] = int(sys.argv[16])
 if roles:
     roles['fetch_auto'] = '--fetch-threads' not in os.environ.get('E2E_DRAIN_ARGS', '')
 r['roles_ns_per_event'] = roles

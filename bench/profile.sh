@@ -16,7 +16,7 @@
 # fetch threads, one per broker and consumer handle), clickstage (control thread: polling,
 # flushes), rdk:main (librdkafka's timers).
 #
-# Knobs: PROFILE_EVENTS=4000000 PROFILE_THREADS=2 PROFILE_FETCH_THREADS=auto
+# Knobs: PROFILE_EVENTS=4000000 PROFILE_CUSTOMERS=100000 PROFILE_THREADS=2 PROFILE_FETCH_THREADS=auto
 #        PROFILE_COMPRESSION=lz4 PROFILE_FREQ=999 PROFILE_CALLGRAPH= PROFILE_ARGS= (more daemon
 #        flags) E2E_NO_BUILD=1 (use $BUILD as it is) KEEP=1 (keep the temp dir)
 set -uo pipefail
@@ -24,6 +24,7 @@ cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 B=${BUILD:-build}
 EVENTS=${PROFILE_EVENTS:-4000000}
+CUSTOMERS=${PROFILE_CUSTOMERS:-100000}
 THREADS=${PROFILE_THREADS:-2}
 FETCH=${PROFILE_FETCH_THREADS:-auto}
 COMP=${PROFILE_COMPRESSION:-lz4}
@@ -56,9 +57,10 @@ scripts/stack.sh up "$STACK" >"$WORK/stack-up.log" 2>&1 || { tail -20 "$WORK/sta
 # shellcheck disable=SC1091
 . "$STACK/env"
 scripts/stack.sh topic prof 8 "$STACK" retention.ms=-1 >/dev/null 2>&1 || die "topic"
-say "producing $EVENTS events ($COMP, 8 partitions)"
+say "producing $EVENTS events of $CUSTOMERS customers ($COMP, 8 partitions)"
 "$BIN/clickstage-loadgen" --brokers "$KAFKA_BROKERS" --rules "$RULES" --partitions 8 \
-  --compression "$COMP" --progress 0 --topic prof --events "$EVENTS" >"$WORK/gen.log" 2>&1 ||
+  --compression "$COMP" --progress 0 --topic prof --events "$EVENTS" --customers "$CUSTOMERS" \
+  >"$WORK/gen.log" 2>&1 ||
   { tail -5 "$WORK/gen.log"; die "loadgen"; }
 CG=()
 [ -n "${PROFILE_CALLGRAPH:-}" ] && CG=(--call-graph dwarf)
@@ -82,9 +84,9 @@ perf report -i "$OUT/profile.data" --no-children --sort comm,dso,sym --stdio 2>/
   grep -v '^#' | grep -v '^$' | head -120 >"$OUT/profile-symbols.txt"
 perf report -i "$OUT/profile.data" --no-children --sort dso,sym --stdio 2>/dev/null |
   grep -v '^#' | grep -v '^$' | head -80 >"$OUT/profile-symbols-all.txt"
-python3 - "$WORK" "$OUT" "$DPID_SAVED" "$(getconf CLK_TCK)" "$COMMIT" "$THREADS" "$FETCH" "$COMP" <<'EOF'
+python3 - "$WORK" "$OUT" "$DPID_SAVED" "$(getconf CLK_TCK)" "$COMMIT" "$THREADS" "$FETCH" "$COMP" "$CUSTOMERS" <<'EOF'
 import json, re, sys
-w, out, dpid, hz, commit, threads, fetch, comp = sys.argv[1:9]
+w, out, dpid, hz, commit, threads, fetch, comp, customers = sys.argv[1:10]
 hz = int(hz)
 events = 0
 for line in open(f'{w}/drain.log'):
@@ -102,7 +104,7 @@ rows = sorted(thr.values(), key=lambda x: -x[1])
 ev = max(events, 1)
 total = sum(v for _, v in rows)
 with open(f'{out}/profile-threads.txt', 'w') as fo:
-    fo.write(f'# clickstage {commit}: --drain --threads {threads} --fetch-threads {fetch}, {events} {comp} events\n')
+    fo.write(f'# clickstage {commit}: --drain --threads {threads} --fetch-threads {fetch}, {events} {comp} events of {customers} customers\n')
     fo.write('# thread                 CPU s   ns/event (of the whole stream)   (from /proc/PID/task)\n')
     for c, v in rows:
         fo.write(f'{c:24s} {v:7.2f}  {v * 1e9 / ev:8.1f}\n')
@@ -116,7 +118,8 @@ for line in open(f'{out}/profile-symbols.txt'):
 print(open(f'{out}/profile-threads.txt').read())
 print('top symbols (comm, dso, symbol):')
 for s in syms[:25]: print(f'  {s[3]:6.2f}%  {s[0]:16s} {s[1]:24s} {s[2]}')
-print(json.dumps(dict(bench='profile', commit=commit, events=events, threads=int(threads), fetch_threads=fetch,
+print(json.dumps(dict(bench='profile', commit=commit, events=events, customers=int(customers),
+                      threads=int(threads), fetch_threads=fetch,
                       compression=comp, cpu_ns_per_event=round(total * 1e9 / ev, 1),
                       threads_ns_per_event=[[c, round(v * 1e9 / ev, 1)] for c, v in rows if v > 0],
                       top_symbols=syms[:15],
