@@ -23,8 +23,11 @@
  * partition of the worker (cs_worker_snapshot_part, as the daemon takes them at a flush
  * barrier) after every N events, runs alternating with and without, and reports the ratio.
  *
+ * With --span M (default 20), the events cover M minutes of event time instead: past the 30 m
+ * session gap, sessions end while the run goes on, so it measures the timing wheels too.
+ *
  *   build/bench_core [--events N] [--customers C] [--threads T] [--runs R] [--rules FILE]
- *                    [--core-only] [--snapshot-every N]
+ *                    [--core-only] [--snapshot-every N] [--span M]
  */
 #include <cjson/cJSON.h>
 #include <pthread.h>
@@ -278,6 +281,7 @@ int main(int argc, char **argv)
     uint32_t ncust = BENCH_CORE_CUSTOMERS;
     int threads = 2, runs = 3, core_only = 0;
     uint64_t snap_every = 0;
+    int span_min = 20; /* < the 30 m gap: no session ends before the drain; more: the wheels fire */
     const char *rules = "deploy/rules/retail.yaml";
     const char *id_rules = NULL;
     double login = 0.5;
@@ -309,20 +313,25 @@ int main(int argc, char **argv)
             login = atof(argv[++i]);
         else if (!strcmp(argv[i], "--snapshot-every") && i + 1 < argc)
             snap_every = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--span") && i + 1 < argc) /* minutes of event time */
+            span_min = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: %s [--events N] [--customers C] [--threads T] [--runs R] "
-                            "[--rules FILE] [--format-events N] [--formats-dir D] [--no-formats]\n",
+                            "[--rules FILE] [--format-events N] [--formats-dir D] [--no-formats] "
+                            "[--core-only] [--snapshot-every N] [--identity FILE] [--login F] "
+                            "[--span MINUTES]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (runs < 1 || runs > 15 || threads < 1 || threads > 64)
+    if (runs < 1 || runs > 15 || threads < 1 || threads > 64 || span_min < 1)
         return 2;
 
     if (id_rules)
         return bench_identity(nevents, ncust, runs, rules, id_rules, login);
     cs_gen_conf gc;
     bench_core_gen_conf(&gc, nevents, ncust);
+    gc.span_ms = (int64_t)span_min * 60000;
     double t0 = now_s();
     /* padded as the source's arena is, so that the core runs decode in place as the daemon's
      * workers do (cs_worker_process_padded) */
