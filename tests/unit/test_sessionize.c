@@ -418,6 +418,29 @@ static void index_tags_across_id_growth_and_deletion(void **st)
     assert_int_equal(cs_counts_get(f->c, "customers", "purchase"), N / 2);
 }
 
+/* A wheel bucket is WHEEL_LANES chains walked in turn (sessionize.c wheel_advance). 1,001
+ * sessions start in the same bucket; 500 of them get an event later, so their bucket's firing
+ * ends the others and re-links these (into later buckets, while the chains are being walked);
+ * the second firing ends them. Every session is ended exactly once, by gap, whichever chain it
+ * is in. */
+static void wheel_lanes_fire_every_chain(void **st)
+{
+    fx *f = *st;
+    enum { N = 1001, M = 500 };
+    evs(f, "w", N, "view", 0);
+    evs(f, "w", M, "product", 20); /* w0 .. w499: deadline 50 min, the rest 30 */
+    ev(f, "z", "view", 40, NULL);  /* W = 39.5 min: the first 501 have ended */
+    assert_int_equal(GET("sessions", "started"), N + 1);
+    assert_int_equal(GET("ended_by", "gap"), N - M);
+    assert_int_equal(GET("ended", "awareness"), N - M);
+    assert_int_equal(GET("active", "consideration"), M);
+    ev(f, "z", "view", 60, NULL); /* W = 59.5 min: the other 500 too */
+    assert_int_equal(GET("ended_by", "gap"), N);
+    assert_int_equal(GET("ended", "consideration"), M);
+    assert_int_equal(GET("active", "consideration"), 0);
+    assert_int_equal(GET("sessions", "ended"), N);
+}
+
 /* One event at T0 + ms (exact milliseconds; ev() takes minutes). */
 static void evms(fx *f, const char *cust, const char *name, int64_t ms)
 {
@@ -502,6 +525,7 @@ int main(void)
         T(restart_in_place_keeps_wheel_links),
         T_DIMS(regression_long_dimension_values),
         T(index_tags_across_id_growth_and_deletion),
+        T(wheel_lanes_fire_every_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
