@@ -381,9 +381,9 @@ static inline uint32_t idx_tag(const cs_pstate *p, uint64_t h)
     return (uint32_t)h & ~p->id_mask;
 }
 
-/* The id in index slot i's tag's chain for h: the slot with h's tag, NIL at the first empty
- * slot (*slot: where it is or would go). It only reads the index; a match is a candidate the
- * caller confirms against the entry (idx_find), or only prefetches. */
+/* From slot *i on, the first slot that is empty or carries `tag`: its id, NIL if empty (*i is
+ * left there). It only reads the index; an id is a candidate the caller confirms against its
+ * entry (idx_find, which goes on past a wrong one), or only prefetches. */
 static inline __attribute__((always_inline)) uint32_t idx_probe(const cs_pstate *p, uint32_t *i,
                                                                 uint32_t tag)
 {
@@ -414,8 +414,8 @@ static inline __attribute__((always_inline)) uint32_t idx_find(const cs_pstate *
     }
 }
 
-/* Every used slot's tag again, for id bits k (the slots stay where they are: the home does not
- * depend on the tag). */
+/* Every used slot's tag again, for the wider id_mask (the slots stay where they are: the home
+ * does not depend on the tag). O(index size), once per 16x more ids, like idx_grow's rehash. */
 static __attribute__((noinline)) void idx_retag(cs_pstate *p, uint32_t id_mask)
 {
     uint32_t old = p->id_mask;
