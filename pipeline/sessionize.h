@@ -13,8 +13,9 @@
  *    links to its open session. A slot holds the entry's id and, in the bits the id does not
  *    need (16..0 of 32, re-tagged as the ids grow), a tag of the hash, so a look-up reads only
  *    its own entry (one cache miss in a table far bigger than the caches, not ~1.5). Memory:
- *    32 B per session, 32 B per customer + ~6-11 B of index (the same since SPEC §4.1 added a session's reach time and a customer's C.first: the
- *    entries' layouts in sessionize.c say where the bits came from).
+ *    32 B per session, 32 B per customer + ~6-11 B of index (the same since SPEC §4.1 added a
+ *    session's reach time and a customer's C.first: the entries' layouts in sessionize.c say
+ *    where the bits came from).
  *    Only the hash is kept, never the customer string: 64 bits index the table and 16 more are
  *    compared, so two customers are confused with probability ~n^2/2^81 (2^-33 at 16M customers
  *    in one partition; it was 32 more bits and ~n^2/2^97 before SPEC §4.1's C.first needed room).
