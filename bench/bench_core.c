@@ -68,6 +68,15 @@ typedef struct warg {
     double snap_secs;
 } warg;
 
+/* v formatted with fmt into buf, or JSON null when the figure was not measured */
+static void json_num(char *buf, size_t n, double v, const char *fmt, int have)
+{
+    if (have && v == v) /* v == v: not NaN */
+        snprintf(buf, n, fmt, v);
+    else
+        snprintf(buf, n, "null");
+}
+
 static void count_field(void *op, const char *h, const char *f, int64_t d)
 {
     (*(uint64_t *)op)++;
@@ -538,17 +547,23 @@ int main(int argc, char **argv)
         cs_gen_free(g);
         return 0;
     }
+    /* --core-only measures no decode loops: those figures are null, not 0 (and no 0/0) */
+    char jdec[32], jdecp[32], jcj[32], jsp[32];
+    json_num(jdec, sizeof jdec, decode_ns, "%.1f", !core_only);
+    json_num(jdecp, sizeof jdecp, median(decp, runs), "%.1f", !core_only);
+    json_num(jcj, sizeof jcj, cjson_ns, "%.1f", !core_only);
+    json_num(jsp, sizeof jsp, cjson_ns / decode_ns, "%.1f", !core_only && decode_ns > 0);
     printf("{\"bench\":\"core\",\"events\":%llu,\"customers\":%u,\"threads\":%d,"
+           "\"span_min\":%d,"
            "\"events_per_sec\":%.0f,\"ns_per_event\":%.1f,\"events_per_sec_1t\":%.0f,"
            "\"ns_per_event_1t\":%.1f,\"scaling\":%.2f,\"bytes_per_session\":%.1f,"
-           "\"bytes_per_customer\":%.1f,\"open_sessions\":%llu,\"decode_ns\":%.1f,"
-           "\"decode_inplace_ns\":%.1f,\"cjson_decode_ns\":%.1f,\"cjson_sample\":%zu,"
-           "\"decode_speedup\":%.1f,"
+           "\"bytes_per_customer\":%.1f,\"open_sessions\":%llu,\"decode_ns\":%s,"
+           "\"decode_inplace_ns\":%s,\"cjson_decode_ns\":%s,\"cjson_sample\":%zu,"
+           "\"decode_speedup\":%s,"
            "\"avg_event_bytes\":%.0f,\"runs\":%d,\"max_rss_kb\":%ld",
-           (unsigned long long)g->nmsgs, ncust, threads, epsn, 1e9 / epsn, eps1, 1e9 / eps1,
-           epsn / eps1, bps, bpc, (unsigned long long)r1.sessions, decode_ns,
-           median(decp, runs), cjson_ns, sample,
-           cjson_ns / decode_ns, (double)bytes / (double)g->nmsgs, runs, ru.ru_maxrss);
+           (unsigned long long)g->nmsgs, ncust, threads, span_min, epsn, 1e9 / epsn, eps1,
+           1e9 / eps1, epsn / eps1, bps, bpc, (unsigned long long)r1.sessions, jdec, jdecp, jcj,
+           sample, jsp, (double)bytes / (double)g->nmsgs, runs, ru.ru_maxrss);
     if (nfmt) {
         printf(",\"format_events\":%llu,\"decode_ns_by_format\":{",
                (unsigned long long)fg[0]->nmsgs);
