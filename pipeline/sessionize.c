@@ -1342,6 +1342,9 @@ int cs_pstate_reserve(cs_pstate *p, uint64_t customers, uint64_t sessions)
     if (pool_reserve(&p->cp, (uint64_t)p->cp.hw + customers) ||
         pool_reserve(&p->sp, (uint64_t)p->sp.hw + sessions))
         return -1;
+    if (p->idx_n == 0) /* the ids' bits for what comes, so that no re-tag runs on the way */
+        while ((uint64_t)p->cp.hw + customers > p->id_mask && p->id_mask != UINT32_MAX)
+            p->id_mask = (p->id_mask << 4) | 0xF;
     uint64_t want = (uint64_t)p->idx_n + customers;
     uint64_t cap = (uint64_t)p->idx_mask + 1;
     while (want > cap / 4 * 3) {

@@ -434,6 +434,61 @@ static void equivalence_same_process(void **st)
     equivalence(&q);
 }
 
+/* 70,000 customers in one partition: their ids pass 16 bits, so A's customer index was re-tagged
+ * on the way (sessionize.c idx_put), and B's restore sizes the tags before it fills the index
+ * (cs_pstate_reserve). B's snapshot is A's, and the next event of every customer finds its open
+ * session in both: no session started, the same counts. */
+static void many_customers_round_trip(void **st)
+{
+    enum { N = 70000 };
+    cs_ruleset *rs = load(rules_main);
+    dicts d;
+    dicts_init(&d, rs);
+    tev *ev = calloc(2 * N, sizeof *ev);
+    assert_non_null(ev);
+    for (int i = 0; i < 2 * N; i++) {
+        snprintf(ev[i].cust, sizeof ev[i].cust, "m%d", i % N);
+        ev[i].name = i < N ? "page" : "product_view";
+        ev[i].t = T0 + (i < N ? 0 : MIN);
+    }
+    side A, B;
+    side_init(&A, rs, &d, NULL);
+    side *only_a[1] = {&A};
+    wm_clock k = {INT64_MIN, INT64_MIN};
+    run(only_a, 1, rs, ev, N, 0, &k);
+    char *s1, *s2;
+    size_t l1, l2;
+    cs_snap_info wi, ri;
+    char err[256] = "";
+    snap(&A, rs, N, k.W, &s1, &l1, &wi);
+    assert_int_equal(wi.customers, N);
+    assert_int_equal(wi.sessions, N);
+    cs_pstate *pb = cs_snapshot_read(s1, l1, rs, d.d, &ri, err, sizeof err);
+    if (!pb)
+        fail_msg("restore: %s", err);
+    side_init(&B, rs, &d, pb);
+    snap(&B, rs, N, k.W, &s2, &l2, NULL);
+    assert_same_bytes(s1, l1, s2, l2);
+    free(s1);
+    free(s2);
+    cs_agg_reset(&A.agg);
+    B.c.W = A.c.W;
+    side *both[2] = {&A, &B};
+    run(both, 2, rs, ev + N, N, 0, &k);
+    assert_same_stats(&A, &B);
+    cs_counts *ca = side_counts(&A, rs), *cb = side_counts(&B, rs);
+    assert_int_equal(cs_counts_diff(ca, "original", cb, "restored", stderr, 40), 0);
+    assert_int_equal(cs_counts_get(cb, "sessions", "started"), 0);
+    assert_true(cs_counts_size(cb) > 0);
+    cs_counts_free(ca);
+    cs_counts_free(cb);
+    side_free(&A);
+    side_free(&B);
+    free(ev);
+    dicts_free(&d);
+    cs_rules_destroy(rs);
+}
+
 /* ---- small snapshots --------------------------------------------------------------------- */
 
 /* A few customers: with and without sessions, dimensions set and not, various stages. */
@@ -1165,6 +1220,7 @@ int main(void)
         cmocka_unit_test(equivalence_after_watermark_jump),
         cmocka_unit_test(equivalence_shared_dicts_other),
         cmocka_unit_test(equivalence_same_process),
+        cmocka_unit_test(many_customers_round_trip),
         cmocka_unit_test(empty_round_trip),
         cmocka_unit_test(small_round_trip_and_join),
         cmocka_unit_test(rejects_truncation_and_bit_flips),
