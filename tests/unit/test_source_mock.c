@@ -51,6 +51,8 @@ typedef struct fx {
     moved_part *moved;    /* [4]: on_assign restores these (the moving test) */
     int nw;               /* worker threads running (workers_start) */
     int slow_us;          /* a pause after each consume call (the stranded test) */
+    uint64_t pause_at;    /* the workers stop fetching once this many messages were processed
+                             (0: never): a stop mid-stream that does not depend on timing */
     pthread_t th[4];
     void *args[4][2];
     /* fx_setup: the stream, the mock cluster holding it, the producer that owns the cluster */
@@ -95,6 +97,10 @@ static void *worker(void *p)
     fx *f = a[0];
     int w = (int)(intptr_t)a[1];
     while (!f->stop) {
+        if (f->pause_at && atomic_load(&f->processed) >= f->pause_at) {
+            usleep(1000);
+            continue;
+        }
         int n = cs_source_fetch_process(f->src, w, 50);
         atomic_fetch_add(&f->processed, (uint64_t)n);
         if (f->slow_us)
@@ -499,6 +505,10 @@ static void moved_between_handles(void **state)
                                      .extra_props = "fetch.max.bytes=1000000,max.partition."
                                                     "fetch.bytes=16384,message.max.bytes=65536"});
         assert_int_equal(cs_source_fetch_handles(f.src), phase ? NW : 1);
+        /* phase 0 stops at ~40 %: the workers pause there by themselves. Waiting for the count
+         * in the polling loop alone was a race the workers could win: CI of eb0d6a2 saw the
+         * whole drain done within one 5 ms poll ("stopped mid-stream" failed). */
+        f.pause_at = phase ? 0 : g->nmsgs * 4 / 10;
         workers_start(&f, NW);
         for (int tick = 0; !cs_source_drained(f.src) && tick < 6000; tick++) {
             cs_source_poll(f.src, 5);
