@@ -51,8 +51,9 @@ typedef struct fx {
     moved_part *moved;    /* [4]: on_assign restores these (the moving test) */
     int nw;               /* worker threads running (workers_start) */
     int slow_us;          /* a pause after each consume call (the stranded test) */
-    uint64_t pause_at;    /* the workers stop fetching once this many messages were processed
-                             (0: never): a stop mid-stream that does not depend on timing */
+    _Atomic uint64_t pause_at; /* the workers stop fetching once this many messages were
+                                  processed (0: never): a stop mid-stream that does not depend
+                                  on timing */
     pthread_t th[4];
     void *args[4][2];
     /* fx_setup: the stream, the mock cluster holding it, the producer that owns the cluster */
@@ -97,7 +98,8 @@ static void *worker(void *p)
     fx *f = a[0];
     int w = (int)(intptr_t)a[1];
     while (!f->stop) {
-        if (f->pause_at && atomic_load(&f->processed) >= f->pause_at) {
+        uint64_t pa = atomic_load(&f->pause_at);
+        if (pa && atomic_load(&f->processed) >= pa) {
             usleep(1000);
             continue;
         }
@@ -193,6 +195,7 @@ static void fx_setup(fx *f, uint64_t seed, int nw)
     assert_non_null(rs);
     f->e = cs_engine_new(rs, nw, err, sizeof err);
     atomic_init(&f->processed, 0);
+    atomic_init(&f->pause_at, 0);
 }
 
 /* Creates and starts f->src from sc (group, topics, mode, tuning: the test's own); the brokers
@@ -263,6 +266,8 @@ static void run_mode(int fault, int nh, int live)
                                  .extra_props = "fetch.max.bytes=1000000,max.partition.fetch."
                                                 "bytes=16384,message.max.bytes=65536"});
     assert_int_equal(cs_source_fetch_handles(f.src), nh);
+    /* the workers wait at a tenth until the fault is in (see moved_between_handles) */
+    atomic_store(&f.pause_at, fault && !live ? g->nmsgs / 10 : 0);
     workers_start(&f, NW);
 
     int16_t fetch_errs = 0;
@@ -289,6 +294,7 @@ static void run_mode(int fault, int nh, int live)
                     rd_kafka_mock_partition_set_leader(mc, "clicks", q, 1 + (q + 1) % 3);
                 rd_kafka_mock_coordinator_set(mc, "group", "g", 3);
             }
+            atomic_store(&f.pause_at, 0);
         }
         if (injected_at >= 0 && tick == injected_at + 200 && fault == 1)
             rd_kafka_mock_broker_set_up(mc, 1);
@@ -508,7 +514,7 @@ static void moved_between_handles(void **state)
         /* phase 0 stops at ~40 %: the workers pause there by themselves. Waiting for the count
          * in the polling loop alone was a race the workers could win: CI of eb0d6a2 saw the
          * whole drain done within one 5 ms poll ("stopped mid-stream" failed). */
-        f.pause_at = phase ? 0 : g->nmsgs * 4 / 10;
+        atomic_store(&f.pause_at, phase ? 0 : g->nmsgs * 4 / 10);
         workers_start(&f, NW);
         for (int tick = 0; !cs_source_drained(f.src) && tick < 6000; tick++) {
             cs_source_poll(f.src, 5);
