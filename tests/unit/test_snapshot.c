@@ -288,6 +288,25 @@ static void assert_same_bytes(const char *a, size_t alen, const char *b, size_t 
     assert_memory_equal(a, b, alen);
 }
 
+/* A's state snapshotted and restored into B (dictionaries bd); B's own snapshot must be A's,
+ * byte for byte (the format is canonical). *wi, *ri: what the write and the read reported. */
+static void restore_copy(side *A, side *B, const cs_ruleset *rs, dicts *bd, int64_t next_offset,
+                         int64_t wm, cs_snap_info *wi, cs_snap_info *ri)
+{
+    char *s1, *s2;
+    size_t l1, l2;
+    char err[256] = "";
+    snap(A, rs, next_offset, wm, &s1, &l1, wi);
+    cs_pstate *pb = cs_snapshot_read(s1, l1, rs, bd->d, ri, err, sizeof err);
+    if (!pb)
+        fail_msg("restore: %s", err);
+    side_init(B, rs, bd, pb);
+    snap(B, rs, next_offset, wm, &s2, &l2, NULL);
+    assert_same_bytes(s1, l1, s2, l2);
+    free(s1);
+    free(s2);
+}
+
 typedef struct eqcase {
     const char *rules;
     size_t n1, n2;
@@ -321,31 +340,20 @@ static void equivalence(const eqcase *q)
     assert_true(cs_counts_get(c1, "ended_by", "gap") > 0);
     cs_counts_free(c1);
 
-    /* snapshot A, restore B */
-    char *s1, *s2;
-    size_t l1, l2;
+    /* snapshot A, restore B (canonical: B's snapshot is A's, byte for byte) */
     cs_snap_info wi, ri;
-    snap(&A, rs, (int64_t)q->n1, k.W, &s1, &l1, &wi);
+    side B;
+    restore_copy(&A, &B, rs, q->shared_dicts ? &da : &db, (int64_t)q->n1, k.W, &wi, &ri);
     assert_true(wi.sessions > (q->jump ? 0u : 10u));
     assert_true(wi.customers > wi.sessions);
-    char err[256] = "";
-    dicts *bd = q->shared_dicts ? &da : &db;
-    cs_pstate *pb = cs_snapshot_read(s1, l1, rs, bd->d, &ri, err, sizeof err);
-    if (!pb)
-        fail_msg("restore: %s", err);
     assert_int_equal(ri.next_offset, (int64_t)q->n1);
     assert_int_equal(ri.applied_wm, k.W);
     assert_int_equal(ri.max_t, wi.max_t);
     assert_int_equal(ri.sessions, wi.sessions);
     assert_int_equal(ri.customers, wi.customers);
-    side B;
-    side_init(&B, rs, bd, pb);
     assert_same_stats(&A, &B);
-    /* canonical: B's snapshot is A's, byte for byte */
-    snap(&B, rs, (int64_t)q->n1, k.W, &s2, &l2, NULL);
-    assert_same_bytes(s1, l1, s2, l2);
-    free(s1);
-    free(s2);
+    char *s1, *s2;
+    size_t l1, l2;
 
     /* the same future for both, each counting into a fresh aggregate */
     cs_agg_reset(&A.agg);
@@ -456,21 +464,10 @@ static void many_customers_round_trip(void **st)
     side *only_a[1] = {&A};
     wm_clock k = {INT64_MIN, INT64_MIN};
     run(only_a, 1, rs, ev, N, 0, &k);
-    char *s1, *s2;
-    size_t l1, l2;
     cs_snap_info wi, ri;
-    char err[256] = "";
-    snap(&A, rs, N, k.W, &s1, &l1, &wi);
+    restore_copy(&A, &B, rs, &d, N, k.W, &wi, &ri);
     assert_int_equal(wi.customers, N);
     assert_int_equal(wi.sessions, N);
-    cs_pstate *pb = cs_snapshot_read(s1, l1, rs, d.d, &ri, err, sizeof err);
-    if (!pb)
-        fail_msg("restore: %s", err);
-    side_init(&B, rs, &d, pb);
-    snap(&B, rs, N, k.W, &s2, &l2, NULL);
-    assert_same_bytes(s1, l1, s2, l2);
-    free(s1);
-    free(s2);
     cs_agg_reset(&A.agg);
     B.c.W = A.c.W;
     side *both[2] = {&A, &B};
