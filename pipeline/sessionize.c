@@ -344,6 +344,14 @@ static int wheel_init(wheel *w, int64_t horizon_ms, uint32_t nb)
     return w->head ? 0 : -1;
 }
 
+/* Entry id (its link field wnext) onto the front of its chain in tick's bucket. */
+static inline void wheel_push(wheel *w, int64_t tick, uint32_t *wnext, uint32_t id)
+{
+    uint32_t *h = &w->head[((uint32_t)tick & w->mask) * WHEEL_LANES + id % WHEEL_LANES];
+    *wnext = *h;
+    *h = id;
+}
+
 static inline void wheel_link(wheel *w, uint32_t *wnext, uint32_t id, int64_t deadline)
 {
     int64_t tick = floordiv(deadline, w->tick_ms);
@@ -351,9 +359,7 @@ static inline void wheel_link(wheel *w, uint32_t *wnext, uint32_t id, int64_t de
         w->cursor = tick;
     else if (tick < w->cursor)
         tick = w->cursor;
-    uint32_t *h = &w->head[((uint32_t)tick & w->mask) * WHEEL_LANES + id % WHEEL_LANES];
-    *wnext = *h;
-    *h = id;
+    wheel_push(w, tick, wnext, id);
 }
 
 /* ---- hashing and the customer index ------------------------------------------------------ */
@@ -1376,9 +1382,7 @@ static void wheel_link_restore(wheel *w, uint32_t *wnext, uint32_t id, int64_t d
     int64_t tick = floordiv(deadline, w->tick_ms);
     if (w->cursor == INT64_MIN || tick < w->cursor)
         w->cursor = tick;
-    uint32_t *h = &w->head[((uint32_t)tick & w->mask) * WHEEL_LANES + id % WHEEL_LANES];
-    *wnext = *h;
-    *h = id;
+    wheel_push(w, tick, wnext, id);
 }
 
 int cs_pstate_restore_add(cs_pstate *p, const cs_pstate_entry *e)
