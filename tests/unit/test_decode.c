@@ -1846,6 +1846,48 @@ static void test_key_prediction_needs_the_whole_key(void **state)
         }
 }
 
+/* Keys in a different order in every message make most guesses wrong, and the decoder stops
+ * predicting (kpred's score), then probes and predicts again once the order settles: every
+ * field must be right throughout, in both copies of the scanner and across the switches. */
+static void test_key_prediction_off_and_on(void **state)
+{
+    fx *f = *state;
+    static const char *const fmt[4] = {"\"userId\":\"u%d\"", "\"event\":\"e%d\"",
+                                       "\"channel\":\"c%d\"",
+                                       "\"context\":{\"page\":{\"title\":\"t\",\"url\":\"U%d\"}}"};
+    for (int i = 0; i < 1200; i++) {
+        int order[4] = {0, 1, 2, 3};
+        if (i < 600) /* a different order each message (a permutation of i), then one order */
+            for (int k = 3; k > 0; k--) {
+                int j = (i * 7 + k * 13) % (k + 1), t = order[k];
+                order[k] = order[j];
+                order[j] = t;
+            }
+        char json[512], part[128];
+        size_t at = 0;
+        json[at++] = '{';
+        for (int k = 0; k < 4; k++) {
+            int n = snprintf(part, sizeof part, fmt[order[k]], i);
+            memcpy(json + at, part, (size_t)n);
+            at += (size_t)n;
+            json[at++] = k < 3 ? ',' : '}';
+        }
+        json[at] = '\0';
+        char want[4][32];
+        snprintf(want[0], sizeof want[0], "u%d", i);
+        snprintf(want[1], sizeof want[1], "e%d", i);
+        snprintf(want[2], sizeof want[2], "c%d", i);
+        snprintf(want[3], sizeof want[3], "U%d", i);
+        cs_invalid r = dec(f, json);
+        if (r != CS_DECODE_OK || strcmp(fv(f, CS_F_CUSTOMER), want[0]) ||
+            strcmp(fv(f, CS_F_EVENT), want[1]) || strcmp(fv(f, CS_F_CHANNEL), want[2]) ||
+            strcmp(fv(f, CS_F_URL), want[3]))
+            fail_msg("message %d %s: %s customer %s event %s channel %s url %s", i, json,
+                     rname(r), fv(f, CS_F_CUSTOMER), fv(f, CS_F_EVENT), fv(f, CS_F_CHANNEL),
+                     fv(f, CS_F_URL));
+    }
+}
+
 /* Short messages end near the 16-byte loads: every prefix of a valid message must be handled
  * (and rejected) without reading past len, which ASan checks in the asan build. */
 static void test_all_prefixes(void **state)
@@ -1906,6 +1948,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_all_prefixes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_prediction_after_plan_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_prediction_needs_the_whole_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_prediction_off_and_on, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
