@@ -30,6 +30,7 @@
 #include "decode.h"
 #include "formats.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,8 @@ struct cs_decode_plan {
     uint8_t next_want[CS_SNOWPLOW_NCOLS + 1];
     ttarget coltg[CS_MAX_FIELDS * CS_MAX_PATHS];
     int person_field;      /* SPEC §3.1 identity: the person's field id, 0 = no identity */
+    uint64_t build_id;     /* this trie's build, unique in the process (decoders' key predictions
+                            * hold node ids of one build: kpred) */
 };
 
 /* value kinds seen by the scanner */
@@ -135,6 +138,51 @@ typedef struct hit {
 
 #define TS_WAYS 4 /* rfc3339_cached's minutes: a power of two */
 
+#ifdef __SSE2__
+/* Key prediction (issue 18). Most streams spell their objects' keys in the same order message
+ * after message, so the key that followed a given key in an object last time is likely to
+ * follow it now: one entry per context (the top bits of the previous key's hash, or the
+ * object's node for its first key; PRED_SIZE entries, a context's entry overwritten by the next key seen
+ * there). A prediction is trusted only when it is the same key in the same object: the entry's
+ * parent is cur, the input's first len bytes are the entry's and the next byte is the closing
+ * quote. The entry's bytes came from the fast key path (no quote, backslash or control byte in
+ * them), so the key is exactly those bytes, and the look-up's answer for (cur, key) is the
+ * child stored with them: the hash, the table slot and the key's stop scan are skipped. A
+ * wrong guess costs the check and one entry written. On bench_core's stream (Segment, fields
+ * varying from message to message) 91 % of the keys in trie objects are predicted.
+ * A stream whose keys come in no fixed order (a producer that serialises hash maps) would pay
+ * the check and the write on every key (+7 % of cs_decode's instructions with every object's
+ * keys shuffled): a score follows the gains (+3 a predicted key, -4 a wrong guess: measured, a
+ * hit saves ~28 instructions and a miss costs ~38, so guessing pays from ~57 % right), and
+ * below zero the messages go to the scanner's copy that does not predict (decode_json's
+ * `predict`), except one in PRED_PROBE, which re-learns and re-scores (shuffled keys: +1.8 %
+ * instead of +7 %). Rejected:
+ * the k-th key of a message as context (one optional field shifts every later key), and keys
+ * longer than 16 bytes (their look-up compares the whole segment; rare in events). */
+#ifndef PRED_BITS /* tests/unit/test_decode_collide.c builds with 1: every context shared */
+#define PRED_BITS 9
+#endif
+#define PRED_SIZE (1u << PRED_BITS)
+#define PRED_SCORE_MAX 4096 /* the score's bounds: a change of stream turns it within ~300 keys */
+#ifndef PRED_ALWAYS /* test_decode_collide: 1, predicting whatever the score */
+#define PRED_ALWAYS 0
+#endif
+#define PRED_SCORE_START 64 /* a new decoder predicts from its first message */
+#define PRED_PROBE 64       /* below zero, one message in this many predicts */
+typedef struct kpred {
+    _Alignas(16) uint8_t key[16]; /* the key, zero padded */
+    uint32_t parent;              /* the object (trie node) it was met in; UINT32_MAX: empty */
+    uint32_t child;               /* the look-up's answer (NONE included) */
+    uint32_t len;                 /* 1..16 */
+    uint32_t next;                /* the context of the key after it: its hash's top bits */
+} kpred;
+
+static inline uint32_t pred_first(uint32_t node) /* the context of an object's first key */
+{
+    return (node * 0x9E3779B1u) >> (32 - PRED_BITS);
+}
+#endif
+
 struct cs_decoder {
     const cs_decode_plan *plan;
     uint8_t *copy;  /* cap + PAD bytes: the message, then NULs */
@@ -149,7 +197,27 @@ struct cs_decoder {
     uint32_t stack[MAX_DEPTH_CAP + 1];
     uint32_t seen[MAX_NODES];
     hit hits[MAX_HITS];
+#ifdef __SSE2__
+    uint32_t pstack[MAX_DEPTH_CAP + 1]; /* the prediction context of each open container */
+    uint64_t pred_build;                /* the plan build pred[] was filled under (0: none) */
+    int32_t pred_score;                 /* +3 a predicted key, -4 a wrong guess (kpred) */
+    uint32_t pred_probe;                /* messages while the score is below zero */
+    kpred pred[PRED_SIZE];
+#endif
 };
+
+static void pred_reset(cs_decoder *d)
+{
+#ifdef __SSE2__
+    for (uint32_t i = 0; i < PRED_SIZE; i++)
+        d->pred[i].parent = UINT32_MAX;
+    d->pred_build = 0;
+    d->pred_score = PRED_SCORE_START;
+    d->pred_probe = 0;
+#else
+    (void)d;
+#endif
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* character level                                                                              */
@@ -392,12 +460,14 @@ static uint32_t trie_lookup(const cs_decode_plan *pl, uint32_t parent, const uin
  * on the keys of a message that no path names. */
 static inline uint32_t trie_lookup_short(const hslot *tab, uint32_t hmask, uint32_t hshift,
                                          uint64_t hmul, uint32_t hperfect, uint32_t parent,
-                                         __m128i xk, uint32_t len)
+                                         __m128i xk, uint32_t len, uint32_t *ctx)
 {
     const uint64_t lo = (uint64_t)_mm_cvtsi128_si64(xk);
     const uint64_t hi = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(xk, xk));
     const uint64_t salt = psalt(parent);
-    uint32_t i = (uint32_t)(khash(hmul, salt, lo, hi, 0) >> hshift);
+    const uint64_t h = khash(hmul, salt, lo, hi, 0);
+    uint32_t i = (uint32_t)(h >> hshift);
+    *ctx = (uint32_t)(h >> (64 - PRED_BITS)); /* finer than the slot: fewer shared contexts */
     for (;;) {
         const hslot *s = &tab[i];
         if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_load_si128((const __m128i *)(const void *)s->key),
@@ -649,6 +719,9 @@ static int trie_build(cs_decode_plan *p, char *errstr, size_t errlen)
     p->hshift = 64 - hbits;
     p->hmul = hmul;
     p->hperfect = hperfect;
+    /* relaxed: only uniqueness matters; the plan itself reaches workers by the engine's hand-over */
+    static _Atomic uint64_t builds;
+    p->build_id = atomic_fetch_add_explicit(&builds, 1, memory_order_relaxed) + 1;
     return 0;
 fail:
     free(nodes);
@@ -955,6 +1028,7 @@ cs_decoder *cs_decoder_new(const cs_decode_plan *p)
     d->gen = 1;
     memset(d->ts, 0, sizeof d->ts);
     memset(d->seen, 0, sizeof d->seen);
+    pred_reset(d);
     return d;
 }
 
@@ -970,7 +1044,7 @@ void cs_decoder_destroy(cs_decoder *d)
 void cs_decoder_set_plan(cs_decoder *d, const cs_decode_plan *p)
 {
     if (d && p)
-        d->plan = p;
+        d->plan = p; /* decode_json sees the other build_id and empties the predictions */
 }
 
 const char *cs_invalid_name(cs_invalid r)
@@ -1335,10 +1409,13 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
  * rfc3339_cached, now with two callers each, are forced inline as they were with one): rejected,
  * one function with a run-time flag (callgrind: +22 instructions per message on cs_decode's
  * path, bench_decode; cs_decode_padded's 2908 per bench_core event against 2847 inlined), for
- * one more copy of the scanner in the binary. */
+ * one more copy of the scanner in the binary. `predict` likewise (kpred): the copy that
+ * predicts keys and the one that does not (a stream whose guesses do not pay) each carry only
+ * their own work; with a run-time flag the scanner ran ~200 instructions a message more with
+ * the predictions off than before it had them (the flag's tests, and registers spilled). */
 static ALWAYS_INLINE cs_invalid decode_json(cs_decoder *d, const char *buf, size_t len,
                                             int64_t fallback_ts_ms, cs_decoded *out,
-                                            const int padded)
+                                            const int padded, const int predict)
 {
     const cs_decode_plan *pl = d->plan;
     /* out->f: cleared here on the paths that return before resolve(), by resolve() itself on
@@ -1392,6 +1469,29 @@ static ALWAYS_INLINE cs_invalid decode_json(cs_decoder *d, const char *buf, size
     memset(best, 0xFF, sizeof best);
     int depth = 0;        /* containers open, including cur */
     uint32_t cur = 0;     /* the innermost open container: trie node or STK_NONE, | STK_ARR */
+#ifdef __SSE2__
+    if (predict && UNLIKELY(d->pred_build != pl->build_id)) {
+        /* another plan, or this one rebuilt (cs_decode_plan_add_field and the like change the
+         * trie under a decoder made before): node ids and children changed */
+        pred_reset(d);
+        d->pred_build = pl->build_id;
+    }
+    kpred *const pred = d->pred;
+    uint32_t *const pstk = d->pstack;
+    uint32_t pc = 0; /* the prediction context of the next key in cur */
+    /* the score, in a register while the message is scanned (stored back at done and bad; a
+     * message given up as too deep leaves it as it was) */
+    int32_t sc = d->pred_score;
+    if (predict && sc > PRED_SCORE_MAX)
+        sc = PRED_SCORE_MAX;
+#define PRED_SCORE_KEEP() (predict ? (void)(d->pred_score = sc) : (void)0)
+#define PUSH_PC() (predict ? (void)(pstk[depth] = pc) : (void)0)
+#define POP_PC() (predict ? (void)(pc = pstk[depth]) : (void)0)
+#else
+#define PUSH_PC() ((void)0)
+#define POP_PC() ((void)0)
+#define PRED_SCORE_KEEP() ((void)0)
+#endif
     uint32_t vnode;       /* trie node of the value about to be scanned, or NONE */
     unsigned c;
 
@@ -1447,8 +1547,13 @@ value: /* *p is the first byte of a value (or garbage) */
             fail = CS_INV_TOO_DEEP;
             goto failed;
         }
+        PUSH_PC();
         stk[depth++] = cur;
         cur = (vnode != NONE && nodes[vnode].nchildren) ? vnode : STK_NONE;
+#ifdef __SSE2__
+        if (predict)
+            pc = pred_first(cur);
+#endif
         p++;
         if (LIKELY(*p == '"'))
             goto key;
@@ -1465,6 +1570,7 @@ value: /* *p is the first byte of a value (or garbage) */
             fail = CS_INV_TOO_DEEP;
             goto failed;
         }
+        PUSH_PC();
         stk[depth++] = cur;
         cur = STK_ARR | STK_NONE;
         p++;
@@ -1541,6 +1647,7 @@ pop: /* the container cur was just closed; p is after its closing bracket */
     if (UNLIKELY(--depth == 0))
         goto done;
     cur = stk[depth];
+    POP_PC();
     /* fall through */
 after: /* a value ended at p, inside container cur (depth >= 1), or at the top level */
     if (UNLIKELY(depth == 0))
@@ -1576,15 +1683,41 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
     uint32_t child = NONE;
 #ifdef __SSE2__
     const __m128i x = load16(s);
+    if (predict && cur != STK_NONE) { /* the predicted key (see kpred) */
+        const kpred *pe = &pred[pc];
+        if (pe->parent == cur) {
+            const unsigned want = (1u << pe->len) - 1;
+            const unsigned eq = (unsigned)_mm_movemask_epi8(
+                _mm_cmpeq_epi8(x, _mm_load_si128((const __m128i *)(const void *)pe->key)));
+            if ((eq & want) == want && s[pe->len] == '"') {
+                q = s + pe->len;
+                child = pe->child;
+                pc = pe->next;
+                sc += 3;
+                goto key_known;
+            }
+        }
+    }
     const unsigned m = stopmask(x);
     const unsigned n = m ? (unsigned)__builtin_ctz(m) : 16;
     /* n == 16 (no stop byte in the first 16) and s[16] == '"': a key of exactly 16 bytes,
      * which the full-width mask handles too */
     if (LIKELY(s[n] == '"')) {
         q = s + n;
-        if (cur != STK_NONE && n)
-            child = trie_lookup_short(htab, hmask, hshift, hmul, hperfect, cur,
-                                      _mm_and_si128(x, load16(ones_zeros + 16 - n)), n);
+        if (cur != STK_NONE && n) {
+            const __m128i xk = _mm_and_si128(x, load16(ones_zeros + 16 - n));
+            uint32_t nctx;
+            child = trie_lookup_short(htab, hmask, hshift, hmul, hperfect, cur, xk, n, &nctx);
+            if (predict) {
+                kpred *pw = &pred[pc]; /* what follows in this context from now on */
+                _mm_store_si128((__m128i *)(void *)pw->key, xk);
+                pw->parent = cur;
+                pw->child = child;
+                pw->len = n;
+                pw->next = pc = nctx;
+                sc -= 4;
+            }
+        }
     } else
 #endif
     {
@@ -1595,6 +1728,9 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
         if (cur != STK_NONE)
             child = key_lookup_slow(d, pl, cur, s, (size_t)(q - s), esc);
     }
+#ifdef __SSE2__
+key_known:
+#endif
     vnode = NONE;
     if (child != NONE && seen[child] != gen) { /* a second occurrence is skipped */
         seen[child] = gen;
@@ -1613,6 +1749,7 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
 }
 
 done:
+    PRED_SCORE_KEEP();
     SKIP_WS();
     if (p != base + len)
         goto bad;
@@ -1630,22 +1767,45 @@ done:
     return finish_time(d, pl, out, fallback_ts_ms, 0);
 
 bad:
+    PRED_SCORE_KEEP();
     fail = CS_INV_NOT_JSON;
 failed:
     clear_fields(pl, out);
     return fail;
 }
 
+#undef PUSH_PC
+#undef POP_PC
+#undef PRED_SCORE_KEEP
+
+/* Whether this message is scanned by the predicting copy (kpred): while the score is not below
+ * zero, and then in one message of PRED_PROBE, which re-learns and re-scores. */
+static inline int pred_use(cs_decoder *d)
+{
+#ifdef __SSE2__
+    if (PRED_ALWAYS || LIKELY(d->pred_score >= 0))
+        return 1;
+    if (d->pred_score < -PRED_SCORE_MAX)
+        d->pred_score = -PRED_SCORE_MAX;
+    return (++d->pred_probe & (PRED_PROBE - 1)) == 0;
+#else
+    (void)d;
+    return 0;
+#endif
+}
+
 cs_invalid cs_decode(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
                      cs_decoded *out)
 {
-    return decode_json(d, buf, len, fallback_ts_ms, out, 0);
+    return pred_use(d) ? decode_json(d, buf, len, fallback_ts_ms, out, 0, 1)
+                       : decode_json(d, buf, len, fallback_ts_ms, out, 0, 0);
 }
 
 cs_invalid cs_decode_padded(cs_decoder *d, const char *buf, size_t len, int64_t fallback_ts_ms,
                             cs_decoded *out)
 {
-    return decode_json(d, buf, len, fallback_ts_ms, out, 1);
+    return pred_use(d) ? decode_json(d, buf, len, fallback_ts_ms, out, 1, 1)
+                       : decode_json(d, buf, len, fallback_ts_ms, out, 1, 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -1768,6 +1768,126 @@ static void test_reuse_no_leak(void **state)
     }
 }
 
+/* Key predictions (kpred in decode.c, issue 18) hold node ids and look-up answers of one trie
+ * build. A plan changed under a decoder (a field added after the decoder was made, which
+ * test_custom_paths shows is allowed) must not be answered from them: "persona" and "tier" were
+ * learnt as keys no path names, then become paths. */
+static void test_key_prediction_after_plan_rebuild(void **state)
+{
+    fx *f = *state;
+    const char *m = "{\"userId\":\"u1\",\"event\":\"e1\",\"properties\":{\"sku\":\"1\","
+                    "\"persona\":\"young\",\"tier\":\"gold\"},\"channel\":\"c1\"}";
+    for (int i = 0; i < 3; i++) /* the decoder learns the keys' order */
+        EXPECT(f, m, CS_DECODE_OK);
+    char err[256] = "";
+    const char *persona[] = {"properties.persona"};
+    int id = cs_decode_plan_add_field(f->plan, persona, 1, err, sizeof err);
+    assert_true(id >= CS_F_NSTD);
+    for (int i = 0; i < 2; i++) {
+        EXPECT(f, m, CS_DECODE_OK);
+        assert_string_equal(fv(f, id), "young");
+        assert_string_equal(fv(f, CS_F_EVENT), "e1");
+        assert_string_equal(fv(f, CS_F_CHANNEL), "c1");
+    }
+    const char *tier[] = {"properties.tier"};
+    int tid = cs_decode_plan_add_field(f->plan, tier, 1, err, sizeof err);
+    assert_true(tid > id);
+    EXPECT(f, m, CS_DECODE_OK);
+    assert_string_equal(fv(f, id), "young");
+    assert_string_equal(fv(f, tid), "gold");
+    assert_string_equal(fv(f, CS_F_CUSTOMER), "u1");
+    assert_string_equal(fv(f, CS_F_CHANNEL), "c1");
+}
+
+/* A predicted key is trusted only when the input has exactly its bytes, then the closing quote
+ * (kpred, issue 18): each message here follows one that taught the decoder another key at the
+ * same place, and every field must come out as when the message is decoded after itself. */
+static void test_key_prediction_needs_the_whole_key(void **state)
+{
+    fx *f = *state;
+    char err[256] = "";
+    const char *k16[] = {"properties.abcdefghijklmnop"}; /* a 16-byte key: the widest predicted */
+    int id16 = cs_decode_plan_add_field(f->plan, k16, 1, err, sizeof err);
+    assert_true(id16 >= CS_F_NSTD);
+    const char *teach = "{\"userId\":\"u1\",\"event\":\"e1\",\"context\":{\"page\":{\"url\":\"U1\"}},"
+                        "\"properties\":{\"abcdefghijklmnop\":\"v1\"}}";
+    static const struct {
+        const char *json, *event, *url, *channel, *v16;
+    } cases[] = {
+        /* the predicted key, then more bytes */
+        {"{\"userId\":\"u1\",\"eventX\":\"e2\",\"event\":\"e3\"}", "e3", "", "", ""},
+        /* a prefix of it, and one byte different */
+        {"{\"userId\":\"u1\",\"even\":\"e2\",\"evenT\":\"e4\",\"event\":\"e5\"}", "e5", "", "", ""},
+        /* the same key escaped: the same key (the slow path) */
+        {"{\"userId\":\"u1\",\"\\u0065vent\":\"e6\"}", "e6", "", "", ""},
+        /* a root path's key inside an object where no path names it */
+        {"{\"userId\":\"u1\",\"event\":\"e1\",\"context\":{\"page\":{\"channel\":\"X\","
+         "\"url\":\"U2\"}}}",
+         "e1", "U2", "", ""},
+        /* 17 and 15 bytes against the 16-byte key, then the key itself */
+        {"{\"userId\":\"u1\",\"event\":\"e1\",\"properties\":{\"abcdefghijklmnopq\":\"w\","
+         "\"abcdefghijklmno\":\"x\",\"abcdefghijklmnop\":\"v2\"}}",
+         "e1", "", "", "v2"},
+        {"{\"userId\":\"u1\",\"event\":\"e1\",\"properties\":{\"abcdefghijklmnopq\":\"w\"}}", "e1",
+         "", "", ""},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int round = 0; round < 2; round++) { /* after the teacher, then after itself */
+            EXPECT(f, teach, CS_DECODE_OK);
+            if (round)
+                EXPECT(f, cases[c].json, CS_DECODE_OK);
+            EXPECT(f, cases[c].json, CS_DECODE_OK);
+            if (strcmp(fv(f, CS_F_EVENT), cases[c].event) || strcmp(fv(f, CS_F_URL), cases[c].url) ||
+                strcmp(fv(f, CS_F_CHANNEL), cases[c].channel) ||
+                strcmp(fv(f, id16), cases[c].v16))
+                fail_msg("case %zu round %d: event \"%s\" url \"%s\" channel \"%s\" 16 \"%s\"", c,
+                         round, fv(f, CS_F_EVENT), fv(f, CS_F_URL), fv(f, CS_F_CHANNEL),
+                         fv(f, id16));
+        }
+}
+
+/* Keys in a different order in every message make most guesses wrong, and the decoder stops
+ * predicting (kpred's score), then probes and predicts again once the order settles: every
+ * field must be right throughout, in both copies of the scanner and across the switches. */
+static void test_key_prediction_off_and_on(void **state)
+{
+    fx *f = *state;
+    static const char *const fmt[4] = {"\"userId\":\"u%d\"", "\"event\":\"e%d\"",
+                                       "\"channel\":\"c%d\"",
+                                       "\"context\":{\"page\":{\"title\":\"t\",\"url\":\"U%d\"}}"};
+    for (int i = 0; i < 1200; i++) {
+        int order[4] = {0, 1, 2, 3};
+        if (i < 600) /* a different order each message (a permutation of i), then one order */
+            for (int k = 3; k > 0; k--) {
+                int j = (i * 7 + k * 13) % (k + 1), t = order[k];
+                order[k] = order[j];
+                order[j] = t;
+            }
+        char json[512], part[128];
+        size_t at = 0;
+        json[at++] = '{';
+        for (int k = 0; k < 4; k++) {
+            int n = snprintf(part, sizeof part, fmt[order[k]], i);
+            memcpy(json + at, part, (size_t)n);
+            at += (size_t)n;
+            json[at++] = k < 3 ? ',' : '}';
+        }
+        json[at] = '\0';
+        char want[4][32];
+        snprintf(want[0], sizeof want[0], "u%d", i);
+        snprintf(want[1], sizeof want[1], "e%d", i);
+        snprintf(want[2], sizeof want[2], "c%d", i);
+        snprintf(want[3], sizeof want[3], "U%d", i);
+        cs_invalid r = dec(f, json);
+        if (r != CS_DECODE_OK || strcmp(fv(f, CS_F_CUSTOMER), want[0]) ||
+            strcmp(fv(f, CS_F_EVENT), want[1]) || strcmp(fv(f, CS_F_CHANNEL), want[2]) ||
+            strcmp(fv(f, CS_F_URL), want[3]))
+            fail_msg("message %d %s: %s customer %s event %s channel %s url %s", i, json,
+                     rname(r), fv(f, CS_F_CUSTOMER), fv(f, CS_F_EVENT), fv(f, CS_F_CHANNEL),
+                     fv(f, CS_F_URL));
+    }
+}
+
 /* Short messages end near the 16-byte loads: every prefix of a valid message must be handled
  * (and rejected) without reading past len, which ASan checks in the asan build. */
 static void test_all_prefixes(void **state)
@@ -1826,6 +1946,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefix_and_leaf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reuse_no_leak, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_prefixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_prediction_after_plan_rebuild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_prediction_needs_the_whole_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_prediction_off_and_on, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
