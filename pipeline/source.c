@@ -637,6 +637,24 @@ static int prepare_one(cs_source *s, rd_kafka_topic_partition_t *p, int64_t comm
     atomic_store_explicit(&x->last_msg_ms, cs_wall_ms(), memory_order_relaxed);
     /* forward before assigning: messages must never reach the consumer's own queue */
     x->pq = rd_kafka_queue_get_partition(s->hk[x->handle], p->topic, p->partition);
+    /* A version barrier before the workers can see the partition again (set_part_of below):
+     * librdkafka drops a message whose fetch version is older than its partition's, and a
+     * seek raises that version at once, in this thread (rd_kafka_toppar_op_seek). Without it
+     * a message fetched under an earlier assignment of the partition to this handle, still in
+     * the worker's queue because the revocation's fetch stop had not run yet (it runs later,
+     * on librdkafka's main thread, as does the fetch start of this assignment), was counted
+     * under the new one: ahead of the partition's restored position, so that the messages
+     * between were then skipped as re-delivered (the soak's CI profile, 2026-12-06: 63 lost,
+     * 64 re-delivered skipped). On a partition not being fetched the seek itself fails
+     * (__STATE, in librdkafka's thread) and only the barrier remains; on one still fetched
+     * for the old assignment it moves the fetch to this assignment's start. Either way what
+     * the worker gets from now on starts at p->offset. */
+    rd_kafka_topic_partition_list_t *sk = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sk, p->topic, p->partition)->offset = p->offset;
+    rd_kafka_error_t *se = rd_kafka_seek_partitions(s->hk[x->handle], sk, 0);
+    if (se)
+        rd_kafka_error_destroy(se);
+    rd_kafka_topic_partition_list_destroy(sk);
     rd_kafka_queue_forward(x->pq, s->wq[w]);
     x->had[x->handle / 64] |= 1ull << (x->handle % 64);
     set_part_of(s, t, p->partition, part);
