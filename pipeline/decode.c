@@ -142,23 +142,24 @@ typedef struct hit {
 /* Key prediction (issue 18). Most streams spell their objects' keys in the same order message
  * after message, so the key that followed a given key in an object last time is likely to
  * follow it now: one entry per context (the top bits of the previous key's hash, or the
- * object's node for its first key; PRED_SIZE entries, a context's entry overwritten by the next key seen
- * there). A prediction is trusted only when it is the same key in the same object: the entry's
- * parent is cur, the input's first len bytes are the entry's and the next byte is the closing
- * quote. The entry's bytes came from the fast key path (no quote, backslash or control byte in
- * them), so the key is exactly those bytes, and the look-up's answer for (cur, key) is the
- * child stored with them: the hash, the table slot and the key's stop scan are skipped. A
- * wrong guess costs the check and one entry written. On bench_core's stream (Segment, fields
- * varying from message to message) 91 % of the keys in trie objects are predicted.
+ * object's node for its first key; PRED_SIZE entries, a context's entry overwritten by the
+ * next key seen there). A prediction is trusted only when it is the same key in the same
+ * object: the entry's parent is cur, the input's first len bytes are the entry's and the next
+ * byte is the closing quote. The entry's bytes came from the fast key path (no quote,
+ * backslash or control byte in them), so the key is exactly those bytes, and the look-up's
+ * answer for (cur, key) is the child stored with them: the hash, the table slot and the key's
+ * stop scan are skipped. A wrong guess costs the check and one entry written. On bench_core's
+ * stream (Segment, fields varying from message to message) 91 % of the keys in trie objects
+ * are predicted.
  * A stream whose keys come in no fixed order (a producer that serialises hash maps) would pay
  * the check and the write on every key (+7 % of cs_decode's instructions with every object's
  * keys shuffled): a score follows the gains (+3 a predicted key, -4 a wrong guess: measured, a
  * hit saves ~28 instructions and a miss costs ~38, so guessing pays from ~57 % right), and
  * below zero the messages go to the scanner's copy that does not predict (decode_json's
  * `predict`), except one in PRED_PROBE, which re-learns and re-scores (shuffled keys: +1.8 %
- * instead of +7 %). Rejected:
- * the k-th key of a message as context (one optional field shifts every later key), and keys
- * longer than 16 bytes (their look-up compares the whole segment; rare in events). */
+ * instead of +7 %). Rejected: the k-th key of a message as context (one optional field shifts
+ * every later key), and keys longer than 16 bytes (their look-up compares the whole segment;
+ * rare in events). */
 #ifndef PRED_BITS /* tests/unit/test_decode_collide.c builds with 1: every context shared */
 #define PRED_BITS 9
 #endif
@@ -719,7 +720,7 @@ static int trie_build(cs_decode_plan *p, char *errstr, size_t errlen)
     p->hshift = 64 - hbits;
     p->hmul = hmul;
     p->hperfect = hperfect;
-    /* relaxed: only uniqueness matters; the plan itself reaches workers by the engine's hand-over */
+    /* relaxed: only uniqueness matters; the plan reaches the workers by the engine's hand-over */
     static _Atomic uint64_t builds;
     p->build_id = atomic_fetch_add_explicit(&builds, 1, memory_order_relaxed) + 1;
     return 0;
