@@ -229,6 +229,9 @@ d = dict(events=events, wall_s=round(wall, 3), steady_s=round(steady, 3),
          events_per_sec=round(events / wall), events_per_sec_steady=round(events / steady),
          cpu_s=round(user + sys_, 2), user_s=user, sys_s=sys_,
          cpu_ns_per_event=round((user + sys_) * 1e9 / max(events, 1), 1), rss_bytes=rss,
+         # page faults are counted, not timed: a figure this machine's noise does not move
+         minor_faults_per_kevent=round(int(tv.get('Minor (reclaiming a frame) page faults', 0))
+                                       * 1000 / max(events, 1), 2),
          redis_cmds=cmds, daemon_redis_cmds=dcmds, redis_cmds_per_sec=round(cmds / wall, 1),
          broker_cpu_s=round(kt / hz, 2), redis_cpu_s=round(rt / hz, 2),
          machine_busy_cpu_s=round(mt / hz, 2),
@@ -547,6 +550,7 @@ eps = med('events_per_sec')
 ratio = lambda a, b: round(a / b, 1) if a and b else None
 r = {"drain_events": d[0]['events'] if d else None, "drain_events_per_sec": round(eps) if eps else None,
      "cpu_ns_per_event": med('cpu_ns_per_event'), "rss_bytes": int(med('rss_bytes')) if d else None,
+     "minor_faults_per_kevent": med('minor_faults_per_kevent'),
      "bytes_per_session": None if bps == 'null' else float(bps),
      "redis_cmds": int(med('redis_cmds')) if d else None, "redis_cmds_per_sec": med('redis_cmds_per_sec'),
      "naive_events_per_sec": n1.get('events_per_sec'),
@@ -608,6 +612,7 @@ if base:
     bmed = lambda k: statistics.median(x[k] for x in base)
     r['baseline'] = dict(cpu_ns_per_event=bmed('cpu_ns_per_event'), events_per_sec=round(bmed('events_per_sec')),
                          roles_ns_per_event={k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'workers', 'control')},
+                         minor_faults_per_kevent=bmed('minor_faults_per_kevent'),
                          cpu_ns_per_event_runs=[x['cpu_ns_per_event'] for x in base],
                          events_per_sec_runs=[round(x['events_per_sec']) for x in base])
     r['baseline']['model_ceiling'] = model({**{k: med_role(base, k) for k in ('fetch', 'fetch_busiest', 'fetch_threads', 'workers', 'worker_threads', 'control')}, 'flush': None, 'fetch_auto': True},

@@ -1107,6 +1107,10 @@ static NOINLINE void clear_fields(const cs_decode_plan *pl, cs_decoded *out)
     }
 }
 
+/* The field kind of a value kind (VK_*) */
+static const uint8_t vk_kind[4] = {[VK_STR] = CS_SV_STR, [VK_INT] = CS_SV_NUM,
+                                   [VK_FLOAT] = CS_SV_NUM, [VK_BOOL] = CS_SV_BOOL};
+
 /* Turn the winning hits of a successful scan into fields (bid() picked them: best[f] is the
  * winner's priority, 0xFF for none, win[f] its hit). Escaped strings are undone into the
  * scratch buffer, once per hit: unescaped text is never longer than its source and sources do
@@ -1137,7 +1141,7 @@ static ALWAYS_INLINE void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_de
         }
         out->f[f].p = x->esc == 2 ? (const char *)x->s : buf + (x->s - base);
         out->f[f].len = x->len;
-        out->f[f].kind = x->vk == VK_STR ? CS_SV_STR : x->vk == VK_BOOL ? CS_SV_BOOL : CS_SV_NUM;
+        out->f[f].kind = vk_kind[x->vk];
     }
 }
 
@@ -1398,7 +1402,15 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
         h_->len = (uint32_t)(N);                                                                   \
         h_->vk = (uint8_t)(VK);                                                                    \
         h_->esc = (uint8_t)(ESC);                                                                  \
-        bid(targets + t_->tgt_off, t_->ntargets, (VK), nh, best, win);                             \
+        if (LIKELY(t_->ntargets == 1)) { /* most nodes end one path: no loop */                \
+            const ttarget *g_ = &targets[t_->tgt_off];                                             \
+            if (g_->prio < best[g_->field] && ((g_->acc >> (VK)) & 1)) {                           \
+                best[g_->field] = g_->prio;                                                        \
+                win[g_->field] = (uint16_t)nh;                                                     \
+            }                                                                                      \
+        } else {                                                                                   \
+            bid(targets + t_->tgt_off, t_->ntargets, (VK), nh, best, win);                         \
+        }                                                                                          \
         nh++;                                                                                      \
     } while (0)
 

@@ -221,6 +221,19 @@ static int apply_extra(rd_kafka_conf_t *conf, const char *props, char *errstr, s
     return rc;
 }
 
+/* Whether the escaped "k=v,k=v" list props sets key. */
+static int has_extra(const char *props, const char *key)
+{
+    char item[8192 + 2];
+    const char *cur = props;
+    int r, found = 0;
+    const size_t kl = strlen(key);
+    while (!found && props && (r = cs_kprops_next(&cur, item, sizeof item)) != 0)
+        found = r > 0 && strncmp(item, key, kl) == 0 && item[kl] == '=';
+    memset(item, 0, sizeof item); /* may hold a password */
+    return found;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque);
 
@@ -408,9 +421,34 @@ cs_source *cs_source_new(cs_engine *e, const cs_source_conf *conf, char *errstr,
         cs_source_destroy(s);
         return NULL;
     }
-    /* the prefetch limits as finally set (kafka_props may override ours): fetch_wake's marks */
     char num[64];
     size_t numlen = sizeof num;
+    /* message.max.bytes: for a consumer, librdkafka 2.0.2 uses it only as the cap of its
+     * first guess at an lz4 batch's decompressed size (rd_kafka_lz4_decompress: min(4 x the
+     * compressed size, message.max.bytes) when the frame has no content size, which neither
+     * librdkafka's producer nor Java's writes), and fetch.max.bytes must be at least it. At
+     * the default 1 MB every lz4 batch of more than 1 MB of records (a librdkafka producer's
+     * batch.size is 1 MB) started in a 1 MB buffer and was grown by 3/4 until it fitted: for
+     * the benchmark's 2 MB batches twice (1 -> 1.75 -> 3.06 MB), each a realloc with a copy or
+     * a fresh mapping page-faulted in again. Uncapped, a batch starts at 4x its compressed
+     * size: one that compresses up to 4x is never grown, up to 7x once (JSON events: ~5x).
+     * Raised to
+     * fetch.max.bytes as finally set, unless kafka_props sets it (and a kafka_props that only
+     * lowers fetch.max.bytes below 1 MB is no longer refused for the rule above):
+     * a 10M-event lz4 drain, 0.947x the CPU per event, fetch 266 -> 238 ns
+     * (bench/RESULTS-e2e.md "message.max.bytes"). Only the consumer's: the dead-letter
+     * producer keeps librdkafka's default, which bounds the messages it sends. */
+    if (!has_extra(conf->extra_props, "message.max.bytes") &&
+        rd_kafka_conf_get(kc, "fetch.max.bytes", num, &numlen) == RD_KAFKA_CONF_OK) {
+        long long fmb = atoll(num);
+        fmb = fmb < 1000 ? 1000 : fmb > 1000000000 ? 1000000000 : fmb; /* its range */
+        char e2[256];
+        snprintf(num, sizeof num, "%lld", fmb);
+        if (set(kc, "message.max.bytes", num, e2, sizeof e2) != 0)
+            slog(s, 7, "message.max.bytes %s not set: %s", num, e2); /* cannot happen */
+    }
+    /* the prefetch limits as finally set (kafka_props may override ours): fetch_wake's marks */
+    numlen = sizeof num;
     s->qmin = rd_kafka_conf_get(kc, "queued.min.messages", num, &numlen) == RD_KAFKA_CONF_OK
                   ? atoll(num) : 100000;
     numlen = sizeof num;
@@ -1433,6 +1471,15 @@ int cs_source_auto_fetch_threads(int workers)
 int cs_source_fetch_handles(const cs_source *s)
 {
     return s->nh;
+}
+
+int cs_source_kafka_prop(const cs_source *s, int h, const char *key, char *buf, size_t len)
+{
+    if (!s || h < 0 || h >= s->nh || !s->hk[h] || !buf || !len)
+        return -1;
+    size_t n = len;
+    return rd_kafka_conf_get(rd_kafka_conf(s->hk[h]), key, buf, &n) == RD_KAFKA_CONF_OK ? 0
+                                                                                       : -1;
 }
 
 int cs_source_part_handle(cs_source *s, int part)

@@ -150,6 +150,10 @@ int cs_source_auto_fetch_threads(int workers);
 /* Consumer handles in use (conf.fetch_threads, bounded), and the one that fetches an engine
  * partition (-1 unknown). Control thread. */
 int cs_source_fetch_handles(const cs_source *s);
+/* The librdkafka property `key` as handle h's consumer was finally configured (our settings,
+ * then kafka_props, then what librdkafka derived), into buf (NUL-terminated); 0, or -1 when
+ * there is no such handle or property or buf is too small. For logs and tests. */
+int cs_source_kafka_prop(const cs_source *s, int h, const char *key, char *buf, size_t len);
 int cs_source_part_handle(cs_source *s, int part);
 /* Messages waiting in the queues of partitions that no worker is served from: partitions this
  * process no longer owns, or owns on another handle. cs_source_poll keeps it at 0 once

@@ -677,6 +677,61 @@ static void auto_fetch_threads(void **state)
         assert_int_equal(cs_source_auto_fetch_threads(w), w);
 }
 
+/* message.max.bytes follows fetch.max.bytes on every consumer handle unless kafka_props sets
+ * it (source.c: librdkafka 2.0.2 caps its first guess at an lz4 batch's decompressed size with
+ * it, and the 1 MB default made every large batch grow twice); a kafka_props that only lowers
+ * fetch.max.bytes is accepted, and one librdkafka cannot take is refused with its reason. */
+static void consumer_message_max_bytes(void **state)
+{
+    (void)state;
+    char err[512], v[64];
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(pc, "test.mock.num.brokers", "1", err, sizeof err),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *mock = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
+    assert_non_null(mock);
+    const char *boot = rd_kafka_mock_cluster_bootstraps(rd_kafka_handle_mock_cluster(mock));
+    cs_ruleset *rs = cs_rules_load_file("data/model.yaml", err, sizeof err);
+    assert_non_null(rs);
+    cs_engine *e = cs_engine_new(rs, 2, err, sizeof err);
+    assert_non_null(e);
+    static const struct {
+        const char *props, *fetch_max, *msg_max; /* msg_max NULL: refused */
+    } c[] = {
+        {NULL, "16777216", "16777216"},                      /* ours: the two equal */
+        {"fetch.max.bytes=65536", "65536", "65536"},         /* refused before */
+        {"message.max.bytes=2000000", "16777216", "2000000"}, /* the user's stays */
+        {"fetch.max.bytes=4000000,message.max.bytes=3000000", "4000000", "3000000"},
+        {"fetch.max.bytes=500", NULL, NULL}, /* below message.max.bytes' least (1000) */
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        cs_source_conf sc = {.brokers = boot, .group = "g", .topics = "clicks", .drain = 1,
+                             .earliest = 1, .fetch_threads = 2, .extra_props = c[i].props,
+                             .on_assign = on_assign, .on_revoke = on_revoke};
+        err[0] = 0;
+        cs_source *src = cs_source_new(e, &sc, err, sizeof err);
+        if (!c[i].msg_max) {
+            assert_null(src);
+            assert_non_null(strstr(err, "fetch.max.bytes"));
+            continue;
+        }
+        if (!src)
+            fprintf(stderr, "case %zu: %s\n", i, err);
+        assert_non_null(src);
+        assert_int_equal(cs_source_fetch_handles(src), 2);
+        for (int h = 0; h < 2; h++) {
+            assert_int_equal(cs_source_kafka_prop(src, h, "fetch.max.bytes", v, sizeof v), 0);
+            assert_string_equal(v, c[i].fetch_max);
+            assert_int_equal(cs_source_kafka_prop(src, h, "message.max.bytes", v, sizeof v), 0);
+            assert_string_equal(v, c[i].msg_max);
+        }
+        assert_int_equal(cs_source_kafka_prop(src, 2, "message.max.bytes", v, sizeof v), -1);
+        cs_source_destroy(src);
+    }
+    cs_engine_destroy(e);
+    rd_kafka_destroy(mock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,6 +750,7 @@ int main(void)
         cmocka_unit_test(live_broker_down_and_up_2_handles),
         cmocka_unit_test(live_injected_fetch_errors_2_handles),
         cmocka_unit_test(auto_fetch_threads),
+        cmocka_unit_test(consumer_message_max_bytes),
         cmocka_unit_test(wake_after_full_queue),
         cmocka_unit_test(wake_live_mode),
     };
