@@ -229,7 +229,7 @@ d = dict(events=events, wall_s=round(wall, 3), steady_s=round(steady, 3),
          events_per_sec=round(events / wall), events_per_sec_steady=round(events / steady),
          cpu_s=round(user + sys_, 2), user_s=user, sys_s=sys_,
          cpu_ns_per_event=round((user + sys_) * 1e9 / max(events, 1), 1), rss_bytes=rss,
-         # page faults are counted, not timed: a figure this machine's noise does not move
+         # page faults are counted, not timed (they still vary with when glibc trims: compare medians)
          minor_faults_per_kevent=round(int(tv.get('Minor (reclaiming a frame) page faults', 0))
                                        * 1000 / max(events, 1), 2),
          redis_cmds=cmds, daemon_redis_cmds=dcmds, redis_cmds_per_sec=round(cmds / wall, 1),
