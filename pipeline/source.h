@@ -152,7 +152,7 @@ int cs_source_auto_fetch_threads(int workers);
 int cs_source_fetch_handles(const cs_source *s);
 /* The librdkafka property `key` as handle h's consumer was finally configured (our settings,
  * then kafka_props, then what librdkafka derived), into buf (NUL-terminated); 0, or -1 when
- * there is no such handle or property or buf is too small. For logs and tests. */
+ * there is no such handle or property or buf is too small. Tests read it (nothing else yet). */
 int cs_source_kafka_prop(const cs_source *s, int h, const char *key, char *buf, size_t len);
 int cs_source_part_handle(cs_source *s, int part);
 /* Messages waiting in the queues of partitions that no worker is served from: partitions this
