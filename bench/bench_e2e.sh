@@ -20,7 +20,12 @@
 #      median drain, and the projected ceiling for 2, 4, 8 and 16 cores (docs/performance.md);
 #  (f) a measured --threads 1, 2, 3, 4 sweep of the same drain (E2E_SWEEP_RUNS each, median);
 #  (g) the compression matrix: E2E_COMPR_EVENTS events produced with each codec of E2E_COMPR
-#      (the producer's choice), drained E2E_COMPR_RUNS times each (median), checked for exactness.
+#      (the producer's choice), drained E2E_COMPR_RUNS times each (median), checked for exactness;
+#  (h) the floor: after each drain of (a), a drain of the same topic by the same binary with the
+#      rule file's limits.max_bytes at 64, so that every event is refused as too_large before it
+#      is scanned: fetch, decompression, the hand-over and the payload copy as in (a), and
+#      nothing of the core. The difference of the workers' CPU is what decoding, sessionizing,
+#      classifying and counting cost inside the pipeline (docs/performance.md "The floor").
 # Progress goes to stdout; the LAST stdout line is one JSON object with the figures.
 # Logs, CSVs and JSON of the run are kept in bench/out/ (emptied at the start of each run).
 #
@@ -37,8 +42,8 @@
 #                            in LIVE_SECONDS, so sessions start and end at a high rate)
 #   E2E_PERF=1               also a system-wide `perf record` of one more drain (bench/out/perf-*)
 #   E2E_NO_BUILD=1           use the binaries in $BUILD (default build/) as they are
-#   E2E_PARTS="drain sess naive live sweep compr"   run only some parts (the JSON has null for
-#                            the others)
+#   E2E_PARTS="drain floor sess naive live sweep compr"   run only some parts (the JSON has
+#                            null for the others; floor runs only with drain)
 #   E2E_THREADS=2            --threads of the drains (a), (a') and the model (e)
 #   E2E_DRAIN_ARGS=          more clickstage flags for the drains of (a) (not the baseline's),
 #                            e.g. "--fetch-threads 1"
@@ -69,7 +74,7 @@ LIVE_RATE_LOW=${LIVE_RATE_LOW:-50000}
 LIVE_SECONDS=${LIVE_SECONDS:-60}
 PROBE_RATE=${PROBE_RATE:-50}
 LIVE_SPAN=${LIVE_SPAN:-6d}
-E2E_PARTS=${E2E_PARTS:-drain sess naive live sweep compr}
+E2E_PARTS=${E2E_PARTS:-drain floor sess naive live sweep compr}
 E2E_THREADS=${E2E_THREADS:-2}
 E2E_BASELINE_BIN=${E2E_BASELINE_BIN:-}
 E2E_SWEEP=${E2E_SWEEP:-1 2 3 4}
@@ -285,6 +290,24 @@ EOF
 exact=null
 part drain || E2E_RUNS=0
 [ "$E2E_RUNS" -gt 0 ] && exact=true
+# (h) the floor's rule file: the drain's, with every event of the topic too large (64 bytes is
+# limits.max_bytes' lowest bound; the generator's events are ~340 bytes, so only a few of its
+# invalid ones are shorter). The decoder checks the size before anything else.
+floor_ok=null
+if part floor && [ "$E2E_RUNS" -gt 0 ]; then
+  grep -q '^limits:' "$RULES" && die "(h) $RULES has its own limits: the floor's rule file cannot add them"
+  { cat "$RULES"; printf '\nlimits:\n  max_bytes: 64\n'; } >"$WORK/floor.yaml"
+  floor_ok=true
+fi
+floor_check() { # PREFIX EVENTS -> the share of the events refused as too_large, checked >= 0.99
+  local n
+  n=$(rcli HGET "$1:{$J}:invalid" too_large)
+  say "    floor: $n of $2 events refused as too_large (nothing of the core ran for them)"
+  py "${n:-0}" "$2" <<'PYEOF' || { floor_ok=false; say "    floor: FEWER THAN 99 % REFUSED"; }
+import sys
+sys.exit(0 if int(sys.argv[1]) >= 0.99 * int(sys.argv[2]) else 1)
+PYEOF
+}
 for i in $(seq 1 "$E2E_RUNS"); do
   if [ -n "$E2E_BASELINE_BIN" ]; then
     say "(a) baseline drain run $i/$E2E_RUNS: $E2E_BASELINE_BIN --drain --threads $E2E_THREADS"
@@ -299,6 +322,12 @@ for i in $(seq 1 "$E2E_RUNS"); do
   diffs=$(check_exact "d$i" "$WORK/drain.expect.json")
   say "    cs_checkredis against --expect: $diffs differences"
   [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-d$i.txt"; }
+  if [ "$floor_ok" != null ]; then
+    say "(h) floor run $i/$E2E_RUNS: the same drain, every event refused as too_large (limits.max_bytes 64)"
+    # shellcheck disable=SC2086
+    run_drain "floor$i" drain "f$i" ${E2E_DRAIN_ARGS:-} --rules "$WORK/floor.yaml"
+    floor_check "f$i" "$E2E_EVENTS"
+  fi
 done
 
 # ---- (f) --threads sweep -----------------------------------------------------------------------
@@ -535,7 +564,8 @@ cp "$WORK"/*.json "$OUT/" 2>/dev/null
 cp "$WORK"/drain*.log "$WORK"/sess*.log "$WORK"/*.rss "$WORK"/sess*.open "$OUT/" 2>/dev/null
 say "done; load average $(cut -d' ' -f1-3 /proc/loadavg); details in bench/out/"
 py "$WORK" "$E2E_RUNS" "$exact" "$bps" "$LOAD0" "$(cut -d' ' -f1-3 /proc/loadavg)" "$bps_slope" "$COMMIT" \
-   "$E2E_SWEEP" "$E2E_SWEEP_RUNS" "$sweep_ok" "$E2E_COMPR" "$E2E_COMPR_RUNS" "$compr_ok" "$E2E_THREADS" "$E2E_CUSTOMERS" <<'EOF' | tee "$OUT/summary.json"
+   "$E2E_SWEEP" "$E2E_SWEEP_RUNS" "$sweep_ok" "$E2E_COMPR" "$E2E_COMPR_RUNS" "$compr_ok" "$E2E_THREADS" "$E2E_CUSTOMERS" \
+   "$floor_ok" <<'EOF' | tee "$OUT/summary.json"
 import json, os, statistics, sys
 w, runs, exact, bps = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 sweep_t, sweep_runs, sweep_ok = sys.argv[9].split(), int(sys.argv[10]), sys.argv[11]
@@ -644,5 +674,21 @@ for z in compr:
                      broker_cpu_s=statistics.median(x['broker_cpu_s'] for x in xs))
 r['compression'] = cm or None
 r['compression_exact'] = None if compr_ok == 'null' else compr_ok == 'true'
+# (h) the floor: the same drains with every event refused before the decoder scans it
+fl = [load(f'floor{i}') for i in range(1, runs + 1)]
+fl = [x for x in fl if x]
+if fl:
+    fmed = lambda k: statistics.median(x[k] for x in fl)
+    froles = {k: med_role(fl, k) for k in ('fetch', 'fetch_busiest', 'workers', 'control')}
+    r['floor'] = dict(cpu_ns_per_event=fmed('cpu_ns_per_event'), events_per_sec=round(fmed('events_per_sec')),
+                      roles_ns_per_event=froles,
+                      cpu_ns_per_event_runs=[x['cpu_ns_per_event'] for x in fl],
+                      # what the core costs inside the pipeline: the workers' CPU with it less without it
+                      core_in_workers_ns=round(roles['workers'] - froles['workers'], 1)
+                      if roles and roles.get('workers') is not None and froles['workers'] is not None else None,
+                      share_of_drain=round(fmed('cpu_ns_per_event') / med('cpu_ns_per_event'), 3) if d else None,
+                      all_refused=sys.argv[17] == 'true')
+else:
+    r['floor'] = None
 print(json.dumps(r))
 EOF
