@@ -291,7 +291,8 @@ top-test: deps
 	tests/top/run.sh
 .PHONY: top-test
 # End-to-end benchmark on its own local stack: drain, naive one-HINCRBY-per-event reference,
-# live latency and lag (bench/bench_e2e.sh; knobs E2E_EVENTS, LIVE_RATE, LIVE_SECONDS, ...).
+# live latency and lag, CPU by role, sweep, codecs, the floor (bench/bench_e2e.sh; knobs E2E_EVENTS,
+# E2E_PARTS, LIVE_RATE, LIVE_SECONDS, ...).
 bench-e2e: deps all tools
 	BUILD=$(BUILD) bench/bench_e2e.sh
 .PHONY: bench-e2e
