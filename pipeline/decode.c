@@ -170,12 +170,28 @@ typedef struct hit {
 #endif
 #define PRED_SCORE_START 64 /* a new decoder predicts from its first message */
 #define PRED_PROBE 64       /* below zero, one message in this many predicts */
+/* The frame (issue 18, third pass): most producers write compact JSON, so the bytes from the
+ * end of one value to the start of the next are the same message after message: ',', the
+ * quoted key and ':'. When the entry learnt them, the scanner compares those len + 4 bytes at
+ * once where a value ends, and a match goes straight to the next value: the separator, the
+ * key's quotes, its prediction and the colon are one test instead of five (callgrind on
+ * bench_core: RESULTS-e2e.md "the frame"). Where a trie object opens the same test runs with
+ * the first byte not compared (it is the '{'). A frame is exact for the reason the key is: its
+ * key bytes came from the fast key path, so the input holds exactly that key, closed and
+ * followed by ':'. Its first byte is ',' even when learnt from an object's first key: contexts
+ * share entries, and a '{' there would take "1{\"k\":" for "1,\"k\":" (fuzz_decode found it). No
+ * frame (fmask FRAME_NONE, a bit no 16-byte compare sets): keys over 12 bytes, or whitespace
+ * before the key or its colon (a frame starting with whitespace would take a key with no comma
+ * before it); those keep the key's own prediction. */
+#define FRAME_NONE 0x10000u
 typedef struct kpred {
     _Alignas(16) uint8_t key[16]; /* the key, zero padded */
     uint32_t parent;              /* the object (trie node) it was met in; UINT32_MAX: empty */
     uint32_t child;               /* the look-up's answer (NONE included) */
     uint32_t len;                 /* 1..16 */
     uint32_t next;                /* the context of the key after it: its hash's top bits */
+    _Alignas(16) uint8_t frame[16]; /* ',', '"', the key, '"', ':'; zero padded */
+    uint32_t fmask;                 /* (1 << (len + 4)) - 1, or FRAME_NONE */
 } kpred;
 
 static inline uint32_t pred_first(uint32_t node) /* the context of an object's first key */
@@ -1419,6 +1435,35 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
         nh++;                                                                                      \
     } while (0)
 
+/* The frame's test (kpred): p at the byte before a key's quote in trie object cur (depth >= 1):
+ * where a value ended (SKIP0 0: the frame's ',' must be there), or at the '{' that opened cur
+ * (SKIP0 1: its first byte is not compared). On a match: the key is taken as predicted, p moves
+ * to its value, and the scan goes on there; else nothing changed. Reads p[0..15] (the message
+ * or its padding). */
+#define FRAME_TRY(SKIP0)                                                                           \
+    do {                                                                                           \
+        const kpred *fe_ = &pred[pc];                                                              \
+        if (fe_->parent == cur) {                                                                  \
+            const unsigned feq_ = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(                     \
+                load16(p), _mm_load_si128((const __m128i *)(const void *)fe_->frame)));          \
+            const unsigned fm_ = fe_->fmask & ~(unsigned)(SKIP0);                                  \
+            if ((feq_ & fm_) == fm_) {                                                             \
+                const uint32_t fch_ = fe_->child;                                                  \
+                p += fe_->len + 4;                                                                 \
+                pc = fe_->next;                                                                    \
+                sc += 3;                                                                           \
+                vnode = NONE;                                                                      \
+                if (fch_ != NONE && seen[fch_] != gen) {                                           \
+                    seen[fch_] = gen;                                                              \
+                    vnode = fch_;                                                                  \
+                }                                                                                  \
+                if (UNLIKELY(*p <= ' '))                                                           \
+                    SKIP_WS();                                                                     \
+                goto value;                                                                        \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 /* cs_decode and cs_decode_padded: `padded` says that buf[len .. len + PAD) are NULs already
  * (the caller's guarantee, decode.h), so the scan runs on buf itself; otherwise on the decoder's
  * copy. Either way `base` is what the scanner reads and hit pointers point into; nothing is ever
@@ -1486,7 +1531,9 @@ static ALWAYS_INLINE cs_invalid decode_json(cs_decoder *d, const char *buf, size
     uint16_t win[CS_MAX_FIELDS]; /* and its hit */
     memset(best, 0xFF, sizeof best);
     int depth = 0;        /* containers open, including cur */
-    uint32_t cur = 0;     /* the innermost open container: trie node or STK_NONE, | STK_ARR */
+    /* the innermost open container: trie node or STK_NONE, | STK_ARR; STK_NONE at the top
+     * level (depth 0), so that `after` may test for a trie object before testing the depth */
+    uint32_t cur = STK_NONE;
 #ifdef __SSE2__
     if (predict && UNLIKELY(d->pred_build != pl->build_id)) {
         /* another plan, or this one rebuilt (cs_decode_plan_add_field and the like change the
@@ -1569,8 +1616,11 @@ value: /* *p is the first byte of a value (or garbage) */
         stk[depth++] = cur;
         cur = (vnode != NONE && nodes[vnode].nchildren) ? vnode : STK_NONE;
 #ifdef __SSE2__
-        if (predict)
+        if (predict) {
             pc = pred_first(cur);
+            if (cur != STK_NONE)
+                FRAME_TRY(1);
+        }
 #endif
         p++;
         if (LIKELY(*p == '"'))
@@ -1668,6 +1718,11 @@ pop: /* the container cur was just closed; p is after its closing bracket */
     POP_PC();
     /* fall through */
 after: /* a value ended at p, inside container cur (depth >= 1), or at the top level */
+#ifdef __SSE2__
+    /* a trie object (not STK_NONE, not an array: STK_ARR), hence depth >= 1 */
+    if (predict && cur < STK_NONE)
+        FRAME_TRY(0);
+#endif
     if (UNLIKELY(depth == 0))
         goto done;
     c = *p;
@@ -1733,6 +1788,16 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
                 pw->child = child;
                 pw->len = n;
                 pw->next = pc = nctx;
+                /* p[-1] is in the message (a key follows '{', ',' or whitespace), and the load
+                 * reads p[-1 .. 14], short of s[15], which x was loaded to */
+                if (n <= 12 && s[n + 1] == ':' && (p[-1] == ',' || p[-1] == '{')) {
+                    _mm_store_si128((__m128i *)(void *)pw->frame,
+                                    _mm_and_si128(load16(p - 1), load16(ones_zeros + 12 - n)));
+                    pw->frame[0] = ','; /* for a first key too: see kpred's frame */
+                    pw->fmask = (1u << (n + 4)) - 1;
+                } else {
+                    pw->fmask = FRAME_NONE;
+                }
                 sc -= 4;
             }
         }
@@ -1792,6 +1857,7 @@ failed:
     return fail;
 }
 
+#undef FRAME_TRY
 #undef PUSH_PC
 #undef POP_PC
 #undef PRED_SCORE_KEEP
