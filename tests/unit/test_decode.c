@@ -1846,15 +1846,15 @@ static void test_key_prediction_needs_the_whole_key(void **state)
         }
 }
 
-/* The frame (kpred's frame, issue 18 third pass): ',' or '{', the quoted key and ':' compared at
- * once where a value ends or an object opens. Each message here follows a compact teacher that
- * gave every context a frame, then follows itself (which taught the decoder its own keys), and
- * must give the verdict and the fields written beside it. The cases change one byte of a frame
- * or what is around it: whitespace in it, a longer or shorter key, a key met twice (the first
- * wins), a frame's bytes after a top-level value or inside an array, a missing comma before a
- * key, keys of 12 bytes (the longest with a frame) and 13 (none). A decoder learns within a
- * message too, so "a decoder that has learnt nothing" is no reference: the answers are
- * written out. */
+/* The frame (kpred's frame, issue 18 third pass): ',', the quoted key and ':' compared at once
+ * where a value ends, or without the ',' where an object opens. Each message here follows a
+ * compact teacher that gave every context a frame, then follows itself (which taught the decoder
+ * its own keys), and must give the verdict and the fields written beside it. The cases change one
+ * byte of a frame or what is around it: whitespace in it, a longer or shorter key, a key met twice
+ * (the first wins), a frame's bytes after a top-level value or inside an array, a missing comma
+ * before a key, keys of 12 bytes (the longest with a frame) and 13 (none). A decoder learns within
+ * a message too, so "a decoder that has learnt nothing" is no reference: the answers are written
+ * out. */
 static void test_key_frame_needs_the_whole_frame(void **state)
 {
     fx *f = *state;
