@@ -1435,6 +1435,18 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
         nh++;                                                                                      \
     } while (0)
 
+/* A key of the open object was read, and CH is its trie node (NONE: no path goes through it):
+ * the value that follows is scanned for the node only at the key's first occurrence in its
+ * object in this message (duplicate keys: the first wins), else as a value no path names. */
+#define KEY_NODE(CH)                                                                               \
+    do {                                                                                           \
+        vnode = NONE;                                                                              \
+        if ((CH) != NONE && seen[(CH)] != gen) {                                                   \
+            seen[(CH)] = gen;                                                                      \
+            vnode = (CH);                                                                          \
+        }                                                                                          \
+    } while (0)
+
 /* The frame's test (kpred): p at the byte before a key's quote in trie object cur (depth >= 1):
  * where a value ended (SKIP0 0: the frame's ',' must be there), or at the '{' that opened cur
  * (SKIP0 1: its first byte is not compared). On a match: the key is taken as predicted, p moves
@@ -1452,11 +1464,7 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
                 p += fe_->len + 4;                                                                 \
                 pc = fe_->next;                                                                    \
                 sc += 3;                                                                           \
-                vnode = NONE;                                                                      \
-                if (fch_ != NONE && seen[fch_] != gen) {                                           \
-                    seen[fch_] = gen;                                                              \
-                    vnode = fch_;                                                                  \
-                }                                                                                  \
+                KEY_NODE(fch_);                                                                    \
                 if (UNLIKELY(*p <= ' '))                                                           \
                     SKIP_WS();                                                                     \
                 goto value;                                                                        \
@@ -1814,11 +1822,7 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
 #ifdef __SSE2__
 key_known:
 #endif
-    vnode = NONE;
-    if (child != NONE && seen[child] != gen) { /* a second occurrence is skipped */
-        seen[child] = gen;
-        vnode = child;
-    }
+    KEY_NODE(child); /* a second occurrence is skipped */
     p = q + 1;
     if (UNLIKELY(*p != ':')) {
         SKIP_WS();
@@ -1858,6 +1862,7 @@ failed:
 }
 
 #undef FRAME_TRY
+#undef KEY_NODE
 #undef PUSH_PC
 #undef POP_PC
 #undef PRED_SCORE_KEEP
