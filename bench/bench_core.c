@@ -7,7 +7,8 @@
  *     "decode_inplace_ns") vs cJSON parse + the five field look-ups;
  *   - when built with libsimdjson-dev (CS_HAVE_SIMDJSON): simdjson On-Demand taking the same
  *     fields, beside the scanner, on the same 1M-message sample (padded copies in one arena,
- *     both timed on it), each run;
+ *     both timed on it), each run; "simdjson_implementation" names the kernel it ran (haswell
+ *     when the build machine had AVX2: simdjson_anchor.cpp);
  *   - the whole core (decode + hash + sessionize + classify + aggregate, with a simulated flush
  *     hand-off every 250k events per worker) on 1 thread and on T threads (default 2), through
  *     cs_worker_process_padded as the daemon's workers run it: the messages are generated
@@ -392,7 +393,10 @@ int main(int argc, char **argv)
     char *sj_arena = NULL;
     size_t *sj_off = NULL, *sj_len = NULL, sj_n = 0;
     int64_t *sj_ts = NULL;
-    {
+    if (!cs_simdjson_runnable()) {
+        printf("simdjson anchor left out: built for %s, which this CPU does not run\n",
+               cs_simdjson_implementation());
+    } else {
         size_t pad = cs_simdjson_padding(), need = 0;
         for (int q = 0; q < g->nparts && sj_n < 1000000; q++)
             for (size_t i = 0; i < g->parts[q].n && sj_n < 1000000; i++, sj_n++)
@@ -495,9 +499,9 @@ int main(int argc, char **argv)
             long long sjok = cs_simdjson_ondemand(sj_arena, sj_off, sj_len, sj_n, &sjfound);
             sj[rr] = (now_s() - s) * 1e9 / (double)sj_n;
             printf("run %d: same %zu-message sample: decode %.1f ns (ok %llu), simdjson %s "
-                   "On-Demand %.1f ns (objects %lld, found %llu)\n",
+                   "On-Demand (%s) %.1f ns (objects %lld, found %llu)\n",
                    rr + 1, sj_n, decs[rr], (unsigned long long)ok2, cs_simdjson_version(),
-                   sj[rr], sjok, (unsigned long long)sjfound);
+                   cs_simdjson_implementation(), sj[rr], sjok, (unsigned long long)sjfound);
         }
 #endif
         if (!snap_every)
@@ -587,16 +591,18 @@ int main(int argc, char **argv)
     if (have_sj && !core_only) {
         double a = median(decs, runs), b = median(sj, runs);
 #ifdef CS_HAVE_SIMDJSON
-        const char *ver = cs_simdjson_version();
+        const char *ver = cs_simdjson_version(), *impl = cs_simdjson_implementation();
 #else
-        const char *ver = "";
+        const char *ver = "", *impl = "";
 #endif
         printf(",\"decode_sample_ns\":%.1f,\"simdjson_ondemand_ns\":%.1f,"
-               "\"simdjson_version\":\"%s\",\"simdjson_vs_decode\":%.2f}\n",
-               a, b, ver, b / a);
+               "\"simdjson_version\":\"%s\",\"simdjson_implementation\":\"%s\","
+               "\"simdjson_vs_decode\":%.2f}\n",
+               a, b, ver, impl, b / a);
     } else {
         printf(",\"decode_sample_ns\":null,\"simdjson_ondemand_ns\":null,"
-               "\"simdjson_version\":null,\"simdjson_vs_decode\":null}\n");
+               "\"simdjson_version\":null,\"simdjson_implementation\":null,"
+               "\"simdjson_vs_decode\":null}\n");
     }
 #ifdef CS_HAVE_SIMDJSON
     free(sj_arena);

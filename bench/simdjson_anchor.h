@@ -7,6 +7,11 @@
 #include <stdint.h>
 
 const char *cs_simdjson_version(void);
+/* The kernel On-Demand was compiled for ("haswell", "westmere", "fallback", ...): simdjson 3.0
+ * has no run-time dispatch for On-Demand (simdjson_anchor.cpp). */
+const char *cs_simdjson_implementation(void);
+/* 1 when this CPU runs that kernel. */
+int cs_simdjson_runnable(void);
 /* Bytes every message must have readable after its end (SIMDJSON_PADDING). */
 size_t cs_simdjson_padding(void);
 /* Decodes messages arena+off[i] (len[i] bytes, padded) with On-Demand, taking the SPEC §1
