@@ -7,8 +7,8 @@
  *     "decode_inplace_ns") vs cJSON parse + the five field look-ups;
  *   - when built with libsimdjson-dev (CS_HAVE_SIMDJSON): simdjson On-Demand taking the same
  *     fields, beside the scanner, on the same 1M-message sample (padded copies in one arena,
- *     both timed on it), each run; "simdjson_implementation" names the kernel it ran (haswell
- *     when the build machine had AVX2: simdjson_anchor.cpp);
+ *     both timed on it), each run; "simdjson_implementation" names the kernel it ran
+ *     (haswell when the build machine has AVX2: simdjson_anchor.cpp);
  *   - the whole core (decode + hash + sessionize + classify + aggregate, with a simulated flush
  *     hand-off every 250k events per worker) on 1 thread and on T threads (default 2), through
  *     cs_worker_process_padded as the daemon's workers run it: the messages are generated
@@ -487,7 +487,7 @@ int main(int argc, char **argv)
         sample = n;
         decs[rr] = sj[rr] = 0;
 #ifdef CS_HAVE_SIMDJSON
-        {
+        if (have_sj) { /* not on a CPU that cannot run the anchor's kernel */
             cs_decoder *d2 = cs_decoder_new(cs_rules_plan(rs));
             uint64_t ok2 = 0, sjfound = 0;
             s = now_s();

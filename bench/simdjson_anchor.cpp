@@ -12,7 +12,8 @@
 // one, chosen from the compiler's target flags (no run-time dispatch, unlike its DOM API). With
 // a plain x86-64 build that is the scalar "fallback" kernel, which is what this anchor timed
 // until 2026-12-07 (its figures understated simdjson). The Makefile now compiles this file for
-// haswell (AVX2, BMI, PCLMUL, LZCNT) when the build machine's CPU has them;
+// haswell (AVX2, BMI, PCLMUL, LZCNT) when the build machine's CPU has them (not icelake, which
+// was slower on these messages: RESULTS-e2e.md);
 // cs_simdjson_implementation() names the kernel and cs_simdjson_runnable() says whether this
 // CPU runs it (bench_core leaves the anchor out, with a note, when it does not).
 #include <simdjson.h>
