@@ -150,7 +150,7 @@ bench: deps
 # haswell kernel (AVX2, BMI1, PCLMUL, LZCNT) when this machine's CPU has them, else its scalar
 # fallback; bench_core names the kernel (bench/simdjson_anchor.cpp). Not icelake (AVX-512),
 # which simdjson's own dispatch would pick on a CPU with VBMI2: 3-4 % slower than haswell on
-# bench_core's messages (RESULTS-e2e.md, "the simdjson anchor"). A stamp named after both
+# bench_core's messages (RESULTS-e2e.md, "the node's own target"). A stamp named after both
 # choices rebuilds the two objects when either changes (libsimdjson-dev installed after a
 # build); it is touched when make reads this file, because a rule would not run: .SECONDARY
 # (above) lets a missing prerequisite stay missing while its target is up to date.
