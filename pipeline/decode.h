@@ -5,7 +5,9 @@
  *    only the fields named in a cs_decode_plan. It allocates nothing: extracted values are slices
  *    of the input, or of the decoder's own scratch buffer when a string had escapes to undo.
  *    Slices stay valid until the next cs_decode()/cs_decode_padded() call on the same decoder
- *    or until the input buffer goes away (or is overwritten), whichever comes first.
+ *    into the same slot (cs_decoder_use_slot; a decoder has one slot unless made with
+ *    cs_decoder_new_slots) or until the input buffer goes away (or is overwritten), whichever
+ *    comes first.
  *  - Every field has an ordered list of dotted paths (at most CS_MAX_PATHS); the first path whose
  *    value is present and non-empty wins, whatever the order of keys in the message.
  *  - Values: JSON strings (escapes undone exactly, \uXXXX surrogate pairs to UTF-8; a lone
@@ -149,6 +151,16 @@ int cs_decode_plan_time_unit(const cs_decode_plan *p);
 typedef struct cs_decoder cs_decoder;
 cs_decoder *cs_decoder_new(const cs_decode_plan *p);
 void cs_decoder_destroy(cs_decoder *d);
+/* A decoder whose decodes write their output (strings whose escapes were undone: the slices
+ * not into the input) into one of `slots` scratch buffers, the one chosen last by
+ * cs_decoder_use_slot (0 at first): up to `slots` decoded events stay valid at once, while what the decoder learns
+ * from message to message (key predictions, the time cache) is kept once. For a caller with
+ * several decoded events in flight (the worker's pipeline); cs_decoder_new(p) is
+ * cs_decoder_new_slots(p, 1). NULL for slots outside 1..CS_DECODER_MAX_SLOTS, or out of memory.
+ * A slot outside 0..slots-1 selects slot 0. */
+#define CS_DECODER_MAX_SLOTS 8
+cs_decoder *cs_decoder_new_slots(const cs_decode_plan *p, int slots);
+void cs_decoder_use_slot(cs_decoder *d, int slot);
 /* Point the decoder at another plan (after a rule reload). The new plan must have the same
  * max_bytes or smaller. */
 void cs_decoder_set_plan(cs_decoder *d, const cs_decode_plan *p);

@@ -55,7 +55,10 @@ typedef struct cs_part {
 /* Events in flight per worker: event i is decoded, event i-1's customer entry and event i-2's
  * session are prefetched, and event i-3 is sessionized, so the three dependent cache misses of
  * a look-up in a table far bigger than the caches overlap with other events' work. Each event
- * in flight needs its own decoder (decoded fields point into the decoder's buffer). */
+ * in flight needs its own slot of the decoder's output buffers (decoded fields point into
+ * them); the decoder itself is one (cs_decoder_new_slots: its learnt state stays in L1). Rejected:
+ * a longer pipeline (6, the prefetches two events apart): 7-13 % slower on bench_core with
+ * 1M customers (bench/RESULTS-e2e.md "one decoder, four slots"). */
 #define PIPE 4
 
 typedef struct inflight {
@@ -75,7 +78,7 @@ struct cs_worker {
      * pointer. cs_engine_swap_rules frees a retired table only when no worker's hazard names it.
      * seq_cst stores and loads on both sides (see worker_pick_rules). */
     _Atomic(const cs_ruleset *) hazard;
-    cs_decoder *dec[PIPE];
+    cs_decoder *dec; /* PIPE slots: event i decodes into slot i % PIPE */
     inflight fl[PIPE];
     cs_agg *agg, *spare;
     cs_agg *discard; /* replayed messages count here; reset after every replayed run */
@@ -179,9 +182,8 @@ cs_engine *cs_engine_new(cs_ruleset *rs, int nworkers, char *errstr, size_t errl
         w->id = i;
         w->rs = rs;
         atomic_init(&w->hazard, rs);
-        for (int k = 0; k < PIPE; k++)
-            if (!(w->dec[k] = cs_decoder_new(cs_rules_plan(rs))))
-                goto oom;
+        if (!(w->dec = cs_decoder_new_slots(cs_rules_plan(rs), PIPE)))
+            goto oom;
         w->agg = agg_new(rs);
         w->spare = agg_new(rs);
         w->discard = agg_new(rs);
@@ -208,8 +210,7 @@ void cs_engine_destroy(cs_engine *e)
         return;
     for (int i = 0; e->workers && i < e->nworkers; i++) {
         cs_worker *w = &e->workers[i];
-        for (int k = 0; k < PIPE; k++)
-            cs_decoder_destroy(w->dec[k]);
+        cs_decoder_destroy(w->dec);
         agg_destroy(w->agg);
         agg_destroy(w->spare);
         agg_destroy(w->discard);
@@ -634,8 +635,7 @@ static void worker_pick_rules(cs_worker *w)
         }
         w->rs = rs;
         w->ctx.rs = rs;
-        for (int k = 0; k < PIPE; k++)
-            cs_decoder_set_plan(w->dec[k], cs_rules_plan(rs));
+        cs_decoder_set_plan(w->dec, cs_rules_plan(rs));
         int np = atomic_load_explicit(&w->e->nparts, memory_order_acquire);
         for (int i = 0; i < np; i++)
             if (owner_of(w->e->parts[i]) == w->id)
@@ -680,9 +680,10 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
     for (size_t i = 0; i < n + PIPE - 1; i++) {
         if (i < n) {
             inflight *f = &w->fl[i % PIPE];
-            cs_invalid r = padded ? cs_decode_padded(w->dec[i % PIPE], msgs[i].payload,
-                                                     msgs[i].len, msgs[i].ts_ms, &f->ev)
-                                  : cs_decode(w->dec[i % PIPE], msgs[i].payload, msgs[i].len,
+            cs_decoder_use_slot(w->dec, (int)(i % PIPE));
+            cs_invalid r = padded ? cs_decode_padded(w->dec, msgs[i].payload, msgs[i].len,
+                                                     msgs[i].ts_ms, &f->ev)
+                                  : cs_decode(w->dec, msgs[i].payload, msgs[i].len,
                                               msgs[i].ts_ms, &f->ev);
             if (r == CS_DECODE_OK && __builtin_expect(f->ev.ts_ms > wall_limit, 0))
                 r = CS_INV_FUTURE_TIME;

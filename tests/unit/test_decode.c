@@ -1772,6 +1772,61 @@ static void test_reuse_no_leak(void **state)
  * build. A plan changed under a decoder (a field added after the decoder was made, which
  * test_custom_paths shows is allowed) must not be answered from them: "persona" and "tier" were
  * learnt as keys no path names, then become paths. */
+/* cs_decoder_new_slots: one decoder, several events' outputs valid at once (the worker's
+ * pipeline decodes event i while events i-1..i-3 are still in flight). A field is a slice of the
+ * message, or of its slot's scratch buffer when its escapes were undone, so decoding into slot k
+ * must leave every other slot's event as it was. */
+static void test_decoder_slots_keep_their_events(void **state)
+{
+    fx *f = *state;
+    enum { S = 4 };
+    cs_decoder *d = cs_decoder_new_slots(f->plan, S);
+    assert_non_null(d);
+    cs_decoded out[S];
+    char msg[S][160], want_cust[S][16], want_ev[S][16];
+    for (int round = 0; round < 3; round++)
+        for (int k = 0; k < S; k++) {
+            int n = round * S + k;
+            /* odd n: the event's name and the customer escaped (they end in scratch) */
+            snprintf(want_cust[k], sizeof want_cust[k], "cust%d", n);
+            snprintf(want_ev[k], sizeof want_ev[k], "name%d", n);
+            if (n % 2)
+                snprintf(msg[k], sizeof msg[k],
+                         "{\"userId\":\"\\u0063ust%d\",\"event\":\"n\\u0061me%d\",\"ts\":%d}",
+                         n, n, 1000 + n);
+            else
+                snprintf(msg[k], sizeof msg[k],
+                         "{\"userId\":\"cust%d\",\"event\":\"name%d\",\"ts\":%d}", n, n,
+                         1000 + n);
+            cs_decoder_use_slot(d, k);
+            assert_int_equal(cs_decode(d, msg[k], strlen(msg[k]), 0, &out[k]), CS_DECODE_OK);
+            /* every slot decoded so far in this round still holds its own event */
+            for (int j = 0; j <= k; j++) {
+                const cs_sv *c = &out[j].f[CS_F_CUSTOMER], *e = &out[j].f[CS_F_EVENT];
+                assert_int_equal(c->len, strlen(want_cust[j]));
+                assert_memory_equal(c->p, want_cust[j], c->len);
+                assert_int_equal(e->len, strlen(want_ev[j]));
+                assert_memory_equal(e->p, want_ev[j], e->len);
+                assert_int_equal(out[j].ts_ms, 1000 + round * S + j);
+            }
+        }
+    /* out of range: slot 0 (the decoder stays usable) */
+    cs_decoder_use_slot(d, S);
+    cs_decoder_use_slot(d, -1);
+    assert_int_equal(dec(f, EV("")), CS_DECODE_OK);
+    const char *m0 = "{\"userId\":\"u\",\"event\":\"\\u0065\"}";
+    assert_int_equal(cs_decode(d, m0, strlen(m0), 0, &out[0]), CS_DECODE_OK);
+    assert_memory_equal(out[0].f[CS_F_EVENT].p, "e", 1);
+    assert_int_equal(out[1].f[CS_F_CUSTOMER].len, strlen(want_cust[1])); /* slot 1 untouched */
+    assert_memory_equal(out[1].f[CS_F_CUSTOMER].p, want_cust[1], strlen(want_cust[1]));
+    cs_decoder_destroy(d);
+    assert_null(cs_decoder_new_slots(f->plan, 0));
+    assert_null(cs_decoder_new_slots(f->plan, CS_DECODER_MAX_SLOTS + 1));
+    d = cs_decoder_new_slots(f->plan, CS_DECODER_MAX_SLOTS);
+    assert_non_null(d);
+    cs_decoder_destroy(d);
+}
+
 static void test_key_prediction_after_plan_rebuild(void **state)
 {
     fx *f = *state;
@@ -2073,6 +2128,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefix_and_leaf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reuse_no_leak, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_prefixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decoder_slots_keep_their_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_prediction_after_plan_rebuild, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_prediction_needs_the_whole_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_frame_needs_the_whole_frame, setup, teardown),
