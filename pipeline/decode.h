@@ -153,11 +153,11 @@ cs_decoder *cs_decoder_new(const cs_decode_plan *p);
 void cs_decoder_destroy(cs_decoder *d);
 /* A decoder whose decodes write their output (strings whose escapes were undone: the slices
  * not into the input) into one of `slots` scratch buffers, the one chosen last by
- * cs_decoder_use_slot (0 at first): up to `slots` decoded events stay valid at once, while what the decoder learns
- * from message to message (key predictions, the time cache) is kept once. For a caller with
- * several decoded events in flight (the worker's pipeline); cs_decoder_new(p) is
- * cs_decoder_new_slots(p, 1). NULL for slots outside 1..CS_DECODER_MAX_SLOTS, or out of memory.
- * A slot outside 0..slots-1 selects slot 0. */
+ * cs_decoder_use_slot (0 at first): up to `slots` decoded events stay valid at once, while
+ * what the decoder learns from message to message (key predictions, the time cache) is kept
+ * once. For a caller with several decoded events in flight (the worker's pipeline);
+ * cs_decoder_new(p) is cs_decoder_new_slots(p, 1). NULL for slots outside
+ * 1..CS_DECODER_MAX_SLOTS, or out of memory. A slot outside 0..slots-1 selects slot 0. */
 #define CS_DECODER_MAX_SLOTS 8
 cs_decoder *cs_decoder_new_slots(const cs_decode_plan *p, int slots);
 void cs_decoder_use_slot(cs_decoder *d, int slot);

@@ -56,9 +56,10 @@ typedef struct cs_part {
  * session are prefetched, and event i-3 is sessionized, so the three dependent cache misses of
  * a look-up in a table far bigger than the caches overlap with other events' work. Each event
  * in flight needs its own slot of the decoder's output buffers (decoded fields point into
- * them); the decoder itself is one (cs_decoder_new_slots: its learnt state stays in L1). Rejected:
- * a longer pipeline (6, the prefetches two events apart): 7-13 % slower on bench_core with
- * 1M customers (bench/RESULTS-e2e.md "one decoder, four slots"). */
+ * them); the decoder itself is one (cs_decoder_new_slots: its learnt state stays in L1).
+ * Rejected: a longer pipeline (6, the prefetches two events apart): no faster with one decoder
+ * and six slots, 7-13 % slower with six decoders (bench_core, 1M customers; bench/RESULTS-e2e.md
+ * "one decoder, four slots"). */
 #define PIPE 4
 
 typedef struct inflight {
