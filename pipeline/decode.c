@@ -1033,8 +1033,8 @@ int64_t cs_decode_plan_max_future(const cs_decode_plan *p)
 /* One decoder, several slots of output buffers, rather than one decoder per event in flight:
  * the worker's software pipeline (engine.c PIPE) holds 4 decoded events at once, and with a
  * decoder each, every decoder's learnt state (key predictions, the time cache, the seen stamps:
- * ~2.5 KB of lines touched per message) was reused only every 4th message, evicted from L1 in
- * between by the other three and the session look-ups. One decoder with a slot per event in
+ * by estimate a few KB of lines touched per message) was reused only every 4th message,
+ * evicted from L1 in between by the other three and the session look-ups. One decoder with a slot per event in
  * flight: the same instructions (callgrind: the worker's +0.07 %), the decoder's L1 misses -84 %
  * (cachegrind), 4-6 % less time on bench_core's one-thread core (bench/RESULTS-e2e.md "one
  * decoder, four slots"). The outputs are all that must not be
