@@ -1034,10 +1034,10 @@ int64_t cs_decode_plan_max_future(const cs_decode_plan *p)
  * the worker's software pipeline (engine.c PIPE) holds 4 decoded events at once, and with a
  * decoder each, every decoder's learnt state (key predictions, the time cache, the seen stamps:
  * by estimate a few KB of lines touched per message) was reused only every 4th message,
- * evicted from L1 in between by the other three and the session look-ups. One decoder with a slot per event in
- * flight: the same instructions (callgrind: the worker's +0.07 %), the decoder's L1 misses -84 %
- * (cachegrind), 4-6 % less time on bench_core's one-thread core (bench/RESULTS-e2e.md "one
- * decoder, four slots"). The outputs are all that must not be
+ * evicted from L1 in between by the other three and the session look-ups. One decoder with a
+ * slot per event in flight: the same instructions (callgrind: the worker's +0.07 %), the
+ * decoder's L1 misses -84 % (cachegrind), 4-6 % less time on bench_core's one-thread core
+ * (bench/RESULTS-e2e.md "one decoder, four slots"). The outputs are all that must not be
  * shared: a decoded event's slices point into the caller's bytes or into its slot's scratch
  * buffer (escapes undone). The copy cs_decode scans is never pointed into: it is one. */
 cs_decoder *cs_decoder_new_slots(const cs_decode_plan *p, int slots)
