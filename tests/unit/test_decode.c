@@ -1768,10 +1768,6 @@ static void test_reuse_no_leak(void **state)
     }
 }
 
-/* Key predictions (kpred in decode.c, issue 18) hold node ids and look-up answers of one trie
- * build. A plan changed under a decoder (a field added after the decoder was made, which
- * test_custom_paths shows is allowed) must not be answered from them: "persona" and "tier" were
- * learnt as keys no path names, then become paths. */
 /* cs_decoder_new_slots: one decoder, several events' outputs valid at once (the worker's
  * pipeline decodes event i while events i-1..i-3 are still in flight). A field is a slice of the
  * message, or of its slot's scratch buffer when its escapes were undone, so decoding into slot k
@@ -1827,6 +1823,10 @@ static void test_decoder_slots_keep_their_events(void **state)
     cs_decoder_destroy(d);
 }
 
+/* Key predictions (kpred in decode.c, issue 18) hold node ids and look-up answers of one trie
+ * build. A plan changed under a decoder (a field added after the decoder was made, which
+ * test_custom_paths shows is allowed) must not be answered from them: "persona" and "tier" were
+ * learnt as keys no path names, then become paths. */
 static void test_key_prediction_after_plan_rebuild(void **state)
 {
     fx *f = *state;
