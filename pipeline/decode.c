@@ -502,13 +502,23 @@ static inline uint32_t trie_lookup_short(const hslot *tab, uint32_t hmask, uint3
 }
 #endif
 
+/* The message, with the path quoted: at most 200 bytes of it, control bytes shown as '?'. A path
+ * comes from a rule file or the command line, and an error is one line of a log (a YAML flow
+ * scalar may hold newlines: fuzz_formats found one). */
 static void set_err(char *errstr, size_t errlen, const char *msg, const char *path)
 {
     if (!errstr || errlen == 0)
         return;
-    if (path)
-        snprintf(errstr, errlen, "%s: \"%.*s\"", msg, 200, path);
-    else
+    if (path) {
+        char shown[201];
+        size_t n = 0;
+        for (; path[n] && n < sizeof shown - 1; n++) {
+            unsigned char ch = (unsigned char)path[n];
+            shown[n] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+        }
+        shown[n] = '\0';
+        snprintf(errstr, errlen, "%s: \"%s\"", msg, shown);
+    } else
         snprintf(errstr, errlen, "%s", msg);
 }
 static int check_path(const char *path, char *errstr, size_t errlen)

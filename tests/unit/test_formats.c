@@ -557,6 +557,15 @@ static void test_format_errors(void **state)
                  "f.yaml:4:1: duplicate key 'format'");
 }
 
+/* fuzz_formats (CI, 2026-12-05): a YAML flow scalar folds blank lines into newlines, and the
+ * path's error quoted them raw, so the one-line error was four lines. */
+static void regression_path_error_with_newlines_is_one_line(void **state)
+{
+    (void)state;
+    expect_error("journey: j\nstages: [a]\nfields: {time: .s\n\n\n\n679}\n",
+                 "f.yaml:3:16: fields.time: empty segment in path: \".s???679\"");
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -584,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_presets),
         cmocka_unit_test(test_preset_overrides),
         cmocka_unit_test(test_format_errors),
+        cmocka_unit_test(regression_path_error_with_newlines_is_one_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
