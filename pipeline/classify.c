@@ -824,8 +824,10 @@ static int check_glob(ctx *c, yaml_node_t *n, const char *s, size_t len)
 }
 
 /* A match value: a string or a non-empty list of strings. */
-static int parse_values(ctx *c, yaml_node_t *kn, yaml_node_t *n, pred *p, const char *key)
+static int parse_values(ctx *c, yaml_node_t *kn, yaml_node_t *n, pred *p, const char *rawkey)
 {
+    qbuf kb; /* the key as messages show it: a property path may hold control bytes */
+    const char *key = q(&kb, rawkey, strlen(rawkey));
     int count = 1;
     if (n->type == YAML_MAPPING_NODE)
         return err_node(c, n, "match.%s must be a string or a list of strings, not a mapping",

@@ -61,6 +61,9 @@ static void after_load(int rc, cs_config *c, const char *err)
             abort(); /* c must be left zeroed */
         if (rc == -1 && !err[0])
             abort();
+        for (const char *p = err; rc == -1 && *p; p++) /* one line of a log */
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                abort();
         if (rc == 1 && err[0])
             abort();
     } else {

@@ -1,7 +1,7 @@
 /* fuzz_rules.c — libFuzzer target for the rule file compiler (pipeline/classify.c).
  *
  * Arbitrary bytes go to cs_rules_load_string(). It must never crash, hang or leak, and:
- *  - on failure, errstr is "fuzz:LINE:COL: message" with LINE, COL >= 1;
+ *  - on failure, errstr is "fuzz:LINE:COL: message" with LINE, COL >= 1, and no control byte;
  *  - on success, the table is self-consistent (stage indices in range, dimension fields inside
  *    the plan), and for a handful of events built from words of the input itself (so exact
  *    values and url patterns in the file get hit), the compiled matcher (hash tables + bitsets)
@@ -44,6 +44,11 @@ static void check_err(const char *err)
     }
     if (*p != ' ' || p[1] == '\0')
         abort();
+    /* one line of a log: the file's own bytes are quoted with control bytes as '?' (a property
+     * path with a newline made a match key's message two lines) */
+    for (; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1481,6 +1481,22 @@ static void test_regression_url_index_random_vs_scan(void **state)
     free(y);
 }
 
+/* A property path may hold any byte a JSON key may (escaped in the message), newlines too, and a
+ * match key's messages printed it raw: "match.property.a\n\nb must not be an empty list" was
+ * three lines of a log (found by reading the rule loader's messages after fuzz_formats found
+ * the same in a format path; fuzz_rules now rejects an error with a control byte). */
+static void test_regression_match_key_error_with_newlines_is_one_line(void **state)
+{
+    (void)state;
+    const char *y = "journey: j\nstages: [a]\nrules:\n"
+                    "  - {name: r, stage: a, match: {\"property.a\\n\\nb\": []}}\n";
+    expect_err(y, "t.yaml:4:", "match.property.a??b must not be an empty list");
+    char err[512] = "";
+    cs_ruleset *rs = cs_rules_load_string(y, strlen(y), "t.yaml", err, sizeof err);
+    assert_null(rs);
+    assert_null(strchr(err, '\n'));
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* regressions: hostile rule files the fuzzers' 70 kB inputs do not reach (issue 16, item 4) */
 
@@ -1589,6 +1605,7 @@ int main(void)
         cmocka_unit_test(test_no_extension_keys),
         cmocka_unit_test(test_aliases_and_cycles),
         cmocka_unit_test(test_regression_yaml_deep_flow_nesting),
+        cmocka_unit_test(test_regression_match_key_error_with_newlines_is_one_line),
         cmocka_unit_test(test_regression_yaml_many_anchors),
         cmocka_unit_test(test_regression_url_rules_scan_every_rule),
         cmocka_unit_test(test_regression_url_index_random_vs_scan),
