@@ -45,7 +45,7 @@ static void check_err(const char *err)
     if (*p != ' ' || p[1] == '\0')
         abort();
     /* one line of a log: the file's own bytes are quoted with control bytes as '?' (a property
-     * path with a newline made a match key's message two lines) */
+     * path with a newline made a match key's message three lines) */
     for (; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             abort();
