@@ -224,16 +224,10 @@ typedef struct qbuf {
 
 static const char *q(qbuf *b, const char *p, size_t len)
 {
-    size_t o = 0, max = sizeof b->s - 4;
-    for (size_t i = 0; i < len && o < max; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        b->s[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-    }
-    if (len > max) {
-        memcpy(b->s + max, "...", 3);
-        o = max + 3;
-    }
-    b->s[o] = '\0';
+    const size_t max = sizeof b->s - 4;
+    cs_printable(b->s, max + 1, p, len);
+    if (len > max)
+        memcpy(b->s + max, "...", 4);
     return b->s;
 }
 
@@ -1802,35 +1796,27 @@ static inline const char *find_lit(const char *h, size_t hl, const char *n, size
     const size_t end = hl - nl; /* the last start position */
     size_t i = 0;
 #ifdef __SSE2__
-    const __m128i v0 = _mm_set1_epi8(n[0]), vl = _mm_set1_epi8(n[nl - 1]);
-    for (; i + nl - 1 + 16 <= hl; i += 16) { /* positions i .. i+15, all <= end */
-        const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(h + i));
-        const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(h + i + nl - 1));
-        unsigned m = (unsigned)_mm_movemask_epi8(
-            _mm_and_si128(_mm_cmpeq_epi8(a, v0), _mm_cmpeq_epi8(b, vl)));
-        for (; m; m &= m - 1) {
-            const size_t k = i + (size_t)__builtin_ctz(m);
-            if (memcmp(h + k + 1, n + 1, nl - 1) == 0)
-                return h + k;
+    /* positions i .. i+15 a block; the last block ends at the last position (end - 15 .. end,
+     * its loads ending at h + hl), with the positions below i (already tested) masked off.
+     * Rejected: the last positions one at a time, ~25 instructions per bench_core event on its
+     * 27-byte urls (callgrind, issue 18). Scalar when hl < nl + 15. */
+    if (end >= 15) {
+        const __m128i v0 = _mm_set1_epi8(n[0]), vl = _mm_set1_epi8(n[nl - 1]);
+        for (;; i += 16) {
+            const size_t b0 = i <= end - 15 ? i : end - 15;
+            const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(h + b0));
+            const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(h + b0 + nl - 1));
+            unsigned m = (unsigned)_mm_movemask_epi8(
+                             _mm_and_si128(_mm_cmpeq_epi8(a, v0), _mm_cmpeq_epi8(b, vl))) &
+                         (0xffffu << (i - b0));
+            for (; m; m &= m - 1) {
+                const size_t k = b0 + (size_t)__builtin_ctz(m);
+                if (memcmp(h + k + 1, n + 1, nl - 1) == 0)
+                    return h + k;
+            }
+            if (b0 == end - 15)
+                return NULL;
         }
-    }
-    /* the last positions (i .. end, fewer than 16): one more block ending at the last position,
-     * end - 15 .. end, its loads ending at h + hl, with the positions below i (already tested)
-     * masked off; scalar below when hl < nl + 15. Rejected: the scalar loop alone, which cost ~25
-     * instructions per bench_core event on the 27-byte urls (callgrind, issue 18) */
-    if (i <= end && end >= 15) {
-        const size_t b0 = end - 15;
-        const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(h + b0));
-        const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(h + b0 + nl - 1));
-        unsigned m = (unsigned)_mm_movemask_epi8(
-                         _mm_and_si128(_mm_cmpeq_epi8(a, v0), _mm_cmpeq_epi8(b, vl))) &
-                     (0xffffu << (i - b0));
-        for (; m; m &= m - 1) {
-            const size_t k = b0 + (size_t)__builtin_ctz(m);
-            if (memcmp(h + k + 1, n + 1, nl - 1) == 0)
-                return h + k;
-        }
-        return NULL;
     }
 #endif
     for (; i <= end; i++)

@@ -28,6 +28,7 @@
  *    hit per path.
  */
 #include "decode.h"
+#include "util.h"
 #include "formats.h"
 
 #include <stdatomic.h>
@@ -511,12 +512,7 @@ static void set_err(char *errstr, size_t errlen, const char *msg, const char *pa
         return;
     if (path) {
         char shown[201];
-        size_t n = 0;
-        for (; path[n] && n < sizeof shown - 1; n++) {
-            unsigned char ch = (unsigned char)path[n];
-            shown[n] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-        }
-        shown[n] = '\0';
+        cs_printable(shown, sizeof shown, path, strlen(path));
         snprintf(errstr, errlen, "%s: \"%s\"", msg, shown);
     } else
         snprintf(errstr, errlen, "%s", msg);

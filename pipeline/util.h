@@ -11,6 +11,20 @@
 
 #include <xxhash.h>
 
+/* s[0..len) as an error message shows it: at most cap - 1 bytes (cap >= 1), control bytes as
+ * '?' (an error is one line of a log, and a rule file's or command line's bytes may hold
+ * newlines), NUL-terminated. Returns the bytes written. */
+static inline size_t cs_printable(char *dst, size_t cap, const char *s, size_t len)
+{
+    size_t n = 0;
+    for (; n < len && n < cap - 1; n++) {
+        const unsigned char ch = (unsigned char)s[n];
+        dst[n] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    dst[n] = '\0';
+    return n;
+}
+
 /* a[0..n) == b[0..n), for the per-event look-ups that confirm a hash hit on a short value (a
  * classify key, a dimension value): two overlapping loads from each end cover 4..16 bytes,
  * three bytes 1..3, so nothing outside [0, n) is read; longer values go to memcmp. Rejected:
