@@ -644,12 +644,18 @@ static void worker_pick_rules(cs_worker *w)
     }
 }
 
+/* The unkeyed-producer detector's slot for customer hash h (see cs_engine.seen) */
+static inline _Atomic uint64_t *seen_slot(const cs_engine *e, uint64_t h)
+{
+    return &e->seen[(uint32_t)(h >> 16) & e->seen_mask];
+}
+
 /* The unkeyed-producer detector (see cs_engine.seen), for a customer entry just created. */
 static void note_new_customer(cs_worker *w, const cs_part *p, uint64_t h)
 {
     cs_engine *e = w->e;
     uint64_t tag = (h & ~(uint64_t)0xFFFF) | p->label;
-    _Atomic uint64_t *slot = &e->seen[(uint32_t)(h >> 16) & e->seen_mask];
+    _Atomic uint64_t *slot = seen_slot(e, h);
     uint64_t old = atomic_load_explicit(slot, memory_order_relaxed);
     if (old != 0 && old != tag && ((old ^ tag) >> 16) == 0)
         w->multi_part++; /* the same customer, created on another partition */
@@ -715,7 +721,14 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
             if (__builtin_expect(f->ev.idf == CS_ID_DEVICE, 0)) {
                 cs_pstate_prefetch_customer_dev(st, f->h, f->h2); /* SPEC 3.1, and its alias */
             } else {
-                cs_pstate_prefetch_customer(st, f->h);
+                /* A customer the index does not have is created when this event is
+                 * sessionized, and note_new_customer then reads its detector slot: a line of a
+                 * 2 MB table that the state's traffic keeps out of the caches. Not prefetched,
+                 * that read was ~7 % of the one-thread core's time with bench_core's 1M new
+                 * customers in 5M events (perf: the samples of process_run on its load;
+                 * RESULTS-e2e.md "the detector's slot"). For write: the slot is then stored. */
+                if (!cs_pstate_prefetch_customer(st, f->h) && !replay)
+                    __builtin_prefetch(seen_slot(w->e, f->h), 1);
                 if (__builtin_expect(f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON), 0))
                     cs_pstate_prefetch_customer(st, f->ph);
             }

@@ -760,9 +760,9 @@ static inline __attribute__((always_inline)) uint32_t prefetch_home_session(cons
     return c;
 }
 
-void cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h)
+int cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h)
 {
-    prefetch_home_customer(p, h);
+    return prefetch_home_customer(p, h) != NIL;
 }
 
 void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2)

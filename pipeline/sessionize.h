@@ -75,7 +75,11 @@ int cs_sessionize_hashed(cs_pstate *p, cs_sessctx *c, const cs_decoded *ev, uint
  * Hints only: they read current table memory and never change anything, so a stale guess costs
  * a wasted prefetch, never a wrong result. */
 void cs_pstate_prefetch_index(const cs_pstate *p, uint64_t h);
-void cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h);
+/* Returns 0 when no entry in h's chain carries h's tag: h is (almost surely) a customer the
+ * state does not have yet, so its sessionize will create it (the engine prefetches what that
+ * touches: engine.c, process_run). 1: an entry was found and prefetched (a rare tag collision
+ * makes it another customer's; still only a hint). */
+int cs_pstate_prefetch_customer(const cs_pstate *p, uint64_t h);
 void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2);
 /* SPEC 3.1 (identity) hints of the same kind: the alias slot of device h (for an event with
  * both ids); for an event with a device alone, prefetch_customer and prefetch_session that also
