@@ -718,20 +718,23 @@ static void process_run(cs_worker *w, cs_part *p, const cs_msg *msgs, size_t n, 
         }
         if (i >= 1 && i - 1 < n && w->fl[(i - 1) % PIPE].ok) {
             const inflight *f = &w->fl[(i - 1) % PIPE];
+            int known;
             if (__builtin_expect(f->ev.idf == CS_ID_DEVICE, 0)) {
-                cs_pstate_prefetch_customer_dev(st, f->h, f->h2); /* SPEC 3.1, and its alias */
+                /* SPEC 3.1, and its alias */
+                known = cs_pstate_prefetch_customer_dev(st, f->h, f->h2);
             } else {
-                /* A customer the index does not have is created when this event is
-                 * sessionized, and note_new_customer then reads its detector slot: a line of a
-                 * 2 MB table that the state's traffic keeps out of the caches. Not prefetched,
-                 * that read was ~7 % of the one-thread core's time with bench_core's 1M new
-                 * customers in 5M events (perf: the samples of process_run on its load;
-                 * RESULTS-e2e.md "the detector's slot"). For write: the slot is then stored. */
-                if (!cs_pstate_prefetch_customer(st, f->h) && !replay)
-                    __builtin_prefetch(seen_slot(w->e, f->h), 1);
+                known = cs_pstate_prefetch_customer(st, f->h);
                 if (__builtin_expect(f->ev.idf == (CS_ID_DEVICE | CS_ID_PERSON), 0))
                     cs_pstate_prefetch_customer(st, f->ph);
             }
+            /* A customer the index does not have is created when this event is sessionized,
+             * and note_new_customer then reads its detector slot: a line of a 2 MB table that
+             * the state's traffic keeps out of the caches. Not prefetched, that read was ~7 %
+             * of the one-thread core's time with bench_core's 1M new customers in 5M events
+             * (perf: the samples of process_run on its load; RESULTS-e2e.md "the detector's
+             * slot"). For write: the slot is then stored. */
+            if (!known && !replay)
+                __builtin_prefetch(seen_slot(w->e, f->h), 1);
         }
         if (i >= 2 && i - 2 < n && w->fl[(i - 2) % PIPE].ok) {
             const inflight *f = &w->fl[(i - 2) % PIPE];

@@ -935,14 +935,15 @@ static inline long al_hint(const cs_pstate *p, uint32_t ci, uint64_t h, uint32_t
     return ci != NIL && alb_get(p, ci) ? al_find(p, h, h2, NULL) : -1;
 }
 
-void cs_pstate_prefetch_customer_dev(const cs_pstate *p, uint64_t h, uint32_t h2)
+int cs_pstate_prefetch_customer_dev(const cs_pstate *p, uint64_t h, uint32_t h2)
 {
     uint32_t c = prefetch_home_customer(p, h);
     if (c == NIL)
-        return;
+        return 0;
     long a = al_hint(p, c, h, h2);
     if (a >= 0)
         cs_pstate_prefetch_index(p, p->al[a].ph);
+    return 1;
 }
 
 void cs_pstate_prefetch_session_dev(const cs_pstate *p, uint64_t h, uint32_t h2)

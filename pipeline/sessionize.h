@@ -86,7 +86,7 @@ void cs_pstate_prefetch_session(const cs_pstate *p, uint64_t h, uint32_t h2);
  * prefetch, when the entry h's tag names has an alias (else no alias probe at all), the
  * index slot, then the entry, of the person it aliases. */
 void cs_pstate_prefetch_alias(const cs_pstate *p, uint64_t h);
-void cs_pstate_prefetch_customer_dev(const cs_pstate *p, uint64_t h, uint32_t h2);
+int cs_pstate_prefetch_customer_dev(const cs_pstate *p, uint64_t h, uint32_t h2); /* as _customer */
 void cs_pstate_prefetch_session_dev(const cs_pstate *p, uint64_t h, uint32_t h2);
 
 /* Highest event time seen on this partition (INT64_MIN if none): the caller derives the
