@@ -447,7 +447,9 @@ static inline void idx_put(cs_pstate *p, uint32_t slot, uint32_t ci, uint64_t h)
     p->idx_n++;
 }
 
-#define GROW_AHEAD 64 /* slots (~48 entries at the 3/4 load a growth starts at): 16 left a third of the stall */
+/* idx_grow's prefetch distance, in slots (~48 entries at the 3/4 load a growth starts at); 16
+ * left a third of the stall */
+#define GROW_AHEAD 64
 static int idx_grow(cs_pstate *p)
 {
     uint32_t ncap = (p->idx_mask + 1) * 2;
