@@ -387,6 +387,12 @@ static inline uint32_t idx_tag(const cs_pstate *p, uint64_t h)
     return (uint32_t)h & ~p->id_mask;
 }
 
+/* The customer entry a non-empty slot names (its id is the slot's bits of id_mask) */
+static inline cs_cust *slot_cust(const cs_pstate *p, uint32_t slot)
+{
+    return CUST(p, slot & p->id_mask);
+}
+
 /* From slot *i on, the first slot that is empty or carries `tag`: its id, NIL if empty (*i is
  * left there). It only reads the index; an id is a candidate the caller confirms against its
  * entry (idx_find, which goes on past a wrong one), or only prefetches. */
@@ -466,10 +472,10 @@ static int idx_grow(cs_pstate *p)
          * bench_core with 1M customers: idx_grow's own samples; RESULTS-e2e.md "the
          * detector's slot"). */
         if (i + GROW_AHEAD < ocap && old[i + GROW_AHEAD] != NIL)
-            __builtin_prefetch(CUST(p, old[i + GROW_AHEAD] & p->id_mask));
+            __builtin_prefetch(slot_cust(p, old[i + GROW_AHEAD]));
         if (old[i] == NIL)
             continue;
-        uint32_t j = idx_home(p, CUST(p, old[i] & p->id_mask)->h);
+        uint32_t j = idx_home(p, slot_cust(p, old[i])->h);
         while (n[j] != NIL)
             j = (j + 1) & p->idx_mask;
         n[j] = old[i];
@@ -491,7 +497,7 @@ static void idx_delete(cs_pstate *p, uint32_t slot)
                 p->idx_n--;
                 return;
             }
-            uint32_t home = idx_home(p, CUST(p, p->idx[j] & p->id_mask)->h);
+            uint32_t home = idx_home(p, slot_cust(p, p->idx[j])->h);
             /* j's entry may move to i if its home is not cyclically in (i, j]. */
             if (((j - home) & p->idx_mask) >= ((j - i) & p->idx_mask))
                 break;
