@@ -47,9 +47,13 @@
 #   E2E_THREADS=2            --threads of the drains (a), (a') and the model (e)
 #   E2E_DRAIN_ARGS=          more clickstage flags for the drains of (a) (not the baseline's),
 #                            e.g. "--fetch-threads 1"
-#   E2E_BASELINE_BIN=<clickstage of an earlier build>   each drain run of (a) is preceded by a
-#                            drain of the same topic by that binary; the JSON gets its medians
-#                            and the ratios (same run, same machine load)
+#   E2E_BASELINE_BIN=<clickstage of an earlier build>   each drain run of (a) is paired with a
+#                            drain of the same topic by that binary, the baseline first in odd
+#                            pairs and second in even ones (a fixed order favoured the second
+#                            run: bench/RESULTS-e2e.md "the order of a pair"); the JSON gets its
+#                            medians and the ratios (same run, same machine load)
+#   E2E_WARMUP=1             one drain of each binary before (a)'s runs, not measured (0 = none):
+#                            a fresh VM's first touch of a page costs several times a later one
 #   E2E_SWEEP="1 2 3 4"      E2E_SWEEP_RUNS=1      thread counts of (f), runs each (median)
 #   E2E_COMPR="none lz4 zstd snappy gzip"  E2E_COMPR_EVENTS=min(E2E_EVENTS,2000000)  E2E_COMPR_RUNS=1
 #   E2E_NO_COPY=1            do not copy the plot to bench/live.png (never copied if LIVE_SECONDS < 60)
@@ -77,6 +81,7 @@ LIVE_SPAN=${LIVE_SPAN:-6d}
 E2E_PARTS=${E2E_PARTS:-drain floor sess naive live sweep compr}
 E2E_THREADS=${E2E_THREADS:-2}
 E2E_BASELINE_BIN=${E2E_BASELINE_BIN:-}
+E2E_WARMUP=${E2E_WARMUP:-1}
 E2E_SWEEP=${E2E_SWEEP:-1 2 3 4}
 E2E_SWEEP_RUNS=${E2E_SWEEP_RUNS:-1}
 E2E_COMPR=${E2E_COMPR:-none lz4 zstd snappy gzip}
@@ -305,13 +310,29 @@ floor_check() { # PREFIX EVENTS: the events refused as too_large, checked >= 99 
   say "    floor: ${n:-0} of $2 events refused as too_large (nothing of the core ran for them)"
   (( ${n:-0} * 100 >= $2 * 99 )) || { floor_ok=false; say "    floor: FEWER THAN 99 % REFUSED"; }
 }
-for i in $(seq 1 "$E2E_RUNS"); do
+baseline_drain() { # I: the baseline binary's drain of pair I, checked like (a)'s
+  say "(a) baseline drain run $1/$E2E_RUNS: $E2E_BASELINE_BIN --drain --threads $E2E_THREADS"
+  DRAIN_BIN=$BIN/clickstage-baseline run_drain "base$1" drain "b$1"
+  diffs=$(check_exact "b$1" "$WORK/drain.expect.json")
+  say "    cs_checkredis against --expect: $diffs differences"
+  [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-b$1.txt"; }
+}
+# Warm-up: one drain of each binary, not measured. On a VM booted minutes ago each page the
+# daemon touches for the first time is backed by the hypervisor then (~5-10 us a page against
+# ~1.4 us once warm: bench/RESULTS-e2e.md "the warm-up"), and the first drains of a run paid it.
+if [ "$E2E_RUNS" -gt 0 ] && [ "$E2E_WARMUP" != 0 ]; then
+  say "(a) warm-up drain (not measured)"
+  # shellcheck disable=SC2086
+  run_drain warm drain warm ${E2E_DRAIN_ARGS:-} >/dev/null
   if [ -n "$E2E_BASELINE_BIN" ]; then
-    say "(a) baseline drain run $i/$E2E_RUNS: $E2E_BASELINE_BIN --drain --threads $E2E_THREADS"
-    DRAIN_BIN=$BIN/clickstage-baseline run_drain "base$i" drain "b$i"
-    diffs=$(check_exact "b$i" "$WORK/drain.expect.json")
-    say "    cs_checkredis against --expect: $diffs differences"
-    [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-b$i.txt"; }
+    DRAIN_BIN=$BIN/clickstage-baseline run_drain warmb drain warmb >/dev/null
+  fi
+  rcli --scan --pattern "warm*" | xargs -r -n 500 redis-cli -p "$REDIS_PORT" DEL >/dev/null
+fi
+for i in $(seq 1 "$E2E_RUNS"); do
+  # the baseline first in odd pairs, second in even ones
+  if [ -n "$E2E_BASELINE_BIN" ] && [ $((i % 2)) = 1 ]; then
+    baseline_drain "$i"
   fi
   say "(a) drain run $i/$E2E_RUNS: clickstage --drain --threads $E2E_THREADS --http-listen \"\" (from earliest)"
   # shellcheck disable=SC2086
@@ -319,6 +340,9 @@ for i in $(seq 1 "$E2E_RUNS"); do
   diffs=$(check_exact "d$i" "$WORK/drain.expect.json")
   say "    cs_checkredis against --expect: $diffs differences"
   [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-d$i.txt"; }
+  if [ -n "$E2E_BASELINE_BIN" ] && [ $((i % 2)) = 0 ]; then
+    baseline_drain "$i"
+  fi
   if [ "$floor_ok" != null ]; then
     say "(h) floor run $i/$E2E_RUNS: the same drain, every event refused as too_large (limits.max_bytes 64)"
     # shellcheck disable=SC2086
