@@ -187,15 +187,21 @@ typedef struct hit {
  * before the key or its colon (a frame starting with whitespace would take a key with no comma
  * before it); those keep the key's own prediction. */
 #define FRAME_NONE 0x10000u
+/* The scan holds its context as a pointer to the entry (pe), not as an index: with `next` an
+ * index, each test reloaded the table's base and the index (GCC spills both in decode_json),
+ * shifted and added before it could load the entry's parent, the hottest stall of the frame's
+ * test (perf: ~4 % of the decoder's samples on the branch after that load). `next` points into
+ * the same decoder's pred[] (a decoder is never copied or moved). */
 typedef struct kpred {
     _Alignas(16) uint8_t key[16]; /* the key, zero padded */
     uint32_t parent;              /* the object (trie node) it was met in; UINT32_MAX: empty */
     uint32_t child;               /* the look-up's answer (NONE included) */
     uint32_t len;                 /* 1..16 */
-    uint32_t next;                /* the context of the key after it: its hash's top bits */
     _Alignas(16) uint8_t frame[16]; /* ',', '"', the key, '"', ':'; zero padded */
     uint32_t fmask;                 /* (1 << (len + 4)) - 1, or FRAME_NONE */
+    struct kpred *next; /* the context of the key after it: its hash's top bits, as an entry */
 } kpred;
+_Static_assert(sizeof(kpred) == 64, "a prediction entry is one cache line");
 
 static inline uint32_t pred_first(uint32_t node) /* the context of an object's first key */
 {
@@ -220,7 +226,7 @@ struct cs_decoder {
     uint32_t seen[MAX_NODES];
     hit hits[MAX_HITS];
 #ifdef __SSE2__
-    uint32_t pstack[MAX_DEPTH_CAP + 1]; /* the prediction context of each open container */
+    kpred *pstack[MAX_DEPTH_CAP + 1];   /* the prediction context of each open container */
     uint64_t pred_build;                /* the plan build pred[] was filled under (0: none) */
     int32_t pred_score;                 /* +3 a predicted key, -4 a wrong guess (kpred) */
     uint32_t pred_probe;                /* messages while the score is below zero */
@@ -231,8 +237,10 @@ struct cs_decoder {
 static void pred_reset(cs_decoder *d)
 {
 #ifdef __SSE2__
-    for (uint32_t i = 0; i < PRED_SIZE; i++)
+    for (uint32_t i = 0; i < PRED_SIZE; i++) {
         d->pred[i].parent = UINT32_MAX;
+        d->pred[i].next = &d->pred[0]; /* never followed while parent is UINT32_MAX */
+    }
     d->pred_build = 0;
     d->pred_score = PRED_SCORE_START;
     d->pred_probe = 0;
@@ -1494,7 +1502,7 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
  * or its padding). */
 #define FRAME_TRY(SKIP0)                                                                           \
     do {                                                                                           \
-        const kpred *fe_ = &pred[pc];                                                              \
+        const kpred *fe_ = pe;                                                                     \
         if (fe_->parent == cur) {                                                                  \
             const unsigned feq_ = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(                     \
                 load16(p), _mm_load_si128((const __m128i *)(const void *)fe_->frame)));          \
@@ -1502,7 +1510,7 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
             if ((feq_ & fm_) == fm_) {                                                             \
                 const uint32_t fch_ = fe_->child;                                                  \
                 p += fe_->len + 4;                                                                 \
-                pc = fe_->next;                                                                    \
+                pe = fe_->next;                                                                    \
                 sc += 3;                                                                           \
                 KEY_NODE(fch_);                                                                    \
                 if (UNLIKELY(*p <= ' '))                                                           \
@@ -1590,16 +1598,16 @@ static ALWAYS_INLINE cs_invalid decode_json(cs_decoder *d, const char *buf, size
         d->pred_build = pl->build_id;
     }
     kpred *const pred = d->pred;
-    uint32_t *const pstk = d->pstack;
-    uint32_t pc = 0; /* the prediction context of the next key in cur */
+    kpred **const pstk = d->pstack;
+    kpred *pe = pred; /* the prediction context of the next key in cur */
     /* the score, in a register while the message is scanned (stored back at done and bad; a
      * message given up as too deep leaves it as it was) */
     int32_t sc = d->pred_score;
     if (predict && sc > PRED_SCORE_MAX)
         sc = PRED_SCORE_MAX;
 #define PRED_SCORE_KEEP() (predict ? (void)(d->pred_score = sc) : (void)0)
-#define PUSH_PC() (predict ? (void)(pstk[depth] = pc) : (void)0)
-#define POP_PC() (predict ? (void)(pc = pstk[depth]) : (void)0)
+#define PUSH_PC() (predict ? (void)(pstk[depth] = pe) : (void)0)
+#define POP_PC() (predict ? (void)(pe = pstk[depth]) : (void)0)
 #else
 #define PUSH_PC() ((void)0)
 #define POP_PC() ((void)0)
@@ -1665,7 +1673,7 @@ value: /* *p is the first byte of a value (or garbage) */
         cur = (vnode != NONE && nodes[vnode].nchildren) ? vnode : STK_NONE;
 #ifdef __SSE2__
         if (predict) {
-            pc = pred_first(cur);
+            pe = &pred[pred_first(cur)];
             if (cur != STK_NONE)
                 FRAME_TRY(1);
         }
@@ -1805,15 +1813,15 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
 #ifdef __SSE2__
     const __m128i x = load16(s);
     if (predict && cur != STK_NONE) { /* the predicted key (see kpred) */
-        const kpred *pe = &pred[pc];
-        if (pe->parent == cur) {
-            const unsigned want = (1u << pe->len) - 1;
+        const kpred *pk = pe;
+        if (pk->parent == cur) {
+            const unsigned want = (1u << pk->len) - 1;
             const unsigned eq = (unsigned)_mm_movemask_epi8(
-                _mm_cmpeq_epi8(x, _mm_load_si128((const __m128i *)(const void *)pe->key)));
-            if ((eq & want) == want && s[pe->len] == '"') {
-                q = s + pe->len;
-                child = pe->child;
-                pc = pe->next;
+                _mm_cmpeq_epi8(x, _mm_load_si128((const __m128i *)(const void *)pk->key)));
+            if ((eq & want) == want && s[pk->len] == '"') {
+                q = s + pk->len;
+                child = pk->child;
+                pe = pk->next;
                 sc += 3;
                 goto key_known;
             }
@@ -1830,12 +1838,12 @@ key: { /* at the opening quote of a key in object cur (or garbage) */
             uint32_t nctx;
             child = trie_lookup_short(htab, hmask, hshift, hmul, hperfect, cur, xk, n, &nctx);
             if (predict) {
-                kpred *pw = &pred[pc]; /* what follows in this context from now on */
+                kpred *pw = pe; /* what follows in this context from now on */
                 _mm_store_si128((__m128i *)(void *)pw->key, xk);
                 pw->parent = cur;
                 pw->child = child;
                 pw->len = n;
-                pw->next = pc = nctx;
+                pw->next = pe = &pred[nctx];
                 /* p[-1] is in the message (a key follows '{', ',' or whitespace), and the load
                  * reads p[-1 .. 14], short of s[15], which x was loaded to */
                 if (n <= 12 && s[n + 1] == ':' && (p[-1] == ',' || p[-1] == '{')) {
