@@ -64,6 +64,9 @@
 
 #define STK_ARR 0x80000000u /* stack entry flag: container is an array */
 #define STK_NONE 0x7FFFFFFFu /* stack entry: object with no trie node */
+#define STK_TOP 0xFFFFFFFEu  /* cur at the top level (depth 0): neither a trie object nor
+                              * STK_NONE, so that `after` tells it from cur, in a register,
+                              * rather than from depth, which GCC keeps on the stack */
 
 typedef struct ttarget {
     uint8_t field;
@@ -1587,9 +1590,9 @@ static ALWAYS_INLINE cs_invalid decode_json(cs_decoder *d, const char *buf, size
     uint16_t win[CS_MAX_FIELDS]; /* and its hit */
     memset(best, 0xFF, sizeof best);
     int depth = 0;        /* containers open, including cur */
-    /* the innermost open container: trie node or STK_NONE, | STK_ARR; STK_NONE at the top
-     * level (depth 0), so that `after` may test for a trie object before testing the depth */
-    uint32_t cur = STK_NONE;
+    /* the innermost open container: trie node or STK_NONE, | STK_ARR; STK_TOP at the top
+     * level (depth 0): not a trie object, so `after` may test for one first */
+    uint32_t cur = STK_TOP;
 #ifdef __SSE2__
     if (predict && UNLIKELY(d->pred_build != pl->build_id)) {
         /* another plan, or this one rebuilt (cs_decode_plan_add_field and the like change the
@@ -1775,11 +1778,11 @@ pop: /* the container cur was just closed; p is after its closing bracket */
     /* fall through */
 after: /* a value ended at p, inside container cur (depth >= 1), or at the top level */
 #ifdef __SSE2__
-    /* a trie object (not STK_NONE, not an array: STK_ARR), hence depth >= 1 */
+    /* a trie object (not STK_NONE, not an array: STK_ARR, not STK_TOP), hence depth >= 1 */
     if (predict && cur < STK_NONE)
         FRAME_TRY(0);
 #endif
-    if (UNLIKELY(depth == 0))
+    if (UNLIKELY(cur == STK_TOP)) /* depth == 0 */
         goto done;
     c = *p;
     if (UNLIKELY(c <= ' ')) {
