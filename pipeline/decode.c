@@ -1150,14 +1150,14 @@ static ALWAYS_INLINE void identity_ids(const cs_decode_plan *pl, cs_decoded *out
  * walk after the scan (a second pass re-reading every hit, its node and its targets; callgrind,
  * issue 18: about a tenth of cs_decode's instructions). The hit of a message that turns out
  * invalid has bid for nothing that is read: resolve() runs on a successful scan only. */
-static ALWAYS_INLINE void bid(const ttarget *tg, unsigned nt, unsigned vk, unsigned h,
-                              uint8_t *best, uint16_t *win)
+static ALWAYS_INLINE void bid(const ttarget *tg, unsigned nt, unsigned vk, hit *h,
+                              uint8_t *best, hit **win)
 {
     for (unsigned i = 0; i < nt; i++) {
         const unsigned f = tg[i].field;
         if (tg[i].prio < best[f] && ((tg[i].acc >> vk) & 1)) {
             best[f] = tg[i].prio;
-            win[f] = (uint16_t)h;
+            win[f] = h;
         }
     }
 }
@@ -1181,7 +1181,7 @@ static const uint8_t vk_kind[4] = {[VK_STR] = CS_SV_STR, [VK_INT] = CS_SV_NUM,
  * scratch buffer, once per hit: unescaped text is never longer than its source and sources do
  * not overlap, so the scratch buffer (cap >= message length) always has room. */
 static ALWAYS_INLINE void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_decoded *out,
-                    const uint8_t *best, const uint16_t *win, const uint8_t *base,
+                    const uint8_t *best, hit *const *win, const uint8_t *base,
                     const char *buf)
 {
     const int nf = pl->nfields;
@@ -1193,7 +1193,7 @@ static ALWAYS_INLINE void resolve(cs_decoder *d, const cs_decode_plan *pl, cs_de
             out->f[f].kind = CS_SV_STR;
             continue;
         }
-        hit *x = &d->hits[win[f]];
+        hit *x = win[f];
         if (x->esc == 1) { /* 2: already undone for another field */
             char *o = d->scratch + used;
             long m = unescape(x->s, x->len, (uint8_t *)o, d->cap - used);
@@ -1462,7 +1462,7 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
         const tnode *t_ = &nodes[vnode];                                                           \
         if (!t_->ntargets)                                                                         \
             break;                                                                                 \
-        hit *h_ = &hits[nh];                                                                       \
+        hit *h_ = hp;                                                                              \
         h_->s = (S);                                                                               \
         h_->len = (uint32_t)(N);                                                                   \
         h_->vk = (uint8_t)(VK);                                                                    \
@@ -1478,12 +1478,12 @@ static NOINLINE uint32_t key_lookup_slow(cs_decoder *d, const cs_decode_plan *pl
             const ttarget *g_ = &t_->t1;                                                           \
             if (g_->prio < best[g_->field] && ((g_->acc >> (VK)) & 1)) {                           \
                 best[g_->field] = g_->prio;                                                        \
-                win[g_->field] = (uint16_t)nh;                                                     \
+                win[g_->field] = h_;                                                               \
             }                                                                                      \
         } else {                                                                                   \
-            bid(targets + t_->tgt_off, t_->ntargets, (VK), nh, best, win);                         \
+            bid(targets + t_->tgt_off, t_->ntargets, (VK), h_, best, win);                         \
         }                                                                                          \
-        nh++;                                                                                      \
+        hp++;                                                                                      \
     } while (0)
 
 /* A key of the open object was read, and CH is its trie node (NONE: no path goes through it):
@@ -1585,9 +1585,9 @@ static ALWAYS_INLINE cs_invalid decode_json(cs_decoder *d, const char *buf, size
 #endif
     hit *const hits = d->hits;
     const ttarget *const targets = pl->targets;
-    unsigned nh = 0;
+    hit *hp = hits; /* the next hit's slot (a node hits once per message: MAX_HITS at most) */
     uint8_t best[CS_MAX_FIELDS]; /* bid(): per field, the winning priority (0xFF: none) */
-    uint16_t win[CS_MAX_FIELDS]; /* and its hit */
+    hit *win[CS_MAX_FIELDS];     /* and its hit */
     memset(best, 0xFF, sizeof best);
     int depth = 0;        /* containers open, including cur */
     /* the innermost open container: trie node or STK_NONE, | STK_ARR; STK_TOP at the top
