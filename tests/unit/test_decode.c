@@ -206,6 +206,16 @@ static void test_not_object(void **state)
     EXPECT(f, "{}x", CS_INV_NOT_JSON);
     EXPECT(f, "[1,", CS_INV_NOT_JSON);   /* grammar before not_object */
     EXPECT(f, "\"abc", CS_INV_NOT_JSON);
+    /* a value at the top level ends the message (decode.c STK_TOP: the scan tells the top level
+     * from cur, not depth); what follows it is not a second value or a closing bracket */
+    EXPECT(f, "\"a\",1", CS_INV_NOT_JSON);
+    EXPECT(f, "1}", CS_INV_NOT_JSON);
+    EXPECT(f, "[1]]", CS_INV_NOT_JSON);
+    EXPECT(f, "[1],[2]", CS_INV_NOT_JSON);
+    EXPECT(f, "{}}", CS_INV_NOT_JSON);
+    EXPECT(f, "{\"userId\":\"a\",\"event\":\"e\"},{}", CS_INV_NOT_JSON);
+    EXPECT(f, "{\"userId\":\"a\",\"event\":\"e\"}]", CS_INV_NOT_JSON);
+    EXPECT(f, "{\"userId\":\"a\",\"event\":\"e\"} \n", CS_DECODE_OK);
 }
 
 static void test_precedence(void **state)
