@@ -50,7 +50,7 @@
 #   E2E_BASELINE_BIN=<clickstage of an earlier build>   each drain run of (a) is paired with a
 #                            drain of the same topic by that binary, the baseline first in odd
 #                            pairs and second in even ones (a fixed order favoured the second
-#                            run: bench/RESULTS-e2e.md "the order of a pair"); the JSON gets its
+#                            run: bench/RESULTS-e2e.md "a fresh VM's pages"); the JSON gets its
 #                            medians and the ratios (same run, same machine load)
 #   E2E_WARMUP=1             one drain of each binary before (a)'s runs, not measured (0 = none):
 #                            a fresh VM's first touch of a page costs several times a later one
@@ -310,16 +310,20 @@ floor_check() { # PREFIX EVENTS: the events refused as too_large, checked >= 99 
   say "    floor: ${n:-0} of $2 events refused as too_large (nothing of the core ran for them)"
   (( ${n:-0} * 100 >= $2 * 99 )) || { floor_ok=false; say "    floor: FEWER THAN 99 % REFUSED"; }
 }
+check_drain() { # PREFIX: the counts of (a)'s drain into PREFIX against the expected ones
+  diffs=$(check_exact "$1" "$WORK/drain.expect.json")
+  say "    cs_checkredis against --expect: $diffs differences"
+  [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-$1.txt"; }
+}
 baseline_drain() { # I: the baseline binary's drain of pair I, checked like (a)'s
   say "(a) baseline drain run $1/$E2E_RUNS: $E2E_BASELINE_BIN --drain --threads $E2E_THREADS"
   DRAIN_BIN=$BIN/clickstage-baseline run_drain "base$1" drain "b$1"
-  diffs=$(check_exact "b$1" "$WORK/drain.expect.json")
-  say "    cs_checkredis against --expect: $diffs differences"
-  [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-b$1.txt"; }
+  check_drain "b$1"
 }
 # Warm-up: one drain of each binary, not measured. On a VM booted minutes ago each page the
 # daemon touches for the first time is backed by the hypervisor then (~5-10 us a page against
-# ~1.4 us once warm: bench/RESULTS-e2e.md "the warm-up"), and the first drains of a run paid it.
+# ~1.4 us once warm: bench/RESULTS-e2e.md "a fresh VM's pages"), and the first drains of a run
+# paid it.
 if [ "$E2E_RUNS" -gt 0 ] && [ "$E2E_WARMUP" != 0 ]; then
   say "(a) warm-up drain (not measured)"
   # shellcheck disable=SC2086
@@ -337,9 +341,7 @@ for i in $(seq 1 "$E2E_RUNS"); do
   say "(a) drain run $i/$E2E_RUNS: clickstage --drain --threads $E2E_THREADS --http-listen \"\" (from earliest)"
   # shellcheck disable=SC2086
   run_drain "drain$i" drain "d$i" ${E2E_DRAIN_ARGS:-}
-  diffs=$(check_exact "d$i" "$WORK/drain.expect.json")
-  say "    cs_checkredis against --expect: $diffs differences"
-  [ "$diffs" = 0 ] || { exact=false; tail -15 "$WORK/check-d$i.txt"; }
+  check_drain "d$i"
   if [ -n "$E2E_BASELINE_BIN" ] && [ $((i % 2)) = 0 ]; then
     baseline_drain "$i"
   fi
